@@ -1,0 +1,35 @@
+package dev.stasis.api;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import io.fabric8.kubernetes.api.model.Condition;
+import java.util.ArrayList;
+import java.util.List;
+
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class CheckpointStatus implements ConditionedStatus {
+  public CheckpointPhase phase;
+  /** Node whose agent does (or did) the work. */
+  public String node;
+  /** Storage the archive goes to, resolved from spec.storage or the default. */
+  public String storage;
+  public String startTime;
+  public String completionTime;
+  public ArchiveStatus archive;
+  public CheckpointStats stats;
+  /** Stable CamelCase reason of the last failure or the current state. */
+  public String reason;
+  public String message;
+  /** The last lines of CRIU's log when CRIU failed. */
+  public String criuLogTail;
+  public Long observedGeneration;
+  public List<Condition> conditions = new ArrayList<>();
+
+  @Override
+  public List<Condition> conditions() {
+    return conditions;
+  }
+
+  public CheckpointPhase phaseOrPending() {
+    return phase != null ? phase : CheckpointPhase.Pending;
+  }
+}

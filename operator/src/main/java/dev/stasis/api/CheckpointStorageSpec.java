@@ -1,0 +1,33 @@
+package dev.stasis.api;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Default;
+import io.fabric8.generator.annotation.ValidationRule;
+
+@JsonInclude(JsonInclude.Include.NON_NULL)
+@ValidationRule(
+    value = "has(self.s3) != has(self.filesystem)",
+    message = "set exactly one of s3 (an S3-compatible bucket) or filesystem (a path on the nodes)")
+public class CheckpointStorageSpec {
+  @JsonProperty("default")
+  @JsonPropertyDescription("Checkpoints that name no storage use the storage marked default.")
+  public Boolean isDefault;
+
+  public S3Storage s3;
+
+  public FileSystemStorage filesystem;
+
+  @Default("zstd")
+  @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
+  public Compression compression;
+
+  public Compression compressionOrDefault() {
+    return compression != null ? compression : Compression.zstd;
+  }
+
+  public boolean isDefault() {
+    return Boolean.TRUE.equals(isDefault);
+  }
+}

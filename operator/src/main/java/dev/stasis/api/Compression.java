@@ -1,0 +1,6 @@
+package dev.stasis.api;
+
+public enum Compression {
+  zstd,
+  none
+}

@@ -1,0 +1,50 @@
+package dev.stasis.api;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import java.util.ArrayList;
+import java.util.List;
+
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class NodeProfileSpec {
+  /** Machine architecture as the kernel names it (x86_64, aarch64). */
+  public String arch;
+  public CpuInfo cpu;
+  public String kernelRelease;
+  public OsInfo os;
+  public CriuInfo criu;
+  public RuntimeInfo runtime;
+  public List<String> gpus = new ArrayList<>();
+  public Long workDirFreeBytes;
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class CpuInfo {
+    public String vendor;
+    public String family;
+    public String model;
+    public String modelName;
+    public List<String> flags = new ArrayList<>();
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class OsInfo {
+    public String id;
+    public String versionId;
+    public String prettyName;
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class CriuInfo {
+    /** e.g. 4.2.1; empty when CRIU is missing on the node. */
+    public String version;
+    /** Whether `criu check` passed. */
+    public Boolean checkPassed;
+    public String checkMessage;
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class RuntimeInfo {
+    /** Container runtime family (cri-o, containerd) or "none" for process-only nodes. */
+    public String name;
+    public String version;
+  }
+}

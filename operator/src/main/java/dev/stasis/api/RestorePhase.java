@@ -1,0 +1,12 @@
+package dev.stasis.api;
+
+public enum RestorePhase {
+  Pending,
+  Restoring,
+  Completed,
+  Failed;
+
+  public boolean isTerminal() {
+    return this == Completed || this == Failed;
+  }
+}

@@ -1,0 +1,15 @@
+package dev.stasis.api;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.ValidationRule;
+
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class RestoreSpec {
+  @Required
+  @ValidationRule(value = "self == oldSelf", message = "checkpointRef is immutable: create a new Restore instead")
+  public CheckpointRef checkpointRef;
+
+  public RestorePlacement placement;
+}

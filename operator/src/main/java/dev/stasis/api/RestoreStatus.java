@@ -1,0 +1,36 @@
+package dev.stasis.api;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import io.fabric8.kubernetes.api.model.Condition;
+import java.util.ArrayList;
+import java.util.List;
+
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class RestoreStatus implements ConditionedStatus {
+  public RestorePhase phase;
+  /** Node chosen to restore on. */
+  public String node;
+  /** Why that node: the placement decision, including every node that was rejected and why. */
+  public String placement;
+  public String startTime;
+  public String completionTime;
+  /** PID of the restored tree's root on the node. */
+  public Integer restoredPid;
+  /** Running while the restored tree runs under its agent; Exited once it ended. */
+  public String processState;
+  public Integer exitCode;
+  public String reason;
+  public String message;
+  public String criuLogTail;
+  public Long observedGeneration;
+  public List<Condition> conditions = new ArrayList<>();
+
+  @Override
+  public List<Condition> conditions() {
+    return conditions;
+  }
+
+  public RestorePhase phaseOrPending() {
+    return phase != null ? phase : RestorePhase.Pending;
+  }
+}

@@ -1,0 +1,9 @@
+package dev.stasis.storage;
+
+import java.io.IOException;
+
+public class ObjectNotFoundException extends IOException {
+  public ObjectNotFoundException(String uri) {
+    super("no object at " + uri);
+  }
+}

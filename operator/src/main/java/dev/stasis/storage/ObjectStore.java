@@ -1,0 +1,45 @@
+package dev.stasis.storage;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.List;
+
+/**
+ * An object store holding checkpoint archives and manifests. Keys are '/'-separated relative
+ * paths ({@code <namespace>/<checkpoint>-<uid>/archive.tar.zst}); implementations add their own
+ * prefix. Nothing written through {@link #upload} is visible before {@link ObjectUpload#commit()}.
+ */
+public interface ObjectStore extends AutoCloseable {
+
+  /** Starts a streamed upload of one object; abort or close it if anything goes wrong. */
+  ObjectUpload upload(String key) throws IOException;
+
+  /** Writes a small object in one call (manifests); it appears whole or not at all. */
+  void put(String key, byte[] content) throws IOException;
+
+  /** Streams an object's bytes. @throws ObjectNotFoundException when there is no such object. */
+  InputStream open(String key) throws IOException;
+
+  /** Reads a small object whole. @throws ObjectNotFoundException when there is no such object. */
+  byte[] read(String key) throws IOException;
+
+  boolean exists(String key) throws IOException;
+
+  /** Every committed object whose key starts with {@code keyPrefix}. */
+  List<StoredObject> list(String keyPrefix) throws IOException;
+
+  /** Deletes every object whose key starts with {@code keyPrefix}; missing objects are fine. */
+  void deleteAll(String keyPrefix) throws IOException;
+
+  /**
+   * Checks for real that objects can be written, read and deleted here (bucket exists, credentials
+   * work, path writable). @throws StorageUnavailableException saying what is wrong.
+   */
+  void check() throws StorageUnavailableException;
+
+  /** A URI naming the object for people, e.g. {@code s3://bucket/prefix/key} or {@code file:///path/key}. */
+  String uri(String key);
+
+  @Override
+  void close();
+}

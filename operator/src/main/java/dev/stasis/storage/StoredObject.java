@@ -1,0 +1,5 @@
+package dev.stasis.storage;
+
+import java.time.Instant;
+
+public record StoredObject(String key, long sizeBytes, Instant lastModified) {}
