@@ -1,0 +1,294 @@
+package dev.stasis.agent;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.stasis.api.ArchiveStatus;
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointStats;
+import dev.stasis.api.CheckpointStatus;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.Conditions;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ArchiveSummary;
+import dev.stasis.archive.ArchiveWriter;
+import dev.stasis.archive.Manifest;
+import dev.stasis.criu.Criu;
+import dev.stasis.criu.CriuException;
+import dev.stasis.criu.CriuVersion;
+import dev.stasis.criu.DumpOptions;
+import dev.stasis.criu.DumpStats;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.StatusWriter;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.ObjectUpload;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.javaoperatorsdk.operator.api.reconciler.Context;
+import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
+import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Takes the checkpoints the operator assigned to this node: CRIU dump into a work folder, one
+ * streamed pass of tar, zstd and sha256 into storage, the manifest written last as the commit
+ * marker. A workload is only ever ended (leaveRunning: false) once its checkpoint is stored.
+ */
+@ControllerConfiguration(name = "node-checkpoint", generationAwareEventProcessing = false)
+public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
+  private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final KubernetesClient client;
+  private final AgentConfig config;
+  private final StorageAccess storages;
+  private final StatusWriter statusWriter;
+  private final EventRecorder events;
+  /** Checkpoints this agent process is working on; Running ones not in here were abandoned. */
+  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
+
+  public NodeCheckpointWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
+    this.client = client;
+    this.config = config;
+    this.storages = new StorageAccess(client);
+    this.statusWriter = new StatusWriter(client);
+    this.events = events;
+  }
+
+  @Override
+  public UpdateControl<Checkpoint> reconcile(Checkpoint checkpoint, Context<Checkpoint> context) {
+    CheckpointStatus status = checkpoint.getStatus();
+    if (status == null || !config.nodeName().equals(status.node)) {
+      return UpdateControl.noUpdate(); // not handed over to this node yet
+    }
+    if (status.phase == CheckpointPhase.Pending) {
+      take(checkpoint);
+    } else if (status.phase == CheckpointPhase.Running && !inFlight.contains(checkpoint.getMetadata().getUid())) {
+      resolveAbandoned(checkpoint);
+    }
+    return UpdateControl.noUpdate();
+  }
+
+  private void take(Checkpoint checkpoint) {
+    String uid = checkpoint.getMetadata().getUid();
+    int pid = checkpoint.getSpec().target.process.pid;
+    CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
+    // A failure to write Running propagates, so that the framework retries the whole pass.
+    var running = statusWriter.update(checkpoint, this::isPendingHere, c -> {
+      c.getStatus().phase = CheckpointPhase.Running;
+      c.getStatus().startTime = Conditions.now();
+      c.getStatus().message = "checkpointing PID " + pid + " with CRIU";
+      c.getStatus().reason = null;
+    });
+    if (running.isEmpty()) {
+      return; // a stale copy: this checkpoint was taken already
+    }
+    checkpoint = running.get();
+    inFlight.add(uid);
+    Path workDir = config.workDir().resolve("checkpoints").resolve(uid);
+    long started = System.nanoTime();
+    List<Long> tree = List.of();
+    boolean stopped = false;
+    try {
+      events.normal(checkpoint, "Started", "checkpointing PID " + pid + " on node " + config.nodeName());
+
+      CriuVersion criuVersion = requireCriu();
+      ProcessTree.requireCheckpointable(pid);
+      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+      try (ObjectStore store = storages.open(storage)) {
+        DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
+            Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
+            Boolean.TRUE.equals(options.shellJob),
+            options.externalMounts == null ? List.of() : options.externalMounts,
+            Duration.ofSeconds(options.timeoutSecondsOrDefault()));
+        tree = ProcessTree.members(pid);
+        Criu.DumpResult dumped = dump(dump);
+        stopped = !options.leaveRunning();
+
+        Manifest manifest = store(checkpoint, storage, store, dump, criuVersion);
+        if (stopped) {
+          ProcessTree.signal(tree, "KILL"); // stored and committed: only now may the workload end
+          stopped = false;
+        }
+        complete(checkpoint, store, manifest, dumped.stats(), started);
+      }
+    } catch (WorkFailure failure) {
+      if (stopped) {
+        ProcessTree.signal(tree, "CONT"); // nothing stored: the workload goes on as if never touched
+      }
+      fail(checkpoint, failure);
+    } catch (RuntimeException e) {
+      if (stopped) {
+        ProcessTree.signal(tree, "CONT");
+      }
+      log.error("checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
+      fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+    } finally {
+      WorkDirs.delete(workDir);
+      inFlight.remove(uid);
+    }
+  }
+
+  private boolean isPendingHere(Checkpoint c) {
+    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Pending
+        && config.nodeName().equals(c.getStatus().node);
+  }
+
+  private static boolean isRunning(Checkpoint c) {
+    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running;
+  }
+
+  private CriuVersion requireCriu() throws WorkFailure {
+    try {
+      return config.criu().requireUsable();
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage() + " (node " + config.nodeName() + ")");
+    }
+  }
+
+  private Criu.DumpResult dump(DumpOptions options) throws WorkFailure {
+    try {
+      return config.criu().dump(options);
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
+    } catch (IOException e) {
+      throw new WorkFailure("WorkDirUnavailable", "cannot prepare the work folder " + options.workDir() + ": " + e.getMessage());
+    }
+  }
+
+  /**
+   * Archive first, manifest last: a checkpoint whose manifest exists is whole. Anything written
+   * before a failure is removed again, so no half-written archive is ever left to be mistaken.
+   */
+  private Manifest store(Checkpoint checkpoint, CheckpointStorage storage, ObjectStore store, DumpOptions dump,
+      CriuVersion criuVersion) throws WorkFailure {
+    var meta = checkpoint.getMetadata();
+    ArchiveCodec codec = StorageBinding.codec(storage);
+    ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+    String archiveKey = layout.archiveKey(codec);
+    try {
+      ArchiveSummary summary;
+      try (ObjectUpload upload = store.upload(archiveKey)) {
+        summary = new ArchiveWriter().write(dump.imagesDir(), upload.stream(), codec);
+        upload.commit();
+      }
+      Manifest manifest = manifest(checkpoint, dump, criuVersion, archiveKey, codec, summary);
+      store.put(layout.manifestKey(), manifest.toJson());
+      return manifest;
+    } catch (IOException e) {
+      try {
+        store.deleteAll(layout.prefix());
+      } catch (IOException cleanup) {
+        e.addSuppressed(cleanup);
+      }
+      throw new WorkFailure("StorageFailed", "storing the archive in " + store.uri(archiveKey) + " failed: "
+          + e.getMessage() + "; nothing was kept and the workload was not ended");
+    }
+  }
+
+  private Manifest manifest(Checkpoint checkpoint, DumpOptions dump, CriuVersion criuVersion, String archiveKey,
+      ArchiveCodec codec, ArchiveSummary summary) {
+    var meta = checkpoint.getMetadata();
+    Manifest m = new Manifest();
+    m.createdAt = Conditions.now();
+    m.source = new Manifest.Source();
+    m.source.namespace = meta.getNamespace();
+    m.source.checkpointName = meta.getName();
+    m.source.checkpointUid = meta.getUid();
+    m.source.node = config.nodeName();
+    m.source.pid = dump.pid();
+    NodeProfile profile = client.resources(NodeProfile.class).withName(config.nodeName()).get();
+    if (profile != null && profile.getSpec() != null) {
+      @SuppressWarnings("unchecked")
+      Map<String, Object> fingerprint = JSON.convertValue(profile.getSpec(), Map.class);
+      m.nodeProfile = fingerprint;
+    }
+    m.criu = new Manifest.Criu();
+    m.criu.version = criuVersion.toString();
+    m.criu.options = dump.recordedOptions();
+    m.tcpEstablished = dump.tcpEstablished();
+    m.archive = new Manifest.Archive();
+    m.archive.key = archiveKey;
+    m.archive.codec = codec;
+    m.archive.sizeBytes = summary.sizeBytes();
+    m.archive.storedBytes = summary.storedBytes();
+    m.archive.sha256 = summary.sha256();
+    return m;
+  }
+
+  private void complete(Checkpoint checkpoint, ObjectStore store, Manifest manifest, DumpStats dumpStats, long started) {
+    ArchiveStatus archive = new ArchiveStatus();
+    archive.uri = store.uri(manifest.archive.key);
+    archive.sizeBytes = manifest.archive.sizeBytes;
+    archive.storedBytes = manifest.archive.storedBytes;
+    archive.sha256 = manifest.archive.sha256;
+    CheckpointStats stats = new CheckpointStats();
+    if (dumpStats != null) {
+      stats.freezingTimeMicros = dumpStats.freezingTimeMicros();
+      stats.frozenTimeMicros = dumpStats.frozenTimeMicros();
+      stats.memoryDumpTimeMicros = dumpStats.memoryDumpTimeMicros();
+      stats.memoryWriteTimeMicros = dumpStats.memoryWriteTimeMicros();
+      stats.pagesScanned = dumpStats.pagesScanned();
+      stats.pagesWritten = dumpStats.pagesWritten();
+    }
+    stats.totalTimeMillis = Duration.ofNanos(System.nanoTime() - started).toMillis();
+    String message = "stored " + archive.storedBytes + " bytes at " + archive.uri;
+    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
+      CheckpointStatus s = c.getStatus();
+      s.phase = CheckpointPhase.Completed;
+      s.completionTime = Conditions.now();
+      s.archive = archive;
+      s.stats = stats;
+      s.reason = "Completed";
+      s.message = message;
+      Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
+    }).ifPresent(done -> events.normal(done, "Completed", message));
+  }
+
+  private void fail(Checkpoint checkpoint, WorkFailure failure) {
+    log.warn("checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
+        checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
+    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
+      CheckpointStatus s = c.getStatus();
+      s.phase = CheckpointPhase.Failed;
+      s.completionTime = Conditions.now();
+      s.reason = failure.reason();
+      s.message = failure.getMessage();
+      s.criuLogTail = failure.logTail();
+      Long generation = c.getMetadata().getGeneration();
+      Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
+      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
+    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+  }
+
+  /**
+   * A checkpoint left Running by an agent that died: its work folder and any partial upload are
+   * gone with that agent, so it fails; a tree it had stopped is resumed.
+   */
+  private void resolveAbandoned(Checkpoint cached) {
+    Checkpoint checkpoint = client.resource(cached).get();
+    if (checkpoint == null || !isRunning(checkpoint) || inFlight.contains(checkpoint.getMetadata().getUid())) {
+      return; // the cache lagged behind this agent's own final write
+    }
+    int pid = checkpoint.getSpec().target.process.pid;
+    String resumed = "";
+    if (!checkpoint.getSpec().optionsOrDefaults().leaveRunning() && ProcessTree.isStopped(pid)) {
+      ProcessTree.signal(ProcessTree.members(pid), "CONT");
+      resumed = "; the stopped workload was resumed";
+    }
+    fail(checkpoint, new WorkFailure("AgentRestarted",
+        "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed
+            + "; create a new Checkpoint"));
+  }
+}

@@ -1,0 +1,248 @@
+package dev.stasis.agent;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.Conditions;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestoreStatus;
+import dev.stasis.archive.ArchiveIntegrityException;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ArchiveReader;
+import dev.stasis.archive.Manifest;
+import dev.stasis.archive.ManifestException;
+import dev.stasis.criu.CriuException;
+import dev.stasis.criu.RestoreOptions;
+import dev.stasis.criu.RestoredTree;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.StatusWriter;
+import dev.stasis.storage.ObjectNotFoundException;
+import dev.stasis.storage.ObjectStore;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.javaoperatorsdk.operator.api.reconciler.Context;
+import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
+import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Restores the checkpoints the operator placed on this node: download, verify and unpack in one
+ * pass (CRIU sees no byte before the sha256 matched), then {@code criu restore}. The agent's CRIU
+ * child stays the restored tree's parent, so the agent sees the tree exit and nothing is left a zombie.
+ */
+@ControllerConfiguration(name = "node-restore", generationAwareEventProcessing = false)
+public class NodeRestoreWorker implements Reconciler<Restore> {
+  private static final Logger log = LoggerFactory.getLogger(NodeRestoreWorker.class);
+  private static final Duration RESTORE_TIMEOUT = Duration.ofMinutes(10);
+
+  private final KubernetesClient client;
+  private final AgentConfig config;
+  private final StorageAccess storages;
+  private final StatusWriter statusWriter;
+  private final EventRecorder events;
+  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
+
+  public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
+    this.client = client;
+    this.config = config;
+    this.storages = new StorageAccess(client);
+    this.statusWriter = new StatusWriter(client);
+    this.events = events;
+  }
+
+  @Override
+  public UpdateControl<Restore> reconcile(Restore restore, Context<Restore> context) {
+    RestoreStatus status = restore.getStatus();
+    if (status == null || !config.nodeName().equals(status.node)) {
+      return UpdateControl.noUpdate();
+    }
+    if (status.phase == RestorePhase.Pending) {
+      restore(restore);
+    } else if (status.phase == RestorePhase.Restoring && !inFlight.contains(restore.getMetadata().getUid())) {
+      resolveAbandoned(restore);
+    }
+    return UpdateControl.noUpdate();
+  }
+
+  private boolean isPendingHere(Restore r) {
+    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Pending
+        && config.nodeName().equals(r.getStatus().node);
+  }
+
+  private static boolean isRestoring(Restore r) {
+    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Restoring;
+  }
+
+  private void restore(Restore restore) {
+    String uid = restore.getMetadata().getUid();
+    var restoring = statusWriter.update(restore, this::isPendingHere, r -> {
+      r.getStatus().phase = RestorePhase.Restoring;
+      r.getStatus().startTime = Conditions.now();
+      r.getStatus().message = "downloading and verifying the archive";
+      r.getStatus().reason = null;
+    });
+    if (restoring.isEmpty()) {
+      return;
+    }
+    restore = restoring.get();
+    inFlight.add(uid);
+    Path workDir = config.workDir().resolve("restores").resolve(uid);
+    try {
+      Checkpoint checkpoint = checkpoint(restore);
+      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+      Path images = workDir.resolve("images");
+      try (ObjectStore store = storages.open(storage)) {
+        Manifest manifest = manifest(store, checkpoint);
+        download(store, manifest, images);
+      }
+      requireCriu();
+      RestoredTree tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
+      WorkDirs.delete(images);
+      complete(restore, tree);
+      watch(restore, tree, workDir);
+    } catch (WorkFailure failure) {
+      WorkDirs.delete(workDir);
+      fail(restore, failure);
+    } catch (RuntimeException e) {
+      WorkDirs.delete(workDir);
+      log.error("restore {} failed unexpectedly", restore.getMetadata().getName(), e);
+      fail(restore, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+    } finally {
+      inFlight.remove(uid);
+    }
+  }
+
+  private Checkpoint checkpoint(Restore restore) throws WorkFailure {
+    String name = restore.getSpec().checkpointRef.name;
+    // Only ever the Restore's own namespace, whatever the spec says (the operator checked too).
+    Checkpoint checkpoint = client.resources(Checkpoint.class)
+        .inNamespace(restore.getMetadata().getNamespace()).withName(name).get();
+    if (checkpoint == null || checkpoint.getStatus() == null || checkpoint.getStatus().archive == null) {
+      throw new WorkFailure("CheckpointNotFound", "Checkpoint '" + name + "' or its archive is gone");
+    }
+    return checkpoint;
+  }
+
+  private Manifest manifest(ObjectStore store, Checkpoint checkpoint) throws WorkFailure {
+    var meta = checkpoint.getMetadata();
+    String key = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).manifestKey();
+    try {
+      Manifest manifest = Manifest.fromJson(store.read(key));
+      if (!meta.getUid().equals(manifest.source.checkpointUid)) {
+        throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key)
+            + " belongs to another checkpoint (uid " + manifest.source.checkpointUid + ")");
+      }
+      return manifest;
+    } catch (ObjectNotFoundException e) {
+      throw new WorkFailure("ManifestMissing", "the checkpoint's manifest is missing (" + e.getMessage()
+          + "): the archive was deleted or its upload never finished; restore another checkpoint");
+    } catch (ManifestException e) {
+      throw new WorkFailure("ManifestInvalid", e.getMessage());
+    } catch (IOException e) {
+      throw new WorkFailure("StorageUnavailable", "cannot read the manifest: " + e.getMessage());
+    }
+  }
+
+  private void download(ObjectStore store, Manifest manifest, Path images) throws WorkFailure {
+    try (InputStream in = store.open(manifest.archive.key)) {
+      new ArchiveReader().extract(in, images, manifest.archive.codec, manifest.archive.sha256, manifest.archive.storedBytes);
+    } catch (ArchiveIntegrityException e) {
+      throw new WorkFailure("ArchiveCorrupted", e.getMessage());
+    } catch (ObjectNotFoundException e) {
+      throw new WorkFailure("ArchiveMissing", "the archive is missing (" + e.getMessage()
+          + ") although its manifest exists; restore another checkpoint");
+    } catch (IOException e) {
+      throw new WorkFailure("DownloadFailed", "downloading " + store.uri(manifest.archive.key) + " failed: " + e.getMessage());
+    }
+  }
+
+  private void requireCriu() throws WorkFailure {
+    try {
+      config.criu().requireUsable();
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage() + " (node " + config.nodeName() + ")");
+    }
+  }
+
+  private RestoredTree start(CheckpointOptions options, Path images, Path workDir) throws WorkFailure {
+    var restoreOptions = new RestoreOptions(images, workDir, Boolean.TRUE.equals(options.tcpEstablished),
+        Boolean.TRUE.equals(options.fileLocks), Boolean.TRUE.equals(options.shellJob),
+        options.externalMounts == null ? List.of() : options.externalMounts, RESTORE_TIMEOUT);
+    try {
+      return config.criu().restore(restoreOptions);
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
+    } catch (IOException e) {
+      throw new WorkFailure("WorkDirUnavailable", "cannot prepare the work folder " + workDir + ": " + e.getMessage());
+    }
+  }
+
+  private void complete(Restore restore, RestoredTree tree) {
+    String message = "restored on node " + config.nodeName() + " as PID " + tree.pid();
+    statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
+      RestoreStatus s = r.getStatus();
+      s.phase = RestorePhase.Completed;
+      s.completionTime = Conditions.now();
+      s.restoredPid = tree.pid();
+      s.processState = "Running";
+      s.reason = "Restored";
+      s.message = message;
+      Conditions.set(s, Conditions.COMPLETE, true, "Restored", message, r.getMetadata().getGeneration());
+    }).ifPresent(done -> events.normal(done, "Restored", message));
+  }
+
+  /** Reports the end of the restored tree, which CRIU reaps for us, and cleans up after it. */
+  private void watch(Restore restore, RestoredTree tree, Path workDir) {
+    tree.onExit().thenAccept(exitCode -> {
+      WorkDirs.delete(workDir);
+      try {
+        Restore current = client.resource(restore).get();
+        if (current == null) {
+          return;
+        }
+        statusWriter.update(current, r -> r.getStatus() != null && r.getStatus().phase == RestorePhase.Completed,
+            r -> {
+              r.getStatus().processState = "Exited";
+              r.getStatus().exitCode = exitCode;
+            });
+        events.normal(current, "ProcessExited", "the restored process tree (PID " + tree.pid() + ") ended");
+      } catch (RuntimeException e) {
+        log.warn("could not report the end of restore {}: {}", restore.getMetadata().getName(), e.getMessage());
+      }
+    });
+  }
+
+  private void fail(Restore restore, WorkFailure failure) {
+    log.warn("restore {}/{} failed: {} {}", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
+        failure.reason(), failure.getMessage());
+    statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
+      RestoreStatus s = r.getStatus();
+      s.phase = RestorePhase.Failed;
+      s.completionTime = Conditions.now();
+      s.reason = failure.reason();
+      s.message = failure.getMessage();
+      s.criuLogTail = failure.logTail();
+      Long generation = r.getMetadata().getGeneration();
+      Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
+      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
+    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+  }
+
+  private void resolveAbandoned(Restore cached) {
+    Restore restore = client.resource(cached).get();
+    if (restore == null || !isRestoring(restore) || inFlight.contains(restore.getMetadata().getUid())) {
+      return;
+    }
+    fail(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
+        + " restarted while this restore ran; create a new Restore"));
+  }
+}

@@ -1,0 +1,28 @@
+package dev.stasis.agent;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The agent's work folders hold CRIU images only while a job needs them. */
+final class WorkDirs {
+  private static final Logger log = LoggerFactory.getLogger(WorkDirs.class);
+
+  private WorkDirs() {}
+
+  static void delete(Path dir) {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (var paths = Files.walk(dir)) {
+      for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    } catch (IOException e) {
+      log.warn("could not clean work folder {}: {}", dir, e.getMessage());
+    }
+  }
+}

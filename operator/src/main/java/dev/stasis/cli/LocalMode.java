@@ -1,0 +1,76 @@
+package dev.stasis.cli;
+
+import dev.stasis.agent.AgentConfig;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.FileSystemStorage;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * {@code stasis local}: everything on this machine. A real kube-apiserver (unless --kubeconfig
+ * names another cluster), the CRDs, a default filesystem storage, the operator, and an agent for
+ * this machine, registered as node {@value #DEFAULT_NODE}.
+ */
+final class LocalMode {
+  static final String DEFAULT_NODE = "local";
+  static final String STORAGE_NAME = "local";
+
+  private LocalMode() {}
+
+  static void run(Flags flags) throws Exception {
+    Path state = Path.of(flags.get("state-dir", ".stasis")).toAbsolutePath();
+    ControlPlane controlPlane = null;
+    String kubeconfig = flags.get("kubeconfig");
+    if (kubeconfig == null) {
+      Path script = Path.of(flags.get("control-plane-script", "scripts/control-plane.sh")).toAbsolutePath();
+      System.out.println("starting a local control plane (the first start builds it; that takes a while)...");
+      controlPlane = ControlPlane.start(script, state.resolve("cluster"));
+      Files.copy(controlPlane.kubeconfig(), state.resolve("kubeconfig"), StandardCopyOption.REPLACE_EXISTING);
+      kubeconfig = state.resolve("kubeconfig").toString();
+    }
+    KubernetesClient client = Main.client(kubeconfig);
+    Crds.install(client);
+    ensureDefaultStorage(client, state.resolve("storage"));
+
+    String node = flags.get("node", DEFAULT_NODE);
+    AgentConfig agent = Main.agentConfig(flags, node, state.resolve("work"));
+    var operator = Roles.newOperator(client);
+    Roles.registerOperator(operator, client, Main.hostname());
+    var profiles = Roles.registerAgent(operator, client, agent);
+    profiles.start();
+    operator.start();
+    System.out.printf("""
+        Stasis runs locally: operator + agent for node '%s', default storage '%s' at %s.
+          export KUBECONFIG=%s
+          %s/bin/kubectl get nodeprof,ckptstore
+        Stop with Ctrl-C.
+        %n""", node, STORAGE_NAME, state.resolve("storage"), kubeconfig, state);
+    ControlPlane started = controlPlane;
+    Main.awaitShutdown(() -> {
+      operator.stop();
+      profiles.close();
+      client.close();
+      if (started != null) {
+        started.close();
+      }
+    });
+  }
+
+  private static void ensureDefaultStorage(KubernetesClient client, Path path) throws Exception {
+    Files.createDirectories(path);
+    if (client.resources(CheckpointStorage.class).withName(STORAGE_NAME).get() != null) {
+      return;
+    }
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName(STORAGE_NAME).build());
+    CheckpointStorageSpec spec = new CheckpointStorageSpec();
+    spec.isDefault = true;
+    spec.filesystem = new FileSystemStorage(path.toString());
+    storage.setSpec(spec);
+    client.resource(storage).create();
+  }
+}

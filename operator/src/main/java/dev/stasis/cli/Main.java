@@ -1,0 +1,145 @@
+package dev.stasis.cli;
+
+import dev.stasis.agent.AgentConfig;
+import dev.stasis.criu.Criu;
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+
+/** {@code stasis operator | agent | local}: one jar, two roles, and both together for one machine. */
+public final class Main {
+  private static final String USAGE = """
+      usage: stasis <command> [flags]
+        operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE]
+        agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...] [--kubeconfig FILE]
+        local     operator + agent + a local control plane for trying Stasis on this machine
+                  [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
+      """;
+
+  private Main() {}
+
+  public static void main(String[] args) throws Exception {
+    if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
+      System.out.print(USAGE);
+      System.exit(args.length == 0 ? 2 : 0);
+    }
+    Flags flags;
+    try {
+      flags = new Flags(Arrays.asList(args).subList(1, args.length));
+    } catch (IllegalArgumentException e) {
+      System.err.println(e.getMessage());
+      System.err.print(USAGE);
+      System.exit(2);
+      return;
+    }
+    switch (args[0]) {
+      case "operator" -> runOperator(flags);
+      case "agent" -> runAgent(flags);
+      case "local" -> LocalMode.run(flags);
+      default -> {
+        System.err.println("unknown command '" + args[0] + "'");
+        System.err.print(USAGE);
+        System.exit(2);
+      }
+    }
+  }
+
+  static KubernetesClient client(String kubeconfig) throws Exception {
+    Config config = kubeconfig == null
+        ? Config.autoConfigure(null)
+        : Config.fromKubeconfig(null, Files.readString(Path.of(kubeconfig)), kubeconfig);
+    return new KubernetesClientBuilder().withConfig(config).build();
+  }
+
+  private static void runOperator(Flags flags) throws Exception {
+    KubernetesClient client = client(flags.get("kubeconfig"));
+    var operator = Roles.newOperator(client);
+    Roles.registerOperator(operator, client, hostname());
+    operator.start();
+    awaitShutdown(operator::stop);
+  }
+
+  private static void runAgent(Flags flags) throws Exception {
+    String node = flags.get("node", System.getenv("NODE_NAME"));
+    if (node == null || node.isBlank()) {
+      System.err.println("the agent needs its node's name: --node NAME or the NODE_NAME environment variable");
+      System.exit(2);
+    }
+    KubernetesClient client = client(flags.get("kubeconfig"));
+    AgentConfig config = agentConfig(flags, node, Path.of(flags.get("work-dir", "/var/lib/stasis")));
+    var operator = Roles.newOperator(client);
+    var profiles = Roles.registerAgent(operator, client, config);
+    profiles.start();
+    operator.start();
+    awaitShutdown(() -> {
+      operator.stop();
+      profiles.close();
+    });
+  }
+
+  static AgentConfig agentConfig(Flags flags, String node, Path workDir) {
+    return new AgentConfig(node, workDir, new Criu(criuPath(flags.get("criu")), criuEnvironment(flags.get("criu-env"))));
+  }
+
+  /** An explicit path, else the CRIU scripts/install-criu.sh provides, else criu on the PATH. */
+  public static Path criuPath(String explicit) {
+    if (explicit != null) {
+      return Path.of(explicit);
+    }
+    String cache = System.getenv().getOrDefault("STASIS_CACHE", System.getProperty("user.home") + "/.cache/stasis");
+    for (Path candidate : new Path[] {Path.of(cache, "bin", "criu"), Path.of(".stasis", "bin", "criu")}) {
+      if (Files.isExecutable(candidate)) {
+        return candidate.toAbsolutePath();
+      }
+    }
+    for (String dir : System.getenv().getOrDefault("PATH", "/usr/sbin:/usr/bin").split(":")) {
+      Path candidate = Path.of(dir, "criu");
+      if (Files.isExecutable(candidate)) {
+        return candidate;
+      }
+    }
+    return Path.of("/usr/sbin/criu");
+  }
+
+  /** Extra environment for CRIU, e.g. CRIU_FAULT=130 for CRIU 4.1 on machines without hardware breakpoints. */
+  private static Map<String, String> criuEnvironment(String spec) {
+    Map<String, String> env = new HashMap<>();
+    if (spec != null && !spec.isBlank()) {
+      for (String pair : spec.split(",")) {
+        int eq = pair.indexOf('=');
+        if (eq <= 0) {
+          throw new IllegalArgumentException("--criu-env wants KEY=VALUE pairs separated by commas, got '" + pair + "'");
+        }
+        env.put(pair.substring(0, eq), pair.substring(eq + 1));
+      }
+    }
+    return env;
+  }
+
+  static String hostname() {
+    String host = System.getenv("HOSTNAME");
+    if (host != null && !host.isBlank()) {
+      return host;
+    }
+    try {
+      return Files.readString(Path.of("/proc/sys/kernel/hostname")).trim();
+    } catch (Exception e) {
+      return "localhost";
+    }
+  }
+
+  static void awaitShutdown(Runnable stop) throws InterruptedException {
+    CountDownLatch done = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      stop.run();
+      done.countDown();
+    }, "shutdown"));
+    done.await();
+  }
+}

@@ -1,0 +1,226 @@
+package dev.stasis.criu;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs one CRIU binary. Every call starts CRIU as a child process with its log in the work
+ * directory; failures become {@link CriuException}s whose reason says what went wrong.
+ */
+public final class Criu {
+  /** Older CRIUs cannot dump on current kernels (vDSO layout, ENVIRONMENT.md). */
+  public static final CriuVersion MINIMUM_VERSION = new CriuVersion(4, 0, 0);
+
+  private static final Duration SHORT_COMMAND_TIMEOUT = Duration.ofSeconds(30);
+  private static final String RESTORE_DONE = "Restore finished successfully";
+
+  private final Path executable;
+  private final Map<String, String> environment;
+
+  public Criu(Path executable, Map<String, String> environment) {
+    this.executable = executable;
+    this.environment = Map.copyOf(environment);
+  }
+
+  public Path executable() {
+    return executable;
+  }
+
+  public boolean isInstalled() {
+    return Files.isExecutable(executable);
+  }
+
+  /** The installed version, or empty when CRIU is missing or does not answer. */
+  public Optional<CriuVersion> version() {
+    try {
+      CommandResult r = runShort(List.of("--version"));
+      return r.exitCode == 0 ? Optional.of(CriuVersion.parse(r.output)) : Optional.empty();
+    } catch (IOException | IllegalArgumentException e) {
+      return Optional.empty();
+    }
+  }
+
+  /** {@code criu check}: whether this kernel and CRIU can checkpoint at all. */
+  public CheckResult check() {
+    try {
+      CommandResult r = runShort(List.of("check"));
+      String lastLine = lastLine(r.output);
+      return new CheckResult(r.exitCode == 0, lastLine);
+    } catch (IOException e) {
+      return new CheckResult(false, e.getMessage());
+    }
+  }
+
+  /** Fails with a reason a person can act on unless this CRIU can be used at all. */
+  public CriuVersion requireUsable() throws CriuException {
+    if (!isInstalled()) {
+      throw new CriuException("CriuMissing",
+          "CRIU is not installed at " + executable + ": install CRIU " + MINIMUM_VERSION
+              + " or newer on the node (scripts/install-criu.sh does it) or point the agent's --criu at it",
+          "");
+    }
+    CriuVersion version = version().orElseThrow(() -> new CriuException("CriuMissing",
+        "CRIU at " + executable + " does not run (criu --version failed): reinstall it", ""));
+    if (!version.isAtLeast(MINIMUM_VERSION)) {
+      throw new CriuException("CriuTooOld",
+          "CRIU " + version + " at " + executable + " is too old: Stasis needs CRIU " + MINIMUM_VERSION
+              + " or newer (4.2 or newer on kernels 6.16 and later)",
+          "");
+    }
+    return version;
+  }
+
+  public DumpResult dump(DumpOptions options) throws CriuException, IOException {
+    Files.createDirectories(options.imagesDir());
+    Files.createDirectories(options.workDir());
+    CriuLog log = new CriuLog(options.workDir().resolve(DumpOptions.LOG_FILE));
+    Process criu = start(options.arguments(), options.workDir().resolve("dump.out"));
+    try {
+      if (!criu.waitFor(options.timeout().toMillis(), TimeUnit.MILLISECONDS)) {
+        stop(criu);
+        throw new CriuException("CriuTimeout",
+            "criu dump did not finish within " + options.timeout().toSeconds()
+                + "s; the process was released and keeps running. Raise spec.options.timeoutSeconds if it is large",
+            log.tail());
+      }
+    } catch (InterruptedException e) {
+      stop(criu);
+      Thread.currentThread().interrupt();
+      throw new CriuException("Interrupted", "the agent was stopped while criu dump ran", log.tail());
+    }
+    if (criu.exitValue() != 0) {
+      throw new CriuException("CriuDumpFailed",
+          "criu dump of PID " + options.pid() + " failed: " + log.firstError().orElse("exit code " + criu.exitValue()),
+          log.tail());
+    }
+    DumpStats stats;
+    try {
+      stats = DumpStats.read(options.workDir(), options.imagesDir());
+    } catch (IOException e) {
+      stats = null; // statistics are informative; a dump without them is still a good dump
+    }
+    return new DumpResult(stats, options.arguments());
+  }
+
+  /**
+   * Restores a tree and returns once it runs. CRIU stays its parent (see {@link RestoreOptions}), so
+   * the returned {@link RestoredTree} tells when the tree exits.
+   */
+  public RestoredTree restore(RestoreOptions options) throws CriuException, IOException {
+    Files.createDirectories(options.workDir());
+    CriuLog log = new CriuLog(options.workDir().resolve(RestoreOptions.LOG_FILE));
+    Path pidFile = options.workDir().resolve(RestoreOptions.PID_FILE);
+    Process criu = start(options.arguments(), options.workDir().resolve("restore.out"));
+    long deadline = System.nanoTime() + options.timeout().toNanos();
+    try {
+      while (true) {
+        Optional<Integer> pid = readPid(pidFile);
+        if (pid.isPresent() && log.contains(RESTORE_DONE)) {
+          return new RestoredTree(pid.get(), criu, log);
+        }
+        if (!criu.isAlive()) {
+          if (log.contains(RESTORE_DONE) && pid.isPresent()) {
+            return new RestoredTree(pid.get(), criu, log); // restored, and already finished
+          }
+          throw restoreFailure(log, criu.exitValue());
+        }
+        if (System.nanoTime() > deadline) {
+          stop(criu);
+          throw new CriuException("CriuTimeout",
+              "criu restore did not finish within " + options.timeout().toSeconds() + "s", log.tail());
+        }
+        Thread.sleep(20);
+      }
+    } catch (InterruptedException e) {
+      stop(criu);
+      Thread.currentThread().interrupt();
+      throw new CriuException("Interrupted", "the agent was stopped while criu restore ran", log.tail());
+    }
+  }
+
+  private static CriuException restoreFailure(CriuLog log, int exitCode) {
+    String error = log.firstError().orElse("exit code " + exitCode);
+    if (log.contains("File exists") && log.contains("Can't fork")) {
+      return new CriuException("PidInUse",
+          "the checkpoint's PIDs are in use on this node (" + error
+              + "): the original process or another one still holds them; stop it, or restore on another node",
+          log.tail());
+    }
+    return new CriuException("CriuRestoreFailed", "criu restore failed: " + error, log.tail());
+  }
+
+  private static Optional<Integer> readPid(Path pidFile) {
+    try {
+      String text = Files.readString(pidFile).trim();
+      return text.isEmpty() ? Optional.empty() : Optional.of(Integer.parseInt(text));
+    } catch (IOException | NumberFormatException e) {
+      return Optional.empty();
+    }
+  }
+
+  private Process start(List<String> args, Path output) throws CriuException, IOException {
+    List<String> command = new ArrayList<>();
+    command.add(executable.toString());
+    command.addAll(args);
+    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(output.toFile());
+    pb.environment().putAll(environment);
+    try {
+      return pb.start();
+    } catch (IOException e) {
+      throw new CriuException("CriuMissing", "cannot run CRIU at " + executable + ": " + e.getMessage(), "");
+    }
+  }
+
+  private CommandResult runShort(List<String> args) throws IOException {
+    List<String> command = new ArrayList<>();
+    command.add(executable.toString());
+    command.addAll(args);
+    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+    pb.environment().putAll(environment);
+    Process p = pb.start();
+    try {
+      byte[] out = p.getInputStream().readAllBytes();
+      if (!p.waitFor(SHORT_COMMAND_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+        stop(p);
+        throw new IOException("criu " + String.join(" ", args) + " did not answer within " + SHORT_COMMAND_TIMEOUT);
+      }
+      return new CommandResult(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+    } catch (InterruptedException e) {
+      stop(p);
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted");
+    }
+  }
+
+  /** CRIU releases a half-dumped tree when it ends, so SIGTERM first, then SIGKILL. */
+  private static void stop(Process p) {
+    p.destroy();
+    try {
+      if (!p.waitFor(5, TimeUnit.SECONDS)) {
+        p.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      p.destroyForcibly();
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private static String lastLine(String output) {
+    String[] lines = output.strip().split("\n");
+    return lines.length == 0 ? "" : lines[lines.length - 1].strip();
+  }
+
+  private record CommandResult(int exitCode, String output) {}
+
+  public record CheckResult(boolean passed, String message) {}
+
+  public record DumpResult(DumpStats stats, List<String> arguments) {}
+}

@@ -1,0 +1,38 @@
+package dev.stasis.kube;
+
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.util.HashMap;
+import java.util.Map;
+
+/** Labels Stasis puts on resources. The operator decides; labels (not spec) carry the decision. */
+public final class Labels {
+  /** The node whose agent does the work for a Checkpoint or Restore. */
+  public static final String NODE = "stasis.dev/node";
+
+  private Labels() {}
+
+  public static String nodeSelector(String node) {
+    return NODE + "=" + node;
+  }
+
+  public static String node(HasMetadata resource) {
+    Map<String, String> labels = resource.getMetadata().getLabels();
+    return labels == null ? null : labels.get(NODE);
+  }
+
+  /** Labels the resource for the agent of {@code node}; returns the updated resource. */
+  public static <R extends HasMetadata> R assign(KubernetesClient client, R resource, String node) {
+    if (node.equals(node(resource))) {
+      return resource;
+    }
+    return client.resource(resource).edit(r -> {
+      Map<String, String> labels = r.getMetadata().getLabels() == null
+          ? new HashMap<>()
+          : new HashMap<>(r.getMetadata().getLabels());
+      labels.put(NODE, node);
+      r.getMetadata().setLabels(labels);
+      return r;
+    });
+  }
+}

@@ -1,0 +1,67 @@
+package dev.stasis.kube;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.fabric8.kubernetes.client.CustomResource;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.net.HttpURLConnection;
+import java.util.Optional;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
+
+/**
+ * Writes statuses with optimistic locking (PUT of the status subresource carrying the
+ * resourceVersion that was read), so that the operator and an agent never overwrite each other's
+ * fields: a writer holding a stale copy gets a 409 instead of silently winning.
+ */
+public class StatusWriter {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final int CONFLICT_RETRIES = 5;
+
+  private final KubernetesClient client;
+
+  public StatusWriter(KubernetesClient client) {
+    this.client = client;
+  }
+
+  /**
+   * Replaces the status of the copy that was read, if it differs. A conflict is thrown to the
+   * caller: a reconciler then runs again on fresh data.
+   */
+  public <S, R extends CustomResource<?, S>> R replace(R observed, S newStatus) {
+    if (sameJson(observed.getStatus(), newStatus)) {
+      return observed;
+    }
+    observed.setStatus(newStatus);
+    return client.resource(observed).updateStatus();
+  }
+
+  /**
+   * Applies {@code change} to the newest copy of the resource and writes its status, as long as
+   * {@code precondition} holds for that copy; retries on conflicts, re-checking the precondition on
+   * fresh data each time. Empty when the precondition no longer holds (someone else moved on).
+   * For the owner of a status, such as the agent while it works, whose cached copy may lag.
+   */
+  public <S, R extends CustomResource<?, S>> Optional<R> update(
+      R resource, Predicate<R> precondition, Consumer<R> change) {
+    R current = resource;
+    for (int attempt = 0; ; attempt++) {
+      if (current == null || !precondition.test(current)) {
+        return Optional.empty();
+      }
+      try {
+        change.accept(current);
+        return Optional.of(client.resource(current).updateStatus());
+      } catch (KubernetesClientException e) {
+        if (e.getCode() != HttpURLConnection.HTTP_CONFLICT || attempt >= CONFLICT_RETRIES) {
+          throw e;
+        }
+        current = client.resource(resource).get();
+      }
+    }
+  }
+
+  private static boolean sameJson(Object a, Object b) {
+    return JSON.valueToTree(a).equals(JSON.valueToTree(b));
+  }
+}

@@ -1,0 +1,136 @@
+package dev.stasis.kube;
+
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.S3Storage;
+import dev.stasis.api.SecretReference;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.S3Config;
+import dev.stasis.storage.S3ObjectStore;
+import dev.stasis.storage.StorageUnavailableException;
+import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Base64;
+import java.util.Map;
+
+/** Turns a {@link CheckpointStorage} resource into the {@link ObjectStore} it describes. */
+public class StorageBinding {
+  public static final String ACCESS_KEY_ID = "accessKeyId";
+  public static final String SECRET_ACCESS_KEY = "secretAccessKey";
+
+  private final KubernetesClient client;
+
+  public StorageBinding(KubernetesClient client) {
+    this.client = client;
+  }
+
+  public CheckpointStorage find(String name) {
+    return client.resources(CheckpointStorage.class).withName(name).get();
+  }
+
+  /** The storage a Checkpoint names, or the one marked default when it names none. */
+  public CheckpointStorage resolve(String name) throws StorageUnavailableException {
+    if (name != null && !name.isBlank()) {
+      CheckpointStorage storage = find(name);
+      if (storage == null) {
+        throw new StorageUnavailableException("CheckpointStorage '" + name
+            + "' does not exist: create it or fix spec.storage (kubectl get ckptstore lists them)");
+      }
+      return storage;
+    }
+    var defaults = client.resources(CheckpointStorage.class).list().getItems().stream()
+        .filter(s -> s.getSpec() != null && s.getSpec().isDefault())
+        .toList();
+    if (defaults.isEmpty()) {
+      throw new StorageUnavailableException(
+          "no CheckpointStorage is marked default: set spec.storage, or mark one storage with spec.default: true");
+    }
+    if (defaults.size() > 1) {
+      throw new StorageUnavailableException("more than one CheckpointStorage is marked default ("
+          + String.join(", ", defaults.stream().map(s -> s.getMetadata().getName()).toList())
+          + "): set spec.storage, or keep spec.default on only one");
+    }
+    return defaults.get(0);
+  }
+
+  public ObjectStore open(CheckpointStorage storage) throws StorageUnavailableException {
+    CheckpointStorageSpec spec = storage.getSpec();
+    String name = storage.getMetadata().getName();
+    if (spec == null || (spec.s3 == null) == (spec.filesystem == null)) {
+      throw new StorageUnavailableException(
+          "CheckpointStorage '" + name + "' must set exactly one of spec.s3 or spec.filesystem");
+    }
+    if (spec.filesystem != null) {
+      if (spec.filesystem.path == null || !spec.filesystem.path.startsWith("/")) {
+        throw new StorageUnavailableException(
+            "CheckpointStorage '" + name + "': spec.filesystem.path must be an absolute path");
+      }
+      return new FileSystemObjectStore(Path.of(spec.filesystem.path));
+    }
+    return new S3ObjectStore(s3Config(name, spec.s3));
+  }
+
+  /** Where a storage keeps its archives, for people: s3://bucket/prefix or a path. */
+  public static String location(CheckpointStorage storage) {
+    CheckpointStorageSpec spec = storage.getSpec();
+    if (spec != null && spec.s3 != null) {
+      String prefix = spec.s3.prefix == null || spec.s3.prefix.isBlank() ? "" : "/" + spec.s3.prefix;
+      return "s3://" + spec.s3.bucket + prefix;
+    }
+    return spec != null && spec.filesystem != null ? spec.filesystem.path : "";
+  }
+
+  public static ArchiveCodec codec(CheckpointStorage storage) {
+    return switch (storage.getSpec().compressionOrDefault()) {
+      case zstd -> ArchiveCodec.ZSTD;
+      case none -> ArchiveCodec.NONE;
+    };
+  }
+
+  private S3Config s3Config(String storageName, S3Storage s3) throws StorageUnavailableException {
+    if (s3.bucket == null || s3.bucket.isBlank()) {
+      throw new StorageUnavailableException("CheckpointStorage '" + storageName + "': spec.s3.bucket is required");
+    }
+    String accessKey = null;
+    String secretKey = null;
+    if (s3.credentialsSecret != null) {
+      Map<String, String> data = secretData(storageName, s3.credentialsSecret);
+      accessKey = data.get(ACCESS_KEY_ID);
+      secretKey = data.get(SECRET_ACCESS_KEY);
+      if (accessKey == null || secretKey == null) {
+        throw new StorageUnavailableException("Secret " + s3.credentialsSecret.namespace + "/"
+            + s3.credentialsSecret.name + " of CheckpointStorage '" + storageName + "' must hold the keys "
+            + ACCESS_KEY_ID + " and " + SECRET_ACCESS_KEY);
+      }
+    }
+    return new S3Config(s3.endpoint, s3.bucket, s3.prefix, s3.region, Boolean.TRUE.equals(s3.pathStyle),
+        accessKey, secretKey);
+  }
+
+  private Map<String, String> secretData(String storageName, SecretReference ref) throws StorageUnavailableException {
+    Secret secret;
+    try {
+      secret = client.secrets().inNamespace(ref.namespace).withName(ref.name).get();
+    } catch (KubernetesClientException e) {
+      throw new StorageUnavailableException("cannot read Secret " + ref.namespace + "/" + ref.name
+          + " of CheckpointStorage '" + storageName + "': " + e.getStatus().getMessage(), e);
+    }
+    if (secret == null) {
+      throw new StorageUnavailableException("Secret " + ref.namespace + "/" + ref.name
+          + " named by CheckpointStorage '" + storageName + "' does not exist");
+    }
+    var data = new java.util.HashMap<String, String>();
+    if (secret.getData() != null) {
+      secret.getData().forEach((k, v) -> data.put(k, new String(Base64.getDecoder().decode(v), StandardCharsets.UTF_8)));
+    }
+    if (secret.getStringData() != null) {
+      data.putAll(secret.getStringData());
+    }
+    return data;
+  }
+}

@@ -1,0 +1,44 @@
+package dev.stasis.criu;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class DumpOptionsTest {
+  private static DumpOptions options(boolean leaveStopped, boolean tcp, List<String> mounts) {
+    return new DumpOptions(42, Path.of("/w/images"), Path.of("/w"), leaveStopped, tcp, true, false, mounts,
+        Duration.ofSeconds(5));
+  }
+
+  @Test
+  void neverLetsCriuKillTheTree() {
+    assertThat(options(false, false, List.of()).arguments()).contains("--leave-running").doesNotContain("--leave-stopped");
+    assertThat(options(true, false, List.of()).arguments()).contains("--leave-stopped").doesNotContain("--leave-running");
+  }
+
+  @Test
+  void tcpConnectionsUseTheNftablesNetworkLock() {
+    assertThat(options(false, true, List.of()).arguments())
+        .containsSubsequence("--tcp-established", "--network-lock", "nftables");
+  }
+
+  @Test
+  void externalMountsGetKeysThatRestoreMapsBack() {
+    var dump = options(false, false, List.of("/data", "/cvmfs")).arguments();
+    assertThat(dump).containsSubsequence("--external", "mnt[/data]:stasis-ext0", "--external", "mnt[/cvmfs]:stasis-ext1");
+    var restore = new RestoreOptions(Path.of("/i"), Path.of("/w"), false, false, false, List.of("/data"),
+        Duration.ofSeconds(5)).arguments();
+    assertThat(restore).containsSubsequence("--external", "mnt[stasis-ext0]:/data");
+    assertThat(restore).doesNotContain("--restore-detached", "-d");
+  }
+
+  @Test
+  void namesTheTreeAndTheFolders() {
+    assertThat(options(false, false, List.of()).arguments())
+        .containsSubsequence("dump", "--tree", "42", "--images-dir", "/w/images", "--work-dir", "/w")
+        .contains("--file-locks");
+  }
+}

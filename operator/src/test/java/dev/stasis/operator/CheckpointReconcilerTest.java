@@ -1,0 +1,138 @@
+package dev.stasis.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.CheckpointStorageStatus;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.PodTarget;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.Labels;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** Fast checks of the operator's Checkpoint decisions, on the fabric8 CRUD mock server. */
+@EnableKubernetesMockClient(crud = true)
+class CheckpointReconcilerTest {
+  static final String NS = "jobs";
+  KubernetesClient client;
+  CheckpointReconciler reconciler;
+
+  @BeforeEach
+  void setUp() {
+    reconciler = new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"));
+    NodeProfile node = new NodeProfile();
+    node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
+    node.setSpec(new NodeProfileSpec());
+    client.resource(node).create();
+  }
+
+  @Test
+  void assignsAValidCheckpointToItsNodesAgent() {
+    storage("store", true, null);
+    Checkpoint result = reconcile(checkpoint("ok", CheckpointTarget.process("node-a", 1234), null));
+    assertThat(Labels.node(result)).isEqualTo("node-a");
+    assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(result.getStatus().node).isEqualTo("node-a");
+    assertThat(result.getStatus().storage).isEqualTo("store");
+  }
+
+  @Test
+  void unknownNode() {
+    storage("store", true, null);
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-x", 1234), null)), "NodeNotFound",
+        "no Stasis agent runs on node 'node-x'");
+  }
+
+  @Test
+  void namedStorageThatDoesNotExist() {
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), "nope")), "StorageNotFound",
+        "CheckpointStorage 'nope' does not exist");
+  }
+
+  @Test
+  void noDefaultStorage() {
+    storage("store", false, null);
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null)), "StorageNotFound",
+        "no CheckpointStorage is marked default");
+  }
+
+  @Test
+  void unavailableStorage() {
+    storage("down", true, "cannot reach S3 endpoint http://127.0.0.1:1: connection refused");
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null)), "StorageUnavailable",
+        "connection refused");
+  }
+
+  @Test
+  void bothTargetsSet() {
+    CheckpointTarget both = CheckpointTarget.process("node-a", 1234);
+    both.pod = new PodTarget();
+    both.pod.name = "p";
+    assertFailed(reconcile(checkpoint("c", both, null)), "InvalidTarget", "exactly one");
+  }
+
+  @Test
+  void pidOneIsNotAWorkload() {
+    storage("store", true, null);
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1), null)), "InvalidPid", "2 or more");
+  }
+
+  @Test
+  void aFailedCheckpointIsNotRetried() {
+    Checkpoint failed = reconcile(checkpoint("c", CheckpointTarget.process("node-x", 1234), null));
+    storage("store", true, null);
+    NodeProfile late = new NodeProfile();
+    late.setMetadata(new ObjectMetaBuilder().withName("node-x").build());
+    client.resource(late).create();
+    assertThat(reconcile(failed).getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+  }
+
+  private Checkpoint checkpoint(String name, CheckpointTarget target, String storage) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withGeneration(1L).build());
+    c.setSpec(new CheckpointSpec(target));
+    c.getSpec().storage = storage;
+    return client.resource(c).create();
+  }
+
+  private void storage(String name, boolean isDefault, String unavailable) {
+    CheckpointStorage s = new CheckpointStorage();
+    s.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    s.setSpec(new CheckpointStorageSpec());
+    s.getSpec().isDefault = isDefault;
+    s.getSpec().filesystem = new FileSystemStorage("/tmp/x");
+    s = client.resource(s).create();
+    if (unavailable != null) {
+      s.setStatus(new CheckpointStorageStatus());
+      s.getStatus().phase = CheckpointStorageStatus.UNAVAILABLE;
+      s.getStatus().message = unavailable;
+      client.resource(s).updateStatus();
+    }
+  }
+
+  private Checkpoint reconcile(Checkpoint c) {
+    reconciler.reconcile(client.resource(c).get(), null);
+    return client.resource(c).get();
+  }
+
+  private void assertFailed(Checkpoint c, String reason, String message) {
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+    assertThat(c.getStatus().reason).isEqualTo(reason);
+    assertThat(c.getStatus().message).contains(message);
+    assertThat(c.getStatus().conditions).anyMatch(x -> x.getType().equals("Failed") && x.getStatus().equals("True"));
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .anyMatch(e -> e.getReason().equals(reason) && e.getInvolvedObject().getName().equals(c.getMetadata().getName())
+            && e.getType().equals("Warning"));
+  }
+}
