@@ -1,0 +1,222 @@
+package dev.stasis.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestoreSpec;
+import dev.stasis.api.S3Storage;
+import dev.stasis.api.SecretReference;
+import dev.stasis.cli.Main;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.S3Server;
+import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Real parts for end-to-end tests: the API server (scripts/control-plane.sh), the operator and
+ * agents in this JVM, real CRIU, an S3 server (s3proxy) and a filesystem storage. Besides the
+ * working node, two agents stand for nodes without a usable CRIU.
+ */
+abstract class EndToEndTest {
+  static final Duration TIMEOUT = Duration.ofSeconds(60);
+  // Fresh names for each test class: classes share one API server.
+  static String NODE;
+  static String NO_CRIU_NODE;
+  static String OLD_CRIU_NODE;
+  static String s3Storage;
+  static String fsStorage;
+  static Path fsRoot;
+
+  static KubernetesClient client;
+  static S3Server s3;
+  static InProcessStasis stasis;
+
+  @TempDir static Path shared;
+  String namespace;
+  final List<AutoCloseable> cleanup = new ArrayList<>();
+
+  @BeforeAll
+  static void startStasis() throws Exception {
+    NODE = "it-" + UUID.randomUUID().toString().substring(0, 6);
+    NO_CRIU_NODE = NODE + "-nocriu";
+    OLD_CRIU_NODE = NODE + "-oldcriu";
+    client = TestControlPlane.admin();
+    s3 = S3Server.start();
+    s3.createBucket("checkpoints");
+    String suffix = NODE.substring(3);
+    s3Storage = "s3-" + suffix;
+    fsStorage = "fs-" + suffix;
+    fsRoot = shared.resolve("fs-storage");
+    createS3Storage(s3Storage, s3.endpoint(), "checkpoints");
+    createFileSystemStorage(fsStorage, fsRoot);
+    Path oldCriu = shared.resolve("old-criu");
+    Files.writeString(oldCriu, "#!/bin/sh\necho 'Version: 3.17.1'\n");
+    oldCriu.toFile().setExecutable(true);
+    stasis = InProcessStasis.on(client)
+        .agent(NODE, shared.resolve("work"), Main.criuPath(null))
+        .agent(NO_CRIU_NODE, shared.resolve("work-nocriu"), shared.resolve("no-such-criu"))
+        .agent(OLD_CRIU_NODE, shared.resolve("work-oldcriu"), oldCriu)
+        .start();
+    await().atMost(TIMEOUT).until(() -> Stream.of(NODE, NO_CRIU_NODE, OLD_CRIU_NODE)
+        .allMatch(n -> client.resources(NodeProfile.class).withName(n).get() != null));
+    await().atMost(TIMEOUT).until(() -> available(s3Storage) && available(fsStorage));
+  }
+
+  @AfterAll
+  static void stopStasis() throws Exception {
+    if (stasis != null) stasis.close();
+    if (s3 != null) s3.close();
+  }
+
+  @BeforeEach
+  void newNamespace() throws Exception {
+    namespace = TestControlPlane.newNamespace("ckpt");
+  }
+
+  @AfterEach
+  void stopWorkloads() throws Exception {
+    for (AutoCloseable c : cleanup) {
+      c.close();
+    }
+  }
+
+
+  Workloads.Workload track(Workloads.Workload w) {
+    cleanup.add(w);
+    return w;
+  }
+
+  Checkpoint createCheckpoint(String name, long pid, String storage, CheckpointOptions options) {
+    return createCheckpoint(name, NODE, pid, storage, options);
+  }
+
+  Checkpoint createCheckpoint(String name, String node, long pid, String storage, CheckpointOptions options) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    CheckpointSpec spec = new CheckpointSpec(CheckpointTarget.process(node, (int) pid));
+    spec.storage = storage;
+    spec.options = options;
+    c.setSpec(spec);
+    return client.resource(c).create();
+  }
+
+  Restore createRestore(String name, String checkpoint) {
+    Restore r = new Restore();
+    r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    r.setSpec(new RestoreSpec());
+    r.getSpec().checkpointRef = new CheckpointRef(checkpoint);
+    return client.resource(r).create();
+  }
+
+  Checkpoint checkpoint(String name) {
+    return client.resources(Checkpoint.class).inNamespace(namespace).withName(name).get();
+  }
+
+  Restore restore(String name) {
+    return client.resources(Restore.class).inNamespace(namespace).withName(name).get();
+  }
+
+  Checkpoint awaitCheckpoint(Checkpoint c, CheckpointPhase phase) {
+    String name = c.getMetadata().getName();
+    await().atMost(TIMEOUT).until(() -> {
+      Checkpoint now = checkpoint(name);
+      return now.getStatus() != null && now.getStatus().phase != null && now.getStatus().phase.isTerminal();
+    });
+    Checkpoint now = checkpoint(name);
+    assertThat(now.getStatus().phase).as("%s: %s %s\n%s", name, now.getStatus().reason, now.getStatus().message,
+        now.getStatus().criuLogTail).isEqualTo(phase);
+    return now;
+  }
+
+  Restore awaitRestore(Restore r, RestorePhase phase) {
+    String name = r.getMetadata().getName();
+    await().atMost(TIMEOUT).until(() -> {
+      Restore now = restore(name);
+      return now.getStatus() != null && now.getStatus().phase != null && now.getStatus().phase.isTerminal();
+    });
+    Restore now = restore(name);
+    assertThat(now.getStatus().phase).as("%s: %s %s\n%s", name, now.getStatus().reason, now.getStatus().message,
+        now.getStatus().criuLogTail).isEqualTo(phase);
+    return now;
+  }
+
+  static long count(Path file) {
+    try {
+      String text = Files.readString(file).trim();
+      return text.isEmpty() ? -1 : Long.parseLong(text);
+    } catch (IOException | NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  static long lines(Path file) {
+    try (Stream<String> lines = Files.lines(file)) {
+      return lines.count();
+    } catch (IOException e) {
+      return 0;
+    }
+  }
+
+  static boolean available(String storage) {
+    CheckpointStorage s = client.resources(CheckpointStorage.class).withName(storage).get();
+    return s != null && s.getStatus() != null && "Available".equals(s.getStatus().phase);
+  }
+
+  static void createS3Storage(String name, String endpoint, String bucket) {
+    String secretNamespace = "default";
+    client.resource(new SecretBuilder().withNewMetadata().withName(name).withNamespace(secretNamespace).endMetadata()
+        .addToStringData(StorageBinding.ACCESS_KEY_ID, s3.accessKey())
+        .addToStringData(StorageBinding.SECRET_ACCESS_KEY, s3.secretKey())
+        .build()).create();
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().s3 = new S3Storage();
+    storage.getSpec().s3.endpoint = endpoint;
+    storage.getSpec().s3.bucket = bucket;
+    storage.getSpec().s3.prefix = "stasis";
+    storage.getSpec().s3.pathStyle = true;
+    storage.getSpec().s3.credentialsSecret = new SecretReference(name, secretNamespace);
+    client.resource(storage).create();
+  }
+
+  static void createFileSystemStorage(String name, Path root) {
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(root.toString());
+    client.resource(storage).create();
+  }
+}

@@ -1,0 +1,174 @@
+package dev.stasis.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.Event;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Bad input and faults on real parts. Each ends in Failed with a reason that says what to do and a
+ * Warning Event, and never harms the workload.
+ */
+class ProcessCheckpointFailuresIT extends EndToEndTest {
+
+  @Test
+  void pidThatDoesNotExist() {
+    Checkpoint c = awaitCheckpoint(createCheckpoint("nopid", unusedPid(), fsStorage, null), CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "ProcessNotFound", "no process with PID");
+  }
+
+  @Test
+  void theAgentItselfIsNotAllowed() {
+    long self = ProcessHandle.current().pid();
+    Checkpoint c = awaitCheckpoint(createCheckpoint("self", self, fsStorage, null), CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "PidNotAllowed", "the Stasis agent itself");
+  }
+
+  @Test
+  void criuMissingOnTheNode() throws Exception {
+    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("nocriu.txt").toString()));
+    Checkpoint c = awaitCheckpoint(createCheckpoint("nocriu", NO_CRIU_NODE, counter.pid(), fsStorage, null),
+        CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "CriuMissing", "CRIU is not installed");
+    assertThat(Workloads.isAlive(counter.pid())).isTrue();
+  }
+
+  @Test
+  void criuTooOldOnTheNode() throws Exception {
+    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("oldcriu.txt").toString()));
+    Checkpoint c = awaitCheckpoint(createCheckpoint("oldcriu", OLD_CRIU_NODE, counter.pid(), fsStorage, null),
+        CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "CriuTooOld", "CRIU 3.17.1");
+  }
+
+  @Test
+  void unreachableStorageIsReportedAndRefused() throws Exception {
+    String name = "down-" + NODE;
+    createS3Storage(name, "http://127.0.0.1:" + closedPort(), "checkpoints");
+    await().atMost(TIMEOUT).until(() -> {
+      CheckpointStorage s = client.resources(CheckpointStorage.class).withName(name).get();
+      return s.getStatus() != null && "Unavailable".equals(s.getStatus().phase);
+    });
+    assertThat(client.resources(CheckpointStorage.class).withName(name).get().getStatus().message)
+        .contains("127.0.0.1");
+    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("down.txt").toString()));
+    Checkpoint c = awaitCheckpoint(createCheckpoint("down", counter.pid(), name, null), CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "StorageUnavailable", "is unavailable");
+  }
+
+  /** leaveRunning: false and the archive cannot be stored: the workload must go on counting. */
+  @Test
+  void storageFailingDuringUploadNeverEndsTheWorkload() throws Exception {
+    Path out = shared.resolve("upload-fails-" + namespace + ".txt");
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    Files.writeString(fsRoot.resolve(namespace), "a file where the namespace's folder should be");
+    var options = new CheckpointOptions();
+    options.leaveRunning = false;
+    Checkpoint c = awaitCheckpoint(createCheckpoint("upload-fails", counter.pid(), fsStorage, options),
+        CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "StorageFailed", "the workload was not ended");
+    assertThat(c.getStatus().archive).isNull();
+    long after = count(out);
+    await().atMost(TIMEOUT).until(() -> count(out) > after + 3);
+  }
+
+  @Test
+  void corruptedArchiveIsRefusedBeforeCriuRuns() throws Exception {
+    Checkpoint done = checkpointACounter("flip");
+    Path archive = archiveOf(done);
+    try (RandomAccessFile file = new RandomAccessFile(archive.toFile(), "rw")) {
+      file.seek(file.length() / 2);
+      int b = file.read();
+      file.seek(file.length() / 2);
+      file.write(b ^ 0x01);
+    }
+    Restore r = awaitRestore(createRestore("flip", "flip"), RestorePhase.Failed);
+    assertFailure(r.getStatus().reason, r.getStatus().message, "ArchiveCorrupted", "sha256");
+    assertThat(r.getStatus().criuLogTail).as("CRIU never ran").isNull();
+  }
+
+  @Test
+  void truncatedArchiveIsRefusedBeforeCriuRuns() throws Exception {
+    Checkpoint done = checkpointACounter("cut");
+    Path archive = archiveOf(done);
+    try (RandomAccessFile file = new RandomAccessFile(archive.toFile(), "rw")) {
+      file.setLength(file.length() / 3);
+    }
+    Restore r = awaitRestore(createRestore("cut", "cut"), RestorePhase.Failed);
+    assertFailure(r.getStatus().reason, r.getStatus().message, "ArchiveCorrupted", "");
+    assertThat(r.getStatus().criuLogTail).isNull();
+  }
+
+  @Test
+  void missingManifestIsRefused() throws Exception {
+    Checkpoint done = checkpointACounter("nomanifest");
+    Files.delete(archiveOf(done).resolveSibling("manifest.json"));
+    Restore r = awaitRestore(createRestore("nomanifest", "nomanifest"), RestorePhase.Failed);
+    assertFailure(r.getStatus().reason, r.getStatus().message, "ManifestMissing", "take a new checkpoint");
+  }
+
+  /** Outside a PID namespace the restored process needs its old PID, which the original still holds. */
+  @Test
+  void pidsStillInUseOnRestore() throws Exception {
+    Path out = shared.resolve("pids-" + namespace + ".txt");
+    Process original = new ProcessBuilder("setsid", Workloads.binary("counter").toString(), out.toString())
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectErrorStream(true).start();
+    cleanup.add(() -> {
+      Workloads.kill(original.pid());
+      original.waitFor();
+    });
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    awaitCheckpoint(createCheckpoint("pids", original.pid(), fsStorage, null), CheckpointPhase.Completed);
+    Restore r = awaitRestore(createRestore("pids", "pids"), RestorePhase.Failed);
+    assertFailure(r.getStatus().reason, r.getStatus().message, "PidInUse", "PIDs are in use");
+    assertThat(r.getStatus().criuLogTail).contains("File exists");
+    assertThat(Workloads.isAlive(original.pid())).isTrue();
+  }
+
+  // --- helpers ---
+
+  Checkpoint checkpointACounter(String name) throws Exception {
+    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve(name + "-" + namespace).toString()));
+    Checkpoint done = awaitCheckpoint(createCheckpoint(name, counter.pid(), fsStorage, null), CheckpointPhase.Completed);
+    counter.close();
+    return done;
+  }
+
+  Path archiveOf(Checkpoint c) {
+    return Path.of(c.getStatus().archive.uri.substring("file://".length()));
+  }
+
+  void assertFailure(String reason, String message, String expectedReason, String expectedText) {
+    assertThat(reason).isEqualTo(expectedReason);
+    assertThat(message).contains(expectedText);
+    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
+        .map(Event::getReason).toList().contains(expectedReason));
+  }
+
+  static long unusedPid() {
+    long pid = 4_000_000;
+    while (Files.exists(Path.of("/proc", Long.toString(pid)))) {
+      pid--;
+    }
+    return pid;
+  }
+
+  static int closedPort() throws Exception {
+    try (var socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      return socket.getLocalPort();
+    }
+  }
+}
