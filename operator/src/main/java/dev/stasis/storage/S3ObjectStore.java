@@ -194,6 +194,8 @@ public final class S3ObjectStore implements ObjectStore {
   /**
    * Also aborts unfinished multipart uploads under the prefix: their uploader could only fail
    * now, and their parts would otherwise be kept (and billed) until a lifecycle rule ends them.
+   * That part is best effort, so that credentials without the permission to list multipart
+   * uploads can still delete checkpoints.
    */
   @Override
   public void deleteAll(String keyPrefix) throws IOException {
@@ -212,13 +214,26 @@ public final class S3ObjectStore implements ObjectStore {
               + " " + error.message());
         }
       }
-      for (MultipartUpload unfinished : s3.listMultipartUploadsPaginator(
-          b -> b.bucket(config.bucket()).prefix(objectKey(keyPrefix))).uploads()) {
-        s3.abortMultipartUpload(b -> b.bucket(config.bucket()).key(unfinished.key())
-            .uploadId(unfinished.uploadId()));
-      }
     } catch (SdkException e) {
       throw translate(e, "deleting objects under " + uri(keyPrefix));
+    }
+    abortUnfinishedUploads(keyPrefix);
+  }
+
+  private void abortUnfinishedUploads(String keyPrefix) {
+    try {
+      for (MultipartUpload unfinished : s3.listMultipartUploadsPaginator(
+          b -> b.bucket(config.bucket()).prefix(objectKey(keyPrefix))).uploads()) {
+        try {
+          s3.abortMultipartUpload(b -> b.bucket(config.bucket()).key(unfinished.key())
+              .uploadId(unfinished.uploadId()));
+        } catch (NoSuchUploadException e) {
+          // it completed or was aborted meanwhile
+        }
+      }
+    } catch (SdkException e) {
+      LOG.warn("could not abort unfinished uploads under {}: {}; a lifecycle rule for incomplete"
+          + " multipart uploads has to remove them", uri(keyPrefix), e.toString());
     }
   }
 
