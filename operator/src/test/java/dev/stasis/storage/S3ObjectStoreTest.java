@@ -3,17 +3,25 @@ package dev.stasis.storage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ArchiveReader;
+import dev.stasis.archive.ArchiveSummary;
+import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.testing.S3Server;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 import software.amazon.awssdk.core.sync.RequestBody;
@@ -81,6 +89,27 @@ class S3ObjectStoreTest {
     }
     assertThat(store.list("ns/")).singleElement()
         .satisfies(object -> assertThat(object.sizeBytes()).isEqualTo(content.length));
+  }
+
+  @Test
+  void streamsAnArchiveIntoAnUploadAndBackOut(@TempDir Path temp) throws IOException {
+    Path checkpoint = Files.createDirectories(temp.resolve("checkpoint/images"));
+    Files.write(checkpoint.resolve("pages-1.img"), randomBytes(20 << 20));
+    Files.writeString(checkpoint.resolve("inventory.img"), "inventory");
+    ArchiveLayout layout = new ArchiveLayout("ns", "ckpt", "uid-1");
+    String key = layout.archiveKey(ArchiveCodec.ZSTD);
+
+    ArchiveSummary summary;
+    try (ObjectUpload upload = store.upload(key)) {
+      summary = new ArchiveWriter().write(checkpoint, upload.stream(), ArchiveCodec.ZSTD);
+      assertThat(upload.commit()).isEqualTo(summary.storedBytes());
+    }
+    try (InputStream in = store.open(key)) {
+      new ArchiveReader().extract(in, temp.resolve("restored"), ArchiveCodec.ZSTD, summary.sha256(), summary.storedBytes());
+    }
+
+    assertThat(temp.resolve("restored/pages-1.img")).hasSameBinaryContentAs(checkpoint.resolve("pages-1.img"));
+    assertThat(temp.resolve("restored/inventory.img")).hasContent("inventory");
   }
 
   @Test
