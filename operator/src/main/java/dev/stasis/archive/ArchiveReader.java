@@ -1,0 +1,233 @@
+package dev.stasis.archive;
+
+import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Objects;
+import java.util.stream.Stream;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+
+/**
+ * Extracts a stored archive into a directory in one streamed pass (hash and count the stored bytes,
+ * decompress, untar) and then checks the stored bytes against the manifest. The source is always
+ * read to its end, so the hash covers every stored byte, trailing garbage included.
+ *
+ * <p>Whatever goes wrong, nothing stays behind: the target directory is emptied again (and removed
+ * if this call created it), so CRIU never sees a partial or unverified checkpoint.
+ */
+public final class ArchiveReader {
+  private static final int BUFFER_SIZE = 1 << 20;
+  private static final String RESTORE_ELSEWHERE = " — restore from another checkpoint";
+
+  /**
+   * Extracts the archive read from {@code source} (left open) into {@code targetDirectory}, which
+   * must be empty or absent.
+   *
+   * @throws ArchiveIntegrityException when the stored bytes differ from what the manifest says,
+   *     do not decode, or hold an entry that is unsafe to extract
+   * @throws IOException when reading the source or writing the target fails
+   */
+  public void extract(
+      InputStream source,
+      Path targetDirectory,
+      ArchiveCodec codec,
+      String expectedSha256,
+      long expectedStoredBytes)
+      throws IOException {
+    Objects.requireNonNull(codec, "codec");
+    Objects.requireNonNull(expectedSha256, "expectedSha256");
+    Path target = targetDirectory.toAbsolutePath().normalize();
+    boolean createdTarget = prepareEmptyTarget(target);
+    HashingInputStream stored = new HashingInputStream(source);
+    try {
+      try {
+        unpack(stored, target, codec);
+      } catch (UndecodableArchive e) {
+        // Bad bytes usually mean the stored object was damaged after it was written; the hash
+        // of the whole object tells that apart from an archive that was written broken.
+        stored.drain();
+        verify(stored, expectedSha256, expectedStoredBytes, e.getCause());
+        throw new ArchiveIntegrityException("archive matches its manifest (" + stored.count()
+            + " bytes, sha256 " + stored.sha256Hex() + ") but is not a valid " + describe(codec)
+            + ": " + e.getCause() + "; it was broken when it was written"
+            + RESTORE_ELSEWHERE, e.getCause());
+      }
+      stored.drain();
+      verify(stored, expectedSha256, expectedStoredBytes, null);
+    } catch (IOException | RuntimeException e) {
+      deleteExtracted(target, createdTarget, e);
+      throw e;
+    }
+  }
+
+  private static void unpack(HashingInputStream stored, Path target, ArchiveCodec codec)
+      throws IOException, UndecodableArchive {
+    try (InputStream decoded = decompressor(codec, stored)) {
+      TarArchiveInputStream tar = new TarArchiveInputStream(decoded);
+      byte[] buffer = new byte[BUFFER_SIZE];
+      TarArchiveEntry entry;
+      while ((entry = decode(stored, tar::getNextEntry)) != null) {
+        Path path = safePath(target, entry);
+        if (entry.isDirectory()) {
+          Files.createDirectories(path);
+          continue;
+        }
+        Files.createDirectories(path.getParent());
+        try (OutputStream out = Files.newOutputStream(path)) {
+          int n;
+          while ((n = decode(stored, () -> tar.read(buffer, 0, buffer.length))) > 0) {
+            out.write(buffer, 0, n);
+          }
+        }
+        Files.setPosixFilePermissions(path, PermissionBits.toPermissions(entry.getMode()));
+      }
+      // Read past the tar end-of-archive records to the end of the compressed stream, so that a
+      // damaged zstd frame end or checksum is noticed too.
+      while (decode(stored, () -> decoded.read(buffer, 0, buffer.length)) >= 0) {
+        // nothing to keep after the end of the tar stream
+      }
+    }
+  }
+
+  private static InputStream decompressor(ArchiveCodec codec, HashingInputStream stored)
+      throws IOException {
+    switch (codec) {
+      case ZSTD:
+        return new ZstdInputStreamNoFinalizer(stored);
+      case NONE:
+        return stored;
+      default:
+        throw new IllegalArgumentException("unknown codec " + codec);
+    }
+  }
+
+  /**
+   * Runs one read of the decoded stream and tells failures of the storage (rethrown as they are)
+   * apart from bytes that do not decode.
+   */
+  private static <T> T decode(HashingInputStream stored, DecodingRead<T> read)
+      throws IOException, UndecodableArchive {
+    try {
+      return read.run();
+    } catch (IOException | RuntimeException e) {
+      if (stored.sourceFailed()) {
+        throw e;
+      }
+      throw new UndecodableArchive(e);
+    }
+  }
+
+  /** Where an entry goes, refusing anything that could write outside the target or is not plain data. */
+  private static Path safePath(Path target, TarArchiveEntry entry) throws ArchiveIntegrityException {
+    String name = entry.getName();
+    String refusal = null;
+    if (entry.isSymbolicLink()) {
+      refusal = "it is a symbolic link";
+    } else if (entry.isLink()) {
+      refusal = "it is a hard link";
+    } else if (entry.isCharacterDevice() || entry.isBlockDevice()) {
+      refusal = "it is a device";
+    } else if (entry.isFIFO()) {
+      refusal = "it is a FIFO";
+    } else if (!entry.isDirectory() && !entry.isFile()) {
+      refusal = "its type '" + (char) entry.getLinkFlag() + "' is neither a file nor a directory";
+    } else if (name.isEmpty() || name.startsWith("/")) {
+      refusal = "it is an absolute path";
+    } else if (Stream.of(name.split("/")).anyMatch(".."::equals)) {
+      refusal = "its path climbs out of the target directory";
+    }
+    Path path = target.resolve(name).normalize();
+    // "./" names the target itself, which tar -C dir . archives as a directory entry.
+    boolean namesTarget = path.equals(target) && !entry.isDirectory();
+    if (refusal == null && (!path.startsWith(target) || namesTarget)) {
+      refusal = "its path does not name anything inside the target directory";
+    }
+    if (refusal != null) {
+      throw new ArchiveIntegrityException(
+          "refusing to extract archive entry '" + name + "': " + refusal);
+    }
+    return path;
+  }
+
+  private static void verify(
+      HashingInputStream stored, String expectedSha256, long expectedStoredBytes, Throwable cause)
+      throws ArchiveIntegrityException {
+    if (stored.count() != expectedStoredBytes) {
+      throw new ArchiveIntegrityException("archive size mismatch: manifest says "
+          + expectedStoredBytes + " bytes, storage returned " + stored.count() + "; the archive is "
+          + (stored.count() < expectedStoredBytes ? "truncated" : "not the one that was written")
+          + RESTORE_ELSEWHERE, cause);
+    }
+    if (!stored.sha256Hex().equalsIgnoreCase(expectedSha256)) {
+      throw new ArchiveIntegrityException("archive sha256 mismatch: manifest says "
+          + expectedSha256 + ", stored bytes hash to " + stored.sha256Hex()
+          + "; the archive is corrupted" + RESTORE_ELSEWHERE, cause);
+    }
+  }
+
+  /** @return whether the target had to be created */
+  private static boolean prepareEmptyTarget(Path target) throws IOException {
+    if (Files.isDirectory(target)) {
+      try (Stream<Path> children = Files.list(target)) {
+        if (children.findAny().isPresent()) {
+          throw new IOException("cannot extract an archive into " + target
+              + ": the directory is not empty, and extracting must not mix in or delete other files");
+        }
+      }
+      return false;
+    }
+    Files.createDirectories(target);
+    return true;
+  }
+
+  /** Everything in the target came from this archive, since it started out empty. */
+  private static void deleteExtracted(Path target, boolean createdTarget, Exception failure) {
+    try {
+      Files.walkFileTree(target, new SimpleFileVisitor<>() {
+        @Override
+        public FileVisitResult visitFile(Path file, BasicFileAttributes attributes)
+            throws IOException {
+          Files.delete(file);
+          return FileVisitResult.CONTINUE;
+        }
+
+        @Override
+        public FileVisitResult postVisitDirectory(Path directory, IOException e)
+            throws IOException {
+          if (e != null) {
+            throw e;
+          }
+          if (createdTarget || !directory.equals(target)) {
+            Files.delete(directory);
+          }
+          return FileVisitResult.CONTINUE;
+        }
+      });
+    } catch (IOException e) {
+      failure.addSuppressed(e);
+    }
+  }
+
+  private static String describe(ArchiveCodec codec) {
+    return codec == ArchiveCodec.ZSTD ? "zstd-compressed tar stream" : "tar stream";
+  }
+
+  /** The stored bytes were read fine but are not a valid archive. */
+  private static final class UndecodableArchive extends Exception {
+    UndecodableArchive(Throwable cause) {
+      super(cause);
+    }
+  }
+
+  @FunctionalInterface
+  private interface DecodingRead<T> {
+    T run() throws IOException;
+  }
+}

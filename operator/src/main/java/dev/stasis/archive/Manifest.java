@@ -1,0 +1,168 @@
+package dev.stasis.archive;
+
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Describes one stored checkpoint: where it came from, how it was taken and how to verify its
+ * archive. It is stored next to the archive and written last, so its presence means the checkpoint
+ * is complete. A restore reads it before anything else: it decides which nodes can take the
+ * checkpoint and carries the sha256 the archive must match.
+ *
+ * <p>Unknown fields are ignored so that an older agent can still read manifests that a newer one
+ * enriched; a newer {@link #format} is refused, because it may change what existing fields mean.
+ */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+@JsonIgnoreProperties(ignoreUnknown = true)
+public class Manifest {
+  public static final String FORMAT = "stasis.dev/manifest/v1";
+
+  private static final int FORMAT_VERSION = 1;
+  private static final Pattern STASIS_FORMAT = Pattern.compile("stasis\\.dev/manifest/v(\\d{1,9})");
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  public String format = FORMAT;
+  /** When the checkpoint was taken, RFC 3339. */
+  public String createdAt;
+  public Source source;
+  /** The source node's fingerprint (NodeProfile fields), which restores are matched against. */
+  public Map<String, Object> nodeProfile;
+  public Criu criu;
+  /** Files the checkpointed process depends on; a restore needs them at the same paths. */
+  public List<String> paths;
+  /** Whether established TCP connections were checkpointed; they survive only on the source node. */
+  public Boolean tcpEstablished;
+  public Archive archive;
+
+  /** What was checkpointed: a pod's container (podName, containerName) or a process (node, pid). */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static class Source {
+    public String namespace;
+    public String checkpointName;
+    public String checkpointUid;
+    public String node;
+    public Integer pid;
+    public String podName;
+    public String containerName;
+  }
+
+  /** The CRIU that wrote the images; a restore needs at least this version. */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static class Criu {
+    public String version;
+    public List<String> options;
+  }
+
+  /** The stored archive object and what its bytes must be. */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static class Archive {
+    /** Object key relative to the storage's prefix. */
+    public String key;
+    public ArchiveCodec codec;
+    public String encryption = "none";
+    /** Bytes of the tar stream before compression. */
+    public Long sizeBytes;
+    /** Bytes of the stored object. */
+    public Long storedBytes;
+    /** Lowercase hex sha256 of the stored object. */
+    public String sha256;
+  }
+
+  public byte[] toJson() {
+    try {
+      return JSON.writeValueAsBytes(this);
+    } catch (JsonProcessingException e) {
+      // Only plain fields and maps of plain values: serializing cannot fail short of a bug.
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /**
+   * Reads and validates a manifest.
+   *
+   * @throws ManifestException when it is not JSON, lacks a field a restore needs, or has a format
+   *     this build does not understand
+   */
+  public static Manifest fromJson(byte[] json) throws ManifestException {
+    JsonNode tree;
+    try {
+      tree = JSON.readTree(json);
+    } catch (IOException e) {
+      throw new ManifestException("manifest is not valid JSON: " + problem(e), e);
+    }
+    if (tree == null || !tree.isObject()) {
+      throw new ManifestException("manifest is not a JSON object");
+    }
+    requireKnownFormat(tree.path("format"));
+    Manifest manifest;
+    try {
+      manifest = JSON.treeToValue(tree, Manifest.class);
+    } catch (JsonProcessingException e) {
+      throw new ManifestException("manifest does not match format " + FORMAT + ": " + problem(e), e);
+    }
+    manifest.requireFieldsForRestore();
+    return manifest;
+  }
+
+  // Jackson's own message ends with a location dump meant for developers.
+  private static String problem(IOException e) {
+    return e instanceof JsonProcessingException ? ((JsonProcessingException) e).getOriginalMessage() : e.getMessage();
+  }
+
+  private static void requireKnownFormat(JsonNode format) throws ManifestException {
+    if (!format.isTextual()) {
+      throw new ManifestException("manifest is missing required field format (expected " + FORMAT + ")");
+    }
+    Matcher version = STASIS_FORMAT.matcher(format.textValue());
+    if (version.matches() && Integer.parseInt(version.group(1)) > FORMAT_VERSION) {
+      throw new ManifestException("manifest format " + format.textValue()
+          + " is newer than this agent understands (" + FORMAT + "); upgrade the agent");
+    }
+    if (!format.textValue().equals(FORMAT)) {
+      throw new ManifestException("manifest format " + format.textValue()
+          + " is not one this agent understands (" + FORMAT + ")");
+    }
+  }
+
+  private void requireFieldsForRestore() throws ManifestException {
+    List<String> missing = new ArrayList<>();
+    if (source == null) {
+      missing.add("source");
+    }
+    if (archive == null) {
+      missing.add("archive");
+    } else {
+      if (archive.key == null) {
+        missing.add("archive.key");
+      }
+      if (archive.codec == null) {
+        missing.add("archive.codec");
+      }
+      if (archive.sha256 == null) {
+        missing.add("archive.sha256");
+      }
+      if (archive.storedBytes == null) {
+        missing.add("archive.storedBytes");
+      }
+    }
+    if (!missing.isEmpty()) {
+      throw new ManifestException("manifest is missing required field"
+          + (missing.size() > 1 ? "s " : " ") + String.join(", ", missing));
+    }
+  }
+}

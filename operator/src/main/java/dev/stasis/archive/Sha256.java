@@ -1,0 +1,23 @@
+package dev.stasis.archive;
+
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/** The digest that identifies stored archive bytes in manifests. */
+final class Sha256 {
+  private Sha256() {}
+
+  static MessageDigest newDigest() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      // Every Java platform is required to provide SHA-256.
+      throw new IllegalStateException(e);
+    }
+  }
+
+  static String hex(byte[] digest) {
+    return HexFormat.of().formatHex(digest);
+  }
+}

@@ -1,0 +1,302 @@
+package dev.stasis.storage;
+
+import static java.nio.file.StandardOpenOption.CREATE_NEW;
+import static java.nio.file.StandardOpenOption.READ;
+import static java.nio.file.StandardOpenOption.WRITE;
+
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Object storage in a local directory, for single-node clusters and {@code stasis local}: each
+ * object is the file at its key's path under the root.
+ *
+ * <p>An upload writes a hidden temporary file next to its target ({@code .<name>.partial-<random>})
+ * and {@link ObjectUpload#commit() commit} fsyncs it and renames it into place, so a reader sees
+ * a whole object or none, also after a crash. Listings skip such partial files.
+ */
+public final class FileSystemObjectStore implements ObjectStore {
+  private static final Logger LOG = LoggerFactory.getLogger(FileSystemObjectStore.class);
+  private static final String PARTIAL_MARKER = ".partial-";
+  // Archives arrive in small compressed chunks; write them to the file in large ones.
+  private static final int BUFFER_SIZE = 1 << 20;
+
+  private final Path root;
+
+  public FileSystemObjectStore(Path root) {
+    this.root = root.toAbsolutePath().normalize();
+  }
+
+  @Override
+  public ObjectUpload upload(String key) throws IOException {
+    Path target = pathOf(key);
+    Files.createDirectories(target.getParent());
+    Path partial = target.resolveSibling("." + target.getFileName() + PARTIAL_MARKER + randomName());
+    return new FileUpload(partial, target, FileChannel.open(partial, CREATE_NEW, WRITE));
+  }
+
+  @Override
+  public void put(String key, byte[] content) throws IOException {
+    try (ObjectUpload upload = upload(key)) {
+      upload.stream().write(content);
+      upload.commit();
+    }
+  }
+
+  @Override
+  public InputStream open(String key) throws IOException {
+    try {
+      return Files.newInputStream(pathOf(key));
+    } catch (NoSuchFileException e) {
+      throw new ObjectNotFoundException(uri(key));
+    }
+  }
+
+  @Override
+  public byte[] read(String key) throws IOException {
+    try {
+      return Files.readAllBytes(pathOf(key));
+    } catch (NoSuchFileException e) {
+      throw new ObjectNotFoundException(uri(key));
+    }
+  }
+
+  @Override
+  public boolean exists(String key) {
+    return Files.isRegularFile(pathOf(key));
+  }
+
+  @Override
+  public List<StoredObject> list(String keyPrefix) throws IOException {
+    List<StoredObject> objects = new ArrayList<>();
+    walk(keyPrefix, new PrefixVisitor() {
+      @Override
+      public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) {
+        String key = keyOf(file);
+        if (attributes.isRegularFile() && !isPartial(file) && key.startsWith(keyPrefix)) {
+          objects.add(new StoredObject(key, attributes.size(), attributes.lastModifiedTime().toInstant()));
+        }
+        return FileVisitResult.CONTINUE;
+      }
+    });
+    objects.sort(Comparator.comparing(StoredObject::key));
+    return objects;
+  }
+
+  /**
+   * Also deletes unfinished uploads under the prefix, whose uploader could only fail now. Folders
+   * inside the prefix go once empty; the ones above it stay, as a concurrent upload of another
+   * checkpoint may be about to write into them.
+   */
+  @Override
+  public void deleteAll(String keyPrefix) throws IOException {
+    walk(keyPrefix, new PrefixVisitor() {
+      @Override
+      public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) throws IOException {
+        if (keyOf(file).startsWith(keyPrefix)) {
+          Files.deleteIfExists(file);
+        }
+        return FileVisitResult.CONTINUE;
+      }
+
+      @Override
+      public FileVisitResult postVisitDirectory(Path directory, IOException e) throws IOException {
+        if (e != null && !(e instanceof NoSuchFileException)) {
+          throw e;
+        }
+        if (!directory.equals(root) && (keyOf(directory) + "/").startsWith(keyPrefix)) {
+          try {
+            Files.deleteIfExists(directory);
+          } catch (DirectoryNotEmptyException stillInUse) {
+            // something was written into it meanwhile
+          }
+        }
+        return FileVisitResult.CONTINUE;
+      }
+    });
+  }
+
+  /** Writes, reads back and deletes a probe object through the same path uploads take. */
+  @Override
+  public void check() throws StorageUnavailableException {
+    String probeKey = ".stasis-check-" + randomName();
+    byte[] probe = ("written by stasis to check " + root).getBytes(StandardCharsets.UTF_8);
+    try {
+      Files.createDirectories(root);
+      put(probeKey, probe);
+      byte[] readBack = read(probeKey);
+      Files.delete(pathOf(probeKey));
+      if (!Arrays.equals(readBack, probe)) {
+        throw new StorageUnavailableException(
+            "filesystem storage " + root + " returned other bytes than were written to it");
+      }
+    } catch (StorageUnavailableException e) {
+      throw e;
+    } catch (IOException e) {
+      throw new StorageUnavailableException(
+          "filesystem storage " + root + " is not writable: " + reason(e), e);
+    }
+  }
+
+  @Override
+  public String uri(String key) {
+    return "file://" + pathOf(key);
+  }
+
+  /** Nothing to release: every upload and stream owns its own file handle. */
+  @Override
+  public void close() {}
+
+  private Path pathOf(String key) {
+    boolean relative = !key.isEmpty() && !key.startsWith("/")
+        && Arrays.stream(key.split("/")).noneMatch(s -> s.isEmpty() || s.equals(".") || s.equals(".."));
+    if (!relative) {
+      throw new IllegalArgumentException("object key '" + key + "' is not a relative path of plain names");
+    }
+    return root.resolve(key);
+  }
+
+  private static String randomName() {
+    return Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36);
+  }
+
+  private String keyOf(Path path) {
+    return root.relativize(path).toString();
+  }
+
+  private static boolean isPartial(Path file) {
+    String name = file.getFileName().toString();
+    return name.startsWith(".") && name.contains(PARTIAL_MARKER);
+  }
+
+  /** Walks the deepest folder that holds every key starting with the prefix, if it exists. */
+  private void walk(String keyPrefix, PrefixVisitor visitor) throws IOException {
+    int lastSlash = keyPrefix.lastIndexOf('/');
+    Path base = lastSlash <= 0 ? root : pathOf(keyPrefix.substring(0, lastSlash));
+    if (Files.isDirectory(base)) {
+      Files.walkFileTree(base, visitor);
+    }
+  }
+
+  private abstract static class PrefixVisitor extends SimpleFileVisitor<Path> {
+    // A concurrent deleteAll may remove files while this walk passes them.
+    @Override
+    public FileVisitResult visitFileFailed(Path file, IOException e) throws IOException {
+      if (e instanceof NoSuchFileException) {
+        return FileVisitResult.CONTINUE;
+      }
+      throw e;
+    }
+  }
+
+  /** Says what went wrong in words, where Java's file exceptions often carry just a path. */
+  private static String reason(IOException e) {
+    if (e instanceof AccessDeniedException) {
+      return "permission denied on " + ((FileSystemException) e).getFile();
+    }
+    if (e instanceof FileAlreadyExistsException) {
+      return ((FileSystemException) e).getFile() + " exists and is not a directory";
+    }
+    if (e instanceof NoSuchFileException) {
+      return ((FileSystemException) e).getFile() + " does not exist";
+    }
+    if (e instanceof FileSystemException && ((FileSystemException) e).getReason() != null) {
+      return ((FileSystemException) e).getReason() + " (" + ((FileSystemException) e).getFile() + ")";
+    }
+    return e.toString();
+  }
+
+  /** Writes to a hidden temporary file that commit renames into place. */
+  private final class FileUpload implements ObjectUpload {
+    private final Path partial;
+    private final Path target;
+    private final FileChannel channel;
+    private final OutputStream stream;
+    private boolean committed;
+    private boolean aborted;
+
+    FileUpload(Path partial, Path target, FileChannel channel) {
+      this.partial = partial;
+      this.target = target;
+      this.channel = channel;
+      this.stream = new BufferedOutputStream(Channels.newOutputStream(channel), BUFFER_SIZE) {
+        // Only commit() or abort() end the upload; closing the stream must not lose the file.
+        @Override
+        public void close() throws IOException {
+          flush();
+        }
+      };
+    }
+
+    @Override
+    public OutputStream stream() {
+      return stream;
+    }
+
+    @Override
+    public long commit() throws IOException {
+      if (committed || aborted) {
+        throw new IllegalStateException(
+            "upload of " + target + " was already " + (committed ? "committed" : "aborted"));
+      }
+      try {
+        stream.flush();
+        // The data must be on disk before the rename can make it visible.
+        channel.force(true);
+        long size = channel.size();
+        channel.close();
+        Files.move(partial, target, StandardCopyOption.ATOMIC_MOVE);
+        syncDirectory(target.getParent());
+        committed = true;
+        return size;
+      } catch (IOException e) {
+        abort();
+        throw e;
+      }
+    }
+
+    @Override
+    public void abort() {
+      if (committed || aborted) {
+        return;
+      }
+      aborted = true;
+      try {
+        channel.close();
+        Files.deleteIfExists(partial);
+      } catch (IOException e) {
+        LOG.warn("could not delete unfinished upload {}: {}", partial, e.toString());
+      }
+    }
+
+    // The rename itself only survives a crash once the folder is synced.
+    private void syncDirectory(Path directory) throws IOException {
+      try (FileChannel folder = FileChannel.open(directory, READ)) {
+        folder.force(true);
+      }
+    }
+  }
+}

@@ -1,0 +1,141 @@
+package dev.stasis.archive;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class ManifestTest {
+
+  @Test
+  void roundTripsEveryField() throws ManifestException {
+    Manifest manifest = processCheckpointManifest();
+
+    Manifest read = Manifest.fromJson(manifest.toJson());
+
+    assertThat(read).usingRecursiveComparison().isEqualTo(manifest);
+  }
+
+  @Test
+  void writesTheDocumentedShape() {
+    String json = new String(processCheckpointManifest().toJson(), StandardCharsets.UTF_8);
+
+    assertThat(json)
+        .contains("\"format\" : \"stasis.dev/manifest/v1\"")
+        .contains("\"codec\" : \"zstd\"")
+        .contains("\"encryption\" : \"none\"")
+        .contains("\"pid\" : 4242")
+        .doesNotContain("podName")
+        .doesNotContain("null");
+  }
+
+  @Test
+  void ignoresFieldsANewerAgentAdded() throws ManifestException {
+    String json = minimalJson().replace("\"source\": {", "\"futureField\": [1, 2], \"source\": {\"futureSourceField\": true, ");
+
+    Manifest read = Manifest.fromJson(bytes(json));
+
+    assertThat(read.archive.sha256).isEqualTo("ab".repeat(32));
+  }
+
+  @Test
+  void refusesInvalidJson() {
+    assertThatThrownBy(() -> Manifest.fromJson(bytes("{\"format\": ")))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageStartingWith("manifest is not valid JSON: ");
+    assertThatThrownBy(() -> Manifest.fromJson(bytes("[1, 2]")))
+        .isInstanceOf(ManifestException.class)
+        .hasMessage("manifest is not a JSON object");
+  }
+
+  @Test
+  void refusesFieldsOfTheWrongType() {
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(minimalJson().replace("\"storedBytes\": 1234", "\"storedBytes\": \"lots\""))))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageStartingWith("manifest does not match format stasis.dev/manifest/v1: ");
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(minimalJson().replace("\"zstd\"", "\"lz4\""))))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageContaining("lz4");
+  }
+
+  @Test
+  void refusesAManifestWithoutFormat() {
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(minimalJson().replace("\"format\": \"stasis.dev/manifest/v1\",", ""))))
+        .isInstanceOf(ManifestException.class)
+        .hasMessage("manifest is missing required field format (expected stasis.dev/manifest/v1)");
+  }
+
+  @Test
+  void refusesANewerFormatAskingForAnAgentUpgrade() {
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(minimalJson().replace("manifest/v1", "manifest/v9"))))
+        .isInstanceOf(ManifestException.class)
+        .hasMessage("manifest format stasis.dev/manifest/v9 is newer than this agent understands"
+            + " (stasis.dev/manifest/v1); upgrade the agent");
+  }
+
+  @Test
+  void refusesSomeoneElsesFormat() {
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(minimalJson().replace("stasis.dev/manifest/v1", "example.com/v1"))))
+        .isInstanceOf(ManifestException.class)
+        .hasMessage("manifest format example.com/v1 is not one this agent understands (stasis.dev/manifest/v1)");
+  }
+
+  @Test
+  void namesEachMissingRequiredField() {
+    assertMissing(minimalJson().replaceFirst("\"source\": \\{[^}]*},", ""), "source");
+    assertMissing(minimalJson().replace("\"key\": \"ns/ckpt-uid/archive.tar.zst\",", ""), "archive.key");
+    assertMissing(minimalJson().replace("\"sha256\": \"" + "ab".repeat(32) + "\",", ""), "archive.sha256");
+    assertMissing(minimalJson().replace(", \"storedBytes\": 1234", ""), "archive.storedBytes");
+    assertMissing(minimalJson().replace("\"codec\": \"zstd\",", ""), "archive.codec");
+    assertThatThrownBy(() -> Manifest.fromJson(bytes("{\"format\": \"stasis.dev/manifest/v1\"}")))
+        .isInstanceOf(ManifestException.class)
+        .hasMessage("manifest is missing required fields source, archive");
+  }
+
+  private static void assertMissing(String json, String field) {
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(json)))
+        .isInstanceOf(ManifestException.class)
+        .hasMessage("manifest is missing required field " + field);
+  }
+
+  /** The smallest manifest a restore accepts; tests remove one piece at a time. */
+  private static String minimalJson() {
+    return """
+        {"format": "stasis.dev/manifest/v1",
+         "source": {"namespace": "ns", "checkpointName": "ckpt", "checkpointUid": "uid"},
+         "archive": {"key": "ns/ckpt-uid/archive.tar.zst", "codec": "zstd",
+                     "sha256": "%s", "storedBytes": 1234}}
+        """.formatted("ab".repeat(32));
+  }
+
+  private static Manifest processCheckpointManifest() {
+    Manifest manifest = new Manifest();
+    manifest.createdAt = "2025-11-24T18:31:00Z";
+    manifest.source = new Manifest.Source();
+    manifest.source.namespace = "sims";
+    manifest.source.checkpointName = "lammps-1";
+    manifest.source.checkpointUid = "0b6f3c1e-6f1a-4c55-9a56-1f0e2d3c4b5a";
+    manifest.source.node = "node-a";
+    manifest.source.pid = 4242;
+    manifest.nodeProfile = Map.of("arch", "amd64", "cpu", Map.of("vendor", "GenuineIntel", "flags", List.of("avx2", "sse4_2")));
+    manifest.criu = new Manifest.Criu();
+    manifest.criu.version = "4.2.1";
+    manifest.criu.options = List.of("--tcp-established", "--network-lock", "nftables");
+    manifest.paths = List.of("/usr/lib/x86_64-linux-gnu/libc.so.6");
+    manifest.tcpEstablished = true;
+    manifest.archive = new Manifest.Archive();
+    manifest.archive.key = "sims/lammps-1-0b6f3c1e-6f1a-4c55-9a56-1f0e2d3c4b5a/archive.tar.zst";
+    manifest.archive.codec = ArchiveCodec.ZSTD;
+    manifest.archive.sizeBytes = 10_000L;
+    manifest.archive.storedBytes = 4_000L;
+    manifest.archive.sha256 = "cd".repeat(32);
+    return manifest;
+  }
+
+  private static byte[] bytes(String json) {
+    return json.getBytes(StandardCharsets.UTF_8);
+  }
+}

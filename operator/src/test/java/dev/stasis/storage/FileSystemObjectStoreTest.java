@@ -1,0 +1,148 @@
+package dev.stasis.storage;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class FileSystemObjectStoreTest {
+  @TempDir Path temp;
+  Path root;
+  FileSystemObjectStore store;
+
+  @BeforeEach
+  void createStore() {
+    root = temp.resolve("storage");
+    store = new FileSystemObjectStore(root);
+  }
+
+  @Test
+  void anUploadBecomesVisibleOnlyWhenCommitted() throws IOException {
+    try (ObjectUpload upload = store.upload("ns/ckpt-1/archive.tar.zst")) {
+      upload.stream().write(bytes("first half, "));
+      upload.stream().close();
+      upload.stream().write(bytes("second half"));
+
+      assertThat(store.exists("ns/ckpt-1/archive.tar.zst")).isFalse();
+      assertThat(store.list("ns/")).isEmpty();
+      assertThatThrownBy(() -> store.read("ns/ckpt-1/archive.tar.zst")).isInstanceOf(ObjectNotFoundException.class);
+
+      assertThat(upload.commit()).isEqualTo(23);
+    }
+
+    assertThat(store.read("ns/ckpt-1/archive.tar.zst")).asString(StandardCharsets.UTF_8).isEqualTo("first half, second half");
+    try (InputStream in = store.open("ns/ckpt-1/archive.tar.zst")) {
+      assertThat(in).hasContent("first half, second half");
+    }
+    assertThat(store.list("ns/")).singleElement()
+        .satisfies(object -> {
+          assertThat(object.key()).isEqualTo("ns/ckpt-1/archive.tar.zst");
+          assertThat(object.sizeBytes()).isEqualTo(23);
+        });
+    assertThat(filesUnder(root)).containsExactly("ns/ckpt-1/archive.tar.zst");
+  }
+
+  @Test
+  void anAbortedOrAbandonedUploadLeavesNothing() throws IOException {
+    ObjectUpload aborted = store.upload("ns/ckpt-1/archive.tar.zst");
+    aborted.stream().write(new byte[3 << 20]);
+    assertThat(filesUnder(root)).singleElement().asString().startsWith("ns/ckpt-1/.archive.tar.zst.partial-");
+    aborted.abort();
+    aborted.abort();
+    try (ObjectUpload abandoned = store.upload("ns/ckpt-1/manifest.json")) {
+      abandoned.stream().write(bytes("{}"));
+    }
+
+    assertThat(filesUnder(root)).isEmpty();
+    assertThat(store.exists("ns/ckpt-1/archive.tar.zst")).isFalse();
+    assertThatThrownBy(aborted::commit).isInstanceOf(IllegalStateException.class);
+  }
+
+  @Test
+  void putReplacesAnObjectWhole() throws IOException {
+    store.put("ns/ckpt-1/manifest.json", bytes("old"));
+    store.put("ns/ckpt-1/manifest.json", bytes("new"));
+
+    assertThat(store.read("ns/ckpt-1/manifest.json")).asString(StandardCharsets.UTF_8).isEqualTo("new");
+    assertThat(filesUnder(root)).containsExactly("ns/ckpt-1/manifest.json");
+  }
+
+  @Test
+  void missingObjectsAreNotFound() {
+    assertThatThrownBy(() -> store.open("ns/none/archive.tar.zst"))
+        .isInstanceOf(ObjectNotFoundException.class)
+        .hasMessage("no object at file://" + root + "/ns/none/archive.tar.zst");
+    assertThatThrownBy(() -> store.read("ns/none/manifest.json")).isInstanceOf(ObjectNotFoundException.class);
+  }
+
+  @Test
+  void listsByPrefixAndDeletesAllUnderIt() throws IOException {
+    store.put("ns/ckpt-1/archive.tar.zst", bytes("archive 1"));
+    store.put("ns/ckpt-1/manifest.json", bytes("manifest 1"));
+    store.put("ns/ckpt-12/manifest.json", bytes("manifest 12"));
+    store.put("other/ckpt-3/manifest.json", bytes("manifest 3"));
+    ObjectUpload unfinished = store.upload("ns/ckpt-1/late.tar.zst");
+    unfinished.stream().write(bytes("still uploading"));
+
+    assertThat(store.list("ns/ckpt-1/")).extracting(StoredObject::key)
+        .containsExactly("ns/ckpt-1/archive.tar.zst", "ns/ckpt-1/manifest.json");
+    assertThat(store.list("ns/ckpt-1")).extracting(StoredObject::key)
+        .containsExactly("ns/ckpt-1/archive.tar.zst", "ns/ckpt-1/manifest.json", "ns/ckpt-12/manifest.json");
+    assertThat(store.list("")).hasSize(4);
+    assertThat(store.list("missing/")).isEmpty();
+
+    store.deleteAll("ns/ckpt-1/");
+
+    assertThat(filesUnder(root)).containsExactly("ns/ckpt-12/manifest.json", "other/ckpt-3/manifest.json");
+    assertThat(root.resolve("ns/ckpt-1")).doesNotExist();
+    assertThat(root.resolve("ns")).isDirectory();
+    assertThatThrownBy(unfinished::commit).isInstanceOf(IOException.class);
+    store.deleteAll("ns/ckpt-1/");
+  }
+
+  @Test
+  void checkCreatesTheRootAndLeavesNoProbeBehind() throws IOException {
+    store.check();
+
+    assertThat(root).isEmptyDirectory();
+  }
+
+  @Test
+  void checkSaysWhyThePathIsNotWritable() throws IOException {
+    // A regular file where a folder should be stops root as well as anyone else.
+    Path file = Files.writeString(temp.resolve("file"), "not a folder");
+    FileSystemObjectStore unusable = new FileSystemObjectStore(file.resolve("storage"));
+
+    assertThatThrownBy(unusable::check)
+        .isInstanceOf(StorageUnavailableException.class)
+        .hasMessage("filesystem storage " + file.resolve("storage") + " is not writable: Not a directory (" + file.resolve("storage") + ")");
+  }
+
+  @Test
+  void refusesKeysThatLeaveTheRoot() {
+    assertThatThrownBy(() -> store.upload("../outside")).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> store.put("/etc/passwd", bytes("x"))).isInstanceOf(IllegalArgumentException.class);
+  }
+
+  private static byte[] bytes(String text) {
+    return text.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static List<String> filesUnder(Path root) throws IOException {
+    if (!Files.exists(root)) {
+      return List.of();
+    }
+    try (Stream<Path> paths = Files.walk(root)) {
+      return paths.filter(Files::isRegularFile).map(p -> root.relativize(p).toString()).sorted().toList();
+    }
+  }
+}
