@@ -52,11 +52,9 @@ goarch() {
 
 # Symlinks only: cheap, and re-pointing them is how a version bump takes effect.
 link_binaries() {
-  local b kat_dir="$REPO_ROOT/.stasis/kube-api-test/k8s/$K8S_VERSION-linux-$(goarch)"
-  mkdir -p "$REPO_ROOT/.stasis/bin" "$kat_dir"
-  # .stasis/ holds machine-local state only; keep it out of git without
-  # needing an entry in the repo's .gitignore.
-  [[ -f "$REPO_ROOT/.stasis/.gitignore" ]] || echo '*' >"$REPO_ROOT/.stasis/.gitignore"
+  local b kat_dir
+  kat_dir="$REPO_ROOT/.stasis/kube-api-test/k8s/$K8S_VERSION-linux-$(goarch)"
+  mkdir -p "$REPO_ROOT/.stasis/bin" "$kat_dir" # .stasis/ is git-ignored
   for b in "${BINARIES[@]}"; do
     # fabric8 kube-api-test looks for <kubeAPITestDir>/k8s/<X.Y.Z>-linux-<arch>/<binary>
     # (version without "v": it parses the parts as integers), so point
@@ -77,16 +75,10 @@ build_binaries() {
   local out="$work/out"
   rm -rf "$out" && mkdir -p "$work/k8s" "$work/etcd" "$out"
 
-  # -mod=mod lets `go build` fill in go.mod/go.sum of the throwaway modules below
-  # from k8s.io/kubernetes' own requirements (MVS), so we never hand-maintain them.
-  export GOFLAGS="${GOFLAGS:-} -mod=mod"
-  # Official release binaries are static; also avoids needing a C toolchain.
-  export CGO_ENABLED=0
-
   log "fetching k8s.io/kubernetes@v$K8S_VERSION from the Go module proxy"
   local dl gomod info
-  dl="$(cd "$work/k8s" && GOFLAGS= go mod download -json "k8s.io/kubernetes@v$K8S_VERSION")" ||
-    die "go mod download k8s.io/kubernetes@v$K8S_VERSION failed: $dl"
+  dl="$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION")" ||
+    die "go mod download k8s.io/kubernetes@v$K8S_VERSION failed (is the version on the proxy?)"
   gomod="$(json_field "$dl" GoMod)"
   info="$(json_field "$dl" Info)"
   [[ -f "$gomod" ]] || die "no go.mod for k8s.io/kubernetes@v$K8S_VERSION in: $dl"
@@ -123,7 +115,13 @@ build_binaries() {
     done
   done
 
-  log "building kube-apiserver + kubectl v$K8S_VERSION (cold: tens of minutes on 2 cores)"
+  # -mod=mod lets `go build` fill in go.mod/go.sum of the throwaway modules
+  # from k8s.io/kubernetes' own requirements (MVS), so we never hand-maintain them.
+  export GOFLAGS="${GOFLAGS:-} -mod=mod"
+  # Official release binaries are static; also avoids needing a C toolchain.
+  export CGO_ENABLED=0
+
+  log "building kube-apiserver + kubectl v$K8S_VERSION (cold: ~5-10 min on 2 cores)"
   (cd "$work/k8s" && go build -trimpath -ldflags "$ldflags" -o "$out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
 
@@ -179,7 +177,7 @@ cmd_install() {
     exec 9>"$CACHE_ROOT/k8s/.lock-$K8S_VERSION"
     flock 9
     have_binaries || build_binaries
-    flock -u 9
+    exec 9>&- # releases the lock; `start` must not leak the fd into daemons
   fi
   link_binaries
   log "binaries in $BIN_DIR (linked from $REPO_ROOT/.stasis/bin)"
@@ -272,7 +270,7 @@ EOF
 }
 
 # Lines of <dir>/pids: "<name> <pid> <absolute binary path>".
-read_pids() { [[ -f "$1/pids" ]] && cat "$1/pids" || true; }
+read_pids() { if [[ -f "$1/pids" ]]; then cat "$1/pids"; fi; }
 
 cmd_status() {
   local dir="$1" name pid exe n=0
@@ -328,13 +326,13 @@ cmd_start() {
   # --unsafe-no-fsync: a throwaway test store; fsync on every write is what
   # makes etcd slow on shared CI disks, and losing it on a crash is fine.
   nohup "$BIN_DIR/etcd" \
-    --name default \
+    --name stasis \
     --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_client" \
     --advertise-client-urls "http://127.0.0.1:$etcd_client" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
     --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
-    --initial-cluster "default=http://127.0.0.1:$etcd_peer" \
+    --initial-cluster "stasis=http://127.0.0.1:$etcd_peer" \
     --unsafe-no-fsync \
     --log-level warn \
     >"$dir/etcd.log" 2>&1 </dev/null &
