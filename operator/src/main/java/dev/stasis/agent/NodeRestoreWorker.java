@@ -202,7 +202,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
 
   /** Reports the end of the restored tree, which CRIU reaps for us, and cleans up after it. */
   private void watch(Restore restore, RestoredTree tree, Path workDir) {
-    tree.onExit().thenAccept(exitCode -> {
+    tree.onExit().thenRun(() -> {
       WorkDirs.delete(workDir);
       try {
         Restore current = client.resource(restore).get();
@@ -210,10 +210,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
           return;
         }
         statusWriter.update(current, r -> r.getStatus() != null && r.getStatus().phase == RestorePhase.Completed,
-            r -> {
-              r.getStatus().processState = "Exited";
-              r.getStatus().exitCode = exitCode;
-            });
+            r -> r.getStatus().processState = "Exited");
         events.normal(current, "ProcessExited", "the restored process tree (PID " + tree.pid() + ") ended");
       } catch (RuntimeException e) {
         log.warn("could not report the end of restore {}: {}", restore.getMetadata().getName(), e.getMessage());

@@ -18,7 +18,6 @@ public class RestoreStatus implements ConditionedStatus {
   public Integer restoredPid;
   /** Running while the restored tree runs under its agent; Exited once it ended. */
   public String processState;
-  public Integer exitCode;
   public String reason;
   public String message;
   public String criuLogTail;

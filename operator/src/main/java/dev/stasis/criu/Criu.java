@@ -133,14 +133,14 @@ public final class Criu {
           throw restoreFailure(log, criu.exitValue());
         }
         if (System.nanoTime() > deadline) {
-          stop(criu);
+          stopRestore(criu);
           throw new CriuException("CriuTimeout",
               "criu restore did not finish within " + options.timeout().toSeconds() + "s", log.tail());
         }
         Thread.sleep(20);
       }
     } catch (InterruptedException e) {
-      stop(criu);
+      stopRestore(criu);
       Thread.currentThread().interrupt();
       throw new CriuException("Interrupted", "the agent was stopped while criu restore ran", log.tail());
     }
@@ -209,6 +209,20 @@ public final class Criu {
       }
     } catch (InterruptedException e) {
       p.destroyForcibly();
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * CRIU ignores SIGTERM while restoring, and a half-restored child can spin forever on a damaged
+   * image; killing CRIU alone would leave it running under PID 1. So: the children first, then CRIU.
+   */
+  private static void stopRestore(Process criu) {
+    criu.descendants().forEach(ProcessHandle::destroyForcibly);
+    criu.destroyForcibly();
+    try {
+      criu.waitFor(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
   }

@@ -36,10 +36,15 @@ public final class CriuLog {
     return tail.length() > TAIL_MAX_CHARS ? tail.substring(tail.length() - TAIL_MAX_CHARS) : tail;
   }
 
-  /** CRIU marks errors with "Error (file:line):"; the first one is usually the cause. */
+  /**
+   * CRIU marks errors with "Error (file:line):"; the first one is usually the cause, except for
+   * lines CRIU prints on every run (it cannot raise RLIMIT_NOFILE inside a container, harmlessly)
+   * and the closing "Dumping FAILED." / "Restoring FAILED.".
+   */
   public Optional<String> firstError() {
     return lines().stream()
         .filter(l -> l.contains("Error (") || l.contains("Error:"))
+        .filter(l -> !l.contains("RLIMIT_NOFILE") && !l.strip().endsWith("FAILED."))
         .map(CriuLog::withoutPrefix)
         .findFirst();
   }

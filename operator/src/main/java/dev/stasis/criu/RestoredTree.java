@@ -4,7 +4,8 @@ import java.util.concurrent.CompletableFuture;
 
 /**
  * A restored process tree, still parented by the CRIU process that restored it. {@link #onExit()}
- * completes with CRIU's exit code once the tree has ended and CRIU has reaped it.
+ * completes once the tree has ended and CRIU has reaped it. CRIU exits 0 whatever the tree's exit
+ * status was, so the tree's own exit code cannot be known.
  */
 public final class RestoredTree {
   private final int pid;
@@ -26,8 +27,8 @@ public final class RestoredTree {
     return criu.isAlive();
   }
 
-  public CompletableFuture<Integer> onExit() {
-    return criu.onExit().thenApply(Process::exitValue);
+  public CompletableFuture<Void> onExit() {
+    return criu.onExit().thenApply(p -> null);
   }
 
   public CriuLog log() {
