@@ -4,7 +4,9 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.FileSystemStorage;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,6 +36,9 @@ final class LocalMode {
     }
     KubernetesClient client = Main.client(kubeconfig);
     Crds.install(client);
+    // Storage credentials Secrets go here, as on a cluster (config/rbac).
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("stasis-system").endMetadata()
+        .build()).createOr(NonDeletingOperation::update);
     ensureDefaultStorage(client, state.resolve("storage"));
 
     String node = flags.get("node", DEFAULT_NODE);
