@@ -36,6 +36,24 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
     assertFailure(c.getStatus().reason, c.getStatus().message, "PidNotAllowed", "the Stasis agent itself");
   }
 
+  /** Without its own session, a namespace init cannot be dumped: CRIU says why, and the tail is kept. */
+  @Test
+  void criuDumpFailureCarriesCriusOwnWords() throws Exception {
+    Process launcher = new ProcessBuilder("setsid", "unshare", "--pid", "--fork",
+        Workloads.binary("counter").toString(), shared.resolve("nosid-" + namespace).toString())
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectErrorStream(true).start();
+    long inner = await().atMost(TIMEOUT).until(() -> Workloads.children(launcher.pid()), l -> !l.isEmpty()).get(0);
+    cleanup.add(() -> {
+      Workloads.kill(inner);
+      launcher.waitFor();
+    });
+    Checkpoint c = awaitCheckpoint(createCheckpoint("nosid", inner, fsStorage, null), CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "CriuDumpFailed",
+        "A session leader of " + inner + "(1) is outside of its pid namespace");
+    assertThat(c.getStatus().criuLogTail).contains("Dumping FAILED");
+    assertThat(Workloads.isAlive(inner)).isTrue();
+  }
+
   @Test
   void criuMissingOnTheNode() throws Exception {
     var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("nocriu.txt").toString()));
