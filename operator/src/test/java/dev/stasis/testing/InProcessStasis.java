@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The operator and one or more agents running in the test JVM, as {@code stasis local} runs them.
@@ -67,7 +68,7 @@ public final class InProcessStasis implements AutoCloseable {
       InProcessStasis stasis = new InProcessStasis();
       if (withOperator) {
         Operator operator = Roles.newOperator(operatorClient);
-        Roles.registerOperator(operator, operatorClient, "test");
+        Roles.registerOperator(operator, operatorClient, "test", Set.of());
         stasis.operators.add(operator);
       }
       for (int i = 0; i < agents.size(); i++) {

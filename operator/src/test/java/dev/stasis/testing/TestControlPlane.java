@@ -2,12 +2,14 @@ package dev.stasis.testing;
 
 import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
+import dev.stasis.kube.ProcessTargetPolicy;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.UUID;
 
 /**
@@ -43,11 +45,15 @@ public final class TestControlPlane {
     return new KubernetesClientBuilder().withConfig(config).build();
   }
 
-  /** A fresh namespace for one test. */
+  /** A fresh namespace for one test, where a cluster admin allowed process targets. */
   public static String newNamespace(String prefix) throws Exception {
+    return newNamespace(prefix, Map.of(ProcessTargetPolicy.LABEL, "true"));
+  }
+
+  public static String newNamespace(String prefix, Map<String, String> labels) throws Exception {
     String name = prefix + "-" + UUID.randomUUID().toString().substring(0, 6);
-    admin().namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(name).endMetadata().build())
-        .create();
+    admin().namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(name).withLabels(labels)
+        .endMetadata().build()).create();
     return name;
   }
 
