@@ -110,6 +110,10 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       CriuVersion criuVersion = requireCriu();
       ProcessTree.requireCheckpointable(pid);
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+      var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
+      if (notAllowed.isPresent()) {
+        throw new WorkFailure("StorageNotAllowed", notAllowed.get());
+      }
       try (ObjectStore store = storages.open(storage)) {
         DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
             Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),

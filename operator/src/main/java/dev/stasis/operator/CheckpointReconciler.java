@@ -114,6 +114,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     } catch (StorageUnavailableException e) {
       throw new Refusal("StorageNotFound", e.getMessage());
     }
+    var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
+    if (notAllowed.isPresent()) {
+      throw new Refusal("StorageNotAllowed", notAllowed.get());
+    }
     CheckpointStorageStatus status = storage.getStatus();
     if (status != null && CheckpointStorageStatus.UNAVAILABLE.equals(status.phase)) {
       throw new Refusal("StorageUnavailable", "CheckpointStorage '" + storage.getMetadata().getName()

@@ -20,6 +20,7 @@ import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
@@ -62,6 +63,16 @@ class CheckpointReconcilerTest {
     c.getMetadata().setResourceVersion(null);
     assertFailed(reconcile(client.resource(c).create()), "ProcessTargetNotAllowed",
         "kubectl label namespace tenant stasis.dev/allow-process-targets=true");
+  }
+
+  @Test
+  void storageThatDoesNotTakeThisNamespace() {
+    storage("team-b-only", true, null);
+    CheckpointStorage s = client.resources(CheckpointStorage.class).withName("team-b-only").get();
+    s.getSpec().allowedNamespaces = List.of("team-b");
+    client.resource(s).update();
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null)), "StorageNotAllowed",
+        "does not take Checkpoints of namespace jobs (spec.allowedNamespaces: team-b)");
   }
 
   @Test
