@@ -19,7 +19,7 @@ public class RestoreStatus implements ConditionedStatus {
   /** Running while the restored tree runs under its agent; Exited once it ended. */
   public String processState;
   /** Pod checkpoints: the checkpoint image pushed for each container. */
-  public List<CheckpointImage> checkpointImages;
+  public List<CheckpointImageStatus> checkpointImages;
   /** Pod checkpoints: the Pod created from the stored pod spec with the checkpoint images. */
   public String restoredPod;
   public String reason;

@@ -139,6 +139,43 @@ public final class TestingKubelet implements AutoCloseable {
     return admin.resource(created).updateStatus();
   }
 
+  /**
+   * Does what the kubelet and CRI-O do with a pod bound to this node, as far as the registry is
+   * concerned: pulls each container's image manifest and reports the pod Running if every image
+   * is there (CRI-O restores an image annotated as a checkpoint), or the container waiting with
+   * ErrImagePull, as the kubelet would.
+   */
+  public Pod startPod(String namespace, String name, RegistryServer registry) throws Exception {
+    Pod pod = admin.pods().inNamespace(namespace).withName(name).get();
+    if (!node.equals(pod.getSpec().getNodeName())) {
+      throw new IllegalStateException("pod " + name + " is not bound to node " + node);
+    }
+    var status = new PodStatusBuilder().withPhase("Running").withHostIP("127.0.0.1");
+    for (Container c : pod.getSpec().getContainers()) {
+      String image = c.getImage();
+      int at = image.indexOf('@');
+      boolean fromTestRegistry = image.startsWith(registry.host() + "/") && at > 0;
+      var manifest = fromTestRegistry
+          ? registry.get("/v2/" + image.substring(registry.host().length() + 1, at) + "/manifests/" + image.substring(at + 1),
+              "application/vnd.oci.image.manifest.v1+json")
+          : null;
+      var container = status.addNewContainerStatus().withName(c.getName()).withImage(image)
+          .withContainerID("cri-o://" + UUID.randomUUID().toString().replace("-", ""));
+      // Images elsewhere stand for the pod's ordinary images, which nodes pull as usual.
+      if (!fromTestRegistry || manifest.statusCode() == 200) {
+        container.withReady(true).withNewState().withNewRunning().withStartedAt(Instant.now().toString()).endRunning()
+            .endState().endContainerStatus();
+      } else {
+        status.withPhase("Pending");
+        container.withReady(false).withNewState().withNewWaiting().withReason("ErrImagePull")
+            .withMessage("reading manifest of " + image + ": manifest unknown").endWaiting().endState()
+            .endContainerStatus();
+      }
+    }
+    pod.setStatus(status.build());
+    return admin.resource(pod).updateStatus();
+  }
+
   @Override
   public void close() {
     closed.countDown();
