@@ -3,9 +3,11 @@ package dev.stasis.agent;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.kube.EventRecorder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.util.List;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -26,6 +28,7 @@ public class NodeProfilePublisher implements AutoCloseable {
     t.setDaemon(true);
     return t;
   });
+  private final EventRecorder events;
   private NodeProfileSpec published;
 
   public NodeProfilePublisher(KubernetesClient client, AgentConfig config) {
@@ -36,6 +39,7 @@ public class NodeProfilePublisher implements AutoCloseable {
     this.client = client;
     this.config = config;
     this.probe = probe;
+    this.events = new EventRecorder(client, "agent", config.nodeName());
   }
 
   /** Publishes once now (so the node is known before any work arrives), then keeps it current. */
@@ -47,6 +51,8 @@ public class NodeProfilePublisher implements AutoCloseable {
   synchronized void publishIfChanged() {
     try {
       NodeProfileSpec current = probe.probe(config.criu(), config.workDir());
+      List<String> warnings = config.kubelet().warnings();
+      current.warnings = warnings.isEmpty() ? null : warnings;
       if (published != null && sameIgnoringFreeSpace(published, current)) {
         return;
       }
@@ -59,6 +65,10 @@ public class NodeProfilePublisher implements AutoCloseable {
       } else {
         existing.setSpec(current);
         client.resource(existing).update();
+      }
+      if (current.warnings != null && (published == null || published.warnings == null)) {
+        NodeProfile warned = client.resources(NodeProfile.class).withName(config.nodeName()).get();
+        current.warnings.forEach(w -> events.warning(warned, "InsecureSetting", w));
       }
       published = current;
       log.info("published NodeProfile {}: {} {}, CRIU {}", config.nodeName(), current.arch,

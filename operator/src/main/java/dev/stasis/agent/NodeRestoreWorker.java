@@ -50,6 +50,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
+  private final PodRestoreJob podRestores;
 
   public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
     this.client = client;
@@ -57,12 +58,18 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     this.storages = new StorageAccess(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
+    this.podRestores = new PodRestoreJob(client, config, events);
   }
 
   @Override
   public UpdateControl<Restore> reconcile(Restore restore, Context<Restore> context) {
     RestoreStatus status = restore.getStatus();
     if (status == null || !config.nodeName().equals(status.node)) {
+      return UpdateControl.noUpdate();
+    }
+    Checkpoint podCheckpoint = status.phase == null || status.phase.isTerminal() ? null : podRestores.podCheckpoint(restore);
+    if (podCheckpoint != null) {
+      podRestores.reconcile(restore, podCheckpoint);
       return UpdateControl.noUpdate();
     }
     if (status.phase == RestorePhase.Pending) {

@@ -15,6 +15,8 @@ public class NodeProfileSpec {
   public RuntimeInfo runtime;
   public List<String> gpus = new ArrayList<>();
   public Long workDirFreeBytes;
+  /** Settings of this node's agent that weaken its security, e.g. kubelet TLS verification off. */
+  public List<String> warnings;
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class CpuInfo {

@@ -2,6 +2,7 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.ValidationRule;
 
@@ -12,4 +13,7 @@ public class RestoreSpec {
   public CheckpointRef checkpointRef;
 
   public RestorePlacement placement;
+
+  @JsonPropertyDescription("Pod checkpoints: how to name the restored Pod and pull its checkpoint images.")
+  public RestorePodSpec pod;
 }

@@ -1,11 +1,13 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.KubeletSettings;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.ProcessTargetPolicy;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -21,6 +23,9 @@ public final class Main {
         operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE] [--allow-process-targets NS,...|*]
         agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...]
                                                                         [--allow-process-targets NS,...|*] [--kubeconfig FILE]
+                  pod checkpoints through the kubelet:                  [--kubelet-url https://$NODE_NAME:10250] [--kubelet-ca FILE]
+                                                                        [--kubelet-token-file FILE] [--kubelet-checkpoint-dir DIR]
+                                                                        [--container-storage-dir DIR] [--kubelet-insecure-skip-tls-verify]
         local     operator + agent + a local control plane for trying Stasis on this machine
                   [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
       """;
@@ -88,7 +93,22 @@ public final class Main {
 
   static AgentConfig agentConfig(Flags flags, String node, Path workDir) {
     return new AgentConfig(node, workDir, new Criu(criuPath(flags.get("criu")), criuEnvironment(flags.get("criu-env"))),
-        processTargetNamespaces(flags));
+        processTargetNamespaces(flags), kubeletSettings(flags, node));
+  }
+
+  /** The kubelet of the agent's node; by default as a DaemonSet pod with its ServiceAccount sees it. */
+  static KubeletSettings kubeletSettings(Flags flags, String node) {
+    KubeletSettings defaults = KubeletSettings.defaults(node);
+    var settings = new KubeletSettings(
+        URI.create(flags.get("kubelet-url", defaults.url().toString())),
+        Path.of(flags.get("kubelet-token-file", defaults.tokenFile().toString())),
+        Path.of(flags.get("kubelet-ca", defaults.caFile().toString())),
+        Boolean.parseBoolean(flags.get("kubelet-insecure-skip-tls-verify", "false")),
+        Path.of(flags.get("kubelet-checkpoint-dir", defaults.checkpointDir().toString())),
+        Path.of(flags.get("container-storage-dir", defaults.imageStoreDir().toString())),
+        defaults.answerGrace());
+    settings.warnings().forEach(w -> System.err.println("WARNING: " + w));
+    return settings;
   }
 
   /** Namespaces (besides those labelled for it) where process targets are allowed; none by default. */

@@ -49,7 +49,11 @@ public final class InProcessStasis implements AutoCloseable {
     }
 
     public Builder agent(String node, Path workDir, Path criu, KubernetesClient agentClient) {
-      agents.add(new AgentConfig(node, workDir, new Criu(criu, Map.of())));
+      return agent(new AgentConfig(node, workDir, new Criu(criu, Map.of())), agentClient);
+    }
+
+    public Builder agent(AgentConfig config, KubernetesClient agentClient) {
+      agents.add(config);
       agentClients.add(agentClient);
       return this;
     }
