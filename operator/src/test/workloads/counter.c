@@ -2,13 +2,12 @@
  * counter <outfile>
  *
  * Test workload for CRIU checkpoint/restore. Every 100 ms it increments a
- * counter and rewrites <outfile> with the current count followed by a newline
- * (open/O_TRUNC/write/close each time, so no file descriptor stays open between
- * writes). The first value written is 1. Runs forever; end it with SIGKILL.
+ * counter and rewrites <outfile> in place with the current count, zero-padded
+ * to 20 digits, followed by a newline. The first value written is 1. Runs
+ * forever; end it with SIGKILL. <outfile> must exist at restore time.
  *
  * Start it so that CRIU can move it, e.g.:
  *   setsid unshare --pid --fork setsid ./counter out.txt </dev/null >/dev/null 2>&1 &
- * A reader may briefly see an empty file while it is being rewritten: retry.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,23 +16,29 @@
 #include <time.h>
 #include <unistd.h>
 
-static void write_count(const char *path, unsigned long long count)
+/*
+ * The count file is opened once and rewritten in place with a fixed-width number, so its size never
+ * changes: CRIU checks the size of open files on restore, and a file that was truncated and
+ * rewritten between checkpoint and restore would be refused ("bad size").
+ */
+#define COUNT_WIDTH 20
+
+static int open_count_file(const char *path)
 {
-	char buf[32];
-	int len = snprintf(buf, sizeof(buf), "%llu\n", count);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return; /* the directory may be gone for a moment: keep counting */
-	ssize_t off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += n;
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0 && ftruncate(fd, COUNT_WIDTH + 1) < 0) {
+		close(fd);
+		return -1;
 	}
-	close(fd);
+	return fd;
+}
+
+static void write_count(int fd, unsigned long long count)
+{
+	char buf[COUNT_WIDTH + 2];
+	snprintf(buf, sizeof(buf), "%0*llu\n", COUNT_WIDTH, count);
+	while (pwrite(fd, buf, COUNT_WIDTH + 1, 0) < 0 && errno == EINTR)
+		;
 }
 
 static void sleep_100ms(void)
@@ -49,8 +54,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s <outfile>\n", argv[0]);
 		return 2;
 	}
+	int fd = open_count_file(argv[1]);
+	if (fd < 0) {
+		perror(argv[1]);
+		return 1;
+	}
 	for (unsigned long long count = 1;; count++) {
-		write_count(argv[1], count);
+		write_count(fd, count);
 		sleep_100ms();
 	}
 }

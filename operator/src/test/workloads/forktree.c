@@ -4,7 +4,7 @@
  * Test workload for CRIU checkpoint/restore of a process tree. The parent forks
  * n children, then the parent (index 0) and every child (index 1..n) each count
  * like `counter`: every 100 ms the process increments its own counter and
- * rewrites <outdir>/count.<index> with it (open/O_TRUNC/write/close). The
+ * rewrites <outdir>/count.<index> with it (in place, fixed width). The
  * parent reaps children that die. Runs forever; end it with SIGKILL (killing
  * the init of its PID namespace ends them all).
  *
@@ -20,23 +20,29 @@
 #include <time.h>
 #include <unistd.h>
 
-static void write_count(const char *path, unsigned long long count)
+/*
+ * The count file is opened once and rewritten in place with a fixed-width number, so its size never
+ * changes: CRIU checks the size of open files on restore, and a file that was truncated and
+ * rewritten between checkpoint and restore would be refused ("bad size").
+ */
+#define COUNT_WIDTH 20
+
+static int open_count_file(const char *path)
 {
-	char buf[32];
-	int len = snprintf(buf, sizeof(buf), "%llu\n", count);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return;
-	ssize_t off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += n;
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0 && ftruncate(fd, COUNT_WIDTH + 1) < 0) {
+		close(fd);
+		return -1;
 	}
-	close(fd);
+	return fd;
+}
+
+static void write_count(int fd, unsigned long long count)
+{
+	char buf[COUNT_WIDTH + 2];
+	snprintf(buf, sizeof(buf), "%0*llu\n", COUNT_WIDTH, count);
+	while (pwrite(fd, buf, COUNT_WIDTH + 1, 0) < 0 && errno == EINTR)
+		;
 }
 
 static void sleep_100ms(void)
@@ -50,8 +56,13 @@ static void count_forever(const char *outdir, int index, int is_parent)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/count.%d", outdir, index);
+	int fd = open_count_file(path);
+	if (fd < 0) {
+		perror(path);
+		_exit(1);
+	}
 	for (unsigned long long count = 1;; count++) {
-		write_count(path, count);
+		write_count(fd, count);
 		if (is_parent)
 			while (waitpid(-1, NULL, WNOHANG) > 0)
 				;
