@@ -14,7 +14,7 @@ import io.fabric8.kubernetes.model.annotation.Version;
 @ShortNames("rst")
 @Plural("restores")
 @AdditionalPrinterColumn(name = "Phase", jsonPath = ".status.phase", type = AdditionalPrinterColumn.Type.STRING)
-@AdditionalPrinterColumn(name = "Checkpoint", jsonPath = ".spec.checkpointRef.name", type = AdditionalPrinterColumn.Type.STRING)
+@AdditionalPrinterColumn(name = "Checkpoint", jsonPath = ".status.checkpoint", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "Node", jsonPath = ".status.node", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "PID", jsonPath = ".status.restoredPid", type = AdditionalPrinterColumn.Type.INTEGER)
 @AdditionalPrinterColumn(name = "Pod", jsonPath = ".status.restoredPod", type = AdditionalPrinterColumn.Type.STRING)
