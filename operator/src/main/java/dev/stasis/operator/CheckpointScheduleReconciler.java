@@ -281,6 +281,9 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
           + due + " (concurrencyPolicy Replace)");
     }
     checkpoints.create(schedule, valid.template(), plan.due().get(), Labels.TRIGGER_SCHEDULE);
+    log.info("schedule {}/{}: created checkpoint {} for the run due at {}, {} ms after it",
+        schedule.getMetadata().getNamespace(), schedule.getMetadata().getName(), name, due,
+        Duration.between(plan.due().get(), clock.instant()).toMillis());
     recordRun(schedule, status, name, due);
     return plan.next();
   }
