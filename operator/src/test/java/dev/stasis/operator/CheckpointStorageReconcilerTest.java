@@ -11,6 +11,7 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -22,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -112,7 +114,8 @@ class CheckpointStorageReconcilerTest {
   }
 
   private CheckpointReconciler checkpointReconciler() {
-    return new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"));
+    return new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+        new ProcessTargetPolicy(client, Set.of(ProcessTargetPolicy.ALL)));
   }
 
   private CheckpointStorage storage(String gracePeriod) {
