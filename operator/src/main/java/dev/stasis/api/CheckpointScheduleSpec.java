@@ -43,7 +43,8 @@ public class CheckpointScheduleSpec {
   @JsonPropertyDescription("The Checkpoint each run creates. Unlike a Checkpoint's spec it may be changed.")
   public CheckpointTemplate checkpointTemplate;
 
-  @JsonPropertyDescription("Pods to checkpoint, one Checkpoint per pod and run (pod targets are not supported yet).")
+  @JsonPropertyDescription("Pods to checkpoint by label, one Checkpoint per pod and run (not supported yet: refused"
+      + " with SelectorNotSupported).")
   public LabelSelector selector;
 
   @JsonPropertyDescription("Containers of the selected pods to checkpoint; default all.")

@@ -10,7 +10,6 @@ import dev.stasis.api.CheckpointScheduleStatus;
 import dev.stasis.api.CheckpointScheduleStatus.DrainCheckpoint;
 import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.Conditions;
-import dev.stasis.api.ProcessTarget;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.StatusWriter;
@@ -21,6 +20,7 @@ import dev.stasis.operator.schedule.RunPlan;
 import dev.stasis.operator.schedule.RunSchedule;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
@@ -88,7 +88,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
 
   /** A spec that passed validation, in the forms the schedule works with. */
   private record ValidSchedule(RunSchedule runs, Duration startingDeadline, ConcurrencyPolicy concurrency,
-      RetentionPolicy retention, CheckpointTemplate template, ProcessTarget target, boolean onNodeDrain) {}
+      RetentionPolicy retention, CheckpointTemplate template, boolean onNodeDrain) {}
 
   /** Reconcile when a schedule's Checkpoint changes, and when a target's node starts or stops draining. */
   @Override
@@ -105,7 +105,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         InformerEventSourceConfiguration.from(Node.class, CheckpointSchedule.class)
             .withName("schedule-nodes")
             .withSecondaryToPrimaryMapper(node -> context.getPrimaryCache().list()
-                .filter(s -> node.getMetadata().getName().equals(targetNode(s)))
+                .filter(s -> mayRunOn(s, node.getMetadata().getName()))
                 .map(ResourceID::fromResource)
                 .collect(Collectors.toSet()))
             .withOnUpdateFilter((now, before) -> NodeDrain.isDraining(now) != NodeDrain.isDraining(before))
@@ -156,13 +156,17 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
           "set exactly one of spec.checkpointTemplate (a fixed target) or spec.selector (pods by label)");
     }
     if (spec.selector != null) {
-      throw new Refusal("PodTargetNotSupported", "spec.selector selects pods, and pod targets are not supported by"
-          + " this version of Stasis yet: use spec.checkpointTemplate with a process target");
+      throw new Refusal("SelectorNotSupported", "spec.selector (pods by label) is not supported by this version of"
+          + " Stasis yet: name one pod with spec.checkpointTemplate.target.pod, or a process with .process");
     }
     if (spec.containers != null) {
       throw new Refusal("InvalidTarget", "spec.containers only goes with spec.selector");
     }
-    ProcessTarget target = Targets.processTarget(spec.checkpointTemplate.target, "spec.checkpointTemplate.target");
+    var target = spec.checkpointTemplate.target;
+    if (target == null || (target.process == null) == (target.pod == null)) {
+      throw new Refusal("InvalidTarget", "set exactly one of spec.checkpointTemplate.target.process (a process tree"
+          + " on a node) or spec.checkpointTemplate.target.pod");
+    }
     RunSchedule runs;
     try {
       runs = RunSchedule.parse(spec.schedule, zone(spec.timeZone));
@@ -188,7 +192,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     }
     return new ValidSchedule(runs,
         spec.startingDeadlineSeconds == null ? null : Duration.ofSeconds(spec.startingDeadlineSeconds),
-        spec.concurrencyPolicyOrDefault(), retention, spec.checkpointTemplate, target,
+        spec.concurrencyPolicyOrDefault(), retention, spec.checkpointTemplate,
         spec.triggers != null && Boolean.TRUE.equals(spec.triggers.onNodeDrain));
   }
 
@@ -314,8 +318,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
    */
   private void takeDrainCheckpoint(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status,
       List<Checkpoint> kept, Instant now) {
-    String node = valid.target().node;
-    if (!valid.onNodeDrain() || !NodeDrain.isDraining(client.nodes().withName(node).get())) {
+    String node = valid.onNodeDrain() ? targetNode(schedule) : null;
+    if (node == null || !NodeDrain.isDraining(client.nodes().withName(node).get())) {
       status.drain = null;
       return;
     }
@@ -398,10 +402,25 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         && (checkpoint.getStatus() == null || !checkpoint.getStatus().phaseOrPending().isTerminal());
   }
 
-  private static String targetNode(CheckpointSchedule schedule) {
+  /** The node the target runs on: a process's, or where its pod is scheduled; null when unknown. */
+  private String targetNode(CheckpointSchedule schedule) {
+    var target = schedule.getSpec().checkpointTemplate.target;
+    if (target.process != null) {
+      return target.process.node;
+    }
+    Pod pod = client.pods().inNamespace(schedule.getMetadata().getNamespace()).withName(target.pod.name).get();
+    return pod == null || pod.getSpec() == null ? null : pod.getSpec().getNodeName();
+  }
+
+  /** For waking schedules on node changes, from the cache: a pod target's node is only known by asking. */
+  private static boolean mayRunOn(CheckpointSchedule schedule, String node) {
     var spec = schedule.getSpec();
-    return spec == null || spec.checkpointTemplate == null || spec.checkpointTemplate.target == null
-        || spec.checkpointTemplate.target.process == null ? null : spec.checkpointTemplate.target.process.node;
+    if (spec == null || spec.triggers == null || !Boolean.TRUE.equals(spec.triggers.onNodeDrain)
+        || spec.checkpointTemplate == null || spec.checkpointTemplate.target == null) {
+      return false;
+    }
+    var target = spec.checkpointTemplate.target;
+    return target.pod != null || (target.process != null && node.equals(target.process.node));
   }
 
   private static String names(List<Checkpoint> checkpoints) {

@@ -12,12 +12,14 @@ import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.PodTarget;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import io.fabric8.kubernetes.api.model.LabelSelector;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.TaintBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
@@ -83,11 +85,11 @@ class CheckpointScheduleReconcilerTest {
   }
 
   @Test
-  void podSelectorIsNotSupportedYet() {
+  void selectorIsNotSupportedYet() {
     assertFailed(reconcile(schedule("s", "@daily", s -> {
       s.checkpointTemplate = null;
       s.selector = new LabelSelector(null, Map.of("app", "sim"));
-    })), "PodTargetNotSupported", "pod targets are not supported");
+    })), "SelectorNotSupported", "spec.selector (pods by label) is not supported");
   }
 
   @Test
@@ -298,6 +300,25 @@ class CheckpointScheduleReconcilerTest {
     s = reconcile(s);
     assertThat(names()).containsExactly(drain(100), drain(200));
     assertThat(s.getStatus().drainTriggered).isEqualTo(2);
+  }
+
+  @Test
+  void aPodTargetIsDrainedWithTheNodeItIsScheduledOn() {
+    CheckpointSchedule s = schedule("sim", "@yearly", spec -> {
+      spec.checkpointTemplate.target = new CheckpointTarget();
+      spec.checkpointTemplate.target.pod = new PodTarget("solver", null);
+      spec.triggers = new CheckpointScheduleSpec.Triggers();
+      spec.triggers.onNodeDrain = true;
+    });
+    client.resource(new PodBuilder().withNewMetadata().withName("solver").withNamespace(NS).endMetadata()
+        .withNewSpec().withNodeName(NODE).endSpec().build()).create();
+    client.resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    reconcile(s);
+    assertThat(checkpoints()).singleElement().satisfies(c -> {
+      assertThat(c.getMetadata().getName()).isEqualTo(drain(0));
+      assertThat(c.getSpec().target.pod.name).isEqualTo("solver");
+    });
   }
 
   @Test
