@@ -38,6 +38,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -57,6 +58,11 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final ProcessTargetPolicy processTargets;
+  /**
+   * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
+   * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
+   */
+  private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
   /** Checkpoints this agent process is working on; Running ones not in here were abandoned. */
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
   private final PodCheckpointJob podCheckpoints;
@@ -126,14 +132,26 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
             Boolean.TRUE.equals(options.shellJob),
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
-        tree = ProcessTree.members(pid);
-        Criu.DumpResult dumped = dump(dump);
-        stopped = !options.leaveRunning();
-
-        Manifest manifest = store(checkpoint, storage, store, dump, criuVersion);
-        if (stopped) {
-          ProcessTree.signal(tree, "KILL"); // stored and committed: only now may the workload end
-          stopped = false;
+        Criu.DumpResult dumped;
+        Manifest manifest;
+        ReentrantLock processLock = processLocks.computeIfAbsent(pid, p -> new ReentrantLock());
+        processLock.lock();
+        try {
+          tree = ProcessTree.members(pid);
+          dumped = dump(dump);
+          stopped = !options.leaveRunning();
+          manifest = store(checkpoint, storage, store, dump, criuVersion);
+          if (isDeleted(checkpoint)) {
+            discard(checkpoint, store, stopped ? tree : List.of());
+            stopped = false;
+            return;
+          }
+          if (stopped) {
+            ProcessTree.signal(tree, "KILL"); // stored and committed: only now may the workload end
+            stopped = false;
+          }
+        } finally {
+          processLock.unlock();
         }
         complete(checkpoint, store, manifest, dumped.stats(), started);
       }
@@ -151,6 +169,30 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     } finally {
       WorkDirs.delete(workDir);
       inFlight.remove(uid);
+    }
+  }
+
+  private boolean isDeleted(Checkpoint checkpoint) {
+    Checkpoint now = client.resource(checkpoint).get();
+    return now == null || now.isMarkedForDeletion()
+        || !checkpoint.getMetadata().getUid().equals(now.getMetadata().getUid());
+  }
+
+  /**
+   * The Checkpoint was deleted while it was taken (a schedule's Replace, or a person): no one will
+   * ask for this archive, and a workload stopped for it goes on as if never touched.
+   */
+  private void discard(Checkpoint checkpoint, ObjectStore store, List<Long> stoppedTree) {
+    var meta = checkpoint.getMetadata();
+    ProcessTree.signal(stoppedTree, "CONT");
+    String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
+    try {
+      store.deleteAll(prefix);
+      log.info("checkpoint {}/{} was deleted while it was taken: its archive was discarded", meta.getNamespace(),
+          meta.getName());
+    } catch (IOException e) {
+      log.warn("checkpoint {}/{} was deleted while it was taken; its archive {} is left to the storage's garbage"
+          + " collector: {}", meta.getNamespace(), meta.getName(), store.uri(prefix), e.getMessage());
     }
   }
 

@@ -129,7 +129,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   }
 
   private Checkpoint checkpoint(Restore restore) throws WorkFailure {
-    String name = restore.getSpec().checkpointRef.name;
+    String name = restore.checkpointName();
     // Only ever the Restore's own namespace, whatever the spec says (the operator checked too).
     Checkpoint checkpoint = client.resources(Checkpoint.class)
         .inNamespace(restore.getMetadata().getNamespace()).withName(name).get();

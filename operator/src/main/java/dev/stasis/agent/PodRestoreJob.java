@@ -63,7 +63,7 @@ final class PodRestoreJob {
   /** The pod checkpoint a Restore names, or null when it names a process checkpoint (or none). */
   Checkpoint podCheckpoint(Restore restore) {
     Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
-        .withName(restore.getSpec().checkpointRef.name).get();
+        .withName(restore.checkpointName()).get();
     return checkpoint != null && checkpoint.getSpec() != null && checkpoint.getSpec().target != null
         && checkpoint.getSpec().target.pod != null ? checkpoint : null;
   }

@@ -2,28 +2,92 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Default;
+import io.fabric8.generator.annotation.Min;
+import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.ValidationRule;
+import io.fabric8.kubernetes.api.model.LabelSelector;
+import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
+@ValidationRule(
+    value = "has(self.checkpointTemplate) != has(self.selector)",
+    message = "set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)")
+@ValidationRule(
+    value = "!has(self.containers) || has(self.selector)",
+    message = "containers only go with selector")
 public class CheckpointScheduleSpec {
   @Required
-  @JsonPropertyDescription("5-field cron expression, @hourly/@daily/..., or @every <duration>.")
+  @JsonPropertyDescription("When to take checkpoints: a 5-field cron expression (minute hour day-of-month month"
+      + " day-of-week), @hourly, @daily, @weekly, @monthly, @yearly, or @every <duration> such as @every 30m.")
   public String schedule;
 
-  @JsonPropertyDescription("IANA time zone the schedule is read in; default UTC.")
+  @JsonPropertyDescription("IANA time zone the cron expression is read in, e.g. Europe/Berlin; default UTC.")
   public String timeZone;
 
+  @JsonPropertyDescription("Stop taking checkpoints (scheduled and drain-triggered) while true."
+      + " A run missed while suspended is taken on resume unless it is past startingDeadlineSeconds.")
   public Boolean suspend;
 
-  @JsonPropertyDescription("The Checkpoint each run creates.")
-  public CheckpointSpec checkpointTemplate;
+  @Min(0)
+  @JsonPropertyDescription("Skip a run that could not start within this many seconds of its time"
+      + " (operator down, schedule suspended). Default: no deadline.")
+  public Long startingDeadlineSeconds;
 
+  @Default("Forbid")
+  @JsonPropertyDescription("What a run does while a checkpoint of this schedule is still being taken:"
+      + " Forbid (default) skips the run, Allow takes another, Replace deletes the running one and takes a new one.")
+  public ConcurrencyPolicy concurrencyPolicy;
+
+  @JsonPropertyDescription("The Checkpoint each run creates. Unlike a Checkpoint's spec it may be changed.")
+  public CheckpointTemplate checkpointTemplate;
+
+  @JsonPropertyDescription("Pods to checkpoint by label, one Checkpoint per pod and run (not supported yet: refused"
+      + " with SelectorNotSupported).")
+  public LabelSelector selector;
+
+  @JsonPropertyDescription("Containers of the selected pods to checkpoint; default all.")
+  public List<String> containers;
+
+  @JsonPropertyDescription("Which of this schedule's checkpoints to keep; default all.")
   public Retention retention;
+
+  public Triggers triggers;
+
+  @JsonPropertyDescription("Delete this schedule's Checkpoints (and so their archives) with the schedule. Default:"
+      + " they are kept.")
+  public Boolean deleteCheckpointsWithSchedule;
+
+  public enum ConcurrencyPolicy {
+    Forbid,
+    Allow,
+    Replace
+  }
+
+  public ConcurrencyPolicy concurrencyPolicyOrDefault() {
+    return concurrencyPolicy != null ? concurrencyPolicy : ConcurrencyPolicy.Forbid;
+  }
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class Retention {
-    @io.fabric8.generator.annotation.Min(1)
-    @JsonPropertyDescription("Keep this many newest Checkpoints (at least 1).")
+    @Min(1)
+    @JsonPropertyDescription("Keep this many newest Completed checkpoints (at least 1).")
     public Integer keepLast;
+
+    @Pattern(CheckpointSpec.DURATION_PATTERN)
+    @JsonPropertyDescription("Delete checkpoints older than this (e.g. 7d, 12h); the newest Completed one is always kept.")
+    public String maxAge;
+
+    @Min(0)
+    @JsonPropertyDescription("Keep this many newest Failed checkpoints, for their reasons; default 1.")
+    public Integer keepFailed;
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class Triggers {
+    @JsonPropertyDescription("Take a checkpoint at once when the target's node is cordoned or gets a NoExecute"
+        + " taint: one per target and drain, labelled stasis.dev/trigger=drain.")
+    public Boolean onNodeDrain;
   }
 }

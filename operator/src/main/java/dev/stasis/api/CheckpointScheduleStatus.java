@@ -1,18 +1,68 @@
 package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.kubernetes.api.model.Condition;
 import java.util.ArrayList;
 import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class CheckpointScheduleStatus implements ConditionedStatus {
+  public static final String ACTIVE = "Active";
+  public static final String SUSPENDED = "Suspended";
+  public static final String FAILED = "Failed";
+
+  @JsonPropertyDescription("Active, Suspended, or Failed when the spec cannot be used (see reason and message).")
+  public String phase;
+  public String reason;
+  public String message;
+
+  @JsonPropertyDescription("Scheduled time of the last run that created a Checkpoint.")
   public String lastScheduleTime;
+  @JsonPropertyDescription("Scheduled time of the last run that was skipped: past its starting deadline, or Forbid"
+      + " while a checkpoint was still being taken.")
+  public String lastSkippedTime;
+  public String nextScheduleTime;
+  @JsonPropertyDescription("Completion time of the newest Completed checkpoint.")
+  public String lastSuccessfulTime;
+
+  @JsonPropertyDescription("Checkpoints of this schedule still being taken.")
+  public List<String> active = new ArrayList<>();
+
+  @JsonPropertyDescription("Checkpoints created by runs.")
+  public long runs;
+  @JsonPropertyDescription("Checkpoints of this schedule that completed.")
+  public long succeeded;
+  @JsonPropertyDescription("Checkpoints of this schedule that failed.")
+  public long failed;
+  @JsonPropertyDescription("Runs skipped under concurrencyPolicy Forbid.")
+  public long skipped;
+  @JsonPropertyDescription("Runs skipped because they could not start within startingDeadlineSeconds.")
+  public long missed;
+  @JsonPropertyDescription("Checkpoints taken because the target's node was being drained.")
+  public long drainTriggered;
+
+  @JsonPropertyDescription("The drain this schedule has taken its checkpoint for, until the node is schedulable again.")
+  public DrainCheckpoint drain;
+
   public Long observedGeneration;
   public List<Condition> conditions = new ArrayList<>();
 
   @Override
   public List<Condition> conditions() {
     return conditions;
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class DrainCheckpoint {
+    public String node;
+    public String checkpoint;
+
+    public DrainCheckpoint() {}
+
+    public DrainCheckpoint(String node, String checkpoint) {
+      this.node = node;
+      this.checkpoint = checkpoint;
+    }
   }
 }

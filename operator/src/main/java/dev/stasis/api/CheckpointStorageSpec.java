@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
+import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.ValidationRule;
 import java.util.List;
 
@@ -29,6 +30,21 @@ public class CheckpointStorageSpec {
   @Default("zstd")
   @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
   public Compression compression;
+
+  @JsonPropertyDescription("Removal of stored objects whose Checkpoint no longer exists (crashed uploads, force-deleted"
+      + " Checkpoints). Turn it off when something else writes checkpoint-like keys under the same bucket and prefix.")
+  public GarbageCollection garbageCollection;
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class GarbageCollection {
+    @Default("true")
+    public Boolean enabled;
+
+    @Pattern(CheckpointSpec.DURATION_PATTERN)
+    @JsonPropertyDescription("Leave objects alone until they are this old (default 1h), so that nothing being written is"
+        + " touched.")
+    public String gracePeriod;
+  }
 
   public Compression compressionOrDefault() {
     return compression != null ? compression : Compression.zstd;

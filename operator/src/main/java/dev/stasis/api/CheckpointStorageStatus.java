@@ -15,6 +15,9 @@ public class CheckpointStorageStatus implements ConditionedStatus {
   public String location;
   public String reason;
   public String message;
+  /** Objects the garbage collector removed from this storage, in all. */
+  public Long garbageCollectedObjects;
+  public String lastGarbageCollectionTime;
   public Long observedGeneration;
   public List<Condition> conditions = new ArrayList<>();
 

@@ -13,6 +13,7 @@ public final class Conditions {
   public static final String COMPLETE = "Complete";
   public static final String FAILED = "Failed";
   public static final String AVAILABLE = "Available";
+  public static final String READY = "Ready";
 
   private Conditions() {}
 

@@ -8,6 +8,8 @@ import java.util.List;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class RestoreStatus implements ConditionedStatus {
   public RestorePhase phase;
+  /** The Checkpoint being restored: spec.checkpointRef's, or the one chosen for spec.scheduleRef. */
+  public String checkpoint;
   /** Node chosen to restore on. */
   public String node;
   /** Why that node: the placement decision, including every node that was rejected and why. */

@@ -1,5 +1,9 @@
 package dev.stasis.archive;
 
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
 /**
  * Where one checkpoint's objects live in storage: everything sits under
  * {@code <namespace>/<checkpointName>-<uid>/}, so a checkpoint recreated under the same name never
@@ -8,6 +12,11 @@ package dev.stasis.archive;
 public record ArchiveLayout(String namespace, String checkpointName, String checkpointUid) {
 
   public static final String MANIFEST_FILE_NAME = "manifest.json";
+  /** Written when a Checkpoint is deleted but its archive kept on purpose (spec.retainArchive). */
+  public static final String RETAINED_MARKER_FILE_NAME = "retained";
+  /** {@code <namespace>/<name>-<uid>/<file...>} with Kubernetes names and a Kubernetes UID (a UUID). */
+  private static final Pattern KEY = Pattern.compile(
+      "([a-z0-9][-a-z0-9]*)/([a-z0-9][-.a-z0-9]*)-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/.+");
 
   public ArchiveLayout {
     requireKeySegment("namespace", namespace);
@@ -44,6 +53,16 @@ public record ArchiveLayout(String namespace, String checkpointName, String chec
 
   public String containerManifestKey(String container) {
     return containerPrefix(container) + MANIFEST_FILE_NAME;
+  }
+
+  public String retainedMarkerKey() {
+    return prefix() + RETAINED_MARKER_FILE_NAME;
+  }
+
+  /** The checkpoint a stored key belongs to; empty for keys that are not laid out by Stasis. */
+  public static Optional<ArchiveLayout> ofKey(String key) {
+    Matcher m = KEY.matcher(key);
+    return m.matches() ? Optional.of(new ArchiveLayout(m.group(1), m.group(2), m.group(3))) : Optional.empty();
   }
 
   // Kubernetes names and UIDs never contain these, so anything else is a caller's bug that would

@@ -8,6 +8,7 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.operator.CheckpointReconciler;
+import dev.stasis.operator.CheckpointScheduleReconciler;
 import dev.stasis.operator.CheckpointStorageReconciler;
 import dev.stasis.operator.RestoreReconciler;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -33,6 +34,7 @@ public final class Roles {
     operator.register(new CheckpointReconciler(client, events, processTargets));
     operator.register(new RestoreReconciler(client, events));
     operator.register(new CheckpointStorageReconciler(client, events));
+    operator.register(new CheckpointScheduleReconciler(client, events));
   }
 
   /** The agent sees only the work labelled for its node (Velero's node-agent pattern). */

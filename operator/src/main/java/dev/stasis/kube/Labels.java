@@ -9,6 +9,12 @@ import java.util.Map;
 public final class Labels {
   /** The node whose agent does the work for a Checkpoint or Restore. */
   public static final String NODE = "stasis.dev/node";
+  /** The CheckpointSchedule that created a Checkpoint. */
+  public static final String SCHEDULE = "stasis.dev/schedule";
+  /** Why a schedule created a Checkpoint: {@value #TRIGGER_SCHEDULE} or {@value #TRIGGER_DRAIN}. */
+  public static final String TRIGGER = "stasis.dev/trigger";
+  public static final String TRIGGER_SCHEDULE = "schedule";
+  public static final String TRIGGER_DRAIN = "drain";
 
   private Labels() {}
 

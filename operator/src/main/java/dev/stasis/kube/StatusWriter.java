@@ -40,7 +40,8 @@ public class StatusWriter {
   /**
    * Applies {@code change} to the newest copy of the resource and writes its status, as long as
    * {@code precondition} holds for that copy; retries on conflicts, re-checking the precondition on
-   * fresh data each time. Empty when the precondition no longer holds (someone else moved on).
+   * fresh data each time. Empty when the precondition no longer holds (someone else moved on) or
+   * the resource is gone.
    * For the owner of a status, such as the agent while it works, whose cached copy may lag.
    */
   public <S, R extends CustomResource<?, S>> Optional<R> update(
@@ -54,6 +55,9 @@ public class StatusWriter {
         change.accept(current);
         return Optional.of(client.resource(current).updateStatus());
       } catch (KubernetesClientException e) {
+        if (e.getCode() == HttpURLConnection.HTTP_NOT_FOUND) {
+          return Optional.empty(); // deleted meanwhile: nothing left to write to
+        }
         if (e.getCode() != HttpURLConnection.HTTP_CONFLICT || attempt >= CONFLICT_RETRIES) {
           throw e;
         }

@@ -17,6 +17,8 @@ import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.operator.retention.CheckpointExpiry;
+import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -27,9 +29,12 @@ import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,10 +52,16 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final ProcessTargetPolicy processTargets;
+  private final Clock clock;
 
   public CheckpointReconciler(KubernetesClient client, EventRecorder events, ProcessTargetPolicy processTargets) {
+    this(client, events, processTargets, Clock.systemUTC());
+  }
+
+  CheckpointReconciler(KubernetesClient client, EventRecorder events, ProcessTargetPolicy processTargets, Clock clock) {
     this.client = client;
     this.processTargets = processTargets;
+    this.clock = clock;
     this.storages = new StorageBinding(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
@@ -60,7 +71,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   public UpdateControl<Checkpoint> reconcile(Checkpoint checkpoint, Context<Checkpoint> context) {
     CheckpointStatus observed = checkpoint.getStatus();
     if (observed != null && observed.phase != null && observed.phase != CheckpointPhase.Pending) {
-      return UpdateControl.noUpdate(); // the agent's now, or finished
+      // the agent's now, or finished
+      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : UpdateControl.noUpdate();
     }
     if (isAssigned(checkpoint)) {
       return UpdateControl.noUpdate();
@@ -90,6 +102,13 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     if (spec == null || spec.target == null || (spec.target.process == null) == (spec.target.pod == null)) {
       throw new Refusal("InvalidTarget",
           "set exactly one of spec.target.process (a process tree on a node) or spec.target.pod");
+    }
+    if (spec.ttl != null) {
+      try {
+        Durations.parse(spec.ttl);
+      } catch (IllegalArgumentException e) {
+        throw new Refusal("InvalidTtl", "spec.ttl: " + e.getMessage());
+      }
     }
     if (spec.target.pod != null) {
       return validatePod(checkpoint);
@@ -194,30 +213,59 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     events.warning(checkpoint, refusal.reason(), refusal.getMessage());
   }
 
-  /** Deletes the stored archive with the resource, unless spec.retainArchive says to keep it. */
+  /** Deletes a finished Checkpoint once its spec.ttl has run out; until then, comes back when it will have. */
+  private UpdateControl<Checkpoint> expireWhenDue(Checkpoint checkpoint) {
+    Optional<Duration> left = CheckpointExpiry.timeLeft(checkpoint, clock.instant());
+    if (left.isEmpty() || checkpoint.isMarkedForDeletion()) {
+      return UpdateControl.noUpdate();
+    }
+    if (!left.get().isNegative() && !left.get().isZero()) {
+      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(left.get());
+    }
+    client.resource(checkpoint).delete();
+    events.normal(checkpoint, "Expired", "deleted: its ttl of " + checkpoint.getSpec().ttl + " has run out");
+    return UpdateControl.noUpdate();
+  }
+
+  /**
+   * Deletes the stored archive with the resource; or, when spec.retainArchive says to keep it, marks
+   * it as kept on purpose so that the storage's garbage collector leaves it alone.
+   */
   @Override
   public DeleteControl cleanup(Checkpoint checkpoint, Context<Checkpoint> context) {
     CheckpointStatus status = checkpoint.getStatus();
-    boolean retain = checkpoint.getSpec() != null && Boolean.TRUE.equals(checkpoint.getSpec().retainArchive);
-    if (retain || status == null || status.storage == null) {
+    if (status == null || status.storage == null) {
       return DeleteControl.defaultDelete();
     }
+    boolean retain = checkpoint.getSpec() != null && Boolean.TRUE.equals(checkpoint.getSpec().retainArchive);
     CheckpointStorage storage = storages.find(status.storage);
     if (storage == null) {
-      events.warning(checkpoint, "ArchiveNotDeleted", "CheckpointStorage '" + status.storage
-          + "' no longer exists; the archive (if any) was left where it was");
+      if (!retain) {
+        events.warning(checkpoint, "ArchiveNotDeleted", "CheckpointStorage '" + status.storage
+            + "' no longer exists; the archive (if any) was left where it was");
+      }
       return DeleteControl.defaultDelete();
     }
-    String prefix = new ArchiveLayout(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
-        checkpoint.getMetadata().getUid()).prefix();
+    var meta = checkpoint.getMetadata();
+    ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
     try (ObjectStore store = storages.open(storage)) {
-      store.deleteAll(prefix);
-      log.info("deleted archive {} of checkpoint {}/{}", store.uri(prefix),
-          checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName());
+      if (retain) {
+        if (!store.list(layout.prefix()).isEmpty()) {
+          store.put(layout.retainedMarkerKey(), ("kept when Checkpoint " + meta.getNamespace() + "/" + meta.getName()
+              + " was deleted at " + Conditions.now() + ", as its spec.retainArchive says\n").getBytes(StandardCharsets.UTF_8));
+        }
+        log.info("kept archive {} of deleted checkpoint {}/{}", store.uri(layout.prefix()), meta.getNamespace(),
+            meta.getName());
+      } else {
+        store.deleteAll(layout.prefix());
+        log.info("deleted archive {} of checkpoint {}/{}", store.uri(layout.prefix()), meta.getNamespace(),
+            meta.getName());
+      }
       return DeleteControl.defaultDelete();
     } catch (IOException e) {
-      events.warning(checkpoint, "ArchiveDeleteFailed",
-          "could not delete the archive yet, retrying in " + CLEANUP_RETRY.toSeconds() + "s: " + e.getMessage());
+      events.warning(checkpoint, retain ? "ArchiveNotMarked" : "ArchiveDeleteFailed",
+          "could not " + (retain ? "mark the kept archive" : "delete the archive") + " yet, retrying in "
+              + CLEANUP_RETRY.toSeconds() + "s: " + e.getMessage());
       return DeleteControl.noFinalizerRemoval().rescheduleAfter(CLEANUP_RETRY);
     }
   }

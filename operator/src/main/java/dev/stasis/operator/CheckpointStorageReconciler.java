@@ -1,11 +1,15 @@
 package dev.stasis.operator;
 
+import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.operator.retention.StorageGarbageCollector;
+import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -13,22 +17,47 @@ import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import java.io.IOException;
+import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.Objects;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
-/** Checks for real, and again every minute, that a storage can be written, read and deleted. */
+/**
+ * Checks for real, and again every minute, that a storage can be written, read and deleted; and
+ * every {@link #GARBAGE_COLLECTION_INTERVAL} removes the objects whose Checkpoint no longer exists.
+ */
 @ControllerConfiguration(name = "checkpointstorage", generationAwareEventProcessing = false)
 public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage> {
+  private static final Logger log = LoggerFactory.getLogger(CheckpointStorageReconciler.class);
   static final Duration RECHECK = Duration.ofSeconds(60);
+  static final Duration GARBAGE_COLLECTION_INTERVAL = Duration.ofMinutes(10);
+  static final Duration DEFAULT_GRACE_PERIOD = Duration.ofHours(1);
 
+  private final KubernetesClient client;
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final Duration garbageCollectionInterval;
+  private final Clock clock;
 
   public CheckpointStorageReconciler(KubernetesClient client, EventRecorder events) {
+    this(client, events, GARBAGE_COLLECTION_INTERVAL, Clock.systemUTC());
+  }
+
+  CheckpointStorageReconciler(KubernetesClient client, EventRecorder events, Duration garbageCollectionInterval,
+      Clock clock) {
+    this.client = client;
     this.storages = new StorageBinding(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
+    this.garbageCollectionInterval = garbageCollectionInterval;
+    this.clock = clock;
   }
 
   @Override
@@ -37,6 +66,8 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     status.observedGeneration = storage.getMetadata().getGeneration();
     if (storage.getStatus() != null) {
       status.conditions.addAll(storage.getStatus().conditions);
+      status.garbageCollectedObjects = storage.getStatus().garbageCollectedObjects;
+      status.lastGarbageCollectionTime = storage.getStatus().lastGarbageCollectionTime;
     }
     status.location = StorageBinding.location(storage);
     try (ObjectStore store = storages.open(storage)) {
@@ -44,6 +75,9 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       status.phase = CheckpointStorageStatus.AVAILABLE;
       status.message = "checked: objects can be written, read and deleted";
       Conditions.set(status, Conditions.AVAILABLE, true, "Checked", status.message, status.observedGeneration);
+      if (garbageCollectionDue(storage, status)) {
+        collectGarbage(storage, store, status);
+      }
     } catch (StorageUnavailableException e) {
       status.phase = CheckpointStorageStatus.UNAVAILABLE;
       status.reason = "StorageUnavailable";
@@ -60,5 +94,51 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       }
     }
     return UpdateControl.<CheckpointStorage>noUpdate().rescheduleAfter(RECHECK);
+  }
+
+  /** Due by the time of the last collection in the status, so that restarts do not collect more often. */
+  private boolean garbageCollectionDue(CheckpointStorage storage, CheckpointStorageStatus status) {
+    CheckpointStorageSpec.GarbageCollection settings = storage.getSpec().garbageCollection;
+    if (settings != null && Boolean.FALSE.equals(settings.enabled)) {
+      return false;
+    }
+    return status.lastGarbageCollectionTime == null
+        || !Instant.parse(status.lastGarbageCollectionTime).plus(garbageCollectionInterval).isAfter(clock.instant());
+  }
+
+  private void collectGarbage(CheckpointStorage storage, ObjectStore store, CheckpointStorageStatus status) {
+    CheckpointStorageSpec.GarbageCollection settings = storage.getSpec().garbageCollection;
+    Duration gracePeriod = DEFAULT_GRACE_PERIOD;
+    if (settings != null && settings.gracePeriod != null) {
+      try {
+        gracePeriod = Durations.parse(settings.gracePeriod);
+      } catch (IllegalArgumentException e) {
+        events.warning(storage, "InvalidGracePeriod", "spec.garbageCollection.gracePeriod: " + e.getMessage()
+            + "; nothing is garbage collected until it is fixed");
+        return;
+      }
+    }
+    Instant now = clock.instant();
+    try {
+      var collected = StorageGarbageCollector.collect(store, this::checkpointUids, gracePeriod, now);
+      status.lastGarbageCollectionTime = now.truncatedTo(ChronoUnit.SECONDS).toString();
+      status.garbageCollectedObjects = (status.garbageCollectedObjects == null ? 0 : status.garbageCollectedObjects)
+          + collected.objects();
+      if (!collected.isEmpty()) {
+        String message = "removed " + collected.objects() + " objects (" + collected.bytes() + " bytes) of "
+            + collected.prefixes().size() + " checkpoints that no longer exist: " + String.join(", ", collected.prefixes());
+        log.info("storage {}: {}", storage.getMetadata().getName(), message);
+        events.normal(storage, "GarbageCollected", message);
+      }
+    } catch (IOException e) {
+      log.warn("storage {}: garbage collection failed: {}", storage.getMetadata().getName(), e.getMessage());
+      events.warning(storage, "GarbageCollectionFailed", "could not remove objects of deleted checkpoints: "
+          + e.getMessage() + "; trying again at the next check");
+    }
+  }
+
+  private Set<String> checkpointUids() {
+    return client.resources(Checkpoint.class).inAnyNamespace().list().getItems().stream()
+        .map(c -> c.getMetadata().getUid()).collect(Collectors.toSet());
   }
 }

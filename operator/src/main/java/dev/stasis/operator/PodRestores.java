@@ -99,9 +99,9 @@ final class PodRestores {
 
   private void createPod(Restore restore) throws Refusal {
     Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
-        .withName(restore.getSpec().checkpointRef.name).get();
+        .withName(restore.checkpointName()).get();
     if (checkpoint == null) {
-      throw new Refusal("CheckpointNotFound", "Checkpoint '" + restore.getSpec().checkpointRef.name
+      throw new Refusal("CheckpointNotFound", "Checkpoint '" + restore.checkpointName()
           + "' was deleted while it was restored");
     }
     Manifest manifest = podManifest(checkpoint);
@@ -180,7 +180,7 @@ final class PodRestores {
     Map<String, String> labels = source.podLabels == null ? new HashMap<>() : new HashMap<>(source.podLabels);
     labels.put(RESTORE_UID, restore.getMetadata().getUid());
     Map<String, String> annotations = source.podAnnotations == null ? new HashMap<>() : new HashMap<>(source.podAnnotations);
-    annotations.put(CHECKPOINT_ANNOTATION, restore.getSpec().checkpointRef.name);
+    annotations.put(CHECKPOINT_ANNOTATION, restore.checkpointName());
     String name = podSpec != null && podSpec.name != null && !podSpec.name.isBlank() ? podSpec.name
         : source.podName + "-" + restore.getMetadata().getUid().substring(0, 5);
     Pod pod = new Pod();
@@ -254,7 +254,7 @@ final class PodRestores {
 
   private void deleteImages(Restore restore) {
     Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
-        .withName(restore.getSpec().checkpointRef.name).get();
+        .withName(restore.checkpointName()).get();
     CheckpointStorage storage = checkpoint == null ? null : storages.find(checkpoint.getStatus().storage);
     for (CheckpointImageStatus image : restore.getStatus().checkpointImages) {
       try {

@@ -28,6 +28,7 @@ import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.Comparator;
 
 /**
  * Checks that a Restore names a Completed Checkpoint of its own namespace, picks the node to
@@ -37,6 +38,8 @@ import java.time.Duration;
 public class RestoreReconciler implements Reconciler<Restore> {
   private static final Duration CHECKPOINT_POLL = Duration.ofSeconds(5);
   private static final ObjectMapper JSON = new ObjectMapper();
+  /** RFC 3339 times in UTC sort as text. */
+  private static final Comparator<String> NULLS_FIRST = Comparator.nullsFirst(Comparator.naturalOrder());
 
   private final KubernetesClient client;
   private final StorageBinding storages;
@@ -77,7 +80,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
       if (decision.node().isEmpty()) {
         throw new Refusal("NoCompatibleNode", decision.summary());
       }
-      assign(restore, decision);
+      assign(restore, checkpoint.getMetadata().getName(), decision);
     } catch (Refusal refusal) {
       fail(restore, refusal);
     }
@@ -88,8 +91,16 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private Checkpoint completedCheckpoint(Restore restore) throws Refusal {
     var spec = restore.getSpec();
     String namespace = restore.getMetadata().getNamespace();
-    if (spec == null || spec.checkpointRef == null || spec.checkpointRef.name == null) {
-      throw new Refusal("InvalidCheckpointRef", "spec.checkpointRef.name is required: the Checkpoint to restore");
+    if (spec != null && spec.scheduleRef != null && spec.checkpointRef == null) {
+      Checkpoint newest = newestOfSchedule(namespace, spec.scheduleRef.name);
+      if (isPodCheckpoint(newest)) {
+        requireRegistry(newest);
+      }
+      return newest;
+    }
+    if (spec == null || spec.checkpointRef == null || spec.checkpointRef.name == null || spec.scheduleRef != null) {
+      throw new Refusal("InvalidCheckpointRef", "set exactly one of spec.checkpointRef.name (the Checkpoint to restore)"
+          + " or spec.scheduleRef.name (a schedule whose newest Completed checkpoint to restore)");
     }
     if (spec.checkpointRef.namespace != null && !spec.checkpointRef.namespace.equals(namespace)) {
       throw new Refusal("CrossNamespaceCheckpoint", "a Restore may only use Checkpoints of its own namespace ("
@@ -130,6 +141,19 @@ public class RestoreReconciler implements Reconciler<Restore> {
     }
   }
 
+  /** The newest Completed checkpoint a schedule took (by run or drain), whether or not the schedule still exists. */
+  private Checkpoint newestOfSchedule(String namespace, String schedule) throws Refusal {
+    return client.resources(Checkpoint.class).inNamespace(namespace).withLabel(Labels.SCHEDULE, schedule).list()
+        .getItems().stream()
+        .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Completed)
+        .filter(c -> !c.isMarkedForDeletion())
+        .max(Comparator.comparing((Checkpoint c) -> c.getStatus().completionTime, NULLS_FIRST)
+            .thenComparing(c -> c.getMetadata().getCreationTimestamp(), NULLS_FIRST))
+        .orElseThrow(() -> new Refusal("NoCompletedCheckpoint", "schedule '" + schedule + "' has no Completed"
+            + " checkpoint in namespace " + namespace + " (kubectl get ckpt -l " + Labels.SCHEDULE + "=" + schedule
+            + "): wait for one, or restore a Checkpoint by name with spec.checkpointRef"));
+  }
+
   /** The source node's fingerprint, as the agent recorded it in the manifest. */
   private NodeProfileSpec sourceProfile(Checkpoint checkpoint) throws Refusal {
     CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
@@ -162,17 +186,19 @@ public class RestoreReconciler implements Reconciler<Restore> {
     RestoreStatus status = new RestoreStatus();
     status.phase = RestorePhase.Pending;
     status.reason = "CheckpointInProgress";
+    status.checkpoint = restore.getSpec().checkpointRef.name;
     status.message = "waiting for Checkpoint '" + restore.getSpec().checkpointRef.name + "' to complete";
     status.observedGeneration = restore.getMetadata().getGeneration();
     Conditions.set(status, Conditions.COMPLETE, false, status.reason, status.message, status.observedGeneration);
     statusWriter.replace(restore, status);
   }
 
-  private void assign(Restore restore, PlacementDecision decision) {
+  private void assign(Restore restore, String checkpoint, PlacementDecision decision) {
     String node = decision.node().orElseThrow();
     restore = Labels.assign(client, restore, node);
     RestoreStatus status = new RestoreStatus();
     status.phase = RestorePhase.Pending;
+    status.checkpoint = checkpoint;
     status.node = node;
     status.placement = decision.summary();
     status.message = "waiting for the agent on node " + node;

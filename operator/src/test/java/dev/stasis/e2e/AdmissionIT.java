@@ -69,8 +69,8 @@ class AdmissionIT {
             "spec.s3.endpoint in body should match '^https?://.+'"),
         Arguments.of("S3 without bucket", storage("nobucket-" + ns, "{s3: {endpoint: 'http://x'}}"),
             "spec.s3.bucket: Required value"),
-        Arguments.of("restore without checkpointRef", restore("noref", "{placement: {nodeName: node-a}}"),
-            "spec.checkpointRef: Required value"),
+        Arguments.of("restore without checkpointRef or scheduleRef", restore("noref", "{placement: {nodeName: node-a}}"),
+            "set exactly one of checkpointRef (a Checkpoint) or scheduleRef"),
         Arguments.of("negative retention", schedule("neg", "{schedule: '@daily', retention: {keepLast: -1}}"),
             "spec.retention.keepLast in body should be greater than or equal to 1"),
         Arguments.of("schedule without schedule", schedule("nosched", "{suspend: true}"), "spec.schedule: Required value"));

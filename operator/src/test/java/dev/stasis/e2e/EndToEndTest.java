@@ -84,14 +84,19 @@ abstract class EndToEndTest {
     Path oldCriu = shared.resolve("old-criu");
     Files.writeString(oldCriu, "#!/bin/sh\necho 'Version: 3.17.1'\n");
     oldCriu.toFile().setExecutable(true);
-    stasis = InProcessStasis.on(client)
-        .agent(NODE, shared.resolve("work"), Main.criuPath(null))
-        .agent(NO_CRIU_NODE, shared.resolve("work-nocriu"), shared.resolve("no-such-criu"))
-        .agent(OLD_CRIU_NODE, shared.resolve("work-oldcriu"), oldCriu)
-        .start();
+    stasis = startInProcess();
     await().atMost(TIMEOUT).until(() -> Stream.of(NODE, NO_CRIU_NODE, OLD_CRIU_NODE)
         .allMatch(n -> client.resources(NodeProfile.class).withName(n).get() != null));
     await().atMost(TIMEOUT).until(() -> available(s3Storage) && available(fsStorage));
+  }
+
+  /** The operator and the agents; a second call after closing the first is a restart of both. */
+  static InProcessStasis startInProcess() {
+    return InProcessStasis.on(client)
+        .agent(NODE, shared.resolve("work"), Main.criuPath(null))
+        .agent(NO_CRIU_NODE, shared.resolve("work-nocriu"), shared.resolve("no-such-criu"))
+        .agent(OLD_CRIU_NODE, shared.resolve("work-oldcriu"), shared.resolve("old-criu"))
+        .start();
   }
 
   @AfterAll

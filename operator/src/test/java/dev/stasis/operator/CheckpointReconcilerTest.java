@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointStorageStatus;
@@ -16,6 +17,7 @@ import dev.stasis.api.PodTarget;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import dev.stasis.api.CheckpointOptions;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -25,6 +27,8 @@ import io.fabric8.kubernetes.api.model.PodStatusBuilder;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -36,12 +40,14 @@ import org.junit.jupiter.api.Test;
 class CheckpointReconcilerTest {
   static final String NS = "jobs";
   KubernetesClient client;
+  TestingClock clock;
   CheckpointReconciler reconciler;
 
   @BeforeEach
   void setUp() {
+    clock = new TestingClock(Instant.now());
     reconciler = new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
-        new ProcessTargetPolicy(client, Set.of()));
+        new ProcessTargetPolicy(client, Set.of()), clock);
     client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS)
         .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
     NodeProfile node = new NodeProfile();
@@ -222,6 +228,45 @@ class CheckpointReconcilerTest {
     }
     pod.setStatus(status.build());
     return client.resource(pod).updateStatus();
+  }
+
+  @Test
+  void invalidTtl() {
+    storage("store", true, null);
+    Checkpoint c = checkpoint("c", CheckpointTarget.process("node-a", 1234), null);
+    c.getSpec().ttl = "one day";
+    client.resource(c).update();
+    assertFailed(reconcile(c), "InvalidTtl", "spec.ttl: 'one day' is not a duration");
+  }
+
+  @Test
+  void aFinishedCheckpointIsDeletedWhenItsTtlRunsOut() {
+    Checkpoint c = finished("c", CheckpointPhase.Completed, "24h");
+    Instant created = Instant.parse(c.getMetadata().getCreationTimestamp());
+    clock.now = created.plus(Duration.ofHours(1));
+    assertThat(reconciler.reconcile(c, null).getScheduleDelay()).contains(Duration.ofHours(23).toMillis());
+    clock.now = created.plus(Duration.ofHours(24));
+    reconciler.reconcile(c, null);
+    assertThat(client.resource(c).get()).isNull();
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .anyMatch(e -> e.getReason().equals("Expired") && e.getMessage().contains("ttl of 24h"));
+  }
+
+  @Test
+  void aCheckpointBeingTakenOutlivesItsTtl() {
+    Checkpoint c = finished("c", CheckpointPhase.Running, "1s");
+    clock.now = clock.now.plus(Duration.ofHours(1));
+    reconciler.reconcile(c, null);
+    assertThat(client.resource(c).get()).isNotNull();
+  }
+
+  private Checkpoint finished(String name, CheckpointPhase phase, String ttl) {
+    Checkpoint c = checkpoint(name, CheckpointTarget.process("node-a", 1234), null);
+    c.getSpec().ttl = ttl;
+    c = client.resource(c).update();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = phase;
+    return client.resource(c).updateStatus();
   }
 
   private Checkpoint checkpoint(String name, CheckpointTarget target, String storage) {

@@ -11,6 +11,9 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
+import dev.stasis.api.ScheduleRef;
+import dev.stasis.kube.Labels;
+import java.util.Map;
 import dev.stasis.kube.EventRecorder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -53,6 +56,45 @@ class RestoreReconcilerTest {
     Restore r = reconcile(restore("r", "c", null));
     assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Pending);
     assertThat(r.getStatus().reason).isEqualTo("CheckpointInProgress");
+  }
+
+  @Test
+  void scheduleWithoutACompletedCheckpoint() {
+    scheduled("nightly-1", CheckpointPhase.Failed, "2025-03-10T10:00:00Z", "store-1");
+    scheduled("nightly-2", CheckpointPhase.Running, null, "store-2");
+    assertFailed(reconcile(restoreOfSchedule("r", "nightly")), "NoCompletedCheckpoint",
+        "schedule 'nightly' has no Completed checkpoint in namespace jobs");
+  }
+
+  @Test
+  void scheduleRefTakesTheNewestCompletedCheckpoint() {
+    scheduled("nightly-1", CheckpointPhase.Completed, "2025-03-10T10:00:00Z", "store-1");
+    scheduled("nightly-3", CheckpointPhase.Completed, "2025-03-10T12:00:00Z", "store-3");
+    scheduled("nightly-2", CheckpointPhase.Completed, "2025-03-10T11:00:00Z", "store-2");
+    scheduled("nightly-4", CheckpointPhase.Failed, "2025-03-10T13:00:00Z", "store-4");
+    // which one was chosen shows in the storage it then looks for
+    assertFailed(reconcile(restoreOfSchedule("r", "nightly")), "StorageNotFound", "'store-3'");
+  }
+
+  private void scheduled(String name, CheckpointPhase phase, String completionTime, String storage) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS)
+        .withLabels(Map.of(Labels.SCHEDULE, "nightly")).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 99)));
+    c = client.resource(c).create();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = phase;
+    c.getStatus().completionTime = completionTime;
+    c.getStatus().storage = storage;
+    client.resource(c).updateStatus();
+  }
+
+  private Restore restoreOfSchedule(String name, String schedule) {
+    Restore r = new Restore();
+    r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withGeneration(1L).build());
+    r.setSpec(new RestoreSpec());
+    r.getSpec().scheduleRef = new ScheduleRef(schedule);
+    return client.resource(r).create();
   }
 
   private void checkpoint(String name, CheckpointPhase phase) {

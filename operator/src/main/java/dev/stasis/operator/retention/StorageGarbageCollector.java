@@ -1,0 +1,65 @@
+package dev.stasis.operator.retention;
+
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.StoredObject;
+import java.io.IOException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Supplier;
+
+/**
+ * Finds the objects in a storage whose Checkpoint no longer exists (uploads that outlived a
+ * Checkpoint force-deleted or deleted while it was taken, archives whose deletion failed) and
+ * removes them. It leaves alone keys not laid out by Stasis, archives kept on purpose
+ * ({@link ArchiveLayout#RETAINED_MARKER_FILE_NAME}), and every checkpoint's objects until the newest
+ * of them is older than the grace period.
+ */
+public final class StorageGarbageCollector {
+
+  /** What one collection removed: the checkpoints' key prefixes, object count and bytes. */
+  public record Collected(List<String> prefixes, int objects, long bytes) {
+    public boolean isEmpty() {
+      return objects == 0;
+    }
+  }
+
+  private StorageGarbageCollector() {}
+
+  /**
+   * @param checkpointUids the UIDs of all Checkpoints of the cluster; asked for after the objects
+   *     were listed, so that no Checkpoint created in between can look missing
+   */
+  public static Collected collect(ObjectStore store, Supplier<Set<String>> checkpointUids, Duration gracePeriod,
+      Instant now) throws IOException {
+    Map<ArchiveLayout, List<StoredObject>> byCheckpoint = new LinkedHashMap<>();
+    for (StoredObject object : store.list("")) {
+      ArchiveLayout.ofKey(object.key())
+          .ifPresent(layout -> byCheckpoint.computeIfAbsent(layout, l -> new ArrayList<>()).add(object));
+    }
+    Set<String> existing = checkpointUids.get();
+    Instant settled = now.minus(gracePeriod);
+    List<String> prefixes = new ArrayList<>();
+    int objects = 0;
+    long bytes = 0;
+    for (var entry : byCheckpoint.entrySet()) {
+      ArchiveLayout layout = entry.getKey();
+      List<StoredObject> stored = entry.getValue();
+      boolean orphaned = !existing.contains(layout.checkpointUid())
+          && stored.stream().noneMatch(o -> o.key().equals(layout.retainedMarkerKey()))
+          && stored.stream().allMatch(o -> o.lastModified().isBefore(settled));
+      if (orphaned) {
+        store.deleteAll(layout.prefix());
+        prefixes.add(layout.prefix());
+        objects += stored.size();
+        bytes += stored.stream().mapToLong(StoredObject::sizeBytes).sum();
+      }
+    }
+    return new Collected(prefixes, objects, bytes);
+  }
+}

@@ -1,0 +1,307 @@
+package dev.stasis.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static java.time.temporal.ChronoUnit.SECONDS;
+import static org.awaitility.Awaitility.await;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.CheckpointSchedule;
+import dev.stasis.api.CheckpointScheduleSpec;
+import dev.stasis.api.CheckpointScheduleSpec.ConcurrencyPolicy;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.CheckpointTemplate;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestoreSpec;
+import dev.stasis.api.ScheduleRef;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.Labels;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.operator.schedule.ScheduleCheckpoints;
+import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.StoredObject;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.LabelSelector;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.TaintBuilder;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Consumer;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * CheckpointSchedules on real parts: {@code @every} periods of seconds on a real counter process,
+ * the real API server (Nodes as plain objects: there is no kubelet), CRIU, and filesystem storage.
+ */
+class SchedulesIT extends EndToEndTest {
+
+  @Test
+  void runsOnTimeAcrossAnOperatorRestartThenRetentionAndRestoreOfTheNewest() throws Exception {
+    Path out = shared.resolve("scheduled-count.txt");
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 1);
+    createSchedule("sim", "@every 4s", NODE, counter.pid(), spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Allow);
+    Instant created = Instant.parse(schedule("sim").getMetadata().getCreationTimestamp());
+
+    // on time: each run's Checkpoint is created within its second, on the 4 s grid of the schedule's creation
+    await().atMost(TIMEOUT).until(() -> completed("sim").size() >= 2);
+    for (Checkpoint c : checkpointsOf("sim")) {
+      Instant due = scheduledTime(c);
+      assertThat(Duration.between(created, due).toSeconds() % 4).isZero();
+      assertThat(Duration.between(due, createdAt(c))).isBetween(Duration.ZERO, Duration.ofSeconds(1));
+    }
+
+    // The operator and the agent stop just after a run (at L) and start again at L + 4.5 s: the run due
+    // at L + 4 s is missed while they are down, and must be taken once, right at the restart (they
+    // need a second or two to start, well before the run at L + 8 s).
+    await().atMost(TIMEOUT).pollInterval(Duration.ofMillis(50)).until(() -> {
+      var status = schedule("sim").getStatus();
+      return status.active.isEmpty()
+          && Instant.now().isBefore(Instant.parse(status.lastScheduleTime).plusMillis(1500));
+    });
+    Instant last = Instant.parse(schedule("sim").getStatus().lastScheduleTime);
+    stasis.close();
+    Thread.sleep(Math.max(0, Duration.between(Instant.now(), last.plusMillis(4500)).toMillis()));
+    Instant restarted = Instant.now();
+    stasis = startInProcess();
+    await().atMost(TIMEOUT).until(() -> completed("sim").stream()
+        .filter(c -> scheduledTime(c).isAfter(last.plusSeconds(4))).count() >= 2);
+    await().atMost(TIMEOUT).until(() -> schedule("sim").getStatus().active.isEmpty());
+
+    List<Checkpoint> runs = checkpointsOf("sim").stream()
+        .sorted(Comparator.comparing(SchedulesIT::scheduledTime)).toList();
+    Checkpoint missed = runs.stream().filter(c -> scheduledTime(c).equals(last.plusSeconds(4))).findFirst()
+        .orElseThrow(() -> new AssertionError("the run due at " + last.plusSeconds(4) + " was lost"));
+    assertThat(createdAt(missed)).as("taken late, at the restart").isAfterOrEqualTo(restarted.truncatedTo(SECONDS))
+        .isBefore(last.plusSeconds(8));
+    List<Instant> times = runs.stream().map(SchedulesIT::scheduledTime).toList();
+    List<Instant> grid = Stream.iterate(times.get(0), t -> !t.isAfter(times.get(times.size() - 1)), t -> t.plusSeconds(4))
+        .toList();
+    assertThat(times).as("one run for each time of the schedule, none lost, none twice").isEqualTo(grid);
+    CheckpointSchedule status = schedule("sim");
+    assertThat(status.getStatus().runs).as("runs counted once each").isEqualTo(runs.size());
+    assertThat(status.getStatus().succeeded).isEqualTo(runs.size());
+    assertThat(status.getStatus().failed).isZero();
+
+    // suspended: no more runs; retention: exactly the newest two, and exactly their archives
+    client.resources(CheckpointSchedule.class).inNamespace(namespace).withName("sim").edit(s -> {
+      s.getSpec().suspend = true;
+      s.getSpec().retention = new CheckpointScheduleSpec.Retention();
+      s.getSpec().retention.keepLast = 2;
+      return s;
+    });
+    List<String> newestTwo = runs.stream().sorted(Comparator.comparing(SchedulesIT::scheduledTime).reversed())
+        .limit(2).map(c -> c.getMetadata().getName()).toList();
+    await().atMost(TIMEOUT).until(() -> checkpointsOf("sim").size() == 2);
+    await().atMost(TIMEOUT).until(() -> storedPrefixes().equals(prefixesOf(checkpointsOf("sim"))));
+    assertThat(checkpointsOf("sim")).extracting(c -> c.getMetadata().getName())
+        .containsExactlyInAnyOrderElementsOf(newestTwo);
+    long runsWhenSuspended = schedule("sim").getStatus().runs;
+    Thread.sleep(4000);
+    assertThat(schedule("sim").getStatus().runs).isEqualTo(runsWhenSuspended);
+    assertThat(schedule("sim").getStatus().phase).isEqualTo("Suspended");
+    assertThat(checkpointsOf("sim")).hasSize(2);
+
+    // a Restore of the schedule brings back its newest checkpoint
+    counter.close();
+    long killedAt = count(out);
+    Restore r = new Restore();
+    r.setMetadata(new ObjectMetaBuilder().withName("sim").withNamespace(namespace).build());
+    r.setSpec(new RestoreSpec());
+    r.getSpec().scheduleRef = new ScheduleRef("sim");
+    Restore restored = awaitRestore(client.resource(r).create(), RestorePhase.Completed);
+    int pid = restored.getStatus().restoredPid;
+    cleanup.add(() -> Workloads.kill(pid));
+    assertThat(restored.getStatus().checkpoint).isEqualTo(newestTwo.get(0));
+    await().atMost(TIMEOUT).until(() -> count(out) < killedAt);
+    long resumed = count(out);
+    await().atMost(TIMEOUT).until(() -> count(out) > resumed + 2);
+  }
+
+  @Test
+  void forbidSkipsRunsWhileOneIsTakenAndReplaceReplacesIt() throws Exception {
+    // A node with a NodeProfile but no agent: its checkpoints stay Pending, i.e. are being taken, for ever.
+    String idle = NODE + "-idle";
+    NodeProfile profile = new NodeProfile();
+    profile.setMetadata(new ObjectMetaBuilder().withName(idle).build());
+    profile.setSpec(new NodeProfileSpec());
+    client.resource(profile).create();
+    cleanup.add(() -> client.resource(profile).delete());
+    createSchedule("forbid", "@every 2s", idle, 4242, spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Forbid);
+    createSchedule("replace", "@every 2s", idle, 4242, spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Replace);
+
+    await().atMost(TIMEOUT).until(() -> schedule("replace").getStatus() != null
+        && schedule("replace").getStatus().runs >= 4 && schedule("forbid").getStatus().skipped >= 2);
+
+    CheckpointSchedule forbid = schedule("forbid");
+    assertThat(forbid.getStatus().runs).isEqualTo(1);
+    assertThat(checkpointsOf("forbid")).singleElement()
+        .satisfies(c -> assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Pending));
+    await().atMost(TIMEOUT).until(() -> checkpointsOf("replace").stream().filter(c -> !c.isMarkedForDeletion()).count() == 1);
+    CheckpointSchedule replace = schedule("replace");
+    Checkpoint current = checkpointsOf("replace").stream().filter(c -> !c.isMarkedForDeletion()).findFirst().orElseThrow();
+    assertThat(replace.getStatus().skipped).isZero();
+    assertThat(scheduledTime(current)).isAfterOrEqualTo(Instant.parse(replace.getStatus().lastScheduleTime).minusSeconds(2));
+  }
+
+  @Test
+  void aCordonedNodeTriggersOneCheckpointPerDrain() throws Exception {
+    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("drained.txt").toString()));
+    client.resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
+    cleanup.add(() -> client.nodes().withName(NODE).delete());
+    createSchedule("drain", "0 0 1 1 *", NODE, counter.pid(), spec -> {
+      spec.triggers = new CheckpointScheduleSpec.Triggers();
+      spec.triggers.onNodeDrain = true;
+    });
+    await().atMost(TIMEOUT).until(() -> schedule("drain").getStatus() != null);
+    assertThat(checkpointsOf("drain")).isEmpty();
+
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editOrNewSpec().withUnschedulable(true).endSpec().build());
+    await().atMost(TIMEOUT).until(() -> completed("drain").size() == 1);
+    // more of the same drain: a NoExecute taint, other changes to the node
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
+        .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec()
+        .editMetadata().addToLabels("drained", "yes").endMetadata().build());
+    Thread.sleep(2000);
+    assertThat(checkpointsOf("drain")).singleElement().satisfies(c ->
+        assertThat(c.getMetadata().getLabels()).containsEntry(Labels.TRIGGER, Labels.TRIGGER_DRAIN));
+
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(false).withTaints().endSpec().build());
+    await().atMost(TIMEOUT).until(() -> schedule("drain").getStatus().drain == null);
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
+        .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec().build());
+    await().atMost(TIMEOUT).until(() -> completed("drain").size() == 2);
+    assertThat(schedule("drain").getStatus().drainTriggered).isEqualTo(2);
+    assertThat(schedule("drain").getStatus().runs).isZero();
+  }
+
+  @Test
+  void aCheckpointDeletedWhileItIsTakenLeavesTheWorkloadRunningAndNoArchive() throws Exception {
+    Path out = shared.resolve("memhog-count.txt");
+    var memhog = track(Workloads.startInPidNamespace("memhog", "384", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 1);
+    CheckpointOptions stopAfter = new CheckpointOptions();
+    stopAfter.leaveRunning = false; // the hardest case: the workload is stopped until its archive is stored
+    Checkpoint c = createCheckpoint("deleted-midway", memhog.pid(), fsStorage, stopAfter);
+    await().atMost(TIMEOUT).pollInterval(Duration.ofMillis(20)).until(() ->
+        checkpoint("deleted-midway").getStatus() != null
+            && checkpoint("deleted-midway").getStatus().phase == CheckpointPhase.Running);
+    client.resource(c).delete();
+
+    await().atMost(TIMEOUT).until(() -> checkpoint("deleted-midway") == null);
+    String prefix = new ArchiveLayout(namespace, "deleted-midway", c.getMetadata().getUid()).prefix();
+    await().atMost(TIMEOUT).until(() -> listFs(prefix).isEmpty() && Workloads.isAlive(memhog.pid()));
+    long now = count(out);
+    await().atMost(TIMEOUT).until(() -> count(out) > now + 5);
+    assertThat(Workloads.isAlive(memhog.pid())).isTrue();
+  }
+
+  @Test
+  void checkpointsOfOneProcessAskedForAtOnceAreTakenOneAfterTheOther() throws Exception {
+    Path out = shared.resolve("twice-count.txt");
+    var memhog = track(Workloads.startInPidNamespace("memhog", "256", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 1);
+    Checkpoint first = createCheckpoint("first", memhog.pid(), fsStorage, null);
+    Checkpoint second = createCheckpoint("second", memhog.pid(), fsStorage, null);
+    Checkpoint one = awaitCheckpoint(first, CheckpointPhase.Completed);
+    Checkpoint other = awaitCheckpoint(second, CheckpointPhase.Completed);
+    // both were Running at once (the agent took them up together), yet their dumps did not overlap
+    assertThat(Instant.parse(other.getStatus().startTime)).isBefore(Instant.parse(one.getStatus().completionTime));
+  }
+
+  @Test
+  void theApiServerRefusesWhatTheSchemaForbids() {
+    CheckpointSchedule both = new CheckpointSchedule();
+    both.setMetadata(new ObjectMetaBuilder().withName("both").withNamespace(namespace).build());
+    both.setSpec(new CheckpointScheduleSpec());
+    both.getSpec().schedule = "@daily";
+    both.getSpec().checkpointTemplate = new CheckpointTemplate();
+    both.getSpec().checkpointTemplate.target = CheckpointTarget.process(NODE, 4242);
+    both.getSpec().selector = new LabelSelector(null, Map.of("app", "sim"));
+    assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)");
+
+    both.getSpec().selector = null;
+    both.getSpec().retention = new CheckpointScheduleSpec.Retention();
+    both.getSpec().retention.keepLast = 0;
+    both.getSpec().retention.maxAge = "a week";
+    assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("spec.retention.keepLast").hasMessageContaining("spec.retention.maxAge");
+
+    Restore twoRefs = new Restore();
+    twoRefs.setMetadata(new ObjectMetaBuilder().withName("two-refs").withNamespace(namespace).build());
+    twoRefs.setSpec(new RestoreSpec());
+    twoRefs.getSpec().scheduleRef = new ScheduleRef("sim");
+    twoRefs.getSpec().checkpointRef = new CheckpointRef("sim-20250310100000");
+    assertThatThrownBy(() -> client.resource(twoRefs).create()).isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("set exactly one of checkpointRef (a Checkpoint) or scheduleRef");
+  }
+
+  private void createSchedule(String name, String cron, String node, long pid, Consumer<CheckpointScheduleSpec> customize) {
+    CheckpointSchedule s = new CheckpointSchedule();
+    s.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    s.setSpec(new CheckpointScheduleSpec());
+    s.getSpec().schedule = cron;
+    s.getSpec().checkpointTemplate = new CheckpointTemplate();
+    s.getSpec().checkpointTemplate.target = CheckpointTarget.process(node, (int) pid);
+    s.getSpec().checkpointTemplate.storage = fsStorage;
+    customize.accept(s.getSpec());
+    client.resource(s).create();
+  }
+
+  private CheckpointSchedule schedule(String name) {
+    return client.resources(CheckpointSchedule.class).inNamespace(namespace).withName(name).get();
+  }
+
+  private List<Checkpoint> checkpointsOf(String schedule) {
+    return client.resources(Checkpoint.class).inNamespace(namespace).withLabel(Labels.SCHEDULE, schedule).list()
+        .getItems();
+  }
+
+  private List<Checkpoint> completed(String schedule) {
+    return checkpointsOf(schedule).stream()
+        .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Completed).toList();
+  }
+
+  private static Instant scheduledTime(Checkpoint c) {
+    return Instant.parse(c.getMetadata().getAnnotations().get(ScheduleCheckpoints.SCHEDULED_TIME));
+  }
+
+  private static Instant createdAt(Checkpoint c) {
+    return Instant.parse(c.getMetadata().getCreationTimestamp());
+  }
+
+  private Set<String> prefixesOf(List<Checkpoint> checkpoints) {
+    return checkpoints.stream().map(c -> new ArchiveLayout(namespace, c.getMetadata().getName(),
+        c.getMetadata().getUid()).prefix()).collect(Collectors.toSet());
+  }
+
+  /** The checkpoint prefixes of this test's namespace that hold objects in the filesystem storage. */
+  private Set<String> storedPrefixes() throws Exception {
+    return listFs(namespace + "/").stream()
+        .map(o -> ArchiveLayout.ofKey(o.key()).orElseThrow().prefix()).collect(Collectors.toSet());
+  }
+
+  private List<StoredObject> listFs(String prefix) throws Exception {
+    CheckpointStorage storage = client.resources(CheckpointStorage.class).withName(fsStorage).get();
+    try (ObjectStore store = new StorageBinding(client).open(storage)) {
+      return store.list(prefix);
+    }
+  }
+}

@@ -1,0 +1,446 @@
+package dev.stasis.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointSchedule;
+import dev.stasis.api.CheckpointScheduleSpec;
+import dev.stasis.api.CheckpointScheduleSpec.ConcurrencyPolicy;
+import dev.stasis.api.CheckpointScheduleStatus;
+import dev.stasis.api.CheckpointStatus;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.CheckpointTemplate;
+import dev.stasis.api.Conditions;
+import dev.stasis.api.PodTarget;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.Labels;
+import dev.stasis.operator.schedule.ScheduleCheckpoints;
+import io.fabric8.kubernetes.api.model.LabelSelector;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.TaintBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import dev.stasis.testing.TestingClock;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The schedule's decisions, on the fabric8 CRUD mock server, with a clock the test moves. */
+@EnableKubernetesMockClient(crud = true)
+class CheckpointScheduleReconcilerTest {
+  static final String NS = "jobs";
+  static final String NODE = "node-a";
+  static final DateTimeFormatter NAME_TIME = DateTimeFormatter.ofPattern("yyyyMMddHHmmss").withZone(ZoneOffset.UTC);
+
+  KubernetesClient client;
+  /** When the mock server created the schedule: it stamps its own creation times. */
+  Instant created;
+  TestingClock clock;
+  CheckpointScheduleReconciler reconciler;
+
+  @BeforeEach
+  void setUp() {
+    clock = new TestingClock(Instant.now());
+    reconciler = new CheckpointScheduleReconciler(client, new EventRecorder(client, "operator", "test"), clock);
+  }
+
+  // --- refused specs ---
+
+  @Test
+  void invalidCron() {
+    assertFailed(reconcile(schedule("s", "61 * * * *", s -> {})), "InvalidSchedule",
+        "spec.schedule: the minute field '61' is out of range 0-59");
+  }
+
+  @Test
+  void unknownTimeZone() {
+    assertFailed(reconcile(schedule("s", "@daily", s -> s.timeZone = "Mars/Olympus_Mons")), "UnknownTimeZone",
+        "'Mars/Olympus_Mons' is not an IANA time zone");
+  }
+
+  @Test
+  void negativeRetention() {
+    assertFailed(reconcile(schedule("s", "@daily", s -> {
+      s.retention = new CheckpointScheduleSpec.Retention();
+      s.retention.keepFailed = -1;
+    })), "InvalidRetention", "spec.retention.keepFailed must be 0 or more, got -1");
+    assertFailed(reconcile(schedule("t", "@daily", s -> {
+      s.retention = new CheckpointScheduleSpec.Retention();
+      s.retention.keepLast = 0;
+    })), "InvalidRetention", "keepLast must be 1 or more");
+  }
+
+  @Test
+  void templateAndSelector() {
+    assertFailed(reconcile(schedule("s", "@daily", s -> s.selector = new LabelSelector())), "InvalidTarget",
+        "set exactly one of spec.checkpointTemplate (a fixed target) or spec.selector");
+  }
+
+  @Test
+  void selectorIsNotSupportedYet() {
+    assertFailed(reconcile(schedule("s", "@daily", s -> {
+      s.checkpointTemplate = null;
+      s.selector = new LabelSelector(null, Map.of("app", "sim"));
+    })), "SelectorNotSupported", "spec.selector (pods by label) is not supported");
+  }
+
+  @Test
+  void aFixedSpecIsScheduledAgain() {
+    CheckpointSchedule s = reconcile(schedule("s", "@every 1 minute", spec -> {}));
+    assertFailed(s, "InvalidSchedule", "not a duration");
+    s.getSpec().schedule = "@every 1m";
+    s.getMetadata().setGeneration(2L);
+    client.resource(s).update();
+    s = reconcile(s);
+    assertThat(s.getStatus().phase).isEqualTo(CheckpointScheduleStatus.ACTIVE);
+    assertThat(s.getStatus().reason).isNull();
+    assertThat(Conditions.isTrue(s.getStatus().conditions, Conditions.READY)).isTrue();
+    assertThat(Conditions.isTrue(s.getStatus().conditions, Conditions.FAILED)).isFalse();
+    assertThat(s.getStatus().nextScheduleTime).isEqualTo(at(60));
+  }
+
+  // --- runs ---
+
+  @Test
+  void aDueRunCreatesOneCheckpointOwnedByTheSchedule() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(9);
+    s = reconcile(s);
+    assertThat(checkpoints()).isEmpty();
+    assertThat(s.getStatus().nextScheduleTime).isEqualTo(at(10));
+
+    clock.now = created.plusMillis(10_050);
+    s = reconcile(s);
+    reconcile(s);
+    List<Checkpoint> created = checkpoints();
+    assertThat(created).hasSize(1);
+    Checkpoint c = created.get(0);
+    assertThat(c.getMetadata().getName()).isEqualTo(run(10));
+    assertThat(c.getMetadata().getLabels()).containsEntry(Labels.SCHEDULE, "sim")
+        .containsEntry(Labels.TRIGGER, Labels.TRIGGER_SCHEDULE);
+    assertThat(c.getMetadata().getAnnotations()).containsEntry(ScheduleCheckpoints.SCHEDULED_TIME, at(10));
+    assertThat(c.getMetadata().getOwnerReferences()).singleElement().satisfies(o -> {
+      assertThat(o.getUid()).isEqualTo(s(sim()).getMetadata().getUid());
+      assertThat(o.getBlockOwnerDeletion()).isFalse();
+    });
+    assertThat(c.getSpec().target.process.pid).isEqualTo(4242);
+    s = s(sim());
+    assertThat(s.getStatus().runs).isEqualTo(1);
+    assertThat(s.getStatus().lastScheduleTime).isEqualTo(at(10));
+    assertThat(s.getStatus().nextScheduleTime).isEqualTo(at(20));
+    assertThat(s.getStatus().active).containsExactly(run(10));
+  }
+
+  @Test
+  void aRunWhoseStatusWriteWasLostIsNotTakenTwice() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    // as if the operator stopped after creating the Checkpoint, before writing the status
+    CheckpointSchedule written = s(sim());
+    written.setStatus(new CheckpointScheduleStatus());
+    client.resource(written).updateStatus();
+    s = reconcile(s);
+    assertThat(checkpoints()).hasSize(1);
+    assertThat(s.getStatus().runs).isEqualTo(1);
+    assertThat(s.getStatus().skipped).isZero();
+    assertThat(s.getStatus().lastScheduleTime).isEqualTo(at(10));
+  }
+
+  @Test
+  void afterAnOutageOnlyTheLatestMissedRunIsTaken() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    s = reconcile(s);
+    finish(run(10), CheckpointPhase.Completed);
+    clock.now = created.plusSeconds(45); // down for the runs at :20, :30 and :40
+    s = reconcile(s);
+    assertThat(names()).containsExactly(run(10), run(40));
+    assertThat(s.getStatus().runs).isEqualTo(2);
+    assertThat(s.getStatus().nextScheduleTime).isEqualTo(at(50));
+  }
+
+  @Test
+  void aRunPastItsStartingDeadlineIsSkipped() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> spec.startingDeadlineSeconds = 5L);
+    clock.now = created.plusSeconds(17);
+    s = reconcile(s);
+    assertThat(checkpoints()).isEmpty();
+    assertThat(s.getStatus().missed).isEqualTo(1);
+    assertThat(s.getStatus().lastSkippedTime).isEqualTo(at(10));
+    assertWarning("MissedRun", "could not start within startingDeadlineSeconds (5s)");
+    clock.now = created.plusSeconds(24);
+    s = reconcile(s);
+    assertThat(names()).containsExactly(run(20));
+    assertThat(s.getStatus().missed).isEqualTo(1);
+  }
+
+  @Test
+  void forbidSkipsARunWhileOneIsBeingTaken() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    clock.now = created.plusSeconds(20);
+    s = reconcile(s);
+    assertThat(names()).containsExactly(run(10));
+    assertThat(s.getStatus().skipped).isEqualTo(1);
+    assertThat(s.getStatus().lastSkippedTime).isEqualTo(at(20));
+    finish(run(10), CheckpointPhase.Completed);
+    clock.now = created.plusSeconds(30);
+    s = reconcile(s);
+    assertThat(names()).containsExactly(run(10), run(30));
+    assertThat(s.getStatus().succeeded).isEqualTo(1);
+  }
+
+  @Test
+  void replaceDeletesTheCheckpointBeingTaken() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Replace);
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    clock.now = created.plusSeconds(20);
+    s = reconcile(s);
+    assertThat(names()).containsExactly(run(20));
+    assertThat(s.getStatus().active).containsExactly(run(20));
+    assertThat(s.getStatus().runs).isEqualTo(2);
+  }
+
+  @Test
+  void allowTakesAnotherWhileOneIsBeingTaken() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Allow);
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    clock.now = created.plusSeconds(20);
+    s = reconcile(s);
+    assertThat(s.getStatus().active).containsExactly(run(10), run(20));
+  }
+
+  @Test
+  void countsOutcomes() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Allow);
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    clock.now = created.plusSeconds(20);
+    reconcile(s);
+    finish(run(10), CheckpointPhase.Completed);
+    finish(run(20), CheckpointPhase.Failed);
+    s = reconcile(s);
+    s = reconcile(s);
+    assertThat(s.getStatus().succeeded).isEqualTo(1);
+    assertThat(s.getStatus().failed).isEqualTo(1);
+    assertThat(s.getStatus().active).isEmpty();
+    assertThat(s.getStatus().lastSuccessfulTime).isEqualTo(at(21));
+  }
+
+  @Test
+  void suspendStopsRuns() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> spec.suspend = true);
+    clock.now = created.plusSeconds(35);
+    s = reconcile(s);
+    assertThat(checkpoints()).isEmpty();
+    assertThat(s.getStatus().phase).isEqualTo(CheckpointScheduleStatus.SUSPENDED);
+    assertThat(s.getStatus().nextScheduleTime).isNull();
+  }
+
+  // --- retention ---
+
+  @Test
+  void retentionKeepsTheNewestCompletedAndFailedOnes() {
+    CheckpointSchedule s = schedule("sim", "@yearly", spec -> {
+      spec.retention = new CheckpointScheduleSpec.Retention();
+      spec.retention.keepLast = 2;
+    });
+    existing("sim-1", CheckpointPhase.Completed);
+    existing("sim-2", CheckpointPhase.Failed);
+    existing("sim-3", CheckpointPhase.Completed);
+    existing("sim-4", CheckpointPhase.Failed);
+    existing("sim-5", CheckpointPhase.Completed);
+    existing("sim-6", CheckpointPhase.Running);
+    reconcile(s);
+    assertThat(names()).containsExactly("sim-3", "sim-4", "sim-5", "sim-6");
+  }
+
+  // --- drains ---
+
+  @Test
+  void oneCheckpointPerDrain() {
+    CheckpointSchedule s = schedule("sim", "@yearly", spec -> {
+      spec.triggers = new CheckpointScheduleSpec.Triggers();
+      spec.triggers.onNodeDrain = true;
+    });
+    client.resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
+    reconcile(s);
+    assertThat(checkpoints()).isEmpty();
+
+    clock.now = created.plusSeconds(100);
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editOrNewSpec().withUnschedulable(true).endSpec().build());
+    reconcile(s);
+    clock.now = created.plusSeconds(101);
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
+        .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec().build());
+    s = reconcile(s);
+    assertThat(names()).containsExactly(drain(100));
+    assertThat(checkpoints().get(0).getMetadata().getLabels()).containsEntry(Labels.TRIGGER, Labels.TRIGGER_DRAIN);
+    assertThat(s.getStatus().drainTriggered).isEqualTo(1);
+    assertThat(s.getStatus().drain.node).isEqualTo(NODE);
+
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(false).withTaints().endSpec().build());
+    finish(drain(100), CheckpointPhase.Completed);
+    s = reconcile(s);
+    assertThat(s.getStatus().drain).isNull();
+    clock.now = created.plusSeconds(200);
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(true).endSpec().build());
+    s = reconcile(s);
+    assertThat(names()).containsExactly(drain(100), drain(200));
+    assertThat(s.getStatus().drainTriggered).isEqualTo(2);
+  }
+
+  @Test
+  void aPodTargetIsDrainedWithTheNodeItIsScheduledOn() {
+    CheckpointSchedule s = schedule("sim", "@yearly", spec -> {
+      spec.checkpointTemplate.target = new CheckpointTarget();
+      spec.checkpointTemplate.target.pod = new PodTarget("solver", null);
+      spec.triggers = new CheckpointScheduleSpec.Triggers();
+      spec.triggers.onNodeDrain = true;
+    });
+    client.resource(new PodBuilder().withNewMetadata().withName("solver").withNamespace(NS).endMetadata()
+        .withNewSpec().withNodeName(NODE).endSpec().build()).create();
+    client.resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    reconcile(s);
+    assertThat(checkpoints()).singleElement().satisfies(c -> {
+      assertThat(c.getMetadata().getName()).isEqualTo(drain(0));
+      assertThat(c.getSpec().target.pod.name).isEqualTo("solver");
+    });
+  }
+
+  @Test
+  void aDrainCheckpointCreatedButNotRecordedCountsForItsDrain() {
+    CheckpointSchedule s = schedule("sim", "@yearly", spec -> {
+      spec.triggers = new CheckpointScheduleSpec.Triggers();
+      spec.triggers.onNodeDrain = true;
+    });
+    client.resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    reconcile(s);
+    CheckpointSchedule written = s(sim());
+    written.setStatus(new CheckpointScheduleStatus());
+    client.resource(written).updateStatus();
+    clock.now = created.plusSeconds(5);
+    reconcile(s);
+    assertThat(checkpoints()).hasSize(1);
+  }
+
+  // --- deletion ---
+
+  @Test
+  void deletingAScheduleKeepsItsCheckpointsButDropsTheOwnerReference() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    reconciler.cleanup(s(sim()), null);
+    assertThat(checkpoints()).singleElement()
+        .satisfies(c -> assertThat(c.getMetadata().getOwnerReferences()).isEmpty());
+  }
+
+  @Test
+  void deletingAScheduleDeletesItsCheckpointsWhenToldTo() {
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> spec.deleteCheckpointsWithSchedule = true);
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    reconciler.cleanup(s(sim()), null);
+    assertThat(checkpoints()).isEmpty();
+  }
+
+  // --- helpers ---
+
+  private CheckpointSchedule schedule(String name, String cron, Consumer<CheckpointScheduleSpec> customize) {
+    CheckpointSchedule s = new CheckpointSchedule();
+    s.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withGeneration(1L)
+        .build());
+    s.setSpec(new CheckpointScheduleSpec());
+    s.getSpec().schedule = cron;
+    s.getSpec().checkpointTemplate = new CheckpointTemplate();
+    s.getSpec().checkpointTemplate.target = CheckpointTarget.process(NODE, 4242);
+    customize.accept(s.getSpec());
+    s = client.resource(s).create();
+    created = Instant.parse(s.getMetadata().getCreationTimestamp());
+    clock.now = created;
+    return s;
+  }
+
+  /** Created in the order of their names: the mock server stamps the same second on all. */
+  private void existing(String name, CheckpointPhase phase) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS)
+        .withLabels(Map.of(Labels.SCHEDULE, "sim", Labels.TRIGGER, Labels.TRIGGER_SCHEDULE)).build());
+    c.setSpec(new CheckpointTemplate().toCheckpointSpec());
+    c = client.resource(c).create();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = phase;
+    client.resource(c).updateStatus();
+  }
+
+  private void finish(String name, CheckpointPhase phase) {
+    Checkpoint c = client.resources(Checkpoint.class).inNamespace(NS).withName(name).get();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = phase;
+    c.getStatus().completionTime = clock.now.plusSeconds(1).toString();
+    client.resource(c).updateStatus();
+  }
+
+  private String run(long secondsAfterCreation) {
+    return "sim-" + NAME_TIME.format(created.plusSeconds(secondsAfterCreation));
+  }
+
+  private String drain(long secondsAfterCreation) {
+    return "sim-drain-" + NAME_TIME.format(created.plusSeconds(secondsAfterCreation));
+  }
+
+  private String at(long secondsAfterCreation) {
+    return created.plusSeconds(secondsAfterCreation).toString();
+  }
+
+  private CheckpointSchedule sim() {
+    return client.resources(CheckpointSchedule.class).inNamespace(NS).withName("sim").get();
+  }
+
+  private static CheckpointSchedule s(CheckpointSchedule s) {
+    return s;
+  }
+
+  private List<Checkpoint> checkpoints() {
+    return client.resources(Checkpoint.class).inNamespace(NS).list().getItems();
+  }
+
+  private List<String> names() {
+    return checkpoints().stream().map(c -> c.getMetadata().getName()).sorted().toList();
+  }
+
+  private CheckpointSchedule reconcile(CheckpointSchedule s) {
+    reconciler.reconcile(client.resource(s).get(), null);
+    return client.resource(s).get();
+  }
+
+  private void assertFailed(CheckpointSchedule s, String reason, String message) {
+    assertThat(s.getStatus().phase).isEqualTo(CheckpointScheduleStatus.FAILED);
+    assertThat(s.getStatus().reason).isEqualTo(reason);
+    assertThat(s.getStatus().message).contains(message);
+    assertThat(Conditions.find(s.getStatus().conditions, Conditions.READY).getStatus()).isEqualTo("False");
+    assertThat(Conditions.isTrue(s.getStatus().conditions, Conditions.FAILED)).isTrue();
+    assertThat(checkpoints()).isEmpty();
+    assertWarning(reason, message);
+  }
+
+  private void assertWarning(String reason, String message) {
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .anyMatch(e -> e.getReason().equals(reason) && e.getType().equals("Warning") && e.getMessage().contains(message));
+  }
+}

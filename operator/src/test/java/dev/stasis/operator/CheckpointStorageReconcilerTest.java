@@ -1,0 +1,151 @@
+package dev.stasis.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStatus;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.FileSystemStorage;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.TestingClock;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Set;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Storage checks, garbage collection and archive clean-up, on the CRUD mock and a real directory. */
+@EnableKubernetesMockClient(crud = true)
+class CheckpointStorageReconcilerTest {
+  static final String NS = "jobs";
+  static final Duration INTERVAL = Duration.ofMinutes(10);
+
+  KubernetesClient client;
+  TestingClock clock;
+  CheckpointStorageReconciler reconciler;
+  @TempDir Path root;
+  FileSystemObjectStore files;
+
+  @BeforeEach
+  void setUp() {
+    clock = new TestingClock(Instant.now());
+    reconciler = new CheckpointStorageReconciler(client, new EventRecorder(client, "operator", "test"), INTERVAL, clock);
+    files = new FileSystemObjectStore(root);
+  }
+
+  @Test
+  void removesObjectsOfCheckpointsThatNoLongerExistAndCountsThem() throws IOException {
+    CheckpointStorage storage = storage("1h");
+    Checkpoint live = checkpoint("live", false);
+    archive(new ArchiveLayout(NS, "live", live.getMetadata().getUid()));
+    ArchiveLayout gone = new ArchiveLayout(NS, "gone", "22222222-2222-2222-2222-222222222222");
+    archive(gone);
+
+    clock.now = Instant.now().plus(Duration.ofMinutes(55));
+    storage = reconcile(storage);
+    assertThat(storage.getStatus().garbageCollectedObjects).isZero();
+    assertThat(files.list(gone.prefix())).hasSize(2);
+
+    // the grace period is over, but the last collection was only 7 minutes ago
+    clock.now = Instant.now().plus(Duration.ofMinutes(62));
+    storage = reconcile(storage);
+    assertThat(storage.getStatus().garbageCollectedObjects).as("not due again yet").isZero();
+
+    clock.now = Instant.now().plus(Duration.ofMinutes(66));
+    storage = reconcile(storage);
+    assertThat(storage.getStatus().garbageCollectedObjects).isEqualTo(2);
+    assertThat(storage.getStatus().lastGarbageCollectionTime).isNotNull();
+    assertThat(files.list(gone.prefix())).isEmpty();
+    assertThat(files.list(NS + "/live-")).hasSize(2);
+    assertThat(client.v1().events().inNamespace("default").list().getItems()).anyMatch(e ->
+        e.getReason().equals("GarbageCollected") && e.getMessage().contains("removed 2 objects")
+            && e.getMessage().contains(gone.prefix()));
+  }
+
+  @Test
+  void garbageCollectionCanBeTurnedOff() throws IOException {
+    CheckpointStorage storage = storage("1h");
+    storage.getSpec().garbageCollection.enabled = false;
+    storage = client.resource(storage).update();
+    ArchiveLayout gone = new ArchiveLayout(NS, "gone", "22222222-2222-2222-2222-222222222222");
+    archive(gone);
+    clock.now = Instant.now().plus(Duration.ofDays(1));
+    reconcile(storage);
+    assertThat(files.list(gone.prefix())).hasSize(2);
+  }
+
+  @Test
+  void deletingACheckpointDeletesItsArchive() throws IOException {
+    storage("1h");
+    Checkpoint c = checkpoint("c", false);
+    ArchiveLayout layout = new ArchiveLayout(NS, "c", c.getMetadata().getUid());
+    archive(layout);
+    checkpointReconciler().cleanup(c, null);
+    assertThat(files.list(layout.prefix())).isEmpty();
+  }
+
+  @Test
+  void aRetainedArchiveIsMarkedSoThatTheGarbageCollectorKeepsIt() throws IOException {
+    CheckpointStorage storage = storage("1h");
+    Checkpoint c = checkpoint("c", true);
+    ArchiveLayout layout = new ArchiveLayout(NS, "c", c.getMetadata().getUid());
+    archive(layout);
+    checkpointReconciler().cleanup(c, null);
+    client.resource(c).delete();
+    assertThat(new String(files.read(layout.retainedMarkerKey()), StandardCharsets.UTF_8))
+        .contains("kept when Checkpoint jobs/c was deleted");
+    clock.now = Instant.now().plus(Duration.ofDays(1));
+    reconcile(storage);
+    assertThat(files.list(layout.prefix())).hasSize(3);
+  }
+
+  private CheckpointReconciler checkpointReconciler() {
+    return new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+        new ProcessTargetPolicy(client, Set.of(ProcessTargetPolicy.ALL)));
+  }
+
+  private CheckpointStorage storage(String gracePeriod) {
+    CheckpointStorage s = new CheckpointStorage();
+    s.setMetadata(new ObjectMetaBuilder().withName("store").withGeneration(1L).build());
+    s.setSpec(new CheckpointStorageSpec());
+    s.getSpec().filesystem = new FileSystemStorage(root.toString());
+    s.getSpec().garbageCollection = new CheckpointStorageSpec.GarbageCollection();
+    s.getSpec().garbageCollection.gracePeriod = gracePeriod;
+    return client.resource(s).create();
+  }
+
+  private Checkpoint checkpoint(String name, boolean retainArchive) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 99)));
+    c.getSpec().retainArchive = retainArchive;
+    c = client.resource(c).create();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().storage = "store";
+    return client.resource(c).updateStatus();
+  }
+
+  private void archive(ArchiveLayout layout) throws IOException {
+    files.put(layout.prefix() + "archive.tar.zst", "images".getBytes(StandardCharsets.UTF_8));
+    files.put(layout.manifestKey(), "{}".getBytes(StandardCharsets.UTF_8));
+  }
+
+  private CheckpointStorage reconcile(CheckpointStorage s) {
+    reconciler.reconcile(client.resource(s).get(), null);
+    return client.resource(s).get();
+  }
+}
