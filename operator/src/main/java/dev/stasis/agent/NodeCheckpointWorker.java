@@ -113,10 +113,11 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         tree = ProcessTree.members(pid);
+        RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
         Criu.DumpResult dumped = dump(dump);
         stopped = !options.leaveRunning();
 
-        Manifest manifest = store(checkpoint, storage, store, dump, criuVersion);
+        Manifest manifest = store(checkpoint, storage, store, dump, criuVersion, requirements);
         if (stopped) {
           ProcessTree.signal(tree, "KILL"); // stored and committed: only now may the workload end
           stopped = false;
@@ -172,7 +173,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
    * before a failure is removed again, so no half-written archive is ever left to be mistaken.
    */
   private Manifest store(Checkpoint checkpoint, CheckpointStorage storage, ObjectStore store, DumpOptions dump,
-      CriuVersion criuVersion) throws WorkFailure {
+      CriuVersion criuVersion, RestoreRequirements requirements) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     ArchiveCodec codec = StorageBinding.codec(storage);
     ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
@@ -184,6 +185,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
         upload.commit();
       }
       Manifest manifest = manifest(checkpoint, dump, criuVersion, archiveKey, codec, summary);
+      requirements.recordIn(manifest);
       store.put(layout.manifestKey(), manifest.toJson());
       return manifest;
     } catch (IOException e) {

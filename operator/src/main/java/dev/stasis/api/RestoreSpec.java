@@ -11,5 +11,10 @@ public class RestoreSpec {
   @ValidationRule(value = "self == oldSelf", message = "checkpointRef is immutable: create a new Restore instead")
   public CheckpointRef checkpointRef;
 
+  @ValidationRule(value = "self == oldSelf", message = "placement is immutable: create a new Restore instead")
   public RestorePlacement placement;
+
+  public RestorePlacement placementOrDefaults() {
+    return placement != null ? placement : new RestorePlacement();
+  }
 }
