@@ -7,6 +7,7 @@ import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -58,9 +59,11 @@ record ProcessInventory(List<RequiredPath> paths, List<String> tcpConnections, L
       }
       collectFds(dir, paths, gpus, socketInodes);
     }
-    addMounts(paths, pids.isEmpty() ? null : proc.resolve(pids.get(0) + "/mountinfo"));
     List<RequiredPath> sorted = new ArrayList<>(paths.values());
-    sorted.sort(Comparator.comparing(p -> p.path));
+    if (!pids.isEmpty()) {
+      sorted.addAll(mountsUsed(paths.values(), proc.resolve(pids.get(0) + "/mountinfo")));
+    }
+    sorted.sort(Comparator.comparing((RequiredPath p) -> p.path).thenComparing(p -> p.kind));
     return new ProcessInventory(sorted, tcpConnections(proc, pids, socketInodes), new ArrayList<>(gpus));
   }
 
@@ -123,10 +126,7 @@ record ProcessInventory(List<RequiredPath> paths, List<String> tcpConnections, L
   }
 
   /** The mount point of every recorded path, except the root filesystem every node has. */
-  private static void addMounts(Map<String, RequiredPath> paths, Path mountinfo) {
-    if (mountinfo == null) {
-      return;
-    }
+  private static Collection<RequiredPath> mountsUsed(Collection<RequiredPath> paths, Path mountinfo) {
     List<RequiredPath> mounts = new ArrayList<>();
     for (String line : lines(mountinfo)) {
       // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
@@ -141,7 +141,7 @@ record ProcessInventory(List<RequiredPath> paths, List<String> tcpConnections, L
       mounts.add(mount);
     }
     Map<String, RequiredPath> used = new LinkedHashMap<>();
-    for (RequiredPath path : paths.values()) {
+    for (RequiredPath path : paths) {
       RequiredPath best = null;
       for (RequiredPath mount : mounts) {
         boolean contains = mount.path.equals("/") || path.path.equals(mount.path) || path.path.startsWith(mount.path + "/");
@@ -154,7 +154,7 @@ record ProcessInventory(List<RequiredPath> paths, List<String> tcpConnections, L
         used.put(best.path, best);
       }
     }
-    used.forEach(paths::putIfAbsent);
+    return used.values();
   }
 
   /** mountinfo escapes space, tab, newline and backslash as octal (\040). */

@@ -169,7 +169,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
 
   /**
    * No node can run the checkpoint. When pre-flights ruled out the last candidates, their reason
-   * (e.g. PreflightPathMissing) says more than NoCompatibleNode, and the last one's findings are quoted.
+   * (e.g. PreflightPathMissing) says more than NoCompatibleNode, and the last one's findings follow.
    */
   private void refuse(Restore restore, PlacementDecision decision, List<PlacementStatus.PreflightFailure> preflightFailures) {
     Refusal refusal;
@@ -177,7 +177,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
       refusal = new Refusal("NoCompatibleNode", decision.summary());
     } else {
       PlacementStatus.PreflightFailure last = preflightFailures.get(preflightFailures.size() - 1);
-      refusal = new Refusal(last.reason, decision.summary() + ". Last pre-flight: " + last.message);
+      refusal = new Refusal(last.reason, decision.summary() + ". " + last.message);
     }
     fail(restore, refusal, placementStatus(decision, preflightFailures));
   }
