@@ -40,7 +40,11 @@ public final class InProcessStasis implements AutoCloseable {
     }
 
     public Builder agent(String node, Path workDir, Path criu) {
-      agents.add(new AgentConfig(node, workDir, new Criu(criu, Map.of())));
+      return agent(new AgentConfig(node, workDir, new Criu(criu, Map.of())));
+    }
+
+    public Builder agent(AgentConfig config) {
+      agents.add(config);
       return this;
     }
 
