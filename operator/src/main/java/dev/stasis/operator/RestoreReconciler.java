@@ -17,7 +17,7 @@ import dev.stasis.kube.Labels;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.operator.placement.CheckpointNeeds;
-import dev.stasis.operator.placement.Placement;
+import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
@@ -43,6 +43,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
 
   public RestoreReconciler(KubernetesClient client, EventRecorder events) {
     this.client = client;
@@ -68,7 +69,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
       }
       CheckpointNeeds needs = checkpointNeeds(checkpoint);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
-      PlacementDecision decision = new Placement(client.resources(NodeProfile.class).list().getItems())
+      PlacementDecision decision = nodeProfiles.placementOver(client.resources(NodeProfile.class).list().getItems())
           .place(needs, restore.getSpec().placement, preflightFailures.stream().collect(
               Collectors.toMap(f -> f.node, f -> f.reason, (first, last) -> last)));
       if (decision.node().isEmpty()) {

@@ -9,6 +9,8 @@ import java.util.Map;
 /** A node's profile prepared once for matching many checkpoints against it. */
 final class Candidate {
   final String name;
+  /** uid and resourceVersion of the profile this was prepared from: while they hold, it is current. */
+  final String version;
   /** Null while the node's agent has not published a profile yet. */
   final NodeProfileSpec spec;
   final Map<String, String> labels;
@@ -21,6 +23,7 @@ final class Candidate {
 
   Candidate(NodeProfile profile, FlagVocabulary vocabulary) {
     this.name = profile.getMetadata().getName();
+    this.version = version(profile);
     this.spec = profile.getSpec();
     this.labels = profile.getMetadata().getLabels() == null ? Map.of() : profile.getMetadata().getLabels();
     this.cpuFlags = vocabulary.bits(spec == null || spec.cpu == null ? null : spec.cpu.flags);
@@ -28,6 +31,12 @@ final class Candidate {
     this.criu = spec == null ? null : criuVersion(spec);
     this.cpuModel = spec == null ? null : cpuModel(spec);
     this.freeBytes = spec == null || spec.workDirFreeBytes == null ? 0 : spec.workDirFreeBytes;
+  }
+
+  /** Null for a profile that was never stored (no resourceVersion): such a profile is never reused. */
+  static String version(NodeProfile profile) {
+    var meta = profile.getMetadata();
+    return meta.getResourceVersion() == null ? null : meta.getUid() + "/" + meta.getResourceVersion();
   }
 
   static CriuVersion criuVersion(NodeProfileSpec spec) {

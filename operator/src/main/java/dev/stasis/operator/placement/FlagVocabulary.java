@@ -10,12 +10,14 @@ import java.util.Map;
 /**
  * Numbers flag names (CPU flags, CRIU features) so that "has every flag of the source" is a bit
  * operation: placing a checkpoint compares it with every node, and a cluster has hundreds.
+ * Shared by the reconciler's threads, hence synchronized; it only grows, and only by flag names
+ * never seen before.
  */
 final class FlagVocabulary {
   private final Map<String, Integer> numbers = new HashMap<>();
   private final List<String> names = new ArrayList<>();
 
-  BitSet bits(Collection<String> flags) {
+  synchronized BitSet bits(Collection<String> flags) {
     BitSet bits = new BitSet();
     if (flags != null) {
       for (String flag : flags) {
@@ -29,7 +31,7 @@ final class FlagVocabulary {
   }
 
   /** The flags of {@code required} that {@code present} lacks, sorted; empty when it has all. */
-  List<String> missing(BitSet required, BitSet present) {
+  synchronized List<String> missing(BitSet required, BitSet present) {
     BitSet missing = (BitSet) required.clone();
     missing.andNot(present);
     if (missing.isEmpty()) {

@@ -7,6 +7,7 @@ import dev.stasis.api.RestorePlacement;
 import dev.stasis.criu.CriuVersion;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -29,6 +30,12 @@ public final class NodeMatcher {
   private final BitSet sourceFeatures;
   private final CriuVersion sourceCriu;
   private final String sourceModel;
+  // The same for every node; built once per checkpoint, since most nodes of a big cluster hear them.
+  private final String selectorMismatch;
+  private final String tcpElsewhere;
+  private final String gpusUsed;
+  /** "missing CPU flags [...]" per distinct flag set: nodes of one kind share both flags and reason. */
+  private final Map<BitSet, String> missingFlagsByFlagSet = new HashMap<>();
 
   /** @param failedPreflights node → reason, for nodes whose pre-flight already failed for this restore */
   NodeMatcher(CheckpointNeeds needs, RestorePlacement placement, Map<String, String> failedPreflights,
@@ -42,6 +49,10 @@ public final class NodeMatcher {
     this.sourceFeatures = vocabulary.bits(source.criu == null ? null : source.criu.features);
     this.sourceCriu = parse(needs.criuVersion());
     this.sourceModel = Candidate.cpuModel(source);
+    this.selectorMismatch = this.placement.nodeSelector == null ? null
+        : "labels do not match nodeSelector " + new TreeMap<>(this.placement.nodeSelector);
+    this.tcpElsewhere = "checkpoint holds established TCP connections, which survive only on node " + needs.sourceNode();
+    this.gpusUsed = "checkpoint used GPUs " + needs.gpuDevices() + ", which CRIU cannot restore";
   }
 
   /** Every reason {@code candidate} cannot run the checkpoint; empty when it can. */
@@ -62,21 +73,24 @@ public final class NodeMatcher {
       reasons.add("pre-flight failed (" + preflight + ")");
     }
     if (!selects(placement.nodeSelector, node.labels)) {
-      reasons.add("labels do not match nodeSelector " + new TreeMap<>(placement.nodeSelector));
+      reasons.add(selectorMismatch);
     }
     if (!needs.gpuDevices().isEmpty()) {
-      reasons.add("checkpoint used GPUs " + needs.gpuDevices() + ", which CRIU cannot restore");
+      reasons.add(gpusUsed);
     }
     if (!needs.tcpConnections().isEmpty() && !node.name.equals(needs.sourceNode())) {
-      reasons.add("checkpoint holds established TCP connections, which survive only on node " + needs.sourceNode());
+      reasons.add(tcpElsewhere);
     }
     NodeProfileSpec source = needs.source();
     if (source.arch != null && !source.arch.equals(node.spec.arch)) {
       reasons.add("arch " + node.spec.arch + " != " + source.arch);
     }
-    List<String> missingFlags = vocabulary.missing(sourceFlags, node.cpuFlags);
+    String missingFlags = missingFlagsByFlagSet.computeIfAbsent(node.cpuFlags, flags -> {
+      List<String> missing = vocabulary.missing(sourceFlags, flags);
+      return missing.isEmpty() ? "" : "missing CPU flags [" + String.join(" ", missing) + "]";
+    });
     if (!missingFlags.isEmpty()) {
-      reasons.add("missing CPU flags [" + String.join(" ", missingFlags) + "]");
+      reasons.add(missingFlags);
     }
     if (node.criu == null) {
       reasons.add("no CRIU");

@@ -15,14 +15,21 @@ import java.util.Optional;
  * nodes with the source's CPU model, then the most free space. A node named in
  * {@code spec.placement.nodeName} is the only candidate.
  *
- * <p>Built once over the cluster's profiles, it places any number of checkpoints (not thread-safe).
+ * <p>Built over the cluster's profiles, it places any number of checkpoints.
  */
 public final class Placement {
-  private final FlagVocabulary vocabulary = new FlagVocabulary();
+  private final FlagVocabulary vocabulary;
   private final List<Candidate> candidates;
 
+  /** Over these profiles alone; {@link NodeProfileIndex#placementOver} reuses work across calls. */
   public Placement(List<NodeProfile> profiles) {
+    this.vocabulary = new FlagVocabulary();
     this.candidates = profiles.stream().map(p -> new Candidate(p, vocabulary)).toList();
+  }
+
+  Placement(List<Candidate> candidates, FlagVocabulary vocabulary) {
+    this.vocabulary = vocabulary;
+    this.candidates = candidates;
   }
 
   /**

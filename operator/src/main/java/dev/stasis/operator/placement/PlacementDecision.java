@@ -25,18 +25,18 @@ public record PlacementDecision(Optional<String> node, String why, int candidate
   }
 
   private List<String> groupedRejections() {
-    Map<String, List<String>> nodesByReasons = new LinkedHashMap<>();
+    Map<List<String>, List<String>> nodesByReasons = new LinkedHashMap<>();
     for (RejectedNode r : rejected) {
-      nodesByReasons.computeIfAbsent(String.join(", ", r.reasons()), k -> new ArrayList<>()).add(r.node());
+      nodesByReasons.computeIfAbsent(r.reasons(), k -> new ArrayList<>()).add(r.node());
     }
     List<String> groups = new ArrayList<>();
     nodesByReasons.forEach((reasons, nodes) -> {
       if (nodes.size() == 1) {
-        groups.add(nodes.get(0) + " " + reasons);
+        groups.add(nodes.get(0) + " " + String.join(", ", reasons));
       } else {
         String names = String.join(", ", nodes.subList(0, Math.min(NAMES_PER_GROUP, nodes.size())))
             + (nodes.size() > NAMES_PER_GROUP ? ", …" : "");
-        groups.add(nodes.size() + " nodes (" + names + ") " + reasons);
+        groups.add(nodes.size() + " nodes (" + names + ") " + String.join(", ", reasons));
       }
     });
     return groups;
