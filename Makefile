@@ -10,8 +10,9 @@ JAR := operator/target/stasis.jar
 run: deps build
 	java -cp "$(JAR):$$(cat operator/target/classpath.txt)" dev.stasis.cli.Main local --state-dir .stasis
 
+# Not quiet: Surefire's and Failsafe's "Tests run:" lines are the record of what ran.
 test: deps
-	$(MVN) verify
+	mvn -B verify
 
 deps: criu control-plane
 

@@ -180,7 +180,7 @@ cmd_install() {
     exec 9>&- # releases the lock; `start` must not leak the fd into daemons
   fi
   link_binaries
-  log "binaries in $BIN_DIR (linked from $REPO_ROOT/.stasis/bin)"
+  log "binaries in $BIN_DIR (linked from $REPO_ROOT/.stasis/bin and .stasis/kube-api-test)"
 }
 
 # ---------------------------------------------------------------------------

@@ -3,9 +3,11 @@ package dev.stasis.agent;
 import dev.stasis.criu.Criu;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Set;
 
 /**
- * What one agent needs to know: which node it serves, where it works, which CRIU it runs.
+ * What one agent needs to know: which node it serves, where it works, which CRIU it runs, and in
+ * which namespaces process targets are allowed besides those labelled for it.
  *
  * @param hostRoot where the node's root filesystem is seen from the agent: "/" when the agent runs
  *     on the host, the host-path mount (e.g. /host) in a DaemonSet; the pre-flight looks up the
@@ -15,14 +17,18 @@ import java.util.Map;
  *     machine can pose as nodes that differ (fewer CPU flags, an older CRIU); the published
  *     NodeProfile says so in an annotation. Null in production.
  */
-public record AgentConfig(
-    String nodeName, Path workDir, Criu criu, Path hostRoot, Map<String, String> labels, Path profileOverrides) {
+public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces,
+    Path hostRoot, Map<String, String> labels, Path profileOverrides) {
 
   public AgentConfig {
     labels = Map.copyOf(labels);
   }
 
+  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces) {
+    this(nodeName, workDir, criu, processTargetNamespaces, Path.of("/"), Map.of(), null);
+  }
+
   public AgentConfig(String nodeName, Path workDir, Criu criu) {
-    this(nodeName, workDir, criu, Path.of("/"), Map.of(), null);
+    this(nodeName, workDir, criu, Set.of());
   }
 }

@@ -21,6 +21,7 @@ import dev.stasis.criu.CriuVersion;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.storage.ObjectStore;
@@ -55,6 +56,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
   private final StorageAccess storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final ProcessTargetPolicy processTargets;
   /** Checkpoints this agent process is working on; Running ones not in here were abandoned. */
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
 
@@ -64,6 +66,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     this.storages = new StorageAccess(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
+    this.processTargets = new ProcessTargetPolicy(client, config.processTargetNamespaces());
   }
 
   @Override
@@ -103,9 +106,14 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     try {
       events.normal(checkpoint, "Started", "checkpointing PID " + pid + " on node " + config.nodeName());
 
+      requireProcessTargetsAllowed(checkpoint.getMetadata().getNamespace());
       CriuVersion criuVersion = requireCriu();
       ProcessTree.requireCheckpointable(pid);
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+      var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
+      if (notAllowed.isPresent()) {
+        throw new WorkFailure("StorageNotAllowed", notAllowed.get());
+      }
       try (ObjectStore store = storages.open(storage)) {
         DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
             Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
@@ -148,6 +156,14 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
 
   private static boolean isRunning(Checkpoint c) {
     return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running;
+  }
+
+  /** The operator checked too; the agent does not act on the operator's word alone. */
+  private void requireProcessTargetsAllowed(String namespace) throws WorkFailure {
+    var refusal = processTargets.refusal(namespace);
+    if (refusal.isPresent()) {
+      throw new WorkFailure("ProcessTargetNotAllowed", refusal.get());
+    }
   }
 
   private CriuVersion requireCriu() throws WorkFailure {

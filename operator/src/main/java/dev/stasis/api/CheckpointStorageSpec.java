@@ -5,6 +5,7 @@ import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
 import io.fabric8.generator.annotation.ValidationRule;
+import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @ValidationRule(
@@ -19,12 +20,19 @@ public class CheckpointStorageSpec {
 
   public FileSystemStorage filesystem;
 
+  @JsonPropertyDescription("Namespaces whose Checkpoints may write here; empty: every namespace.")
+  public List<String> allowedNamespaces;
+
   @Default("zstd")
   @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
   public Compression compression;
 
   public Compression compressionOrDefault() {
     return compression != null ? compression : Compression.zstd;
+  }
+
+  public boolean allows(String namespace) {
+    return allowedNamespaces == null || allowedNamespaces.isEmpty() || allowedNamespaces.contains(namespace);
   }
 
   public boolean isDefault() {

@@ -4,11 +4,15 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.FileSystemStorage;
+import dev.stasis.kube.ProcessTargetPolicy;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.Set;
 
 /**
  * {@code stasis local}: everything on this machine. A real kube-apiserver (unless --kubeconfig
@@ -34,12 +38,20 @@ final class LocalMode {
     }
     KubernetesClient client = Main.client(kubeconfig);
     Crds.install(client);
+    // Storage credentials Secrets go here, as on a cluster (config/rbac).
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("stasis-system").endMetadata()
+        .build()).createOr(NonDeletingOperation::update);
     ensureDefaultStorage(client, state.resolve("storage"));
 
     String node = flags.get("node", DEFAULT_NODE);
-    AgentConfig agent = Main.agentConfig(flags, node, state.resolve("work"));
+    // One machine, one user: process targets are allowed everywhere unless the flag says otherwise.
+    Set<String> processTargets = flags.get("allow-process-targets") == null
+        ? Set.of(ProcessTargetPolicy.ALL)
+        : Main.processTargetNamespaces(flags);
+    AgentConfig agent = new AgentConfig(node, state.resolve("work"), Main.agentConfig(flags, node, state).criu(),
+        processTargets);
     var operator = Roles.newOperator(client);
-    Roles.registerOperator(operator, client, Main.hostname());
+    Roles.registerOperator(operator, client, Main.hostname(), processTargets);
     var profiles = Roles.registerAgent(operator, client, agent);
     profiles.start();
     operator.start();

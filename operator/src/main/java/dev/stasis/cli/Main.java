@@ -2,6 +2,7 @@ package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.criu.Criu;
+import dev.stasis.kube.ProcessTargetPolicy;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
@@ -10,14 +11,16 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 
 /** {@code stasis operator | agent | local}: one jar, two roles, and both together for one machine. */
 public final class Main {
   private static final String USAGE = """
       usage: stasis <command> [flags]
-        operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE]
-        agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...] [--kubeconfig FILE]
+        operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE] [--allow-process-targets NS,...|*]
+        agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...]
+                                                                        [--allow-process-targets NS,...|*] [--kubeconfig FILE]
                   [--node-labels K=V,... (NodeProfile labels, over the Node's)] [--host-root DIR (the node's / as the agent sees it)]
                   [--profile-overrides FILE (test aid: JSON merge patch over the observed NodeProfile)]
         local     operator + agent + a local control plane for trying Stasis on this machine
@@ -62,7 +65,7 @@ public final class Main {
   private static void runOperator(Flags flags) throws Exception {
     KubernetesClient client = client(flags.get("kubeconfig"));
     var operator = Roles.newOperator(client);
-    Roles.registerOperator(operator, client, hostname());
+    Roles.registerOperator(operator, client, hostname(), processTargetNamespaces(flags));
     operator.start();
     awaitShutdown(operator::stop);
   }
@@ -89,8 +92,13 @@ public final class Main {
     String overrides = flags.get("profile-overrides");
     return new AgentConfig(node, workDir,
         new Criu(criuPath(flags.get("criu")), keyValues("--criu-env", flags.get("criu-env"))),
-        Path.of(flags.get("host-root", "/")), keyValues("--node-labels", flags.get("node-labels")),
-        overrides == null ? null : Path.of(overrides));
+        processTargetNamespaces(flags), Path.of(flags.get("host-root", "/")),
+        keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides));
+  }
+
+  /** Namespaces (besides those labelled for it) where process targets are allowed; none by default. */
+  static Set<String> processTargetNamespaces(Flags flags) {
+    return ProcessTargetPolicy.parse(flags.get("allow-process-targets"));
   }
 
   /** An explicit path, else the CRIU scripts/install-criu.sh provides, else criu on the PATH. */

@@ -6,11 +6,13 @@ import dev.stasis.agent.NodeProfilePublisher;
 import dev.stasis.agent.NodeRestoreWorker;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.operator.CheckpointReconciler;
 import dev.stasis.operator.CheckpointStorageReconciler;
 import dev.stasis.operator.RestoreReconciler;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
+import java.util.Set;
 
 /** Wires the two roles onto a JOSDK {@link Operator}; {@code stasis local} puts both on one. */
 public final class Roles {
@@ -24,9 +26,11 @@ public final class Roles {
         .withStopOnInformerErrorDuringStartup(true));
   }
 
-  public static void registerOperator(Operator operator, KubernetesClient client, String instance) {
+  public static void registerOperator(
+      Operator operator, KubernetesClient client, String instance, Set<String> processTargetNamespaces) {
     var events = new EventRecorder(client, "operator", instance);
-    operator.register(new CheckpointReconciler(client, events));
+    var processTargets = new ProcessTargetPolicy(client, processTargetNamespaces);
+    operator.register(new CheckpointReconciler(client, events, processTargets));
     operator.register(new RestoreReconciler(client, events));
     operator.register(new CheckpointStorageReconciler(client, events));
   }

@@ -6,6 +6,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.net.HttpURLConnection;
 import java.util.Optional;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Consumer;
 import java.util.function.Predicate;
 
@@ -16,7 +17,7 @@ import java.util.function.Predicate;
  */
 public class StatusWriter {
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final int CONFLICT_RETRIES = 5;
+  private static final int CONFLICT_RETRIES = 10;
 
   private final KubernetesClient client;
 
@@ -56,8 +57,18 @@ public class StatusWriter {
         if (e.getCode() != HttpURLConnection.HTTP_CONFLICT || attempt >= CONFLICT_RETRIES) {
           throw e;
         }
+        backOff(attempt);
         current = client.resource(resource).get();
       }
+    }
+  }
+
+  /** Random, growing pauses, so that writers who collided do not collide again in lockstep. */
+  private static void backOff(int attempt) {
+    try {
+      Thread.sleep(ThreadLocalRandom.current().nextLong(5, 20L * (attempt + 1)));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 

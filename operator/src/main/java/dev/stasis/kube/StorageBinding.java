@@ -58,6 +58,17 @@ public class StorageBinding {
     return defaults.get(0);
   }
 
+  /** Empty when the storage takes this namespace's Checkpoints, else what to do about it. */
+  public static java.util.Optional<String> refusal(CheckpointStorage storage, String namespace) {
+    if (storage.getSpec() == null || storage.getSpec().allows(namespace)) {
+      return java.util.Optional.empty();
+    }
+    return java.util.Optional.of("CheckpointStorage '" + storage.getMetadata().getName()
+        + "' does not take Checkpoints of namespace " + namespace + " (spec.allowedNamespaces: "
+        + String.join(", ", storage.getSpec().allowedNamespaces)
+        + "): use another storage, or ask a cluster admin to add the namespace");
+  }
+
   public ObjectStore open(CheckpointStorage storage) throws StorageUnavailableException {
     CheckpointStorageSpec spec = storage.getSpec();
     String name = storage.getMetadata().getName();

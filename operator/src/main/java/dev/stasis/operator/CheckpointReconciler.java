@@ -11,6 +11,7 @@ import dev.stasis.api.ProcessTarget;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.storage.ObjectStore;
@@ -40,9 +41,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final ProcessTargetPolicy processTargets;
 
-  public CheckpointReconciler(KubernetesClient client, EventRecorder events) {
+  public CheckpointReconciler(KubernetesClient client, EventRecorder events, ProcessTargetPolicy processTargets) {
     this.client = client;
+    this.processTargets = processTargets;
     this.storages = new StorageBinding(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
@@ -85,6 +88,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
           "pod targets are not supported by this version of Stasis yet; checkpoint the pod's process with spec.target.process");
     }
     ProcessTarget process = spec.target.process;
+    var refusal = processTargets.refusal(checkpoint.getMetadata().getNamespace());
+    if (refusal.isPresent()) {
+      throw new Refusal("ProcessTargetNotAllowed", refusal.get());
+    }
     if (process.node == null || process.node.isBlank()) {
       throw new Refusal("InvalidTarget", "spec.target.process.node is required: the node the process runs on");
     }
@@ -106,6 +113,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       storage = storages.resolve(checkpoint.getSpec().storage);
     } catch (StorageUnavailableException e) {
       throw new Refusal("StorageNotFound", e.getMessage());
+    }
+    var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
+    if (notAllowed.isPresent()) {
+      throw new Refusal("StorageNotAllowed", notAllowed.get());
     }
     CheckpointStorageStatus status = storage.getStatus();
     if (status != null && CheckpointStorageStatus.UNAVAILABLE.equals(status.phase)) {

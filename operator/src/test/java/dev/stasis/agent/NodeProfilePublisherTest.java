@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -22,7 +23,8 @@ class NodeProfilePublisherTest {
   @TempDir Path dir;
 
   AgentConfig config(String node, Map<String, String> labels, Path overrides) {
-    return new AgentConfig(node, dir.resolve("work"), new Criu(dir.resolve("no-criu"), Map.of()), Path.of("/"), labels, overrides);
+    return new AgentConfig(node, dir.resolve("work"), new Criu(dir.resolve("no-criu"), Map.of()), Set.of(), Path.of("/"), labels,
+        overrides);
   }
 
   NodeProfile publish(AgentConfig config) {

@@ -18,6 +18,7 @@ import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.testing.CpuinfoImages;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.Event;
@@ -29,6 +30,7 @@ import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -47,6 +49,7 @@ class PlacementIT extends EndToEndTest {
   static Map<String, String> BOTH;
   static List<String> removedFlags;
   static InProcessStasis agents;
+  static Kubectl kubectl;
 
   @BeforeAll
   static void startTwoMoreAgents() throws Exception {
@@ -61,10 +64,11 @@ class PlacementIT extends EndToEndTest {
         "{\"cpu\": {\"flags\": [\"" + String.join("\", \"", flags) + "\"]}}");
     Criu criu = new Criu(Main.criuPath(null), Map.of());
     agents = InProcessStasis.on(client).withoutOperator()
-        .agent(new AgentConfig(ONE, shared.resolve("work-one"), criu, Path.of("/"), with(BOTH, "zone", "one"), null))
-        .agent(new AgentConfig(TWO, shared.resolve("work-two"), criu, Path.of("/"), with(BOTH, "zone", "two"), overrides))
+        .agent(new AgentConfig(ONE, shared.resolve("work-one"), criu, Set.of(), Path.of("/"), with(BOTH, "zone", "one"), null))
+        .agent(new AgentConfig(TWO, shared.resolve("work-two"), criu, Set.of(), Path.of("/"), with(BOTH, "zone", "two"), overrides))
         .start();
     await().atMost(TIMEOUT).until(() -> profile(ONE) != null && profile(TWO) != null);
+    kubectl = new Kubectl(TestControlPlane.kubeconfig());
   }
 
   @AfterAll
@@ -82,7 +86,7 @@ class PlacementIT extends EndToEndTest {
     assertThat(two.getSpec().cpu.flags).doesNotContainAnyElementsOf(removedFlags);
     assertThat(two.getMetadata().getAnnotations().get("stasis.dev/profile-overrides")).startsWith("cpu.flags set by ");
 
-    String table = TestControlPlane.kubectl("get", "nodeprof", ONE, TWO);
+    String table = kubectl.run("get", "nodeprof", ONE, TWO).ok().output();
     assertThat(table.lines().findFirst().orElseThrow()).contains("ARCH", "CPU", "CRIU", "KERNEL", "RUNTIME");
     assertThat(table).contains(ONE).contains("x86_64").contains(one.getSpec().criu.version).contains("none");
   }
@@ -106,7 +110,7 @@ class PlacementIT extends EndToEndTest {
     Restore onNone = awaitRestore(createRestore("on-none", "flags", p -> p.nodeName = NO_CRIU_NODE), RestorePhase.Failed);
     assertThat(onNone.getStatus().message).startsWith("0/1 nodes can run this checkpoint: " + NO_CRIU_NODE + " no CRIU");
 
-    String described = TestControlPlane.kubectl("describe", "rst", "on-old", "-n", namespace);
+    String described = kubectl.run("describe", "rst", "on-old", "-n", namespace).ok().output();
     assertThat(described).contains("Placement:", "Summary:", "CRIU 3.17.1 <", "Events:", "NoCompatibleNode");
   }
 

@@ -9,7 +9,9 @@ import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
+import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
+import java.util.Map;
 import io.fabric8.kubernetes.api.model.Event;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -34,6 +36,33 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
     long self = ProcessHandle.current().pid();
     Checkpoint c = awaitCheckpoint(createCheckpoint("self", self, fsStorage, null), CheckpointPhase.Failed);
     assertFailure(c.getStatus().reason, c.getStatus().message, "PidNotAllowed", "the Stasis agent itself");
+  }
+
+  /** Without its own session, a namespace init cannot be dumped: CRIU says why, and the tail is kept. */
+  @Test
+  void criuDumpFailureCarriesCriusOwnWords() throws Exception {
+    Process launcher = new ProcessBuilder("setsid", "unshare", "--pid", "--fork",
+        Workloads.binary("counter").toString(), shared.resolve("nosid-" + namespace).toString())
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectErrorStream(true).start();
+    long inner = await().atMost(TIMEOUT).until(() -> Workloads.children(launcher.pid()), l -> !l.isEmpty()).get(0);
+    cleanup.add(() -> {
+      Workloads.kill(inner);
+      launcher.waitFor();
+    });
+    Checkpoint c = awaitCheckpoint(createCheckpoint("nosid", inner, fsStorage, null), CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "CriuDumpFailed",
+        "A session leader of " + inner + "(1) is outside of its pid namespace");
+    assertThat(c.getStatus().criuLogTail).contains("Dumping FAILED");
+    assertThat(Workloads.isAlive(inner)).isTrue();
+  }
+
+  @Test
+  void processTargetsAreRefusedWhereNoAdminAllowedThem() throws Exception {
+    namespace = TestControlPlane.newNamespace("tenant", Map.of());
+    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("tenant-" + namespace).toString()));
+    Checkpoint c = awaitCheckpoint(createCheckpoint("tenant", counter.pid(), fsStorage, null), CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "ProcessTargetNotAllowed",
+        "kubectl label namespace " + namespace + " stasis.dev/allow-process-targets=true");
   }
 
   @Test

@@ -8,6 +8,8 @@ import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
+import dev.stasis.testing.Kubectl;
+import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -40,6 +42,8 @@ class ProcessCheckpointIT extends EndToEndTest {
     assertThat(done.getStatus().stats.pagesWritten).isPositive();
     assertThat(done.getStatus().conditions).anyMatch(c -> c.getType().equals("Complete") && c.getStatus().equals("True"));
     assertThat(Workloads.isAlive(counter.pid())).as("leaveRunning defaults to true").isTrue();
+    new Kubectl(TestControlPlane.kubeconfig())
+        .run("wait", "--for=condition=Complete", "ckpt/counter-" + backend, "-n", namespace, "--timeout=10s").ok();
 
     Thread.sleep(1500); // let the original run on well past the checkpoint
     counter.close();

@@ -15,9 +15,14 @@ import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.PodTarget;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.ProcessTargetPolicy;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -30,7 +35,10 @@ class CheckpointReconcilerTest {
 
   @BeforeEach
   void setUp() {
-    reconciler = new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"));
+    reconciler = new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+        new ProcessTargetPolicy(client, Set.of()));
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS)
+        .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
     NodeProfile node = new NodeProfile();
     node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
     node.setSpec(new NodeProfileSpec());
@@ -45,6 +53,26 @@ class CheckpointReconcilerTest {
     assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
     assertThat(result.getStatus().node).isEqualTo("node-a");
     assertThat(result.getStatus().storage).isEqualTo("store");
+  }
+
+  @Test
+  void processTargetsOnlyWhereAClusterAdminAllowedThem() {
+    storage("store", true, null);
+    Checkpoint c = checkpoint("c", CheckpointTarget.process("node-a", 1234), null);
+    c.getMetadata().setNamespace("tenant");
+    c.getMetadata().setResourceVersion(null);
+    assertFailed(reconcile(client.resource(c).create()), "ProcessTargetNotAllowed",
+        "kubectl label namespace tenant stasis.dev/allow-process-targets=true");
+  }
+
+  @Test
+  void storageThatDoesNotTakeThisNamespace() {
+    storage("team-b-only", true, null);
+    CheckpointStorage s = client.resources(CheckpointStorage.class).withName("team-b-only").get();
+    s.getSpec().allowedNamespaces = List.of("team-b");
+    client.resource(s).update();
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null)), "StorageNotAllowed",
+        "does not take Checkpoints of namespace jobs (spec.allowedNamespaces: team-b)");
   }
 
   @Test
@@ -131,7 +159,7 @@ class CheckpointReconcilerTest {
     assertThat(c.getStatus().reason).isEqualTo(reason);
     assertThat(c.getStatus().message).contains(message);
     assertThat(c.getStatus().conditions).anyMatch(x -> x.getType().equals("Failed") && x.getStatus().equals("True"));
-    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+    assertThat(client.v1().events().inNamespace(c.getMetadata().getNamespace()).list().getItems())
         .anyMatch(e -> e.getReason().equals(reason) && e.getInvolvedObject().getName().equals(c.getMetadata().getName())
             && e.getType().equals("Warning"));
   }

@@ -2,20 +2,15 @@ package dev.stasis.testing;
 
 import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
+import dev.stasis.kube.ProcessTargetPolicy;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Comparator;
-import java.util.List;
+import java.util.Map;
 import java.util.UUID;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 /**
  * One real kube-apiserver + etcd (scripts/control-plane.sh, RBAC on) shared by the integration
@@ -50,36 +45,16 @@ public final class TestControlPlane {
     return new KubernetesClientBuilder().withConfig(config).build();
   }
 
-  /** A fresh namespace for one test. */
+  /** A fresh namespace for one test, where a cluster admin allowed process targets. */
   public static String newNamespace(String prefix) throws Exception {
+    return newNamespace(prefix, Map.of(ProcessTargetPolicy.LABEL, "true"));
+  }
+
+  public static String newNamespace(String prefix, Map<String, String> labels) throws Exception {
     String name = prefix + "-" + UUID.randomUUID().toString().substring(0, 6);
-    admin().namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(name).endMetadata().build())
-        .create();
+    admin().namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(name).withLabels(labels)
+        .endMetadata().build()).create();
     return name;
-  }
-
-  /** Runs the kubectl that scripts/control-plane.sh built against this control plane; its output. */
-  public static String kubectl(String... args) throws Exception {
-    List<String> command = new ArrayList<>(List.of(kubectlBinary().toString(), "--kubeconfig", kubeconfig().toString()));
-    command.addAll(List.of(args));
-    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-    String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
-      p.destroyForcibly();
-      throw new IllegalStateException(String.join(" ", command) + " failed:\n" + output);
-    }
-    return output;
-  }
-
-  /** $STASIS_CACHE/k8s/VERSION/kubectl, the newest version there (the script caches one per version). */
-  private static Path kubectlBinary() throws IOException {
-    Path cache = Path.of(System.getenv().getOrDefault("STASIS_CACHE", System.getProperty("user.home") + "/.cache/stasis"), "k8s");
-    try (Stream<Path> versions = Files.list(cache)) {
-      return versions.filter(v -> Character.isDigit(v.getFileName().toString().charAt(0)))
-          .map(v -> v.resolve("kubectl")).filter(Files::isExecutable)
-          .max(Comparator.comparing(Path::toString))
-          .orElseThrow(() -> new IOException("no kubectl under " + cache + ": run scripts/control-plane.sh install"));
-    }
   }
 
   public static Path repoRoot() {

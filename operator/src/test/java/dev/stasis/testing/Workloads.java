@@ -54,7 +54,7 @@ public final class Workloads {
     throw new IOException("the workload " + name + " did not start within 10s");
   }
 
-  static List<Long> children(long pid) {
+  public static List<Long> children(long pid) {
     List<Long> result = new ArrayList<>();
     try (var tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
       for (Path task : tasks.toList()) {

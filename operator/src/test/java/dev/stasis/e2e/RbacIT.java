@@ -1,0 +1,219 @@
+package dev.stasis.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.S3Storage;
+import dev.stasis.api.SecretReference;
+import dev.stasis.cli.Main;
+import dev.stasis.kube.Labels;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.Kubectl;
+import dev.stasis.testing.S3Server;
+import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.dsl.base.PatchContext;
+import io.fabric8.kubernetes.client.dsl.base.PatchType;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The operator and an agent run as their ServiceAccounts with config/rbac/ on the RBAC-enabled
+ * API server: that is enough for a real checkpoint and restore, and not more.
+ */
+class RbacIT {
+  static final Duration TIMEOUT = Duration.ofSeconds(60);
+  static final String SYSTEM = "stasis-system";
+  static final String NODE = "rbac-" + UUID.randomUUID().toString().substring(0, 6);
+  static final String OTHER_NODE = NODE + "-other";
+
+  static KubernetesClient admin;
+  static KubernetesClient operator;
+  static KubernetesClient agent;
+  static S3Server s3;
+  static InProcessStasis stasis;
+  @TempDir static Path dir;
+
+  @BeforeAll
+  static void startAsServiceAccounts() throws Exception {
+    admin = TestControlPlane.admin();
+    new Kubectl(TestControlPlane.kubeconfig()).run("apply", "-k", "config/rbac").ok();
+    var node = admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
+    admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(OTHER_NODE).endMetadata().build()).create();
+    operator = clientWithToken(token("stasis-operator", null, null));
+    agent = clientWithToken(token("stasis-agent", NODE, node.getMetadata().getUid()));
+    s3 = S3Server.start();
+    s3.createBucket("rbac");
+    stasis = InProcessStasis.on(admin).operatorClient(operator)
+        .agent(NODE, dir.resolve("work"), Main.criuPath(null), agent).start();
+    await().atMost(TIMEOUT).until(() -> admin.resources(NodeProfile.class).withName(NODE).get() != null);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    if (stasis != null) stasis.close();
+    if (s3 != null) s3.close();
+  }
+
+  @Test
+  void theirRbacIsEnoughForACheckpointAndARestore() throws Exception {
+    String storage = "rbac-fs-" + NODE;
+    createStorage(storage, spec -> spec.filesystem = new FileSystemStorage(dir.resolve("archives").toString()));
+    awaitStoragePhase(storage, "Available");
+    String ns = TestControlPlane.newNamespace("rbac");
+    try (var counter = Workloads.startInPidNamespace("counter", dir.resolve("count.txt").toString())) {
+      Checkpoint c = new Checkpoint();
+      c.setMetadata(new ObjectMetaBuilder().withName("c").withNamespace(ns).build());
+      c.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) counter.pid())));
+      c.getSpec().storage = storage;
+      admin.resource(c).create();
+      await().atMost(TIMEOUT).until(() -> phase(ns, "c") == CheckpointPhase.Completed
+          || phase(ns, "c") == CheckpointPhase.Failed);
+      assertThat(admin.resources(Checkpoint.class).inNamespace(ns).withName("c").get().getStatus().message)
+          .as("checkpoint as ServiceAccounts").startsWith("stored");
+    }
+    var restore = new dev.stasis.api.Restore();
+    restore.setMetadata(new ObjectMetaBuilder().withName("r").withNamespace(ns).build());
+    restore.setSpec(new dev.stasis.api.RestoreSpec());
+    restore.getSpec().checkpointRef = new dev.stasis.api.CheckpointRef("c");
+    admin.resource(restore).create();
+    await().atMost(TIMEOUT).until(() -> {
+      var r = admin.resources(dev.stasis.api.Restore.class).inNamespace(ns).withName("r").get();
+      return r.getStatus() != null && r.getStatus().phase != null && r.getStatus().phase.isTerminal();
+    });
+    var restored = admin.resources(dev.stasis.api.Restore.class).inNamespace(ns).withName("r").get();
+    assertThat(restored.getStatus().phase).as(restored.getStatus().message).isEqualTo(RestorePhase.Completed);
+    Workloads.kill(restored.getStatus().restoredPid);
+  }
+
+  @Test
+  void theOperatorReadsOnlyTheStorageSecretsOfItsNamespace() throws Exception {
+    admin.resource(new SecretBuilder().withNewMetadata().withName("s3-ok").withNamespace(SYSTEM).endMetadata()
+        .withStringData(Map.of(StorageBinding.ACCESS_KEY_ID, s3.accessKey(), StorageBinding.SECRET_ACCESS_KEY, s3.secretKey()))
+        .build()).create();
+    admin.resource(new SecretBuilder().withNewMetadata().withName("s3-elsewhere").withNamespace("default").endMetadata()
+        .withStringData(Map.of(StorageBinding.ACCESS_KEY_ID, s3.accessKey(), StorageBinding.SECRET_ACCESS_KEY, s3.secretKey()))
+        .build()).create();
+    createStorage("rbac-s3-ok-" + NODE, spec -> spec.s3 = s3("s3-ok", SYSTEM));
+    createStorage("rbac-s3-elsewhere-" + NODE, spec -> spec.s3 = s3("s3-elsewhere", "default"));
+    awaitStoragePhase("rbac-s3-ok-" + NODE, "Available");
+    awaitStoragePhase("rbac-s3-elsewhere-" + NODE, "Unavailable");
+    assertThat(admin.resources(CheckpointStorage.class).withName("rbac-s3-elsewhere-" + NODE).get().getStatus().message)
+        .contains("cannot read Secret default/s3-elsewhere").contains("forbidden");
+    assertForbidden(() -> operator.secrets().inNamespace("kube-system").list());
+    assertForbidden(() -> operator.secrets().inNamespace("default").withName("s3-elsewhere").get());
+    assertForbidden(() -> operator.nodes().withName(NODE).delete());
+    assertForbidden(() -> operator.pods().inAnyNamespace().list());
+  }
+
+  @Test
+  void theAgentCannotTouchAnotherNodesWork() throws Exception {
+    String ns = TestControlPlane.newNamespace("rbac-other");
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("theirs").withNamespace(ns)
+        .withLabels(Map.of(Labels.NODE, OTHER_NODE)).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process(OTHER_NODE, 4242)));
+    admin.resource(c).create();
+    assertThat(agent.resources(Checkpoint.class).inNamespace(ns).withName("theirs").get()).as("it may read").isNotNull();
+    // A merge patch carries no resourceVersion: the operator reconciling the same object cannot
+    // turn the expected refusal into a conflict.
+    assertThatThrownBy(() -> agent.resources(Checkpoint.class).inNamespace(ns).withName("theirs").subresource("status")
+        .patch(PatchContext.of(PatchType.JSON_MERGE), "{\"status\":{\"phase\":\"Completed\"}}"))
+        .isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("may only act on its own node's work");
+
+    NodeProfile foreign = new NodeProfile();
+    foreign.setMetadata(new ObjectMetaBuilder().withName(OTHER_NODE).build());
+    foreign.setSpec(new NodeProfileSpec());
+    assertThatThrownBy(() -> agent.resource(foreign).create())
+        .isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("may only act on its own node's work");
+
+    assertForbidden(() -> agent.secrets().inNamespace("default").list());
+    assertForbidden(() -> agent.resources(Checkpoint.class).inNamespace(ns).withName("theirs").delete());
+  }
+
+  // --- helpers ---
+
+  static String token(String serviceAccount, String node, String nodeUid) {
+    var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L);
+    if (node != null) {
+      request = request.withNewBoundObjectRef().withApiVersion("v1").withKind("Node").withName(node)
+          .withUid(nodeUid).endBoundObjectRef();
+    }
+    return admin.serviceAccounts().inNamespace(SYSTEM).withName(serviceAccount)
+        .tokenRequest(request.endSpec().build()).getStatus().getToken();
+  }
+
+  static KubernetesClient clientWithToken(String token) {
+    Config adminConfig = admin.getConfiguration();
+    Config config = new ConfigBuilder(Config.empty())
+        .withMasterUrl(adminConfig.getMasterUrl())
+        .withCaCertData(adminConfig.getCaCertData())
+        .withCaCertFile(adminConfig.getCaCertFile())
+        .withOauthToken(token)
+        .build();
+    return new KubernetesClientBuilder().withConfig(config).build();
+  }
+
+  static void assertForbidden(Runnable call) {
+    assertThatThrownBy(call::run).isInstanceOfSatisfying(KubernetesClientException.class,
+        e -> assertThat(e.getCode()).isEqualTo(403));
+  }
+
+  static S3Storage s3(String secret, String namespace) {
+    S3Storage s = new S3Storage();
+    s.endpoint = s3.endpoint();
+    s.bucket = "rbac";
+    s.pathStyle = true;
+    s.credentialsSecret = new SecretReference(secret, namespace);
+    return s;
+  }
+
+  static void createStorage(String name, java.util.function.Consumer<CheckpointStorageSpec> spec) {
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    storage.setSpec(new CheckpointStorageSpec());
+    spec.accept(storage.getSpec());
+    admin.resource(storage).create();
+  }
+
+  static void awaitStoragePhase(String name, String phase) {
+    await().atMost(TIMEOUT).until(() -> {
+      CheckpointStorage s = admin.resources(CheckpointStorage.class).withName(name).get();
+      return s.getStatus() != null && phase.equals(s.getStatus().phase);
+    });
+  }
+
+  static CheckpointPhase phase(String ns, String name) {
+    Checkpoint c = admin.resources(Checkpoint.class).inNamespace(ns).withName(name).get();
+    return c.getStatus() == null ? null : c.getStatus().phase;
+  }
+}
