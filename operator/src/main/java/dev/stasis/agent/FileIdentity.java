@@ -61,6 +61,9 @@ final class FileIdentity {
     if (isDirectoryKind(recorded.kind) != directory) {
       return Optional.of(new Difference(false, recorded.path + (directory ? " is now a directory" : " is no longer a directory")));
     }
+    if (!directory && !Files.isRegularFile(file)) {
+      return Optional.of(new Difference(false, recorded.path + " is no longer a regular file"));
+    }
     try {
       if (recorded.size != null && Files.size(file) != recorded.size) {
         return Optional.of(new Difference(false, recorded.path + " has " + Files.size(file) + " bytes, "
@@ -73,7 +76,7 @@ final class FileIdentity {
               + recorded.buildId + " at the checkpoint"));
         }
       }
-      if (recorded.sha256 != null && !sha256(file).equals(recorded.sha256)) {
+      if (recorded.sha256 != null && Files.size(file) <= SHA256_MAX_BYTES && !sha256(file).equals(recorded.sha256)) {
         return Optional.of(new Difference(false, recorded.path + " has other content than at the checkpoint (sha256)"));
       }
     } catch (IOException e) {

@@ -87,7 +87,11 @@ final class Preflight {
       if (path.path == null || !path.path.startsWith("/") || path.kind == null) {
         continue; // nothing this agent can look up
       }
-      FileIdentity.compare(path, hostRoot.resolve(path.path.substring(1))).ifPresent(differences::add);
+      Path onNode = hostRoot.resolve(path.path.substring(1)).normalize();
+      if (!onNode.startsWith(hostRoot)) {
+        continue; // "/../x" comes from no /proc, only from a doctored manifest: never look outside the node's root
+      }
+      FileIdentity.compare(path, onNode).ifPresent(differences::add);
     }
     return differences;
   }

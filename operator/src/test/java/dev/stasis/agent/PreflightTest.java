@@ -78,6 +78,15 @@ class PreflightTest {
   }
 
   @Test
+  void aDoctoredManifestCannotMakeItLookOutsideTheNodesRoot() throws Exception {
+    Path outside = Files.writeString(hostRoot.resolveSibling(hostRoot.getFileName() + "-outside"), "secret");
+    RequiredPath escape = new RequiredPath("/../" + outside.getFileName(), RequiredPath.FILE);
+    escape.size = 1L;
+    preflight.check(manifest(escape), false, workDir, "node-b");
+    Files.delete(outside);
+  }
+
+  @Test
   void listsTenPathsAndCountsTheRest() {
     List<RequiredPath> paths = new ArrayList<>();
     for (int i = 0; i < 25; i++) {
