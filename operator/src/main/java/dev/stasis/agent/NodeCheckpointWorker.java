@@ -201,7 +201,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
         upload.commit();
       }
       Manifest manifest = manifest(checkpoint, dump, criuVersion, archiveKey, codec, summary);
-      requirements.recordIn(manifest);
+      requirements.recordIn(manifest, dump.imagesDir());
       store.put(layout.manifestKey(), manifest.toJson());
       return manifest;
     } catch (IOException e) {

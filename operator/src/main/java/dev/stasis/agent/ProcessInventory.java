@@ -1,6 +1,7 @@
 package dev.stasis.agent;
 
 import dev.stasis.archive.Manifest.RequiredPath;
+import dev.stasis.criu.RegularFiles;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
@@ -22,19 +23,22 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What a process tree depends on outside its own memory, read from /proc just before CRIU dumps
- * it: the files a restore will need at the same paths (executables, mapped files, open files,
- * working and root directories, and the mounts they live on), the established TCP connections it
- * holds, and the GPU devices it uses. The manifest carries all of it, so placement and the
- * pre-flight can judge a node before a byte of the archive is downloaded.
+ * it: its executables, mapped files, working and root directories, the mounts of the node, the
+ * established TCP connections it holds and the GPU devices it uses. {@link #requiredPaths} adds
+ * the files CRIU recorded and the mounts all of them live on. The manifest carries the result, so
+ * placement and the pre-flight can judge a node before a byte of the archive is downloaded.
+ *
+ * @param paths executables, mapped files, cwd and root, by path
+ * @param mounts every mount of the tree's mount namespace, as mountinfo lists them
+ * @param root the tree's root directory as this agent reaches it (/proc/PID/root)
  */
-record ProcessInventory(List<RequiredPath> paths, List<String> tcpConnections, List<String> gpuDevices) {
+record ProcessInventory(
+    Map<String, RequiredPath> paths, List<RequiredPath> mounts, Path root, List<String> tcpConnections,
+    List<String> gpuDevices) {
   private static final Logger log = LoggerFactory.getLogger(ProcessInventory.class);
   /** Device nodes of NVIDIA (nvidia0, nvidiactl, nvidia-uvm) and AMD (kfd, dri render/card) GPUs. */
   private static final Pattern GPU_DEVICE = Pattern.compile("/dev/(nvidia.*|kfd|dri/(renderD|card)\\d+)");
   private static final String TCP_ESTABLISHED = "01";
-  private static final int O_ACCMODE = 03;
-  private static final int O_WRONLY = 01;
-  private static final int O_APPEND = 02000;
 
   static ProcessInventory of(List<Long> pids) {
     return of(Path.of("/proc"), pids);
@@ -47,59 +51,84 @@ record ProcessInventory(List<RequiredPath> paths, List<String> tcpConnections, L
     for (long pid : pids) {
       Path dir = proc.resolve(Long.toString(pid));
       Path root = dir.resolve("root");
-      link(dir.resolve("exe")).ifPresent(exe -> add(paths, exe, RequiredPath.EXECUTABLE, dir.resolve("exe"), false));
-      link(dir.resolve("cwd")).ifPresent(cwd -> add(paths, cwd, RequiredPath.CWD, dir.resolve("cwd"), false));
-      link(dir.resolve("root")).ifPresent(r -> add(paths, r, RequiredPath.ROOT, dir.resolve("root"), false));
+      link(dir.resolve("exe")).ifPresent(exe -> add(paths, exe, RequiredPath.EXECUTABLE, dir.resolve("exe")));
+      link(dir.resolve("cwd")).ifPresent(cwd -> add(paths, cwd, RequiredPath.CWD, dir.resolve("cwd")));
+      link(dir.resolve("root")).ifPresent(r -> add(paths, r, RequiredPath.ROOT, dir.resolve("root")));
       for (String mapped : mappedFiles(dir)) {
         if (GPU_DEVICE.matcher(mapped).matches()) {
           gpus.add(mapped);
         } else {
-          add(paths, mapped, RequiredPath.MAPPED, under(root, mapped), false);
+          add(paths, mapped, RequiredPath.MAPPED, under(root, mapped));
         }
       }
-      collectFds(dir, paths, gpus, socketInodes);
-    }
-    List<RequiredPath> sorted = new ArrayList<>(paths.values());
-    if (!pids.isEmpty()) {
-      sorted.addAll(mountsUsed(paths.values(), proc.resolve(pids.get(0) + "/mountinfo")));
-    }
-    sorted.sort(Comparator.comparing((RequiredPath p) -> p.path).thenComparing(p -> p.kind));
-    return new ProcessInventory(sorted, tcpConnections(proc, pids, socketInodes), new ArrayList<>(gpus));
-  }
-
-  private static void collectFds(Path dir, Map<String, RequiredPath> paths, Set<String> gpus, Set<String> sockets) {
-    List<Path> fds;
-    try (var list = Files.list(dir.resolve("fd"))) {
-      fds = list.toList();
-    } catch (IOException e) {
-      return; // the process ended; CRIU will say so
-    }
-    for (Path fd : fds) {
-      String target = link(fd).orElse("");
-      if (target.startsWith("socket:[")) {
-        sockets.add(target.substring("socket:[".length(), target.length() - 1));
-      } else if (GPU_DEVICE.matcher(target).matches()) {
-        gpus.add(target);
-      } else if (target.startsWith("/") && (Files.isRegularFile(fd) || Files.isDirectory(fd))) {
-        String kind = Files.isDirectory(fd) ? RequiredPath.DIRECTORY : RequiredPath.FILE;
-        add(paths, target, kind, fd, isAppendOnly(dir.resolve("fdinfo").resolve(fd.getFileName())));
+      for (String target : fdTargets(dir)) {
+        if (target.startsWith("socket:[")) {
+          socketInodes.add(target.substring("socket:[".length(), target.length() - 1));
+        } else if (GPU_DEVICE.matcher(target).matches()) {
+          gpus.add(target);
+        }
       }
     }
+    Path first = proc.resolve(pids.isEmpty() ? "self" : Long.toString(pids.get(0)));
+    return new ProcessInventory(paths, mountTable(first.resolve("mountinfo")), first.resolve("root"),
+        tcpConnections(proc, pids, socketInodes), new ArrayList<>(gpus));
+  }
+
+  /**
+   * The paths a restore needs. Open files are taken from what CRIU recorded at the instant it froze
+   * the tree ({@code files.img}), with the size CRIU will insist on: a file /proc showed open a
+   * moment earlier may have been closed by then (and CRIU never checks it), another opened. Files
+   * gone from disk are left out: CRIU carries deleted files in its images. Then the mount point of
+   * every path, except the root filesystem every node has.
+   */
+  List<RequiredPath> requiredPaths(List<RegularFiles.RegularFile> recordedByCriu) {
+    Map<String, RequiredPath> required = new LinkedHashMap<>(paths);
+    for (RegularFiles.RegularFile file : recordedByCriu) {
+      if (required.containsKey(file.path())) {
+        continue; // an executable or mapped file, already recorded with its build-id
+      }
+      Path onSource = under(root, file.path());
+      if (Files.isDirectory(onSource)) {
+        required.put(file.path(), new RequiredPath(file.path(), RequiredPath.DIRECTORY));
+      } else if (Files.isRegularFile(onSource)) {
+        try {
+          RequiredPath recorded = FileIdentity.record(file.path(), RequiredPath.FILE, onSource, file.size() == null);
+          recorded.size = file.size(); // what CRIU saw while the tree was frozen
+          required.put(file.path(), recorded);
+        } catch (IOException e) {
+          log.debug("cannot record {}: {}", file.path(), e.getMessage());
+        }
+      }
+    }
+    List<RequiredPath> result = new ArrayList<>(required.values());
+    result.addAll(mountsUsed(required.values()));
+    result.sort(Comparator.comparing((RequiredPath p) -> p.path).thenComparing(p -> p.kind));
+    return result;
   }
 
   /**
    * Records one path unless it is already recorded (an executable is also mapped), lives in a
    * kernel filesystem, or is gone from disk (CRIU carries deleted files in its images).
    */
-  private static void add(Map<String, RequiredPath> paths, String path, String kind, Path file, boolean appendOnly) {
+  private static void add(Map<String, RequiredPath> paths, String path, String kind, Path file) {
     if (paths.containsKey(path) || path.endsWith(" (deleted)") || path.startsWith("/proc/") || path.startsWith("/sys/")) {
       return;
     }
     try {
-      paths.put(path, FileIdentity.record(path, kind, file, appendOnly));
+      paths.put(path, FileIdentity.record(path, kind, file, false));
     } catch (IOException e) {
       log.debug("cannot record {} {}: {}", kind, path, e.getMessage());
     }
+  }
+
+  private static List<String> fdTargets(Path dir) {
+    List<String> targets = new ArrayList<>();
+    try (var fds = Files.list(dir.resolve("fd"))) {
+      fds.forEach(fd -> link(fd).ifPresent(targets::add));
+    } catch (IOException e) {
+      // the process ended; CRIU will say so
+    }
+    return targets;
   }
 
   /** File-backed mappings: the last column of /proc/PID/maps when it is an absolute path. */
@@ -114,19 +143,7 @@ record ProcessInventory(List<RequiredPath> paths, List<String> tcpConnections, L
     return files;
   }
 
-  /** CRIU does not compare the size of files open write-only for appending, and neither do we. */
-  private static boolean isAppendOnly(Path fdinfo) {
-    for (String line : lines(fdinfo)) {
-      if (line.startsWith("flags:")) {
-        int flags = Integer.parseInt(line.substring("flags:".length()).trim(), 8);
-        return (flags & O_ACCMODE) == O_WRONLY && (flags & O_APPEND) != 0;
-      }
-    }
-    return false;
-  }
-
-  /** The mount point of every recorded path, except the root filesystem every node has. */
-  private static Collection<RequiredPath> mountsUsed(Collection<RequiredPath> paths, Path mountinfo) {
+  private static List<RequiredPath> mountTable(Path mountinfo) {
     List<RequiredPath> mounts = new ArrayList<>();
     for (String line : lines(mountinfo)) {
       // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
@@ -140,8 +157,13 @@ record ProcessInventory(List<RequiredPath> paths, List<String> tcpConnections, L
       mount.source = unescape(fields[dash + 2]);
       mounts.add(mount);
     }
+    return mounts;
+  }
+
+  /** The mount point of every path, except the root filesystem every node has. */
+  private Collection<RequiredPath> mountsUsed(Collection<RequiredPath> required) {
     Map<String, RequiredPath> used = new LinkedHashMap<>();
-    for (RequiredPath path : paths) {
+    for (RequiredPath path : required) {
       RequiredPath best = null;
       for (RequiredPath mount : mounts) {
         boolean contains = mount.path.equals("/") || path.path.equals(mount.path) || path.path.startsWith(mount.path + "/");

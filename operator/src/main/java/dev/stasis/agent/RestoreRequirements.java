@@ -3,6 +3,7 @@ package dev.stasis.agent;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
+import dev.stasis.criu.RegularFiles;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Base64;
@@ -29,8 +30,16 @@ record RestoreRequirements(ProcessInventory inventory, String cpuinfo) {
     return new RestoreRequirements(ProcessInventory.of(tree), cpuinfo);
   }
 
-  void recordIn(Manifest manifest) {
-    manifest.paths = inventory.paths();
+  /** Into the manifest, with the files CRIU recorded in the dump's {@code imagesDir}. */
+  void recordIn(Manifest manifest, Path imagesDir) {
+    List<RegularFiles.RegularFile> recordedByCriu;
+    try {
+      recordedByCriu = RegularFiles.read(imagesDir);
+    } catch (IOException e) {
+      log.warn("cannot read the files CRIU recorded, the manifest lists no open files: {}", e.getMessage());
+      recordedByCriu = List.of();
+    }
+    manifest.paths = inventory.requiredPaths(recordedByCriu);
     manifest.tcpConnections = inventory.tcpConnections();
     manifest.gpuDevices = inventory.gpuDevices();
     manifest.cpuinfo = cpuinfo;

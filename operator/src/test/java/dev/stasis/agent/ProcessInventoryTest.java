@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.archive.Manifest.RequiredPath;
+import dev.stasis.criu.RegularFiles;
 import dev.stasis.testing.Workloads;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,21 +23,24 @@ class ProcessInventoryTest {
       await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(log) && Files.size(log) > 0);
 
       ProcessInventory inventory = ProcessInventory.of(List.of(writer.pid()));
+      // As CRIU records a file open O_WRONLY|O_APPEND: without a size (it does not check it).
+      List<RequiredPath> required = inventory.requiredPaths(List.of(new RegularFiles.RegularFile(log.toString(), null)));
 
-      RequiredPath exe = find(inventory, Workloads.binary("openfile").toString());
+      RequiredPath exe = find(required, Workloads.binary("openfile").toString());
       assertThat(exe.kind).isEqualTo(RequiredPath.EXECUTABLE);
       assertThat(exe.buildId).hasSize(40);
       assertThat(exe.size).isEqualTo(Files.size(Workloads.binary("openfile")));
-      assertThat(inventory.paths()).anySatisfy(p -> {
+      assertThat(required).anySatisfy(p -> {
         assertThat(p.path).contains("libc.so");
         assertThat(p.kind).isEqualTo(RequiredPath.MAPPED);
         assertThat(p.buildId).hasSize(40);
       });
-      RequiredPath open = find(inventory, log.toString());
+      RequiredPath open = find(required, log.toString());
       assertThat(open.kind).isEqualTo(RequiredPath.FILE);
-      assertThat(open.size).as("open O_WRONLY|O_APPEND: CRIU does not check its size").isNull();
-      assertThat(find(inventory, Path.of("").toAbsolutePath().toString()).kind).isEqualTo(RequiredPath.CWD);
-      assertThat(find(inventory, "/").kind).isEqualTo(RequiredPath.ROOT);
+      assertThat(open.size).isNull();
+      assertThat(open.buildId).isNull();
+      assertThat(find(required, Path.of("").toAbsolutePath().toString()).kind).isEqualTo(RequiredPath.CWD);
+      assertThat(find(required, "/").kind).isEqualTo(RequiredPath.ROOT);
       assertThat(inventory.tcpConnections()).isEmpty();
       assertThat(inventory.gpuDevices()).isEmpty();
     }
@@ -75,12 +79,9 @@ class ProcessInventoryTest {
         "7f0000002000-7f0000003000 rw-p 00000000 00:00 0      [heap]",
         "7f0000004000-7f0000005000 r--p 00000000 fe:00 77     /gone/lib.so (deleted)", ""));
     Path fds = Files.createDirectories(p.resolve("fd"));
-    Files.createSymbolicLink(fds.resolve("3"), input);
     Files.createSymbolicLink(fds.resolve("4"), Path.of("socket:[111]"));
     Files.createSymbolicLink(fds.resolve("5"), Path.of("/dev/nvidiactl"));
     Files.createSymbolicLink(fds.resolve("6"), Path.of("socket:[112]"));
-    Files.createDirectories(p.resolve("fdinfo"));
-    Files.writeString(p.resolve("fdinfo/3"), "pos:\t0\nflags:\t0100000\nmnt_id:\t30\n");
     String dataMount = data.toString().replace(" ", "\\040");
     Files.writeString(p.resolve("mountinfo"), String.join("\n",
         "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw",
@@ -94,20 +95,25 @@ class ProcessInventoryTest {
         + "   0: 00000000000000000000000001000000:0050 00000000000000000000000001000000:C350 01 0:0 00:0 0 0 0 112 1\n");
 
     ProcessInventory inventory = ProcessInventory.of(proc, List.of(7L));
+    List<RequiredPath> required = inventory.requiredPaths(List.of(
+        new RegularFiles.RegularFile(input.toString(), 5L),
+        new RegularFiles.RegularFile(app.toString(), 7L),
+        new RegularFiles.RegularFile("/tmp/deleted-since", 3L),
+        new RegularFiles.RegularFile("/dev/null", null)));
 
-    assertThat(inventory.paths()).extracting(r -> r.kind + " " + r.path).containsExactlyInAnyOrder(
+    assertThat(required).extracting(r -> r.kind + " " + r.path).containsExactlyInAnyOrder(
         "root /", "executable " + app, "cwd " + data, "file " + input, "mount " + data);
-    RequiredPath mount = inventory.paths().stream().filter(r -> r.kind.equals(RequiredPath.MOUNT)).findFirst().orElseThrow();
+    RequiredPath mount = required.stream().filter(r -> r.kind.equals(RequiredPath.MOUNT)).findFirst().orElseThrow();
     assertThat(mount.fsType).isEqualTo("nfs4");
     assertThat(mount.source).isEqualTo("fileserver:/export/data");
-    assertThat(find(inventory, input.toString()).size).isEqualTo(5);
-    assertThat(find(inventory, app.toString()).sha256).hasSize(64);
+    assertThat(find(required, input.toString()).size).isEqualTo(5);
+    assertThat(find(required, app.toString()).sha256).hasSize(64);
     assertThat(inventory.gpuDevices()).containsExactly("/dev/nvidia0", "/dev/nvidiactl");
     assertThat(inventory.tcpConnections()).containsExactly("127.0.0.1:8080 -> 127.0.0.1:41139", "[0:0:0:0:0:0:0:1]:80 -> [0:0:0:0:0:0:0:1]:50000");
   }
 
-  private static RequiredPath find(ProcessInventory inventory, String path) {
-    return inventory.paths().stream().filter(p -> p.path.equals(path)).findFirst()
-        .orElseThrow(() -> new AssertionError(path + " not recorded in " + inventory.paths().stream().map(p -> p.path).toList()));
+  private static RequiredPath find(List<RequiredPath> required, String path) {
+    return required.stream().filter(p -> p.path.equals(path)).findFirst()
+        .orElseThrow(() -> new AssertionError(path + " not recorded in " + required.stream().map(p -> p.path).toList()));
   }
 }

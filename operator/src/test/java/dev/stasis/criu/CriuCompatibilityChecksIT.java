@@ -1,9 +1,14 @@
 package dev.stasis.criu;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import dev.stasis.cli.Main;
 import dev.stasis.testing.CpuinfoImages;
+import dev.stasis.testing.Workloads;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.List;
 import java.nio.file.Path;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -29,6 +34,24 @@ class CriuCompatibilityChecksIT {
 
     assertThat(criu.checkCpuinfo(doctored, dir.resolve("check"), false))
         .hasValueSatisfying(problem -> assertThat(problem).contains("CPU instruction capabilities do not match run time"));
+  }
+
+  /** What the pre-flight compares with: every file CRIU will reopen, sized where CRIU checks the size. */
+  @Test
+  void aDumpRecordsTheFilesItWillReopen() throws Exception {
+    Path log = dir.resolve("log.lammps");
+    try (var writer = Workloads.startInPidNamespace("openfile", log.toString())) {
+      await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(log) && Files.size(log) > 0);
+      criu.dump(new DumpOptions((int) writer.pid(), dir.resolve("images"), dir.resolve("work"), false, false, false,
+          false, List.of(), Duration.ofSeconds(60)));
+
+      List<RegularFiles.RegularFile> files = RegularFiles.read(dir.resolve("images"));
+
+      assertThat(files).contains(new RegularFiles.RegularFile(log.toString(), null)); // O_WRONLY|O_APPEND: no size check
+      Path exe = Workloads.binary("openfile");
+      assertThat(files).contains(new RegularFiles.RegularFile(exe.toString(), Files.size(exe)));
+      assertThat(files).anyMatch(f -> f.path().contains("libc.so") && f.size() != null);
+    }
   }
 
   @Test
