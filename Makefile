@@ -5,7 +5,7 @@ export STASIS_CACHE ?= $(HOME)/.cache/stasis
 MVN ?= mvn -B -q
 JAR := operator/target/stasis.jar
 
-.PHONY: run test deps criu control-plane build crds clean
+.PHONY: run test deps criu control-plane test-tools build crds clean
 
 run: deps build
 	java -cp "$(JAR):$$(cat operator/target/classpath.txt)" dev.stasis.cli.Main local --state-dir .stasis
@@ -14,13 +14,16 @@ run: deps build
 test: deps
 	mvn -B verify
 
-deps: criu control-plane
+deps: criu control-plane test-tools
 
 criu:
 	scripts/install-criu.sh
 
 control-plane:
 	scripts/control-plane.sh install
+
+test-tools:
+	scripts/install-test-tools.sh
 
 build:
 	$(MVN) package -DskipTests

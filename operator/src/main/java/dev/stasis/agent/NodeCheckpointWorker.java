@@ -59,6 +59,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
   private final ProcessTargetPolicy processTargets;
   /** Checkpoints this agent process is working on; Running ones not in here were abandoned. */
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
+  private final PodCheckpointJob podCheckpoints;
 
   public NodeCheckpointWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
     this.client = client;
@@ -67,6 +68,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.processTargets = new ProcessTargetPolicy(client, config.processTargetNamespaces());
+    this.podCheckpoints = new PodCheckpointJob(client, config, events);
   }
 
   @Override
@@ -74,6 +76,10 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     CheckpointStatus status = checkpoint.getStatus();
     if (status == null || !config.nodeName().equals(status.node)) {
       return UpdateControl.noUpdate(); // not handed over to this node yet
+    }
+    if (checkpoint.getSpec().target.pod != null) {
+      podCheckpoints.reconcile(checkpoint);
+      return UpdateControl.noUpdate();
     }
     if (status.phase == CheckpointPhase.Pending) {
       take(checkpoint);

@@ -4,11 +4,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.kube.EventRecorder;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.Executors;
@@ -38,6 +40,7 @@ public class NodeProfilePublisher implements AutoCloseable {
     t.setDaemon(true);
     return t;
   });
+  private final EventRecorder events;
   private NodeProfileSpec published;
   private Map<String, String> publishedLabels;
 
@@ -50,6 +53,7 @@ public class NodeProfilePublisher implements AutoCloseable {
     this.config = config;
     this.probe = probe;
     this.overrides = ProfileOverrides.load(config.profileOverrides());
+    this.events = new EventRecorder(client, "agent", config.nodeName());
   }
 
   /** Publishes once now (so the node is known before any work arrives), then keeps it current. */
@@ -61,6 +65,8 @@ public class NodeProfilePublisher implements AutoCloseable {
   synchronized void publishIfChanged() {
     try {
       NodeProfileSpec current = overrides.applyTo(probe.probe(config.criu(), config.workDir()));
+      List<String> warnings = config.kubelet().warnings(); // after the overrides: a test aid hides no warning
+      current.warnings = warnings.isEmpty() ? null : warnings;
       Map<String, String> labels = labels();
       if (published != null && !changed(published, current) && labels.equals(publishedLabels)) {
         return;
@@ -82,6 +88,10 @@ public class NodeProfilePublisher implements AutoCloseable {
         client.resource(profile).create();
       } else {
         client.resource(profile).update();
+      }
+      if (current.warnings != null && (published == null || published.warnings == null)) {
+        NodeProfile warned = client.resources(NodeProfile.class).withName(config.nodeName()).get();
+        current.warnings.forEach(w -> events.warning(warned, "InsecureSetting", w));
       }
       published = current;
       publishedLabels = labels;

@@ -54,6 +54,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   private final EventRecorder events;
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
   private final Preflight preflight;
+  private final PodRestoreJob podRestores;
 
   public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
     this.client = client;
@@ -62,12 +63,18 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.preflight = new Preflight(config.criu(), config.hostRoot());
+    this.podRestores = new PodRestoreJob(client, config, events);
   }
 
   @Override
   public UpdateControl<Restore> reconcile(Restore restore, Context<Restore> context) {
     RestoreStatus status = restore.getStatus();
     if (status == null || !config.nodeName().equals(status.node)) {
+      return UpdateControl.noUpdate();
+    }
+    Checkpoint podCheckpoint = status.phase == null || status.phase.isTerminal() ? null : podRestores.podCheckpoint(restore);
+    if (podCheckpoint != null) {
+      podRestores.reconcile(restore, podCheckpoint);
       return UpdateControl.noUpdate();
     }
     if (status.phase == RestorePhase.Pending) {

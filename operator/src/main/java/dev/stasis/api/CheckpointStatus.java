@@ -14,7 +14,10 @@ public class CheckpointStatus implements ConditionedStatus {
   public String storage;
   public String startTime;
   public String completionTime;
+  /** The archive of a process checkpoint, or of a pod checkpoint of exactly one container. */
   public ArchiveStatus archive;
+  /** Pod checkpoints: each container checkpointed, with its own archive. */
+  public List<ContainerCheckpointStatus> containers;
   public CheckpointStats stats;
   /** Stable CamelCase reason of the last failure or the current state. */
   public String reason;

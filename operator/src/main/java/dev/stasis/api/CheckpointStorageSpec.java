@@ -23,6 +23,9 @@ public class CheckpointStorageSpec {
   @JsonPropertyDescription("Namespaces whose Checkpoints may write here; empty: every namespace.")
   public List<String> allowedNamespaces;
 
+  @JsonPropertyDescription("OCI registry for the checkpoint images that pod checkpoints are restored from (CRI-O).")
+  public RegistrySpec registry;
+
   @Default("zstd")
   @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
   public Compression compression;

@@ -20,4 +20,11 @@ public class CheckpointTarget {
     target.process = new ProcessTarget(node, pid);
     return target;
   }
+
+  /** A pod's container, or all of its containers when {@code container} is null. */
+  public static CheckpointTarget pod(String name, String container) {
+    var target = new CheckpointTarget();
+    target.pod = new PodTarget(name, container);
+    return target;
+  }
 }

@@ -17,6 +17,8 @@ public class NodeProfileSpec {
   public List<String> gpus = new ArrayList<>();
   /** Free bytes in the agent's work folder, where a restore unpacks the archive. */
   public Long workDirFreeBytes;
+  /** Settings of this node's agent that weaken its security, e.g. kubelet TLS verification off. */
+  public List<String> warnings;
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class CpuInfo {

@@ -12,4 +12,11 @@ public class PodTarget {
 
   @JsonPropertyDescription("Container to checkpoint; all containers of the pod when empty.")
   public String container;
+
+  public PodTarget() {}
+
+  public PodTarget(String name, String container) {
+    this.name = name;
+    this.container = container;
+  }
 }

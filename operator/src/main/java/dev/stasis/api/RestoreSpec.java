@@ -2,6 +2,7 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.ValidationRule;
 
@@ -17,4 +18,7 @@ public class RestoreSpec {
   public RestorePlacement placementOrDefaults() {
     return placement != null ? placement : new RestorePlacement();
   }
+
+  @JsonPropertyDescription("Pod checkpoints: how to name the restored Pod and pull its checkpoint images.")
+  public RestorePodSpec pod;
 }

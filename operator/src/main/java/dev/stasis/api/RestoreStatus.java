@@ -18,6 +18,10 @@ public class RestoreStatus implements ConditionedStatus {
   public Integer restoredPid;
   /** Running while the restored tree runs under its agent; Exited once it ended. */
   public String processState;
+  /** Pod checkpoints: the checkpoint image pushed for each container. */
+  public List<CheckpointImageStatus> checkpointImages;
+  /** Pod checkpoints: the Pod created from the stored pod spec with the checkpoint images. */
+  public String restoredPod;
   public String reason;
   public String message;
   public String criuLogTail;

@@ -29,6 +29,23 @@ public record ArchiveLayout(String namespace, String checkpointName, String chec
     return prefix() + MANIFEST_FILE_NAME;
   }
 
+  /**
+   * The prefix of one container's archive and manifest in a pod checkpoint, which stores each
+   * container as a checkpoint of its own: {@code <prefix>/containers/<container>/}.
+   */
+  public String containerPrefix(String container) {
+    requireKeySegment("container", container);
+    return prefix() + "containers/" + container + "/";
+  }
+
+  public String containerArchiveKey(String container, ArchiveCodec codec) {
+    return containerPrefix(container) + codec.fileName();
+  }
+
+  public String containerManifestKey(String container) {
+    return containerPrefix(container) + MANIFEST_FILE_NAME;
+  }
+
   // Kubernetes names and UIDs never contain these, so anything else is a caller's bug that would
   // otherwise scatter objects across other checkpoints' prefixes.
   private static void requireKeySegment(String what, String value) {

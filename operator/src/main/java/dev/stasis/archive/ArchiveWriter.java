@@ -93,6 +93,32 @@ public final class ArchiveWriter {
     return new ArchiveSummary(tarBytes.count(), stored.count(), stored.sha256Hex());
   }
 
+  /**
+   * Stores a tar archive someone else produced (the kubelet's checkpoint archive) byte for byte,
+   * compressed by {@code codec}: decompressing the stored object gives back the very same tar, so
+   * tools that read the original (checkpointctl) read the download. Also one streamed pass.
+   *
+   * @return the sizes and sha256 of the stored bytes, and the sha256 of the tar itself
+   */
+  public StoredTar writeTar(InputStream tar, OutputStream destination, ArchiveCodec codec)
+      throws IOException {
+    Objects.requireNonNull(codec, "codec");
+    HashingOutputStream stored = new HashingOutputStream(destination);
+    HashingOutputStream tarBytes;
+    // Closing the compressor ends its frame; closing the hashing streams only flushes them.
+    try (OutputStream compressed = compressor(codec, stored)) {
+      tarBytes = new HashingOutputStream(compressed);
+      try (OutputStream buffered = new BufferedOutputStream(tarBytes, BUFFER_SIZE)) {
+        tar.transferTo(buffered);
+      }
+    }
+    return new StoredTar(new ArchiveSummary(tarBytes.count(), stored.count(), stored.sha256Hex()),
+        tarBytes.sha256Hex());
+  }
+
+  /** What {@link #writeTar} stored, and the sha256 of the tar before compression. */
+  public record StoredTar(ArchiveSummary summary, String tarSha256) {}
+
   private OutputStream compressor(ArchiveCodec codec, OutputStream stored) throws IOException {
     switch (codec) {
       case ZSTD:

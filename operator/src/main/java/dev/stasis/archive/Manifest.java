@@ -63,6 +63,16 @@ public class Manifest {
     public Integer pid;
     public String podName;
     public String containerName;
+    /** Pod checkpoints: the runtime's container ID, e.g. cri-o://3f2a…. */
+    public String containerId;
+    /** Pod checkpoints: the image the container ran. */
+    public String containerImage;
+    /** Pod checkpoints: the pod's labels, annotations and spec, from which a restore recreates it. */
+    public Map<String, String> podLabels;
+    public Map<String, String> podAnnotations;
+    public Map<String, Object> podSpec;
+    /** Pod checkpoints: the name the kubelet gave the archive, e.g. checkpoint-web_jobs-app-2024-….tar. */
+    public String kubeletArchive;
   }
 
   /** The CRIU that wrote the images; a restore needs at least this version. */
@@ -126,6 +136,8 @@ public class Manifest {
     public Long storedBytes;
     /** Lowercase hex sha256 of the stored object. */
     public String sha256;
+    /** Lowercase hex sha256 of the tar stream before compression (pod checkpoints: the kubelet's archive). */
+    public String tarSha256;
   }
 
   public byte[] toJson() {

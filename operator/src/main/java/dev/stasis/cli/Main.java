@@ -1,11 +1,13 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.KubeletSettings;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.ProcessTargetPolicy;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -23,6 +25,9 @@ public final class Main {
                                                                         [--allow-process-targets NS,...|*] [--kubeconfig FILE]
                   [--node-labels K=V,... (NodeProfile labels, over the Node's)] [--host-root DIR (the node's / as the agent sees it)]
                   [--profile-overrides FILE (test aid: JSON merge patch over the observed NodeProfile)]
+                  pod checkpoints through the kubelet:                  [--kubelet-url https://$NODE_NAME:10250] [--kubelet-ca FILE]
+                                                                        [--kubelet-token-file FILE] [--kubelet-checkpoint-dir DIR]
+                                                                        [--container-storage-dir DIR] [--kubelet-insecure-skip-tls-verify]
         local     operator + agent + a local control plane for trying Stasis on this machine
                   [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
       """;
@@ -92,8 +97,23 @@ public final class Main {
     String overrides = flags.get("profile-overrides");
     return new AgentConfig(node, workDir,
         new Criu(criuPath(flags.get("criu")), keyValues("--criu-env", flags.get("criu-env"))),
-        processTargetNamespaces(flags), Path.of(flags.get("host-root", "/")),
+        processTargetNamespaces(flags), kubeletSettings(flags, node), Path.of(flags.get("host-root", "/")),
         keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides));
+  }
+
+  /** The kubelet of the agent's node; by default as a DaemonSet pod with its ServiceAccount sees it. */
+  static KubeletSettings kubeletSettings(Flags flags, String node) {
+    KubeletSettings defaults = KubeletSettings.defaults(node);
+    var settings = new KubeletSettings(
+        URI.create(flags.get("kubelet-url", defaults.url().toString())),
+        Path.of(flags.get("kubelet-token-file", defaults.tokenFile().toString())),
+        Path.of(flags.get("kubelet-ca", defaults.caFile().toString())),
+        Boolean.parseBoolean(flags.get("kubelet-insecure-skip-tls-verify", "false")),
+        Path.of(flags.get("kubelet-checkpoint-dir", defaults.checkpointDir().toString())),
+        Path.of(flags.get("container-storage-dir", defaults.imageStoreDir().toString())),
+        defaults.answerGrace());
+    settings.warnings().forEach(w -> System.err.println("WARNING: " + w));
+    return settings;
   }
 
   /** Namespaces (besides those labelled for it) where process targets are allowed; none by default. */

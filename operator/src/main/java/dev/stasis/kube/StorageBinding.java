@@ -2,14 +2,17 @@ package dev.stasis.kube;
 
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.RegistrySpec;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.image.Registry;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.S3Config;
 import dev.stasis.storage.S3ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
+import dev.stasis.tls.TlsTrust;
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
@@ -17,6 +20,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Base64;
 import java.util.Map;
+import javax.net.ssl.SSLContext;
 
 /** Turns a {@link CheckpointStorage} resource into the {@link ObjectStore} it describes. */
 public class StorageBinding {
@@ -121,6 +125,52 @@ public class StorageBinding {
     }
     return new S3Config(s3.endpoint, s3.bucket, s3.prefix, s3.region, Boolean.TRUE.equals(s3.pathStyle),
         accessKey, secretKey);
+  }
+
+  /**
+   * The registry pod checkpoints of this storage are pushed to as checkpoint images, with its
+   * credentials and CA read from their Secrets.
+   *
+   * @throws StorageUnavailableException when the storage names no registry or its Secrets are unusable
+   */
+  public Registry registry(CheckpointStorage storage) throws StorageUnavailableException {
+    String name = storage.getMetadata().getName();
+    RegistrySpec registry = storage.getSpec() == null ? null : storage.getSpec().registry;
+    if (registry == null || registry.url == null) {
+      throw new StorageUnavailableException("CheckpointStorage '" + name + "' names no registry: pod checkpoints are "
+          + "restored from checkpoint images, so set spec.registry.url (and credentialsSecret) on it");
+    }
+    String username = null;
+    String password = null;
+    if (registry.credentialsSecret != null) {
+      Map<String, String> data = secretData(name, registry.credentialsSecret);
+      username = data.get(RegistrySpec.USERNAME);
+      password = data.get(RegistrySpec.PASSWORD);
+      if (username == null || password == null) {
+        throw new StorageUnavailableException("Secret " + registry.credentialsSecret.namespace + "/"
+            + registry.credentialsSecret.name + " of CheckpointStorage '" + name + "' must hold the keys "
+            + RegistrySpec.USERNAME + " and " + RegistrySpec.PASSWORD);
+      }
+    }
+    SSLContext tls;
+    if (registry.isInsecure()) {
+      tls = TlsTrust.insecure();
+    } else if (registry.caSecret != null) {
+      String ca = secretData(name, registry.caSecret).get(RegistrySpec.CA_CERTIFICATE);
+      if (ca == null) {
+        throw new StorageUnavailableException("Secret " + registry.caSecret.namespace + "/" + registry.caSecret.name
+            + " of CheckpointStorage '" + name + "' must hold the key " + RegistrySpec.CA_CERTIFICATE);
+      }
+      try {
+        tls = TlsTrust.trusting(ca.getBytes(StandardCharsets.UTF_8));
+      } catch (java.io.IOException e) {
+        throw new StorageUnavailableException("the CA in Secret " + registry.caSecret.namespace + "/"
+            + registry.caSecret.name + " of CheckpointStorage '" + name + "' is " + e.getMessage(), e);
+      }
+    } else {
+      tls = TlsTrust.system();
+    }
+    return Registry.of(registry.url, username, password, tls);
   }
 
   private Map<String, String> secretData(String storageName, SecretReference ref) throws StorageUnavailableException {

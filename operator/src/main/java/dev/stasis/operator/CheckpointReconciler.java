@@ -1,16 +1,19 @@
 package dev.stasis.operator;
 
 import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
@@ -25,6 +28,8 @@ import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -61,9 +66,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       return UpdateControl.noUpdate();
     }
     try {
-      ProcessTarget target = validate(checkpoint);
+      Assignment assignment = validate(checkpoint);
       CheckpointStorage storage = usableStorage(checkpoint);
-      assign(checkpoint, target.node, storage.getMetadata().getName());
+      assign(checkpoint, assignment, storage.getMetadata().getName());
     } catch (Refusal refusal) {
       fail(checkpoint, refusal);
     }
@@ -76,16 +81,18 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
         && status.node.equals(Labels.node(checkpoint));
   }
 
+  /** The node whose agent does the work and, for pod targets, the containers it checkpoints. */
+  private record Assignment(String node, List<ContainerCheckpointStatus> containers) {}
+
   /** The CRD schema checks the same; this guards clusters where it was bypassed. */
-  private ProcessTarget validate(Checkpoint checkpoint) throws Refusal {
+  private Assignment validate(Checkpoint checkpoint) throws Refusal {
     var spec = checkpoint.getSpec();
     if (spec == null || spec.target == null || (spec.target.process == null) == (spec.target.pod == null)) {
       throw new Refusal("InvalidTarget",
           "set exactly one of spec.target.process (a process tree on a node) or spec.target.pod");
     }
     if (spec.target.pod != null) {
-      throw new Refusal("PodTargetNotSupported",
-          "pod targets are not supported by this version of Stasis yet; checkpoint the pod's process with spec.target.process");
+      return validatePod(checkpoint);
     }
     ProcessTarget process = spec.target.process;
     var refusal = processTargets.refusal(checkpoint.getMetadata().getNamespace());
@@ -104,7 +111,40 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
           "no Stasis agent runs on node '" + process.node + "' (there is no NodeProfile of that name): "
               + "check the node name (kubectl get nodeprof) and that the agent runs there");
     }
-    return process;
+    return new Assignment(process.node, null);
+  }
+
+  /** The pod in the Checkpoint's own namespace (never another), checkpointed by its node's agent. */
+  private Assignment validatePod(Checkpoint checkpoint) throws Refusal {
+    CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
+    List<String> unsupported = optionsNotForPods(options);
+    if (!unsupported.isEmpty()) {
+      throw new Refusal("OptionNotSupported", "the kubelet checkpoints pods with the runtime's own CRIU options, so "
+          + String.join(", ", unsupported) + " cannot apply to a pod target: remove "
+          + (unsupported.size() > 1 ? "them" : "it") + " from spec.options");
+    }
+    PodTargets.ResolvedPod pod;
+    try {
+      pod = PodTargets.resolve(client, checkpoint.getMetadata().getNamespace(), checkpoint.getSpec().target.pod);
+    } catch (PodTargets.Unusable e) {
+      throw new Refusal(e.reason(), e.getMessage());
+    }
+    if (client.resources(NodeProfile.class).withName(pod.node()).get() == null) {
+      throw new Refusal("NodeNotFound", "pod '" + pod.pod().getMetadata().getName() + "' runs on node '" + pod.node()
+          + "', where no Stasis agent runs (there is no NodeProfile of that name): deploy the agent there");
+    }
+    return new Assignment(pod.node(), pod.containers());
+  }
+
+  /** Options that only CRIU run by the agent can honour; the kubelet's API takes none of them. */
+  private static List<String> optionsNotForPods(CheckpointOptions options) {
+    List<String> unsupported = new ArrayList<>();
+    if (!options.leaveRunning()) unsupported.add("leaveRunning: false");
+    if (Boolean.TRUE.equals(options.tcpEstablished)) unsupported.add("tcpEstablished");
+    if (Boolean.TRUE.equals(options.fileLocks)) unsupported.add("fileLocks");
+    if (Boolean.TRUE.equals(options.shellJob)) unsupported.add("shellJob");
+    if (options.externalMounts != null && !options.externalMounts.isEmpty()) unsupported.add("externalMounts");
+    return unsupported;
   }
 
   private CheckpointStorage usableStorage(Checkpoint checkpoint) throws Refusal {
@@ -126,12 +166,14 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     return storage;
   }
 
-  private void assign(Checkpoint checkpoint, String node, String storage) {
+  private void assign(Checkpoint checkpoint, Assignment assignment, String storage) {
+    String node = assignment.node();
     checkpoint = Labels.assign(client, checkpoint, node);
     CheckpointStatus status = new CheckpointStatus();
     status.phase = CheckpointPhase.Pending;
     status.node = node;
     status.storage = storage;
+    status.containers = assignment.containers();
     status.message = "waiting for the agent on node " + node;
     status.observedGeneration = checkpoint.getMetadata().getGeneration();
     Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);

@@ -44,17 +44,22 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
+  private final PodRestores podRestores;
 
   public RestoreReconciler(KubernetesClient client, EventRecorder events) {
     this.client = client;
     this.storages = new StorageBinding(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
+    this.podRestores = new PodRestores(client, storages, statusWriter, events);
   }
 
   @Override
   public UpdateControl<Restore> reconcile(Restore restore, Context<Restore> context) {
     RestoreStatus observed = restore.getStatus();
+    if (observed != null && observed.phase == RestorePhase.Restoring && observed.checkpointImages != null) {
+      return podRestores.progress(restore); // a pod checkpoint's images are pushed: the pod is ours to make
+    }
     if (observed != null && observed.phase != null && observed.phase != RestorePhase.Pending) {
       return UpdateControl.noUpdate();
     }
@@ -106,10 +111,27 @@ public class RestoreReconciler implements Reconciler<Restore> {
       throw new Refusal("CheckpointNotCompleted", "Checkpoint '" + spec.checkpointRef.name
           + "' failed (" + checkpoint.getStatus().reason + ") and has no archive to restore: restore another checkpoint");
     }
-    if (checkpoint.getSpec() != null && checkpoint.getSpec().target != null && checkpoint.getSpec().target.pod != null) {
-      throw new Refusal("PodRestoreNotSupported", "restoring pod checkpoints is not supported by this version of Stasis yet");
+    if (phase == CheckpointPhase.Completed && isPodCheckpoint(checkpoint)) {
+      requireRegistry(checkpoint);
     }
     return phase == CheckpointPhase.Completed ? checkpoint : null;
+  }
+
+  private static boolean isPodCheckpoint(Checkpoint checkpoint) {
+    return checkpoint.getSpec() != null && checkpoint.getSpec().target != null && checkpoint.getSpec().target.pod != null;
+  }
+
+  /** Pod checkpoints come back as checkpoint images, which need the storage's registry. */
+  private void requireRegistry(Checkpoint checkpoint) throws Refusal {
+    CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+    if (storage == null) {
+      throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage
+          + "' holding the checkpoint no longer exists");
+    }
+    if (storage.getSpec() == null || storage.getSpec().registry == null) {
+      throw new Refusal("RegistryNotConfigured", "CheckpointStorage '" + storage.getMetadata().getName()
+          + "' names no registry: pod checkpoints are restored from checkpoint images, so set spec.registry on it");
+    }
   }
 
   /** What the checkpoint needs from a node, as the agent recorded it in the manifest. */
@@ -119,8 +141,12 @@ public class RestoreReconciler implements Reconciler<Restore> {
       throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage
           + "' holding the checkpoint no longer exists");
     }
-    String key = new ArchiveLayout(checkpoint.getMetadata().getNamespace(),
-        checkpoint.getMetadata().getName(), checkpoint.getMetadata().getUid()).manifestKey();
+    var layout = new ArchiveLayout(checkpoint.getMetadata().getNamespace(),
+        checkpoint.getMetadata().getName(), checkpoint.getMetadata().getUid());
+    // Each container of a pod checkpoint has a manifest; they share the source node.
+    String key = isPodCheckpoint(checkpoint)
+        ? layout.containerManifestKey(checkpoint.getStatus().containers.get(0).name)
+        : layout.manifestKey();
     try (ObjectStore store = storages.open(storage)) {
       return CheckpointNeeds.of(Manifest.fromJson(store.read(key)));
     } catch (ObjectNotFoundException e) {

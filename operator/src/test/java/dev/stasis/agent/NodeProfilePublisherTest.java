@@ -23,8 +23,8 @@ class NodeProfilePublisherTest {
   @TempDir Path dir;
 
   AgentConfig config(String node, Map<String, String> labels, Path overrides) {
-    return new AgentConfig(node, dir.resolve("work"), new Criu(dir.resolve("no-criu"), Map.of()), Set.of(), Path.of("/"), labels,
-        overrides);
+    return new AgentConfig(node, dir.resolve("work"), new Criu(dir.resolve("no-criu"), Map.of()), Set.of(),
+        KubeletSettings.defaults(node), Path.of("/"), labels, overrides);
   }
 
   NodeProfile publish(AgentConfig config) {

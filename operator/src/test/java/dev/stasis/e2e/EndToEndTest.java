@@ -172,13 +172,28 @@ abstract class EndToEndTest {
     return now;
   }
 
+  /**
+   * The counter rewrites its file every 100 ms (open, truncate, write), so a read may catch it
+   * empty: read again for up to a second. -1 when there is no number at all.
+   */
   static long count(Path file) {
-    try {
-      String text = Files.readString(file).trim();
-      return text.isEmpty() ? -1 : Long.parseLong(text);
-    } catch (IOException | NumberFormatException e) {
-      return -1;
+    for (int attempt = 0; attempt < 50; attempt++) {
+      try {
+        String text = Files.readString(file).trim();
+        if (!text.isEmpty()) {
+          return Long.parseLong(text);
+        }
+      } catch (IOException | NumberFormatException e) {
+        // not there yet, or caught mid-rewrite
+      }
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return -1;
+      }
     }
+    return -1;
   }
 
   static long lines(Path file) {

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.KubeletSettings;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
@@ -64,8 +65,10 @@ class PlacementIT extends EndToEndTest {
         "{\"cpu\": {\"flags\": [\"" + String.join("\", \"", flags) + "\"]}}");
     Criu criu = new Criu(Main.criuPath(null), Map.of());
     agents = InProcessStasis.on(client).withoutOperator()
-        .agent(new AgentConfig(ONE, shared.resolve("work-one"), criu, Set.of(), Path.of("/"), with(BOTH, "zone", "one"), null))
-        .agent(new AgentConfig(TWO, shared.resolve("work-two"), criu, Set.of(), Path.of("/"), with(BOTH, "zone", "two"), overrides))
+        .agent(new AgentConfig(ONE, shared.resolve("work-one"), criu, Set.of(),
+            KubeletSettings.defaults(ONE), Path.of("/"), with(BOTH, "zone", "one"), null))
+        .agent(new AgentConfig(TWO, shared.resolve("work-two"), criu, Set.of(),
+            KubeletSettings.defaults(TWO), Path.of("/"), with(BOTH, "zone", "two"), overrides))
         .start();
     await().atMost(TIMEOUT).until(() -> profile(ONE) != null && profile(TWO) != null);
     kubectl = new Kubectl(TestControlPlane.kubeconfig());

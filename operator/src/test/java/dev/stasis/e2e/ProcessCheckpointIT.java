@@ -56,7 +56,7 @@ class ProcessCheckpointIT extends EndToEndTest {
     assertThat(restored.getStatus().processState).isEqualTo("Running");
 
     // The restored counter rewrites the file from the value it had at the checkpoint, not 0 and not killedAt.
-    await().atMost(TIMEOUT).until(() -> count(out) < killedAt);
+    await().atMost(TIMEOUT).until(() -> { long now = count(out); return now >= 0 && now < killedAt; });
     long resumed = count(out);
     assertThat(resumed).isBetween(before, after + 3);
     await().atMost(TIMEOUT).until(() -> count(out) > resumed + 3);

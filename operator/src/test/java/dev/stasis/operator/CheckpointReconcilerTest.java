@@ -17,7 +17,12 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import dev.stasis.api.CheckpointOptions;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.PodStatusBuilder;
+import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.util.List;
@@ -124,6 +129,99 @@ class CheckpointReconcilerTest {
     late.setMetadata(new ObjectMetaBuilder().withName("node-x").build());
     client.resource(late).create();
     assertThat(reconcile(failed).getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+  }
+
+  @Test
+  void assignsAPodCheckpointToTheAgentOfThePodsNode() {
+    storage("store", true, null);
+    runningPod("web", "node-a", Map.of(), "app", "sidecar");
+    Checkpoint result = reconcile(checkpoint("c", CheckpointTarget.pod("web", null), null));
+    assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(Labels.node(result)).isEqualTo("node-a");
+    assertThat(result.getStatus().containers).extracting(c -> c.name + "=" + c.containerID)
+        .containsExactly("app=cri-o://id-app", "sidecar=cri-o://id-sidecar");
+
+    Checkpoint one = reconcile(checkpoint("one", CheckpointTarget.pod("web", "sidecar"), null));
+    assertThat(one.getStatus().containers).extracting(c -> c.name).containsExactly("sidecar");
+  }
+
+  @Test
+  void podsAreOnlyLookedUpInTheCheckpointsNamespace() {
+    storage("store", true, null);
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("other").endMetadata().build()).create();
+    var pod = runningPod("web", "node-a", Map.of(), "app");
+    pod.getMetadata().setNamespace("other");
+    pod.getMetadata().setResourceVersion(null);
+    client.resource(pod).create();
+    client.pods().inNamespace(NS).withName("web").delete();
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.pod("web", null), null)), "PodNotFound",
+        "pod 'web' does not exist in namespace jobs");
+  }
+
+  @Test
+  void podThatIsNotRunning() {
+    storage("store", true, null);
+    Pod pending = new PodBuilder().withNewMetadata().withName("web").withNamespace(NS).endMetadata()
+        .withNewSpec().addNewContainer().withName("app").withImage("busybox").endContainer().endSpec().build();
+    pending = client.resource(pending).create();
+    pending.setStatus(new PodStatusBuilder().withPhase("Pending").build());
+    client.resource(pending).updateStatus();
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.pod("web", null), null)), "PodNotRunning", "is Pending");
+  }
+
+  @Test
+  void containerThatIsNotInThePod() {
+    storage("store", true, null);
+    runningPod("web", "node-a", Map.of(), "app");
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.pod("web", "db"), null)), "ContainerNotFound",
+        "has no container 'db' (its containers: app)");
+  }
+
+  @Test
+  void podsWithGpusAreRefused() {
+    storage("store", true, null);
+    runningPod("train", "node-a", Map.of("nvidia.com/gpu", new Quantity("1")), "app");
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.pod("train", null), null)), "GpuNotSupported",
+        "nvidia.com/gpu in container app");
+  }
+
+  @Test
+  void podOnANodeWithoutAnAgent() {
+    storage("store", true, null);
+    runningPod("web", "node-z", Map.of(), "app");
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.pod("web", null), null)), "NodeNotFound",
+        "runs on node 'node-z', where no Stasis agent runs");
+  }
+
+  @Test
+  void criuOptionsTheKubeletCannotTakeAreRefusedForPods() {
+    storage("store", true, null);
+    runningPod("web", "node-a", Map.of(), "app");
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("c").withNamespace(NS).withGeneration(1L).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web", null)));
+    c.getSpec().options = new CheckpointOptions();
+    c.getSpec().options.tcpEstablished = true;
+    c.getSpec().options.leaveRunning = false;
+    assertFailed(reconcile(client.resource(c).create()), "OptionNotSupported", "leaveRunning: false, tcpEstablished");
+  }
+
+  /** A pod as the kubelet reports it once its containers run; our mock has no kubelet, so we set the status. */
+  private Pod runningPod(String name, String node, Map<String, Quantity> gpus, String... containers) {
+    var spec = new PodBuilder().withNewMetadata().withName(name).withNamespace(NS).endMetadata()
+        .withNewSpec().withNodeName(node).endSpec();
+    for (String container : containers) {
+      spec.editSpec().addNewContainer().withName(container).withImage("busybox")
+          .withNewResources().withLimits(gpus).endResources().endContainer().endSpec();
+    }
+    Pod pod = client.resource(spec.build()).create();
+    var status = new PodStatusBuilder().withPhase("Running");
+    for (String container : containers) {
+      status.addNewContainerStatus().withName(container).withContainerID("cri-o://id-" + container)
+          .withNewState().withNewRunning().endRunning().endState().endContainerStatus();
+    }
+    pod.setStatus(status.build());
+    return client.resource(pod).updateStatus();
   }
 
   private Checkpoint checkpoint(String name, CheckpointTarget target, String storage) {

@@ -1,0 +1,24 @@
+package dev.stasis.agent;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.util.Map;
+
+/** This node's published NodeProfile, as the manifest records it for restores to be matched against. */
+final class NodeFingerprint {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private NodeFingerprint() {}
+
+  static NodeProfileSpec profile(KubernetesClient client, String node) {
+    NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
+    return profile == null ? null : profile.getSpec();
+  }
+
+  @SuppressWarnings("unchecked")
+  static Map<String, Object> asMap(NodeProfileSpec profile) {
+    return profile == null ? null : JSON.convertValue(profile, Map.class);
+  }
+}

@@ -1,0 +1,345 @@
+package dev.stasis.agent;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.stasis.api.ArchiveStatus;
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointStats;
+import dev.stasis.api.CheckpointStatus;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.Conditions;
+import dev.stasis.api.ContainerCheckpointStatus;
+import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ArchiveWriter;
+import dev.stasis.archive.Manifest;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.PodTargets;
+import dev.stasis.kube.StatusWriter;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.kubelet.KubeletClient;
+import dev.stasis.kubelet.KubeletException;
+import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.ObjectUpload;
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Takes the pod checkpoints the operator assigned to this node, one container after the other:
+ * the kubelet's checkpoint API has the runtime write an archive into the kubelet's checkpoint
+ * folder; the agent streams that archive byte for byte (compressed as the storage says) into
+ * storage, writes the container's manifest last, and deletes the kubelet's copy, which holds the
+ * container's memory. A checkpoint that fails leaves nothing stored.
+ */
+final class PodCheckpointJob {
+  private static final Logger log = LoggerFactory.getLogger(PodCheckpointJob.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final KubernetesClient client;
+  private final AgentConfig config;
+  private final StorageAccess storages;
+  private final StatusWriter statusWriter;
+  private final EventRecorder events;
+  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
+
+  PodCheckpointJob(KubernetesClient client, AgentConfig config, EventRecorder events) {
+    this.client = client;
+    this.config = config;
+    this.storages = new StorageAccess(client);
+    this.statusWriter = new StatusWriter(client);
+    this.events = events;
+  }
+
+  void reconcile(Checkpoint checkpoint) {
+    CheckpointStatus status = checkpoint.getStatus();
+    if (status.phase == CheckpointPhase.Pending) {
+      take(checkpoint);
+    } else if (status.phase == CheckpointPhase.Running && !inFlight.contains(checkpoint.getMetadata().getUid())) {
+      resolveAbandoned(checkpoint);
+    }
+  }
+
+  private void take(Checkpoint checkpoint) {
+    String uid = checkpoint.getMetadata().getUid();
+    String podName = checkpoint.getSpec().target.pod.name;
+    var running = statusWriter.update(checkpoint, this::isPendingHere, c -> {
+      c.getStatus().phase = CheckpointPhase.Running;
+      c.getStatus().startTime = Conditions.now();
+      c.getStatus().message = "checkpointing pod " + podName + " through the kubelet";
+      c.getStatus().reason = null;
+    });
+    if (running.isEmpty()) {
+      return;
+    }
+    checkpoint = running.get();
+    inFlight.add(uid);
+    long started = System.nanoTime();
+    try {
+      events.normal(checkpoint, "Started", "checkpointing pod " + podName + " through the kubelet of node "
+          + config.nodeName());
+      PodTargets.ResolvedPod pod = podOnThisNode(checkpoint);
+      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+      var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
+      if (notAllowed.isPresent()) {
+        throw new WorkFailure("StorageNotAllowed", notAllowed.get());
+      }
+      KubeletClient kubelet = kubelet();
+      try (ObjectStore store = storages.open(storage)) {
+        List<ContainerCheckpointStatus> stored = new ArrayList<>();
+        try {
+          for (ContainerCheckpointStatus container : pod.containers()) {
+            stored.add(checkpointContainer(checkpoint, pod, container, kubelet, store, StorageBinding.codec(storage)));
+          }
+        } catch (WorkFailure failure) {
+          deleteStored(store, layout(checkpoint), failure);
+          throw failure;
+        }
+        complete(checkpoint, store, stored, started);
+      }
+    } catch (WorkFailure failure) {
+      fail(checkpoint, failure);
+    } catch (RuntimeException e) {
+      log.error("pod checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
+      fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+    } finally {
+      inFlight.remove(uid);
+    }
+  }
+
+  private boolean isPendingHere(Checkpoint c) {
+    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Pending
+        && config.nodeName().equals(c.getStatus().node);
+  }
+
+  private static boolean isRunning(Checkpoint c) {
+    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running;
+  }
+
+  /** The operator checked the pod when it assigned the work; it may have changed since. */
+  private PodTargets.ResolvedPod podOnThisNode(Checkpoint checkpoint) throws WorkFailure {
+    PodTargets.ResolvedPod pod;
+    try {
+      pod = PodTargets.resolve(client, checkpoint.getMetadata().getNamespace(), checkpoint.getSpec().target.pod);
+    } catch (PodTargets.Unusable e) {
+      throw new WorkFailure(e.reason(), e.getMessage());
+    }
+    if (!config.nodeName().equals(pod.node())) {
+      throw new WorkFailure("PodMoved", "pod '" + pod.pod().getMetadata().getName() + "' now runs on node "
+          + pod.node() + ", not on " + config.nodeName() + ": create a new Checkpoint");
+    }
+    return pod;
+  }
+
+  private KubeletClient kubelet() throws WorkFailure {
+    try {
+      return config.kubelet().client();
+    } catch (KubeletException e) {
+      throw new WorkFailure(e.reason(), e.getMessage());
+    }
+  }
+
+  private ContainerCheckpointStatus checkpointContainer(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
+      ContainerCheckpointStatus container, KubeletClient kubelet, ObjectStore store, ArchiveCodec codec)
+      throws WorkFailure {
+    var meta = checkpoint.getMetadata();
+    String reported;
+    try {
+      reported = kubelet.checkpoint(meta.getNamespace(), pod.pod().getMetadata().getName(), container.name,
+          Duration.ofSeconds(checkpoint.getSpec().optionsOrDefaults().timeoutSecondsOrDefault()));
+    } catch (KubeletException e) {
+      throw new WorkFailure(e.reason(), e.getMessage());
+    }
+    Path archive = kubeletArchive(reported);
+    try {
+      Manifest manifest = store(checkpoint, pod, container, archive, store, codec);
+      ContainerCheckpointStatus done = new ContainerCheckpointStatus(container.name, container.containerID);
+      done.archive = archiveStatus(store, manifest);
+      return done;
+    } finally {
+      deleteKubeletCopy(archive);
+    }
+  }
+
+  /** Where the kubelet's archive is for this agent: the same file name in its view of the checkpoint folder. */
+  private Path kubeletArchive(String reported) throws WorkFailure {
+    Path name = Path.of(reported).getFileName();
+    Path archive = name == null ? null : config.kubelet().checkpointDir().resolve(name.toString());
+    if (archive == null || !Files.isRegularFile(archive)) {
+      throw new WorkFailure("KubeletArchiveMissing", "the kubelet wrote the checkpoint archive " + reported
+          + " but the agent does not find it in " + config.kubelet().checkpointDir()
+          + ": mount the kubelet's checkpoint folder into the agent (hostPath) and point --kubelet-checkpoint-dir at it");
+    }
+    return archive;
+  }
+
+  private Manifest store(Checkpoint checkpoint, PodTargets.ResolvedPod pod, ContainerCheckpointStatus container,
+      Path archive, ObjectStore store, ArchiveCodec codec) throws WorkFailure {
+    ArchiveLayout layout = layout(checkpoint);
+    String archiveKey = layout.containerArchiveKey(container.name, codec);
+    try {
+      ArchiveWriter.StoredTar stored;
+      try (ObjectUpload upload = store.upload(archiveKey); InputStream tar = Files.newInputStream(archive)) {
+        stored = new ArchiveWriter().writeTar(tar, upload.stream(), codec);
+        upload.commit();
+      }
+      Manifest manifest = manifest(checkpoint, pod, container, archive, archiveKey, codec, stored);
+      store.put(layout.containerManifestKey(container.name), manifest.toJson());
+      return manifest;
+    } catch (IOException e) {
+      throw new WorkFailure("StorageFailed", "storing the archive of container " + container.name + " in "
+          + store.uri(archiveKey) + " failed: " + e.getMessage() + "; nothing was kept");
+    }
+  }
+
+  private Manifest manifest(Checkpoint checkpoint, PodTargets.ResolvedPod pod, ContainerCheckpointStatus container,
+      Path archive, String archiveKey, ArchiveCodec codec, ArchiveWriter.StoredTar stored) {
+    var meta = checkpoint.getMetadata();
+    Pod p = pod.pod();
+    Manifest m = new Manifest();
+    m.createdAt = Conditions.now();
+    m.source = new Manifest.Source();
+    m.source.namespace = meta.getNamespace();
+    m.source.checkpointName = meta.getName();
+    m.source.checkpointUid = meta.getUid();
+    m.source.node = config.nodeName();
+    m.source.podName = p.getMetadata().getName();
+    m.source.containerName = container.name;
+    m.source.containerId = container.containerID;
+    m.source.containerImage = p.getSpec().getContainers().stream().filter(c -> c.getName().equals(container.name))
+        .map(Container::getImage).findFirst().orElse(null);
+    m.source.podLabels = p.getMetadata().getLabels();
+    m.source.podAnnotations = p.getMetadata().getAnnotations();
+    @SuppressWarnings("unchecked")
+    Map<String, Object> podSpec = JSON.convertValue(p.getSpec(), Map.class);
+    m.source.podSpec = podSpec;
+    m.source.kubeletArchive = archive.getFileName().toString();
+    NodeProfileSpec profile = NodeFingerprint.profile(client, config.nodeName());
+    m.nodeProfile = NodeFingerprint.asMap(profile);
+    if (profile != null && profile.criu != null && profile.criu.version != null && !profile.criu.version.isBlank()) {
+      m.criu = new Manifest.Criu(); // the runtime ran the node's CRIU with options of its own
+      m.criu.version = profile.criu.version;
+    }
+    m.archive = new Manifest.Archive();
+    m.archive.key = archiveKey;
+    m.archive.codec = codec;
+    m.archive.sizeBytes = stored.summary().sizeBytes();
+    m.archive.storedBytes = stored.summary().storedBytes();
+    m.archive.sha256 = stored.summary().sha256();
+    m.archive.tarSha256 = stored.tarSha256();
+    return m;
+  }
+
+  private static ArchiveStatus archiveStatus(ObjectStore store, Manifest manifest) {
+    ArchiveStatus archive = new ArchiveStatus();
+    archive.uri = store.uri(manifest.archive.key);
+    archive.sizeBytes = manifest.archive.sizeBytes;
+    archive.storedBytes = manifest.archive.storedBytes;
+    archive.sha256 = manifest.archive.sha256;
+    return archive;
+  }
+
+  private static ArchiveLayout layout(Checkpoint checkpoint) {
+    var meta = checkpoint.getMetadata();
+    return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+  }
+
+  private static void deleteStored(ObjectStore store, ArchiveLayout layout, WorkFailure failure) {
+    try {
+      store.deleteAll(layout.prefix());
+    } catch (IOException e) {
+      failure.addSuppressed(e);
+      log.warn("could not delete the partial pod checkpoint {}: {}", store.uri(layout.prefix()), e.getMessage());
+    }
+  }
+
+  /** The archive holds every memory page of the container: it must not outlive its upload on the node. */
+  private static void deleteKubeletCopy(Path archive) {
+    try {
+      Files.deleteIfExists(archive);
+    } catch (IOException e) {
+      log.warn("could not delete the kubelet's checkpoint archive {}: {}", archive, e.getMessage());
+    }
+  }
+
+  private void complete(Checkpoint checkpoint, ObjectStore store, List<ContainerCheckpointStatus> stored, long started) {
+    CheckpointStats stats = new CheckpointStats();
+    stats.totalTimeMillis = Duration.ofNanos(System.nanoTime() - started).toMillis();
+    long bytes = stored.stream().mapToLong(c -> c.archive.storedBytes).sum();
+    String message = "stored " + stored.size() + " container archive" + (stored.size() == 1 ? "" : "s") + " ("
+        + bytes + " bytes) at " + store.uri(layout(checkpoint).prefix());
+    statusWriter.update(checkpoint, PodCheckpointJob::isRunning, c -> {
+      CheckpointStatus s = c.getStatus();
+      s.phase = CheckpointPhase.Completed;
+      s.completionTime = Conditions.now();
+      s.containers = stored;
+      s.archive = stored.size() == 1 ? stored.get(0).archive : null;
+      s.stats = stats;
+      s.reason = "Completed";
+      s.message = message;
+      Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
+    }).ifPresent(done -> events.normal(done, "Completed", message));
+  }
+
+  private void fail(Checkpoint checkpoint, WorkFailure failure) {
+    log.warn("pod checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
+        checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
+    statusWriter.update(checkpoint, PodCheckpointJob::isRunning, c -> {
+      CheckpointStatus s = c.getStatus();
+      s.phase = CheckpointPhase.Failed;
+      s.completionTime = Conditions.now();
+      s.reason = failure.reason();
+      s.message = failure.getMessage();
+      Long generation = c.getMetadata().getGeneration();
+      Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
+      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
+    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+  }
+
+  /**
+   * A pod checkpoint left Running by an agent that died: what it stored and the kubelet archives
+   * it had not deleted yet are removed, and the checkpoint fails.
+   */
+  private void resolveAbandoned(Checkpoint cached) {
+    Checkpoint checkpoint = client.resource(cached).get();
+    if (checkpoint == null || !isRunning(checkpoint) || inFlight.contains(checkpoint.getMetadata().getUid())) {
+      return;
+    }
+    WorkFailure failure = new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
+        + " restarted while this checkpoint ran; create a new Checkpoint");
+    deleteLeftoverKubeletArchives(checkpoint);
+    try {
+      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+      try (ObjectStore store = storages.open(storage)) {
+        deleteStored(store, layout(checkpoint), failure);
+      }
+    } catch (WorkFailure e) {
+      log.warn("could not clean up after abandoned checkpoint {}: {}", checkpoint.getMetadata().getName(), e.getMessage());
+    }
+    fail(checkpoint, failure);
+  }
+
+  /** The kubelet names archives checkpoint-<pod>_<namespace>-<container>-<time>.tar. */
+  private void deleteLeftoverKubeletArchives(Checkpoint checkpoint) {
+    String prefix = "checkpoint-" + checkpoint.getSpec().target.pod.name + "_" + checkpoint.getMetadata().getNamespace() + "-";
+    try (DirectoryStream<Path> archives = Files.newDirectoryStream(config.kubelet().checkpointDir(), prefix + "*.tar")) {
+      archives.forEach(PodCheckpointJob::deleteKubeletCopy);
+    } catch (IOException e) {
+      log.warn("could not look for leftover kubelet archives in {}: {}", config.kubelet().checkpointDir(), e.getMessage());
+    }
+  }
+}

@@ -1,0 +1,261 @@
+package dev.stasis.agent;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointImageStatus;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.Conditions;
+import dev.stasis.api.ContainerCheckpointStatus;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestoreStatus;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.archive.ManifestException;
+import dev.stasis.image.CheckpointImage;
+import dev.stasis.image.Registry;
+import dev.stasis.image.RegistryClient;
+import dev.stasis.image.RegistryException;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.StatusWriter;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.storage.ObjectNotFoundException;
+import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.StorageUnavailableException;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node's part of restoring a pod checkpoint: each container's stored archive becomes a
+ * checkpoint OCI image in the storage's registry, streamed from storage into the registry as the
+ * image's only layer (verified against the manifest's sha256 before the registry commits it). The
+ * operator then creates the Pod. A failure leaves no image behind.
+ */
+final class PodRestoreJob {
+  private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
+
+  private final KubernetesClient client;
+  private final AgentConfig config;
+  private final StorageAccess storages;
+  private final StorageBinding binding;
+  private final StatusWriter statusWriter;
+  private final EventRecorder events;
+  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
+
+  PodRestoreJob(KubernetesClient client, AgentConfig config, EventRecorder events) {
+    this.client = client;
+    this.config = config;
+    this.storages = new StorageAccess(client);
+    this.binding = new StorageBinding(client);
+    this.statusWriter = new StatusWriter(client);
+    this.events = events;
+  }
+
+  /** The pod checkpoint a Restore names, or null when it names a process checkpoint (or none). */
+  Checkpoint podCheckpoint(Restore restore) {
+    Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
+        .withName(restore.getSpec().checkpointRef.name).get();
+    return checkpoint != null && checkpoint.getSpec() != null && checkpoint.getSpec().target != null
+        && checkpoint.getSpec().target.pod != null ? checkpoint : null;
+  }
+
+  void reconcile(Restore restore, Checkpoint checkpoint) {
+    RestoreStatus status = restore.getStatus();
+    if (status.phase == RestorePhase.Pending) {
+      push(restore, checkpoint);
+    } else if (status.phase == RestorePhase.Restoring && status.checkpointImages == null
+        && !inFlight.contains(restore.getMetadata().getUid())) {
+      resolveAbandoned(restore);
+    }
+  }
+
+  private boolean isPendingHere(Restore r) {
+    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Pending
+        && config.nodeName().equals(r.getStatus().node);
+  }
+
+  private static boolean isPushing(Restore r) {
+    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Restoring && r.getStatus().checkpointImages == null;
+  }
+
+  private void push(Restore restore, Checkpoint checkpoint) {
+    String uid = restore.getMetadata().getUid();
+    var restoring = statusWriter.update(restore, this::isPendingHere, r -> {
+      r.getStatus().phase = RestorePhase.Restoring;
+      r.getStatus().startTime = Conditions.now();
+      r.getStatus().message = "pushing checkpoint images";
+      r.getStatus().reason = null;
+    });
+    if (restoring.isEmpty()) {
+      return;
+    }
+    restore = restoring.get();
+    inFlight.add(uid);
+    try {
+      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+      Registry registry = registry(storage);
+      try (ObjectStore store = storages.open(storage)) {
+        List<Manifest> manifests = new ArrayList<>();
+        for (ContainerCheckpointStatus container : checkpoint.getStatus().containers) {
+          manifests.add(manifest(store, checkpoint, container.name));
+        }
+        requireSpace(manifests);
+        List<CheckpointImageStatus> pushed = new ArrayList<>();
+        try {
+          for (Manifest manifest : manifests) {
+            pushed.add(pushImage(registry, store, checkpoint, manifest));
+          }
+        } catch (WorkFailure failure) {
+          deleteImages(restore, registry, pushed);
+          throw failure;
+        }
+        imagesPushed(restore, pushed);
+      }
+    } catch (WorkFailure failure) {
+      fail(restore, failure);
+    } catch (RuntimeException e) {
+      log.error("pod restore {} failed unexpectedly", restore.getMetadata().getName(), e);
+      fail(restore, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+    } finally {
+      inFlight.remove(uid);
+    }
+  }
+
+  private Registry registry(CheckpointStorage storage) throws WorkFailure {
+    try {
+      return binding.registry(storage);
+    } catch (StorageUnavailableException e) {
+      throw new WorkFailure("RegistryNotConfigured", e.getMessage());
+    }
+  }
+
+  private Manifest manifest(ObjectStore store, Checkpoint checkpoint, String container) throws WorkFailure {
+    var meta = checkpoint.getMetadata();
+    String key = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).containerManifestKey(container);
+    try {
+      Manifest manifest = Manifest.fromJson(store.read(key));
+      if (!meta.getUid().equals(manifest.source.checkpointUid) || !container.equals(manifest.source.containerName)) {
+        throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key) + " belongs to another checkpoint");
+      }
+      if (manifest.archive.tarSha256 == null && manifest.archive.codec != ArchiveCodec.NONE) {
+        throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key)
+            + " lacks archive.tarSha256, which the image's layer needs; take a new checkpoint");
+      }
+      return manifest;
+    } catch (ObjectNotFoundException e) {
+      throw new WorkFailure("ManifestMissing", "the manifest of container " + container + " is missing ("
+          + e.getMessage() + "): the archive was deleted or never committed; restore another checkpoint");
+    } catch (ManifestException e) {
+      throw new WorkFailure("ManifestInvalid", e.getMessage());
+    } catch (IOException e) {
+      throw new WorkFailure("StorageUnavailable", "cannot read the manifest of container " + container + ": " + e.getMessage());
+    }
+  }
+
+  /**
+   * The runtime keeps a pulled image compressed and unpacked: without that much room the pod could
+   * never start, and would fail much later with a less helpful message.
+   */
+  private void requireSpace(List<Manifest> manifests) throws WorkFailure {
+    long needed = manifests.stream().mapToLong(m -> m.archive.storedBytes + m.archive.sizeBytes).sum();
+    Path dir = config.kubelet().imageStoreDir().toAbsolutePath();
+    while (dir.getParent() != null && !Files.exists(dir)) {
+      dir = dir.getParent();
+    }
+    long free;
+    try {
+      free = Files.getFileStore(dir).getUsableSpace();
+    } catch (IOException e) {
+      throw new WorkFailure("InsufficientSpace", "cannot tell the free space in " + dir + ": " + e.getMessage());
+    }
+    if (free < needed) {
+      throw new WorkFailure("InsufficientSpace", "node " + config.nodeName() + " has " + free + " bytes free in " + dir
+          + " (where the container runtime keeps images) but the checkpoint needs " + needed
+          + " (its archives compressed and unpacked): free space there, or restore on another node (spec.placement.nodeName)");
+    }
+  }
+
+  private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Checkpoint checkpoint, Manifest manifest)
+      throws WorkFailure {
+    var meta = checkpoint.getMetadata();
+    String container = manifest.source.containerName;
+    String repository = registry.repository(meta.getNamespace(), meta.getName());
+    var layer = new CheckpointImage.Layer(manifest.archive.sha256, manifest.archive.storedBytes,
+        manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : manifest.archive.sha256,
+        manifest.archive.codec == ArchiveCodec.ZSTD);
+    String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
+        : System.getProperty("os.arch");
+    try (InputStream archive = store.open(manifest.archive.key)) {
+      RegistryClient client = RegistryClient.open(registry, repository);
+      String digest = CheckpointImage.push(client, container + "-" + meta.getUid(), container,
+          manifest.source.podName, meta.getNamespace(), arch, layer, archive);
+      return new CheckpointImageStatus(container, client.reference(digest));
+    } catch (RegistryException e) {
+      throw new WorkFailure(e.reason(), e.getMessage());
+    } catch (RegistryClient.BlobMismatchException e) {
+      throw new WorkFailure("ArchiveCorrupted", "the stored archive of container " + container + " does not match its"
+          + " manifest: " + e.getMessage() + "; nothing was pushed; restore another checkpoint");
+    } catch (ObjectNotFoundException e) {
+      throw new WorkFailure("ArchiveMissing", "the archive of container " + container + " is missing ("
+          + e.getMessage() + ") although its manifest exists; restore another checkpoint");
+    } catch (IOException e) {
+      throw new WorkFailure("DownloadFailed", "reading " + store.uri(manifest.archive.key) + " failed: " + e.getMessage());
+    }
+  }
+
+  private void deleteImages(Restore restore, Registry registry, List<CheckpointImageStatus> images) {
+    for (CheckpointImageStatus image : images) {
+      try {
+        CheckpointImage.delete(registry, image.image);
+      } catch (RegistryException e) {
+        events.warning(restore, "ImageNotDeleted", "could not delete the checkpoint image " + image.image
+            + " after the restore failed: " + e.getMessage());
+      }
+    }
+  }
+
+  private void imagesPushed(Restore restore, List<CheckpointImageStatus> images) {
+    String message = "pushed " + images.size() + " checkpoint image" + (images.size() == 1 ? "" : "s")
+        + "; the operator creates the pod";
+    statusWriter.update(restore, PodRestoreJob::isPushing, r -> {
+      RestoreStatus s = r.getStatus();
+      s.checkpointImages = images;
+      s.reason = "ImagesPushed";
+      s.message = message;
+    }).ifPresent(done -> events.normal(done, "ImagesPushed", message + ": "
+        + String.join(", ", images.stream().map(i -> i.image).toList())));
+  }
+
+  private void fail(Restore restore, WorkFailure failure) {
+    log.warn("pod restore {}/{} failed: {} {}", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
+        failure.reason(), failure.getMessage());
+    statusWriter.update(restore, PodRestoreJob::isPushing, r -> {
+      RestoreStatus s = r.getStatus();
+      s.phase = RestorePhase.Failed;
+      s.completionTime = Conditions.now();
+      s.reason = failure.reason();
+      s.message = failure.getMessage();
+      Long generation = r.getMetadata().getGeneration();
+      Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
+      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
+    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+  }
+
+  private void resolveAbandoned(Restore cached) {
+    Restore restore = client.resource(cached).get();
+    if (restore == null || !isPushing(restore) || inFlight.contains(restore.getMetadata().getUid())) {
+      return;
+    }
+    fail(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
+        + " restarted while it pushed the checkpoint images; create a new Restore"));
+  }
+}

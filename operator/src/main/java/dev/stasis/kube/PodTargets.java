@@ -1,0 +1,122 @@
+package dev.stasis.kube;
+
+import dev.stasis.api.ContainerCheckpointStatus;
+import dev.stasis.api.PodTarget;
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.ContainerStatus;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.ResourceRequirements;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Stream;
+
+/**
+ * Finds the pod a Checkpoint names, in the Checkpoint's own namespace only, and decides whether it
+ * can be checkpointed through the kubelet: Running, on a node, the named container(s) running,
+ * and no GPUs. The operator checks before it assigns the work; the agent checks again before it
+ * asks the kubelet, since the pod may have changed in between.
+ */
+public final class PodTargets {
+  /** Device-plugin resources of GPUs; CRIU's CUDA and ROCm plugins are not supported yet. */
+  public static final List<String> GPU_RESOURCES = List.of("nvidia.com/gpu", "amd.com/gpu");
+
+  private PodTargets() {}
+
+  /** A pod that can be checkpointed: where it runs and which containers to checkpoint. */
+  public record ResolvedPod(Pod pod, String node, List<ContainerCheckpointStatus> containers) {}
+
+  /** A pod that cannot be checkpointed, with a stable reason and words that say what to do. */
+  public static final class Unusable extends Exception {
+    private final String reason;
+
+    Unusable(String reason, String message) {
+      super(message);
+      this.reason = reason;
+    }
+
+    public String reason() {
+      return reason;
+    }
+  }
+
+  public static ResolvedPod resolve(KubernetesClient client, String namespace, PodTarget target) throws Unusable {
+    if (target == null || target.name == null || target.name.isBlank()) {
+      throw new Unusable("InvalidTarget", "spec.target.pod.name is required: the pod to checkpoint");
+    }
+    Pod pod = client.pods().inNamespace(namespace).withName(target.name).get();
+    if (pod == null) {
+      throw new Unusable("PodNotFound", "pod '" + target.name + "' does not exist in namespace " + namespace
+          + ": fix spec.target.pod.name (kubectl get pods -n " + namespace + ")");
+    }
+    String phase = pod.getStatus() == null ? null : pod.getStatus().getPhase();
+    String node = pod.getSpec().getNodeName();
+    if (pod.getMetadata().getDeletionTimestamp() != null) {
+      throw new Unusable("PodNotRunning", "pod '" + target.name + "' is being deleted: there is nothing left to checkpoint");
+    }
+    if (!"Running".equals(phase) || node == null || node.isBlank()) {
+      throw new Unusable("PodNotRunning", "pod '" + target.name + "' is " + (phase == null ? "not started" : phase)
+          + ": only Running pods can be checkpointed; create the Checkpoint once it runs");
+    }
+    Optional<String> gpu = gpuRequest(pod);
+    if (gpu.isPresent()) {
+      throw new Unusable("GpuNotSupported", "pod '" + target.name + "' uses GPUs (" + gpu.get()
+          + "): GPU checkpoints are not supported yet (CRIU's CUDA and ROCm plugins are future work)");
+    }
+    List<String> names = pod.getSpec().getContainers().stream().map(Container::getName).toList();
+    List<String> wanted = target.container == null || target.container.isBlank() ? names : List.of(target.container);
+    if (!names.containsAll(wanted)) {
+      throw new Unusable("ContainerNotFound", "pod '" + target.name + "' has no container '" + target.container
+          + "' (its containers: " + String.join(", ", names) + "): fix spec.target.pod.container");
+    }
+    List<ContainerCheckpointStatus> containers = new ArrayList<>();
+    for (String name : wanted) {
+      ContainerStatus status = containerStatus(pod, name);
+      if (status == null || status.getState() == null || status.getState().getRunning() == null
+          || status.getContainerID() == null) {
+        throw new Unusable("ContainerNotRunning", "container '" + name + "' of pod '" + target.name
+            + "' is not running" + (status == null || status.getState() == null ? "" : waiting(status))
+            + ": only running containers can be checkpointed");
+      }
+      containers.add(new ContainerCheckpointStatus(name, status.getContainerID()));
+    }
+    return new ResolvedPod(pod, node, containers);
+  }
+
+  private static ContainerStatus containerStatus(Pod pod, String container) {
+    if (pod.getStatus().getContainerStatuses() == null) {
+      return null;
+    }
+    return pod.getStatus().getContainerStatuses().stream()
+        .filter(s -> container.equals(s.getName())).findFirst().orElse(null);
+  }
+
+  private static String waiting(ContainerStatus status) {
+    var waiting = status.getState().getWaiting();
+    return waiting == null ? "" : " (" + waiting.getReason() + ")";
+  }
+
+  /** The first GPU a container (init containers too) requests or is limited to, as "resource in container". */
+  static Optional<String> gpuRequest(Pod pod) {
+    var spec = pod.getSpec();
+    return Stream.concat(
+            spec.getInitContainers() == null ? Stream.empty() : spec.getInitContainers().stream(),
+            spec.getContainers().stream())
+        .flatMap(c -> gpuResources(c.getResources()).map(r -> r + " in container " + c.getName()))
+        .findFirst();
+  }
+
+  private static Stream<String> gpuResources(ResourceRequirements resources) {
+    if (resources == null) {
+      return Stream.empty();
+    }
+    return Stream.of(resources.getRequests(), resources.getLimits())
+        .filter(m -> m != null)
+        .flatMap((Map<String, Quantity> m) -> m.keySet().stream())
+        .filter(GPU_RESOURCES::contains)
+        .distinct();
+  }
+}

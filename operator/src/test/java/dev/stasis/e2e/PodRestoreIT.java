@@ -1,0 +1,344 @@
+package dev.stasis.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.KubeletSettings;
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.RegistrySpec;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestorePodSpec;
+import dev.stasis.api.RestoreSpec;
+import dev.stasis.api.SecretReference;
+import dev.stasis.cli.Main;
+import dev.stasis.criu.Criu;
+import dev.stasis.image.CheckpointImage;
+import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.Kubectl;
+import dev.stasis.testing.RegistryServer;
+import dev.stasis.testing.TestCa;
+import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.TestingKubelet;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.PodStatusBuilder;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Restores of pod checkpoints on real parts: the checkpoint is taken through the kubelet double
+ * with real CRIU, the agent pushes the checkpoint image to a real registry (docker-registry with
+ * TLS and htpasswd), the operator creates the Pod on the real API server, and the kubelet double
+ * pulls the image's manifest from the registry before it reports the pod Running.
+ */
+class PodRestoreIT {
+  static final Duration TIMEOUT = Duration.ofSeconds(60);
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final String OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+  static final String NODE = "rst-" + UUID.randomUUID().toString().substring(0, 6);
+  static final String SMALL_NODE = NODE + "-small";
+  static final String SYSTEM = "stasis-system";
+
+  @TempDir static Path dir;
+  static KubernetesClient admin;
+  static TestingKubelet kubelet;
+  static RegistryServer registry;
+  static InProcessStasis stasis;
+  static Path smallDisk;
+  static String storage;
+
+  String namespace;
+  final List<AutoCloseable> cleanup = new ArrayList<>();
+
+  @BeforeAll
+  static void start() throws Exception {
+    admin = TestControlPlane.admin();
+    new Kubectl(TestControlPlane.kubeconfig()).run("apply", "-k", "config/rbac").ok();
+    TestCa ca = TestCa.create(dir.resolve("ca"), "cluster");
+    kubelet = TestingKubelet.start(NODE, admin, Main.criuPath(null), ca.issue("kubelet"), dir.resolve(NODE));
+    registry = RegistryServer.start(dir.resolve("registry"), ca, "stasis", "push-secret");
+    // A node whose image store is a 64 KiB tmpfs: no checkpoint image fits there.
+    smallDisk = Files.createDirectories(dir.resolve("small-disk"));
+    run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", smallDisk.toString());
+    Path token = Files.writeString(dir.resolve("agent.token"), admin.serviceAccounts().inNamespace(SYSTEM)
+        .withName("stasis-agent").tokenRequest(new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L)
+            .endSpec().build()).getStatus().getToken());
+    stasis = InProcessStasis.on(admin)
+        .agent(agent(NODE, kubelet.url().toString(), token, ca, kubelet.checkpointDir(), dir.resolve("images")), admin)
+        .agent(agent(SMALL_NODE, "https://127.0.0.1:1", token, ca, dir.resolve("none"), smallDisk), admin)
+        .start();
+    await().atMost(TIMEOUT).until(() -> Stream.of(NODE, SMALL_NODE)
+        .allMatch(n -> admin.resources(NodeProfile.class).withName(n).get() != null));
+
+    secret("registry-" + NODE, Map.of(RegistrySpec.USERNAME, "stasis", RegistrySpec.PASSWORD, "push-secret"));
+    secret("registry-ca-" + NODE, Map.of(RegistrySpec.CA_CERTIFICATE, Files.readString(ca.certificate())));
+    storage = storage("good", registry.url("stasis"), "registry-" + NODE);
+  }
+
+  static AgentConfig agent(String node, String kubeletUrl, Path token, TestCa ca, Path checkpoints, Path images) {
+    var settings = new KubeletSettings(java.net.URI.create(kubeletUrl), token, ca.certificate(), false, checkpoints,
+        images, Duration.ofSeconds(2));
+    return new AgentConfig(node, dir.resolve(node).resolve("work"), new Criu(Main.criuPath(null), Map.of()), Set.of(),
+        settings);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    if (stasis != null) stasis.close();
+    if (kubelet != null) kubelet.close();
+    if (registry != null) registry.close();
+    if (smallDisk != null) run("umount", smallDisk.toString());
+  }
+
+  @BeforeEach
+  void newNamespace() throws Exception {
+    namespace = TestControlPlane.newNamespace("podrst");
+  }
+
+  @AfterEach
+  void stopWorkloads() throws Exception {
+    for (AutoCloseable c : cleanup) {
+      c.close();
+    }
+  }
+
+  @Test
+  void thePodComesBackFromACheckpointImageOnTheChosenNode() throws Exception {
+    Checkpoint checkpoint = checkpoint("web", storage);
+    Restore restore = restore("web", "web", r -> {
+      r.pod = new RestorePodSpec();
+      r.pod.imagePullSecrets = List.of("regcred");
+    });
+    Restore created = awaitRestore(restore, r -> r.getStatus() != null && r.getStatus().restoredPod != null);
+
+    String image = created.getStatus().checkpointImages.get(0).image;
+    String repository = "stasis/" + namespace + "/web";
+    assertThat(created.getStatus().checkpointImages).extracting(i -> i.container).containsExactly("app");
+    assertThat(image).startsWith(registry.host() + "/" + repository + "@sha256:");
+
+    // The image as CRI-O sees it: an OCI manifest with the checkpoint annotations, one layer that
+    // is the stored archive (its digest is the archive's sha256), whose diff ID is the kubelet's tar.
+    var response = registry.get("/v2/" + repository + "/manifests/app-" + checkpoint.getMetadata().getUid(), OCI_MANIFEST);
+    assertThat(response.statusCode()).isEqualTo(200);
+    JsonNode manifest = JSON.readTree(response.body());
+    assertThat(manifest.path("mediaType").asText()).isEqualTo(OCI_MANIFEST);
+    assertThat(manifest.path("annotations").path(CheckpointImage.CRIO_CHECKPOINT_NAME).asText()).isEqualTo("app");
+    assertThat(manifest.path("annotations").path(CheckpointImage.CRIU_CONTAINER_NAME).asText()).isEqualTo("app");
+    assertThat(manifest.path("layers")).hasSize(1);
+    assertThat(manifest.at("/layers/0/mediaType").asText()).isEqualTo(CheckpointImage.LAYER_TAR_ZSTD);
+    assertThat(manifest.at("/layers/0/digest").asText())
+        .isEqualTo("sha256:" + checkpoint.getStatus().containers.get(0).archive.sha256);
+    JsonNode config = JSON.readTree(registry.get("/v2/" + repository + "/blobs/" + manifest.at("/config/digest").asText(),
+        null).body());
+    assertThat(config.at("/rootfs/diff_ids/0").asText()).isEqualTo("sha256:" + storedManifest(checkpoint).at("/archive/tarSha256").asText());
+    assertThat(kubelet.archivesWritten()).containsValue(config.at("/rootfs/diff_ids/0").asText().substring(7));
+
+    // The Pod: the stored spec, pinned to the node, the checkpointed container's image replaced.
+    Pod pod = admin.pods().inNamespace(namespace).withName(created.getStatus().restoredPod).get();
+    assertThat(pod.getMetadata().getName()).startsWith("web-");
+    assertThat(pod.getSpec().getNodeName()).isEqualTo(NODE);
+    assertThat(pod.getSpec().getContainers()).extracting(c -> c.getName() + " " + c.getImage())
+        .containsExactly("app " + image, "sidecar example.org/sidecar:1");
+    assertThat(pod.getMetadata().getOwnerReferences()).isNullOrEmpty();
+    assertThat(pod.getMetadata().getLabels()).containsEntry("app", "web");
+    assertThat(pod.getSpec().getImagePullSecrets()).extracting(s -> s.getName()).containsExactly("regcred");
+    assertThat(created.getStatus().phase).isEqualTo(RestorePhase.Restoring);
+
+    kubelet.startPod(namespace, pod.getMetadata().getName(), registry);
+    Restore done = awaitRestore(restore, r -> r.getStatus().phase.isTerminal());
+    assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(RestorePhase.Completed);
+    assertThat(done.getStatus().message).isEqualTo("restored as pod " + pod.getMetadata().getName() + " on node " + NODE);
+    assertThat(events("web")).anyMatch(e -> e.getReason().equals("Restored"));
+    assertThat(new Kubectl(TestControlPlane.kubeconfig()).run("get", "rst", "web", "-n", namespace).ok().output())
+        .contains("Completed").contains(pod.getMetadata().getName());
+  }
+
+  @Test
+  void aPodTheRuntimeCannotRestoreIsDeletedWithItsImage() throws Exception {
+    checkpoint("web", storage);
+    Restore restore = restore("crash", "web", r -> {});
+    Restore created = awaitRestore(restore, r -> r.getStatus() != null && r.getStatus().restoredPod != null);
+    String image = created.getStatus().checkpointImages.get(0).image;
+    String digest = image.substring(image.indexOf('@') + 1);
+    // What the kubelet reports when CRI-O's restore of the container fails.
+    Pod pod = admin.pods().inNamespace(namespace).withName(created.getStatus().restoredPod).get();
+    pod.setStatus(new PodStatusBuilder().withPhase("Pending").addNewContainerStatus().withName("app").withImage(image)
+        .withNewState().withNewWaiting().withReason("CreateContainerError")
+        .withMessage("failed to restore container app: criu failed: type RESTORE errno 0").endWaiting().endState()
+        .endContainerStatus().build());
+    admin.resource(pod).updateStatus();
+
+    Restore failed = awaitRestore(restore, r -> r.getStatus().phase.isTerminal());
+    assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
+    assertThat(failed.getStatus().reason).isEqualTo("RestoredPodFailed");
+    assertThat(failed.getStatus().message).contains("CreateContainerError").contains("criu failed");
+    assertThat(events("crash")).anyMatch(e -> e.getReason().equals("RestoredPodFailed") && e.getType().equals("Warning"));
+    // Deleted: with no kubelet to confirm that its containers ended, the API server keeps it, marked.
+    await().atMost(TIMEOUT).until(() -> {
+      Pod now = admin.pods().inNamespace(namespace).withName(pod.getMetadata().getName()).get();
+      return now == null || now.getMetadata().getDeletionTimestamp() != null;
+    });
+    assertThat(registry.get("/v2/stasis/" + namespace + "/web/manifests/" + digest, OCI_MANIFEST).statusCode())
+        .as("no dangling image").isEqualTo(404);
+  }
+
+  @Test
+  void aRegistryThatRefusesTheCredentials() throws Exception {
+    secret("bad-registry-" + namespace, Map.of(RegistrySpec.USERNAME, "stasis", RegistrySpec.PASSWORD, "wrong"));
+    checkpoint("web", storage("badcreds-" + namespace, registry.url("stasis"), "bad-registry-" + namespace));
+    Restore failed = awaitRestore(restore("web", "web", r -> {}), r -> r.getStatus() != null && r.getStatus().phase != null
+        && r.getStatus().phase.isTerminal());
+    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("RegistryUnauthorized");
+    assertThat(failed.getStatus().message).contains("spec.registry.credentialsSecret");
+    assertThat(events("web")).anyMatch(e -> e.getReason().equals("RegistryUnauthorized") && e.getType().equals("Warning"));
+    assertThat(admin.pods().inNamespace(namespace).list().getItems()).extracting(p -> p.getMetadata().getName())
+        .containsExactly("web");
+  }
+
+  @Test
+  void aRegistryNobodyListensOn() throws Exception {
+    int port;
+    try (var socket = new ServerSocket(0)) {
+      port = socket.getLocalPort();
+    }
+    checkpoint("web", storage("down-" + namespace, "https://127.0.0.1:" + port + "/stasis", "registry-" + NODE));
+    Restore failed = awaitRestore(restore("web", "web", r -> {}), r -> r.getStatus() != null && r.getStatus().phase != null
+        && r.getStatus().phase.isTerminal());
+    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("RegistryUnreachable");
+    assertThat(failed.getStatus().message).contains("cannot reach the registry https://127.0.0.1:" + port);
+  }
+
+  @Test
+  void aNodeWithoutRoomForTheImages() throws Exception {
+    checkpoint("web", storage);
+    Restore failed = awaitRestore(restore("web", "web", r -> {
+      r.placement = new RestorePlacement();
+      r.placement.nodeName = SMALL_NODE;
+    }), r -> r.getStatus() != null && r.getStatus().phase != null && r.getStatus().phase.isTerminal());
+    assertThat(failed.getStatus().node).isEqualTo(SMALL_NODE);
+    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("InsufficientSpace");
+    assertThat(failed.getStatus().message).contains("bytes free in " + smallDisk);
+    assertThat(admin.pods().inNamespace(namespace).list().getItems()).hasSize(1);
+  }
+
+  @Test
+  void aStorageWithoutRegistryCannotRestorePods() throws Exception {
+    checkpoint("web", storage("noreg-" + namespace, null, null));
+    Restore failed = awaitRestore(restore("web", "web", r -> {}), r -> r.getStatus() != null && r.getStatus().phase != null
+        && r.getStatus().phase.isTerminal());
+    assertThat(failed.getStatus().reason).isEqualTo("RegistryNotConfigured");
+  }
+
+  // --- helpers ---
+
+  Checkpoint checkpoint(String pod, String storage) throws Exception {
+    var app = Workloads.startInPidNamespace("counter", dir.resolve(namespace + "-" + pod + ".txt").toString());
+    cleanup.add(app);
+    kubelet.runPod(new PodBuilder().withNewMetadata().withName(pod).withNamespace(namespace)
+        .withLabels(Map.of("app", "web")).endMetadata().withNewSpec()
+        .addNewContainer().withName("app").withImage("example.org/counter:1").endContainer()
+        .addNewContainer().withName("sidecar").withImage("example.org/sidecar:1").endContainer()
+        .endSpec().build(), Map.of("app", app.pid()));
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(pod).withNamespace(namespace).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.pod(pod, "app")));
+    c.getSpec().storage = storage;
+    admin.resource(c).create();
+    var resource = admin.resources(Checkpoint.class).inNamespace(namespace).withName(pod);
+    await().atMost(TIMEOUT).until(() -> resource.get().getStatus() != null && resource.get().getStatus().phase != null
+        && resource.get().getStatus().phase.isTerminal());
+    Checkpoint done = resource.get();
+    assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(CheckpointPhase.Completed);
+    return done;
+  }
+
+  Restore restore(String name, String checkpoint, java.util.function.Consumer<RestoreSpec> spec) {
+    Restore r = new Restore();
+    r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    r.setSpec(new RestoreSpec());
+    r.getSpec().checkpointRef = new CheckpointRef(checkpoint);
+    spec.accept(r.getSpec());
+    return admin.resource(r).create();
+  }
+
+  Restore awaitRestore(Restore r, java.util.function.Predicate<Restore> condition) {
+    var resource = admin.resources(Restore.class).inNamespace(namespace).withName(r.getMetadata().getName());
+    await().atMost(TIMEOUT).until(() -> {
+      Restore now = resource.get();
+      return condition.test(now) || (now.getStatus() != null && now.getStatus().phase == RestorePhase.Failed);
+    });
+    return resource.get();
+  }
+
+  JsonNode storedManifest(Checkpoint c) throws Exception {
+    return JSON.readTree(dir.resolve("storage").resolve(namespace).resolve("web-" + c.getMetadata().getUid())
+        .resolve("containers/app/manifest.json").toFile());
+  }
+
+  List<Event> events(String name) {
+    return admin.v1().events().inNamespace(namespace).list().getItems().stream()
+        .filter(e -> name.equals(e.getInvolvedObject().getName())).toList();
+  }
+
+  static String storage(String name, String registryUrl, String credentials) {
+    String storageName = name + "-" + NODE;
+    CheckpointStorage s = new CheckpointStorage();
+    s.setMetadata(new ObjectMetaBuilder().withName(storageName).build());
+    s.setSpec(new CheckpointStorageSpec());
+    s.getSpec().filesystem = new FileSystemStorage(dir.resolve("storage").toString());
+    if (registryUrl != null) {
+      s.getSpec().registry = new RegistrySpec();
+      s.getSpec().registry.url = registryUrl;
+      s.getSpec().registry.credentialsSecret = new SecretReference(credentials, SYSTEM);
+      s.getSpec().registry.caSecret = new SecretReference("registry-ca-" + NODE, SYSTEM);
+    }
+    admin.resource(s).create();
+    return storageName;
+  }
+
+  static void secret(String name, Map<String, String> data) {
+    admin.resource(new SecretBuilder().withNewMetadata().withName(name).withNamespace(SYSTEM).endMetadata()
+        .withStringData(data).build()).create();
+  }
+
+  static void run(String... command) throws Exception {
+    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+    String output = new String(p.getInputStream().readAllBytes());
+    if (p.waitFor() != 0) {
+      throw new IllegalStateException(String.join(" ", command) + " failed: " + output);
+    }
+  }
+}
