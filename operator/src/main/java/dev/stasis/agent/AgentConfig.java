@@ -2,20 +2,39 @@ package dev.stasis.agent;
 
 import dev.stasis.criu.Criu;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.Set;
 
 /**
  * What one agent needs to know: which node it serves, where it works, which CRIU it runs, in
  * which namespaces process targets are allowed besides those labelled for it, and how it reaches
  * its node's kubelet for pod checkpoints.
+ *
+ * @param hostRoot where the node's root filesystem is seen from the agent: "/" when the agent runs
+ *     on the host, the host-path mount (e.g. /host) in a DaemonSet; the pre-flight looks up the
+ *     paths a checkpoint needs under it
+ * @param labels labels for this node's NodeProfile, over those of its Node (spec.placement.nodeSelector)
+ * @param profileOverrides a test aid: a JSON merge patch applied to what the probe observed, so one
+ *     machine can pose as nodes that differ (fewer CPU flags, an older CRIU); the published
+ *     NodeProfile says so in an annotation. Null in production.
  */
-public record AgentConfig(
-    String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces, KubeletSettings kubelet) {
+public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces,
+    KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides) {
+
+  public AgentConfig {
+    labels = Map.copyOf(labels);
+  }
+
   public AgentConfig(String nodeName, Path workDir, Criu criu) {
     this(nodeName, workDir, criu, Set.of());
   }
 
   public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces) {
     this(nodeName, workDir, criu, processTargetNamespaces, KubeletSettings.defaults(nodeName));
+  }
+
+  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces,
+      KubeletSettings kubelet) {
+    this(nodeName, workDir, criu, processTargetNamespaces, kubelet, Path.of("/"), Map.of(), null);
   }
 }

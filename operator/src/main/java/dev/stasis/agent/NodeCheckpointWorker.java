@@ -138,9 +138,10 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
         processLock.lock();
         try {
           tree = ProcessTree.members(pid);
+          RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
           dumped = dump(dump);
           stopped = !options.leaveRunning();
-          manifest = store(checkpoint, storage, store, dump, criuVersion);
+          manifest = store(checkpoint, storage, store, dump, criuVersion, requirements);
           if (isDeleted(checkpoint)) {
             discard(checkpoint, store, stopped ? tree : List.of());
             stopped = false;
@@ -236,7 +237,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
    * before a failure is removed again, so no half-written archive is ever left to be mistaken.
    */
   private Manifest store(Checkpoint checkpoint, CheckpointStorage storage, ObjectStore store, DumpOptions dump,
-      CriuVersion criuVersion) throws WorkFailure {
+      CriuVersion criuVersion, RestoreRequirements requirements) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     ArchiveCodec codec = StorageBinding.codec(storage);
     ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
@@ -248,6 +249,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
         upload.commit();
       }
       Manifest manifest = manifest(checkpoint, dump, criuVersion, archiveKey, codec, summary);
+      requirements.recordIn(manifest, dump.imagesDir());
       store.put(layout.manifestKey(), manifest.toJson());
       return manifest;
     } catch (IOException e) {

@@ -12,6 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 
 /** Observes what this node offers a restore: CPU, kernel, OS, CRIU, runtime, GPUs, free space. */
 class NodeProfileProbe {
@@ -19,6 +20,7 @@ class NodeProfileProbe {
   private final Path etc;
   private final Path dev;
   private final Path run;
+  private final Map<String, Criu.Features> featureCache = new ConcurrentHashMap<>();
 
   NodeProfileProbe() {
     this(Path.of("/proc"), Path.of("/etc"), Path.of("/dev"), Path.of("/run"));
@@ -37,7 +39,7 @@ class NodeProfileProbe {
     spec.cpu = cpu();
     spec.kernelRelease = read(proc.resolve("sys/kernel/osrelease")).trim();
     spec.os = os();
-    spec.criu = criu(criu);
+    spec.criu = criu(criu, spec.kernelRelease);
     spec.runtime = runtime();
     spec.gpus = gpus();
     try {
@@ -88,7 +90,7 @@ class NodeProfileProbe {
     return os;
   }
 
-  private static NodeProfileSpec.CriuInfo criu(Criu criu) {
+  private NodeProfileSpec.CriuInfo criu(Criu criu, String kernelRelease) {
     var info = new NodeProfileSpec.CriuInfo();
     info.version = criu.version().map(CriuVersion::toString).orElse("");
     if (info.version.isEmpty()) {
@@ -98,6 +100,11 @@ class NodeProfileProbe {
       Criu.CheckResult check = criu.check();
       info.checkPassed = check.passed();
       info.checkMessage = check.message();
+      // About 45 CRIU runs: only again when CRIU or the kernel changed.
+      Criu.Features features = featureCache.computeIfAbsent(
+          criu.executable() + " " + info.version + " " + kernelRelease, key -> criu.features());
+      info.features = new ArrayList<>(features.present());
+      info.missingFeatures = new ArrayList<>(features.missing());
     }
     return info;
   }

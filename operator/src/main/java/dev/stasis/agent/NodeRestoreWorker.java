@@ -3,7 +3,9 @@ package dev.stasis.agent;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.Compatibility;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
@@ -35,8 +37,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Restores the checkpoints the operator placed on this node: download, verify and unpack in one
- * pass (CRIU sees no byte before the sha256 matched), then {@code criu restore}. The agent's CRIU
+ * Restores the checkpoints the operator placed on this node: a pre-flight check that this node can
+ * run the checkpoint (its CPU, the paths it needs), download, verify and unpack in one pass (CRIU
+ * sees no byte before the sha256 matched), then {@code criu restore}. The agent's CRIU
  * child stays the restored tree's parent, so the agent sees the tree exit and nothing is left a zombie.
  */
 @ControllerConfiguration(name = "node-restore", generationAwareEventProcessing = false)
@@ -50,6 +53,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
+  private final Preflight preflight;
   private final PodRestoreJob podRestores;
 
   public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
@@ -58,6 +62,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     this.storages = new StorageAccess(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
+    this.preflight = new Preflight(config.criu(), config.hostRoot());
     this.podRestores = new PodRestoreJob(client, config, events);
   }
 
@@ -94,7 +99,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     var restoring = statusWriter.update(restore, this::isPendingHere, r -> {
       r.getStatus().phase = RestorePhase.Restoring;
       r.getStatus().startTime = Conditions.now();
-      r.getStatus().message = "downloading and verifying the archive";
+      r.getStatus().message = "pre-flight check of this node, then download and verification of the archive";
       r.getStatus().reason = null;
     });
     if (restoring.isEmpty()) {
@@ -109,13 +114,21 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       Path images = workDir.resolve("images");
       try (ObjectStore store = storages.open(storage)) {
         Manifest manifest = manifest(store, checkpoint);
+        requireCriu();
+        preflight(restore, manifest, workDir);
         download(store, manifest, images);
       }
-      requireCriu();
       RestoredTree tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
       WorkDirs.delete(images);
       complete(restore, tree);
       watch(restore, tree, workDir);
+    } catch (PreflightFailed failure) {
+      WorkDirs.delete(workDir);
+      if (restore.getSpec().placementOrDefaults().retryOtherNodes()) {
+        handBack(restore, failure);
+      } else {
+        fail(restore, failure);
+      }
     } catch (WorkFailure failure) {
       WorkDirs.delete(workDir);
       fail(restore, failure);
@@ -170,6 +183,37 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     } catch (IOException e) {
       throw new WorkFailure("DownloadFailed", "downloading " + store.uri(manifest.archive.key) + " failed: " + e.getMessage());
     }
+  }
+
+  private void preflight(Restore restore, Manifest manifest, Path workDir) throws WorkFailure {
+    boolean strict = restore.getSpec().placementOrDefaults().compatibilityOrDefault() == Compatibility.Strict;
+    preflight.check(manifest, strict, workDir, config.nodeName());
+  }
+
+  /**
+   * retryOtherNodes: the Restore goes back to Pending without a node, with this node's pre-flight
+   * failure recorded, and the operator places it on the next candidate.
+   */
+  private void handBack(Restore restore, WorkFailure failure) {
+    String message = failure.getMessage() + "; retrying on another node (spec.placement.retryOtherNodes)";
+    statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
+      RestoreStatus s = r.getStatus();
+      s.phase = RestorePhase.Pending;
+      s.node = null;
+      s.startTime = null;
+      s.reason = failure.reason();
+      s.message = message;
+      recordPreflightFailure(s, failure);
+      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), message, r.getMetadata().getGeneration());
+    }).ifPresent(handed -> events.warning(handed, failure.reason(), message));
+  }
+
+  private void recordPreflightFailure(RestoreStatus status, WorkFailure failure) {
+    if (status.placement == null) {
+      status.placement = new PlacementStatus();
+    }
+    status.placement.preflightFailures.add(
+        new PlacementStatus.PreflightFailure(config.nodeName(), failure.reason(), failure.getMessage()));
   }
 
   private void requireCriu() throws WorkFailure {
@@ -235,6 +279,9 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       s.reason = failure.reason();
       s.message = failure.getMessage();
       s.criuLogTail = failure.logTail();
+      if (failure instanceof PreflightFailed) {
+        recordPreflightFailure(s, failure);
+      }
       Long generation = r.getMetadata().getGeneration();
       Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
       Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);

@@ -9,7 +9,9 @@ import io.fabric8.kubernetes.model.annotation.Version;
 
 /**
  * What a node can restore, as its agent observed it. Named after the node. The agent owns the
- * whole object (like a kubelet owns its Node's status); users only read it.
+ * whole object (like a kubelet owns its Node's status); users only read it. Its labels are the
+ * ones {@code spec.placement.nodeSelector} of a Restore matches: the Node's labels plus the
+ * agent's {@code --node-labels}.
  */
 @Group(Checkpoint.GROUP)
 @Version(Checkpoint.VERSION)
@@ -19,6 +21,6 @@ import io.fabric8.kubernetes.model.annotation.Version;
 @AdditionalPrinterColumn(name = "CPU", jsonPath = ".spec.cpu.modelName", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "CRIU", jsonPath = ".spec.criu.version", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "Kernel", jsonPath = ".spec.kernelRelease", type = AdditionalPrinterColumn.Type.STRING)
-@AdditionalPrinterColumn(name = "Runtime", jsonPath = ".spec.runtime.name", type = AdditionalPrinterColumn.Type.STRING, priority = 1)
+@AdditionalPrinterColumn(name = "Runtime", jsonPath = ".spec.runtime.name", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "Age", jsonPath = ".metadata.creationTimestamp", type = AdditionalPrinterColumn.Type.DATE)
 public class NodeProfile extends CustomResource<NodeProfileSpec, Void> {}

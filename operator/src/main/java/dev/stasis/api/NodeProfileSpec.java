@@ -13,7 +13,9 @@ public class NodeProfileSpec {
   public OsInfo os;
   public CriuInfo criu;
   public RuntimeInfo runtime;
+  /** GPU device nodes (/dev/nvidia0, /dev/kfd); CRIU cannot restore GPU state yet. */
   public List<String> gpus = new ArrayList<>();
+  /** Free bytes in the agent's work folder, where a restore unpacks the archive. */
   public Long workDirFreeBytes;
   /** Settings of this node's agent that weaken its security, e.g. kubelet TLS verification off. */
   public List<String> warnings;
@@ -41,6 +43,10 @@ public class NodeProfileSpec {
     /** Whether `criu check` passed. */
     public Boolean checkPassed;
     public String checkMessage;
+    /** Features `criu check --feature` confirms on this node (mnt_id, timens, network_lock_nftables, ...). */
+    public List<String> features = new ArrayList<>();
+    /** Features this CRIU knows but the node lacks (e.g. mem_dirty_track without soft-dirty support). */
+    public List<String> missingFeatures = new ArrayList<>();
   }
 
   @JsonInclude(JsonInclude.Include.NON_NULL)

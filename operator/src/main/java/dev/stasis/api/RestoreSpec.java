@@ -16,7 +16,12 @@ public class RestoreSpec {
   @JsonPropertyDescription("Restore the newest Completed checkpoint of this CheckpointSchedule (in the Restore's namespace).")
   public ScheduleRef scheduleRef;
 
+  @ValidationRule(value = "self == oldSelf", message = "placement is immutable: create a new Restore instead")
   public RestorePlacement placement;
+
+  public RestorePlacement placementOrDefaults() {
+    return placement != null ? placement : new RestorePlacement();
+  }
 
   @JsonPropertyDescription("Pod checkpoints: how to name the restored Pod and pull its checkpoint images.")
   public RestorePodSpec pod;

@@ -13,7 +13,7 @@ public class RestoreStatus implements ConditionedStatus {
   /** Node chosen to restore on. */
   public String node;
   /** Why that node: the placement decision, including every node that was rejected and why. */
-  public String placement;
+  public PlacementStatus placement;
   public String startTime;
   public String completionTime;
   /** PID of the restored tree's root on the node. */

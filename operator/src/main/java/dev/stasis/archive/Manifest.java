@@ -41,9 +41,15 @@ public class Manifest {
   public Map<String, Object> nodeProfile;
   public Criu criu;
   /** Files the checkpointed process depends on; a restore needs them at the same paths. */
-  public List<String> paths;
-  /** Whether established TCP connections were checkpointed; they survive only on the source node. */
+  public List<RequiredPath> paths;
+  /** Whether CRIU was told to checkpoint established TCP connections (--tcp-established). */
   public Boolean tcpEstablished;
+  /** The established TCP connections the tree held ("local -> remote"); they survive only on the source node. */
+  public List<String> tcpConnections;
+  /** GPU devices the tree had open or mapped; CRIU cannot restore GPU state yet. */
+  public List<String> gpuDevices;
+  /** The source CPU as {@code criu cpuinfo dump} wrote it (cpuinfo.img, base64), for {@code criu cpuinfo check}. */
+  public String cpuinfo;
   public Archive archive;
 
   /** What was checkpointed: a pod's container (podName, containerName) or a process (node, pid). */
@@ -75,6 +81,45 @@ public class Manifest {
   public static class Criu {
     public String version;
     public List<String> options;
+  }
+
+  /**
+   * A path the restored tree needs, as the source saw it. CRIU reopens files by path and checks
+   * what it recorded (size unless appended to, ELF build-id), so the restoring node must hold the
+   * same files; the pre-flight compares them before CRIU runs.
+   */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static class RequiredPath {
+    public static final String EXECUTABLE = "executable";
+    /** A file mapped into memory: shared libraries, locale archives, mapped data. */
+    public static final String MAPPED = "mapped";
+    /** A regular file open on a file descriptor. */
+    public static final String FILE = "file";
+    public static final String DIRECTORY = "directory";
+    public static final String CWD = "cwd";
+    public static final String ROOT = "root";
+    /** The mount point of a filesystem a recorded path lives on. */
+    public static final String MOUNT = "mount";
+
+    public String path;
+    public String kind;
+    /** Bytes; absent where CRIU does not compare sizes (directories, files open for appending). */
+    public Long size;
+    /** GNU build-id of an ELF file, lowercase hex. */
+    public String buildId;
+    /** sha256 of a mapped file without a build-id. */
+    public String sha256;
+    /** For mounts: the filesystem type and source, as mountinfo shows them. */
+    public String fsType;
+    public String source;
+
+    public RequiredPath() {}
+
+    public RequiredPath(String path, String kind) {
+      this.path = path;
+      this.kind = kind;
+    }
   }
 
   /** The stored archive object and what its bytes must be. */

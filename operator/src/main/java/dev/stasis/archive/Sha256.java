@@ -5,10 +5,10 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 
 /** The digest that identifies stored archive bytes in manifests. */
-final class Sha256 {
+public final class Sha256 {
   private Sha256() {}
 
-  static MessageDigest newDigest() {
+  public static MessageDigest newDigest() {
     try {
       return MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
@@ -17,7 +17,7 @@ final class Sha256 {
     }
   }
 
-  static String hex(byte[] digest) {
+  public static String hex(byte[] digest) {
     return HexFormat.of().formatHex(digest);
   }
 }

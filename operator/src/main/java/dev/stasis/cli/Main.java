@@ -23,6 +23,8 @@ public final class Main {
         operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE] [--allow-process-targets NS,...|*]
         agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...]
                                                                         [--allow-process-targets NS,...|*] [--kubeconfig FILE]
+                  [--node-labels K=V,... (NodeProfile labels, over the Node's)] [--host-root DIR (the node's / as the agent sees it)]
+                  [--profile-overrides FILE (test aid: JSON merge patch over the observed NodeProfile)]
                   pod checkpoints through the kubelet:                  [--kubelet-url https://$NODE_NAME:10250] [--kubelet-ca FILE]
                                                                         [--kubelet-token-file FILE] [--kubelet-checkpoint-dir DIR]
                                                                         [--container-storage-dir DIR] [--kubelet-insecure-skip-tls-verify]
@@ -92,8 +94,11 @@ public final class Main {
   }
 
   static AgentConfig agentConfig(Flags flags, String node, Path workDir) {
-    return new AgentConfig(node, workDir, new Criu(criuPath(flags.get("criu")), criuEnvironment(flags.get("criu-env"))),
-        processTargetNamespaces(flags), kubeletSettings(flags, node));
+    String overrides = flags.get("profile-overrides");
+    return new AgentConfig(node, workDir,
+        new Criu(criuPath(flags.get("criu")), keyValues("--criu-env", flags.get("criu-env"))),
+        processTargetNamespaces(flags), kubeletSettings(flags, node), Path.of(flags.get("host-root", "/")),
+        keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides));
   }
 
   /** The kubelet of the agent's node; by default as a DaemonSet pod with its ServiceAccount sees it. */
@@ -136,19 +141,22 @@ public final class Main {
     return Path.of("/usr/sbin/criu");
   }
 
-  /** Extra environment for CRIU, e.g. CRIU_FAULT=130 for CRIU 4.1 on machines without hardware breakpoints. */
-  private static Map<String, String> criuEnvironment(String spec) {
-    Map<String, String> env = new HashMap<>();
+  /**
+   * KEY=VALUE pairs separated by commas: extra environment for CRIU (e.g. CRIU_FAULT=130 for CRIU
+   * 4.1 on machines without hardware breakpoints), or NodeProfile labels.
+   */
+  private static Map<String, String> keyValues(String flag, String spec) {
+    Map<String, String> values = new HashMap<>();
     if (spec != null && !spec.isBlank()) {
       for (String pair : spec.split(",")) {
         int eq = pair.indexOf('=');
         if (eq <= 0) {
-          throw new IllegalArgumentException("--criu-env wants KEY=VALUE pairs separated by commas, got '" + pair + "'");
+          throw new IllegalArgumentException(flag + " wants KEY=VALUE pairs separated by commas, got '" + pair + "'");
         }
-        env.put(pair.substring(0, eq), pair.substring(eq + 1));
+        values.put(pair.substring(0, eq), pair.substring(eq + 1));
       }
     }
-    return env;
+    return values;
   }
 
   static String hostname() {

@@ -21,6 +21,9 @@ public final class Criu {
 
   private static final Duration SHORT_COMMAND_TIMEOUT = Duration.ofSeconds(30);
   private static final String RESTORE_DONE = "Restore finished successfully";
+  private static final String CPUINFO_IMAGE = "cpuinfo.img";
+  private static final String CPUINFO_DUMP_LOG = "cpuinfo-dump.log";
+  private static final String CPUINFO_CHECK_LOG = "cpuinfo-check.log";
 
   private final Path executable;
   private final Map<String, String> environment;
@@ -57,6 +60,72 @@ public final class Criu {
     } catch (IOException e) {
       return new CheckResult(false, e.getMessage());
     }
+  }
+
+  /**
+   * The optional kernel features this CRIU knows about ({@code criu --help} lists them), each
+   * checked with {@code criu check --feature}: which this node has and which it lacks. Empty when
+   * CRIU does not run or lists none.
+   */
+  public Features features() {
+    List<String> known;
+    try {
+      known = FeatureList.parse(runShort(List.of("--help")).output);
+    } catch (IOException e) {
+      return new Features(List.of(), List.of());
+    }
+    List<String> present = new ArrayList<>();
+    List<String> missing = new ArrayList<>();
+    for (String feature : known) {
+      boolean has;
+      try {
+        has = runShort(List.of("check", "--feature", feature)).exitCode == 0;
+      } catch (IOException e) {
+        has = false;
+      }
+      (has ? present : missing).add(feature);
+    }
+    return new Features(present, missing);
+  }
+
+  /**
+   * {@code criu cpuinfo dump}: this node's CPU as CRIU describes it (the cpuinfo.img image), so
+   * that another node can later check with {@link #checkCpuinfo} whether it can run what this one ran.
+   */
+  public byte[] dumpCpuinfo(Path dir) throws CriuException, IOException {
+    Files.createDirectories(dir);
+    CommandResult r = runShort(List.of("cpuinfo", "dump", "--images-dir", dir.toString(),
+        "--log-file", CPUINFO_DUMP_LOG, "-v4"));
+    if (r.exitCode != 0) {
+      CriuLog log = new CriuLog(dir.resolve(CPUINFO_DUMP_LOG));
+      throw new CriuException("CriuCpuinfoFailed",
+          "criu cpuinfo dump failed: " + log.firstError().orElse(lastLine(r.output)), log.tail());
+    }
+    return Files.readAllBytes(dir.resolve(CPUINFO_IMAGE));
+  }
+
+  /**
+   * {@code criu cpuinfo check}: can this node's CPU run what the CPU described by {@code image}
+   * ran? Empty when it can, else CRIU's objection. {@code strict} compares every capability bit
+   * ({@code --cpu-cap all}) instead of CRIU's default (FPU state and instruction sets).
+   */
+  public Optional<String> checkCpuinfo(byte[] image, Path dir, boolean strict) throws CriuException, IOException {
+    Files.createDirectories(dir);
+    Files.write(dir.resolve(CPUINFO_IMAGE), image);
+    List<String> args = new ArrayList<>(List.of("cpuinfo", "check", "--images-dir", dir.toString(),
+        "--log-file", CPUINFO_CHECK_LOG, "-v4"));
+    if (strict) {
+      args.add("--cpu-cap=all");
+    }
+    CommandResult r = runShort(args);
+    CriuLog log = new CriuLog(dir.resolve(CPUINFO_CHECK_LOG));
+    if (r.exitCode == 0) {
+      return Optional.empty();
+    }
+    if (log.lines().isEmpty()) {
+      throw new CriuException("CriuMissing", "criu cpuinfo check did not run: " + lastLine(r.output), "");
+    }
+    return Optional.of(log.firstError().orElse("exit code " + r.exitCode));
   }
 
   /** Fails with a reason a person can act on unless this CRIU can be used at all. */
@@ -235,6 +304,9 @@ public final class Criu {
   private record CommandResult(int exitCode, String output) {}
 
   public record CheckResult(boolean passed, String message) {}
+
+  /** CRIU's optional features, split by whether this node has them. */
+  public record Features(List<String> present, List<String> missing) {}
 
   public record DumpResult(DumpStats stats, List<String> arguments) {}
 }

@@ -48,6 +48,16 @@ final class ProtobufReader {
     return new ProtobufReader(slice);
   }
 
+  byte[] readBytes() {
+    int length = (int) readVarint();
+    if (length < 0 || length > buf.remaining()) {
+      throw new IllegalStateException("field length " + length + " exceeds its container");
+    }
+    byte[] bytes = new byte[length];
+    buf.get(bytes);
+    return bytes;
+  }
+
   void skip(int tag) {
     switch (wireType(tag)) {
       case 0 -> readVarint();

@@ -1,12 +1,11 @@
 package dev.stasis.operator;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.NodeProfile;
-import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
@@ -17,7 +16,8 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
-import dev.stasis.operator.placement.Placement;
+import dev.stasis.operator.placement.CheckpointNeeds;
+import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
@@ -29,6 +29,8 @@ import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Comparator;
+import java.util.List;
+import java.util.stream.Collectors;
 
 /**
  * Checks that a Restore names a Completed Checkpoint of its own namespace, picks the node to
@@ -37,7 +39,6 @@ import java.util.Comparator;
 @ControllerConfiguration(name = "restore", generationAwareEventProcessing = false)
 public class RestoreReconciler implements Reconciler<Restore> {
   private static final Duration CHECKPOINT_POLL = Duration.ofSeconds(5);
-  private static final ObjectMapper JSON = new ObjectMapper();
   /** RFC 3339 times in UTC sort as text. */
   private static final Comparator<String> NULLS_FIRST = Comparator.nullsFirst(Comparator.naturalOrder());
 
@@ -45,6 +46,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
 
   public RestoreReconciler(KubernetesClient client, EventRecorder events) {
@@ -73,16 +75,18 @@ public class RestoreReconciler implements Reconciler<Restore> {
         waitFor(restore);
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(CHECKPOINT_POLL);
       }
-      NodeProfileSpec source = sourceProfile(checkpoint);
-      PlacementDecision decision = Placement.place(checkpoint.getStatus().node, source,
-          client.resources(NodeProfile.class).list().getItems(),
-          restore.getSpec().placement == null ? null : restore.getSpec().placement.nodeName);
+      CheckpointNeeds needs = checkpointNeeds(checkpoint);
+      List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
+      PlacementDecision decision = nodeProfiles.placementOver(client.resources(NodeProfile.class).list().getItems())
+          .place(needs, restore.getSpec().placement, preflightFailures.stream().collect(
+              Collectors.toMap(f -> f.node, f -> f.reason, (first, last) -> last)));
       if (decision.node().isEmpty()) {
-        throw new Refusal("NoCompatibleNode", decision.summary());
+        refuse(restore, decision, preflightFailures);
+      } else {
+        assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures);
       }
-      assign(restore, checkpoint.getMetadata().getName(), decision);
     } catch (Refusal refusal) {
-      fail(restore, refusal);
+      fail(restore, refusal, null);
     }
     return UpdateControl.noUpdate();
   }
@@ -154,8 +158,8 @@ public class RestoreReconciler implements Reconciler<Restore> {
             + "): wait for one, or restore a Checkpoint by name with spec.checkpointRef"));
   }
 
-  /** The source node's fingerprint, as the agent recorded it in the manifest. */
-  private NodeProfileSpec sourceProfile(Checkpoint checkpoint) throws Refusal {
+  /** What the checkpoint needs from a node, as the agent recorded it in the manifest. */
+  private CheckpointNeeds checkpointNeeds(Checkpoint checkpoint) throws Refusal {
     CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
     if (storage == null) {
       throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage
@@ -168,18 +172,20 @@ public class RestoreReconciler implements Reconciler<Restore> {
         ? layout.containerManifestKey(checkpoint.getStatus().containers.get(0).name)
         : layout.manifestKey();
     try (ObjectStore store = storages.open(storage)) {
-      Manifest manifest = Manifest.fromJson(store.read(key));
-      return manifest.nodeProfile == null
-          ? new NodeProfileSpec()
-          : JSON.convertValue(manifest.nodeProfile, NodeProfileSpec.class);
+      return CheckpointNeeds.of(Manifest.fromJson(store.read(key)));
     } catch (ObjectNotFoundException e) {
       throw new Refusal("ManifestMissing", "the checkpoint's manifest " + e.getMessage()
           + " is gone: the archive was deleted or never committed; take a new checkpoint");
-    } catch (ManifestException e) {
+    } catch (ManifestException | IllegalArgumentException e) {
       throw new Refusal("ManifestInvalid", e.getMessage());
     } catch (IOException e) {
       throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());
     }
+  }
+
+  /** Nodes whose agent found, in its pre-flight, that it cannot run this checkpoint (retryOtherNodes). */
+  private static List<PlacementStatus.PreflightFailure> preflightFailures(RestoreStatus observed) {
+    return observed == null || observed.placement == null ? List.of() : observed.placement.preflightFailures;
   }
 
   private void waitFor(Restore restore) {
@@ -193,24 +199,56 @@ public class RestoreReconciler implements Reconciler<Restore> {
     statusWriter.replace(restore, status);
   }
 
-  private void assign(Restore restore, String checkpoint, PlacementDecision decision) {
+  private void assign(Restore restore, String checkpoint, PlacementDecision decision,
+      List<PlacementStatus.PreflightFailure> preflightFailures) {
     String node = decision.node().orElseThrow();
     restore = Labels.assign(client, restore, node);
     RestoreStatus status = new RestoreStatus();
     status.phase = RestorePhase.Pending;
     status.checkpoint = checkpoint;
     status.node = node;
-    status.placement = decision.summary();
+    status.placement = placementStatus(decision, preflightFailures);
     status.message = "waiting for the agent on node " + node;
     status.observedGeneration = restore.getMetadata().getGeneration();
     Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);
     statusWriter.replace(restore, status);
-    events.normal(restore, "Placed", "restoring on node " + decision.summary());
+    if (preflightFailures.isEmpty()) {
+      events.normal(restore, "Placed", "restoring on node " + decision.summary());
+    } else {
+      PlacementStatus.PreflightFailure last = preflightFailures.get(preflightFailures.size() - 1);
+      events.normal(restore, "RetryingOnAnotherNode", "pre-flight failed on node " + last.node + " (" + last.reason
+          + "); trying node " + node + " next (spec.placement.retryOtherNodes): " + decision.summary());
+    }
   }
 
-  private void fail(Restore restore, Refusal refusal) {
+  /**
+   * No node can run the checkpoint. When pre-flights ruled out the last candidates, their reason
+   * (e.g. PreflightPathMissing) says more than NoCompatibleNode, and the last one's findings follow.
+   */
+  private void refuse(Restore restore, PlacementDecision decision, List<PlacementStatus.PreflightFailure> preflightFailures) {
+    Refusal refusal;
+    if (preflightFailures.isEmpty()) {
+      refusal = new Refusal("NoCompatibleNode", decision.summary());
+    } else {
+      PlacementStatus.PreflightFailure last = preflightFailures.get(preflightFailures.size() - 1);
+      refusal = new Refusal(last.reason, decision.summary() + ". " + last.message);
+    }
+    fail(restore, refusal, placementStatus(decision, preflightFailures));
+  }
+
+  private static PlacementStatus placementStatus(PlacementDecision decision, List<PlacementStatus.PreflightFailure> preflightFailures) {
+    PlacementStatus placement = new PlacementStatus();
+    placement.summary = decision.summary();
+    placement.candidates = decision.candidates();
+    decision.rejected().forEach(r -> placement.rejected.add(new PlacementStatus.NodeRejection(r.node(), r.reasons())));
+    placement.preflightFailures.addAll(preflightFailures);
+    return placement;
+  }
+
+  private void fail(Restore restore, Refusal refusal, PlacementStatus placement) {
     RestoreStatus status = new RestoreStatus();
     status.phase = RestorePhase.Failed;
+    status.placement = placement;
     status.reason = refusal.reason();
     status.message = refusal.getMessage();
     status.completionTime = Conditions.now();

@@ -124,8 +124,17 @@ class ManifestTest {
     manifest.criu = new Manifest.Criu();
     manifest.criu.version = "4.2.1";
     manifest.criu.options = List.of("--tcp-established", "--network-lock", "nftables");
-    manifest.paths = List.of("/usr/lib/x86_64-linux-gnu/libc.so.6");
+    var libc = new Manifest.RequiredPath("/usr/lib/x86_64-linux-gnu/libc.so.6", Manifest.RequiredPath.MAPPED);
+    libc.size = 1_922_136L;
+    libc.buildId = "79005c16293efa45b441fed45f4f29b138557e9e";
+    var log = new Manifest.RequiredPath("/data/run42/log.lammps", Manifest.RequiredPath.FILE);
+    var data = new Manifest.RequiredPath("/data", Manifest.RequiredPath.MOUNT);
+    data.fsType = "nfs4";
+    data.source = "fileserver:/export/data";
+    manifest.paths = List.of(libc, log, data);
     manifest.tcpEstablished = true;
+    manifest.tcpConnections = List.of("127.0.0.1:40000 -> 127.0.0.1:5000");
+    manifest.cpuinfo = "GUNWVBNAQGE=";
     manifest.archive = new Manifest.Archive();
     manifest.archive.key = "sims/lammps-1-0b6f3c1e-6f1a-4c55-9a56-1f0e2d3c4b5a/archive.tar.zst";
     manifest.archive.codec = ArchiveCodec.ZSTD;

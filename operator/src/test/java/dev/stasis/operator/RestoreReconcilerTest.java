@@ -3,6 +3,25 @@ package dev.stasis.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.PlacementStatus;
+import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestoreStatus;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.kube.Labels;
+import dev.stasis.storage.FileSystemObjectStore;
+import io.fabric8.kubernetes.api.model.Event;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.io.TempDir;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
@@ -27,6 +46,7 @@ class RestoreReconcilerTest {
   static final String NS = "jobs";
   KubernetesClient client;
   RestoreReconciler reconciler;
+  @TempDir Path storageRoot;
 
   @BeforeEach
   void setUp() {
@@ -95,6 +115,137 @@ class RestoreReconcilerTest {
     r.setSpec(new RestoreSpec());
     r.getSpec().scheduleRef = new ScheduleRef(schedule);
     return client.resource(r).create();
+  }
+
+  @Test
+  void placesOnTheSourceNodeAndSaysWhy() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+
+    Restore r = reconcile(restore("r", "c", null));
+
+    assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Pending);
+    assertThat(r.getStatus().node).isEqualTo("node-a");
+    assertThat(Labels.node(r)).isEqualTo("node-a");
+    assertThat(r.getStatus().placement.summary).isEqualTo("node-a (the source node); rejected: node-c missing CPU flags [avx2]");
+    assertThat(r.getStatus().placement.candidates).isEqualTo(3);
+    assertThat(events()).anyMatch(e -> e.getReason().equals("Placed") && e.getMessage().startsWith("restoring on node node-a"));
+  }
+
+  @Test
+  void listsEveryRejectedNodeWhenNoneCanRunTheCheckpoint() throws Exception {
+    completedCheckpoint("c", m -> m.tcpConnections = List.of("127.0.0.1:5000 -> 127.0.0.1:40000"));
+    profiles();
+    Restore r = restore("r", "c", null);
+    r.getSpec().placement = new RestorePlacement();
+    r.getSpec().placement.nodeSelector = Map.of("zone", "east");
+    r = reconcile(client.resource(r).update());
+
+    assertFailed(r, "NoCompatibleNode", "0/3 nodes can run this checkpoint: node-a labels do not match nodeSelector {zone=east}; "
+        + "node-b labels do not match nodeSelector {zone=east}, checkpoint holds established TCP connections, which survive only on node node-a; "
+        + "node-c checkpoint holds established TCP connections, which survive only on node node-a, missing CPU flags [avx2]");
+    assertThat(r.getStatus().placement.rejected).extracting(n -> n.node).containsExactly("node-a", "node-b", "node-c");
+  }
+
+  /** The agent of node-a handed the Restore back after its pre-flight failed (retryOtherNodes). */
+  @Test
+  void aFailedPreflightMovesTheRestoreToTheNextNodeAndSaysSo() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    Restore r = handedBackBy("node-a", restore("r", "c", null));
+
+    r = reconcile(r);
+
+    assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Pending);
+    assertThat(r.getStatus().node).isEqualTo("node-b");
+    assertThat(Labels.node(r)).isEqualTo("node-b");
+    assertThat(r.getStatus().placement.preflightFailures).extracting(f -> f.node).containsExactly("node-a");
+    assertThat(r.getStatus().placement.summary).contains("node-a pre-flight failed (PreflightPathMissing)");
+    assertThat(events()).anyMatch(e -> e.getReason().equals("RetryingOnAnotherNode")
+        && e.getMessage().startsWith("pre-flight failed on node node-a (PreflightPathMissing); trying node node-b next"));
+  }
+
+  @Test
+  void whenPreflightsRuledOutTheLastNodeTheirFindingsAreTheFailure() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    Restore r = reconcile(handedBackBy("node-b", handedBackBy("node-a", restore("r", "c", null))));
+
+    assertFailed(r, "PreflightPathMissing", "0/3 nodes can run this checkpoint: 2 nodes (node-a, node-b) pre-flight failed "
+        + "(PreflightPathMissing); node-c missing CPU flags [avx2]. pre-flight on node node-b failed, no restore was attempted: "
+        + "missing /data/run42/log.lammps");
+    assertThat(r.getStatus().placement.preflightFailures).extracting(f -> f.node).containsExactly("node-a", "node-b");
+  }
+
+  private Restore handedBackBy(String node, Restore r) {
+    r = client.resource(r).get();
+    if (r.getStatus() == null) {
+      r.setStatus(new RestoreStatus());
+      r.getStatus().placement = new PlacementStatus();
+    }
+    r.getStatus().phase = RestorePhase.Pending;
+    r.getStatus().node = null;
+    r.getStatus().placement.preflightFailures.add(new PlacementStatus.PreflightFailure(node, "PreflightPathMissing",
+        "pre-flight on node " + node + " failed, no restore was attempted: missing /data/run42/log.lammps"));
+    return client.resource(r).updateStatus();
+  }
+
+  /** node-a: the source; node-b: alike; node-c: lacks a CPU flag. */
+  private void profiles() {
+    profile("node-a", Map.of(), "sse4_2", "avx2");
+    profile("node-b", Map.of("zone", "west"), "sse4_2", "avx2");
+    profile("node-c", Map.of("zone", "east"), "sse4_2");
+  }
+
+  private void profile(String name, Map<String, String> labels, String... flags) {
+    NodeProfile p = new NodeProfile();
+    p.setMetadata(new ObjectMetaBuilder().withName(name).withLabels(labels).build());
+    p.setSpec(new NodeProfileSpec());
+    p.getSpec().arch = "x86_64";
+    p.getSpec().cpu = new NodeProfileSpec.CpuInfo();
+    p.getSpec().cpu.flags = List.of(flags);
+    p.getSpec().criu = new NodeProfileSpec.CriuInfo();
+    p.getSpec().criu.version = "4.2.1";
+    client.resource(p).create();
+  }
+
+  /** A Completed Checkpoint taken on node-a whose manifest is in a filesystem storage. */
+  private void completedCheckpoint(String name, Consumer<Manifest> customize) throws Exception {
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
+    client.resource(storage).create();
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withUid("uid-" + name).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 99)));
+    c = client.resource(c).create();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().node = "node-a";
+    c.getStatus().storage = "fs";
+    client.resource(c).updateStatus();
+
+    Manifest m = new Manifest();
+    m.source = new Manifest.Source();
+    m.source.node = "node-a";
+    m.source.checkpointUid = c.getMetadata().getUid();
+    m.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("avx2", "sse4_2")), "criu", Map.of("version", "4.2.1"));
+    m.criu = new Manifest.Criu();
+    m.criu.version = "4.2.1";
+    m.archive = new Manifest.Archive();
+    m.archive.key = "k";
+    m.archive.codec = ArchiveCodec.ZSTD;
+    m.archive.sha256 = "ab".repeat(32);
+    m.archive.storedBytes = 1L;
+    customize.accept(m);
+    try (var store = new FileSystemObjectStore(storageRoot)) {
+      store.put(new ArchiveLayout(NS, name, c.getMetadata().getUid()).manifestKey(), m.toJson());
+    }
+  }
+
+  private List<Event> events() {
+    return client.v1().events().inNamespace(NS).list().getItems();
   }
 
   private void checkpoint(String name, CheckpointPhase phase) {

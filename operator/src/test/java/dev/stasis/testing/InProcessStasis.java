@@ -52,6 +52,10 @@ public final class InProcessStasis implements AutoCloseable {
       return agent(new AgentConfig(node, workDir, new Criu(criu, Map.of())), agentClient);
     }
 
+    public Builder agent(AgentConfig config) {
+      return agent(config, client);
+    }
+
     public Builder agent(AgentConfig config, KubernetesClient agentClient) {
       agents.add(config);
       agentClients.add(agentClient);

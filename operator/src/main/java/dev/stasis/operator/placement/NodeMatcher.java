@@ -1,47 +1,172 @@
 package dev.stasis.operator.placement;
 
+import dev.stasis.api.Compatibility;
+import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.RestorePlacement;
 import dev.stasis.criu.CriuVersion;
 import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HashMap;
 import java.util.List;
-import java.util.TreeSet;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
 
 /**
- * Decides whether a node can run a checkpoint taken on another node. What CRIU needs (the CRIU
- * study behind Stasis): the same architecture, every CPU feature the source had (code compiled for
- * the source CPU may use any of them), and a CRIU at least as new as the one that wrote the images.
+ * Decides whether a node can run one checkpoint, and says every reason it cannot. What CRIU needs
+ * (the CRIU study behind Stasis): the same architecture; every CPU flag of the source (code built
+ * for the source CPU may use any of them); a CRIU at least as new as the one that wrote the images,
+ * whose {@code criu check} passes; the same container runtime family. Established TCP connections
+ * survive only on their own host, and CRIU cannot restore GPU state. {@code Strict} also wants the
+ * same CPU model, kernel, OS and CRIU features; {@code spec.placement.nodeSelector} narrows the nodes.
  */
 public final class NodeMatcher {
-  private NodeMatcher() {}
+  private final CheckpointNeeds needs;
+  private final RestorePlacement placement;
+  private final Map<String, String> failedPreflights;
+  private final FlagVocabulary vocabulary;
+  private final BitSet sourceFlags;
+  private final BitSet sourceFeatures;
+  private final CriuVersion sourceCriu;
+  private final String sourceModel;
+  // The same for every node; built once per checkpoint, since most nodes of a big cluster hear them.
+  private final String selectorMismatch;
+  private final String tcpElsewhere;
+  private final String gpusUsed;
+  /** "missing CPU flags [...]" per distinct flag set: nodes of one kind share both flags and reason. */
+  private final Map<BitSet, String> missingFlagsByFlagSet = new HashMap<>();
 
-  /** Empty when the candidate can run the checkpoint; otherwise every reason it cannot. */
-  public static List<String> incompatibilities(NodeProfileSpec source, NodeProfileSpec candidate) {
+  /** @param failedPreflights node → reason, for nodes whose pre-flight already failed for this restore */
+  NodeMatcher(CheckpointNeeds needs, RestorePlacement placement, Map<String, String> failedPreflights,
+      FlagVocabulary vocabulary) {
+    this.needs = needs;
+    this.placement = placement != null ? placement : new RestorePlacement();
+    this.failedPreflights = failedPreflights;
+    this.vocabulary = vocabulary;
+    NodeProfileSpec source = needs.source();
+    this.sourceFlags = vocabulary.bits(source.cpu == null ? null : source.cpu.flags);
+    this.sourceFeatures = vocabulary.bits(source.criu == null ? null : source.criu.features);
+    this.sourceCriu = parse(needs.criuVersion());
+    this.sourceModel = Candidate.cpuModel(source);
+    this.selectorMismatch = this.placement.nodeSelector == null ? null
+        : "labels do not match nodeSelector " + new TreeMap<>(this.placement.nodeSelector);
+    this.tcpElsewhere = "checkpoint holds established TCP connections, which survive only on node " + needs.sourceNode();
+    this.gpusUsed = "checkpoint used GPUs " + needs.gpuDevices() + ", which CRIU cannot restore";
+  }
+
+  /** Every reason {@code candidate} cannot run the checkpoint; empty when it can. */
+  public static List<String> incompatibilities(CheckpointNeeds needs, RestorePlacement placement, NodeProfile candidate) {
+    FlagVocabulary vocabulary = new FlagVocabulary();
+    return new NodeMatcher(needs, placement, Map.of(), vocabulary)
+        .incompatibilities(new Candidate(candidate, vocabulary));
+  }
+
+  List<String> incompatibilities(Candidate node) {
     List<String> reasons = new ArrayList<>();
-    if (source.arch != null && !source.arch.equals(candidate.arch)) {
-      reasons.add("arch " + candidate.arch + " != " + source.arch);
+    if (node.spec == null) {
+      reasons.add("no profile published yet");
+      return reasons;
     }
-    if (source.cpu != null && source.cpu.flags != null && !source.cpu.flags.isEmpty()) {
-      var have = candidate.cpu == null || candidate.cpu.flags == null ? List.<String>of() : candidate.cpu.flags;
-      var missing = new TreeSet<>(source.cpu.flags);
-      missing.removeAll(have);
-      if (!missing.isEmpty()) {
-        reasons.add("missing CPU flags [" + String.join(" ", missing) + "]");
+    String preflight = failedPreflights.get(node.name);
+    if (preflight != null) {
+      reasons.add("pre-flight failed (" + preflight + ")");
+    }
+    if (!selects(placement.nodeSelector, node.labels)) {
+      reasons.add(selectorMismatch);
+    }
+    if (!needs.gpuDevices().isEmpty()) {
+      reasons.add(gpusUsed);
+    }
+    if (!needs.tcpConnections().isEmpty() && !node.name.equals(needs.sourceNode())) {
+      reasons.add(tcpElsewhere);
+    }
+    NodeProfileSpec source = needs.source();
+    if (source.arch != null && !source.arch.equals(node.spec.arch)) {
+      reasons.add("arch " + node.spec.arch + " != " + source.arch);
+    }
+    String missingFlags = missingFlagsByFlagSet.computeIfAbsent(node.cpuFlags, flags -> {
+      List<String> missing = vocabulary.missing(sourceFlags, flags);
+      return missing.isEmpty() ? "" : "missing CPU flags [" + String.join(" ", missing) + "]";
+    });
+    if (!missingFlags.isEmpty()) {
+      reasons.add(missingFlags);
+    }
+    if (node.criu == null) {
+      reasons.add("no CRIU");
+    } else {
+      if (sourceCriu != null && !node.criu.isAtLeast(sourceCriu)) {
+        reasons.add("CRIU " + node.spec.criu.version + " < " + needs.criuVersion());
+      }
+      if (Boolean.FALSE.equals(node.spec.criu.checkPassed)) {
+        reasons.add("criu check fails (" + node.spec.criu.checkMessage + ")");
       }
     }
-    String sourceCriu = criuVersion(source);
-    String candidateCriu = criuVersion(candidate);
-    if (candidateCriu == null) {
-      reasons.add("no CRIU");
-    } else if (sourceCriu != null
-        && !CriuVersion.parse(candidateCriu).isAtLeast(CriuVersion.parse(sourceCriu))) {
-      reasons.add("CRIU " + candidateCriu + " < " + sourceCriu);
+    String sourceRuntime = runtime(source);
+    if (sourceRuntime != null && runtime(node.spec) != null && !sourceRuntime.equals(runtime(node.spec))) {
+      reasons.add("runtime " + runtime(node.spec) + " != " + sourceRuntime);
+    }
+    if (placement.compatibilityOrDefault() == Compatibility.Strict) {
+      strictDifferences(node, reasons);
     }
     return reasons;
   }
 
-  private static String criuVersion(NodeProfileSpec profile) {
-    return profile.criu == null || profile.criu.version == null || profile.criu.version.isBlank()
-        ? null
-        : profile.criu.version;
+  private void strictDifferences(Candidate node, List<String> reasons) {
+    NodeProfileSpec source = needs.source();
+    if (sourceModel != null && !sourceModel.equals(node.cpuModel)) {
+      reasons.add("CPU model " + node.cpuModel + " != " + sourceModel + " (Strict)");
+    }
+    if (source.kernelRelease != null && !source.kernelRelease.equals(node.spec.kernelRelease)) {
+      reasons.add("kernel " + node.spec.kernelRelease + " != " + source.kernelRelease + " (Strict)");
+    }
+    if (source.os != null && !(Objects.equals(source.os.id, osId(node.spec)) && Objects.equals(source.os.versionId, osVersion(node.spec)))) {
+      reasons.add("OS " + osId(node.spec) + " " + osVersion(node.spec) + " != " + source.os.id + " " + source.os.versionId + " (Strict)");
+    }
+    List<String> missingFeatures = vocabulary.missing(sourceFeatures, node.criuFeatures);
+    if (!missingFeatures.isEmpty()) {
+      reasons.add("missing CRIU features [" + String.join(" ", missingFeatures) + "] (Strict)");
+    }
+  }
+
+  /** Whether {@code candidate} is where a restore without a named node goes first. */
+  boolean isSource(Candidate candidate) {
+    return candidate.name.equals(needs.sourceNode());
+  }
+
+  boolean hasSourceCpuModel(Candidate candidate) {
+    return sourceModel != null && sourceModel.equals(candidate.cpuModel);
+  }
+
+  private static boolean selects(Map<String, String> selector, Map<String, String> labels) {
+    if (selector == null) {
+      return true;
+    }
+    for (var required : selector.entrySet()) {
+      if (!Objects.equals(labels.get(required.getKey()), required.getValue())) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static String runtime(NodeProfileSpec spec) {
+    return spec.runtime == null ? null : spec.runtime.name;
+  }
+
+  private static String osId(NodeProfileSpec spec) {
+    return spec.os == null ? null : spec.os.id;
+  }
+
+  private static String osVersion(NodeProfileSpec spec) {
+    return spec.os == null ? null : spec.os.versionId;
+  }
+
+  private static CriuVersion parse(String version) {
+    try {
+      return version == null || version.isBlank() ? null : CriuVersion.parse(version);
+    } catch (IllegalArgumentException e) {
+      return null;
+    }
   }
 }

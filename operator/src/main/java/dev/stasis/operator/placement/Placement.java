@@ -1,58 +1,74 @@
 package dev.stasis.operator.placement;
 
 import dev.stasis.api.NodeProfile;
-import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.RestorePlacement;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
- * Picks the node a restore runs on: the source node when it can, otherwise a compatible node
- * with the source's CPU model, otherwise any compatible node; a requested node only if compatible.
+ * Picks the node a restore runs on, like the scheduler: filter, then rank. Every NodeProfile is a
+ * candidate; {@link NodeMatcher} filters out those that cannot run the checkpoint (or that
+ * {@code spec.placement} excludes) and says why; of the rest, the source node comes first, then
+ * nodes with the source's CPU model, then the most free space. A node named in
+ * {@code spec.placement.nodeName} is the only candidate.
+ *
+ * <p>Built over the cluster's profiles, it places any number of checkpoints.
  */
 public final class Placement {
-  private Placement() {}
+  private final FlagVocabulary vocabulary;
+  private final List<Candidate> candidates;
 
-  public static PlacementDecision place(
-      String sourceNode, NodeProfileSpec source, List<NodeProfile> profiles, String requestedNode) {
-    List<NodeProfile> compatible = new ArrayList<>();
+  /** Over these profiles alone; {@link NodeProfileIndex#placementOver} reuses work across calls. */
+  public Placement(List<NodeProfile> profiles) {
+    this.vocabulary = new FlagVocabulary();
+    this.candidates = profiles.stream().map(p -> new Candidate(p, vocabulary)).toList();
+  }
+
+  Placement(List<Candidate> candidates, FlagVocabulary vocabulary) {
+    this.vocabulary = vocabulary;
+    this.candidates = candidates;
+  }
+
+  /**
+   * @param failedPreflights node → reason for nodes whose pre-flight already failed for this restore
+   */
+  public PlacementDecision place(CheckpointNeeds needs, RestorePlacement placement, Map<String, String> failedPreflights) {
+    RestorePlacement spec = placement != null ? placement : new RestorePlacement();
+    NodeMatcher matcher = new NodeMatcher(needs, spec, failedPreflights, vocabulary);
+    List<Candidate> compatible = new ArrayList<>();
     List<RejectedNode> rejected = new ArrayList<>();
-    for (NodeProfile profile : profiles) {
-      String name = profile.getMetadata().getName();
-      if (requestedNode != null && !requestedNode.equals(name)) {
+    for (Candidate candidate : candidates) {
+      if (spec.nodeName != null && !spec.nodeName.equals(candidate.name)) {
         continue;
       }
-      List<String> reasons = profile.getSpec() == null
-          ? List.of("no profile published yet")
-          : NodeMatcher.incompatibilities(source, profile.getSpec());
+      List<String> reasons = matcher.incompatibilities(candidate);
       if (reasons.isEmpty()) {
-        compatible.add(profile);
+        compatible.add(candidate);
       } else {
-        rejected.add(new RejectedNode(name, reasons));
+        rejected.add(new RejectedNode(candidate.name, reasons));
       }
     }
     int considered = compatible.size() + rejected.size();
-    if (requestedNode != null && considered == 0) {
-      rejected.add(new RejectedNode(requestedNode, List.of("has no NodeProfile: no Stasis agent runs there")));
+    if (spec.nodeName != null && considered == 0) {
+      rejected.add(new RejectedNode(spec.nodeName, List.of("has no NodeProfile: no Stasis agent runs there")));
       considered = 1;
     }
-    Optional<NodeProfile> best = compatible.stream().min(Comparator
-        .comparing((NodeProfile p) -> !p.getMetadata().getName().equals(sourceNode))
-        .thenComparing(p -> !sameCpuModel(source, p.getSpec()))
-        .thenComparing(p -> p.getMetadata().getName()));
+    Optional<Candidate> best = compatible.stream().min(Comparator
+        .comparing((Candidate c) -> !matcher.isSource(c))
+        .thenComparing(c -> !matcher.hasSourceCpuModel(c))
+        .thenComparing(c -> -c.freeBytes)
+        .thenComparing(c -> c.name));
     if (best.isEmpty()) {
       return new PlacementDecision(Optional.empty(), "", considered, rejected);
     }
-    String chosen = best.get().getMetadata().getName();
-    String why = requestedNode != null ? "requested in spec.placement.nodeName"
-        : chosen.equals(sourceNode) ? "the source node"
-        : sameCpuModel(source, best.get().getSpec()) ? "compatible, same CPU model as the source"
-        : "compatible with the source";
-    return new PlacementDecision(Optional.of(chosen), why, considered, rejected);
-  }
-
-  private static boolean sameCpuModel(NodeProfileSpec a, NodeProfileSpec b) {
-    return a.cpu != null && b.cpu != null && a.cpu.modelName != null && a.cpu.modelName.equals(b.cpu.modelName);
+    Candidate chosen = best.get();
+    String why = spec.nodeName != null ? "requested in spec.placement.nodeName"
+        : matcher.isSource(chosen) ? "the source node"
+        : matcher.hasSourceCpuModel(chosen) ? "compatible, same CPU model as the source"
+        : "compatible, most free space";
+    return new PlacementDecision(Optional.of(chosen.name), why, considered, rejected);
   }
 }

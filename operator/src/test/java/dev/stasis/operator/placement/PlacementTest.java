@@ -2,17 +2,27 @@ package dev.stasis.operator.placement;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.stasis.api.Compatibility;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.RestorePlacement;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.junit.jupiter.api.Test;
 
 class PlacementTest {
+  static final NodeProfileSpec SOURCE = profile("x86_64", "Xeon", "4.2.1", "sse4_2", "avx2", "avx512f");
+  static final CheckpointNeeds NEEDS = needs(SOURCE, List.of(), List.of());
+  static final RestorePlacement ANY = new RestorePlacement();
+
   static NodeProfileSpec profile(String arch, String model, String criu, String... flags) {
     NodeProfileSpec p = new NodeProfileSpec();
     p.arch = arch;
@@ -21,44 +31,133 @@ class PlacementTest {
     p.cpu.flags = List.of(flags);
     p.criu = new NodeProfileSpec.CriuInfo();
     p.criu.version = criu;
+    p.criu.checkPassed = !criu.isEmpty();
+    p.criu.features = List.of("mnt_id", "timens");
+    p.kernelRelease = "6.18.0";
+    p.os = new NodeProfileSpec.OsInfo();
+    p.os.id = "debian";
+    p.os.versionId = "12";
+    p.runtime = new NodeProfileSpec.RuntimeInfo();
+    p.runtime.name = "none";
     return p;
   }
 
-  static NodeProfile node(String name, NodeProfileSpec spec) {
+  /** SOURCE with one change. */
+  static NodeProfileSpec like(Consumer<NodeProfileSpec> change) {
+    NodeProfileSpec p = profile("x86_64", "Xeon", "4.2.1", "sse4_2", "avx2", "avx512f");
+    change.accept(p);
+    return p;
+  }
+
+  static NodeProfile node(String name, NodeProfileSpec spec, Map<String, String> labels) {
     NodeProfile n = new NodeProfile();
-    n.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    n.setMetadata(new ObjectMetaBuilder().withName(name).withLabels(labels).build());
     n.setSpec(spec);
     return n;
   }
 
-  static final NodeProfileSpec SOURCE = profile("x86_64", "Xeon", "4.2.1", "sse4_2", "avx2", "avx512f");
+  static NodeProfile node(String name, NodeProfileSpec spec) {
+    return node(name, spec, Map.of());
+  }
+
+  static CheckpointNeeds needs(NodeProfileSpec source, List<String> tcp, List<String> gpus) {
+    return new CheckpointNeeds("src", source, source.criu.version, tcp, gpus);
+  }
+
+  static RestorePlacement placement(Compatibility compatibility, Map<String, String> selector) {
+    RestorePlacement p = new RestorePlacement();
+    p.compatibility = compatibility;
+    p.nodeSelector = selector;
+    return p;
+  }
+
+  static final RestorePlacement STRICT = placement(Compatibility.Strict, null);
 
   static Stream<Arguments> matcherCases() {
     return Stream.of(
-        Arguments.of("identical", profile("x86_64", "Xeon", "4.2.1", "sse4_2", "avx2", "avx512f"), List.of()),
-        Arguments.of("more flags is fine", profile("x86_64", "EPYC", "4.2.1", "sse4_2", "avx2", "avx512f", "sha_ni"), List.of()),
-        Arguments.of("newer CRIU is fine", profile("x86_64", "Xeon", "4.10", "sse4_2", "avx2", "avx512f"), List.of()),
-        Arguments.of("missing flags", profile("x86_64", "EPYC", "4.2.1", "sse4_2"), List.of("missing CPU flags [avx2 avx512f]")),
-        Arguments.of("older CRIU", profile("x86_64", "Xeon", "3.17.1", "sse4_2", "avx2", "avx512f"), List.of("CRIU 3.17.1 < 4.2.1")),
-        Arguments.of("no CRIU", profile("x86_64", "Xeon", "", "sse4_2", "avx2", "avx512f"), List.of("no CRIU")),
-        Arguments.of("other arch", profile("aarch64", "Neoverse", "4.2.1"), List.of("arch aarch64 != x86_64",
-            "missing CPU flags [avx2 avx512f sse4_2]")));
+        Arguments.of("identical", NEEDS, ANY, node("b", SOURCE), List.of()),
+        Arguments.of("more CPU flags is fine", NEEDS, ANY,
+            node("b", profile("x86_64", "EPYC", "4.2.1", "sse4_2", "avx2", "avx512f", "sha_ni")), List.of()),
+        Arguments.of("newer CRIU is fine", NEEDS, ANY, node("b", like(p -> p.criu.version = "4.10")), List.of()),
+        Arguments.of("missing CPU flags", NEEDS, ANY, node("b", profile("x86_64", "EPYC", "4.2.1", "sse4_2")),
+            List.of("missing CPU flags [avx2 avx512f]")),
+        Arguments.of("older CRIU", NEEDS, ANY, node("b", like(p -> p.criu.version = "3.17.1")),
+            List.of("CRIU 3.17.1 < 4.2.1")),
+        Arguments.of("no CRIU", NEEDS, ANY, node("b", like(p -> p.criu.version = "")), List.of("no CRIU")),
+        Arguments.of("criu check fails", NEEDS, ANY, node("b", like(p -> {
+          p.criu.checkPassed = false;
+          p.criu.checkMessage = "Does not look good.";
+        })), List.of("criu check fails (Does not look good.)")),
+        Arguments.of("other arch", NEEDS, ANY, node("b", profile("aarch64", "Neoverse", "4.2.1")),
+            List.of("arch aarch64 != x86_64", "missing CPU flags [avx2 avx512f sse4_2]")),
+        Arguments.of("other runtime family", NEEDS, ANY, node("b", like(p -> p.runtime.name = "containerd")),
+            List.of("runtime containerd != none")),
+        Arguments.of("unknown runtime is not held against a node", NEEDS, ANY, node("b", like(p -> p.runtime = null)),
+            List.of()),
+        Arguments.of("no profile published yet", NEEDS, ANY, node("b", null), List.of("no profile published yet")),
+        Arguments.of("a source without CPU flags asks for none", needs(like(p -> p.cpu = null), List.of(), List.of()), ANY,
+            node("b", profile("x86_64", "Xeon", "4.2.1")), List.of()),
+        Arguments.of("several reasons at once", NEEDS, ANY,
+            node("b", like(p -> {
+              p.arch = "aarch64";
+              p.criu.version = "4.0";
+              p.runtime.name = "cri-o";
+            })),
+            List.of("arch aarch64 != x86_64", "CRIU 4.0 < 4.2.1", "runtime cri-o != none")),
+        Arguments.of("Compatible ignores CPU model, kernel and OS", NEEDS, ANY,
+            node("b", like(p -> {
+              p.cpu.modelName = "Xeon Gold";
+              p.kernelRelease = "6.1.0";
+              p.os.versionId = "13";
+            })), List.of()),
+        Arguments.of("Strict: identical", NEEDS, STRICT, node("b", SOURCE), List.of()),
+        Arguments.of("Strict: other CPU model", NEEDS, STRICT, node("b", like(p -> p.cpu.modelName = "Xeon Gold")),
+            List.of("CPU model Xeon Gold != Xeon (Strict)")),
+        Arguments.of("Strict: other kernel", NEEDS, STRICT, node("b", like(p -> p.kernelRelease = "6.1.0")),
+            List.of("kernel 6.1.0 != 6.18.0 (Strict)")),
+        Arguments.of("Strict: other OS", NEEDS, STRICT, node("b", like(p -> p.os.versionId = "13")),
+            List.of("OS debian 13 != debian 12 (Strict)")),
+        Arguments.of("Strict: missing CRIU features", NEEDS, STRICT, node("b", like(p -> p.criu.features = List.of("mnt_id"))),
+            List.of("missing CRIU features [timens] (Strict)")),
+        Arguments.of("Compatible does not ask for CRIU features", NEEDS, ANY,
+            node("b", like(p -> p.criu.features = List.of())), List.of()),
+        Arguments.of("nodeSelector matches", NEEDS, placement(null, Map.of("zone", "b")),
+            node("b", SOURCE, Map.of("zone", "b", "rack", "7")), List.of()),
+        Arguments.of("nodeSelector does not match", NEEDS, placement(null, Map.of("zone", "b", "gpu", "none")),
+            node("b", SOURCE, Map.of("zone", "b")), List.of("labels do not match nodeSelector {gpu=none, zone=b}")),
+        Arguments.of("established TCP connections stay on their node", needs(SOURCE, List.of("127.0.0.1:1 -> 127.0.0.1:2"), List.of()),
+            ANY, node("b", SOURCE), List.of("checkpoint holds established TCP connections, which survive only on node src")),
+        Arguments.of("established TCP connections on their own node", needs(SOURCE, List.of("127.0.0.1:1 -> 127.0.0.1:2"), List.of()),
+            ANY, node("src", SOURCE), List.of()),
+        Arguments.of("GPU checkpoints go nowhere", needs(SOURCE, List.of(), List.of("/dev/nvidia0")), ANY,
+            node("src", like(p -> p.gpus = List.of("nvidia0"))),
+            List.of("checkpoint used GPUs [/dev/nvidia0], which CRIU cannot restore")));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("matcherCases")
-  void matcher(String name, NodeProfileSpec candidate, List<String> expected) {
-    assertThat(NodeMatcher.incompatibilities(SOURCE, candidate)).isEqualTo(expected);
+  void matcher(String name, CheckpointNeeds needs, RestorePlacement placement, NodeProfile candidate, List<String> expected) {
+    assertThat(NodeMatcher.incompatibilities(needs, placement, candidate)).isEqualTo(expected);
   }
 
   @Test
-  void prefersTheSourceNodeThenTheSameCpuModel() {
-    var profiles = List.of(
-        node("a", profile("x86_64", "EPYC", "4.2.1", "sse4_2", "avx2", "avx512f")),
-        node("b", profile("x86_64", "Xeon", "4.2.1", "sse4_2", "avx2", "avx512f")),
-        node("src", SOURCE));
-    assertThat(Placement.place("src", SOURCE, profiles, null).node()).contains("src");
-    assertThat(Placement.place("gone", SOURCE, profiles, null).node()).contains("b");
+  void ranksTheSourceNodeFirstThenTheSameCpuModelThenTheMostFreeSpace() {
+    NodeProfileSpec roomy = like(p -> {
+      p.cpu.modelName = "EPYC";
+      p.workDirFreeBytes = 900L;
+    });
+    NodeProfileSpec cramped = like(p -> {
+      p.cpu.modelName = "EPYC";
+      p.workDirFreeBytes = 100L;
+    });
+    NodeProfileSpec sameModel = like(p -> p.workDirFreeBytes = 10L);
+    List<NodeProfile> all = List.of(node("cramped", cramped), node("roomy", roomy), node("same-model", sameModel), node("src", SOURCE));
+
+    assertThat(new Placement(all).place(NEEDS, ANY, Map.of()).node()).contains("src");
+    assertThat(new Placement(all.subList(0, 3)).place(NEEDS, ANY, Map.of()).node()).contains("same-model");
+    PlacementDecision byFreeSpace = new Placement(all.subList(0, 2)).place(NEEDS, ANY, Map.of());
+    assertThat(byFreeSpace.node()).contains("roomy");
+    assertThat(byFreeSpace.summary()).isEqualTo("roomy (compatible, most free space)");
   }
 
   @Test
@@ -66,18 +165,58 @@ class PlacementTest {
     var profiles = List.of(
         node("node-b", profile("x86_64", "EPYC", "4.2.1", "sse4_2")),
         node("node-c", profile("x86_64", "Xeon", "3.17", "sse4_2", "avx2", "avx512f")));
-    PlacementDecision decision = Placement.place("node-a", SOURCE, profiles, null);
+    PlacementDecision decision = new Placement(profiles).place(NEEDS, ANY, Map.of());
     assertThat(decision.node()).isEmpty();
     assertThat(decision.summary()).isEqualTo(
         "0/2 nodes can run this checkpoint: node-b missing CPU flags [avx2 avx512f]; node-c CRIU 3.17 < 4.2.1");
+    assertThat(decision.rejected()).extracting(RejectedNode::node).containsExactly("node-b", "node-c");
   }
 
   @Test
-  void aRequestedNodeMustBeCompatible() {
-    var profiles = List.of(node("src", SOURCE), node("old", profile("x86_64", "Xeon", "3.17", "sse4_2", "avx2", "avx512f")));
-    assertThat(Placement.place("src", SOURCE, profiles, "old").node()).isEmpty();
-    assertThat(Placement.place("src", SOURCE, profiles, "old").summary()).contains("old CRIU 3.17 < 4.2.1");
-    assertThat(Placement.place("src", SOURCE, profiles, "nowhere").summary())
+  void groupsNodesRejectedForTheSameReasons() {
+    List<NodeProfile> profiles = new ArrayList<>();
+    IntStream.range(0, 5).forEach(i -> profiles.add(node("old-" + i, like(p -> p.criu.version = "4.1"))));
+    profiles.add(node("small", profile("x86_64", "Atom", "4.2.1", "sse4_2")));
+    profiles.add(node("ok", SOURCE));
+
+    PlacementDecision decision = new Placement(profiles).place(NEEDS, ANY, Map.of());
+
+    assertThat(decision.summary()).isEqualTo("ok (compatible, same CPU model as the source); rejected: "
+        + "5 nodes (old-0, old-1, old-2, …) CRIU 4.1 < 4.2.1; small missing CPU flags [avx2 avx512f]");
+    assertThat(decision.rejected()).hasSize(6);
+  }
+
+  @Test
+  void aRequestedNodeIsTheOnlyCandidateAndMustBeCompatible() {
+    var profiles = List.of(node("src", SOURCE), node("old", like(p -> p.criu.version = "3.17")), node("ok", SOURCE));
+    RestorePlacement old = new RestorePlacement();
+    old.nodeName = "old";
+    assertThat(new Placement(profiles).place(NEEDS, old, Map.of()).summary())
+        .isEqualTo("0/1 nodes can run this checkpoint: old CRIU 3.17 < 4.2.1");
+    RestorePlacement ok = new RestorePlacement();
+    ok.nodeName = "ok";
+    assertThat(new Placement(profiles).place(NEEDS, ok, Map.of()).summary()).isEqualTo("ok (requested in spec.placement.nodeName)");
+    RestorePlacement nowhere = new RestorePlacement();
+    nowhere.nodeName = "nowhere";
+    assertThat(new Placement(profiles).place(NEEDS, nowhere, Map.of()).summary())
         .contains("nowhere has no NodeProfile: no Stasis agent runs there");
+  }
+
+  @Test
+  void aNodeWhosePreflightFailedIsNotChosenAgain() {
+    var profiles = List.of(node("src", SOURCE), node("other", SOURCE));
+    PlacementDecision decision = new Placement(profiles).place(NEEDS, ANY, Map.of("src", "PreflightPathMissing"));
+    assertThat(decision.node()).contains("other");
+    assertThat(decision.summary()).endsWith("rejected: src pre-flight failed (PreflightPathMissing)");
+    assertThat(new Placement(profiles).place(NEEDS, ANY, Map.of("src", "PreflightPathMissing", "other", "PreflightCpuMismatch"))
+        .node()).isEmpty();
+  }
+
+  @Test
+  void aCheckpointWithTcpConnectionsCannotLeaveItsGoneSourceNode() {
+    CheckpointNeeds tcp = needs(SOURCE, List.of("127.0.0.1:1 -> 127.0.0.1:2"), List.of());
+    PlacementDecision decision = new Placement(List.of(node("b", SOURCE), node("c", SOURCE))).place(tcp, ANY, Map.of());
+    assertThat(decision.summary()).isEqualTo("0/2 nodes can run this checkpoint: 2 nodes (b, c) "
+        + "checkpoint holds established TCP connections, which survive only on node src");
   }
 }

@@ -1,0 +1,33 @@
+package dev.stasis.operator.placement;
+
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.archive.Manifest;
+import java.util.List;
+
+/**
+ * What a checkpoint needs from the node it is restored on, as its manifest recorded it: the source
+ * node and its profile, the CRIU that wrote the images, the established TCP connections it holds
+ * (they survive only on the source node) and the GPU devices it used.
+ */
+public record CheckpointNeeds(
+    String sourceNode, NodeProfileSpec source, String criuVersion, List<String> tcpConnections, List<String> gpuDevices) {
+
+  // A newer agent may have recorded profile fields this operator does not know yet.
+  private static final ObjectMapper JSON = new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+  public CheckpointNeeds {
+    source = source != null ? source : new NodeProfileSpec();
+    tcpConnections = tcpConnections != null ? List.copyOf(tcpConnections) : List.of();
+    gpuDevices = gpuDevices != null ? List.copyOf(gpuDevices) : List.of();
+  }
+
+  public static CheckpointNeeds of(Manifest manifest) {
+    NodeProfileSpec profile = manifest.nodeProfile == null ? null : JSON.convertValue(manifest.nodeProfile, NodeProfileSpec.class);
+    String criu = manifest.criu != null && manifest.criu.version != null ? manifest.criu.version
+        : profile != null && profile.criu != null ? profile.criu.version : null;
+    return new CheckpointNeeds(manifest.source == null ? null : manifest.source.node, profile, criu,
+        manifest.tcpConnections, manifest.gpuDevices);
+  }
+}
