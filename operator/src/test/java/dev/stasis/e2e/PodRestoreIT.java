@@ -181,7 +181,8 @@ class PodRestoreIT {
     Restore done = awaitRestore(restore, r -> r.getStatus().phase.isTerminal());
     assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(RestorePhase.Completed);
     assertThat(done.getStatus().message).isEqualTo("restored as pod " + pod.getMetadata().getName() + " on node " + NODE);
-    assertThat(events("web")).anyMatch(e -> e.getReason().equals("Restored"));
+    await().atMost(TIMEOUT).until(() -> events("web").stream()
+        .anyMatch(e -> e.getReason().equals("Restored")));
     assertThat(new Kubectl(TestControlPlane.kubeconfig()).run("get", "rst", "web", "-n", namespace).ok().output())
         .contains("Completed").contains(pod.getMetadata().getName());
   }
@@ -205,7 +206,8 @@ class PodRestoreIT {
     assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
     assertThat(failed.getStatus().reason).isEqualTo("RestoredPodFailed");
     assertThat(failed.getStatus().message).contains("CreateContainerError").contains("criu failed");
-    assertThat(events("crash")).anyMatch(e -> e.getReason().equals("RestoredPodFailed") && e.getType().equals("Warning"));
+    await().atMost(TIMEOUT).until(() -> events("crash").stream()
+        .anyMatch(e -> e.getReason().equals("RestoredPodFailed") && e.getType().equals("Warning")));
     // Deleted: with no kubelet to confirm that its containers ended, the API server keeps it, marked.
     await().atMost(TIMEOUT).until(() -> {
       Pod now = admin.pods().inNamespace(namespace).withName(pod.getMetadata().getName()).get();
@@ -223,7 +225,8 @@ class PodRestoreIT {
         && r.getStatus().phase.isTerminal());
     assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("RegistryUnauthorized");
     assertThat(failed.getStatus().message).contains("spec.registry.credentialsSecret");
-    assertThat(events("web")).anyMatch(e -> e.getReason().equals("RegistryUnauthorized") && e.getType().equals("Warning"));
+    await().atMost(TIMEOUT).until(() -> events("web").stream()
+        .anyMatch(e -> e.getReason().equals("RegistryUnauthorized") && e.getType().equals("Warning")));
     assertThat(admin.pods().inNamespace(namespace).list().getItems()).extracting(p -> p.getMetadata().getName())
         .containsExactly("web");
   }
