@@ -5,7 +5,7 @@ export STASIS_CACHE ?= $(HOME)/.cache/stasis
 MVN ?= mvn -B -q
 JAR := operator/target/stasis.jar
 
-.PHONY: run test deps criu control-plane build crds clean
+.PHONY: run test deps criu control-plane helm build crds images clean
 
 run: deps build
 	java -cp "$(JAR):$$(cat operator/target/classpath.txt)" dev.stasis.cli.Main local --state-dir .stasis
@@ -13,7 +13,7 @@ run: deps build
 test: deps
 	$(MVN) verify
 
-deps: criu control-plane
+deps: criu control-plane helm
 
 criu:
 	scripts/install-criu.sh
@@ -21,12 +21,18 @@ criu:
 control-plane:
 	scripts/control-plane.sh install
 
+helm:
+	scripts/install-helm.sh
+
 build:
 	$(MVN) package -DskipTests
 
-# Regenerates crds/ from the API classes; CrdDriftTest fails while they differ.
+# Regenerates crds/ from the API classes, and the copies the Helm chart and kustomize install;
+# CrdDriftTest and PackagedCrdsTest fail while they differ.
 crds: build
 	cp operator/target/classes/META-INF/fabric8/*-v1.yml crds/
+	cp crds/*-v1.yml charts/stasis/crds/
+	cp crds/*-v1.yml config/crd/
 
 clean:
 	$(MVN) clean
