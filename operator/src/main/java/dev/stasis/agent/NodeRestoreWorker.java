@@ -17,6 +17,7 @@ import dev.stasis.criu.RestoreOptions;
 import dev.stasis.criu.RestoredTree;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -50,9 +51,11 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
+  private final AgentShutdown shutdown;
 
-  public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
+  public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
     this.client = client;
+    this.shutdown = shutdown;
     this.config = config;
     this.storages = new StorageAccess(client);
     this.statusWriter = new StatusWriter(client);
@@ -65,7 +68,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     if (status == null || !config.nodeName().equals(status.node)) {
       return UpdateControl.noUpdate();
     }
-    if (status.phase == RestorePhase.Pending) {
+    if (status.phase == RestorePhase.Pending && shutdown.acceptsWork()) {
       restore(restore);
     } else if (status.phase == RestorePhase.Restoring && !inFlight.contains(restore.getMetadata().getUid())) {
       resolveAbandoned(restore);
@@ -153,7 +156,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   }
 
   private void download(ObjectStore store, Manifest manifest, Path images) throws WorkFailure {
-    try (InputStream in = store.open(manifest.archive.key)) {
+    try (InputStream in = StasisMetrics.meteredDownload(config.nodeName(), store.open(manifest.archive.key))) {
       new ArchiveReader().extract(in, images, manifest.archive.codec, manifest.archive.sha256, manifest.archive.storedBytes);
     } catch (ArchiveIntegrityException e) {
       throw new WorkFailure("ArchiveCorrupted", e.getMessage());
@@ -197,7 +200,10 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       s.reason = "Restored";
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Restored", message, r.getMetadata().getGeneration());
-    }).ifPresent(done -> events.normal(done, "Restored", message));
+    }).ifPresent(done -> {
+      events.normal(done, "Restored", message);
+      StasisMetrics.restoreFinished(done.getStatus());
+    });
   }
 
   /** Reports the end of the restored tree, which CRIU reaps for us, and cleans up after it. */
@@ -231,7 +237,10 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       Long generation = r.getMetadata().getGeneration();
       Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
       Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
-    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+    }).ifPresent(failed -> {
+      events.warning(failed, failure.reason(), failure.getMessage());
+      StasisMetrics.restoreFinished(failed.getStatus());
+    });
   }
 
   private void resolveAbandoned(Restore cached) {

@@ -14,6 +14,7 @@ import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -146,6 +147,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     Conditions.set(status, Conditions.COMPLETE, false, refusal.reason(), refusal.getMessage(), status.observedGeneration);
     statusWriter.replace(checkpoint, status);
     events.warning(checkpoint, refusal.reason(), refusal.getMessage());
+    StasisMetrics.checkpointFinished(status);
   }
 
   /** Deletes the stored archive with the resource, unless spec.retainArchive says to keep it. */

@@ -17,6 +17,7 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.placement.Placement;
 import dev.stasis.operator.placement.PlacementDecision;
 import dev.stasis.storage.ObjectNotFoundException;
@@ -167,5 +168,6 @@ public class RestoreReconciler implements Reconciler<Restore> {
     Conditions.set(status, Conditions.COMPLETE, false, refusal.reason(), refusal.getMessage(), status.observedGeneration);
     statusWriter.replace(restore, status);
     events.warning(restore, refusal.reason(), refusal.getMessage());
+    StasisMetrics.restoreFinished(status);
   }
 }

@@ -88,6 +88,7 @@ abstract class EndToEndTest {
         .agent(NODE, shared.resolve("work"), Main.criuPath(null))
         .agent(NO_CRIU_NODE, shared.resolve("work-nocriu"), shared.resolve("no-such-criu"))
         .agent(OLD_CRIU_NODE, shared.resolve("work-oldcriu"), oldCriu)
+        .withMetricsServer()
         .start();
     await().atMost(TIMEOUT).until(() -> Stream.of(NODE, NO_CRIU_NODE, OLD_CRIU_NODE)
         .allMatch(n -> client.resources(NodeProfile.class).withName(n).get() != null));

@@ -1,11 +1,15 @@
 package dev.stasis.testing;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.NodeProfilePublisher;
 import dev.stasis.cli.Roles;
 import dev.stasis.criu.Criu;
+import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -14,11 +18,14 @@ import java.util.Set;
 
 /**
  * The operator and one or more agents running in the test JVM, as {@code stasis local} runs them.
- * Each role may use its own client, so that tests can run them as their ServiceAccounts.
+ * Each role may use its own client, so that tests can run them as their ServiceAccounts. Closing it
+ * stops the agents the way SIGTERM does: no new work, running uploads cut off and marked Failed.
  */
 public final class InProcessStasis implements AutoCloseable {
   private final List<Operator> operators = new ArrayList<>();
   private final List<NodeProfilePublisher> publishers = new ArrayList<>();
+  private final List<AgentShutdown> shutdowns = new ArrayList<>();
+  private MetricsServer metrics;
 
   private InProcessStasis() {}
 
@@ -26,10 +33,19 @@ public final class InProcessStasis implements AutoCloseable {
     return new Builder(client);
   }
 
+  /** The port of /metrics, /healthz and /readyz on 127.0.0.1 (see {@link Builder#withMetricsServer()}). */
+  public int metricsPort() {
+    return metrics.port();
+  }
+
   @Override
   public void close() {
+    shutdowns.forEach(AgentShutdown::begin);
     operators.forEach(Operator::stop);
     publishers.forEach(NodeProfilePublisher::close);
+    if (metrics != null) {
+      metrics.close();
+    }
   }
 
   public static final class Builder {
@@ -38,6 +54,7 @@ public final class InProcessStasis implements AutoCloseable {
     private final List<AgentConfig> agents = new ArrayList<>();
     private final List<KubernetesClient> agentClients = new ArrayList<>();
     private boolean withOperator = true;
+    private boolean withMetricsServer;
 
     private Builder(KubernetesClient client) {
       this.client = client;
@@ -64,6 +81,12 @@ public final class InProcessStasis implements AutoCloseable {
       return this;
     }
 
+    /** Serves the process' metrics and the first role's health on a free port of 127.0.0.1. */
+    public Builder withMetricsServer() {
+      withMetricsServer = true;
+      return this;
+    }
+
     public InProcessStasis start() {
       InProcessStasis stasis = new InProcessStasis();
       if (withOperator) {
@@ -74,10 +97,20 @@ public final class InProcessStasis implements AutoCloseable {
       for (int i = 0; i < agents.size(); i++) {
         KubernetesClient agentClient = agentClients.get(i);
         Operator agentOperator = Roles.newOperator(agentClient);
-        NodeProfilePublisher publisher = Roles.registerAgent(agentOperator, agentClient, agents.get(i));
+        AgentShutdown shutdown = new AgentShutdown();
+        NodeProfilePublisher publisher = Roles.registerAgent(agentOperator, agentClient, agents.get(i), shutdown);
         publisher.start();
         stasis.publishers.add(publisher);
+        stasis.shutdowns.add(shutdown);
         stasis.operators.add(agentOperator);
+      }
+      if (withMetricsServer) {
+        try {
+          stasis.metrics = MetricsServer.start("127.0.0.1", 0,
+              Roles.readiness(stasis.operators.get(0), () -> stasis.shutdowns.stream().anyMatch(AgentShutdown::isStopping)));
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
       }
       stasis.operators.forEach(Operator::start);
       return stasis;
