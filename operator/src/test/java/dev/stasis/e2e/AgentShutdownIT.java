@@ -61,7 +61,6 @@ class AgentShutdownIT {
       createStorage(admin, node, s3, slowLink.endpoint());
       InProcessStasis stasis = InProcessStasis.on(admin).agent(node, dir.resolve("work"), Main.criuPath(null))
           .withMetricsServer().start();
-      boolean stopped = false;
       try {
         await().atMost(TIMEOUT).until(() -> admin.resources(NodeProfile.class).withName(node).get() != null);
         await().atMost(TIMEOUT).until(() -> EndToEndTest.count(dir.resolve("count.txt")) > 0); // memory populated
@@ -80,7 +79,6 @@ class AgentShutdownIT {
             .as("the checkpoint being uploaded").hasValue(1.0);
         long before = System.nanoTime();
         stasis.close(); // what the agent's SIGTERM hook does
-        stopped = true;
         Duration shutdownTook = Duration.ofNanos(System.nanoTime() - before);
 
         Checkpoint failed = admin.resources(Checkpoint.class).inNamespace(namespace).withName("big").get();
@@ -97,9 +95,7 @@ class AgentShutdownIT {
         await().atMost(Duration.ofSeconds(10)).until(() -> EndToEndTest.count(dir.resolve("count.txt")) > count);
         System.out.printf("agent shutdown mid-upload took %d ms%n", shutdownTook.toMillis());
       } finally {
-        if (!stopped) {
-          stasis.close();
-        }
+        stasis.close();
       }
     }
   }

@@ -8,12 +8,14 @@ import dev.stasis.criu.Criu;
 import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
+import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -26,6 +28,7 @@ public final class InProcessStasis implements AutoCloseable {
   private final List<NodeProfilePublisher> publishers = new ArrayList<>();
   private final List<AgentShutdown> shutdowns = new ArrayList<>();
   private MetricsServer metrics;
+  private boolean closed;
 
   private InProcessStasis() {}
 
@@ -33,13 +36,23 @@ public final class InProcessStasis implements AutoCloseable {
     return new Builder(client);
   }
 
+  /** The operator role's readiness, as /readyz reports it. */
+  public Optional<String> operatorNotReadyBecause() {
+    return Roles.readiness(operators.get(0), () -> false).get();
+  }
+
   /** The port of /metrics, /healthz and /readyz on 127.0.0.1 (see {@link Builder#withMetricsServer()}). */
   public int metricsPort() {
     return metrics.port();
   }
 
+  /** Stops everything once; closing again does nothing. */
   @Override
-  public void close() {
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
     shutdowns.forEach(AgentShutdown::begin);
     operators.forEach(Operator::stop);
     publishers.forEach(NodeProfilePublisher::close);
@@ -55,6 +68,8 @@ public final class InProcessStasis implements AutoCloseable {
     private final List<KubernetesClient> agentClients = new ArrayList<>();
     private boolean withOperator = true;
     private boolean withMetricsServer;
+    private String operatorInstance = "test";
+    private Optional<LeaderElectionConfiguration> leaderElection = Optional.empty();
 
     private Builder(KubernetesClient client) {
       this.client = client;
@@ -81,6 +96,13 @@ public final class InProcessStasis implements AutoCloseable {
       return this;
     }
 
+    /** Runs the operator as one of several replicas that compete for a Lease; it reports Events as {@code instance}. */
+    public Builder leaderElection(String instance, LeaderElectionConfiguration leaderElection) {
+      this.operatorInstance = instance;
+      this.leaderElection = Optional.of(leaderElection);
+      return this;
+    }
+
     /** Serves the process' metrics and the first role's health on a free port of 127.0.0.1. */
     public Builder withMetricsServer() {
       withMetricsServer = true;
@@ -90,8 +112,8 @@ public final class InProcessStasis implements AutoCloseable {
     public InProcessStasis start() {
       InProcessStasis stasis = new InProcessStasis();
       if (withOperator) {
-        Operator operator = Roles.newOperator(operatorClient);
-        Roles.registerOperator(operator, operatorClient, "test", Set.of());
+        Operator operator = Roles.newOperator(operatorClient, leaderElection);
+        Roles.registerOperator(operator, operatorClient, operatorInstance, Set.of());
         stasis.operators.add(operator);
       }
       for (int i = 0; i < agents.size(); i++) {
