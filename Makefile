@@ -8,7 +8,7 @@ JAR := operator/target/stasis.jar
 .PHONY: run test deps criu control-plane helm build crds images clean
 
 run: deps build
-	java -cp "$(JAR):$$(cat operator/target/classpath.txt)" dev.stasis.cli.Main local --state-dir .stasis
+	java -jar $(JAR) local --state-dir .stasis
 
 test: deps
 	$(MVN) verify

@@ -8,6 +8,7 @@ import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.fabric8.kubernetes.client.extended.leaderelection.LeaderCallbacks;
 import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -19,6 +20,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
 
 /** {@code stasis operator | agent | local}: one jar, two roles, and both together for one machine. */
 public final class Main {
@@ -76,11 +78,11 @@ public final class Main {
 
   private static void runOperator(Flags flags) throws Exception {
     KubernetesClient client = client(flags.get("kubeconfig"));
+    AtomicBoolean stopping = new AtomicBoolean();
     Optional<LeaderElectionConfiguration> leaderElection = Optional.ofNullable(flags.get("leader-election-namespace"))
-        .map(namespace -> new LeaderElectionConfiguration(LEASE_NAME, namespace));
+        .map(namespace -> leaderElection(namespace, hostname(), stopping::get));
     var operator = Roles.newOperator(client, leaderElection);
     Roles.registerOperator(operator, client, hostname(), processTargetNamespaces(flags));
-    AtomicBoolean stopping = new AtomicBoolean();
     MetricsServer metrics = metricsServer(flags, "0.0.0.0", OPERATOR_METRICS_PORT,
         Roles.readiness(operator, stopping::get));
     operator.start();
@@ -112,6 +114,23 @@ public final class Main {
       profiles.close();
       metrics.close();
     });
+  }
+
+  /**
+   * A replica that loses the Lease while it runs exits, and its pod comes back as a standby: two
+   * replicas never reconcile at once. One that gives the Lease up because it is stopping just stops
+   * (exiting from within the shutdown hook would hang the JVM).
+   */
+  static LeaderElectionConfiguration leaderElection(String namespace, String identity, BooleanSupplier stopping) {
+    var callbacks = new LeaderCallbacks(() -> {}, () -> {
+      if (!stopping.getAsBoolean()) {
+        System.err.println("lost the Lease " + namespace + "/" + LEASE_NAME + ": exiting, to come back as a standby");
+        System.exit(1);
+      }
+    }, leader -> {});
+    return new LeaderElectionConfiguration(LEASE_NAME, namespace, LeaderElectionConfiguration.LEASE_DURATION_DEFAULT_VALUE,
+        LeaderElectionConfiguration.RENEW_DEADLINE_DEFAULT_VALUE, LeaderElectionConfiguration.RETRY_PERIOD_DEFAULT_VALUE,
+        identity, callbacks, false);
   }
 
   static MetricsServer metricsServer(Flags flags, String defaultAddress, int defaultPort,
