@@ -4,6 +4,11 @@
 export STASIS_CACHE ?= $(HOME)/.cache/stasis
 MVN ?= mvn -B -q
 JAR := operator/target/stasis.jar
+VERSION ?= 0.1.0
+# Images are named $(IMAGE_PREFIX)stasis-operator:$(VERSION) and $(IMAGE_PREFIX)stasis-agent:$(VERSION),
+# e.g. IMAGE_PREFIX=registry.example.com/stasis/ (push them there, then point the chart at them).
+IMAGE_PREFIX ?=
+CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
 
 .PHONY: run test deps criu control-plane helm build crds images clean
 
@@ -26,6 +31,12 @@ helm:
 
 build:
 	$(MVN) package -DskipTests
+
+# Needs docker or podman; everything the images contain is tested without one (AgentImageCriuIT).
+images: build
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make images needs a container engine (docker or podman); this machine has none" >&2; exit 1; }
+	$(CONTAINER_ENGINE) build -f images/Dockerfile --target operator -t $(IMAGE_PREFIX)stasis-operator:$(VERSION) .
+	$(CONTAINER_ENGINE) build -f images/Dockerfile --target agent -t $(IMAGE_PREFIX)stasis-agent:$(VERSION) .
 
 # Regenerates crds/ from the API classes, and the copies the Helm chart and kustomize install;
 # CrdDriftTest and PackagedCrdsTest fail while they differ.
