@@ -194,7 +194,8 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     String archiveKey = layout.archiveKey(codec);
     try {
       ArchiveSummary summary;
-      try (ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)))) {
+      try (ObjectUpload upload = shutdown.track(
+          StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)))) {
         summary = new ArchiveWriter().write(dump.imagesDir(), upload.stream(), codec);
         upload.commit();
       }
