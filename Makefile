@@ -4,17 +4,22 @@
 export STASIS_CACHE ?= $(HOME)/.cache/stasis
 MVN ?= mvn -B -q
 JAR := operator/target/stasis.jar
+VERSION ?= 0.1.0
+# Images are named $(IMAGE_PREFIX)stasis-operator:$(VERSION) and $(IMAGE_PREFIX)stasis-agent:$(VERSION),
+# e.g. IMAGE_PREFIX=registry.example.com/stasis/ (push them there, then point the chart at them).
+IMAGE_PREFIX ?=
+CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
 
-.PHONY: run test deps criu control-plane test-tools build crds clean
+.PHONY: run test deps criu control-plane test-tools helm build crds images clean
 
 run: deps build
-	java -cp "$(JAR):$$(cat operator/target/classpath.txt)" dev.stasis.cli.Main local --state-dir .stasis
+	java -jar $(JAR) local --state-dir .stasis
 
 # Not quiet: Surefire's and Failsafe's "Tests run:" lines are the record of what ran.
 test: deps
 	mvn -B verify
 
-deps: criu control-plane test-tools
+deps: criu control-plane test-tools helm
 
 criu:
 	scripts/install-criu.sh
@@ -25,12 +30,24 @@ control-plane:
 test-tools:
 	scripts/install-test-tools.sh
 
+helm:
+	scripts/install-helm.sh
+
 build:
 	$(MVN) package -DskipTests
 
-# Regenerates crds/ from the API classes; CrdDriftTest fails while they differ.
+# Needs docker or podman; everything the images contain is tested without one (AgentImageCriuIT).
+images: build
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make images needs a container engine (docker or podman); this machine has none" >&2; exit 1; }
+	$(CONTAINER_ENGINE) build -f images/Dockerfile --target operator -t $(IMAGE_PREFIX)stasis-operator:$(VERSION) .
+	$(CONTAINER_ENGINE) build -f images/Dockerfile --target agent -t $(IMAGE_PREFIX)stasis-agent:$(VERSION) .
+
+# Regenerates crds/ from the API classes, and the copies the Helm chart and kustomize install;
+# CrdDriftTest and PackagedCrdsTest fail while they differ.
 crds: build
 	cp operator/target/classes/META-INF/fabric8/*-v1.yml crds/
+	cp crds/*-v1.yml charts/stasis/crds/
+	cp crds/*-v1.yml config/crd/
 
 clean:
 	$(MVN) clean

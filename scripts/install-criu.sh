@@ -15,7 +15,9 @@
 # exits non-zero if CRIU does not work.
 #
 # Environment: STASIS_CACHE (cache root, default $HOME/.cache/stasis),
-#   STASIS_CRIU_FORCE_PREFIX=1 (ignore a system criu), STASIS_CRIU_REFRESH=1 (rebuild prefix).
+#   STASIS_CRIU_FORCE_PREFIX=1 (ignore a system criu), STASIS_CRIU_REFRESH=1 (rebuild prefix),
+#   STASIS_CRIU_PREFIX_ONLY=1 (only build the prefix and print its path: the agent image does this;
+#   no test packages, no wrapper or links, no `criu check`, which needs privileges a build lacks).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -170,7 +172,17 @@ link() { # target linkname
   fi
 }
 
+prefix_only() {
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.install-criu.lock"
+  flock 9
+  if [ "${STASIS_CRIU_REFRESH:-0}" = 1 ] || ! prefix_ok; then build_prefix; fi
+  flock -u 9
+  echo "$PREFIX"
+}
+
 main() {
+  if [ "${STASIS_CRIU_PREFIX_ONLY:-0}" = 1 ]; then prefix_only; return; fi
   install_system_packages
   mkdir -p "$CACHE"
   exec 9>"$CACHE/.install-criu.lock"

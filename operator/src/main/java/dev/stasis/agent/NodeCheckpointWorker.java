@@ -24,6 +24,7 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -63,12 +64,14 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
   private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
+  private final AgentShutdown shutdown;
   /** Checkpoints this agent process is working on; Running ones not in here were abandoned. */
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
   private final PodCheckpointJob podCheckpoints;
 
-  public NodeCheckpointWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
+  public NodeCheckpointWorker(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
     this.client = client;
+    this.shutdown = shutdown;
     this.config = config;
     this.storages = new StorageAccess(client);
     this.statusWriter = new StatusWriter(client);
@@ -87,7 +90,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       podCheckpoints.reconcile(checkpoint);
       return UpdateControl.noUpdate();
     }
-    if (status.phase == CheckpointPhase.Pending) {
+    if (status.phase == CheckpointPhase.Pending && shutdown.acceptsWork()) {
       take(checkpoint);
     } else if (status.phase == CheckpointPhase.Running && !inFlight.contains(checkpoint.getMetadata().getUid())) {
       resolveAbandoned(checkpoint);
@@ -244,7 +247,8 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     String archiveKey = layout.archiveKey(codec);
     try {
       ArchiveSummary summary;
-      try (ObjectUpload upload = store.upload(archiveKey)) {
+      try (ObjectUpload upload = shutdown.track(
+          StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)))) {
         summary = new ArchiveWriter().write(dump.imagesDir(), upload.stream(), codec);
         upload.commit();
       }
@@ -319,10 +323,14 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       s.reason = "Completed";
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
-    }).ifPresent(done -> events.normal(done, "Completed", message));
+    }).ifPresent(done -> {
+      events.normal(done, "Completed", message);
+      StasisMetrics.checkpointFinished(done.getStatus());
+    });
   }
 
-  private void fail(Checkpoint checkpoint, WorkFailure failure) {
+  private void fail(Checkpoint checkpoint, WorkFailure cause) {
+    WorkFailure failure = shutdown.explain(cause, config.nodeName());
     log.warn("checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
     statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
@@ -335,7 +343,10 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       Long generation = c.getMetadata().getGeneration();
       Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
       Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
-    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+    }).ifPresent(failed -> {
+      events.warning(failed, failure.reason(), failure.getMessage());
+      StasisMetrics.checkpointFinished(failed.getStatus());
+    });
   }
 
   /**

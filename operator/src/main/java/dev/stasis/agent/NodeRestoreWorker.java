@@ -19,6 +19,7 @@ import dev.stasis.criu.RestoreOptions;
 import dev.stasis.criu.RestoredTree;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -55,9 +56,11 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
   private final Preflight preflight;
   private final PodRestoreJob podRestores;
+  private final AgentShutdown shutdown;
 
-  public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events) {
+  public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
     this.client = client;
+    this.shutdown = shutdown;
     this.config = config;
     this.storages = new StorageAccess(client);
     this.statusWriter = new StatusWriter(client);
@@ -77,7 +80,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       podRestores.reconcile(restore, podCheckpoint);
       return UpdateControl.noUpdate();
     }
-    if (status.phase == RestorePhase.Pending) {
+    if (status.phase == RestorePhase.Pending && shutdown.acceptsWork()) {
       restore(restore);
     } else if (status.phase == RestorePhase.Restoring && !inFlight.contains(restore.getMetadata().getUid())) {
       resolveAbandoned(restore);
@@ -173,7 +176,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   }
 
   private void download(ObjectStore store, Manifest manifest, Path images) throws WorkFailure {
-    try (InputStream in = store.open(manifest.archive.key)) {
+    try (InputStream in = StasisMetrics.meteredDownload(config.nodeName(), store.open(manifest.archive.key))) {
       new ArchiveReader().extract(in, images, manifest.archive.codec, manifest.archive.sha256, manifest.archive.storedBytes);
     } catch (ArchiveIntegrityException e) {
       throw new WorkFailure("ArchiveCorrupted", e.getMessage());
@@ -248,7 +251,10 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       s.reason = "Restored";
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Restored", message, r.getMetadata().getGeneration());
-    }).ifPresent(done -> events.normal(done, "Restored", message));
+    }).ifPresent(done -> {
+      events.normal(done, "Restored", message);
+      StasisMetrics.restoreFinished(done.getStatus());
+    });
   }
 
   /** Reports the end of the restored tree, which CRIU reaps for us, and cleans up after it. */
@@ -285,7 +291,10 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       Long generation = r.getMetadata().getGeneration();
       Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
       Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
-    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+    }).ifPresent(failed -> {
+      events.warning(failed, failure.reason(), failure.getMessage());
+      StasisMetrics.restoreFinished(failed.getStatus());
+    });
   }
 
   private void resolveAbandoned(Restore cached) {

@@ -1,10 +1,12 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.AgentShutdown;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
@@ -52,19 +54,26 @@ final class LocalMode {
         processTargets);
     var operator = Roles.newOperator(client);
     Roles.registerOperator(operator, client, Main.hostname(), processTargets);
-    var profiles = Roles.registerAgent(operator, client, agent);
+    AgentShutdown shutdown = new AgentShutdown();
+    var profiles = Roles.registerAgent(operator, client, agent, shutdown);
+    // One machine: nobody else needs to reach the metrics port.
+    MetricsServer metrics = Main.metricsServer(flags, "127.0.0.1", Main.OPERATOR_METRICS_PORT,
+        Roles.readiness(operator, shutdown::isStopping));
     profiles.start();
     operator.start();
     System.out.printf("""
         Stasis runs locally: operator + agent for node '%s', default storage '%s' at %s.
           export KUBECONFIG=%s
           %s/bin/kubectl get nodeprof,ckptstore
+          curl -s http://127.0.0.1:%d/metrics | grep ^stasis_
         Stop with Ctrl-C.
-        %n""", node, STORAGE_NAME, state.resolve("storage"), kubeconfig, state);
+        %n""", node, STORAGE_NAME, state.resolve("storage"), kubeconfig, state, metrics.port());
     ControlPlane started = controlPlane;
     Main.awaitShutdown(() -> {
+      shutdown.begin();
       operator.stop();
       profiles.close();
+      metrics.close();
       client.close();
       if (started != null) {
         started.close();

@@ -1,28 +1,38 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.fabric8.kubernetes.client.extended.leaderelection.LeaderCallbacks;
+import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
+import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
 
 /** {@code stasis operator | agent | local}: one jar, two roles, and both together for one machine. */
 public final class Main {
   private static final String USAGE = """
       usage: stasis <command> [flags]
         operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE] [--allow-process-targets NS,...|*]
+                                                                        [--leader-election-namespace NS] [--metrics-port 8080]
         agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...]
                                                                         [--allow-process-targets NS,...|*] [--kubeconfig FILE]
+                                                                        [--metrics-port 8081]
                   [--node-labels K=V,... (NodeProfile labels, over the Node's)] [--host-root DIR (the node's / as the agent sees it)]
                   [--profile-overrides FILE (test aid: JSON merge patch over the observed NodeProfile)]
                   pod checkpoints through the kubelet:                  [--kubelet-url https://$NODE_NAME:10250] [--kubelet-ca FILE]
@@ -30,7 +40,13 @@ public final class Main {
                                                                         [--container-storage-dir DIR] [--kubelet-insecure-skip-tls-verify]
         local     operator + agent + a local control plane for trying Stasis on this machine
                   [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
+                  [--metrics-port 8080]
+      every command serves /metrics, /healthz and /readyz on --metrics-port (--metrics-address; local: 127.0.0.1)
       """;
+  static final int OPERATOR_METRICS_PORT = 8080;
+  static final int AGENT_METRICS_PORT = 8081;
+  /** The Lease the operator replicas compete for, in --leader-election-namespace. */
+  static final String LEASE_NAME = "stasis-operator";
 
   private Main() {}
 
@@ -69,10 +85,19 @@ public final class Main {
 
   private static void runOperator(Flags flags) throws Exception {
     KubernetesClient client = client(flags.get("kubeconfig"));
-    var operator = Roles.newOperator(client);
+    AtomicBoolean stopping = new AtomicBoolean();
+    Optional<LeaderElectionConfiguration> leaderElection = Optional.ofNullable(flags.get("leader-election-namespace"))
+        .map(namespace -> leaderElection(namespace, hostname(), stopping::get));
+    var operator = Roles.newOperator(client, leaderElection);
     Roles.registerOperator(operator, client, hostname(), processTargetNamespaces(flags));
+    MetricsServer metrics = metricsServer(flags, "0.0.0.0", OPERATOR_METRICS_PORT,
+        Roles.readiness(operator, stopping::get));
     operator.start();
-    awaitShutdown(operator::stop);
+    awaitShutdown(() -> {
+      stopping.set(true);
+      operator.stop();
+      metrics.close();
+    });
   }
 
   private static void runAgent(Flags flags) throws Exception {
@@ -84,13 +109,41 @@ public final class Main {
     KubernetesClient client = client(flags.get("kubeconfig"));
     AgentConfig config = agentConfig(flags, node, Path.of(flags.get("work-dir", "/var/lib/stasis")));
     var operator = Roles.newOperator(client);
-    var profiles = Roles.registerAgent(operator, client, config);
+    AgentShutdown shutdown = new AgentShutdown();
+    var profiles = Roles.registerAgent(operator, client, config, shutdown);
+    MetricsServer metrics = metricsServer(flags, "0.0.0.0", AGENT_METRICS_PORT,
+        Roles.readiness(operator, shutdown::isStopping));
     profiles.start();
     operator.start();
     awaitShutdown(() -> {
+      shutdown.begin(); // before stop(): the jobs it cuts off still write their Failed status
       operator.stop();
       profiles.close();
+      metrics.close();
     });
+  }
+
+  /**
+   * A replica that loses the Lease while it runs exits, and its pod comes back as a standby: two
+   * replicas never reconcile at once. One that gives the Lease up because it is stopping just stops
+   * (exiting from within the shutdown hook would hang the JVM).
+   */
+  static LeaderElectionConfiguration leaderElection(String namespace, String identity, BooleanSupplier stopping) {
+    var callbacks = new LeaderCallbacks(() -> {}, () -> {
+      if (!stopping.getAsBoolean()) {
+        System.err.println("lost the Lease " + namespace + "/" + LEASE_NAME + ": exiting, to come back as a standby");
+        System.exit(1);
+      }
+    }, leader -> {});
+    return new LeaderElectionConfiguration(LEASE_NAME, namespace, LeaderElectionConfiguration.LEASE_DURATION_DEFAULT_VALUE,
+        LeaderElectionConfiguration.RENEW_DEADLINE_DEFAULT_VALUE, LeaderElectionConfiguration.RETRY_PERIOD_DEFAULT_VALUE,
+        identity, callbacks, false);
+  }
+
+  static MetricsServer metricsServer(Flags flags, String defaultAddress, int defaultPort,
+      MetricsServer.Readiness readiness) throws IOException {
+    return MetricsServer.start(flags.get("metrics-address", defaultAddress),
+        Integer.parseInt(flags.get("metrics-port", Integer.toString(defaultPort))), readiness);
   }
 
   static AgentConfig agentConfig(Flags flags, String node, Path workDir) {

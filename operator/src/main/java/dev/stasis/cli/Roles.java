@@ -1,30 +1,60 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.NodeCheckpointWorker;
 import dev.stasis.agent.NodeProfilePublisher;
 import dev.stasis.agent.NodeRestoreWorker;
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.Restore;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.metrics.MetricsServer;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.CheckpointReconciler;
 import dev.stasis.operator.CheckpointScheduleReconciler;
 import dev.stasis.operator.CheckpointStorageReconciler;
 import dev.stasis.operator.RestoreReconciler;
+import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
+import io.javaoperatorsdk.operator.RegisteredController;
+import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
+import io.javaoperatorsdk.operator.monitoring.micrometer.MicrometerMetrics;
+import io.javaoperatorsdk.operator.processing.Controller;
+import java.time.Duration;
+import java.util.Optional;
 import java.util.Set;
+import java.util.function.BooleanSupplier;
+import java.util.function.Predicate;
 
 /** Wires the two roles onto a JOSDK {@link Operator}; {@code stasis local} puts both on one. */
 public final class Roles {
+  /** How long a stopping process lets running reconciliations end (an agent's: writing Failed). */
+  static final Duration TERMINATION_GRACE = Duration.ofSeconds(30);
+
   private Roles() {}
 
-  /** JOSDK settings every role uses. Status writes go through our optimistic-lock StatusWriter. */
   public static Operator newOperator(KubernetesClient client) {
-    return new Operator(o -> o.withKubernetesClient(client)
-        .withUseSSAToPatchPrimaryResource(false)
-        .withCloseClientOnStop(false)
-        .withStopOnInformerErrorDuringStartup(true));
+    return newOperator(client, Optional.empty());
+  }
+
+  /**
+   * JOSDK settings every role uses. Status writes go through our optimistic-lock StatusWriter.
+   * With leader election only the Lease holder reconciles; the others keep their caches and wait.
+   */
+  public static Operator newOperator(KubernetesClient client, Optional<LeaderElectionConfiguration> leaderElection) {
+    return new Operator(o -> {
+      o.withKubernetesClient(client)
+          .withUseSSAToPatchPrimaryResource(false)
+          .withCloseClientOnStop(false)
+          .withStopOnInformerErrorDuringStartup(true)
+          .withReconciliationTerminationTimeout(TERMINATION_GRACE)
+          // Per controller, not per resource: one series per Checkpoint would never end.
+          .withMetrics(MicrometerMetrics.withoutPerResourceMetrics(StasisMetrics.registry()));
+      leaderElection.ifPresent(o::withLeaderElectionConfiguration);
+    });
   }
 
   public static void registerOperator(
@@ -38,13 +68,39 @@ public final class Roles {
   }
 
   /** The agent sees only the work labelled for its node (Velero's node-agent pattern). */
-  public static NodeProfilePublisher registerAgent(Operator operator, KubernetesClient client, AgentConfig config) {
+  public static NodeProfilePublisher registerAgent(
+      Operator operator, KubernetesClient client, AgentConfig config, AgentShutdown shutdown) {
     var events = new EventRecorder(client, "agent", config.nodeName());
     String selector = Labels.nodeSelector(config.nodeName());
-    operator.register(new NodeCheckpointWorker(client, config, events),
+    var checkpoints = operator.register(new NodeCheckpointWorker(client, config, events, shutdown),
         o -> o.withName("node-checkpoint-" + config.nodeName()).withLabelSelector(selector));
-    operator.register(new NodeRestoreWorker(client, config, events),
+    var restores = operator.register(new NodeRestoreWorker(client, config, events, shutdown),
         o -> o.withName("node-restore-" + config.nodeName()).withLabelSelector(selector));
+    StasisMetrics.queueDepth(config.nodeName(), "checkpoint", () -> count(checkpoints,
+        (Checkpoint c) -> c.getStatus() != null && c.getStatus().phase != null && !c.getStatus().phase.isTerminal()));
+    StasisMetrics.queueDepth(config.nodeName(), "restore", () -> count(restores,
+        (Restore r) -> r.getStatus() != null && !r.getStatus().phaseOrPending().isTerminal()));
     return new NodeProfilePublisher(client, config);
+  }
+
+  /** Ready once its informers run and are healthy, and until it starts shutting down. */
+  public static MetricsServer.Readiness readiness(Operator operator, BooleanSupplier stopping) {
+    return () -> {
+      if (stopping.getAsBoolean()) {
+        return Optional.of("shutting down");
+      }
+      var runtime = operator.getRuntimeInfo();
+      if (!runtime.isStarted()) {
+        return Optional.of("starting");
+      }
+      return runtime.allEventSourcesAreHealthy()
+          ? Optional.empty()
+          : Optional.of("informers not healthy: " + runtime.unhealthyEventSources().keySet());
+    };
+  }
+
+  /** Counted in the controller's informer cache: no API call per scrape. */
+  private static <P extends HasMetadata> long count(RegisteredController<P> registered, Predicate<P> matching) {
+    return ((Controller<P>) registered).getEventSourceManager().getControllerEventSource().list(matching).count();
   }
 }

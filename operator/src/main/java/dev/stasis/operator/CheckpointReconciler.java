@@ -17,6 +17,7 @@ import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.retention.CheckpointExpiry;
 import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
@@ -211,6 +212,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     Conditions.set(status, Conditions.COMPLETE, false, refusal.reason(), refusal.getMessage(), status.observedGeneration);
     statusWriter.replace(checkpoint, status);
     events.warning(checkpoint, refusal.reason(), refusal.getMessage());
+    StasisMetrics.checkpointFinished(status);
   }
 
   /** Deletes a finished Checkpoint once its spec.ttl has run out; until then, comes back when it will have. */

@@ -8,6 +8,7 @@ import dev.stasis.api.Conditions;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
@@ -86,6 +87,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     }
     String before = storage.getStatus() == null ? null : storage.getStatus().phase;
     statusWriter.replace(storage, status);
+    StasisMetrics.storageChecked(storage.getMetadata().getName(), CheckpointStorageStatus.AVAILABLE.equals(status.phase));
     if (!Objects.equals(before, status.phase)) {
       if (CheckpointStorageStatus.AVAILABLE.equals(status.phase)) {
         events.normal(storage, "Available", status.location + " " + status.message);

@@ -16,6 +16,7 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.placement.CheckpointNeeds;
 import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
@@ -257,5 +258,6 @@ public class RestoreReconciler implements Reconciler<Restore> {
     Conditions.set(status, Conditions.COMPLETE, false, refusal.reason(), refusal.getMessage(), status.observedGeneration);
     statusWriter.replace(restore, status);
     events.warning(restore, refusal.reason(), refusal.getMessage());
+    StasisMetrics.restoreFinished(status);
   }
 }

@@ -42,7 +42,8 @@ class NodeCheckpointWorkerTest {
     forged = client.resource(forged).updateStatus();
 
     var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()));
-    new NodeCheckpointWorker(client, config, new EventRecorder(client, "agent", "node-a")).reconcile(forged, null);
+    new NodeCheckpointWorker(client, config, new EventRecorder(client, "agent", "node-a"), new AgentShutdown())
+        .reconcile(forged, null);
 
     Checkpoint result = client.resource(forged).get();
     assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Failed);

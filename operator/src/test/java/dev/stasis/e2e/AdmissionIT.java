@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.Tool;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -79,7 +80,7 @@ class AdmissionIT {
   @ParameterizedTest(name = "{0}")
   @MethodSource("invalidResources")
   void refusedAtAdmission(String what, String manifest, String expected) throws Exception {
-    Kubectl.Result result = kubectl.runWithInput(manifest, "apply", "-f", "-");
+    Tool.Result result = kubectl.runWithInput(manifest, "apply", "-f", "-");
     assertThat(result.exitCode()).as(result.output()).isNotZero();
     assertThat(result.output()).contains(expected);
   }
@@ -87,11 +88,11 @@ class AdmissionIT {
   @Test
   void aCheckpointsTargetCannotChange() throws Exception {
     kubectl.runWithInput(checkpoint("fixed", "{target: {process: {node: node-a, pid: 42}}, storage: a}"), "apply", "-f", "-").ok();
-    Kubectl.Result moved = kubectl.runWithInput(checkpoint("fixed", "{target: {process: {node: node-a, pid: 43}}, storage: a}"),
+    Tool.Result moved = kubectl.runWithInput(checkpoint("fixed", "{target: {process: {node: node-a, pid: 43}}, storage: a}"),
         "apply", "-f", "-");
     assertThat(moved.exitCode()).isNotZero();
     assertThat(moved.output()).contains("target is immutable: create a new Checkpoint instead");
-    Kubectl.Result otherStorage = kubectl.runWithInput(
+    Tool.Result otherStorage = kubectl.runWithInput(
         checkpoint("fixed", "{target: {process: {node: node-a, pid: 42}}, storage: b}"), "apply", "-f", "-");
     assertThat(otherStorage.output()).contains("storage is immutable");
   }
@@ -99,7 +100,7 @@ class AdmissionIT {
   @Test
   void aRestoresCheckpointCannotChange() throws Exception {
     kubectl.runWithInput(restore("fixed", "{checkpointRef: {name: a}}"), "apply", "-f", "-").ok();
-    Kubectl.Result changed = kubectl.runWithInput(restore("fixed", "{checkpointRef: {name: b}}"), "apply", "-f", "-");
+    Tool.Result changed = kubectl.runWithInput(restore("fixed", "{checkpointRef: {name: b}}"), "apply", "-f", "-");
     assertThat(changed.exitCode()).isNotZero();
     assertThat(changed.output()).contains("checkpointRef is immutable: create a new Restore instead");
   }

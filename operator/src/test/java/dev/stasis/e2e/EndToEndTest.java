@@ -96,6 +96,7 @@ abstract class EndToEndTest {
         .agent(NODE, shared.resolve("work"), Main.criuPath(null))
         .agent(NO_CRIU_NODE, shared.resolve("work-nocriu"), shared.resolve("no-such-criu"))
         .agent(OLD_CRIU_NODE, shared.resolve("work-oldcriu"), shared.resolve("old-criu"))
+        .withMetricsServer()
         .start();
   }
 

@@ -22,21 +22,21 @@ import dev.stasis.kube.StorageBinding;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.S3Server;
+import dev.stasis.testing.ServiceAccounts;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
-import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
-import io.fabric8.kubernetes.client.Config;
-import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.api.model.authentication.SelfSubjectReviewBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
 import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
@@ -67,8 +67,8 @@ class RbacIT {
     new Kubectl(TestControlPlane.kubeconfig()).run("apply", "-k", "config/rbac").ok();
     var node = admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
     admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(OTHER_NODE).endMetadata().build()).create();
-    operator = clientWithToken(token("stasis-operator", null, null));
-    agent = clientWithToken(token("stasis-agent", NODE, node.getMetadata().getUid()));
+    operator = ServiceAccounts.clientWithToken(admin, ServiceAccounts.token(admin, "stasis-operator", null));
+    agent = ServiceAccounts.clientWithToken(admin, ServiceAccounts.token(admin, "stasis-agent", node));
     s3 = S3Server.start();
     s3.createBucket("rbac");
     stasis = InProcessStasis.on(admin).operatorClient(operator)
@@ -160,28 +160,38 @@ class RbacIT {
     assertForbidden(() -> agent.resources(Checkpoint.class).inNamespace(ns).withName("theirs").delete());
   }
 
-  // --- helpers ---
+  /**
+   * The DaemonSet's agents use their pods' projected tokens, bound to the Pod, not to the Node: the
+   * API server adds the pod's node to those too (Kubernetes 1.30+), so the admission policy holds.
+   */
+  @Test
+  void aPodBoundTokenNamesItsNodeForTheAdmissionPolicy() throws Exception {
+    var pod = admin.pods().inNamespace(SYSTEM).resource(new PodBuilder()
+        .withNewMetadata().withName("stasis-agent-" + NODE).endMetadata()
+        .withNewSpec().withNodeName(NODE).withServiceAccountName("stasis-agent")
+        .addNewContainer().withName("agent").withImage("stasis-agent:0.1.0").endContainer().endSpec()
+        .build()).create();
+    try (KubernetesClient podAgent = ServiceAccounts.clientWithToken(admin, ServiceAccounts.token(admin, "stasis-agent", pod))) {
+      var review = podAgent.authentication().v1().selfSubjectReviews()
+          .create(new SelfSubjectReviewBuilder().build()).getStatus().getUserInfo();
+      assertThat(review.getExtra()).containsEntry("authentication.kubernetes.io/node-name", List.of(NODE));
 
-  static String token(String serviceAccount, String node, String nodeUid) {
-    var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L);
-    if (node != null) {
-      request = request.withNewBoundObjectRef().withApiVersion("v1").withKind("Node").withName(node)
-          .withUid(nodeUid).endBoundObjectRef();
+      NodeProfile own = podAgent.resources(NodeProfile.class).withName(NODE).get();
+      own.getMetadata().setLabels(Map.of("stasis.dev/checked", "pod-token"));
+      podAgent.resource(own).update(); // its own node's profile: allowed
+
+      NodeProfile foreign = new NodeProfile();
+      foreign.setMetadata(new ObjectMetaBuilder().withName(OTHER_NODE).build());
+      foreign.setSpec(new NodeProfileSpec());
+      assertThatThrownBy(() -> podAgent.resource(foreign).create())
+          .isInstanceOf(KubernetesClientException.class)
+          .hasMessageContaining("the agent of node " + NODE + " may only act on its own node's work");
+    } finally {
+      admin.resource(pod).withGracePeriod(0).delete();
     }
-    return admin.serviceAccounts().inNamespace(SYSTEM).withName(serviceAccount)
-        .tokenRequest(request.endSpec().build()).getStatus().getToken();
   }
 
-  static KubernetesClient clientWithToken(String token) {
-    Config adminConfig = admin.getConfiguration();
-    Config config = new ConfigBuilder(Config.empty())
-        .withMasterUrl(adminConfig.getMasterUrl())
-        .withCaCertData(adminConfig.getCaCertData())
-        .withCaCertFile(adminConfig.getCaCertFile())
-        .withOauthToken(token)
-        .build();
-    return new KubernetesClientBuilder().withConfig(config).build();
-  }
+  // --- helpers ---
 
   static void assertForbidden(Runnable call) {
     assertThatThrownBy(call::run).isInstanceOfSatisfying(KubernetesClientException.class,

@@ -1,24 +1,34 @@
 package dev.stasis.testing;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.NodeProfilePublisher;
 import dev.stasis.cli.Roles;
 import dev.stasis.criu.Criu;
+import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
+import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
  * The operator and one or more agents running in the test JVM, as {@code stasis local} runs them.
- * Each role may use its own client, so that tests can run them as their ServiceAccounts.
+ * Each role may use its own client, so that tests can run them as their ServiceAccounts. Closing it
+ * stops the agents the way SIGTERM does: no new work, running uploads cut off and marked Failed.
  */
 public final class InProcessStasis implements AutoCloseable {
   private final List<Operator> operators = new ArrayList<>();
   private final List<NodeProfilePublisher> publishers = new ArrayList<>();
+  private final List<AgentShutdown> shutdowns = new ArrayList<>();
+  private MetricsServer metrics;
+  private boolean closed;
 
   private InProcessStasis() {}
 
@@ -26,10 +36,29 @@ public final class InProcessStasis implements AutoCloseable {
     return new Builder(client);
   }
 
+  /** The operator role's readiness, as /readyz reports it. */
+  public Optional<String> operatorNotReadyBecause() {
+    return Roles.readiness(operators.get(0), () -> false).get();
+  }
+
+  /** The port of /metrics, /healthz and /readyz on 127.0.0.1 (see {@link Builder#withMetricsServer()}). */
+  public int metricsPort() {
+    return metrics.port();
+  }
+
+  /** Stops everything once; closing again does nothing. */
   @Override
-  public void close() {
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    shutdowns.forEach(AgentShutdown::begin);
     operators.forEach(Operator::stop);
     publishers.forEach(NodeProfilePublisher::close);
+    if (metrics != null) {
+      metrics.close();
+    }
   }
 
   public static final class Builder {
@@ -38,6 +67,9 @@ public final class InProcessStasis implements AutoCloseable {
     private final List<AgentConfig> agents = new ArrayList<>();
     private final List<KubernetesClient> agentClients = new ArrayList<>();
     private boolean withOperator = true;
+    private boolean withMetricsServer;
+    private String operatorInstance = "test";
+    private Optional<LeaderElectionConfiguration> leaderElection = Optional.empty();
 
     private Builder(KubernetesClient client) {
       this.client = client;
@@ -72,20 +104,43 @@ public final class InProcessStasis implements AutoCloseable {
       return this;
     }
 
+    /** Runs the operator as one of several replicas that compete for a Lease; it reports Events as {@code instance}. */
+    public Builder leaderElection(String instance, LeaderElectionConfiguration leaderElection) {
+      this.operatorInstance = instance;
+      this.leaderElection = Optional.of(leaderElection);
+      return this;
+    }
+
+    /** Serves the process' metrics and the first role's health on a free port of 127.0.0.1. */
+    public Builder withMetricsServer() {
+      withMetricsServer = true;
+      return this;
+    }
+
     public InProcessStasis start() {
       InProcessStasis stasis = new InProcessStasis();
       if (withOperator) {
-        Operator operator = Roles.newOperator(operatorClient);
-        Roles.registerOperator(operator, operatorClient, "test", Set.of());
+        Operator operator = Roles.newOperator(operatorClient, leaderElection);
+        Roles.registerOperator(operator, operatorClient, operatorInstance, Set.of());
         stasis.operators.add(operator);
       }
       for (int i = 0; i < agents.size(); i++) {
         KubernetesClient agentClient = agentClients.get(i);
         Operator agentOperator = Roles.newOperator(agentClient);
-        NodeProfilePublisher publisher = Roles.registerAgent(agentOperator, agentClient, agents.get(i));
+        AgentShutdown shutdown = new AgentShutdown();
+        NodeProfilePublisher publisher = Roles.registerAgent(agentOperator, agentClient, agents.get(i), shutdown);
         publisher.start();
         stasis.publishers.add(publisher);
+        stasis.shutdowns.add(shutdown);
         stasis.operators.add(agentOperator);
+      }
+      if (withMetricsServer) {
+        try {
+          stasis.metrics = MetricsServer.start("127.0.0.1", 0,
+              Roles.readiness(stasis.operators.get(0), () -> stasis.shutdowns.stream().anyMatch(AgentShutdown::isStopping)));
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
       }
       stasis.operators.forEach(Operator::start);
       return stasis;

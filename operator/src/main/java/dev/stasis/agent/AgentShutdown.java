@@ -1,0 +1,82 @@
+package dev.stasis.agent;
+
+import dev.stasis.storage.ObjectUpload;
+import java.io.OutputStream;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An agent that is told to stop (SIGTERM: a drain, a rollout) takes no new work, and cuts off the
+ * uploads still running, so that their checkpoints end Failed with reason {@value #REASON} and no
+ * partial object is left behind, instead of staying Running until the next agent resolves them.
+ */
+public final class AgentShutdown {
+  public static final String REASON = "AgentShutdown";
+  private static final Logger log = LoggerFactory.getLogger(AgentShutdown.class);
+
+  /** The reasons a job fails with when the agent cuts it off: an aborted upload, an interrupted CRIU. */
+  private static final Set<String> CUT_OFF = Set.of("StorageFailed", "Interrupted");
+
+  private final Set<ObjectUpload> uploads = ConcurrentHashMap.newKeySet();
+  private volatile boolean stopping;
+
+  /** Stops taking work and aborts every running upload; the jobs then fail and report it. */
+  public void begin() {
+    stopping = true;
+    if (!uploads.isEmpty()) {
+      log.info("shutting down: aborting {} running upload(s)", uploads.size());
+    }
+    uploads.forEach(ObjectUpload::abort);
+  }
+
+  public boolean isStopping() {
+    return stopping;
+  }
+
+  /** Whether new work may start; while stopping it stays Pending for the next agent on this node. */
+  boolean acceptsWork() {
+    return !stopping;
+  }
+
+  /** The upload, cut off if the agent stops before it is committed (at once, if it stops already). */
+  ObjectUpload track(ObjectUpload upload) {
+    ObjectUpload tracked = new ObjectUpload() {
+      @Override
+      public OutputStream stream() {
+        return upload.stream();
+      }
+
+      @Override
+      public long commit() throws java.io.IOException {
+        return upload.commit();
+      }
+
+      @Override
+      public void abort() {
+        upload.abort();
+      }
+
+      @Override
+      public void close() {
+        uploads.remove(this);
+        upload.close();
+      }
+    };
+    uploads.add(tracked);
+    if (stopping) {
+      tracked.abort();
+    }
+    return tracked;
+  }
+
+  /** A checkpoint whose upload or CRIU run the stopping agent cut off says so. */
+  WorkFailure explain(WorkFailure failure, String node) {
+    if (!stopping || !CUT_OFF.contains(failure.reason())) {
+      return failure;
+    }
+    return new WorkFailure(REASON, "the agent on node " + node + " was stopped while this ran ("
+        + failure.getMessage() + "); nothing was kept: create a new one", failure.logTail());
+  }
+}
