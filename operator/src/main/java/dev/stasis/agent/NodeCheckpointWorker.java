@@ -335,14 +335,8 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
     statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
       CheckpointStatus s = c.getStatus();
-      s.phase = CheckpointPhase.Failed;
-      s.completionTime = Conditions.now();
-      s.reason = failure.reason();
-      s.message = failure.getMessage();
+      s.fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration());
       s.criuLogTail = failure.logTail();
-      Long generation = c.getMetadata().getGeneration();
-      Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
-      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
     }).ifPresent(failed -> {
       events.warning(failed, failure.reason(), failure.getMessage());
       StasisMetrics.checkpointFinished(failed.getStatus());

@@ -280,17 +280,11 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
         failure.reason(), failure.getMessage());
     statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
       RestoreStatus s = r.getStatus();
-      s.phase = RestorePhase.Failed;
-      s.completionTime = Conditions.now();
-      s.reason = failure.reason();
-      s.message = failure.getMessage();
+      s.fail(failure.reason(), failure.getMessage(), r.getMetadata().getGeneration());
       s.criuLogTail = failure.logTail();
       if (failure instanceof PreflightFailed) {
         recordPreflightFailure(s, failure);
       }
-      Long generation = r.getMetadata().getGeneration();
-      Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
-      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
     }).ifPresent(failed -> {
       events.warning(failed, failure.reason(), failure.getMessage());
       StasisMetrics.restoreFinished(failed.getStatus());

@@ -298,16 +298,9 @@ final class PodCheckpointJob {
   private void fail(Checkpoint checkpoint, WorkFailure failure) {
     log.warn("pod checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
-    statusWriter.update(checkpoint, PodCheckpointJob::isRunning, c -> {
-      CheckpointStatus s = c.getStatus();
-      s.phase = CheckpointPhase.Failed;
-      s.completionTime = Conditions.now();
-      s.reason = failure.reason();
-      s.message = failure.getMessage();
-      Long generation = c.getMetadata().getGeneration();
-      Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
-      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
-    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+    statusWriter.update(checkpoint, PodCheckpointJob::isRunning,
+        c -> c.getStatus().fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration()))
+        .ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
   }
 
   /**

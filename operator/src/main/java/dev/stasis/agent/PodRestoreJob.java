@@ -238,16 +238,9 @@ final class PodRestoreJob {
   private void fail(Restore restore, WorkFailure failure) {
     log.warn("pod restore {}/{} failed: {} {}", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
         failure.reason(), failure.getMessage());
-    statusWriter.update(restore, PodRestoreJob::isPushing, r -> {
-      RestoreStatus s = r.getStatus();
-      s.phase = RestorePhase.Failed;
-      s.completionTime = Conditions.now();
-      s.reason = failure.reason();
-      s.message = failure.getMessage();
-      Long generation = r.getMetadata().getGeneration();
-      Conditions.set(s, Conditions.FAILED, true, failure.reason(), failure.getMessage(), generation);
-      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), failure.getMessage(), generation);
-    }).ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+    statusWriter.update(restore, PodRestoreJob::isPushing,
+        r -> r.getStatus().fail(failure.reason(), failure.getMessage(), r.getMetadata().getGeneration()))
+        .ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
   }
 
   private void resolveAbandoned(Restore cached) {

@@ -30,6 +30,16 @@ public class RestoreStatus implements ConditionedStatus {
   public Long observedGeneration;
   public List<Condition> conditions = new ArrayList<>();
 
+  /** Ends in Failed the way every writer records a failure: phase, reason, message, time, conditions. */
+  public void fail(String reason, String message, Long generation) {
+    phase = RestorePhase.Failed;
+    completionTime = Conditions.now();
+    this.reason = reason;
+    this.message = message;
+    Conditions.set(this, Conditions.FAILED, true, reason, message, generation);
+    Conditions.set(this, Conditions.COMPLETE, false, reason, message, generation);
+  }
+
   @Override
   public List<Condition> conditions() {
     return conditions;

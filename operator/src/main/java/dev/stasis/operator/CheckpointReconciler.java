@@ -203,13 +203,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
 
   private void fail(Checkpoint checkpoint, Refusal refusal) {
     CheckpointStatus status = new CheckpointStatus();
-    status.phase = CheckpointPhase.Failed;
-    status.reason = refusal.reason();
-    status.message = refusal.getMessage();
-    status.completionTime = Conditions.now();
     status.observedGeneration = checkpoint.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.FAILED, true, refusal.reason(), refusal.getMessage(), status.observedGeneration);
-    Conditions.set(status, Conditions.COMPLETE, false, refusal.reason(), refusal.getMessage(), status.observedGeneration);
+    status.fail(refusal.reason(), refusal.getMessage(), status.observedGeneration);
     statusWriter.replace(checkpoint, status);
     events.warning(checkpoint, refusal.reason(), refusal.getMessage());
     StasisMetrics.checkpointFinished(status);

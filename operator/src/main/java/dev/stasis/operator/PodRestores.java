@@ -240,16 +240,9 @@ final class PodRestores {
       }
     }
     deleteImages(restore);
-    statusWriter.update(restore, PodRestores::isRestoring, r -> {
-      RestoreStatus s = r.getStatus();
-      s.phase = RestorePhase.Failed;
-      s.completionTime = Conditions.now();
-      s.reason = refusal.reason();
-      s.message = refusal.getMessage();
-      Long generation = r.getMetadata().getGeneration();
-      Conditions.set(s, Conditions.FAILED, true, refusal.reason(), refusal.getMessage(), generation);
-      Conditions.set(s, Conditions.COMPLETE, false, refusal.reason(), refusal.getMessage(), generation);
-    }).ifPresent(failed -> events.warning(failed, refusal.reason(), refusal.getMessage()));
+    statusWriter.update(restore, PodRestores::isRestoring,
+        r -> r.getStatus().fail(refusal.reason(), refusal.getMessage(), r.getMetadata().getGeneration()))
+        .ifPresent(failed -> events.warning(failed, refusal.reason(), refusal.getMessage()));
   }
 
   private void deleteImages(Restore restore) {

@@ -248,14 +248,9 @@ public class RestoreReconciler implements Reconciler<Restore> {
 
   private void fail(Restore restore, Refusal refusal, PlacementStatus placement) {
     RestoreStatus status = new RestoreStatus();
-    status.phase = RestorePhase.Failed;
     status.placement = placement;
-    status.reason = refusal.reason();
-    status.message = refusal.getMessage();
-    status.completionTime = Conditions.now();
     status.observedGeneration = restore.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.FAILED, true, refusal.reason(), refusal.getMessage(), status.observedGeneration);
-    Conditions.set(status, Conditions.COMPLETE, false, refusal.reason(), refusal.getMessage(), status.observedGeneration);
+    status.fail(refusal.reason(), refusal.getMessage(), status.observedGeneration);
     statusWriter.replace(restore, status);
     events.warning(restore, refusal.reason(), refusal.getMessage());
     StasisMetrics.restoreFinished(status);
