@@ -26,6 +26,9 @@ import java.util.concurrent.FutureTask;
  * and every other image (small, and complete only then) follow, and the upload is committed.
  * Memory is nearly all of a checkpoint, so most of the upload is done by the time CRIU is.
  *
+ * <p>The upload runs at a lower CPU priority ({@value #UPLOAD_NICE}) than CRIU and the workloads:
+ * it uses the CPU that CRIU leaves idle and does not stretch the time the workload stays frozen.
+ *
  * <p>Only {@link #finish()}, called after CRIU succeeded, commits the upload; closing it without
  * that aborts it and nothing stays in storage.
  */
@@ -35,11 +38,12 @@ final class StreamingArchiveUpload implements AutoCloseable {
   // How often the pages files are looked at while CRIU writes them: a fraction of the time CRIU
   // needs for one chunk, and cheap (one directory listing).
   private static final long POLL_MILLIS = 10;
+  static final int UPLOAD_NICE = 10;
 
   private final Path imagesDir;
   private final long chunkBytes;
   private final ObjectUpload upload;
-  private final OpenArchive archive;
+  private final ArchiveCodec codec;
   /** Pages files archived in chunks so far, by name. Touched by the follower thread only. */
   private final Map<String, FollowedFile> chunked = new TreeMap<>();
   private final FutureTask<ArchiveSummary> following = new FutureTask<>(this::follow);
@@ -47,12 +51,12 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private volatile boolean imagesComplete;
   private boolean committed;
 
-  private StreamingArchiveUpload(Path imagesDir, long chunkBytes, ObjectUpload upload, OpenArchive archive,
+  private StreamingArchiveUpload(Path imagesDir, long chunkBytes, ObjectUpload upload, ArchiveCodec codec,
       String name) {
     this.imagesDir = imagesDir;
     this.chunkBytes = chunkBytes;
     this.upload = upload;
-    this.archive = archive;
+    this.codec = codec;
     this.follower = new Thread(following, "archive-upload-" + name);
     follower.setDaemon(true);
   }
@@ -66,11 +70,10 @@ final class StreamingArchiveUpload implements AutoCloseable {
       long chunkBytes, String name) throws IOException {
     ObjectUpload upload = store.upload(key);
     try {
-      OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec);
-      StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, archive, name);
+      StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, name);
       streaming.follower.start();
       return streaming;
-    } catch (IOException | RuntimeException e) {
+    } catch (RuntimeException e) {
       upload.abort();
       throw e;
     }
@@ -113,27 +116,29 @@ final class StreamingArchiveUpload implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    // The follower has ended, so this thread is now the upload's only user.
-    archive.close();
+    // The follower has ended (and closed its archive), so this thread is now the upload's only user.
     upload.abort();
   }
 
   private ArchiveSummary follow() throws IOException, InterruptedException {
-    while (!imagesComplete) {
-      if (!archiveFullChunks() && !imagesComplete) {
-        Thread.sleep(POLL_MILLIS);
+    CpuPriority.lowerCurrentThread(UPLOAD_NICE); // before zstd and the upload start threads of their own
+    try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec)) {
+      while (!imagesComplete) {
+        if (!archiveFullChunks(archive) && !imagesComplete) {
+          Thread.sleep(POLL_MILLIS);
+        }
       }
+      archiveFullChunks(archive);
+      for (var file : chunked.entrySet()) {
+        file.getValue().archiveRest(archive, file.getKey());
+      }
+      archive.addFilesOf(imagesDir, chunked::containsKey);
+      return archive.finish();
     }
-    archiveFullChunks();
-    for (var file : chunked.entrySet()) {
-      file.getValue().archiveRest(file.getKey());
-    }
-    archive.addFilesOf(imagesDir, chunked::containsKey);
-    return archive.finish();
   }
 
   /** @return whether any chunk was archived */
-  private boolean archiveFullChunks() throws IOException {
+  private boolean archiveFullChunks(OpenArchive archive) throws IOException {
     boolean archived = false;
     for (Path pages : pagesFiles()) {
       String name = pages.getFileName().toString();
@@ -145,7 +150,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
           file = new FollowedFile(pages);
           chunked.put(name, file);
         }
-        file.archive(name, chunkBytes);
+        file.archive(archive, name, chunkBytes);
         archivedBytes = file.archivedBytes;
         archived = true;
       }
@@ -173,16 +178,16 @@ final class StreamingArchiveUpload implements AutoCloseable {
       this.path = path;
     }
 
-    void archive(String name, long length) throws IOException {
+    void archive(OpenArchive archive, String name, long length) throws IOException {
       archive.addChunk(name, chunks, path, archivedBytes, length);
       chunks++;
       archivedBytes += length;
     }
 
-    void archiveRest(String name) throws IOException {
+    void archiveRest(OpenArchive archive, String name) throws IOException {
       long rest = Files.size(path) - archivedBytes;
       if (rest > 0) {
-        archive(name, rest);
+        archive(archive, name, rest);
       }
     }
   }
