@@ -41,7 +41,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Takes the checkpoints the operator assigned to this node: CRIU dump into a work folder, uploaded
  * in one streamed pass of tar, zstd and sha256 that starts while CRIU still writes the memory
- * pages ({@link StreamingArchiveUpload}), the manifest written last as the commit marker. A workload is only ever ended (leaveRunning: false) once its checkpoint is stored.
+ * pages ({@link StreamingArchiveUpload}), the manifest written last as the commit marker. A
+ * workload is only ever ended (leaveRunning: false) once its checkpoint is stored.
  */
 @ControllerConfiguration(name = "node-checkpoint", generationAwareEventProcessing = false)
 public class NodeCheckpointWorker implements Reconciler<Checkpoint> {

@@ -26,7 +26,7 @@ import java.util.concurrent.FutureTask;
  * and every other image (small, and complete only then) follow, and the upload is committed.
  * Memory is nearly all of a checkpoint, so most of the upload is done by the time CRIU is.
  *
- * <p>The upload runs at a lower CPU priority ({@value #UPLOAD_NICE}) than CRIU and the workloads:
+ * <p>The upload runs at a lower CPU priority (nice {@value #UPLOAD_NICE}) than CRIU and the workloads:
  * it uses the CPU that CRIU leaves idle and does not stretch the time the workload stays frozen.
  *
  * <p>Only {@link #finish()}, called after CRIU succeeded, commits the upload; closing it without
