@@ -16,8 +16,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Uploads a checkpoint's archive while CRIU is still dumping. CRIU appends each process's memory
@@ -39,6 +41,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
   // needs for one chunk, and cheap (one directory listing).
   private static final long POLL_MILLIS = 10;
   static final int UPLOAD_NICE = 10;
+  private static final long LOWERING_TIMEOUT_SECONDS = 5;
 
   private final Path imagesDir;
   private final long chunkBytes;
@@ -48,6 +51,8 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private final Map<String, FollowedFile> chunked = new TreeMap<>();
   private final FutureTask<ArchiveSummary> following = new FutureTask<>(this::follow);
   private final Thread follower;
+  /** Counted down once the follower runs at its lower priority, before CRIU is started. */
+  private final CountDownLatch lowered = new CountDownLatch(1);
   private volatile boolean imagesComplete;
   private boolean committed;
 
@@ -63,6 +68,8 @@ final class StreamingArchiveUpload implements AutoCloseable {
 
   /**
    * Starts uploading to {@code key} whatever CRIU writes into {@code imagesDir} from now on.
+   * Returns once the upload's thread has lowered its priority, so that doing so does not compete
+   * with CRIU freezing the workload.
    *
    * @param name names the upload's thread, for people reading thread dumps
    */
@@ -72,7 +79,12 @@ final class StreamingArchiveUpload implements AutoCloseable {
     try {
       StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, name);
       streaming.follower.start();
+      streaming.lowered.await(LOWERING_TIMEOUT_SECONDS, TimeUnit.SECONDS);
       return streaming;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      upload.abort();
+      throw new InterruptedIOException("interrupted while starting the upload");
     } catch (RuntimeException e) {
       upload.abort();
       throw e;
@@ -122,6 +134,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
 
   private ArchiveSummary follow() throws IOException, InterruptedException {
     CpuPriority.lowerCurrentThread(UPLOAD_NICE); // before zstd and the upload start threads of their own
+    lowered.countDown();
     try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec)) {
       while (!imagesComplete) {
         if (!archiveFullChunks(archive) && !imagesComplete) {

@@ -50,11 +50,11 @@ public final class Benchmark {
       // The roles are long-running processes: the first checkpoint and restore of a fresh JVM
       // load and compile their code, which no later one pays. One unmeasured round does that.
       progress("warming up: one checkpoint and restore, not measured");
-      new ProcessCheckpointRun(env, 64, false).run(1);
+      new ProcessCheckpointRun(env, "warmup", 64, false).run(1);
       for (int mib : options.sizes()) {
         int repetitions = mib >= 1024 ? options.largeRepetitions() : options.repetitions();
         for (boolean compressible : new boolean[] {false, true}) {
-          figures.addAll(new ProcessCheckpointRun(env, mib, compressible).run(repetitions));
+          figures.addAll(new ProcessCheckpointRun(env, "bench", mib, compressible).run(repetitions));
         }
       }
       figures.addAll(new ControlPlaneRun(env, options.checkpoints()).run(options.controlPlaneRepetitions()));

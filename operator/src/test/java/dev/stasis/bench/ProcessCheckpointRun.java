@@ -33,6 +33,8 @@ final class ProcessCheckpointRun {
   private final int mib;
   private final boolean compressible;
   private final String label;
+  /** Starts the names of this run's Checkpoints and Restores; names are never reused within a run. */
+  private final String namePrefix;
 
   private final Samples stasisCheckpoint = new Samples();
   private final Samples agentCheckpoint = new Samples();
@@ -53,8 +55,9 @@ final class ProcessCheckpointRun {
   private final Samples agentHeap = new Samples();
   private final Samples agentCpu = new Samples();
 
-  ProcessCheckpointRun(BenchEnvironment env, int mib, boolean compressible) {
+  ProcessCheckpointRun(BenchEnvironment env, String namePrefix, int mib, boolean compressible) {
     this.env = env;
+    this.namePrefix = namePrefix;
     this.mib = mib;
     this.compressible = compressible;
     this.label = mib + "MiB-" + (compressible ? "compressible" : "incompressible");
@@ -69,7 +72,7 @@ final class ProcessCheckpointRun {
   }
 
   private void repetition(int rep) throws Exception {
-    String name = label.toLowerCase() + "-" + rep;
+    String name = namePrefix + "-" + label.toLowerCase() + "-" + rep;
     Path dir = Files.createDirectories(env.work.resolve("by-hand").resolve(name));
     Path out = dir.resolve("memhog.txt");
     try (Workloads.Workload memhog = Workloads.startInPidNamespace("memhog", Integer.toString(mib),

@@ -7,7 +7,6 @@ import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
 
 /**
@@ -16,7 +15,6 @@ import java.util.function.Predicate;
  */
 final class Settlements<T extends HasMetadata> implements AutoCloseable {
   private final Map<String, CompletableFuture<Settled<T>>> byName = new ConcurrentHashMap<>();
-  private final AtomicInteger settled = new AtomicInteger();
   private final SharedIndexInformer<T> informer;
 
   record Settled<T>(T resource, long nanoTime) {}
@@ -39,9 +37,7 @@ final class Settlements<T extends HasMetadata> implements AutoCloseable {
       private void seen(T resource) {
         if (isSettled.test(resource)) {
           long now = System.nanoTime();
-          if (future(resource.getMetadata().getName()).complete(new Settled<>(resource, now))) {
-            settled.incrementAndGet();
-          }
+          future(resource.getMetadata().getName()).complete(new Settled<>(resource, now));
         }
       }
     });
@@ -49,16 +45,6 @@ final class Settlements<T extends HasMetadata> implements AutoCloseable {
 
   CompletableFuture<Settled<T>> future(String name) {
     return byName.computeIfAbsent(name, n -> new CompletableFuture<>());
-  }
-
-  int settledCount() {
-    return settled.get();
-  }
-
-  /** Forgets everything seen so far; the names can be used again. */
-  void reset() {
-    byName.clear();
-    settled.set(0);
   }
 
   @Override
