@@ -14,7 +14,7 @@ run: deps build
 test: deps
 	$(MVN) verify
 
-# About 15 minutes; rewrites BENCHMARKS.md and bench/results.json. Not part of `make test`.
+# 6–15 minutes; rewrites BENCHMARKS.md and bench/results.json. Not part of `make test`.
 bench:
 	MVN="$(MVN)" bench/run.sh
 

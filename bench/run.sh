@@ -7,7 +7,8 @@
 # Installs what it needs (CRIU, the local control plane) like `make test`, builds, then starts a
 # kube-apiserver, an S3 server, the operator and an agent, and measures. Prints a table and
 # rewrites BENCHMARKS.md and bench/results.json. Needs root (CRIU does), curl, tar and zstd.
-# About 15 minutes on 2 cores; fewer sizes or repetitions make it quicker.
+# About 6 minutes on a quiet 2-core machine, up to 15 while other work runs; fewer sizes or
+# repetitions make it quicker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MVN="${MVN:-mvn -B -q}"

@@ -43,7 +43,10 @@ record Figure(String name, String unit, Samples stasis, Samples baseline, Target
   }
 
   private static Map<String, Double> spread(Samples s) {
-    return Map.of("min", round(s.min()), "max", round(s.max()));
+    Map<String, Double> spread = new LinkedHashMap<>();
+    spread.put("min", round(s.min()));
+    spread.put("max", round(s.max()));
+    return spread;
   }
 
   static double round(double v) {
