@@ -1,5 +1,6 @@
-# Stasis: `make run` tries it on this machine, `make test` runs every test.
-# Both install what they need first (CRIU, a local Kubernetes control plane); a second run reuses
+# Stasis: `make run` tries it on this machine, `make test` runs every test, `make bench` measures it
+# against the by-hand CRIU pipeline (BENCHMARKS.md).
+# All three install what they need first (CRIU, a local Kubernetes control plane); a second run reuses
 # the cache in $(STASIS_CACHE).
 export STASIS_CACHE ?= $(HOME)/.cache/stasis
 MVN ?= mvn -B -q
@@ -10,7 +11,7 @@ VERSION ?= 0.1.0
 IMAGE_PREFIX ?=
 CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
 
-.PHONY: run test deps criu control-plane test-tools helm build crds images clean
+.PHONY: run test bench deps criu control-plane test-tools helm build crds images clean
 
 run: deps build
 	java -jar $(JAR) local --state-dir .stasis
@@ -18,6 +19,10 @@ run: deps build
 # Not quiet: Surefire's and Failsafe's "Tests run:" lines are the record of what ran.
 test: deps
 	mvn -B verify
+
+# 6–15 minutes; rewrites BENCHMARKS.md and bench/results.json. Not part of `make test`.
+bench:
+	MVN="$(MVN)" bench/run.sh
 
 deps: criu control-plane test-tools helm
 

@@ -13,7 +13,6 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
-import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
@@ -44,9 +43,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Takes the checkpoints the operator assigned to this node: CRIU dump into a work folder, one
- * streamed pass of tar, zstd and sha256 into storage, the manifest written last as the commit
- * marker. A workload is only ever ended (leaveRunning: false) once its checkpoint is stored.
+ * Takes the checkpoints the operator assigned to this node: CRIU dump into a work folder, uploaded
+ * in one streamed pass of tar, zstd and sha256 that starts while CRIU still writes the memory
+ * pages ({@link StreamingArchiveUpload}), the manifest written last as the commit marker. A
+ * workload is only ever ended (leaveRunning: false) once its checkpoint is stored.
  */
 @ControllerConfiguration(name = "node-checkpoint", generationAwareEventProcessing = false)
 public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
@@ -135,6 +135,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
             Boolean.TRUE.equals(options.shellJob),
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
+        ArchiveCodec codec = StorageBinding.codec(storage);
         Criu.DumpResult dumped;
         Manifest manifest;
         ReentrantLock processLock = processLocks.computeIfAbsent(pid, p -> new ReentrantLock());
@@ -142,9 +143,12 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
         try {
           tree = ProcessTree.members(pid);
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
-          dumped = dump(dump);
-          stopped = !options.leaveRunning();
-          manifest = store(checkpoint, storage, store, dump, criuVersion, requirements);
+          // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
+          try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, dump.imagesDir())) {
+            dumped = dump(dump);
+            stopped = !options.leaveRunning();
+            manifest = store(checkpoint, store, upload, codec, dump, criuVersion, requirements);
+          }
           if (isDeleted(checkpoint)) {
             discard(checkpoint, store, stopped ? tree : List.of());
             stopped = false;
@@ -235,23 +239,28 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     }
   }
 
+  private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
+      Path imagesDir) throws WorkFailure {
+    String archiveKey = layout(checkpoint).archiveKey(codec);
+    try {
+      ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
+      return StreamingArchiveUpload.start(upload, codec, imagesDir,
+          StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, checkpoint.getMetadata().getName());
+    } catch (IOException e) {
+      throw storageFailed(store, archiveKey, e);
+    }
+  }
+
   /**
    * Archive first, manifest last: a checkpoint whose manifest exists is whole. Anything written
    * before a failure is removed again, so no half-written archive is ever left to be mistaken.
    */
-  private Manifest store(Checkpoint checkpoint, CheckpointStorage storage, ObjectStore store, DumpOptions dump,
-      CriuVersion criuVersion, RestoreRequirements requirements) throws WorkFailure {
-    var meta = checkpoint.getMetadata();
-    ArchiveCodec codec = StorageBinding.codec(storage);
-    ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+  private Manifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload, ArchiveCodec codec,
+      DumpOptions dump, CriuVersion criuVersion, RestoreRequirements requirements) throws WorkFailure {
+    ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
     try {
-      ArchiveSummary summary;
-      try (ObjectUpload upload = shutdown.track(
-          StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)))) {
-        summary = new ArchiveWriter().write(dump.imagesDir(), upload.stream(), codec);
-        upload.commit();
-      }
+      ArchiveSummary summary = upload.finish();
       Manifest manifest = manifest(checkpoint, dump, criuVersion, archiveKey, codec, summary);
       requirements.recordIn(manifest, dump.imagesDir());
       store.put(layout.manifestKey(), manifest.toJson());
@@ -262,9 +271,18 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       } catch (IOException cleanup) {
         e.addSuppressed(cleanup);
       }
-      throw new WorkFailure("StorageFailed", "storing the archive in " + store.uri(archiveKey) + " failed: "
-          + e.getMessage() + "; nothing was kept and the workload was not ended");
+      throw storageFailed(store, archiveKey, e);
     }
+  }
+
+  private static WorkFailure storageFailed(ObjectStore store, String archiveKey, IOException e) {
+    return new WorkFailure("StorageFailed", "storing the archive in " + store.uri(archiveKey) + " failed: "
+        + e.getMessage() + "; nothing was kept and the workload was not ended");
+  }
+
+  private static ArchiveLayout layout(Checkpoint checkpoint) {
+    var meta = checkpoint.getMetadata();
+    return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
   }
 
   private Manifest manifest(Checkpoint checkpoint, DumpOptions dump, CriuVersion criuVersion, String archiveKey,

@@ -4,12 +4,17 @@ import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.stream.Stream;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
@@ -18,6 +23,9 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
  * Extracts a stored archive into a directory in one streamed pass (hash and count the stored bytes,
  * decompress, untar) and then checks the stored bytes against the manifest. The source is always
  * read to its end, so the hash covers every stored byte, trailing garbage included.
+ *
+ * <p>Files archived in chunks ({@link ChunkNames}) are joined back into one file each, so CRIU
+ * sees the images exactly as they were written.
  *
  * <p>Whatever goes wrong, nothing stays behind: the target directory is emptied again (and removed
  * if this call created it), so CRIU never sees a partial or unverified checkpoint.
@@ -72,15 +80,18 @@ public final class ArchiveReader {
     try (InputStream decoded = decompressor(codec, stored)) {
       TarArchiveInputStream tar = new TarArchiveInputStream(decoded);
       byte[] buffer = new byte[BUFFER_SIZE];
+      ChunkedFiles chunked = new ChunkedFiles();
       TarArchiveEntry entry;
       while ((entry = decode(stored, tar::getNextEntry)) != null) {
-        Path path = safePath(target, entry);
+        Optional<ChunkNames.Chunk> chunk = entry.isFile() ? ChunkNames.parse(entry.getName()) : Optional.empty();
+        Path path = safePath(target, entry, chunk.map(ChunkNames.Chunk::fileName).orElse(entry.getName()));
         if (entry.isDirectory()) {
           Files.createDirectories(path);
           continue;
         }
         Files.createDirectories(path.getParent());
-        try (OutputStream out = Files.newOutputStream(path)) {
+        try (OutputStream out = chunk.isPresent() ? chunked.open(path, chunk.get(), entry.getName())
+            : chunked.openWhole(path, entry.getName())) {
           int n;
           while ((n = decode(stored, () -> tar.read(buffer, 0, buffer.length))) > 0) {
             out.write(buffer, 0, n);
@@ -124,8 +135,12 @@ public final class ArchiveReader {
     }
   }
 
-  /** Where an entry goes, refusing anything that could write outside the target or is not plain data. */
-  private static Path safePath(Path target, TarArchiveEntry entry) throws ArchiveIntegrityException {
+  /**
+   * Where an entry's bytes go ({@code fileName}: the entry's name, or for a chunk the name of the
+   * file it is part of), refusing anything that could write outside the target or is not plain data.
+   */
+  private static Path safePath(Path target, TarArchiveEntry entry, String fileName)
+      throws ArchiveIntegrityException {
     String name = entry.getName();
     String refusal = null;
     if (entry.isSymbolicLink()) {
@@ -138,12 +153,12 @@ public final class ArchiveReader {
       refusal = "it is a FIFO";
     } else if (!entry.isDirectory() && !entry.isFile()) {
       refusal = "its type '" + (char) entry.getLinkFlag() + "' is neither a file nor a directory";
-    } else if (name.isEmpty() || name.startsWith("/")) {
+    } else if (fileName.isEmpty() || fileName.startsWith("/")) {
       refusal = "it is an absolute path";
-    } else if (Stream.of(name.split("/")).anyMatch(".."::equals)) {
+    } else if (Stream.of(fileName.split("/")).anyMatch(".."::equals)) {
       refusal = "its path climbs out of the target directory";
     }
-    Path path = target.resolve(name).normalize();
+    Path path = target.resolve(fileName).normalize();
     // "./" names the target itself, which tar -C dir . archives as a directory entry.
     boolean namesTarget = path.equals(target) && !entry.isDirectory();
     if (refusal == null && (!path.startsWith(target) || namesTarget)) {
@@ -217,6 +232,43 @@ public final class ArchiveReader {
 
   private static String describe(ArchiveCodec codec) {
     return codec == ArchiveCodec.ZSTD ? "zstd-compressed tar stream" : "tar stream";
+  }
+
+  /**
+   * Joins chunk entries back into their files: chunk 0 creates the file, each next chunk appends,
+   * and anything out of order, or a file that is both whole and chunked, makes the archive invalid.
+   */
+  private static final class ChunkedFiles {
+    private final Map<Path, Integer> nextChunk = new HashMap<>();
+
+    OutputStream open(Path file, ChunkNames.Chunk chunk, String entryName) throws IOException {
+      int expected = nextChunk.getOrDefault(file, 0);
+      if (chunk.index() != expected) {
+        throw new ArchiveIntegrityException("archive entry '" + entryName + "' is out of order: chunk "
+            + expected + " of " + chunk.fileName() + " should come next" + RESTORE_ELSEWHERE);
+      }
+      nextChunk.put(file, expected + 1);
+      if (expected > 0) {
+        return Files.newOutputStream(file, StandardOpenOption.APPEND);
+      }
+      try {
+        return Files.newOutputStream(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+      } catch (FileAlreadyExistsException e) {
+        throw twice(entryName, chunk.fileName());
+      }
+    }
+
+    OutputStream openWhole(Path file, String entryName) throws IOException {
+      if (nextChunk.containsKey(file)) {
+        throw twice(entryName, entryName);
+      }
+      return Files.newOutputStream(file);
+    }
+
+    private static ArchiveIntegrityException twice(String entryName, String fileName) {
+      return new ArchiveIntegrityException("archive entry '" + entryName + "' writes " + fileName
+          + ", which the archive holds both whole and in chunks" + RESTORE_ELSEWHERE);
+    }
   }
 
   /** The stored bytes were read fine but are not a valid archive. */

@@ -58,7 +58,8 @@ import software.amazon.awssdk.services.s3.model.S3Object;
  * billed.
  */
 public final class S3ObjectStore implements ObjectStore {
-  public static final int DEFAULT_PART_SIZE = 8 << 20;
+  // Fewer, larger requests: per request, S3 servers and the SDK sign, buffer and record each part.
+  public static final int DEFAULT_PART_SIZE = 16 << 20;
   /** S3 refuses smaller parts, except for the last one. */
   public static final int MIN_PART_SIZE = 5 << 20;
   private static final int PARALLEL_PARTS = 3;

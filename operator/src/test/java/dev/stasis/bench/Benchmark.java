@@ -1,0 +1,121 @@
+package dev.stasis.bench;
+
+import dev.stasis.cli.Main;
+import dev.stasis.criu.Criu;
+import dev.stasis.testing.TestControlPlane;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@code bench/run.sh}: Stasis against the by-hand CRIU pipeline, measured in one run, written to
+ * BENCHMARKS.md and bench/results.json. Options (all optional):
+ *
+ * <pre>
+ *   --sizes 64,256,1024        memory of the checkpointed process, MiB ("none": control plane only)
+ *   --repetitions 5            repetitions below 1 GiB
+ *   --large-repetitions 3      repetitions at 1 GiB and above (each takes half a minute)
+ *   --checkpoints 1000         Checkpoints created at once in the control-plane run
+ *   --control-plane-repetitions 3
+ *   --no-write                 print the table only; leave BENCHMARKS.md and results.json alone
+ * </pre>
+ */
+public final class Benchmark {
+  private static final long STARTED = System.nanoTime();
+
+  private Benchmark() {}
+
+  public static void main(String[] args) throws Exception {
+    Options options = Options.parse(args);
+    Path repo = TestControlPlane.repoRoot();
+    Path work = repo.resolve("operator/target/bench");
+    deleteRecursively(work);
+    Files.createDirectories(work);
+    Criu criu = new Criu(Main.criuPath(null), Map.of());
+    criu.requireUsable();
+    String started = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
+    Map<String, String> machine = Machine.describe(criu);
+
+    List<Figure> figures = new ArrayList<>();
+    try (BenchEnvironment env = BenchEnvironment.start(work, criu)) {
+      // Ctrl-C still stops the API server, the S3 server and the roles.
+      Thread stopOnInterrupt = new Thread(env::close, "bench-stop");
+      Runtime.getRuntime().addShutdownHook(stopOnInterrupt);
+      // The roles are long-running processes: the first checkpoint and restore of a fresh JVM
+      // load and compile their code, which no later one pays. One unmeasured round does that.
+      progress("warming up: one checkpoint and restore, not measured");
+      new ProcessCheckpointRun(env, "warmup", 64, false).run(1);
+      for (int mib : options.sizes()) {
+        int repetitions = mib >= 1024 ? options.largeRepetitions() : options.repetitions();
+        for (boolean compressible : new boolean[] {false, true}) {
+          figures.addAll(new ProcessCheckpointRun(env, "bench", mib, compressible).run(repetitions));
+        }
+      }
+      figures.addAll(new ControlPlaneRun(env, options.checkpoints()).run(options.controlPlaneRepetitions()));
+      Runtime.getRuntime().removeShutdownHook(stopOnInterrupt);
+    }
+    progress("placing 1000 Restores over 500 NodeProfiles");
+    figures.addAll(new PlacementRun(500, 1000).run(5));
+    machine.put("load average at end", Machine.loadAverage());
+
+    double minutes = (System.nanoTime() - STARTED) / 60e9;
+    Report report = new Report(figures, machine, started, minutes);
+    System.out.println();
+    System.out.print(report.table());
+    System.out.println();
+    System.out.print(report.details());
+    if (options.write()) {
+      report.writeMarkdown(repo.resolve("BENCHMARKS.md"), Files.readString(repo.resolve("bench/analysis.md")));
+      report.writeJson(repo.resolve("bench/results.json"));
+      System.out.println("\nwritten: BENCHMARKS.md, bench/results.json");
+    }
+  }
+
+  static void progress(String message) {
+    System.out.printf("[%5.1fs] %s%n", (System.nanoTime() - STARTED) / 1e9, message);
+  }
+
+  private static void deleteRecursively(Path dir) throws Exception {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (var paths = Files.walk(dir)) {
+      for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+
+  record Options(List<Integer> sizes, int repetitions, int largeRepetitions, int checkpoints,
+      int controlPlaneRepetitions, boolean write) {
+    static Options parse(String[] args) {
+      List<Integer> sizes = List.of(64, 256, 1024);
+      int repetitions = 5;
+      int largeRepetitions = 3;
+      int checkpoints = 1000;
+      int controlPlaneRepetitions = 3;
+      boolean write = true;
+      for (int i = 0; i < args.length; i++) {
+        switch (args[i]) {
+          case "--sizes" -> {
+            String value = args[++i];
+            sizes = value.equals("none") ? List.of() : Arrays.stream(value.split(",")).map(Integer::parseInt).toList();
+          }
+          case "--repetitions" -> repetitions = Integer.parseInt(args[++i]);
+          case "--large-repetitions" -> largeRepetitions = Integer.parseInt(args[++i]);
+          case "--checkpoints" -> checkpoints = Integer.parseInt(args[++i]);
+          case "--control-plane-repetitions" -> controlPlaneRepetitions = Integer.parseInt(args[++i]);
+          case "--no-write" -> write = false;
+          default -> throw new IllegalArgumentException("unknown option " + args[i] + " (see bench/run.sh)");
+        }
+      }
+      return new Options(sizes, repetitions, largeRepetitions, checkpoints, controlPlaneRepetitions, write);
+    }
+  }
+}
