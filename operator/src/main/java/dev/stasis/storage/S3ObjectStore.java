@@ -16,6 +16,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -376,7 +377,8 @@ public final class S3ObjectStore implements ObjectStore {
     private final String objectKey;
     private final String action;
     private final BlockingQueue<byte[]> freeBuffers = new ArrayBlockingQueue<>(BUFFERS_PER_UPLOAD);
-    private final List<Future<CompletedPart>> parts = new ArrayList<>();
+    // The writer adds parts while an agent shutdown may abort from another thread.
+    private final List<Future<CompletedPart>> parts = new CopyOnWriteArrayList<>();
     private final OutputStream stream = new PartStream();
     private int buffersAllocated;
     private byte[] buffer;

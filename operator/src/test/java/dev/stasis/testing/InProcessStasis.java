@@ -53,11 +53,15 @@ public final class InProcessStasis implements AutoCloseable {
       return;
     }
     closed = true;
-    shutdowns.forEach(AgentShutdown::begin);
-    operators.forEach(Operator::stop);
-    publishers.forEach(NodeProfilePublisher::close);
-    if (metrics != null) {
-      metrics.close();
+    try {
+      shutdowns.forEach(AgentShutdown::begin);
+    } finally {
+      // Whatever went wrong above, no operator may outlive its test and reconcile the next one's resources.
+      operators.forEach(Operator::stop);
+      publishers.forEach(NodeProfilePublisher::close);
+      if (metrics != null) {
+        metrics.close();
+      }
     }
   }
 
