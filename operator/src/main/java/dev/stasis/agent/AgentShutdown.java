@@ -48,14 +48,18 @@ public final class AgentShutdown {
         return upload.stream();
       }
 
+      // Finished one way or another, it is no longer the shutdown's to cut off.
       @Override
       public long commit() throws java.io.IOException {
-        return upload.commit();
+        long stored = upload.commit();
+        uploads.remove(this);
+        return stored;
       }
 
       @Override
       public void abort() {
         upload.abort();
+        uploads.remove(this);
       }
 
       @Override
