@@ -20,37 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/*
- * The count file is opened once and rewritten in place with a fixed-width number, so its size never
- * changes: CRIU checks the size of open files on restore, and a file that was truncated and
- * rewritten between checkpoint and restore would be refused ("bad size").
- */
-#define COUNT_WIDTH 20
-
-static int open_count_file(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd >= 0 && ftruncate(fd, COUNT_WIDTH + 1) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static void write_count(int fd, unsigned long long count)
-{
-	char buf[COUNT_WIDTH + 2];
-	snprintf(buf, sizeof(buf), "%0*llu\n", COUNT_WIDTH, count);
-	while (pwrite(fd, buf, COUNT_WIDTH + 1, 0) < 0 && errno == EINTR)
-		;
-}
-
-static void sleep_100ms(void)
-{
-	struct timespec ts = { 0, 100 * 1000 * 1000 };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
+#include "count_file.h"
 
 static void count_forever(const char *outdir, int index, int is_parent)
 {
