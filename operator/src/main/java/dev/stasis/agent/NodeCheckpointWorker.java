@@ -52,6 +52,8 @@ import org.slf4j.LoggerFactory;
 public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
   private static final ObjectMapper JSON = new ObjectMapper();
+  /** How often to look again whether the CRIU a dead agent started has ended. */
+  private static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
 
   private final KubernetesClient client;
   private final AgentConfig config;
@@ -93,7 +95,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     if (status.phase == CheckpointPhase.Pending && shutdown.acceptsWork()) {
       take(checkpoint);
     } else if (status.phase == CheckpointPhase.Running && !inFlight.contains(checkpoint.getMetadata().getUid())) {
-      resolveAbandoned(checkpoint);
+      return resolveAbandoned(checkpoint);
     }
     return UpdateControl.noUpdate();
   }
@@ -114,7 +116,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     }
     checkpoint = running.get();
     inFlight.add(uid);
-    Path workDir = config.workDir().resolve("checkpoints").resolve(uid);
+    Path workDir = workDir(checkpoint);
     long started = System.nanoTime();
     List<Long> tree = List.of();
     boolean stopped = false;
@@ -361,14 +363,23 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     });
   }
 
+  private Path workDir(Checkpoint checkpoint) {
+    return config.workDir().resolve("checkpoints").resolve(checkpoint.getMetadata().getUid());
+  }
+
   /**
-   * A checkpoint left Running by an agent that died: its work folder and any partial upload are
-   * gone with that agent, so it fails; a tree it had stopped is resumed.
+   * A checkpoint left Running by an agent that died fails. First its CRIU, which outlives the
+   * agent, must have let go of the tree; then a tree it left stopped is resumed, the partial upload
+   * (an open multipart upload, parts) is removed from the storage and the work folder deleted.
    */
-  private void resolveAbandoned(Checkpoint cached) {
+  private UpdateControl<Checkpoint> resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
     if (checkpoint == null || !isRunning(checkpoint) || inFlight.contains(checkpoint.getMetadata().getUid())) {
-      return; // the cache lagged behind this agent's own final write
+      return UpdateControl.noUpdate(); // the cache lagged behind this agent's own final write
+    }
+    Path workDir = workDir(checkpoint);
+    if (Criu.stillRunningIn(workDir).isPresent()) {
+      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(ABANDONED_CRIU_POLL);
     }
     int pid = checkpoint.getSpec().target.process.pid;
     String resumed = "";
@@ -376,8 +387,31 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       ProcessTree.signal(ProcessTree.members(pid), "CONT");
       resumed = "; the stopped workload was resumed";
     }
+    String stored = discardPartialArchive(checkpoint);
+    WorkDirs.delete(workDir);
     fail(checkpoint, new WorkFailure("AgentRestarted",
-        "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed
+        "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed + stored
             + "; create a new Checkpoint"));
+    return UpdateControl.noUpdate();
+  }
+
+  /**
+   * Removes what the dead agent uploaded unless its manifest was written: a committed archive is
+   * whole, and with leaveRunning: false it may be all that is left of the workload.
+   */
+  private String discardPartialArchive(Checkpoint checkpoint) {
+    String prefix = layout(checkpoint).prefix();
+    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage))) {
+      if (store.exists(layout(checkpoint).manifestKey())) {
+        return "; its archive was stored whole and is kept at " + store.uri(prefix);
+      }
+      store.deleteAll(prefix);
+      return "; its partial upload was removed";
+    } catch (WorkFailure | IOException e) {
+      log.warn("checkpoint {}/{}: cannot remove the partial upload of an agent that died: {}",
+          checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(), e.getMessage());
+      return "; its partial upload could not be removed (" + e.getMessage()
+          + ") and goes when this Checkpoint is deleted";
+    }
   }
 }

@@ -14,6 +14,7 @@ import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.ManifestException;
+import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
 import dev.stasis.criu.RestoreOptions;
 import dev.stasis.criu.RestoredTree;
@@ -32,7 +33,9 @@ import java.io.InputStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -47,6 +50,8 @@ import org.slf4j.LoggerFactory;
 public class NodeRestoreWorker implements Reconciler<Restore> {
   private static final Logger log = LoggerFactory.getLogger(NodeRestoreWorker.class);
   private static final Duration RESTORE_TIMEOUT = Duration.ofMinutes(10);
+  /** How often to look again whether the CRIU a dead agent started has finished its restore. */
+  private static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
 
   private final KubernetesClient client;
   private final AgentConfig config;
@@ -83,7 +88,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     if (status.phase == RestorePhase.Pending && shutdown.acceptsWork()) {
       restore(restore);
     } else if (status.phase == RestorePhase.Restoring && !inFlight.contains(restore.getMetadata().getUid())) {
-      resolveAbandoned(restore);
+      return resolveAbandoned(restore);
     }
     return UpdateControl.noUpdate();
   }
@@ -110,7 +115,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     }
     restore = restoring.get();
     inFlight.add(uid);
-    Path workDir = config.workDir().resolve("restores").resolve(uid);
+    Path workDir = workDir(restore);
     try {
       Checkpoint checkpoint = checkpoint(restore);
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
@@ -123,8 +128,8 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       }
       RestoredTree tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
       WorkDirs.delete(images);
-      complete(restore, tree);
-      watch(restore, tree, workDir);
+      complete(restore, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid());
+      watch(restore, tree.pid(), tree.onExit(), workDir);
     } catch (PreflightFailed failure) {
       WorkDirs.delete(workDir);
       if (restore.getSpec().placementOrDefaults().retryOtherNodes()) {
@@ -184,6 +189,10 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       throw new WorkFailure("ArchiveMissing", "the archive is missing (" + e.getMessage()
           + ") although its manifest exists; restore another checkpoint");
     } catch (IOException e) {
+      if (String.valueOf(e.getMessage()).contains(Criu.NO_SPACE)) {
+        throw new WorkFailure("WorkDirFull", "unpacking the archive into " + images + " failed: the work folder is"
+            + " full (" + Criu.NO_SPACE + "); free space there or give the agent a larger --work-dir");
+      }
       throw new WorkFailure("DownloadFailed", "downloading " + store.uri(manifest.archive.key) + " failed: " + e.getMessage());
     }
   }
@@ -240,13 +249,12 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     }
   }
 
-  private void complete(Restore restore, RestoredTree tree) {
-    String message = "restored on node " + config.nodeName() + " as PID " + tree.pid();
+  private void complete(Restore restore, int pid, String message) {
     statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
       RestoreStatus s = r.getStatus();
       s.phase = RestorePhase.Completed;
       s.completionTime = Conditions.now();
-      s.restoredPid = tree.pid();
+      s.restoredPid = pid;
       s.processState = "Running";
       s.reason = "Restored";
       s.message = message;
@@ -258,8 +266,8 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   }
 
   /** Reports the end of the restored tree, which CRIU reaps for us, and cleans up after it. */
-  private void watch(Restore restore, RestoredTree tree, Path workDir) {
-    tree.onExit().thenRun(() -> {
+  private void watch(Restore restore, int pid, CompletableFuture<?> exit, Path workDir) {
+    exit.thenRun(() -> {
       WorkDirs.delete(workDir);
       try {
         Restore current = client.resource(restore).get();
@@ -268,7 +276,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
         }
         statusWriter.update(current, r -> r.getStatus() != null && r.getStatus().phase == RestorePhase.Completed,
             r -> r.getStatus().processState = "Exited");
-        events.normal(current, "ProcessExited", "the restored process tree (PID " + tree.pid() + ") ended");
+        events.normal(current, "ProcessExited", "the restored process tree (PID " + pid + ") ended");
       } catch (RuntimeException e) {
         log.warn("could not report the end of restore {}: {}", restore.getMetadata().getName(), e.getMessage());
       }
@@ -291,12 +299,41 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     });
   }
 
-  private void resolveAbandoned(Restore cached) {
+  private Path workDir(Restore restore) {
+    return config.workDir().resolve("restores").resolve(restore.getMetadata().getUid());
+  }
+
+  /**
+   * A restore left Restoring by an agent that died. Its CRIU outlives the agent: once that has
+   * ended, a tree it restored and that still runs is taken over (Completed); otherwise the restore
+   * fails and its work folder is deleted.
+   */
+  private UpdateControl<Restore> resolveAbandoned(Restore cached) {
     Restore restore = client.resource(cached).get();
     if (restore == null || !isRestoring(restore) || inFlight.contains(restore.getMetadata().getUid())) {
-      return;
+      return UpdateControl.noUpdate();
     }
+    Path workDir = workDir(restore);
+    if (Criu.stillRunningIn(workDir).isPresent()) {
+      // Without the restore's -d, CRIU stays the tree's parent and runs as long as the tree.
+      Optional<Integer> restored = Criu.restoredIn(workDir);
+      if (restored.isEmpty()) {
+        return UpdateControl.<Restore>noUpdate().rescheduleAfter(ABANDONED_CRIU_POLL);
+      }
+      adopt(restore, restored.get(), workDir);
+      return UpdateControl.noUpdate();
+    }
+    WorkDirs.delete(workDir);
     fail(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
-        + " restarted while this restore ran; create a new Restore"));
+        + " restarted while this restore ran; nothing was restored: create a new Restore"));
+    return UpdateControl.noUpdate();
+  }
+
+  private void adopt(Restore restore, int pid, Path workDir) {
+    WorkDirs.delete(workDir.resolve("images"));
+    complete(restore, pid, "restored on node " + config.nodeName() + " as PID " + pid
+        + " (the agent restarted meanwhile and took the running tree over)");
+    ProcessHandle.of(pid).ifPresentOrElse(tree -> watch(restore, pid, tree.onExit(), workDir),
+        () -> watch(restore, pid, CompletableFuture.completedFuture(null), workDir));
   }
 }

@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -20,7 +21,10 @@ public final class Criu {
   public static final CriuVersion MINIMUM_VERSION = new CriuVersion(4, 0, 0);
 
   private static final Duration SHORT_COMMAND_TIMEOUT = Duration.ofSeconds(30);
+  public static final String NO_SPACE = "No space left on device";
   private static final String RESTORE_DONE = "Restore finished successfully";
+  /** In a dump's or restore's work folder: the PID and start time of the CRIU working there. */
+  private static final String RUNNING_FILE = "criu.running";
   private static final String CPUINFO_IMAGE = "cpuinfo.img";
   private static final String CPUINFO_DUMP_LOG = "cpuinfo-dump.log";
   private static final String CPUINFO_CHECK_LOG = "cpuinfo-check.log";
@@ -151,7 +155,7 @@ public final class Criu {
     Files.createDirectories(options.imagesDir());
     Files.createDirectories(options.workDir());
     CriuLog log = new CriuLog(options.workDir().resolve(DumpOptions.LOG_FILE));
-    Process criu = start(options.arguments(), options.workDir().resolve("dump.out"));
+    Process criu = start(options.arguments(), options.workDir(), "dump.out");
     try {
       if (!criu.waitFor(options.timeout().toMillis(), TimeUnit.MILLISECONDS)) {
         stop(criu);
@@ -166,6 +170,11 @@ public final class Criu {
       throw new CriuException("Interrupted", "the agent was stopped while criu dump ran", log.tail());
     }
     if (criu.exitValue() != 0) {
+      if (log.contains(NO_SPACE)) {
+        throw new CriuException("WorkDirFull", "criu dump of PID " + options.pid() + " failed: the work folder "
+            + options.workDir() + " is full (" + NO_SPACE + "); free space there or give the agent a larger"
+            + " --work-dir. The process was released and keeps running", log.tail());
+      }
       throw new CriuException("CriuDumpFailed",
           "criu dump of PID " + options.pid() + " failed: " + log.firstError().orElse("exit code " + criu.exitValue()),
           log.tail());
@@ -187,7 +196,7 @@ public final class Criu {
     Files.createDirectories(options.workDir());
     CriuLog log = new CriuLog(options.workDir().resolve(RestoreOptions.LOG_FILE));
     Path pidFile = options.workDir().resolve(RestoreOptions.PID_FILE);
-    Process criu = start(options.arguments(), options.workDir().resolve("restore.out"));
+    Process criu = start(options.arguments(), options.workDir(), "restore.out");
     long deadline = System.nanoTime() + options.timeout().toNanos();
     try {
       while (true) {
@@ -235,17 +244,53 @@ public final class Criu {
     }
   }
 
-  private Process start(List<String> args, Path output) throws CriuException, IOException {
+  /**
+   * Starts a dump or restore with its output in {@code workDir}, and notes there which process it
+   * is: CRIU outlives an agent killed meanwhile, and the next agent must not act while it runs.
+   */
+  private Process start(List<String> args, Path workDir, String outputFile) throws CriuException, IOException {
     List<String> command = new ArrayList<>();
     command.add(executable.toString());
     command.addAll(args);
-    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(output.toFile());
+    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
+        .redirectOutput(workDir.resolve(outputFile).toFile());
     pb.environment().putAll(environment);
+    Process criu;
     try {
-      return pb.start();
+      criu = pb.start();
     } catch (IOException e) {
       throw new CriuException("CriuMissing", "cannot run CRIU at " + executable + ": " + e.getMessage(), "");
     }
+    Files.writeString(workDir.resolve(RUNNING_FILE),
+        criu.pid() + " " + criu.info().startInstant().map(Instant::toEpochMilli).orElse(0L) + "\n");
+    return criu;
+  }
+
+  /**
+   * The CRIU a dead agent started in {@code workDir}, if it still runs. The start time recorded
+   * next to its PID tells it apart from an unrelated process that got the PID later.
+   */
+  public static Optional<ProcessHandle> stillRunningIn(Path workDir) {
+    try {
+      String[] recorded = Files.readString(workDir.resolve(RUNNING_FILE)).trim().split(" ");
+      long started = Long.parseLong(recorded[1]);
+      return ProcessHandle.of(Long.parseLong(recorded[0])).filter(ProcessHandle::isAlive)
+          .filter(p -> p.info().startInstant().map(Instant::toEpochMilli).orElse(-1L) == started);
+    } catch (IOException | RuntimeException e) {
+      return Optional.empty(); // never started, or the note is unreadable: nothing to wait for
+    }
+  }
+
+  /**
+   * The root PID of a tree a dead agent's CRIU restored in {@code workDir}, if that restore
+   * finished and the tree still runs.
+   */
+  public static Optional<Integer> restoredIn(Path workDir) {
+    if (!new CriuLog(workDir.resolve(RestoreOptions.LOG_FILE)).contains(RESTORE_DONE)) {
+      return Optional.empty();
+    }
+    return readPid(workDir.resolve(RestoreOptions.PID_FILE))
+        .filter(pid -> ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
   }
 
   private CommandResult runShort(List<String> args) throws IOException {

@@ -27,6 +27,11 @@ import org.jclouds.blobstore.BlobStoreContext;
 import org.jclouds.blobstore.domain.MultipartPart;
 import org.jclouds.blobstore.domain.MultipartUpload;
 import org.jclouds.blobstore.util.ForwardingBlobStore;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.s3.S3Client;
 
 /**
  * An S3-compatible server (s3proxy) on 127.0.0.1, for tests: path-style addressing, AWS v2/v4
@@ -104,6 +109,17 @@ public final class S3Server implements AutoCloseable {
   /** Bucket names follow S3's rules: s3proxy answers NoSuchBucket for names shorter than 3 characters. */
   public void createBucket(String name) {
     blobStoreContext.getBlobStore().createContainerInLocation(null, name);
+  }
+
+  /** A client of this server, for tests that look into the bucket (objects, unfinished multipart uploads). */
+  public S3Client client() {
+    return S3Client.builder()
+        .httpClientBuilder(UrlConnectionHttpClient.builder())
+        .region(Region.US_EAST_1)
+        .endpointOverride(URI.create(endpoint()))
+        .forcePathStyle(true)
+        .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY)))
+        .build();
   }
 
   public void stop() throws Exception {

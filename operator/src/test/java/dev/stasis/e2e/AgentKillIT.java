@@ -1,0 +1,319 @@
+package dev.stasis.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestoreSpec;
+import dev.stasis.cli.Main;
+import dev.stasis.testing.FaultInjectingProxy;
+import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.S3Server;
+import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import software.amazon.awssdk.services.s3.S3Client;
+
+/**
+ * The agent killed with SIGKILL (an OOM kill, a node crash of the agent alone) during a dump, an
+ * upload, a download and a restore. The agent runs as its own process ({@code java -jar
+ * stasis.jar agent}), killed by its PID at the moment the test sees; the CRIU it started outlives
+ * it, as it would on a node. A new agent for the same node then resolves what was left Running:
+ * nothing stays Running, nothing is Completed without its archive, no partial object or open
+ * multipart upload stays in the bucket, and the workload runs on.
+ */
+class AgentKillIT {
+  static final Duration TIMEOUT = Duration.ofSeconds(90);
+  static final String BUCKET = "agent-kills";
+
+  @TempDir static Path dir;
+  static KubernetesClient admin;
+  static S3Server s3;
+  static FaultInjectingProxy link;
+  static S3Client bucket;
+  static InProcessStasis operator;
+  static String node;
+
+  String namespace;
+  final List<AutoCloseable> cleanup = new ArrayList<>();
+
+  @BeforeAll
+  static void start() throws Exception {
+    admin = TestControlPlane.admin();
+    node = "kill-" + UUID.randomUUID().toString().substring(0, 6);
+    s3 = S3Server.start();
+    s3.createBucket(BUCKET);
+    bucket = s3.client();
+    link = FaultInjectingProxy.to(s3.endpoint());
+    AgentShutdownIT.createStorage(admin, node, s3, link.endpoint(), BUCKET);
+    operator = InProcessStasis.on(admin).start();
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    if (operator != null) operator.close();
+    if (link != null) link.close();
+    if (bucket != null) bucket.close();
+    if (s3 != null) s3.close();
+  }
+
+  @BeforeEach
+  void newNamespace() throws Exception {
+    namespace = TestControlPlane.newNamespace("kill");
+    link.pass();
+  }
+
+  @AfterEach
+  void cleanUp() throws Exception {
+    for (AutoCloseable c : cleanup) {
+      c.close();
+    }
+  }
+
+  @Test
+  void killedDuringTheDump() throws Exception {
+    Path count = dir.resolve("dump-" + namespace);
+    var memhog = track(Workloads.startInPidNamespace("memhog", "512", "0", count.toString()));
+    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
+    AgentProcess agent = startAgent();
+    String uid = createCheckpoint("dump", memhog.pid()).getMetadata().getUid();
+    Path work = workDir("checkpoints", uid);
+    await().atMost(TIMEOUT).pollInterval(Duration.ofMillis(5)).until(() -> Files.exists(work.resolve("dump.log")));
+    agent.kill();
+    boolean dumpFinished = Files.readString(work.resolve("dump.log")).contains("Dumping finished successfully");
+
+    startAgent();
+    Checkpoint c = awaitCheckpoint("dump");
+    assertThat(c.getStatus().phase).as(c.getStatus().message).isEqualTo(CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "AgentRestarted", "restarted while this checkpoint ran");
+    assertCounting(count);
+    assertNothingLeftOf(uid, work);
+    System.out.printf("agent killed during the dump (CRIU had %s): %s%n", dumpFinished ? "finished" : "not finished",
+        c.getStatus().message);
+  }
+
+  @Test
+  void killedDuringTheUpload() throws Exception {
+    Path count = dir.resolve("upload-" + namespace);
+    var memhog = track(Workloads.startInPidNamespace("memhog", "96", "0", count.toString()));
+    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
+    link.slow(FaultInjectingProxy.Request::isUpload, Duration.ZERO, 4L << 20);
+    AgentProcess agent = startAgent();
+    String uid = createCheckpoint("upload", memhog.pid()).getMetadata().getUid();
+    Path work = workDir("checkpoints", uid);
+    await().atMost(TIMEOUT).until(() -> Files.exists(work.resolve("dump.log"))
+        && Files.readString(work.resolve("dump.log")).contains("Dumping finished successfully")
+        && !bucket.listMultipartUploads(b -> b.bucket(BUCKET)).uploads().isEmpty());
+    assertThat(stateOf(memhog.pid())).as("left stopped until stored (leaveRunning: false)").isEqualTo("T");
+    agent.kill();
+    link.pass();
+
+    startAgent();
+    Checkpoint c = awaitCheckpoint("upload");
+    assertThat(c.getStatus().phase).as(c.getStatus().message).isEqualTo(CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "AgentRestarted", "the stopped workload was resumed");
+    assertThat(c.getStatus().message).contains("its partial upload was removed");
+    assertCounting(count);
+    assertNothingLeftOf(uid, work);
+  }
+
+  @Test
+  void killedDuringTheDownload() throws Exception {
+    Path count = dir.resolve("download-" + namespace);
+    var counter = track(Workloads.startInPidNamespace("counter", count.toString()));
+    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) >= 3);
+    AgentProcess agent = startAgent();
+    createCheckpoint("download", counter.pid());
+    Checkpoint done = awaitCheckpoint("download");
+    assertThat(done.getStatus().phase).isEqualTo(CheckpointPhase.Completed);
+    long checkpointed = EndToEndTest.count(count); // ended with the checkpoint (leaveRunning: false)
+    List<String> stored = keys();
+
+    link.slow(r -> r.isDownload() && r.target().contains("archive"), Duration.ofSeconds(30), 1024);
+    String uid = createRestore("download").getMetadata().getUid();
+    await().atMost(TIMEOUT).until(() -> link.faulted() > 0); // the agent asked for the archive
+    agent.kill();
+    link.pass();
+
+    startAgent();
+    Restore r = awaitRestore("download");
+    assertThat(r.getStatus().phase).as(r.getStatus().message).isEqualTo(RestorePhase.Failed);
+    assertFailure(r.getStatus().reason, r.getStatus().message, "AgentRestarted", "nothing was restored");
+    assertThat(workDir("restores", uid)).doesNotExist();
+    assertThat(keys()).as("the archive is untouched").isEqualTo(stored);
+
+    // Nothing was lost: the same checkpoint restores, and the count goes on from where it was.
+    createRestore("download-again");
+    Restore again = awaitRestore("download-again");
+    assertThat(again.getStatus().phase).as(again.getStatus().message).isEqualTo(RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(again.getStatus().restoredPid));
+    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > checkpointed + 3);
+  }
+
+  @Test
+  void killedDuringTheRestore() throws Exception {
+    Path count = dir.resolve("restore-" + namespace);
+    var memhog = track(Workloads.startInPidNamespace("memhog", "256", "0", count.toString()));
+    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
+    AgentProcess agent = startAgent();
+    createCheckpoint("restore", memhog.pid());
+    assertThat(awaitCheckpoint("restore").getStatus().phase).isEqualTo(CheckpointPhase.Completed);
+    long checkpointed = EndToEndTest.count(count);
+
+    String uid = createRestore("restore").getMetadata().getUid();
+    Path work = workDir("restores", uid);
+    await().atMost(TIMEOUT).pollInterval(Duration.ofMillis(5)).until(() -> Files.exists(work.resolve("restore.log")));
+    agent.kill();
+    // CRIU goes on without the agent; the tree it restores is this test's to end.
+    Path pidFile = work.resolve("restore.pid");
+    await().atMost(TIMEOUT).until(() -> Files.exists(pidFile) && !Files.readString(pidFile).isBlank());
+    long restoredPid = Long.parseLong(Files.readString(pidFile).trim());
+    cleanup.add(() -> Workloads.kill(restoredPid));
+
+    startAgent();
+    Restore r = awaitRestore("restore");
+    assertThat(r.getStatus().phase).as(r.getStatus().reason + ": " + r.getStatus().message)
+        .isEqualTo(RestorePhase.Completed);
+    assertThat(r.getStatus().restoredPid).isEqualTo((int) restoredPid);
+    assertThat(r.getStatus().message).contains("took the running tree over");
+    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > checkpointed + 3);
+
+    // The new agent watches the tree it took over: its end is reported.
+    Workloads.kill(restoredPid);
+    await().atMost(TIMEOUT).until(() -> "Exited".equals(restore("restore").getStatus().processState));
+    assertThat(work).doesNotExist();
+  }
+
+  // --- helpers ---
+
+  /** An agent as its own process, ended by its PID: SIGKILL in the test, SIGKILL at cleanup. */
+  record AgentProcess(Process process, Path log) {
+    void kill() throws InterruptedException {
+      process.destroyForcibly(); // SIGKILL
+      assertThat(process.waitFor(10, TimeUnit.SECONDS)).isTrue();
+    }
+  }
+
+  AgentProcess startAgent() throws Exception {
+    int port;
+    try (ServerSocket socket = new ServerSocket(0)) {
+      port = socket.getLocalPort();
+    }
+    Path log = Files.createTempFile(dir, "agent-", ".log");
+    Process process = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-jar", RunnableJarIT.JAR.toString(), "agent", "--node=" + node, "--work-dir=" + dir.resolve("work"),
+        "--criu=" + Main.criuPath(null), "--kubeconfig=" + TestControlPlane.kubeconfig(),
+        "--metrics-address=127.0.0.1", "--metrics-port=" + port)
+        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    AgentProcess agent = new AgentProcess(process, log);
+    cleanup.add(() -> {
+      if (process.isAlive()) {
+        agent.kill();
+      }
+    });
+    await().atMost(TIMEOUT).until(() -> {
+      try {
+        return MetricsIT.get(port, "/readyz").status() == 200;
+      } catch (Exception e) {
+        return false; // not listening yet
+      }
+    });
+    return agent;
+  }
+
+  Workloads.Workload track(Workloads.Workload w) {
+    cleanup.add(w);
+    return w;
+  }
+
+  Path workDir(String kind, String uid) {
+    return dir.resolve("work").resolve(kind).resolve(uid);
+  }
+
+  Checkpoint createCheckpoint(String name, long pid) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process(node, (int) pid)));
+    c.getSpec().storage = node;
+    c.getSpec().options = new CheckpointOptions();
+    c.getSpec().options.leaveRunning = false; // the hard case: the tree is stopped while it is stored
+    return admin.resource(c).create();
+  }
+
+  Restore createRestore(String name) {
+    Restore r = new Restore();
+    r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    r.setSpec(new RestoreSpec());
+    r.getSpec().checkpointRef = new CheckpointRef(name.replace("-again", ""));
+    r.getSpec().placement = new RestorePlacement();
+    r.getSpec().placement.nodeName = node;
+    return admin.resource(r).create();
+  }
+
+  Restore restore(String name) {
+    return admin.resources(Restore.class).inNamespace(namespace).withName(name).get();
+  }
+
+  Checkpoint awaitCheckpoint(String name) {
+    return await().atMost(TIMEOUT).until(
+        () -> admin.resources(Checkpoint.class).inNamespace(namespace).withName(name).get(),
+        c -> c.getStatus() != null && c.getStatus().phase != null && c.getStatus().phase.isTerminal());
+  }
+
+  Restore awaitRestore(String name) {
+    return await().atMost(TIMEOUT).until(() -> restore(name),
+        r -> r.getStatus() != null && r.getStatus().phase != null && r.getStatus().phase.isTerminal());
+  }
+
+  void assertFailure(String reason, String message, String expectedReason, String expectedText) {
+    assertThat(reason).isEqualTo(expectedReason);
+    assertThat(message).contains(expectedText);
+    await().atMost(TIMEOUT).until(() -> admin.v1().events().inNamespace(namespace).list().getItems().stream()
+        .anyMatch(e -> expectedReason.equals(e.getReason()) && "Warning".equals(e.getType())));
+  }
+
+  /** Running, not frozen: its count goes on. */
+  static void assertCounting(Path count) {
+    long now = EndToEndTest.count(count);
+    await().atMost(Duration.ofSeconds(15)).until(() -> EndToEndTest.count(count) > now + 2);
+  }
+
+  /** No object, no unfinished multipart upload of the checkpoint in the bucket, no work folder on the node. */
+  void assertNothingLeftOf(String uid, Path work) {
+    assertThat(keys()).noneMatch(k -> k.contains(uid));
+    assertThat(bucket.listMultipartUploads(b -> b.bucket(BUCKET)).uploads()).noneMatch(u -> u.key().contains(uid));
+    assertThat(work).doesNotExist();
+  }
+
+  List<String> keys() {
+    return bucket.listObjectsV2(b -> b.bucket(BUCKET)).contents().stream().map(o -> o.key()).toList();
+  }
+
+  static String stateOf(long pid) throws Exception {
+    String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+    return stat.substring(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  }
+}

@@ -1,0 +1,237 @@
+package dev.stasis.testing;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Predicate;
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of a local server (the S3 test server) that injects faults
+ * into the requests a rule matches: answer 500, answer late and slowly, or drop the connection
+ * without an answer; {@link #stop()} makes the server look gone. One request per connection (it
+ * asks for {@code Connection: close}), so every request is seen and the faults are deterministic.
+ */
+public final class FaultInjectingProxy implements AutoCloseable {
+  /** What a request looks like to the rules: its method and its target (path and query). */
+  public record Request(String method, String target) {
+    /** A part of a multipart upload, or a whole object put in one request. */
+    public boolean isUpload() {
+      return method.equals("PUT");
+    }
+
+    /** A read of one object ({@code GET /bucket/key}), not of a bucket listing ({@code GET /bucket?...}). */
+    public boolean isDownload() {
+      String path = target.contains("?") ? target.substring(0, target.indexOf('?')) : target;
+      return method.equals("GET") && path.indexOf('/', 1) > 0 && path.indexOf('/', 1) < path.length() - 1;
+    }
+  }
+
+  private enum Fault { PASS, FAIL_500, SLOW, DROP }
+
+  private record Rule(Predicate<Request> matches, Fault fault, Duration delay, long bytesPerSecond) {}
+
+  private final ServerSocket listener;
+  private final InetSocketAddress target;
+  private final List<Socket> sockets = new CopyOnWriteArrayList<>();
+  private final AtomicInteger faulted = new AtomicInteger();
+  private volatile Rule rule = new Rule(r -> false, Fault.PASS, Duration.ZERO, 0);
+  private volatile boolean stopped;
+
+  private FaultInjectingProxy(ServerSocket listener, InetSocketAddress target) {
+    this.listener = listener;
+    this.target = target;
+    Thread acceptor = new Thread(this::accept, "fault-proxy");
+    acceptor.setDaemon(true);
+    acceptor.start();
+  }
+
+  /** Proxies {@code http://127.0.0.1:PORT} (an endpoint URL); it passes everything until told otherwise. */
+  public static FaultInjectingProxy to(String endpoint) throws IOException {
+    URI uri = URI.create(endpoint);
+    ServerSocket listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+    return new FaultInjectingProxy(listener, new InetSocketAddress(uri.getHost(), uri.getPort()));
+  }
+
+  public String endpoint() {
+    return "http://127.0.0.1:" + listener.getLocalPort();
+  }
+
+  /** Everything passes again, and the server is reachable again after {@link #stop()}. */
+  public void pass() {
+    stopped = false;
+    rule = new Rule(r -> false, Fault.PASS, Duration.ZERO, 0);
+  }
+
+  /** Matching requests are answered {@code 500 InternalError} without reaching the server. */
+  public void fail500(Predicate<Request> matching) {
+    rule = new Rule(matching, Fault.FAIL_500, Duration.ZERO, 0);
+  }
+
+  /** Matching requests wait {@code delay}, then pass at {@code bytesPerSecond} both ways. */
+  public void slow(Predicate<Request> matching, Duration delay, long bytesPerSecond) {
+    rule = new Rule(matching, Fault.SLOW, delay, bytesPerSecond);
+  }
+
+  /** Matching requests lose their connection without an answer. */
+  public void drop(Predicate<Request> matching) {
+    rule = new Rule(matching, Fault.DROP, Duration.ZERO, 0);
+  }
+
+  /** The server is gone: open connections are cut, new ones closed at once, until {@link #pass()}. */
+  public void stop() {
+    stopped = true;
+    sockets.forEach(FaultInjectingProxy::closeQuietly);
+    sockets.clear();
+  }
+
+  /** How many requests a fault was injected into so far. */
+  public int faulted() {
+    return faulted.get();
+  }
+
+  private void accept() {
+    while (!listener.isClosed()) {
+      try {
+        Socket client = listener.accept();
+        if (stopped) {
+          closeQuietly(client);
+          continue;
+        }
+        sockets.add(client);
+        Thread t = new Thread(() -> serve(client), "fault-proxy-connection");
+        t.setDaemon(true);
+        t.start();
+      } catch (IOException e) {
+        return; // closed
+      }
+    }
+  }
+
+  private void serve(Socket client) {
+    Socket server = null;
+    try {
+      InputStream fromClient = client.getInputStream();
+      byte[] head = readHead(fromClient);
+      if (head == null) {
+        return;
+      }
+      String text = new String(head, StandardCharsets.ISO_8859_1);
+      String[] requestLine = text.substring(0, text.indexOf("\r\n")).split(" ");
+      Request request = new Request(requestLine[0], requestLine.length > 1 ? requestLine[1] : "/");
+      Rule current = rule;
+      Fault fault = current.matches().test(request) ? current.fault() : Fault.PASS;
+      if (fault != Fault.PASS) {
+        faulted.incrementAndGet();
+      }
+      switch (fault) {
+        case DROP -> {
+          return;
+        }
+        case FAIL_500 -> {
+          byte[] body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>"
+              + "<Message>injected by the test</Message></Error>").getBytes(StandardCharsets.UTF_8);
+          OutputStream out = client.getOutputStream();
+          out.write(("HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: "
+              + body.length + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+          out.write(body);
+          out.flush();
+          return;
+        }
+        case SLOW -> Thread.sleep(current.delay().toMillis());
+        case PASS -> { }
+      }
+      long rate = fault == Fault.SLOW ? current.bytesPerSecond() : 0;
+      server = new Socket(target.getAddress(), target.getPort());
+      sockets.add(server);
+      server.getOutputStream().write(withConnectionClose(text).getBytes(StandardCharsets.ISO_8859_1));
+      Socket upstream = server;
+      Thread up = new Thread(() -> pump(fromClient, upstream, rate), "fault-proxy-up");
+      up.setDaemon(true);
+      up.start();
+      pump(server.getInputStream(), client, rate);
+    } catch (IOException | InterruptedException | RuntimeException e) {
+      // a side closed, or the proxy was stopped
+    } finally {
+      closeQuietly(client);
+      if (server != null) {
+        closeQuietly(server);
+        sockets.remove(server);
+      }
+      sockets.remove(client);
+    }
+  }
+
+  /** The request head up to the blank line, or null when the client sent nothing. */
+  private static byte[] readHead(InputStream in) throws IOException {
+    ByteArrayOutputStream head = new ByteArrayOutputStream();
+    int matched = 0;
+    byte[] end = {'\r', '\n', '\r', '\n'};
+    for (int b; (b = in.read()) >= 0; ) {
+      head.write(b);
+      matched = b == end[matched] ? matched + 1 : (b == '\r' ? 1 : 0);
+      if (matched == end.length) {
+        return head.toByteArray();
+      }
+    }
+    return null;
+  }
+
+  private static String withConnectionClose(String head) {
+    StringBuilder rewritten = new StringBuilder();
+    for (String line : head.split("\r\n")) {
+      if (!line.toLowerCase(Locale.ROOT).startsWith("connection:")) {
+        rewritten.append(line).append("\r\n");
+      }
+    }
+    return rewritten.append("Connection: close\r\n\r\n").toString();
+  }
+
+  private static void pump(InputStream in, Socket to, long bytesPerSecond) {
+    byte[] buffer = new byte[64 << 10];
+    long started = System.nanoTime();
+    long sent = 0;
+    try {
+      OutputStream out = to.getOutputStream();
+      for (int n; (n = in.read(buffer, 0, bytesPerSecond > 0 ? (int) Math.min(buffer.length, Math.max(1024, bytesPerSecond / 10)) : buffer.length)) >= 0; ) {
+        out.write(buffer, 0, n);
+        out.flush();
+        sent += n;
+        if (bytesPerSecond > 0) {
+          long wait = started + sent * 1_000_000_000L / bytesPerSecond - System.nanoTime();
+          if (wait > 0) {
+            Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+          }
+        }
+      }
+      to.shutdownOutput();
+    } catch (IOException | InterruptedException e) {
+      closeQuietly(to);
+    }
+  }
+
+  private static void closeQuietly(Socket socket) {
+    try {
+      socket.close();
+    } catch (IOException e) {
+      // already closed
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    listener.close();
+    stop();
+  }
+}
