@@ -1,0 +1,222 @@
+package dev.stasis.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestoreSpec;
+import dev.stasis.cli.Main;
+import dev.stasis.testing.FaultInjectingProxy;
+import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import software.amazon.awssdk.services.s3.S3Client;
+
+/**
+ * Storage and node faults on real parts, each with the end state a user sees. The S3 server is
+ * reached through a {@link FaultInjectingProxy}, so that it can answer 500s, crawl, or vanish in
+ * the middle of an upload; a small tmpfs stands for a full work folder. In every case: a final
+ * phase with a reason, never Completed without a stored archive, no partial object or unfinished
+ * multipart upload left, and the workload (stopped for the checkpoint: leaveRunning: false) runs on.
+ */
+class FaultMatrixIT extends EndToEndTest {
+  static FaultInjectingProxy link;
+  static String faultyStorage;
+  static S3Client bucket;
+
+  @BeforeAll
+  static void faultyLink() throws Exception {
+    link = FaultInjectingProxy.to(s3.endpoint());
+    faultyStorage = "faulty-" + NODE;
+    createS3Storage(faultyStorage, link.endpoint(), "checkpoints");
+    bucket = s3.client();
+    await().atMost(TIMEOUT).until(() -> available(faultyStorage));
+  }
+
+  @AfterAll
+  static void closeLink() throws Exception {
+    if (bucket != null) bucket.close();
+    if (link != null) link.close();
+  }
+
+  @BeforeEach
+  void healthyLink() {
+    link.pass();
+  }
+
+  /** S3 fails every write: the checkpoint fails saying so, and a later one succeeds once S3 is well. */
+  @Test
+  void s3AnsweringErrors() throws Exception {
+    Path out = shared.resolve("errors-" + namespace);
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    link.fail500(FaultMatrixIT::isArchiveUpload);
+
+    Checkpoint c = awaitTerminal(createCheckpoint("errors", counter.pid(), faultyStorage, stopUntilStored()));
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+    assertFailure(c, "StorageFailed", "Status Code: 500");
+    assertThat(c.getStatus().message).contains("the workload was not ended");
+    assertThat(c.getStatus().archive).isNull();
+    assertThat(link.faulted()).isPositive();
+    assertCounting(out);
+    assertNothingStoredFor(c);
+
+    link.pass();
+    await().atMost(TIMEOUT).until(() -> available(faultyStorage));
+    awaitCheckpoint(createCheckpoint("errors-healed", counter.pid(), faultyStorage, null), CheckpointPhase.Completed);
+  }
+
+  /**
+   * S3 goes away in the middle of a multipart upload. The agent cannot abort what it cannot reach:
+   * the unfinished upload stays until S3 is back and the failed Checkpoint is deleted.
+   */
+  @Test
+  void s3StoppedMidUpload() throws Exception {
+    Path out = shared.resolve("stopped-" + namespace);
+    var memhog = track(Workloads.startInPidNamespace("memhog", "64", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) > 0);
+    link.slow(FaultMatrixIT::isArchiveUpload, Duration.ZERO, 4L << 20);
+    Checkpoint created = createCheckpoint("stopped", memhog.pid(), faultyStorage, stopUntilStored());
+    String uid = created.getMetadata().getUid();
+    await().atMost(TIMEOUT).until(() -> bucket.listMultipartUploads(b -> b.bucket("checkpoints")).uploads().stream()
+        .anyMatch(u -> u.key().contains(uid)));
+    link.stop();
+
+    Checkpoint c = awaitTerminal(created);
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+    assertFailure(c, "StorageFailed", "nothing was kept and the workload was not ended");
+    assertCounting(out);
+    assertThat(bucket.listObjectsV2(b -> b.bucket("checkpoints")).contents()).noneMatch(o -> o.key().contains(uid));
+
+    link.pass(); // S3 is back; deleting the Checkpoint removes what the agent could not
+    await().atMost(TIMEOUT).until(() -> available(faultyStorage));
+    client.resource(c).delete();
+    await().atMost(TIMEOUT).until(() -> checkpoint("stopped") == null);
+    assertNothingStoredFor(c);
+  }
+
+  /** S3 answers, but late and slowly: the checkpoint takes longer and completes, and it restores. */
+  @Test
+  void s3VerySlow() throws Exception {
+    Path out = shared.resolve("slow-" + namespace);
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    link.slow(request -> true, Duration.ofMillis(300), 256 << 10);
+
+    Checkpoint c = awaitCheckpoint(createCheckpoint("slow", counter.pid(), faultyStorage, stopUntilStored()),
+        CheckpointPhase.Completed);
+    assertThat(link.faulted()).as("requests slowed down").isGreaterThan(1);
+    assertThat(c.getStatus().stats.totalTimeMillis).isGreaterThan(300);
+    long checkpointed = count(out);
+    Restore r = awaitRestore(createRestore("slow", "slow"), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(r.getStatus().restoredPid));
+    await().atMost(TIMEOUT).until(() -> count(out) > checkpointed + 3);
+  }
+
+  /**
+   * The agent's work folder is an 8 MiB tmpfs: a 64 MiB dump cannot fit, nor can the download of
+   * its archive. Both fail with WorkDirFull; the workload runs on and nothing is stored.
+   */
+  @Test
+  void workFolderFull() throws Exception {
+    Path small = Files.createDirectories(shared.resolve("small-" + namespace));
+    run("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small.toString());
+    cleanup.add(() -> run("umount", small.toString()));
+    String fullNode = NODE + "-full";
+    InProcessStasis fullAgent = InProcessStasis.on(client).withoutOperator()
+        .agent(fullNode, small, Main.criuPath(null)).start();
+    cleanup.add(0, fullAgent::close); // before the unmount
+    await().atMost(TIMEOUT).until(() -> client.resources(NodeProfile.class).withName(fullNode).get() != null);
+
+    Path out = shared.resolve("full-" + namespace);
+    var memhog = track(Workloads.startInPidNamespace("memhog", "64", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) > 0);
+    Checkpoint c = awaitTerminal(createCheckpoint("full", fullNode, memhog.pid(), s3Storage, stopUntilStored()));
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+    assertFailure(c, "WorkDirFull", "No space left on device");
+    assertCounting(out);
+    assertNothingStoredFor(c);
+    assertThat(small.resolve("checkpoints").resolve(c.getMetadata().getUid())).doesNotExist();
+
+    // The same workload checkpointed on a node with room restores nowhere that has none.
+    awaitCheckpoint(createCheckpoint("roomy", memhog.pid(), s3Storage, null), CheckpointPhase.Completed);
+    Restore restore = new Restore();
+    restore.setMetadata(new ObjectMetaBuilder().withName("full").withNamespace(namespace).build());
+    restore.setSpec(new RestoreSpec());
+    restore.getSpec().checkpointRef = new CheckpointRef("roomy");
+    restore.getSpec().placement = new RestorePlacement();
+    restore.getSpec().placement.nodeName = fullNode;
+    Restore r = awaitTerminalRestore(client.resource(restore).create());
+    assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Failed);
+    assertThat(r.getStatus().reason).isEqualTo("WorkDirFull");
+    assertThat(r.getStatus().message).contains("No space left on device");
+    assertThat(r.getStatus().criuLogTail).as("CRIU never ran").isNull();
+    assertThat(small.resolve("restores").resolve(r.getMetadata().getUid())).doesNotExist();
+  }
+
+  // --- helpers ---
+
+  /** The archive's own bytes: the storage's health check writes other keys and stays well. */
+  static boolean isArchiveUpload(FaultInjectingProxy.Request request) {
+    return request.isUpload() && request.target().contains("/archive");
+  }
+
+  static CheckpointOptions stopUntilStored() {
+    CheckpointOptions options = new CheckpointOptions();
+    options.leaveRunning = false;
+    return options;
+  }
+
+  Checkpoint awaitTerminal(Checkpoint c) {
+    return await().atMost(TIMEOUT).until(() -> checkpoint(c.getMetadata().getName()),
+        now -> now.getStatus() != null && now.getStatus().phase != null && now.getStatus().phase.isTerminal());
+  }
+
+  Restore awaitTerminalRestore(Restore r) {
+    return await().atMost(TIMEOUT).until(() -> restore(r.getMetadata().getName()),
+        now -> now.getStatus() != null && now.getStatus().phase != null && now.getStatus().phase.isTerminal());
+  }
+
+  void assertFailure(Checkpoint c, String reason, String text) {
+    assertThat(c.getStatus().reason).as(c.getStatus().message).isEqualTo(reason);
+    assertThat(c.getStatus().message).contains(text);
+    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
+        .anyMatch(e -> reason.equals(e.getReason()) && "Warning".equals(e.getType())
+            && e.getInvolvedObject().getName().equals(c.getMetadata().getName())));
+  }
+
+  static void assertCounting(Path out) {
+    long now = count(out);
+    await().atMost(Duration.ofSeconds(15)).until(() -> count(out) > now + 2);
+  }
+
+  /** Neither an object nor an unfinished multipart upload of the checkpoint in the bucket. */
+  void assertNothingStoredFor(Checkpoint c) {
+    String uid = c.getMetadata().getUid();
+    assertThat(bucket.listObjectsV2(b -> b.bucket("checkpoints")).contents()).noneMatch(o -> o.key().contains(uid));
+    assertThat(bucket.listMultipartUploads(b -> b.bucket("checkpoints")).uploads())
+        .noneMatch(u -> u.key().contains(uid));
+  }
+
+  static void run(String... command) throws Exception {
+    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+    String output = new String(p.getInputStream().readAllBytes());
+    assertThat(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0).as("%s: %s", List.of(command), output).isTrue();
+  }
+}
