@@ -9,6 +9,7 @@ import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
+import dev.stasis.archive.Manifest;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import java.util.Map;
@@ -147,6 +148,19 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
     Files.delete(archiveOf(done).resolveSibling("manifest.json"));
     Restore r = awaitRestore(createRestore("nomanifest", "nomanifest"), RestorePhase.Failed);
     assertFailure(r.getStatus().reason, r.getStatus().message, "ManifestMissing", "take a new checkpoint");
+  }
+
+  /** A manifest written by a newer Stasis (or edited): refused with what to do, before any download. */
+  @Test
+  void manifestOfAnUnknownVersionIsRefused() throws Exception {
+    Checkpoint done = checkpointACounter("newer");
+    Path manifest = archiveOf(done).resolveSibling("manifest.json");
+    Files.writeString(manifest, Files.readString(manifest).replace(Manifest.FORMAT, "stasis.dev/manifest/v2"));
+    Restore r = awaitRestore(createRestore("newer", "newer"), RestorePhase.Failed);
+    assertFailure(r.getStatus().reason, r.getStatus().message, "ManifestInvalid",
+        "manifest format stasis.dev/manifest/v2 is newer than this agent understands");
+    assertThat(r.getStatus().message).contains("upgrade the agent");
+    assertThat(r.getStatus().criuLogTail).isNull();
   }
 
   /** Outside a PID namespace the restored process needs its old PID, which the original still holds. */
