@@ -96,7 +96,7 @@ class AgentKillIT {
   @Test
   void killedDuringTheDump() throws Exception {
     Path count = dir.resolve("dump-" + namespace);
-    var memhog = track(Workloads.startInPidNamespace("memhog", "512", "0", count.toString()));
+    var memhog = track(Workloads.startInPidNamespace("memhog", "256", "0", count.toString()));
     await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
     AgentProcess agent = startAgent();
     String uid = createCheckpoint("dump", memhog.pid()).getMetadata().getUid();
@@ -118,7 +118,7 @@ class AgentKillIT {
   @Test
   void killedDuringTheUpload() throws Exception {
     Path count = dir.resolve("upload-" + namespace);
-    var memhog = track(Workloads.startInPidNamespace("memhog", "96", "0", count.toString()));
+    var memhog = track(Workloads.startInPidNamespace("memhog", "48", "0", count.toString()));
     await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
     link.slow(FaultInjectingProxy.Request::isUpload, Duration.ZERO, 4L << 20);
     AgentProcess agent = startAgent();
@@ -176,7 +176,7 @@ class AgentKillIT {
   @Test
   void killedDuringTheRestore() throws Exception {
     Path count = dir.resolve("restore-" + namespace);
-    var memhog = track(Workloads.startInPidNamespace("memhog", "256", "0", count.toString()));
+    var memhog = track(Workloads.startInPidNamespace("memhog", "128", "0", count.toString()));
     await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
     AgentProcess agent = startAgent();
     createCheckpoint("restore", memhog.pid());
@@ -223,8 +223,9 @@ class AgentKillIT {
       port = socket.getLocalPort();
     }
     Path log = Files.createTempFile(dir, "agent-", ".log");
+    // C1 only: the agent is up in about half the time on this small machine.
     Process process = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-jar", RunnableJarIT.JAR.toString(), "agent", "--node=" + node, "--work-dir=" + dir.resolve("work"),
+        "-XX:TieredStopAtLevel=1", "-jar", RunnableJarIT.JAR.toString(), "agent", "--node=" + node, "--work-dir=" + dir.resolve("work"),
         "--criu=" + Main.criuPath(null), "--kubeconfig=" + TestControlPlane.kubeconfig(),
         "--metrics-address=127.0.0.1", "--metrics-port=" + port)
         .redirectErrorStream(true).redirectOutput(log.toFile()).start();

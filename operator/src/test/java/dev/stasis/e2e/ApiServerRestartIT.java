@@ -36,8 +36,8 @@ import software.amazon.awssdk.services.s3.model.S3Object;
 
 /**
  * The API server (and its etcd) restarted while a checkpoint is uploaded, on a control plane of
- * its own: the upload finishes while the API server is away, the agent's status writes wait for it,
- * and the checkpoint ends Completed with exactly one archive and one manifest, the workload ended
+ * its own: the upload ends while the API server is away or just after, the agent's status writes
+ * wait for it, and the checkpoint ends Completed with exactly one archive and one manifest, the workload ended
  * only after both were stored.
  */
 class ApiServerRestartIT {
@@ -64,7 +64,7 @@ class ApiServerRestartIT {
           .start()) {
         await().atMost(TIMEOUT).until(() -> client.resources(NodeProfile.class).withName(node).get() != null);
         await().atMost(TIMEOUT).until(() -> EndToEndTest.count(dir.resolve("count")) > 0);
-        // ~8 s of upload: it ends while the API server is down.
+        // ~8 s of upload: it ends while the API server is down, or just after.
         link.slow(r -> r.isUpload() && r.target().contains("/archive"), Duration.ZERO, 4L << 20);
 
         Checkpoint checkpoint = new Checkpoint();
