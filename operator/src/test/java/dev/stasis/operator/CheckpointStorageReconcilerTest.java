@@ -9,12 +9,17 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.S3Storage;
+import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.StorageBinding;
 import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.io.IOException;
@@ -111,6 +116,75 @@ class CheckpointStorageReconcilerTest {
     clock.now = Instant.now().plus(Duration.ofDays(1));
     reconcile(storage);
     assertThat(files.list(layout.prefix())).hasSize(3);
+  }
+
+  @Test
+  void aFilesystemPathThatCannotBeWrittenSaysSo() throws IOException {
+    Files.writeString(root.resolve("taken"), "a file where the storage's folder should be");
+    assertUnavailable(filesystem(root.resolve("taken/checkpoints")), "filesystem storage " + root.resolve("taken/checkpoints")
+        + " is not writable");
+  }
+
+  @Test
+  void aCredentialsSecretThatDoesNotExistIsNamed() {
+    assertUnavailable(s3("http://127.0.0.1:9", "b", "missing"),
+        "Secret default/missing named by CheckpointStorage 'store' does not exist");
+  }
+
+  @Test
+  void aCredentialsSecretWithoutTheKeysSaysWhichItNeeds() {
+    client.resource(new SecretBuilder().withNewMetadata().withName("wrong-keys").withNamespace("default").endMetadata()
+        .addToStringData("user", "u").build()).create();
+    assertUnavailable(s3("http://127.0.0.1:9", "b", "wrong-keys"),
+        "Secret default/wrong-keys of CheckpointStorage 'store' must hold the keys " + StorageBinding.ACCESS_KEY_ID
+            + " and " + StorageBinding.SECRET_ACCESS_KEY);
+  }
+
+  @Test
+  void aBucketThatDoesNotExistOrCredentialsS3RefusesAreNamed() throws Exception {
+    try (S3Server s3 = S3Server.start()) {
+      s3.createBucket("there");
+      secret("right", s3.accessKey(), s3.secretKey());
+      assertUnavailable(s3(s3.endpoint(), "not-there", "right"), "bucket not-there does not exist at " + s3.endpoint());
+      client.resources(CheckpointStorage.class).withName("store").delete();
+      secret("wrong", s3.accessKey(), "not-the-secret-key");
+      assertUnavailable(s3(s3.endpoint(), "there", "wrong"), "access denied to bucket there: check the credentials Secret");
+    }
+  }
+
+  private void assertUnavailable(CheckpointStorage storage, String message) {
+    CheckpointStorage checked = reconcile(client.resource(storage).create());
+    assertThat(checked.getStatus().phase).isEqualTo("Unavailable");
+    assertThat(checked.getStatus().reason).isEqualTo("StorageUnavailable");
+    assertThat(checked.getStatus().message).contains(message);
+    assertThat(client.v1().events().inNamespace("default").list().getItems()).anyMatch(e ->
+        e.getReason().equals("StorageUnavailable") && e.getType().equals("Warning") && e.getMessage().contains(message));
+  }
+
+  private static CheckpointStorage filesystem(Path path) {
+    CheckpointStorage s = new CheckpointStorage();
+    s.setMetadata(new ObjectMetaBuilder().withName("store").withGeneration(1L).build());
+    s.setSpec(new CheckpointStorageSpec());
+    s.getSpec().filesystem = new FileSystemStorage(path.toString());
+    return s;
+  }
+
+  private static CheckpointStorage s3(String endpoint, String bucket, String secret) {
+    CheckpointStorage s = new CheckpointStorage();
+    s.setMetadata(new ObjectMetaBuilder().withName("store").withGeneration(1L).build());
+    s.setSpec(new CheckpointStorageSpec());
+    s.getSpec().s3 = new S3Storage();
+    s.getSpec().s3.endpoint = endpoint;
+    s.getSpec().s3.bucket = bucket;
+    s.getSpec().s3.pathStyle = true;
+    s.getSpec().s3.credentialsSecret = new SecretReference(secret, "default");
+    return s;
+  }
+
+  private void secret(String name, String accessKey, String secretKey) {
+    client.resource(new SecretBuilder().withNewMetadata().withName(name).withNamespace("default").endMetadata()
+        .addToStringData(StorageBinding.ACCESS_KEY_ID, accessKey)
+        .addToStringData(StorageBinding.SECRET_ACCESS_KEY, secretKey).build()).create();
   }
 
   private CheckpointReconciler checkpointReconciler() {
