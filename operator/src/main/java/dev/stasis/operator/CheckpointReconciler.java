@@ -8,9 +8,9 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.PodTargets;
@@ -49,21 +49,25 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private static final Duration CLEANUP_RETRY = Duration.ofSeconds(30);
 
   private final KubernetesClient client;
+  private final ClusterCache cluster;
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final ProcessTargetPolicy processTargets;
   private final Clock clock;
 
-  public CheckpointReconciler(KubernetesClient client, EventRecorder events, ProcessTargetPolicy processTargets) {
-    this(client, events, processTargets, Clock.systemUTC());
+  public CheckpointReconciler(
+      KubernetesClient client, ClusterCache cluster, EventRecorder events, ProcessTargetPolicy processTargets) {
+    this(client, cluster, events, processTargets, Clock.systemUTC());
   }
 
-  CheckpointReconciler(KubernetesClient client, EventRecorder events, ProcessTargetPolicy processTargets, Clock clock) {
+  CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
+      ProcessTargetPolicy processTargets, Clock clock) {
     this.client = client;
+    this.cluster = cluster;
     this.processTargets = processTargets;
     this.clock = clock;
-    this.storages = new StorageBinding(client);
+    this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
   }
@@ -126,7 +130,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       throw new Refusal("InvalidPid",
           "spec.target.process.pid must be the PID of a workload process (2 or more), got " + process.pid);
     }
-    if (client.resources(NodeProfile.class).withName(process.node).get() == null) {
+    if (cluster.nodeProfile(process.node) == null) {
       throw new Refusal("NodeNotFound",
           "no Stasis agent runs on node '" + process.node + "' (there is no NodeProfile of that name): "
               + "check the node name (kubectl get nodeprof) and that the agent runs there");
@@ -149,7 +153,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     } catch (PodTargets.Unusable e) {
       throw new Refusal(e.reason(), e.getMessage());
     }
-    if (client.resources(NodeProfile.class).withName(pod.node()).get() == null) {
+    if (cluster.nodeProfile(pod.node()) == null) {
       throw new Refusal("NodeNotFound", "pod '" + pod.pod().getMetadata().getName() + "' runs on node '" + pod.node()
           + "', where no Stasis agent runs (there is no NodeProfile of that name): deploy the agent there");
     }

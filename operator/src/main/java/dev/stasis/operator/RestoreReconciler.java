@@ -4,7 +4,6 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -12,6 +11,7 @@ import dev.stasis.api.RestoreStatus;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.ManifestException;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.StatusWriter;
@@ -44,15 +44,17 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private static final Comparator<String> NULLS_FIRST = Comparator.nullsFirst(Comparator.naturalOrder());
 
   private final KubernetesClient client;
+  private final ClusterCache cluster;
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
 
-  public RestoreReconciler(KubernetesClient client, EventRecorder events) {
+  public RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events) {
     this.client = client;
-    this.storages = new StorageBinding(client);
+    this.cluster = cluster;
+    this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.podRestores = new PodRestores(client, storages, statusWriter, events);
@@ -78,7 +80,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
       }
       CheckpointNeeds needs = checkpointNeeds(checkpoint);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
-      PlacementDecision decision = nodeProfiles.placementOver(client.resources(NodeProfile.class).list().getItems())
+      PlacementDecision decision = nodeProfiles.placementOver(cluster.nodeProfiles())
           .place(needs, restore.getSpec().placement, preflightFailures.stream().collect(
               Collectors.toMap(f -> f.node, f -> f.reason, (first, last) -> last)));
       if (decision.node().isEmpty()) {

@@ -14,6 +14,7 @@ import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.PodTarget;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
@@ -46,7 +47,7 @@ class CheckpointReconcilerTest {
   @BeforeEach
   void setUp() {
     clock = new TestingClock(Instant.now());
-    reconciler = new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+    reconciler = new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
         new ProcessTargetPolicy(client, Set.of()), clock);
     client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS)
         .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();

@@ -33,6 +33,7 @@ import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.ScheduleRef;
 import dev.stasis.kube.Labels;
 import java.util.Map;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -50,7 +51,7 @@ class RestoreReconcilerTest {
 
   @BeforeEach
   void setUp() {
-    reconciler = new RestoreReconciler(client, new EventRecorder(client, "operator", "test"));
+    reconciler = new RestoreReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"));
   }
 
   @Test
