@@ -10,6 +10,7 @@ import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -77,10 +78,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     CheckpointStatus observed = checkpoint.getStatus();
     if (observed != null && observed.phase != null && observed.phase != CheckpointPhase.Pending) {
       // the agent's now, or finished
-      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : UpdateControl.noUpdate();
+      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : failWhenAgentGone(checkpoint);
     }
     if (isAssigned(checkpoint)) {
-      return UpdateControl.noUpdate();
+      return failWhenAgentGone(checkpoint);
     }
     try {
       Assignment assignment = validate(checkpoint);
@@ -212,6 +213,32 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     statusWriter.replace(checkpoint, status);
     events.warning(checkpoint, refusal.reason(), refusal.getMessage());
     StasisMetrics.checkpointFinished(status);
+  }
+
+  /**
+   * Only the agent of its node can take a checkpoint (the process lives there). If that agent is
+   * gone, the checkpoint fails with the reason instead of waiting forever.
+   */
+  private UpdateControl<Checkpoint> failWhenAgentGone(Checkpoint checkpoint) {
+    String node = checkpoint.getStatus().node;
+    Optional<String> gone = node == null ? Optional.empty()
+        : AgentHeartbeat.unavailable(node, cluster.nodeProfile(node), clock.instant());
+    if (gone.isEmpty()) {
+      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
+    }
+    CheckpointPhase phase = checkpoint.getStatus().phaseOrPending();
+    String message = gone.get() + (phase == CheckpointPhase.Pending
+        ? ": the checkpoint was not taken and the process was not touched"
+        : ", in the middle of this checkpoint: nothing was stored as complete. A process it left stopped "
+            + "(leaveRunning: false) is resumed when the agent starts again")
+        + "; take a new checkpoint once the agent runs";
+    statusWriter.update(checkpoint, c -> c.getStatus() != null && c.getStatus().phaseOrPending() == phase
+        && node.equals(c.getStatus().node), c -> c.getStatus().fail("AgentUnavailable", message,
+        c.getMetadata().getGeneration())).ifPresent(failed -> {
+          events.warning(failed, "AgentUnavailable", message);
+          StasisMetrics.checkpointFinished(failed.getStatus());
+        });
+    return UpdateControl.noUpdate();
   }
 
   /** Deletes a finished Checkpoint once its spec.ttl has run out; until then, comes back when it will have. */
