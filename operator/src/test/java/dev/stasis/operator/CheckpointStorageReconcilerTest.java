@@ -12,6 +12,7 @@ import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StorageBinding;
@@ -188,7 +189,7 @@ class CheckpointStorageReconcilerTest {
   }
 
   private CheckpointReconciler checkpointReconciler() {
-    return new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+    return new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
         new ProcessTargetPolicy(client, Set.of(ProcessTargetPolicy.ALL)));
   }
 
