@@ -27,7 +27,7 @@ public final class Criu {
   public static final String NO_SPACE = "No space left on device";
   private static final String RESTORE_DONE = "Restore finished successfully";
   /** In a dump's or restore's work folder: the PID and start time of the CRIU working there. */
-  private static final String RUNNING_FILE = "criu.running";
+  static final String RUNNING_FILE = "criu.running";
   private static final String CPUINFO_IMAGE = "cpuinfo.img";
   private static final String CPUINFO_DUMP_LOG = "cpuinfo-dump.log";
   private static final String CPUINFO_CHECK_LOG = "cpuinfo-check.log";
@@ -302,16 +302,27 @@ public final class Criu {
 
   /**
    * The CRIU a dead agent started in {@code workDir}, if it still runs. The start time recorded
-   * next to its PID tells it apart from an unrelated process that got the PID later.
+   * next to its PID tells it apart from an unrelated process that got the PID later. A CRIU that
+   * ended is a zombie until someone reaps it, which an init that does not reap orphans never does.
    */
   public static Optional<ProcessHandle> stillRunningIn(Path workDir) {
     try {
       String[] recorded = Files.readString(workDir.resolve(RUNNING_FILE)).trim().split(" ");
       long started = Long.parseLong(recorded[1]);
       return ProcessHandle.of(Long.parseLong(recorded[0])).filter(ProcessHandle::isAlive)
-          .filter(p -> p.info().startInstant().map(Instant::toEpochMilli).orElse(-1L) == started);
+          .filter(p -> p.info().startInstant().map(Instant::toEpochMilli).orElse(-1L) == started)
+          .filter(p -> !isZombie(p.pid()));
     } catch (IOException | RuntimeException e) {
       return Optional.empty(); // never started, or the note is unreadable: nothing to wait for
+    }
+  }
+
+  private static boolean isZombie(long pid) {
+    try {
+      String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+      return stat.charAt(stat.lastIndexOf(')') + 2) == 'Z';
+    } catch (IOException | StringIndexOutOfBoundsException e) {
+      return true; // gone while we looked
     }
   }
 
@@ -324,7 +335,7 @@ public final class Criu {
       return Optional.empty();
     }
     return readPid(workDir.resolve(RestoreOptions.PID_FILE))
-        .filter(pid -> ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
+        .filter(pid -> ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) && !isZombie(pid));
   }
 
   private CommandResult runShort(List<String> args) throws IOException {

@@ -41,7 +41,8 @@ import software.amazon.awssdk.services.s3.S3Client;
  * The agent killed with SIGKILL (an OOM kill, a node crash of the agent alone) during a dump, an
  * upload, a download and a restore. The agent runs as its own process ({@code java -jar
  * stasis.jar agent}), killed by its PID at the moment the test sees; the CRIU it started outlives
- * it, as it would on a node. A new agent for the same node then resolves what was left Running:
+ * it (on a node, a runtime that kills the agent's whole cgroup ends CRIU too; the next agent then
+ * has nothing to wait for). A new agent for the same node then resolves what was left Running:
  * nothing stays Running, nothing is Completed without its archive, no partial object or open
  * multipart upload stays in the bucket, and the workload runs on.
  */
