@@ -1,6 +1,7 @@
 package dev.stasis.install;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -11,6 +12,7 @@ import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Tool;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -53,7 +55,9 @@ class HelmChartIT {
         .resource(new NamespaceBuilder().withNewMetadata().withName("stasis-system").endMetadata().build())
         .createOr(NonDeletingOperation::update);
     kubectl.runWithInput(POD_MONITOR_CRD, "apply", "--server-side", "-f", "-").ok();
-    kubectl.run("wait", "--for=condition=Established", "crd/podmonitors.monitoring.coreos.com").ok();
+    // Until the API server wrote the CRD's first conditions, kubectl wait fails instead of waiting.
+    await().atMost(Duration.ofSeconds(60)).until(() -> kubectl.run("wait", "--for=condition=Established",
+        "--timeout=10s", "crd/podmonitors.monitoring.coreos.com").exitCode() == 0);
   }
 
   @ParameterizedTest
