@@ -11,10 +11,17 @@ import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.ManifestException;
 import dev.stasis.criu.DumpStats;
+import dev.stasis.kubelet.KubeletClient;
+import dev.stasis.kubelet.KubeletException;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -27,13 +34,16 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import javax.net.ssl.SSLContext;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Readers of bytes Stasis does not control (manifests and archives from storage, CRIU's stats
- * image) get thousands of mutated inputs each: every one must end in the reader's own clear error
+ * image, the kubelet's answers) get thousands of mutated inputs each: every one must end in the reader's own clear error
  * or a correct result, never another exception and never a hang.
  */
 class UntrustedInputFuzzTest {
@@ -127,6 +137,56 @@ class UntrustedInputFuzzTest {
         }
       }
       assertThat(accepted).as("only the unmodified bytes can match the recorded sha256").isZero();
+    }
+  }
+
+  /** A kubelet's answers to a checkpoint request: whatever the status and body, a path or a KubeletException. */
+  @Test
+  void kubeletAnswers() throws Exception {
+    byte[] valid = "{\"items\":[\"/var/lib/kubelet/checkpoints/checkpoint-web_jobs-app-2026-11-24T12:00:00Z.tar\"]}"
+        .getBytes(StandardCharsets.UTF_8);
+    int[] statuses = {200, 200, 200, 401, 403, 404, 500, 503};
+    AtomicReference<byte[]> body = new AtomicReference<>();
+    AtomicInteger status = new AtomicInteger();
+    // Each answer in one write on a fresh connection: small writes would wait on delayed ACKs.
+    try (ServerSocket kubelet = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
+      Thread answering = new Thread(() -> {
+        while (!kubelet.isClosed()) {
+          try (Socket connection = kubelet.accept()) {
+            InputStream request = connection.getInputStream();
+            for (int matched = 0, b; matched < 4 && (b = request.read()) >= 0; ) {
+              matched = b == "\r\n\r\n".charAt(matched) ? matched + 1 : (b == '\r' ? 1 : 0);
+            }
+            byte[] answer = body.get();
+            ByteArrayOutputStream response = new ByteArrayOutputStream();
+            response.writeBytes(("HTTP/1.1 " + status.get() + " X\r\nContent-Length: " + answer.length
+                + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+            response.writeBytes(answer);
+            connection.getOutputStream().write(response.toByteArray());
+          } catch (IOException e) {
+            // closed at the end, or the client gave up on this answer
+          }
+        }
+      }, "fuzzed-kubelet");
+      answering.setDaemon(true);
+      answering.start();
+      KubeletClient client = new KubeletClient(URI.create("http://127.0.0.1:" + kubelet.getLocalPort()),
+          () -> "token", SSLContext.getDefault(), Duration.ofSeconds(2));
+      Mutator mutator = new Mutator(7);
+      for (int i = 0; i < CASES; i++) {
+        body.set(mutator.mutate(valid));
+        status.set(statuses[i % statuses.length]);
+        int seedCase = i;
+        within(() -> {
+          try {
+            assertThat(client.checkpoint("jobs", "web", "app", Duration.ofSeconds(1))).as("case %d", seedCase).isNotNull();
+          } catch (KubeletException expected) {
+            assertThat(expected.reason()).as("case %d", seedCase).isNotBlank();
+            assertThat(expected.getMessage()).as("case %d", seedCase).isNotBlank();
+          }
+          return null;
+        }, "kubelet answer case " + i);
+      }
     }
   }
 
