@@ -200,11 +200,13 @@ public final class FaultInjectingProxy implements AutoCloseable {
 
   private static void pump(InputStream in, Socket to, long bytesPerSecond) {
     byte[] buffer = new byte[64 << 10];
+    // Throttled, about ten reads a second, so that the rate holds for small transfers too.
+    int chunk = bytesPerSecond > 0 ? (int) Math.min(buffer.length, Math.max(1024, bytesPerSecond / 10)) : buffer.length;
     long started = System.nanoTime();
     long sent = 0;
     try {
       OutputStream out = to.getOutputStream();
-      for (int n; (n = in.read(buffer, 0, bytesPerSecond > 0 ? (int) Math.min(buffer.length, Math.max(1024, bytesPerSecond / 10)) : buffer.length)) >= 0; ) {
+      for (int n; (n = in.read(buffer, 0, chunk)) >= 0; ) {
         out.write(buffer, 0, n);
         out.flush();
         sent += n;
