@@ -194,7 +194,7 @@ final class PodCheckpointJob {
     try {
       ArchiveWriter.StoredTar stored;
       try (ObjectUpload upload = store.upload(archiveKey); InputStream tar = Files.newInputStream(archive)) {
-        stored = new ArchiveWriter().writeTar(tar, upload.stream(), codec);
+        stored = new ArchiveWriter().writeTar(tar, upload.stream(), codec, null);
         upload.commit();
       }
       Manifest manifest = manifest(checkpoint, pod, container, archive, archiveKey, codec, stored);

@@ -1,7 +1,9 @@
 package dev.stasis.archive;
 
+import com.fasterxml.jackson.annotation.JsonCreator;
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonValue;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -129,7 +131,7 @@ public class Manifest {
     /** Object key relative to the storage's prefix. */
     public String key;
     public ArchiveCodec codec;
-    public String encryption = "none";
+    public Encryption encryption = Encryption.NONE;
     /** Bytes of the tar stream before compression. */
     public Long sizeBytes;
     /** Bytes of the stored object. */
@@ -138,6 +140,49 @@ public class Manifest {
     public String sha256;
     /** Lowercase hex sha256 of the tar stream before compression (pod checkpoints: the kubelet's archive). */
     public String tarSha256;
+  }
+
+  /**
+   * How the stored bytes are encrypted: {@code "none"}, or the algorithm and the id of the storage
+   * key they were encrypted with, which a restore looks up in the storage's key Secret.
+   */
+  public static final class Encryption {
+    public static final Encryption NONE = new Encryption("none", null);
+
+    public final String algorithm;
+    public final String keyId;
+
+    public Encryption(String algorithm, String keyId) {
+      this.algorithm = algorithm;
+      this.keyId = keyId;
+    }
+
+    public static Encryption with(ArchiveKey key) {
+      return new Encryption(SegmentCipher.ALGORITHM, key.id());
+    }
+
+    public boolean isEncrypted() {
+      return !NONE.algorithm.equals(algorithm);
+    }
+
+    // Written as the string "none" when not encrypted, which is what manifests held before
+    // encryption existed, so older agents keep reading unencrypted manifests.
+    @JsonValue
+    Object toJson() {
+      return isEncrypted() ? new java.util.TreeMap<>(Map.of("algorithm", algorithm, "keyId", String.valueOf(keyId)))
+          : algorithm;
+    }
+
+    @JsonCreator(mode = JsonCreator.Mode.DELEGATING)
+    static Encryption fromJson(JsonNode node) throws ManifestException {
+      if (node.isTextual()) {
+        return new Encryption(node.textValue(), null);
+      }
+      if (node.isObject()) {
+        return new Encryption(node.path("algorithm").textValue(), node.path("keyId").textValue());
+      }
+      throw new ManifestException("archive.encryption must be \"none\" or an object {algorithm, keyId}");
+    }
   }
 
   public byte[] toJson() {
@@ -216,10 +261,19 @@ public class Manifest {
       if (archive.storedBytes == null) {
         missing.add("archive.storedBytes");
       }
+      if (archive.encryption == null || archive.encryption.algorithm == null) {
+        missing.add("archive.encryption.algorithm");
+      } else if (archive.encryption.isEncrypted() && archive.encryption.keyId == null) {
+        missing.add("archive.encryption.keyId");
+      }
     }
     if (!missing.isEmpty()) {
       throw new ManifestException("manifest is missing required field"
           + (missing.size() > 1 ? "s " : " ") + String.join(", ", missing));
+    }
+    if (archive.encryption.isEncrypted() && !SegmentCipher.ALGORITHM.equals(archive.encryption.algorithm)) {
+      throw new ManifestException("the archive is encrypted with " + archive.encryption.algorithm
+          + ", which this agent does not know (it knows none and " + SegmentCipher.ALGORITHM + "); upgrade the agent");
     }
   }
 }
