@@ -98,6 +98,12 @@ final class PodCheckpointJob {
       if (notAllowed.isPresent()) {
         throw new WorkFailure("StorageNotAllowed", notAllowed.get());
       }
+      if (storages.encryptionKey(storage).isPresent()) {
+        // Pod archives become checkpoint images that CRI-O reads as they are: it cannot decrypt them.
+        throw new WorkFailure("EncryptionNotSupported", "CheckpointStorage '" + storage.getMetadata().getName()
+            + "' encrypts archives, and pod checkpoints cannot be encrypted yet (CRI-O restores them from plain"
+            + " checkpoint images): use a storage without spec.encryption for pod checkpoints");
+      }
       KubeletClient kubelet = kubelet();
       try (ObjectStore store = storages.open(storage)) {
         List<ContainerCheckpointStatus> stored = new ArrayList<>();

@@ -1,13 +1,22 @@
 package dev.stasis.agent;
 
 import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.SecretReference;
+import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveKeys;
+import dev.stasis.archive.Manifest;
+import dev.stasis.kube.EncryptionKeyException;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import java.util.Optional;
+import java.util.TreeSet;
 
 /** The storage a job names, with failures already in the words the job's status needs. */
 class StorageAccess {
+  static final String KEY_NOT_FOUND = "EncryptionKeyNotFound";
+
   private final StorageBinding binding;
 
   StorageAccess(KubernetesClient client) {
@@ -20,6 +29,46 @@ class StorageAccess {
       throw new WorkFailure("StorageNotFound", "CheckpointStorage '" + name + "' no longer exists");
     }
     return storage;
+  }
+
+  /** The key new archives of this storage are encrypted with; empty when the storage does not encrypt. */
+  Optional<ArchiveKey> encryptionKey(CheckpointStorage storage) throws WorkFailure {
+    return keys(storage).map(ArchiveKeys::current);
+  }
+
+  /**
+   * The key the manifest says its archive was encrypted with, from the storage's key Secret; empty
+   * for an archive that is not encrypted.
+   */
+  Optional<ArchiveKey> decryptionKey(CheckpointStorage storage, Manifest manifest) throws WorkFailure {
+    Manifest.Encryption encryption = manifest.archive.encryption;
+    if (!encryption.isEncrypted()) {
+      return Optional.empty();
+    }
+    String name = storage.getMetadata().getName();
+    Optional<ArchiveKeys> keys = keys(storage);
+    if (keys.isEmpty()) {
+      throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId
+          + "', but CheckpointStorage '" + name + "' has no spec.encryption: set it back, with the Secret that holds"
+          + " that key");
+    }
+    Optional<ArchiveKey> key = keys.get().find(encryption.keyId);
+    if (key.isEmpty()) {
+      SecretReference secret = storage.getSpec().encryption.keySecretRef;
+      throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId + "', which Secret "
+          + secret.namespace + "/" + secret.name + " of CheckpointStorage '" + name + "' no longer holds (it holds "
+          + String.join(", ", new TreeSet<>(keys.get().byId().keySet())) + "): put that key back into the Secret;"
+          + " keys stay needed as long as archives encrypted with them are kept");
+    }
+    return key;
+  }
+
+  private Optional<ArchiveKeys> keys(CheckpointStorage storage) throws WorkFailure {
+    try {
+      return binding.archiveKeys(storage);
+    } catch (EncryptionKeyException e) {
+      throw new WorkFailure(EncryptionKeyException.REASON, e.getMessage());
+    }
   }
 
   ObjectStore open(CheckpointStorage storage) throws WorkFailure {
