@@ -81,7 +81,7 @@ public final class ArchiveReader {
         // of the whole object tells that apart from an archive that was written broken.
         stored.drain();
         verify(stored, expectedSha256, expectedStoredBytes, e.getCause());
-        Optional<ArchiveAuthenticationException> notAuthentic = authenticationFailure(e.getCause());
+        Optional<ArchiveAuthenticationException> notAuthentic = ArchiveAuthenticationException.causing(e.getCause());
         if (notAuthentic.isPresent()) {
           throw new ArchiveAuthenticationException("archive matches the sha256 in its manifest but "
               + notAuthentic.get().getMessage() + "; refusing to restore it" + RESTORE_ELSEWHERE, notAuthentic.get());
@@ -130,16 +130,6 @@ public final class ArchiveReader {
         // nothing to keep after the end of the tar stream
       }
     }
-  }
-
-  /** The decompressor or tar reader may wrap what decryption threw. */
-  private static Optional<ArchiveAuthenticationException> authenticationFailure(Throwable failure) {
-    for (Throwable t = failure; t != null; t = t.getCause()) {
-      if (t instanceof ArchiveAuthenticationException notAuthentic) {
-        return Optional.of(notAuthentic);
-      }
-    }
-    return Optional.empty();
   }
 
   private static InputStream decompressor(ArchiveCodec codec, InputStream compressed)

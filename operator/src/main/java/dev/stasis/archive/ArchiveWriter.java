@@ -88,20 +88,27 @@ public final class ArchiveWriter {
       throws IOException {
     Objects.requireNonNull(codec, "codec");
     HashingOutputStream stored = new HashingOutputStream(destination);
+    OutputStream encrypted = OpenArchive.encrypted(stored, encryptWith);
+    // Encrypted, the compressed bytes differ from the stored ones: a checkpoint image's layer is them.
+    HashingOutputStream compressed = encryptWith == null ? stored : new HashingOutputStream(encrypted);
     HashingOutputStream tarBytes;
-    // Closing the compressor ends its frame and the last encrypted segment; closing the hashing
-    // streams only flushes them.
-    try (OutputStream compressed = OpenArchive.compressor(codec, OpenArchive.encrypted(stored, encryptWith),
-        ZSTD_LEVEL, zstdWorkers)) {
-      tarBytes = new HashingOutputStream(compressed);
+    // Closing the compressor ends its frame; closing the hashing streams only flushes them.
+    try (OutputStream compressor = OpenArchive.compressor(codec, compressed, ZSTD_LEVEL, zstdWorkers)) {
+      tarBytes = new HashingOutputStream(compressor);
       try (OutputStream buffered = new BufferedOutputStream(tarBytes, OpenArchive.BUFFER_SIZE)) {
         tar.transferTo(buffered);
       }
     }
-    return new StoredTar(new ArchiveSummary(tarBytes.count(), stored.count(), stored.sha256Hex()),
-        tarBytes.sha256Hex());
+    encrypted.close(); // the last encrypted segment; only a flush when not encrypting
+    ArchiveSummary summary = new ArchiveSummary(tarBytes.count(), stored.count(), stored.sha256Hex());
+    return encryptWith == null
+        ? new StoredTar(summary, tarBytes.sha256Hex(), summary.sha256(), summary.storedBytes())
+        : new StoredTar(summary, tarBytes.sha256Hex(), compressed.sha256Hex(), compressed.count());
   }
 
-  /** What {@link #writeTar} stored, and the sha256 of the tar before compression. */
-  public record StoredTar(ArchiveSummary summary, String tarSha256) {}
+  /**
+   * What {@link #writeTar} stored, the sha256 of the tar before compression, and the sha256 and
+   * size of the compressed tar (before encryption; without it, the stored bytes).
+   */
+  public record StoredTar(ArchiveSummary summary, String tarSha256, String compressedSha256, long compressedBytes) {}
 }

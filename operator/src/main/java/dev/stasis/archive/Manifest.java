@@ -151,14 +151,30 @@ public class Manifest {
 
     public final String algorithm;
     public final String keyId;
+    /**
+     * Pod checkpoints: sha256 and size of the archive before encryption (the compressed tar),
+     * which the restore decrypts into the checkpoint image's layer.
+     */
+    public final String plaintextSha256;
+    public final Long plaintextBytes;
 
     public Encryption(String algorithm, String keyId) {
+      this(algorithm, keyId, null, null);
+    }
+
+    public Encryption(String algorithm, String keyId, String plaintextSha256, Long plaintextBytes) {
       this.algorithm = algorithm;
       this.keyId = keyId;
+      this.plaintextSha256 = plaintextSha256;
+      this.plaintextBytes = plaintextBytes;
     }
 
     public static Encryption with(ArchiveKey key) {
       return new Encryption(SegmentCipher.ALGORITHM, key.id());
+    }
+
+    public static Encryption with(ArchiveKey key, String plaintextSha256, long plaintextBytes) {
+      return new Encryption(SegmentCipher.ALGORITHM, key.id(), plaintextSha256, plaintextBytes);
     }
 
     public boolean isEncrypted() {
@@ -169,8 +185,17 @@ public class Manifest {
     // encryption existed, so older agents keep reading unencrypted manifests.
     @JsonValue
     Object toJson() {
-      return isEncrypted() ? new java.util.TreeMap<>(Map.of("algorithm", algorithm, "keyId", String.valueOf(keyId)))
-          : algorithm;
+      if (!isEncrypted()) {
+        return algorithm;
+      }
+      Map<String, Object> fields = new java.util.LinkedHashMap<>();
+      fields.put("algorithm", algorithm);
+      fields.put("keyId", keyId);
+      if (plaintextSha256 != null) {
+        fields.put("plaintextSha256", plaintextSha256);
+        fields.put("plaintextBytes", plaintextBytes);
+      }
+      return fields;
     }
 
     @JsonCreator(mode = JsonCreator.Mode.DELEGATING)
@@ -179,7 +204,9 @@ public class Manifest {
         return new Encryption(node.textValue(), null);
       }
       if (node.isObject()) {
-        return new Encryption(node.path("algorithm").textValue(), node.path("keyId").textValue());
+        JsonNode bytes = node.path("plaintextBytes");
+        return new Encryption(node.path("algorithm").textValue(), node.path("keyId").textValue(),
+            node.path("plaintextSha256").textValue(), bytes.canConvertToLong() ? bytes.longValue() : null);
       }
       throw new ManifestException("archive.encryption must be \"none\" or an object {algorithm, keyId}");
     }
