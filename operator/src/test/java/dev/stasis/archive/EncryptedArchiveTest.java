@@ -63,6 +63,26 @@ class EncryptedArchiveTest {
     assertThat(restored.resolve("pages-1.img")).hasSameBinaryContentAs(checkpoint.resolve("pages-1.img"));
   }
 
+  @Test
+  void aForeignTarIsStoredEncryptedAndDecryptsToItsCompressedForm() throws IOException {
+    byte[] tar = new byte[3 << 20];
+    new Random(9).nextBytes(tar);
+    ByteArrayOutputStream stored = new ByteArrayOutputStream();
+
+    ArchiveWriter.StoredTar written = new ArchiveWriter().writeTar(new ByteArrayInputStream(tar), stored,
+        ArchiveCodec.ZSTD, KEY);
+
+    byte[] compressed = new DecryptingInputStream(new ByteArrayInputStream(stored.toByteArray()), KEY).readAllBytes();
+    assertThat(written.summary().sha256()).isEqualTo(Sha256.hex(Sha256.newDigest().digest(stored.toByteArray())));
+    assertThat(written.compressedSha256()).isEqualTo(Sha256.hex(Sha256.newDigest().digest(compressed)))
+        .isNotEqualTo(written.summary().sha256());
+    assertThat(written.compressedBytes()).isEqualTo(compressed.length);
+    try (var zstd = new com.github.luben.zstd.ZstdInputStream(new ByteArrayInputStream(compressed))) {
+      assertThat(zstd.readAllBytes()).isEqualTo(tar);
+    }
+    assertThat(written.tarSha256()).isEqualTo(Sha256.hex(Sha256.newDigest().digest(tar)));
+  }
+
   /** Someone who can write the bucket rewrote both the archive and the manifest's sha256 and size. */
   @Test
   void anArchiveAlteredTogetherWithItsManifestIsRefusedAndNothingIsLeft() throws IOException {
