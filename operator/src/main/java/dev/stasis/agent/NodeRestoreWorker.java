@@ -121,7 +121,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
         Manifest manifest = manifest(store, checkpoint);
         requireCriu();
         preflight(restore, manifest, workDir);
-        download(store, manifest, storages.decryptionKey(storage, manifest).orElse(null), images);
+        download(store, manifest, storages.decryptionKey(storage, manifest, checkpoint.getStatus().archive).orElse(null), images);
       }
       RestoredTree tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
       WorkDirs.delete(images);

@@ -1,5 +1,6 @@
 package dev.stasis.agent;
 
+import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
@@ -116,7 +117,8 @@ final class PodRestoreJob {
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try {
           for (Manifest manifest : manifests) {
-            pushed.add(pushImage(registry, store, checkpoint, manifest, storages.decryptionKey(storage, manifest)));
+            pushed.add(pushImage(registry, store, checkpoint, manifest,
+                storages.decryptionKey(storage, manifest, recordedArchive(checkpoint, manifest.source.containerName))));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -132,6 +134,11 @@ final class PodRestoreJob {
     } finally {
       inFlight.remove(uid);
     }
+  }
+
+  private static ArchiveStatus recordedArchive(Checkpoint checkpoint, String container) {
+    return checkpoint.getStatus().containers.stream().filter(c -> c.name.equals(container)).findFirst()
+        .map(c -> c.archive).orElse(null);
   }
 
   private Registry registry(CheckpointStorage storage) throws WorkFailure {

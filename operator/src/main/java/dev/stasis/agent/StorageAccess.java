@@ -1,6 +1,7 @@
 package dev.stasis.agent;
 
 import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveKeys;
@@ -39,14 +40,28 @@ class StorageAccess {
   /**
    * The key the manifest says its archive was encrypted with, from the storage's key Secret; empty
    * for an archive that is not encrypted.
+   *
+   * <p>On a storage that encrypts, a manifest saying "not encrypted" is believed only if its sha256
+   * is the one the Checkpoint's status recorded when the archive was stored: the API server keeps
+   * that out of reach of whoever can write the bucket, who could otherwise swap in a plain archive
+   * of memory images of their choosing. Archives stored before encryption was turned on pass.
+   *
+   * @param recorded the archive as the Checkpoint's status records it
    */
-  Optional<ArchiveKey> decryptionKey(CheckpointStorage storage, Manifest manifest) throws WorkFailure {
+  Optional<ArchiveKey> decryptionKey(CheckpointStorage storage, Manifest manifest, ArchiveStatus recorded)
+      throws WorkFailure {
     Manifest.Encryption encryption = manifest.archive.encryption;
-    if (!encryption.isEncrypted()) {
-      return Optional.empty();
-    }
     String name = storage.getMetadata().getName();
     Optional<ArchiveKeys> keys = keys(storage);
+    if (!encryption.isEncrypted()) {
+      if (keys.isPresent() && (recorded == null || !manifest.archive.sha256.equalsIgnoreCase(recorded.sha256))) {
+        throw new WorkFailure("ArchiveNotEncrypted", "CheckpointStorage '" + name + "' encrypts archives, but the"
+            + " manifest says this archive is not encrypted and its sha256 " + manifest.archive.sha256 + " is not the one"
+            + " the Checkpoint recorded (" + (recorded == null ? "none" : recorded.sha256) + "): someone who can write"
+            + " the storage replaced it; nothing was restored");
+      }
+      return Optional.empty();
+    }
     if (keys.isEmpty()) {
       throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId
           + "', but CheckpointStorage '" + name + "' has no spec.encryption: set it back, with the Secret that holds"

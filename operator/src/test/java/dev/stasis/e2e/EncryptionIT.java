@@ -59,11 +59,9 @@ class EncryptionIT extends EndToEndTest {
     }
 
     counter.close();
-    long killedAt = count(out);
     Restore first = awaitRestore(createRestore("old-1", "old"), RestorePhase.Completed);
     cleanup.add(() -> Workloads.kill(first.getStatus().restoredPid));
-    await().atMost(TIMEOUT).until(() -> { long now = count(out); return now >= 0 && now < killedAt; });
-    assertThat(count(out)).isBetween(before, after + 3);
+    awaitCountingOnFrom(out, before, after);
     Workloads.kill(first.getStatus().restoredPid);
     await().atMost(TIMEOUT).until(() -> "Exited".equals(restore("old-1").getStatus().processState));
 
@@ -83,11 +81,9 @@ class EncryptionIT extends EndToEndTest {
       assertThat(manifest(store, fresh).archive.encryption.keyId).isEqualTo("k2");
     }
 
-    long killedAgain = count(out);
     Restore again = awaitRestore(createRestore("old-2", "old"), RestorePhase.Completed);
     cleanup.add(() -> Workloads.kill(again.getStatus().restoredPid));
-    await("the k1 checkpoint restores after rotation and counts again").atMost(TIMEOUT)
-        .until(() -> { long now = count(out); return now >= 0 && now < killedAgain; });
+    awaitCountingOnFrom(out, before, after); // the k1 checkpoint restores after rotation
     Workloads.kill(again.getStatus().restoredPid);
     await().atMost(TIMEOUT).until(() -> "Exited".equals(restore("old-2").getStatus().processState));
 
@@ -131,6 +127,57 @@ class EncryptionIT extends EndToEndTest {
     assertThat(count(out)).as("nothing was restored that counts").isEqualTo(countAtKill);
   }
 
+  /**
+   * Turning encryption on leaves the archives stored before readable; but a plain archive swapped
+   * in for an encrypted one (here: another checkpoint's real images) is refused, since its sha256
+   * is not the one the Checkpoint's status recorded.
+   */
+  @Test
+  void archivesFromBeforeEncryptionRestoreButAPlainArchiveSwappedInIsRefused() throws Exception {
+    String storage = "enc-" + UUID.randomUUID().toString().substring(0, 8);
+    createS3Storage(storage, s3.endpoint(), "checkpoints");
+    Path out = shared.resolve("before-" + namespace + ".txt");
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    long countBefore = count(out);
+    Checkpoint before = awaitCheckpoint(createCheckpoint("before", counter.pid(), storage, null),
+        CheckpointPhase.Completed);
+    long countAfter = count(out);
+    counter.close();
+
+    putKeySecret(storage, Map.of("k1", newKey()));
+    CheckpointStorage encrypting = client.resources(CheckpointStorage.class).withName(storage).get();
+    encrypting.getSpec().encryption = new EncryptionSpec(new SecretReference(storage + "-keys", SECRETS_NAMESPACE), "k1");
+    client.resource(encrypting).update();
+    Path afterOut = shared.resolve("after-" + namespace + ".txt");
+    var other = track(Workloads.startInPidNamespace("counter", afterOut.toString()));
+    await().atMost(TIMEOUT).until(() -> count(afterOut) >= 3);
+    Checkpoint after = awaitCheckpoint(createCheckpoint("after", other.pid(), storage, null), CheckpointPhase.Completed);
+    other.close();
+
+    try (ObjectStore store = open(storage)) {
+      Manifest plain = manifest(store, before);
+      Manifest swapped = manifest(store, after);
+      assertThat(plain.archive.encryption.isEncrypted()).isFalse();
+      assertThat(swapped.archive.encryption.keyId).isEqualTo("k1");
+      store.put(swapped.archive.key, store.read(plain.archive.key));
+      swapped.archive.encryption = Manifest.Encryption.NONE;
+      swapped.archive.sha256 = plain.archive.sha256;
+      swapped.archive.storedBytes = plain.archive.storedBytes;
+      swapped.archive.sizeBytes = plain.archive.sizeBytes;
+      store.put(layout(after).manifestKey(), swapped.toJson());
+    }
+    Restore refused = awaitRestore(createRestore("after", "after"), RestorePhase.Failed);
+    assertThat(refused.getStatus().reason).isEqualTo("ArchiveNotEncrypted");
+    assertThat(refused.getStatus().message).contains("CheckpointStorage '" + storage + "' encrypts archives, but the"
+        + " manifest says this archive is not encrypted");
+    assertThat(refused.getStatus().restoredPid).isNull();
+
+    Restore restored = awaitRestore(createRestore("before", "before"), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    awaitCountingOnFrom(out, countBefore, countAfter);
+  }
+
   @Test
   void aStorageWhoseKeySecretIsUnusableIsNotAvailableAndCheckpointsToItFail() throws Exception {
     String storage = encryptedStorage(Map.of("k1", new byte[16]), "k1");
@@ -153,6 +200,19 @@ class EncryptionIT extends EndToEndTest {
     assertThat(failed.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
     assertThat(failed.getStatus().message).contains("is 16 bytes");
     assertThat(Workloads.isAlive(counter.pid())).isTrue();
+  }
+
+  /**
+   * Call once the counter that wrote {@code out} is gone and a restore of it Completed: the file is
+   * rewritten by the restored counter only, from the value it had at the checkpoint (between the
+   * counts seen before and after it was taken), and goes on counting.
+   */
+  private static void awaitCountingOnFrom(Path out, long before, long after) throws Exception {
+    java.nio.file.Files.writeString(out, "0"); // the restored counter overwrites it with its next count
+    await("the restored counter writes again").atMost(TIMEOUT).until(() -> count(out) > 0);
+    long resumed = count(out);
+    assertThat(resumed).as("resumed from the checkpointed count").isBetween(before, after + 30);
+    await("the restored counter goes on counting").atMost(TIMEOUT).until(() -> count(out) > resumed + 2);
   }
 
   /** An S3 storage that encrypts with the keys of Secret {@code <storage>-keys}. */
