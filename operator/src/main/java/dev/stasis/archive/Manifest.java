@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -188,7 +189,7 @@ public class Manifest {
       if (!isEncrypted()) {
         return algorithm;
       }
-      Map<String, Object> fields = new java.util.LinkedHashMap<>();
+      Map<String, Object> fields = new LinkedHashMap<>();
       fields.put("algorithm", algorithm);
       fields.put("keyId", keyId);
       if (plaintextSha256 != null) {

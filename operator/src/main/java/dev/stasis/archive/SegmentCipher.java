@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.InvalidKeyException;
 import java.security.NoSuchAlgorithmException;
+import java.util.Arrays;
 import javax.crypto.Cipher;
 import javax.crypto.Mac;
 import javax.crypto.spec.GCMParameterSpec;
@@ -73,7 +74,7 @@ final class SegmentCipher {
     ByteBuffer fields = ByteBuffer.wrap(header);
     byte[] magic = new byte[MAGIC.length];
     fields.get(magic);
-    if (!java.util.Arrays.equals(magic, MAGIC)) {
+    if (!Arrays.equals(magic, MAGIC)) {
       throw new ArchiveIntegrityException("the archive does not start like an encrypted Stasis archive ("
           + ALGORITHM + "): it is not encrypted, or not an archive at all");
     }
