@@ -15,6 +15,7 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
@@ -187,7 +188,7 @@ class CheckpointStorageReconcilerTest {
   }
 
   private CheckpointReconciler checkpointReconciler() {
-    return new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+    return new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
         new ProcessTargetPolicy(client, Set.of(ProcessTargetPolicy.ALL)));
   }
 
