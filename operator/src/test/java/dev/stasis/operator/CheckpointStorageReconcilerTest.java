@@ -3,12 +3,16 @@ package dev.stasis.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.EncryptionSpec;
 import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
@@ -29,6 +33,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Base64;
+import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -122,13 +128,13 @@ class CheckpointStorageReconcilerTest {
   @Test
   void aFilesystemPathThatCannotBeWrittenSaysSo() throws IOException {
     Files.writeString(root.resolve("taken"), "a file where the storage's folder should be");
-    assertUnavailable(filesystem(root.resolve("taken/checkpoints")), "filesystem storage " + root.resolve("taken/checkpoints")
+    assertCheckedUnavailable(filesystem(root.resolve("taken/checkpoints")), "filesystem storage " + root.resolve("taken/checkpoints")
         + " is not writable");
   }
 
   @Test
   void aCredentialsSecretThatDoesNotExistIsNamed() {
-    assertUnavailable(s3("http://127.0.0.1:9", "b", "missing"),
+    assertCheckedUnavailable(s3("http://127.0.0.1:9", "b", "missing"),
         "Secret default/missing named by CheckpointStorage 'store' does not exist");
   }
 
@@ -136,7 +142,7 @@ class CheckpointStorageReconcilerTest {
   void aCredentialsSecretWithoutTheKeysSaysWhichItNeeds() {
     client.resource(new SecretBuilder().withNewMetadata().withName("wrong-keys").withNamespace("default").endMetadata()
         .addToStringData("user", "u").build()).create();
-    assertUnavailable(s3("http://127.0.0.1:9", "b", "wrong-keys"),
+    assertCheckedUnavailable(s3("http://127.0.0.1:9", "b", "wrong-keys"),
         "Secret default/wrong-keys of CheckpointStorage 'store' must hold the keys " + StorageBinding.ACCESS_KEY_ID
             + " and " + StorageBinding.SECRET_ACCESS_KEY);
   }
@@ -146,14 +152,15 @@ class CheckpointStorageReconcilerTest {
     try (S3Server s3 = S3Server.start()) {
       s3.createBucket("there");
       secret("right", s3.accessKey(), s3.secretKey());
-      assertUnavailable(s3(s3.endpoint(), "not-there", "right"), "bucket not-there does not exist at " + s3.endpoint());
+      assertCheckedUnavailable(s3(s3.endpoint(), "not-there", "right"), "bucket not-there does not exist at " + s3.endpoint());
       client.resources(CheckpointStorage.class).withName("store").delete();
       secret("wrong", s3.accessKey(), "not-the-secret-key");
-      assertUnavailable(s3(s3.endpoint(), "there", "wrong"), "access denied to bucket there: check the credentials Secret");
+      assertCheckedUnavailable(s3(s3.endpoint(), "there", "wrong"), "access denied to bucket there: check the credentials Secret");
     }
   }
 
-  private void assertUnavailable(CheckpointStorage storage, String message) {
+  /** Creates and checks {@code storage}: it must end Unavailable, saying {@code message}, with a Warning Event. */
+  private void assertCheckedUnavailable(CheckpointStorage storage, String message) {
     CheckpointStorage checked = reconcile(client.resource(storage).create());
     assertThat(checked.getStatus().phase).isEqualTo("Unavailable");
     assertThat(checked.getStatus().reason).isEqualTo("StorageUnavailable");
@@ -186,6 +193,71 @@ class CheckpointStorageReconcilerTest {
     client.resource(new SecretBuilder().withNewMetadata().withName(name).withNamespace("default").endMetadata()
         .addToStringData(StorageBinding.ACCESS_KEY_ID, accessKey)
         .addToStringData(StorageBinding.SECRET_ACCESS_KEY, secretKey).build()).create();
+  }
+
+  @Test
+  void anEncryptingStorageIsAvailableOnlyWithAUsableCurrentKey() {
+    CheckpointStorage storage = storage("1h");
+    storage.getSpec().encryption = new EncryptionSpec(new SecretReference("archive-keys", NS), "k2");
+    storage = client.resource(storage).update();
+
+    String missing = "Secret jobs/archive-keys named by CheckpointStorage 'store' does not exist;"
+        + " create it with the archive encryption keys";
+    assertUnavailable(reconcile(storage), missing);
+    assertThat(client.v1().events().inNamespace("default").list().getItems())
+        .anyMatch(e -> "Warning".equals(e.getType()) && "EncryptionKeyUnavailable".equals(e.getReason())
+            && e.getMessage().startsWith(missing));
+
+    keySecret(Map.of("k1", new byte[32], "k2", new byte[16]));
+    assertUnavailable(reconcile(storage), "key 'k2' in Secret jobs/archive-keys of CheckpointStorage 'store' is 16 bytes:"
+        + " an AES-256 key is 32 random bytes");
+
+    keySecret(Map.of("k1", new byte[32]));
+    assertUnavailable(reconcile(storage), "Secret jobs/archive-keys of CheckpointStorage 'store' holds no key 'k2'"
+        + " (spec.encryption.currentKeyId); it holds k1");
+
+    // base64 text of 32 bytes, as openssl rand -base64 32 prints it, is a key too
+    keySecret(Map.of("k1", new byte[32],
+        "k2", (Base64.getEncoder().encodeToString(new byte[32]) + "\n").getBytes(StandardCharsets.US_ASCII)));
+    storage = reconcile(storage);
+    assertThat(storage.getStatus().phase).isEqualTo("Available");
+    assertThat(storage.getStatus().message).endsWith("archives are encrypted with key 'k2'");
+  }
+
+  @Test
+  void aCheckpointOnAStorageWithoutItsKeyFailsWithTheStoragesReason() {
+    CheckpointStorage storage = storage("1h");
+    storage.getSpec().encryption = new EncryptionSpec(new SecretReference("archive-keys", NS), "k1");
+    reconcile(client.resource(storage).update());
+    NodeProfile node = new NodeProfile();
+    node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
+    node.setSpec(new NodeProfileSpec());
+    client.resource(node).create();
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("c").withNamespace(NS).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 99)));
+    c.getSpec().storage = "store";
+    c = client.resource(c).create();
+
+    checkpointReconciler().reconcile(c, null);
+
+    Checkpoint failed = client.resource(c).get();
+    assertThat(failed.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+    assertThat(failed.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
+    assertThat(failed.getStatus().message).contains("Secret jobs/archive-keys named by CheckpointStorage 'store' does not exist");
+  }
+
+  private void assertUnavailable(CheckpointStorage storage, String message) {
+    assertThat(storage.getStatus().phase).isEqualTo("Unavailable");
+    assertThat(storage.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
+    assertThat(storage.getStatus().message).startsWith(message);
+  }
+
+  private void keySecret(Map<String, byte[]> keys) {
+    Map<String, String> data = new java.util.TreeMap<>();
+    keys.forEach((id, bytes) -> data.put(id, Base64.getEncoder().encodeToString(bytes)));
+    client.resource(new SecretBuilder().withNewMetadata().withName("archive-keys").withNamespace(NS).endMetadata()
+        .withData(data).build()).createOr(r -> r.update());
   }
 
   private CheckpointReconciler checkpointReconciler() {
