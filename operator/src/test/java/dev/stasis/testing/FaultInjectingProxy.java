@@ -140,6 +140,7 @@ public final class FaultInjectingProxy implements AutoCloseable {
           return;
         }
         case FAIL_500 -> {
+          drainBody(text, fromClient); // answered mid-body, a client sees a broken pipe instead of the 500
           byte[] body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>"
               + "<Message>injected by the test</Message></Error>").getBytes(StandardCharsets.UTF_8);
           OutputStream out = client.getOutputStream();
@@ -186,6 +187,30 @@ public final class FaultInjectingProxy implements AutoCloseable {
       }
     }
     return null;
+  }
+
+  /** Reads the request's body, unless the client waits for {@code 100 Continue} before sending it. */
+  private static void drainBody(String head, InputStream in) throws IOException {
+    long length = 0;
+    boolean chunked = false;
+    for (String line : head.split("\r\n")) {
+      String lower = line.toLowerCase(Locale.ROOT);
+      if (lower.startsWith("expect:") && lower.contains("100-continue")) {
+        return;
+      }
+      if (lower.startsWith("content-length:")) {
+        length = Long.parseLong(line.substring("content-length:".length()).trim());
+      }
+      chunked |= lower.startsWith("transfer-encoding:") && lower.contains("chunked");
+    }
+    if (chunked) {
+      byte[] end = "\r\n0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
+      for (int matched = 0, b; matched < end.length && (b = in.read()) >= 0; ) {
+        matched = b == end[matched] ? matched + 1 : (b == end[0] ? 1 : 0);
+      }
+      return;
+    }
+    in.skipNBytes(length);
   }
 
   private static String withConnectionClose(String head) {
