@@ -25,6 +25,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Random;
@@ -119,6 +120,9 @@ class UntrustedInputFuzzTest {
       int accepted = 0;
       for (int i = 0; i < CASES / 2; i++) {
         byte[] input = mutator.mutate(valid);
+        if (Arrays.equals(input, valid)) {
+          continue; // a bit flipped twice, a byte replaced by itself: nothing to refuse
+        }
         Path target = dir.resolve("out-" + codec + "-" + i);
         boolean ok = within(() -> {
           try {
