@@ -183,7 +183,7 @@ class SchedulesIT extends EndToEndTest {
         assertThat(c.getMetadata().getLabels()).containsEntry(Labels.TRIGGER, Labels.TRIGGER_DRAIN));
 
     client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(false).withTaints().endSpec().build());
-    await().atMost(TIMEOUT).until(() -> schedule("drain").getStatus().drain == null);
+    await().atMost(TIMEOUT).until(() -> schedule("drain").getStatus().drains.isEmpty());
     client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
         .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec().build());
     await().atMost(TIMEOUT).until(() -> completed("drain").size() == 2);
