@@ -17,6 +17,9 @@ import java.util.List;
 @ValidationRule(
     value = "!has(self.containers) || has(self.selector)",
     message = "containers only go with selector")
+@ValidationRule(
+    value = "!has(self.storage) || has(self.selector)",
+    message = "storage goes with selector; with checkpointTemplate set checkpointTemplate.storage")
 public class CheckpointScheduleSpec {
   @Required
   @JsonPropertyDescription("When to take checkpoints: a 5-field cron expression (minute hour day-of-month month"
@@ -45,13 +48,16 @@ public class CheckpointScheduleSpec {
   public CheckpointTemplate checkpointTemplate;
 
   @JsonPropertyDescription("Pods of the schedule's namespace to checkpoint, by label: each run takes one Checkpoint"
-      + " of each selected pod that is Running, named <schedule>-<time>-<pod> and labelled stasis.dev/pod. The"
-      + " Checkpoints use the default storage and options.")
+      + " of each selected pod that is Running, named <schedule>-<time>-<pod> and labelled stasis.dev/pod.")
   public LabelSelector selector;
 
   @JsonPropertyDescription("Containers of each selected pod to checkpoint, together in one Checkpoint; default all of"
       + " the pod's. A pod without one of them is skipped (ContainerNotFound).")
   public List<String> containers;
+
+  @JsonPropertyDescription("With a selector: the CheckpointStorage to store the archives in; default: the storage"
+      + " marked default.")
+  public String storage;
 
   @JsonPropertyDescription("Which of this schedule's checkpoints to keep; default all.")
   public Retention retention;

@@ -187,8 +187,9 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         throw new Refusal("InvalidTarget", "spec.containers: a container name is empty");
       }
     } else {
-      if (spec.containers != null) {
-        throw new Refusal("InvalidTarget", "spec.containers only goes with spec.selector");
+      if (spec.containers != null || spec.storage != null) {
+        throw new Refusal("InvalidTarget", "spec.containers and spec.storage only go with spec.selector: set"
+            + " checkpointTemplate.target.pod.container and checkpointTemplate.storage instead");
       }
       var target = spec.checkpointTemplate.target;
       if (target == null || (target.process == null) == (target.pod == null)) {
@@ -320,7 +321,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       String name = pod.getMetadata().getName();
       try {
         ResolvedPod resolved = PodTargets.resolve(pod, valid.containers());
-        targets.add(ScheduleTarget.selectedPod(name, resolved.node(), valid.containers()));
+        targets.add(ScheduleTarget.selectedPod(name, resolved.node(), valid.containers(),
+            schedule.getSpec().storage));
       } catch (PodTargets.Unusable e) {
         unusable.add(new SkippedPod(name, e.reason(), e.getMessage()));
       }

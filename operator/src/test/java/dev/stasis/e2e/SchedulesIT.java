@@ -237,7 +237,21 @@ class SchedulesIT extends EndToEndTest {
     assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)");
 
+    CheckpointSchedule neither = new CheckpointSchedule();
+    neither.setMetadata(new ObjectMetaBuilder().withName("neither").withNamespace(namespace).build());
+    neither.setSpec(new CheckpointScheduleSpec());
+    neither.getSpec().schedule = "@daily";
+    neither.getSpec().containers = List.of("solver");
+    assertThatThrownBy(() -> client.resource(neither).create()).isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)")
+        .hasMessageContaining("containers only go with selector");
+
     both.getSpec().selector = null;
+    both.getSpec().storage = "s3";
+    assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("storage goes with selector; with checkpointTemplate set checkpointTemplate.storage");
+
+    both.getSpec().storage = null;
     both.getSpec().retention = new CheckpointScheduleSpec.Retention();
     both.getSpec().retention.keepLast = 0;
     both.getSpec().retention.maxAge = "a week";

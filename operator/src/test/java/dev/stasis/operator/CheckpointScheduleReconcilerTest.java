@@ -357,7 +357,10 @@ class CheckpointScheduleReconcilerTest {
     client.resource(new PodBuilder().withNewMetadata().withName("sim-2").withNamespace(NS).addToLabels("app", "sim")
         .endMetadata().withNewSpec().addNewContainer().withName("solver").endContainer().endSpec()
         .withNewStatus().withPhase("Pending").endStatus().build()).create();
-    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> spec.containers = List.of("solver"));
+    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> {
+      spec.containers = List.of("solver");
+      spec.storage = "store";
+    });
     clock.now = created.plusSeconds(10);
     s = reconcile(s);
 
@@ -370,6 +373,7 @@ class CheckpointScheduleReconcilerTest {
       assertThat(c.getMetadata().getOwnerReferences()).singleElement()
           .satisfies(o -> assertThat(o.getUid()).isEqualTo(sim().getMetadata().getUid()));
       assertThat(c.getSpec().target.pod.containers).containsExactly("solver");
+      assertThat(c.getSpec().storage).isEqualTo("store");
     }
     assertThat(s.getStatus().runs).isEqualTo(2);
     assertThat(s.getStatus().active).containsExactly(run(10) + "-sim-0", run(10) + "-sim-1");

@@ -17,12 +17,14 @@ import java.util.List;
 public record ScheduleTarget(String pod, String node, CheckpointSpec spec) {
 
   /** A pod selected by label, with the containers the schedule names (all when none). */
-  public static ScheduleTarget selectedPod(String pod, String node, List<String> containers) {
+  public static ScheduleTarget selectedPod(String pod, String node, List<String> containers, String storage) {
     PodTarget target = new PodTarget(pod, null);
     target.containers = containers == null || containers.isEmpty() ? null : containers;
     CheckpointTarget checkpointTarget = new CheckpointTarget();
     checkpointTarget.pod = target;
-    return new ScheduleTarget(pod, node, new CheckpointSpec(checkpointTarget));
+    CheckpointSpec spec = new CheckpointSpec(checkpointTarget);
+    spec.storage = storage;
+    return new ScheduleTarget(pod, node, spec);
   }
 
   /** The value of the {@value Labels#POD} label its Checkpoints carry; null for a template's target. */
