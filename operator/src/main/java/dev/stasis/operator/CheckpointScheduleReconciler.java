@@ -53,6 +53,7 @@ import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
@@ -386,7 +387,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
           schedule.getMetadata().getName(), created, due, Duration.between(plan.due().get(), clock.instant()).toMillis());
     }
     if (valid.selector() != null) {
-      reportSelection(schedule, valid.selector(), status, due, selection.selectedPods(), skipped);
+      reportSelection(schedule, valid.selector(), status, due, selection, skipped);
     }
   }
 
@@ -398,10 +399,14 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         + String.join(", ", created) + " for the run due at " + due);
   }
 
-  /** What the run made of the selected pods: in the status, a condition, and an Event when pods were left out. */
+  /**
+   * What the run made of the selected pods: in the status, a condition, and an Event when pods were
+   * left out for other reasons than Forbid (which has its own Events).
+   */
   private void reportSelection(CheckpointSchedule schedule, LabelSelector selector, CheckpointScheduleStatus status,
-      String due, int selectedPods, List<SkippedPod> skipped) {
+      String due, Selection selection, List<SkippedPod> skipped) {
     Long generation = schedule.getMetadata().getGeneration();
+    int selectedPods = selection.selectedPods();
     status.selectedPods = selectedPods;
     status.skippedPods = skipped;
     if (selectedPods == 0) {
@@ -413,15 +418,14 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     }
     Conditions.set(status, PODS_SELECTED, true, "PodsSelected", "the last run selected " + selectedPods + " pod"
         + (selectedPods == 1 ? "" : "s") + " and skipped " + skipped.size() + " (status.skippedPods)", generation);
-    List<SkippedPod> unusable = skipped.stream().filter(p -> !"CheckpointInProgress".equals(p.reason)).toList();
-    if (!unusable.isEmpty()) {
+    if (!selection.unusable().isEmpty()) {
       events.warning(schedule, "PodsSkipped", "the run due at " + due + " skipped " + String.join("; ",
-          unusable.stream().map(p -> "pod " + p.pod + " (" + p.reason + "): " + p.message).toList()));
+          selection.unusable().stream().map(p -> "pod " + p.pod + " (" + p.reason + "): " + p.message).toList()));
     }
   }
 
   /** A selector as kubectl writes it: {@code app=sim,tier in (a,b)}. */
-  static String describe(LabelSelector selector) {
+  private static String describe(LabelSelector selector) {
     List<String> parts = new ArrayList<>();
     Optional.ofNullable(selector.getMatchLabels()).orElse(Map.of()).entrySet().stream().sorted(Map.Entry.comparingByKey())
         .forEach(e -> parts.add(e.getKey() + "=" + e.getValue()));
@@ -429,7 +433,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       switch (r.getOperator()) {
         case "Exists" -> parts.add(r.getKey());
         case "DoesNotExist" -> parts.add("!" + r.getKey());
-        default -> parts.add(r.getKey() + " " + r.getOperator().toLowerCase(java.util.Locale.ROOT) + " ("
+        default -> parts.add(r.getKey() + " " + r.getOperator().toLowerCase(Locale.ROOT) + " ("
             + String.join(",", r.getValues()) + ")");
       }
     }

@@ -138,7 +138,7 @@ class RbacIT {
   }
 
   @Test
-  void theOperatorMayListThePodsAScheduleSelects() {
+  void theOperatorMayListThePodsAScheduleSelects() throws Exception {
     String ns = TestControlPlane.newNamespace("rbac-sel");
     CheckpointSchedule schedule = new CheckpointSchedule();
     schedule.setMetadata(new ObjectMetaBuilder().withName("sim").withNamespace(ns).build());
