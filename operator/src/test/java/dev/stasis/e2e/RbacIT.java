@@ -33,6 +33,7 @@ import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.authentication.SelfSubjectReviewBuilder;
+import io.fabric8.kubernetes.api.model.authorization.v1.SelfSubjectAccessReviewBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
@@ -133,8 +134,13 @@ class RbacIT {
     assertForbidden(() -> operator.secrets().inNamespace("kube-system").list());
     assertForbidden(() -> operator.secrets().inNamespace("default").withName("s3-elsewhere").get());
     assertForbidden(() -> operator.nodes().withName(NODE).delete());
-    assertForbidden(() -> operator.pods().inNamespace(SYSTEM).withName("any").patch(
-        PatchContext.of(PatchType.JSON_MERGE), "{\"metadata\":{\"labels\":{\"changed\":\"yes\"}}}"));
+    // it lists pods (for schedules' selectors) but neither watches nor changes them
+    for (String verb : List.of("watch", "update", "patch")) {
+      var review = operator.authorization().v1().selfSubjectAccessReview().create(new SelfSubjectAccessReviewBuilder()
+          .withNewSpec().withNewResourceAttributes().withResource("pods").withVerb(verb).withNamespace("default")
+          .endResourceAttributes().endSpec().build());
+      assertThat(review.getStatus().getAllowed()).as(verb + " pods").isFalse();
+    }
   }
 
   @Test
