@@ -19,6 +19,7 @@ import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Base64;
+import java.util.List;
 import java.util.Map;
 import javax.net.ssl.SSLContext;
 
@@ -28,13 +29,19 @@ public class StorageBinding {
   public static final String SECRET_ACCESS_KEY = "secretAccessKey";
 
   private final KubernetesClient client;
+  private final ClusterCache cluster;
+
+  public StorageBinding(KubernetesClient client, ClusterCache cluster) {
+    this.client = client;
+    this.cluster = cluster;
+  }
 
   public StorageBinding(KubernetesClient client) {
-    this.client = client;
+    this(client, ClusterCache.reading(client));
   }
 
   public CheckpointStorage find(String name) {
-    return client.resources(CheckpointStorage.class).withName(name).get();
+    return cluster.storage(name);
   }
 
   /** The storage a Checkpoint names, or the one marked default when it names none. */
@@ -47,9 +54,10 @@ public class StorageBinding {
       }
       return storage;
     }
-    var defaults = client.resources(CheckpointStorage.class).list().getItems().stream()
-        .filter(s -> s.getSpec() != null && s.getSpec().isDefault())
-        .toList();
+    var defaults = defaultStorages(false);
+    if (defaults.size() != 1) {
+      defaults = defaultStorages(true); // a refusal: make sure it is not the cache lagging
+    }
     if (defaults.isEmpty()) {
       throw new StorageUnavailableException(
           "no CheckpointStorage is marked default: set spec.storage, or mark one storage with spec.default: true");
@@ -60,6 +68,10 @@ public class StorageBinding {
           + "): set spec.storage, or keep spec.default on only one");
     }
     return defaults.get(0);
+  }
+
+  private List<CheckpointStorage> defaultStorages(boolean fresh) {
+    return cluster.storages(fresh).stream().filter(s -> s.getSpec() != null && s.getSpec().isDefault()).toList();
   }
 
   /** Empty when the storage takes this namespace's Checkpoints, else what to do about it. */

@@ -10,6 +10,7 @@ import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
@@ -114,7 +115,7 @@ class CheckpointStorageReconcilerTest {
   }
 
   private CheckpointReconciler checkpointReconciler() {
-    return new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+    return new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
         new ProcessTargetPolicy(client, Set.of(ProcessTargetPolicy.ALL)));
   }
 
