@@ -185,7 +185,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     }
     CheckpointStorageStatus status = storage.getStatus();
     if (status != null && CheckpointStorageStatus.UNAVAILABLE.equals(status.phase)) {
-      throw new Refusal("StorageUnavailable", "CheckpointStorage '" + storage.getMetadata().getName()
+      // The storage's own reason says what to fix (its encryption key, its bucket).
+      throw new Refusal(status.reason != null ? status.reason : "StorageUnavailable", "CheckpointStorage '"
+          + storage.getMetadata().getName()
           + "' is unavailable: " + status.message);
     }
     return storage;
