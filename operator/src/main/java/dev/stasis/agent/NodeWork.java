@@ -1,0 +1,126 @@
+package dev.stasis.agent;
+
+import dev.stasis.api.AttemptedStatus;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.StatusWriter;
+import dev.stasis.metrics.StasisMetrics;
+import io.fabric8.kubernetes.client.CustomResource;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
+
+/**
+ * What the node workers of one agent share, so that each is wired once: the client, the agent's
+ * settings, storages, status writer, events, shutdown, and the node's work queue and retry policy.
+ * It also holds the steps all node work goes through the same way: wait for a due retry, wait in
+ * line for a slot (telling the status its place), and after a failure either go back to Pending
+ * for another attempt or fail for good.
+ */
+public final class NodeWork {
+  final KubernetesClient client;
+  final AgentConfig config;
+  final EventRecorder events;
+  final AgentShutdown shutdown;
+  final StorageAccess storages;
+  final StatusWriter statusWriter;
+  final NodeWorkQueue queue;
+  final RetryPolicy retries;
+
+  public NodeWork(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
+    this.client = client;
+    this.config = config;
+    this.events = events;
+    this.shutdown = shutdown;
+    this.storages = new StorageAccess(client);
+    this.statusWriter = new StatusWriter(client);
+    this.queue = new NodeWorkQueue(config.nodeName(), config.maxConcurrent());
+    this.retries = config.retries();
+    shutdown.awaitOnStop(queue);
+    StasisMetrics.nodeWork(config.nodeName(), queue::running, queue::waiting, queue::mostRunning);
+  }
+
+  String node() {
+    return config.nodeName();
+  }
+
+  /** How long until the retry this status waits for is due; empty when it is due (or none waits). */
+  static Optional<Duration> untilRetry(AttemptedStatus status) {
+    if (status.nextRetryTime() == null) {
+      return Optional.empty();
+    }
+    try {
+      Duration left = Duration.between(Instant.now(), Instant.parse(status.nextRetryTime()));
+      return left.isNegative() || left.isZero() ? Optional.empty() : Optional.of(left);
+    } catch (DateTimeParseException e) {
+      return Optional.empty();
+    }
+  }
+
+  /**
+   * Queues {@code take} for a slot of this node. While the work waits its status shows its place in
+   * line; when its turn comes, it runs on a fresh copy, if that is still pending here.
+   */
+  <S extends AttemptedStatus, R extends CustomResource<?, S>> void enqueue(R resource, Predicate<R> isPendingHere,
+      Consumer<R> take) {
+    // The copy last written, so that the next write of a place in line need not conflict first.
+    AtomicReference<R> latest = new AtomicReference<>(resource);
+    queue.submit(resource.getMetadata().getUid(), new NodeWorkQueue.Job() {
+      @Override
+      public void run() {
+        if (!shutdown.acceptsWork()) {
+          return; // stays Pending for the next agent on this node
+        }
+        R fresh = client.resource(resource).get();
+        if (fresh != null && isPendingHere.test(fresh) && untilRetry(fresh.getStatus()).isEmpty()) {
+          take.accept(fresh);
+        }
+      }
+
+      @Override
+      public void waiting(int position, int running) {
+        String message = ordinal(position) + " in line on node " + node() + "; " + running + " running";
+        statusWriter.update(latest.get(), isPendingHere, r -> r.getStatus().waitInQueue(position, message))
+            .ifPresent(latest::set);
+      }
+    });
+  }
+
+  /**
+   * After a failed attempt: when the failure is transient and spec.backoffLimit allows another
+   * attempt, puts the work back to Pending until the backoff has passed, with a Warning Event
+   * "attempt 1/4 failed (...): ...; retrying in 10s", and returns true. Otherwise false: the caller
+   * fails the work for good, with {@link RetryPolicy#finalFailure}.
+   */
+  <S extends AttemptedStatus, R extends CustomResource<?, S>> boolean retryLater(R resource, Predicate<R> isActive,
+      WorkFailure failure, int backoffLimit, Consumer<R> backToPending) {
+    int attempt = resource.getStatus() == null ? 1 : Math.max(1, resource.getStatus().attempts());
+    if (!retries.retries(failure, attempt, backoffLimit)) {
+      return false;
+    }
+    Duration delay = retries.delayAfter(attempt);
+    String message = RetryPolicy.retryMessage(attempt, backoffLimit, failure, delay);
+    String retryAt = Instant.now().plus(delay).toString();
+    statusWriter.update(resource, isActive, r -> {
+      backToPending.accept(r);
+      r.getStatus().waitForRetry(failure.reason(), message, retryAt, r.getMetadata().getGeneration());
+    }).ifPresent(waiting -> events.warning(waiting, "Retrying", message));
+    return true;
+  }
+
+  /** 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st. */
+  static String ordinal(int n) {
+    int lastTwo = n % 100;
+    String suffix = lastTwo >= 11 && lastTwo <= 13 ? "th" : switch (n % 10) {
+      case 1 -> "st";
+      case 2 -> "nd";
+      case 3 -> "rd";
+      default -> "th";
+    };
+    return n + suffix;
+  }
+}
