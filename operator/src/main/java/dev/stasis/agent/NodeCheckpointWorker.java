@@ -64,6 +64,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
   private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
+  private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
   private final AgentShutdown shutdown;
   private final PodCheckpointJob podCheckpoints;
 
@@ -148,7 +149,9 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, dump.imagesDir())) {
-            dumped = dump(dump);
+            try (WorkingFolderLocks.Held folders = workingFolders.lock(tree)) {
+              dumped = dump(dump);
+            }
             stopped = !options.leaveRunning();
             manifest = store(checkpoint, store, upload, codec, dump, criuVersion, requirements);
           }
