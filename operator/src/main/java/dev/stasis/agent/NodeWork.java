@@ -85,7 +85,10 @@ public final class NodeWork {
       public void waiting(int position, int running) {
         String message = ordinal(position) + " in line on node " + node() + "; " + running + " running";
         statusWriter.update(latest.get(), isPendingHere, r -> r.getStatus().waitInQueue(position, message))
-            .ifPresent(latest::set);
+            .ifPresent(written -> {
+              latest.set(written);
+              StasisMetrics.placeInLineWritten(node());
+            });
       }
     });
   }

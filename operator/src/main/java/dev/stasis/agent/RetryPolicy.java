@@ -23,11 +23,11 @@ public record RetryPolicy(Duration base, Duration cap) {
    */
   static final Set<String> TRANSIENT = Set.of(
       "StorageFailed",      // writing the archive or manifest failed (network, 5xx, timeout)
-      "StorageUnavailable", // the storage could not be reached at all
+      "StorageUnavailable", // the storage could not be read (network, 5xx, timeout)
       "DownloadFailed",     // reading the archive failed midway (network, 5xx, timeout)
       "KubeletUnreachable", // no connection to the node's kubelet
       "KubeletTimeout",     // the kubelet did not answer in time
-      "KubeletFailed",      // the kubelet answered 5xx
+      "KubeletFailed",      // the kubelet answered an unexpected status (502, 503...)
       "AgentRestarted");    // the agent died while the work ran; a new one resolved it
 
   public RetryPolicy {

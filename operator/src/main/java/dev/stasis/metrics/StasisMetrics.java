@@ -114,6 +114,12 @@ public final class StasisMetrics {
         .tags("node", node).strongReference(true).register(REGISTRY);
   }
 
+  /** A waiting checkpoint's or restore's status was told its new place in line. */
+  public static void placeInLineWritten(String node) {
+    Counter.builder("stasis.node.work.place.updates").description("Status writes of a place in a node's line")
+        .tags("node", node).register(REGISTRY).increment();
+  }
+
   /** The operator's latest check of a storage: 1 when objects could be written, read and deleted. */
   public static void storageChecked(String storage, boolean available) {
     gauge("stasis.storage.available", "1 while the storage's last check passed, else 0", available ? 1 : 0,

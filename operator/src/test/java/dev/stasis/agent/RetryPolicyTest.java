@@ -40,7 +40,7 @@ class RetryPolicyTest {
   /** Retrying bad input would only fail again; a stopped agent's cut-off work is not retried by it either. */
   @ParameterizedTest
   @ValueSource(strings = {"ProcessNotFound", "PidNotAllowed", "InvalidPid", "ProcessTargetNotAllowed",
-      "StorageNotAllowed", "StorageNotFound", "CriuMissing", "CriuTooOld", "CriuDumpFailed", "CriuRestoreFailed",
+      "StorageNotAllowed", "StorageNotFound", "StorageMisconfigured", "CriuMissing", "CriuTooOld", "CriuDumpFailed", "CriuRestoreFailed",
       "ArchiveCorrupted", "ArchiveMissing", "ManifestMissing", "ManifestInvalid", "PreflightPathMissing",
       "KubeletForbidden", "KubeletUntrusted", "PodMoved", "WorkDirUnavailable", "AgentError", "AgentShutdown"})
   void badInputAndRefusalsFailAtOnce(String reason) {

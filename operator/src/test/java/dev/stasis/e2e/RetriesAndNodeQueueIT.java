@@ -115,13 +115,16 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
       assertThat(Integer.parseInt(m.group(4))).as("slots busy while work waits").isEqualTo(SLOTS);
     }
     assertThat(gauge("stasis.node.work.running.max")).as("never more than the slots at once").isEqualTo(SLOTS);
+    double placeWrites = StasisMetrics.registry().get("stasis.node.work.place.updates").tag("node", LIMITED).counter().count();
+    assertThat(placeWrites).as("each move of the line written to every waiting checkpoint would be %d writes", n * (n - 1) / 2)
+        .isLessThan(n * (n - 1) / 2.0);
     assertThat(gauge("stasis.node.work.running")).isZero();
     assertThat(gauge("stasis.node.work.waiting")).isZero();
     for (var counter : counters) {
       assertThat(Workloads.isAlive(counter.pid())).isTrue();
     }
-    System.out.printf("50 checkpoints through %d slots took %d ms; %d of them were seen waiting%n", SLOTS,
-        took.toMillis(), placesSeen.size());
+    System.out.printf("50 checkpoints through %d slots took %d ms; %d of them were seen waiting; %.0f writes of"
+        + " places in line%n", SLOTS, took.toMillis(), placesSeen.size(), placeWrites);
   }
 
   /**

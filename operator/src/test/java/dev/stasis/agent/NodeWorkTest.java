@@ -3,24 +3,31 @@ package dev.stasis.agent;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
+import dev.stasis.api.S3Storage;
+import dev.stasis.api.SecretReference;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.StorageBinding;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.nio.file.Path;
@@ -32,9 +39,9 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The agent's own checks and its retries, before any CRIU runs, on the fabric8 CRUD mock server. */
+/** The node workers' own checks and retries (NodeWork), before any CRIU runs, on the fabric8 CRUD mock server. */
 @EnableKubernetesMockClient(crud = true)
-class NodeCheckpointWorkerTest {
+class NodeWorkTest {
   private static final Duration RETRY_BASE = Duration.ofMillis(300);
 
   KubernetesClient client;
@@ -140,6 +147,69 @@ class NodeCheckpointWorkerTest {
     assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
     assertThat(failed.getStatus().reason).isEqualTo("AgentRestarted");
     assertThat(failed.getStatus().attempts).isEqualTo(1);
+  }
+
+  /**
+   * The storage does not answer while the agent reads the checkpoint's manifest: nothing was
+   * restored yet, so the restore is tried again after the backoff, and fails once backoffLimit is used up.
+   */
+  @Test
+  void aRestoreIsRetriedWhenStorageFailsBeforeCriuRan() throws Exception {
+    client.resource(new SecretBuilder().withNewMetadata().withName("s3").withNamespace("default").endMetadata()
+        .addToStringData(StorageBinding.ACCESS_KEY_ID, "key").addToStringData(StorageBinding.SECRET_ACCESS_KEY, "secret")
+        .build()).create();
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("unreachable").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().s3 = new S3Storage();
+    storage.getSpec().s3.endpoint = "http://127.0.0.1:" + closedPort();
+    storage.getSpec().s3.bucket = "checkpoints";
+    storage.getSpec().s3.pathStyle = true;
+    storage.getSpec().s3.credentialsSecret = new SecretReference("s3", "default");
+    client.resource(storage).create();
+    Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
+    checkpoint.getStatus().storage = "unreachable";
+    checkpoint.getStatus().archive = new ArchiveStatus();
+    client.resource(checkpoint).updateStatus();
+
+    Restore restore = new Restore();
+    restore.setMetadata(new ObjectMetaBuilder().withName("r").withNamespace("ns")
+        .withLabels(Map.of(Labels.NODE, "node-a")).build());
+    restore.setSpec(new RestoreSpec());
+    restore.getSpec().checkpointRef = new CheckpointRef("c");
+    restore.getSpec().backoffLimit = 1;
+    restore = client.resource(restore).create();
+    restore.setStatus(new RestoreStatus());
+    restore.getStatus().phase = RestorePhase.Pending;
+    restore.getStatus().node = "node-a";
+    restore.getStatus().checkpoint = "c";
+    restore = client.resource(restore).updateStatus();
+    NodeRestoreWorker worker = new NodeRestoreWorker(nodeWork(Set.of()));
+
+    worker.reconcile(restore, null);
+    Restore ref = restore;
+    Restore retrying = await().atMost(Duration.ofSeconds(30))
+        .until(() -> client.resource(ref).get(), r -> r.getStatus().nextRetryTime != null);
+    assertThat(retrying.getStatus().phase).isEqualTo(RestorePhase.Pending);
+    assertThat(retrying.getStatus().attempts).isEqualTo(1);
+    assertThat(retrying.getStatus().message)
+        .startsWith("attempt 1/2 failed (StorageUnavailable): cannot read the manifest: ");
+
+    await().pollDelay(RETRY_BASE).atMost(Duration.ofSeconds(5))
+        .until(() -> NodeWork.untilRetry(retrying.getStatus()).isEmpty());
+    worker.reconcile(client.resource(restore).get(), null);
+    Restore failed = await().atMost(Duration.ofSeconds(30))
+        .until(() -> client.resource(ref).get(), r -> r.getStatus().phase.isTerminal());
+    assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
+    assertThat(failed.getStatus().reason).isEqualTo("StorageUnavailable");
+    assertThat(failed.getStatus().attempts).isEqualTo(2);
+    assertThat(failed.getStatus().message).startsWith("failed after 2 attempts (spec.backoffLimit 1 reached); the last: ");
+  }
+
+  private static int closedPort() throws Exception {
+    try (var socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      return socket.getLocalPort();
+    }
   }
 
   private Checkpoint checkpointAssigned(String namespace, String name, Integer backoffLimit, CheckpointPhase phase) {
