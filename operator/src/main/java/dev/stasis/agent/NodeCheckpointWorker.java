@@ -92,7 +92,8 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       if (untilRetry.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(untilRetry.get());
       }
-      work.enqueue(checkpoint, this::isPendingHere, pod ? podCheckpoints::take : this::take);
+      return work.enqueue(checkpoint, this::isPendingHere, pod ? podCheckpoints::take : this::take)
+          .map(UpdateControl.<Checkpoint>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
     } else if (status.phase == CheckpointPhase.Running && !work.queue.holds(checkpoint.getMetadata().getUid())) {
       if (pod) {
         podCheckpoints.resolveAbandoned(checkpoint);
@@ -107,7 +108,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     String uid = checkpoint.getMetadata().getUid();
     int pid = checkpoint.getSpec().target.process.pid;
     CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
-    // A failure to write Running propagates, so that the framework retries the whole pass.
+    // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
     var running = statusWriter.update(checkpoint, this::isPendingHere, c -> {
       c.getStatus().startAttempt();
       c.getStatus().phase = CheckpointPhase.Running;

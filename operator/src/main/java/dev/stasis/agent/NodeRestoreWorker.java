@@ -84,7 +84,8 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       if (untilRetry.isPresent()) {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(untilRetry.get());
       }
-      work.enqueue(restore, this::isPendingHere, this::restore);
+      return work.enqueue(restore, this::isPendingHere, this::restore)
+          .map(UpdateControl.<Restore>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
     } else if (status.phase == RestorePhase.Restoring && !work.queue.holds(restore.getMetadata().getUid())) {
       resolveAbandoned(restore);
     }

@@ -6,6 +6,7 @@ import dev.stasis.kube.StatusWriter;
 import dev.stasis.metrics.StasisMetrics;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.format.DateTimeParseException;
@@ -13,6 +14,8 @@ import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import java.util.function.Predicate;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * What the node workers of one agent share, so that each is wired once: the client, the agent's
@@ -61,23 +64,39 @@ public final class NodeWork {
     }
   }
 
+  private static final Logger log = LoggerFactory.getLogger(NodeWork.class);
+  /** How soon to look again at pending work whose previous attempt still winds up in its slot. */
+  private static final Duration WINDING_UP = Duration.ofSeconds(1);
+  /** How soon work that could not start for want of the API server is queued again. */
+  private static final Duration START_AGAIN = Duration.ofSeconds(5);
+
   /**
    * Queues {@code take} for a slot of this node. While the work waits its status shows its place in
-   * line; when its turn comes, it runs on a fresh copy, if that is still pending here.
+   * line; when its turn comes, it runs on a fresh copy, if that is still pending here. Returns when
+   * to look again if it cannot be queued yet: its previous attempt (which put it back to Pending)
+   * has not left its slot.
    */
-  <S extends AttemptedStatus, R extends CustomResource<?, S>> void enqueue(R resource, Predicate<R> isPendingHere,
-      Consumer<R> take) {
+  <S extends AttemptedStatus, R extends CustomResource<?, S>> Optional<Duration> enqueue(R resource,
+      Predicate<R> isPendingHere, Consumer<R> take) {
     // The copy last written, so that the next write of a place in line need not conflict first.
     AtomicReference<R> latest = new AtomicReference<>(resource);
-    queue.submit(resource.getMetadata().getUid(), new NodeWorkQueue.Job() {
+    String id = resource.getMetadata().getUid();
+    boolean queued = queue.submit(id, new NodeWorkQueue.Job() {
       @Override
       public void run() {
         if (!shutdown.acceptsWork()) {
           return; // stays Pending for the next agent on this node
         }
-        R fresh = client.resource(resource).get();
-        if (fresh != null && isPendingHere.test(fresh) && untilRetry(fresh.getStatus()).isEmpty()) {
-          take.accept(fresh);
+        try {
+          R fresh = client.resource(resource).get();
+          if (fresh != null && isPendingHere.test(fresh) && untilRetry(fresh.getStatus()).isEmpty()) {
+            take.accept(fresh);
+          }
+        } catch (KubernetesClientException e) {
+          // Reading it or writing Running failed, so nothing ran: no reconcile would bring it back.
+          log.warn("could not start {} {}/{}, trying again shortly: {}", resource.getKind(),
+              resource.getMetadata().getNamespace(), resource.getMetadata().getName(), e.getMessage());
+          queue.submitLater(id, this, START_AGAIN);
         }
       }
 
@@ -91,6 +110,7 @@ public final class NodeWork {
             });
       }
     });
+    return !queued && queue.isRunning(id) ? Optional.of(WINDING_UP) : Optional.empty();
   }
 
   /**

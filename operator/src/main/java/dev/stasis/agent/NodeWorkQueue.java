@@ -7,6 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -78,9 +79,23 @@ public final class NodeWorkQueue implements AutoCloseable {
     return true;
   }
 
+  /** Queues the job again after {@code delay}, e.g. when its run could not even begin (the API server was away). */
+  void submitLater(String id, Job job, Duration delay) {
+    try {
+      publisher.schedule(() -> submit(id, job), delay.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (RejectedExecutionException e) {
+      // closed: the agent stops, and the work stays Pending for the next one
+    }
+  }
+
   /** Whether work of this id waits or runs here: running work that is not held here was abandoned. */
   public synchronized boolean holds(String id) {
     return waiting.containsKey(id) || running.containsKey(id);
+  }
+
+  /** Whether work of this id runs now (as opposed to waiting, or not being here). */
+  public synchronized boolean isRunning(String id) {
+    return running.containsKey(id);
   }
 
   public int slots() {

@@ -141,6 +141,14 @@ class NodeWorkQueueTest {
   }
 
   @Test
+  void workThatCouldNotStartIsQueuedAgainLater() {
+    NodeWorkQueue queue = queue(1, NEVER_BY_ITSELF);
+    queue.submitLater("a", job("a"), Duration.ofMillis(100));
+    assertThat(queue.holds("a")).as("not yet").isFalse();
+    await().atMost(Duration.ofSeconds(5)).until(() -> started.contains("a"));
+  }
+
+  @Test
   void stoppingStartsNothingMoreAndWaitsForRunningWork() throws Exception {
     NodeWorkQueue queue = queue(1, NEVER_BY_ITSELF);
     queue.submit("a", job("a"));
