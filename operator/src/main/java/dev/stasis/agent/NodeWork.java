@@ -25,6 +25,12 @@ import org.slf4j.LoggerFactory;
  * for another attempt or fail for good.
  */
 public final class NodeWork {
+  private static final Logger log = LoggerFactory.getLogger(NodeWork.class);
+  /** How soon to look again at pending work whose previous attempt still winds up in its slot. */
+  private static final Duration WINDING_UP = Duration.ofSeconds(1);
+  /** How soon work that could not start for want of the API server is queued again. */
+  private static final Duration START_AGAIN = Duration.ofSeconds(5);
+
   final KubernetesClient client;
   final AgentConfig config;
   final EventRecorder events;
@@ -63,12 +69,6 @@ public final class NodeWork {
       return Optional.empty();
     }
   }
-
-  private static final Logger log = LoggerFactory.getLogger(NodeWork.class);
-  /** How soon to look again at pending work whose previous attempt still winds up in its slot. */
-  private static final Duration WINDING_UP = Duration.ofSeconds(1);
-  /** How soon work that could not start for want of the API server is queued again. */
-  private static final Duration START_AGAIN = Duration.ofSeconds(5);
 
   /**
    * Queues {@code take} for a slot of this node. While the work waits its status shows its place in

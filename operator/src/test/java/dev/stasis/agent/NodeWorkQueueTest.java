@@ -68,7 +68,7 @@ class NodeWorkQueueTest {
       assertThat(queue.submit(id, job(id))).isTrue();
     }
     await().atMost(Duration.ofSeconds(5)).until(() -> started.size() == 2);
-    assertThat(started).containsExactly("a", "b");
+    assertThat(started).as("the first two, each in its own slot").containsExactlyInAnyOrder("a", "b");
     assertThat(queue.running()).isEqualTo(2);
     assertThat(queue.waiting()).isEqualTo(3);
 
@@ -80,7 +80,7 @@ class NodeWorkQueueTest {
     finish("d");
     finish("e");
     await().atMost(Duration.ofSeconds(5)).until(() -> started.size() == 5 && queue.running() == 0);
-    assertThat(started).containsExactly("a", "b", "c", "d", "e");
+    assertThat(started.subList(2, 5)).as("the rest as slots came free, in arrival order").containsExactly("c", "d", "e");
     assertThat(queue.mostRunning()).isEqualTo(2);
   }
 
