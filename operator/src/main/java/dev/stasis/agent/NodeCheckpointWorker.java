@@ -390,7 +390,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
   /**
    * A checkpoint left Running by an agent that died: its work folder is gone with that agent, so
    * that attempt failed (and is tried again if spec.backoffLimit allows); a tree it had stopped is
-   * resumed first.
+   * resumed first, and what it had stored (a partial upload) is deleted.
    */
   private void resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
@@ -403,6 +403,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       ProcessTree.signal(ProcessTree.members(pid), "CONT");
       resumed = "; the stopped workload was resumed";
     }
+    work.discardStored(checkpoint);
     fail(checkpoint, new WorkFailure("AgentRestarted",
         "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed));
   }

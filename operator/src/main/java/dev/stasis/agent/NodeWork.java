@@ -1,12 +1,16 @@
 package dev.stasis.agent;
 
 import dev.stasis.api.AttemptedStatus;
+import dev.stasis.api.Checkpoint;
+import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.metrics.StasisMetrics;
+import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.io.IOException;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.format.DateTimeParseException;
@@ -133,6 +137,22 @@ public final class NodeWork {
       r.getStatus().waitForRetry(failure.reason(), message, retryAt, r.getMetadata().getGeneration());
     }).ifPresent(waiting -> events.warning(waiting, "Retrying", message));
     return true;
+  }
+
+  /**
+   * Deletes what an abandoned attempt of this checkpoint stored (objects, and unfinished S3
+   * multipart uploads under its prefix), so that neither a retry nor the final failure leaves a
+   * partial archive behind. Failing to, it logs why: the storage's garbage collector finds it later.
+   */
+  void discardStored(Checkpoint checkpoint) {
+    var meta = checkpoint.getMetadata();
+    String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
+    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage))) {
+      store.deleteAll(prefix);
+    } catch (WorkFailure | IOException e) {
+      log.warn("could not delete what the abandoned checkpoint {}/{} stored under {}: {}", meta.getNamespace(),
+          meta.getName(), prefix, e.getMessage());
+    }
   }
 
   /** 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st. */

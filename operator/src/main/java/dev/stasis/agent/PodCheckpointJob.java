@@ -309,14 +309,7 @@ final class PodCheckpointJob {
     WorkFailure failure = new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while this checkpoint ran");
     deleteLeftoverKubeletArchives(checkpoint);
-    try {
-      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-      try (ObjectStore store = storages.open(storage)) {
-        deleteStored(store, layout(checkpoint), failure);
-      }
-    } catch (WorkFailure e) {
-      log.warn("could not clean up after abandoned checkpoint {}: {}", checkpoint.getMetadata().getName(), e.getMessage());
-    }
+    work.discardStored(checkpoint);
     fail(checkpoint, failure);
   }
 

@@ -12,6 +12,9 @@ import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.FileSystemStorage;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -30,6 +33,7 @@ import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -79,10 +83,24 @@ class NodeWorkTest {
    * bad input (no CRIU on the node), which is not retried, and the final failure names the count.
    */
   @Test
-  void abandonedWorkIsRetriedAfterTheBackoffAndBadInputThenEndsIt() {
+  void abandonedWorkIsRetriedAfterTheBackoffAndBadInputThenEndsIt() throws Exception {
     Checkpoint abandoned = checkpointAssigned("ns", "abandoned", null, CheckpointPhase.Running);
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(work.resolve("storage").toString());
+    client.resource(storage).create();
+    abandoned.getStatus().storage = "fs";
+    abandoned = client.resource(abandoned).updateStatus();
+    var meta = abandoned.getMetadata();
+    Path leftover = work.resolve("storage").resolve(new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid())
+        .archiveKey(ArchiveCodec.ZSTD));
+    Files.createDirectories(leftover.getParent());
+    Files.writeString(leftover, "half an archive the dead agent uploaded");
+
     NodeCheckpointWorker worker = new NodeCheckpointWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL)));
     worker.reconcile(abandoned, null);
+    assertThat(leftover).as("the dead agent's partial upload is deleted").doesNotExist();
 
     Checkpoint retrying = client.resource(abandoned).get();
     CheckpointStatus status = retrying.getStatus();
