@@ -11,6 +11,7 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.Manifest;
@@ -141,6 +142,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         ArchiveCodec codec = StorageBinding.codec(storage);
+        ArchiveKey encryptWith = storages.encryptionKey(storage).orElse(null);
         Criu.DumpResult dumped;
         Manifest manifest;
         ReentrantLock processLock = processLocks.computeIfAbsent(pid, p -> new ReentrantLock());
@@ -149,12 +151,12 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
           tree = ProcessTree.members(pid);
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
-          try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, dump.imagesDir())) {
+          try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
             try (WorkingFolderLocks.Held folders = workingFolders.lock(tree)) {
               dumped = dump(dump);
             }
             stopped = !options.leaveRunning();
-            manifest = store(checkpoint, store, upload, codec, dump, criuVersion, requirements);
+            manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
           }
           if (isDeleted(checkpoint)) {
             discard(checkpoint, store, stopped ? tree : List.of());
@@ -252,11 +254,11 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
   }
 
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      Path imagesDir) throws WorkFailure {
+      ArchiveKey encryptWith, Path imagesDir) throws WorkFailure {
     String archiveKey = layout(checkpoint).archiveKey(codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
-      return StreamingArchiveUpload.start(upload, codec, imagesDir,
+      return StreamingArchiveUpload.start(upload, codec, encryptWith, imagesDir,
           StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, checkpoint.getMetadata().getName());
     } catch (IOException e) {
       throw storageFailed(store, archiveKey, e);
@@ -268,12 +270,16 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
    * before a failure is removed again, so no half-written archive is ever left to be mistaken.
    */
   private Manifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload, ArchiveCodec codec,
-      DumpOptions dump, CriuVersion criuVersion, RestoreRequirements requirements) throws WorkFailure {
+      ArchiveKey encryptedWith, DumpOptions dump, CriuVersion criuVersion, RestoreRequirements requirements)
+      throws WorkFailure {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
     try {
       ArchiveSummary summary = upload.finish();
       Manifest manifest = manifest(checkpoint, dump, criuVersion, archiveKey, codec, summary);
+      if (encryptedWith != null) {
+        manifest.archive.encryption = Manifest.Encryption.with(encryptedWith);
+      }
       requirements.recordIn(manifest, dump.imagesDir());
       store.put(layout.manifestKey(), manifest.toJson());
       return manifest;

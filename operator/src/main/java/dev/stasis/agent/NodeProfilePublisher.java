@@ -4,11 +4,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.EventRecorder;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.net.HttpURLConnection;
+import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -20,7 +23,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Publishes this node's {@link NodeProfile} at start and again whenever what it observes changes.
+ * Publishes this node's {@link NodeProfile} at start and again whenever what it observes changes,
+ * and renews its heartbeat ({@link AgentHeartbeat}) while the agent runs.
  * Its labels, which Restores select nodes by, are the Node's labels (when the agent may read its
  * Node) with the agent's own {@code --node-labels} over them.
  */
@@ -60,6 +64,23 @@ public class NodeProfilePublisher implements AutoCloseable {
   public void start() {
     publishIfChanged();
     timer.scheduleWithFixedDelay(this::publishIfChanged, REFRESH_SECONDS, REFRESH_SECONDS, TimeUnit.SECONDS);
+    long heartbeat = AgentHeartbeat.INTERVAL.toSeconds();
+    timer.scheduleWithFixedDelay(this::renewHeartbeat, 0, heartbeat, TimeUnit.SECONDS);
+  }
+
+  synchronized void renewHeartbeat() {
+    try {
+      AgentHeartbeat.renew(client, config.nodeName(), Instant.now());
+    } catch (KubernetesClientException e) {
+      if (e.getCode() == HttpURLConnection.HTTP_NOT_FOUND) {
+        published = null; // someone deleted the profile: publish it again
+        publishIfChanged();
+      } else {
+        log.warn("could not renew the heartbeat of NodeProfile {}: {}", config.nodeName(), e.getMessage());
+      }
+    } catch (RuntimeException e) {
+      log.warn("could not renew the heartbeat of NodeProfile {}", config.nodeName(), e); // and keep renewing
+    }
   }
 
   synchronized void publishIfChanged() {

@@ -9,7 +9,9 @@ import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
+import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveIntegrityException;
+import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.Manifest;
@@ -124,7 +126,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
         Manifest manifest = manifest(store, checkpoint);
         requireCriu();
         preflight(restore, manifest, workDir);
-        download(store, manifest, images);
+        download(store, manifest, storages.decryptionKey(storage, manifest, checkpoint.getStatus().archive).orElse(null), images);
       }
       RestoredTree tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
       WorkDirs.delete(images);
@@ -193,9 +195,12 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     }
   }
 
-  private void download(ObjectStore store, Manifest manifest, Path images) throws WorkFailure {
+  private void download(ObjectStore store, Manifest manifest, ArchiveKey decryptWith, Path images) throws WorkFailure {
     try (InputStream in = StasisMetrics.meteredDownload(config.nodeName(), store.open(manifest.archive.key))) {
-      new ArchiveReader().extract(in, images, manifest.archive.codec, manifest.archive.sha256, manifest.archive.storedBytes);
+      new ArchiveReader().extract(in, images, manifest.archive.codec, manifest.archive.sha256,
+          manifest.archive.storedBytes, decryptWith);
+    } catch (ArchiveAuthenticationException e) {
+      throw new WorkFailure("ArchiveNotAuthentic", e.getMessage());
     } catch (ArchiveIntegrityException e) {
       throw new WorkFailure("ArchiveCorrupted", e.getMessage());
     } catch (ObjectNotFoundException e) {

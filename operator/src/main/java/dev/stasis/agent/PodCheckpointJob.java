@@ -11,6 +11,7 @@ import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.Manifest;
@@ -87,12 +88,14 @@ final class PodCheckpointJob {
       if (notAllowed.isPresent()) {
         throw new WorkFailure("StorageNotAllowed", notAllowed.get());
       }
+      ArchiveKey encryptWith = storages.encryptionKey(storage).orElse(null);
       KubeletClient kubelet = kubelet();
       try (ObjectStore store = storages.open(storage)) {
         List<ContainerCheckpointStatus> stored = new ArrayList<>();
         try {
           for (ContainerCheckpointStatus container : pod.containers()) {
-            stored.add(checkpointContainer(checkpoint, pod, container, kubelet, store, StorageBinding.codec(storage)));
+            stored.add(checkpointContainer(checkpoint, pod, container, kubelet, store, StorageBinding.codec(storage),
+                encryptWith));
           }
         } catch (WorkFailure failure) {
           deleteStored(store, layout(checkpoint), failure);
@@ -141,8 +144,8 @@ final class PodCheckpointJob {
   }
 
   private ContainerCheckpointStatus checkpointContainer(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
-      ContainerCheckpointStatus container, KubeletClient kubelet, ObjectStore store, ArchiveCodec codec)
-      throws WorkFailure {
+      ContainerCheckpointStatus container, KubeletClient kubelet, ObjectStore store, ArchiveCodec codec,
+      ArchiveKey encryptWith) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     String reported;
     try {
@@ -153,7 +156,7 @@ final class PodCheckpointJob {
     }
     Path archive = kubeletArchive(reported);
     try {
-      Manifest manifest = store(checkpoint, pod, container, archive, store, codec);
+      Manifest manifest = store(checkpoint, pod, container, archive, store, codec, encryptWith);
       ContainerCheckpointStatus done = new ContainerCheckpointStatus(container.name, container.containerID);
       done.archive = archiveStatus(store, manifest);
       return done;
@@ -175,16 +178,20 @@ final class PodCheckpointJob {
   }
 
   private Manifest store(Checkpoint checkpoint, PodTargets.ResolvedPod pod, ContainerCheckpointStatus container,
-      Path archive, ObjectStore store, ArchiveCodec codec) throws WorkFailure {
+      Path archive, ObjectStore store, ArchiveCodec codec, ArchiveKey encryptWith) throws WorkFailure {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.containerArchiveKey(container.name, codec);
     try {
       ArchiveWriter.StoredTar stored;
       try (ObjectUpload upload = store.upload(archiveKey); InputStream tar = Files.newInputStream(archive)) {
-        stored = new ArchiveWriter().writeTar(tar, upload.stream(), codec);
+        stored = new ArchiveWriter().writeTar(tar, upload.stream(), codec, encryptWith);
         upload.commit();
       }
       Manifest manifest = manifest(checkpoint, pod, container, archive, archiveKey, codec, stored);
+      if (encryptWith != null) {
+        manifest.archive.encryption = Manifest.Encryption.with(encryptWith, stored.compressedSha256(),
+            stored.compressedBytes());
+      }
       store.put(layout.containerManifestKey(container.name), manifest.toJson());
       return manifest;
     } catch (IOException e) {

@@ -1,5 +1,6 @@
 package dev.stasis.agent;
 
+import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
@@ -8,7 +9,10 @@ import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
+import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.DecryptingInputStream;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.ManifestException;
@@ -29,6 +33,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
@@ -112,7 +117,8 @@ final class PodRestoreJob {
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try {
           for (Manifest manifest : manifests) {
-            pushed.add(pushImage(registry, store, checkpoint, manifest));
+            pushed.add(pushImage(registry, store, checkpoint, manifest,
+                storages.decryptionKey(storage, manifest, recordedArchive(checkpoint, manifest.source.containerName))));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -130,6 +136,11 @@ final class PodRestoreJob {
     }
   }
 
+  private static ArchiveStatus recordedArchive(Checkpoint checkpoint, String container) {
+    return checkpoint.getStatus().containers.stream().filter(c -> c.name.equals(container)).findFirst()
+        .map(c -> c.archive).orElse(null);
+  }
+
   private Registry registry(CheckpointStorage storage) throws WorkFailure {
     try {
       return binding.registry(storage);
@@ -145,6 +156,10 @@ final class PodRestoreJob {
       Manifest manifest = Manifest.fromJson(store.read(key));
       if (!meta.getUid().equals(manifest.source.checkpointUid) || !container.equals(manifest.source.containerName)) {
         throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key) + " belongs to another checkpoint");
+      }
+      if (manifest.archive.encryption.isEncrypted() && manifest.archive.encryption.plaintextSha256 == null) {
+        throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key)
+            + " lacks archive.encryption.plaintextSha256, which the image's layer needs; take a new checkpoint");
       }
       if (manifest.archive.tarSha256 == null && manifest.archive.codec != ArchiveCodec.NONE) {
         throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key)
@@ -184,17 +199,26 @@ final class PodRestoreJob {
     }
   }
 
-  private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Checkpoint checkpoint, Manifest manifest)
-      throws WorkFailure {
+  /**
+   * Pushes the stored archive as the image's layer; an encrypted one is decrypted on the way, since
+   * the runtime reads the layer as it is. Only authenticated bytes reach the registry, and it
+   * refuses a blob whose digest differs from the manifest's.
+   */
+  private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Checkpoint checkpoint, Manifest manifest,
+      Optional<ArchiveKey> decryptWith) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     String container = manifest.source.containerName;
     String repository = registry.repository(meta.getNamespace(), meta.getName());
-    var layer = new CheckpointImage.Layer(manifest.archive.sha256, manifest.archive.storedBytes,
-        manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : manifest.archive.sha256,
+    Manifest.Encryption encryption = manifest.archive.encryption;
+    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : manifest.archive.sha256;
+    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : manifest.archive.storedBytes;
+    var layer = new CheckpointImage.Layer(layerSha256, layerBytes,
+        manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : layerSha256,
         manifest.archive.codec == ArchiveCodec.ZSTD);
     String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
         : System.getProperty("os.arch");
-    try (InputStream archive = store.open(manifest.archive.key)) {
+    try (InputStream stored = store.open(manifest.archive.key)) {
+      InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(stored, decryptWith.get()) : stored;
       RegistryClient client = RegistryClient.open(registry, repository);
       String digest = CheckpointImage.push(client, container + "-" + meta.getUid(), container,
           manifest.source.podName, meta.getNamespace(), arch, layer, archive);
@@ -208,6 +232,11 @@ final class PodRestoreJob {
       throw new WorkFailure("ArchiveMissing", "the archive of container " + container + " is missing ("
           + e.getMessage() + ") although its manifest exists; restore another checkpoint");
     } catch (IOException e) {
+      Optional<ArchiveAuthenticationException> notAuthentic = ArchiveAuthenticationException.causing(e);
+      if (notAuthentic.isPresent()) {
+        throw new WorkFailure("ArchiveNotAuthentic", "the stored archive of container " + container + ": "
+            + notAuthentic.get().getMessage() + "; no image was made of it; restore another checkpoint");
+      }
       throw new WorkFailure("DownloadFailed", "reading " + store.uri(manifest.archive.key) + " failed: " + e.getMessage());
     }
   }

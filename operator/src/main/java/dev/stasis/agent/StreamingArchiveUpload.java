@@ -1,6 +1,7 @@
 package dev.stasis.agent;
 
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.OpenArchive;
@@ -47,6 +48,8 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private final long chunkBytes;
   private final ObjectUpload upload;
   private final ArchiveCodec codec;
+  /** Null: the storage does not encrypt. */
+  private final ArchiveKey encryptWith;
   /** Pages files archived in chunks so far, by name. Touched by the follower thread only. */
   private final Map<String, FollowedFile> chunked = new TreeMap<>();
   private final FutureTask<ArchiveSummary> following = new FutureTask<>(this::follow);
@@ -57,11 +60,12 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private boolean committed;
 
   private StreamingArchiveUpload(Path imagesDir, long chunkBytes, ObjectUpload upload, ArchiveCodec codec,
-      String name) {
+      ArchiveKey encryptWith, String name) {
     this.imagesDir = imagesDir;
     this.chunkBytes = chunkBytes;
     this.upload = upload;
     this.codec = codec;
+    this.encryptWith = encryptWith;
     this.follower = new Thread(following, "archive-upload-" + name);
     follower.setDaemon(true);
   }
@@ -71,12 +75,14 @@ final class StreamingArchiveUpload implements AutoCloseable {
    * Returns once the upload's thread has lowered its priority, so that doing so does not compete
    * with CRIU freezing the workload.
    *
+   * @param encryptWith the storage's current key, or null when it does not encrypt
    * @param name names the upload's thread, for people reading thread dumps
    */
-  static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, Path imagesDir,
+  static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, ArchiveKey encryptWith, Path imagesDir,
       long chunkBytes, String name) throws IOException {
     try {
-      StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, name);
+      StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, encryptWith,
+          name);
       streaming.follower.start();
       streaming.lowered.await(LOWERING_TIMEOUT_SECONDS, TimeUnit.SECONDS);
       return streaming;
@@ -134,7 +140,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private ArchiveSummary follow() throws IOException, InterruptedException {
     CpuPriority.lowerCurrentThread(UPLOAD_NICE); // before zstd and the upload start threads of their own
     lowered.countDown();
-    try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec)) {
+    try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec, encryptWith)) {
       while (!imagesComplete) {
         if (!archiveFullChunks(archive) && !imagesComplete) {
           Thread.sleep(POLL_MILLIS);

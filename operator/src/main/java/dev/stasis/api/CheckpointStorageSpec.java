@@ -31,6 +31,10 @@ public class CheckpointStorageSpec {
   @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
   public Compression compression;
 
+  @JsonPropertyDescription("Encrypt archives (AES-256-GCM, on the node, before they leave it) with keys from a Secret."
+      + " Archives hold process memory: passwords, tokens, keys.")
+  public EncryptionSpec encryption;
+
   @JsonPropertyDescription("Removal of stored objects whose Checkpoint no longer exists (crashed uploads, force-deleted"
       + " Checkpoints). Turn it off when something else writes checkpoint-like keys under the same bucket and prefix.")
   public GarbageCollection garbageCollection;

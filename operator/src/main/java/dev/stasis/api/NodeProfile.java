@@ -11,7 +11,7 @@ import io.fabric8.kubernetes.model.annotation.Version;
  * What a node can restore, as its agent observed it. Named after the node. The agent owns the
  * whole object (like a kubelet owns its Node's status); users only read it. Its labels are the
  * ones {@code spec.placement.nodeSelector} of a Restore matches: the Node's labels plus the
- * agent's {@code --node-labels}.
+ * agent's {@code --node-labels}. Its status carries the agent's heartbeat.
  */
 @Group(Checkpoint.GROUP)
 @Version(Checkpoint.VERSION)
@@ -22,5 +22,6 @@ import io.fabric8.kubernetes.model.annotation.Version;
 @AdditionalPrinterColumn(name = "CRIU", jsonPath = ".spec.criu.version", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "Kernel", jsonPath = ".spec.kernelRelease", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "Runtime", jsonPath = ".spec.runtime.name", type = AdditionalPrinterColumn.Type.STRING)
+@AdditionalPrinterColumn(name = "Seen", jsonPath = ".status.heartbeatTime", type = AdditionalPrinterColumn.Type.DATE)
 @AdditionalPrinterColumn(name = "Age", jsonPath = ".metadata.creationTimestamp", type = AdditionalPrinterColumn.Type.DATE)
-public class NodeProfile extends CustomResource<NodeProfileSpec, Void> {}
+public class NodeProfile extends CustomResource<NodeProfileSpec, NodeProfileStatus> {}

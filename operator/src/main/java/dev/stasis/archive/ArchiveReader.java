@@ -21,7 +21,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
 /**
  * Extracts a stored archive into a directory in one streamed pass (hash and count the stored bytes,
- * decompress, untar) and then checks the stored bytes against the manifest. The source is always
+ * decrypt if encrypted, decompress, untar) and then checks the stored bytes against the manifest.
+ * Decryption hands on only authenticated segments, and the last one only as the last. The source is always
  * read to its end, so the hash covers every stored byte, trailing garbage included.
  *
  * <p>Files archived in chunks ({@link ChunkNames}) are joined back into one file each, so CRIU
@@ -49,6 +50,24 @@ public final class ArchiveReader {
       String expectedSha256,
       long expectedStoredBytes)
       throws IOException {
+    extract(source, targetDirectory, codec, expectedSha256, expectedStoredBytes, null);
+  }
+
+  /**
+   * As {@link #extract(InputStream, Path, ArchiveCodec, String, long)}, for an archive encrypted
+   * with {@code decryptWith} (null: not encrypted).
+   *
+   * @throws ArchiveAuthenticationException when the stored bytes match the manifest but do not
+   *     authenticate with the key: both were altered, or the key's bytes were replaced
+   */
+  public void extract(
+      InputStream source,
+      Path targetDirectory,
+      ArchiveCodec codec,
+      String expectedSha256,
+      long expectedStoredBytes,
+      ArchiveKey decryptWith)
+      throws IOException {
     Objects.requireNonNull(codec, "codec");
     Objects.requireNonNull(expectedSha256, "expectedSha256");
     Path target = targetDirectory.toAbsolutePath().normalize();
@@ -56,12 +75,17 @@ public final class ArchiveReader {
     HashingInputStream stored = new HashingInputStream(source);
     try {
       try {
-        unpack(stored, target, codec);
+        unpack(stored, target, codec, decryptWith);
       } catch (UndecodableArchive e) {
         // Bad bytes usually mean the stored object was damaged after it was written; the hash
         // of the whole object tells that apart from an archive that was written broken.
         stored.drain();
         verify(stored, expectedSha256, expectedStoredBytes, e.getCause());
+        Optional<ArchiveAuthenticationException> notAuthentic = ArchiveAuthenticationException.causing(e.getCause());
+        if (notAuthentic.isPresent()) {
+          throw new ArchiveAuthenticationException("archive matches the sha256 in its manifest but "
+              + notAuthentic.get().getMessage() + "; refusing to restore it" + RESTORE_ELSEWHERE, notAuthentic.get());
+        }
         throw new ArchiveIntegrityException("archive matches its manifest (" + stored.count()
             + " bytes, sha256 " + stored.sha256Hex() + ") but is not a valid " + describe(codec)
             + ": " + e.getCause() + "; it was broken when it was written"
@@ -75,9 +99,10 @@ public final class ArchiveReader {
     }
   }
 
-  private static void unpack(HashingInputStream stored, Path target, ArchiveCodec codec)
+  private static void unpack(HashingInputStream stored, Path target, ArchiveCodec codec, ArchiveKey decryptWith)
       throws IOException, UndecodableArchive {
-    try (InputStream decoded = decompressor(codec, stored)) {
+    InputStream plain = decryptWith == null ? stored : new DecryptingInputStream(stored, decryptWith);
+    try (InputStream decoded = decompressor(codec, plain)) {
       TarArchiveInputStream tar = new TarArchiveInputStream(decoded);
       byte[] buffer = new byte[BUFFER_SIZE];
       ChunkedFiles chunked = new ChunkedFiles();
@@ -107,13 +132,13 @@ public final class ArchiveReader {
     }
   }
 
-  private static InputStream decompressor(ArchiveCodec codec, HashingInputStream stored)
+  private static InputStream decompressor(ArchiveCodec codec, InputStream compressed)
       throws IOException {
     switch (codec) {
       case ZSTD:
-        return new ZstdInputStreamNoFinalizer(stored);
+        return new ZstdInputStreamNoFinalizer(compressed);
       case NONE:
-        return stored;
+        return compressed;
       default:
         throw new IllegalArgumentException("unknown codec " + codec);
     }

@@ -9,6 +9,7 @@ import java.util.Objects;
 
 /**
  * Turns a checkpoint directory into archive bytes in a single streamed pass: tar, then zstd, then
+ * encryption with the storage's key (if it has one, see {@link EncryptingOutputStream}), then
  * sha256 and byte counts, then the destination (usually an {@code ObjectUpload}). Nothing is staged
  * on disk and memory use stays at a few MiB however large the checkpoint is.
  *
@@ -49,7 +50,13 @@ public final class ArchiveWriter {
    */
   public ArchiveSummary write(Path directory, OutputStream destination, ArchiveCodec codec)
       throws IOException {
-    try (OpenArchive archive = open(destination, codec)) {
+    return write(directory, destination, codec, null);
+  }
+
+  /** As {@link #write(Path, OutputStream, ArchiveCodec)}, encrypted with {@code encryptWith} unless null. */
+  public ArchiveSummary write(Path directory, OutputStream destination, ArchiveCodec codec, ArchiveKey encryptWith)
+      throws IOException {
+    try (OpenArchive archive = open(destination, codec, encryptWith)) {
       archive.addFilesOf(directory, name -> false);
       return archive.finish();
     }
@@ -60,33 +67,48 @@ public final class ArchiveWriter {
    * there yet (CRIU images while CRIU still writes them).
    */
   public OpenArchive open(OutputStream destination, ArchiveCodec codec) throws IOException {
+    return open(destination, codec, null);
+  }
+
+  /** As {@link #open(OutputStream, ArchiveCodec)}, encrypted with {@code encryptWith} unless null. */
+  public OpenArchive open(OutputStream destination, ArchiveCodec codec, ArchiveKey encryptWith) throws IOException {
     Objects.requireNonNull(codec, "codec");
-    return new OpenArchive(destination, codec, ZSTD_LEVEL, zstdWorkers);
+    return new OpenArchive(destination, codec, encryptWith, ZSTD_LEVEL, zstdWorkers);
   }
 
   /**
    * Stores a tar archive someone else produced (the kubelet's checkpoint archive) byte for byte,
    * compressed by {@code codec}: decompressing the stored object gives back the very same tar, so
    * tools that read the original (checkpointctl) read the download. Also one streamed pass.
+   * Encrypted with {@code encryptWith} unless it is null.
    *
    * @return the sizes and sha256 of the stored bytes, and the sha256 of the tar itself
    */
-  public StoredTar writeTar(InputStream tar, OutputStream destination, ArchiveCodec codec)
+  public StoredTar writeTar(InputStream tar, OutputStream destination, ArchiveCodec codec, ArchiveKey encryptWith)
       throws IOException {
     Objects.requireNonNull(codec, "codec");
     HashingOutputStream stored = new HashingOutputStream(destination);
+    OutputStream encrypted = OpenArchive.encrypted(stored, encryptWith);
+    // Encrypted, the compressed bytes differ from the stored ones: a checkpoint image's layer is them.
+    HashingOutputStream compressed = encryptWith == null ? stored : new HashingOutputStream(encrypted);
     HashingOutputStream tarBytes;
     // Closing the compressor ends its frame; closing the hashing streams only flushes them.
-    try (OutputStream compressed = OpenArchive.compressor(codec, stored, ZSTD_LEVEL, zstdWorkers)) {
-      tarBytes = new HashingOutputStream(compressed);
+    try (OutputStream compressor = OpenArchive.compressor(codec, compressed, ZSTD_LEVEL, zstdWorkers)) {
+      tarBytes = new HashingOutputStream(compressor);
       try (OutputStream buffered = new BufferedOutputStream(tarBytes, OpenArchive.BUFFER_SIZE)) {
         tar.transferTo(buffered);
       }
     }
-    return new StoredTar(new ArchiveSummary(tarBytes.count(), stored.count(), stored.sha256Hex()),
-        tarBytes.sha256Hex());
+    encrypted.close(); // the last encrypted segment; only a flush when not encrypting
+    ArchiveSummary summary = new ArchiveSummary(tarBytes.count(), stored.count(), stored.sha256Hex());
+    return encryptWith == null
+        ? new StoredTar(summary, tarBytes.sha256Hex(), summary.sha256(), summary.storedBytes())
+        : new StoredTar(summary, tarBytes.sha256Hex(), compressed.sha256Hex(), compressed.count());
   }
 
-  /** What {@link #writeTar} stored, and the sha256 of the tar before compression. */
-  public record StoredTar(ArchiveSummary summary, String tarSha256) {}
+  /**
+   * What {@link #writeTar} stored, the sha256 of the tar before compression, and the sha256 and
+   * size of the compressed tar (before encryption; without it, the stored bytes).
+   */
+  public record StoredTar(ArchiveSummary summary, String tarSha256, String compressedSha256, long compressedBytes) {}
 }

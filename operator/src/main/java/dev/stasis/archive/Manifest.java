@@ -1,7 +1,9 @@
 package dev.stasis.archive;
 
+import com.fasterxml.jackson.annotation.JsonCreator;
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonValue;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -9,6 +11,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -129,7 +132,7 @@ public class Manifest {
     /** Object key relative to the storage's prefix. */
     public String key;
     public ArchiveCodec codec;
-    public String encryption = "none";
+    public Encryption encryption = Encryption.NONE;
     /** Bytes of the tar stream before compression. */
     public Long sizeBytes;
     /** Bytes of the stored object. */
@@ -138,6 +141,76 @@ public class Manifest {
     public String sha256;
     /** Lowercase hex sha256 of the tar stream before compression (pod checkpoints: the kubelet's archive). */
     public String tarSha256;
+  }
+
+  /**
+   * How the stored bytes are encrypted: {@code "none"}, or the algorithm and the id of the storage
+   * key they were encrypted with, which a restore looks up in the storage's key Secret.
+   */
+  public static final class Encryption {
+    public static final Encryption NONE = new Encryption("none", null);
+
+    public final String algorithm;
+    public final String keyId;
+    /**
+     * Pod checkpoints: sha256 and size of the archive before encryption (the compressed tar),
+     * which the restore decrypts into the checkpoint image's layer.
+     */
+    public final String plaintextSha256;
+    public final Long plaintextBytes;
+
+    public Encryption(String algorithm, String keyId) {
+      this(algorithm, keyId, null, null);
+    }
+
+    public Encryption(String algorithm, String keyId, String plaintextSha256, Long plaintextBytes) {
+      this.algorithm = algorithm;
+      this.keyId = keyId;
+      this.plaintextSha256 = plaintextSha256;
+      this.plaintextBytes = plaintextBytes;
+    }
+
+    public static Encryption with(ArchiveKey key) {
+      return new Encryption(SegmentCipher.ALGORITHM, key.id());
+    }
+
+    public static Encryption with(ArchiveKey key, String plaintextSha256, long plaintextBytes) {
+      return new Encryption(SegmentCipher.ALGORITHM, key.id(), plaintextSha256, plaintextBytes);
+    }
+
+    public boolean isEncrypted() {
+      return !NONE.algorithm.equals(algorithm);
+    }
+
+    // Written as the string "none" when not encrypted, which is what manifests held before
+    // encryption existed, so older agents keep reading unencrypted manifests.
+    @JsonValue
+    Object toJson() {
+      if (!isEncrypted()) {
+        return algorithm;
+      }
+      Map<String, Object> fields = new LinkedHashMap<>();
+      fields.put("algorithm", algorithm);
+      fields.put("keyId", keyId);
+      if (plaintextSha256 != null) {
+        fields.put("plaintextSha256", plaintextSha256);
+        fields.put("plaintextBytes", plaintextBytes);
+      }
+      return fields;
+    }
+
+    @JsonCreator(mode = JsonCreator.Mode.DELEGATING)
+    static Encryption fromJson(JsonNode node) throws ManifestException {
+      if (node.isTextual()) {
+        return new Encryption(node.textValue(), null);
+      }
+      if (node.isObject()) {
+        JsonNode bytes = node.path("plaintextBytes");
+        return new Encryption(node.path("algorithm").textValue(), node.path("keyId").textValue(),
+            node.path("plaintextSha256").textValue(), bytes.canConvertToLong() ? bytes.longValue() : null);
+      }
+      throw new ManifestException("archive.encryption must be \"none\" or an object {algorithm, keyId}");
+    }
   }
 
   public byte[] toJson() {
@@ -216,10 +289,19 @@ public class Manifest {
       if (archive.storedBytes == null) {
         missing.add("archive.storedBytes");
       }
+      if (archive.encryption == null || archive.encryption.algorithm == null) {
+        missing.add("archive.encryption.algorithm");
+      } else if (archive.encryption.isEncrypted() && archive.encryption.keyId == null) {
+        missing.add("archive.encryption.keyId");
+      }
     }
     if (!missing.isEmpty()) {
       throw new ManifestException("manifest is missing required field"
           + (missing.size() > 1 ? "s " : " ") + String.join(", ", missing));
+    }
+    if (archive.encryption.isEncrypted() && !SegmentCipher.ALGORITHM.equals(archive.encryption.algorithm)) {
+      throw new ManifestException("the archive is encrypted with " + archive.encryption.algorithm
+          + ", which this agent does not know (it knows none and " + SegmentCipher.ALGORITHM + "); upgrade the agent");
     }
   }
 }

@@ -23,8 +23,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 
 /**
- * An archive being written: entries go through tar, zstd and sha256 to the destination as they
- * are added, so the caller decides when each file is ready. Large files may be added in chunks
+ * An archive being written: entries go through tar, zstd, encryption (when the storage has a key)
+ * and sha256 to the destination as they are added, so the caller decides when each file is ready. Large files may be added in chunks
  * (see {@link ChunkNames}) while they still grow. {@link #finish()} ends the archive; closing an
  * unfinished one releases it without making it valid, for a caller that is abandoning the upload.
  *
@@ -40,9 +40,10 @@ public final class OpenArchive implements Closeable {
   private final byte[] buffer = new byte[BUFFER_SIZE];
   private boolean finished;
 
-  OpenArchive(OutputStream destination, ArchiveCodec codec, int zstdLevel, int zstdWorkers) throws IOException {
+  OpenArchive(OutputStream destination, ArchiveCodec codec, ArchiveKey encryptWith, int zstdLevel, int zstdWorkers)
+      throws IOException {
     this.stored = new HashingOutputStream(destination);
-    this.tarBytes = new CountingOutputStream(compressor(codec, stored, zstdLevel, zstdWorkers));
+    this.tarBytes = new CountingOutputStream(compressor(codec, encrypted(stored, encryptWith), zstdLevel, zstdWorkers));
     // TarArchiveOutputStream writes in 10 KiB records; batch them before they reach zstd.
     this.tar = new TarArchiveOutputStream(new BufferedOutputStream(tarBytes, BUFFER_SIZE));
     tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
@@ -165,6 +166,11 @@ public final class OpenArchive implements Closeable {
     if (finished) {
       throw new IOException("the archive is already finished");
     }
+  }
+
+  /** {@code stored} itself when there is no key; closing the encrypting stream writes its last segment. */
+  static OutputStream encrypted(OutputStream stored, ArchiveKey key) throws IOException {
+    return key == null ? stored : new EncryptingOutputStream(stored, key);
   }
 
   static OutputStream compressor(ArchiveCodec codec, OutputStream stored, int level, int workers)

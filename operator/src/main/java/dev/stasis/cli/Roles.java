@@ -8,6 +8,7 @@ import dev.stasis.agent.NodeRestoreWorker;
 import dev.stasis.agent.NodeWork;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.Restore;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
@@ -61,9 +62,10 @@ public final class Roles {
   public static void registerOperator(
       Operator operator, KubernetesClient client, String instance, Set<String> processTargetNamespaces) {
     var events = new EventRecorder(client, "operator", instance);
-    var processTargets = new ProcessTargetPolicy(client, processTargetNamespaces);
-    operator.register(new CheckpointReconciler(client, events, processTargets));
-    operator.register(new RestoreReconciler(client, events));
+    var cluster = ClusterCache.watching(client);
+    var processTargets = new ProcessTargetPolicy(cluster, processTargetNamespaces);
+    operator.register(new CheckpointReconciler(client, cluster, events, processTargets));
+    operator.register(new RestoreReconciler(client, cluster, events));
     operator.register(new CheckpointStorageReconciler(client, events));
     operator.register(new CheckpointScheduleReconciler(client, events));
   }

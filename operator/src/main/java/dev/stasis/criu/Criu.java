@@ -4,10 +4,13 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
@@ -27,6 +30,24 @@ public final class Criu {
 
   private final Path executable;
   private final Map<String, String> environment;
+  /** Every job checks the version; asking CRIU each time costs a process start per job. */
+  private volatile KnownVersion knownVersion;
+
+  /** The version of the executable as it was when asked: same file, same modification time and size. */
+  private record KnownVersion(Object fileKey, FileTime modified, long size, CriuVersion version) {
+    static Optional<BasicFileAttributes> attributesOf(Path executable) {
+      try {
+        return Optional.of(Files.readAttributes(executable, BasicFileAttributes.class));
+      } catch (IOException e) {
+        return Optional.empty();
+      }
+    }
+
+    boolean isOf(BasicFileAttributes now) {
+      return Objects.equals(fileKey, now.fileKey()) && modified.equals(now.lastModifiedTime())
+          && size == now.size();
+    }
+  }
 
   public Criu(Path executable, Map<String, String> environment) {
     this.executable = executable;
@@ -41,11 +62,24 @@ public final class Criu {
     return Files.isExecutable(executable);
   }
 
-  /** The installed version, or empty when CRIU is missing or does not answer. */
+  /**
+   * The installed version, or empty when CRIU is missing or does not answer. Asked again only when
+   * the executable changed.
+   */
   public Optional<CriuVersion> version() {
+    Optional<BasicFileAttributes> attributes = KnownVersion.attributesOf(executable);
+    KnownVersion known = knownVersion;
+    if (attributes.isPresent() && known != null && known.isOf(attributes.get())) {
+      return Optional.of(known.version());
+    }
     try {
       CommandResult r = runShort(List.of("--version"));
-      return r.exitCode == 0 ? Optional.of(CriuVersion.parse(r.output)) : Optional.empty();
+      if (r.exitCode != 0) {
+        return Optional.empty();
+      }
+      CriuVersion version = CriuVersion.parse(r.output);
+      attributes.ifPresent(a -> knownVersion = new KnownVersion(a.fileKey(), a.lastModifiedTime(), a.size(), version));
+      return Optional.of(version);
     } catch (IOException | IllegalArgumentException e) {
       return Optional.empty();
     }

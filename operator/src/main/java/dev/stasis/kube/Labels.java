@@ -2,7 +2,8 @@ package dev.stasis.kube;
 
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import java.util.HashMap;
+import io.fabric8.kubernetes.client.dsl.base.PatchContext;
+import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import java.util.Map;
 
 /** Labels Stasis puts on resources. The operator decides; labels (not spec) carry the decision. */
@@ -27,18 +28,15 @@ public final class Labels {
     return labels == null ? null : labels.get(NODE);
   }
 
-  /** Labels the resource for the agent of {@code node}; returns the updated resource. */
+  /**
+   * Labels the resource for the agent of {@code node}; returns the updated resource. One merge
+   * patch of the label alone: no read first, and no conflict with whoever changes other fields.
+   */
   public static <R extends HasMetadata> R assign(KubernetesClient client, R resource, String node) {
     if (node.equals(node(resource))) {
       return resource;
     }
-    return client.resource(resource).edit(r -> {
-      Map<String, String> labels = r.getMetadata().getLabels() == null
-          ? new HashMap<>()
-          : new HashMap<>(r.getMetadata().getLabels());
-      labels.put(NODE, node);
-      r.getMetadata().setLabels(labels);
-      return r;
-    });
+    var patch = Map.of("metadata", Map.of("labels", Map.of(NODE, node)));
+    return client.resource(resource).patch(PatchContext.of(PatchType.JSON_MERGE), client.getKubernetesSerialization().asJson(patch));
   }
 }

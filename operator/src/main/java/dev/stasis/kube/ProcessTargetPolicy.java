@@ -1,8 +1,6 @@
 package dev.stasis.kube;
 
-import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 
@@ -17,22 +15,22 @@ public class ProcessTargetPolicy {
   /** Allows every namespace: for {@code stasis local}, where the user owns the machine. */
   public static final String ALL = "*";
 
-  private final KubernetesClient client;
+  private final ClusterCache cluster;
   private final Set<String> allowedNamespaces;
 
-  public ProcessTargetPolicy(KubernetesClient client, Set<String> allowedNamespaces) {
-    this.client = client;
+  public ProcessTargetPolicy(ClusterCache cluster, Set<String> allowedNamespaces) {
+    this.cluster = cluster;
     this.allowedNamespaces = Set.copyOf(allowedNamespaces);
+  }
+
+  public ProcessTargetPolicy(KubernetesClient client, Set<String> allowedNamespaces) {
+    this(ClusterCache.reading(client), allowedNamespaces);
   }
 
   /** Empty when allowed, else the message that tells a person what to do. */
   public Optional<String> refusal(String namespace) {
-    if (allowedNamespaces.contains(ALL) || allowedNamespaces.contains(namespace)) {
-      return Optional.empty();
-    }
-    Namespace ns = client.namespaces().withName(namespace).get();
-    Map<String, String> labels = ns == null ? null : ns.getMetadata().getLabels();
-    if (labels != null && "true".equals(labels.get(LABEL))) {
+    if (allowedNamespaces.contains(ALL) || allowedNamespaces.contains(namespace)
+        || cluster.allowsProcessTargets(namespace)) {
       return Optional.empty();
     }
     return Optional.of("process targets name host PIDs and are not allowed in namespace " + namespace

@@ -5,7 +5,10 @@ import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.RegistrySpec;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
+import dev.stasis.api.EncryptionSpec;
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveKeys;
 import dev.stasis.image.Registry;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.storage.ObjectStore;
@@ -19,7 +22,10 @@ import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Base64;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
 import javax.net.ssl.SSLContext;
 
 /** Turns a {@link CheckpointStorage} resource into the {@link ObjectStore} it describes. */
@@ -28,13 +34,19 @@ public class StorageBinding {
   public static final String SECRET_ACCESS_KEY = "secretAccessKey";
 
   private final KubernetesClient client;
+  private final ClusterCache cluster;
+
+  public StorageBinding(KubernetesClient client, ClusterCache cluster) {
+    this.client = client;
+    this.cluster = cluster;
+  }
 
   public StorageBinding(KubernetesClient client) {
-    this.client = client;
+    this(client, ClusterCache.reading(client));
   }
 
   public CheckpointStorage find(String name) {
-    return client.resources(CheckpointStorage.class).withName(name).get();
+    return cluster.storage(name);
   }
 
   /** The storage a Checkpoint names, or the one marked default when it names none. */
@@ -47,9 +59,10 @@ public class StorageBinding {
       }
       return storage;
     }
-    var defaults = client.resources(CheckpointStorage.class).list().getItems().stream()
-        .filter(s -> s.getSpec() != null && s.getSpec().isDefault())
-        .toList();
+    var defaults = defaultStorages(false);
+    if (defaults.size() != 1) {
+      defaults = defaultStorages(true); // a refusal: make sure it is not the cache lagging
+    }
     if (defaults.isEmpty()) {
       throw new StorageUnavailableException(
           "no CheckpointStorage is marked default: set spec.storage, or mark one storage with spec.default: true");
@@ -60,6 +73,10 @@ public class StorageBinding {
           + "): set spec.storage, or keep spec.default on only one");
     }
     return defaults.get(0);
+  }
+
+  private List<CheckpointStorage> defaultStorages(boolean fresh) {
+    return cluster.storages(fresh).stream().filter(s -> s.getSpec() != null && s.getSpec().isDefault()).toList();
   }
 
   /** Empty when the storage takes this namespace's Checkpoints, else what to do about it. */
@@ -173,7 +190,82 @@ public class StorageBinding {
     return Registry.of(registry.url, username, password, tls);
   }
 
+  /**
+   * The keys archives of this storage are encrypted with; empty when it does not encrypt.
+   *
+   * @throws EncryptionKeyException when the Secret is missing, does not hold the current key, or
+   *     holds a value that is not a key
+   */
+  public Optional<ArchiveKeys> archiveKeys(CheckpointStorage storage) throws EncryptionKeyException {
+    EncryptionSpec encryption = storage.getSpec() == null ? null : storage.getSpec().encryption;
+    if (encryption == null) {
+      return Optional.empty();
+    }
+    String name = storage.getMetadata().getName();
+    SecretReference ref = encryption.keySecretRef;
+    if (ref == null || ref.name == null || ref.namespace == null || encryption.currentKeyId == null) {
+      throw new EncryptionKeyException("CheckpointStorage '" + name
+          + "': spec.encryption needs keySecretRef (name, namespace) and currentKeyId");
+    }
+    String secretName = "Secret " + ref.namespace + "/" + ref.name + " of CheckpointStorage '" + name + "'";
+    Secret secret;
+    try {
+      secret = secret(name, ref);
+    } catch (StorageUnavailableException e) {
+      throw new EncryptionKeyException(e.getMessage() + "; create it with the archive encryption keys (README:"
+          + " Encryption at rest), e.g. kubectl create secret generic " + ref.name + " -n " + ref.namespace
+          + " --from-file=" + encryption.currentKeyId + "=<(head -c 32 /dev/urandom)");
+    }
+    Map<String, ArchiveKey> keys = new TreeMap<>();
+    if (secret.getData() != null) {
+      for (var entry : secret.getData().entrySet()) {
+        keys.put(entry.getKey(), archiveKey(secretName, entry.getKey(), Base64.getDecoder().decode(entry.getValue())));
+      }
+    }
+    if (secret.getStringData() != null) {
+      for (var entry : secret.getStringData().entrySet()) {
+        keys.put(entry.getKey(), archiveKey(secretName, entry.getKey(), entry.getValue().getBytes(StandardCharsets.UTF_8)));
+      }
+    }
+    if (!keys.containsKey(encryption.currentKeyId)) {
+      throw new EncryptionKeyException(secretName + " holds no key '" + encryption.currentKeyId
+          + "' (spec.encryption.currentKeyId)" + (keys.isEmpty() ? "; it holds no keys at all" : "; it holds "
+          + String.join(", ", keys.keySet())) + ": add that key to the Secret, or set currentKeyId to a key it holds");
+    }
+    return Optional.of(new ArchiveKeys(encryption.currentKeyId, keys));
+  }
+
+  /** A key is 32 random bytes; their base64 is taken too, since that is what key generators print. */
+  private static ArchiveKey archiveKey(String secretName, String id, byte[] value) throws EncryptionKeyException {
+    if (value.length == ArchiveKey.BYTES) {
+      return new ArchiveKey(id, value);
+    }
+    try {
+      byte[] decoded = Base64.getDecoder().decode(new String(value, StandardCharsets.US_ASCII).trim());
+      if (decoded.length == ArchiveKey.BYTES) {
+        return new ArchiveKey(id, decoded);
+      }
+    } catch (IllegalArgumentException e) {
+      // not base64: the length below is what to fix
+    }
+    throw new EncryptionKeyException("key '" + id + "' in " + secretName + " is " + value.length
+        + " bytes: an AES-256 key is " + ArchiveKey.BYTES + " random bytes (head -c 32 /dev/urandom) or their base64"
+        + " (openssl rand -base64 32)");
+  }
+
   private Map<String, String> secretData(String storageName, SecretReference ref) throws StorageUnavailableException {
+    Secret secret = secret(storageName, ref);
+    var data = new java.util.HashMap<String, String>();
+    if (secret.getData() != null) {
+      secret.getData().forEach((k, v) -> data.put(k, new String(Base64.getDecoder().decode(v), StandardCharsets.UTF_8)));
+    }
+    if (secret.getStringData() != null) {
+      data.putAll(secret.getStringData());
+    }
+    return data;
+  }
+
+  private Secret secret(String storageName, SecretReference ref) throws StorageUnavailableException {
     Secret secret;
     try {
       secret = client.secrets().inNamespace(ref.namespace).withName(ref.name).get();
@@ -185,13 +277,6 @@ public class StorageBinding {
       throw new StorageUnavailableException("Secret " + ref.namespace + "/" + ref.name
           + " named by CheckpointStorage '" + storageName + "' does not exist");
     }
-    var data = new java.util.HashMap<String, String>();
-    if (secret.getData() != null) {
-      secret.getData().forEach((k, v) -> data.put(k, new String(Base64.getDecoder().decode(v), StandardCharsets.UTF_8)));
-    }
-    if (secret.getStringData() != null) {
-      data.putAll(secret.getStringData());
-    }
-    return data;
+    return secret;
   }
 }

@@ -8,9 +8,10 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.AgentHeartbeat;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.PodTargets;
@@ -49,21 +50,25 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private static final Duration CLEANUP_RETRY = Duration.ofSeconds(30);
 
   private final KubernetesClient client;
+  private final ClusterCache cluster;
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final ProcessTargetPolicy processTargets;
   private final Clock clock;
 
-  public CheckpointReconciler(KubernetesClient client, EventRecorder events, ProcessTargetPolicy processTargets) {
-    this(client, events, processTargets, Clock.systemUTC());
+  public CheckpointReconciler(
+      KubernetesClient client, ClusterCache cluster, EventRecorder events, ProcessTargetPolicy processTargets) {
+    this(client, cluster, events, processTargets, Clock.systemUTC());
   }
 
-  CheckpointReconciler(KubernetesClient client, EventRecorder events, ProcessTargetPolicy processTargets, Clock clock) {
+  CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
+      ProcessTargetPolicy processTargets, Clock clock) {
     this.client = client;
+    this.cluster = cluster;
     this.processTargets = processTargets;
     this.clock = clock;
-    this.storages = new StorageBinding(client);
+    this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
   }
@@ -73,10 +78,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     CheckpointStatus observed = checkpoint.getStatus();
     if (observed != null && observed.phase != null && observed.phase != CheckpointPhase.Pending) {
       // the agent's now, or finished
-      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : UpdateControl.noUpdate();
+      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : failWhenAgentGone(checkpoint);
     }
     if (isAssigned(checkpoint)) {
-      return UpdateControl.noUpdate();
+      return failWhenAgentGone(checkpoint);
     }
     try {
       Assignment assignment = validate(checkpoint);
@@ -126,7 +131,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       throw new Refusal("InvalidPid",
           "spec.target.process.pid must be the PID of a workload process (2 or more), got " + process.pid);
     }
-    if (client.resources(NodeProfile.class).withName(process.node).get() == null) {
+    if (cluster.nodeProfile(process.node) == null) {
       throw new Refusal("NodeNotFound",
           "no Stasis agent runs on node '" + process.node + "' (there is no NodeProfile of that name): "
               + "check the node name (kubectl get nodeprof) and that the agent runs there");
@@ -149,7 +154,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     } catch (PodTargets.Unusable e) {
       throw new Refusal(e.reason(), e.getMessage());
     }
-    if (client.resources(NodeProfile.class).withName(pod.node()).get() == null) {
+    if (cluster.nodeProfile(pod.node()) == null) {
       throw new Refusal("NodeNotFound", "pod '" + pod.pod().getMetadata().getName() + "' runs on node '" + pod.node()
           + "', where no Stasis agent runs (there is no NodeProfile of that name): deploy the agent there");
     }
@@ -180,7 +185,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     }
     CheckpointStorageStatus status = storage.getStatus();
     if (status != null && CheckpointStorageStatus.UNAVAILABLE.equals(status.phase)) {
-      throw new Refusal("StorageUnavailable", "CheckpointStorage '" + storage.getMetadata().getName()
+      // The storage's own reason says what to fix (its encryption key, its bucket).
+      throw new Refusal(status.reason != null ? status.reason : "StorageUnavailable", "CheckpointStorage '"
+          + storage.getMetadata().getName()
           + "' is unavailable: " + status.message);
     }
     return storage;
@@ -208,6 +215,32 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     statusWriter.replace(checkpoint, status);
     events.warning(checkpoint, refusal.reason(), refusal.getMessage());
     StasisMetrics.checkpointFinished(status);
+  }
+
+  /**
+   * Only the agent of its node can take a checkpoint (the process lives there). If that agent is
+   * gone, the checkpoint fails with the reason instead of waiting forever.
+   */
+  private UpdateControl<Checkpoint> failWhenAgentGone(Checkpoint checkpoint) {
+    String node = checkpoint.getStatus().node;
+    Optional<String> gone = node == null ? Optional.empty()
+        : AgentHeartbeat.unavailable(node, cluster.nodeProfile(node), clock.instant());
+    if (gone.isEmpty()) {
+      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
+    }
+    CheckpointPhase phase = checkpoint.getStatus().phaseOrPending();
+    String message = gone.get() + (phase == CheckpointPhase.Pending
+        ? ": the checkpoint was not taken and the process was not touched"
+        : ", in the middle of this checkpoint: nothing was stored as complete. A process it left stopped "
+            + "(leaveRunning: false) is resumed when the agent starts again")
+        + "; take a new checkpoint once the agent runs";
+    statusWriter.update(checkpoint, c -> c.getStatus() != null && c.getStatus().phaseOrPending() == phase
+        && node.equals(c.getStatus().node), c -> c.getStatus().fail("AgentUnavailable", message,
+        c.getMetadata().getGeneration())).ifPresent(failed -> {
+          events.warning(failed, "AgentUnavailable", message);
+          StasisMetrics.checkpointFinished(failed.getStatus());
+        });
+    return UpdateControl.noUpdate();
   }
 
   /** Deletes a finished Checkpoint once its spec.ttl has run out; until then, comes back when it will have. */

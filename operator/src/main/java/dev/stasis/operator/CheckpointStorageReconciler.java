@@ -5,6 +5,7 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
+import dev.stasis.kube.EncryptionKeyException;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
@@ -72,27 +73,30 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     }
     status.location = StorageBinding.location(storage);
     try (ObjectStore store = storages.open(storage)) {
+      var keys = storages.archiveKeys(storage);
       store.check();
       status.phase = CheckpointStorageStatus.AVAILABLE;
-      status.message = "checked: objects can be written, read and deleted";
+      status.message = "checked: objects can be written, read and deleted"
+          + keys.map(k -> "; archives are encrypted with key '" + k.currentKeyId() + "'").orElse("");
       Conditions.set(status, Conditions.AVAILABLE, true, "Checked", status.message, status.observedGeneration);
       if (garbageCollectionDue(storage, status)) {
         collectGarbage(storage, store, status);
       }
     } catch (StorageUnavailableException e) {
       status.phase = CheckpointStorageStatus.UNAVAILABLE;
-      status.reason = "StorageUnavailable";
+      status.reason = e instanceof EncryptionKeyException ? EncryptionKeyException.REASON : "StorageUnavailable";
       status.message = e.getMessage();
       Conditions.set(status, Conditions.AVAILABLE, false, status.reason, status.message, status.observedGeneration);
     }
     String before = storage.getStatus() == null ? null : storage.getStatus().phase;
+    String reasonBefore = storage.getStatus() == null ? null : storage.getStatus().reason;
     statusWriter.replace(storage, status);
     StasisMetrics.storageChecked(storage.getMetadata().getName(), CheckpointStorageStatus.AVAILABLE.equals(status.phase));
-    if (!Objects.equals(before, status.phase)) {
+    if (!Objects.equals(before, status.phase) || !Objects.equals(reasonBefore, status.reason)) {
       if (CheckpointStorageStatus.AVAILABLE.equals(status.phase)) {
         events.normal(storage, "Available", status.location + " " + status.message);
       } else {
-        events.warning(storage, "StorageUnavailable", status.message);
+        events.warning(storage, status.reason, status.message);
       }
     }
     return UpdateControl.<CheckpointStorage>noUpdate().rescheduleAfter(RECHECK);

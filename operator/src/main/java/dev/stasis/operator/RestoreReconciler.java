@@ -4,7 +4,6 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -12,6 +11,9 @@ import dev.stasis.api.RestoreStatus;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.ManifestException;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.kube.AgentHeartbeat;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.StatusWriter;
@@ -28,10 +30,14 @@ import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
+import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
-import java.util.stream.Collectors;
+import java.util.Map;
+import java.util.Optional;
 
 /**
  * Checks that a Restore names a Completed Checkpoint of its own namespace, picks the node to
@@ -43,16 +49,25 @@ public class RestoreReconciler implements Reconciler<Restore> {
   /** RFC 3339 times in UTC sort as text. */
   private static final Comparator<String> NULLS_FIRST = Comparator.nullsFirst(Comparator.naturalOrder());
 
+
   private final KubernetesClient client;
+  private final ClusterCache cluster;
+  private final Clock clock;
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
 
-  public RestoreReconciler(KubernetesClient client, EventRecorder events) {
+  public RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events) {
+    this(client, cluster, events, Clock.systemUTC());
+  }
+
+  RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, Clock clock) {
     this.client = client;
-    this.storages = new StorageBinding(client);
+    this.cluster = cluster;
+    this.clock = clock;
+    this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.podRestores = new PodRestores(client, storages, statusWriter, events);
@@ -65,10 +80,12 @@ public class RestoreReconciler implements Reconciler<Restore> {
       return podRestores.progress(restore); // a pod checkpoint's images are pushed: the pod is ours to make
     }
     if (observed != null && observed.phase != null && observed.phase != RestorePhase.Pending) {
-      return UpdateControl.noUpdate();
+      return observed.phase.isTerminal() ? UpdateControl.noUpdate() : failWhenAgentGone(restore);
     }
-    if (observed != null && observed.node != null && observed.node.equals(Labels.node(restore))) {
-      return UpdateControl.noUpdate();
+    if (observed != null && observed.node != null && observed.node.equals(Labels.node(restore))
+        && agentGone(observed.node).isEmpty()) {
+      // the agent's to take; placed again below only if that agent is gone before it did
+      return UpdateControl.<Restore>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
     }
     try {
       Checkpoint checkpoint = completedCheckpoint(restore);
@@ -78,9 +95,9 @@ public class RestoreReconciler implements Reconciler<Restore> {
       }
       CheckpointNeeds needs = checkpointNeeds(checkpoint);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
-      PlacementDecision decision = nodeProfiles.placementOver(client.resources(NodeProfile.class).list().getItems())
-          .place(needs, restore.getSpec().placement, preflightFailures.stream().collect(
-              Collectors.toMap(f -> f.node, f -> f.reason, (first, last) -> last)));
+      List<NodeProfile> profiles = cluster.nodeProfiles();
+      PlacementDecision decision = nodeProfiles.placementOver(profiles)
+          .place(needs, restore.getSpec().placement, excludedNodes(profiles, preflightFailures));
       if (decision.node().isEmpty()) {
         refuse(restore, decision, preflightFailures);
       } else {
@@ -182,6 +199,45 @@ public class RestoreReconciler implements Reconciler<Restore> {
     } catch (IOException e) {
       throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());
     }
+  }
+
+  /** Nodes no restore goes to, whatever they offer: this restore's pre-flight failed there, or their agent is gone. */
+  private Map<String, String> excludedNodes(List<NodeProfile> profiles,
+      List<PlacementStatus.PreflightFailure> preflightFailures) {
+    Map<String, String> excluded = new HashMap<>();
+    Instant now = clock.instant();
+    for (NodeProfile profile : profiles) {
+      String node = profile.getMetadata().getName();
+      AgentHeartbeat.unavailable(node, profile, now).ifPresent(why -> excluded.put(node, why));
+    }
+    preflightFailures.forEach(f -> excluded.put(f.node, "pre-flight failed (" + f.reason + ")"));
+    return excluded;
+  }
+
+  private Optional<String> agentGone(String node) {
+    return AgentHeartbeat.unavailable(node, cluster.nodeProfile(node), clock.instant());
+  }
+
+  /**
+   * A restore the agent has begun cannot move: whether its process already runs is known only to
+   * that agent. If the agent is gone, the restore fails instead of waiting forever.
+   */
+  private UpdateControl<Restore> failWhenAgentGone(Restore restore) {
+    String node = restore.getStatus().node;
+    Optional<String> gone = node == null ? Optional.empty() : agentGone(node);
+    if (gone.isEmpty()) {
+      return UpdateControl.<Restore>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
+    }
+    RestorePhase phase = restore.getStatus().phaseOrPending();
+    String message = gone.get() + ", in the middle of this restore. Whether its process started is known only to "
+        + "that agent; check node " + node + " before restoring the checkpoint again";
+    statusWriter.update(restore, r -> r.getStatus() != null && r.getStatus().phaseOrPending() == phase
+        && node.equals(r.getStatus().node), r -> r.getStatus().fail("AgentUnavailable", message,
+        r.getMetadata().getGeneration())).ifPresent(failed -> {
+          events.warning(failed, "AgentUnavailable", message);
+          StasisMetrics.restoreFinished(failed.getStatus());
+        });
+    return UpdateControl.noUpdate();
   }
 
   /** Nodes whose agent found, in its pre-flight, that it cannot run this checkpoint (retryOtherNodes). */

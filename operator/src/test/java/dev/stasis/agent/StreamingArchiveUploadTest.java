@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.storage.FileSystemObjectStore;
@@ -19,7 +20,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** The upload of a checkpoint runs while its images are still being written, and stores them whole. */
 class StreamingArchiveUploadTest {
@@ -28,14 +29,17 @@ class StreamingArchiveUploadTest {
 
   @TempDir Path temp;
 
-  @ParameterizedTest
-  @EnumSource(ArchiveCodec.class)
-  void pagesAreStoredWhileTheyAreWrittenAndEveryImageEndsUpInTheArchive(ArchiveCodec codec) throws Exception {
+  @ParameterizedTest(name = "{0}, encrypted: {1}")
+  @CsvSource({"NONE, false", "ZSTD, false", "NONE, true", "ZSTD, true"})
+  void pagesAreStoredWhileTheyAreWrittenAndEveryImageEndsUpInTheArchive(ArchiveCodec codec, boolean encrypted)
+      throws Exception {
+    byte[] keyBytes = random(ArchiveKey.BYTES);
+    ArchiveKey key = encrypted ? new ArchiveKey("k1", keyBytes) : null;
     Path images = temp.resolve("images");
     Path storage = temp.resolve("storage");
     byte[] memory = random(5 * (int) CHUNK + 12345);
     try (var store = new FileSystemObjectStore(storage);
-        var upload = StreamingArchiveUpload.start(store.upload(KEY), codec, images, CHUNK, "test")) {
+        var upload = StreamingArchiveUpload.start(store.upload(KEY), codec, key, images, CHUNK, "test")) {
       // Like CRIU: the folder appears, then the pages grow, then the small images are written.
       Files.createDirectories(images);
       Path pages = images.resolve("pages-1.img");
@@ -52,7 +56,7 @@ class StreamingArchiveUploadTest {
 
       Path restored = temp.resolve("restored");
       try (InputStream in = store.open(KEY)) {
-        new ArchiveReader().extract(in, restored, codec, summary.sha256(), summary.storedBytes());
+        new ArchiveReader().extract(in, restored, codec, summary.sha256(), summary.storedBytes(), key);
       }
       assertThat(restored.resolve("pages-1.img")).hasBinaryContent(memory);
       assertThat(restored.resolve("pages-2.img")).hasSameBinaryContentAs(images.resolve("pages-2.img"));
@@ -69,7 +73,7 @@ class StreamingArchiveUploadTest {
     Path storage = temp.resolve("storage");
     Files.write(images.resolve("pages-1.img"), random(4 * (int) CHUNK));
     try (var store = new FileSystemObjectStore(storage)) {
-      var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, images, CHUNK, "test");
+      var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, null, images, CHUNK, "test");
       await().atMost(Duration.ofSeconds(10)).until(() -> partialUploadBytes(storage) >= 2 * CHUNK);
 
       upload.close(); // CRIU failed

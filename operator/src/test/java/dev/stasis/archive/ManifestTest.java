@@ -95,6 +95,34 @@ class ManifestTest {
         .hasMessage("manifest is missing required fields source, archive");
   }
 
+  @Test
+  void recordsTheKeyAnEncryptedArchiveNeeds() throws ManifestException {
+    Manifest manifest = processCheckpointManifest();
+    manifest.archive.encryption = Manifest.Encryption.with(new ArchiveKey("2026-11", new byte[32]), "cd".repeat(32), 999);
+
+    String json = new String(manifest.toJson(), StandardCharsets.UTF_8);
+    Manifest read = Manifest.fromJson(manifest.toJson());
+
+    assertThat(json).containsIgnoringWhitespaces("\"encryption\" : {\"algorithm\" : \"AES-256-GCM-STREAM\","
+        + " \"keyId\" : \"2026-11\", \"plaintextSha256\" : \"" + "cd".repeat(32) + "\", \"plaintextBytes\" : 999}");
+    assertThat(read).usingRecursiveComparison().isEqualTo(manifest);
+    assertThat(Manifest.fromJson(bytes(minimalJson())).archive.encryption.isEncrypted())
+        .as("manifests from before encryption existed").isFalse();
+  }
+
+  @Test
+  void refusesEncryptionItCannotUndo() {
+    String encrypted = minimalJson().replace("\"codec\": \"zstd\",", "\"codec\": \"zstd\", \"encryption\": %s,");
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(encrypted.formatted("{\"algorithm\": \"ROT13\", \"keyId\": \"k\"}"))))
+        .isInstanceOf(ManifestException.class)
+        .hasMessage("the archive is encrypted with ROT13, which this agent does not know (it knows none and"
+            + " AES-256-GCM-STREAM); upgrade the agent");
+    assertMissing(encrypted.formatted("{\"algorithm\": \"AES-256-GCM-STREAM\"}"), "archive.encryption.keyId");
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(encrypted.formatted("42"))))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageContaining("archive.encryption must be \"none\" or an object {algorithm, keyId}");
+  }
+
   private static void assertMissing(String json, String field) {
     assertThatThrownBy(() -> Manifest.fromJson(bytes(json)))
         .isInstanceOf(ManifestException.class)

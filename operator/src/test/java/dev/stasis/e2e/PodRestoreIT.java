@@ -14,6 +14,7 @@ import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.EncryptionSpec;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.RegistrySpec;
@@ -185,6 +186,39 @@ class PodRestoreIT {
         .anyMatch(e -> e.getReason().equals("Restored")));
     assertThat(new Kubectl(TestControlPlane.kubeconfig()).run("get", "rst", "web", "-n", namespace).ok().output())
         .contains("Completed").contains(pod.getMetadata().getName());
+  }
+
+  /** The runtime cannot decrypt: the archive is stored encrypted and the image gets the decrypted layer. */
+  @Test
+  void anEncryptedPodCheckpointIsStoredEncryptedAndPushedAsThePlainLayer() throws Exception {
+    byte[] key = new byte[32];
+    new java.security.SecureRandom().nextBytes(key);
+    secret("keys-" + namespace, Map.of("k1", java.util.Base64.getEncoder().encodeToString(key)));
+    String encrypted = storage("enc-" + namespace, registry.url("stasis"), "registry-" + NODE);
+    CheckpointStorage s = admin.resources(CheckpointStorage.class).withName(encrypted).get();
+    s.getSpec().encryption = new EncryptionSpec(new SecretReference("keys-" + namespace, SYSTEM), "k1");
+    admin.resource(s).update();
+
+    Checkpoint checkpoint = checkpoint("web", encrypted);
+    JsonNode stored = storedManifest(checkpoint);
+    assertThat(stored.at("/archive/encryption/algorithm").asText()).isEqualTo("AES-256-GCM-STREAM");
+    assertThat(stored.at("/archive/encryption/keyId").asText()).isEqualTo("k1");
+    Path archive = dir.resolve("storage").resolve(namespace).resolve("web-" + checkpoint.getMetadata().getUid())
+        .resolve("containers/app/archive.tar.zst");
+    byte[] head = java.util.Arrays.copyOf(Files.readAllBytes(archive), 4);
+    assertThat(new String(head, java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("STSE");
+
+    Restore created = awaitRestore(restore("web", "web", r -> {}),
+        r -> r.getStatus() != null && r.getStatus().restoredPod != null);
+    assertThat(created.getStatus().phase).as(created.getStatus().message).isEqualTo(RestorePhase.Restoring);
+    String repository = "stasis/" + namespace + "/web";
+    JsonNode manifest = JSON.readTree(registry.get("/v2/" + repository + "/manifests/app-"
+        + checkpoint.getMetadata().getUid(), OCI_MANIFEST).body());
+    // The registry checked the pushed bytes against this digest: the decrypted archive, not the stored one.
+    assertThat(manifest.at("/layers/0/digest").asText())
+        .isEqualTo("sha256:" + stored.at("/archive/encryption/plaintextSha256").asText())
+        .isNotEqualTo("sha256:" + stored.at("/archive/sha256").asText());
+    assertThat(manifest.at("/layers/0/size").asLong()).isEqualTo(stored.at("/archive/encryption/plaintextBytes").asLong());
   }
 
   @Test

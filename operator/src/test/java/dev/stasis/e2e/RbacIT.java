@@ -17,6 +17,7 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
+import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.testing.InProcessStasis;
@@ -36,6 +37,7 @@ import io.fabric8.kubernetes.client.dsl.base.PatchContext;
 import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -156,8 +158,23 @@ class RbacIT {
         .isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("may only act on its own node's work");
 
+    admin.resource(foreign).create();
+    assertThatThrownBy(() -> AgentHeartbeat.renew(agent, OTHER_NODE, Instant.now()))
+        .as("keeping another node's agent alive").isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("may only act on its own node's work");
+
     assertForbidden(() -> agent.secrets().inNamespace("default").list());
     assertForbidden(() -> agent.resources(Checkpoint.class).inNamespace(ns).withName("theirs").delete());
+  }
+
+  @Test
+  void theAgentRenewsItsHeartbeatUnderItsOwnRbac() {
+    await().atMost(TIMEOUT).untilAsserted(() -> {
+      var status = admin.resources(NodeProfile.class).withName(NODE).get().getStatus();
+      assertThat(status).isNotNull();
+      assertThat(Duration.between(Instant.parse(status.heartbeatTime), Instant.now()))
+          .isLessThan(AgentHeartbeat.INTERVAL.multipliedBy(2));
+    });
   }
 
   /**

@@ -13,7 +13,10 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.NodeProfileStatus;
 import dev.stasis.api.PodTarget;
+import dev.stasis.kube.AgentHeartbeat;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
@@ -46,7 +49,7 @@ class CheckpointReconcilerTest {
   @BeforeEach
   void setUp() {
     clock = new TestingClock(Instant.now());
-    reconciler = new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+    reconciler = new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
         new ProcessTargetPolicy(client, Set.of()), clock);
     client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS)
         .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
@@ -258,6 +261,38 @@ class CheckpointReconcilerTest {
     clock.now = clock.now.plus(Duration.ofHours(1));
     reconciler.reconcile(c, null);
     assertThat(client.resource(c).get()).isNotNull();
+  }
+
+  @Test
+  void workOfAnAgentThatIsGoneFailsInsteadOfWaitingForever() {
+    storage("store", true, null);
+    Checkpoint pending = reconcile(checkpoint("pending", CheckpointTarget.process("node-a", 1234), null));
+    heartbeat("node-a", clock.now.minus(Duration.ofSeconds(30)));
+    assertThat(reconciler.reconcile(pending, null).getScheduleDelay()).as("checks again")
+        .contains(AgentHeartbeat.CHECK_INTERVAL.toMillis());
+    assertThat(client.resource(pending).get().getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+
+    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(10)));
+    assertFailed(reconcile(pending), "AgentUnavailable",
+        "the agent on node node-a was last seen 10 min ago");
+    assertThat(client.resource(pending).get().getStatus().message).contains("the process was not touched");
+  }
+
+  @Test
+  void aCheckpointTheGoneAgentWasTakingFailsSayingSo() {
+    storage("store", true, null);
+    Checkpoint c = reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null));
+    c.getStatus().phase = CheckpointPhase.Running;
+    c = client.resource(c).updateStatus();
+    heartbeat("node-a", clock.now.minus(AgentHeartbeat.TIMEOUT).minusSeconds(1));
+    assertFailed(reconcile(c), "AgentUnavailable", "in the middle of this checkpoint: nothing was stored as complete");
+  }
+
+  private void heartbeat(String node, Instant at) {
+    NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
+    profile.setStatus(new NodeProfileStatus());
+    profile.getStatus().heartbeatTime = at.toString();
+    client.resource(profile).updateStatus();
   }
 
   private Checkpoint finished(String name, CheckpointPhase phase, String ttl) {

@@ -3,18 +3,25 @@ package dev.stasis.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.EncryptionSpec;
 import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.io.IOException;
@@ -23,6 +30,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Base64;
+import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -113,8 +122,73 @@ class CheckpointStorageReconcilerTest {
     assertThat(files.list(layout.prefix())).hasSize(3);
   }
 
+  @Test
+  void anEncryptingStorageIsAvailableOnlyWithAUsableCurrentKey() {
+    CheckpointStorage storage = storage("1h");
+    storage.getSpec().encryption = new EncryptionSpec(new SecretReference("archive-keys", NS), "k2");
+    storage = client.resource(storage).update();
+
+    String missing = "Secret jobs/archive-keys named by CheckpointStorage 'store' does not exist;"
+        + " create it with the archive encryption keys";
+    assertUnavailable(reconcile(storage), missing);
+    assertThat(client.v1().events().inNamespace("default").list().getItems())
+        .anyMatch(e -> "Warning".equals(e.getType()) && "EncryptionKeyUnavailable".equals(e.getReason())
+            && e.getMessage().startsWith(missing));
+
+    keySecret(Map.of("k1", new byte[32], "k2", new byte[16]));
+    assertUnavailable(reconcile(storage), "key 'k2' in Secret jobs/archive-keys of CheckpointStorage 'store' is 16 bytes:"
+        + " an AES-256 key is 32 random bytes");
+
+    keySecret(Map.of("k1", new byte[32]));
+    assertUnavailable(reconcile(storage), "Secret jobs/archive-keys of CheckpointStorage 'store' holds no key 'k2'"
+        + " (spec.encryption.currentKeyId); it holds k1");
+
+    // base64 text of 32 bytes, as openssl rand -base64 32 prints it, is a key too
+    keySecret(Map.of("k1", new byte[32],
+        "k2", (Base64.getEncoder().encodeToString(new byte[32]) + "\n").getBytes(StandardCharsets.US_ASCII)));
+    storage = reconcile(storage);
+    assertThat(storage.getStatus().phase).isEqualTo("Available");
+    assertThat(storage.getStatus().message).endsWith("archives are encrypted with key 'k2'");
+  }
+
+  @Test
+  void aCheckpointOnAStorageWithoutItsKeyFailsWithTheStoragesReason() {
+    CheckpointStorage storage = storage("1h");
+    storage.getSpec().encryption = new EncryptionSpec(new SecretReference("archive-keys", NS), "k1");
+    reconcile(client.resource(storage).update());
+    NodeProfile node = new NodeProfile();
+    node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
+    node.setSpec(new NodeProfileSpec());
+    client.resource(node).create();
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("c").withNamespace(NS).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 99)));
+    c.getSpec().storage = "store";
+    c = client.resource(c).create();
+
+    checkpointReconciler().reconcile(c, null);
+
+    Checkpoint failed = client.resource(c).get();
+    assertThat(failed.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+    assertThat(failed.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
+    assertThat(failed.getStatus().message).contains("Secret jobs/archive-keys named by CheckpointStorage 'store' does not exist");
+  }
+
+  private void assertUnavailable(CheckpointStorage storage, String message) {
+    assertThat(storage.getStatus().phase).isEqualTo("Unavailable");
+    assertThat(storage.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
+    assertThat(storage.getStatus().message).startsWith(message);
+  }
+
+  private void keySecret(Map<String, byte[]> keys) {
+    Map<String, String> data = new java.util.TreeMap<>();
+    keys.forEach((id, bytes) -> data.put(id, Base64.getEncoder().encodeToString(bytes)));
+    client.resource(new SecretBuilder().withNewMetadata().withName("archive-keys").withNamespace(NS).endMetadata()
+        .withData(data).build()).createOr(r -> r.update());
+  }
+
   private CheckpointReconciler checkpointReconciler() {
-    return new CheckpointReconciler(client, new EventRecorder(client, "operator", "test"),
+    return new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
         new ProcessTargetPolicy(client, Set.of(ProcessTargetPolicy.ALL)));
   }
 

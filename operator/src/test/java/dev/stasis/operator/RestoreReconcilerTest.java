@@ -8,6 +8,7 @@ import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.NodeProfileStatus;
 import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreStatus;
@@ -18,6 +19,8 @@ import dev.stasis.kube.Labels;
 import dev.stasis.storage.FileSystemObjectStore;
 import io.fabric8.kubernetes.api.model.Event;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -33,6 +36,7 @@ import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.ScheduleRef;
 import dev.stasis.kube.Labels;
 import java.util.Map;
+import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -50,7 +54,7 @@ class RestoreReconcilerTest {
 
   @BeforeEach
   void setUp() {
-    reconciler = new RestoreReconciler(client, new EventRecorder(client, "operator", "test"));
+    reconciler = new RestoreReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"));
   }
 
   @Test
@@ -175,6 +179,52 @@ class RestoreReconcilerTest {
         + "(PreflightPathMissing); node-c missing CPU flags [avx2]. pre-flight on node node-b failed, no restore was attempted: "
         + "missing /data/run42/log.lammps");
     assertThat(r.getStatus().placement.preflightFailures).extracting(f -> f.node).containsExactly("node-a", "node-b");
+  }
+
+  @Test
+  void noRestoreGoesToANodeWhoseAgentIsGone() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    heartbeat("node-a", Instant.now().minus(Duration.ofMinutes(7)));
+
+    Restore r = reconcile(restore("r", "c", null));
+
+    assertThat(r.getStatus().node).isEqualTo("node-b");
+    assertThat(r.getStatus().placement.summary).contains("node-a the agent on node node-a was last seen 7 min ago");
+  }
+
+  @Test
+  void aRestoreWaitingForAnAgentThatIsGoneIsPlacedAgain() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    Restore r = reconcile(restore("r", "c", null));
+    assertThat(r.getStatus().node).isEqualTo("node-a");
+    heartbeat("node-a", Instant.now().minus(Duration.ofMinutes(6)));
+
+    r = reconcile(r);
+
+    assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Pending);
+    assertThat(Labels.node(r)).isEqualTo("node-b");
+  }
+
+  @Test
+  void aRestoreTheGoneAgentHadBegunFailsSayingSo() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    Restore r = reconcile(restore("r", "c", null));
+    r.getStatus().phase = RestorePhase.Restoring;
+    r = client.resource(r).updateStatus();
+    heartbeat("node-a", Instant.now().minus(Duration.ofMinutes(6)));
+
+    assertFailed(reconcile(r), "AgentUnavailable", "in the middle of this restore. Whether its process started is known "
+        + "only to that agent");
+  }
+
+  private void heartbeat(String node, Instant at) {
+    NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
+    profile.setStatus(new NodeProfileStatus());
+    profile.getStatus().heartbeatTime = at.toString();
+    client.resource(profile).updateStatus();
   }
 
   private Restore handedBackBy(String node, Restore r) {

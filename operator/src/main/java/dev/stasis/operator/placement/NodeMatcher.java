@@ -24,7 +24,7 @@ import java.util.TreeMap;
 public final class NodeMatcher {
   private final CheckpointNeeds needs;
   private final RestorePlacement placement;
-  private final Map<String, String> failedPreflights;
+  private final Map<String, String> excludedNodes;
   private final FlagVocabulary vocabulary;
   private final BitSet sourceFlags;
   private final BitSet sourceFeatures;
@@ -37,12 +37,15 @@ public final class NodeMatcher {
   /** "missing CPU flags [...]" per distinct flag set: nodes of one kind share both flags and reason. */
   private final Map<BitSet, String> missingFlagsByFlagSet = new HashMap<>();
 
-  /** @param failedPreflights node → reason, for nodes whose pre-flight already failed for this restore */
-  NodeMatcher(CheckpointNeeds needs, RestorePlacement placement, Map<String, String> failedPreflights,
+  /**
+   * @param excludedNodes node → why, for nodes ruled out whatever they offer: their pre-flight
+   *     already failed for this restore, or their agent is gone
+   */
+  NodeMatcher(CheckpointNeeds needs, RestorePlacement placement, Map<String, String> excludedNodes,
       FlagVocabulary vocabulary) {
     this.needs = needs;
     this.placement = placement != null ? placement : new RestorePlacement();
-    this.failedPreflights = failedPreflights;
+    this.excludedNodes = excludedNodes;
     this.vocabulary = vocabulary;
     NodeProfileSpec source = needs.source();
     this.sourceFlags = vocabulary.bits(source.cpu == null ? null : source.cpu.flags);
@@ -68,9 +71,9 @@ public final class NodeMatcher {
       reasons.add("no profile published yet");
       return reasons;
     }
-    String preflight = failedPreflights.get(node.name);
-    if (preflight != null) {
-      reasons.add("pre-flight failed (" + preflight + ")");
+    String excluded = excludedNodes.get(node.name);
+    if (excluded != null) {
+      reasons.add(excluded);
     }
     if (!selects(placement.nodeSelector, node.labels)) {
       reasons.add(selectorMismatch);

@@ -33,11 +33,12 @@ public final class Placement {
   }
 
   /**
-   * @param failedPreflights node → reason for nodes whose pre-flight already failed for this restore
+   * @param excludedNodes node → why, for nodes ruled out whatever they offer (their pre-flight
+   *     failed for this restore, their agent is gone)
    */
-  public PlacementDecision place(CheckpointNeeds needs, RestorePlacement placement, Map<String, String> failedPreflights) {
+  public PlacementDecision place(CheckpointNeeds needs, RestorePlacement placement, Map<String, String> excludedNodes) {
     RestorePlacement spec = placement != null ? placement : new RestorePlacement();
-    NodeMatcher matcher = new NodeMatcher(needs, spec, failedPreflights, vocabulary);
+    NodeMatcher matcher = new NodeMatcher(needs, spec, excludedNodes, vocabulary);
     List<Candidate> compatible = new ArrayList<>();
     List<RejectedNode> rejected = new ArrayList<>();
     for (Candidate candidate : candidates) {

@@ -205,10 +205,10 @@ class PlacementTest {
   @Test
   void aNodeWhosePreflightFailedIsNotChosenAgain() {
     var profiles = List.of(node("src", SOURCE), node("other", SOURCE));
-    PlacementDecision decision = new Placement(profiles).place(NEEDS, ANY, Map.of("src", "PreflightPathMissing"));
+    PlacementDecision decision = new Placement(profiles).place(NEEDS, ANY, Map.of("src", "pre-flight failed (PreflightPathMissing)"));
     assertThat(decision.node()).contains("other");
     assertThat(decision.summary()).endsWith("rejected: src pre-flight failed (PreflightPathMissing)");
-    assertThat(new Placement(profiles).place(NEEDS, ANY, Map.of("src", "PreflightPathMissing", "other", "PreflightCpuMismatch"))
+    assertThat(new Placement(profiles).place(NEEDS, ANY, Map.of("src", "pre-flight failed (PreflightPathMissing)", "other", "pre-flight failed (PreflightCpuMismatch)"))
         .node()).isEmpty();
   }
 

@@ -1,0 +1,280 @@
+package dev.stasis.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.EncryptionSpec;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.SecretReference;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.storage.ObjectStore;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.Base64;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.UUID;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Encryption at rest on real parts: the API server, operator and agent, real CRIU, and s3proxy
+ * holding what an attacker with access to the bucket would see.
+ */
+class EncryptionIT extends EndToEndTest {
+  private static final String SECRETS_NAMESPACE = "default";
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  @Test
+  void archivesAreEncryptedAndOldKeysStillRestoreAfterRotation() throws Exception {
+    String storage = encryptedStorage(Map.of("k1", newKey()), "k1");
+    Path out = shared.resolve("enc-" + namespace + ".txt");
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 5);
+
+    long before = count(out);
+    Checkpoint old = awaitCheckpoint(createCheckpoint("old", counter.pid(), storage, null), CheckpointPhase.Completed);
+    long after = count(out);
+    try (ObjectStore store = open(storage)) {
+      Manifest manifest = manifest(store, old);
+      assertThat(manifest.archive.encryption.algorithm).isEqualTo("AES-256-GCM-STREAM");
+      assertThat(manifest.archive.encryption.keyId).isEqualTo("k1");
+      byte[] stored = store.read(manifest.archive.key);
+      assertThat(stored).hasSize(manifest.archive.storedBytes.intValue());
+      assertThat(new String(stored, 0, 4, StandardCharsets.US_ASCII)).isEqualTo("STSE");
+      assertThat(new String(stored, StandardCharsets.ISO_8859_1))
+          .as("no zstd frame, tar header or CRIU image name in the stored bytes")
+          .doesNotContain("\u0028\u00b5\u002f\u00fd").doesNotContain("ustar").doesNotContain("pages-1.img");
+      assertThat(bitsPerByte(stored)).as("the stored bytes look random").isGreaterThan(7.9);
+    }
+
+    counter.close();
+    Restore first = awaitRestore(createRestore("old-1", "old"), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(first.getStatus().restoredPid));
+    awaitCountingOnFrom(out, before, after);
+    Workloads.kill(first.getStatus().restoredPid);
+    await().atMost(TIMEOUT).until(() -> "Exited".equals(restore("old-1").getStatus().processState));
+
+    // Rotation: a new key goes into the Secret and becomes current; k1 stays for the old archives.
+    Map<String, byte[]> keys = new TreeMap<>(keySecret(storage));
+    keys.put("k2", newKey());
+    putKeySecret(storage, keys);
+    CheckpointStorage rotated = client.resources(CheckpointStorage.class).withName(storage).get();
+    rotated.getSpec().encryption.currentKeyId = "k2";
+    client.resource(rotated).update();
+
+    Path newOut = shared.resolve("enc-new-" + namespace + ".txt");
+    var second = track(Workloads.startInPidNamespace("counter", newOut.toString()));
+    await().atMost(TIMEOUT).until(() -> count(newOut) >= 2);
+    Checkpoint fresh = awaitCheckpoint(createCheckpoint("new", second.pid(), storage, null), CheckpointPhase.Completed);
+    try (ObjectStore store = open(storage)) {
+      assertThat(manifest(store, fresh).archive.encryption.keyId).isEqualTo("k2");
+    }
+
+    Restore again = awaitRestore(createRestore("old-2", "old"), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(again.getStatus().restoredPid));
+    awaitCountingOnFrom(out, before, after); // the k1 checkpoint restores after rotation
+    Workloads.kill(again.getStatus().restoredPid);
+    await().atMost(TIMEOUT).until(() -> "Exited".equals(restore("old-2").getStatus().processState));
+
+    // Dropping k1 from the Secret makes its archives unreadable, and the Restore says which key is missing.
+    keys.remove("k1");
+    putKeySecret(storage, keys);
+    Restore lost = awaitRestore(createRestore("old-3", "old"), RestorePhase.Failed);
+    assertThat(lost.getStatus().reason).isEqualTo("EncryptionKeyNotFound");
+    assertThat(lost.getStatus().message).contains("encrypted with key 'k1', which Secret " + SECRETS_NAMESPACE + "/"
+        + storage + "-keys of CheckpointStorage '" + storage + "' no longer holds (it holds k2)");
+  }
+
+  /** Someone with write access to the bucket alters the archive and rewrites the manifest's sha256 to match. */
+  @Test
+  void anArchiveAlteredTogetherWithItsManifestIsRefusedBeforeCriuRuns() throws Exception {
+    String storage = encryptedStorage(Map.of("k1", newKey()), "k1");
+    Path out = shared.resolve("tamper-" + namespace + ".txt");
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    Checkpoint done = awaitCheckpoint(createCheckpoint("tampered", counter.pid(), storage, null),
+        CheckpointPhase.Completed);
+    counter.close();
+    try (ObjectStore store = open(storage)) {
+      Manifest manifest = manifest(store, done);
+      byte[] archive = store.read(manifest.archive.key);
+      archive[archive.length / 2] ^= 0x01;
+      store.put(manifest.archive.key, archive);
+      manifest.archive.sha256 = Sha256.hex(Sha256.newDigest().digest(archive));
+      store.put(layout(done).manifestKey(), manifest.toJson());
+    }
+    long countAtKill = count(out);
+
+    Restore refused = awaitRestore(createRestore("tampered", "tampered"), RestorePhase.Failed);
+
+    assertThat(refused.getStatus().reason).isEqualTo("ArchiveNotAuthentic");
+    assertThat(refused.getStatus().message).startsWith("archive matches the sha256 in its manifest but segment ")
+        .contains("does not authenticate with key 'k1'");
+    assertThat(refused.getStatus().restoredPid).as("CRIU never ran").isNull();
+    assertThat(refused.getStatus().criuLogTail).as("CRIU never ran").isNull();
+    Thread.sleep(1000);
+    assertThat(count(out)).as("nothing was restored that counts").isEqualTo(countAtKill);
+  }
+
+  /**
+   * Turning encryption on leaves the archives stored before readable; but a plain archive swapped
+   * in for an encrypted one (here: another checkpoint's real images) is refused, since its sha256
+   * is not the one the Checkpoint's status recorded.
+   */
+  @Test
+  void archivesFromBeforeEncryptionRestoreButAPlainArchiveSwappedInIsRefused() throws Exception {
+    String storage = "enc-" + UUID.randomUUID().toString().substring(0, 8);
+    createS3Storage(storage, s3.endpoint(), "checkpoints");
+    Path out = shared.resolve("before-" + namespace + ".txt");
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    long countBefore = count(out);
+    Checkpoint before = awaitCheckpoint(createCheckpoint("before", counter.pid(), storage, null),
+        CheckpointPhase.Completed);
+    long countAfter = count(out);
+    counter.close();
+
+    putKeySecret(storage, Map.of("k1", newKey()));
+    CheckpointStorage encrypting = client.resources(CheckpointStorage.class).withName(storage).get();
+    encrypting.getSpec().encryption = new EncryptionSpec(new SecretReference(storage + "-keys", SECRETS_NAMESPACE), "k1");
+    client.resource(encrypting).update();
+    Path afterOut = shared.resolve("after-" + namespace + ".txt");
+    var other = track(Workloads.startInPidNamespace("counter", afterOut.toString()));
+    await().atMost(TIMEOUT).until(() -> count(afterOut) >= 3);
+    Checkpoint after = awaitCheckpoint(createCheckpoint("after", other.pid(), storage, null), CheckpointPhase.Completed);
+    other.close();
+
+    try (ObjectStore store = open(storage)) {
+      Manifest plain = manifest(store, before);
+      Manifest swapped = manifest(store, after);
+      assertThat(plain.archive.encryption.isEncrypted()).isFalse();
+      assertThat(swapped.archive.encryption.keyId).isEqualTo("k1");
+      store.put(swapped.archive.key, store.read(plain.archive.key));
+      swapped.archive.encryption = Manifest.Encryption.NONE;
+      swapped.archive.sha256 = plain.archive.sha256;
+      swapped.archive.storedBytes = plain.archive.storedBytes;
+      swapped.archive.sizeBytes = plain.archive.sizeBytes;
+      store.put(layout(after).manifestKey(), swapped.toJson());
+    }
+    Restore refused = awaitRestore(createRestore("after", "after"), RestorePhase.Failed);
+    assertThat(refused.getStatus().reason).isEqualTo("ArchiveNotEncrypted");
+    assertThat(refused.getStatus().message).contains("CheckpointStorage '" + storage + "' encrypts archives, but the"
+        + " manifest says this archive is not encrypted");
+    assertThat(refused.getStatus().restoredPid).isNull();
+
+    Restore restored = awaitRestore(createRestore("before", "before"), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    awaitCountingOnFrom(out, countBefore, countAfter);
+  }
+
+  @Test
+  void aStorageWhoseKeySecretIsUnusableIsNotAvailableAndCheckpointsToItFail() throws Exception {
+    String storage = encryptedStorage(Map.of("k1", new byte[16]), "k1");
+
+    await().atMost(TIMEOUT).until(() -> {
+      CheckpointStorage s = client.resources(CheckpointStorage.class).withName(storage).get();
+      return s.getStatus() != null && "EncryptionKeyUnavailable".equals(s.getStatus().reason);
+    });
+    CheckpointStorage unavailable = client.resources(CheckpointStorage.class).withName(storage).get();
+    assertThat(unavailable.getStatus().phase).isEqualTo("Unavailable");
+    assertThat(unavailable.getStatus().message).startsWith("key 'k1' in Secret " + SECRETS_NAMESPACE + "/" + storage
+        + "-keys of CheckpointStorage '" + storage + "' is 16 bytes: an AES-256 key is 32 random bytes");
+    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace("default").list().getItems().stream()
+        .anyMatch(e -> storage.equals(e.getInvolvedObject().getName()) && "Warning".equals(e.getType())
+            && "EncryptionKeyUnavailable".equals(e.getReason())));
+
+    Path out = shared.resolve("badkey-" + namespace + ".txt");
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    Checkpoint failed = awaitCheckpoint(createCheckpoint("badkey", counter.pid(), storage, null), CheckpointPhase.Failed);
+    assertThat(failed.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
+    assertThat(failed.getStatus().message).contains("is 16 bytes");
+    assertThat(Workloads.isAlive(counter.pid())).isTrue();
+  }
+
+  /**
+   * Call once the counter that wrote {@code out} is gone and a restore of it Completed: the file is
+   * rewritten by the restored counter only, from the value it had at the checkpoint (between the
+   * counts seen before and after it was taken), and goes on counting.
+   */
+  private static void awaitCountingOnFrom(Path out, long before, long after) throws Exception {
+    java.nio.file.Files.writeString(out, "0"); // the restored counter overwrites it with its next count
+    await("the restored counter writes again").atMost(TIMEOUT).until(() -> count(out) > 0);
+    long resumed = count(out);
+    assertThat(resumed).as("resumed from the checkpointed count").isBetween(before, after + 30);
+    await("the restored counter goes on counting").atMost(TIMEOUT).until(() -> count(out) > resumed + 2);
+  }
+
+  /** An S3 storage that encrypts with the keys of Secret {@code <storage>-keys}. */
+  private String encryptedStorage(Map<String, byte[]> keys, String currentKeyId) {
+    String name = "enc-" + UUID.randomUUID().toString().substring(0, 8);
+    putKeySecret(name, keys);
+    createS3Storage(name, s3.endpoint(), "checkpoints");
+    CheckpointStorage storage = client.resources(CheckpointStorage.class).withName(name).get();
+    storage.getSpec().encryption = new EncryptionSpec(new SecretReference(name + "-keys", SECRETS_NAMESPACE), currentKeyId);
+    client.resource(storage).update();
+    return name;
+  }
+
+  private void putKeySecret(String storage, Map<String, byte[]> keys) {
+    Map<String, String> data = new TreeMap<>();
+    keys.forEach((id, key) -> data.put(id, Base64.getEncoder().encodeToString(key)));
+    client.resource(new SecretBuilder().withNewMetadata().withName(storage + "-keys").withNamespace(SECRETS_NAMESPACE)
+        .endMetadata().withData(data).build()).createOr(r -> r.update());
+  }
+
+  private Map<String, byte[]> keySecret(String storage) {
+    Map<String, byte[]> keys = new TreeMap<>();
+    client.secrets().inNamespace(SECRETS_NAMESPACE).withName(storage + "-keys").get().getData()
+        .forEach((id, value) -> keys.put(id, Base64.getDecoder().decode(value)));
+    return keys;
+  }
+
+  private static byte[] newKey() {
+    byte[] key = new byte[32];
+    RANDOM.nextBytes(key);
+    return key;
+  }
+
+  private static ObjectStore open(String storage) throws Exception {
+    StorageBinding binding = new StorageBinding(client);
+    return binding.open(binding.find(storage));
+  }
+
+  private static ArchiveLayout layout(Checkpoint checkpoint) {
+    var meta = checkpoint.getMetadata();
+    return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+  }
+
+  private static Manifest manifest(ObjectStore store, Checkpoint checkpoint) throws Exception {
+    Manifest manifest = Manifest.fromJson(store.read(layout(checkpoint).manifestKey()));
+    assertThat(manifest.archive.codec).isEqualTo(ArchiveCodec.ZSTD);
+    return manifest;
+  }
+
+  /** Shannon entropy of the byte values: 8 for uniformly random bytes, far less for zstd headers or tar. */
+  private static double bitsPerByte(byte[] bytes) {
+    long[] counts = new long[256];
+    for (byte b : bytes) {
+      counts[b & 0xff]++;
+    }
+    double bits = 0;
+    for (long c : counts) {
+      if (c > 0) {
+        double p = (double) c / bytes.length;
+        bits -= p * Math.log(p) / Math.log(2);
+      }
+    }
+    return bits;
+  }
+}

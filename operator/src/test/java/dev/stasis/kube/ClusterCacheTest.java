@@ -1,0 +1,82 @@
+package dev.stasis.kube;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.FileSystemStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** The operator's cache of cluster-scoped objects: fast when it knows, never wrong when it does not. */
+@EnableKubernetesMockClient(crud = true)
+class ClusterCacheTest {
+  KubernetesClient client;
+  KubernetesMockServer server;
+
+  @Test
+  void answersFromMemoryOnceItHasSeenTheObjects() {
+    nodeProfile("node-a");
+    storage("store");
+    ClusterCache cache = ClusterCache.watching(client);
+    int before = server.getRequestCount();
+    for (int i = 0; i < 100; i++) {
+      assertThat(cache.nodeProfile("node-a")).isNotNull();
+      assertThat(cache.storage("store")).isNotNull();
+      assertThat(cache.nodeProfiles()).hasSize(1);
+      assertThat(cache.storages(false)).hasSize(1);
+    }
+    assertThat(server.getRequestCount()).as("requests for 400 lookups").isEqualTo(before);
+  }
+
+  @Test
+  void findsWhatWasCreatedAMomentAgoByAskingTheApiServer() {
+    ClusterCache cache = ClusterCache.watching(client);
+    nodeProfile("node-new");
+    storage("store-new");
+    // whether or not the watch delivered them yet, a lookup must not say they do not exist
+    assertThat(cache.nodeProfile("node-new")).isNotNull();
+    assertThat(cache.storage("store-new")).isNotNull();
+    assertThat(cache.storages(true)).extracting(s -> s.getMetadata().getName()).contains("store-new");
+    assertThat(cache.nodeProfile("node-missing")).isNull();
+  }
+
+  @Test
+  void processTargetsFollowTheNamespaceLabel() {
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("allowed")
+        .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("plain").endMetadata().build())
+        .create();
+    ClusterCache cache = ClusterCache.watching(client);
+    assertThat(cache.allowsProcessTargets("allowed")).isTrue();
+    assertThat(cache.allowsProcessTargets("plain")).isFalse();
+    assertThat(cache.allowsProcessTargets("absent")).isFalse();
+    client.namespaces().withName("plain").edit(n -> {
+      n.getMetadata().setLabels(Map.of(ProcessTargetPolicy.LABEL, "true"));
+      return n;
+    });
+    assertThat(cache.allowsProcessTargets("plain")).as("labelled just now").isTrue();
+  }
+
+  private void nodeProfile(String name) {
+    NodeProfile profile = new NodeProfile();
+    profile.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    profile.setSpec(new NodeProfileSpec());
+    client.resource(profile).create();
+  }
+
+  private void storage(String name) {
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage("/tmp/" + name);
+    client.resource(storage).create();
+  }
+}
