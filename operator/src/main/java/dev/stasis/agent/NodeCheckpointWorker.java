@@ -37,7 +37,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -54,6 +53,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  private final NodeWork work;
   private final KubernetesClient client;
   private final AgentConfig config;
   private final StorageAccess storages;
@@ -65,20 +65,20 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
   private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
+  private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
   private final AgentShutdown shutdown;
-  /** Checkpoints this agent process is working on; Running ones not in here were abandoned. */
-  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
   private final PodCheckpointJob podCheckpoints;
 
-  public NodeCheckpointWorker(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
-    this.client = client;
-    this.shutdown = shutdown;
-    this.config = config;
-    this.storages = new StorageAccess(client);
-    this.statusWriter = new StatusWriter(client);
-    this.events = events;
+  public NodeCheckpointWorker(NodeWork work) {
+    this.work = work;
+    this.client = work.client;
+    this.shutdown = work.shutdown;
+    this.config = work.config;
+    this.storages = work.storages;
+    this.statusWriter = work.statusWriter;
+    this.events = work.events;
     this.processTargets = new ProcessTargetPolicy(client, config.processTargetNamespaces());
-    this.podCheckpoints = new PodCheckpointJob(client, config, events);
+    this.podCheckpoints = new PodCheckpointJob(work);
   }
 
   @Override
@@ -87,14 +87,20 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     if (status == null || !config.nodeName().equals(status.node)) {
       return UpdateControl.noUpdate(); // not handed over to this node yet
     }
-    if (checkpoint.getSpec().target.pod != null) {
-      podCheckpoints.reconcile(checkpoint);
-      return UpdateControl.noUpdate();
-    }
+    boolean pod = checkpoint.getSpec().target.pod != null;
     if (status.phase == CheckpointPhase.Pending && shutdown.acceptsWork()) {
-      take(checkpoint);
-    } else if (status.phase == CheckpointPhase.Running && !inFlight.contains(checkpoint.getMetadata().getUid())) {
-      resolveAbandoned(checkpoint);
+      var untilRetry = NodeWork.untilRetry(status);
+      if (untilRetry.isPresent()) {
+        return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(untilRetry.get());
+      }
+      return work.enqueue(checkpoint, this::isPendingHere, pod ? podCheckpoints::take : this::take)
+          .map(UpdateControl.<Checkpoint>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
+    } else if (status.phase == CheckpointPhase.Running && !work.queue.holds(checkpoint.getMetadata().getUid())) {
+      if (pod) {
+        podCheckpoints.resolveAbandoned(checkpoint);
+      } else {
+        resolveAbandoned(checkpoint);
+      }
     }
     return UpdateControl.noUpdate();
   }
@@ -103,18 +109,17 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     String uid = checkpoint.getMetadata().getUid();
     int pid = checkpoint.getSpec().target.process.pid;
     CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
-    // A failure to write Running propagates, so that the framework retries the whole pass.
+    // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
     var running = statusWriter.update(checkpoint, this::isPendingHere, c -> {
+      c.getStatus().startAttempt();
       c.getStatus().phase = CheckpointPhase.Running;
       c.getStatus().startTime = Conditions.now();
-      c.getStatus().message = "checkpointing PID " + pid + " with CRIU";
-      c.getStatus().reason = null;
+      c.getStatus().message = "checkpointing PID " + pid + " with CRIU" + attemptOf(c);
     });
     if (running.isEmpty()) {
       return; // a stale copy: this checkpoint was taken already
     }
     checkpoint = running.get();
-    inFlight.add(uid);
     Path workDir = config.workDir().resolve("checkpoints").resolve(uid);
     long started = System.nanoTime();
     List<Long> tree = List.of();
@@ -147,7 +152,9 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            dumped = dump(dump);
+            try (WorkingFolderLocks.Held folders = workingFolders.lock(tree)) {
+              dumped = dump(dump);
+            }
             stopped = !options.leaveRunning();
             manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
           }
@@ -178,8 +185,13 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
     } finally {
       WorkDirs.delete(workDir);
-      inFlight.remove(uid);
     }
+  }
+
+  /** ", attempt 2/4" once it is not the first. */
+  static String attemptOf(Checkpoint c) {
+    int attempt = c.getStatus().attempts();
+    return attempt <= 1 ? "" : ", attempt " + attempt + "/" + (c.getSpec().backoffLimitOrDefault() + 1);
   }
 
   private boolean isDeleted(Checkpoint checkpoint) {
@@ -347,14 +359,23 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       s.reason = "Completed";
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
+      s.stopRetrying("Completed", message, c.getMetadata().getGeneration());
     }).ifPresent(done -> {
       events.normal(done, "Completed", message);
       StasisMetrics.checkpointFinished(done.getStatus());
     });
   }
 
+  /** A transient failure with attempts left goes back to Pending for another attempt; any other fails it. */
   private void fail(Checkpoint checkpoint, WorkFailure cause) {
-    WorkFailure failure = shutdown.explain(cause, config.nodeName());
+    WorkFailure explained = shutdown.explain(cause, config.nodeName());
+    int backoffLimit = checkpoint.getSpec().backoffLimitOrDefault();
+    if (work.retryLater(checkpoint, NodeCheckpointWorker::isRunning, explained, backoffLimit, NodeCheckpointWorker::backToPending)) {
+      log.info("checkpoint {}/{} attempt {} failed, retrying: {} {}", checkpoint.getMetadata().getNamespace(),
+          checkpoint.getMetadata().getName(), checkpoint.getStatus().attempts(), explained.reason(), explained.getMessage());
+      return;
+    }
+    WorkFailure failure = RetryPolicy.finalFailure(explained, checkpoint.getStatus().attempts(), backoffLimit);
     log.warn("checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
     statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
@@ -367,13 +388,19 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     });
   }
 
+  static void backToPending(Checkpoint c) {
+    c.getStatus().phase = CheckpointPhase.Pending;
+    c.getStatus().startTime = null;
+  }
+
   /**
-   * A checkpoint left Running by an agent that died: its work folder and any partial upload are
-   * gone with that agent, so it fails; a tree it had stopped is resumed.
+   * A checkpoint left Running by an agent that died: its work folder is gone with that agent, so
+   * that attempt failed (and is tried again if spec.backoffLimit allows); a tree it had stopped is
+   * resumed first, and what it had stored (a partial upload) is deleted.
    */
   private void resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
-    if (checkpoint == null || !isRunning(checkpoint) || inFlight.contains(checkpoint.getMetadata().getUid())) {
+    if (checkpoint == null || !isRunning(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
       return; // the cache lagged behind this agent's own final write
     }
     int pid = checkpoint.getSpec().target.process.pid;
@@ -382,8 +409,8 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       ProcessTree.signal(ProcessTree.members(pid), "CONT");
       resumed = "; the stopped workload was resumed";
     }
+    work.discardStored(checkpoint);
     fail(checkpoint, new WorkFailure("AgentRestarted",
-        "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed
-            + "; create a new Checkpoint"));
+        "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed));
   }
 }

@@ -6,7 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
-public class RestoreStatus implements ConditionedStatus {
+public class RestoreStatus implements AttemptedStatus {
   public RestorePhase phase;
   /** The Checkpoint being restored: spec.checkpointRef's, or the one chosen for spec.scheduleRef. */
   public String checkpoint;
@@ -24,6 +24,12 @@ public class RestoreStatus implements ConditionedStatus {
   public List<CheckpointImageStatus> checkpointImages;
   /** Pod checkpoints: the Pod created from the stored pod spec with the checkpoint images. */
   public String restoredPod;
+  /** Attempts the agent started so far; more than one when transient failures were retried (spec.backoffLimit). */
+  public Integer attempts;
+  /** When the agent tries again after the last transient failure (condition Retrying says why). */
+  public String nextRetryTime;
+  /** While Pending behind other work of its node's agent: 1 is next (reason WaitingForNodeSlot). */
+  public Integer queuePosition;
   public String reason;
   public String message;
   public String criuLogTail;
@@ -38,11 +44,47 @@ public class RestoreStatus implements ConditionedStatus {
     this.message = message;
     Conditions.set(this, Conditions.FAILED, true, reason, message, generation);
     Conditions.set(this, Conditions.COMPLETE, false, reason, message, generation);
+    nextRetryTime = null;
+    queuePosition = null;
+    stopRetrying(reason, message, generation);
   }
 
   @Override
   public List<Condition> conditions() {
     return conditions;
+  }
+
+  @Override
+  public int attempts() {
+    return attempts == null ? 0 : attempts;
+  }
+
+  @Override
+  public void startAttempt() {
+    attempts = attempts() + 1;
+    nextRetryTime = null;
+    queuePosition = null;
+    reason = null;
+  }
+
+  @Override
+  public void waitForRetry(String reason, String message, String retryTime, Long generation) {
+    this.reason = reason;
+    this.message = message;
+    nextRetryTime = retryTime;
+    Conditions.set(this, Conditions.RETRYING, true, reason, message, generation);
+  }
+
+  @Override
+  public void waitInQueue(int position, String message) {
+    reason = WAITING_FOR_NODE_SLOT;
+    this.message = message;
+    queuePosition = position;
+  }
+
+  @Override
+  public String nextRetryTime() {
+    return nextRetryTime;
   }
 
   public RestorePhase phaseOrPending() {

@@ -24,17 +24,12 @@ import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
 import java.util.UUID;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
-import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
-import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
-import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.services.s3.S3Client;
 
 /**
@@ -55,7 +50,7 @@ class AgentShutdownIT {
     String node = "shutdown-" + UUID.randomUUID().toString().substring(0, 6);
     String namespace = TestControlPlane.newNamespace("shutdown");
     try (S3Server s3 = S3Server.start(); ThrottledProxy slowLink = ThrottledProxy.to(s3.endpoint(), LINK_BYTES_PER_SECOND);
-        S3Client bucket = bucketClient(s3);
+        S3Client bucket = s3.client();
         var memhog = Workloads.startInPidNamespace("memhog", "256", "0", dir.resolve("count.txt").toString())) {
       s3.createBucket("shutdown");
       createStorage(admin, node, s3, slowLink.endpoint());
@@ -113,15 +108,5 @@ class AgentShutdownIT {
     storage.getSpec().s3.pathStyle = true;
     storage.getSpec().s3.credentialsSecret = new SecretReference(name, "default");
     admin.resource(storage).create();
-  }
-
-  private static S3Client bucketClient(S3Server s3) {
-    return S3Client.builder()
-        .httpClientBuilder(UrlConnectionHttpClient.builder())
-        .region(Region.US_EAST_1)
-        .endpointOverride(URI.create(s3.endpoint()))
-        .forcePathStyle(true)
-        .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(s3.accessKey(), s3.secretKey())))
-        .build();
   }
 }
