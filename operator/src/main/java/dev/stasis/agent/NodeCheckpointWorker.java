@@ -93,6 +93,9 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       if (untilRetry.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(untilRetry.get());
       }
+      if (!pod && refusedBeforeQueueing(checkpoint)) {
+        return UpdateControl.noUpdate();
+      }
       return work.enqueue(checkpoint, this::isPendingHere, pod ? podCheckpoints::take : this::take)
           .map(UpdateControl.<Checkpoint>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
     } else if (status.phase == CheckpointPhase.Running && !work.queue.holds(checkpoint.getMetadata().getUid())) {
@@ -103,6 +106,34 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       }
     }
     return UpdateControl.noUpdate();
+  }
+
+  /**
+   * What needs no slot is checked before the checkpoint waits for one: a wrong PID or a namespace
+   * that may not checkpoint processes fails at once, not after the node's queue, and takes no
+   * slot from work that can run. Checked again when its turn comes (the process may end meanwhile).
+   */
+  private boolean refusedBeforeQueueing(Checkpoint checkpoint) {
+    try {
+      requireProcessTargetsAllowed(checkpoint.getMetadata().getNamespace());
+      requireCriu();
+      ProcessTree.requireCheckpointable(checkpoint.getSpec().target.process.pid);
+      return false;
+    } catch (WorkFailure refusal) {
+      log.warn("checkpoint {}/{} refused: {} {}", checkpoint.getMetadata().getNamespace(),
+          checkpoint.getMetadata().getName(), refusal.reason(), refusal.getMessage());
+      // an attempt that ended before it needed a slot: counted, never retried (bad input)
+      statusWriter.update(checkpoint, this::isPendingHere, c -> {
+        c.getStatus().startAttempt();
+        WorkFailure failure = RetryPolicy.finalFailure(refusal, c.getStatus().attempts(),
+            c.getSpec().backoffLimitOrDefault());
+        c.getStatus().fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration());
+      }).ifPresent(failed -> {
+        events.warning(failed, failed.getStatus().reason, failed.getStatus().message);
+        StasisMetrics.checkpointFinished(failed.getStatus());
+      });
+      return true;
+    }
   }
 
   private void take(Checkpoint checkpoint) {

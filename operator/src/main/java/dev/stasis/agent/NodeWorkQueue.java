@@ -20,13 +20,15 @@ import org.slf4j.LoggerFactory;
  * (CRIU's freeze, memory and the upload all compete for the same machine); the rest wait in
  * arrival order. Waiting work is only queued, never started: nothing is frozen or stopped for it
  * until its turn. Each waiting job hears its place in line, but coalesced: at most once per
- * {@code publishInterval} and only when its place changed, so that a long queue moving quickly
- * does not turn into a stream of status writes.
+ * {@code publishInterval}, only when its place changed, and far back in line only when it halved,
+ * so that a long queue moving quickly does not turn into a stream of status writes.
  */
 public final class NodeWorkQueue implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NodeWorkQueue.class);
   public static final int DEFAULT_SLOTS = 2;
   static final Duration DEFAULT_PUBLISH_INTERVAL = Duration.ofSeconds(1);
+  /** Places from here to the front are all told. */
+  private static final int NEAR_THE_FRONT = 3;
 
   /** Work to run in a slot, told its place in line while it waits. */
   public interface Job {
@@ -153,8 +155,9 @@ public final class NodeWorkQueue implements AutoCloseable {
       int runningNow = running.size();
       for (var entry : waiting.entrySet()) {
         int place = ++position;
-        Integer before = published.put(entry.getKey(), place);
-        if (before == null || before != place) {
+        Integer before = published.get(entry.getKey());
+        if (worthTelling(before, place)) {
+          published.put(entry.getKey(), place);
           Job job = entry.getValue();
           calls.add(() -> job.waiting(place, runningNow));
         }
@@ -167,6 +170,14 @@ public final class NodeWorkQueue implements AutoCloseable {
         log.warn("could not report a place in the queue: {}", e.getMessage());
       }
     }
+  }
+
+  /**
+   * A first place, a place near the front, or one at least halfway closer to it than the last told:
+   * a job in a queue of a thousand hears about ten places, not a thousand.
+   */
+  static boolean worthTelling(Integer before, int place) {
+    return before == null || (place != before && (place <= NEAR_THE_FRONT || place <= before / 2));
   }
 
   /**

@@ -164,4 +164,24 @@ class NodeWorkQueueTest {
     assertThat(started).as("b was never started").containsExactly("a");
     assertThat(queue.submit("c", job("c"))).isFalse();
   }
+
+  @Test
+  void farBackInLineAJobHearsOnlyWhenItsPlaceHalved() {
+    assertThat(NodeWorkQueue.worthTelling(null, 1000)).as("its first place").isTrue();
+    assertThat(NodeWorkQueue.worthTelling(1000, 999)).isFalse();
+    assertThat(NodeWorkQueue.worthTelling(1000, 501)).isFalse();
+    assertThat(NodeWorkQueue.worthTelling(1000, 500)).isTrue();
+    assertThat(NodeWorkQueue.worthTelling(5, 4)).isFalse();
+    assertThat(NodeWorkQueue.worthTelling(4, 3)).as("near the front, every move").isTrue();
+    assertThat(NodeWorkQueue.worthTelling(2, 2)).as("unchanged").isFalse();
+    int told = 0;
+    Integer last = null;
+    for (int place = 1000; place >= 1; place--) {
+      if (NodeWorkQueue.worthTelling(last, place)) {
+        told++;
+        last = place;
+      }
+    }
+    assertThat(told).as("places told on the way from 1000th to the front").isLessThanOrEqualTo(12);
+  }
 }
