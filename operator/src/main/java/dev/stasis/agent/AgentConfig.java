@@ -17,12 +17,30 @@ import java.util.Set;
  * @param profileOverrides a test aid: a JSON merge patch applied to what the probe observed, so one
  *     machine can pose as nodes that differ (fewer CPU flags, an older CRIU); the published
  *     NodeProfile says so in an annotation. Null in production.
+ * @param maxConcurrent checkpoints and restores this agent runs at once; the rest wait in line
+ * @param retries how long to wait before trying transiently failed work again (spec.backoffLimit)
  */
 public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces,
-    KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides) {
+    KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides, int maxConcurrent,
+    RetryPolicy retries) {
 
   public AgentConfig {
     labels = Map.copyOf(labels);
+    if (maxConcurrent < 1) {
+      throw new IllegalArgumentException("--max-concurrent must be at least 1, got " + maxConcurrent);
+    }
+  }
+
+  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces,
+      KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides) {
+    this(nodeName, workDir, criu, processTargetNamespaces, kubelet, hostRoot, labels, profileOverrides,
+        NodeWorkQueue.DEFAULT_SLOTS, RetryPolicy.DEFAULT);
+  }
+
+  /** The same agent with other work limits: how much runs at once, how long a retry waits. */
+  public AgentConfig withWorkLimits(int maxConcurrent, RetryPolicy retries) {
+    return new AgentConfig(nodeName, workDir, criu, processTargetNamespaces, kubelet, hostRoot, labels,
+        profileOverrides, maxConcurrent, retries);
   }
 
   public AgentConfig(String nodeName, Path workDir, Criu criu) {

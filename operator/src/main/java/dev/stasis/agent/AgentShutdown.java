@@ -2,8 +2,11 @@ package dev.stasis.agent;
 
 import dev.stasis.storage.ObjectUpload;
 import java.io.OutputStream;
+import java.time.Duration;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -19,16 +22,34 @@ public final class AgentShutdown {
   /** The reasons a job fails with when the agent cuts it off: an aborted upload, an interrupted CRIU. */
   private static final Set<String> CUT_OFF = Set.of("StorageFailed", "Interrupted");
 
+  /** How long running work gets to end and write its status once its uploads were cut off. */
+  static final Duration WORK_GRACE = Duration.ofSeconds(25);
+
   private final Set<ObjectUpload> uploads = ConcurrentHashMap.newKeySet();
+  private final List<NodeWorkQueue> queues = new CopyOnWriteArrayList<>();
   private volatile boolean stopping;
 
-  /** Stops taking work and aborts every running upload; the jobs then fail and report it. */
+  /**
+   * Stops taking work and aborts every running upload; then waits (a while) for the jobs to fail
+   * and report it. Work still waiting for a slot stays Pending for the next agent on this node.
+   */
   public void begin() {
     stopping = true;
     if (!uploads.isEmpty()) {
       log.info("shutting down: aborting {} running upload(s)", uploads.size());
     }
     uploads.forEach(ObjectUpload::abort);
+    for (NodeWorkQueue queue : queues) {
+      if (!queue.stopAndAwaitRunning(WORK_GRACE)) {
+        log.warn("shutting down: {} job(s) still running after {}s", queue.running(), WORK_GRACE.toSeconds());
+      }
+      queue.close();
+    }
+  }
+
+  /** The queue's running work is awaited, and nothing new started, once the agent stops. */
+  void awaitOnStop(NodeWorkQueue queue) {
+    queues.add(queue);
   }
 
   public boolean isStopping() {

@@ -37,7 +37,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -56,6 +55,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
   /** How often to look again whether the CRIU a dead agent started has ended. */
   private static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
 
+  private final NodeWork work;
   private final KubernetesClient client;
   private final AgentConfig config;
   private final StorageAccess storages;
@@ -67,20 +67,20 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
   private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
+  private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
   private final AgentShutdown shutdown;
-  /** Checkpoints this agent process is working on; Running ones not in here were abandoned. */
-  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
   private final PodCheckpointJob podCheckpoints;
 
-  public NodeCheckpointWorker(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
-    this.client = client;
-    this.shutdown = shutdown;
-    this.config = config;
-    this.storages = new StorageAccess(client);
-    this.statusWriter = new StatusWriter(client);
-    this.events = events;
+  public NodeCheckpointWorker(NodeWork work) {
+    this.work = work;
+    this.client = work.client;
+    this.shutdown = work.shutdown;
+    this.config = work.config;
+    this.storages = work.storages;
+    this.statusWriter = work.statusWriter;
+    this.events = work.events;
     this.processTargets = new ProcessTargetPolicy(client, config.processTargetNamespaces());
-    this.podCheckpoints = new PodCheckpointJob(client, config, events);
+    this.podCheckpoints = new PodCheckpointJob(work);
   }
 
   @Override
@@ -89,34 +89,70 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     if (status == null || !config.nodeName().equals(status.node)) {
       return UpdateControl.noUpdate(); // not handed over to this node yet
     }
-    if (checkpoint.getSpec().target.pod != null) {
-      podCheckpoints.reconcile(checkpoint);
-      return UpdateControl.noUpdate();
-    }
+    boolean pod = checkpoint.getSpec().target.pod != null;
     if (status.phase == CheckpointPhase.Pending && shutdown.acceptsWork()) {
-      take(checkpoint);
-    } else if (status.phase == CheckpointPhase.Running && !inFlight.contains(checkpoint.getMetadata().getUid())) {
-      return resolveAbandoned(checkpoint);
+      var untilRetry = NodeWork.untilRetry(status);
+      if (untilRetry.isPresent()) {
+        return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(untilRetry.get());
+      }
+      if (!pod && refusedBeforeQueueing(checkpoint)) {
+        return UpdateControl.noUpdate();
+      }
+      return work.enqueue(checkpoint, this::isPendingHere, pod ? podCheckpoints::take : this::take)
+          .map(UpdateControl.<Checkpoint>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
+    } else if (status.phase == CheckpointPhase.Running && !work.queue.holds(checkpoint.getMetadata().getUid())) {
+      if (pod) {
+        podCheckpoints.resolveAbandoned(checkpoint);
+      } else {
+        return resolveAbandoned(checkpoint);
+      }
     }
     return UpdateControl.noUpdate();
+  }
+
+  /**
+   * What needs no slot is checked before the checkpoint waits for one: a wrong PID or a namespace
+   * that may not checkpoint processes fails at once, not after the node's queue, and takes no
+   * slot from work that can run. Checked again when its turn comes (the process may end meanwhile).
+   */
+  private boolean refusedBeforeQueueing(Checkpoint checkpoint) {
+    try {
+      requireProcessTargetsAllowed(checkpoint.getMetadata().getNamespace());
+      requireCriu();
+      ProcessTree.requireCheckpointable(checkpoint.getSpec().target.process.pid);
+      return false;
+    } catch (WorkFailure refusal) {
+      log.warn("checkpoint {}/{} refused: {} {}", checkpoint.getMetadata().getNamespace(),
+          checkpoint.getMetadata().getName(), refusal.reason(), refusal.getMessage());
+      // an attempt that ended before it needed a slot: counted, never retried (bad input)
+      statusWriter.update(checkpoint, this::isPendingHere, c -> {
+        c.getStatus().startAttempt();
+        WorkFailure failure = RetryPolicy.finalFailure(refusal, c.getStatus().attempts(),
+            c.getSpec().backoffLimitOrDefault());
+        c.getStatus().fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration());
+      }).ifPresent(failed -> {
+        events.warning(failed, failed.getStatus().reason, failed.getStatus().message);
+        StasisMetrics.checkpointFinished(failed.getStatus());
+      });
+      return true;
+    }
   }
 
   private void take(Checkpoint checkpoint) {
     String uid = checkpoint.getMetadata().getUid();
     int pid = checkpoint.getSpec().target.process.pid;
     CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
-    // A failure to write Running propagates, so that the framework retries the whole pass.
+    // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
     var running = statusWriter.update(checkpoint, this::isPendingHere, c -> {
+      c.getStatus().startAttempt();
       c.getStatus().phase = CheckpointPhase.Running;
       c.getStatus().startTime = Conditions.now();
-      c.getStatus().message = "checkpointing PID " + pid + " with CRIU";
-      c.getStatus().reason = null;
+      c.getStatus().message = "checkpointing PID " + pid + " with CRIU" + attemptOf(c);
     });
     if (running.isEmpty()) {
       return; // a stale copy: this checkpoint was taken already
     }
     checkpoint = running.get();
-    inFlight.add(uid);
     Path workDir = workDir(checkpoint);
     long started = System.nanoTime();
     List<Long> tree = List.of();
@@ -149,7 +185,9 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            dumped = dump(dump);
+            try (WorkingFolderLocks.Held folders = workingFolders.lock(tree)) {
+              dumped = dump(dump);
+            }
             stopped = !options.leaveRunning();
             manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
           }
@@ -180,8 +218,13 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
     } finally {
       WorkDirs.delete(workDir);
-      inFlight.remove(uid);
     }
+  }
+
+  /** ", attempt 2/4" once it is not the first. */
+  static String attemptOf(Checkpoint c) {
+    int attempt = c.getStatus().attempts();
+    return attempt <= 1 ? "" : ", attempt " + attempt + "/" + (c.getSpec().backoffLimitOrDefault() + 1);
   }
 
   private boolean isDeleted(Checkpoint checkpoint) {
@@ -349,14 +392,23 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       s.reason = "Completed";
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
+      s.stopRetrying("Completed", message, c.getMetadata().getGeneration());
     }).ifPresent(done -> {
       events.normal(done, "Completed", message);
       StasisMetrics.checkpointFinished(done.getStatus());
     });
   }
 
+  /** A transient failure with attempts left goes back to Pending for another attempt; any other fails it. */
   private void fail(Checkpoint checkpoint, WorkFailure cause) {
-    WorkFailure failure = shutdown.explain(cause, config.nodeName());
+    WorkFailure explained = shutdown.explain(cause, config.nodeName());
+    int backoffLimit = checkpoint.getSpec().backoffLimitOrDefault();
+    if (work.retryLater(checkpoint, NodeCheckpointWorker::isRunning, explained, backoffLimit, NodeCheckpointWorker::backToPending)) {
+      log.info("checkpoint {}/{} attempt {} failed, retrying: {} {}", checkpoint.getMetadata().getNamespace(),
+          checkpoint.getMetadata().getName(), checkpoint.getStatus().attempts(), explained.reason(), explained.getMessage());
+      return;
+    }
+    WorkFailure failure = RetryPolicy.finalFailure(explained, checkpoint.getStatus().attempts(), backoffLimit);
     log.warn("checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
     statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
@@ -369,18 +421,24 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     });
   }
 
+  static void backToPending(Checkpoint c) {
+    c.getStatus().phase = CheckpointPhase.Pending;
+    c.getStatus().startTime = null;
+  }
+
   private Path workDir(Checkpoint checkpoint) {
     return config.workDir().resolve("checkpoints").resolve(checkpoint.getMetadata().getUid());
   }
 
   /**
-   * A checkpoint left Running by an agent that died fails. First its CRIU, which outlives the
-   * agent, must have let go of the tree; then a tree it left stopped is resumed, the partial upload
-   * (an open multipart upload, parts) is removed from the storage and the work folder deleted.
+   * A checkpoint left Running by an agent that died: that attempt failed (and is tried again if
+   * spec.backoffLimit allows). First its CRIU, which may outlive the agent, must have let go of the
+   * tree; then a tree it left stopped is resumed, what it had stored (a partial upload) is deleted,
+   * and so is its work folder.
    */
   private UpdateControl<Checkpoint> resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
-    if (checkpoint == null || !isRunning(checkpoint) || inFlight.contains(checkpoint.getMetadata().getUid())) {
+    if (checkpoint == null || !isRunning(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
       return UpdateControl.noUpdate(); // the cache lagged behind this agent's own final write
     }
     Path workDir = workDir(checkpoint);
@@ -393,31 +451,11 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       ProcessTree.signal(ProcessTree.members(pid), "CONT");
       resumed = "; the stopped workload was resumed";
     }
-    String stored = discardPartialArchive(checkpoint);
+    work.discardStored(checkpoint);
     WorkDirs.delete(workDir);
     fail(checkpoint, new WorkFailure("AgentRestarted",
-        "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed + stored
-            + "; create a new Checkpoint"));
+        "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed
+            + "; what it had stored and its work folder were removed"));
     return UpdateControl.noUpdate();
-  }
-
-  /**
-   * Removes what the dead agent uploaded unless its manifest was written: a committed archive is
-   * whole, and with leaveRunning: false it may be all that is left of the workload.
-   */
-  private String discardPartialArchive(Checkpoint checkpoint) {
-    String prefix = layout(checkpoint).prefix();
-    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage))) {
-      if (store.exists(layout(checkpoint).manifestKey())) {
-        return "; its archive was stored whole and is kept at " + store.uri(prefix);
-      }
-      store.deleteAll(prefix);
-      return "; its partial upload was removed";
-    } catch (WorkFailure | IOException e) {
-      log.warn("checkpoint {}/{}: cannot remove the partial upload of an agent that died: {}",
-          checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(), e.getMessage());
-      return "; its partial upload could not be removed (" + e.getMessage()
-          + ") and goes when this Checkpoint is deleted";
-    }
   }
 }

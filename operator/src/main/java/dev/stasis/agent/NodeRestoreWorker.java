@@ -36,9 +36,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -55,23 +53,24 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   /** How often to look again whether the CRIU a dead agent started has finished its restore. */
   private static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
 
+  private final NodeWork work;
   private final KubernetesClient client;
   private final AgentConfig config;
   private final StorageAccess storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
-  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
   private final Preflight preflight;
   private final PodRestoreJob podRestores;
   private final AgentShutdown shutdown;
 
-  public NodeRestoreWorker(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
-    this.client = client;
-    this.shutdown = shutdown;
-    this.config = config;
-    this.storages = new StorageAccess(client);
-    this.statusWriter = new StatusWriter(client);
-    this.events = events;
+  public NodeRestoreWorker(NodeWork work) {
+    this.work = work;
+    this.client = work.client;
+    this.shutdown = work.shutdown;
+    this.config = work.config;
+    this.storages = work.storages;
+    this.statusWriter = work.statusWriter;
+    this.events = work.events;
     this.preflight = new Preflight(config.criu(), config.hostRoot());
     this.podRestores = new PodRestoreJob(client, config, events);
   }
@@ -88,8 +87,13 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       return UpdateControl.noUpdate();
     }
     if (status.phase == RestorePhase.Pending && shutdown.acceptsWork()) {
-      restore(restore);
-    } else if (status.phase == RestorePhase.Restoring && !inFlight.contains(restore.getMetadata().getUid())) {
+      var untilRetry = NodeWork.untilRetry(status);
+      if (untilRetry.isPresent()) {
+        return UpdateControl.<Restore>noUpdate().rescheduleAfter(untilRetry.get());
+      }
+      return work.enqueue(restore, this::isPendingHere, this::restore)
+          .map(UpdateControl.<Restore>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
+    } else if (status.phase == RestorePhase.Restoring && !work.queue.holds(restore.getMetadata().getUid())) {
       return resolveAbandoned(restore);
     }
     return UpdateControl.noUpdate();
@@ -104,19 +108,20 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     return r.getStatus() != null && r.getStatus().phase == RestorePhase.Restoring;
   }
 
+  /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
   private void restore(Restore restore) {
-    String uid = restore.getMetadata().getUid();
     var restoring = statusWriter.update(restore, this::isPendingHere, r -> {
+      r.getStatus().startAttempt();
       r.getStatus().phase = RestorePhase.Restoring;
       r.getStatus().startTime = Conditions.now();
-      r.getStatus().message = "pre-flight check of this node, then download and verification of the archive";
-      r.getStatus().reason = null;
+      r.getStatus().message = "pre-flight check of this node, then download and verification of the archive"
+          + (r.getStatus().attempts() > 1 ? ", attempt " + r.getStatus().attempts() + "/"
+              + (r.getSpec().backoffLimitOrDefault() + 1) : "");
     });
     if (restoring.isEmpty()) {
       return;
     }
     restore = restoring.get();
-    inFlight.add(uid);
     Path workDir = workDir(restore);
     try {
       Checkpoint checkpoint = checkpoint(restore);
@@ -141,14 +146,27 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       }
     } catch (WorkFailure failure) {
       WorkDirs.delete(workDir);
-      fail(restore, failure);
+      failOrRetry(restore, failure);
     } catch (RuntimeException e) {
       WorkDirs.delete(workDir);
       log.error("restore {} failed unexpectedly", restore.getMetadata().getName(), e);
       fail(restore, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
-    } finally {
-      inFlight.remove(uid);
     }
+  }
+
+  /**
+   * Only failures before CRIU ran reach here as transient (reading the manifest or the archive from
+   * storage): CRIU's own failures are never retried, so a retry cannot leave two restored copies.
+   */
+  private void failOrRetry(Restore restore, WorkFailure failure) {
+    int backoffLimit = restore.getSpec().backoffLimitOrDefault();
+    if (work.retryLater(restore, NodeRestoreWorker::isRestoring, failure, backoffLimit, r -> {
+      r.getStatus().phase = RestorePhase.Pending;
+      r.getStatus().startTime = null;
+    })) {
+      return;
+    }
+    fail(restore, RetryPolicy.finalFailure(failure, restore.getStatus().attempts(), backoffLimit));
   }
 
   private Checkpoint checkpoint(Restore restore) throws WorkFailure {
@@ -264,6 +282,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       s.reason = "Restored";
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Restored", message, r.getMetadata().getGeneration());
+      s.stopRetrying("Restored", message, r.getMetadata().getGeneration());
     }).ifPresent(done -> {
       events.normal(done, "Restored", message);
       StasisMetrics.restoreFinished(done.getStatus());
@@ -309,13 +328,14 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
   }
 
   /**
-   * A restore left Restoring by an agent that died. Its CRIU outlives the agent: once that has
-   * ended, a tree it restored and that still runs is taken over (Completed); otherwise the restore
-   * fails and its work folder is deleted.
+   * A restore left Restoring by an agent that died is never tried again: its CRIU may outlive the
+   * agent and restore the tree anyway, and a second attempt could make two copies of it. Once that
+   * CRIU has finished, a tree it restored and that still runs is taken over (Completed); otherwise
+   * the restore fails and its work folder is deleted.
    */
   private UpdateControl<Restore> resolveAbandoned(Restore cached) {
     Restore restore = client.resource(cached).get();
-    if (restore == null || !isRestoring(restore) || inFlight.contains(restore.getMetadata().getUid())) {
+    if (restore == null || !isRestoring(restore) || work.queue.holds(restore.getMetadata().getUid())) {
       return UpdateControl.noUpdate();
     }
     Path workDir = workDir(restore);

@@ -35,8 +35,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -51,44 +49,35 @@ final class PodCheckpointJob {
   private static final Logger log = LoggerFactory.getLogger(PodCheckpointJob.class);
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  private final NodeWork work;
   private final KubernetesClient client;
   private final AgentConfig config;
   private final StorageAccess storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
-  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
 
-  PodCheckpointJob(KubernetesClient client, AgentConfig config, EventRecorder events) {
-    this.client = client;
-    this.config = config;
-    this.storages = new StorageAccess(client);
-    this.statusWriter = new StatusWriter(client);
-    this.events = events;
+  PodCheckpointJob(NodeWork work) {
+    this.work = work;
+    this.client = work.client;
+    this.config = work.config;
+    this.storages = work.storages;
+    this.statusWriter = work.statusWriter;
+    this.events = work.events;
   }
 
-  void reconcile(Checkpoint checkpoint) {
-    CheckpointStatus status = checkpoint.getStatus();
-    if (status.phase == CheckpointPhase.Pending) {
-      take(checkpoint);
-    } else if (status.phase == CheckpointPhase.Running && !inFlight.contains(checkpoint.getMetadata().getUid())) {
-      resolveAbandoned(checkpoint);
-    }
-  }
-
-  private void take(Checkpoint checkpoint) {
-    String uid = checkpoint.getMetadata().getUid();
+  /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
+  void take(Checkpoint checkpoint) {
     String podName = checkpoint.getSpec().target.pod.name;
     var running = statusWriter.update(checkpoint, this::isPendingHere, c -> {
+      c.getStatus().startAttempt();
       c.getStatus().phase = CheckpointPhase.Running;
       c.getStatus().startTime = Conditions.now();
-      c.getStatus().message = "checkpointing pod " + podName + " through the kubelet";
-      c.getStatus().reason = null;
+      c.getStatus().message = "checkpointing pod " + podName + " through the kubelet" + NodeCheckpointWorker.attemptOf(c);
     });
     if (running.isEmpty()) {
       return;
     }
     checkpoint = running.get();
-    inFlight.add(uid);
     long started = System.nanoTime();
     try {
       events.normal(checkpoint, "Started", "checkpointing pod " + podName + " through the kubelet of node "
@@ -119,8 +108,6 @@ final class PodCheckpointJob {
     } catch (RuntimeException e) {
       log.error("pod checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
-    } finally {
-      inFlight.remove(uid);
     }
   }
 
@@ -299,10 +286,17 @@ final class PodCheckpointJob {
       s.reason = "Completed";
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
+      s.stopRetrying("Completed", message, c.getMetadata().getGeneration());
     }).ifPresent(done -> events.normal(done, "Completed", message));
   }
 
-  private void fail(Checkpoint checkpoint, WorkFailure failure) {
+  /** A transient failure with attempts left goes back to Pending for another attempt; any other fails it. */
+  private void fail(Checkpoint checkpoint, WorkFailure cause) {
+    int backoffLimit = checkpoint.getSpec().backoffLimitOrDefault();
+    if (work.retryLater(checkpoint, PodCheckpointJob::isRunning, cause, backoffLimit, NodeCheckpointWorker::backToPending)) {
+      return;
+    }
+    WorkFailure failure = RetryPolicy.finalFailure(cause, checkpoint.getStatus().attempts(), backoffLimit);
     log.warn("pod checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
     statusWriter.update(checkpoint, PodCheckpointJob::isRunning,
@@ -312,24 +306,17 @@ final class PodCheckpointJob {
 
   /**
    * A pod checkpoint left Running by an agent that died: what it stored and the kubelet archives
-   * it had not deleted yet are removed, and the checkpoint fails.
+   * it had not deleted yet are removed, and that attempt failed (tried again if spec.backoffLimit allows).
    */
-  private void resolveAbandoned(Checkpoint cached) {
+  void resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
-    if (checkpoint == null || !isRunning(checkpoint) || inFlight.contains(checkpoint.getMetadata().getUid())) {
+    if (checkpoint == null || !isRunning(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
       return;
     }
     WorkFailure failure = new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
-        + " restarted while this checkpoint ran; create a new Checkpoint");
+        + " restarted while this checkpoint ran");
     deleteLeftoverKubeletArchives(checkpoint);
-    try {
-      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-      try (ObjectStore store = storages.open(storage)) {
-        deleteStored(store, layout(checkpoint), failure);
-      }
-    } catch (WorkFailure e) {
-      log.warn("could not clean up after abandoned checkpoint {}: {}", checkpoint.getMetadata().getName(), e.getMessage());
-    }
+    work.discardStored(checkpoint);
     fail(checkpoint, failure);
   }
 

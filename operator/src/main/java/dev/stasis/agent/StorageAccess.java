@@ -90,7 +90,8 @@ class StorageAccess {
     try {
       return binding.open(storage);
     } catch (StorageUnavailableException e) {
-      throw new WorkFailure("StorageUnavailable", e.getMessage());
+      // Opening only reads the storage's settings: what fails here is a setting, not an outage.
+      throw new WorkFailure("StorageMisconfigured", e.getMessage());
     }
   }
 }

@@ -9,8 +9,8 @@ import io.fabric8.kubernetes.model.annotation.ShortNames;
 import io.fabric8.kubernetes.model.annotation.Version;
 
 /**
- * A cron policy that creates Checkpoints of a fixed target (or, later, of selected pods), keeps as
- * many as its retention says, and takes one at once when the target's node is drained.
+ * A cron policy that creates Checkpoints of a fixed target or of the pods its selector selects,
+ * keeps as many as its retention says, and takes one at once when a target's node is drained.
  */
 @Group(Checkpoint.GROUP)
 @Version(Checkpoint.VERSION)

@@ -17,6 +17,9 @@ import java.util.List;
 @ValidationRule(
     value = "!has(self.containers) || has(self.selector)",
     message = "containers only go with selector")
+@ValidationRule(
+    value = "!has(self.storage) || has(self.selector)",
+    message = "storage goes with selector; with checkpointTemplate set checkpointTemplate.storage")
 public class CheckpointScheduleSpec {
   @Required
   @JsonPropertyDescription("When to take checkpoints: a 5-field cron expression (minute hour day-of-month month"
@@ -37,18 +40,24 @@ public class CheckpointScheduleSpec {
 
   @Default("Forbid")
   @JsonPropertyDescription("What a run does while a checkpoint of this schedule is still being taken:"
-      + " Forbid (default) skips the run, Allow takes another, Replace deletes the running one and takes a new one.")
+      + " Forbid (default) skips the run, Allow takes another, Replace deletes the running one and takes a new one."
+      + " With a selector this holds for each pod: a pod whose last checkpoint is still being taken is skipped.")
   public ConcurrencyPolicy concurrencyPolicy;
 
   @JsonPropertyDescription("The Checkpoint each run creates. Unlike a Checkpoint's spec it may be changed.")
   public CheckpointTemplate checkpointTemplate;
 
-  @JsonPropertyDescription("Pods to checkpoint by label, one Checkpoint per pod and run (not supported yet: refused"
-      + " with SelectorNotSupported).")
+  @JsonPropertyDescription("Pods of the schedule's namespace to checkpoint, by label: each run takes one Checkpoint"
+      + " of each selected pod that is Running, named <schedule>-<time>-<pod> and labelled stasis.dev/pod.")
   public LabelSelector selector;
 
-  @JsonPropertyDescription("Containers of the selected pods to checkpoint; default all.")
+  @JsonPropertyDescription("Containers of each selected pod to checkpoint, together in one Checkpoint; default all of"
+      + " the pod's. A pod without one of them is skipped (ContainerNotFound).")
   public List<String> containers;
+
+  @JsonPropertyDescription("With a selector: the CheckpointStorage to store the archives in; default: the storage"
+      + " marked default.")
+  public String storage;
 
   @JsonPropertyDescription("Which of this schedule's checkpoints to keep; default all.")
   public Retention retention;
@@ -72,22 +81,25 @@ public class CheckpointScheduleSpec {
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class Retention {
     @Min(1)
-    @JsonPropertyDescription("Keep this many newest Completed checkpoints (at least 1).")
+    @JsonPropertyDescription("Keep this many newest Completed checkpoints (at least 1); with a selector, of each pod.")
     public Integer keepLast;
 
     @Pattern(CheckpointSpec.DURATION_PATTERN)
-    @JsonPropertyDescription("Delete checkpoints older than this (e.g. 7d, 12h); the newest Completed one is always kept.")
+    @JsonPropertyDescription("Delete checkpoints older than this (e.g. 7d, 12h); the newest Completed one (of each pod,"
+        + " with a selector) is always kept.")
     public String maxAge;
 
     @Min(0)
-    @JsonPropertyDescription("Keep this many newest Failed checkpoints, for their reasons; default 1.")
+    @JsonPropertyDescription("Keep this many newest Failed checkpoints (of each pod, with a selector), for their"
+        + " reasons; default 1.")
     public Integer keepFailed;
   }
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class Triggers {
-    @JsonPropertyDescription("Take a checkpoint at once when the target's node is cordoned or gets a NoExecute"
-        + " taint: one per target and drain, labelled stasis.dev/trigger=drain.")
+    @JsonPropertyDescription("Take a checkpoint at once when the target's node (with a selector: the node of each"
+        + " selected pod) is cordoned or gets a NoExecute taint: one per target and drain, labelled"
+        + " stasis.dev/trigger=drain.")
     public Boolean onNodeDrain;
   }
 }

@@ -29,21 +29,28 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
   @JsonPropertyDescription("Checkpoints of this schedule still being taken.")
   public List<String> active = new ArrayList<>();
 
-  @JsonPropertyDescription("Checkpoints created by runs.")
+  @JsonPropertyDescription("Checkpoints created by runs (with a selector: one per pod and run).")
   public long runs;
   @JsonPropertyDescription("Checkpoints of this schedule that completed.")
   public long succeeded;
   @JsonPropertyDescription("Checkpoints of this schedule that failed.")
   public long failed;
-  @JsonPropertyDescription("Runs skipped under concurrencyPolicy Forbid.")
+  @JsonPropertyDescription("Runs skipped under concurrencyPolicy Forbid (with a selector: counted per pod).")
   public long skipped;
   @JsonPropertyDescription("Runs skipped because they could not start within startingDeadlineSeconds.")
   public long missed;
   @JsonPropertyDescription("Checkpoints taken because the target's node was being drained.")
   public long drainTriggered;
 
-  @JsonPropertyDescription("The drain this schedule has taken its checkpoint for, until the node is schedulable again.")
-  public DrainCheckpoint drain;
+  @JsonPropertyDescription("The drains this schedule has taken checkpoints for (one per target), until the node is"
+      + " schedulable again.")
+  public List<DrainCheckpoint> drains = new ArrayList<>();
+
+  @JsonPropertyDescription("With a selector: how many pods the last run selected.")
+  public Integer selectedPods;
+
+  @JsonPropertyDescription("With a selector: the pods the last run selected but did not checkpoint, and why.")
+  public List<SkippedPod> skippedPods = new ArrayList<>();
 
   public Long observedGeneration;
   public List<Condition> conditions = new ArrayList<>();
@@ -56,13 +63,33 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class DrainCheckpoint {
     public String node;
+    @JsonPropertyDescription("The pod drained, for a schedule with a selector.")
+    public String pod;
     public String checkpoint;
 
     public DrainCheckpoint() {}
 
-    public DrainCheckpoint(String node, String checkpoint) {
+    public DrainCheckpoint(String node, String pod, String checkpoint) {
       this.node = node;
+      this.pod = pod;
       this.checkpoint = checkpoint;
+    }
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class SkippedPod {
+    public String pod;
+    @JsonPropertyDescription("PodNotRunning, ContainerNotFound, ContainerNotRunning, GpuNotSupported, or"
+        + " CheckpointInProgress (concurrencyPolicy Forbid).")
+    public String reason;
+    public String message;
+
+    public SkippedPod() {}
+
+    public SkippedPod(String pod, String reason, String message) {
+      this.pod = pod;
+      this.reason = reason;
+      this.message = message;
     }
   }
 }

@@ -2,6 +2,7 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.ValidationRule;
@@ -10,6 +11,7 @@ import io.fabric8.generator.annotation.ValidationRule;
 public class CheckpointSpec {
   /** Durations in specs: whole numbers of days, hours, minutes, seconds (90s, 1h30m, 7d). */
   public static final String DURATION_PATTERN = "^([0-9]+(d|h|m|s))+$";
+  public static final int DEFAULT_BACKOFF_LIMIT = 3;
 
   @Required
   @ValidationRule(value = "self == oldSelf", message = "target is immutable: create a new Checkpoint instead")
@@ -31,10 +33,20 @@ public class CheckpointSpec {
       + " creation, once it is finished; e.g. 24h or 7d.")
   public String ttl;
 
+  @Min(0)
+  @JsonPropertyDescription("How often the agent tries again after a transient failure (storage unreachable or"
+      + " answering 5xx, kubelet unreachable, the agent restarted mid-work), waiting 10s, 20s, 40s... in between;"
+      + " bad input fails at once. Default 3 (4 attempts in all); 0 never retries.")
+  public Integer backoffLimit;
+
   public CheckpointSpec() {}
 
   public CheckpointSpec(CheckpointTarget target) {
     this.target = target;
+  }
+
+  public int backoffLimitOrDefault() {
+    return backoffLimit != null ? backoffLimit : DEFAULT_BACKOFF_LIMIT;
   }
 
   public CheckpointOptions optionsOrDefaults() {

@@ -14,6 +14,7 @@ public final class Conditions {
   public static final String FAILED = "Failed";
   public static final String AVAILABLE = "Available";
   public static final String READY = "Ready";
+  public static final String RETRYING = "Retrying";
 
   private Conditions() {}
 

@@ -2,6 +2,7 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.ValidationRule;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -18,6 +19,16 @@ public class RestoreSpec {
 
   @ValidationRule(value = "self == oldSelf", message = "placement is immutable: create a new Restore instead")
   public RestorePlacement placement;
+
+  @Min(0)
+  @JsonPropertyDescription("How often the agent tries again when fetching the checkpoint failed transiently (storage"
+      + " unreachable or answering 5xx), waiting 10s, 20s, 40s... in between. Only failures before CRIU started are"
+      + " retried, so a retry can never leave two copies of the process. Default 3; 0 never retries.")
+  public Integer backoffLimit;
+
+  public int backoffLimitOrDefault() {
+    return backoffLimit != null ? backoffLimit : CheckpointSpec.DEFAULT_BACKOFF_LIMIT;
+  }
 
   public RestorePlacement placementOrDefaults() {
     return placement != null ? placement : new RestorePlacement();

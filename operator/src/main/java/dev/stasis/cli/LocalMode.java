@@ -50,8 +50,9 @@ final class LocalMode {
     Set<String> processTargets = flags.get("allow-process-targets") == null
         ? Set.of(ProcessTargetPolicy.ALL)
         : Main.processTargetNamespaces(flags);
-    AgentConfig agent = new AgentConfig(node, state.resolve("work"), Main.agentConfig(flags, node, state).criu(),
-        processTargets);
+    AgentConfig flagged = Main.agentConfig(flags, node, state);
+    AgentConfig agent = new AgentConfig(node, state.resolve("work"), flagged.criu(), processTargets)
+        .withWorkLimits(flagged.maxConcurrent(), flagged.retries());
     var operator = Roles.newOperator(client);
     Roles.registerOperator(operator, client, Main.hostname(), processTargets);
     AgentShutdown shutdown = new AgentShutdown();

@@ -3,9 +3,12 @@ package dev.stasis.cli;
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.KubeletSettings;
+import dev.stasis.agent.NodeWorkQueue;
+import dev.stasis.agent.RetryPolicy;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.metrics.MetricsServer;
+import dev.stasis.operator.schedule.Durations;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
@@ -15,6 +18,7 @@ import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
@@ -33,6 +37,8 @@ public final class Main {
         agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...]
                                                                         [--allow-process-targets NS,...|*] [--kubeconfig FILE]
                                                                         [--metrics-port 8081]
+                  [--max-concurrent 2 (checkpoints and restores at once; the rest wait in line)]
+                  [--retry-backoff 10s (wait before the first retry of transiently failed work, doubling up to 5m)]
                   [--node-labels K=V,... (NodeProfile labels, over the Node's)] [--host-root DIR (the node's / as the agent sees it)]
                   [--profile-overrides FILE (test aid: JSON merge patch over the observed NodeProfile)]
                   pod checkpoints through the kubelet:                  [--kubelet-url https://$NODE_NAME:10250] [--kubelet-ca FILE]
@@ -40,7 +46,7 @@ public final class Main {
                                                                         [--container-storage-dir DIR] [--kubelet-insecure-skip-tls-verify]
         local     operator + agent + a local control plane for trying Stasis on this machine
                   [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
-                  [--metrics-port 8080]
+                  [--metrics-port 8080] [--max-concurrent 2] [--retry-backoff 10s]
       every command serves /metrics, /healthz and /readyz on --metrics-port (--metrics-address; local: 127.0.0.1)
       """;
   static final int OPERATOR_METRICS_PORT = 8080;
@@ -151,7 +157,37 @@ public final class Main {
     return new AgentConfig(node, workDir,
         new Criu(criuPath(flags.get("criu")), keyValues("--criu-env", flags.get("criu-env"))),
         processTargetNamespaces(flags), kubeletSettings(flags, node), Path.of(flags.get("host-root", "/")),
-        keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides));
+        keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides),
+        positive("--max-concurrent", flags.get("max-concurrent", Integer.toString(NodeWorkQueue.DEFAULT_SLOTS))),
+        RetryPolicy.withBase(retryBackoff(flags.get("retry-backoff"))));
+  }
+
+  private static int positive(String flag, String value) {
+    try {
+      int n = Integer.parseInt(value);
+      if (n >= 1) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // said below
+    }
+    throw new IllegalArgumentException(flag + " wants a whole number of at least 1, got '" + value + "'");
+  }
+
+  /** A duration like the specs' (10s, 1m30s); default {@link RetryPolicy#DEFAULT_BASE}. */
+  private static Duration retryBackoff(String value) {
+    if (value == null) {
+      return RetryPolicy.DEFAULT_BASE;
+    }
+    try {
+      Duration d = Durations.parse(value);
+      if (!d.isZero()) {
+        return d;
+      }
+    } catch (IllegalArgumentException e) {
+      // said below
+    }
+    throw new IllegalArgumentException("--retry-backoff wants a duration such as 10s or 1m, got '" + value + "'");
   }
 
   /** The kubelet of the agent's node; by default as a DaemonSet pod with its ServiceAccount sees it. */

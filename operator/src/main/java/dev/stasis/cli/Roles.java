@@ -5,6 +5,7 @@ import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.NodeCheckpointWorker;
 import dev.stasis.agent.NodeProfilePublisher;
 import dev.stasis.agent.NodeRestoreWorker;
+import dev.stasis.agent.NodeWork;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.Restore;
 import dev.stasis.kube.ClusterCache;
@@ -72,11 +73,11 @@ public final class Roles {
   /** The agent sees only the work labelled for its node (Velero's node-agent pattern). */
   public static NodeProfilePublisher registerAgent(
       Operator operator, KubernetesClient client, AgentConfig config, AgentShutdown shutdown) {
-    var events = new EventRecorder(client, "agent", config.nodeName());
+    var work = new NodeWork(client, config, new EventRecorder(client, "agent", config.nodeName()), shutdown);
     String selector = Labels.nodeSelector(config.nodeName());
-    var checkpoints = operator.register(new NodeCheckpointWorker(client, config, events, shutdown),
+    var checkpoints = operator.register(new NodeCheckpointWorker(work),
         o -> o.withName("node-checkpoint-" + config.nodeName()).withLabelSelector(selector));
-    var restores = operator.register(new NodeRestoreWorker(client, config, events, shutdown),
+    var restores = operator.register(new NodeRestoreWorker(work),
         o -> o.withName("node-restore-" + config.nodeName()).withLabelSelector(selector));
     StasisMetrics.queueDepth(config.nodeName(), "checkpoint", () -> count(checkpoints,
         (Checkpoint c) -> c.getStatus() != null && c.getStatus().phase != null && !c.getStatus().phase.isTerminal()));

@@ -9,6 +9,7 @@ import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
 import java.util.List;
 import java.util.function.Function;
 import java.util.function.Supplier;
+import java.util.stream.Stream;
 
 /**
  * The cluster-scoped objects the operator reads for every Checkpoint and Restore: NodeProfiles,
@@ -30,21 +31,32 @@ public final class ClusterCache {
 
   private ClusterCache(KubernetesClient client, boolean watch) {
     this.client = client;
-    // closed with the client
-    this.nodeProfiles = watch ? client.resources(NodeProfile.class).inform() : null;
-    this.storages = watch ? client.resources(CheckpointStorage.class).inform() : null;
+    // Started, not waited for: until an informer has listed what exists, lookups ask the API
+    // server, so the operator starts as fast as before. Closed with the client.
+    this.nodeProfiles = watch ? started(client.resources(NodeProfile.class).runnableInformer(0)) : null;
+    this.storages = watch ? started(client.resources(CheckpointStorage.class).runnableInformer(0)) : null;
     this.processTargetNamespaces = watch
-        ? client.namespaces().withLabel(ProcessTargetPolicy.LABEL, "true").inform()
+        ? started(client.namespaces().withLabel(ProcessTargetPolicy.LABEL, "true").runnableInformer(0))
         : null;
   }
 
-  /** Starts informers and returns once they have listed what exists. */
+  private static <T> SharedIndexInformer<T> started(SharedIndexInformer<T> informer) {
+    informer.start();
+    return informer;
+  }
+
+  /** Starts informers; lookups use them once they have listed what exists. */
   public static ClusterCache watching(KubernetesClient client) {
     return new ClusterCache(client, true);
   }
 
   public static ClusterCache reading(KubernetesClient client) {
     return new ClusterCache(client, false);
+  }
+
+  /** Whether every informer has listed what exists (always, when reading the API server). */
+  public boolean synced() {
+    return Stream.of(nodeProfiles, storages, processTargetNamespaces).allMatch(i -> i == null || i.hasSynced());
   }
 
   /** Null when there is none. */
@@ -83,6 +95,6 @@ public final class ClusterCache {
   }
 
   private static <T extends HasMetadata> List<T> list(SharedIndexInformer<T> informer, Supplier<List<T>> fromApiServer) {
-    return informer == null ? fromApiServer.get() : informer.getStore().list();
+    return informer != null && informer.hasSynced() ? informer.getStore().list() : fromApiServer.get();
   }
 }

@@ -16,11 +16,18 @@ public final class Labels {
   public static final String TRIGGER = "stasis.dev/trigger";
   public static final String TRIGGER_SCHEDULE = "schedule";
   public static final String TRIGGER_DRAIN = "drain";
+  /** The pod a schedule with a selector took a Checkpoint of; see {@link #podValue}. */
+  public static final String POD = "stasis.dev/pod";
 
   private Labels() {}
 
   public static String nodeSelector(String node) {
     return NODE + "=" + node;
+  }
+
+  /** The {@value #POD} label's value for a pod: its name, shortened past the 63 characters a label value may have. */
+  public static String podValue(String pod) {
+    return Names.shortened(pod, Names.MAX_LABEL_VALUE);
   }
 
   public static String node(HasMetadata resource) {

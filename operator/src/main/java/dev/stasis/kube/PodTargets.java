@@ -52,36 +52,47 @@ public final class PodTargets {
       throw new Unusable("PodNotFound", "pod '" + target.name + "' does not exist in namespace " + namespace
           + ": fix spec.target.pod.name (kubectl get pods -n " + namespace + ")");
     }
+    return resolve(pod, target.namedContainers());
+  }
+
+  /**
+   * Whether {@code pod} can be checkpointed now, and which of its containers: those named, or all
+   * of them when {@code named} is empty.
+   */
+  public static ResolvedPod resolve(Pod pod, List<String> named) throws Unusable {
+    String name = pod.getMetadata().getName();
     String phase = pod.getStatus() == null ? null : pod.getStatus().getPhase();
     String node = pod.getSpec().getNodeName();
     if (pod.getMetadata().getDeletionTimestamp() != null) {
-      throw new Unusable("PodNotRunning", "pod '" + target.name + "' is being deleted: there is nothing left to checkpoint");
+      throw new Unusable("PodNotRunning", "pod '" + name + "' is being deleted: there is nothing left to checkpoint");
     }
     if (!"Running".equals(phase) || node == null || node.isBlank()) {
-      throw new Unusable("PodNotRunning", "pod '" + target.name + "' is " + (phase == null ? "not started" : phase)
+      throw new Unusable("PodNotRunning", "pod '" + name + "' is " + (phase == null ? "not started" : phase)
+          + (node == null || node.isBlank() ? " and not scheduled to a node" : "")
           + ": only Running pods can be checkpointed; create the Checkpoint once it runs");
     }
     Optional<String> gpu = gpuRequest(pod);
     if (gpu.isPresent()) {
-      throw new Unusable("GpuNotSupported", "pod '" + target.name + "' uses GPUs (" + gpu.get()
+      throw new Unusable("GpuNotSupported", "pod '" + name + "' uses GPUs (" + gpu.get()
           + "): GPU checkpoints are not supported yet (CRIU's CUDA and ROCm plugins are future work)");
     }
     List<String> names = pod.getSpec().getContainers().stream().map(Container::getName).toList();
-    List<String> wanted = target.container == null || target.container.isBlank() ? names : List.of(target.container);
-    if (!names.containsAll(wanted)) {
-      throw new Unusable("ContainerNotFound", "pod '" + target.name + "' has no container '" + target.container
-          + "' (its containers: " + String.join(", ", names) + "): fix spec.target.pod.container");
+    List<String> wanted = named.isEmpty() ? names : named.stream().distinct().toList();
+    List<String> missing = wanted.stream().filter(c -> !names.contains(c)).toList();
+    if (!missing.isEmpty()) {
+      throw new Unusable("ContainerNotFound", "pod '" + name + "' has no container '" + String.join("', '", missing)
+          + "' (its containers: " + String.join(", ", names) + "): name only containers it has");
     }
     List<ContainerCheckpointStatus> containers = new ArrayList<>();
-    for (String name : wanted) {
-      ContainerStatus status = containerStatus(pod, name);
+    for (String container : wanted) {
+      ContainerStatus status = containerStatus(pod, container);
       if (status == null || status.getState() == null || status.getState().getRunning() == null
           || status.getContainerID() == null) {
-        throw new Unusable("ContainerNotRunning", "container '" + name + "' of pod '" + target.name
+        throw new Unusable("ContainerNotRunning", "container '" + container + "' of pod '" + name
             + "' is not running" + (status == null || status.getState() == null ? "" : waiting(status))
             + ": only running containers can be checkpointed");
       }
-      containers.add(new ContainerCheckpointStatus(name, status.getContainerID()));
+      containers.add(new ContainerCheckpointStatus(container, status.getContainerID()));
     }
     return new ResolvedPod(pod, node, containers);
   }

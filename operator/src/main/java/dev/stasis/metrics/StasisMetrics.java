@@ -102,6 +102,24 @@ public final class StasisMetrics {
         .tags("node", node, "kind", kind).strongReference(true).register(REGISTRY);
   }
 
+  /** A node's work slots (the agent's --max-concurrent): jobs running, waiting, and the most that ever ran at once. */
+  public static void nodeWork(String node, Supplier<Number> running, Supplier<Number> waiting,
+      Supplier<Number> mostRunning) {
+    Gauge.builder("stasis.node.work.running", running).description("Checkpoints and restores running on a node now")
+        .tags("node", node).strongReference(true).register(REGISTRY);
+    Gauge.builder("stasis.node.work.waiting", waiting).description("Checkpoints and restores waiting for a node's slot")
+        .tags("node", node).strongReference(true).register(REGISTRY);
+    Gauge.builder("stasis.node.work.running.max", mostRunning)
+        .description("The most checkpoints and restores that ran at once on a node since its agent started")
+        .tags("node", node).strongReference(true).register(REGISTRY);
+  }
+
+  /** A waiting checkpoint's or restore's status was told its new place in line. */
+  public static void placeInLineWritten(String node) {
+    Counter.builder("stasis.node.work.place.updates").description("Status writes of a place in a node's line")
+        .tags("node", node).register(REGISTRY).increment();
+  }
+
   /** The operator's latest check of a storage: 1 when objects could be written, read and deleted. */
   public static void storageChecked(String storage, boolean available) {
     gauge("stasis.storage.available", "1 while the storage's last check passed, else 0", available ? 1 : 0,

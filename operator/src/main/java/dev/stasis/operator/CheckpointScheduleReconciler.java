@@ -8,10 +8,14 @@ import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointScheduleSpec.ConcurrencyPolicy;
 import dev.stasis.api.CheckpointScheduleStatus;
 import dev.stasis.api.CheckpointScheduleStatus.DrainCheckpoint;
+import dev.stasis.api.CheckpointScheduleStatus.SkippedPod;
+import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.Conditions;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.PodTargets;
+import dev.stasis.kube.PodTargets.ResolvedPod;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.operator.retention.RetentionPolicy;
 import dev.stasis.operator.schedule.Durations;
@@ -19,9 +23,13 @@ import dev.stasis.operator.schedule.NodeDrain;
 import dev.stasis.operator.schedule.RunPlan;
 import dev.stasis.operator.schedule.RunSchedule;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
+import dev.stasis.operator.schedule.ScheduleTarget;
+import io.fabric8.kubernetes.api.model.LabelSelector;
+import io.fabric8.kubernetes.api.model.LabelSelectorRequirement;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -33,6 +41,7 @@ import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import io.javaoperatorsdk.operator.processing.event.ResourceID;
 import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
+import java.net.HttpURLConnection;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -40,9 +49,13 @@ import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Function;
@@ -52,9 +65,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Runs CheckpointSchedules: creates a Checkpoint for each run as it falls due and one at once when
- * the target's node is drained, deletes what the retention policy no longer keeps, and counts runs
- * and outcomes in the status.
+ * Runs CheckpointSchedules: creates a Checkpoint of each target for each run as it falls due and
+ * one at once when a target's node is drained, deletes what the retention policy no longer keeps,
+ * and counts runs and outcomes in the status. A target is the template's fixed target, or each
+ * Running pod the selector selects; concurrency and retention apply to each target on its own, so
+ * a slow pod neither holds up nor prunes away the checkpoints of another.
  *
  * <p>Every decision is made from the schedule's status and the schedule's Checkpoints as the API
  * server has them (read fresh, not from a cache), never from memory: so an operator restart
@@ -67,6 +82,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   private static final ObjectMapper JSON = new ObjectMapper();
   /** The schedule's name becomes a label value, and those have at most 63 characters. */
   static final int MAX_NAME_LENGTH = 63;
+  /** Condition of schedules with a selector: whether the last run found pods. */
+  static final String PODS_SELECTED = "PodsSelected";
 
   private final KubernetesClient client;
   private final ScheduleCheckpoints checkpoints;
@@ -88,7 +105,13 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
 
   /** A spec that passed validation, in the forms the schedule works with. */
   private record ValidSchedule(RunSchedule runs, Duration startingDeadline, ConcurrencyPolicy concurrency,
-      RetentionPolicy retention, CheckpointTemplate template, boolean onNodeDrain) {}
+      RetentionPolicy retention, CheckpointTemplate template, LabelSelector selector, List<String> containers,
+      boolean onNodeDrain) {}
+
+  /** What a pass may checkpoint now, and the selected pods it may not (with why). */
+  private record Selection(List<ScheduleTarget> targets, List<SkippedPod> unusable, int selectedPods) {
+    static final Selection NONE = new Selection(List.of(), List.of(), 0);
+  }
 
   /** Reconcile when a schedule's Checkpoint changes, and when a target's node starts or stops draining. */
   @Override
@@ -121,27 +144,31 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       return UpdateControl.noUpdate();
     }
     CheckpointScheduleStatus status = carriedOver(schedule.getStatus());
-    ValidSchedule valid;
     try {
-      valid = validate(schedule);
+      ValidSchedule valid = validate(schedule);
+      Instant now = clock.instant();
+      List<Checkpoint> owned = checkpoints.list(schedule);
+      account(status, owned);
+      List<Checkpoint> kept = applyRetention(schedule, valid.retention(), owned, now);
+      boolean suspended = Boolean.TRUE.equals(schedule.getSpec().suspend);
+      Optional<Instant> nextRun = Optional.empty();
+      if (!suspended) {
+        RunPlan plan = RunPlan.at(valid.runs(), lastHandled(schedule, status), now, valid.startingDeadline());
+        boolean runNow = plan.due().isPresent() && !plan.tooLate();
+        Selection selection = runNow || valid.onNodeDrain() ? select(schedule, valid) : Selection.NONE;
+        takeDrainCheckpoints(schedule, valid, status, kept, selection, now);
+        run(schedule, valid, status, kept, plan, selection);
+        nextRun = plan.next();
+      }
+      status.nextScheduleTime = nextRun.map(Instant::toString).orElse(null);
+      ready(schedule, status, suspended, valid.selector() != null);
+      statusWriter.replace(schedule, status);
+      return rescheduleAt(now, Stream.concat(Stream.of(nextRun),
+          perTarget(kept).stream().map(checkpointsOfTarget -> valid.retention().nextExpiry(checkpointsOfTarget))));
     } catch (Refusal refusal) {
       fail(schedule, status, refusal);
       return UpdateControl.noUpdate();
     }
-    Instant now = clock.instant();
-    List<Checkpoint> owned = checkpoints.list(schedule);
-    account(status, owned);
-    List<Checkpoint> kept = applyRetention(schedule, valid.retention(), owned, now);
-    boolean suspended = Boolean.TRUE.equals(schedule.getSpec().suspend);
-    Optional<Instant> nextRun = Optional.empty();
-    if (!suspended) {
-      takeDrainCheckpoint(schedule, valid, status, kept, now);
-      nextRun = run(schedule, valid, status, kept, now);
-    }
-    status.nextScheduleTime = nextRun.map(Instant::toString).orElse(null);
-    ready(schedule, status, suspended);
-    statusWriter.replace(schedule, status);
-    return rescheduleAt(now, Stream.of(nextRun, valid.retention().nextExpiry(kept)));
   }
 
   private ValidSchedule validate(CheckpointSchedule schedule) throws Refusal {
@@ -156,16 +183,20 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
           "set exactly one of spec.checkpointTemplate (a fixed target) or spec.selector (pods by label)");
     }
     if (spec.selector != null) {
-      throw new Refusal("SelectorNotSupported", "spec.selector (pods by label) is not supported by this version of"
-          + " Stasis yet: name one pod with spec.checkpointTemplate.target.pod, or a process with .process");
-    }
-    if (spec.containers != null) {
-      throw new Refusal("InvalidTarget", "spec.containers only goes with spec.selector");
-    }
-    var target = spec.checkpointTemplate.target;
-    if (target == null || (target.process == null) == (target.pod == null)) {
-      throw new Refusal("InvalidTarget", "set exactly one of spec.checkpointTemplate.target.process (a process tree"
-          + " on a node) or spec.checkpointTemplate.target.pod");
+      validateSelector(spec.selector);
+      if (spec.containers != null && spec.containers.stream().anyMatch(c -> c == null || c.isBlank())) {
+        throw new Refusal("InvalidTarget", "spec.containers: a container name is empty");
+      }
+    } else {
+      if (spec.containers != null || spec.storage != null) {
+        throw new Refusal("InvalidTarget", "spec.containers and spec.storage only go with spec.selector: set"
+            + " checkpointTemplate.target.pod.container and checkpointTemplate.storage instead");
+      }
+      var target = spec.checkpointTemplate.target;
+      if (target == null || (target.process == null) == (target.pod == null)) {
+        throw new Refusal("InvalidTarget", "set exactly one of spec.checkpointTemplate.target.process (a process tree"
+            + " on a node) or spec.checkpointTemplate.target.pod");
+      }
     }
     RunSchedule runs;
     try {
@@ -183,7 +214,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     } catch (IllegalArgumentException e) {
       throw new Refusal("InvalidRetention", e.getMessage());
     }
-    if (spec.checkpointTemplate.ttl != null) {
+    if (spec.checkpointTemplate != null && spec.checkpointTemplate.ttl != null) {
       try {
         Durations.parse(spec.checkpointTemplate.ttl);
       } catch (IllegalArgumentException e) {
@@ -192,8 +223,26 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     }
     return new ValidSchedule(runs,
         spec.startingDeadlineSeconds == null ? null : Duration.ofSeconds(spec.startingDeadlineSeconds),
-        spec.concurrencyPolicyOrDefault(), retention, spec.checkpointTemplate,
+        spec.concurrencyPolicyOrDefault(), retention, spec.checkpointTemplate, spec.selector,
+        spec.containers == null ? List.of() : spec.containers,
         spec.triggers != null && Boolean.TRUE.equals(spec.triggers.onNodeDrain));
+  }
+
+  /** What the API server would refuse in a selector, said in the schedule's words instead of an HTTP 400. */
+  private static void validateSelector(LabelSelector selector) throws Refusal {
+    for (LabelSelectorRequirement requirement : Optional.ofNullable(selector.getMatchExpressions()).orElse(List.of())) {
+      String operator = requirement.getOperator();
+      boolean hasValues = requirement.getValues() != null && !requirement.getValues().isEmpty();
+      boolean needsValues = "In".equals(operator) || "NotIn".equals(operator);
+      if (!needsValues && !"Exists".equals(operator) && !"DoesNotExist".equals(operator)) {
+        throw new Refusal("InvalidSelector", "spec.selector.matchExpressions: operator '" + operator + "' of key '"
+            + requirement.getKey() + "' is none of In, NotIn, Exists, DoesNotExist");
+      }
+      if (needsValues != hasValues) {
+        throw new Refusal("InvalidSelector", "spec.selector.matchExpressions: operator " + operator + " of key '"
+            + requirement.getKey() + "' " + (needsValues ? "needs values" : "takes no values"));
+      }
+    }
   }
 
   private static ZoneId zone(String timeZone) throws Refusal {
@@ -234,9 +283,11 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         .ifPresent(t -> status.lastSuccessfulTime = t.toString());
   }
 
+  /** Retention applies to each target's checkpoints on its own: each pod keeps its newest Completed one. */
   private List<Checkpoint> applyRetention(CheckpointSchedule schedule, RetentionPolicy retention,
       List<Checkpoint> owned, Instant now) {
-    List<Checkpoint> doomed = retention.toDelete(owned, now);
+    List<Checkpoint> doomed = perTarget(owned).stream()
+        .flatMap(checkpointsOfTarget -> retention.toDelete(checkpointsOfTarget, now).stream()).toList();
     if (doomed.isEmpty()) {
       return owned;
     }
@@ -245,60 +296,148 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     return owned.stream().filter(c -> !doomed.contains(c)).toList();
   }
 
-  /** Handles the run that fell due since the last one handled, if any; returns when the next is due. */
-  private Optional<Instant> run(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status,
-      List<Checkpoint> kept, Instant now) {
-    RunPlan plan = RunPlan.at(valid.runs(), lastHandled(schedule, status), now, valid.startingDeadline());
+  /**
+   * The targets a pass may checkpoint: the template's, or each pod the selector selects that can be
+   * checkpointed now (Running, on a node, with the named containers running, no GPUs).
+   */
+  private Selection select(CheckpointSchedule schedule, ValidSchedule valid) throws Refusal {
+    if (valid.selector() == null) {
+      CheckpointSpec spec = valid.template().toCheckpointSpec();
+      return new Selection(List.of(new ScheduleTarget(null, valid.onNodeDrain() ? templateNode(schedule) : null, spec)),
+          List.of(), 0);
+    }
+    List<Pod> pods;
+    try {
+      pods = client.pods().inNamespace(schedule.getMetadata().getNamespace()).withLabelSelector(valid.selector())
+          .list().getItems();
+    } catch (KubernetesClientException e) {
+      if (e.getCode() != HttpURLConnection.HTTP_BAD_REQUEST) {
+        throw e;
+      }
+      throw new Refusal("InvalidSelector", "spec.selector: " + e.getStatus().getMessage());
+    }
+    List<ScheduleTarget> targets = new ArrayList<>();
+    List<SkippedPod> unusable = new ArrayList<>();
+    for (Pod pod : pods.stream().sorted(Comparator.comparing(p -> p.getMetadata().getName())).toList()) {
+      String name = pod.getMetadata().getName();
+      try {
+        ResolvedPod resolved = PodTargets.resolve(pod, valid.containers());
+        targets.add(ScheduleTarget.selectedPod(name, resolved.node(), valid.containers(),
+            schedule.getSpec().storage));
+      } catch (PodTargets.Unusable e) {
+        unusable.add(new SkippedPod(name, e.reason(), e.getMessage()));
+      }
+    }
+    return new Selection(targets, unusable, pods.size());
+  }
+
+  /** Handles the run that fell due since the last one handled, if any: one Checkpoint for each target. */
+  private void run(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status,
+      List<Checkpoint> kept, RunPlan plan, Selection selection) {
     if (plan.due().isEmpty()) {
-      return plan.next();
+      return;
     }
     String due = plan.due().get().toString();
-    String name = ScheduleCheckpoints.name(schedule, plan.due().get(), Labels.TRIGGER_SCHEDULE);
-    if (kept.stream().anyMatch(c -> name.equals(c.getMetadata().getName()))) {
-      // taken by a pass whose status write did not land: only the record is missing
-      recordRun(schedule, status, name, due);
-      return plan.next();
-    }
-    List<Checkpoint> running = kept.stream().filter(CheckpointScheduleReconciler::isActive)
-        .filter(c -> Labels.TRIGGER_SCHEDULE.equals(c.getMetadata().getLabels().get(Labels.TRIGGER))).toList();
     if (plan.tooLate()) {
       status.lastSkippedTime = due;
       status.missed++;
       events.warning(schedule, "MissedRun", "the run due at " + due + " could not start within"
           + " startingDeadlineSeconds (" + valid.startingDeadline().toSeconds() + "s), as the operator was down or the"
           + " schedule suspended or failed: skipped");
-      return plan.next();
+      return;
     }
-    if (!running.isEmpty() && valid.concurrency() == ConcurrencyPolicy.Forbid) {
+    List<SkippedPod> skipped = new ArrayList<>(selection.unusable());
+    List<String> created = new ArrayList<>();
+    for (ScheduleTarget target : selection.targets()) {
+      String name = ScheduleCheckpoints.name(schedule, plan.due().get(), Labels.TRIGGER_SCHEDULE, target.pod());
+      if (kept.stream().anyMatch(c -> name.equals(c.getMetadata().getName()))) {
+        created.add(name); // taken by a pass whose status write did not land: only the record is missing
+        continue;
+      }
+      List<Checkpoint> running = kept.stream().filter(CheckpointScheduleReconciler::isActive)
+          .filter(c -> Labels.TRIGGER_SCHEDULE.equals(c.getMetadata().getLabels().get(Labels.TRIGGER)))
+          .filter(c -> Objects.equals(target.podLabel(), ScheduleCheckpoints.podLabel(c))).toList();
+      String of = target.pod() == null ? "" : " of pod " + target.pod();
+      if (!running.isEmpty() && valid.concurrency() == ConcurrencyPolicy.Forbid) {
+        status.skipped++;
+        if (target.pod() != null) {
+          skipped.add(new SkippedPod(target.pod(), "CheckpointInProgress",
+              names(running) + " is still being taken (concurrencyPolicy Forbid)"));
+        }
+        events.normal(schedule, "RunSkipped", "the run due at " + due + " was skipped" + of + ": " + names(running)
+            + " is still being taken (concurrencyPolicy Forbid)");
+        continue;
+      }
+      if (!running.isEmpty() && valid.concurrency() == ConcurrencyPolicy.Replace) {
+        // The agent finishes a dump it started (stopping CRIU mid-dump could harm the workload), then
+        // finds its Checkpoint gone and discards the archive.
+        running.forEach(c -> client.resource(c).delete());
+        running.forEach(c -> status.active.remove(c.getMetadata().getName()));
+        events.normal(schedule, "Replaced", "deleted " + names(running) + ", still being taken, for the run due at "
+            + due + of + " (concurrencyPolicy Replace)");
+      }
+      checkpoints.create(schedule, target, plan.due().get(), Labels.TRIGGER_SCHEDULE);
+      created.add(name);
+    }
+    if (created.isEmpty()) {
       status.lastSkippedTime = due;
-      status.skipped++;
-      events.normal(schedule, "RunSkipped", "the run due at " + due + " was skipped: " + names(running)
-          + " is still being taken (concurrencyPolicy Forbid)");
-      return plan.next();
+    } else {
+      recordRun(schedule, status, created, due);
+      log.info("schedule {}/{}: created {} for the run due at {}, {} ms after it", schedule.getMetadata().getNamespace(),
+          schedule.getMetadata().getName(), created, due, Duration.between(plan.due().get(), clock.instant()).toMillis());
     }
-    if (!running.isEmpty() && valid.concurrency() == ConcurrencyPolicy.Replace) {
-      // The agent finishes a dump it started (stopping CRIU mid-dump could harm the workload), then
-      // finds its Checkpoint gone and discards the archive.
-      running.forEach(c -> client.resource(c).delete());
-      running.forEach(c -> status.active.remove(c.getMetadata().getName()));
-      events.normal(schedule, "Replaced", "deleted " + names(running) + ", still being taken, for the run due at "
-          + due + " (concurrencyPolicy Replace)");
+    if (valid.selector() != null) {
+      reportSelection(schedule, valid.selector(), status, due, selection, skipped);
     }
-    checkpoints.create(schedule, valid.template(), plan.due().get(), Labels.TRIGGER_SCHEDULE);
-    log.info("schedule {}/{}: created checkpoint {} for the run due at {}, {} ms after it",
-        schedule.getMetadata().getNamespace(), schedule.getMetadata().getName(), name, due,
-        Duration.between(plan.due().get(), clock.instant()).toMillis());
-    recordRun(schedule, status, name, due);
-    return plan.next();
   }
 
-  private void recordRun(CheckpointSchedule schedule, CheckpointScheduleStatus status, String name, String due) {
+  private void recordRun(CheckpointSchedule schedule, CheckpointScheduleStatus status, List<String> created, String due) {
     status.lastScheduleTime = due;
-    status.runs++;
-    if (!status.active.contains(name)) {
-      status.active.add(name);
+    status.runs += created.size();
+    created.stream().filter(name -> !status.active.contains(name)).forEach(status.active::add);
+    events.normal(schedule, "Scheduled", "created Checkpoint" + (created.size() == 1 ? " " : "s ")
+        + String.join(", ", created) + " for the run due at " + due);
+  }
+
+  /**
+   * What the run made of the selected pods: in the status, a condition, and an Event when pods were
+   * left out for other reasons than Forbid (which has its own Events).
+   */
+  private void reportSelection(CheckpointSchedule schedule, LabelSelector selector, CheckpointScheduleStatus status,
+      String due, Selection selection, List<SkippedPod> skipped) {
+    Long generation = schedule.getMetadata().getGeneration();
+    int selectedPods = selection.selectedPods();
+    status.selectedPods = selectedPods;
+    status.skippedPods = skipped;
+    if (selectedPods == 0) {
+      String message = "the run due at " + due + " selected no pods: no pod in namespace "
+          + schedule.getMetadata().getNamespace() + " has labels matching spec.selector (" + describe(selector) + ")";
+      Conditions.set(status, PODS_SELECTED, false, "NoPodsSelected", message, generation);
+      events.warning(schedule, "NoPodsSelected", message);
+      return;
     }
-    events.normal(schedule, "Scheduled", "created Checkpoint " + name + " for the run due at " + due);
+    Conditions.set(status, PODS_SELECTED, true, "PodsSelected", "the last run selected " + selectedPods + " pod"
+        + (selectedPods == 1 ? "" : "s") + " and skipped " + skipped.size() + " (status.skippedPods)", generation);
+    if (!selection.unusable().isEmpty()) {
+      events.warning(schedule, "PodsSkipped", "the run due at " + due + " skipped " + String.join("; ",
+          selection.unusable().stream().map(p -> "pod " + p.pod + " (" + p.reason + "): " + p.message).toList()));
+    }
+  }
+
+  /** A selector as kubectl writes it: {@code app=sim,tier in (a,b)}. */
+  private static String describe(LabelSelector selector) {
+    List<String> parts = new ArrayList<>();
+    Optional.ofNullable(selector.getMatchLabels()).orElse(Map.of()).entrySet().stream().sorted(Map.Entry.comparingByKey())
+        .forEach(e -> parts.add(e.getKey() + "=" + e.getValue()));
+    for (LabelSelectorRequirement r : Optional.ofNullable(selector.getMatchExpressions()).orElse(List.of())) {
+      switch (r.getOperator()) {
+        case "Exists" -> parts.add(r.getKey());
+        case "DoesNotExist" -> parts.add("!" + r.getKey());
+        default -> parts.add(r.getKey() + " " + r.getOperator().toLowerCase(Locale.ROOT) + " ("
+            + String.join(",", r.getValues()) + ")");
+      }
+    }
+    return parts.isEmpty() ? "everything" : String.join(",", parts);
   }
 
   /** The latest run handled (taken or skipped); the schedule's creation before its first. */
@@ -313,35 +452,48 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   }
 
   /**
-   * One checkpoint per drain: taken when the target's node is first seen draining, recorded in the
-   * status, and forgotten once the node is schedulable again.
+   * One checkpoint per target and drain: taken when the target's node is first seen draining,
+   * recorded in the status, and forgotten once the node is schedulable again (or the pod is gone).
    */
-  private void takeDrainCheckpoint(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status,
-      List<Checkpoint> kept, Instant now) {
-    String node = valid.onNodeDrain() ? targetNode(schedule) : null;
-    if (node == null || !NodeDrain.isDraining(client.nodes().withName(node).get())) {
-      status.drain = null;
-      return;
+  private void takeDrainCheckpoints(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status,
+      List<Checkpoint> kept, Selection selection, Instant now) {
+    List<DrainCheckpoint> drains = new ArrayList<>();
+    Map<String, Boolean> draining = new HashMap<>();
+    for (ScheduleTarget target : valid.onNodeDrain() ? selection.targets() : List.<ScheduleTarget>of()) {
+      String node = target.node();
+      if (node == null || !draining.computeIfAbsent(node, n -> NodeDrain.isDraining(client.nodes().withName(n).get()))) {
+        continue;
+      }
+      Optional<DrainCheckpoint> recorded = status.drains.stream()
+          .filter(d -> node.equals(d.node) && Objects.equals(target.pod(), d.pod)).findFirst();
+      if (recorded.isPresent()) {
+        drains.add(recorded.get());
+        continue;
+      }
+      // One that a pass created but could not record (the operator stopped in between) counts for this drain.
+      Optional<String> unrecorded = kept.stream().filter(CheckpointScheduleReconciler::isActive)
+          .filter(c -> Labels.TRIGGER_DRAIN.equals(c.getMetadata().getLabels().get(Labels.TRIGGER)))
+          .filter(c -> Objects.equals(target.podLabel(), ScheduleCheckpoints.podLabel(c)))
+          .map(c -> c.getMetadata().getName()).findFirst();
+      String name = unrecorded.orElseGet(() ->
+          checkpoints.create(schedule, target, now.truncatedTo(ChronoUnit.SECONDS), Labels.TRIGGER_DRAIN));
+      if (unrecorded.isEmpty()) {
+        status.drainTriggered++;
+        status.active.add(name);
+      }
+      drains.add(new DrainCheckpoint(node, target.pod(), name));
+      events.normal(schedule, "NodeDraining", "node " + node + " is being drained: took Checkpoint " + name);
     }
-    if (status.drain != null && node.equals(status.drain.node)) {
-      return;
-    }
-    // One that a pass created but could not record (the operator stopped in between) counts for this drain.
-    Optional<String> unrecorded = kept.stream().filter(CheckpointScheduleReconciler::isActive)
-        .filter(c -> Labels.TRIGGER_DRAIN.equals(c.getMetadata().getLabels().get(Labels.TRIGGER)))
-        .map(c -> c.getMetadata().getName()).findFirst();
-    String name = unrecorded.orElseGet(() ->
-        checkpoints.create(schedule, valid.template(), now.truncatedTo(ChronoUnit.SECONDS), Labels.TRIGGER_DRAIN));
-    if (unrecorded.isEmpty()) {
-      status.drainTriggered++;
-      status.active.add(name);
-    }
-    status.drain = new DrainCheckpoint(node, name);
-    events.normal(schedule, "NodeDraining", "node " + node + " is being drained: took Checkpoint " + name);
+    status.drains = drains;
   }
 
-  private void ready(CheckpointSchedule schedule, CheckpointScheduleStatus status, boolean suspended) {
+  private void ready(CheckpointSchedule schedule, CheckpointScheduleStatus status, boolean suspended, boolean selects) {
     Long generation = schedule.getMetadata().getGeneration();
+    if (!selects) {
+      status.selectedPods = null;
+      status.skippedPods = new ArrayList<>();
+      status.conditions.removeIf(c -> PODS_SELECTED.equals(c.getType()));
+    }
     status.phase = suspended ? CheckpointScheduleStatus.SUSPENDED : CheckpointScheduleStatus.ACTIVE;
     status.reason = null;
     status.message = suspended ? "suspended: no checkpoints are taken" : null;
@@ -402,8 +554,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         && (checkpoint.getStatus() == null || !checkpoint.getStatus().phaseOrPending().isTerminal());
   }
 
-  /** The node the target runs on: a process's, or where its pod is scheduled; null when unknown. */
-  private String targetNode(CheckpointSchedule schedule) {
+  /** The node the template's target runs on: a process's, or where its pod is scheduled; null when unknown. */
+  private String templateNode(CheckpointSchedule schedule) {
     var target = schedule.getSpec().checkpointTemplate.target;
     if (target.process != null) {
       return target.process.node;
@@ -412,15 +564,26 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     return pod == null || pod.getSpec() == null ? null : pod.getSpec().getNodeName();
   }
 
-  /** For waking schedules on node changes, from the cache: a pod target's node is only known by asking. */
+  /** For waking schedules on node changes, from the cache: a pod's node is only known by asking. */
   private static boolean mayRunOn(CheckpointSchedule schedule, String node) {
     var spec = schedule.getSpec();
-    if (spec == null || spec.triggers == null || !Boolean.TRUE.equals(spec.triggers.onNodeDrain)
-        || spec.checkpointTemplate == null || spec.checkpointTemplate.target == null) {
+    if (spec == null || spec.triggers == null || !Boolean.TRUE.equals(spec.triggers.onNodeDrain)) {
+      return false;
+    }
+    if (spec.selector != null) {
+      return true;
+    }
+    if (spec.checkpointTemplate == null || spec.checkpointTemplate.target == null) {
       return false;
     }
     var target = spec.checkpointTemplate.target;
     return target.pod != null || (target.process != null && node.equals(target.process.node));
+  }
+
+  /** The checkpoints of each target: all of them for a template, those of each pod for a selector. */
+  private static Collection<List<Checkpoint>> perTarget(List<Checkpoint> checkpoints) {
+    return checkpoints.stream()
+        .collect(Collectors.groupingBy(c -> Objects.toString(ScheduleCheckpoints.podLabel(c), ""))).values();
   }
 
   private static String names(List<Checkpoint> checkpoints) {

@@ -8,6 +8,7 @@ import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
+import dev.stasis.api.ScheduleRef;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.ManifestException;
@@ -22,6 +23,7 @@ import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.placement.CheckpointNeeds;
 import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
+import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -38,6 +40,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
 
 /**
  * Checks that a Restore names a Completed Checkpoint of its own namespace, picks the node to
@@ -114,7 +119,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
     var spec = restore.getSpec();
     String namespace = restore.getMetadata().getNamespace();
     if (spec != null && spec.scheduleRef != null && spec.checkpointRef == null) {
-      Checkpoint newest = newestOfSchedule(namespace, spec.scheduleRef.name);
+      Checkpoint newest = newestOfSchedule(namespace, spec.scheduleRef);
       if (isPodCheckpoint(newest)) {
         requireRegistry(newest);
       }
@@ -163,17 +168,46 @@ public class RestoreReconciler implements Reconciler<Restore> {
     }
   }
 
-  /** The newest Completed checkpoint a schedule took (by run or drain), whether or not the schedule still exists. */
-  private Checkpoint newestOfSchedule(String namespace, String schedule) throws Refusal {
-    return client.resources(Checkpoint.class).inNamespace(namespace).withLabel(Labels.SCHEDULE, schedule).list()
-        .getItems().stream()
+  /**
+   * The newest Completed checkpoint a schedule took (by run or drain), whether or not the schedule
+   * still exists; of {@code ref.pod} when named, which is required once the schedule has
+   * checkpoints of several selected pods.
+   */
+  private Checkpoint newestOfSchedule(String namespace, ScheduleRef ref) throws Refusal {
+    String schedule = ref.name;
+    List<Checkpoint> completed = client.resources(Checkpoint.class).inNamespace(namespace)
+        .withLabel(Labels.SCHEDULE, schedule).list().getItems().stream()
         .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Completed)
         .filter(c -> !c.isMarkedForDeletion())
-        .max(Comparator.comparing((Checkpoint c) -> c.getStatus().completionTime, NULLS_FIRST)
-            .thenComparing(c -> c.getMetadata().getCreationTimestamp(), NULLS_FIRST))
-        .orElseThrow(() -> new Refusal("NoCompletedCheckpoint", "schedule '" + schedule + "' has no Completed"
-            + " checkpoint in namespace " + namespace + " (kubectl get ckpt -l " + Labels.SCHEDULE + "=" + schedule
-            + "): wait for one, or restore a Checkpoint by name with spec.checkpointRef"));
+        .toList();
+    String listing = "kubectl get ckpt -n " + namespace + " -l " + Labels.SCHEDULE + "=" + schedule;
+    Set<String> selectedPods = completed.stream()
+        .filter(c -> ScheduleCheckpoints.podLabel(c) != null && isPodCheckpoint(c))
+        .map(c -> c.getSpec().target.pod.name).collect(Collectors.toCollection(TreeSet::new));
+    if (ref.pod != null) {
+      List<Checkpoint> ofPod = completed.stream()
+          .filter(c -> isPodCheckpoint(c) && ref.pod.equals(c.getSpec().target.pod.name)).toList();
+      if (ofPod.isEmpty()) {
+        throw new Refusal("NoCompletedCheckpoint", "schedule '" + schedule + "' has no Completed checkpoint of pod '"
+            + ref.pod + "' in namespace " + namespace + (selectedPods.isEmpty() ? "" : "; it has some of pods "
+            + String.join(", ", selectedPods)) + " (" + listing + "): fix spec.scheduleRef.pod, or wait for one");
+      }
+      return newest(ofPod);
+    }
+    if (selectedPods.size() > 1) {
+      throw new Refusal("PodRequired", "schedule '" + schedule + "' has checkpoints of several pods ("
+          + String.join(", ", selectedPods) + "): set spec.scheduleRef.pod to the one to restore");
+    }
+    if (completed.isEmpty()) {
+      throw new Refusal("NoCompletedCheckpoint", "schedule '" + schedule + "' has no Completed checkpoint in namespace "
+          + namespace + " (" + listing + "): wait for one, or restore a Checkpoint by name with spec.checkpointRef");
+    }
+    return newest(completed);
+  }
+
+  private static Checkpoint newest(List<Checkpoint> checkpoints) {
+    return checkpoints.stream().max(Comparator.comparing((Checkpoint c) -> c.getStatus().completionTime, NULLS_FIRST)
+        .thenComparing(c -> c.getMetadata().getCreationTimestamp(), NULLS_FIRST)).orElseThrow();
   }
 
   /** What the checkpoint needs from a node, as the agent recorded it in the manifest. */

@@ -10,6 +10,7 @@ import dev.stasis.api.SecretReference;
 import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
 import dev.stasis.criu.Criu;
+import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
@@ -85,8 +86,9 @@ final class BenchEnvironment implements AutoCloseable {
       KubernetesClient client = TestControlPlane.newClient(controlPlane.kubeconfig());
       started.add(client);
       Crds.install(client);
-      client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NAMESPACE).endMetadata().build())
-          .create();
+      // as a cluster admin allows process targets (the benchmark checkpoints host processes)
+      client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NAMESPACE)
+          .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
 
       Benchmark.progress("starting the S3 server (s3proxy)");
       S3Server s3 = S3Server.startJoiningMultipartParts();

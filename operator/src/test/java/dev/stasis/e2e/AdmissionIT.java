@@ -74,7 +74,20 @@ class AdmissionIT {
             "set exactly one of checkpointRef (a Checkpoint) or scheduleRef"),
         Arguments.of("negative retention", schedule("neg", "{schedule: '@daily', retention: {keepLast: -1}}"),
             "spec.retention.keepLast in body should be greater than or equal to 1"),
-        Arguments.of("schedule without schedule", schedule("nosched", "{suspend: true}"), "spec.schedule: Required value"));
+        Arguments.of("schedule without schedule", schedule("nosched", "{suspend: true}"), "spec.schedule: Required value"),
+        Arguments.of("one and several containers of a pod",
+            checkpoint("containers", "{target: {pod: {name: p, container: a, containers: [b, c]}}}"),
+            "set container (one) or containers (several), not both"),
+        Arguments.of("spec.storage with a template",
+            schedule("storage", "{schedule: '@daily', storage: s, checkpointTemplate: {target: {pod: {name: p}}}}"),
+            "storage goes with selector; with checkpointTemplate set checkpointTemplate.storage"),
+        Arguments.of("schedule with template and selector", schedule("both",
+            "{schedule: '@daily', selector: {matchLabels: {app: sim}}, checkpointTemplate: {target: {pod: {name: p}}}}"),
+            "set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)"),
+        Arguments.of("schedule with neither template nor selector", schedule("neither", "{schedule: '@daily'}"),
+            "set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)"),
+        Arguments.of("restore of a schedule's pod without the schedule", restore("nopodsched", "{scheduleRef: {pod: p}}"),
+            "spec.scheduleRef.name: Required value"));
   }
 
   @ParameterizedTest(name = "{0}")

@@ -130,7 +130,7 @@ class AgentKillIT {
     link.pass();
 
     startAgent();
-    assertResolved(awaitCheckpoint("upload"), count, "the stopped workload was resumed; its partial upload was removed");
+    assertResolved(awaitCheckpoint("upload"), count, "the stopped workload was resumed; what it had stored and its work folder were removed");
   }
 
   @Test

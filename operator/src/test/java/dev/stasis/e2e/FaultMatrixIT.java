@@ -7,6 +7,8 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -68,9 +70,10 @@ class FaultMatrixIT extends EndToEndTest {
     await().atMost(TIMEOUT).until(() -> count(out) >= 3);
     link.fail500(FaultMatrixIT::isArchiveUpload);
 
-    Checkpoint c = awaitTerminal(createCheckpoint("errors", counter.pid(), faultyStorage, stopUntilStored()));
+    Checkpoint c = awaitTerminal(createRetriedOnce("errors", counter.pid()));
     assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
     assertFailure(c, "StorageFailed", "Status Code: 500");
+    assertThat(c.getStatus().message).startsWith("failed after 2 attempts");
     assertThat(c.getStatus().message).contains("the workload was not ended");
     assertThat(c.getStatus().archive).isNull();
     assertThat(link.faulted()).isPositive();
@@ -92,7 +95,7 @@ class FaultMatrixIT extends EndToEndTest {
     var memhog = track(Workloads.startInPidNamespace("memhog", "64", "0", out.toString()));
     await().atMost(TIMEOUT).until(() -> count(out) > 0);
     link.slow(FaultMatrixIT::isArchiveUpload, Duration.ZERO, 4L << 20);
-    Checkpoint created = createCheckpoint("stopped", memhog.pid(), faultyStorage, stopUntilStored());
+    Checkpoint created = createRetriedOnce("stopped", memhog.pid());
     String uid = created.getMetadata().getUid();
     await().atMost(TIMEOUT).until(() -> bucket.listMultipartUploads(b -> b.bucket("checkpoints")).uploads().stream()
         .anyMatch(u -> u.key().contains(uid)));
@@ -175,6 +178,20 @@ class FaultMatrixIT extends EndToEndTest {
   /** The archive's own bytes: the storage's health check writes other keys and stays well. */
   static boolean isArchiveUpload(FaultInjectingProxy.Request request) {
     return request.isUpload() && request.target().contains("/archive");
+  }
+
+  /**
+   * leaveRunning: false on the faulty storage, tried once more (10 s later) if the first attempt
+   * fails: a fault that persists ends Failed within the test's patience, retries bounded.
+   */
+  Checkpoint createRetriedOnce(String name, long pid) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) pid)));
+    c.getSpec().storage = faultyStorage;
+    c.getSpec().options = stopUntilStored();
+    c.getSpec().backoffLimit = 1;
+    return client.resource(c).create();
   }
 
   static CheckpointOptions stopUntilStored() {

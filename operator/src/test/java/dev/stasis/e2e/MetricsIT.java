@@ -43,6 +43,8 @@ class MetricsIT extends EndToEndTest {
     cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
 
     String node = "node=\"" + NODE + "\"";
+    // The agent records a finished job just after writing its status: on a busy machine a scrape can come between.
+    await().atMost(TIMEOUT).until(() -> value(get("/metrics").body(), "stasis_restores_total", node).isPresent());
     String metrics = get("/metrics").body();
     assertThat(value(metrics, "stasis_checkpoints_total", node, "result=\"Completed\"")).hasValueSatisfying(atLeast(1));
     assertThat(value(metrics, "stasis_checkpoints_total", "reason=\"NodeNotFound\"", "result=\"Failed\""))

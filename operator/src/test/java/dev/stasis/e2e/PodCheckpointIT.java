@@ -10,6 +10,8 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointSchedule;
+import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
@@ -18,6 +20,7 @@ import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
+import dev.stasis.kube.Labels;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.TestCa;
@@ -25,9 +28,12 @@ import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.TestingKubelet;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.LabelSelector;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.TaintBuilder;
 import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.io.InputStream;
@@ -217,6 +223,46 @@ class PodCheckpointIT {
     Checkpoint wrongContainer = awaitPhase(create("db", CheckpointTarget.pod("web", "db")), CheckpointPhase.Failed);
     assertThat(wrongContainer.getStatus().reason).isEqualTo("ContainerNotFound");
     assertThat(events("db")).anyMatch(e -> e.getReason().equals("ContainerNotFound") && e.getType().equals("Warning"));
+  }
+
+  @Test
+  void aDrainedNodeTriggersOneCheckpointOfEachSelectedPodOnIt() throws Exception {
+    kubelet.runPod(pod("web-0"), Map.of("app", app.pid()));
+    kubelet.runPod(pod("web-1"), Map.of("app", sidecar.pid()));
+    forbiddenKubelet.runPod(pod("web-2"), Map.of());
+    CheckpointSchedule schedule = new CheckpointSchedule();
+    schedule.setMetadata(new ObjectMetaBuilder().withName("drain").withNamespace(namespace).build());
+    schedule.setSpec(new CheckpointScheduleSpec());
+    schedule.getSpec().schedule = "0 0 1 1 *";
+    schedule.getSpec().selector = new LabelSelector(null, Map.of("app", "web"));
+    schedule.getSpec().containers = List.of("app");
+    schedule.getSpec().storage = storage;
+    schedule.getSpec().triggers = new CheckpointScheduleSpec.Triggers();
+    schedule.getSpec().triggers.onNodeDrain = true;
+    admin.resource(schedule).create();
+    admin.resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
+    try {
+      admin.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editOrNewSpec().withUnschedulable(true).endSpec().build());
+      var checkpoints = admin.resources(Checkpoint.class).inNamespace(namespace).withLabel(Labels.SCHEDULE, "drain");
+      await().atMost(TIMEOUT).until(() -> checkpoints.list().getItems().stream()
+          .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Completed).count() == 2);
+      // more of the same drain: one checkpoint per pod and drain, not per change of the node
+      admin.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
+          .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec().build());
+      Thread.sleep(2000);
+      assertThat(checkpoints.list().getItems()).extracting(c -> c.getSpec().target.pod.name)
+          .containsExactlyInAnyOrder("web-0", "web-1");
+      assertThat(checkpoints.list().getItems()).allSatisfy(c -> {
+        assertThat(c.getMetadata().getLabels()).containsEntry(Labels.TRIGGER, Labels.TRIGGER_DRAIN)
+            .containsEntry(Labels.POD, c.getSpec().target.pod.name);
+        assertThat(c.getMetadata().getName()).startsWith("drain-drain-").endsWith("-" + c.getSpec().target.pod.name);
+        assertThat(c.getStatus().node).isEqualTo(NODE);
+      });
+      assertThat(admin.resources(CheckpointSchedule.class).inNamespace(namespace).withName("drain").get().getStatus()
+          .drainTriggered).isEqualTo(2);
+    } finally {
+      admin.nodes().withName(NODE).delete();
+    }
   }
 
   // --- helpers ---

@@ -10,6 +10,9 @@ import dev.stasis.agent.KubeletSettings;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.CheckpointSchedule;
+import dev.stasis.api.CheckpointScheduleSpec;
+import dev.stasis.api.CheckpointScheduleStatus;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
@@ -23,10 +26,13 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestorePodSpec;
 import dev.stasis.api.RestoreSpec;
+import dev.stasis.api.ScheduleRef;
 import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.image.CheckpointImage;
+import dev.stasis.kube.Labels;
+import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.RegistryServer;
@@ -35,6 +41,7 @@ import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.TestingKubelet;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.LabelSelector;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -47,10 +54,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -299,16 +308,101 @@ class PodRestoreIT {
     assertThat(failed.getStatus().reason).isEqualTo("RegistryNotConfigured");
   }
 
+  @Test
+  void aSelectorScheduleCheckpointsEachSelectedPodAndAScheduleRefRestoresThePodAskedFor() throws Exception {
+    runPod("sim-0", "sim");
+    runPod("sim-1", "sim");
+    runPod("other", "other");
+    CheckpointSchedule schedule = new CheckpointSchedule();
+    schedule.setMetadata(new ObjectMetaBuilder().withName("sim").withNamespace(namespace).build());
+    schedule.setSpec(new CheckpointScheduleSpec());
+    schedule.getSpec().schedule = "@every 3s";
+    schedule.getSpec().selector = new LabelSelector(null, Map.of("app", "sim"));
+    schedule.getSpec().containers = List.of("app"); // the sidecar has no process to dump
+    schedule.getSpec().storage = storage;
+    schedule.getSpec().retention = new CheckpointScheduleSpec.Retention();
+    schedule.getSpec().retention.keepLast = 2;
+    admin.resource(schedule).create();
+    var scheduleResource = admin.resources(CheckpointSchedule.class).inNamespace(namespace).withName("sim");
+
+    // Runs of 3 s: one Checkpoint of each selected pod per run, each Completed; retention keeps two per pod.
+    await().atMost(Duration.ofSeconds(120)).until(() -> scheduleResource.get().getStatus() != null
+        && scheduleResource.get().getStatus().succeeded >= 6);
+    scheduleResource.edit(s -> {
+      s.getSpec().suspend = true;
+      return s;
+    });
+    await().atMost(TIMEOUT).until(() -> scheduleResource.get().getStatus().active.isEmpty()
+        && scheduleOf("sim").stream().filter(c -> !c.isMarkedForDeletion()).count() == 4);
+    CheckpointScheduleStatus status = scheduleResource.get().getStatus();
+    assertThat(status.failed).isZero();
+    assertThat(status.selectedPods).isEqualTo(2);
+    List<Checkpoint> kept = scheduleOf("sim");
+    assertThat(kept).extracting(c -> c.getSpec().target.pod.name)
+        .as("two of each selected pod, none of the other").containsExactlyInAnyOrder("sim-0", "sim-0", "sim-1", "sim-1");
+    for (Checkpoint c : kept) {
+      String pod = c.getSpec().target.pod.name;
+      assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Completed);
+      assertThat(c.getStatus().containers).extracting(container -> container.name).containsExactly("app");
+      assertThat(c.getMetadata().getLabels()).containsEntry(Labels.POD, pod).containsEntry(Labels.SCHEDULE, "sim");
+      String time = c.getMetadata().getAnnotations().get(ScheduleCheckpoints.SCHEDULED_TIME);
+      assertThat(c.getMetadata().getName()).isEqualTo("sim-" + time.replaceAll("[-:TZ]", "") + "-" + pod);
+    }
+    assertThat(admin.resources(Checkpoint.class).inNamespace(namespace).list().getItems())
+        .noneMatch(c -> c.getSpec().target.pod.name.equals("other"));
+    // the archives of the checkpoints retention deleted are gone; the kept ones' stay
+    Path stored = dir.resolve("storage").resolve(namespace);
+    await().atMost(TIMEOUT).until(() -> {
+      try (var files = Files.walk(stored)) {
+        return files.filter(Files::isRegularFile).map(f -> stored.relativize(f).getName(0).toString())
+            .collect(Collectors.toSet()).equals(kept.stream()
+                .map(c -> c.getMetadata().getName() + "-" + c.getMetadata().getUid()).collect(Collectors.toSet()));
+      }
+    });
+
+    // A Restore of the schedule must say which pod; with the pod, it takes that pod's newest checkpoint.
+    Restore ambiguous = awaitRestore(restoreOfSchedule("which", new ScheduleRef("sim")),
+        r -> r.getStatus() != null && r.getStatus().phase == RestorePhase.Failed);
+    assertThat(ambiguous.getStatus().reason).isEqualTo("PodRequired");
+    assertThat(ambiguous.getStatus().message).contains("several pods (sim-0, sim-1): set spec.scheduleRef.pod");
+    Checkpoint newestOfSim1 = kept.stream().filter(c -> c.getSpec().target.pod.name.equals("sim-1"))
+        .max(Comparator.comparing(c -> c.getStatus().completionTime)).orElseThrow();
+    Restore restore = restoreOfSchedule("sim-1", new ScheduleRef("sim", "sim-1"));
+    Restore created = awaitRestore(restore, r -> r.getStatus() != null && r.getStatus().restoredPod != null);
+    assertThat(created.getStatus().checkpoint).as(created.getStatus().message).isEqualTo(newestOfSim1.getMetadata().getName());
+    kubelet.startPod(namespace, created.getStatus().restoredPod, registry);
+    Restore done = awaitRestore(restore, r -> r.getStatus().phase.isTerminal());
+    assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(RestorePhase.Completed);
+  }
+
   // --- helpers ---
 
-  Checkpoint checkpoint(String pod, String storage) throws Exception {
-    var app = Workloads.startInPidNamespace("counter", dir.resolve(namespace + "-" + pod + ".txt").toString());
-    cleanup.add(app);
+  /** A pod labelled app={@code app} whose container "app" is a counter of this test's; the sidecar has no process. */
+  void runPod(String pod, String app) throws Exception {
+    var counter = Workloads.startInPidNamespace("counter", dir.resolve(namespace + "-" + pod + ".txt").toString());
+    cleanup.add(counter);
     kubelet.runPod(new PodBuilder().withNewMetadata().withName(pod).withNamespace(namespace)
-        .withLabels(Map.of("app", "web")).endMetadata().withNewSpec()
+        .withLabels(Map.of("app", app)).endMetadata().withNewSpec()
         .addNewContainer().withName("app").withImage("example.org/counter:1").endContainer()
         .addNewContainer().withName("sidecar").withImage("example.org/sidecar:1").endContainer()
-        .endSpec().build(), Map.of("app", app.pid()));
+        .endSpec().build(), Map.of("app", counter.pid()));
+  }
+
+  List<Checkpoint> scheduleOf(String schedule) {
+    return admin.resources(Checkpoint.class).inNamespace(namespace).withLabel(Labels.SCHEDULE, schedule).list()
+        .getItems();
+  }
+
+  Restore restoreOfSchedule(String name, ScheduleRef ref) {
+    Restore r = new Restore();
+    r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    r.setSpec(new RestoreSpec());
+    r.getSpec().scheduleRef = ref;
+    return admin.resource(r).create();
+  }
+
+  Checkpoint checkpoint(String pod, String storage) throws Exception {
+    runPod(pod, "web");
     Checkpoint c = new Checkpoint();
     c.setMetadata(new ObjectMetaBuilder().withName(pod).withNamespace(namespace).build());
     c.setSpec(new CheckpointSpec(CheckpointTarget.pod(pod, "app")));

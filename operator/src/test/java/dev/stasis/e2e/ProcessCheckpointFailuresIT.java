@@ -6,7 +6,9 @@ import static org.awaitility.Awaitility.await;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.archive.Manifest;
@@ -14,6 +16,7 @@ import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import java.util.Map;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -98,18 +101,27 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
     assertFailure(c.getStatus().reason, c.getStatus().message, "StorageUnavailable", "is unavailable");
   }
 
-  /** leaveRunning: false and the archive cannot be stored: the workload must go on counting. */
+  /**
+   * leaveRunning: false and the archive cannot be stored, in each of two attempts (backoffLimit 1):
+   * the workload is resumed after each and must go on counting.
+   */
   @Test
   void storageFailingDuringUploadNeverEndsTheWorkload() throws Exception {
     Path out = shared.resolve("upload-fails-" + namespace + ".txt");
     var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
     await().atMost(TIMEOUT).until(() -> count(out) >= 3);
     Files.writeString(fsRoot.resolve(namespace), "a file where the namespace's folder should be");
-    var options = new CheckpointOptions();
-    options.leaveRunning = false;
-    Checkpoint c = awaitCheckpoint(createCheckpoint("upload-fails", counter.pid(), fsStorage, options),
-        CheckpointPhase.Failed);
+    Checkpoint twice = new Checkpoint();
+    twice.setMetadata(new ObjectMetaBuilder().withName("upload-fails").withNamespace(namespace).build());
+    twice.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) counter.pid())));
+    twice.getSpec().storage = fsStorage;
+    twice.getSpec().options = new CheckpointOptions();
+    twice.getSpec().options.leaveRunning = false;
+    twice.getSpec().backoffLimit = 1;
+    Checkpoint c = awaitCheckpoint(client.resource(twice).create(), CheckpointPhase.Failed);
     assertFailure(c.getStatus().reason, c.getStatus().message, "StorageFailed", "the workload was not ended");
+    assertThat(c.getStatus().message).startsWith("failed after 2 attempts");
+    assertThat(c.getStatus().attempts).isEqualTo(2);
     assertThat(c.getStatus().archive).isNull();
     long after = count(out);
     await().atMost(TIMEOUT).until(() -> count(out) > after + 3);

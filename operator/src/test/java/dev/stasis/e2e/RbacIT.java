@@ -6,6 +6,8 @@ import static org.awaitility.Awaitility.await;
 
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointSchedule;
+import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
@@ -26,11 +28,13 @@ import dev.stasis.testing.S3Server;
 import dev.stasis.testing.ServiceAccounts;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.LabelSelector;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.authentication.SelfSubjectReviewBuilder;
+import io.fabric8.kubernetes.api.model.authorization.v1.SelfSubjectAccessReviewBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
@@ -132,7 +136,31 @@ class RbacIT {
     assertForbidden(() -> operator.secrets().inNamespace("kube-system").list());
     assertForbidden(() -> operator.secrets().inNamespace("default").withName("s3-elsewhere").get());
     assertForbidden(() -> operator.nodes().withName(NODE).delete());
-    assertForbidden(() -> operator.pods().inAnyNamespace().list());
+    // it lists pods (for schedules' selectors) but neither watches nor changes them
+    for (String verb : List.of("watch", "update", "patch")) {
+      var review = operator.authorization().v1().selfSubjectAccessReview().create(new SelfSubjectAccessReviewBuilder()
+          .withNewSpec().withNewResourceAttributes().withResource("pods").withVerb(verb).withNamespace("default")
+          .endResourceAttributes().endSpec().build());
+      assertThat(review.getStatus().getAllowed()).as(verb + " pods").isFalse();
+    }
+  }
+
+  @Test
+  void theOperatorMayListThePodsAScheduleSelects() throws Exception {
+    String ns = TestControlPlane.newNamespace("rbac-sel");
+    CheckpointSchedule schedule = new CheckpointSchedule();
+    schedule.setMetadata(new ObjectMetaBuilder().withName("sim").withNamespace(ns).build());
+    schedule.setSpec(new CheckpointScheduleSpec());
+    schedule.getSpec().schedule = "@every 2s";
+    schedule.getSpec().selector = new LabelSelector(null, Map.of("app", "sim"));
+    admin.resource(schedule).create();
+    // the listing worked (an HTTP 403 would leave the schedule without status): it found no pods
+    await().atMost(TIMEOUT).until(() -> {
+      var status = admin.resource(schedule).get().getStatus();
+      return status != null && status.selectedPods != null;
+    });
+    assertThat(admin.resource(schedule).get().getStatus().conditions)
+        .anyMatch(c -> c.getType().equals("PodsSelected") && c.getReason().equals("NoPodsSelected"));
   }
 
   @Test

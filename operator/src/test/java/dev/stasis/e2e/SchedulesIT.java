@@ -183,7 +183,7 @@ class SchedulesIT extends EndToEndTest {
         assertThat(c.getMetadata().getLabels()).containsEntry(Labels.TRIGGER, Labels.TRIGGER_DRAIN));
 
     client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(false).withTaints().endSpec().build());
-    await().atMost(TIMEOUT).until(() -> schedule("drain").getStatus().drain == null);
+    await().atMost(TIMEOUT).until(() -> schedule("drain").getStatus().drains.isEmpty());
     client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
         .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec().build());
     await().atMost(TIMEOUT).until(() -> completed("drain").size() == 2);
@@ -237,7 +237,21 @@ class SchedulesIT extends EndToEndTest {
     assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)");
 
+    CheckpointSchedule neither = new CheckpointSchedule();
+    neither.setMetadata(new ObjectMetaBuilder().withName("neither").withNamespace(namespace).build());
+    neither.setSpec(new CheckpointScheduleSpec());
+    neither.getSpec().schedule = "@daily";
+    neither.getSpec().containers = List.of("solver");
+    assertThatThrownBy(() -> client.resource(neither).create()).isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)")
+        .hasMessageContaining("containers only go with selector");
+
     both.getSpec().selector = null;
+    both.getSpec().storage = "s3";
+    assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
+        .hasMessageContaining("storage goes with selector; with checkpointTemplate set checkpointTemplate.storage");
+
+    both.getSpec().storage = null;
     both.getSpec().retention = new CheckpointScheduleSpec.Retention();
     both.getSpec().retention.keepLast = 0;
     both.getSpec().retention.maxAge = "a week";

@@ -1,6 +1,7 @@
 package dev.stasis.kube;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
@@ -12,6 +13,7 @@ import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -26,6 +28,7 @@ class ClusterCacheTest {
     nodeProfile("node-a");
     storage("store");
     ClusterCache cache = ClusterCache.watching(client);
+    await().atMost(Duration.ofSeconds(10)).until(cache::synced);
     int before = server.getRequestCount();
     for (int i = 0; i < 100; i++) {
       assertThat(cache.nodeProfile("node-a")).isNotNull();

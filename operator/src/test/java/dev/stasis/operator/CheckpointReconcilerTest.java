@@ -155,6 +155,20 @@ class CheckpointReconcilerTest {
   }
 
   @Test
+  void severalNamedContainersOfAPod() {
+    storage("store", true, null);
+    runningPod("web", "node-a", Map.of(), "app", "sidecar", "log");
+    CheckpointTarget two = CheckpointTarget.pod("web", null);
+    two.pod.containers = List.of("log", "app");
+    assertThat(reconcile(checkpoint("two", two, null)).getStatus().containers).extracting(c -> c.name)
+        .containsExactly("log", "app");
+    CheckpointTarget missing = CheckpointTarget.pod("web", null);
+    missing.pod.containers = List.of("app", "db", "cache");
+    assertFailed(reconcile(checkpoint("missing", missing, null)), "ContainerNotFound",
+        "pod 'web' has no container 'db', 'cache' (its containers: app, sidecar, log)");
+  }
+
+  @Test
   void podsAreOnlyLookedUpInTheCheckpointsNamespace() {
     storage("store", true, null);
     client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("other").endMetadata().build()).create();

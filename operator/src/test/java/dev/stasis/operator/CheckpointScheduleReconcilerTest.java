@@ -17,6 +17,7 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import io.fabric8.kubernetes.api.model.LabelSelector;
+import io.fabric8.kubernetes.api.model.LabelSelectorBuilder;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -85,11 +86,19 @@ class CheckpointScheduleReconcilerTest {
   }
 
   @Test
-  void selectorIsNotSupportedYet() {
-    assertFailed(reconcile(schedule("s", "@daily", s -> {
-      s.checkpointTemplate = null;
-      s.selector = new LabelSelector(null, Map.of("app", "sim"));
-    })), "SelectorNotSupported", "spec.selector (pods by label) is not supported");
+  void neitherTemplateNorSelector() {
+    assertFailed(reconcile(schedule("s", "@daily", s -> s.checkpointTemplate = null)), "InvalidTarget",
+        "set exactly one of spec.checkpointTemplate (a fixed target) or spec.selector");
+  }
+
+  @Test
+  void aSelectorTheApiServerWouldRefuse() {
+    assertFailed(reconcile(selecting("s", "@daily", s -> s.selector = new LabelSelectorBuilder()
+        .addNewMatchExpression().withKey("app").withOperator("Equals").withValues("sim").endMatchExpression().build())),
+        "InvalidSelector", "operator 'Equals' of key 'app' is none of In, NotIn, Exists, DoesNotExist");
+    assertFailed(reconcile(selecting("t", "@daily", s -> s.selector = new LabelSelectorBuilder()
+        .addNewMatchExpression().withKey("app").withOperator("In").endMatchExpression().build())),
+        "InvalidSelector", "operator In of key 'app' needs values");
   }
 
   @Test
@@ -289,12 +298,12 @@ class CheckpointScheduleReconcilerTest {
     assertThat(names()).containsExactly(drain(100));
     assertThat(checkpoints().get(0).getMetadata().getLabels()).containsEntry(Labels.TRIGGER, Labels.TRIGGER_DRAIN);
     assertThat(s.getStatus().drainTriggered).isEqualTo(1);
-    assertThat(s.getStatus().drain.node).isEqualTo(NODE);
+    assertThat(s.getStatus().drains).singleElement().satisfies(d -> assertThat(d.node).isEqualTo(NODE));
 
     client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(false).withTaints().endSpec().build());
     finish(drain(100), CheckpointPhase.Completed);
     s = reconcile(s);
-    assertThat(s.getStatus().drain).isNull();
+    assertThat(s.getStatus().drains).isEmpty();
     clock.now = created.plusSeconds(200);
     client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(true).endSpec().build());
     s = reconcile(s);
@@ -338,6 +347,201 @@ class CheckpointScheduleReconcilerTest {
     assertThat(checkpoints()).hasSize(1);
   }
 
+  // --- selector: one checkpoint per selected pod ---
+
+  @Test
+  void aRunTakesOneCheckpointOfEachRunningSelectedPod() {
+    runningPod("sim-0", NODE, Map.of("app", "sim"));
+    runningPod("sim-1", "node-b", Map.of("app", "sim", "tier", "solver"));
+    runningPod("other", NODE, Map.of("app", "other"));
+    client.resource(new PodBuilder().withNewMetadata().withName("sim-2").withNamespace(NS).addToLabels("app", "sim")
+        .endMetadata().withNewSpec().addNewContainer().withName("solver").endContainer().endSpec()
+        .withNewStatus().withPhase("Pending").endStatus().build()).create();
+    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> {
+      spec.containers = List.of("solver");
+      spec.storage = "store";
+    });
+    clock.now = created.plusSeconds(10);
+    s = reconcile(s);
+
+    assertThat(names()).containsExactly(run(10) + "-sim-0", run(10) + "-sim-1");
+    for (Checkpoint c : checkpoints()) {
+      String pod = c.getSpec().target.pod.name;
+      assertThat(c.getMetadata().getName()).isEqualTo(run(10) + "-" + pod);
+      assertThat(c.getMetadata().getLabels()).containsEntry(Labels.SCHEDULE, "sim").containsEntry(Labels.POD, pod)
+          .containsEntry(Labels.TRIGGER, Labels.TRIGGER_SCHEDULE);
+      assertThat(c.getMetadata().getOwnerReferences()).singleElement()
+          .satisfies(o -> assertThat(o.getUid()).isEqualTo(sim().getMetadata().getUid()));
+      assertThat(c.getSpec().target.pod.containers).containsExactly("solver");
+      assertThat(c.getSpec().storage).isEqualTo("store");
+    }
+    assertThat(s.getStatus().runs).isEqualTo(2);
+    assertThat(s.getStatus().active).containsExactly(run(10) + "-sim-0", run(10) + "-sim-1");
+    assertThat(s.getStatus().lastScheduleTime).isEqualTo(at(10));
+    assertThat(s.getStatus().selectedPods).isEqualTo(3);
+    assertThat(s.getStatus().skippedPods).singleElement().satisfies(p -> {
+      assertThat(p.pod).isEqualTo("sim-2");
+      assertThat(p.reason).isEqualTo("PodNotRunning");
+      assertThat(p.message).contains("is Pending and not scheduled to a node");
+    });
+    assertThat(Conditions.isTrue(s.getStatus().conditions, CheckpointScheduleReconciler.PODS_SELECTED)).isTrue();
+    assertWarning("PodsSkipped", "skipped pod sim-2 (PodNotRunning)");
+
+    // a pod without the named container is skipped too, and says so
+    runningPod("sim-3", NODE, Map.of("app", "sim"), "app");
+    clock.now = created.plusSeconds(20);
+    s = reconcile(s);
+    assertThat(s.getStatus().skippedPods).extracting(p -> p.pod + " " + p.reason)
+        .contains("sim-3 ContainerNotFound", "sim-0 CheckpointInProgress", "sim-1 CheckpointInProgress");
+    assertThat(s.getStatus().skipped).isEqualTo(2);
+  }
+
+  @Test
+  void aRunThatSelectsNoPodsSaysSoOnceAndWaitsForTheNext() {
+    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    s = reconcile(s);
+    s = reconcile(s);
+    assertThat(checkpoints()).isEmpty();
+    assertThat(s.getStatus().phase).isEqualTo(CheckpointScheduleStatus.ACTIVE);
+    assertThat(s.getStatus().lastSkippedTime).isEqualTo(at(10));
+    assertThat(s.getStatus().nextScheduleTime).isEqualTo(at(20));
+    assertThat(s.getStatus().selectedPods).isZero();
+    var condition = Conditions.find(s.getStatus().conditions, CheckpointScheduleReconciler.PODS_SELECTED);
+    assertThat(condition.getStatus()).isEqualTo("False");
+    assertThat(condition.getReason()).isEqualTo("NoPodsSelected");
+    assertWarning("NoPodsSelected", "selected no pods: no pod in namespace jobs has labels matching spec.selector (app=sim)");
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .filteredOn(e -> e.getReason().equals("NoPodsSelected")).hasSize(1);
+
+    runningPod("sim-0", NODE, Map.of("app", "sim"));
+    clock.now = created.plusSeconds(20);
+    s = reconcile(s);
+    assertThat(names()).containsExactly(run(20) + "-sim-0");
+    assertThat(Conditions.isTrue(s.getStatus().conditions, CheckpointScheduleReconciler.PODS_SELECTED)).isTrue();
+  }
+
+  @Test
+  void forbidSkipsOnlyThePodWhoseCheckpointIsStillBeingTaken() {
+    runningPod("sim-0", NODE, Map.of("app", "sim"));
+    runningPod("sim-1", NODE, Map.of("app", "sim"));
+    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    finish(run(10) + "-sim-0", CheckpointPhase.Completed);
+    clock.now = created.plusSeconds(20);
+    s = reconcile(s);
+    assertThat(names()).containsExactly(run(10) + "-sim-0", run(10) + "-sim-1", run(20) + "-sim-0");
+    assertThat(s.getStatus().skipped).isEqualTo(1);
+    assertThat(s.getStatus().runs).isEqualTo(3);
+    assertThat(s.getStatus().lastScheduleTime).isEqualTo(at(20));
+    assertThat(s.getStatus().skippedPods).singleElement().satisfies(p -> {
+      assertThat(p.pod).isEqualTo("sim-1");
+      assertThat(p.reason).isEqualTo("CheckpointInProgress");
+      assertThat(p.message).isEqualTo(run(10) + "-sim-1 is still being taken (concurrencyPolicy Forbid)");
+    });
+  }
+
+  @Test
+  void replaceReplacesOnlyThatPodsCheckpoint() {
+    runningPod("sim-0", NODE, Map.of("app", "sim"));
+    runningPod("sim-1", NODE, Map.of("app", "sim"));
+    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Replace);
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    finish(run(10) + "-sim-0", CheckpointPhase.Completed);
+    clock.now = created.plusSeconds(20);
+    reconcile(s);
+    assertThat(names()).containsExactly(run(10) + "-sim-0", run(20) + "-sim-0", run(20) + "-sim-1");
+  }
+
+  @Test
+  void aSelectorRunWhoseStatusWriteWasLostIsNotTakenTwice() {
+    runningPod("sim-0", NODE, Map.of("app", "sim"));
+    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    CheckpointSchedule written = sim();
+    written.setStatus(new CheckpointScheduleStatus());
+    client.resource(written).updateStatus();
+    s = reconcile(s);
+    assertThat(names()).containsExactly(run(10) + "-sim-0");
+    assertThat(s.getStatus().runs).isEqualTo(1);
+    assertThat(s.getStatus().skipped).isZero();
+  }
+
+  @Test
+  void retentionKeepsTheNewestCheckpointsOfEachPod() {
+    CheckpointSchedule s = selecting("sim", "@yearly", spec -> {
+      spec.retention = new CheckpointScheduleSpec.Retention();
+      spec.retention.keepLast = 2;
+      spec.retention.maxAge = "1h";
+    });
+    existing("sim-1-b", "b", CheckpointPhase.Completed); // pod b's only one: kept, however old
+    existing("sim-2-a", "a", CheckpointPhase.Completed);
+    existing("sim-3-a", "a", CheckpointPhase.Completed);
+    existing("sim-4-a", "a", CheckpointPhase.Failed);
+    existing("sim-5-a", "a", CheckpointPhase.Completed);
+    existing("sim-6-b", "b", CheckpointPhase.Running);
+    reconcile(s);
+    assertThat(names()).containsExactly("sim-1-b", "sim-3-a", "sim-4-a", "sim-5-a", "sim-6-b");
+    clock.now = created.plusSeconds(3600 + 60); // the mock server stamped them in the seconds after the schedule
+    reconcile(s);
+    assertThat(names()).as("past maxAge: the newest Completed one of each pod stays")
+        .containsExactly("sim-1-b", "sim-5-a", "sim-6-b");
+  }
+
+  @Test
+  void longPodNamesGiveValidCheckpointNamesAndLabels() {
+    String longName = "p".repeat(200) + "." + "q".repeat(52);
+    runningPod(longName, NODE, Map.of("app", "sim"));
+    runningPod(longName.substring(0, 252) + "r", NODE, Map.of("app", "sim"));
+    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    reconcile(s);
+    List<Checkpoint> taken = checkpoints();
+    assertThat(taken).hasSize(2);
+    assertThat(names().get(0)).isNotEqualTo(names().get(1));
+    for (Checkpoint c : taken) {
+      String name = c.getMetadata().getName();
+      String pod = c.getSpec().target.pod.name;
+      assertThat(name).hasSizeLessThanOrEqualTo(253).startsWith(run(10) + "-ppp")
+          .matches("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+          .isEqualTo(ScheduleCheckpoints.name(sim(), created.plusSeconds(10), Labels.TRIGGER_SCHEDULE, pod));
+      assertThat(c.getMetadata().getLabels().get(Labels.POD)).hasSize(63).isEqualTo(Labels.podValue(pod))
+          .matches("[a-z0-9]([-a-z0-9_.]*[a-z0-9])?");
+    }
+  }
+
+  @Test
+  void aDrainTakesOneCheckpointOfEachSelectedPodOnTheNode() {
+    runningPod("sim-0", NODE, Map.of("app", "sim"));
+    runningPod("sim-1", NODE, Map.of("app", "sim"));
+    runningPod("sim-2", "node-b", Map.of("app", "sim"));
+    runningPod("other", NODE, Map.of("app", "other"));
+    client.resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-b").endMetadata().build()).create();
+    CheckpointSchedule s = selecting("sim", "@yearly", spec -> {
+      spec.triggers = new CheckpointScheduleSpec.Triggers();
+      spec.triggers.onNodeDrain = true;
+    });
+    reconcile(s);
+    assertThat(checkpoints()).isEmpty();
+
+    clock.now = created.plusSeconds(100);
+    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editOrNewSpec().withUnschedulable(true).endSpec().build());
+    reconcile(s);
+    clock.now = created.plusSeconds(101);
+    s = reconcile(s);
+    assertThat(names()).containsExactly(drain(100) + "-sim-0", drain(100) + "-sim-1");
+    assertThat(checkpoints()).allSatisfy(c -> assertThat(c.getMetadata().getLabels())
+        .containsEntry(Labels.TRIGGER, Labels.TRIGGER_DRAIN).containsEntry(Labels.POD, c.getSpec().target.pod.name));
+    assertThat(s.getStatus().drainTriggered).isEqualTo(2);
+    assertThat(s.getStatus().drains).extracting(d -> d.node + " " + d.pod)
+        .containsExactly(NODE + " sim-0", NODE + " sim-1");
+    assertThat(s.getStatus().runs).isZero();
+  }
+
   // --- deletion ---
 
   @Test
@@ -376,11 +580,39 @@ class CheckpointScheduleReconcilerTest {
     return s;
   }
 
+  /** A schedule of the pods labelled app=sim. */
+  private CheckpointSchedule selecting(String name, String cron, Consumer<CheckpointScheduleSpec> customize) {
+    return schedule(name, cron, spec -> {
+      spec.checkpointTemplate = null;
+      spec.selector = new LabelSelector(null, Map.of("app", "sim"));
+      customize.accept(spec);
+    });
+  }
+
+  /** A pod bound to {@code node} and Running, as the kubelet reports it; one container "solver" unless named. */
+  private void runningPod(String name, String node, Map<String, String> labels, String... containers) {
+    var pod = new PodBuilder().withNewMetadata().withName(name).withNamespace(NS).withLabels(labels).endMetadata()
+        .withNewSpec().withNodeName(node).endSpec().withNewStatus().withPhase("Running").endStatus();
+    for (String container : containers.length == 0 ? new String[] {"solver"} : containers) {
+      pod.editSpec().addNewContainer().withName(container).endContainer().endSpec()
+          .editStatus().addNewContainerStatus().withName(container).withContainerID("cri-o://" + name + container)
+          .withNewState().withNewRunning().endRunning().endState().endContainerStatus().endStatus();
+    }
+    client.resource(pod.build()).create();
+  }
+
   /** Created in the order of their names: the mock server stamps the same second on all. */
   private void existing(String name, CheckpointPhase phase) {
+    existing(name, null, phase);
+  }
+
+  private void existing(String name, String pod, CheckpointPhase phase) {
     Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS)
-        .withLabels(Map.of(Labels.SCHEDULE, "sim", Labels.TRIGGER, Labels.TRIGGER_SCHEDULE)).build());
+    Map<String, String> labels = new java.util.HashMap<>(Map.of(Labels.SCHEDULE, "sim", Labels.TRIGGER, Labels.TRIGGER_SCHEDULE));
+    if (pod != null) {
+      labels.put(Labels.POD, pod);
+    }
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withLabels(labels).build());
     c.setSpec(new CheckpointTemplate().toCheckpointSpec());
     c = client.resource(c).create();
     c.setStatus(new CheckpointStatus());

@@ -100,6 +100,45 @@ class RestoreReconcilerTest {
     assertFailed(reconcile(restoreOfSchedule("r", "nightly")), "StorageNotFound", "'store-3'");
   }
 
+  @Test
+  void scheduleRefWithAPodTakesThatPodsNewestCompletedCheckpoint() {
+    podScheduled("sel-a-1", "a", "2025-03-10T10:00:00Z", "store-a1");
+    podScheduled("sel-a-2", "a", "2025-03-10T11:00:00Z", "store-a2");
+    podScheduled("sel-b-1", "b", "2025-03-10T12:00:00Z", "store-b1");
+    // which one was chosen shows in the storage it then looks for
+    assertFailed(reconcile(restoreOfSchedule("r", "nightly", "a")), "StorageNotFound", "'store-a2'");
+  }
+
+  @Test
+  void scheduleRefOfSeveralPodsNeedsThePod() {
+    podScheduled("sel-a-1", "a", "2025-03-10T10:00:00Z", "store-a1");
+    podScheduled("sel-b-1", "b", "2025-03-10T12:00:00Z", "store-b1");
+    assertFailed(reconcile(restoreOfSchedule("r", "nightly", null)), "PodRequired",
+        "schedule 'nightly' has checkpoints of several pods (a, b): set spec.scheduleRef.pod to the one to restore");
+    assertFailed(reconcile(restoreOfSchedule("c", "nightly", "c")), "NoCompletedCheckpoint",
+        "schedule 'nightly' has no Completed checkpoint of pod 'c' in namespace jobs; it has some of pods a, b");
+  }
+
+  @Test
+  void scheduleRefOfOnePodNeedsNoPod() {
+    podScheduled("sel-a-1", "a", "2025-03-10T10:00:00Z", "store-a1");
+    assertFailed(reconcile(restoreOfSchedule("r", "nightly", null)), "StorageNotFound", "'store-a1'");
+  }
+
+  /** A Completed checkpoint that a schedule with a selector took of {@code pod}. */
+  private void podScheduled(String name, String pod, String completionTime, String storage) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS)
+        .withLabels(Map.of(Labels.SCHEDULE, "nightly", Labels.POD, pod)).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.pod(pod, null)));
+    c = client.resource(c).create();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().completionTime = completionTime;
+    c.getStatus().storage = storage;
+    client.resource(c).updateStatus();
+  }
+
   private void scheduled(String name, CheckpointPhase phase, String completionTime, String storage) {
     Checkpoint c = new Checkpoint();
     c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS)
@@ -114,10 +153,14 @@ class RestoreReconcilerTest {
   }
 
   private Restore restoreOfSchedule(String name, String schedule) {
+    return restoreOfSchedule(name, schedule, null);
+  }
+
+  private Restore restoreOfSchedule(String name, String schedule, String pod) {
     Restore r = new Restore();
     r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withGeneration(1L).build());
     r.setSpec(new RestoreSpec());
-    r.getSpec().scheduleRef = new ScheduleRef(schedule);
+    r.getSpec().scheduleRef = new ScheduleRef(schedule, pod);
     return client.resource(r).create();
   }
 

@@ -127,6 +127,9 @@ public final class InProcessStasis implements AutoCloseable {
         Operator operator = Roles.newOperator(operatorClient, leaderElection);
         Roles.registerOperator(operator, operatorClient, operatorInstance, Set.of());
         stasis.operators.add(operator);
+        // Before the agents, whose profile probes take seconds on a busy machine: a test that
+        // restarts Stasis between two runs of a schedule needs the operator back in time.
+        operator.start();
       }
       for (int i = 0; i < agents.size(); i++) {
         KubernetesClient agentClient = agentClients.get(i);
@@ -146,7 +149,7 @@ public final class InProcessStasis implements AutoCloseable {
           throw new UncheckedIOException(e);
         }
       }
-      stasis.operators.forEach(Operator::start);
+      stasis.operators.stream().skip(withOperator ? 1 : 0).forEach(Operator::start);
       return stasis;
     }
   }

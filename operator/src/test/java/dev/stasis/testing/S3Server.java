@@ -19,6 +19,11 @@ import java.util.Properties;
 import java.util.UUID;
 import java.util.stream.Stream;
 import org.gaul.s3proxy.AuthenticationType;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.s3.S3Client;
 import org.gaul.s3proxy.S3Proxy;
 import org.gaul.s3proxy.nio2blob.FilesystemNio2BlobApiMetadata;
 import org.jclouds.ContextBuilder;
@@ -27,11 +32,6 @@ import org.jclouds.blobstore.BlobStoreContext;
 import org.jclouds.blobstore.domain.MultipartPart;
 import org.jclouds.blobstore.domain.MultipartUpload;
 import org.jclouds.blobstore.util.ForwardingBlobStore;
-import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
-import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
-import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
-import software.amazon.awssdk.regions.Region;
-import software.amazon.awssdk.services.s3.S3Client;
 
 /**
  * An S3-compatible server (s3proxy) on 127.0.0.1, for tests: path-style addressing, AWS v2/v4
@@ -44,12 +44,16 @@ public final class S3Server implements AutoCloseable {
 
   private final Path directory;
   private final BlobStoreContext blobStoreContext;
-  private final S3Proxy proxy;
+  private final BlobStore blobStore;
+  private final int port;
+  private volatile S3Proxy proxy;
 
-  private S3Server(Path directory, BlobStoreContext blobStoreContext, S3Proxy proxy) {
+  private S3Server(Path directory, BlobStoreContext blobStoreContext, BlobStore blobStore, S3Proxy proxy) {
     this.directory = directory;
     this.blobStoreContext = blobStoreContext;
+    this.blobStore = blobStore;
     this.proxy = proxy;
+    this.port = proxy.getPort();
   }
 
   public static S3Server start() throws Exception {
@@ -80,9 +84,13 @@ public final class S3Server implements AutoCloseable {
         .buildView(BlobStoreContext.class);
     BlobStore blobStore = joinParts ? new PartJoiningBlobStore(context.getBlobStore(), directory)
         : context.getBlobStore();
+    return new S3Server(directory, context, blobStore, startProxy(blobStore, 0));
+  }
+
+  private static S3Proxy startProxy(BlobStore blobStore, int port) throws Exception {
     S3Proxy proxy = S3Proxy.builder()
         .blobStore(blobStore)
-        .endpoint(URI.create("http://127.0.0.1:0"))
+        .endpoint(URI.create("http://127.0.0.1:" + port))
         .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, SECRET_KEY)
         .build();
     proxy.start();
@@ -90,12 +98,22 @@ public final class S3Server implements AutoCloseable {
     while (!proxy.getState().equals("STARTED")) {
       Thread.sleep(10);
     }
-    return new S3Server(directory, context, proxy);
+    return proxy;
+  }
+
+  /** An outage: the server stops answering (connections refused) but keeps what it stores. */
+  public void pause() throws Exception {
+    proxy.stop();
+  }
+
+  /** The outage is over: the same endpoint answers again, with everything stored before. */
+  public void resume() throws Exception {
+    proxy = startProxy(blobStore, port);
   }
 
   /** The URL clients connect to, e.g. {@code http://127.0.0.1:41234}. */
   public String endpoint() {
-    return "http://127.0.0.1:" + proxy.getPort();
+    return "http://127.0.0.1:" + port;
   }
 
   public String accessKey() {
@@ -106,12 +124,7 @@ public final class S3Server implements AutoCloseable {
     return SECRET_KEY;
   }
 
-  /** Bucket names follow S3's rules: s3proxy answers NoSuchBucket for names shorter than 3 characters. */
-  public void createBucket(String name) {
-    blobStoreContext.getBlobStore().createContainerInLocation(null, name);
-  }
-
-  /** A client of this server, for tests that look into the bucket (objects, unfinished multipart uploads). */
+  /** A client of this server, for tests that look into its buckets. */
   public S3Client client() {
     return S3Client.builder()
         .httpClientBuilder(UrlConnectionHttpClient.builder())
@@ -120,6 +133,11 @@ public final class S3Server implements AutoCloseable {
         .forcePathStyle(true)
         .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY)))
         .build();
+  }
+
+  /** Bucket names follow S3's rules: s3proxy answers NoSuchBucket for names shorter than 3 characters. */
+  public void createBucket(String name) {
+    blobStoreContext.getBlobStore().createContainerInLocation(null, name);
   }
 
   public void stop() throws Exception {

@@ -65,6 +65,7 @@ public final class TestingKubelet implements AutoCloseable {
   private final HttpsServer server;
   private final Map<String, Long> processes = new ConcurrentHashMap<>();
   private final Map<Path, String> archives = new ConcurrentHashMap<>();
+  private final Object dumps = new Object();
   private final CountDownLatch closed = new CountDownLatch(1);
   private volatile boolean featureGateOn = true;
   private volatile boolean answering = true;
@@ -253,8 +254,12 @@ public final class TestingKubelet implements AutoCloseable {
     }
     Path containerDir = workDir.resolve(UUID.randomUUID().toString());
     try {
-      criu.dump(new DumpOptions(pid.intValue(), containerDir.resolve("checkpoint"), containerDir, false, false, false,
-          false, List.of(), timeout));
+      // The test's processes share one working directory, unlike containers: CRIU's parasite mounts
+      // /proc at ./proc.crtools there for a process in its own PID namespace, so two dumps at once collide.
+      synchronized (dumps) {
+        criu.dump(new DumpOptions(pid.intValue(), containerDir.resolve("checkpoint"), containerDir, false, false, false,
+            false, List.of(), timeout));
+      }
       writeMetadata(containerDir, pod, container);
       String name = "checkpoint-" + podName + "_" + namespace + "-" + container + "-"
           + Instant.now().truncatedTo(ChronoUnit.SECONDS) + ".tar";

@@ -2,8 +2,8 @@ package dev.stasis.operator.schedule;
 
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointSchedule;
-import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.Names;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.OwnerReference;
 import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
@@ -13,13 +13,15 @@ import java.net.HttpURLConnection;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The Checkpoints of one schedule: labelled {@value Labels#SCHEDULE}, owned by the schedule (an
- * ownerReference for tools; deletion does not rely on it), and named after their run's time, so
- * that creating a run's Checkpoint twice is impossible.
+ * The Checkpoints of one schedule: labelled {@value Labels#SCHEDULE} (and {@value Labels#POD} when
+ * the schedule selects pods), owned by the schedule (an ownerReference for tools; deletion does not
+ * rely on it), and named after their run's time and pod, so that creating a run's Checkpoint of a
+ * target twice is impossible.
  */
 public final class ScheduleCheckpoints {
   /** The time a Checkpoint's run was due (RFC 3339). */
@@ -38,18 +40,26 @@ public final class ScheduleCheckpoints {
         .withLabel(Labels.SCHEDULE, schedule.getMetadata().getName()).list().getItems();
   }
 
-  /** Creates the Checkpoint of the run due at {@code time}, unless it exists already; returns its name. */
-  public String create(CheckpointSchedule schedule, CheckpointTemplate template, Instant time, String trigger) {
-    String name = name(schedule, time, trigger);
+  /**
+   * Creates the Checkpoint of {@code target} for the run due at {@code time}, unless it exists
+   * already; returns its name.
+   */
+  public String create(CheckpointSchedule schedule, ScheduleTarget target, Instant time, String trigger) {
+    String name = name(schedule, time, trigger, target.pod());
+    Map<String, String> labels = new HashMap<>(Map.of(Labels.SCHEDULE, schedule.getMetadata().getName(),
+        Labels.TRIGGER, trigger));
+    if (target.pod() != null) {
+      labels.put(Labels.POD, Labels.podValue(target.pod()));
+    }
     Checkpoint checkpoint = new Checkpoint();
     checkpoint.setMetadata(new ObjectMetaBuilder()
         .withName(name)
         .withNamespace(schedule.getMetadata().getNamespace())
-        .withLabels(Map.of(Labels.SCHEDULE, schedule.getMetadata().getName(), Labels.TRIGGER, trigger))
+        .withLabels(labels)
         .withAnnotations(Map.of(SCHEDULED_TIME, time.toString()))
         .withOwnerReferences(ownerReference(schedule))
         .build());
-    checkpoint.setSpec(template.toCheckpointSpec());
+    checkpoint.setSpec(target.spec());
     try {
       client.resource(checkpoint).create();
     } catch (KubernetesClientException e) {
@@ -61,9 +71,19 @@ public final class ScheduleCheckpoints {
     return name;
   }
 
-  public static String name(CheckpointSchedule schedule, Instant time, String trigger) {
+  /**
+   * {@code <schedule>[-drain]-<yyyyMMddHHmmss>[-<pod>]}; shortened with a hash of the whole past the
+   * 253 characters of an object name (only a pod's name can make it that long).
+   */
+  public static String name(CheckpointSchedule schedule, Instant time, String trigger, String pod) {
     String infix = Labels.TRIGGER_DRAIN.equals(trigger) ? "-drain-" : "-";
-    return schedule.getMetadata().getName() + infix + NAME_TIME.format(time);
+    String name = schedule.getMetadata().getName() + infix + NAME_TIME.format(time) + (pod == null ? "" : "-" + pod);
+    return Names.shortened(name, Names.MAX_OBJECT_NAME);
+  }
+
+  /** The {@value Labels#POD} label of a schedule's Checkpoint; null for a schedule without selector. */
+  public static String podLabel(Checkpoint checkpoint) {
+    return checkpoint.getMetadata().getLabels() == null ? null : checkpoint.getMetadata().getLabels().get(Labels.POD);
   }
 
   /** blockOwnerDeletion false: a schedule's deletion never waits for its checkpoints. */

@@ -1,0 +1,86 @@
+package dev.stasis.agent;
+
+import java.time.Duration;
+import java.util.Set;
+
+/**
+ * Which failures of node work are worth another attempt, and how long to wait before it. Only
+ * failures of something outside the request that may come back by itself are retried: storage
+ * unreachable or answering 5xx, a kubelet that does not answer, an agent that died mid-work. Bad
+ * input (a PID that does not exist, a policy refusal, a CRIU that refuses the tree) fails at once:
+ * trying again would only fail again. The wait doubles from {@code base} on each failed attempt, up
+ * to {@code cap}: 10 s, 20 s, 40 s, ... 5 min by default.
+ */
+public record RetryPolicy(Duration base, Duration cap) {
+  public static final Duration DEFAULT_BASE = Duration.ofSeconds(10);
+  public static final Duration DEFAULT_CAP = Duration.ofMinutes(5);
+  public static final RetryPolicy DEFAULT = new RetryPolicy(DEFAULT_BASE, DEFAULT_CAP);
+
+  /**
+   * The reasons of transient failures. Everything else is permanent. StorageUnavailable also
+   * covers a storage that is misconfigured (no such bucket, access denied): the agent cannot tell
+   * that from an outage with certainty, so it is retried too, but never more than backoffLimit times.
+   */
+  static final Set<String> TRANSIENT = Set.of(
+      "StorageFailed",      // writing the archive or manifest failed (network, 5xx, timeout)
+      "StorageUnavailable", // the storage could not be read (network, 5xx, timeout)
+      "DownloadFailed",     // reading the archive failed midway (network, 5xx, timeout)
+      "KubeletUnreachable", // no connection to the node's kubelet
+      "KubeletTimeout",     // the kubelet did not answer in time
+      "KubeletFailed",      // the kubelet answered an unexpected status (502, 503...)
+      "AgentRestarted");    // the agent died while the work ran; a new one resolved it
+
+  public RetryPolicy {
+    if (base.isNegative() || base.isZero()) {
+      throw new IllegalArgumentException("the retry backoff must be positive, got " + base);
+    }
+    if (cap.compareTo(base) < 0) {
+      cap = base;
+    }
+  }
+
+  /** A policy with this base wait and the default cap. */
+  public static RetryPolicy withBase(Duration base) {
+    return new RetryPolicy(base, DEFAULT_CAP);
+  }
+
+  public boolean isTransient(String reason) {
+    return TRANSIENT.contains(reason);
+  }
+
+  /** The wait after the {@code failedAttempts}-th failed attempt (1 for the first): base × 2^(n-1), capped. */
+  public Duration delayAfter(int failedAttempts) {
+    Duration delay = base;
+    for (int i = 1; i < failedAttempts && delay.compareTo(cap) < 0; i++) {
+      delay = delay.multipliedBy(2);
+    }
+    return delay.compareTo(cap) > 0 ? cap : delay;
+  }
+
+  /** Whether the failure of attempt number {@code attempt} (1 for the first) is tried again. */
+  boolean retries(WorkFailure failure, int attempt, int backoffLimit) {
+    return isTransient(failure.reason()) && attempt <= backoffLimit;
+  }
+
+  /** "attempt 2/4 failed: ...; retrying in 20s", for the status and the Event of a retry. */
+  static String retryMessage(int attempt, int backoffLimit, WorkFailure failure, Duration delay) {
+    return "attempt " + attempt + "/" + (backoffLimit + 1) + " failed (" + failure.reason() + "): "
+        + failure.getMessage() + "; retrying in " + seconds(delay);
+  }
+
+  /** The final failure names how often it was tried when that was more than once. */
+  static WorkFailure finalFailure(WorkFailure failure, int attempts, int backoffLimit) {
+    if (attempts <= 1) {
+      return failure;
+    }
+    String limit = attempts > backoffLimit && TRANSIENT.contains(failure.reason())
+        ? " (spec.backoffLimit " + backoffLimit + " reached)" : "";
+    WorkFailure last = new WorkFailure(failure.reason(), "failed after " + attempts + " attempts" + limit
+        + "; the last: " + failure.getMessage(), failure.logTail());
+    return last;
+  }
+
+  private static String seconds(Duration d) {
+    return d.toMillis() % 1000 == 0 ? d.toSeconds() + "s" : d.toMillis() + "ms";
+  }
+}

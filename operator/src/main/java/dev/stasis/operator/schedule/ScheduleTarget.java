@@ -1,0 +1,34 @@
+package dev.stasis.operator.schedule;
+
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.PodTarget;
+import dev.stasis.kube.Labels;
+import java.util.List;
+
+/**
+ * One thing a schedule checkpoints: its template's fixed target ({@code pod} null), or one pod its
+ * selector selected. Concurrency, retention and drains apply to each target on its own.
+ *
+ * @param pod the selected pod's name, null for a template's target
+ * @param node the node the target runs on, null when unknown
+ * @param spec the spec of the target's Checkpoints
+ */
+public record ScheduleTarget(String pod, String node, CheckpointSpec spec) {
+
+  /** A pod selected by label, with the containers the schedule names (all when none). */
+  public static ScheduleTarget selectedPod(String pod, String node, List<String> containers, String storage) {
+    PodTarget target = new PodTarget(pod, null);
+    target.containers = containers == null || containers.isEmpty() ? null : containers;
+    CheckpointTarget checkpointTarget = new CheckpointTarget();
+    checkpointTarget.pod = target;
+    CheckpointSpec spec = new CheckpointSpec(checkpointTarget);
+    spec.storage = storage;
+    return new ScheduleTarget(pod, node, spec);
+  }
+
+  /** The value of the {@value Labels#POD} label its Checkpoints carry; null for a template's target. */
+  public String podLabel() {
+    return pod == null ? null : Labels.podValue(pod);
+  }
+}
