@@ -45,14 +45,9 @@ final class LocalMode {
         .build()).createOr(NonDeletingOperation::update);
     ensureDefaultStorage(client, state.resolve("storage"));
 
-    String node = flags.get("node", DEFAULT_NODE);
-    // One machine, one user: process targets are allowed everywhere unless the flag says otherwise.
-    Set<String> processTargets = flags.get("allow-process-targets") == null
-        ? Set.of(ProcessTargetPolicy.ALL)
-        : Main.processTargetNamespaces(flags);
-    AgentConfig flagged = Main.agentConfig(flags, node, state);
-    AgentConfig agent = new AgentConfig(node, state.resolve("work"), flagged.criu(), processTargets)
-        .withWorkLimits(flagged.maxConcurrent(), flagged.retries());
+    AgentConfig agent = agentConfig(flags, state);
+    String node = agent.nodeName();
+    Set<String> processTargets = agent.processTargetNamespaces();
     var operator = Roles.newOperator(client);
     Roles.registerOperator(operator, client, Main.hostname(), processTargets);
     AgentShutdown shutdown = new AgentShutdown();
@@ -80,6 +75,21 @@ final class LocalMode {
         started.close();
       }
     });
+  }
+
+  /**
+   * The agent's settings: every agent flag applies, with local defaults — node {@value #DEFAULT_NODE},
+   * work folder in the state folder, and (one machine, one user) process targets allowed everywhere
+   * unless --allow-process-targets says otherwise.
+   */
+  static AgentConfig agentConfig(Flags flags, Path state) {
+    String node = flags.get("node", DEFAULT_NODE);
+    Set<String> processTargets = flags.get("allow-process-targets") == null
+        ? Set.of(ProcessTargetPolicy.ALL)
+        : Main.processTargetNamespaces(flags);
+    AgentConfig flagged = Main.agentConfig(flags, node, Path.of(flags.get("work-dir", state.resolve("work").toString())));
+    return new AgentConfig(node, flagged.workDir(), flagged.criu(), processTargets, flagged.kubelet(),
+        flagged.hostRoot(), flagged.labels(), flagged.profileOverrides(), flagged.maxConcurrent(), flagged.retries());
   }
 
   private static void ensureDefaultStorage(KubernetesClient client, Path path) throws Exception {

@@ -46,7 +46,7 @@ public final class Main {
                                                                         [--container-storage-dir DIR] [--kubelet-insecure-skip-tls-verify]
         local     operator + agent + a local control plane for trying Stasis on this machine
                   [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
-                  [--metrics-port 8080] [--max-concurrent 2] [--retry-backoff 10s]
+                  [--metrics-port 8080] and the agent's flags ([--max-concurrent 2] [--retry-backoff 10s] [--node-labels ...] ...)
       every command serves /metrics, /healthz and /readyz on --metrics-port (--metrics-address; local: 127.0.0.1)
       """;
   static final int OPERATOR_METRICS_PORT = 8080;

@@ -1,0 +1,40 @@
+package dev.stasis.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.stasis.agent.AgentConfig;
+import dev.stasis.kube.ProcessTargetPolicy;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** {@code stasis local} takes the agent's flags as {@code stasis agent} does, with local defaults. */
+class LocalModeTest {
+  static final Path STATE = Path.of("/tmp/stasis-state");
+
+  @Test
+  void localDefaults() {
+    AgentConfig agent = LocalMode.agentConfig(new Flags(List.of()), STATE);
+    assertThat(agent.nodeName()).isEqualTo(LocalMode.DEFAULT_NODE);
+    assertThat(agent.workDir()).isEqualTo(STATE.resolve("work"));
+    assertThat(agent.processTargetNamespaces()).containsExactly(ProcessTargetPolicy.ALL);
+    assertThat(agent.hostRoot()).isEqualTo(Path.of("/"));
+    assertThat(agent.labels()).isEmpty();
+  }
+
+  @Test
+  void theAgentsFlagsApply() {
+    AgentConfig agent = LocalMode.agentConfig(new Flags(List.of("--node", "lab-1", "--node-labels", "zone=lab,gpu=none",
+        "--host-root", "/host", "--profile-overrides", "/etc/overrides.json", "--max-concurrent", "4",
+        "--allow-process-targets", "jobs", "--work-dir", "/var/lib/stasis")), STATE);
+    assertThat(agent.nodeName()).isEqualTo("lab-1");
+    assertThat(agent.labels()).isEqualTo(Map.of("zone", "lab", "gpu", "none"));
+    assertThat(agent.hostRoot()).isEqualTo(Path.of("/host"));
+    assertThat(agent.profileOverrides()).isEqualTo(Path.of("/etc/overrides.json"));
+    assertThat(agent.maxConcurrent()).isEqualTo(4);
+    assertThat(agent.processTargetNamespaces()).isEqualTo(Set.of("jobs"));
+    assertThat(agent.workDir()).isEqualTo(Path.of("/var/lib/stasis"));
+  }
+}
