@@ -5,10 +5,10 @@ import java.io.IOException;
 import java.io.OutputStream;
 
 /** Counts the bytes written through it. */
-class CountingOutputStream extends FilterOutputStream {
+public class CountingOutputStream extends FilterOutputStream {
   private long count;
 
-  CountingOutputStream(OutputStream out) {
+  public CountingOutputStream(OutputStream out) {
     super(out);
   }
 
@@ -25,7 +25,7 @@ class CountingOutputStream extends FilterOutputStream {
     count += len;
   }
 
-  long count() {
+  public long count() {
     return count;
   }
 }

@@ -1,7 +1,7 @@
 package dev.stasis.metrics;
 
+import dev.stasis.archive.CountingOutputStream;
 import dev.stasis.storage.ObjectUpload;
-import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 
@@ -10,25 +10,12 @@ final class MeteredUpload implements ObjectUpload {
   private final ObjectUpload upload;
   private final Transfer transfer;
   private final long started = System.nanoTime();
-  private long bytes;
-  private final OutputStream stream;
+  private final CountingOutputStream stream;
 
   MeteredUpload(ObjectUpload upload, Transfer transfer) {
     this.upload = upload;
     this.transfer = transfer;
-    this.stream = new FilterOutputStream(upload.stream()) {
-      @Override
-      public void write(int b) throws IOException {
-        out.write(b);
-        bytes++;
-      }
-
-      @Override
-      public void write(byte[] b, int off, int len) throws IOException {
-        out.write(b, off, len);
-        bytes += len;
-      }
-    };
+    this.stream = new CountingOutputStream(upload.stream());
   }
 
   @Override
@@ -39,7 +26,7 @@ final class MeteredUpload implements ObjectUpload {
   @Override
   public long commit() throws IOException {
     long stored = upload.commit();
-    transfer.finished(bytes, System.nanoTime() - started);
+    transfer.finished(stream.count(), System.nanoTime() - started);
     return stored;
   }
 
