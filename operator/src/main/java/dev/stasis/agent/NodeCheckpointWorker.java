@@ -193,7 +193,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
           }
           if (isDeleted(checkpoint)) {
             discard(checkpoint, store, stopped ? tree : List.of());
-            stopped = false;
+            WorkDirs.delete(workDir);
             return;
           }
           if (stopped) {
@@ -203,21 +203,23 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
         } finally {
           processLock.unlock();
         }
+        // A reported end means nothing of the attempt is left on the node.
+        WorkDirs.delete(workDir);
         complete(checkpoint, store, manifest, dumped.stats(), started);
       }
     } catch (WorkFailure failure) {
       if (stopped) {
         ProcessTree.signal(tree, "CONT"); // nothing stored: the workload goes on as if never touched
       }
+      WorkDirs.delete(workDir);
       fail(checkpoint, failure);
     } catch (RuntimeException e) {
       if (stopped) {
         ProcessTree.signal(tree, "CONT");
       }
+      WorkDirs.delete(workDir);
       log.error("checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
-    } finally {
-      WorkDirs.delete(workDir);
     }
   }
 
