@@ -131,8 +131,10 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       status.garbageCollectedObjects = (status.garbageCollectedObjects == null ? 0 : status.garbageCollectedObjects)
           + collected.objects();
       if (!collected.isEmpty()) {
-        String message = "removed " + collected.objects() + " objects (" + collected.bytes() + " bytes) of "
-            + collected.prefixes().size() + " checkpoints that no longer exist: " + String.join(", ", collected.prefixes());
+        String message = "removed " + collected.objects() + " objects (" + collected.bytes() + " bytes)"
+            + (collected.unfinishedUploads() > 0 ? " and " + collected.unfinishedUploads() + " unfinished uploads" : "")
+            + " of " + collected.prefixes().size() + " checkpoints that no longer exist: "
+            + String.join(", ", collected.prefixes());
         log.info("storage {}: {}", storage.getMetadata().getName(), message);
         events.normal(storage, "GarbageCollected", message);
       }

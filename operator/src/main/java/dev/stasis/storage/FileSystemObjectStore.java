@@ -106,6 +106,28 @@ public final class FileSystemObjectStore implements ObjectStore {
     return objects;
   }
 
+  /** The partial files of uploads, by the key they would be renamed to. */
+  @Override
+  public List<StoredObject> listUnfinished(String keyPrefix) throws IOException {
+    List<StoredObject> uploads = new ArrayList<>();
+    walk(keyPrefix, new PrefixVisitor() {
+      @Override
+      public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) {
+        String name = file.getFileName().toString();
+        int marker = name.lastIndexOf(PARTIAL_MARKER);
+        if (attributes.isRegularFile() && isPartial(file) && marker > 1) {
+          String key = keyOf(file.resolveSibling(name.substring(1, marker)));
+          if (key.startsWith(keyPrefix)) {
+            uploads.add(new StoredObject(key, attributes.size(), attributes.lastModifiedTime().toInstant()));
+          }
+        }
+        return FileVisitResult.CONTINUE;
+      }
+    });
+    uploads.sort(Comparator.comparing(StoredObject::key));
+    return uploads;
+  }
+
   /**
    * Also deletes unfinished uploads under the prefix, whose uploader could only fail now. Folders
    * inside the prefix go once empty; the ones above it stay, as a concurrent upload of another

@@ -28,7 +28,18 @@ public interface ObjectStore extends AutoCloseable {
   /** Every committed object whose key starts with {@code keyPrefix}. */
   List<StoredObject> list(String keyPrefix) throws IOException;
 
-  /** Deletes every object whose key starts with {@code keyPrefix}; missing objects are fine. */
+  /**
+   * Every upload under {@code keyPrefix} that was started and neither committed nor aborted (S3
+   * multipart uploads, partial files), as the key it would commit to, its size so far where the
+   * store knows it cheaply (0 otherwise) and the time it began or last grew. Uploaders that died
+   * leave these behind; {@link #deleteAll} removes them.
+   */
+  List<StoredObject> listUnfinished(String keyPrefix) throws IOException;
+
+  /**
+   * Deletes every object whose key starts with {@code keyPrefix}, and every unfinished upload;
+   * missing objects are fine.
+   */
   void deleteAll(String keyPrefix) throws IOException;
 
   /**

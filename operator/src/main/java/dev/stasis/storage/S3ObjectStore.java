@@ -11,6 +11,7 @@ import java.net.URI;
 import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -191,6 +192,23 @@ public final class S3ObjectStore implements ObjectStore {
       }
     }
     return objects;
+  }
+
+  /** Multipart uploads: S3 tells when each was initiated, not how many bytes its parts hold so far. */
+  @Override
+  public List<StoredObject> listUnfinished(String keyPrefix) throws IOException {
+    try {
+      List<StoredObject> uploads = new ArrayList<>();
+      for (MultipartUpload upload : s3.listMultipartUploadsPaginator(
+          b -> b.bucket(config.bucket()).prefix(objectKey(keyPrefix))).uploads()) {
+        // A server that does not say when it began gets it counted as old: it has had time enough.
+        Instant initiated = upload.initiated() != null ? upload.initiated() : Instant.EPOCH;
+        uploads.add(new StoredObject(keyOf(upload.key()), 0, initiated));
+      }
+      return uploads;
+    } catch (SdkException e) {
+      throw translate(e, "listing unfinished multipart uploads under " + uri(keyPrefix));
+    }
   }
 
   /**

@@ -8,24 +8,29 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Supplier;
+import java.util.stream.Stream;
 
 /**
- * Finds the objects in a storage whose Checkpoint no longer exists (uploads that outlived a
- * Checkpoint force-deleted or deleted while it was taken, archives whose deletion failed) and
- * removes them. It leaves alone keys not laid out by Stasis, archives kept on purpose
+ * Finds the objects and unfinished uploads in a storage whose Checkpoint no longer exists (uploads
+ * that outlived a Checkpoint force-deleted or deleted while it was taken, multipart uploads of an
+ * agent that died while S3 was unreachable, archives whose deletion failed) and removes them. It leaves alone keys not laid out by Stasis, archives kept on purpose
  * ({@link ArchiveLayout#RETAINED_MARKER_FILE_NAME}), and every checkpoint's objects until the newest
  * of them is older than the grace period.
  */
 public final class StorageGarbageCollector {
 
-  /** What one collection removed: the checkpoints' key prefixes, object count and bytes. */
-  public record Collected(List<String> prefixes, int objects, long bytes) {
+  /**
+   * What one collection removed: the checkpoints' key prefixes, committed objects and their bytes,
+   * and unfinished uploads.
+   */
+  public record Collected(List<String> prefixes, int objects, long bytes, int unfinishedUploads) {
     public boolean isEmpty() {
-      return objects == 0;
+      return prefixes.isEmpty();
     }
   }
 
@@ -37,29 +42,39 @@ public final class StorageGarbageCollector {
    */
   public static Collected collect(ObjectStore store, Supplier<Set<String>> checkpointUids, Duration gracePeriod,
       Instant now) throws IOException {
-    Map<ArchiveLayout, List<StoredObject>> byCheckpoint = new LinkedHashMap<>();
-    for (StoredObject object : store.list("")) {
-      ArchiveLayout.ofKey(object.key())
-          .ifPresent(layout -> byCheckpoint.computeIfAbsent(layout, l -> new ArrayList<>()).add(object));
-    }
+    Map<ArchiveLayout, List<StoredObject>> committed = byCheckpoint(store.list(""));
+    Map<ArchiveLayout, List<StoredObject>> unfinished = byCheckpoint(store.listUnfinished(""));
     Set<String> existing = checkpointUids.get();
     Instant settled = now.minus(gracePeriod);
+    Set<ArchiveLayout> checkpoints = new LinkedHashSet<>(committed.keySet());
+    checkpoints.addAll(unfinished.keySet());
     List<String> prefixes = new ArrayList<>();
     int objects = 0;
     long bytes = 0;
-    for (var entry : byCheckpoint.entrySet()) {
-      ArchiveLayout layout = entry.getKey();
-      List<StoredObject> stored = entry.getValue();
+    int uploads = 0;
+    for (ArchiveLayout layout : checkpoints) {
+      List<StoredObject> stored = committed.getOrDefault(layout, List.of());
+      List<StoredObject> started = unfinished.getOrDefault(layout, List.of());
       boolean orphaned = !existing.contains(layout.checkpointUid())
           && stored.stream().noneMatch(o -> o.key().equals(layout.retainedMarkerKey()))
-          && stored.stream().allMatch(o -> o.lastModified().isBefore(settled));
+          && Stream.concat(stored.stream(), started.stream()).allMatch(o -> o.lastModified().isBefore(settled));
       if (orphaned) {
         store.deleteAll(layout.prefix());
         prefixes.add(layout.prefix());
         objects += stored.size();
         bytes += stored.stream().mapToLong(StoredObject::sizeBytes).sum();
+        uploads += started.size();
       }
     }
-    return new Collected(prefixes, objects, bytes);
+    return new Collected(prefixes, objects, bytes, uploads);
+  }
+
+  private static Map<ArchiveLayout, List<StoredObject>> byCheckpoint(List<StoredObject> objects) {
+    Map<ArchiveLayout, List<StoredObject>> byCheckpoint = new LinkedHashMap<>();
+    for (StoredObject object : objects) {
+      ArchiveLayout.ofKey(object.key())
+          .ifPresent(layout -> byCheckpoint.computeIfAbsent(layout, l -> new ArrayList<>()).add(object));
+    }
+    return byCheckpoint;
   }
 }

@@ -1,10 +1,12 @@
 package dev.stasis.operator.retention;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.ObjectUpload;
 import dev.stasis.storage.S3Config;
 import dev.stasis.storage.S3ObjectStore;
 import dev.stasis.storage.StoredObject;
@@ -24,6 +26,7 @@ class StorageGarbageCollectorTest {
   static final String LIVE = "11111111-1111-1111-1111-111111111111";
   static final String GONE = "22222222-2222-2222-2222-222222222222";
   static final String RETAINED = "33333333-3333-3333-3333-333333333333";
+  static final String CRASHED = "44444444-4444-4444-4444-444444444444";
   static final Duration GRACE = Duration.ofHours(1);
 
   @TempDir Path root;
@@ -40,16 +43,21 @@ class StorageGarbageCollectorTest {
     try (S3Server server = S3Server.start()) {
       server.createBucket("checkpoints");
       try (ObjectStore store = new S3ObjectStore(new S3Config(server.endpoint(), "checkpoints", "stasis", null, true,
-          server.accessKey(), server.secretKey()))) {
+          server.accessKey(), server.secretKey()), S3ObjectStore.MIN_PART_SIZE)) {
         removesOnlyWhatNoCheckpointOwns(store);
       }
     }
   }
 
+  /**
+   * Committed objects and unfinished uploads (an S3 multipart upload, a partial file) alike: a
+   * deleted checkpoint's go, a live or retained checkpoint's and foreign keys stay.
+   */
   private void removesOnlyWhatNoCheckpointOwns(ObjectStore store) throws IOException {
     ArchiveLayout live = new ArchiveLayout("jobs", "live", LIVE);
     ArchiveLayout gone = new ArchiveLayout("jobs", "sim-20250310100010", GONE);
     ArchiveLayout retained = new ArchiveLayout("jobs", "kept", RETAINED);
+    ArchiveLayout crashed = new ArchiveLayout("jobs", "crashed", CRASHED);
     for (ArchiveLayout layout : List.of(live, gone, retained)) {
       write(store, layout.prefix() + "archive.tar.zst", "images of " + layout.checkpointName());
       write(store, layout.manifestKey(), "{}");
@@ -57,18 +65,38 @@ class StorageGarbageCollectorTest {
     write(store, retained.retainedMarkerKey(), "kept on purpose");
     write(store, "backups/etc.tar", "not ours");
     write(store, "jobs/notes-without-uid/readme.txt", "not ours either");
+    ObjectUpload crashedUpload = startUpload(store, crashed.prefix() + "archive.tar.zst");
+    ObjectUpload goneUpload = startUpload(store, gone.prefix() + "late.tar.zst");
+    ObjectUpload liveUpload = startUpload(store, live.prefix() + "second.tar.zst");
     List<StoredObject> before = store.list("");
+    assertThat(store.listUnfinished("")).extracting(StoredObject::key).containsExactlyInAnyOrder(
+        crashed.prefix() + "archive.tar.zst", gone.prefix() + "late.tar.zst", live.prefix() + "second.tar.zst");
     Set<String> existing = Set.of(LIVE);
 
     var fresh = StorageGarbageCollector.collect(store, () -> existing, GRACE, Instant.now().plus(Duration.ofMinutes(50)));
     assertThat(fresh.isEmpty()).as("nothing is touched within the grace period").isTrue();
+    assertThat(store.listUnfinished("")).hasSize(3);
 
     var collected = StorageGarbageCollector.collect(store, () -> existing, GRACE, Instant.now().plus(Duration.ofMinutes(70)));
-    assertThat(collected.prefixes()).containsExactly(gone.prefix());
+    assertThat(collected.prefixes()).containsExactlyInAnyOrder(gone.prefix(), crashed.prefix());
     assertThat(collected.objects()).isEqualTo(2);
     assertThat(collected.bytes()).isEqualTo(("images of " + gone.checkpointName()).length() + 2);
+    assertThat(collected.unfinishedUploads()).isEqualTo(2);
     assertThat(store.list("")).containsExactlyInAnyOrderElementsOf(
         before.stream().filter(o -> !o.key().startsWith(gone.prefix())).toList());
+    assertThat(store.listUnfinished("")).extracting(StoredObject::key).containsExactly(live.prefix() + "second.tar.zst");
+    assertThatThrownBy(crashedUpload::commit).as("an upload collected as garbage cannot commit any more")
+        .isInstanceOf(IOException.class);
+    goneUpload.abort();
+    liveUpload.abort();
+  }
+
+  /** An upload left open, with more than one S3 part written so that S3 holds a multipart upload. */
+  private static ObjectUpload startUpload(ObjectStore store, String key) throws IOException {
+    ObjectUpload upload = store.upload(key);
+    upload.stream().write(new byte[S3ObjectStore.MIN_PART_SIZE + 1]);
+    upload.stream().flush();
+    return upload;
   }
 
   private static void write(ObjectStore store, String key, String content) throws IOException {
