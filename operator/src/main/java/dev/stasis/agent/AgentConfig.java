@@ -1,6 +1,7 @@
 package dev.stasis.agent;
 
 import dev.stasis.criu.Criu;
+import dev.stasis.kube.RetryPolicy;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Set;

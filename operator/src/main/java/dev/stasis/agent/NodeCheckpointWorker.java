@@ -127,7 +127,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       // an attempt that ended before it needed a slot: counted, never retried (bad input)
       statusWriter.update(checkpoint, this::isPendingHere, c -> {
         c.getStatus().startAttempt();
-        WorkFailure failure = RetryPolicy.finalFailure(refusal, c.getStatus().attempts(),
+        WorkFailure failure = refusal.afterAttempts(c.getStatus().attempts(),
             c.getSpec().backoffLimitOrDefault());
         c.getStatus().fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration());
       }).ifPresent(failed -> {
@@ -410,7 +410,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
           checkpoint.getMetadata().getName(), checkpoint.getStatus().attempts(), explained.reason(), explained.getMessage());
       return;
     }
-    WorkFailure failure = RetryPolicy.finalFailure(explained, checkpoint.getStatus().attempts(), backoffLimit);
+    WorkFailure failure = explained.afterAttempts(checkpoint.getStatus().attempts(), backoffLimit);
     log.warn("checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
     statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {

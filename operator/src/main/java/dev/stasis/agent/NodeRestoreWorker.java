@@ -166,7 +166,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     })) {
       return;
     }
-    fail(restore, RetryPolicy.finalFailure(failure, restore.getStatus().attempts(), backoffLimit));
+    fail(restore, failure.afterAttempts(restore.getStatus().attempts(), backoffLimit));
   }
 
   private Checkpoint checkpoint(Restore restore) throws WorkFailure {

@@ -4,6 +4,7 @@ import dev.stasis.api.AttemptedStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
@@ -121,16 +122,16 @@ public final class NodeWork {
    * After a failed attempt: when the failure is transient and spec.backoffLimit allows another
    * attempt, puts the work back to Pending until the backoff has passed, with a Warning Event
    * "attempt 1/4 failed (...): ...; retrying in 10s", and returns true. Otherwise false: the caller
-   * fails the work for good, with {@link RetryPolicy#finalFailure}.
+   * fails the work for good, with {@link WorkFailure#afterAttempts}.
    */
   <S extends AttemptedStatus, R extends CustomResource<?, S>> boolean retryLater(R resource, Predicate<R> isActive,
       WorkFailure failure, int backoffLimit, Consumer<R> backToPending) {
     int attempt = resource.getStatus() == null ? 1 : Math.max(1, resource.getStatus().attempts());
-    if (!retries.retries(failure, attempt, backoffLimit)) {
+    if (!retries.retries(failure.reason(), attempt, backoffLimit)) {
       return false;
     }
     Duration delay = retries.delayAfter(attempt);
-    String message = RetryPolicy.retryMessage(attempt, backoffLimit, failure, delay);
+    String message = RetryPolicy.retryMessage(attempt, backoffLimit, failure.reason(), failure.getMessage(), delay);
     String retryAt = Instant.now().plus(delay).toString();
     statusWriter.update(resource, isActive, r -> {
       backToPending.accept(r);

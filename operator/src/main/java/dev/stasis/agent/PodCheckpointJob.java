@@ -296,7 +296,7 @@ final class PodCheckpointJob {
     if (work.retryLater(checkpoint, PodCheckpointJob::isRunning, cause, backoffLimit, NodeCheckpointWorker::backToPending)) {
       return;
     }
-    WorkFailure failure = RetryPolicy.finalFailure(cause, checkpoint.getStatus().attempts(), backoffLimit);
+    WorkFailure failure = cause.afterAttempts(checkpoint.getStatus().attempts(), backoffLimit);
     log.warn("pod checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
     statusWriter.update(checkpoint, PodCheckpointJob::isRunning,

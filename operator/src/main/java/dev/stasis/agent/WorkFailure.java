@@ -1,5 +1,7 @@
 package dev.stasis.agent;
 
+import dev.stasis.kube.RetryPolicy;
+
 /** Node-side work failed; the reason is stable, the message says what to do, the log tail is CRIU's. */
 class WorkFailure extends Exception {
   private final String reason;
@@ -17,6 +19,12 @@ class WorkFailure extends Exception {
 
   String reason() {
     return reason;
+  }
+
+  /** The final failure after {@code attempts}: its message names how often it was tried, when more than once. */
+  WorkFailure afterAttempts(int attempts, int backoffLimit) {
+    String message = RetryPolicy.finalMessage(reason, getMessage(), attempts, backoffLimit);
+    return message.equals(getMessage()) ? this : new WorkFailure(reason, message, logTail);
   }
 
   String logTail() {

@@ -49,7 +49,7 @@ final class LocalMode {
     String node = agent.nodeName();
     Set<String> processTargets = agent.processTargetNamespaces();
     var operator = Roles.newOperator(client);
-    Roles.registerOperator(operator, client, Main.hostname(), processTargets);
+    Roles.registerOperator(operator, client, Main.hostname(), processTargets, agent.retries());
     AgentShutdown shutdown = new AgentShutdown();
     var profiles = Roles.registerAgent(operator, client, agent, shutdown);
     // One machine: nobody else needs to reach the metrics port.

@@ -4,9 +4,9 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.NodeWorkQueue;
-import dev.stasis.agent.RetryPolicy;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.metrics.MetricsServer;
 import dev.stasis.operator.schedule.Durations;
 import io.fabric8.kubernetes.client.Config;
@@ -34,6 +34,8 @@ public final class Main {
       usage: stasis <command> [flags]
         operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE] [--allow-process-targets NS,...|*]
                                                                         [--leader-election-namespace NS] [--metrics-port 8080]
+                                                                        [--retry-backoff 10s (wait before trying again a Checkpoint
+                                                                         or Restore refused while its storage is down)]
         agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...]
                                                                         [--allow-process-targets NS,...|*] [--kubeconfig FILE]
                                                                         [--metrics-port 8081]
@@ -95,7 +97,7 @@ public final class Main {
     Optional<LeaderElectionConfiguration> leaderElection = Optional.ofNullable(flags.get("leader-election-namespace"))
         .map(namespace -> leaderElection(namespace, hostname(), stopping::get));
     var operator = Roles.newOperator(client, leaderElection);
-    Roles.registerOperator(operator, client, hostname(), processTargetNamespaces(flags));
+    Roles.registerOperator(operator, client, hostname(), processTargetNamespaces(flags), retryPolicy(flags));
     MetricsServer metrics = metricsServer(flags, "0.0.0.0", OPERATOR_METRICS_PORT,
         Roles.readiness(operator, stopping::get));
     operator.start();
@@ -159,7 +161,7 @@ public final class Main {
         processTargetNamespaces(flags), kubeletSettings(flags, node), Path.of(flags.get("host-root", "/")),
         keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides),
         positive("--max-concurrent", flags.get("max-concurrent", Integer.toString(NodeWorkQueue.DEFAULT_SLOTS))),
-        RetryPolicy.withBase(retryBackoff(flags.get("retry-backoff"))));
+        retryPolicy(flags));
   }
 
   private static int positive(String flag, String value) {
@@ -174,15 +176,16 @@ public final class Main {
     throw new IllegalArgumentException(flag + " wants a whole number of at least 1, got '" + value + "'");
   }
 
-  /** A duration like the specs' (10s, 1m30s); default {@link RetryPolicy#DEFAULT_BASE}. */
-  private static Duration retryBackoff(String value) {
+  /** --retry-backoff: a duration like the specs' (10s, 1m30s); default {@link RetryPolicy#DEFAULT_BASE}. */
+  private static RetryPolicy retryPolicy(Flags flags) {
+    String value = flags.get("retry-backoff");
     if (value == null) {
-      return RetryPolicy.DEFAULT_BASE;
+      return RetryPolicy.DEFAULT;
     }
     try {
       Duration d = Durations.parse(value);
       if (!d.isZero()) {
-        return d;
+        return RetryPolicy.withBase(d);
       }
     } catch (IllegalArgumentException e) {
       // said below

@@ -16,6 +16,7 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
@@ -55,15 +56,16 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final ProcessTargetPolicy processTargets;
+  private final RefusalRetries retries;
   private final Clock clock;
 
-  public CheckpointReconciler(
-      KubernetesClient client, ClusterCache cluster, EventRecorder events, ProcessTargetPolicy processTargets) {
-    this(client, cluster, events, processTargets, Clock.systemUTC());
+  public CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
+      ProcessTargetPolicy processTargets, RetryPolicy retryPolicy) {
+    this(client, cluster, events, processTargets, retryPolicy, Clock.systemUTC());
   }
 
   CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
-      ProcessTargetPolicy processTargets, Clock clock) {
+      ProcessTargetPolicy processTargets, RetryPolicy retryPolicy, Clock clock) {
     this.client = client;
     this.cluster = cluster;
     this.processTargets = processTargets;
@@ -71,6 +73,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
+    this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
   }
 
   @Override
@@ -83,14 +86,32 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     if (isAssigned(checkpoint)) {
       return failWhenAgentGone(checkpoint);
     }
+    Optional<Duration> retryDue = retries.untilRetry(observed);
+    if (retryDue.isPresent()) {
+      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(retryDue.get());
+    }
     try {
       Assignment assignment = validate(checkpoint);
       CheckpointStorage storage = usableStorage(checkpoint);
       assign(checkpoint, assignment, storage.getMetadata().getName());
     } catch (Refusal refusal) {
+      Optional<Duration> retryIn = retries.retryLater(checkpoint, refusal, backoffLimit(checkpoint), pending());
+      if (retryIn.isPresent()) {
+        return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(retryIn.get());
+      }
       fail(checkpoint, refusal);
     }
     return UpdateControl.noUpdate();
+  }
+
+  private static int backoffLimit(Checkpoint checkpoint) {
+    return checkpoint.getSpec() == null ? 0 : checkpoint.getSpec().backoffLimitOrDefault();
+  }
+
+  private static CheckpointStatus pending() {
+    CheckpointStatus status = new CheckpointStatus();
+    status.phase = CheckpointPhase.Pending;
+    return status;
   }
 
   private static boolean isAssigned(Checkpoint checkpoint) {
@@ -196,8 +217,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private void assign(Checkpoint checkpoint, Assignment assignment, String storage) {
     String node = assignment.node();
     checkpoint = Labels.assign(client, checkpoint, node);
-    CheckpointStatus status = new CheckpointStatus();
-    status.phase = CheckpointPhase.Pending;
+    CheckpointStatus status = pending();
+    RefusalRetries.carryAttempts(checkpoint, status);
     status.node = node;
     status.storage = storage;
     status.containers = assignment.containers();
@@ -210,10 +231,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
 
   private void fail(Checkpoint checkpoint, Refusal refusal) {
     CheckpointStatus status = new CheckpointStatus();
-    status.observedGeneration = checkpoint.getMetadata().getGeneration();
-    status.fail(refusal.reason(), refusal.getMessage(), status.observedGeneration);
+    retries.fail(checkpoint, refusal, backoffLimit(checkpoint), status);
     statusWriter.replace(checkpoint, status);
-    events.warning(checkpoint, refusal.reason(), refusal.getMessage());
+    events.warning(checkpoint, refusal.reason(), status.message);
     StasisMetrics.checkpointFinished(status);
   }
 

@@ -38,6 +38,8 @@ import org.slf4j.LoggerFactory;
 public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage> {
   private static final Logger log = LoggerFactory.getLogger(CheckpointStorageReconciler.class);
   static final Duration RECHECK = Duration.ofSeconds(60);
+  /** Sooner while it is down: Checkpoints and Restores waiting to retry (spec.backoffLimit) go on once it is back. */
+  static final Duration RECHECK_UNAVAILABLE = Duration.ofSeconds(10);
   static final Duration GARBAGE_COLLECTION_INTERVAL = Duration.ofMinutes(10);
   static final Duration DEFAULT_GRACE_PERIOD = Duration.ofHours(1);
 
@@ -99,7 +101,8 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
         events.warning(storage, status.reason, status.message);
       }
     }
-    return UpdateControl.<CheckpointStorage>noUpdate().rescheduleAfter(RECHECK);
+    return UpdateControl.<CheckpointStorage>noUpdate()
+        .rescheduleAfter(CheckpointStorageStatus.AVAILABLE.equals(status.phase) ? RECHECK : RECHECK_UNAVAILABLE);
   }
 
   /** Due by the time of the last collection in the status, so that restarts do not collect more often. */

@@ -17,6 +17,7 @@ import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
@@ -63,12 +64,14 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final EventRecorder events;
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
+  private final RefusalRetries retries;
 
-  public RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events) {
-    this(client, cluster, events, Clock.systemUTC());
+  public RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy) {
+    this(client, cluster, events, retryPolicy, Clock.systemUTC());
   }
 
-  RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, Clock clock) {
+  RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy,
+      Clock clock) {
     this.client = client;
     this.cluster = cluster;
     this.clock = clock;
@@ -76,6 +79,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.podRestores = new PodRestores(client, storages, statusWriter, events);
+    this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
   }
 
   @Override
@@ -91,6 +95,10 @@ public class RestoreReconciler implements Reconciler<Restore> {
         && agentGone(observed.node).isEmpty()) {
       // the agent's to take; placed again below only if that agent is gone before it did
       return UpdateControl.<Restore>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
+    }
+    Optional<Duration> retryDue = retries.untilRetry(observed);
+    if (retryDue.isPresent()) {
+      return UpdateControl.<Restore>noUpdate().rescheduleAfter(retryDue.get());
     }
     try {
       Checkpoint checkpoint = completedCheckpoint(restore);
@@ -109,9 +117,29 @@ public class RestoreReconciler implements Reconciler<Restore> {
         assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures);
       }
     } catch (Refusal refusal) {
+      RestoreStatus waiting = pending(restore);
+      waiting.placement = observed == null ? null : observed.placement;
+      Optional<Duration> retryIn = retries.retryLater(restore, refusal, backoffLimit(restore), waiting);
+      if (retryIn.isPresent()) {
+        return UpdateControl.<Restore>noUpdate().rescheduleAfter(retryIn.get());
+      }
       fail(restore, refusal, null);
     }
     return UpdateControl.noUpdate();
+  }
+
+  private static int backoffLimit(Restore restore) {
+    return restore.getSpec() == null ? 0 : restore.getSpec().backoffLimitOrDefault();
+  }
+
+  /** A fresh Pending status naming the checkpoint asked for, when it names one. */
+  private static RestoreStatus pending(Restore restore) {
+    RestoreStatus status = new RestoreStatus();
+    status.phase = RestorePhase.Pending;
+    if (restore.getSpec() != null && restore.getSpec().checkpointRef != null) {
+      status.checkpoint = restore.getSpec().checkpointRef.name;
+    }
+    return status;
   }
 
   /** The named Checkpoint once Completed; null while it is still being taken. */
@@ -280,10 +308,8 @@ public class RestoreReconciler implements Reconciler<Restore> {
   }
 
   private void waitFor(Restore restore) {
-    RestoreStatus status = new RestoreStatus();
-    status.phase = RestorePhase.Pending;
+    RestoreStatus status = pending(restore);
     status.reason = "CheckpointInProgress";
-    status.checkpoint = restore.getSpec().checkpointRef.name;
     status.message = "waiting for Checkpoint '" + restore.getSpec().checkpointRef.name + "' to complete";
     status.observedGeneration = restore.getMetadata().getGeneration();
     Conditions.set(status, Conditions.COMPLETE, false, status.reason, status.message, status.observedGeneration);
@@ -294,8 +320,8 @@ public class RestoreReconciler implements Reconciler<Restore> {
       List<PlacementStatus.PreflightFailure> preflightFailures) {
     String node = decision.node().orElseThrow();
     restore = Labels.assign(client, restore, node);
-    RestoreStatus status = new RestoreStatus();
-    status.phase = RestorePhase.Pending;
+    RestoreStatus status = pending(restore);
+    RefusalRetries.carryAttempts(restore, status);
     status.checkpoint = checkpoint;
     status.node = node;
     status.placement = placementStatus(decision, preflightFailures);
@@ -339,10 +365,9 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private void fail(Restore restore, Refusal refusal, PlacementStatus placement) {
     RestoreStatus status = new RestoreStatus();
     status.placement = placement;
-    status.observedGeneration = restore.getMetadata().getGeneration();
-    status.fail(refusal.reason(), refusal.getMessage(), status.observedGeneration);
+    retries.fail(restore, refusal, backoffLimit(restore), status);
     statusWriter.replace(restore, status);
-    events.warning(restore, refusal.reason(), refusal.getMessage());
+    events.warning(restore, refusal.reason(), status.message);
     StasisMetrics.restoreFinished(status);
   }
 }

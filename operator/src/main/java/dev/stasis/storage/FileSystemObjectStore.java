@@ -91,13 +91,25 @@ public final class FileSystemObjectStore implements ObjectStore {
 
   @Override
   public List<StoredObject> list(String keyPrefix) throws IOException {
+    return listFiles(keyPrefix, false);
+  }
+
+  /** The partial files of uploads, by the key they would be renamed to. */
+  @Override
+  public List<StoredObject> listUnfinished(String keyPrefix) throws IOException {
+    return listFiles(keyPrefix, true);
+  }
+
+  private List<StoredObject> listFiles(String keyPrefix, boolean partial) throws IOException {
     List<StoredObject> objects = new ArrayList<>();
     walk(keyPrefix, new PrefixVisitor() {
       @Override
       public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) {
-        String key = keyOf(file);
-        if (attributes.isRegularFile() && !isPartial(file) && key.startsWith(keyPrefix)) {
-          objects.add(new StoredObject(key, attributes.size(), attributes.lastModifiedTime().toInstant()));
+        if (attributes.isRegularFile() && isPartial(file) == partial) {
+          String key = partial ? committedKeyOf(file) : keyOf(file);
+          if (key != null && key.startsWith(keyPrefix)) {
+            objects.add(new StoredObject(key, attributes.size(), attributes.lastModifiedTime().toInstant()));
+          }
         }
         return FileVisitResult.CONTINUE;
       }
@@ -106,26 +118,11 @@ public final class FileSystemObjectStore implements ObjectStore {
     return objects;
   }
 
-  /** The partial files of uploads, by the key they would be renamed to. */
-  @Override
-  public List<StoredObject> listUnfinished(String keyPrefix) throws IOException {
-    List<StoredObject> uploads = new ArrayList<>();
-    walk(keyPrefix, new PrefixVisitor() {
-      @Override
-      public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) {
-        String name = file.getFileName().toString();
-        int marker = name.lastIndexOf(PARTIAL_MARKER);
-        if (attributes.isRegularFile() && isPartial(file) && marker > 1) {
-          String key = keyOf(file.resolveSibling(name.substring(1, marker)));
-          if (key.startsWith(keyPrefix)) {
-            uploads.add(new StoredObject(key, attributes.size(), attributes.lastModifiedTime().toInstant()));
-          }
-        }
-        return FileVisitResult.CONTINUE;
-      }
-    });
-    uploads.sort(Comparator.comparing(StoredObject::key));
-    return uploads;
+  /** The key a partial file {@code .<name>.partial-<random>} commits to; null for a stray name. */
+  private String committedKeyOf(Path partial) {
+    String name = partial.getFileName().toString();
+    int marker = name.lastIndexOf(PARTIAL_MARKER);
+    return marker > 1 ? keyOf(partial.resolveSibling(name.substring(1, marker))) : null;
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.stasis.agent;
 
+import dev.stasis.kube.RetryPolicy;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 

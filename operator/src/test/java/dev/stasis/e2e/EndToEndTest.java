@@ -19,6 +19,7 @@ import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
@@ -62,6 +63,8 @@ abstract class EndToEndTest {
   static KubernetesClient client;
   static S3Server s3;
   static InProcessStasis stasis;
+  /** The operator's wait before it tries a Checkpoint again whose storage was down (10 s outside tests). */
+  static final Duration OPERATOR_RETRY_BASE = Duration.ofSeconds(2);
 
   @TempDir static Path shared;
   String namespace;
@@ -93,6 +96,7 @@ abstract class EndToEndTest {
   /** The operator and the agents; a second call after closing the first is a restart of both. */
   static InProcessStasis startInProcess() {
     return InProcessStasis.on(client)
+        .operatorRetries(RetryPolicy.withBase(OPERATOR_RETRY_BASE))
         .agent(NODE, shared.resolve("work"), Main.criuPath(null))
         .agent(NO_CRIU_NODE, shared.resolve("work-nocriu"), shared.resolve("no-such-criu"))
         .agent(OLD_CRIU_NODE, shared.resolve("work-oldcriu"), shared.resolve("old-criu"))

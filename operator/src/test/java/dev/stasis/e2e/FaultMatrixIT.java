@@ -8,6 +8,7 @@ import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
@@ -22,7 +23,9 @@ import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -112,6 +115,57 @@ class FaultMatrixIT extends EndToEndTest {
     client.resource(c).delete();
     await().atMost(TIMEOUT).until(() -> checkpoint("stopped") == null);
     assertNothingStoredFor(c);
+  }
+
+  /**
+   * S3 is down when the Checkpoint is created: the operator keeps it Pending and tries again with
+   * backoff (spec.backoffLimit) instead of failing it; once S3 is back it is taken and completes.
+   */
+  @Test
+  void storageDownWhenTheCheckpointIsCreated() throws Exception {
+    Path out = shared.resolve("down-" + namespace);
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    link.stop();
+    recheck(faultyStorage);
+    await().atMost(TIMEOUT).until(() -> "Unavailable".equals(
+        client.resources(CheckpointStorage.class).withName(faultyStorage).get().getStatus().phase));
+
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("down").withNamespace(namespace).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) counter.pid())));
+    c.getSpec().storage = faultyStorage;
+    c.getSpec().backoffLimit = 6; // waits of 2, 4, 8, 16, 32 and 64 s in this test
+    Checkpoint created = client.resource(c).create();
+    Checkpoint waiting = await().atMost(TIMEOUT).until(() -> checkpoint("down"),
+        w -> w.getStatus() != null && w.getStatus().nextRetryTime != null);
+    assertThat(waiting.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(waiting.getStatus().message).startsWith("attempt 1/7 failed (StorageUnavailable): CheckpointStorage '"
+        + faultyStorage + "' is unavailable: checking bucket checkpoints at " + link.endpoint() + " failed");
+    assertThat(waiting.getStatus().reason).isEqualTo("StorageUnavailable");
+    assertThat(waiting.getStatus().message).endsWith("; retrying in 2s");
+    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
+        .anyMatch(e -> e.getReason().equals("Retrying") && e.getInvolvedObject().getName().equals("down")));
+
+    link.pass();
+    Checkpoint done = awaitCheckpoint(created, CheckpointPhase.Completed);
+    assertThat(done.getStatus().attempts).as("the operator's attempts and the agent's").isGreaterThanOrEqualTo(2);
+    assertThat(done.getStatus().conditions)
+        .anyMatch(x -> x.getType().equals("Retrying") && x.getStatus().equals("False") && x.getReason().equals("Completed"));
+  }
+
+  /** Makes the operator check the storage now rather than at its next periodic check. */
+  static void recheck(String storage) {
+    client.resources(CheckpointStorage.class).withName(storage)
+        .edit(s -> {
+          Map<String, String> annotations = new HashMap<>();
+          if (s.getMetadata().getAnnotations() != null) {
+            annotations.putAll(s.getMetadata().getAnnotations());
+          }
+          annotations.put("test.stasis.dev/recheck", Long.toString(System.nanoTime()));
+          s.getMetadata().setAnnotations(annotations);
+          return s;
+        });
   }
 
   /** S3 answers, but late and slowly: the checkpoint takes longer and completes, and it restores. */

@@ -86,6 +86,7 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
     assertFailure(c.getStatus().reason, c.getStatus().message, "CriuTooOld", "CRIU 3.17.1");
   }
 
+  /** With backoffLimit 0 at once; FaultMatrixIT.storageDownWhenTheCheckpointIsDue waits for the storage instead. */
   @Test
   void unreachableStorageIsReportedAndRefused() throws Exception {
     String name = "down-" + NODE;
@@ -97,7 +98,12 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
     assertThat(client.resources(CheckpointStorage.class).withName(name).get().getStatus().message)
         .contains("127.0.0.1");
     var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("down.txt").toString()));
-    Checkpoint c = awaitCheckpoint(createCheckpoint("down", counter.pid(), name, null), CheckpointPhase.Failed);
+    Checkpoint down = new Checkpoint();
+    down.setMetadata(new ObjectMetaBuilder().withName("down").withNamespace(namespace).build());
+    down.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) counter.pid())));
+    down.getSpec().storage = name;
+    down.getSpec().backoffLimit = 0;
+    Checkpoint c = awaitCheckpoint(client.resource(down).create(), CheckpointPhase.Failed);
     assertFailure(c.getStatus().reason, c.getStatus().message, "StorageUnavailable", "is unavailable");
   }
 

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.RetryPolicy;
 import dev.stasis.api.AttemptedStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
@@ -14,6 +13,7 @@ import dev.stasis.api.Conditions;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;

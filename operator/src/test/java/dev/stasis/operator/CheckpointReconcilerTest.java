@@ -20,7 +20,9 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.testing.TestingClock;
+import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import dev.stasis.api.CheckpointOptions;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -50,7 +52,7 @@ class CheckpointReconcilerTest {
   void setUp() {
     clock = new TestingClock(Instant.now());
     reconciler = new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
-        new ProcessTargetPolicy(client, Set.of()), clock);
+        new ProcessTargetPolicy(client, Set.of()), RetryPolicy.DEFAULT, clock);
     client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS)
         .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
     NodeProfile node = new NodeProfile();
@@ -110,10 +112,76 @@ class CheckpointReconcilerTest {
   }
 
   @Test
-  void unavailableStorage() {
+  void unavailableStorageWithoutRetries() {
     storage("down", true, "cannot reach S3 endpoint http://127.0.0.1:1: connection refused");
-    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null)), "StorageUnavailable",
-        "connection refused");
+    Checkpoint c = checkpoint("c", CheckpointTarget.process("node-a", 1234), null);
+    c.getSpec().backoffLimit = 0;
+    assertFailed(reconcile(client.resource(c).update()), "StorageUnavailable", "connection refused");
+  }
+
+  /** Each try counts against spec.backoffLimit, with the agents' backoff (10 s, 20 s, ...) in between. */
+  @Test
+  void aStorageThatStaysDownFailsTheCheckpointAfterItsBackoffLimit() {
+    storage("down", true, "cannot reach S3 endpoint http://127.0.0.1:1: connection refused");
+    Checkpoint c = checkpoint("c", CheckpointTarget.process("node-a", 1234), null);
+    c.getSpec().backoffLimit = 2;
+    c = client.resource(c).update();
+
+    var control = reconciler.reconcile(client.resource(c).get(), null);
+    c = client.resource(c).get();
+    assertWaitingToRetry(c, 1, "attempt 1/3 failed (StorageUnavailable): CheckpointStorage 'down' is unavailable: "
+        + "cannot reach S3 endpoint http://127.0.0.1:1: connection refused; retrying in 10s");
+    assertThat(control.getScheduleDelay()).contains(Duration.ofSeconds(10).toMillis());
+    assertThat(events()).anyMatch(e -> e.getReason().equals("Retrying") && e.getType().equals("Warning"));
+
+    clock.now = clock.now.plusSeconds(5);
+    control = reconciler.reconcile(client.resource(c).get(), null);
+    assertThat(client.resource(c).get().getStatus().attempts).as("not before its time").isEqualTo(1);
+    assertThat(control.getScheduleDelay()).contains(Duration.ofSeconds(5).toMillis());
+
+    clock.now = clock.now.plusSeconds(5);
+    assertWaitingToRetry(reconcile(c), 2, "retrying in 20s");
+    clock.now = clock.now.plusSeconds(20);
+    c = reconcile(c);
+    assertFailed(c, "StorageUnavailable",
+        "failed after 3 attempts (spec.backoffLimit 2 reached); the last: CheckpointStorage 'down' is unavailable");
+    assertThat(c.getStatus().attempts).isEqualTo(3);
+    assertThat(c.getStatus().nextRetryTime).isNull();
+    assertThat(c.getStatus().conditions).anyMatch(x -> x.getType().equals("Retrying") && x.getStatus().equals("False"));
+  }
+
+  @Test
+  void aStorageBackBeforeTheRetryGetsTheCheckpointAssigned() {
+    storage("down", true, "cannot reach S3 endpoint http://127.0.0.1:1: connection refused");
+    Checkpoint c = reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null));
+    assertWaitingToRetry(c, 1, "retrying in 10s");
+    CheckpointStorage back = client.resources(CheckpointStorage.class).withName("down").get();
+    back.getStatus().phase = CheckpointStorageStatus.AVAILABLE;
+    client.resource(back).updateStatus();
+
+    clock.now = clock.now.plusSeconds(10);
+    c = reconcile(c);
+
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(Labels.node(c)).isEqualTo("node-a");
+    assertThat(c.getStatus().attempts).as("the agent counts on from the operator's attempt").isEqualTo(1);
+    assertThat(c.getStatus().nextRetryTime).isNull();
+    assertThat(c.getStatus().conditions).as("until the agent ends it")
+        .anyMatch(x -> x.getType().equals("Retrying") && x.getStatus().equals("True"));
+  }
+
+  private void assertWaitingToRetry(Checkpoint c, int attempts, String message) {
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(Labels.node(c)).as("not handed to an agent").isNull();
+    assertThat(c.getStatus().reason).isEqualTo("StorageUnavailable");
+    assertThat(c.getStatus().message).contains(message);
+    assertThat(c.getStatus().attempts).isEqualTo(attempts);
+    assertThat(Instant.parse(c.getStatus().nextRetryTime)).isAfter(clock.now);
+    assertThat(c.getStatus().conditions).anyMatch(x -> x.getType().equals("Retrying") && x.getStatus().equals("True"));
+  }
+
+  private List<Event> events() {
+    return client.v1().events().inNamespace(NS).list().getItems();
   }
 
   @Test

@@ -3,46 +3,47 @@ package dev.stasis.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.NodeProfileStatus;
 import dev.stasis.api.PlacementStatus;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
+import dev.stasis.api.ScheduleRef;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
+import dev.stasis.kube.ClusterCache;
+import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
-import org.junit.jupiter.api.io.TempDir;
-import dev.stasis.api.CheckpointPhase;
-import dev.stasis.api.CheckpointRef;
-import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStatus;
-import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.Restore;
-import dev.stasis.api.RestorePhase;
-import dev.stasis.api.RestoreSpec;
-import dev.stasis.api.ScheduleRef;
-import dev.stasis.kube.Labels;
-import java.util.Map;
-import dev.stasis.kube.ClusterCache;
-import dev.stasis.kube.EventRecorder;
-import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Fast checks of the operator's Restore decisions, on the fabric8 CRUD mock server. */
 @EnableKubernetesMockClient(crud = true)
@@ -50,11 +51,14 @@ class RestoreReconcilerTest {
   static final String NS = "jobs";
   KubernetesClient client;
   RestoreReconciler reconciler;
+  TestingClock clock;
   @TempDir Path storageRoot;
 
   @BeforeEach
   void setUp() {
-    reconciler = new RestoreReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"));
+    clock = new TestingClock(Instant.now());
+    reconciler = new RestoreReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
+        RetryPolicy.DEFAULT, clock);
   }
 
   @Test
@@ -224,11 +228,42 @@ class RestoreReconcilerTest {
     assertThat(r.getStatus().placement.preflightFailures).extracting(f -> f.node).containsExactly("node-a", "node-b");
   }
 
+  /** The manifest cannot be read for now (here: a folder stands where it belongs); it is read again after the backoff. */
+  @Test
+  void aManifestThatCannotBeReadForNowIsReadAgainAfterTheBackoff() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    Checkpoint c = client.resources(Checkpoint.class).inNamespace(NS).withName("c").get();
+    Path manifest = storageRoot.resolve(new ArchiveLayout(NS, "c", c.getMetadata().getUid()).manifestKey());
+    Path moved = Files.move(manifest, storageRoot.resolve("manifest.json"));
+    Files.createDirectory(manifest);
+
+    Restore r = reconcile(restore("r", "c", null));
+
+    assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Pending);
+    assertThat(r.getStatus().reason).isEqualTo("StorageUnavailable");
+    assertThat(r.getStatus().message).startsWith("attempt 1/4 failed (StorageUnavailable): cannot read the checkpoint's manifest")
+        .endsWith("; retrying in 10s");
+    assertThat(r.getStatus().attempts).isEqualTo(1);
+    assertThat(r.getStatus().checkpoint).isEqualTo("c");
+    assertThat(Labels.node(r)).isNull();
+    assertThat(events()).anyMatch(e -> e.getReason().equals("Retrying"));
+
+    Files.delete(manifest);
+    Files.move(moved, manifest);
+    clock.now = clock.now.plusSeconds(10);
+    r = reconcile(r);
+
+    assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Pending);
+    assertThat(Labels.node(r)).isEqualTo("node-a");
+    assertThat(r.getStatus().attempts).isEqualTo(1);
+  }
+
   @Test
   void noRestoreGoesToANodeWhoseAgentIsGone() throws Exception {
     completedCheckpoint("c", m -> {});
     profiles();
-    heartbeat("node-a", Instant.now().minus(Duration.ofMinutes(7)));
+    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(7)));
 
     Restore r = reconcile(restore("r", "c", null));
 
@@ -242,7 +277,7 @@ class RestoreReconcilerTest {
     profiles();
     Restore r = reconcile(restore("r", "c", null));
     assertThat(r.getStatus().node).isEqualTo("node-a");
-    heartbeat("node-a", Instant.now().minus(Duration.ofMinutes(6)));
+    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(6)));
 
     r = reconcile(r);
 
@@ -257,7 +292,7 @@ class RestoreReconcilerTest {
     Restore r = reconcile(restore("r", "c", null));
     r.getStatus().phase = RestorePhase.Restoring;
     r = client.resource(r).updateStatus();
-    heartbeat("node-a", Instant.now().minus(Duration.ofMinutes(6)));
+    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(6)));
 
     assertFailed(reconcile(r), "AgentUnavailable", "in the middle of this restore. Whether its process started is known "
         + "only to that agent");

@@ -5,6 +5,7 @@ import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.NodeProfilePublisher;
 import dev.stasis.cli.Roles;
 import dev.stasis.criu.Criu;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
@@ -74,6 +75,7 @@ public final class InProcessStasis implements AutoCloseable {
     private boolean withMetricsServer;
     private String operatorInstance = "test";
     private Optional<LeaderElectionConfiguration> leaderElection = Optional.empty();
+    private RetryPolicy operatorRetries = RetryPolicy.DEFAULT;
 
     private Builder(KubernetesClient client) {
       this.client = client;
@@ -103,6 +105,12 @@ public final class InProcessStasis implements AutoCloseable {
       return this;
     }
 
+    /** The operator's backoff for Checkpoints and Restores refused while their storage is down. */
+    public Builder operatorRetries(RetryPolicy retries) {
+      this.operatorRetries = retries;
+      return this;
+    }
+
     public Builder withoutOperator() {
       withOperator = false;
       return this;
@@ -125,7 +133,7 @@ public final class InProcessStasis implements AutoCloseable {
       InProcessStasis stasis = new InProcessStasis();
       if (withOperator) {
         Operator operator = Roles.newOperator(operatorClient, leaderElection);
-        Roles.registerOperator(operator, operatorClient, operatorInstance, Set.of());
+        Roles.registerOperator(operator, operatorClient, operatorInstance, Set.of(), operatorRetries);
         stasis.operators.add(operator);
         // Before the agents, whose profile probes take seconds on a busy machine: a test that
         // restarts Stasis between two runs of a schedule needs the operator back in time.

@@ -1,12 +1,14 @@
-package dev.stasis.agent;
+package dev.stasis.kube;
 
 import java.time.Duration;
 import java.util.Set;
 
 /**
- * Which failures of node work are worth another attempt, and how long to wait before it. Only
- * failures of something outside the request that may come back by itself are retried: storage
- * unreachable or answering 5xx, a kubelet that does not answer, an agent that died mid-work. Bad
+ * Which failures of a Checkpoint's or Restore's work are worth another attempt, and how long to
+ * wait before it; the agents and the operator (for a storage that is down when it assigns) count
+ * attempts against the same spec.backoffLimit. Only failures of something outside the request that
+ * may come back by itself are retried: storage unreachable or answering 5xx, a kubelet that does
+ * not answer, an agent that died mid-work. Bad
  * input (a PID that does not exist, a policy refusal, a CRIU that refuses the tree) fails at once:
  * trying again would only fail again. The wait doubles from {@code base} on each failed attempt, up
  * to {@code cap}: 10 s, 20 s, 40 s, ... 5 min by default.
@@ -21,9 +23,9 @@ public record RetryPolicy(Duration base, Duration cap) {
    * covers a storage that is misconfigured (no such bucket, access denied): the agent cannot tell
    * that from an outage with certainty, so it is retried too, but never more than backoffLimit times.
    */
-  static final Set<String> TRANSIENT = Set.of(
+  private static final Set<String> TRANSIENT = Set.of(
       "StorageFailed",      // writing the archive or manifest failed (network, 5xx, timeout)
-      "StorageUnavailable", // the storage could not be read (network, 5xx, timeout)
+      "StorageUnavailable", // the storage could not be read (network, 5xx, timeout), or its check failed
       "DownloadFailed",     // reading the archive failed midway (network, 5xx, timeout)
       "KubeletUnreachable", // no connection to the node's kubelet
       "KubeletTimeout",     // the kubelet did not answer in time
@@ -57,27 +59,25 @@ public record RetryPolicy(Duration base, Duration cap) {
     return delay.compareTo(cap) > 0 ? cap : delay;
   }
 
-  /** Whether the failure of attempt number {@code attempt} (1 for the first) is tried again. */
-  boolean retries(WorkFailure failure, int attempt, int backoffLimit) {
-    return isTransient(failure.reason()) && attempt <= backoffLimit;
+  /** Whether a failure for {@code reason} of attempt number {@code attempt} (1 for the first) is tried again. */
+  public boolean retries(String reason, int attempt, int backoffLimit) {
+    return isTransient(reason) && attempt <= backoffLimit;
   }
 
-  /** "attempt 2/4 failed: ...; retrying in 20s", for the status and the Event of a retry. */
-  static String retryMessage(int attempt, int backoffLimit, WorkFailure failure, Duration delay) {
-    return "attempt " + attempt + "/" + (backoffLimit + 1) + " failed (" + failure.reason() + "): "
-        + failure.getMessage() + "; retrying in " + seconds(delay);
+  /** "attempt 2/4 failed (StorageFailed): ...; retrying in 20s", for the status and the Event of a retry. */
+  public static String retryMessage(int attempt, int backoffLimit, String reason, String message, Duration delay) {
+    return "attempt " + attempt + "/" + (backoffLimit + 1) + " failed (" + reason + "): " + message
+        + "; retrying in " + seconds(delay);
   }
 
-  /** The final failure names how often it was tried when that was more than once. */
-  static WorkFailure finalFailure(WorkFailure failure, int attempts, int backoffLimit) {
+  /** The final failure's message names how often it was tried when that was more than once. */
+  public static String finalMessage(String reason, String message, int attempts, int backoffLimit) {
     if (attempts <= 1) {
-      return failure;
+      return message;
     }
-    String limit = attempts > backoffLimit && TRANSIENT.contains(failure.reason())
+    String limit = attempts > backoffLimit && TRANSIENT.contains(reason)
         ? " (spec.backoffLimit " + backoffLimit + " reached)" : "";
-    WorkFailure last = new WorkFailure(failure.reason(), "failed after " + attempts + " attempts" + limit
-        + "; the last: " + failure.getMessage(), failure.logTail());
-    return last;
+    return "failed after " + attempts + " attempts" + limit + "; the last: " + message;
   }
 
   private static String seconds(Duration d) {

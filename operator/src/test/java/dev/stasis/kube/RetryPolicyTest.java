@@ -1,4 +1,4 @@
-package dev.stasis.agent;
+package dev.stasis.kube;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -45,12 +45,12 @@ class RetryPolicyTest {
       "KubeletForbidden", "KubeletUntrusted", "PodMoved", "WorkDirUnavailable", "AgentError", "AgentShutdown"})
   void badInputAndRefusalsFailAtOnce(String reason) {
     assertThat(RetryPolicy.DEFAULT.isTransient(reason)).isFalse();
-    assertThat(RetryPolicy.DEFAULT.retries(new WorkFailure(reason, "no"), 1, 3)).isFalse();
+    assertThat(RetryPolicy.DEFAULT.retries(reason, 1, 3)).isFalse();
   }
 
   @Test
   void backoffLimitCountsRetriesAfterTheFirstAttempt() {
-    WorkFailure storage = new WorkFailure("StorageFailed", "S3 answered 503");
+    String storage = "StorageFailed";
     assertThat(RetryPolicy.DEFAULT.retries(storage, 1, 0)).as("backoffLimit 0: one attempt").isFalse();
     assertThat(RetryPolicy.DEFAULT.retries(storage, 1, 1)).isTrue();
     assertThat(RetryPolicy.DEFAULT.retries(storage, 2, 1)).as("backoffLimit 1: two attempts").isFalse();
@@ -60,13 +60,14 @@ class RetryPolicyTest {
 
   @Test
   void messagesNameTheAttemptTheReasonAndTheWait() {
-    WorkFailure storage = new WorkFailure("StorageFailed", "S3 answered 503");
-    assertThat(RetryPolicy.retryMessage(2, 3, storage, Duration.ofSeconds(20)))
+    assertThat(RetryPolicy.retryMessage(2, 3, "StorageFailed", "S3 answered 503", Duration.ofSeconds(20)))
         .isEqualTo("attempt 2/4 failed (StorageFailed): S3 answered 503; retrying in 20s");
-    WorkFailure last = RetryPolicy.finalFailure(storage, 2, 1);
-    assertThat(last.reason()).isEqualTo("StorageFailed");
-    assertThat(last.getMessage()).isEqualTo(
-        "failed after 2 attempts (spec.backoffLimit 1 reached); the last: S3 answered 503");
-    assertThat(RetryPolicy.finalFailure(storage, 1, 0)).as("one attempt: the failure as it was").isSameAs(storage);
+    assertThat(RetryPolicy.finalMessage("StorageFailed", "S3 answered 503", 2, 1))
+        .isEqualTo("failed after 2 attempts (spec.backoffLimit 1 reached); the last: S3 answered 503");
+    assertThat(RetryPolicy.finalMessage("CriuDumpFailed", "CRIU failed", 2, 3))
+        .as("a permanent failure after a retried one does not blame the limit")
+        .isEqualTo("failed after 2 attempts; the last: CRIU failed");
+    assertThat(RetryPolicy.finalMessage("StorageFailed", "S3 answered 503", 1, 0))
+        .as("one attempt: the message as it was").isEqualTo("S3 answered 503");
   }
 }
