@@ -22,6 +22,7 @@ import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
@@ -35,6 +36,7 @@ import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -91,7 +93,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     }
     boolean pod = checkpoint.getSpec().target.pod != null;
     if (status.phase == CheckpointPhase.Pending && shutdown.acceptsWork()) {
-      var untilRetry = NodeWork.untilRetry(status);
+      var untilRetry = RetryPolicy.untilRetry(status, Instant.now());
       if (untilRetry.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(untilRetry.get());
       }

@@ -21,6 +21,7 @@ import dev.stasis.criu.CriuException;
 import dev.stasis.criu.RestoreOptions;
 import dev.stasis.criu.RestoredTree;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectNotFoundException;
@@ -34,6 +35,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -87,7 +89,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       return UpdateControl.noUpdate();
     }
     if (status.phase == RestorePhase.Pending && shutdown.acceptsWork()) {
-      var untilRetry = NodeWork.untilRetry(status);
+      var untilRetry = RetryPolicy.untilRetry(status, Instant.now());
       if (untilRetry.isPresent()) {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(untilRetry.get());
       }

@@ -14,7 +14,6 @@ import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.io.IOException;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.format.DateTimeParseException;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
@@ -62,19 +61,6 @@ public final class NodeWork {
     return config.nodeName();
   }
 
-  /** How long until the retry this status waits for is due; empty when it is due (or none waits). */
-  static Optional<Duration> untilRetry(AttemptedStatus status) {
-    if (status.nextRetryTime() == null) {
-      return Optional.empty();
-    }
-    try {
-      Duration left = Duration.between(Instant.now(), Instant.parse(status.nextRetryTime()));
-      return left.isNegative() || left.isZero() ? Optional.empty() : Optional.of(left);
-    } catch (DateTimeParseException e) {
-      return Optional.empty();
-    }
-  }
-
   /**
    * Queues {@code take} for a slot of this node. While the work waits its status shows its place in
    * line; when its turn comes, it runs on a fresh copy, if that is still pending here. Returns when
@@ -94,7 +80,7 @@ public final class NodeWork {
         }
         try {
           R fresh = client.resource(resource).get();
-          if (fresh != null && isPendingHere.test(fresh) && untilRetry(fresh.getStatus()).isEmpty()) {
+          if (fresh != null && isPendingHere.test(fresh) && RetryPolicy.untilRetry(fresh.getStatus(), Instant.now()).isEmpty()) {
             take.accept(fresh);
           }
         } catch (KubernetesClientException e) {

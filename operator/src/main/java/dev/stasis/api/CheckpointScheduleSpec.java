@@ -20,6 +20,9 @@ import java.util.List;
 @ValidationRule(
     value = "!has(self.storage) || has(self.selector)",
     message = "storage goes with selector; with checkpointTemplate set checkpointTemplate.storage")
+@ValidationRule(
+    value = "!(has(self.ttl) || has(self.retainArchive) || has(self.backoffLimit)) || has(self.selector)",
+    message = "ttl, retainArchive and backoffLimit go with selector; with checkpointTemplate set them in checkpointTemplate")
 public class CheckpointScheduleSpec {
   @Required
   @JsonPropertyDescription("When to take checkpoints: a 5-field cron expression (minute hour day-of-month month"
@@ -58,6 +61,19 @@ public class CheckpointScheduleSpec {
   @JsonPropertyDescription("With a selector: the CheckpointStorage to store the archives in; default: the storage"
       + " marked default.")
   public String storage;
+
+  @JsonPropertyDescription("With a selector: keep the stored archive when a Checkpoint is deleted (by retention too).")
+  public Boolean retainArchive;
+
+  @Pattern(CheckpointSpec.DURATION_PATTERN)
+  @JsonPropertyDescription("With a selector: delete each Checkpoint this long after its creation, once finished"
+      + " (e.g. 24h).")
+  public String ttl;
+
+  @Min(0)
+  @JsonPropertyDescription("With a selector: the backoffLimit of each Checkpoint (see Checkpoint spec.backoffLimit);"
+      + " default 3.")
+  public Integer backoffLimit;
 
   @JsonPropertyDescription("Which of this schedule's checkpoints to keep; default all.")
   public Retention retention;

@@ -34,7 +34,7 @@ public class CheckpointSpec {
   public String ttl;
 
   @Min(0)
-  @JsonPropertyDescription("How often the agent tries again after a transient failure (storage unreachable or"
+  @JsonPropertyDescription("How often a checkpoint is tried again after a transient failure (storage down or"
       + " answering 5xx, kubelet unreachable, the agent restarted mid-work), waiting 10s, 20s, 40s... in between;"
       + " bad input fails at once. Default 3 (4 attempts in all); 0 never retries.")
   public Integer backoffLimit;

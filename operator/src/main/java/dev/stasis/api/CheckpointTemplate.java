@@ -2,6 +2,7 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 
@@ -28,12 +29,17 @@ public class CheckpointTemplate {
   @JsonPropertyDescription("Delete each Checkpoint this long after its creation, once finished (e.g. 24h).")
   public String ttl;
 
+  @Min(0)
+  @JsonPropertyDescription("The backoffLimit of each Checkpoint (see Checkpoint spec.backoffLimit); default 3.")
+  public Integer backoffLimit;
+
   public CheckpointSpec toCheckpointSpec() {
     CheckpointSpec spec = new CheckpointSpec(target);
     spec.storage = storage;
     spec.options = options;
     spec.retainArchive = retainArchive;
     spec.ttl = ttl;
+    spec.backoffLimit = backoffLimit;
     return spec;
   }
 }

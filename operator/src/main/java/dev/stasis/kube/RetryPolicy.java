@@ -1,6 +1,10 @@
 package dev.stasis.kube;
 
+import dev.stasis.api.AttemptedStatus;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -57,6 +61,19 @@ public record RetryPolicy(Duration base, Duration cap) {
       delay = delay.multipliedBy(2);
     }
     return delay.compareTo(cap) > 0 ? cap : delay;
+  }
+
+  /** How long until the retry this status waits for is due; empty when it is due or none waits. */
+  public static Optional<Duration> untilRetry(AttemptedStatus status, Instant now) {
+    if (status == null || status.nextRetryTime() == null) {
+      return Optional.empty();
+    }
+    try {
+      Duration left = Duration.between(now, Instant.parse(status.nextRetryTime()));
+      return left.isNegative() || left.isZero() ? Optional.empty() : Optional.of(left);
+    } catch (DateTimeParseException e) {
+      return Optional.empty(); // written by hand: try now
+    }
   }
 
   /** Whether a failure for {@code reason} of attempt number {@code attempt} (1 for the first) is tried again. */

@@ -188,9 +188,11 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         throw new Refusal("InvalidTarget", "spec.containers: a container name is empty");
       }
     } else {
-      if (spec.containers != null || spec.storage != null) {
-        throw new Refusal("InvalidTarget", "spec.containers and spec.storage only go with spec.selector: set"
-            + " checkpointTemplate.target.pod.container and checkpointTemplate.storage instead");
+      if (spec.containers != null || spec.storage != null || spec.ttl != null || spec.retainArchive != null
+          || spec.backoffLimit != null) {
+        throw new Refusal("InvalidTarget", "spec.containers, storage, ttl, retainArchive and backoffLimit only go"
+            + " with spec.selector: set checkpointTemplate.target.pod.containers and the others in"
+            + " spec.checkpointTemplate instead");
       }
       var target = spec.checkpointTemplate.target;
       if (target == null || (target.process == null) == (target.pod == null)) {
@@ -214,13 +216,10 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     } catch (IllegalArgumentException e) {
       throw new Refusal("InvalidRetention", e.getMessage());
     }
-    if (spec.checkpointTemplate != null && spec.checkpointTemplate.ttl != null) {
-      try {
-        Durations.parse(spec.checkpointTemplate.ttl);
-      } catch (IllegalArgumentException e) {
-        throw new Refusal("InvalidTtl", "spec.checkpointTemplate.ttl: " + e.getMessage());
-      }
+    if (spec.checkpointTemplate != null) {
+      requireDuration("spec.checkpointTemplate.ttl", spec.checkpointTemplate.ttl);
     }
+    requireDuration("spec.ttl", spec.ttl);
     return new ValidSchedule(runs,
         spec.startingDeadlineSeconds == null ? null : Duration.ofSeconds(spec.startingDeadlineSeconds),
         spec.concurrencyPolicyOrDefault(), retention, spec.checkpointTemplate, spec.selector,
@@ -229,6 +228,16 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   }
 
   /** What the API server would refuse in a selector, said in the schedule's words instead of an HTTP 400. */
+  private static void requireDuration(String field, String ttl) throws Refusal {
+    if (ttl != null) {
+      try {
+        Durations.parse(ttl);
+      } catch (IllegalArgumentException e) {
+        throw new Refusal("InvalidTtl", field + ": " + e.getMessage());
+      }
+    }
+  }
+
   private static void validateSelector(LabelSelector selector) throws Refusal {
     for (LabelSelectorRequirement requirement : Optional.ofNullable(selector.getMatchExpressions()).orElse(List.of())) {
       String operator = requirement.getOperator();
@@ -322,8 +331,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       String name = pod.getMetadata().getName();
       try {
         ResolvedPod resolved = PodTargets.resolve(pod, valid.containers());
-        targets.add(ScheduleTarget.selectedPod(name, resolved.node(), valid.containers(),
-            schedule.getSpec().storage));
+        targets.add(ScheduleTarget.selectedPod(name, resolved.node(), schedule.getSpec()));
       } catch (PodTargets.Unusable e) {
         unusable.add(new SkippedPod(name, e.reason(), e.getMessage()));
       }

@@ -8,8 +8,6 @@ import dev.stasis.kube.StatusWriter;
 import io.fabric8.kubernetes.client.CustomResource;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.format.DateTimeParseException;
 import java.util.Optional;
 
 /**
@@ -33,15 +31,7 @@ final class RefusalRetries {
 
   /** The time left before the retry this status waits for; empty when none is due later. */
   Optional<Duration> untilRetry(AgentWorkStatus status) {
-    if (status == null || status.nextRetryTime == null) {
-      return Optional.empty();
-    }
-    try {
-      Duration left = Duration.between(clock.instant(), Instant.parse(status.nextRetryTime));
-      return left.isNegative() || left.isZero() ? Optional.empty() : Optional.of(left);
-    } catch (DateTimeParseException e) {
-      return Optional.empty(); // someone wrote the status by hand: try now
-    }
+    return RetryPolicy.untilRetry(status, clock.instant());
   }
 
   /**

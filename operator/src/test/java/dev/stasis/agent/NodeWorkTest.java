@@ -37,6 +37,7 @@ import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -119,7 +120,7 @@ class NodeWorkTest {
     // Before the backoff passed the agent only comes back later; then it takes the checkpoint again.
     var early = worker.reconcile(retrying, null);
     assertThat(early.getScheduleDelay()).hasValueSatisfying(ms -> assertThat(ms).isBetween(1L, RETRY_BASE.toMillis()));
-    await().pollDelay(RETRY_BASE).atMost(Duration.ofSeconds(5)).until(() -> NodeWork.untilRetry(status).isEmpty());
+    await().pollDelay(RETRY_BASE).atMost(Duration.ofSeconds(5)).until(() -> RetryPolicy.untilRetry(status, Instant.now()).isEmpty());
     worker.reconcile(client.resource(abandoned).get(), null);
 
     Checkpoint failed = awaitTerminal(abandoned);
@@ -215,7 +216,7 @@ class NodeWorkTest {
         .startsWith("attempt 1/2 failed (StorageUnavailable): cannot read the manifest: ");
 
     await().pollDelay(RETRY_BASE).atMost(Duration.ofSeconds(5))
-        .until(() -> NodeWork.untilRetry(retrying.getStatus()).isEmpty());
+        .until(() -> RetryPolicy.untilRetry(retrying.getStatus(), Instant.now()).isEmpty());
     worker.reconcile(client.resource(restore).get(), null);
     Restore failed = await().atMost(Duration.ofSeconds(30))
         .until(() -> client.resource(ref).get(), r -> r.getStatus().phase.isTerminal());

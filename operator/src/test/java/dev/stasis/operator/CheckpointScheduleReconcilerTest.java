@@ -119,8 +119,19 @@ class CheckpointScheduleReconcilerTest {
   // --- runs ---
 
   @Test
+  void selectorFieldsWithATemplate() {
+    assertFailed(reconcile(schedule("s", "@daily", s -> s.ttl = "1d")), "InvalidTarget",
+        "spec.containers, storage, ttl, retainArchive and backoffLimit only go with spec.selector");
+  }
+
+  @Test
+  void anInvalidTtlOfASelectorSchedule() {
+    assertFailed(reconcile(selecting("s", "@daily", s -> s.ttl = "one day")), "InvalidTtl", "spec.ttl: 'one day'");
+  }
+
+  @Test
   void aDueRunCreatesOneCheckpointOwnedByTheSchedule() {
-    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> {});
+    CheckpointSchedule s = schedule("sim", "@every 10s", spec -> spec.checkpointTemplate.backoffLimit = 5);
     clock.now = created.plusSeconds(9);
     s = reconcile(s);
     assertThat(checkpoints()).isEmpty();
@@ -141,6 +152,7 @@ class CheckpointScheduleReconcilerTest {
       assertThat(o.getBlockOwnerDeletion()).isFalse();
     });
     assertThat(c.getSpec().target.process.pid).isEqualTo(4242);
+    assertThat(c.getSpec().backoffLimit).isEqualTo(5);
     s = s(sim());
     assertThat(s.getStatus().runs).isEqualTo(1);
     assertThat(s.getStatus().lastScheduleTime).isEqualTo(at(10));
@@ -360,6 +372,9 @@ class CheckpointScheduleReconcilerTest {
     CheckpointSchedule s = selecting("sim", "@every 10s", spec -> {
       spec.containers = List.of("solver");
       spec.storage = "store";
+      spec.ttl = "2d";
+      spec.retainArchive = true;
+      spec.backoffLimit = 1;
     });
     clock.now = created.plusSeconds(10);
     s = reconcile(s);
@@ -374,6 +389,9 @@ class CheckpointScheduleReconcilerTest {
           .satisfies(o -> assertThat(o.getUid()).isEqualTo(sim().getMetadata().getUid()));
       assertThat(c.getSpec().target.pod.containers).containsExactly("solver");
       assertThat(c.getSpec().storage).isEqualTo("store");
+      assertThat(c.getSpec().ttl).isEqualTo("2d");
+      assertThat(c.getSpec().retainArchive).isTrue();
+      assertThat(c.getSpec().backoffLimit).isEqualTo(1);
     }
     assertThat(s.getStatus().runs).isEqualTo(2);
     assertThat(s.getStatus().active).containsExactly(run(10) + "-sim-0", run(10) + "-sim-1");

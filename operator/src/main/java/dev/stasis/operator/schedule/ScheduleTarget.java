@@ -1,5 +1,6 @@
 package dev.stasis.operator.schedule;
 
+import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.PodTarget;
@@ -16,14 +17,21 @@ import java.util.List;
  */
 public record ScheduleTarget(String pod, String node, CheckpointSpec spec) {
 
-  /** A pod selected by label, with the containers the schedule names (all when none). */
-  public static ScheduleTarget selectedPod(String pod, String node, List<String> containers, String storage) {
+  /**
+   * A pod selected by label, with the containers the schedule names (all when none), and the
+   * schedule's storage, ttl, retainArchive and backoffLimit.
+   */
+  public static ScheduleTarget selectedPod(String pod, String node, CheckpointScheduleSpec schedule) {
     PodTarget target = new PodTarget(pod, null);
+    List<String> containers = schedule.containers;
     target.containers = containers == null || containers.isEmpty() ? null : containers;
     CheckpointTarget checkpointTarget = new CheckpointTarget();
     checkpointTarget.pod = target;
     CheckpointSpec spec = new CheckpointSpec(checkpointTarget);
-    spec.storage = storage;
+    spec.storage = schedule.storage;
+    spec.ttl = schedule.ttl;
+    spec.retainArchive = schedule.retainArchive;
+    spec.backoffLimit = schedule.backoffLimit;
     return new ScheduleTarget(pod, node, spec);
   }
 
