@@ -149,7 +149,8 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       c.getStatus().startAttempt();
       c.getStatus().phase = CheckpointPhase.Running;
       c.getStatus().startTime = Conditions.now();
-      c.getStatus().message = "checkpointing PID " + pid + " with CRIU" + attemptOf(c);
+      c.getStatus().message = "checkpointing PID " + pid + " with CRIU"
+          + NodeWork.attemptOf(c.getStatus(), c.getSpec().backoffLimitOrDefault());
     });
     if (running.isEmpty()) {
       return; // a stale copy: this checkpoint was taken already
@@ -223,12 +224,6 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
       log.error("checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
     }
-  }
-
-  /** ", attempt 2/4" once it is not the first. */
-  static String attemptOf(Checkpoint c) {
-    int attempt = c.getStatus().attempts();
-    return attempt <= 1 ? "" : ", attempt " + attempt + "/" + (c.getSpec().backoffLimitOrDefault() + 1);
   }
 
   private boolean isDeleted(Checkpoint checkpoint) {

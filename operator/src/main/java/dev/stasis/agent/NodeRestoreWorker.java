@@ -74,7 +74,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     this.statusWriter = work.statusWriter;
     this.events = work.events;
     this.preflight = new Preflight(config.criu(), config.hostRoot());
-    this.podRestores = new PodRestoreJob(client, config, events);
+    this.podRestores = new PodRestoreJob(work);
   }
 
   @Override
@@ -83,27 +83,36 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
     if (status == null || !config.nodeName().equals(status.node)) {
       return UpdateControl.noUpdate();
     }
-    Checkpoint podCheckpoint = status.phase == null || status.phase.isTerminal() ? null : podRestores.podCheckpoint(restore);
-    if (podCheckpoint != null) {
-      podRestores.reconcile(restore, podCheckpoint);
-      return UpdateControl.noUpdate();
-    }
+    boolean pod = status.phase != null && !status.phase.isTerminal() && podRestores.podCheckpoint(restore) != null;
     if (status.phase == RestorePhase.Pending && shutdown.acceptsWork()) {
       var untilRetry = RetryPolicy.untilRetry(status, Instant.now());
       if (untilRetry.isPresent()) {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(untilRetry.get());
       }
-      return work.enqueue(restore, this::isPendingHere, this::restore)
+      return work.enqueue(restore, this::isPendingHere, pod ? podRestores::push : this::restore)
           .map(UpdateControl.<Restore>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
     } else if (status.phase == RestorePhase.Restoring && !work.queue.holds(restore.getMetadata().getUid())) {
+      if (pod) {
+        podRestores.resolveAbandoned(restore);
+        return UpdateControl.noUpdate();
+      }
       return resolveAbandoned(restore);
     }
     return UpdateControl.noUpdate();
   }
 
   private boolean isPendingHere(Restore r) {
-    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Pending
-        && config.nodeName().equals(r.getStatus().node);
+    return isPendingOn(r, config.nodeName());
+  }
+
+  static boolean isPendingOn(Restore r, String node) {
+    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Pending && node.equals(r.getStatus().node);
+  }
+
+  /** Back to Pending for another attempt. */
+  static void backToPending(Restore r) {
+    r.getStatus().phase = RestorePhase.Pending;
+    r.getStatus().startTime = null;
   }
 
   private static boolean isRestoring(Restore r) {
@@ -117,8 +126,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
       r.getStatus().phase = RestorePhase.Restoring;
       r.getStatus().startTime = Conditions.now();
       r.getStatus().message = "pre-flight check of this node, then download and verification of the archive"
-          + (r.getStatus().attempts() > 1 ? ", attempt " + r.getStatus().attempts() + "/"
-              + (r.getSpec().backoffLimitOrDefault() + 1) : "");
+          + NodeWork.attemptOf(r.getStatus(), r.getSpec().backoffLimitOrDefault());
     });
     if (restoring.isEmpty()) {
       return;
@@ -162,10 +170,7 @@ public class NodeRestoreWorker implements Reconciler<Restore> {
    */
   private void failOrRetry(Restore restore, WorkFailure failure) {
     int backoffLimit = restore.getSpec().backoffLimitOrDefault();
-    if (work.retryLater(restore, NodeRestoreWorker::isRestoring, failure, backoffLimit, r -> {
-      r.getStatus().phase = RestorePhase.Pending;
-      r.getStatus().startTime = null;
-    })) {
+    if (work.retryLater(restore, NodeRestoreWorker::isRestoring, failure, backoffLimit, NodeRestoreWorker::backToPending)) {
       return;
     }
     fail(restore, failure.afterAttempts(restore.getStatus().attempts(), backoffLimit));

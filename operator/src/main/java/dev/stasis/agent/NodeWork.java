@@ -142,6 +142,12 @@ public final class NodeWork {
     }
   }
 
+  /** ", attempt 2/4" once it is not the first, for the status message of a running attempt. */
+  static String attemptOf(AttemptedStatus status, int backoffLimit) {
+    int attempt = status.attempts();
+    return attempt <= 1 ? "" : ", attempt " + attempt + "/" + (backoffLimit + 1);
+  }
+
   /** 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st. */
   static String ordinal(int n) {
     int lastTwo = n % 100;

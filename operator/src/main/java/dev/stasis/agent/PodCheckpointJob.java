@@ -72,7 +72,8 @@ final class PodCheckpointJob {
       c.getStatus().startAttempt();
       c.getStatus().phase = CheckpointPhase.Running;
       c.getStatus().startTime = Conditions.now();
-      c.getStatus().message = "checkpointing pod " + podName + " through the kubelet" + NodeCheckpointWorker.attemptOf(c);
+      c.getStatus().message = "checkpointing pod " + podName + " through the kubelet"
+          + NodeWork.attemptOf(c.getStatus(), c.getSpec().backoffLimitOrDefault());
     });
     if (running.isEmpty()) {
       return;

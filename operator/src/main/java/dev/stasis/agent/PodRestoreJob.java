@@ -34,8 +34,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,26 +41,30 @@ import org.slf4j.LoggerFactory;
  * The node's part of restoring a pod checkpoint: each container's stored archive becomes a
  * checkpoint OCI image in the storage's registry, streamed from storage into the registry as the
  * image's only layer (verified against the manifest's sha256 before the registry commits it). The
- * operator then creates the Pod. A failure leaves no image behind.
+ * operator then creates the Pod. A failure leaves no image behind. Pushes take one of the node's
+ * work slots, and transient failures (storage or registry unreachable, the agent restarted) are
+ * tried again under spec.backoffLimit: nothing runs before the operator creates the Pod, so a
+ * second push can never make two copies.
  */
 final class PodRestoreJob {
   private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
 
+  private final NodeWork work;
   private final KubernetesClient client;
   private final AgentConfig config;
   private final StorageAccess storages;
   private final StorageBinding binding;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
-  private final Set<String> inFlight = ConcurrentHashMap.newKeySet();
 
-  PodRestoreJob(KubernetesClient client, AgentConfig config, EventRecorder events) {
-    this.client = client;
-    this.config = config;
-    this.storages = new StorageAccess(client);
+  PodRestoreJob(NodeWork work) {
+    this.work = work;
+    this.client = work.client;
+    this.config = work.config;
+    this.storages = work.storages;
     this.binding = new StorageBinding(client);
-    this.statusWriter = new StatusWriter(client);
-    this.events = events;
+    this.statusWriter = work.statusWriter;
+    this.events = work.events;
   }
 
   /** The pod checkpoint a Restore names, or null when it names a process checkpoint (or none). */
@@ -73,39 +75,38 @@ final class PodRestoreJob {
         && checkpoint.getSpec().target.pod != null ? checkpoint : null;
   }
 
-  void reconcile(Restore restore, Checkpoint checkpoint) {
-    RestoreStatus status = restore.getStatus();
-    if (status.phase == RestorePhase.Pending) {
-      push(restore, checkpoint);
-    } else if (status.phase == RestorePhase.Restoring && status.checkpointImages == null
-        && !inFlight.contains(restore.getMetadata().getUid())) {
-      resolveAbandoned(restore);
+  /** A push left unfinished by an agent that died: tried again while spec.backoffLimit allows. */
+  void resolveAbandoned(Restore cached) {
+    Restore restore = client.resource(cached).get();
+    if (restore == null || !isPushing(restore) || work.queue.holds(restore.getMetadata().getUid())) {
+      return;
     }
-  }
-
-  private boolean isPendingHere(Restore r) {
-    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Pending
-        && config.nodeName().equals(r.getStatus().node);
+    failOrRetry(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
+        + " restarted while it pushed the checkpoint images"));
   }
 
   private static boolean isPushing(Restore r) {
     return r.getStatus() != null && r.getStatus().phase == RestorePhase.Restoring && r.getStatus().checkpointImages == null;
   }
 
-  private void push(Restore restore, Checkpoint checkpoint) {
-    String uid = restore.getMetadata().getUid();
-    var restoring = statusWriter.update(restore, this::isPendingHere, r -> {
+  /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
+  void push(Restore restore) {
+    var restoring = statusWriter.update(restore, r -> NodeRestoreWorker.isPendingOn(r, config.nodeName()), r -> {
+      r.getStatus().startAttempt();
       r.getStatus().phase = RestorePhase.Restoring;
       r.getStatus().startTime = Conditions.now();
-      r.getStatus().message = "pushing checkpoint images";
-      r.getStatus().reason = null;
+      r.getStatus().message = "pushing checkpoint images"
+          + NodeWork.attemptOf(r.getStatus(), r.getSpec().backoffLimitOrDefault());
     });
     if (restoring.isEmpty()) {
       return;
     }
     restore = restoring.get();
-    inFlight.add(uid);
     try {
+      Checkpoint checkpoint = podCheckpoint(restore);
+      if (checkpoint == null || checkpoint.getStatus() == null || checkpoint.getStatus().containers == null) {
+        throw new WorkFailure("CheckpointNotFound", "Checkpoint '" + restore.checkpointName() + "' is gone");
+      }
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
       Registry registry = registry(storage);
       try (ObjectStore store = storages.open(storage)) {
@@ -127,12 +128,17 @@ final class PodRestoreJob {
         imagesPushed(restore, pushed);
       }
     } catch (WorkFailure failure) {
-      fail(restore, failure);
+      failOrRetry(restore, failure);
     } catch (RuntimeException e) {
       log.error("pod restore {} failed unexpectedly", restore.getMetadata().getName(), e);
       fail(restore, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
-    } finally {
-      inFlight.remove(uid);
+    }
+  }
+
+  private void failOrRetry(Restore restore, WorkFailure failure) {
+    int backoffLimit = restore.getSpec().backoffLimitOrDefault();
+    if (!work.retryLater(restore, PodRestoreJob::isPushing, failure, backoffLimit, NodeRestoreWorker::backToPending)) {
+      fail(restore, failure.afterAttempts(restore.getStatus().attempts(), backoffLimit));
     }
   }
 
@@ -270,14 +276,5 @@ final class PodRestoreJob {
     statusWriter.update(restore, PodRestoreJob::isPushing,
         r -> r.getStatus().fail(failure.reason(), failure.getMessage(), r.getMetadata().getGeneration()))
         .ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
-  }
-
-  private void resolveAbandoned(Restore cached) {
-    Restore restore = client.resource(cached).get();
-    if (restore == null || !isPushing(restore) || inFlight.contains(restore.getMetadata().getUid())) {
-      return;
-    }
-    fail(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
-        + " restarted while it pushed the checkpoint images; create a new Restore"));
   }
 }

@@ -34,6 +34,7 @@ public record RetryPolicy(Duration base, Duration cap) {
       "KubeletUnreachable", // no connection to the node's kubelet
       "KubeletTimeout",     // the kubelet did not answer in time
       "KubeletFailed",      // the kubelet answered an unexpected status (502, 503...)
+      "RegistryUnreachable", // no connection to the checkpoint image registry (pod restores)
       "AgentRestarted");    // the agent died while the work ran; a new one resolved it
 
   public RetryPolicy {

@@ -25,6 +25,7 @@ import java.util.Base64;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.UUID;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -69,9 +70,7 @@ class EncryptionIT extends EndToEndTest {
     Map<String, byte[]> keys = new TreeMap<>(keySecret(storage));
     keys.put("k2", newKey());
     putKeySecret(storage, keys);
-    CheckpointStorage rotated = client.resources(CheckpointStorage.class).withName(storage).get();
-    rotated.getSpec().encryption.currentKeyId = "k2";
-    client.resource(rotated).update();
+    editStorage(storage, s -> s.getSpec().encryption.currentKeyId = "k2");
 
     Path newOut = shared.resolve("enc-new-" + namespace + ".txt");
     var second = track(Workloads.startInPidNamespace("counter", newOut.toString()));
@@ -146,9 +145,8 @@ class EncryptionIT extends EndToEndTest {
     counter.close();
 
     putKeySecret(storage, Map.of("k1", newKey()));
-    CheckpointStorage encrypting = client.resources(CheckpointStorage.class).withName(storage).get();
-    encrypting.getSpec().encryption = new EncryptionSpec(new SecretReference(storage + "-keys", SECRETS_NAMESPACE), "k1");
-    client.resource(encrypting).update();
+    editStorage(storage, s -> s.getSpec().encryption =
+        new EncryptionSpec(new SecretReference(storage + "-keys", SECRETS_NAMESPACE), "k1"));
     Path afterOut = shared.resolve("after-" + namespace + ".txt");
     var other = track(Workloads.startInPidNamespace("counter", afterOut.toString()));
     await().atMost(TIMEOUT).until(() -> count(afterOut) >= 3);
@@ -220,10 +218,17 @@ class EncryptionIT extends EndToEndTest {
     String name = "enc-" + UUID.randomUUID().toString().substring(0, 8);
     putKeySecret(name, keys);
     createS3Storage(name, s3.endpoint(), "checkpoints");
-    CheckpointStorage storage = client.resources(CheckpointStorage.class).withName(name).get();
-    storage.getSpec().encryption = new EncryptionSpec(new SecretReference(name + "-keys", SECRETS_NAMESPACE), currentKeyId);
-    client.resource(storage).update();
+    editStorage(name, s -> s.getSpec().encryption =
+        new EncryptionSpec(new SecretReference(name + "-keys", SECRETS_NAMESPACE), currentKeyId));
     return name;
+  }
+
+  /** A patch, not an update: the operator may have written the storage's status since it was read. */
+  private static void editStorage(String name, Consumer<CheckpointStorage> change) {
+    client.resources(CheckpointStorage.class).withName(name).edit(s -> {
+      change.accept(s);
+      return s;
+    });
   }
 
   private void putKeySecret(String storage, Map<String, byte[]> keys) {

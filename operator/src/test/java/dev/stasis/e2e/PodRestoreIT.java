@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
+import dev.stasis.agent.NodeWorkQueue;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
@@ -32,6 +33,7 @@ import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.image.CheckpointImage;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.RetryPolicy;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Kubectl;
@@ -87,6 +89,8 @@ class PodRestoreIT {
   static TestingKubelet kubelet;
   static RegistryServer registry;
   static InProcessStasis stasis;
+  /** The agents' wait before retrying a transiently failed push (10 s outside tests). */
+  static final Duration RETRY_BASE = Duration.ofSeconds(2);
   static Path smallDisk;
   static String storage;
 
@@ -122,7 +126,7 @@ class PodRestoreIT {
     var settings = new KubeletSettings(java.net.URI.create(kubeletUrl), token, ca.certificate(), false, checkpoints,
         images, Duration.ofSeconds(2));
     return new AgentConfig(node, dir.resolve(node).resolve("work"), new Criu(Main.criuPath(null), Map.of()), Set.of(),
-        settings);
+        settings).withWorkLimits(NodeWorkQueue.DEFAULT_SLOTS, RetryPolicy.withBase(RETRY_BASE));
   }
 
   @AfterAll
@@ -204,9 +208,11 @@ class PodRestoreIT {
     new java.security.SecureRandom().nextBytes(key);
     secret("keys-" + namespace, Map.of("k1", java.util.Base64.getEncoder().encodeToString(key)));
     String encrypted = storage("enc-" + namespace, registry.url("stasis"), "registry-" + NODE);
-    CheckpointStorage s = admin.resources(CheckpointStorage.class).withName(encrypted).get();
-    s.getSpec().encryption = new EncryptionSpec(new SecretReference("keys-" + namespace, SYSTEM), "k1");
-    admin.resource(s).update();
+    // A patch, not an update: the operator may have written the storage's status since it was created.
+    admin.resources(CheckpointStorage.class).withName(encrypted).edit(s -> {
+      s.getSpec().encryption = new EncryptionSpec(new SecretReference("keys-" + namespace, SYSTEM), "k1");
+      return s;
+    });
 
     Checkpoint checkpoint = checkpoint("web", encrypted);
     JsonNode stored = storedManifest(checkpoint);
@@ -281,10 +287,14 @@ class PodRestoreIT {
       port = socket.getLocalPort();
     }
     checkpoint("web", storage("down-" + namespace, "https://127.0.0.1:" + port + "/stasis", "registry-" + NODE));
-    Restore failed = awaitRestore(restore("web", "web", r -> {}), r -> r.getStatus() != null && r.getStatus().phase != null
-        && r.getStatus().phase.isTerminal());
+    Restore failed = awaitRestore(restore("web", "web", r -> r.backoffLimit = 1), r -> r.getStatus() != null
+        && r.getStatus().phase != null && r.getStatus().phase.isTerminal());
     assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("RegistryUnreachable");
-    assertThat(failed.getStatus().message).contains("cannot reach the registry https://127.0.0.1:" + port);
+    assertThat(failed.getStatus().message).startsWith("failed after 2 attempts (spec.backoffLimit 1 reached)")
+        .contains("cannot reach the registry https://127.0.0.1:" + port);
+    assertThat(failed.getStatus().attempts).isEqualTo(2);
+    await().atMost(TIMEOUT).until(() -> events("web").stream().anyMatch(e -> e.getReason().equals("Retrying")
+        && e.getMessage().startsWith("attempt 1/2 failed (RegistryUnreachable)")));
   }
 
   @Test

@@ -221,9 +221,11 @@ class RbacIT {
           .create(new SelfSubjectReviewBuilder().build()).getStatus().getUserInfo();
       assertThat(review.getExtra()).containsEntry("authentication.kubernetes.io/node-name", List.of(NODE));
 
-      NodeProfile own = podAgent.resources(NodeProfile.class).withName(NODE).get();
-      own.getMetadata().setLabels(Map.of("stasis.dev/checked", "pod-token"));
-      podAgent.resource(own).update(); // its own node's profile: allowed
+      // its own node's profile: allowed (a patch: the agent's heartbeat may have written its status meanwhile)
+      podAgent.resources(NodeProfile.class).withName(NODE).edit(own -> {
+        own.getMetadata().setLabels(Map.of("stasis.dev/checked", "pod-token"));
+        return own;
+      });
 
       NodeProfile foreign = new NodeProfile();
       foreign.setMetadata(new ObjectMetaBuilder().withName(OTHER_NODE).build());

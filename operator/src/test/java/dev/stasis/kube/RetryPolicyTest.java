@@ -32,7 +32,7 @@ class RetryPolicyTest {
 
   @ParameterizedTest
   @ValueSource(strings = {"StorageFailed", "StorageUnavailable", "DownloadFailed", "KubeletUnreachable",
-      "KubeletTimeout", "KubeletFailed", "AgentRestarted"})
+      "KubeletTimeout", "KubeletFailed", "RegistryUnreachable", "AgentRestarted"})
   void failuresOutsideTheRequestThatMayPassAreRetried(String reason) {
     assertThat(RetryPolicy.DEFAULT.isTransient(reason)).isTrue();
   }
