@@ -50,26 +50,28 @@ import org.junit.jupiter.api.Test;
  * the real API server (Nodes as plain objects: there is no kubelet), CRIU, and filesystem storage.
  */
 class SchedulesIT extends EndToEndTest {
+  /** Seconds between the runs of the restart test: long enough for a restart on a busy machine. */
+  static final int PERIOD = 6;
 
   @Test
   void runsOnTimeAcrossAnOperatorRestartThenRetentionAndRestoreOfTheNewest() throws Exception {
     Path out = shared.resolve("scheduled-count.txt");
     var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
     await().atMost(TIMEOUT).until(() -> count(out) >= 1);
-    createSchedule("sim", "@every 4s", NODE, counter.pid(), spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Allow);
+    createSchedule("sim", "@every " + PERIOD + "s", NODE, counter.pid(), spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Allow);
     Instant created = Instant.parse(schedule("sim").getMetadata().getCreationTimestamp());
 
-    // on time: each run's Checkpoint is created within its second, on the 4 s grid of the schedule's creation
+    // on time: each run's Checkpoint is created within its second, on the 6 s grid of the schedule's creation
     await().atMost(TIMEOUT).until(() -> completed("sim").size() >= 2);
     for (Checkpoint c : checkpointsOf("sim")) {
       Instant due = scheduledTime(c);
-      assertThat(Duration.between(created, due).toSeconds() % 4).isZero();
+      assertThat(Duration.between(created, due).toSeconds() % PERIOD).isZero();
       assertThat(Duration.between(due, createdAt(c))).isBetween(Duration.ZERO, Duration.ofSeconds(1));
     }
 
-    // The operator and the agent stop just after a run (at L) and start again at L + 4.5 s: the run due
-    // at L + 4 s is missed while they are down, and must be taken once, right at the restart (they
-    // need a second or two to start, well before the run at L + 8 s).
+    // The operator and the agent stop just after a run (at L) and start again at L + 6.5 s: the run due
+    // at L + 6 s is missed while they are down, and must be taken once, right at the restart (they
+    // need a second or two to start, well before the run at L + 12 s).
     await().atMost(TIMEOUT).pollInterval(Duration.ofMillis(50)).until(() -> {
       var status = schedule("sim").getStatus();
       return status.active.isEmpty()
@@ -77,21 +79,21 @@ class SchedulesIT extends EndToEndTest {
     });
     Instant last = Instant.parse(schedule("sim").getStatus().lastScheduleTime);
     stasis.close();
-    Thread.sleep(Math.max(0, Duration.between(Instant.now(), last.plusMillis(4500)).toMillis()));
+    Thread.sleep(Math.max(0, Duration.between(Instant.now(), last.plusMillis(PERIOD * 1000 + 500)).toMillis()));
     Instant restarted = Instant.now();
     stasis = startInProcess();
     await().atMost(TIMEOUT).until(() -> completed("sim").stream()
-        .filter(c -> scheduledTime(c).isAfter(last.plusSeconds(4))).count() >= 2);
+        .filter(c -> scheduledTime(c).isAfter(last.plusSeconds(PERIOD))).count() >= 2);
     await().atMost(TIMEOUT).until(() -> schedule("sim").getStatus().active.isEmpty());
 
     List<Checkpoint> runs = checkpointsOf("sim").stream()
         .sorted(Comparator.comparing(SchedulesIT::scheduledTime)).toList();
-    Checkpoint missed = runs.stream().filter(c -> scheduledTime(c).equals(last.plusSeconds(4))).findFirst()
-        .orElseThrow(() -> new AssertionError("the run due at " + last.plusSeconds(4) + " was lost"));
+    Checkpoint missed = runs.stream().filter(c -> scheduledTime(c).equals(last.plusSeconds(PERIOD))).findFirst()
+        .orElseThrow(() -> new AssertionError("the run due at " + last.plusSeconds(PERIOD) + " was lost"));
     assertThat(createdAt(missed)).as("taken late, at the restart").isAfterOrEqualTo(restarted.truncatedTo(SECONDS))
-        .isBefore(last.plusSeconds(8));
+        .isBefore(last.plusSeconds(2 * PERIOD));
     List<Instant> times = runs.stream().map(SchedulesIT::scheduledTime).toList();
-    List<Instant> grid = Stream.iterate(times.get(0), t -> !t.isAfter(times.get(times.size() - 1)), t -> t.plusSeconds(4))
+    List<Instant> grid = Stream.iterate(times.get(0), t -> !t.isAfter(times.get(times.size() - 1)), t -> t.plusSeconds(PERIOD))
         .toList();
     assertThat(times).as("one run for each time of the schedule, none lost, none twice").isEqualTo(grid);
     CheckpointSchedule status = schedule("sim");
@@ -113,7 +115,7 @@ class SchedulesIT extends EndToEndTest {
     assertThat(checkpointsOf("sim")).extracting(c -> c.getMetadata().getName())
         .containsExactlyInAnyOrderElementsOf(newestTwo);
     long runsWhenSuspended = schedule("sim").getStatus().runs;
-    Thread.sleep(4000);
+    Thread.sleep(PERIOD * 1000);
     assertThat(schedule("sim").getStatus().runs).isEqualTo(runsWhenSuspended);
     assertThat(schedule("sim").getStatus().phase).isEqualTo("Suspended");
     assertThat(checkpointsOf("sim")).hasSize(2);
