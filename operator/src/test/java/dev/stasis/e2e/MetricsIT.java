@@ -43,9 +43,11 @@ class MetricsIT extends EndToEndTest {
     cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
 
     String node = "node=\"" + NODE + "\"";
-    // The agent records a finished job just after writing its status: on a busy machine a scrape can come between.
-    await().atMost(TIMEOUT).until(() -> value(get("/metrics").body(), "stasis_restores_total", node).isPresent());
-    String metrics = get("/metrics").body();
+    // The agent records a finished job just after writing its status, and counts its queue from its
+    // informer's copy: on a busy machine a scrape can come between.
+    String metrics = await().atMost(TIMEOUT).until(() -> get("/metrics").body(),
+        m -> value(m, "stasis_restores_total", node).isPresent()
+            && value(m, "stasis_queue_depth", node, "kind=\"restore\"").equals(Optional.of(0.0)));
     assertThat(value(metrics, "stasis_checkpoints_total", node, "result=\"Completed\"")).hasValueSatisfying(atLeast(1));
     assertThat(value(metrics, "stasis_checkpoints_total", "reason=\"NodeNotFound\"", "result=\"Failed\""))
         .as("refused by the operator").hasValueSatisfying(atLeast(1));
