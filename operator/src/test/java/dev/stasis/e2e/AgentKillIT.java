@@ -307,7 +307,8 @@ class AgentKillIT {
       assertThat(keys()).anyMatch(k -> k.contains(uid) && k.endsWith("manifest.json"))
           .anyMatch(k -> k.contains(uid) && k.contains("/archive"));
       assertThat(bucket.listMultipartUploads(b -> b.bucket(BUCKET)).uploads()).noneMatch(u -> u.key().contains(uid));
-      assertThat(work).doesNotExist();
+      // The images are deleted just after Completed is written, not before.
+      await().atMost(TIMEOUT).until(() -> !Files.exists(work));
       return;
     }
     assertThat(c.getStatus().phase).as(c.getStatus().message).isEqualTo(CheckpointPhase.Failed);
