@@ -10,7 +10,6 @@ import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.archive.ArchiveLayout;
-import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -57,6 +56,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final EventRecorder events;
   private final ProcessTargetPolicy processTargets;
   private final RefusalRetries retries;
+  private final AgentLoss agentLoss;
   private final Clock clock;
 
   public CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
@@ -74,6 +74,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
+    this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
   }
 
   @Override
@@ -242,25 +243,12 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
    * gone, the checkpoint fails with the reason instead of waiting forever.
    */
   private UpdateControl<Checkpoint> failWhenAgentGone(Checkpoint checkpoint) {
-    String node = checkpoint.getStatus().node;
-    Optional<String> gone = node == null ? Optional.empty()
-        : AgentHeartbeat.unavailable(node, cluster.nodeProfile(node), clock.instant());
-    if (gone.isEmpty()) {
-      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
-    }
-    CheckpointPhase phase = checkpoint.getStatus().phaseOrPending();
-    String message = gone.get() + (phase == CheckpointPhase.Pending
+    boolean pending = checkpoint.getStatus().phaseOrPending() == CheckpointPhase.Pending;
+    return agentLoss.failWhenGone(checkpoint, CheckpointStatus::phaseOrPending, gone -> gone + (pending
         ? ": the checkpoint was not taken and the process was not touched"
         : ", in the middle of this checkpoint: nothing was stored as complete. A process it left stopped "
             + "(leaveRunning: false) is resumed when the agent starts again")
-        + "; take a new checkpoint once the agent runs";
-    statusWriter.update(checkpoint, c -> c.getStatus() != null && c.getStatus().phaseOrPending() == phase
-        && node.equals(c.getStatus().node), c -> c.getStatus().fail("AgentUnavailable", message,
-        c.getMetadata().getGeneration())).ifPresent(failed -> {
-          events.warning(failed, "AgentUnavailable", message);
-          StasisMetrics.checkpointFinished(failed.getStatus());
-        });
-    return UpdateControl.noUpdate();
+        + "; take a new checkpoint once the agent runs", StasisMetrics::checkpointFinished);
   }
 
   /** Deletes a finished Checkpoint once its spec.ttl has run out; until then, comes back when it will have. */

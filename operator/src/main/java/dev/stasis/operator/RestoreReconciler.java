@@ -65,6 +65,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
   private final RefusalRetries retries;
+  private final AgentLoss agentLoss;
 
   public RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy) {
     this(client, cluster, events, retryPolicy, Clock.systemUTC());
@@ -80,6 +81,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
     this.events = events;
     this.podRestores = new PodRestores(client, storages, statusWriter, events);
     this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
+    this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
   }
 
   @Override
@@ -92,7 +94,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
       return observed.phase.isTerminal() ? UpdateControl.noUpdate() : failWhenAgentGone(restore);
     }
     if (observed != null && observed.node != null && observed.node.equals(Labels.node(restore))
-        && agentGone(observed.node).isEmpty()) {
+        && agentLoss.gone(observed.node).isEmpty()) {
       // the agent's to take; placed again below only if that agent is gone before it did
       return UpdateControl.<Restore>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
     }
@@ -276,30 +278,15 @@ public class RestoreReconciler implements Reconciler<Restore> {
     return excluded;
   }
 
-  private Optional<String> agentGone(String node) {
-    return AgentHeartbeat.unavailable(node, cluster.nodeProfile(node), clock.instant());
-  }
-
   /**
    * A restore the agent has begun cannot move: whether its process already runs is known only to
    * that agent. If the agent is gone, the restore fails instead of waiting forever.
    */
   private UpdateControl<Restore> failWhenAgentGone(Restore restore) {
     String node = restore.getStatus().node;
-    Optional<String> gone = node == null ? Optional.empty() : agentGone(node);
-    if (gone.isEmpty()) {
-      return UpdateControl.<Restore>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
-    }
-    RestorePhase phase = restore.getStatus().phaseOrPending();
-    String message = gone.get() + ", in the middle of this restore. Whether its process started is known only to "
-        + "that agent; check node " + node + " before restoring the checkpoint again";
-    statusWriter.update(restore, r -> r.getStatus() != null && r.getStatus().phaseOrPending() == phase
-        && node.equals(r.getStatus().node), r -> r.getStatus().fail("AgentUnavailable", message,
-        r.getMetadata().getGeneration())).ifPresent(failed -> {
-          events.warning(failed, "AgentUnavailable", message);
-          StasisMetrics.restoreFinished(failed.getStatus());
-        });
-    return UpdateControl.noUpdate();
+    return agentLoss.failWhenGone(restore, RestoreStatus::phaseOrPending, gone -> gone + ", in the middle of this"
+        + " restore. Whether its process started is known only to that agent; check node " + node
+        + " before restoring the checkpoint again", StasisMetrics::restoreFinished);
   }
 
   /** Nodes whose agent found, in its pre-flight, that it cannot run this checkpoint (retryOtherNodes). */
