@@ -20,15 +20,12 @@ import dev.stasis.criu.CriuException;
 import dev.stasis.criu.CriuVersion;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
-import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
-import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
@@ -39,6 +36,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -51,18 +49,12 @@ import org.slf4j.LoggerFactory;
  * workload is only ever ended (leaveRunning: false) once its checkpoint is stored.
  */
 @ControllerConfiguration(name = "node-checkpoint", generationAwareEventProcessing = false)
-public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
+public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
   private static final ObjectMapper JSON = new ObjectMapper();
   /** How often to look again whether the CRIU a dead agent started has ended. */
   private static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
 
-  private final NodeWork work;
-  private final KubernetesClient client;
-  private final AgentConfig config;
-  private final StorageAccess storages;
-  private final StatusWriter statusWriter;
-  private final EventRecorder events;
   private final ProcessTargetPolicy processTargets;
   /**
    * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
@@ -70,19 +62,12 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
    */
   private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
   private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
-  private final AgentShutdown shutdown;
   private final PodCheckpointJob podCheckpoints;
 
   public NodeCheckpointWorker(NodeWork work) {
-    this.work = work;
-    this.client = work.client;
-    this.shutdown = work.shutdown;
-    this.config = work.config;
-    this.storages = work.storages;
-    this.statusWriter = work.statusWriter;
-    this.events = work.events;
+    super(work);
     this.processTargets = new ProcessTargetPolicy(client, config.processTargetNamespaces());
-    this.podCheckpoints = new PodCheckpointJob(work);
+    this.podCheckpoints = new PodCheckpointJob(work, this::startAttempt);
   }
 
   @Override
@@ -145,13 +130,7 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
     int pid = checkpoint.getSpec().target.process.pid;
     CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
     // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
-    var running = statusWriter.update(checkpoint, this::isPendingHere, c -> {
-      c.getStatus().startAttempt();
-      c.getStatus().phase = CheckpointPhase.Running;
-      c.getStatus().startTime = Conditions.now();
-      c.getStatus().message = "checkpointing PID " + pid + " with CRIU"
-          + NodeWork.attemptOf(c.getStatus(), c.getSpec().backoffLimitOrDefault());
-    });
+    var running = startAttempt(checkpoint, "checkpointing PID " + pid + " with CRIU");
     if (running.isEmpty()) {
       return; // a stale copy: this checkpoint was taken already
     }
@@ -255,8 +234,21 @@ public class NodeCheckpointWorker implements Reconciler<Checkpoint> {
         && config.nodeName().equals(c.getStatus().node);
   }
 
-  private static boolean isRunning(Checkpoint c) {
+  static boolean isRunning(Checkpoint c) {
     return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running;
+  }
+
+  /**
+   * Writes Running for a new attempt ({@code doing} says what it does), if the checkpoint still
+   * waits on this node; empty for a stale copy, whose checkpoint was taken already.
+   */
+  Optional<Checkpoint> startAttempt(Checkpoint checkpoint, String doing) {
+    return statusWriter.update(checkpoint, this::isPendingHere, c -> {
+      c.getStatus().startAttempt();
+      c.getStatus().phase = CheckpointPhase.Running;
+      c.getStatus().startTime = Conditions.now();
+      c.getStatus().message = doing + NodeWork.attemptOf(c.getStatus(), c.getSpec().backoffLimitOrDefault());
+    });
   }
 
   /** The operator checked too; the agent does not act on the operator's word alone. */

@@ -20,13 +20,10 @@ import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
 import dev.stasis.criu.RestoreOptions;
 import dev.stasis.criu.RestoredTree;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.RetryPolicy;
-import dev.stasis.kube.StatusWriter;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
-import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
@@ -49,30 +46,17 @@ import org.slf4j.LoggerFactory;
  * child stays the restored tree's parent, so the agent sees the tree exit and nothing is left a zombie.
  */
 @ControllerConfiguration(name = "node-restore", generationAwareEventProcessing = false)
-public class NodeRestoreWorker implements Reconciler<Restore> {
+public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
   private static final Logger log = LoggerFactory.getLogger(NodeRestoreWorker.class);
   private static final Duration RESTORE_TIMEOUT = Duration.ofMinutes(10);
   /** How often to look again whether the CRIU a dead agent started has finished its restore. */
   private static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
 
-  private final NodeWork work;
-  private final KubernetesClient client;
-  private final AgentConfig config;
-  private final StorageAccess storages;
-  private final StatusWriter statusWriter;
-  private final EventRecorder events;
   private final Preflight preflight;
   private final PodRestoreJob podRestores;
-  private final AgentShutdown shutdown;
 
   public NodeRestoreWorker(NodeWork work) {
-    this.work = work;
-    this.client = work.client;
-    this.shutdown = work.shutdown;
-    this.config = work.config;
-    this.storages = work.storages;
-    this.statusWriter = work.statusWriter;
-    this.events = work.events;
+    super(work);
     this.preflight = new Preflight(config.criu(), config.hostRoot());
     this.podRestores = new PodRestoreJob(work);
   }

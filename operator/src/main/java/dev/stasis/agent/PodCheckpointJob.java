@@ -15,9 +15,7 @@ import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.Manifest;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.PodTargets;
-import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kubelet.KubeletClient;
 import dev.stasis.kubelet.KubeletException;
@@ -25,7 +23,6 @@ import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.client.KubernetesClient;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.DirectoryStream;
@@ -35,6 +32,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.function.BiFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,36 +44,23 @@ import org.slf4j.LoggerFactory;
  * storage, writes the container's manifest last, and deletes the kubelet's copy, which holds the
  * container's memory. A checkpoint that fails leaves nothing stored.
  */
-final class PodCheckpointJob {
+final class PodCheckpointJob extends NodeJob {
   private static final Logger log = LoggerFactory.getLogger(PodCheckpointJob.class);
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  private final NodeWork work;
-  private final KubernetesClient client;
-  private final AgentConfig config;
-  private final StorageAccess storages;
-  private final StatusWriter statusWriter;
-  private final EventRecorder events;
 
-  PodCheckpointJob(NodeWork work) {
-    this.work = work;
-    this.client = work.client;
-    this.config = work.config;
-    this.storages = work.storages;
-    this.statusWriter = work.statusWriter;
-    this.events = work.events;
+  private final BiFunction<Checkpoint, String, Optional<Checkpoint>> startAttempt;
+
+  /** @param startAttempt the worker's {@link NodeCheckpointWorker#startAttempt} */
+  PodCheckpointJob(NodeWork work, BiFunction<Checkpoint, String, Optional<Checkpoint>> startAttempt) {
+    super(work);
+    this.startAttempt = startAttempt;
   }
 
   /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
   void take(Checkpoint checkpoint) {
     String podName = checkpoint.getSpec().target.pod.name;
-    var running = statusWriter.update(checkpoint, this::isPendingHere, c -> {
-      c.getStatus().startAttempt();
-      c.getStatus().phase = CheckpointPhase.Running;
-      c.getStatus().startTime = Conditions.now();
-      c.getStatus().message = "checkpointing pod " + podName + " through the kubelet"
-          + NodeWork.attemptOf(c.getStatus(), c.getSpec().backoffLimitOrDefault());
-    });
+    var running = startAttempt.apply(checkpoint, "checkpointing pod " + podName + " through the kubelet");
     if (running.isEmpty()) {
       return;
     }
@@ -112,14 +98,6 @@ final class PodCheckpointJob {
     }
   }
 
-  private boolean isPendingHere(Checkpoint c) {
-    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Pending
-        && config.nodeName().equals(c.getStatus().node);
-  }
-
-  private static boolean isRunning(Checkpoint c) {
-    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running;
-  }
 
   /** The operator checked the pod when it assigned the work; it may have changed since. */
   private PodTargets.ResolvedPod podOnThisNode(Checkpoint checkpoint) throws WorkFailure {
@@ -277,7 +255,7 @@ final class PodCheckpointJob {
     long bytes = stored.stream().mapToLong(c -> c.archive.storedBytes).sum();
     String message = "stored " + stored.size() + " container archive" + (stored.size() == 1 ? "" : "s") + " ("
         + bytes + " bytes) at " + store.uri(layout(checkpoint).prefix());
-    statusWriter.update(checkpoint, PodCheckpointJob::isRunning, c -> {
+    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
       CheckpointStatus s = c.getStatus();
       s.phase = CheckpointPhase.Completed;
       s.completionTime = Conditions.now();
@@ -294,13 +272,13 @@ final class PodCheckpointJob {
   /** A transient failure with attempts left goes back to Pending for another attempt; any other fails it. */
   private void fail(Checkpoint checkpoint, WorkFailure cause) {
     int backoffLimit = checkpoint.getSpec().backoffLimitOrDefault();
-    if (work.retryLater(checkpoint, PodCheckpointJob::isRunning, cause, backoffLimit, NodeCheckpointWorker::backToPending)) {
+    if (work.retryLater(checkpoint, NodeCheckpointWorker::isRunning, cause, backoffLimit, NodeCheckpointWorker::backToPending)) {
       return;
     }
     WorkFailure failure = cause.afterAttempts(checkpoint.getStatus().attempts(), backoffLimit);
     log.warn("pod checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
-    statusWriter.update(checkpoint, PodCheckpointJob::isRunning,
+    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning,
         c -> c.getStatus().fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration()))
         .ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
   }
@@ -311,7 +289,7 @@ final class PodCheckpointJob {
    */
   void resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
-    if (checkpoint == null || !isRunning(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
+    if (checkpoint == null || !NodeCheckpointWorker.isRunning(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
       return;
     }
     WorkFailure failure = new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()

@@ -20,13 +20,10 @@ import dev.stasis.image.CheckpointImage;
 import dev.stasis.image.Registry;
 import dev.stasis.image.RegistryClient;
 import dev.stasis.image.RegistryException;
-import dev.stasis.kube.EventRecorder;
-import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
-import io.fabric8.kubernetes.client.KubernetesClient;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -46,25 +43,14 @@ import org.slf4j.LoggerFactory;
  * tried again under spec.backoffLimit: nothing runs before the operator creates the Pod, so a
  * second push can never make two copies.
  */
-final class PodRestoreJob {
+final class PodRestoreJob extends NodeJob {
   private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
 
-  private final NodeWork work;
-  private final KubernetesClient client;
-  private final AgentConfig config;
-  private final StorageAccess storages;
   private final StorageBinding binding;
-  private final StatusWriter statusWriter;
-  private final EventRecorder events;
 
   PodRestoreJob(NodeWork work) {
-    this.work = work;
-    this.client = work.client;
-    this.config = work.config;
-    this.storages = work.storages;
+    super(work);
     this.binding = new StorageBinding(client);
-    this.statusWriter = work.statusWriter;
-    this.events = work.events;
   }
 
   /** The pod checkpoint a Restore names, or null when it names a process checkpoint (or none). */

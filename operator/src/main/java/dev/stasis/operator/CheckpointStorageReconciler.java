@@ -24,6 +24,8 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.stream.Collectors;
@@ -134,10 +136,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       status.garbageCollectedObjects = (status.garbageCollectedObjects == null ? 0 : status.garbageCollectedObjects)
           + collected.objects();
       if (!collected.isEmpty()) {
-        String message = "removed " + collected.objects() + " objects (" + collected.bytes() + " bytes)"
-            + (collected.unfinishedUploads() > 0 ? " and " + collected.unfinishedUploads() + " unfinished uploads" : "")
-            + " of " + collected.prefixes().size() + " checkpoints that no longer exist: "
-            + String.join(", ", collected.prefixes());
+        String message = "removed " + describe(collected);
         log.info("storage {}: {}", storage.getMetadata().getName(), message);
         events.normal(storage, "GarbageCollected", message);
       }
@@ -146,6 +145,21 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       events.warning(storage, "GarbageCollectionFailed", "could not remove objects of deleted checkpoints: "
           + e.getMessage() + "; trying again at the next check");
     }
+  }
+
+  /** "2 objects (2048 bytes) and 1 unfinished uploads of 1 checkpoints that no longer exist: ns/c-uid/". */
+  private static String describe(StorageGarbageCollector.Collected collected) {
+    List<String> parts = new ArrayList<>();
+    if (!collected.prefixes().isEmpty()) {
+      parts.add(collected.objects() + " objects (" + collected.bytes() + " bytes)"
+          + (collected.unfinishedUploads() > 0 ? " and " + collected.unfinishedUploads() + " unfinished uploads" : "")
+          + " of " + collected.prefixes().size() + " checkpoints that no longer exist: "
+          + String.join(", ", collected.prefixes()));
+    }
+    if (collected.probes() > 0) {
+      parts.add(collected.probes() + " probe objects of storage checks that failed halfway");
+    }
+    return String.join("; ", parts);
   }
 
   private Set<String> checkpointUids() {

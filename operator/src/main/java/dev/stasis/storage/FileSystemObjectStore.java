@@ -161,7 +161,7 @@ public final class FileSystemObjectStore implements ObjectStore {
   /** Writes, reads back and deletes a probe object through the same path uploads take. */
   @Override
   public void check() throws StorageUnavailableException {
-    String probeKey = ".stasis-check-" + randomName();
+    String probeKey = CHECK_PROBE_PREFIX + randomName();
     byte[] probe = ("written by stasis to check " + root).getBytes(StandardCharsets.UTF_8);
     try {
       Files.createDirectories(root);

@@ -10,6 +10,11 @@ import java.util.List;
  * prefix. Nothing written through {@link #upload} is visible before {@link ObjectUpload#commit()}.
  */
 public interface ObjectStore extends AutoCloseable {
+  /**
+   * The key prefix of the probe objects {@link #check} writes and deletes again; one is left behind
+   * only when the store failed between the two, and the garbage collector removes it.
+   */
+  String CHECK_PROBE_PREFIX = ".stasis-check-";
 
   /** Starts a streamed upload of one object; abort or close it if anything goes wrong. */
   ObjectUpload upload(String key) throws IOException;

@@ -260,7 +260,7 @@ public final class S3ObjectStore implements ObjectStore {
   /** Checks the bucket, then writes, reads back and deletes a probe object under the prefix. */
   @Override
   public void check() throws StorageUnavailableException {
-    String probeKey = ".stasis-check-" + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36);
+    String probeKey = CHECK_PROBE_PREFIX + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36);
     byte[] probe = ("written by stasis to check " + uri(probeKey)).getBytes(StandardCharsets.UTF_8);
     try {
       s3.headBucket(b -> b.bucket(config.bucket()));

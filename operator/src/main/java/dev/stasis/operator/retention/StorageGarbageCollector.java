@@ -18,19 +18,21 @@ import java.util.stream.Stream;
 /**
  * Finds the objects and unfinished uploads in a storage whose Checkpoint no longer exists (uploads
  * that outlived a Checkpoint force-deleted or deleted while it was taken, multipart uploads of an
- * agent that died while S3 was unreachable, archives whose deletion failed) and removes them. It leaves alone keys not laid out by Stasis, archives kept on purpose
+ * agent that died while S3 was unreachable, archives whose deletion failed) and removes them, as it
+ * does the probe objects of storage checks that failed halfway. It leaves alone other keys not laid
+ * out by Stasis, archives kept on purpose
  * ({@link ArchiveLayout#RETAINED_MARKER_FILE_NAME}), and every checkpoint's objects until the newest
  * of them is older than the grace period.
  */
 public final class StorageGarbageCollector {
 
   /**
-   * What one collection removed: the checkpoints' key prefixes, committed objects and their bytes,
-   * and unfinished uploads.
+   * What one collection removed: the checkpoints' key prefixes, their committed objects and bytes
+   * and unfinished uploads, and leftover check probes.
    */
-  public record Collected(List<String> prefixes, int objects, long bytes, int unfinishedUploads) {
+  public record Collected(List<String> prefixes, int objects, long bytes, int unfinishedUploads, int probes) {
     public boolean isEmpty() {
-      return prefixes.isEmpty();
+      return prefixes.isEmpty() && probes == 0;
     }
   }
 
@@ -42,14 +44,15 @@ public final class StorageGarbageCollector {
    */
   public static Collected collect(ObjectStore store, Supplier<Set<String>> checkpointUids, Duration gracePeriod,
       Instant now) throws IOException {
-    Map<ArchiveLayout, List<StoredObject>> committed = byCheckpoint(store.list(""));
+    List<StoredObject> objects = store.list("");
+    Map<ArchiveLayout, List<StoredObject>> committed = byCheckpoint(objects);
     Map<ArchiveLayout, List<StoredObject>> unfinished = byCheckpoint(store.listUnfinished(""));
     Set<String> existing = checkpointUids.get();
     Instant settled = now.minus(gracePeriod);
     Set<ArchiveLayout> checkpoints = new LinkedHashSet<>(committed.keySet());
     checkpoints.addAll(unfinished.keySet());
     List<String> prefixes = new ArrayList<>();
-    int objects = 0;
+    int count = 0;
     long bytes = 0;
     int uploads = 0;
     for (ArchiveLayout layout : checkpoints) {
@@ -61,12 +64,19 @@ public final class StorageGarbageCollector {
       if (orphaned) {
         store.deleteAll(layout.prefix());
         prefixes.add(layout.prefix());
-        objects += stored.size();
+        count += stored.size();
         bytes += stored.stream().mapToLong(StoredObject::sizeBytes).sum();
         uploads += started.size();
       }
     }
-    return new Collected(prefixes, objects, bytes, uploads);
+    int probes = 0;
+    for (StoredObject probe : objects) {
+      if (probe.key().startsWith(ObjectStore.CHECK_PROBE_PREFIX) && probe.lastModified().isBefore(settled)) {
+        store.deleteAll(probe.key());
+        probes++;
+      }
+    }
+    return new Collected(prefixes, count, bytes, uploads, probes);
   }
 
   private static Map<ArchiveLayout, List<StoredObject>> byCheckpoint(List<StoredObject> objects) {

@@ -65,10 +65,12 @@ class StorageGarbageCollectorTest {
     write(store, retained.retainedMarkerKey(), "kept on purpose");
     write(store, "backups/etc.tar", "not ours");
     write(store, "jobs/notes-without-uid/readme.txt", "not ours either");
+    write(store, ObjectStore.CHECK_PROBE_PREFIX + "x1", "a storage check that failed after writing its probe");
     ObjectUpload crashedUpload = startUpload(store, crashed.prefix() + "archive.tar.zst");
     ObjectUpload goneUpload = startUpload(store, gone.prefix() + "late.tar.zst");
     ObjectUpload liveUpload = startUpload(store, live.prefix() + "second.tar.zst");
-    List<StoredObject> before = store.list("");
+    List<StoredObject> before = store.list("").stream()
+        .filter(o -> !o.key().startsWith(ObjectStore.CHECK_PROBE_PREFIX)).toList();
     assertThat(store.listUnfinished("")).extracting(StoredObject::key).containsExactlyInAnyOrder(
         crashed.prefix() + "archive.tar.zst", gone.prefix() + "late.tar.zst", live.prefix() + "second.tar.zst");
     Set<String> existing = Set.of(LIVE);
@@ -82,6 +84,7 @@ class StorageGarbageCollectorTest {
     assertThat(collected.objects()).isEqualTo(2);
     assertThat(collected.bytes()).isEqualTo(("images of " + gone.checkpointName()).length() + 2);
     assertThat(collected.unfinishedUploads()).isEqualTo(2);
+    assertThat(collected.probes()).isEqualTo(1);
     assertThat(store.list("")).containsExactlyInAnyOrderElementsOf(
         before.stream().filter(o -> !o.key().startsWith(gone.prefix())).toList());
     assertThat(store.listUnfinished("")).extracting(StoredObject::key).containsExactly(live.prefix() + "second.tar.zst");

@@ -1,0 +1,29 @@
+package dev.stasis.agent;
+
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.StatusWriter;
+import io.fabric8.kubernetes.client.KubernetesClient;
+
+/**
+ * What every kind of node work reaches through the agent's {@link NodeWork}: the API server, the
+ * agent's settings and shutdown, the storages, status writes and Events.
+ */
+abstract class NodeJob {
+  final NodeWork work;
+  final KubernetesClient client;
+  final AgentConfig config;
+  final AgentShutdown shutdown;
+  final StorageAccess storages;
+  final StatusWriter statusWriter;
+  final EventRecorder events;
+
+  NodeJob(NodeWork work) {
+    this.work = work;
+    this.client = work.client;
+    this.config = work.config;
+    this.shutdown = work.shutdown;
+    this.storages = work.storages;
+    this.statusWriter = work.statusWriter;
+    this.events = work.events;
+  }
+}
