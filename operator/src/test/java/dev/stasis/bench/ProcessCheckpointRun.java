@@ -1,5 +1,6 @@
 package dev.stasis.bench;
 
+import dev.stasis.api.AgentWorkStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
@@ -123,16 +124,12 @@ final class ProcessCheckpointRun {
     Checkpoint checkpoint = new Checkpoint();
     checkpoint.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(BenchEnvironment.NAMESPACE).build());
     checkpoint.setSpec(new CheckpointSpec(CheckpointTarget.process(BenchEnvironment.NODE, (int) pid)));
-    var settled = env.checkpoints.future(name);
-    long created = System.nanoTime();
-    env.client.resource(checkpoint).create();
-    var done = settled.get(10, TimeUnit.MINUTES);
+    var done = createAndAwait(checkpoint, env.checkpoints);
     var status = done.resource().getStatus();
     if (status.phase != CheckpointPhase.Completed) {
-      throw new IllegalStateException("checkpoint " + name + " " + status.phase + ": " + status.reason + " "
-          + status.message + "\n" + status.criuLogTail);
+      throw failed(checkpoint, status.phase, status);
     }
-    stasisCheckpoint.add((done.nanoTime() - created) / 1e9);
+    stasisCheckpoint.add(done.seconds());
     agentCheckpoint.add(status.stats.totalTimeMillis / 1e3);
     stasisFrozen.add(status.stats.frozenTimeMicros / 1e6);
     stasisStored.add(status.archive.storedBytes / MIB);
@@ -156,19 +153,31 @@ final class ProcessCheckpointRun {
     restore.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(BenchEnvironment.NAMESPACE).build());
     restore.setSpec(new RestoreSpec());
     restore.getSpec().checkpointRef = new CheckpointRef(name);
-    var settled = env.restores.future(name);
-    long created = System.nanoTime();
-    env.client.resource(restore).create();
-    var done = settled.get(10, TimeUnit.MINUTES);
+    var done = createAndAwait(restore, env.restores);
     var status = done.resource().getStatus();
     if (status.phase != RestorePhase.Completed) {
-      throw new IllegalStateException("restore " + name + " " + status.phase + ": " + status.reason + " "
-          + status.message + "\n" + status.criuLogTail);
+      throw failed(restore, status.phase, status);
     }
-    stasisRestore.add((done.nanoTime() - created) / 1e9);
+    stasisRestore.add(done.seconds());
     int restoredPid = status.restoredPid;
     Workloads.kill(restoredPid); // the agent's CRIU reaps it
     BenchEnvironment.await("restored PID " + restoredPid + " to end", () -> !Workloads.isAlive(restoredPid));
+  }
+
+  private record Timed<T>(T resource, double seconds) {}
+
+  /** Creates the resource and waits until a watch sees it settle: as then, and the seconds from the create call. */
+  private <T extends HasMetadata> Timed<T> createAndAwait(T resource, Settlements<T> settlements) throws Exception {
+    var settled = settlements.future(resource.getMetadata().getName());
+    long created = System.nanoTime();
+    env.client.resource(resource).create();
+    var done = settled.get(10, TimeUnit.MINUTES);
+    return new Timed<>(done.resource(), (done.nanoTime() - created) / 1e9);
+  }
+
+  private static IllegalStateException failed(HasMetadata resource, Object phase, AgentWorkStatus status) {
+    return new IllegalStateException(resource.getKind() + " " + resource.getMetadata().getName() + " " + phase + ": "
+        + status.reason + " " + status.message + "\n" + status.criuLogTail);
   }
 
   private void byHandRestore(String name, Path dir) throws Exception {
