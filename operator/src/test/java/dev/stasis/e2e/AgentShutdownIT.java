@@ -16,10 +16,10 @@ import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
-import dev.stasis.testing.ThrottledProxy;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
@@ -49,9 +49,10 @@ class AgentShutdownIT {
     KubernetesClient admin = TestControlPlane.admin();
     String node = "shutdown-" + UUID.randomUUID().toString().substring(0, 6);
     String namespace = TestControlPlane.newNamespace("shutdown");
-    try (S3Server s3 = S3Server.start(); ThrottledProxy slowLink = ThrottledProxy.to(s3.endpoint(), LINK_BYTES_PER_SECOND);
+    try (S3Server s3 = S3Server.start(); FaultInjectingProxy slowLink = FaultInjectingProxy.to(s3.endpoint());
         S3Client bucket = s3.client();
         var memhog = Workloads.startInPidNamespace("memhog", "256", "0", dir.resolve("count.txt").toString())) {
+      slowLink.slow(FaultInjectingProxy.Request::isUpload, Duration.ZERO, LINK_BYTES_PER_SECOND);
       s3.createBucket("shutdown");
       createStorage(admin, node, s3, slowLink.endpoint(), "shutdown");
       InProcessStasis stasis = InProcessStasis.on(admin).agent(node, dir.resolve("work"), Main.criuPath(null))
