@@ -52,8 +52,6 @@ import org.slf4j.LoggerFactory;
 public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
   private static final ObjectMapper JSON = new ObjectMapper();
-  /** How often to look again whether the CRIU a dead agent started has ended. */
-  private static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
 
   private final ProcessTargetPolicy processTargets;
   /**

@@ -3,12 +3,16 @@ package dev.stasis.agent;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import java.time.Duration;
 
 /**
  * What every kind of node work reaches through the agent's {@link NodeWork}: the API server, the
  * agent's settings and shutdown, the storages, status writes and Events.
  */
 abstract class NodeJob {
+  /** How often to look again whether the CRIU a dead agent started has ended or finished its restore. */
+  static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
+
   final NodeWork work;
   final KubernetesClient client;
   final AgentConfig config;

@@ -49,8 +49,6 @@ import org.slf4j.LoggerFactory;
 public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
   private static final Logger log = LoggerFactory.getLogger(NodeRestoreWorker.class);
   private static final Duration RESTORE_TIMEOUT = Duration.ofMinutes(10);
-  /** How often to look again whether the CRIU a dead agent started has finished its restore. */
-  private static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
 
   private final Preflight preflight;
   private final PodRestoreJob podRestores;
