@@ -235,13 +235,14 @@ await_part() {
 kubectl() { "$K8S_BIN_DIR/kubectl" --kubeconfig "$DIR/kubeconfig" --request-timeout 10s "$@"; }
 
 take_lock() {
-  local wait="$1" owner
+  local wait="$1" owner waited=$SECONDS
   mkdir -p "$(dirname "$LOCK")"
   exec 9>"$LOCK"
   if [[ -n "$wait" ]]; then
     if ! flock -n 9; then
       log "waiting up to ${wait}s for the node of $(cat "$LOCK_OWNER" 2>/dev/null || echo '?') to stop"
       flock -w "$wait" 9 || die "the node of $(cat "$LOCK_OWNER" 2>/dev/null || echo '?') still runs after ${wait}s"
+      log "the machine's node is free after $((SECONDS - waited))s"
     fi
   elif ! flock -n 9; then
     owner="$(cat "$LOCK_OWNER" 2>/dev/null || echo '?')"
@@ -563,11 +564,12 @@ EOF
 }
 
 cmd_start() {
-  local wait="$2" t0=$SECONDS
+  local wait="$2" t0
   cmd_install
   mkdir -p "$1"
   DIR="$(cd "$1" && pwd)"
   take_lock "$wait"
+  t0=$SECONDS
   trap 'log "interrupted"; trap - ERR INT TERM; cmd_stop "$DIR"; exit 1' INT TERM
   trap 'log "start failed at line $LINENO"; trap - ERR INT TERM; cmd_stop "$DIR"; exit 1' ERR
   if [[ -d "$DIR/state" ]]; then
