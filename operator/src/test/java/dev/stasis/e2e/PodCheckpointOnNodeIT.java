@@ -14,10 +14,10 @@ import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
+import dev.stasis.image.RegistryClient;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.KubeletTap;
 import dev.stasis.testing.TestNode;
-import dev.stasis.testing.TestingKubelet;
 import dev.stasis.testing.WorkloadImages;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -117,7 +117,7 @@ class PodCheckpointOnNodeIT {
       JsonNode manifest = JSON.readTree(folder.resolve(container.name).resolve("manifest.json").toFile());
       String kubeletArchive = manifest.at("/source/kubeletArchive").asText();
       assertThat(kubeletArchive).startsWith("checkpoint-web_" + namespace + "-" + container.name + "-");
-      assertThat(TestingKubelet.sha256(tar)).isEqualTo(TestingKubelet.sha256(tap.witnessed(kubeletArchive)))
+      assertThat(sha256(tar)).isEqualTo(sha256(tap.witnessed(kubeletArchive)))
           .isEqualTo(manifest.at("/archive/tarSha256").asText());
       assertThat(manifest.at("/source/containerId").asText()).isEqualTo(container.containerID);
       assertThat(manifest.at("/source/podSpec/containers/0/image").asText()).isEqualTo(counterImage);
@@ -187,6 +187,10 @@ class PodCheckpointOnNodeIT {
     admin.resource(spec.endSpec().build()).create();
     return admin.pods().inNamespace(namespace).withName(name).waitUntilCondition(Readiness::isPodReady, 120,
         TimeUnit.SECONDS);
+  }
+
+  static String sha256(Path file) throws Exception {
+    return RegistryClient.sha256(Files.readAllBytes(file));
   }
 
   long lastCount(String pod, String container) {
