@@ -31,7 +31,8 @@
 # included, unmounts what the node mounted, removes its cgroups, bridge, veths and nftables
 # tables, puts back the sysctls the kubelet changes, and removes what it wrote outside <dir>
 # (/var/lib/kubelet, /var/log/containers and /var/log/pods, /var/lib/cni, /run/containerd);
-# <dir> itself (logs included) stays. A part that cannot start stops everything with a message
+# <dir> itself (logs included) stays, and so does the empty lock file. Then it checks: anything
+# still there is listed and `stop` exits 1. A part that cannot start stops everything with a message
 # naming the part and the tail of its log.
 #
 # Environment:
@@ -734,24 +735,79 @@ stop_parts() (
   fi
   restore_sysctls "$dir"
   clean_outside "$dir"
+  local left
+  left="$(leftovers "$dir")"
   rm -rf "$dir/state" "$dir/node.env"
   # Keep only the lock holder's line.
   if [[ -f "$dir/pids" ]]; then
     awk '$1 == "lock"' "$dir/pids" >"$dir/pids.tmp"
     mv -f "$dir/pids.tmp" "$dir/pids"
   fi
+  if [[ -n "$left" ]]; then
+    log "could not undo everything the node of $dir did:"
+    sed 's/^/node:   /' <<<"$left" >&2
+    return 1
+  fi
 )
+
+# What is still there of the node after stop_parts undid it, one line each (nothing: all undone).
+# Checked while the node still holds the machine's lock: a node started next cannot be mistaken for it.
+leftovers() {
+  local dir="$1" name pid exe cg key value how p mp
+  while read -r name pid exe; do
+    [[ "$name" == lock ]] || ! is_ours "$pid" "$exe" || echo "process $name (pid $pid)"
+  done < <(read_pids "$dir/pids")
+  [[ ! -f "$dir/control-plane/pids" ]] || echo "the control plane's processes ($dir/control-plane/pids)"
+  if [[ -f "$dir/state/shims" ]]; then
+    for pid in $(sort -un "$dir/state/shims"); do
+      ! is_ours "$pid" "$PREFIX/usr/bin/containerd-shim-runc-v2" || echo "process containerd-shim (pid $pid)"
+    done
+  fi
+  while read -r mp; do
+    for p in "$dir" "${OUTSIDE_PATHS[@]}"; do
+      [[ "$mp" != "$p" && "$mp" != "$p"/* ]] || { echo "mount $mp"; break; }
+    done
+  done < <(awk '{print $5}' /proc/self/mountinfo | sed 's/\\040/ /g')
+  if [[ -f "$dir/state/cgroups" ]]; then
+    while read -r cg; do [[ ! -d "$cg" ]] || echo "cgroup $cg"; done <"$dir/state/cgroups"
+  fi
+  if [[ -f "$dir/state/bridge" ]] && ip link show "$(cat "$dir/state/bridge")" >/dev/null 2>&1; then
+    echo "bridge $(cat "$dir/state/bridge")"
+  fi
+  if [[ -f "$dir/state/nftables" ]]; then
+    for p in ip ip6; do
+      ! "$PREFIX/bin/nft" list table "$p" kube-proxy >/dev/null 2>&1 || echo "nftables table $p kube-proxy"
+    done
+  fi
+  if [[ -f "$dir/state/sysctl" ]]; then
+    while read -r key value; do
+      [[ "$(sysctl -n "$key" 2>/dev/null)" == "$value" ]] || echo "sysctl $key=$(sysctl -n "$key") (was $value)"
+    done <"$dir/state/sysctl"
+  fi
+  if [[ -f "$dir/state/outside" ]]; then
+    while read -r how p; do
+      if [[ "$how" == new ]]; then
+        [[ ! -e "$p" ]] || echo "$p"
+      elif [[ -d "$p" ]]; then
+        find "$p" -mindepth 1 -xdev | LC_ALL=C sort |
+          LC_ALL=C comm -23 - "$dir/state/outside-$(echo "$p" | tr / _)" | sed 's/^/file /'
+      fi
+    done <"$dir/state/outside"
+  fi
+}
 
 cmd_stop() (
   local dir
   set +e
   trap - ERR
   dir="$(cd "$1" 2>/dev/null && pwd)" || { log "nothing to stop: no folder $1"; return 0; }
-  stop_parts "$dir"
+  local undone=0
+  stop_parts "$dir" || undone=1
   stop_part "$dir" lock
   rm -f "$dir/pids"
   [[ "$(cat "$LOCK_OWNER" 2>/dev/null)" != "$dir" ]] || rm -f "$LOCK_OWNER"
-  log "stopped the node of $dir"
+  if ((undone)); then return 1; fi
+  log "stopped the node of $dir; nothing of it is left"
 )
 
 cmd_status() {

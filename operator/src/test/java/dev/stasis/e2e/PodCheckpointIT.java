@@ -19,6 +19,7 @@ import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.Labels;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.TestCa;
 import dev.stasis.testing.TestControlPlane;
@@ -195,28 +196,17 @@ class PodCheckpointIT {
   }
 
   Checkpoint create(String name, CheckpointTarget target) {
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
-    c.setSpec(new CheckpointSpec(target));
-    c.getSpec().storage = storage;
-    return admin.resource(c).create();
+    return PodCheckpoints.create(admin, namespace, name, target, storage);
   }
 
   Checkpoint awaitPhase(Checkpoint c, CheckpointPhase phase) {
-    var resource = admin.resources(Checkpoint.class).inNamespace(namespace).withName(c.getMetadata().getName());
-    await().atMost(TIMEOUT).until(() -> {
-      var s = resource.get().getStatus();
-      return s != null && s.phase != null && s.phase.isTerminal();
-    });
-    Checkpoint now = resource.get();
-    assertThat(now.getStatus().phase).as("%s: %s", now.getStatus().reason, now.getStatus().message).isEqualTo(phase);
-    return now;
+    return PodCheckpoints.awaitPhase(admin, c, phase, TIMEOUT);
   }
 
   List<Event> events(String name) {
-    return admin.v1().events().inNamespace(namespace).list().getItems().stream()
-        .filter(e -> name.equals(e.getInvolvedObject().getName())).toList();
+    return PodCheckpoints.events(admin, namespace, name);
   }
+
 
   static String token(String namespace, String serviceAccount) {
     return admin.serviceAccounts().inNamespace(namespace).withName(serviceAccount)

@@ -13,9 +13,9 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.image.RegistryClient;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.KubeletTap;
 import dev.stasis.testing.TestNode;
 import dev.stasis.testing.WorkloadImages;
@@ -72,8 +72,7 @@ class PodCheckpointOnNodeIT {
     ghostImage = WorkloadImages.push(node.registry(), "workloads/ghost-file", "1", "ghost-file", "/ghost");
     tap = KubeletTap.in(node.kubeletUrl(), node.checkpointDir());
     agentToken = node.writeToken(dir.resolve("agent.token"), "stasis-system", "stasis-agent");
-    stasis = InProcessStasis.on(admin).agent(node.agent(dir.resolve("work"), tap.url(), agentToken), admin).start();
-    await().atMost(TIMEOUT).until(() -> admin.resources(NodeProfile.class).withName(node.name()).get() != null);
+    stasis = node.startStasis(dir.resolve("work"), tap.url(), agentToken);
     storage = "pods-on-node";
     storageRoot = dir.resolve("storage");
     CheckpointStorage s = new CheckpointStorage();
@@ -200,26 +199,15 @@ class PodCheckpointOnNodeIT {
   }
 
   Checkpoint create(String name, CheckpointTarget target) {
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
-    c.setSpec(new CheckpointSpec(target));
-    c.getSpec().storage = storage;
-    return admin.resource(c).create();
+    return PodCheckpoints.create(admin, namespace, name, target, storage);
   }
 
   Checkpoint awaitPhase(Checkpoint c, CheckpointPhase phase) {
-    var resource = admin.resources(Checkpoint.class).inNamespace(namespace).withName(c.getMetadata().getName());
-    await().atMost(TIMEOUT).until(() -> {
-      var s = resource.get().getStatus();
-      return s != null && s.phase != null && s.phase.isTerminal();
-    });
-    Checkpoint now = resource.get();
-    assertThat(now.getStatus().phase).as("%s: %s", now.getStatus().reason, now.getStatus().message).isEqualTo(phase);
-    return now;
+    return PodCheckpoints.awaitPhase(admin, c, phase, TIMEOUT);
   }
 
   List<Event> events(String name) {
-    return admin.v1().events().inNamespace(namespace).list().getItems().stream()
-        .filter(e -> name.equals(e.getInvolvedObject().getName())).toList();
+    return PodCheckpoints.events(admin, namespace, name);
   }
+
 }

@@ -31,6 +31,7 @@ import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.RegistryServer;
 import dev.stasis.testing.TestCa;
@@ -289,17 +290,8 @@ class PodRestoreIT {
 
   Checkpoint checkpoint(String pod, String storage) throws Exception {
     runPod(pod, "web");
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(pod).withNamespace(namespace).build());
-    c.setSpec(new CheckpointSpec(CheckpointTarget.pod(pod, "app")));
-    c.getSpec().storage = storage;
-    admin.resource(c).create();
-    var resource = admin.resources(Checkpoint.class).inNamespace(namespace).withName(pod);
-    await().atMost(TIMEOUT).until(() -> resource.get().getStatus() != null && resource.get().getStatus().phase != null
-        && resource.get().getStatus().phase.isTerminal());
-    Checkpoint done = resource.get();
-    assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(CheckpointPhase.Completed);
-    return done;
+    return PodCheckpoints.awaitPhase(admin, PodCheckpoints.create(admin, namespace, pod, CheckpointTarget.pod(pod, "app"),
+        storage), CheckpointPhase.Completed, TIMEOUT);
   }
 
   Restore restore(String name, String checkpoint, java.util.function.Consumer<RestoreSpec> spec) {
@@ -321,9 +313,9 @@ class PodRestoreIT {
   }
 
   List<Event> events(String name) {
-    return admin.v1().events().inNamespace(namespace).list().getItems().stream()
-        .filter(e -> name.equals(e.getInvolvedObject().getName())).toList();
+    return PodCheckpoints.events(admin, namespace, name);
   }
+
 
   static String storage(String name, String registryUrl, String credentials) {
     String storageName = name + "-" + NODE;

@@ -14,7 +14,6 @@ import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.EncryptionSpec;
 import dev.stasis.api.FileSystemStorage;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.RegistrySpec;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -26,6 +25,7 @@ import dev.stasis.image.Registry;
 import dev.stasis.image.RegistryClient;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Kubectl;
+import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.TestNode;
 import dev.stasis.testing.WorkloadImages;
 import dev.stasis.tls.TlsTrust;
@@ -83,8 +83,7 @@ class PodRestoreOnNodeIT {
     admin = node.admin();
     counterImage = WorkloadImages.push(node.registry(), "workloads/pod-counter", "1", "pod-counter", "/count");
     Path token = node.writeToken(dir.resolve("agent.token"), SYSTEM, "stasis-agent");
-    stasis = InProcessStasis.on(admin).agent(node.agent(dir.resolve("work"), node.kubeletUrl(), token), admin).start();
-    await().atMost(TIMEOUT).until(() -> admin.resources(NodeProfile.class).withName(node.name()).get() != null);
+    stasis = node.startStasis(dir.resolve("work"), node.kubeletUrl(), token);
     storage = storage("restore-on-node", null);
   }
 
@@ -262,17 +261,8 @@ class PodRestoreOnNodeIT {
   }
 
   Checkpoint checkpoint(String pod, String storageName) {
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(pod).withNamespace(namespace).build());
-    c.setSpec(new CheckpointSpec(CheckpointTarget.pod(pod, "app")));
-    c.getSpec().storage = storageName;
-    admin.resource(c).create();
-    var resource = admin.resources(Checkpoint.class).inNamespace(namespace).withName(pod);
-    await().atMost(TIMEOUT).until(() -> resource.get().getStatus() != null && resource.get().getStatus().phase != null
-        && resource.get().getStatus().phase.isTerminal());
-    Checkpoint done = resource.get();
-    assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(CheckpointPhase.Completed);
-    return done;
+    return PodCheckpoints.awaitPhase(admin, PodCheckpoints.create(admin, namespace, pod, CheckpointTarget.pod(pod, "app"),
+        storageName), CheckpointPhase.Completed, TIMEOUT);
   }
 
   /** A Restore of a checkpoint, to create. */
@@ -299,9 +289,9 @@ class PodRestoreOnNodeIT {
   }
 
   List<Event> events(String name) {
-    return admin.v1().events().inNamespace(namespace).list().getItems().stream()
-        .filter(e -> name.equals(e.getInvolvedObject().getName())).toList();
+    return PodCheckpoints.events(admin, namespace, name);
   }
+
 
   static byte[] blob(RegistryClient registry, String digest) throws Exception {
     return HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NORMAL).build().send(HttpRequest.newBuilder(

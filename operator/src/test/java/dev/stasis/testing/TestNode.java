@@ -1,7 +1,10 @@
 package dev.stasis.testing;
 
+import static org.awaitility.Awaitility.await;
+
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
+import dev.stasis.api.NodeProfile;
 import dev.stasis.cli.Crds;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
@@ -75,6 +78,11 @@ public final class TestNode implements AutoCloseable {
     return node;
   }
 
+  /** The folder scripts/node.sh started the node in. */
+  public Path dir() {
+    return dir;
+  }
+
   /** cluster-admin of the node's cluster. */
   public KubernetesClient admin() {
     return admin;
@@ -120,14 +128,19 @@ public final class TestNode implements AutoCloseable {
   }
 
   /**
-   * This node's agent as {@link InProcessStasis} runs it: it asks the kubelet at {@code kubeletUrl}
-   * (the node's, or a {@link KubeletTap} in front of it), trusting the cluster CA and showing the
-   * token in {@code tokenFile}, which it reads on every call as an agent's projected token.
+   * The operator and this node's agent in the test JVM, once the agent has published its
+   * NodeProfile. The agent asks the kubelet at {@code kubeletUrl} (the node's, or a
+   * {@link KubeletTap} in front of it), trusting the cluster CA and showing the token in
+   * {@code tokenFile}, which it reads on every call as an agent's projected token.
    */
-  public AgentConfig agent(Path workDir, URI kubeletUrl, Path tokenFile) {
+  public InProcessStasis startStasis(Path workDir, URI kubeletUrl, Path tokenFile) {
     var kubelet = new KubeletSettings(kubeletUrl, tokenFile, clusterCa(), false, checkpointDir(), imageStore(),
         Duration.ofSeconds(5));
-    return new AgentConfig(name(), workDir, new Criu(Main.criuPath(null), Map.of()), Set.of(), kubelet);
+    var agent = new AgentConfig(name(), workDir, new Criu(Main.criuPath(null), Map.of()), Set.of(), kubelet);
+    InProcessStasis stasis = InProcessStasis.on(admin).agent(agent, admin).start();
+    await().atMost(Duration.ofSeconds(120))
+        .until(() -> admin.resources(NodeProfile.class).withName(name()).get() != null);
+    return stasis;
   }
 
   /** Writes a token of ServiceAccount {@code namespace/name} to {@code file}. */
