@@ -17,15 +17,18 @@
 #   kubeconfig   cluster-admin; the API server listens on the bridge's host address, which pods
 #                reach directly and through the "kubernetes" Service (kube-proxy, nftables)
 #   node.env     shell-sourceable facts: NODE_NAME NODE_IP KUBECONFIG CLUSTER_CA KUBELET_URL
-#                KUBELET_CHECKPOINT_DIR CONTAINERD_ROOT CONTAINERD_ADDRESS REGISTRY POD_CIDR
-#                SERVICE_CIDR CRIU (the criu runc runs)
+#                KUBELET_CHECKPOINT_DIR CONTAINERD_ROOT CONTAINERD_ADDRESS REGISTRY POD_REGISTRY
+#                POD_CIDR SERVICE_CIDR CRIU (the criu runc runs)
 #   logs/<part>.log, and the state `stop` undoes (state/, pids)
 # An earlier node's files in <dir> are removed by `start`: every start is a new cluster.
 # The kubelet serves https://$NODE_IP:10250 with a certificate of the cluster CA (CLUSTER_CA, the
 # CA in every ServiceAccount's ca.crt) and authenticates and authorizes every request against the
-# API server (webhook; no anonymous access). The registry is plain HTTP on 127.0.0.1:<port>
-# (REGISTRY), no credentials; containerd pulls "$REGISTRY/<repository>:<tag>" from it. Pods get
-# addresses in POD_CIDR on the bridge and reach nothing outside this machine.
+# API server (webhook; no anonymous access). The registry is plain HTTP without credentials, one
+# storage served on 127.0.0.1:<port> (REGISTRY) and on $NODE_IP:<port> (POD_REGISTRY): name pods'
+# images "$REGISTRY/<repository>:<tag>" (containerd pulls a checkpoint's base image again when it
+# restores it, plain HTTP only from localhost); pods push to POD_REGISTRY, as Stasis' agent pushes
+# checkpoint images (CheckpointStorage spec.registry.url http://$POD_REGISTRY/..., insecure: true).
+# Pods get addresses in POD_CIDR on the bridge and reach nothing outside this machine.
 #
 # `stop` (also after a `start` that failed halfway) ends every process by PID, containers
 # included, unmounts what the node mounted, removes its cgroups, bridge, veths and nftables
@@ -340,22 +343,33 @@ start_control_plane() {
     --leader-elect-lease-duration 15s --leader-elect-renew-deadline 10s
 }
 
+# One registry, served twice over the same storage: on 127.0.0.1 (REGISTRY), where containerd pulls
+# images from (its restore pulls a checkpoint's base image with a client that allows plain HTTP
+# only for localhost), and on the bridge (POD_REGISTRY), where pods reach it (the agent pushes
+# checkpoint images there when it runs as a pod).
 start_registry() {
-  local port="${NODE_REGISTRY_PORT:-$(free_port)}"
+  local port="${NODE_REGISTRY_PORT:-$(free_port)}" pod_port secret name addr
+  pod_port="$(free_port "$NODE_IP")"
   REGISTRY="127.0.0.1:$port"
+  POD_REGISTRY="$NODE_IP:$pod_port"
+  secret="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   mkdir -p "$DIR/registry"
-  cat >"$DIR/registry/config.yml" <<EOF
+  for name in registry registry-pods; do
+    addr="$REGISTRY"
+    [[ "$name" == registry ]] || addr="$POD_REGISTRY"
+    cat >"$DIR/registry/$name.yml" <<EOF
 version: 0.1
 log: {level: warn}
 storage:
   filesystem: {rootdirectory: $DIR/registry/data}
   delete: {enabled: true}
 http:
-  addr: $REGISTRY
-  secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  addr: $addr
+  secret: $secret
 EOF
-  daemon registry "$(readlink -f "$(command -v docker-registry)")" serve "$DIR/registry/config.yml"
-  await_part registry curl -sf "http://$REGISTRY/v2/"
+    daemon "$name" "$(readlink -f "$(command -v docker-registry)")" serve "$DIR/registry/$name.yml"
+    await_part "$name" curl -sf "http://$addr/v2/"
+  done
   # Containerd pulls the sandbox image like any other.
   PAUSE_IMAGE="$REGISTRY/pause:$PAUSE_VERSION"
   push_image "$PREFIX/pause" pause "$PAUSE_VERSION"
@@ -381,12 +395,16 @@ start_containerd() {
   local c="$DIR/containerd"
   # containerd's socket path must fit a sockaddr_un (108 bytes).
   ((${#c} < 80)) || die "$DIR is too long a path for containerd's sockets; choose a shorter <dir>"
-  mkdir -p "$c/certs.d/$REGISTRY" "$c/tmp"
-  cat >"$c/certs.d/$REGISTRY/hosts.toml" <<EOF
-server = "http://$REGISTRY"
-[host."http://$REGISTRY"]
+  local host
+  for host in "$REGISTRY" "$POD_REGISTRY"; do
+    mkdir -p "$c/certs.d/$host"
+    cat >"$c/certs.d/$host/hosts.toml" <<EOF
+server = "http://$host"
+[host."http://$host"]
   capabilities = ["pull", "resolve"]
 EOF
+  done
+  mkdir -p "$c/tmp"
   # restrict_oom_score_adj: root here lacks CAP_SYS_RESOURCE, and every sandbox failed without it.
   cat >"$c/config.toml" <<EOF
 version = 3
@@ -557,6 +575,7 @@ KUBELET_CHECKPOINT_DIR=$DIR/kubelet/checkpoints
 CONTAINERD_ROOT=$DIR/containerd/root
 CONTAINERD_ADDRESS=$DIR/containerd/containerd.sock
 REGISTRY=$REGISTRY
+POD_REGISTRY=$POD_REGISTRY
 POD_CIDR=$NODE_POD_CIDR
 SERVICE_CIDR=$SERVICE_CIDR
 CRIU=$PREFIX/bin/criu
@@ -719,6 +738,7 @@ stop_parts() (
   stop_containers "$dir"
   stop_part "$dir" containerd
   stop_shims "$dir"
+  stop_part "$dir" registry-pods
   stop_part "$dir" registry
   "$REPO_ROOT/scripts/control-plane.sh" stop "$dir/control-plane" >/dev/null 2>&1 || true
   unmount_all "$dir"

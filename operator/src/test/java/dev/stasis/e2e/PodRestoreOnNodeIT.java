@@ -114,7 +114,7 @@ class PodRestoreOnNodeIT {
     assertThat(done.getStatus().message).isEqualTo("restored as pod " + restored + " on node " + node.name());
     assertThat(done.getStatus().checkpointImages).extracting(i -> i.container).containsExactly("app");
     String image = done.getStatus().checkpointImages.get(0).image;
-    assertThat(image).startsWith(node.registry() + "/stasis/" + namespace + "/web@sha256:");
+    assertThat(image).startsWith(node.podRegistry() + "/stasis/" + namespace + "/web@sha256:");
     assertThat(events("web")).anyMatch(e -> e.getReason().equals("Restored"));
     assertThat(new Kubectl(node.kubeconfig()).run("get", "rst", "web", "-n", namespace).ok().output())
         .contains("Completed").contains(restored);
@@ -131,7 +131,7 @@ class PodRestoreOnNodeIT {
 
     // The image containerd restored from: an OCI manifest with the checkpoint annotations and one
     // layer, the stored archive (its digest is the archive's sha256), whose diff ID is the kubelet's tar.
-    RegistryClient images = registry("stasis/" + namespace + "/web");
+    RegistryClient images = registry(node.podRegistry(), "stasis/" + namespace + "/web");
     JsonNode manifest = JSON.readTree(images.manifest("app-" + checkpoint.getMetadata().getUid()));
     assertThat(manifest.path("mediaType").asText()).isEqualTo(RegistryClient.OCI_MANIFEST);
     assertThat(manifest.path("annotations").path(CheckpointImage.CRIU_CONTAINER_NAME).asText()).isEqualTo("app");
@@ -171,7 +171,7 @@ class PodRestoreOnNodeIT {
     // The registry checked the pushed bytes against this digest: the decrypted archive, not the stored one.
     JsonNode stored = storedManifest(checkpoint);
     assertThat(stored.at("/archive/encryption/algorithm").asText()).isEqualTo("AES-256-GCM-STREAM");
-    JsonNode manifest = JSON.readTree(registry("stasis/" + namespace + "/web")
+    JsonNode manifest = JSON.readTree(registry(node.podRegistry(), "stasis/" + namespace + "/web")
         .manifest("app-" + checkpoint.getMetadata().getUid()));
     assertThat(manifest.at("/layers/0/digest").asText())
         .isEqualTo("sha256:" + stored.at("/archive/encryption/plaintextSha256").asText())
@@ -187,10 +187,11 @@ class PodRestoreOnNodeIT {
     // A base image of its own (its own content too: containerd names the base image of a checkpoint
     // by any repository that holds the same image), deleted from the registry after the checkpoint:
     // containerd must pull it again to restore, and cannot.
-    String doomed = WorkloadImages.push(node.registry(), "workloads/doomed-" + namespace, "1", "pod-counter", "/doomed-count");
+    String doomed = WorkloadImages.push(node.registry(), "workloads/doomed-" + namespace, "1", "pod-counter",
+        "/doomed-count");
     runPod("web", doomed);
     checkpoint("web", storage);
-    RegistryClient base = registry("workloads/doomed-" + namespace);
+    RegistryClient base = registry(node.registry(), "workloads/doomed-" + namespace);
     base.deleteManifest("sha256:" + RegistryClient.sha256(base.manifest("1")));
 
     Restore failed = awaitRestore(admin.resource(restore("crash", "web")).create());
@@ -299,18 +300,19 @@ class PodRestoreOnNodeIT {
         HttpResponse.BodyHandlers.ofByteArray()).body();
   }
 
-  static RegistryClient registry(String repository) throws Exception {
-    return RegistryClient.open(Registry.of("http://" + node.registry(), null, null, TlsTrust.system()), repository);
+  static RegistryClient registry(String host, String repository) throws Exception {
+    return RegistryClient.open(Registry.of("http://" + host, null, null, TlsTrust.system()), repository);
   }
 
-  /** A filesystem storage whose pod checkpoints are restored through the node's registry. */
+  /** A filesystem storage whose pod checkpoints are restored through the node's registry, as pods reach it. */
   static String storage(String name, EncryptionSpec encryption) {
     CheckpointStorage s = new CheckpointStorage();
     s.setMetadata(new ObjectMetaBuilder().withName(name).build());
     s.setSpec(new CheckpointStorageSpec());
     s.getSpec().filesystem = new FileSystemStorage(dir.resolve("storage").toString());
     s.getSpec().registry = new RegistrySpec();
-    s.getSpec().registry.url = "http://" + node.registry() + "/stasis";
+    // Where the agent pushes when it runs as a pod; the kubelet pulls from there too.
+    s.getSpec().registry.url = "http://" + node.podRegistry() + "/stasis";
     s.getSpec().registry.insecure = true;
     s.getSpec().encryption = encryption;
     admin.resource(s).create();

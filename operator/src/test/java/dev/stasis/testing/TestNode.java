@@ -122,9 +122,17 @@ public final class TestNode implements AutoCloseable {
     return Path.of(env.get("CONTAINERD_ROOT"));
   }
 
-  /** The node's registry (host:port, plain HTTP, no credentials), which containerd pulls from. */
+  /**
+   * The node's registry (host:port on 127.0.0.1, plain HTTP, no credentials), which containerd
+   * pulls pods' images from.
+   */
   public String registry() {
     return env.get("REGISTRY");
+  }
+
+  /** The same registry on the node's address, where pods reach it: checkpoint images go there. */
+  public String podRegistry() {
+    return env.get("POD_REGISTRY");
   }
 
   /**
