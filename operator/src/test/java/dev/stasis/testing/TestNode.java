@@ -56,8 +56,12 @@ public final class TestNode implements AutoCloseable {
     String wait = System.getProperty("stasis.node.wait", "1800");
     Process start = new ProcessBuilder(repo.resolve("scripts/node.sh").toString(), "start", dir.toString(), "--wait", wait)
         .redirectErrorStream(true).redirectOutput(log.toFile()).start();
-    if (!start.waitFor(Long.parseLong(wait) + 1800, TimeUnit.SECONDS) || start.exitValue() != 0) {
-      start.destroyForcibly();
+    if (!start.waitFor(Long.parseLong(wait) + 1800, TimeUnit.SECONDS)) {
+      start.destroyForcibly().waitFor();
+      stop(dir); // what it started before it was killed
+      throw new IllegalStateException("scripts/node.sh start " + dir + " did not finish:\n" + Files.readString(log));
+    }
+    if (start.exitValue() != 0) {
       throw new IllegalStateException("scripts/node.sh start " + dir + " failed:\n" + Files.readString(log));
     }
     Map<String, String> env = new HashMap<>();
@@ -174,6 +178,11 @@ public final class TestNode implements AutoCloseable {
   @Override
   public void close() throws IOException, InterruptedException {
     admin.close();
+    stop(dir);
+  }
+
+  /** Stops the node of {@code dir}; fails if scripts/node.sh finds anything of it left. */
+  private static void stop(Path dir) throws IOException, InterruptedException {
     Path log = dir.resolve("node.sh-stop.log");
     Process stop = new ProcessBuilder(TestControlPlane.repoRoot().resolve("scripts/node.sh").toString(), "stop",
         dir.toString()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
