@@ -101,11 +101,6 @@ public final class TestNode implements AutoCloseable {
     return env.get("NODE_NAME");
   }
 
-  /** The node's address: the host side of the pods' bridge, where the kubelet listens. */
-  public String ip() {
-    return env.get("NODE_IP");
-  }
-
   /** https://NODE_IP:10250; its serving certificate is signed by {@link #clusterCa()}. */
   public URI kubeletUrl() {
     return URI.create(env.get("KUBELET_URL"));
