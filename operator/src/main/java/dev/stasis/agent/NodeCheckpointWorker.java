@@ -11,9 +11,10 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.archive.ArchiveCodec;
-import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
@@ -155,9 +156,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         ArchiveCodec codec = StorageBinding.codec(storage);
-        ArchiveKey encryptWith = storages.encryptionKey(storage).orElse(null);
+        BoundKey encryptWith = storages.encryptionKey(storage, identity(checkpoint)).orElse(null);
         Criu.DumpResult dumped;
-        Manifest manifest;
+        CommittedManifest manifest;
         ReentrantLock processLock = processLocks.computeIfAbsent(pid, p -> new ReentrantLock());
         processLock.lock();
         try {
@@ -276,7 +277,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      ArchiveKey encryptWith, Path imagesDir) throws WorkFailure {
+      BoundKey encryptWith, Path imagesDir) throws WorkFailure {
     String archiveKey = layout(checkpoint).archiveKey(codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
@@ -291,8 +292,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * Archive first, manifest last: a checkpoint whose manifest exists is whole. Anything written
    * before a failure is removed again, so no half-written archive is ever left to be mistaken.
    */
-  private Manifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload, ArchiveCodec codec,
-      ArchiveKey encryptedWith, DumpOptions dump, CriuVersion criuVersion, RestoreRequirements requirements)
+  private CommittedManifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload,
+      ArchiveCodec codec, BoundKey encryptedWith, DumpOptions dump, CriuVersion criuVersion,
+      RestoreRequirements requirements)
       throws WorkFailure {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
@@ -303,8 +305,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         manifest.archive.encryption = Manifest.Encryption.with(encryptedWith);
       }
       requirements.recordIn(manifest, dump.imagesDir());
-      store.put(layout.manifestKey(), manifest.toJson());
-      return manifest;
+      return CommittedManifest.put(store, layout.manifestKey(), manifest);
     } catch (IOException e) {
       try {
         store.deleteAll(layout.prefix());
@@ -323,6 +324,10 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   private static ArchiveLayout layout(Checkpoint checkpoint) {
     var meta = checkpoint.getMetadata();
     return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+  }
+
+  private static ArchiveIdentity identity(Checkpoint checkpoint) {
+    return ArchiveIdentity.ofProcess(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid());
   }
 
   private Manifest manifest(Checkpoint checkpoint, DumpOptions dump, CriuVersion criuVersion, String archiveKey,
@@ -355,12 +360,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     return m;
   }
 
-  private void complete(Checkpoint checkpoint, ObjectStore store, Manifest manifest, DumpStats dumpStats, long started) {
-    ArchiveStatus archive = new ArchiveStatus();
-    archive.uri = store.uri(manifest.archive.key);
-    archive.sizeBytes = manifest.archive.sizeBytes;
-    archive.storedBytes = manifest.archive.storedBytes;
-    archive.sha256 = manifest.archive.sha256;
+  private void complete(Checkpoint checkpoint, ObjectStore store, CommittedManifest manifest, DumpStats dumpStats,
+      long started) {
+    ArchiveStatus archive = manifest.archiveStatus(store);
     CheckpointStats stats = new CheckpointStats();
     if (dumpStats != null) {
       stats.freezingTimeMicros = dumpStats.freezingTimeMicros();

@@ -1,7 +1,6 @@
 package dev.stasis.agent;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStats;
@@ -11,9 +10,10 @@ import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.archive.ArchiveCodec;
-import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveWriter;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.StorageBinding;
@@ -75,12 +75,13 @@ final class PodCheckpointJob extends NodeJob {
       if (notAllowed.isPresent()) {
         throw new WorkFailure("StorageNotAllowed", notAllowed.get());
       }
-      ArchiveKey encryptWith = storages.encryptionKey(storage).orElse(null);
       KubeletClient kubelet = kubelet();
       try (ObjectStore store = storages.open(storage)) {
         List<ContainerCheckpointStatus> stored = new ArrayList<>();
         try {
           for (ContainerCheckpointStatus container : pod.containers()) {
+            BoundKey encryptWith = storages.encryptionKey(storage, new ArchiveIdentity(
+                checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid(), container.name)).orElse(null);
             stored.add(checkpointContainer(checkpoint, pod, container, kubelet, store, StorageBinding.codec(storage),
                 encryptWith));
           }
@@ -124,7 +125,7 @@ final class PodCheckpointJob extends NodeJob {
 
   private ContainerCheckpointStatus checkpointContainer(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
       ContainerCheckpointStatus container, KubeletClient kubelet, ObjectStore store, ArchiveCodec codec,
-      ArchiveKey encryptWith) throws WorkFailure {
+      BoundKey encryptWith) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     String reported;
     try {
@@ -135,9 +136,9 @@ final class PodCheckpointJob extends NodeJob {
     }
     Path archive = kubeletArchive(reported);
     try {
-      Manifest manifest = store(checkpoint, pod, container, archive, store, codec, encryptWith);
+      CommittedManifest manifest = store(checkpoint, pod, container, archive, store, codec, encryptWith);
       ContainerCheckpointStatus done = new ContainerCheckpointStatus(container.name, container.containerID);
-      done.archive = archiveStatus(store, manifest);
+      done.archive = manifest.archiveStatus(store);
       return done;
     } finally {
       deleteKubeletCopy(archive);
@@ -156,8 +157,9 @@ final class PodCheckpointJob extends NodeJob {
     return archive;
   }
 
-  private Manifest store(Checkpoint checkpoint, PodTargets.ResolvedPod pod, ContainerCheckpointStatus container,
-      Path archive, ObjectStore store, ArchiveCodec codec, ArchiveKey encryptWith) throws WorkFailure {
+  private CommittedManifest store(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
+      ContainerCheckpointStatus container, Path archive, ObjectStore store, ArchiveCodec codec, BoundKey encryptWith)
+      throws WorkFailure {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.containerArchiveKey(container.name, codec);
     try {
@@ -171,8 +173,7 @@ final class PodCheckpointJob extends NodeJob {
         manifest.archive.encryption = Manifest.Encryption.with(encryptWith, stored.compressedSha256(),
             stored.compressedBytes());
       }
-      store.put(layout.containerManifestKey(container.name), manifest.toJson());
-      return manifest;
+      return CommittedManifest.put(store, layout.containerManifestKey(container.name), manifest);
     } catch (IOException e) {
       throw new WorkFailure("StorageFailed", "storing the archive of container " + container.name + " in "
           + store.uri(archiveKey) + " failed: " + e.getMessage() + "; nothing was kept");
@@ -215,15 +216,6 @@ final class PodCheckpointJob extends NodeJob {
     m.archive.sha256 = stored.summary().sha256();
     m.archive.tarSha256 = stored.tarSha256();
     return m;
-  }
-
-  private static ArchiveStatus archiveStatus(ObjectStore store, Manifest manifest) {
-    ArchiveStatus archive = new ArchiveStatus();
-    archive.uri = store.uri(manifest.archive.key);
-    archive.sizeBytes = manifest.archive.sizeBytes;
-    archive.storedBytes = manifest.archive.storedBytes;
-    archive.sha256 = manifest.archive.sha256;
-    return archive;
   }
 
   private static ArchiveLayout layout(Checkpoint checkpoint) {

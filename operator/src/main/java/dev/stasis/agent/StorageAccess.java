@@ -1,13 +1,17 @@
 package dev.stasis.agent;
 
+import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.SecretReference;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveKeys;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.kube.EncryptionKeyException;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.StoredCheckpointException;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -32,36 +36,27 @@ class StorageAccess {
     return storage;
   }
 
-  /** The key new archives of this storage are encrypted with; empty when the storage does not encrypt. */
-  Optional<ArchiveKey> encryptionKey(CheckpointStorage storage) throws WorkFailure {
-    return keys(storage).map(ArchiveKeys::current);
+  /**
+   * The key the archive {@code identity} is encrypted with when this storage stores it: the current
+   * storage key, bound to that archive. Empty when the storage does not encrypt.
+   */
+  Optional<BoundKey> encryptionKey(CheckpointStorage storage, ArchiveIdentity identity) throws WorkFailure {
+    return keys(storage).map(keys -> BoundKey.of(keys.current(), identity));
   }
 
   /**
-   * The key the manifest says its archive was encrypted with, from the storage's key Secret; empty
-   * for an archive that is not encrypted.
-   *
-   * <p>On a storage that encrypts, a manifest saying "not encrypted" is believed only if its sha256
-   * is the one the Checkpoint's status recorded when the archive was stored: the API server keeps
-   * that out of reach of whoever can write the bucket, who could otherwise swap in a plain archive
-   * of memory images of their choosing. Archives stored before encryption was turned on pass.
-   *
-   * @param recorded the archive as the Checkpoint's status records it
+   * The key the manifest says its archive was encrypted with, from the storage's key Secret, bound
+   * to the archive; empty for an archive that is not encrypted. The manifest is the one the
+   * Checkpoint recorded, so "not encrypted" is believed: such an archive was stored before the
+   * storage encrypted.
    */
-  Optional<ArchiveKey> decryptionKey(CheckpointStorage storage, Manifest manifest, ArchiveStatus recorded)
-      throws WorkFailure {
-    Manifest.Encryption encryption = manifest.archive.encryption;
-    String name = storage.getMetadata().getName();
-    Optional<ArchiveKeys> keys = keys(storage);
+  Optional<BoundKey> decryptionKey(CheckpointStorage storage, RecordedManifest recorded) throws WorkFailure {
+    Manifest.Encryption encryption = recorded.manifest().archive.encryption;
     if (!encryption.isEncrypted()) {
-      if (keys.isPresent() && (recorded == null || !manifest.archive.sha256.equalsIgnoreCase(recorded.sha256))) {
-        throw new WorkFailure("ArchiveNotEncrypted", "CheckpointStorage '" + name + "' encrypts archives, but the"
-            + " manifest says this archive is not encrypted and its sha256 " + manifest.archive.sha256 + " is not the one"
-            + " the Checkpoint recorded (" + (recorded == null ? "none" : recorded.sha256) + "): someone who can write"
-            + " the storage replaced it; nothing was restored");
-      }
       return Optional.empty();
     }
+    String name = storage.getMetadata().getName();
+    Optional<ArchiveKeys> keys = keys(storage);
     if (keys.isEmpty()) {
       throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId
           + "', but CheckpointStorage '" + name + "' has no spec.encryption: set it back, with the Secret that holds"
@@ -75,7 +70,7 @@ class StorageAccess {
           + String.join(", ", new TreeSet<>(keys.get().byId().keySet())) + "): put that key back into the Secret;"
           + " keys stay needed as long as archives encrypted with them are kept");
     }
-    return key;
+    return Optional.of(BoundKey.of(key.get(), recorded.identity()));
   }
 
   private Optional<ArchiveKeys> keys(CheckpointStorage storage) throws WorkFailure {
@@ -83,6 +78,18 @@ class StorageAccess {
       return binding.archiveKeys(storage);
     } catch (EncryptionKeyException e) {
       throw new WorkFailure(EncryptionKeyException.REASON, e.getMessage());
+    }
+  }
+
+  /**
+   * The manifest of {@code checkpoint} (of its {@code container}; null for a process checkpoint),
+   * checked against what the Checkpoint's status recorded.
+   */
+  RecordedManifest manifest(ObjectStore store, Checkpoint checkpoint, String container) throws WorkFailure {
+    try {
+      return RecordedManifest.read(store, checkpoint, container);
+    } catch (StoredCheckpointException e) {
+      throw new WorkFailure(e.reason(), e.getMessage());
     }
   }
 

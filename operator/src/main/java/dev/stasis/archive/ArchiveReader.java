@@ -21,7 +21,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
 /**
  * Extracts a stored archive into a directory in one streamed pass (hash and count the stored bytes,
- * decrypt if encrypted, decompress, untar) and then checks the stored bytes against the manifest.
+ * decrypt if encrypted, decompress, untar) and then checks the stored bytes against the sha256 and
+ * size recorded when the archive was stored.
  * Decryption hands on only authenticated segments, and the last one only as the last. The source is always
  * read to its end, so the hash covers every stored byte, trailing garbage included.
  *
@@ -39,7 +40,8 @@ public final class ArchiveReader {
    * Extracts the archive read from {@code source} (left open) into {@code targetDirectory}, which
    * must be empty or absent.
    *
-   * @throws ArchiveIntegrityException when the stored bytes differ from what the manifest says,
+   * @param expectedSha256 the stored bytes' sha256 as recorded when they were stored (the Checkpoint's status)
+   * @throws ArchiveIntegrityException when the stored bytes differ from what was recorded,
    *     do not decode, or hold an entry that is unsafe to extract
    * @throws IOException when reading the source or writing the target fails
    */
@@ -57,8 +59,9 @@ public final class ArchiveReader {
    * As {@link #extract(InputStream, Path, ArchiveCodec, String, long)}, for an archive encrypted
    * with {@code decryptWith} (null: not encrypted).
    *
-   * @throws ArchiveAuthenticationException when the stored bytes match the manifest but do not
-   *     authenticate with the key: both were altered, or the key's bytes were replaced
+   * @throws ArchiveAuthenticationException when the stored bytes are the recorded ones but do not
+   *     authenticate with the key: the key's bytes were replaced, or the archive (and the record of
+   *     it) belongs to another checkpoint
    */
   public void extract(
       InputStream source,
@@ -66,7 +69,7 @@ public final class ArchiveReader {
       ArchiveCodec codec,
       String expectedSha256,
       long expectedStoredBytes,
-      ArchiveKey decryptWith)
+      BoundKey decryptWith)
       throws IOException {
     Objects.requireNonNull(codec, "codec");
     Objects.requireNonNull(expectedSha256, "expectedSha256");
@@ -83,10 +86,10 @@ public final class ArchiveReader {
         verify(stored, expectedSha256, expectedStoredBytes, e.getCause());
         Optional<ArchiveAuthenticationException> notAuthentic = ArchiveAuthenticationException.causing(e.getCause());
         if (notAuthentic.isPresent()) {
-          throw new ArchiveAuthenticationException("archive matches the sha256 in its manifest but "
+          throw new ArchiveAuthenticationException("archive matches the sha256 recorded when it was stored but "
               + notAuthentic.get().getMessage() + "; refusing to restore it" + RESTORE_ELSEWHERE, notAuthentic.get());
         }
-        throw new ArchiveIntegrityException("archive matches its manifest (" + stored.count()
+        throw new ArchiveIntegrityException("archive matches what was recorded when it was stored (" + stored.count()
             + " bytes, sha256 " + stored.sha256Hex() + ") but is not a valid " + describe(codec)
             + ": " + e.getCause() + "; it was broken when it was written"
             + RESTORE_ELSEWHERE, e.getCause());
@@ -99,7 +102,7 @@ public final class ArchiveReader {
     }
   }
 
-  private static void unpack(HashingInputStream stored, Path target, ArchiveCodec codec, ArchiveKey decryptWith)
+  private static void unpack(HashingInputStream stored, Path target, ArchiveCodec codec, BoundKey decryptWith)
       throws IOException, UndecodableArchive {
     InputStream plain = decryptWith == null ? stored : new DecryptingInputStream(stored, decryptWith);
     try (InputStream decoded = decompressor(codec, plain)) {
@@ -200,15 +203,15 @@ public final class ArchiveReader {
       HashingInputStream stored, String expectedSha256, long expectedStoredBytes, Throwable cause)
       throws ArchiveIntegrityException {
     if (stored.count() != expectedStoredBytes) {
-      throw new ArchiveIntegrityException("archive size mismatch: manifest says "
-          + expectedStoredBytes + " bytes, storage returned " + stored.count() + "; the archive is "
+      throw new ArchiveIntegrityException("archive size mismatch: " + expectedStoredBytes
+          + " bytes were recorded when it was stored, storage returned " + stored.count() + "; the archive is "
           + (stored.count() < expectedStoredBytes ? "truncated" : "not the one that was written")
           + RESTORE_ELSEWHERE, cause);
     }
     if (!stored.sha256Hex().equalsIgnoreCase(expectedSha256)) {
-      throw new ArchiveIntegrityException("archive sha256 mismatch: manifest says "
-          + expectedSha256 + ", stored bytes hash to " + stored.sha256Hex()
-          + "; the archive is corrupted" + RESTORE_ELSEWHERE, cause);
+      throw new ArchiveIntegrityException("archive sha256 mismatch: " + expectedSha256
+          + " was recorded when it was stored, the stored bytes hash to " + stored.sha256Hex()
+          + "; the archive was damaged or replaced" + RESTORE_ELSEWHERE, cause);
     }
   }
 

@@ -9,23 +9,21 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.ScheduleRef;
-import dev.stasis.archive.ArchiveLayout;
-import dev.stasis.archive.Manifest;
-import dev.stasis.archive.ManifestException;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.StoredCheckpointException;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.placement.CheckpointNeeds;
 import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
-import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -247,18 +245,13 @@ public class RestoreReconciler implements Reconciler<Restore> {
       throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage
           + "' holding the checkpoint no longer exists");
     }
-    var layout = new ArchiveLayout(checkpoint.getMetadata().getNamespace(),
-        checkpoint.getMetadata().getName(), checkpoint.getMetadata().getUid());
     // Each container of a pod checkpoint has a manifest; they share the source node.
-    String key = isPodCheckpoint(checkpoint)
-        ? layout.containerManifestKey(checkpoint.getStatus().containers.get(0).name)
-        : layout.manifestKey();
+    String container = isPodCheckpoint(checkpoint) ? checkpoint.getStatus().containers.get(0).name : null;
     try (ObjectStore store = storages.open(storage)) {
-      return CheckpointNeeds.of(Manifest.fromJson(store.read(key)));
-    } catch (ObjectNotFoundException e) {
-      throw new Refusal("ManifestMissing", "the checkpoint's manifest " + e.getMessage()
-          + " is gone: the archive was deleted or never committed; take a new checkpoint");
-    } catch (ManifestException | IllegalArgumentException e) {
+      return CheckpointNeeds.of(RecordedManifest.read(store, checkpoint, container).manifest());
+    } catch (StoredCheckpointException e) {
+      throw new Refusal(e.reason(), e.getMessage());
+    } catch (IllegalArgumentException e) {
       throw new Refusal("ManifestInvalid", e.getMessage());
     } catch (IOException e) {
       throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());

@@ -16,6 +16,9 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
+import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -190,6 +193,10 @@ class NodeWorkTest {
     Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
     checkpoint.getStatus().storage = "unreachable";
     checkpoint.getStatus().archive = new ArchiveStatus();
+    checkpoint.getStatus().archive.sha256 = "ab".repeat(32);
+    checkpoint.getStatus().archive.storedBytes = 1L;
+    checkpoint.getStatus().archive.sizeBytes = 1L;
+    checkpoint.getStatus().archive.manifestSha256 = "cd".repeat(32);
     client.resource(checkpoint).updateStatus();
 
     Restore restore = new Restore();
@@ -213,7 +220,7 @@ class NodeWorkTest {
     assertThat(retrying.getStatus().phase).isEqualTo(RestorePhase.Pending);
     assertThat(retrying.getStatus().attempts).isEqualTo(1);
     assertThat(retrying.getStatus().message)
-        .startsWith("attempt 1/2 failed (StorageUnavailable): cannot read the manifest: ");
+        .startsWith("attempt 1/2 failed (StorageUnavailable): cannot read the checkpoint's manifest: ");
 
     await().pollDelay(RETRY_BASE).atMost(Duration.ofSeconds(5))
         .until(() -> RetryPolicy.untilRetry(retrying.getStatus(), Instant.now()).isEmpty());
@@ -224,6 +231,59 @@ class NodeWorkTest {
     assertThat(failed.getStatus().reason).isEqualTo("StorageUnavailable");
     assertThat(failed.getStatus().attempts).isEqualTo(2);
     assertThat(failed.getStatus().message).startsWith("failed after 2 attempts (spec.backoffLimit 1 reached); the last: ");
+  }
+
+  /**
+   * Between the operator's placement and the agent's turn, someone who can write the storage swaps
+   * in other images and rewrites the manifest to match: the agent checks the manifest against the
+   * Checkpoint's status itself and refuses, before CRIU is even looked for (this node has none: a
+   * manifest it believed would end in CriuMissing), and does not try again.
+   */
+  @Test
+  void aManifestRewrittenInTheStorageIsRefusedByTheAgentItself() throws Exception {
+    Path root = work.resolve("storage");
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(root.toString());
+    client.resource(storage).create();
+    Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
+    ArchiveLayout layout = new ArchiveLayout("ns", "c", checkpoint.getMetadata().getUid());
+    Manifest manifest = new Manifest();
+    manifest.source = new Manifest.Source();
+    manifest.source.namespace = "ns";
+    manifest.source.checkpointName = "c";
+    manifest.source.checkpointUid = checkpoint.getMetadata().getUid();
+    manifest.archive = new Manifest.Archive();
+    manifest.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
+    manifest.archive.codec = ArchiveCodec.ZSTD;
+    manifest.archive.sha256 = "ab".repeat(32);
+    manifest.archive.storedBytes = 3L;
+    byte[] original = manifest.toJson();
+    checkpoint.getStatus().storage = "fs";
+    checkpoint.getStatus().archive = new ArchiveStatus();
+    checkpoint.getStatus().archive.sha256 = manifest.archive.sha256;
+    checkpoint.getStatus().archive.storedBytes = 3L;
+    checkpoint.getStatus().archive.sizeBytes = 3L;
+    checkpoint.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(original));
+    client.resource(checkpoint).updateStatus();
+    manifest.archive.sha256 = "cd".repeat(32);
+    manifest.archive.storedBytes = 4L;
+    try (var store = new FileSystemObjectStore(root)) {
+      store.put(layout.archiveKey(ArchiveCodec.ZSTD), new byte[] {6, 6, 6, 6});
+      store.put(layout.manifestKey(), manifest.toJson());
+    }
+    Restore restore = restoreAssigned("r", "c");
+
+    new NodeRestoreWorker(nodeWork(Set.of())).reconcile(restore, null);
+
+    Restore failed = await().atMost(Duration.ofSeconds(30))
+        .until(() -> client.resource(restore).get(), r -> r.getStatus().phase.isTerminal());
+    assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
+    assertThat(failed.getStatus().reason).isEqualTo("ManifestTampered");
+    assertThat(failed.getStatus().message).contains("is not the one stored when the checkpoint was taken");
+    assertThat(failed.getStatus().attempts).as("not retried").isEqualTo(1);
+    assertThat(events("ns")).anyMatch(e -> e.getReason().equals("ManifestTampered"));
   }
 
   @Test
@@ -257,6 +317,21 @@ class NodeWorkTest {
       c.getStatus().attempts = 1;
     }
     return client.resource(c).updateStatus();
+  }
+
+  /** A Restore of {@code checkpoint} the operator placed on node-a. */
+  private Restore restoreAssigned(String name, String checkpoint) {
+    Restore restore = new Restore();
+    restore.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace("ns")
+        .withLabels(Map.of(Labels.NODE, "node-a")).build());
+    restore.setSpec(new RestoreSpec());
+    restore.getSpec().checkpointRef = new CheckpointRef(checkpoint);
+    restore = client.resource(restore).create();
+    restore.setStatus(new RestoreStatus());
+    restore.getStatus().phase = RestorePhase.Pending;
+    restore.getStatus().node = "node-a";
+    restore.getStatus().checkpoint = checkpoint;
+    return client.resource(restore).updateStatus();
   }
 
   private Checkpoint awaitTerminal(Checkpoint c) {

@@ -38,9 +38,9 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(damaged, codec, archive.summary.sha256(), archive.summary.storedBytes()))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageStartingWith("archive sha256 mismatch: manifest says " + archive.summary.sha256()
-            + ", stored bytes hash to " + ArchiveRoundTripTest.sha256(damaged))
-        .hasMessageEndingWith("the archive is corrupted — restore from another checkpoint");
+        .hasMessageStartingWith("archive sha256 mismatch: " + archive.summary.sha256()
+            + " was recorded when it was stored, the stored bytes hash to " + ArchiveRoundTripTest.sha256(damaged))
+        .hasMessageEndingWith("the archive was damaged or replaced — restore from another checkpoint");
     assertThat(restored).doesNotExist();
   }
 
@@ -52,7 +52,7 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(truncated, codec, archive.summary.sha256(), archive.summary.storedBytes()))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessage("archive size mismatch: manifest says " + archive.bytes.length + " bytes, storage returned "
+        .hasMessage("archive size mismatch: " + archive.bytes.length + " bytes were recorded when it was stored, storage returned "
             + truncated.length + "; the archive is truncated — restore from another checkpoint");
     assertThat(restored).doesNotExist();
   }
@@ -63,7 +63,7 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(archive.bytes, ArchiveCodec.ZSTD, archive.summary.sha256(), archive.summary.storedBytes() + 1))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageStartingWith("archive size mismatch: manifest says " + (archive.bytes.length + 1) + " bytes");
+        .hasMessageStartingWith("archive size mismatch: " + (archive.bytes.length + 1) + " bytes were recorded");
     assertThat(restored).doesNotExist();
   }
 
@@ -83,7 +83,7 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(notZstd, ArchiveCodec.ZSTD, ArchiveRoundTripTest.sha256(notZstd), notZstd.length))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageStartingWith("archive matches its manifest (" + notZstd.length + " bytes, sha256 ")
+        .hasMessageStartingWith("archive matches what was recorded when it was stored (" + notZstd.length + " bytes, sha256 ")
         .hasMessageContaining("is not a valid zstd-compressed tar stream")
         .hasMessageEndingWith("restore from another checkpoint");
   }

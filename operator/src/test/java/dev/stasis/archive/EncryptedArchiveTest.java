@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /** The archive path with a storage key: tar, zstd, encryption and sha256 out, and the reverse in. */
 class EncryptedArchiveTest {
-  private static final ArchiveKey KEY = EncryptedStreamTest.key("2026-11", 1);
+  private static final BoundKey KEY = EncryptedStreamTest.key("2026-11", 1);
 
   @TempDir Path temp;
 
@@ -96,7 +96,7 @@ class EncryptedArchiveTest {
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(altered), restored,
         ArchiveCodec.ZSTD, rewrittenSha256, altered.length, KEY))
         .isInstanceOf(ArchiveAuthenticationException.class)
-        .hasMessageStartingWith("archive matches the sha256 in its manifest but segment ")
+        .hasMessageStartingWith("archive matches the sha256 recorded when it was stored but segment ")
         .hasMessageContaining("does not authenticate with key '2026-11'")
         .hasMessageEndingWith("refusing to restore it — restore from another checkpoint");
     assertThat(restored).doesNotExist();

@@ -2,14 +2,17 @@ package dev.stasis.operator;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
@@ -24,6 +27,7 @@ import dev.stasis.api.ScheduleRef;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -339,37 +343,110 @@ class RestoreReconcilerTest {
 
   /** A Completed Checkpoint taken on node-a whose manifest is in a filesystem storage. */
   private void completedCheckpoint(String name, Consumer<Manifest> customize) throws Exception {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
-    client.resource(storage).create();
+    filesystemStorage();
     Checkpoint c = new Checkpoint();
     c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withUid("uid-" + name).build());
     c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 99)));
     c = client.resource(c).create();
-    c.setStatus(new CheckpointStatus());
-    c.getStatus().phase = CheckpointPhase.Completed;
-    c.getStatus().node = "node-a";
-    c.getStatus().storage = "fs";
-    client.resource(c).updateStatus();
 
+    ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
     Manifest m = new Manifest();
     m.source = new Manifest.Source();
+    m.source.namespace = NS;
+    m.source.checkpointName = name;
     m.source.node = "node-a";
     m.source.checkpointUid = c.getMetadata().getUid();
     m.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("avx2", "sse4_2")), "criu", Map.of("version", "4.2.1"));
     m.criu = new Manifest.Criu();
     m.criu.version = "4.2.1";
     m.archive = new Manifest.Archive();
-    m.archive.key = "k";
+    m.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
     m.archive.codec = ArchiveCodec.ZSTD;
     m.archive.sha256 = "ab".repeat(32);
     m.archive.storedBytes = 1L;
+    m.archive.sizeBytes = 1L;
     customize.accept(m);
+    byte[] json = m.toJson();
     try (var store = new FileSystemObjectStore(storageRoot)) {
-      store.put(new ArchiveLayout(NS, name, c.getMetadata().getUid()).manifestKey(), m.toJson());
+      store.put(layout.manifestKey(), json);
     }
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().node = "node-a";
+    c.getStatus().storage = "fs";
+    c.getStatus().archive = new ArchiveStatus();
+    c.getStatus().archive.sha256 = m.archive.sha256;
+    c.getStatus().archive.storedBytes = m.archive.storedBytes;
+    c.getStatus().archive.sizeBytes = m.archive.sizeBytes;
+    c.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(json));
+    client.resource(c).updateStatus();
+  }
+
+  /**
+   * After the agent pushed the checkpoint image, the pod spec in the bucket is rewritten (here: to
+   * mount the node's root). The operator creates pods under its own rights, so it checks the
+   * manifest against the Checkpoint's status before it makes a pod of it, and makes none.
+   */
+  @Test
+  void aPodSpecRewrittenInTheStorageNeverBecomesAPod() throws Exception {
+    filesystemStorage();
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("web").withNamespace(NS).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
+    c = client.resource(c).create();
+    ArchiveLayout layout = new ArchiveLayout(NS, "web", c.getMetadata().getUid());
+    Manifest m = new Manifest();
+    m.source = new Manifest.Source();
+    m.source.namespace = NS;
+    m.source.checkpointName = "web";
+    m.source.checkpointUid = c.getMetadata().getUid();
+    m.source.podName = "web-0";
+    m.source.containerName = "app";
+    m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx")));
+    m.archive = new Manifest.Archive();
+    m.archive.key = layout.containerArchiveKey("app", ArchiveCodec.ZSTD);
+    m.archive.codec = ArchiveCodec.ZSTD;
+    m.archive.sha256 = "ab".repeat(32);
+    m.archive.storedBytes = 1L;
+    m.archive.sizeBytes = 1L;
+    byte[] json = m.toJson();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().storage = "fs";
+    ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "cri-o://1");
+    app.archive = new ArchiveStatus();
+    app.archive.sha256 = m.archive.sha256;
+    app.archive.storedBytes = 1L;
+    app.archive.sizeBytes = 1L;
+    app.archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(json));
+    c.getStatus().containers = List.of(app);
+    client.resource(c).updateStatus();
+    m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx",
+            "volumeMounts", List.of(Map.of("name", "host", "mountPath", "/host")))),
+        "volumes", List.of(Map.of("name", "host", "hostPath", Map.of("path", "/"))));
+    try (var store = new FileSystemObjectStore(storageRoot)) {
+      store.put(layout.containerManifestKey("app"), m.toJson());
+    }
+    Restore r = restore("r", "web", null);
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = RestorePhase.Restoring;
+    r.getStatus().node = "node-a";
+    r.getStatus().checkpoint = "web";
+    r.getStatus().checkpointImages = List.of(new CheckpointImageStatus("app", "registry.example.com/jobs/web@sha256:"
+        + "cd".repeat(32)));
+    client.resource(r).updateStatus();
+
+    assertFailed(reconcile(r), "ManifestTampered", "is not the one stored when the checkpoint was taken");
+    assertThat(client.pods().inNamespace(NS).list().getItems()).as("no pod was created").isEmpty();
+  }
+
+  /** Storage "fs", in {@link #storageRoot}. */
+  private void filesystemStorage() {
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
+    client.resource(storage).create();
   }
 
   private List<Event> events() {
