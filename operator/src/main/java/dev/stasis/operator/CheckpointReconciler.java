@@ -9,6 +9,7 @@ import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.ProcessTarget;
+import dev.stasis.api.Restore;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
@@ -19,6 +20,7 @@ import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
+import dev.stasis.operator.retention.ArchiveReaders;
 import dev.stasis.operator.retention.CheckpointExpiry;
 import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
@@ -48,6 +50,9 @@ import org.slf4j.LoggerFactory;
 public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(CheckpointReconciler.class);
   private static final Duration CLEANUP_RETRY = Duration.ofSeconds(30);
+  /** How often a deletion that waits for Restores looks again whether they are done. */
+  static final Duration READERS_POLL = Duration.ofSeconds(5);
+  static final String ARCHIVE_IN_USE = "ArchiveInUse";
 
   private final KubernetesClient client;
   private final ClusterCache cluster;
@@ -266,6 +271,21 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   }
 
   /**
+   * Deletion waits while Restores still read the archive: shown on the Checkpoint as condition
+   * {@value #ARCHIVE_IN_USE} and, once, an Event of that reason.
+   */
+  private void keepForReaders(Checkpoint checkpoint, List<Restore> readers) {
+    String message = "deletion waits: the archive is kept until " + ArchiveReaders.describe(readers)
+        + " no longer need" + (readers.size() == 1 ? "s" : "") + " it";
+    boolean first = !Conditions.isTrue(checkpoint.getStatus().conditions, ARCHIVE_IN_USE);
+    statusWriter.update(checkpoint, c -> c.getStatus() != null, c -> Conditions.set(c.getStatus(), ARCHIVE_IN_USE, true,
+        ARCHIVE_IN_USE, message, c.getMetadata().getGeneration()));
+    if (first) {
+      events.normal(checkpoint, ARCHIVE_IN_USE, message);
+    }
+  }
+
+  /**
    * Deletes the stored archive with the resource; or, when spec.retainArchive says to keep it, marks
    * it as kept on purpose so that the storage's garbage collector leaves it alone.
    */
@@ -274,6 +294,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     CheckpointStatus status = checkpoint.getStatus();
     if (status == null || status.storage == null) {
       return DeleteControl.defaultDelete();
+    }
+    List<Restore> readers = ArchiveReaders.of(client, checkpoint);
+    if (!readers.isEmpty()) {
+      keepForReaders(checkpoint, readers);
+      return DeleteControl.noFinalizerRemoval().rescheduleAfter(READERS_POLL);
     }
     boolean retain = checkpoint.getSpec() != null && Boolean.TRUE.equals(checkpoint.getSpec().retainArchive);
     CheckpointStorage storage = storages.find(status.storage);

@@ -168,6 +168,11 @@ public class RestoreReconciler implements Reconciler<Restore> {
       throw new Refusal("CheckpointNotFound", "Checkpoint '" + spec.checkpointRef.name + "' does not exist in namespace "
           + namespace + ": fix spec.checkpointRef.name (kubectl get ckpt -n " + namespace + ")");
     }
+    if (checkpoint.isMarkedForDeletion()) {
+      // Restores placed before the deletion keep its archive until they are done; no new one starts.
+      throw new Refusal("CheckpointDeleted", "Checkpoint '" + spec.checkpointRef.name + "' is being deleted:"
+          + " restore another checkpoint");
+    }
     CheckpointPhase phase = checkpoint.getStatus() == null ? CheckpointPhase.Pending : checkpoint.getStatus().phaseOrPending();
     if (phase == CheckpointPhase.Failed) {
       throw new Refusal("CheckpointNotCompleted", "Checkpoint '" + spec.checkpointRef.name

@@ -15,6 +15,17 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.NodeProfileStatus;
 import dev.stasis.api.PodTarget;
+import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestoreSpec;
+import dev.stasis.api.RestoreStatus;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.storage.FileSystemObjectStore;
+import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
+import java.nio.file.Path;
+import org.junit.jupiter.api.io.TempDir;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
@@ -343,6 +354,54 @@ class CheckpointReconcilerTest {
     clock.now = clock.now.plus(Duration.ofHours(1));
     reconciler.reconcile(c, null);
     assertThat(client.resource(c).get()).isNotNull();
+  }
+
+  /**
+   * A Checkpoint deleted (by a person, its ttl or a schedule's retention) while a Restore reads its
+   * archive: the archive stays until the Restore is done, which the Checkpoint shows; then it goes.
+   */
+  @Test
+  void anArchiveARestoreStillReadsIsKeptUntilTheRestoreEnds(@TempDir Path root) throws Exception {
+    CheckpointStorage fs = new CheckpointStorage();
+    fs.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    fs.setSpec(new CheckpointStorageSpec());
+    fs.getSpec().filesystem = new FileSystemStorage(root.toString());
+    client.resource(fs).create();
+    Checkpoint c = finished("c", CheckpointPhase.Completed, null);
+    c.getStatus().storage = "fs";
+    c = client.resource(c).updateStatus();
+    ArchiveLayout layout = new ArchiveLayout(NS, "c", c.getMetadata().getUid());
+    try (var store = new FileSystemObjectStore(root)) {
+      store.put(layout.archiveKey(ArchiveCodec.ZSTD), new byte[] {1, 2, 3});
+    }
+    Restore restore = new Restore();
+    restore.setMetadata(new ObjectMetaBuilder().withName("r").withNamespace(NS).build());
+    restore.setSpec(new RestoreSpec());
+    restore.getSpec().checkpointRef = new CheckpointRef("c");
+    restore = client.resource(restore).create();
+    restore.setStatus(new RestoreStatus());
+    restore.getStatus().phase = RestorePhase.Restoring;
+    restore.getStatus().checkpoint = "c";
+    restore = client.resource(restore).updateStatus();
+
+    for (int pass = 0; pass < 2; pass++) {
+      DeleteControl waits = reconciler.cleanup(client.resource(c).get(), null);
+      assertThat(waits.isRemoveFinalizer()).isFalse();
+      assertThat(waits.getScheduleDelay()).contains(CheckpointReconciler.READERS_POLL.toMillis());
+    }
+    assertThat(root.resolve(layout.archiveKey(ArchiveCodec.ZSTD))).exists();
+    assertThat(client.resource(c).get().getStatus().conditions).anySatisfy(condition -> {
+      assertThat(condition.getType()).isEqualTo("ArchiveInUse");
+      assertThat(condition.getMessage()).isEqualTo("deletion waits: the archive is kept until Restore r (Restoring)"
+          + " no longer needs it");
+    });
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .filteredOn(e -> e.getReason().equals("ArchiveInUse")).as("one Event, not one per look").hasSize(1);
+
+    restore.getStatus().phase = RestorePhase.Completed;
+    client.resource(restore).updateStatus();
+    assertThat(reconciler.cleanup(client.resource(c).get(), null).isRemoveFinalizer()).isTrue();
+    assertThat(root.resolve(layout.archiveKey(ArchiveCodec.ZSTD))).doesNotExist();
   }
 
   @Test

@@ -82,6 +82,20 @@ class RestoreReconcilerTest {
     assertFailed(reconcile(restore("r", "c", null)), "CheckpointNotCompleted", "failed");
   }
 
+  /** Restores placed before keep a deleted Checkpoint's archive until they end; a new one does not start. */
+  @Test
+  void aCheckpointBeingDeletedIsNotRestoredAnew() throws Exception {
+    completedCheckpoint("c", m -> {});
+    client.resources(Checkpoint.class).inNamespace(NS).withName("c").edit(c -> {
+      c.getMetadata().setFinalizers(List.of("stasis.dev/test"));
+      return c;
+    });
+    client.resources(Checkpoint.class).inNamespace(NS).withName("c").delete();
+    assertThat(client.resources(Checkpoint.class).inNamespace(NS).withName("c").get().isMarkedForDeletion()).isTrue();
+
+    assertFailed(reconcile(restore("r", "c", null)), "CheckpointDeleted", "Checkpoint 'c' is being deleted");
+  }
+
   @Test
   void waitsForACheckpointStillBeingTaken() {
     checkpoint("c", CheckpointPhase.Running);
