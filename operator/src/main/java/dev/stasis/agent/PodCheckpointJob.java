@@ -29,11 +29,13 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.BiFunction;
+import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,7 +49,8 @@ import org.slf4j.LoggerFactory;
 final class PodCheckpointJob extends NodeJob {
   private static final Logger log = LoggerFactory.getLogger(PodCheckpointJob.class);
   private static final ObjectMapper JSON = new ObjectMapper();
-
+  /** The kubelet and the agent read the node's clock in whole seconds; a margin for the rounding. */
+  private static final Duration KUBELET_CLOCK_SLACK = Duration.ofSeconds(5);
 
   private final BiFunction<Checkpoint, String, Optional<Checkpoint>> startAttempt;
 
@@ -291,10 +294,20 @@ final class PodCheckpointJob extends NodeJob {
     fail(checkpoint, failure);
   }
 
-  /** The kubelet names archives checkpoint-<pod>_<namespace>-<container>-<time>.tar. */
+  /**
+   * The kubelet archives of the abandoned attempt: of its pod, namespace and containers exactly, and
+   * written since it started (never another namespace's, whose names may share the prefix).
+   */
   private void deleteLeftoverKubeletArchives(Checkpoint checkpoint) {
-    String prefix = "checkpoint-" + checkpoint.getSpec().target.pod.name + "_" + checkpoint.getMetadata().getNamespace() + "-";
-    try (DirectoryStream<Path> archives = Files.newDirectoryStream(config.kubelet().checkpointDir(), prefix + "*.tar")) {
+    CheckpointStatus status = checkpoint.getStatus();
+    List<String> containers = status.containers == null ? List.of()
+        : status.containers.stream().map(c -> c.name).toList();
+    Instant started = status.startTime == null ? Instant.MIN
+        : Instant.parse(status.startTime).minus(KUBELET_CLOCK_SLACK);
+    Predicate<String> ours = KubeletArchiveNames.of(checkpoint.getMetadata().getNamespace(),
+        checkpoint.getSpec().target.pod.name, containers, started);
+    try (DirectoryStream<Path> archives = Files.newDirectoryStream(config.kubelet().checkpointDir(),
+        archive -> ours.test(archive.getFileName().toString()))) {
       archives.forEach(PodCheckpointJob::deleteKubeletCopy);
     } catch (IOException e) {
       log.warn("could not look for leftover kubelet archives in {}: {}", config.kubelet().checkpointDir(), e.getMessage());

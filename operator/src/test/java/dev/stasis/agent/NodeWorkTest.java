@@ -20,6 +20,7 @@ import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
@@ -284,6 +285,39 @@ class NodeWorkTest {
     assertThat(failed.getStatus().message).contains("is not the one stored when the checkpoint was taken");
     assertThat(failed.getStatus().attempts).as("not retried").isEqualTo(1);
     assertThat(events("ns")).anyMatch(e -> e.getReason().equals("ManifestTampered"));
+  }
+
+  /**
+   * The agent died during a pod checkpoint, and the kubelet's archive of it (all the container's
+   * memory) is left in the kubelet's folder: the next agent deletes that one, but not the archive
+   * of pod web of namespace a-b (whose name the old pattern checkpoint-web_a-* matched), nor one of
+   * another container, nor one from before this attempt started.
+   */
+  @Test
+  void aDeadAgentsKubeletArchiveIsDeletedButNoOtherNamespacesOrContainers() throws Exception {
+    Path kubeletDir = Files.createDirectories(work.resolve("kubelet-checkpoints"));
+    var kubelet = new KubeletSettings(java.net.URI.create("https://127.0.0.1:1"), work.resolve("token"),
+        work.resolve("ca.crt"), false, kubeletDir, work.resolve("images"), Duration.ofSeconds(1));
+    var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), Set.of(), kubelet)
+        .withWorkLimits(2, RetryPolicy.withBase(RETRY_BASE));
+    Checkpoint abandoned = checkpointAssigned("a", "web", null, CheckpointPhase.Running);
+    abandoned.getSpec().target = CheckpointTarget.pod("web", "app");
+    abandoned = client.resource(abandoned).update();
+    abandoned.getStatus().containers = List.of(new ContainerCheckpointStatus("app", "cri-o://1"));
+    abandoned.getStatus().startTime = "2026-12-05T10:00:00Z";
+    abandoned = client.resource(abandoned).updateStatus();
+    Path ours = Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-05T10:00:02Z.tar"), "memory");
+    List<Path> theirs = List.of(
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-b-app-2026-12-05T10:00:02Z.tar"), "namespace a-b's"),
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-sidecar-2026-12-05T10:00:02Z.tar"), "another container"),
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-04T10:00:02Z.tar"), "an older attempt's"));
+
+    new NodeCheckpointWorker(new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown))
+        .reconcile(abandoned, null);
+
+    assertThat(client.resource(abandoned).get().getStatus().reason).isEqualTo("AgentRestarted");
+    assertThat(ours).doesNotExist();
+    assertThat(theirs).allMatch(Files::exists);
   }
 
   @Test
