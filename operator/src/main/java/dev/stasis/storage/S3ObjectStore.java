@@ -402,11 +402,15 @@ public final class S3ObjectStore implements ObjectStore {
     private byte[] buffer;
     private int filled;
     private long size;
-    /** Created when the first part is full; small objects never need one. */
-    private String uploadId;
+    /**
+     * Created when the first part is full; small objects never need one. Published and read by
+     * {@link #abort()} under this upload's lock, which another thread (an agent's shutdown) may call
+     * while the writer is still creating it: either the abort sees it, or the writer sees the abort.
+     */
+    private volatile String uploadId;
     private volatile Exception partFailure;
     private volatile boolean aborted;
-    private boolean committed;
+    private volatile boolean committed;
 
     MultipartObjectUpload(String objectKey) {
       this.objectKey = objectKey;
@@ -457,10 +461,14 @@ public final class S3ObjectStore implements ObjectStore {
 
     @Override
     public void abort() {
-      if (committed || aborted) {
-        return;
+      String created;
+      synchronized (this) {
+        if (committed || aborted) {
+          return;
+        }
+        aborted = true;
+        created = uploadId;
       }
-      aborted = true;
       // A part still being sent could land after the abort and leave an upload behind; parts not
       // yet started see the flag and skip.
       for (Future<CompletedPart> part : parts) {
@@ -473,18 +481,21 @@ public final class S3ObjectStore implements ObjectStore {
           // already reported to the writer, or of no interest once aborting
         }
       }
-      if (uploadId != null) {
-        try {
-          s3.abortMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey).uploadId(uploadId));
-        } catch (NoSuchUploadException e) {
-          // a deleteAll of its prefix aborted it already
-        } catch (SdkException e) {
-          LOG.warn("could not abort multipart upload {} of s3://{}/{}: {}; its parts stay until a"
-              + " lifecycle rule for incomplete uploads removes them",
-              uploadId, config.bucket(), objectKey, e.toString());
-        }
+      if (created != null) {
+        abortMultipart(created);
       }
       releaseBuffers();
+    }
+
+    private void abortMultipart(String id) {
+      try {
+        s3.abortMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey).uploadId(id));
+      } catch (NoSuchUploadException e) {
+        // a deleteAll of its prefix aborted it already
+      } catch (SdkException e) {
+        LOG.warn("could not abort multipart upload {} of s3://{}/{}: {}; its parts stay until a"
+            + " lifecycle rule for incomplete uploads removes them", id, config.bucket(), objectKey, e.toString());
+      }
     }
 
     private void write(byte[] bytes, int offset, int length) throws IOException {
@@ -526,11 +537,23 @@ public final class S3ObjectStore implements ObjectStore {
 
     private void sendBuffer() throws IOException {
       if (uploadId == null) {
+        String created;
         try {
-          uploadId = s3.createMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey)).uploadId();
+          created = s3.createMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey)).uploadId();
         } catch (SdkException e) {
           abort();
           throw translate(e, action);
+        }
+        boolean published;
+        synchronized (this) {
+          published = !aborted;
+          if (published) {
+            uploadId = created;
+          }
+        }
+        if (!published) { // aborted while it was being created: nothing may stay behind
+          abortMultipart(created);
+          throw new IOException(action + ": the upload was aborted");
         }
       }
       int partNumber = parts.size() + 1;
