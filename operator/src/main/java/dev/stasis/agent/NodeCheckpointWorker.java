@@ -38,8 +38,6 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -59,7 +57,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
-  private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
+  private final KeyedLocks<Integer> processLocks = new KeyedLocks<>();
   private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
   private final PodCheckpointJob podCheckpoints;
 
@@ -159,14 +157,12 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         BoundKey encryptWith = storages.encryptionKey(storage, identity(checkpoint)).orElse(null);
         Criu.DumpResult dumped;
         CommittedManifest manifest;
-        ReentrantLock processLock = processLocks.computeIfAbsent(pid, p -> new ReentrantLock());
-        processLock.lock();
-        try {
+        try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
           tree = ProcessTree.members(pid);
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            try (WorkingFolderLocks.Held folders = workingFolders.lock(tree)) {
+            try (KeyedLocks.Held folders = workingFolders.lock(tree)) {
               dumped = dump(dump);
             }
             stopped = !options.leaveRunning();
@@ -181,8 +177,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
             ProcessTree.signal(tree, "KILL"); // stored and committed: only now may the workload end
             stopped = false;
           }
-        } finally {
-          processLock.unlock();
         }
         complete(checkpoint, store, manifest, dumped.stats(), started);
         // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
