@@ -123,6 +123,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
         RecordedManifest recorded = storages.manifest(store, checkpoint, null);
         requireCriu();
         preflight(restore, recorded.manifest(), workDir);
+        requireRoomFor(recorded, workDir);
         download(store, recorded, storages.decryptionKey(storage, recorded).orElse(null), images);
       }
       RestoredTree tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
@@ -175,8 +176,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       throws WorkFailure {
     String key = recorded.archiveKey();
     try (InputStream in = StasisMetrics.meteredDownload(config.nodeName(), store.open(key))) {
-      new ArchiveReader().extract(in, images, recorded.manifest().archive.codec, recorded.sha256(),
-          recorded.storedBytes(), decryptWith);
+      new ArchiveReader().extract(in, images, recorded.manifest().archive.codec, recorded.archive(), decryptWith);
     } catch (ArchiveAuthenticationException e) {
       throw new WorkFailure("ArchiveNotAuthentic", e.getMessage());
     } catch (ArchiveIntegrityException e) {
@@ -190,6 +190,23 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
             + " full (" + Criu.NO_SPACE + "); free space there or give the agent a larger --work-dir");
       }
       throw new WorkFailure("DownloadFailed", "downloading " + store.uri(key) + " failed: " + e.getMessage());
+    }
+  }
+
+  /** The images unpacked take what the archive held before compression: without that room, nothing is downloaded. */
+  private void requireRoomFor(RecordedManifest recorded, Path workDir) throws WorkFailure {
+    long needed = recorded.archive().sizeBytes();
+    long free;
+    try {
+      free = WorkDirs.usableSpace(workDir);
+    } catch (IOException e) {
+      throw new WorkFailure("WorkDirUnavailable", "cannot tell the free space in the work folder " + workDir + ": "
+          + e.getMessage());
+    }
+    if (free < needed) {
+      throw new WorkFailure("WorkDirFull", "the work folder " + workDir + " on node " + config.nodeName() + " has "
+          + free + " bytes free, the checkpoint's images need " + needed + ": nothing was downloaded. Free space there,"
+          + " give the agent a larger --work-dir, or restore on another node (spec.placement)");
     }
   }
 

@@ -27,7 +27,6 @@ import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -158,14 +157,11 @@ final class PodRestoreJob extends NodeJob {
    * never start, and would fail much later with a less helpful message.
    */
   private void requireSpace(List<RecordedManifest> manifests) throws WorkFailure {
-    long needed = manifests.stream().mapToLong(m -> m.storedBytes() + m.sizeBytes()).sum();
-    Path dir = config.kubelet().imageStoreDir().toAbsolutePath();
-    while (dir.getParent() != null && !Files.exists(dir)) {
-      dir = dir.getParent();
-    }
+    long needed = manifests.stream().mapToLong(m -> m.archive().storedBytes() + m.archive().sizeBytes()).sum();
+    Path dir = config.kubelet().imageStoreDir();
     long free;
     try {
-      free = Files.getFileStore(dir).getUsableSpace();
+      free = WorkDirs.usableSpace(dir);
     } catch (IOException e) {
       throw new WorkFailure("InsufficientSpace", "cannot tell the free space in " + dir + ": " + e.getMessage());
     }
@@ -188,15 +184,15 @@ final class PodRestoreJob extends NodeJob {
     String container = manifest.source.containerName;
     String repository = registry.repository(meta.getNamespace(), meta.getName());
     Manifest.Encryption encryption = manifest.archive.encryption;
-    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.sha256();
-    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.storedBytes();
+    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.archive().sha256();
+    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.archive().storedBytes();
     var layer = new CheckpointImage.Layer(layerSha256, layerBytes,
         manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : layerSha256,
         manifest.archive.codec == ArchiveCodec.ZSTD);
     String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
         : System.getProperty("os.arch");
     try (InputStream stored = store.open(recorded.archiveKey())) {
-      InputStream checked = new ExpectedBytesInputStream(stored, recorded.sha256(), recorded.storedBytes());
+      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
       InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked;
       RegistryClient client = RegistryClient.open(registry, repository);
       String digest = CheckpointImage.push(client, container + "-" + meta.getUid(), container,

@@ -15,7 +15,8 @@ public final class ExpectedBytesInputStream extends InputStream {
   private final long expectedBytes;
 
   public ExpectedBytesInputStream(InputStream source, String expectedSha256, long expectedBytes) {
-    this.stored = new HashingInputStream(source);
+    // One byte beyond the expected count is enough to tell the object is too long.
+    this.stored = new HashingInputStream(source, expectedBytes + 1);
     this.expectedSha256 = expectedSha256;
     this.expectedBytes = expectedBytes;
   }
@@ -31,8 +32,7 @@ public final class ExpectedBytesInputStream extends InputStream {
     if (len == 0) {
       return 0;
     }
-    // One byte beyond the expected count is enough to tell the object is too long.
-    int n = stored.read(b, off, (int) Math.min(len, expectedBytes + 1 - stored.count()));
+    int n = stored.read(b, off, len);
     if (n < 0) {
       verifyEnd();
     } else if (stored.count() > expectedBytes) {

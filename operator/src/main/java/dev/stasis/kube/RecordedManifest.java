@@ -5,6 +5,7 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.ManifestException;
 import dev.stasis.archive.Sha256;
@@ -26,12 +27,9 @@ import java.util.Objects;
  *
  * @param archiveKey the archive's object key as the layout derives it
  * @param identity what an encrypted archive is bound to
- * @param sha256 the stored archive's sha256, as recorded
- * @param storedBytes the stored archive's size, as recorded
- * @param sizeBytes the archive's size before compression, as recorded
+ * @param archive the stored archive's sha256 and size, and its size before compression, as recorded
  */
-public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIdentity identity, String sha256,
-    long storedBytes, long sizeBytes) {
+public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIdentity identity, ArchiveSummary archive) {
   /** Far above any manifest (a pod spec, a few thousand paths); a larger object is not read at all. */
   public static final int MAX_MANIFEST_BYTES = 4 << 20;
 
@@ -82,8 +80,8 @@ public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIden
           + " does not describe what the Checkpoint's status recorded: " + String.join("; ", mismatches) + ELSEWHERE);
     }
     ArchiveIdentity identity = new ArchiveIdentity(meta.getNamespace(), meta.getUid(), container == null ? "" : container);
-    return new RecordedManifest(manifest, archiveKey, identity, recorded.sha256, recorded.storedBytes,
-        recorded.sizeBytes);
+    return new RecordedManifest(manifest, archiveKey, identity,
+        new ArchiveSummary(recorded.sizeBytes, recorded.storedBytes, recorded.sha256));
   }
 
   /** The archive a Checkpoint's status records for {@code container} (null: its process archive). */

@@ -58,7 +58,7 @@ class StreamingArchiveUploadTest {
 
       Path restored = temp.resolve("restored");
       try (InputStream in = store.open(KEY)) {
-        new ArchiveReader().extract(in, restored, codec, summary.sha256(), summary.storedBytes(), key);
+        new ArchiveReader().extract(in, restored, codec, summary, key);
       }
       assertThat(restored.resolve("pages-1.img")).hasBinaryContent(memory);
       assertThat(restored.resolve("pages-2.img")).hasSameBinaryContentAs(images.resolve("pages-2.img"));

@@ -243,8 +243,9 @@ class FaultMatrixIT extends EndToEndTest {
   }
 
   /**
-   * The agent's work folder is an 8 MiB tmpfs: a 64 MiB dump cannot fit, nor can the download of
-   * its archive. Both fail with WorkDirFull; the workload runs on and nothing is stored.
+   * The agent's work folder is an 8 MiB tmpfs: a 64 MiB dump cannot fit, nor can the images of its
+   * archive. Both fail with WorkDirFull; the workload runs on and nothing is stored; the restore
+   * says so before it downloads.
    */
   @Test
   void workFolderFull() throws Exception {
@@ -278,7 +279,8 @@ class FaultMatrixIT extends EndToEndTest {
     Restore r = awaitTerminalRestore(client.resource(restore).create());
     assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Failed);
     assertThat(r.getStatus().reason).isEqualTo("WorkDirFull");
-    assertThat(r.getStatus().message).contains("No space left on device");
+    assertThat(r.getStatus().message).contains("bytes free, the checkpoint's images need")
+        .contains("nothing was downloaded");
     assertThat(r.getStatus().criuLogTail).as("CRIU never ran").isNull();
     assertThat(small.resolve("restores").resolve(r.getMetadata().getUid())).doesNotExist();
   }

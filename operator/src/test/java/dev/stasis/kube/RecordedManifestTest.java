@@ -10,6 +10,7 @@ import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
 import dev.stasis.storage.FileSystemObjectStore;
@@ -46,8 +47,7 @@ class RecordedManifestTest {
 
     assertThat(recorded.manifest().source.pid).isEqualTo(4242);
     assertThat(recorded.archiveKey()).isEqualTo(LAYOUT.archiveKey(ArchiveCodec.ZSTD));
-    assertThat(recorded.sha256()).isEqualTo("ab".repeat(32));
-    assertThat(recorded.storedBytes()).isEqualTo(3);
+    assertThat(recorded.archive()).isEqualTo(new ArchiveSummary(10, 3, "ab".repeat(32)));
     assertThat(recorded.identity()).isEqualTo(ArchiveIdentity.ofProcess("jobs", UID));
   }
 

@@ -108,7 +108,7 @@ class S3ObjectStoreTest {
       assertThat(upload.commit()).isEqualTo(summary.storedBytes());
     }
     try (InputStream in = store.open(key)) {
-      new ArchiveReader().extract(in, temp.resolve("restored"), ArchiveCodec.ZSTD, summary.sha256(), summary.storedBytes());
+      new ArchiveReader().extract(in, temp.resolve("restored"), ArchiveCodec.ZSTD, summary);
     }
 
     assertThat(temp.resolve("restored/pages-1.img")).hasSameBinaryContentAs(checkpoint.resolve("pages-1.img"));
