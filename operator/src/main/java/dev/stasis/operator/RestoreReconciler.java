@@ -9,6 +9,7 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.ScheduleRef;
+import dev.stasis.api.StatusLimits;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
@@ -108,6 +109,10 @@ public class RestoreReconciler implements Reconciler<Restore> {
       }
       CheckpointNeeds needs = checkpointNeeds(checkpoint);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
+      if (preflightFailures.size() >= PlacementStatus.MAX_PREFLIGHT_FAILURES) {
+        giveUpAfterPreflights(restore, observed.placement);
+        return UpdateControl.noUpdate();
+      }
       List<NodeProfile> profiles = cluster.nodeProfiles();
       PlacementDecision decision = nodeProfiles.placementOver(profiles)
           .place(needs, restore.getSpec().placement, excludedNodes(profiles, preflightFailures));
@@ -338,11 +343,26 @@ public class RestoreReconciler implements Reconciler<Restore> {
     fail(restore, refusal, placementStatus(decision, preflightFailures));
   }
 
+  /**
+   * spec.placement.retryOtherNodes tries {@value PlacementStatus#MAX_PREFLIGHT_FAILURES} nodes, no
+   * more: what that many nodes could not run will hardly run on the next, and the status stays small.
+   */
+  private void giveUpAfterPreflights(Restore restore, PlacementStatus placement) {
+    List<PlacementStatus.PreflightFailure> failures = placement.preflightFailures;
+    PlacementStatus.PreflightFailure last = failures.get(failures.size() - 1);
+    fail(restore, new Refusal(last.reason, "the pre-flight failed on " + failures.size() + " nodes ("
+        + String.join(", ", failures.stream().map(f -> f.node).toList()) + "), as many as"
+        + " spec.placement.retryOtherNodes tries. The last: " + last.message), placement);
+  }
+
   private static PlacementStatus placementStatus(PlacementDecision decision, List<PlacementStatus.PreflightFailure> preflightFailures) {
     PlacementStatus placement = new PlacementStatus();
     placement.summary = decision.summary();
     placement.candidates = decision.candidates();
-    decision.rejected().forEach(r -> placement.rejected.add(new PlacementStatus.NodeRejection(r.node(), r.reasons())));
+    decision.rejected().stream().limit(StatusLimits.MAX_LISTED)
+        .forEach(r -> placement.rejected.add(new PlacementStatus.NodeRejection(r.node(), r.reasons())));
+    placement.rejectedCount = decision.rejected().size();
+    placement.rejectedReasons = decision.reasonCounts(StatusLimits.MAX_REASONS);
     placement.preflightFailures.addAll(preflightFailures);
     return placement;
   }

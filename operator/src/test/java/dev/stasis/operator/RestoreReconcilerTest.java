@@ -24,6 +24,7 @@ import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.ScheduleRef;
+import dev.stasis.api.StatusLimits;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
@@ -37,6 +38,7 @@ import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.utils.Serialization;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -214,6 +216,70 @@ class RestoreReconcilerTest {
         + "node-b labels do not match nodeSelector {zone=east}, checkpoint holds established TCP connections, which survive only on node node-a; "
         + "node-c checkpoint holds established TCP connections, which survive only on node node-a, missing CPU flags [avx2]");
     assertThat(r.getStatus().placement.rejected).extracting(n -> n.node).containsExactly("node-a", "node-b", "node-c");
+  }
+
+  /**
+   * 5,000 NodeProfiles, none of which can run the checkpoint (2,500 lack a CPU flag, each of the
+   * others has its own old CRIU): the status lists 50 nodes, counts them all by reason, and stays
+   * far below etcd's limit for an object; the summary and the Event stay short too.
+   */
+  @Test
+  void theStatusStaysSmallWhenFiveThousandNodesAreRejected() throws Exception {
+    completedCheckpoint("c", m -> {});
+    for (int i = 0; i < 5000; i++) {
+      NodeProfile p = new NodeProfile();
+      p.setMetadata(new ObjectMetaBuilder().withName("node-%04d".formatted(i)).build());
+      p.setSpec(new NodeProfileSpec());
+      p.getSpec().arch = "x86_64";
+      p.getSpec().cpu = new NodeProfileSpec.CpuInfo();
+      p.getSpec().criu = new NodeProfileSpec.CriuInfo();
+      if (i % 2 == 0) {
+        p.getSpec().cpu.flags = List.of("sse4_2");
+        p.getSpec().criu.version = "4.2.1";
+      } else {
+        p.getSpec().cpu.flags = List.of("sse4_2", "avx2");
+        p.getSpec().criu.version = "3.17." + i;
+      }
+      client.resource(p).create();
+    }
+
+    Restore r = reconcile(restore("r", "c", null));
+
+    assertThat(r.getStatus().reason).isEqualTo("NoCompatibleNode");
+    PlacementStatus placement = r.getStatus().placement;
+    assertThat(placement.candidates).isEqualTo(5000);
+    assertThat(placement.rejectedCount).isEqualTo(5000);
+    assertThat(placement.rejected).hasSize(StatusLimits.MAX_LISTED);
+    assertThat(placement.rejectedReasons).hasSize(StatusLimits.MAX_REASONS);
+    assertThat(placement.rejectedReasons.get(0).reason).isEqualTo("missing CPU flags [avx2]");
+    assertThat(placement.rejectedReasons.get(0).count).isEqualTo(2500);
+    assertThat(placement.summary).startsWith("0/5000 nodes can run this checkpoint: 2500 nodes (node-0000, node-0002,"
+        + " node-0004, …) missing CPU flags [avx2]; ").endsWith(" other combinations of reasons (status.placement.rejectedReasons)");
+    assertThat(Serialization.asJson(r).length()).as("the Restore stays small").isLessThan(32 << 10);
+    assertThat(events()).filteredOn(e -> e.getReason().equals("NoCompatibleNode"))
+        .allSatisfy(e -> assertThat(e.getMessage()).hasSizeLessThanOrEqualTo(StatusLimits.MAX_MESSAGE_CHARS));
+  }
+
+  /** retryOtherNodes moves on after a failed pre-flight, but not forever: ten nodes, then it fails with the last reason. */
+  @Test
+  void retryingOtherNodesStopsAfterTenFailedPreflights() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    Restore r = restore("r", "c", null);
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = RestorePhase.Pending;
+    r.getStatus().placement = new PlacementStatus();
+    for (int i = 0; i < PlacementStatus.MAX_PREFLIGHT_FAILURES; i++) {
+      r.getStatus().placement.preflightFailures.add(new PlacementStatus.PreflightFailure("node-%02d".formatted(i),
+          "PreflightPathMissing", "missing /data/run42/log.lammps"));
+    }
+    r = reconcile(client.resource(r).updateStatus());
+
+    assertFailed(r, "PreflightPathMissing", "the pre-flight failed on 10 nodes (node-00, node-01,");
+    assertThat(r.getStatus().message).endsWith("as many as spec.placement.retryOtherNodes tries. The last: missing"
+        + " /data/run42/log.lammps");
+    assertThat(r.getStatus().node).as("placed nowhere").isNull();
+    assertThat(r.getStatus().placement.preflightFailures).hasSize(PlacementStatus.MAX_PREFLIGHT_FAILURES);
   }
 
   /** The agent of node-a handed the Restore back after its pre-flight failed (retryOtherNodes). */
