@@ -1,6 +1,5 @@
 package dev.stasis.agent;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
@@ -9,7 +8,6 @@ import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
@@ -24,6 +22,7 @@ import dev.stasis.criu.DumpStats;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
@@ -36,7 +35,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,7 +48,6 @@ import org.slf4j.LoggerFactory;
 @ControllerConfiguration(name = "node-checkpoint", generationAwareEventProcessing = false)
 public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final ProcessTargetPolicy processTargets;
   /**
@@ -78,6 +75,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       var untilRetry = RetryPolicy.untilRetry(status, Instant.now());
       if (untilRetry.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(untilRetry.get());
+      }
+      if (!storages.grantReady(checkpoint)) {
+        return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(GRANT_WAIT);
       }
       if (!pod && refusedBeforeQueueing(checkpoint)) {
         return UpdateControl.noUpdate();
@@ -147,14 +147,15 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       if (notAllowed.isPresent()) {
         throw new WorkFailure("StorageNotAllowed", notAllowed.get());
       }
-      try (ObjectStore store = storages.open(storage)) {
+      WorkGrants.Grant grant = storages.grant(checkpoint);
+      try (ObjectStore store = storages.open(storage, grant)) {
         DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
             Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
             Boolean.TRUE.equals(options.shellJob),
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         ArchiveCodec codec = StorageBinding.codec(storage);
-        BoundKey encryptWith = storages.encryptionKey(storage, identity(checkpoint)).orElse(null);
+        BoundKey encryptWith = storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null);
         Criu.DumpResult dumped;
         CommittedManifest manifest;
         try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
@@ -335,12 +336,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     m.source.checkpointUid = meta.getUid();
     m.source.node = config.nodeName();
     m.source.pid = dump.pid();
-    NodeProfile profile = client.resources(NodeProfile.class).withName(config.nodeName()).get();
-    if (profile != null && profile.getSpec() != null) {
-      @SuppressWarnings("unchecked")
-      Map<String, Object> fingerprint = JSON.convertValue(profile.getSpec(), Map.class);
-      m.nodeProfile = fingerprint;
-    }
+    m.nodeProfile = NodeFingerprint.asMap(NodeFingerprint.profile(client, config.nodeName()));
     m.criu = new Manifest.Criu();
     m.criu.version = criuVersion.toString();
     m.criu.options = dump.recordedOptions();

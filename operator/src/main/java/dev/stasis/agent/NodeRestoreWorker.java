@@ -20,6 +20,7 @@ import dev.stasis.criu.RestoreOptions;
 import dev.stasis.criu.RestoredTree;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
@@ -71,6 +72,9 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       if (untilRetry.isPresent()) {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(untilRetry.get());
       }
+      if (!storages.grantReady(restore)) {
+        return UpdateControl.<Restore>noUpdate().rescheduleAfter(GRANT_WAIT);
+      }
       return work.enqueue(restore, this::isPendingHere, pod ? podRestores::push : this::restore)
           .map(UpdateControl.<Restore>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
     } else if (status.phase == RestorePhase.Restoring && !work.queue.holds(restore.getMetadata().getUid())) {
@@ -119,12 +123,13 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       Checkpoint checkpoint = checkpoint(restore);
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
       Path images = workDir.resolve("images");
-      try (ObjectStore store = storages.open(storage)) {
+      WorkGrants.Grant grant = storages.grant(restore);
+      try (ObjectStore store = storages.open(storage, grant)) {
         RecordedManifest recorded = storages.manifest(store, checkpoint, null);
         requireCriu();
         preflight(restore, recorded.manifest(), workDir);
         requireRoomFor(recorded, workDir);
-        download(store, recorded, storages.decryptionKey(storage, recorded).orElse(null), images);
+        download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null), images);
       }
       RestoredTree tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
       complete(restore, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid());

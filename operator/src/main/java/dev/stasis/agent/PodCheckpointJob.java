@@ -17,6 +17,7 @@ import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.kubelet.KubeletClient;
 import dev.stasis.kubelet.KubeletException;
 import dev.stasis.storage.ObjectStore;
@@ -79,11 +80,12 @@ final class PodCheckpointJob extends NodeJob {
         throw new WorkFailure("StorageNotAllowed", notAllowed.get());
       }
       KubeletClient kubelet = kubelet();
-      try (ObjectStore store = storages.open(storage)) {
+      WorkGrants.Grant grant = storages.grant(checkpoint);
+      try (ObjectStore store = storages.open(storage, grant)) {
         List<ContainerCheckpointStatus> stored = new ArrayList<>();
         try {
           for (ContainerCheckpointStatus container : pod.containers()) {
-            BoundKey encryptWith = storages.encryptionKey(storage, new ArchiveIdentity(
+            BoundKey encryptWith = storages.encryptionKey(storage, grant, new ArchiveIdentity(
                 checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid(), container.name)).orElse(null);
             stored.add(checkpointContainer(checkpoint, pod, container, kubelet, store, StorageBinding.codec(storage),
                 encryptWith));

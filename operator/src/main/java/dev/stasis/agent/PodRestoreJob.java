@@ -21,10 +21,9 @@ import dev.stasis.image.Registry;
 import dev.stasis.image.RegistryClient;
 import dev.stasis.image.RegistryException;
 import dev.stasis.kube.RecordedManifest;
-import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
-import dev.stasis.storage.StorageUnavailableException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
@@ -46,11 +45,8 @@ import org.slf4j.LoggerFactory;
 final class PodRestoreJob extends NodeJob {
   private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
 
-  private final StorageBinding binding;
-
   PodRestoreJob(NodeWork work) {
     super(work);
-    this.binding = new StorageBinding(client);
   }
 
   /** The pod checkpoint a Restore names, or null when it names a process checkpoint (or none). */
@@ -94,8 +90,9 @@ final class PodRestoreJob extends NodeJob {
         throw new WorkFailure("CheckpointNotFound", "Checkpoint '" + restore.checkpointName() + "' is gone");
       }
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-      Registry registry = registry(storage);
-      try (ObjectStore store = storages.open(storage)) {
+      WorkGrants.Grant grant = storages.grant(restore);
+      Registry registry = storages.registry(storage, grant);
+      try (ObjectStore store = storages.open(storage, grant)) {
         List<RecordedManifest> manifests = new ArrayList<>();
         for (ContainerCheckpointStatus container : checkpoint.getStatus().containers) {
           manifests.add(manifest(store, checkpoint, container.name));
@@ -104,7 +101,7 @@ final class PodRestoreJob extends NodeJob {
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try {
           for (RecordedManifest manifest : manifests) {
-            pushed.add(pushImage(registry, store, checkpoint, manifest, storages.decryptionKey(storage, manifest)));
+            pushed.add(pushImage(registry, store, checkpoint, manifest, storages.decryptionKey(manifest, grant)));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -124,14 +121,6 @@ final class PodRestoreJob extends NodeJob {
     int backoffLimit = restore.getSpec().backoffLimitOrDefault();
     if (!work.retryLater(restore, PodRestoreJob::isPushing, failure, backoffLimit, NodeRestoreWorker::backToPending)) {
       fail(restore, failure.afterAttempts(restore.getStatus().attempts(), backoffLimit));
-    }
-  }
-
-  private Registry registry(CheckpointStorage storage) throws WorkFailure {
-    try {
-      return binding.registry(storage);
-    } catch (StorageUnavailableException e) {
-      throw new WorkFailure("RegistryNotConfigured", e.getMessage());
     }
   }
 

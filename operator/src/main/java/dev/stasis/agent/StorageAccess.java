@@ -1,31 +1,42 @@
 package dev.stasis.agent;
 
+import dev.stasis.api.AgentWorkStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveIdentity;
-import dev.stasis.archive.ArchiveKey;
-import dev.stasis.archive.ArchiveKeys;
 import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
-import dev.stasis.kube.EncryptionKeyException;
+import dev.stasis.image.Registry;
+import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.StoredCheckpointException;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
+import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import java.util.List;
 import java.util.Optional;
-import java.util.TreeSet;
 
-/** The storage a job names, with failures already in the words the job's status needs. */
+/**
+ * The storage a job names, reached with what the operator granted that job (its status' sealed
+ * grant, opened with this node's key): the agent may read no Secret itself. Failures come in the
+ * words the job's status needs.
+ */
 class StorageAccess {
   static final String KEY_NOT_FOUND = "EncryptionKeyNotFound";
+  /** The grant is sealed to a key this agent no longer has; the operator seals it again. */
+  static final String NODE_KEY_CHANGED = "NodeKeyChanged";
 
   private final StorageBinding binding;
+  private final NodeKey nodeKey;
+  private final String node;
 
-  StorageAccess(KubernetesClient client) {
+  StorageAccess(KubernetesClient client, NodeKey nodeKey, String node) {
     this.binding = new StorageBinding(client);
+    this.nodeKey = nodeKey;
+    this.node = node;
   }
 
   CheckpointStorage find(String name) throws WorkFailure {
@@ -36,49 +47,67 @@ class StorageAccess {
     return storage;
   }
 
-  /**
-   * The key the archive {@code identity} is encrypted with when this storage stores it: the current
-   * storage key, bound to that archive. Empty when the storage does not encrypt.
-   */
-  Optional<BoundKey> encryptionKey(CheckpointStorage storage, ArchiveIdentity identity) throws WorkFailure {
-    return keys(storage).map(keys -> BoundKey.of(keys.current(), identity));
+  /** The key this node's agent publishes, which the operator seals grants to. */
+  NodeKey nodeKey() {
+    return nodeKey;
+  }
+
+  /** Whether the work's grant opens with this agent's key (or there is none, for work that needs nothing). */
+  boolean grantReady(CustomResource<?, ? extends AgentWorkStatus> work) {
+    var status = work.getStatus();
+    return status == null || status.grant == null || nodeKey.fingerprint().equals(status.grant.nodeKey);
   }
 
   /**
-   * The key the manifest says its archive was encrypted with, from the storage's key Secret, bound
-   * to the archive; empty for an archive that is not encrypted. The manifest is the one the
-   * Checkpoint recorded, so "not encrypted" is believed: such an archive was stored before the
-   * storage encrypted.
+   * What the operator granted this work: storage and registry credentials, the keys of its
+   * archives. None for work that needs none (a filesystem storage that does not encrypt).
    */
-  Optional<BoundKey> decryptionKey(CheckpointStorage storage, RecordedManifest recorded) throws WorkFailure {
+  WorkGrants.Grant grant(CustomResource<?, ? extends AgentWorkStatus> work) throws WorkFailure {
+    var sealed = work.getStatus() == null ? null : work.getStatus().grant;
+    if (sealed == null) {
+      return new WorkGrants.Grant(null, null, null, null, List.of());
+    }
+    if (!nodeKey.fingerprint().equals(sealed.nodeKey)) {
+      throw new WorkFailure(NODE_KEY_CHANGED, "this work's grant is sealed to node key " + sealed.nodeKey
+          + ", which this agent no longer has (its key is " + nodeKey.fingerprint() + "): the operator seals it again");
+    }
+    try {
+      return WorkGrants.open(sealed, nodeKey, work, node);
+    } catch (WorkGrants.GrantException e) {
+      throw new WorkFailure("GrantInvalid", e.getMessage());
+    }
+  }
+
+  /**
+   * The key the archive {@code identity} is encrypted with when this storage stores it, as granted;
+   * empty when the storage does not encrypt.
+   */
+  Optional<BoundKey> encryptionKey(CheckpointStorage storage, WorkGrants.Grant grant, ArchiveIdentity identity)
+      throws WorkFailure {
+    if (storage.getSpec() == null || storage.getSpec().encryption == null) {
+      return Optional.empty();
+    }
+    return Optional.of(grant.key(identity).orElseThrow(() -> new WorkFailure("GrantInvalid", "CheckpointStorage '"
+        + storage.getMetadata().getName() + "' encrypts, but the operator granted no key for " + identity
+        + ": the storage's encryption was turned on after this work was assigned; take a new checkpoint")));
+  }
+
+  /**
+   * The key the manifest says its archive was encrypted with, as granted; empty for an archive that
+   * is not encrypted. The manifest is the one the Checkpoint recorded, so "not encrypted" is
+   * believed: such an archive was stored before the storage encrypted.
+   */
+  Optional<BoundKey> decryptionKey(RecordedManifest recorded, WorkGrants.Grant grant) throws WorkFailure {
     Manifest.Encryption encryption = recorded.manifest().archive.encryption;
     if (!encryption.isEncrypted()) {
       return Optional.empty();
     }
-    String name = storage.getMetadata().getName();
-    Optional<ArchiveKeys> keys = keys(storage);
-    if (keys.isEmpty()) {
-      throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId
-          + "', but CheckpointStorage '" + name + "' has no spec.encryption: set it back, with the Secret that holds"
-          + " that key");
-    }
-    Optional<ArchiveKey> key = keys.get().find(encryption.keyId);
+    Optional<BoundKey> key = grant.key(recorded.identity()).filter(k -> k.keyId().equals(encryption.keyId));
     if (key.isEmpty()) {
-      SecretReference secret = storage.getSpec().encryption.keySecretRef;
-      throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId + "', which Secret "
-          + secret.namespace + "/" + secret.name + " of CheckpointStorage '" + name + "' no longer holds (it holds "
-          + String.join(", ", new TreeSet<>(keys.get().byId().keySet())) + "): put that key back into the Secret;"
-          + " keys stay needed as long as archives encrypted with them are kept");
+      throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId
+          + "', but the operator granted this restore no such key for " + recorded.identity());
     }
-    return Optional.of(BoundKey.of(key.get(), recorded.identity()));
-  }
-
-  private Optional<ArchiveKeys> keys(CheckpointStorage storage) throws WorkFailure {
-    try {
-      return binding.archiveKeys(storage);
-    } catch (EncryptionKeyException e) {
-      throw new WorkFailure(EncryptionKeyException.REASON, e.getMessage());
-    }
+    return key;
   }
 
   /**
@@ -93,12 +122,20 @@ class StorageAccess {
     }
   }
 
-  ObjectStore open(CheckpointStorage storage) throws WorkFailure {
+  ObjectStore open(CheckpointStorage storage, WorkGrants.Grant grant) throws WorkFailure {
     try {
-      return binding.open(storage);
+      return binding.open(storage, grant.s3());
     } catch (StorageUnavailableException e) {
       // Opening only reads the storage's settings: what fails here is a setting, not an outage.
       throw new WorkFailure("StorageMisconfigured", e.getMessage());
+    }
+  }
+
+  Registry registry(CheckpointStorage storage, WorkGrants.Grant grant) throws WorkFailure {
+    try {
+      return binding.registry(storage, grant.registry(), grant.registryCa());
+    } catch (StorageUnavailableException e) {
+      throw new WorkFailure("RegistryNotConfigured", e.getMessage());
     }
   }
 }

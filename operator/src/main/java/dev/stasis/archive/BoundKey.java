@@ -27,7 +27,24 @@ public final class BoundKey {
   public static BoundKey of(ArchiveKey key, ArchiveIdentity identity) {
     Objects.requireNonNull(identity, "identity");
     byte[] info = concat(INFO.getBytes(StandardCharsets.US_ASCII), identity.encode(key.id()));
-    return new BoundKey(key.id(), SegmentCipher.hkdfSha256(key.bytes(), NO_SALT, info), identity);
+    return new BoundKey(key.id(), Hkdf.sha256(key.bytes(), NO_SALT, info), identity);
+  }
+
+  /**
+   * The key of the archive {@code identity} as {@link #of(ArchiveKey, ArchiveIdentity)} derived it
+   * elsewhere (the operator, which hands a node the keys of its own work only).
+   */
+  public static BoundKey derived(String keyId, byte[] derivedBytes, ArchiveIdentity identity) {
+    if (derivedBytes.length != ArchiveKey.BYTES) {
+      throw new IllegalArgumentException("the key of " + identity + " is " + derivedBytes.length + " bytes, not "
+          + ArchiveKey.BYTES);
+    }
+    return new BoundKey(Objects.requireNonNull(keyId, "keyId"), derivedBytes.clone(), Objects.requireNonNull(identity));
+  }
+
+  /** The derived key's bytes, to hand over to a node ({@link #derived}); never to be logged. */
+  public byte[] derivedBytes() {
+    return bytes.clone();
   }
 
   /** The storage key's id, which the manifest names so that a restore finds the key again. */
@@ -37,10 +54,6 @@ public final class BoundKey {
 
   public ArchiveIdentity identity() {
     return identity;
-  }
-
-  byte[] bytes() {
-    return bytes.clone();
   }
 
   /** What every segment authenticates besides its own position: the archive's identity and the key id. */

@@ -3,11 +3,8 @@ package dev.stasis.archive;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
-import java.security.InvalidKeyException;
-import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import javax.crypto.Cipher;
-import javax.crypto.Mac;
 import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -61,7 +58,7 @@ final class SegmentCipher {
     fields.get(salt);
     this.noncePrefix = new byte[NONCE_PREFIX_BYTES];
     fields.get(noncePrefix);
-    this.segmentKey = new SecretKeySpec(hkdfSha256(key.bytes(), salt, INFO.getBytes(StandardCharsets.US_ASCII)), "AES");
+    this.segmentKey = new SecretKeySpec(Hkdf.sha256(key.derivedBytes(), salt, INFO.getBytes(StandardCharsets.US_ASCII)), "AES");
     try {
       this.cipher = Cipher.getInstance("AES/GCM/NoPadding");
     } catch (GeneralSecurityException e) {
@@ -131,20 +128,5 @@ final class SegmentCipher {
   private byte[] aad(long index, boolean last) {
     return ByteBuffer.allocate(header.length + associatedData.length + 5).put(header).put(associatedData)
         .putInt((int) index).put((byte) (last ? 1 : 0)).array();
-  }
-
-  /** RFC 5869 with one block of output: the 32 bytes an AES-256 key needs. */
-  static byte[] hkdfSha256(byte[] inputKey, byte[] salt, byte[] info) {
-    try {
-      Mac hmac = Mac.getInstance("HmacSHA256");
-      hmac.init(new SecretKeySpec(salt, "HmacSHA256"));
-      byte[] pseudoRandomKey = hmac.doFinal(inputKey);
-      hmac.init(new SecretKeySpec(pseudoRandomKey, "HmacSHA256"));
-      hmac.update(info);
-      hmac.update((byte) 1);
-      return hmac.doFinal();
-    } catch (NoSuchAlgorithmException | InvalidKeyException e) {
-      throw new IllegalStateException("this JVM lacks HmacSHA256, which every Java 17 has", e);
-    }
   }
 }

@@ -9,6 +9,7 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.ScheduleRef;
+import dev.stasis.api.SealedGrant;
 import dev.stasis.api.StatusLimits;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
@@ -35,6 +36,8 @@ import java.io.IOException;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
@@ -43,6 +46,8 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Checks that a Restore names a Completed Checkpoint of its own namespace, picks the node to
@@ -50,6 +55,7 @@ import java.util.stream.Collectors;
  */
 @ControllerConfiguration(name = "restore", generationAwareEventProcessing = false)
 public class RestoreReconciler implements Reconciler<Restore> {
+  private static final Logger log = LoggerFactory.getLogger(RestoreReconciler.class);
   private static final Duration CHECKPOINT_POLL = Duration.ofSeconds(5);
   /** RFC 3339 times in UTC sort as text. */
   private static final Comparator<String> NULLS_FIRST = Comparator.nullsFirst(Comparator.naturalOrder());
@@ -65,6 +71,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final PodRestores podRestores;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
+  private final GrantIssuer grants;
 
   public RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy) {
     this(client, cluster, events, retryPolicy, Clock.systemUTC());
@@ -81,6 +88,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
     this.podRestores = new PodRestores(client, storages, statusWriter, events);
     this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
     this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
+    this.grants = new GrantIssuer(cluster, storages);
   }
 
   @Override
@@ -90,11 +98,16 @@ public class RestoreReconciler implements Reconciler<Restore> {
       return podRestores.progress(restore); // a pod checkpoint's images are pushed: the pod is ours to make
     }
     if (observed != null && observed.phase != null && observed.phase != RestorePhase.Pending) {
-      return observed.phase.isTerminal() ? UpdateControl.noUpdate() : failWhenAgentGone(restore);
+      if (observed.phase.isTerminal()) {
+        return UpdateControl.noUpdate();
+      }
+      resealWhenTheNodeKeyChanged(restore);
+      return failWhenAgentGone(restore);
     }
     if (observed != null && observed.node != null && observed.node.equals(Labels.node(restore))
         && agentLoss.gone(observed.node).isEmpty()) {
       // the agent's to take; placed again below only if that agent is gone before it did
+      resealWhenTheNodeKeyChanged(restore);
       return UpdateControl.<Restore>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
     }
     Optional<Duration> retryDue = retries.untilRetry(observed);
@@ -107,7 +120,8 @@ public class RestoreReconciler implements Reconciler<Restore> {
         waitFor(restore);
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(CHECKPOINT_POLL);
       }
-      CheckpointNeeds needs = checkpointNeeds(checkpoint);
+      List<RecordedManifest> manifests = recordedManifests(checkpoint);
+      CheckpointNeeds needs = needsOf(manifests);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
       if (preflightFailures.size() >= PlacementStatus.MAX_PREFLIGHT_FAILURES) {
         giveUpAfterPreflights(restore, observed.placement);
@@ -119,7 +133,10 @@ public class RestoreReconciler implements Reconciler<Restore> {
       if (decision.node().isEmpty()) {
         refuse(restore, decision, preflightFailures);
       } else {
-        assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures);
+        String node = decision.node().get();
+        SealedGrant grant = grants.forRestore(restore, storageOf(checkpoint), node, manifests, isPodCheckpoint(checkpoint))
+            .orElse(null);
+        assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures, grant);
       }
     } catch (Refusal refusal) {
       RestoreStatus waiting = pending(restore);
@@ -248,23 +265,60 @@ public class RestoreReconciler implements Reconciler<Restore> {
         .thenComparing(c -> c.getMetadata().getCreationTimestamp(), NULLS_FIRST)).orElseThrow();
   }
 
-  /** What the checkpoint needs from a node, as the agent recorded it in the manifest. */
-  private CheckpointNeeds checkpointNeeds(Checkpoint checkpoint) throws Refusal {
+  /** The checkpoint's manifests as its status recorded them: one per container of a pod checkpoint, or one. */
+  private List<RecordedManifest> recordedManifests(Checkpoint checkpoint) throws Refusal {
+    CheckpointStorage storage = storageOf(checkpoint);
+    List<String> containers = isPodCheckpoint(checkpoint)
+        ? checkpoint.getStatus().containers.stream().map(c -> c.name).toList() : Collections.singletonList(null);
+    try (ObjectStore store = storages.open(storage)) {
+      List<RecordedManifest> manifests = new ArrayList<>();
+      for (String container : containers) {
+        manifests.add(RecordedManifest.read(store, checkpoint, container));
+      }
+      return manifests;
+    } catch (StoredCheckpointException e) {
+      throw new Refusal(e.reason(), e.getMessage());
+    } catch (IOException e) {
+      throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());
+    }
+  }
+
+  private CheckpointStorage storageOf(Checkpoint checkpoint) throws Refusal {
     CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
     if (storage == null) {
       throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage
           + "' holding the checkpoint no longer exists");
     }
-    // Each container of a pod checkpoint has a manifest; they share the source node.
-    String container = isPodCheckpoint(checkpoint) ? checkpoint.getStatus().containers.get(0).name : null;
-    try (ObjectStore store = storages.open(storage)) {
-      return CheckpointNeeds.of(RecordedManifest.read(store, checkpoint, container).manifest());
-    } catch (StoredCheckpointException e) {
-      throw new Refusal(e.reason(), e.getMessage());
+    return storage;
+  }
+
+  /** What the checkpoint needs from a node, as the agent recorded it in the manifest (a pod's containers share it). */
+  private static CheckpointNeeds needsOf(List<RecordedManifest> manifests) throws Refusal {
+    try {
+      return CheckpointNeeds.of(manifests.get(0).manifest());
     } catch (IllegalArgumentException e) {
       throw new Refusal("ManifestInvalid", e.getMessage());
-    } catch (IOException e) {
-      throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());
+    }
+  }
+
+  /** The node's agent published a new key (its old one went with its work folder): its grant is sealed again. */
+  private void resealWhenTheNodeKeyChanged(Restore restore) {
+    if (!grants.sealedToAnotherKey(restore.getStatus())) {
+      return;
+    }
+    try {
+      Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
+          .withName(restore.checkpointName()).get();
+      if (checkpoint == null) {
+        return; // the agent says so
+      }
+      SealedGrant grant = grants.forRestore(restore, storageOf(checkpoint), restore.getStatus().node,
+          recordedManifests(checkpoint), isPodCheckpoint(checkpoint)).orElse(null);
+      statusWriter.update(restore, r -> r.getStatus() != null && !r.getStatus().phaseOrPending().isTerminal(),
+          r -> r.getStatus().grant = grant);
+    } catch (Refusal refusal) {
+      log.warn("cannot seal the grant of restore {}/{} again: {}", restore.getMetadata().getNamespace(),
+          restore.getMetadata().getName(), refusal.getMessage());
     }
   }
 
@@ -307,13 +361,14 @@ public class RestoreReconciler implements Reconciler<Restore> {
   }
 
   private void assign(Restore restore, String checkpoint, PlacementDecision decision,
-      List<PlacementStatus.PreflightFailure> preflightFailures) {
+      List<PlacementStatus.PreflightFailure> preflightFailures, SealedGrant grant) {
     String node = decision.node().orElseThrow();
     restore = Labels.assign(client, restore, node);
     RestoreStatus status = pending(restore);
     RefusalRetries.carryAttempts(restore, status);
     status.checkpoint = checkpoint;
     status.node = node;
+    status.grant = grant;
     status.placement = placementStatus(decision, preflightFailures);
     status.message = "waiting for the agent on node " + node;
     status.observedGeneration = restore.getMetadata().getGeneration();

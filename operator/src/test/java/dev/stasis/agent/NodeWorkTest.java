@@ -30,8 +30,10 @@ import dev.stasis.api.SecretReference;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -211,8 +213,12 @@ class NodeWorkTest {
     restore.getStatus().phase = RestorePhase.Pending;
     restore.getStatus().node = "node-a";
     restore.getStatus().checkpoint = "c";
-    restore = client.resource(restore).updateStatus();
     NodeRestoreWorker worker = new NodeRestoreWorker(nodeWork(Set.of()));
+    // What the operator hands this node for the restore: the storage's credentials, sealed to its key.
+    restore.getStatus().grant = WorkGrants.seal(new WorkGrants.Grant("unreachable",
+        new WorkGrants.Credentials("key", "secret"), null, null, List.of()), restore, "node-a",
+        NodeKey.inWorkDir(work).publicKey());
+    restore = client.resource(restore).updateStatus();
 
     worker.reconcile(restore, null);
     Restore ref = restore;
@@ -318,6 +324,25 @@ class NodeWorkTest {
     assertThat(client.resource(abandoned).get().getStatus().reason).isEqualTo("AgentRestarted");
     assertThat(ours).doesNotExist();
     assertThat(theirs).allMatch(Files::exists);
+  }
+
+  /**
+   * Work whose grant is sealed to a key this agent no longer has (its work folder was wiped): it
+   * waits, untouched and without an attempt counted, for the operator to seal it again.
+   */
+  @Test
+  void workWhoseGrantIsSealedToAnotherKeyWaitsForTheOperator() throws Exception {
+    Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Pending);
+    checkpoint.getStatus().grant = WorkGrants.seal(new WorkGrants.Grant("fs", null, null, null, List.of()), checkpoint,
+        "node-a", NodeKey.inWorkDir(work.resolve("an-earlier-key")).publicKey());
+    checkpoint = client.resource(checkpoint).updateStatus();
+
+    var control = new NodeCheckpointWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL))).reconcile(checkpoint, null);
+
+    assertThat(control.getScheduleDelay()).contains(NodeJob.GRANT_WAIT.toMillis());
+    Checkpoint waiting = client.resource(checkpoint).get();
+    assertThat(waiting.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(waiting.getStatus().attempts).isNull();
   }
 
   @Test

@@ -32,6 +32,8 @@ import dev.stasis.archive.Sha256;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.NodeKey;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestingClock;
@@ -282,6 +284,30 @@ class RestoreReconcilerTest {
     assertThat(r.getStatus().placement.preflightFailures).hasSize(PlacementStatus.MAX_PREFLIGHT_FAILURES);
   }
 
+  /**
+   * The placed Restore carries what node-a's agent needs, sealed to the key it published; when that
+   * agent has a new key, the grant is sealed again to it.
+   */
+  @Test
+  void theGrantOfAPlacedRestoreIsSealedAgainWhenTheNodesKeyChanges(@TempDir Path keys) throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    NodeKey first = NodeKey.inWorkDir(keys.resolve("first"));
+    publishKey("node-a", first);
+    Restore r = reconcile(restore("r", "c", null));
+    assertThat(r.getStatus().node).isEqualTo("node-a");
+    assertThat(WorkGrants.open(r.getStatus().grant, first, r, "node-a").storage()).isEqualTo("fs");
+
+    NodeKey second = NodeKey.inWorkDir(keys.resolve("second"));
+    publishKey("node-a", second);
+    heartbeat("node-a", clock.now);
+    r = reconcile(r);
+
+    assertThat(r.getStatus().node).isEqualTo("node-a");
+    assertThat(r.getStatus().grant.nodeKey).isEqualTo(second.fingerprint());
+    assertThat(WorkGrants.open(r.getStatus().grant, second, r, "node-a").storage()).isEqualTo("fs");
+  }
+
   /** The agent of node-a handed the Restore back after its pre-flight failed (retryOtherNodes). */
   @Test
   void aFailedPreflightMovesTheRestoreToTheNextNodeAndSaysSo() throws Exception {
@@ -407,6 +433,12 @@ class RestoreReconcilerTest {
     profile("node-a", Map.of(), "sse4_2", "avx2");
     profile("node-b", Map.of("zone", "west"), "sse4_2", "avx2");
     profile("node-c", Map.of("zone", "east"), "sse4_2");
+  }
+
+  private void publishKey(String node, NodeKey key) {
+    NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
+    profile.getSpec().grantKey = key.publicKey();
+    client.resource(profile).update();
   }
 
   private void profile(String name, Map<String, String> labels, String... flags) {
