@@ -1,6 +1,5 @@
 package dev.stasis.agent;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
@@ -9,11 +8,11 @@ import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.archive.ArchiveCodec;
-import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
@@ -23,6 +22,7 @@ import dev.stasis.criu.DumpStats;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
@@ -35,10 +35,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -51,14 +48,13 @@ import org.slf4j.LoggerFactory;
 @ControllerConfiguration(name = "node-checkpoint", generationAwareEventProcessing = false)
 public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final ProcessTargetPolicy processTargets;
   /**
    * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
-  private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
+  private final KeyedLocks<Integer> processLocks = new KeyedLocks<>();
   private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
   private final PodCheckpointJob podCheckpoints;
 
@@ -79,6 +75,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       var untilRetry = RetryPolicy.untilRetry(status, Instant.now());
       if (untilRetry.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(untilRetry.get());
+      }
+      if (!storages.grantReady(checkpoint)) {
+        return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(GRANT_WAIT);
       }
       if (!pod && refusedBeforeQueueing(checkpoint)) {
         return UpdateControl.noUpdate();
@@ -148,24 +147,23 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       if (notAllowed.isPresent()) {
         throw new WorkFailure("StorageNotAllowed", notAllowed.get());
       }
-      try (ObjectStore store = storages.open(storage)) {
+      WorkGrants.Grant grant = storages.grant(checkpoint);
+      try (ObjectStore store = storages.open(storage, grant)) {
         DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
             Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
             Boolean.TRUE.equals(options.shellJob),
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         ArchiveCodec codec = StorageBinding.codec(storage);
-        ArchiveKey encryptWith = storages.encryptionKey(storage).orElse(null);
+        BoundKey encryptWith = storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null);
         Criu.DumpResult dumped;
-        Manifest manifest;
-        ReentrantLock processLock = processLocks.computeIfAbsent(pid, p -> new ReentrantLock());
-        processLock.lock();
-        try {
+        CommittedManifest manifest;
+        try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
           tree = ProcessTree.members(pid);
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            try (WorkingFolderLocks.Held folders = workingFolders.lock(tree)) {
+            try (KeyedLocks.Held folders = workingFolders.lock(tree)) {
               dumped = dump(dump);
             }
             stopped = !options.leaveRunning();
@@ -180,8 +178,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
             ProcessTree.signal(tree, "KILL"); // stored and committed: only now may the workload end
             stopped = false;
           }
-        } finally {
-          processLock.unlock();
         }
         complete(checkpoint, store, manifest, dumped.stats(), started);
         // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
@@ -276,7 +272,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      ArchiveKey encryptWith, Path imagesDir) throws WorkFailure {
+      BoundKey encryptWith, Path imagesDir) throws WorkFailure {
     String archiveKey = layout(checkpoint).archiveKey(codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
@@ -291,8 +287,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * Archive first, manifest last: a checkpoint whose manifest exists is whole. Anything written
    * before a failure is removed again, so no half-written archive is ever left to be mistaken.
    */
-  private Manifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload, ArchiveCodec codec,
-      ArchiveKey encryptedWith, DumpOptions dump, CriuVersion criuVersion, RestoreRequirements requirements)
+  private CommittedManifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload,
+      ArchiveCodec codec, BoundKey encryptedWith, DumpOptions dump, CriuVersion criuVersion,
+      RestoreRequirements requirements)
       throws WorkFailure {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
@@ -303,8 +300,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         manifest.archive.encryption = Manifest.Encryption.with(encryptedWith);
       }
       requirements.recordIn(manifest, dump.imagesDir());
-      store.put(layout.manifestKey(), manifest.toJson());
-      return manifest;
+      return CommittedManifest.put(store, layout.manifestKey(), manifest);
     } catch (IOException e) {
       try {
         store.deleteAll(layout.prefix());
@@ -325,6 +321,10 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
   }
 
+  private static ArchiveIdentity identity(Checkpoint checkpoint) {
+    return ArchiveIdentity.ofProcess(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid());
+  }
+
   private Manifest manifest(Checkpoint checkpoint, DumpOptions dump, CriuVersion criuVersion, String archiveKey,
       ArchiveCodec codec, ArchiveSummary summary) {
     var meta = checkpoint.getMetadata();
@@ -336,12 +336,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     m.source.checkpointUid = meta.getUid();
     m.source.node = config.nodeName();
     m.source.pid = dump.pid();
-    NodeProfile profile = client.resources(NodeProfile.class).withName(config.nodeName()).get();
-    if (profile != null && profile.getSpec() != null) {
-      @SuppressWarnings("unchecked")
-      Map<String, Object> fingerprint = JSON.convertValue(profile.getSpec(), Map.class);
-      m.nodeProfile = fingerprint;
-    }
+    m.nodeProfile = NodeFingerprint.asMap(NodeFingerprint.profile(client, config.nodeName()));
     m.criu = new Manifest.Criu();
     m.criu.version = criuVersion.toString();
     m.criu.options = dump.recordedOptions();
@@ -355,12 +350,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     return m;
   }
 
-  private void complete(Checkpoint checkpoint, ObjectStore store, Manifest manifest, DumpStats dumpStats, long started) {
-    ArchiveStatus archive = new ArchiveStatus();
-    archive.uri = store.uri(manifest.archive.key);
-    archive.sizeBytes = manifest.archive.sizeBytes;
-    archive.storedBytes = manifest.archive.storedBytes;
-    archive.sha256 = manifest.archive.sha256;
+  private void complete(Checkpoint checkpoint, ObjectStore store, CommittedManifest manifest, DumpStats dumpStats,
+      long started) {
+    ArchiveStatus archive = manifest.archiveStatus(store);
     CheckpointStats stats = new CheckpointStats();
     if (dumpStats != null) {
       stats.freezingTimeMicros = dumpStats.freezingTimeMicros();

@@ -12,6 +12,8 @@ import java.time.Duration;
 abstract class NodeJob {
   /** How often to look again whether the CRIU a dead agent started has ended or finished its restore. */
   static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
+  /** How soon to look again at work whose grant is sealed to a key this agent no longer has (the operator reseals it). */
+  static final Duration GRANT_WAIT = Duration.ofSeconds(5);
 
   final NodeWork work;
   final KubernetesClient client;

@@ -25,8 +25,10 @@ import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.ScheduleRef;
 import dev.stasis.api.SecretReference;
+import dev.stasis.archive.Manifest;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
+import dev.stasis.image.RegistryClient;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
@@ -141,6 +143,37 @@ class PodRestoreIT {
     for (AutoCloseable c : cleanup) {
       c.close();
     }
+  }
+
+  /**
+   * The operator creates restored pods under its own rights, from the pod spec in the manifest. Who
+   * can write the bucket rewrites that spec to mount the node's root filesystem: the manifest is not
+   * the one the Checkpoint's status recorded, so no image is pushed and no pod is created.
+   */
+  @Test
+  void aPodSpecRewrittenInTheBucketIsNeverCreated() throws Exception {
+    Checkpoint checkpoint = checkpoint("web", storage);
+    Path manifestFile = dir.resolve("storage").resolve(namespace).resolve("web-" + checkpoint.getMetadata().getUid())
+        .resolve("containers/app/manifest.json");
+    Manifest forged = Manifest.fromJson(Files.readAllBytes(manifestFile));
+    forged.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "example.org/counter:1",
+            "securityContext", Map.of("privileged", true),
+            "volumeMounts", List.of(Map.of("name", "host", "mountPath", "/host")))),
+        "volumes", List.of(Map.of("name", "host", "hostPath", Map.of("path", "/"))));
+    Files.write(manifestFile, forged.toJson());
+
+    Restore failed = awaitRestore(restore("web", "web", r -> {}), r -> r.getStatus() != null
+        && r.getStatus().phase != null && r.getStatus().phase.isTerminal());
+
+    assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
+    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("ManifestTampered");
+    assertThat(failed.getStatus().message).contains("is not the one stored when the checkpoint was taken");
+    await().atMost(TIMEOUT).until(() -> events("web").stream()
+        .anyMatch(e -> e.getReason().equals("ManifestTampered") && e.getType().equals("Warning")));
+    assertThat(admin.pods().inNamespace(namespace).list().getItems()).extracting(p -> p.getMetadata().getName())
+        .as("only the original pod").containsExactly("web");
+    assertThat(registry.get("/v2/stasis/" + namespace + "/web/manifests/app-" + checkpoint.getMetadata().getUid(),
+        RegistryClient.OCI_MANIFEST).statusCode()).as("no image pushed").isEqualTo(404);
   }
 
   @Test
