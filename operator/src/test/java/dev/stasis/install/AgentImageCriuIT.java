@@ -33,7 +33,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The agent image's way to CRIU, step by step as images/Dockerfile and the DaemonSet take it:
+ * The agent image's way to CRIU, step by step as images/build.sh and the DaemonSet take it:
  * install-criu.sh builds the self-contained prefix, install-host-criu copies it to a "host" folder,
  * and the agent checkpoints and restores a real workload through criu-host, which runs that copy
  * inside another process's namespaces with nsenter (on a node: the host's PID 1; here: this JVM).
