@@ -96,9 +96,12 @@ unpack_debs() {
 
 # --- layers ----------------------------------------------------------------------------------------
 
-# pack ROOT: writes the layer of ROOT into the blob store; prints "<digest> <size> <diff_id>".
+# pack ROOT: writes the layer of ROOT into the blob store; prints "<digest> <size> <diff_id>". No file
+# keeps a setuid or setgid bit: nothing in the images needs one (su, mount and the like come along
+# with their packages, unused).
 pack() {
   local root="$1" tar gz diff digest
+  find "$root" -type f -perm /6000 -exec chmod ug-s {} +
   tar="$(mktemp "$STORE/tmp/layer.XXXXXX")"
   (cd "$root" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort) |
     tar --create --file="$tar" --directory="$root" --no-recursion --verbatim-files-from --files-from=- \
@@ -154,8 +157,6 @@ fill_java() {
 fill_agent_tools() {
   local root="$1"
   unpack_debs "$root" agent-tools "${AGENT_PKGS[@]}"
-  # Only what the agent runs; su, mount and the like are not needed and lose their setuid bits.
-  find "$root" -type f -perm /6000 -exec chmod ug-s {} +
   mkdir -p "$root/opt/stasis/bin"
   cp "$REPO_ROOT/images/criu-host" "$REPO_ROOT/images/install-host-criu" "$root/opt/stasis/bin/"
   chmod 755 "$root/opt/stasis/bin/"*

@@ -20,6 +20,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
+import java.util.zip.GZIPInputStream;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -81,6 +84,22 @@ class ImagesIT {
       assertThat(agent.path("Cmd").toString()).isEqualTo("[\"agent\"]");
       assertThat(agent.path("Env").toString()).contains("STASIS_IMAGE_CRIU=/opt/stasis/criu");
       assertThat(configs.get("stasis-counter").path("Entrypoint").toString()).contains("echo");
+    }
+  }
+
+  @Test
+  void noFileInAnyLayerIsSetuidOrSetgid() throws Exception {
+    Path blobs = REPO.resolve(".stasis/images/blobs/sha256");
+    for (ImageLayout.Image image : ImageLayout.at(REPO.resolve(".stasis/images")).images()) {
+      JsonNode manifest = JSON.readTree(blobs.resolve(image.digest().substring("sha256:".length())).toFile());
+      for (JsonNode layer : manifest.path("layers")) {
+        Path blob = blobs.resolve(layer.path("digest").asText().substring("sha256:".length()));
+        try (var tar = new TarArchiveInputStream(new GZIPInputStream(Files.newInputStream(blob)))) {
+          for (TarArchiveEntry entry = tar.getNextEntry(); entry != null; entry = tar.getNextEntry()) {
+            assertThat(entry.getMode() & 06000).as("%s in %s", entry.getName(), image.name()).isZero();
+          }
+        }
+      }
     }
   }
 
