@@ -275,9 +275,9 @@ main() {
   java_version="$(sed -n 's/^JAVA_RUNTIME_VERSION="\(.*\)"$/\1/p' "$java_home/release")"
   case "$java_version" in 17.*) ;; *) die "jlink is from Java ${java_version:-?} ($java_home); the images need a JDK 17" ;; esac
 
-  mkdir -p "$STORE/blobs/sha256" "$STORE/layers" "$STORE/tmp"
-  exec 8>"$STORE/.lock"
-  flock 8 # one build at a time writes the store
+  mkdir -p "$STORE/blobs/sha256" "$STORE/layers" "$STORE/tmp" "$CACHE"
+  exec 8>"$CACHE/.images.lock"
+  flock 8 # one build at a time on this machine: the stores and the Debian folder are shared
   find "$STORE/tmp" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 
   CRIU_PREFIX="$(STASIS_CRIU_PREFIX_ONLY=1 STASIS_CRIU_FORCE_PREFIX=1 "$REPO_ROOT/scripts/install-criu.sh")"
