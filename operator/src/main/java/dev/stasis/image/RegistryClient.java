@@ -305,7 +305,7 @@ public final class RegistryClient {
     return URLEncoder.encode(s, StandardCharsets.UTF_8);
   }
 
-  static String sha256(byte[] bytes) {
+  public static String sha256(byte[] bytes) {
     return HexFormat.of().formatHex(sha256Digest().digest(bytes));
   }
 

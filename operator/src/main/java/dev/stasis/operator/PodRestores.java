@@ -83,7 +83,8 @@ final class PodRestores {
       if (failure.isPresent()) {
         throw new Refusal("RestoredPodFailed", "pod " + pod.getMetadata().getName() + " on node "
             + pod.getSpec().getNodeName() + " cannot run: " + failure.get()
-            + "; the node's runtime must be CRI-O with checkpoint support (enable_criu_support) and able to pull from the registry");
+            + "; the node's runtime must restore from checkpoint images (CRI-O 1.25+ with enable_criu_support, or "
+            + "containerd 2.1+) and be able to pull from the registry, the image the checkpoint was based on included");
       }
       Instant created = Instant.parse(pod.getMetadata().getCreationTimestamp());
       if (Instant.now().isAfter(created.plus(START_TIMEOUT))) {
