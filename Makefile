@@ -8,10 +8,16 @@ JAR := operator/target/stasis.jar
 # `make images IMAGE_REGISTRY=https://registry.example.com/stasis` pushes the images there too.
 IMAGE_REGISTRY ?=
 
-.PHONY: run test bench deps criu control-plane node test-tools helm build crds images clean
+.PHONY: run cluster test bench deps criu control-plane node test-tools helm build crds images clean
 
 run: deps build
 	java -jar $(JAR) local --state-dir .stasis
+
+# A real one-node Kubernetes cluster on this machine (kubelet, containerd, a registry) with Stasis installed
+# by Helm from its own images (scripts/cluster.sh); in the foreground until Ctrl-C. Kubeconfig:
+# .stasis/node/kubeconfig.
+cluster: helm build
+	scripts/cluster.sh
 
 # Not quiet: Surefire's and Failsafe's "Tests run:" lines are the record of what ran.
 test: deps node
