@@ -5,16 +5,19 @@
 export STASIS_CACHE ?= $(HOME)/.cache/stasis
 MVN ?= mvn -B -q
 JAR := operator/target/stasis.jar
-VERSION ?= 0.1.0
-# Images are named $(IMAGE_PREFIX)stasis-operator:$(VERSION) and $(IMAGE_PREFIX)stasis-agent:$(VERSION),
-# e.g. IMAGE_PREFIX=registry.example.com/stasis/ (push them there, then point the chart at them).
-IMAGE_PREFIX ?=
-CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
+# `make images IMAGE_REGISTRY=https://registry.example.com/stasis` pushes the images there too.
+IMAGE_REGISTRY ?=
 
-.PHONY: run test bench deps criu control-plane node test-tools helm build crds images clean
+.PHONY: run cluster test bench deps criu control-plane node test-tools helm build crds images clean
 
 run: deps build
 	java -jar $(JAR) local --state-dir .stasis
+
+# A real one-node Kubernetes cluster on this machine (kubelet, containerd, a registry) with Stasis installed
+# by Helm from its own images (scripts/cluster.sh); in the foreground until Ctrl-C. Kubeconfig:
+# .stasis/node/kubeconfig.
+cluster: helm build
+	scripts/cluster.sh
 
 # Not quiet: Surefire's and Failsafe's "Tests run:" lines are the record of what ran.
 test: deps node
@@ -45,11 +48,10 @@ helm:
 build:
 	$(MVN) package -DskipTests
 
-# Needs docker or podman; everything the images contain is tested without one (AgentImageCriuIT).
+# stasis-operator, stasis-agent and the demo stasis-counter, without a container engine (images/build.sh):
+# an OCI image layout in .stasis/images, pushed to $(IMAGE_REGISTRY) when it is set.
 images: build
-	@test -n "$(CONTAINER_ENGINE)" || { echo "make images needs a container engine (docker or podman); this machine has none" >&2; exit 1; }
-	$(CONTAINER_ENGINE) build -f images/Dockerfile --target operator -t $(IMAGE_PREFIX)stasis-operator:$(VERSION) .
-	$(CONTAINER_ENGINE) build -f images/Dockerfile --target agent -t $(IMAGE_PREFIX)stasis-agent:$(VERSION) .
+	images/build.sh $(if $(IMAGE_REGISTRY),--push $(IMAGE_REGISTRY))
 
 # Regenerates crds/ from the API classes, and the copies the Helm chart and kustomize install;
 # CrdDriftTest and PackagedCrdsTest fail while they differ.

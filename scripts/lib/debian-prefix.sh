@@ -4,12 +4,21 @@
 #
 #   debian_lists <work> <suite>...        private lists for those suites under <work>
 #                                         (sets DEBIAN_APT: the apt-get options that use them)
+#   debian_apt <work> <suite>...          sets DEBIAN_APT for lists debian_lists fetched before,
+#                                         without fetching them again
 #   debian_unpack <work> <root> <pkg>...  downloads pkg (name, name/suite or name=version) and
 #                                         unpacks each into <root>; appends "name version" lines
 #                                         to <root>/.stasis-packages
 # Callers define log() and die().
 
 debian_lists() {
+  debian_apt "$@"
+  log "fetching Debian ${*:2} package lists (private, system apt state untouched)"
+  apt-get "${DEBIAN_APT[@]}" update >"$1/apt-update.log" 2>&1 ||
+    { cat "$1/apt-update.log" >&2; die "apt-get update (private lists for ${*:2}) failed"; }
+}
+
+debian_apt() {
   local work="$1"
   shift
   mkdir -p "$work/sources" "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
@@ -29,9 +38,6 @@ EOF
     -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false
     -o Acquire::IndexTargets::deb::CNF::DefaultEnabled=false
     -o APT::Sandbox::User=root -q)
-  log "fetching Debian $* package lists (private, system apt state untouched)"
-  apt-get "${DEBIAN_APT[@]}" update >"$work/apt-update.log" 2>&1 ||
-    { cat "$work/apt-update.log" >&2; die "apt-get update (private lists for $*) failed"; }
 }
 
 debian_unpack() {

@@ -23,5 +23,5 @@ app.kubernetes.io/component: {{ . }}
 {{- end }}
 
 {{- define "stasis.image" -}}
-{{ .image.repository }}:{{ .image.tag | default .ctx.Chart.AppVersion }}
+{{ .image.repository }}:{{ .image.tag | default .ctx.Chart.AppVersion }}{{ with .image.digest }}@{{ . }}{{ end }}
 {{- end }}

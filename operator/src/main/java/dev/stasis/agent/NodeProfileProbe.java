@@ -14,7 +14,11 @@ import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 
-/** Observes what this node offers a restore: CPU, kernel, OS, CRIU, runtime, GPUs, free space. */
+/**
+ * Observes what this node offers a restore: CPU, kernel, OS, CRIU, runtime, GPUs, free space. The
+ * OS and the runtime's socket are the node's as seen under the agent's host root (in a pod with
+ * hostPID, /proc/1/root), not its image's.
+ */
 class NodeProfileProbe {
   private final Path proc;
   private final Path etc;
@@ -22,8 +26,8 @@ class NodeProfileProbe {
   private final Path run;
   private final Map<String, Criu.Features> featureCache = new ConcurrentHashMap<>();
 
-  NodeProfileProbe() {
-    this(Path.of("/proc"), Path.of("/etc"), Path.of("/dev"), Path.of("/run"));
+  NodeProfileProbe(Path hostRoot) {
+    this(Path.of("/proc"), hostRoot.resolve("etc"), Path.of("/dev"), hostRoot.resolve("run"));
   }
 
   NodeProfileProbe(Path proc, Path etc, Path dev, Path run) {

@@ -51,7 +51,7 @@ public class NodeProfilePublisher implements AutoCloseable {
   private Map<String, String> publishedLabels;
 
   public NodeProfilePublisher(KubernetesClient client, AgentConfig config) {
-    this(client, config, new NodeProfileProbe());
+    this(client, config, new NodeProfileProbe(config.hostRoot()));
   }
 
   NodeProfilePublisher(KubernetesClient client, AgentConfig config, NodeProfileProbe probe) {

@@ -37,12 +37,21 @@ import org.slf4j.LoggerFactory;
  * <p>An upload writes a hidden temporary file next to its target ({@code .<name>.partial-<random>})
  * and {@link ObjectUpload#commit() commit} fsyncs it and renames it into place, so a reader sees
  * a whole object or none, also after a crash. Listings skip such partial files.
+ *
+ * <p>Archives hold the memory of the processes checkpointed, so what the store creates is for its
+ * owner and its group only ({@code rwxrwx---}, {@code rw-rw----}), whatever the umask. The group
+ * lets two users share a store: on a cluster the root agent writes archives that the operator,
+ * user 65532, checks and deletes; the root is then owned by group 65532 and setgid, so that every
+ * folder and file below it takes that group (a setgid bit on a folder is kept).
  */
 public final class FileSystemObjectStore implements ObjectStore {
   private static final Logger LOG = LoggerFactory.getLogger(FileSystemObjectStore.class);
   private static final String PARTIAL_MARKER = ".partial-";
   // Archives arrive in small compressed chunks; write them to the file in large ones.
   private static final int BUFFER_SIZE = 1 << 20;
+  private static final int FOLDER_MODE = 0770;
+  private static final int FILE_MODE = 0660;
+  private static final int SPECIAL_BITS = 07000;
 
   private final Path root;
 
@@ -53,9 +62,17 @@ public final class FileSystemObjectStore implements ObjectStore {
   @Override
   public ObjectUpload upload(String key) throws IOException {
     Path target = pathOf(key);
-    Files.createDirectories(target.getParent());
+    createFolders(target.getParent());
     Path partial = target.resolveSibling("." + target.getFileName() + PARTIAL_MARKER + randomName());
-    return new FileUpload(partial, target, FileChannel.open(partial, CREATE_NEW, WRITE));
+    FileChannel channel = FileChannel.open(partial, CREATE_NEW, WRITE);
+    try {
+      setMode(partial, FILE_MODE);
+    } catch (IOException e) {
+      channel.close();
+      Files.deleteIfExists(partial);
+      throw e;
+    }
+    return new FileUpload(partial, target, channel);
   }
 
   @Override
@@ -165,7 +182,7 @@ public final class FileSystemObjectStore implements ObjectStore {
     String probeKey = CHECK_PROBE_PREFIX + randomName();
     byte[] probe = ("written by stasis to check " + root).getBytes(StandardCharsets.UTF_8);
     try {
-      Files.createDirectories(root);
+      createFolders(root);
       put(probeKey, probe);
       byte[] readBack = read(probeKey);
       Files.delete(pathOf(probeKey));
@@ -197,6 +214,31 @@ public final class FileSystemObjectStore implements ObjectStore {
       throw new IllegalArgumentException("object key '" + key + "' is not a relative path of plain names");
     }
     return root.resolve(key);
+  }
+
+  /** Creates {@code folder} and the missing folders above it; those at or under the root get {@link #FOLDER_MODE}. */
+  private void createFolders(Path folder) throws IOException {
+    if (Files.isDirectory(folder)) {
+      return;
+    }
+    createFolders(folder.getParent());
+    try {
+      Files.createDirectory(folder);
+    } catch (FileAlreadyExistsException e) {
+      if (Files.isDirectory(folder)) {
+        return; // made meanwhile by a concurrent upload
+      }
+      throw e;
+    }
+    if (folder.startsWith(root)) {
+      setMode(folder, FOLDER_MODE);
+    }
+  }
+
+  /** Sets the permission bits and keeps setuid, setgid and sticky (Java's PosixFilePermission cannot). */
+  private static void setMode(Path path, int mode) throws IOException {
+    int current = (Integer) Files.getAttribute(path, "unix:mode");
+    Files.setAttribute(path, "unix:mode", (current & SPECIAL_BITS) | mode);
   }
 
   private static String randomName() {

@@ -5,17 +5,14 @@ import static org.awaitility.Awaitility.await;
 
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
-import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
-import dev.stasis.api.Restore;
-import dev.stasis.api.RestorePhase;
-import dev.stasis.api.RestoreSpec;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.Restores;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -33,7 +30,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The agent image's way to CRIU, step by step as images/Dockerfile and the DaemonSet take it:
+ * The agent image's way to CRIU, step by step as images/build.sh and the DaemonSet take it:
  * install-criu.sh builds the self-contained prefix, install-host-criu copies it to a "host" folder,
  * and the agent checkpoints and restores a real workload through criu-host, which runs that copy
  * inside another process's namespaces with nsenter (on a node: the host's PID 1; here: this JVM).
@@ -85,18 +82,7 @@ class AgentImageCriuIT {
           .isEqualTo(CheckpointPhase.Completed);
       counter.close();
 
-      Restore restore = new Restore();
-      restore.setMetadata(new ObjectMetaBuilder().withName("counter").withNamespace(namespace).build());
-      restore.setSpec(new RestoreSpec());
-      restore.getSpec().checkpointRef = new CheckpointRef("counter");
-      admin.resource(restore).create();
-      await().atMost(TIMEOUT).until(() -> {
-        Restore r = admin.resources(Restore.class).inNamespace(namespace).withName("counter").get();
-        return r.getStatus() != null && r.getStatus().phase != null && r.getStatus().phase.isTerminal();
-      });
-      Restore restored = admin.resources(Restore.class).inNamespace(namespace).withName("counter").get();
-      assertThat(restored.getStatus().phase).as(restored.getStatus().message).isEqualTo(RestorePhase.Completed);
-      int pid = restored.getStatus().restoredPid;
+      int pid = Restores.completed(admin, namespace, "counter", TIMEOUT).getStatus().restoredPid;
       try {
         long now = count(out);
         await().atMost(TIMEOUT).until(() -> count(out) > now + 2); // the restored counter counts on

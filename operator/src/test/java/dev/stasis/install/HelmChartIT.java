@@ -119,6 +119,10 @@ class HelmChartIT {
     assertThat(container.at("/securityContext/privileged").asBoolean()).isTrue();
     assertThat(container.at("/env/0/name").asText()).isEqualTo("NODE_NAME");
     assertThat(container.at("/env/0/valueFrom/fieldRef/fieldPath").asText()).isEqualTo("spec.nodeName");
+    // CRIU in the namespaces of the node's init, and the node's files as that process sees them.
+    assertThat(container.at("/env").toString()).contains("{\"name\":\"STASIS_HOST_NAMESPACES_PID\",\"value\":\"1\"}");
+    assertThat(container.at("/args").toString()).contains("\"--host-root=/proc/1/root\"",
+        "\"--kubelet-checkpoint-dir=/var/lib/kubelet/checkpoints\"").doesNotContain("--kubelet-url");
     List<String> hostPaths = new ArrayList<>();
     pod.at("/volumes").forEach(v -> {
       if (v.has("hostPath")) {
@@ -138,8 +142,16 @@ class HelmChartIT {
     assertThat(storage.at("/spec/s3/credentialsSecret/namespace").asText()).isEqualTo("stasis-system");
     assertThat(objects.get("Secret stasis-system/archives-credentials").at("/stringData/accessKeyId").asText())
         .isEqualTo("EXAMPLEKEY");
-    JsonNode agent = objects.get("DaemonSet stasis-system/stasis-agent").at("/spec/template/spec/containers/0/args");
-    assertThat(agent.toString()).contains("--criu-env=CRIU_FAULT=130", "--allow-process-targets=hpc,simulations");
+    assertThat(storage.at("/spec/registry/url").asText()).isEqualTo("https://registry.example.com/stasis/checkpoints");
+    assertThat(storage.at("/spec/registry/credentialsSecret").toString())
+        .isEqualTo("{\"name\":\"registry-credentials\",\"namespace\":\"stasis-system\"}");
+    assertThat(storage.at("/spec/registry/caSecret/name").asText()).isEqualTo("registry-ca");
+    assertThat(storage.at("/spec/registry/insecure").isMissingNode()).isTrue();
+    JsonNode agent = objects.get("DaemonSet stasis-system/stasis-agent").at("/spec/template/spec/containers/0");
+    assertThat(agent.at("/args").toString()).contains("--criu-env=CRIU_FAULT=130", "--allow-process-targets=hpc,simulations",
+        "--kubelet-url=https://$(NODE_IP):10250", "--host-root=/proc/4242/root");
+    assertThat(agent.at("/image").asText()).isEqualTo("registry.example.com/stasis/stasis-agent:0.1.0-rc1"
+        + "@sha256:50d858e0985ecc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c");
   }
 
   @Test
@@ -148,6 +160,8 @@ class HelmChartIT {
     assertRefused("operator.replicas > 1 needs operator.leaderElection: true", "--set", "operator.leaderElection=false");
     assertRefused("missing property 'bucket'", "--set", "defaultStorage.enabled=true");
     assertRefused("/metrics/agentPort", "--set", "metrics.agentPort=0");
+    assertRefused("/operator/image/digest", "--set", "operator.image.digest=latest");
+    assertRefused("at '/defaultStorage/registry': missing property 'url'", "--set", "defaultStorage.registry.insecure=true");
   }
 
   private static void assertRefused(String message, String... args) throws Exception {

@@ -19,6 +19,10 @@ class FileSystemObjectStoreTest {
   Path root;
   FileSystemObjectStore store;
 
+  private static int mode(Path path) throws IOException {
+    return (Integer) Files.getAttribute(path, "unix:mode") & 07777;
+  }
+
   @BeforeEach
   void createStore() {
     root = temp.resolve("storage");
@@ -49,6 +53,35 @@ class FileSystemObjectStoreTest {
           assertThat(object.sizeBytes()).isEqualTo(23);
         });
     assertThat(filesUnder(root)).containsExactly("ns/ckpt-1/archive.tar.zst");
+  }
+
+  @Test
+  void whatItCreatesIsForItsOwnerAndGroupOnlyAndTakesTheGroupOfASetgidRoot() throws IOException {
+    // As on a cluster: the operator's group (65532) owns the root, setgid; the agent writes as root.
+    Files.createDirectories(root);
+    Files.setAttribute(root, "unix:gid", 65532);
+    Files.setAttribute(root, "unix:mode", 02770);
+
+    store.put("ns/ckpt-1/manifest.json", bytes("{}"));
+
+    for (Path folder : List.of(root.resolve("ns"), root.resolve("ns/ckpt-1"))) {
+      assertThat(Integer.toOctalString(mode(folder))).as("%s", folder).isEqualTo("2770");
+      assertThat(Files.getAttribute(folder, "unix:gid")).isEqualTo(65532);
+    }
+    Path file = root.resolve("ns/ckpt-1/manifest.json");
+    assertThat(Integer.toOctalString(mode(file))).isEqualTo("660");
+    assertThat(Files.getAttribute(file, "unix:gid")).isEqualTo(65532);
+  }
+
+  @Test
+  void aRootItCreatesIsForItsOwnerAndGroupOnly() throws Exception {
+    store.check();
+    store.put("ns/ckpt-1/manifest.json", bytes("{}"));
+
+    assertThat(Integer.toOctalString(mode(root))).isEqualTo("770");
+    assertThat(Integer.toOctalString(mode(root.resolve("ns")))).isEqualTo("770");
+    assertThat(Integer.toOctalString(mode(root.resolve("ns/ckpt-1/manifest.json")))).isEqualTo("660");
+    assertThat(Integer.toOctalString(mode(temp))).as("folders above the root are not the store's").isEqualTo("700");
   }
 
   @Test
@@ -124,7 +157,7 @@ class FileSystemObjectStoreTest {
 
     assertThatThrownBy(unusable::check)
         .isInstanceOf(StorageUnavailableException.class)
-        .hasMessage("filesystem storage " + file.resolve("storage") + " is not writable: Not a directory (" + file.resolve("storage") + ")");
+        .hasMessage("filesystem storage " + file.resolve("storage") + " is not writable: " + file + " exists and is not a directory");
   }
 
   @Test
