@@ -20,8 +20,8 @@
 #   kubeconfig   cluster-admin; the API server listens on the bridge's host address, which pods
 #                reach directly and through the "kubernetes" Service (kube-proxy, nftables)
 #   node.env     shell-sourceable facts: NODE_NAME NODE_IP KUBECONFIG CLUSTER_CA KUBELET_URL
-#                KUBELET_CHECKPOINT_DIR CONTAINERD_ROOT CONTAINERD_ADDRESS CONTAINERD_CONFIG REGISTRY
-#                POD_REGISTRY POD_CIDR SERVICE_CIDR CRIU (the criu runc runs)
+#                KUBELET_CHECKPOINT_DIR CONTAINERD_ROOT CONTAINERD_ADDRESS CONTAINERD_CONFIG CTR (containerd's
+#                client) REGISTRY POD_REGISTRY POD_CIDR SERVICE_CIDR CRIU (the criu runc runs)
 #   logs/<part>.log, and the state `stop` undoes (state/, pids)
 # An earlier node's files in <dir> are removed by `start`: every start is a new cluster.
 # The kubelet serves https://$NODE_IP:10250 with a certificate of the cluster CA (CLUSTER_CA, the
@@ -147,7 +147,7 @@ build_containerd() {
   "$CONTAINERD_BIN/containerd" --version >&2
 }
 
-# containerd, runc, the CNI plugins and nft from Debian sid in $PREFIX; runc and nft are pointed
+# runc, the CNI plugins and nft from Debian sid in $PREFIX; runc and nft are pointed
 # at the prefix's glibc with patchelf (runc re-executes itself as `runc init`, so a wrapper would
 # not do), patchelf itself coming from Debian 12.
 build_prefix() {
@@ -494,8 +494,13 @@ temp = "$c/tmp"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 EOF
-  # runc and its `criu swrk` find criu (and kube-proxy nft) on this PATH.
-  PATH="$PREFIX/bin:$PATH" daemon containerd "$PREFIX/usr/bin/containerd" --config "$c/config.toml"
+  run_containerd
+}
+
+# containerd finds its shim and runc on this PATH, runc and its `criu swrk` find criu there.
+run_containerd() {
+  local c="$DIR/containerd"
+  PATH="$CONTAINERD_BIN:$PREFIX/bin:$PATH" daemon containerd "$CONTAINERD_BIN/containerd" --config "$c/config.toml"
   await_part containerd "$CONTAINERD_BIN/ctr" --address "$c/containerd.sock" version
 }
 
@@ -613,6 +618,7 @@ KUBELET_CHECKPOINT_DIR=$DIR/kubelet/checkpoints
 CONTAINERD_ROOT=$DIR/containerd/root
 CONTAINERD_ADDRESS=$DIR/containerd/containerd.sock
 CONTAINERD_CONFIG=$DIR/containerd/config.toml
+CTR=$CONTAINERD_BIN/ctr
 REGISTRY=$REGISTRY
 POD_REGISTRY=$POD_REGISTRY
 POD_CIDR=$NODE_POD_CIDR

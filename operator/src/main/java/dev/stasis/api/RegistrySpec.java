@@ -18,7 +18,7 @@ public class RegistrySpec {
 
   @Required
   @Pattern("^https?://[^/]+(/[a-z0-9._/-]*)?$")
-  @JsonPropertyDescription("Registry and repository prefix, e.g. https://registry.example.com/stasis. Images go to <url>/<namespace>/<checkpoint>:<container>-<checkpoint uid>.")
+  @JsonPropertyDescription("Registry and repository prefix, e.g. https://registry.example.com/stasis. Images go to <url>/<namespace> (one repository per namespace), tagged <container>-<restore uid>.")
   public String url;
 
   @JsonPropertyDescription("Secret with the keys username and password to push with; empty for a registry that lets anyone push.")

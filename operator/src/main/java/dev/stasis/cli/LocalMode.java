@@ -89,7 +89,8 @@ final class LocalMode {
         : Main.processTargetNamespaces(flags);
     AgentConfig flagged = Main.agentConfig(flags, node, Path.of(flags.get("work-dir", state.resolve("work").toString())));
     return new AgentConfig(node, flagged.workDir(), flagged.criu(), processTargets, flagged.kubelet(),
-        flagged.hostRoot(), flagged.labels(), flagged.profileOverrides(), flagged.maxConcurrent(), flagged.retries());
+        flagged.hostRoot(), flagged.labels(), flagged.profileOverrides(), flagged.maxConcurrent(), flagged.retries(),
+        flagged.runtime());
   }
 
   private static void ensureDefaultStorage(KubernetesClient client, Path path) throws Exception {

@@ -4,6 +4,8 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
@@ -51,7 +53,9 @@ final class PodRestores {
   static final Duration START_TIMEOUT = Duration.ofMinutes(10);
   /** Container states from which the kubelet will not get the restored container running by itself. */
   private static final Set<String> HOPELESS = Set.of("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
-      "InvalidImageName", "CreateContainerError", "CreateContainerConfigError", "RunContainerError", "CrashLoopBackOff");
+      "InvalidImageName", "CreateContainerConfigError", "CrashLoopBackOff");
+  /** Of those, the ones where the runtime itself refused to make the container from its checkpoint image. */
+  private static final Set<String> RUNTIME_REFUSED = Set.of("CreateContainerError", "RunContainerError");
 
   private final KubernetesClient client;
   private final StorageBinding storages;
@@ -81,12 +85,9 @@ final class PodRestores {
         complete(restore, pod);
         return UpdateControl.noUpdate();
       }
-      Optional<String> failure = failure(pod);
+      Optional<Refusal> failure = failure(pod);
       if (failure.isPresent()) {
-        throw new Refusal("RestoredPodFailed", "pod " + pod.getMetadata().getName() + " on node "
-            + pod.getSpec().getNodeName() + " cannot run: " + failure.get()
-            + "; the node's runtime must restore from checkpoint images (CRI-O 1.25+ with enable_criu_support, or "
-            + "containerd 2.1+) and be able to pull from the registry, the image the checkpoint was based on included");
+        throw failure.get();
       }
       Instant created = Instant.parse(pod.getMetadata().getCreationTimestamp());
       if (Instant.now().isAfter(created.plus(START_TIMEOUT))) {
@@ -191,28 +192,73 @@ final class PodRestores {
     return pod;
   }
 
-  /** Why the pod will not run, in the kubelet's words, if it will not. */
-  static Optional<String> failure(Pod pod) {
+  /**
+   * Why the pod will not run, in the kubelet's and the runtime's words, if it will not: the runtime
+   * could not restore a container from its checkpoint image (RuntimeCannotRestore, with what to
+   * change on the node), or the pod failed otherwise (RestoredPodFailed).
+   */
+  Optional<Refusal> failure(Pod pod) {
     var status = pod.getStatus();
     if (status == null) {
       return Optional.empty();
     }
+    String name = pod.getMetadata().getName();
+    String node = pod.getSpec().getNodeName();
     if ("Failed".equals(status.getPhase())) {
-      return Optional.of(status.getReason() + ": " + status.getMessage());
+      return Optional.of(podFailed(name, node, status.getReason() + ": " + status.getMessage()));
     }
     List<ContainerStatus> containers = status.getContainerStatuses() == null ? List.of() : status.getContainerStatuses();
     for (ContainerStatus c : containers) {
       var state = c.getState();
-      if (state != null && state.getWaiting() != null && HOPELESS.contains(state.getWaiting().getReason())) {
-        return Optional.of("container " + c.getName() + ": " + state.getWaiting().getReason() + ": "
-            + state.getWaiting().getMessage());
+      var waiting = state == null ? null : state.getWaiting();
+      if (waiting != null && RUNTIME_REFUSED.contains(waiting.getReason())) {
+        return Optional.of(new Refusal("RuntimeCannotRestore", "the container runtime of node " + node
+            + " could not restore container " + c.getName() + " of pod " + name + " from its checkpoint image: "
+            + waiting.getReason() + ": " + waiting.getMessage() + ". " + whatToChange(node, waiting.getMessage())));
+      }
+      if (waiting != null && HOPELESS.contains(waiting.getReason())) {
+        return Optional.of(podFailed(name, node, "container " + c.getName() + ": " + waiting.getReason() + ": "
+            + waiting.getMessage()));
       }
       if (state != null && state.getTerminated() != null) {
-        return Optional.of("container " + c.getName() + " ended: " + state.getTerminated().getReason()
-            + " (exit code " + state.getTerminated().getExitCode() + ")");
+        return Optional.of(podFailed(name, node, "container " + c.getName() + " ended: "
+            + state.getTerminated().getReason() + " (exit code " + state.getTerminated().getExitCode() + ")"));
       }
     }
     return Optional.empty();
+  }
+
+  private static Refusal podFailed(String pod, String node, String why) {
+    return new Refusal("RestoredPodFailed", "pod " + pod + " on node " + node + " cannot run: " + why
+        + "; the node must be able to pull the checkpoint images from the registry (spec.pod.imagePullSecrets)");
+  }
+
+  /** What to change so that the runtime restores, from its words and the node's profile. */
+  private String whatToChange(String node, String runtimeSaid) {
+    String said = runtimeSaid == null ? "" : runtimeSaid;
+    if (said.contains("checkpoint base image")) {
+      return "containerd pulls the image the checkpoint was based on again when it restores, from its registry and"
+          + " without the pod's imagePullSecrets: keep that image pullable from node " + node;
+    }
+    NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
+    var runtime = profile == null || profile.getSpec() == null ? null : profile.getSpec().runtime;
+    var restore = runtime == null ? null : runtime.restore;
+    String agentSaid = restore != null && restore.restores() ? "; the node's agent said it restores (" + restore.source
+        + ": " + restore.message + ")" + (NodeProfileSpec.RuntimeRestore.FROM_AGENT_FLAG.equals(restore.source)
+            ? ": correct the agent's --runtime-restore" : "") : "";
+    if (said.contains("disabled by configuration")) {
+      return "Turn restores from checkpoint images on in containerd on node " + node + ": "
+          + "enable_experimental_restore_via_create = true (and no enable_criu = false) in [plugins.\""
+          + "io.containerd.cri.v1.runtime\"] of its configuration, then restart it" + agentSaid;
+    }
+    if (said.contains("no command specified")) {
+      return "CRI-O on node " + node + " took the checkpoint image for a plain image, as it does when its restores are"
+          + " off: set container_level_enabled = \"checkpoint_restore\" in [crio.checkpoint_restore] of its"
+          + " configuration and restart it" + agentSaid;
+    }
+    return "The runtime's log on node " + node + " says more"
+        + (runtime == null ? "" : " (" + runtime.name + (runtime.version == null ? "" : " " + runtime.version) + ")")
+        + "; restore on a node whose runtime is the one that took the checkpoint (spec.placement.nodeName)";
   }
 
   private static boolean isRestoring(Restore r) {
