@@ -187,6 +187,18 @@ final class PodCheckpointJob extends NodeJob {
     }
   }
 
+  private static Manifest.Owner controller(Pod pod) {
+    return pod.getMetadata().getOwnerReferences() == null ? null : pod.getMetadata().getOwnerReferences().stream()
+        .filter(o -> Boolean.TRUE.equals(o.getController())).findFirst().map(o -> {
+          Manifest.Owner owner = new Manifest.Owner();
+          owner.apiVersion = o.getApiVersion();
+          owner.kind = o.getKind();
+          owner.name = o.getName();
+          owner.uid = o.getUid();
+          return owner;
+        }).orElse(null);
+  }
+
   /** What the runtime's archive says about itself; nothing, when it cannot be read as a tar (it is stored as it is). */
   private static RuntimeArchive describe(Path archive) {
     try {
@@ -214,6 +226,7 @@ final class PodCheckpointJob extends NodeJob {
     m.source.containerImage = p.getSpec().getContainers().stream().filter(c -> c.getName().equals(container.name))
         .map(Container::getImage).findFirst().orElse(null);
     m.source.podLabels = p.getMetadata().getLabels();
+    m.source.podController = controller(p);
     m.source.podAnnotations = p.getMetadata().getAnnotations();
     @SuppressWarnings("unchecked")
     Map<String, Object> podSpec = JSON.convertValue(p.getSpec(), Map.class);

@@ -86,6 +86,18 @@ public class Manifest {
     public String rootfsImageRef;
     /** Pod checkpoints: that image by the name it was pulled with (config.dump's rootfsImageName). */
     public String rootfsImageName;
+    /** Pod checkpoints: the pod's controller (its owner reference with controller: true), if it had one. */
+    public Owner podController;
+  }
+
+  /** An owner reference, as the pod carried it. */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static class Owner {
+    public String apiVersion;
+    public String kind;
+    public String name;
+    public String uid;
   }
 
   /** Pod checkpoints: the container runtime that took the checkpoint, as the checkpoint image's annotations name it. */

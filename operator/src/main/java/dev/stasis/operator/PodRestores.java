@@ -61,12 +61,19 @@ final class PodRestores {
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final PodControllers controllers;
 
   PodRestores(KubernetesClient client, StorageBinding storages, StatusWriter statusWriter, EventRecorder events) {
     this.client = client;
+    this.controllers = new PodControllers(client);
     this.storages = storages;
     this.statusWriter = statusWriter;
     this.events = events;
+  }
+
+  /** Before placement: refused while the pod's controller runs (or will run) its work or identity. */
+  void requireRestorable(Restore restore, Manifest manifest) throws Refusal {
+    controllers.requireRestorable(restore, manifest);
   }
 
   /** A Restore whose images are pushed: create its pod, or follow the pod it created. */
@@ -109,12 +116,16 @@ final class PodRestores {
           + "' was deleted while it was restored");
     }
     Manifest manifest = podManifest(checkpoint);
+    controllers.requireRestorable(restore, manifest); // again: the controller may have changed since placement
     Pod pod = restoredPod(restore, manifest);
     Pod created;
     try {
       created = client.resource(pod).create();
     } catch (KubernetesClientException e) {
       created = e.getCode() == 409 ? ours(restore, pod.getMetadata().getName()) : null;
+      if (created == null && e.getCode() == 409 && leaving(restore, pod.getMetadata().getName())) {
+        return; // a StatefulSet scaled down: its pod of that name is still being deleted
+      }
       if (created == null) {
         throw new Refusal(e.getCode() == 409 ? "PodNameTaken" : "PodCreateFailed", "cannot create pod "
             + pod.getMetadata().getName() + ": " + (e.getStatus() != null ? e.getStatus().getMessage() : e.getMessage())
@@ -128,6 +139,12 @@ final class PodRestores {
       r.getStatus().reason = "PodCreated";
       r.getStatus().message = message;
     }).ifPresent(r -> events.normal(r, "PodCreated", message));
+  }
+
+  /** Whether a pod of that name is being deleted, and the Restore may wait for it to go. */
+  private boolean leaving(Restore restore, String name) {
+    Pod existing = client.pods().inNamespace(restore.getMetadata().getNamespace()).withName(name).get();
+    return existing != null && existing.getMetadata().getDeletionTimestamp() != null;
   }
 
   /** A pod of that name that this Restore created in an earlier pass, or null. */
@@ -157,9 +174,10 @@ final class PodRestores {
   }
 
   /**
-   * The stored pod, fresh: its labels and annotations, its spec bound to the chosen node with the
-   * checkpoint images; no owner references (a ReplicaSet must not adopt or delete it behind the
-   * Restore's back) and nothing the API server or the kubelet set.
+   * The stored pod, fresh: its labels (without its controller's, {@link PodControllers}) and
+   * annotations, its spec bound to the chosen node with the checkpoint images; owned by the Restore
+   * (the old controller must not adopt, delete or count it) and nothing the API server or the
+   * kubelet set.
    */
   Pod restoredPod(Restore restore, Manifest manifest) {
     var source = manifest.source;
@@ -179,15 +197,14 @@ final class PodRestores {
       podSpec.imagePullSecrets.forEach(s -> secrets.add(new LocalObjectReference(s)));
       spec.setImagePullSecrets(secrets);
     }
-    Map<String, String> labels = source.podLabels == null ? new HashMap<>() : new HashMap<>(source.podLabels);
+    Map<String, String> labels = controllers.labels(restore, manifest);
     labels.put(RESTORE_UID, restore.getMetadata().getUid());
     Map<String, String> annotations = source.podAnnotations == null ? new HashMap<>() : new HashMap<>(source.podAnnotations);
     annotations.put(CHECKPOINT_ANNOTATION, restore.checkpointName());
-    String name = podSpec != null && podSpec.name != null && !podSpec.name.isBlank() ? podSpec.name
-        : source.podName + "-" + restore.getMetadata().getUid().substring(0, 5);
     Pod pod = new Pod();
-    pod.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(restore.getMetadata().getNamespace())
-        .withLabels(labels).withAnnotations(annotations).build());
+    pod.setMetadata(new ObjectMetaBuilder().withName(PodControllers.name(restore, manifest))
+        .withNamespace(restore.getMetadata().getNamespace()).withLabels(labels).withAnnotations(annotations)
+        .withOwnerReferences(PodControllers.owner(restore)).build());
     pod.setSpec(spec);
     return pod;
   }

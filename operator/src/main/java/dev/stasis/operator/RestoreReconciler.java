@@ -121,6 +121,9 @@ public class RestoreReconciler implements Reconciler<Restore> {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(CHECKPOINT_POLL);
       }
       List<RecordedManifest> manifests = recordedManifests(checkpoint);
+      if (isPodCheckpoint(checkpoint)) {
+        podRestores.requireRestorable(restore, manifests.get(0).manifest());
+      }
       CheckpointNeeds needs = needsOf(manifests);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
       if (preflightFailures.size() >= PlacementStatus.MAX_PREFLIGHT_FAILURES) {

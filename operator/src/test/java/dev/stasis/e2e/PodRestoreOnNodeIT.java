@@ -118,8 +118,10 @@ class PodRestoreOnNodeIT {
     assertThat(pod.getSpec().getNodeName()).isEqualTo(node.name());
     assertThat(pod.getSpec().getContainers()).extracting(c -> c.getName() + " " + c.getImage())
         .containsExactly("app " + image, "sidecar " + counterImage);
-    assertThat(pod.getMetadata().getOwnerReferences()).isNullOrEmpty();
-    assertThat(pod.getMetadata().getLabels()).containsEntry("app", "web");
+    assertThat(pod.getMetadata().getOwnerReferences()).extracting(o -> o.getKind() + " " + o.getName() + " " + o.getUid())
+        .containsExactly("Restore web " + done.getMetadata().getUid());
+    // A pod of no controller keeps its labels.
+    assertThat(pod.getMetadata().getLabels()).containsEntry("app", "web").containsEntry("stasis.dev/restore", "web");
     assertThat(pod.getSpec().getImagePullSecrets()).extracting(s -> s.getName()).containsExactly("regcred");
 
     // The image containerd restored from, in the namespace's repository, tagged for this Restore: an
