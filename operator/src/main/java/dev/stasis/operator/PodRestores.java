@@ -1,7 +1,6 @@
 package dev.stasis.operator;
 
 import dev.stasis.api.Checkpoint;
-import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.NodeProfile;
@@ -10,16 +9,12 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.archive.Manifest;
-import dev.stasis.image.CheckpointImage;
-import dev.stasis.image.Registry;
-import dev.stasis.image.RegistryException;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.StoredCheckpointException;
 import dev.stasis.storage.ObjectStore;
-import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
 import io.fabric8.kubernetes.api.model.LocalObjectReference;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -62,10 +57,13 @@ final class PodRestores {
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final PodControllers controllers;
+  private final CheckpointImages images;
 
-  PodRestores(KubernetesClient client, StorageBinding storages, StatusWriter statusWriter, EventRecorder events) {
+  PodRestores(KubernetesClient client, StorageBinding storages, StatusWriter statusWriter, EventRecorder events,
+      CheckpointImages images) {
     this.client = client;
     this.controllers = new PodControllers(client);
+    this.images = images;
     this.storages = storages;
     this.statusWriter = statusWriter;
     this.events = events;
@@ -303,27 +301,9 @@ final class PodRestores {
         client.resource(pod).delete();
       }
     }
-    deleteImages(restore);
+    images.delete(restore, "the restore failed (" + refusal.reason() + ")");
     statusWriter.update(restore, PodRestores::isRestoring,
         r -> r.getStatus().fail(refusal.reason(), refusal.getMessage(), r.getMetadata().getGeneration()))
         .ifPresent(failed -> events.warning(failed, refusal.reason(), refusal.getMessage()));
-  }
-
-  private void deleteImages(Restore restore) {
-    Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
-        .withName(restore.checkpointName()).get();
-    CheckpointStorage storage = checkpoint == null ? null : storages.find(checkpoint.getStatus().storage);
-    for (CheckpointImageStatus image : restore.getStatus().checkpointImages) {
-      try {
-        if (storage == null) {
-          throw new StorageUnavailableException("the checkpoint or its storage is gone");
-        }
-        Registry registry = storages.registry(storage);
-        CheckpointImage.delete(registry, image.image);
-      } catch (RegistryException | StorageUnavailableException e) {
-        events.warning(restore, "ImageNotDeleted", "could not delete the checkpoint image " + image.image + ": "
-            + e.getMessage());
-      }
-    }
   }
 }

@@ -37,6 +37,7 @@ import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
@@ -58,6 +59,8 @@ import org.junit.jupiter.api.io.TempDir;
 @ExtendWith(TestNode.Extension.class)
 class PodRestoreOnNodeIT {
   static final Duration TIMEOUT = Duration.ofSeconds(120);
+  /** How long the storage keeps a checkpoint image once its pod runs (spec.registry.imageGracePeriod). */
+  static final Duration IMAGE_GRACE = Duration.ofSeconds(20);
   static final ObjectMapper JSON = new ObjectMapper();
   static final String SYSTEM = "stasis-system";
 
@@ -77,7 +80,7 @@ class PodRestoreOnNodeIT {
     counterImage = WorkloadImages.push(node.registry(), "workloads/pod-counter", "1", "pod-counter", "/count");
     Path token = node.writeToken(dir.resolve("agent.token"), SYSTEM, "stasis-agent");
     stasis = node.startStasis(dir.resolve("work"), node.kubeletUrl(), token);
-    storage = node.podStorage("restore-on-node", dir.resolve("storage"), null);
+    storage = node.podStorage("restore-on-node", dir.resolve("storage"), null, IMAGE_GRACE.toSeconds() + "s");
   }
 
   @AfterAll
@@ -165,6 +168,59 @@ class PodRestoreOnNodeIT {
     assertThat(counts(restored, "sidecar").get(0)).isEqualTo(1L);
     assertThat(admin.pods().inNamespace(namespace).withName(restored).get().getStatus().getContainerStatuses())
         .allSatisfy(s -> assertThat(s.getRestartCount()).isZero());
+
+    // The image holds the container's memory: it leaves the registry once the pod has run for the
+    // grace period, and the pod runs on without it.
+    Instant ran = Instant.parse(done.getStatus().completionTime);
+    await("the image is deleted").atMost(TIMEOUT).until(() -> !hasImage(image));
+    assertThat(Instant.now()).isAfterOrEqualTo(ran.plus(IMAGE_GRACE));
+    assertThat(tags(namespace)).as("nothing left in the namespace's repository").isEmpty();
+    Restore after = admin.resource(done).get();
+    assertThat(after.getStatus().conditions).anySatisfy(c -> {
+      assertThat(c.getType()).isEqualTo("ImagesDeleted");
+      assertThat(c.getStatus()).isEqualTo("True");
+      assertThat(c.getMessage()).isEqualTo("deleted checkpoint image " + image + " from the registry: the restored pod"
+          + " has run for 20s, its storage's spec.registry.imageGracePeriod");
+    });
+    assertThat(events("web")).anyMatch(e -> e.getReason().equals("ImagesDeleted"));
+    long counted = lastCount(restored);
+    await("the pod runs on").atMost(TIMEOUT).until(() -> lastCount(restored) > counted + 2);
+  }
+
+  /**
+   * Each Restore pushes an image of its own: deleting a Restore deletes its image (and its pod, which
+   * it owns), not another Restore's of the same checkpoint; deleting the Checkpoint deletes the
+   * images of every Restore of it, and the Restore says so.
+   */
+  @Test
+  void theImagesGoWithTheirRestoreAndWithTheirCheckpoint() throws Exception {
+    String longKept = node.podStorage("kept-" + namespace, dir.resolve("storage"), null, "1h");
+    runPod("web", counterImage);
+    checkpoint("web", longKept);
+    Restore first = awaitRestore(admin.resource(restore("first", "web")).create());
+    Restore second = awaitRestore(admin.resource(restore("second", "web")).create());
+    String firstImage = first.getStatus().checkpointImages.get(0).image;
+    String secondImage = second.getStatus().checkpointImages.get(0).image;
+    assertThat(firstImage).isNotEqualTo(secondImage);
+    assertThat(tags(namespace)).containsExactlyInAnyOrder("app-" + first.getMetadata().getUid(),
+        "app-" + second.getMetadata().getUid());
+
+    admin.resource(first).delete();
+    await("the first Restore goes with its image and pod").atMost(TIMEOUT).until(() -> admin.resource(first).get() == null
+        && admin.pods().inNamespace(namespace).withName(first.getStatus().restoredPod).get() == null);
+    assertThat(hasImage(firstImage)).isFalse();
+    assertThat(hasImage(secondImage)).as("the second Restore's image").isTrue();
+
+    admin.resources(Checkpoint.class).inNamespace(namespace).withName("web").delete();
+    await("the Checkpoint goes").atMost(TIMEOUT)
+        .until(() -> admin.resources(Checkpoint.class).inNamespace(namespace).withName("web").get() == null);
+    assertThat(hasImage(secondImage)).isFalse();
+    assertThat(tags(namespace)).isEmpty();
+    Restore left = admin.resource(second).get();
+    assertThat(left.getStatus().conditions).anySatisfy(c -> assertThat(c.getMessage())
+        .isEqualTo("deleted checkpoint image " + secondImage + " from the registry: Checkpoint web was deleted"));
+    assertThat(admin.pods().inNamespace(namespace).withName(left.getStatus().restoredPod).get())
+        .as("the second restored pod runs on").isNotNull();
   }
 
   /**
@@ -252,13 +308,30 @@ class PodRestoreOnNodeIT {
         + " or restore a checkpoint of a pod whose image still is");
     assertThat(failed.getStatus().checkpointImages).isNull();
     assertThat(events("gone")).anyMatch(e -> e.getReason().equals("BaseImageUnavailable"));
-    assertThat(registry(node.podRegistry(), "stasis/" + namespace).manifest("app-" + kept.getMetadata().getUid()))
-        .as("the other Restore's image").isNotEmpty();
     assertThat(admin.pods().inNamespace(namespace).list().getItems()).extracting(p -> p.getMetadata().getName())
         .containsExactlyInAnyOrder("web", kept.getStatus().restoredPod);
   }
 
   // --- helpers ---
+
+  /** Whether the registry serves the image (host/repository@digest). */
+  static boolean hasImage(String image) throws Exception {
+    var get = HttpRequest.newBuilder(URI.create("http://" + image.replaceFirst("/", "/v2/").replace("@", "/manifests/")))
+        .header("Accept", RegistryClient.OCI_MANIFEST).method("HEAD", HttpRequest.BodyPublishers.noBody()).build();
+    return HttpClient.newHttpClient().send(get, HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
+  }
+
+  /** The tags of the namespace's repository; none once it was never pushed to, or everything is deleted. */
+  static List<String> tags(String namespace) throws Exception {
+    var get = HttpRequest.newBuilder(URI.create("http://" + node.podRegistry() + "/v2/stasis/" + namespace + "/tags/list"))
+        .build();
+    HttpResponse<String> response = HttpClient.newHttpClient().send(get, HttpResponse.BodyHandlers.ofString());
+    if (response.statusCode() == 404) {
+      return List.of();
+    }
+    JsonNode tags = JSON.readTree(response.body()).path("tags");
+    return tags.isArray() ? JSON.convertValue(tags, List.class) : List.of();
+  }
 
   boolean nodeLists(String image) {
     return admin.nodes().withName(node.name()).get().getStatus().getImages().stream()

@@ -127,6 +127,9 @@ class RuntimeRestoreOnNodeIT {
           .header("Accept", "application/vnd.oci.image.manifest.v1+json").build();
       assertThat(HttpClient.newHttpClient().send(get, HttpResponse.BodyHandlers.discarding()).statusCode())
           .as("no dangling image").isEqualTo(404);
+      assertThat(failed.getStatus().conditions).anySatisfy(c -> assertThat(c.getType() + " " + c.getStatus() + " "
+          + c.getMessage()).isEqualTo("ImagesDeleted True deleted checkpoint image " + image + " from the registry:"
+              + " the restore failed (RuntimeCannotRestore)"));
     }
   }
 }

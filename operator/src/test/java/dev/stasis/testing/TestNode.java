@@ -176,6 +176,11 @@ public final class TestNode implements AutoCloseable {
    * and the kubelet pulls from.
    */
   public String podStorage(String name, Path root, EncryptionSpec encryption) {
+    return podStorage(name, root, encryption, null);
+  }
+
+  /** As {@link #podStorage(String, Path, EncryptionSpec)}, its checkpoint images kept that long once their pod runs. */
+  public String podStorage(String name, Path root, EncryptionSpec encryption, String imageGracePeriod) {
     CheckpointStorage s = new CheckpointStorage();
     s.setMetadata(new ObjectMetaBuilder().withName(name).build());
     s.setSpec(new CheckpointStorageSpec());
@@ -183,6 +188,7 @@ public final class TestNode implements AutoCloseable {
     s.getSpec().registry = new RegistrySpec();
     s.getSpec().registry.url = "http://" + podRegistry() + "/stasis";
     s.getSpec().registry.insecure = true;
+    s.getSpec().registry.imageGracePeriod = imageGracePeriod;
     s.getSpec().encryption = encryption;
     admin.resource(s).create();
     return name;
