@@ -217,7 +217,6 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
 
   private void assign(Checkpoint checkpoint, Assignment assignment, String storage) {
     String node = assignment.node();
-    checkpoint = Labels.assign(client, checkpoint, node);
     CheckpointStatus status = pending();
     RefusalRetries.carryAttempts(checkpoint, status);
     status.node = node;
@@ -226,7 +225,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     status.message = "waiting for the agent on node " + node;
     status.observedGeneration = checkpoint.getMetadata().getGeneration();
     Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);
-    statusWriter.replace(checkpoint, status);
+    // Status first, then the label its agent watches; each write conditional on the version read before.
+    checkpoint = Labels.assign(client, statusWriter.replace(checkpoint, status), node);
     events.normal(checkpoint, "Assigned", "assigned to the agent on node " + node + ", storage " + storage);
   }
 

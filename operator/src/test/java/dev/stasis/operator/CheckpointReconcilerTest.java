@@ -349,12 +349,15 @@ class CheckpointReconcilerTest {
   void workOfAnAgentThatIsGoneFailsInsteadOfWaitingForever() {
     storage("store", true, null);
     Checkpoint pending = reconcile(checkpoint("pending", CheckpointTarget.process("node-a", 1234), null));
-    heartbeat("node-a", clock.now.minus(Duration.ofSeconds(30)));
+    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(30))); // an agent whose clock lags half an hour
     assertThat(reconciler.reconcile(pending, null).getScheduleDelay()).as("checks again")
         .contains(AgentHeartbeat.CHECK_INTERVAL.toMillis());
-    assertThat(client.resource(pending).get().getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    clock.now = clock.now.plus(AgentHeartbeat.CHECK_INTERVAL);
+    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(29)));
+    reconciler.reconcile(pending, null);
+    assertThat(client.resource(pending).get().getStatus().phase).as("its heartbeat changes").isEqualTo(CheckpointPhase.Pending);
 
-    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(10)));
+    clock.now = clock.now.plus(Duration.ofMinutes(10));
     assertFailed(reconcile(pending), "AgentUnavailable",
         "the agent on node node-a was last seen 10 min ago");
     assertThat(client.resource(pending).get().getStatus().message).contains("the process was not touched");
@@ -364,9 +367,12 @@ class CheckpointReconcilerTest {
   void aCheckpointTheGoneAgentWasTakingFailsSayingSo() {
     storage("store", true, null);
     Checkpoint c = reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null));
+    heartbeat("node-a", clock.now);
+    reconcile(c);
+    c = client.resource(c).get();
     c.getStatus().phase = CheckpointPhase.Running;
     c = client.resource(c).updateStatus();
-    heartbeat("node-a", clock.now.minus(AgentHeartbeat.TIMEOUT).minusSeconds(1));
+    clock.now = clock.now.plus(AgentHeartbeat.TIMEOUT).plusSeconds(1);
     assertFailed(reconcile(c), "AgentUnavailable", "in the middle of this checkpoint: nothing was stored as complete");
   }
 
