@@ -10,6 +10,7 @@ import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.NodeProfile;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
@@ -39,6 +40,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -124,25 +126,30 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   private void take(Checkpoint checkpoint) {
-    String uid = checkpoint.getMetadata().getUid();
     int pid = checkpoint.getSpec().target.process.pid;
     CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
+    // The process the first attempt finds under the PID is the one every later attempt must find there.
+    Optional<NodeProcess> found = NodeProcess.find(pid);
     // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
-    var running = startAttempt(checkpoint, "checkpointing PID " + pid + " with CRIU");
+    var running = startAttempt(checkpoint, "checkpointing PID " + pid + " with CRIU", s -> {
+      if (s.process == null) {
+        found.ifPresent(process -> s.process = process.toStatus());
+      }
+    });
     if (running.isEmpty()) {
       return; // a stale copy: this checkpoint was taken already
     }
     checkpoint = running.get();
     Path workDir = workDir(checkpoint);
     long started = System.nanoTime();
-    List<Long> tree = List.of();
-    boolean stopped = false;
+    DumpedTree stopped = DumpedTree.none();
     try {
       events.normal(checkpoint, "Started", "checkpointing PID " + pid + " on node " + config.nodeName());
 
       requireProcessTargetsAllowed(checkpoint.getMetadata().getNamespace());
       CriuVersion criuVersion = requireCriu();
       ProcessTree.requireCheckpointable(pid);
+      NodeProcess target = requireSameProcess(checkpoint);
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
       var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
       if (notAllowed.isPresent()) {
@@ -161,25 +168,29 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         ReentrantLock processLock = processLocks.computeIfAbsent(pid, p -> new ReentrantLock());
         processLock.lock();
         try {
-          tree = ProcessTree.members(pid);
-          RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
+          List<Long> members = ProcessTree.members(pid);
+          RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            try (WorkingFolderLocks.Held folders = workingFolders.lock(tree)) {
+            try (WorkingFolderLocks.Held folders = workingFolders.lock(members)) {
+              requireSameProcess(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
               dumped = dump(dump);
             }
-            stopped = !options.leaveRunning();
+            if (dump.leaveStopped()) {
+              stopped = dumpedTree(dump.imagesDir(), pid, target);
+            }
+            if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
+              throw processChanged(checkpoint, pid);
+            }
             manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
           }
           if (isDeleted(checkpoint)) {
-            discard(checkpoint, store, stopped ? tree : List.of());
+            discard(checkpoint, store, stopped);
             WorkDirs.delete(workDir);
             return;
           }
-          if (stopped) {
-            ProcessTree.signal(tree, "KILL"); // stored and committed: only now may the workload end
-            stopped = false;
-          }
+          stopped.signal(NodeProcess.Signal.KILL); // stored and committed: only now may the workload end
+          stopped = DumpedTree.none();
         } finally {
           processLock.unlock();
         }
@@ -188,18 +199,56 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         WorkDirs.delete(workDir);
       }
     } catch (WorkFailure failure) {
-      if (stopped) {
-        ProcessTree.signal(tree, "CONT"); // nothing stored: the workload goes on as if never touched
-      }
+      stopped.signal(NodeProcess.Signal.CONT); // nothing stored: the workload goes on as if never touched
       WorkDirs.delete(workDir);
       fail(checkpoint, failure);
     } catch (RuntimeException e) {
-      if (stopped) {
-        ProcessTree.signal(tree, "CONT");
-      }
+      stopped.signal(NodeProcess.Signal.CONT);
       WorkDirs.delete(workDir);
       log.error("checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+    }
+  }
+
+  /**
+   * The process under the target's PID, if it is the one this checkpoint's first attempt found
+   * there: a PID whose process ended may have been given to another, which is never touched.
+   */
+  private NodeProcess requireSameProcess(Checkpoint checkpoint) throws WorkFailure {
+    int pid = checkpoint.getSpec().target.process.pid;
+    ProcessIdentity recorded = checkpoint.getStatus().process;
+    Optional<NodeProcess> now = NodeProcess.find(pid);
+    if (now.isEmpty()) {
+      throw new WorkFailure("ProcessNotFound", "no process with PID " + pid + " runs on this node"
+          + (recorded == null ? ": check spec.target.process.pid and node" : " any more: the process this checkpoint"
+              + " was first taken of (started " + recorded.startTime + ") has ended"));
+    }
+    if (recorded != null && !now.get().toStatus().sameProcessAs(recorded)) {
+      throw processChanged(checkpoint, pid);
+    }
+    return now.get();
+  }
+
+  private static WorkFailure processChanged(Checkpoint checkpoint, int pid) {
+    ProcessIdentity recorded = checkpoint.getStatus().process;
+    String now = NodeProcess.find(pid).map(p -> "a process started " + p.toStatus().startTime).orElse("no process");
+    String rebooted = NodeProcess.find(pid).filter(p -> !p.bootId().equals(recorded.bootId)).isPresent()
+        ? " (the node has rebooted since)" : "";
+    return new WorkFailure("ProcessChanged", "PID " + pid + " no longer names the process this checkpoint was first"
+        + " taken of (started " + recorded.startTime + ", boot " + recorded.bootId + "): that process has ended"
+        + rebooted + ", and the PID now belongs to " + now + ", which was not touched. Create a new Checkpoint if that"
+        + " process is the one to checkpoint");
+  }
+
+  /** What CRIU stopped: the processes its pstree.img names, or, without one, the stopped tree under the PID. */
+  private static DumpedTree dumpedTree(Path imagesDir, int pid, NodeProcess target) {
+    NodeProcess root = NodeProcess.find(pid).orElse(target);
+    try {
+      return DumpedTree.of(imagesDir, root);
+    } catch (IOException e) {
+      log.warn("cannot read the process tree CRIU dumped from {}: {}; signalling the stopped tree under PID {}",
+          imagesDir, e.getMessage(), pid);
+      return DumpedTree.stoppedUnder(root);
     }
   }
 
@@ -213,9 +262,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * The Checkpoint was deleted while it was taken (a schedule's Replace, or a person): no one will
    * ask for this archive, and a workload stopped for it goes on as if never touched.
    */
-  private void discard(Checkpoint checkpoint, ObjectStore store, List<Long> stoppedTree) {
+  private void discard(Checkpoint checkpoint, ObjectStore store, DumpedTree stoppedTree) {
     var meta = checkpoint.getMetadata();
-    ProcessTree.signal(stoppedTree, "CONT");
+    stoppedTree.signal(NodeProcess.Signal.CONT);
     String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
     try {
       store.deleteAll(prefix);
@@ -241,7 +290,13 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * waits on this node; empty for a stale copy, whose checkpoint was taken already.
    */
   Optional<Checkpoint> startAttempt(Checkpoint checkpoint, String doing) {
+    return startAttempt(checkpoint, doing, s -> {});
+  }
+
+  /** As {@link #startAttempt(Checkpoint, String)}, recording more in the same write. */
+  private Optional<Checkpoint> startAttempt(Checkpoint checkpoint, String doing, Consumer<CheckpointStatus> record) {
     return statusWriter.update(checkpoint, this::isPendingHere, c -> {
+      record.accept(c.getStatus());
       c.getStatus().startAttempt();
       c.getStatus().phase = CheckpointPhase.Running;
       c.getStatus().startTime = Conditions.now();
@@ -436,8 +491,10 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     }
     int pid = checkpoint.getSpec().target.process.pid;
     String resumed = "";
-    if (!checkpoint.getSpec().optionsOrDefaults().leaveRunning() && ProcessTree.isStopped(pid)) {
-      ProcessTree.signal(ProcessTree.members(pid), "CONT");
+    ProcessIdentity recorded = checkpoint.getStatus().process;
+    if (!checkpoint.getSpec().optionsOrDefaults().leaveRunning() && recorded != null
+        && NodeProcess.of(recorded).isStopped()) {
+      dumpedTree(workDir.resolve("images"), pid, NodeProcess.of(recorded)).signal(NodeProcess.Signal.CONT);
       resumed = "; the stopped workload was resumed";
     }
     work.discardStored(checkpoint);
