@@ -22,11 +22,13 @@ import dev.stasis.criu.CriuVersion;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
 import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
@@ -61,6 +63,8 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
   private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
+  /** How soon to look again at a recorded archive the storage could not be read for. */
+  private static final Duration RECORDED_ARCHIVE_RETRY = Duration.ofSeconds(10);
   private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
   private final PodCheckpointJob podCheckpoints;
 
@@ -143,6 +147,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     Path workDir = workDir(checkpoint);
     long started = System.nanoTime();
     DumpedTree stopped = DumpedTree.none();
+    Checkpoint stored;
+    ArchiveStatus archive;
+    CheckpointStats stats;
     try {
       events.normal(checkpoint, "Started", "checkpointing PID " + pid + " on node " + config.nodeName());
 
@@ -189,25 +196,37 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
             WorkDirs.delete(workDir);
             return;
           }
-          stopped.signal(NodeProcess.Signal.KILL); // stored and committed: only now may the workload end
-          stopped = DumpedTree.none();
+          if (dump.leaveStopped()) {
+            checkpoint = recordStored(checkpoint, store, manifest);
+            stopped.signal(NodeProcess.Signal.KILL); // stored, committed and recorded: only now may the workload end
+            stopped = DumpedTree.none();
+          }
         } finally {
           processLock.unlock();
         }
-        complete(checkpoint, store, manifest, dumped.stats(), started);
-        // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
-        WorkDirs.delete(workDir);
+        stored = checkpoint;
+        archive = archiveStatus(store, manifest);
+        stats = stats(dumped.stats(), started);
       }
     } catch (WorkFailure failure) {
       stopped.signal(NodeProcess.Signal.CONT); // nothing stored: the workload goes on as if never touched
       WorkDirs.delete(workDir);
       fail(checkpoint, failure);
+      return;
     } catch (RuntimeException e) {
       stopped.signal(NodeProcess.Signal.CONT);
       WorkDirs.delete(workDir);
       log.error("checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+      return;
     }
+    // Stored (and, if the workload was ended, recorded): from here on there is nothing to undo.
+    String message = "stored " + archive.storedBytes + " bytes at " + archive.uri;
+    Checkpoint done = stored;
+    recordUntilWritten("checkpoint " + done.getMetadata().getName() + " as Completed",
+        () -> complete(done, archive, stats, message));
+    // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
+    WorkDirs.delete(workDir);
   }
 
   /**
@@ -250,6 +269,41 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
           imagesDir, e.getMessage(), pid);
       return DumpedTree.stoppedUnder(root);
     }
+  }
+
+  /**
+   * Before a workload is ended (leaveRunning: false), its stored archive is recorded in the status
+   * (phase still Running). An agent that dies after the kill, or cannot write Completed, leaves that
+   * record: the next one finishes the checkpoint from it instead of deleting the only copy of the
+   * workload. Not recorded, the workload is not ended: the archive is deleted and the tree resumed.
+   */
+  private Checkpoint recordStored(Checkpoint checkpoint, ObjectStore store, Manifest manifest) throws WorkFailure {
+    ArchiveStatus archive = archiveStatus(store, manifest);
+    Optional<Checkpoint> recorded;
+    try {
+      recorded = statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
+        c.getStatus().archive = archive;
+        c.getStatus().message = "stored " + archive.storedBytes + " bytes at " + archive.uri
+            + "; ending the workload (leaveRunning: false)";
+      });
+    } catch (KubernetesClientException e) {
+      throw notRecorded(checkpoint, store, new WorkFailure("ApiServerUnavailable", "the API server did not take the"
+          + " record of the stored archive (" + e.getMessage() + "): the workload was not ended and nothing was kept"));
+    }
+    if (recorded.isEmpty()) {
+      throw notRecorded(checkpoint, store, new WorkFailure("CheckpointNotRunning", "the checkpoint stopped running on"
+          + " this node before its archive was recorded: the workload was not ended and nothing was kept"));
+    }
+    return recorded.get();
+  }
+
+  private static WorkFailure notRecorded(Checkpoint checkpoint, ObjectStore store, WorkFailure failure) {
+    try {
+      store.deleteAll(layout(checkpoint).prefix());
+    } catch (IOException e) {
+      failure.addSuppressed(e); // left to the storage's garbage collector
+    }
+    return failure;
   }
 
   private boolean isDeleted(Checkpoint checkpoint) {
@@ -410,12 +464,16 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     return m;
   }
 
-  private void complete(Checkpoint checkpoint, ObjectStore store, Manifest manifest, DumpStats dumpStats, long started) {
+  private static ArchiveStatus archiveStatus(ObjectStore store, Manifest manifest) {
     ArchiveStatus archive = new ArchiveStatus();
     archive.uri = store.uri(manifest.archive.key);
     archive.sizeBytes = manifest.archive.sizeBytes;
     archive.storedBytes = manifest.archive.storedBytes;
     archive.sha256 = manifest.archive.sha256;
+    return archive;
+  }
+
+  private static CheckpointStats stats(DumpStats dumpStats, long started) {
     CheckpointStats stats = new CheckpointStats();
     if (dumpStats != null) {
       stats.freezingTimeMicros = dumpStats.freezingTimeMicros();
@@ -426,8 +484,11 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       stats.pagesWritten = dumpStats.pagesWritten();
     }
     stats.totalTimeMillis = Duration.ofNanos(System.nanoTime() - started).toMillis();
-    String message = "stored " + archive.storedBytes + " bytes at " + archive.uri;
-    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
+    return stats;
+  }
+
+  private Optional<Checkpoint> complete(Checkpoint checkpoint, ArchiveStatus archive, CheckpointStats stats, String message) {
+    return statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
       CheckpointStatus s = c.getStatus();
       s.phase = CheckpointPhase.Completed;
       s.completionTime = Conditions.now();
@@ -437,9 +498,10 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
       s.stopRetrying("Completed", message, c.getMetadata().getGeneration());
-    }).ifPresent(done -> {
+    }).map(done -> {
       events.normal(done, "Completed", message);
       StasisMetrics.checkpointFinished(done.getStatus());
+      return done;
     });
   }
 
@@ -475,9 +537,11 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   /**
-   * A checkpoint left Running by an agent that died: that attempt failed (and is tried again if
-   * spec.backoffLimit allows). First its CRIU, which may outlive the agent, must have let go of the
-   * tree; then a tree it left stopped is resumed, what it had stored (a partial upload) is deleted,
+   * A checkpoint left Running by an agent that died (or could not write its outcome). First its
+   * CRIU, which may outlive the agent, must have let go of the tree. If the agent had recorded the
+   * stored archive, it may have ended the workload: the checkpoint is finished from the record and
+   * never tried again. Otherwise that attempt failed (and is tried again if spec.backoffLimit
+   * allows): a tree it left stopped is resumed, what it had stored (a partial upload) is deleted,
    * and so is its work folder.
    */
   private UpdateControl<Checkpoint> resolveAbandoned(Checkpoint cached) {
@@ -489,19 +553,75 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     if (Criu.stillRunningIn(workDir).isPresent()) {
       return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(ABANDONED_CRIU_POLL);
     }
-    int pid = checkpoint.getSpec().target.process.pid;
-    String resumed = "";
-    ProcessIdentity recorded = checkpoint.getStatus().process;
-    if (!checkpoint.getSpec().optionsOrDefaults().leaveRunning() && recorded != null
-        && NodeProcess.of(recorded).isStopped()) {
-      dumpedTree(workDir.resolve("images"), pid, NodeProcess.of(recorded)).signal(NodeProcess.Signal.CONT);
-      resumed = "; the stopped workload was resumed";
+    if (RecordedArchive.isRecorded(checkpoint)) {
+      return finishFromRecord(checkpoint, workDir);
     }
+    String resumed = resumeStopped(checkpoint, workDir) ? "; the stopped workload was resumed" : "";
     work.discardStored(checkpoint);
     WorkDirs.delete(workDir);
     fail(checkpoint, new WorkFailure("AgentRestarted",
         "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed
             + "; what it had stored and its work folder were removed"));
     return UpdateControl.noUpdate();
+  }
+
+  /**
+   * The stored archive was recorded, so the workload may have been ended (leaveRunning: false).
+   * When the storage holds what was recorded, the checkpoint is Completed, and a tree still left
+   * stopped is ended as its spec asks. When it does not, the checkpoint fails for good, as nothing
+   * can be taken again from a workload that may be gone; a tree still stopped is resumed.
+   */
+  private UpdateControl<Checkpoint> finishFromRecord(Checkpoint checkpoint, Path workDir) {
+    Optional<String> mismatch;
+    try {
+      mismatch = recordedArchiveMismatch(checkpoint);
+    } catch (IOException | WorkFailure e) {
+      log.warn("cannot read the recorded archive of checkpoint {}/{} yet: {}", checkpoint.getMetadata().getNamespace(),
+          checkpoint.getMetadata().getName(), e.getMessage());
+      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(RECORDED_ARCHIVE_RETRY);
+    }
+    String restarted = "the agent on node " + config.nodeName() + " restarted after it had stored and recorded this"
+        + " checkpoint's archive";
+    if (mismatch.isPresent()) {
+      String resumed = resumeStopped(checkpoint, workDir) ? "; the workload, still stopped, was resumed"
+          : "; the workload may have been ended (leaveRunning: false)";
+      fail(checkpoint, new WorkFailure("ArchiveMissing", restarted + ", and the storage no longer holds it: "
+          + mismatch.get() + resumed + ". Not tried again: take a new checkpoint"));
+    } else {
+      String ended = endStopped(checkpoint, workDir) ? "; it ended the workload, still stopped, as leaveRunning: false asks" : "";
+      ArchiveStatus archive = checkpoint.getStatus().archive;
+      complete(checkpoint, archive, null, "stored " + archive.storedBytes + " bytes at " + archive.uri + " (" + restarted
+          + ", and finished it from that record" + ended + ")");
+    }
+    WorkDirs.delete(workDir);
+    return UpdateControl.noUpdate();
+  }
+
+  /** {@link RecordedArchive#mismatch} in the checkpoint's storage. */
+  private Optional<String> recordedArchiveMismatch(Checkpoint checkpoint) throws IOException, WorkFailure {
+    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage))) {
+      return RecordedArchive.mismatch(store, checkpoint);
+    }
+  }
+
+  /** Resumes the tree this checkpoint's dump left stopped, if it still is; whether it did. */
+  private boolean resumeStopped(Checkpoint checkpoint, Path workDir) {
+    return signalStopped(checkpoint, workDir, NodeProcess.Signal.CONT);
+  }
+
+  /** Ends the tree this checkpoint's dump left stopped, if it still is; whether it did. */
+  private boolean endStopped(Checkpoint checkpoint, Path workDir) {
+    return signalStopped(checkpoint, workDir, NodeProcess.Signal.KILL);
+  }
+
+  /** Only the process the first attempt recorded, and only while it is stopped: the dump left it so. */
+  private boolean signalStopped(Checkpoint checkpoint, Path workDir, NodeProcess.Signal signal) {
+    ProcessIdentity recorded = checkpoint.getStatus().process;
+    if (checkpoint.getSpec().optionsOrDefaults().leaveRunning() || recorded == null
+        || !NodeProcess.of(recorded).isStopped()) {
+      return false;
+    }
+    NodeProcess root = NodeProcess.of(recorded);
+    return dumpedTree(workDir.resolve("images"), recorded.pid, root).signal(signal) > 0;
   }
 }

@@ -13,7 +13,11 @@ public class CheckpointStatus extends AgentWorkStatus {
   public ProcessIdentity process;
   /** Storage the archive goes to, resolved from spec.storage or the default. */
   public String storage;
-  /** The archive of a process checkpoint, or of a pod checkpoint of exactly one container. */
+  /**
+   * The archive of a process checkpoint, or of a pod checkpoint of exactly one container. Recorded
+   * while still Running once the archive is stored, before a workload is ended (leaveRunning: false),
+   * so that the checkpoint is finished from it should the agent die after ending it.
+   */
   public ArchiveStatus archive;
   /** Pod checkpoints: each container checkpointed, with its own archive. */
   public List<ContainerCheckpointStatus> containers;

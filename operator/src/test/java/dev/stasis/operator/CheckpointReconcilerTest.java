@@ -15,12 +15,17 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.NodeProfileStatus;
 import dev.stasis.api.PodTarget;
+import dev.stasis.api.ArchiveStatus;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
+import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
@@ -32,6 +37,8 @@ import io.fabric8.kubernetes.api.model.PodStatusBuilder;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -39,6 +46,7 @@ import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Fast checks of the operator's Checkpoint decisions, on the fabric8 CRUD mock server. */
 @EnableKubernetesMockClient(crud = true)
@@ -374,6 +382,64 @@ class CheckpointReconcilerTest {
     c = client.resource(c).updateStatus();
     clock.now = clock.now.plus(AgentHeartbeat.TIMEOUT).plusSeconds(1);
     assertFailed(reconcile(c), "AgentUnavailable", "in the middle of this checkpoint: nothing was stored as complete");
+  }
+
+  /**
+   * The agent stored and recorded the archive (leaveRunning: false ends the workload only after
+   * that) and then its node was lost: the archive may be all that is left of the workload, so the
+   * checkpoint is Completed from the record once the storage holds what was recorded; when it does
+   * not, the checkpoint fails for good.
+   */
+  @Test
+  void aCheckpointWhoseAgentWasLostAfterItRecordedTheArchiveIsFinishedFromTheRecord(@TempDir Path root) throws Exception {
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(root.toString());
+    client.resource(storage).create();
+    Checkpoint kept = recordedRunning("kept", root);
+    Checkpoint lost = recordedRunning("lost", root);
+    Files.delete(root.resolve(new ArchiveLayout(NS, "lost", lost.getMetadata().getUid()).manifestKey()));
+    heartbeat("node-a", clock.now);
+    reconciler.reconcile(kept, null);
+    assertThat(client.resource(kept).get().getStatus().phase).isEqualTo(CheckpointPhase.Running);
+
+    clock.now = clock.now.plus(AgentHeartbeat.TIMEOUT).plusSeconds(1);
+    Checkpoint done = reconcile(kept);
+    assertThat(done.getStatus().phase).isEqualTo(CheckpointPhase.Completed);
+    assertThat(done.getStatus().message).startsWith("stored 6 bytes at file://")
+        .contains("after it had stored and recorded this checkpoint's archive", "Completed from that record");
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .anyMatch(e -> e.getReason().equals("Completed") && e.getInvolvedObject().getName().equals("kept"));
+    assertFailed(reconcile(lost), "ArchiveMissing", "the storage no longer holds the archive: its manifest");
+  }
+
+  /** Running on node-a, with an archive of 6 bytes stored in {@code root} and recorded in the status. */
+  private Checkpoint recordedRunning(String name, Path root) throws Exception {
+    Checkpoint c = client.resource(checkpoint(name, CheckpointTarget.process("node-a", 1234), "fs")).get();
+    ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
+    Manifest m = new Manifest();
+    m.source = new Manifest.Source();
+    m.source.checkpointUid = c.getMetadata().getUid();
+    m.archive = new Manifest.Archive();
+    m.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
+    m.archive.codec = ArchiveCodec.ZSTD;
+    m.archive.sha256 = "ab".repeat(32);
+    m.archive.storedBytes = 6L;
+    ArchiveStatus archive = new ArchiveStatus();
+    try (var store = new FileSystemObjectStore(root)) {
+      store.put(m.archive.key, "6bytes".getBytes());
+      store.put(layout.manifestKey(), m.toJson());
+      archive.uri = store.uri(m.archive.key);
+    }
+    archive.sha256 = m.archive.sha256;
+    archive.storedBytes = 6L;
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Running;
+    c.getStatus().node = "node-a";
+    c.getStatus().storage = "fs";
+    c.getStatus().archive = archive;
+    return client.resource(c).updateStatus();
   }
 
   private void heartbeat(String node, Instant at) {
