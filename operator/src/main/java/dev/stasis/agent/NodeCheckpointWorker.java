@@ -21,7 +21,6 @@ import dev.stasis.criu.CriuException;
 import dev.stasis.criu.CriuVersion;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
@@ -57,7 +56,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  private final ProcessTargetPolicy processTargets;
   /**
    * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
@@ -70,7 +68,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
 
   public NodeCheckpointWorker(NodeWork work) {
     super(work);
-    this.processTargets = new ProcessTargetPolicy(client, config.processTargetNamespaces());
     this.podCheckpoints = new PodCheckpointJob(work, this::startAttempt);
   }
 
@@ -102,15 +99,16 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   /**
-   * What needs no slot is checked before the checkpoint waits for one: a wrong PID or a namespace
-   * that may not checkpoint processes fails at once, not after the node's queue, and takes no
-   * slot from work that can run. Checked again when its turn comes (the process may end meanwhile).
+   * What needs no slot is checked before the checkpoint waits for one: a wrong PID or a process
+   * the namespace may not checkpoint fails at once, not after the node's queue, and takes no slot
+   * from work that can run. Checked again when its turn comes (the process may end meanwhile).
    */
   private boolean refusedBeforeQueueing(Checkpoint checkpoint) {
     try {
-      requireProcessTargetsAllowed(checkpoint.getMetadata().getNamespace());
-      requireCriu();
       ProcessTree.requireCheckpointable(checkpoint.getSpec().target.process.pid);
+      work.processTargets.requireCheckpointable(checkpoint.getMetadata().getNamespace(),
+          checkpoint.getSpec().target.process.pid);
+      requireCriu();
       return false;
     } catch (WorkFailure refusal) {
       log.warn("checkpoint {}/{} refused: {} {}", checkpoint.getMetadata().getNamespace(),
@@ -153,10 +151,11 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     try {
       events.normal(checkpoint, "Started", "checkpointing PID " + pid + " on node " + config.nodeName());
 
-      requireProcessTargetsAllowed(checkpoint.getMetadata().getNamespace());
       CriuVersion criuVersion = requireCriu();
       ProcessTree.requireCheckpointable(pid);
       NodeProcess target = requireSameProcess(checkpoint);
+      // The operator cannot see the node's processes: only the agent can tell whose a PID is.
+      work.processTargets.requireCheckpointable(checkpoint.getMetadata().getNamespace(), pid);
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
       var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
       if (notAllowed.isPresent()) {
@@ -356,14 +355,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       c.getStatus().startTime = Conditions.now();
       c.getStatus().message = doing + NodeWork.attemptOf(c.getStatus(), c.getSpec().backoffLimitOrDefault());
     });
-  }
-
-  /** The operator checked too; the agent does not act on the operator's word alone. */
-  private void requireProcessTargetsAllowed(String namespace) throws WorkFailure {
-    var refusal = processTargets.refusal(namespace);
-    if (refusal.isPresent()) {
-      throw new WorkFailure("ProcessTargetNotAllowed", refusal.get());
-    }
   }
 
   private CriuVersion requireCriu() throws WorkFailure {

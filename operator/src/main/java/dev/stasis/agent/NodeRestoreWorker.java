@@ -119,6 +119,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     Checkpoint checkpoint;
     try {
       checkpoint = checkpoint(restore);
+      work.processTargets.requireRestorable(restore.getMetadata().getNamespace());
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
       try (ObjectStore store = storages.open(storage)) {
         Manifest manifest = manifest(store, checkpoint);

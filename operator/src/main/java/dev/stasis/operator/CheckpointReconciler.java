@@ -14,7 +14,6 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.PodTargets;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
@@ -55,21 +54,19 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
-  private final ProcessTargetPolicy processTargets;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
   private final Clock clock;
 
   public CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
-      ProcessTargetPolicy processTargets, RetryPolicy retryPolicy) {
-    this(client, cluster, events, processTargets, retryPolicy, Clock.systemUTC());
+      RetryPolicy retryPolicy) {
+    this(client, cluster, events, retryPolicy, Clock.systemUTC());
   }
 
-  CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
-      ProcessTargetPolicy processTargets, RetryPolicy retryPolicy, Clock clock) {
+  CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy,
+      Clock clock) {
     this.client = client;
     this.cluster = cluster;
-    this.processTargets = processTargets;
     this.clock = clock;
     this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
@@ -142,11 +139,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     if (spec.target.pod != null) {
       return validatePod(checkpoint);
     }
+    // Whose process the PID is only the node's agent can tell: it checks before it touches it.
     ProcessTarget process = spec.target.process;
-    var refusal = processTargets.refusal(checkpoint.getMetadata().getNamespace());
-    if (refusal.isPresent()) {
-      throw new Refusal("ProcessTargetNotAllowed", refusal.get());
-    }
     if (process.node == null || process.node.isBlank()) {
       throw new Refusal("InvalidTarget", "spec.target.process.node is required: the node the process runs on");
     }

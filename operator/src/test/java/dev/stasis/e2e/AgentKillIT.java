@@ -292,7 +292,7 @@ class AgentKillIT {
     // C1 only: the agent is up in about half the time on this small machine.
     Process process = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-XX:TieredStopAtLevel=1", "-jar", RunnableJarIT.JAR.toString(), "agent", "--node=" + node, "--work-dir=" + dir.resolve("work"),
-        "--criu=" + Main.criuPath(null), "--kubeconfig=" + kubeconfig,
+        "--criu=" + Main.criuPath(null), "--allow-host-processes=*", "--kubeconfig=" + kubeconfig,
         "--metrics-address=127.0.0.1", "--metrics-port=" + port)
         .redirectErrorStream(true).redirectOutput(log.toFile()).start();
     AgentProcess agent = new AgentProcess(process, log);

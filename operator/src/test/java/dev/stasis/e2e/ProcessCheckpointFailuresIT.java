@@ -12,9 +12,7 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.archive.Manifest;
-import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
-import java.util.Map;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import java.io.IOException;
@@ -60,15 +58,6 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
         "A session leader of " + inner + "(1) is outside of its pid namespace");
     assertThat(c.getStatus().criuLogTail).contains("Dumping FAILED");
     assertThat(Workloads.isAlive(inner)).isTrue();
-  }
-
-  @Test
-  void processTargetsAreRefusedWhereNoAdminAllowedThem() throws Exception {
-    namespace = TestControlPlane.newNamespace("tenant", Map.of());
-    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("tenant-" + namespace).toString()));
-    Checkpoint c = awaitCheckpoint(createCheckpoint("tenant", counter.pid(), fsStorage, null), CheckpointPhase.Failed);
-    assertFailure(c.getStatus().reason, c.getStatus().message, "ProcessTargetNotAllowed",
-        "kubectl label namespace " + namespace + " stasis.dev/allow-process-targets=true");
   }
 
   @Test

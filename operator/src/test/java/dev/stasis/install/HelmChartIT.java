@@ -139,7 +139,7 @@ class HelmChartIT {
     assertThat(objects.get("Secret stasis-system/archives-credentials").at("/stringData/accessKeyId").asText())
         .isEqualTo("EXAMPLEKEY");
     JsonNode agent = objects.get("DaemonSet stasis-system/stasis-agent").at("/spec/template/spec/containers/0/args");
-    assertThat(agent.toString()).contains("--criu-env=CRIU_FAULT=130", "--allow-process-targets=hpc,simulations");
+    assertThat(agent.toString()).contains("--criu-env=CRIU_FAULT=130", "--allow-host-processes=hpc,simulations");
   }
 
   @Test

@@ -51,23 +51,6 @@ class ClusterCacheTest {
     assertThat(cache.nodeProfile("node-missing")).isNull();
   }
 
-  @Test
-  void processTargetsFollowTheNamespaceLabel() {
-    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("allowed")
-        .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
-    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("plain").endMetadata().build())
-        .create();
-    ClusterCache cache = ClusterCache.watching(client);
-    assertThat(cache.allowsProcessTargets("allowed")).isTrue();
-    assertThat(cache.allowsProcessTargets("plain")).isFalse();
-    assertThat(cache.allowsProcessTargets("absent")).isFalse();
-    client.namespaces().withName("plain").edit(n -> {
-      n.getMetadata().setLabels(Map.of(ProcessTargetPolicy.LABEL, "true"));
-      return n;
-    });
-    assertThat(cache.allowsProcessTargets("plain")).as("labelled just now").isTrue();
-  }
-
   private void nodeProfile(String name) {
     NodeProfile profile = new NodeProfile();
     profile.setMetadata(new ObjectMetaBuilder().withName(name).build());

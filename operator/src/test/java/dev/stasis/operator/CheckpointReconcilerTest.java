@@ -23,7 +23,6 @@ import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestingClock;
@@ -60,9 +59,8 @@ class CheckpointReconcilerTest {
   void setUp() {
     clock = new TestingClock(Instant.now());
     reconciler = new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
-        new ProcessTargetPolicy(client, Set.of()), RetryPolicy.DEFAULT, clock);
-    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS)
-        .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
+        RetryPolicy.DEFAULT, clock);
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS).endMetadata().build()).create();
     NodeProfile node = new NodeProfile();
     node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
     node.setSpec(new NodeProfileSpec());
@@ -77,16 +75,6 @@ class CheckpointReconcilerTest {
     assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
     assertThat(result.getStatus().node).isEqualTo("node-a");
     assertThat(result.getStatus().storage).isEqualTo("store");
-  }
-
-  @Test
-  void processTargetsOnlyWhereAClusterAdminAllowedThem() {
-    storage("store", true, null);
-    Checkpoint c = checkpoint("c", CheckpointTarget.process("node-a", 1234), null);
-    c.getMetadata().setNamespace("tenant");
-    c.getMetadata().setResourceVersion(null);
-    assertFailed(reconcile(client.resource(c).create()), "ProcessTargetNotAllowed",
-        "kubectl label namespace tenant stasis.dev/allow-process-targets=true");
   }
 
   @Test

@@ -18,7 +18,6 @@ import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.storage.FileSystemObjectStore;
@@ -263,7 +262,7 @@ class CheckpointStorageReconcilerTest {
 
   private CheckpointReconciler checkpointReconciler() {
     return new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
-        new ProcessTargetPolicy(client, Set.of(ProcessTargetPolicy.ALL)), RetryPolicy.DEFAULT);
+        RetryPolicy.DEFAULT);
   }
 
   private CheckpointStorage storage(String gracePeriod) {
