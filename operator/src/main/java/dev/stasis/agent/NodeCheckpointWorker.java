@@ -130,12 +130,16 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   private void take(Checkpoint checkpoint) {
     int pid = checkpoint.getSpec().target.process.pid;
     CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
-    // The process the first attempt finds under the PID is the one every later attempt must find there.
-    Optional<NodeProcess> found = NodeProcess.find(pid);
+    // The process this checkpoint is of, which every attempt must find under the PID: the one its
+    // spec pins (a schedule's checkpoints), else the one the first attempt finds there.
+    Optional<ProcessIdentity> identity = checkpoint.getSpec().target.process.pinned()
+        .map(pinned -> NodeProcess.of(pinned).toStatus())
+        .or(() -> NodeProcess.find(pid).map(NodeProcess::toStatus));
+    identity.ifPresent(process -> process.node = config.nodeName());
     // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
     var running = startAttempt(checkpoint, "checkpointing PID " + pid + " with CRIU", s -> {
       if (s.process == null) {
-        found.ifPresent(process -> s.process = process.toStatus());
+        identity.ifPresent(process -> s.process = process);
       }
     });
     if (running.isEmpty()) {
@@ -239,7 +243,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     if (now.isEmpty()) {
       throw new WorkFailure("ProcessNotFound", "no process with PID " + pid + " runs on this node"
           + (recorded == null ? ": check spec.target.process.pid and node" : " any more: the process this checkpoint"
-              + " was first taken of (started " + recorded.startTime + ") has ended"));
+              + " is of (" + started(recorded) + ") has ended"));
     }
     if (recorded != null && !now.get().toStatus().sameProcessAs(recorded)) {
       throw processChanged(checkpoint, pid);
@@ -252,10 +256,14 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     String now = NodeProcess.find(pid).map(p -> "a process started " + p.toStatus().startTime).orElse("no process");
     String rebooted = NodeProcess.find(pid).filter(p -> !p.bootId().equals(recorded.bootId)).isPresent()
         ? " (the node has rebooted since)" : "";
-    return new WorkFailure("ProcessChanged", "PID " + pid + " no longer names the process this checkpoint was first"
-        + " taken of (started " + recorded.startTime + ", boot " + recorded.bootId + "): that process has ended"
+    return new WorkFailure("ProcessChanged", "PID " + pid + " no longer names the process this checkpoint is of ("
+        + started(recorded) + ", boot " + recorded.bootId + "): that process has ended"
         + rebooted + ", and the PID now belongs to " + now + ", which was not touched. Create a new Checkpoint if that"
         + " process is the one to checkpoint");
+  }
+
+  private static String started(ProcessIdentity process) {
+    return process.startTime != null ? "started " + process.startTime : "started before the node's last boot";
   }
 
   /** What CRIU stopped: the processes its pstree.img names, or, without one, the stopped tree under the PID. */

@@ -55,7 +55,7 @@ record NodeProcess(long pid, long startTicks, String bootId) {
     identity.pid = Math.toIntExact(pid);
     identity.startTicks = startTicks;
     identity.bootId = bootId;
-    identity.startTime = startTime().map(Instant::toString).orElse(null);
+    identity.startTime = bootId.equals(currentBootId()) ? startTime().map(Instant::toString).orElse(null) : null;
     return identity;
   }
 

@@ -10,6 +10,9 @@ import java.util.Objects;
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class ProcessIdentity {
+  @JsonPropertyDescription("The node the process runs on.")
+  public String node;
+
   @JsonPropertyDescription("PID on the node.")
   public Integer pid;
 

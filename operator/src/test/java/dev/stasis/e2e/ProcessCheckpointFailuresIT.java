@@ -163,7 +163,7 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
 
     Checkpoint c = awaitCheckpoint(created, CheckpointPhase.Failed);
     assertFailure(c.getStatus().reason, c.getStatus().message, "ProcessChanged",
-        "PID " + pid + " no longer names the process this checkpoint was first taken of");
+        "PID " + pid + " no longer names the process this checkpoint is of");
     assertThat(c.getStatus().message).contains("which was not touched");
     assertThat(c.getStatus().attempts).isEqualTo(2);
     assertThat(startTicks(newcomer.pid())).as("the same process, never ended").isEqualTo(newcomerStart);
@@ -256,13 +256,6 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
 
   Path archiveOf(Checkpoint c) {
     return Path.of(c.getStatus().archive.uri.substring("file://".length()));
-  }
-
-  void assertFailure(String reason, String message, String expectedReason, String expectedText) {
-    assertThat(reason).isEqualTo(expectedReason);
-    assertThat(message).contains(expectedText);
-    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
-        .map(Event::getReason).toList().contains(expectedReason));
   }
 
   static long unusedPid() {
