@@ -157,7 +157,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
 
       CriuVersion criuVersion = requireCriu();
       ProcessTree.requireCheckpointable(pid);
-      NodeProcess target = requireSameProcess(checkpoint);
+      NodeProcess target = TargetProcess.require(checkpoint);
       // The operator cannot see the node's processes: only the agent can tell whose a PID is.
       work.processTargets.requireCheckpointable(checkpoint.getMetadata().getNamespace(), pid);
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
@@ -183,14 +183,14 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
             try (WorkingFolderLocks.Held folders = workingFolders.lock(members)) {
-              requireSameProcess(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
+              TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
               dumped = dump(dump);
             }
             if (dump.leaveStopped()) {
-              stopped = dumpedTree(dump.imagesDir(), pid, target);
+              stopped = TargetProcess.dumped(dump.imagesDir(), pid, target);
             }
             if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
-              throw processChanged(checkpoint, pid);
+              throw TargetProcess.changed(checkpoint, pid);
             }
             manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
           }
@@ -230,52 +230,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         () -> complete(done, archive, stats, message));
     // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
     WorkDirs.delete(workDir);
-  }
-
-  /**
-   * The process under the target's PID, if it is the one this checkpoint's first attempt found
-   * there: a PID whose process ended may have been given to another, which is never touched.
-   */
-  private NodeProcess requireSameProcess(Checkpoint checkpoint) throws WorkFailure {
-    int pid = checkpoint.getSpec().target.process.pid;
-    ProcessIdentity recorded = checkpoint.getStatus().process;
-    Optional<NodeProcess> now = NodeProcess.find(pid);
-    if (now.isEmpty()) {
-      throw new WorkFailure("ProcessNotFound", "no process with PID " + pid + " runs on this node"
-          + (recorded == null ? ": check spec.target.process.pid and node" : " any more: the process this checkpoint"
-              + " is of (" + started(recorded) + ") has ended"));
-    }
-    if (recorded != null && !now.get().toStatus().sameProcessAs(recorded)) {
-      throw processChanged(checkpoint, pid);
-    }
-    return now.get();
-  }
-
-  private static WorkFailure processChanged(Checkpoint checkpoint, int pid) {
-    ProcessIdentity recorded = checkpoint.getStatus().process;
-    String now = NodeProcess.find(pid).map(p -> "a process started " + p.toStatus().startTime).orElse("no process");
-    String rebooted = NodeProcess.find(pid).filter(p -> !p.bootId().equals(recorded.bootId)).isPresent()
-        ? " (the node has rebooted since)" : "";
-    return new WorkFailure("ProcessChanged", "PID " + pid + " no longer names the process this checkpoint is of ("
-        + started(recorded) + ", boot " + recorded.bootId + "): that process has ended"
-        + rebooted + ", and the PID now belongs to " + now + ", which was not touched. Create a new Checkpoint if that"
-        + " process is the one to checkpoint");
-  }
-
-  private static String started(ProcessIdentity process) {
-    return process.startTime != null ? "started " + process.startTime : "started before the node's last boot";
-  }
-
-  /** What CRIU stopped: the processes its pstree.img names, or, without one, the stopped tree under the PID. */
-  private static DumpedTree dumpedTree(Path imagesDir, int pid, NodeProcess target) {
-    NodeProcess root = NodeProcess.find(pid).orElse(target);
-    try {
-      return DumpedTree.of(imagesDir, root);
-    } catch (IOException e) {
-      log.warn("cannot read the process tree CRIU dumped from {}: {}; signalling the stopped tree under PID {}",
-          imagesDir, e.getMessage(), pid);
-      return DumpedTree.stoppedUnder(root);
-    }
   }
 
   /**
@@ -555,7 +509,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     if (RecordedArchive.isRecorded(checkpoint)) {
       return finishFromRecord(checkpoint, workDir);
     }
-    String resumed = resumeStopped(checkpoint, workDir) ? "; the stopped workload was resumed" : "";
+    String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the stopped workload was resumed" : "";
     work.discardStored(checkpoint);
     WorkDirs.delete(workDir);
     fail(checkpoint, new WorkFailure("AgentRestarted",
@@ -582,12 +536,12 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     String restarted = "the agent on node " + config.nodeName() + " restarted after it had stored and recorded this"
         + " checkpoint's archive";
     if (mismatch.isPresent()) {
-      String resumed = resumeStopped(checkpoint, workDir) ? "; the workload, still stopped, was resumed"
+      String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the workload, still stopped, was resumed"
           : "; the workload may have been ended (leaveRunning: false)";
       fail(checkpoint, new WorkFailure("ArchiveMissing", restarted + ", and the storage no longer holds it: "
           + mismatch.get() + resumed + ". Not tried again: take a new checkpoint"));
     } else {
-      String ended = endStopped(checkpoint, workDir) ? "; it ended the workload, still stopped, as leaveRunning: false asks" : "";
+      String ended = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.KILL) ? "; it ended the workload, still stopped, as leaveRunning: false asks" : "";
       ArchiveStatus archive = checkpoint.getStatus().archive;
       complete(checkpoint, archive, null, "stored " + archive.storedBytes + " bytes at " + archive.uri + " (" + restarted
           + ", and finished it from that record" + ended + ")");
@@ -601,26 +555,5 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage))) {
       return RecordedArchive.mismatch(store, checkpoint);
     }
-  }
-
-  /** Resumes the tree this checkpoint's dump left stopped, if it still is; whether it did. */
-  private boolean resumeStopped(Checkpoint checkpoint, Path workDir) {
-    return signalStopped(checkpoint, workDir, NodeProcess.Signal.CONT);
-  }
-
-  /** Ends the tree this checkpoint's dump left stopped, if it still is; whether it did. */
-  private boolean endStopped(Checkpoint checkpoint, Path workDir) {
-    return signalStopped(checkpoint, workDir, NodeProcess.Signal.KILL);
-  }
-
-  /** Only the process the first attempt recorded, and only while it is stopped: the dump left it so. */
-  private boolean signalStopped(Checkpoint checkpoint, Path workDir, NodeProcess.Signal signal) {
-    ProcessIdentity recorded = checkpoint.getStatus().process;
-    if (checkpoint.getSpec().optionsOrDefaults().leaveRunning() || recorded == null
-        || !NodeProcess.of(recorded).isStopped()) {
-      return false;
-    }
-    NodeProcess root = NodeProcess.of(recorded);
-    return dumpedTree(workDir.resolve("images"), recorded.pid, root).signal(signal) > 0;
   }
 }
