@@ -85,12 +85,15 @@ public final class ProcessTargetPolicy {
 
   /** The UIDs of the pods whose cgroups hold the process (one, or none for a host process). */
   static Set<String> podUidsOf(long pid) throws WorkFailure {
-    String cgroups;
     try {
-      cgroups = Files.readString(Path.of("/proc", Long.toString(pid), "cgroup"));
+      return podUids(Files.readString(Path.of("/proc", Long.toString(pid), "cgroup")));
     } catch (IOException e) {
       throw new WorkFailure("ProcessNotFound", "no process with PID " + pid + " runs on this node: check spec.target.process.pid");
     }
+  }
+
+  /** The pod UIDs in a /proc/PID/cgroup file: its paths under the kubelet's kubepods cgroups. */
+  static Set<String> podUids(String cgroups) {
     Set<String> uids = new TreeSet<>();
     for (String line : cgroups.split("\n")) {
       String path = line.substring(line.indexOf(':', line.indexOf(':') + 1) + 1);
