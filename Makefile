@@ -1,7 +1,7 @@
 # Stasis: `make run` tries it on this machine, `make test` runs every test, `make bench` measures it
 # against the by-hand CRIU pipeline (BENCHMARKS.md).
-# All three install what they need first (CRIU, a local Kubernetes control plane); a second run reuses
-# the cache in $(STASIS_CACHE).
+# All three install what they need first (CRIU, a local Kubernetes control plane; `make test` a real
+# node too); a second run reuses the cache in $(STASIS_CACHE).
 export STASIS_CACHE ?= $(HOME)/.cache/stasis
 MVN ?= mvn -B -q
 JAR := operator/target/stasis.jar
@@ -11,13 +11,13 @@ VERSION ?= 0.1.0
 IMAGE_PREFIX ?=
 CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
 
-.PHONY: run test bench deps criu control-plane test-tools helm build crds images clean
+.PHONY: run test bench deps criu control-plane node test-tools helm build crds images clean
 
 run: deps build
 	java -jar $(JAR) local --state-dir .stasis
 
 # Not quiet: Surefire's and Failsafe's "Tests run:" lines are the record of what ran.
-test: deps
+test: deps node
 	mvn -B verify
 
 # 6–15 minutes; rewrites BENCHMARKS.md and bench/results.json. Not part of `make test`.
@@ -31,6 +31,10 @@ criu:
 
 control-plane:
 	scripts/control-plane.sh install
+
+# The real node of the pod tests (kubelet, containerd, ...): scripts/node.sh and docs/real-node.md.
+node: criu control-plane test-tools
+	scripts/node.sh install
 
 test-tools:
 	scripts/install-test-tools.sh

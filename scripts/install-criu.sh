@@ -40,6 +40,8 @@ SYSTEM_NEEDS=(gcc:gcc zstd:zstd unshare:util-linux setsid:util-linux flock:util-
 
 log() { echo "install-criu: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=lib/debian-prefix.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/debian-prefix.sh"
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else
@@ -99,41 +101,15 @@ build_prefix() {
   work="$(mktemp -d "$CACHE/.criu-build.XXXXXX")"
   # shellcheck disable=SC2064
   trap "rm -rf '$work'" EXIT
-  mkdir -p "$work/sources" "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
-  chmod 755 "$work" "$work/debs"
-  cat >"$work/sources/stasis-criu.sources" <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: sid trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  local apt_opts=(
-    -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/sources"
-    -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Dir::State::status=/dev/null
-    -o Acquire::Languages=none -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
-    -o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false
-    -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false
-    -o Acquire::IndexTargets::deb::CNF::DefaultEnabled=false
-    -o APT::Sandbox::User=root -q)
-  log "fetching Debian sid/trixie package lists (private, system apt state untouched)"
-  apt-get "${apt_opts[@]}" update >"$work/apt-update.log" 2>&1 || { cat "$work/apt-update.log" >&2; die "apt-get update (private lists) failed"; }
+  debian_lists "$work" sid trixie
   local pkgs=() p
   for p in "${SID_PKGS[@]}"; do pkgs+=("$p/sid"); done
   for p in "${TRIXIE_PKGS[@]}"; do pkgs+=("$p/trixie"); done
   log "downloading criu $CRIU_DEB_VERSION and ${#pkgs[@]} libraries"
-  if ! (cd "$work/debs" && apt-get "${apt_opts[@]}" download "criu=$CRIU_DEB_VERSION" "libcompel1=$CRIU_DEB_VERSION" "${pkgs[@]}") >"$work/apt-download.log" 2>&1; then
-    cat "$work/apt-download.log" >&2
+  if ! debian_unpack "$work" "$work/root" "criu=$CRIU_DEB_VERSION" "libcompel1=$CRIU_DEB_VERSION" "${pkgs[@]}"; then
     log "criu $CRIU_DEB_VERSION not available; trying sid's current criu"
-    rm -f "$work/debs"/*.deb
-    (cd "$work/debs" && apt-get "${apt_opts[@]}" download criu/sid libcompel1/sid "${pkgs[@]}") >"$work/apt-download.log" 2>&1 ||
-      { cat "$work/apt-download.log" >&2; die "apt-get download failed"; }
+    debian_unpack "$work" "$work/root" criu/sid libcompel1/sid "${pkgs[@]}" || die "apt-get download failed"
   fi
-  local deb
-  for deb in "$work/debs"/*.deb; do
-    dpkg -x "$deb" "$work/root"
-    dpkg-deb -f "$deb" Package Version | paste -sd' ' >>"$work/root/.stasis-packages"
-  done
   local tmp="$PREFIX.tmp.$$"
   rm -rf "$tmp"
   mv "$work/root" "$tmp"

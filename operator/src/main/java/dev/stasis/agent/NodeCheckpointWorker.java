@@ -1,6 +1,5 @@
 package dev.stasis.agent;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
@@ -9,12 +8,12 @@ import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.ProcessIdentity;
 import dev.stasis.archive.ArchiveCodec;
-import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
@@ -24,6 +23,7 @@ import dev.stasis.criu.DumpStats;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
@@ -37,10 +37,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -54,13 +51,12 @@ import org.slf4j.LoggerFactory;
 @ControllerConfiguration(name = "node-checkpoint", generationAwareEventProcessing = false)
 public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   /**
    * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
-  private final Map<Integer, ReentrantLock> processLocks = new ConcurrentHashMap<>();
+  private final KeyedLocks<Integer> processLocks = new KeyedLocks<>();
   /** How soon to look again at a recorded archive the storage could not be read for. */
   private static final Duration RECORDED_ARCHIVE_RETRY = Duration.ofSeconds(10);
   private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
@@ -82,6 +78,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       var untilRetry = RetryPolicy.untilRetry(status, Instant.now());
       if (untilRetry.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(untilRetry.get());
+      }
+      if (!storages.grantReady(checkpoint)) {
+        return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(GRANT_WAIT);
       }
       if (!pod && refusedBeforeQueueing(checkpoint)) {
         return UpdateControl.noUpdate();
@@ -165,24 +164,23 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       if (notAllowed.isPresent()) {
         throw new WorkFailure("StorageNotAllowed", notAllowed.get());
       }
-      try (ObjectStore store = storages.open(storage)) {
+      WorkGrants.Grant grant = storages.grant(checkpoint);
+      try (ObjectStore store = storages.open(storage, grant)) {
         DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
             Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
             Boolean.TRUE.equals(options.shellJob),
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         ArchiveCodec codec = StorageBinding.codec(storage);
-        ArchiveKey encryptWith = storages.encryptionKey(storage).orElse(null);
+        BoundKey encryptWith = storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null);
         Criu.DumpResult dumped;
-        Manifest manifest;
-        ReentrantLock processLock = processLocks.computeIfAbsent(pid, p -> new ReentrantLock());
-        processLock.lock();
-        try {
+        CommittedManifest manifest;
+        try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
           List<Long> members = ProcessTree.members(pid);
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            try (WorkingFolderLocks.Held folders = workingFolders.lock(members)) {
+            try (KeyedLocks.Held folders = workingFolders.lock(members)) {
               TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
               dumped = dump(dump);
             }
@@ -204,11 +202,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
             stopped.signal(NodeProcess.Signal.KILL); // stored, committed and recorded: only now may the workload end
             stopped = DumpedTree.none();
           }
-        } finally {
-          processLock.unlock();
         }
         stored = checkpoint;
-        archive = archiveStatus(store, manifest);
+        archive = manifest.archiveStatus(store);
         stats = stats(dumped.stats(), started);
       }
     } catch (WorkFailure failure) {
@@ -238,8 +234,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * record: the next one finishes the checkpoint from it instead of deleting the only copy of the
    * workload. Not recorded, the workload is not ended: the archive is deleted and the tree resumed.
    */
-  private Checkpoint recordStored(Checkpoint checkpoint, ObjectStore store, Manifest manifest) throws WorkFailure {
-    ArchiveStatus archive = archiveStatus(store, manifest);
+  private Checkpoint recordStored(Checkpoint checkpoint, ObjectStore store, CommittedManifest manifest)
+      throws WorkFailure {
+    ArchiveStatus archive = manifest.archiveStatus(store);
     Optional<Checkpoint> recorded;
     try {
       recorded = statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
@@ -338,7 +335,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      ArchiveKey encryptWith, Path imagesDir) throws WorkFailure {
+      BoundKey encryptWith, Path imagesDir) throws WorkFailure {
     String archiveKey = layout(checkpoint).archiveKey(codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
@@ -353,8 +350,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * Archive first, manifest last: a checkpoint whose manifest exists is whole. Anything written
    * before a failure is removed again, so no half-written archive is ever left to be mistaken.
    */
-  private Manifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload, ArchiveCodec codec,
-      ArchiveKey encryptedWith, DumpOptions dump, CriuVersion criuVersion, RestoreRequirements requirements)
+  private CommittedManifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload,
+      ArchiveCodec codec, BoundKey encryptedWith, DumpOptions dump, CriuVersion criuVersion,
+      RestoreRequirements requirements)
       throws WorkFailure {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
@@ -365,8 +363,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         manifest.archive.encryption = Manifest.Encryption.with(encryptedWith);
       }
       requirements.recordIn(manifest, dump.imagesDir());
-      store.put(layout.manifestKey(), manifest.toJson());
-      return manifest;
+      return CommittedManifest.put(store, layout.manifestKey(), manifest);
     } catch (IOException e) {
       try {
         store.deleteAll(layout.prefix());
@@ -387,6 +384,10 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
   }
 
+  private static ArchiveIdentity identity(Checkpoint checkpoint) {
+    return ArchiveIdentity.ofProcess(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid());
+  }
+
   private Manifest manifest(Checkpoint checkpoint, DumpOptions dump, CriuVersion criuVersion, String archiveKey,
       ArchiveCodec codec, ArchiveSummary summary) {
     var meta = checkpoint.getMetadata();
@@ -398,12 +399,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     m.source.checkpointUid = meta.getUid();
     m.source.node = config.nodeName();
     m.source.pid = dump.pid();
-    NodeProfile profile = client.resources(NodeProfile.class).withName(config.nodeName()).get();
-    if (profile != null && profile.getSpec() != null) {
-      @SuppressWarnings("unchecked")
-      Map<String, Object> fingerprint = JSON.convertValue(profile.getSpec(), Map.class);
-      m.nodeProfile = fingerprint;
-    }
+    m.nodeProfile = NodeFingerprint.asMap(NodeFingerprint.profile(client, config.nodeName()));
     m.criu = new Manifest.Criu();
     m.criu.version = criuVersion.toString();
     m.criu.options = dump.recordedOptions();
@@ -415,15 +411,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     m.archive.storedBytes = summary.storedBytes();
     m.archive.sha256 = summary.sha256();
     return m;
-  }
-
-  private static ArchiveStatus archiveStatus(ObjectStore store, Manifest manifest) {
-    ArchiveStatus archive = new ArchiveStatus();
-    archive.uri = store.uri(manifest.archive.key);
-    archive.sizeBytes = manifest.archive.sizeBytes;
-    archive.storedBytes = manifest.archive.storedBytes;
-    archive.sha256 = manifest.archive.sha256;
-    return archive;
   }
 
   private static CheckpointStats stats(DumpStats dumpStats, long started) {
@@ -552,7 +539,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
 
   /** {@link RecordedArchive#mismatch} in the checkpoint's storage. */
   private Optional<String> recordedArchiveMismatch(Checkpoint checkpoint) throws IOException, WorkFailure {
-    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage))) {
+    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage), storages.grant(checkpoint))) {
       return RecordedArchive.mismatch(store, checkpoint);
     }
   }

@@ -17,8 +17,14 @@ final class NodeFingerprint {
     return profile == null ? null : profile.getSpec();
   }
 
+  /** What placement matches on: everything but the agent's key, which says nothing about what the node can run. */
   @SuppressWarnings("unchecked")
   static Map<String, Object> asMap(NodeProfileSpec profile) {
-    return profile == null ? null : JSON.convertValue(profile, Map.class);
+    if (profile == null) {
+      return null;
+    }
+    Map<String, Object> fields = JSON.convertValue(profile, Map.class);
+    fields.remove("grantKey");
+    return fields;
   }
 }

@@ -17,6 +17,8 @@ abstract class NodeJob {
   private static final Logger log = LoggerFactory.getLogger(NodeJob.class);
   /** How often to look again whether the CRIU a dead agent started has ended or finished its restore. */
   static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
+  /** How soon to look again at work whose grant is sealed to a key this agent no longer has (the operator reseals it). */
+  static final Duration GRANT_WAIT = Duration.ofSeconds(5);
   /** The longest wait between two tries of a status write that must not be given up. */
   private static final Duration RECORD_RETRY_MAX = Duration.ofSeconds(30);
 

@@ -6,6 +6,7 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.NodeKey;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -39,6 +40,7 @@ public class NodeProfilePublisher implements AutoCloseable {
   private final AgentConfig config;
   private final NodeProfileProbe probe;
   private final ProfileOverrides overrides;
+  private final NodeKey nodeKey;
   private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
     Thread t = new Thread(r, "node-profile");
     t.setDaemon(true);
@@ -57,6 +59,7 @@ public class NodeProfilePublisher implements AutoCloseable {
     this.config = config;
     this.probe = probe;
     this.overrides = ProfileOverrides.load(config.profileOverrides());
+    this.nodeKey = NodeWork.nodeKey(config);
     this.events = new EventRecorder(client, "agent", config.nodeName());
   }
 
@@ -88,6 +91,7 @@ public class NodeProfilePublisher implements AutoCloseable {
       NodeProfileSpec current = overrides.applyTo(probe.probe(config.criu(), config.workDir()));
       List<String> warnings = config.kubelet().warnings(); // after the overrides: a test aid hides no warning
       current.warnings = warnings.isEmpty() ? null : warnings;
+      current.grantKey = nodeKey.publicKey();
       Map<String, String> labels = labels();
       if (published != null && !changed(published, current) && labels.equals(publishedLabels)) {
         return;

@@ -11,16 +11,16 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveIntegrityException;
-import dev.stasis.archive.ArchiveKey;
-import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveReader;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
-import dev.stasis.archive.ManifestException;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
 import dev.stasis.criu.RestoreOptions;
 import dev.stasis.criu.RestoredTree;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
@@ -40,9 +40,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Restores the checkpoints the operator placed on this node: a pre-flight check that this node can
- * run the checkpoint (its CPU, the paths it needs), download, verify and unpack in one pass (CRIU
- * sees no byte before the sha256 matched), then {@code criu restore}. The agent's CRIU
+ * Restores the checkpoints the operator placed on this node: the manifest, checked against the
+ * digest the Checkpoint's status recorded; a pre-flight check that this node can run the checkpoint
+ * (its CPU, the paths it needs); download, verify and unpack in one pass (CRIU sees no byte before
+ * the archive matched the sha256 and size the status recorded), then {@code criu restore}. The agent's CRIU
  * child stays the restored tree's parent, so the agent sees the tree exit and nothing is left a zombie.
  */
 @ControllerConfiguration(name = "node-restore", generationAwareEventProcessing = false)
@@ -70,6 +71,9 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       var untilRetry = RetryPolicy.untilRetry(status, Instant.now());
       if (untilRetry.isPresent()) {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(untilRetry.get());
+      }
+      if (!storages.grantReady(restore)) {
+        return UpdateControl.<Restore>noUpdate().rescheduleAfter(GRANT_WAIT);
       }
       return work.enqueue(restore, this::isPendingHere, pod ? podRestores::push : this::restore)
           .map(UpdateControl.<Restore>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
@@ -121,11 +125,13 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       checkpoint = checkpoint(restore);
       work.processTargets.requireRestorable(restore.getMetadata().getNamespace());
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-      try (ObjectStore store = storages.open(storage)) {
-        Manifest manifest = manifest(store, checkpoint);
+      WorkGrants.Grant grant = storages.grant(restore);
+      try (ObjectStore store = storages.open(storage, grant)) {
+        RecordedManifest recorded = storages.manifest(store, checkpoint, null);
         requireCriu();
-        preflight(restore, manifest, workDir);
-        download(store, manifest, storages.decryptionKey(storage, manifest, checkpoint.getStatus().archive).orElse(null), images);
+        preflight(restore, recorded.manifest(), workDir);
+        requireRoomFor(recorded, workDir);
+        download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null), images);
       }
     } catch (PreflightFailed failure) {
       WorkDirs.delete(workDir);
@@ -187,30 +193,12 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     return checkpoint;
   }
 
-  private Manifest manifest(ObjectStore store, Checkpoint checkpoint) throws WorkFailure {
-    var meta = checkpoint.getMetadata();
-    String key = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).manifestKey();
-    try {
-      Manifest manifest = Manifest.fromJson(store.read(key));
-      if (!meta.getUid().equals(manifest.source.checkpointUid)) {
-        throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key)
-            + " belongs to another checkpoint (uid " + manifest.source.checkpointUid + ")");
-      }
-      return manifest;
-    } catch (ObjectNotFoundException e) {
-      throw new WorkFailure("ManifestMissing", "the checkpoint's manifest is missing (" + e.getMessage()
-          + "): the archive was deleted or its upload never finished; restore another checkpoint");
-    } catch (ManifestException e) {
-      throw new WorkFailure("ManifestInvalid", e.getMessage());
-    } catch (IOException e) {
-      throw new WorkFailure("StorageUnavailable", "cannot read the manifest: " + e.getMessage());
-    }
-  }
-
-  private void download(ObjectStore store, Manifest manifest, ArchiveKey decryptWith, Path images) throws WorkFailure {
-    try (InputStream in = StasisMetrics.meteredDownload(config.nodeName(), store.open(manifest.archive.key))) {
-      new ArchiveReader().extract(in, images, manifest.archive.codec, manifest.archive.sha256,
-          manifest.archive.storedBytes, decryptWith);
+  /** The archive the Checkpoint recorded, at the key the layout gives, checked against the recorded sha256. */
+  private void download(ObjectStore store, RecordedManifest recorded, BoundKey decryptWith, Path images)
+      throws WorkFailure {
+    String key = recorded.archiveKey();
+    try (InputStream in = StasisMetrics.meteredDownload(config.nodeName(), store.open(key))) {
+      new ArchiveReader().extract(in, images, recorded.manifest().archive.codec, recorded.archive(), decryptWith);
     } catch (ArchiveAuthenticationException e) {
       throw new WorkFailure("ArchiveNotAuthentic", e.getMessage());
     } catch (ArchiveIntegrityException e) {
@@ -223,7 +211,24 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
         throw new WorkFailure("WorkDirFull", "unpacking the archive into " + images + " failed: the work folder is"
             + " full (" + Criu.NO_SPACE + "); free space there or give the agent a larger --work-dir");
       }
-      throw new WorkFailure("DownloadFailed", "downloading " + store.uri(manifest.archive.key) + " failed: " + e.getMessage());
+      throw new WorkFailure("DownloadFailed", "downloading " + store.uri(key) + " failed: " + e.getMessage());
+    }
+  }
+
+  /** The images unpacked take what the archive held before compression: without that room, nothing is downloaded. */
+  private void requireRoomFor(RecordedManifest recorded, Path workDir) throws WorkFailure {
+    long needed = recorded.archive().sizeBytes();
+    long free;
+    try {
+      free = WorkDirs.usableSpace(workDir);
+    } catch (IOException e) {
+      throw new WorkFailure("WorkDirUnavailable", "cannot tell the free space in the work folder " + workDir + ": "
+          + e.getMessage());
+    }
+    if (free < needed) {
+      throw new WorkFailure("WorkDirFull", "the work folder " + workDir + " on node " + config.nodeName() + " has "
+          + free + " bytes free, the checkpoint's images need " + needed + ": nothing was downloaded. Free space there,"
+          + " give the agent a larger --work-dir, or restore on another node (spec.placement)");
     }
   }
 

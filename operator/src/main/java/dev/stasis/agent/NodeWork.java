@@ -4,6 +4,7 @@ import dev.stasis.api.AttemptedStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.metrics.StasisMetrics;
@@ -12,6 +13,7 @@ import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Optional;
@@ -50,7 +52,7 @@ public final class NodeWork {
     this.config = config;
     this.events = events;
     this.shutdown = shutdown;
-    this.storages = new StorageAccess(client);
+    this.storages = new StorageAccess(client, nodeKey(config), config.nodeName());
     this.statusWriter = new StatusWriter(client);
     this.queue = new NodeWorkQueue(config.nodeName(), config.maxConcurrent());
     this.retries = config.retries();
@@ -61,6 +63,15 @@ public final class NodeWork {
 
   String node() {
     return config.nodeName();
+  }
+
+  /** The agent's key, which its NodeProfile publishes and the operator seals its work's grants to. */
+  static NodeKey nodeKey(AgentConfig config) {
+    try {
+      return NodeKey.inWorkDir(config.workDir());
+    } catch (IOException e) {
+      throw new UncheckedIOException("the agent's key in its work folder " + config.workDir() + ": " + e.getMessage(), e);
+    }
   }
 
   /**
@@ -136,7 +147,7 @@ public final class NodeWork {
   void discardStored(Checkpoint checkpoint) {
     var meta = checkpoint.getMetadata();
     String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
-    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage))) {
+    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage), storages.grant(checkpoint))) {
       store.deleteAll(prefix);
     } catch (WorkFailure | IOException e) {
       log.warn("could not delete what the abandoned checkpoint {}/{} stored under {}: {}", meta.getNamespace(),

@@ -1,7 +1,6 @@
 package dev.stasis.agent;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStats;
@@ -11,12 +10,14 @@ import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.archive.ArchiveCodec;
-import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveWriter;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.kubelet.KubeletClient;
 import dev.stasis.kubelet.KubeletException;
 import dev.stasis.storage.ObjectStore;
@@ -29,11 +30,13 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.BiFunction;
+import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,7 +50,8 @@ import org.slf4j.LoggerFactory;
 final class PodCheckpointJob extends NodeJob {
   private static final Logger log = LoggerFactory.getLogger(PodCheckpointJob.class);
   private static final ObjectMapper JSON = new ObjectMapper();
-
+  /** The kubelet and the agent read the node's clock in whole seconds; a margin for the rounding. */
+  private static final Duration KUBELET_CLOCK_SLACK = Duration.ofSeconds(5);
 
   private final BiFunction<Checkpoint, String, Optional<Checkpoint>> startAttempt;
 
@@ -75,12 +79,14 @@ final class PodCheckpointJob extends NodeJob {
       if (notAllowed.isPresent()) {
         throw new WorkFailure("StorageNotAllowed", notAllowed.get());
       }
-      ArchiveKey encryptWith = storages.encryptionKey(storage).orElse(null);
       KubeletClient kubelet = kubelet();
-      try (ObjectStore store = storages.open(storage)) {
+      WorkGrants.Grant grant = storages.grant(checkpoint);
+      try (ObjectStore store = storages.open(storage, grant)) {
         List<ContainerCheckpointStatus> stored = new ArrayList<>();
         try {
           for (ContainerCheckpointStatus container : pod.containers()) {
+            BoundKey encryptWith = storages.encryptionKey(storage, grant, new ArchiveIdentity(
+                checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid(), container.name)).orElse(null);
             stored.add(checkpointContainer(checkpoint, pod, container, kubelet, store, StorageBinding.codec(storage),
                 encryptWith));
           }
@@ -124,7 +130,7 @@ final class PodCheckpointJob extends NodeJob {
 
   private ContainerCheckpointStatus checkpointContainer(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
       ContainerCheckpointStatus container, KubeletClient kubelet, ObjectStore store, ArchiveCodec codec,
-      ArchiveKey encryptWith) throws WorkFailure {
+      BoundKey encryptWith) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     String reported;
     try {
@@ -135,9 +141,9 @@ final class PodCheckpointJob extends NodeJob {
     }
     Path archive = kubeletArchive(reported);
     try {
-      Manifest manifest = store(checkpoint, pod, container, archive, store, codec, encryptWith);
+      CommittedManifest manifest = store(checkpoint, pod, container, archive, store, codec, encryptWith);
       ContainerCheckpointStatus done = new ContainerCheckpointStatus(container.name, container.containerID);
-      done.archive = archiveStatus(store, manifest);
+      done.archive = manifest.archiveStatus(store);
       return done;
     } finally {
       deleteKubeletCopy(archive);
@@ -156,8 +162,9 @@ final class PodCheckpointJob extends NodeJob {
     return archive;
   }
 
-  private Manifest store(Checkpoint checkpoint, PodTargets.ResolvedPod pod, ContainerCheckpointStatus container,
-      Path archive, ObjectStore store, ArchiveCodec codec, ArchiveKey encryptWith) throws WorkFailure {
+  private CommittedManifest store(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
+      ContainerCheckpointStatus container, Path archive, ObjectStore store, ArchiveCodec codec, BoundKey encryptWith)
+      throws WorkFailure {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.containerArchiveKey(container.name, codec);
     try {
@@ -171,8 +178,7 @@ final class PodCheckpointJob extends NodeJob {
         manifest.archive.encryption = Manifest.Encryption.with(encryptWith, stored.compressedSha256(),
             stored.compressedBytes());
       }
-      store.put(layout.containerManifestKey(container.name), manifest.toJson());
-      return manifest;
+      return CommittedManifest.put(store, layout.containerManifestKey(container.name), manifest);
     } catch (IOException e) {
       throw new WorkFailure("StorageFailed", "storing the archive of container " + container.name + " in "
           + store.uri(archiveKey) + " failed: " + e.getMessage() + "; nothing was kept");
@@ -215,15 +221,6 @@ final class PodCheckpointJob extends NodeJob {
     m.archive.sha256 = stored.summary().sha256();
     m.archive.tarSha256 = stored.tarSha256();
     return m;
-  }
-
-  private static ArchiveStatus archiveStatus(ObjectStore store, Manifest manifest) {
-    ArchiveStatus archive = new ArchiveStatus();
-    archive.uri = store.uri(manifest.archive.key);
-    archive.sizeBytes = manifest.archive.sizeBytes;
-    archive.storedBytes = manifest.archive.storedBytes;
-    archive.sha256 = manifest.archive.sha256;
-    return archive;
   }
 
   private static ArchiveLayout layout(Checkpoint checkpoint) {
@@ -299,10 +296,20 @@ final class PodCheckpointJob extends NodeJob {
     fail(checkpoint, failure);
   }
 
-  /** The kubelet names archives checkpoint-<pod>_<namespace>-<container>-<time>.tar. */
+  /**
+   * The kubelet archives of the abandoned attempt: of its pod, namespace and containers exactly, and
+   * written since it started (never another namespace's, whose names may share the prefix).
+   */
   private void deleteLeftoverKubeletArchives(Checkpoint checkpoint) {
-    String prefix = "checkpoint-" + checkpoint.getSpec().target.pod.name + "_" + checkpoint.getMetadata().getNamespace() + "-";
-    try (DirectoryStream<Path> archives = Files.newDirectoryStream(config.kubelet().checkpointDir(), prefix + "*.tar")) {
+    CheckpointStatus status = checkpoint.getStatus();
+    List<String> containers = status.containers == null ? List.of()
+        : status.containers.stream().map(c -> c.name).toList();
+    Instant started = status.startTime == null ? Instant.MIN
+        : Instant.parse(status.startTime).minus(KUBELET_CLOCK_SLACK);
+    Predicate<String> ours = KubeletArchiveNames.of(checkpoint.getMetadata().getNamespace(),
+        checkpoint.getSpec().target.pod.name, containers, started);
+    try (DirectoryStream<Path> archives = Files.newDirectoryStream(config.kubelet().checkpointDir(),
+        archive -> ours.test(archive.getFileName().toString()))) {
       archives.forEach(PodCheckpointJob::deleteKubeletCopy);
     } catch (IOException e) {
       log.warn("could not look for leftover kubelet archives in {}: {}", config.kubelet().checkpointDir(), e.getMessage());

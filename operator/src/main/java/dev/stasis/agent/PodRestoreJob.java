@@ -1,6 +1,5 @@
 package dev.stasis.agent;
 
-import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
@@ -11,22 +10,22 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
-import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.DecryptingInputStream;
+import dev.stasis.archive.ExpectedBytesInputStream;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
-import dev.stasis.archive.ManifestException;
 import dev.stasis.image.CheckpointImage;
 import dev.stasis.image.Registry;
 import dev.stasis.image.RegistryClient;
 import dev.stasis.image.RegistryException;
-import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.RecordedManifest;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
-import dev.stasis.storage.StorageUnavailableException;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -46,11 +45,8 @@ import org.slf4j.LoggerFactory;
 final class PodRestoreJob extends NodeJob {
   private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
 
-  private final StorageBinding binding;
-
   PodRestoreJob(NodeWork work) {
     super(work);
-    this.binding = new StorageBinding(client);
   }
 
   /** The pod checkpoint a Restore names, or null when it names a process checkpoint (or none). */
@@ -94,18 +90,18 @@ final class PodRestoreJob extends NodeJob {
         throw new WorkFailure("CheckpointNotFound", "Checkpoint '" + restore.checkpointName() + "' is gone");
       }
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-      Registry registry = registry(storage);
-      try (ObjectStore store = storages.open(storage)) {
-        List<Manifest> manifests = new ArrayList<>();
+      WorkGrants.Grant grant = storages.grant(restore);
+      Registry registry = storages.registry(storage, grant);
+      try (ObjectStore store = storages.open(storage, grant)) {
+        List<RecordedManifest> manifests = new ArrayList<>();
         for (ContainerCheckpointStatus container : checkpoint.getStatus().containers) {
           manifests.add(manifest(store, checkpoint, container.name));
         }
         requireSpace(manifests);
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try {
-          for (Manifest manifest : manifests) {
-            pushed.add(pushImage(registry, store, checkpoint, manifest,
-                storages.decryptionKey(storage, manifest, recordedArchive(checkpoint, manifest.source.containerName))));
+          for (RecordedManifest manifest : manifests) {
+            pushed.add(pushImage(registry, store, checkpoint, manifest, storages.decryptionKey(manifest, grant)));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -128,59 +124,33 @@ final class PodRestoreJob extends NodeJob {
     }
   }
 
-  private static ArchiveStatus recordedArchive(Checkpoint checkpoint, String container) {
-    return checkpoint.getStatus().containers.stream().filter(c -> c.name.equals(container)).findFirst()
-        .map(c -> c.archive).orElse(null);
-  }
-
-  private Registry registry(CheckpointStorage storage) throws WorkFailure {
-    try {
-      return binding.registry(storage);
-    } catch (StorageUnavailableException e) {
-      throw new WorkFailure("RegistryNotConfigured", e.getMessage());
+  /** A container's manifest as the Checkpoint recorded it, with what the image's layer needs. */
+  private RecordedManifest manifest(ObjectStore store, Checkpoint checkpoint, String container) throws WorkFailure {
+    RecordedManifest recorded = storages.manifest(store, checkpoint, container);
+    Manifest manifest = recorded.manifest();
+    String at = store.uri(new ArchiveLayout(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
+        checkpoint.getMetadata().getUid()).containerManifestKey(container));
+    if (manifest.archive.encryption.isEncrypted() && manifest.archive.encryption.plaintextSha256 == null) {
+      throw new WorkFailure("ManifestInvalid", "the manifest at " + at
+          + " lacks archive.encryption.plaintextSha256, which the image's layer needs; take a new checkpoint");
     }
-  }
-
-  private Manifest manifest(ObjectStore store, Checkpoint checkpoint, String container) throws WorkFailure {
-    var meta = checkpoint.getMetadata();
-    String key = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).containerManifestKey(container);
-    try {
-      Manifest manifest = Manifest.fromJson(store.read(key));
-      if (!meta.getUid().equals(manifest.source.checkpointUid) || !container.equals(manifest.source.containerName)) {
-        throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key) + " belongs to another checkpoint");
-      }
-      if (manifest.archive.encryption.isEncrypted() && manifest.archive.encryption.plaintextSha256 == null) {
-        throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key)
-            + " lacks archive.encryption.plaintextSha256, which the image's layer needs; take a new checkpoint");
-      }
-      if (manifest.archive.tarSha256 == null && manifest.archive.codec != ArchiveCodec.NONE) {
-        throw new WorkFailure("ManifestInvalid", "the manifest at " + store.uri(key)
-            + " lacks archive.tarSha256, which the image's layer needs; take a new checkpoint");
-      }
-      return manifest;
-    } catch (ObjectNotFoundException e) {
-      throw new WorkFailure("ManifestMissing", "the manifest of container " + container + " is missing ("
-          + e.getMessage() + "): the archive was deleted or never committed; restore another checkpoint");
-    } catch (ManifestException e) {
-      throw new WorkFailure("ManifestInvalid", e.getMessage());
-    } catch (IOException e) {
-      throw new WorkFailure("StorageUnavailable", "cannot read the manifest of container " + container + ": " + e.getMessage());
+    if (manifest.archive.tarSha256 == null && manifest.archive.codec != ArchiveCodec.NONE) {
+      throw new WorkFailure("ManifestInvalid", "the manifest at " + at
+          + " lacks archive.tarSha256, which the image's layer needs; take a new checkpoint");
     }
+    return recorded;
   }
 
   /**
    * The runtime keeps a pulled image compressed and unpacked: without that much room the pod could
    * never start, and would fail much later with a less helpful message.
    */
-  private void requireSpace(List<Manifest> manifests) throws WorkFailure {
-    long needed = manifests.stream().mapToLong(m -> m.archive.storedBytes + m.archive.sizeBytes).sum();
-    Path dir = config.kubelet().imageStoreDir().toAbsolutePath();
-    while (dir.getParent() != null && !Files.exists(dir)) {
-      dir = dir.getParent();
-    }
+  private void requireSpace(List<RecordedManifest> manifests) throws WorkFailure {
+    long needed = manifests.stream().mapToLong(m -> m.archive().storedBytes() + m.archive().sizeBytes()).sum();
+    Path dir = config.kubelet().imageStoreDir();
     long free;
     try {
-      free = Files.getFileStore(dir).getUsableSpace();
+      free = WorkDirs.usableSpace(dir);
     } catch (IOException e) {
       throw new WorkFailure("InsufficientSpace", "cannot tell the free space in " + dir + ": " + e.getMessage());
     }
@@ -196,21 +166,23 @@ final class PodRestoreJob extends NodeJob {
    * the runtime reads the layer as it is. Only authenticated bytes reach the registry, and it
    * refuses a blob whose digest differs from the manifest's.
    */
-  private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Checkpoint checkpoint, Manifest manifest,
-      Optional<ArchiveKey> decryptWith) throws WorkFailure {
+  private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Checkpoint checkpoint,
+      RecordedManifest recorded, Optional<BoundKey> decryptWith) throws WorkFailure {
     var meta = checkpoint.getMetadata();
+    Manifest manifest = recorded.manifest();
     String container = manifest.source.containerName;
     String repository = registry.repository(meta.getNamespace(), meta.getName());
     Manifest.Encryption encryption = manifest.archive.encryption;
-    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : manifest.archive.sha256;
-    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : manifest.archive.storedBytes;
+    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.archive().sha256();
+    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.archive().storedBytes();
     var layer = new CheckpointImage.Layer(layerSha256, layerBytes,
         manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : layerSha256,
         manifest.archive.codec == ArchiveCodec.ZSTD);
     String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
         : System.getProperty("os.arch");
-    try (InputStream stored = store.open(manifest.archive.key)) {
-      InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(stored, decryptWith.get()) : stored;
+    try (InputStream stored = store.open(recorded.archiveKey())) {
+      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
+      InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked;
       RegistryClient client = RegistryClient.open(registry, repository);
       String digest = CheckpointImage.push(client, container + "-" + meta.getUid(), container,
           manifest.source.podName, meta.getNamespace(), arch, layer, archive);
@@ -223,13 +195,15 @@ final class PodRestoreJob extends NodeJob {
     } catch (ObjectNotFoundException e) {
       throw new WorkFailure("ArchiveMissing", "the archive of container " + container + " is missing ("
           + e.getMessage() + ") although its manifest exists; restore another checkpoint");
+    } catch (ArchiveAuthenticationException e) {
+      throw new WorkFailure("ArchiveNotAuthentic", "the stored archive of container " + container + ": "
+          + e.getMessage() + "; no image was made of it; restore another checkpoint");
+    } catch (ArchiveIntegrityException e) {
+      throw new WorkFailure("ArchiveCorrupted", "the stored archive of container " + container + " at "
+          + store.uri(recorded.archiveKey()) + ": " + e.getMessage() + "; no image was made of it; restore another"
+          + " checkpoint");
     } catch (IOException e) {
-      Optional<ArchiveAuthenticationException> notAuthentic = ArchiveAuthenticationException.causing(e);
-      if (notAuthentic.isPresent()) {
-        throw new WorkFailure("ArchiveNotAuthentic", "the stored archive of container " + container + ": "
-            + notAuthentic.get().getMessage() + "; no image was made of it; restore another checkpoint");
-      }
-      throw new WorkFailure("DownloadFailed", "reading " + store.uri(manifest.archive.key) + " failed: " + e.getMessage());
+      throw new WorkFailure("DownloadFailed", "reading " + store.uri(recorded.archiveKey()) + " failed: " + e.getMessage());
     }
   }
 

@@ -7,6 +7,7 @@ import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
@@ -50,15 +51,14 @@ record ProcessInventory(
     Set<String> socketInodes = new HashSet<>();
     for (long pid : pids) {
       Path dir = proc.resolve(Long.toString(pid));
-      Path root = dir.resolve("root");
       link(dir.resolve("exe")).ifPresent(exe -> add(paths, exe, RequiredPath.EXECUTABLE, dir.resolve("exe")));
       link(dir.resolve("cwd")).ifPresent(cwd -> add(paths, cwd, RequiredPath.CWD, dir.resolve("cwd")));
       link(dir.resolve("root")).ifPresent(r -> add(paths, r, RequiredPath.ROOT, dir.resolve("root")));
-      for (String mapped : mappedFiles(dir)) {
-        if (GPU_DEVICE.matcher(mapped).matches()) {
-          gpus.add(mapped);
+      for (var mapped : mappedFiles(dir).entrySet()) {
+        if (GPU_DEVICE.matcher(mapped.getKey()).matches()) {
+          gpus.add(mapped.getKey());
         } else {
-          add(paths, mapped, RequiredPath.MAPPED, under(root, mapped));
+          addMapped(paths, mapped.getKey(), dir.resolve("map_files").resolve(mapped.getValue()));
         }
       }
       for (String target : fdTargets(dir)) {
@@ -131,16 +131,34 @@ record ProcessInventory(
     return targets;
   }
 
-  /** File-backed mappings: the last column of /proc/PID/maps when it is an absolute path. */
-  private static Set<String> mappedFiles(Path dir) {
-    Set<String> files = new LinkedHashSet<>();
+  /**
+   * File-backed mappings: the last column of /proc/PID/maps when it is an absolute path, with the
+   * address range of its first mapping (its entry in /proc/PID/map_files).
+   */
+  private static Map<String, String> mappedFiles(Path dir) {
+    Map<String, String> files = new LinkedHashMap<>();
     for (String line : lines(dir.resolve("maps"))) {
       String[] fields = line.trim().split("\\s+", 6);
       if (fields.length == 6 && fields[5].startsWith("/")) {
-        files.add(fields[5]);
+        files.putIfAbsent(fields[5], fields[0]);
       }
     }
     return files;
+  }
+
+  /**
+   * A mapped file is read through /proc/PID/map_files, which opens the very file that is mapped:
+   * its path may name something else by now (another file, a FIFO that would block the agent
+   * forever). Mapped devices (/dev/zero) are not files a restore needs, and reading one may never end.
+   */
+  private static void addMapped(Map<String, RequiredPath> paths, String path, Path mapFile) {
+    try {
+      if (Files.readAttributes(mapFile, BasicFileAttributes.class).isRegularFile()) {
+        add(paths, path, RequiredPath.MAPPED, mapFile);
+      }
+    } catch (IOException e) {
+      log.debug("cannot look at mapped {}: {}", path, e.getMessage());
+    }
   }
 
   private static List<RequiredPath> mountTable(Path mountinfo) {

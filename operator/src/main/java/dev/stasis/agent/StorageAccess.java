@@ -1,27 +1,42 @@
 package dev.stasis.agent;
 
+import dev.stasis.api.AgentWorkStatus;
+import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.ArchiveStatus;
-import dev.stasis.api.SecretReference;
-import dev.stasis.archive.ArchiveKey;
-import dev.stasis.archive.ArchiveKeys;
+import dev.stasis.archive.ArchiveIdentity;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
-import dev.stasis.kube.EncryptionKeyException;
+import dev.stasis.image.Registry;
+import dev.stasis.kube.NodeKey;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.StoredCheckpointException;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
+import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import java.util.List;
 import java.util.Optional;
-import java.util.TreeSet;
 
-/** The storage a job names, with failures already in the words the job's status needs. */
+/**
+ * The storage a job names, reached with what the operator granted that job (its status' sealed
+ * grant, opened with this node's key): the agent may read no Secret itself. Failures come in the
+ * words the job's status needs.
+ */
 class StorageAccess {
   static final String KEY_NOT_FOUND = "EncryptionKeyNotFound";
+  /** The grant is sealed to a key this agent no longer has; the operator seals it again. */
+  static final String NODE_KEY_CHANGED = "NodeKeyChanged";
 
   private final StorageBinding binding;
+  private final NodeKey nodeKey;
+  private final String node;
 
-  StorageAccess(KubernetesClient client) {
+  StorageAccess(KubernetesClient client, NodeKey nodeKey, String node) {
     this.binding = new StorageBinding(client);
+    this.nodeKey = nodeKey;
+    this.node = node;
   }
 
   CheckpointStorage find(String name) throws WorkFailure {
@@ -32,66 +47,95 @@ class StorageAccess {
     return storage;
   }
 
-  /** The key new archives of this storage are encrypted with; empty when the storage does not encrypt. */
-  Optional<ArchiveKey> encryptionKey(CheckpointStorage storage) throws WorkFailure {
-    return keys(storage).map(ArchiveKeys::current);
+  /** The key this node's agent publishes, which the operator seals grants to. */
+  NodeKey nodeKey() {
+    return nodeKey;
+  }
+
+  /** Whether the work's grant opens with this agent's key (or there is none, for work that needs nothing). */
+  boolean grantReady(CustomResource<?, ? extends AgentWorkStatus> work) {
+    var status = work.getStatus();
+    return status == null || status.grant == null || nodeKey.fingerprint().equals(status.grant.nodeKey);
   }
 
   /**
-   * The key the manifest says its archive was encrypted with, from the storage's key Secret; empty
-   * for an archive that is not encrypted.
-   *
-   * <p>On a storage that encrypts, a manifest saying "not encrypted" is believed only if its sha256
-   * is the one the Checkpoint's status recorded when the archive was stored: the API server keeps
-   * that out of reach of whoever can write the bucket, who could otherwise swap in a plain archive
-   * of memory images of their choosing. Archives stored before encryption was turned on pass.
-   *
-   * @param recorded the archive as the Checkpoint's status records it
+   * What the operator granted this work: storage and registry credentials, the keys of its
+   * archives. None for work that needs none (a filesystem storage that does not encrypt).
    */
-  Optional<ArchiveKey> decryptionKey(CheckpointStorage storage, Manifest manifest, ArchiveStatus recorded)
+  WorkGrants.Grant grant(CustomResource<?, ? extends AgentWorkStatus> work) throws WorkFailure {
+    var sealed = work.getStatus() == null ? null : work.getStatus().grant;
+    if (sealed == null) {
+      return new WorkGrants.Grant(null, null, null, null, List.of());
+    }
+    if (!nodeKey.fingerprint().equals(sealed.nodeKey)) {
+      throw new WorkFailure(NODE_KEY_CHANGED, "this work's grant is sealed to node key " + sealed.nodeKey
+          + ", which this agent no longer has (its key is " + nodeKey.fingerprint() + "): the operator seals it again");
+    }
+    try {
+      return WorkGrants.open(sealed, nodeKey, work, node);
+    } catch (WorkGrants.GrantException e) {
+      throw new WorkFailure("GrantInvalid", e.getMessage());
+    }
+  }
+
+  /**
+   * The key the archive {@code identity} is encrypted with when this storage stores it, as granted;
+   * empty when the storage does not encrypt.
+   */
+  Optional<BoundKey> encryptionKey(CheckpointStorage storage, WorkGrants.Grant grant, ArchiveIdentity identity)
       throws WorkFailure {
-    Manifest.Encryption encryption = manifest.archive.encryption;
-    String name = storage.getMetadata().getName();
-    Optional<ArchiveKeys> keys = keys(storage);
-    if (!encryption.isEncrypted()) {
-      if (keys.isPresent() && (recorded == null || !manifest.archive.sha256.equalsIgnoreCase(recorded.sha256))) {
-        throw new WorkFailure("ArchiveNotEncrypted", "CheckpointStorage '" + name + "' encrypts archives, but the"
-            + " manifest says this archive is not encrypted and its sha256 " + manifest.archive.sha256 + " is not the one"
-            + " the Checkpoint recorded (" + (recorded == null ? "none" : recorded.sha256) + "): someone who can write"
-            + " the storage replaced it; nothing was restored");
-      }
+    if (storage.getSpec() == null || storage.getSpec().encryption == null) {
       return Optional.empty();
     }
-    if (keys.isEmpty()) {
-      throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId
-          + "', but CheckpointStorage '" + name + "' has no spec.encryption: set it back, with the Secret that holds"
-          + " that key");
+    return Optional.of(grant.key(identity).orElseThrow(() -> new WorkFailure("GrantInvalid", "CheckpointStorage '"
+        + storage.getMetadata().getName() + "' encrypts, but the operator granted no key for " + identity
+        + ": the storage's encryption was turned on after this work was assigned; take a new checkpoint")));
+  }
+
+  /**
+   * The key the manifest says its archive was encrypted with, as granted; empty for an archive that
+   * is not encrypted. The manifest is the one the Checkpoint recorded, so "not encrypted" is
+   * believed: such an archive was stored before the storage encrypted.
+   */
+  Optional<BoundKey> decryptionKey(RecordedManifest recorded, WorkGrants.Grant grant) throws WorkFailure {
+    Manifest.Encryption encryption = recorded.manifest().archive.encryption;
+    if (!encryption.isEncrypted()) {
+      return Optional.empty();
     }
-    Optional<ArchiveKey> key = keys.get().find(encryption.keyId);
+    Optional<BoundKey> key = grant.key(recorded.identity()).filter(k -> k.keyId().equals(encryption.keyId));
     if (key.isEmpty()) {
-      SecretReference secret = storage.getSpec().encryption.keySecretRef;
-      throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId + "', which Secret "
-          + secret.namespace + "/" + secret.name + " of CheckpointStorage '" + name + "' no longer holds (it holds "
-          + String.join(", ", new TreeSet<>(keys.get().byId().keySet())) + "): put that key back into the Secret;"
-          + " keys stay needed as long as archives encrypted with them are kept");
+      throw new WorkFailure(KEY_NOT_FOUND, "the archive is encrypted with key '" + encryption.keyId
+          + "', but the operator granted this restore no such key for " + recorded.identity());
     }
     return key;
   }
 
-  private Optional<ArchiveKeys> keys(CheckpointStorage storage) throws WorkFailure {
+  /**
+   * The manifest of {@code checkpoint} (of its {@code container}; null for a process checkpoint),
+   * checked against what the Checkpoint's status recorded.
+   */
+  RecordedManifest manifest(ObjectStore store, Checkpoint checkpoint, String container) throws WorkFailure {
     try {
-      return binding.archiveKeys(storage);
-    } catch (EncryptionKeyException e) {
-      throw new WorkFailure(EncryptionKeyException.REASON, e.getMessage());
+      return RecordedManifest.read(store, checkpoint, container);
+    } catch (StoredCheckpointException e) {
+      throw new WorkFailure(e.reason(), e.getMessage());
     }
   }
 
-  ObjectStore open(CheckpointStorage storage) throws WorkFailure {
+  ObjectStore open(CheckpointStorage storage, WorkGrants.Grant grant) throws WorkFailure {
     try {
-      return binding.open(storage);
+      return binding.open(storage, grant.s3());
     } catch (StorageUnavailableException e) {
       // Opening only reads the storage's settings: what fails here is a setting, not an outage.
       throw new WorkFailure("StorageMisconfigured", e.getMessage());
+    }
+  }
+
+  Registry registry(CheckpointStorage storage, WorkGrants.Grant grant) throws WorkFailure {
+    try {
+      return binding.registry(storage, grant.registry(), grant.registryCa());
+    } catch (StorageUnavailableException e) {
+      throw new WorkFailure("RegistryNotConfigured", e.getMessage());
     }
   }
 }

@@ -1,8 +1,8 @@
 package dev.stasis.agent;
 
 import dev.stasis.archive.ArchiveCodec;
-import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveSummary;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.OpenArchive;
 import dev.stasis.storage.ObjectStore;
@@ -49,7 +49,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private final ObjectUpload upload;
   private final ArchiveCodec codec;
   /** Null: the storage does not encrypt. */
-  private final ArchiveKey encryptWith;
+  private final BoundKey encryptWith;
   /** Pages files archived in chunks so far, by name. Touched by the follower thread only. */
   private final Map<String, FollowedFile> chunked = new TreeMap<>();
   private final FutureTask<ArchiveSummary> following = new FutureTask<>(this::follow);
@@ -60,7 +60,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private boolean committed;
 
   private StreamingArchiveUpload(Path imagesDir, long chunkBytes, ObjectUpload upload, ArchiveCodec codec,
-      ArchiveKey encryptWith, String name) {
+      BoundKey encryptWith, String name) {
     this.imagesDir = imagesDir;
     this.chunkBytes = chunkBytes;
     this.upload = upload;
@@ -78,7 +78,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
    * @param encryptWith the storage's current key, or null when it does not encrypt
    * @param name names the upload's thread, for people reading thread dumps
    */
-  static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, ArchiveKey encryptWith, Path imagesDir,
+  static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, BoundKey encryptWith, Path imagesDir,
       long chunkBytes, String name) throws IOException {
     try {
       StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, encryptWith,

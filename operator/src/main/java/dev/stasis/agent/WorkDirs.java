@@ -14,6 +14,18 @@ final class WorkDirs {
 
   private WorkDirs() {}
 
+  /**
+   * The bytes free for this agent where {@code dir} is, or would be once created (its nearest
+   * existing folder's filesystem).
+   */
+  static long usableSpace(Path dir) throws IOException {
+    Path existing = dir.toAbsolutePath();
+    while (existing.getParent() != null && !Files.exists(existing)) {
+      existing = existing.getParent();
+    }
+    return Files.getFileStore(existing).getUsableSpace();
+  }
+
   static void delete(Path dir) {
     if (!Files.exists(dir)) {
       return;

@@ -6,10 +6,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.TreeSet;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * One CRIU dump at a time per working folder. When a process's /proc is not its own (a process
@@ -20,16 +17,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * in other mount namespaces are compared by what they really share.
  */
 final class WorkingFolderLocks {
-  private final Map<Object, ReentrantLock> locks = new ConcurrentHashMap<>();
-
-  /** Locks held until closed. */
-  interface Held extends AutoCloseable {
-    @Override
-    void close();
-  }
+  private final KeyedLocks<String> locks = new KeyedLocks<>();
 
   /** Holds the locks of the working folders of these processes until closed; always taken in one order. */
-  Held lock(List<Long> tree) {
+  KeyedLocks.Held lock(List<Long> tree) {
     TreeSet<String> folders = new TreeSet<>();
     for (long pid : tree) {
       try {
@@ -42,12 +33,15 @@ final class WorkingFolderLocks {
         // gone, or not ours to see: CRIU will say so
       }
     }
-    List<ReentrantLock> held = new ArrayList<>();
+    List<KeyedLocks.Held> held = new ArrayList<>();
     for (String folder : folders) {
-      ReentrantLock lock = locks.computeIfAbsent(folder, f -> new ReentrantLock());
-      lock.lock();
-      held.add(lock);
+      held.add(locks.lock(folder));
     }
-    return () -> held.forEach(ReentrantLock::unlock);
+    return () -> held.forEach(KeyedLocks.Held::close);
+  }
+
+  /** Folders someone holds or waits for now. */
+  int inUse() {
+    return locks.inUse();
   }
 }

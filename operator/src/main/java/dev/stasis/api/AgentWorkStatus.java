@@ -13,6 +13,11 @@ import java.util.List;
 public abstract class AgentWorkStatus implements AttemptedStatus {
   /** Node whose agent does (or did) the work. */
   public String node;
+  /**
+   * What the operator gives that node's agent for this work (storage credentials, the keys of its
+   * archives), sealed to the key the agent published in its NodeProfile: only that agent opens it.
+   */
+  public SealedGrant grant;
   public String startTime;
   public String completionTime;
   /** Attempts the agent started so far; more than one when transient failures were retried (spec.backoffLimit). */

@@ -12,4 +12,9 @@ public class ArchiveStatus {
   public Long storedBytes;
   /** sha256 of the stored bytes, hex. */
   public String sha256;
+  /**
+   * sha256 of the manifest stored next to the archive, hex. Every reader checks the manifest
+   * against it before using it: what the storage returns is trusted only as far as this says.
+   */
+  public String manifestSha256;
 }

@@ -49,8 +49,13 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
   @JsonPropertyDescription("With a selector: how many pods the last run selected.")
   public Integer selectedPods;
 
-  @JsonPropertyDescription("With a selector: the pods the last run selected but did not checkpoint, and why.")
+  @JsonPropertyDescription("With a selector: the pods the last run selected but did not checkpoint, and why; the"
+      + " first 50 (skippedPodsByReason counts them all).")
   public List<SkippedPod> skippedPods = new ArrayList<>();
+
+  @JsonPropertyDescription("With a selector: how many selected pods the last run did not checkpoint, by reason,"
+      + " most first (the 20 most frequent reasons).")
+  public List<ReasonCount> skippedPodsByReason = new ArrayList<>();
 
   /**
    * A fixed process target: the process the schedule's first checkpoint found under the template's
@@ -96,7 +101,7 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
     public SkippedPod(String pod, String reason, String message) {
       this.pod = pod;
       this.reason = reason;
-      this.message = message;
+      this.message = StatusLimits.shorten(message, StatusLimits.MAX_MESSAGE_CHARS);
     }
   }
 }

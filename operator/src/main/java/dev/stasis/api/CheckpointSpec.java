@@ -8,6 +8,13 @@ import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.ValidationRule;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
+// On the spec, not on the fields: a field's own rule is skipped when the field is added or removed.
+@ValidationRule(
+    value = "has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || self.storage == oldSelf.storage)",
+    message = "storage is immutable: create a new Checkpoint instead")
+@ValidationRule(
+    value = "has(self.options) == has(oldSelf.options) && (!has(self.options) || self.options == oldSelf.options)",
+    message = "options are immutable: create a new Checkpoint instead")
 public class CheckpointSpec {
   /** Durations in specs: whole numbers of days, hours, minutes, seconds (90s, 1h30m, 7d). */
   public static final String DURATION_PATTERN = "^([0-9]+(d|h|m|s))+$";
@@ -18,11 +25,9 @@ public class CheckpointSpec {
   @JsonPropertyDescription("What to checkpoint: exactly one of process or pod.")
   public CheckpointTarget target;
 
-  @ValidationRule(value = "self == oldSelf", message = "storage is immutable: create a new Checkpoint instead")
   @JsonPropertyDescription("Name of the CheckpointStorage to store the archive in; default: the storage marked default.")
   public String storage;
 
-  @ValidationRule(value = "self == oldSelf", message = "options are immutable: create a new Checkpoint instead")
   public CheckpointOptions options;
 
   @JsonPropertyDescription("Keep the stored archive when this Checkpoint is deleted.")

@@ -24,7 +24,7 @@ public class CheckpointStorageSpec {
   @JsonPropertyDescription("Namespaces whose Checkpoints may write here; empty: every namespace.")
   public List<String> allowedNamespaces;
 
-  @JsonPropertyDescription("OCI registry for the checkpoint images that pod checkpoints are restored from (CRI-O).")
+  @JsonPropertyDescription("OCI registry for the checkpoint images that pod checkpoints are restored from (CRI-O, containerd 2.1+).")
   public RegistrySpec registry;
 
   @Default("zstd")

@@ -47,6 +47,11 @@ public final class Conditions {
     return c != null && "True".equals(c.getStatus());
   }
 
+  public static boolean isFalse(List<Condition> conditions, String type) {
+    Condition c = find(conditions, type);
+    return c != null && "False".equals(c.getStatus());
+  }
+
   public static String now() {
     return Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
   }

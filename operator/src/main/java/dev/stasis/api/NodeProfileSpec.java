@@ -19,6 +19,11 @@ public class NodeProfileSpec {
   public Long workDirFreeBytes;
   /** Settings of this node's agent that weaken its security, e.g. kubelet TLS verification off. */
   public List<String> warnings;
+  /**
+   * The agent's public key (X25519, X.509, base64): the operator seals to it what this node's work
+   * needs (status.grant of its Checkpoints and Restores). Only this node's agent may write it.
+   */
+  public String grantKey;
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class CpuInfo {

@@ -11,10 +11,23 @@ public class PlacementStatus {
   public String summary;
   /** How many nodes were considered. */
   public Integer candidates;
-  /** Every node that cannot run the checkpoint, with every reason. */
+  /**
+   * Nodes that cannot run the checkpoint, with every reason: the first {@value StatusLimits#MAX_LISTED};
+   * {@link #rejectedCount} says how many there were, {@link #rejectedReasons} why.
+   */
   public List<NodeRejection> rejected = new ArrayList<>();
-  /** Nodes whose pre-flight check failed for this Restore; never chosen again. */
+  /** How many nodes cannot run the checkpoint. */
+  public Integer rejectedCount;
+  /** How many nodes each reason rejected, most first; the {@value StatusLimits#MAX_REASONS} most frequent reasons. */
+  public List<ReasonCount> rejectedReasons = new ArrayList<>();
+  /**
+   * Nodes whose pre-flight check failed for this Restore; never chosen again. At most
+   * {@value #MAX_PREFLIGHT_FAILURES}: spec.placement.retryOtherNodes tries no more nodes than that.
+   */
   public List<PreflightFailure> preflightFailures = new ArrayList<>();
+
+  public static final int MAX_PREFLIGHT_FAILURES = 10;
+
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class NodeRejection {
@@ -40,7 +53,7 @@ public class PlacementStatus {
     public PreflightFailure(String node, String reason, String message) {
       this.node = node;
       this.reason = reason;
-      this.message = message;
+      this.message = StatusLimits.shorten(message, StatusLimits.MAX_MESSAGE_CHARS);
     }
   }
 }

@@ -9,15 +9,22 @@ import io.fabric8.generator.annotation.ValidationRule;
 @ValidationRule(
     value = "has(self.checkpointRef) != has(self.scheduleRef)",
     message = "set exactly one of checkpointRef (a Checkpoint) or scheduleRef (the newest Completed checkpoint of a schedule)")
+// On the spec, not on the fields: a field's own rule is skipped when the field is added or removed.
+@ValidationRule(
+    value = "has(self.checkpointRef) == has(oldSelf.checkpointRef) && (!has(self.checkpointRef) || self.checkpointRef == oldSelf.checkpointRef)",
+    message = "checkpointRef is immutable: create a new Restore instead")
+@ValidationRule(
+    value = "has(self.scheduleRef) == has(oldSelf.scheduleRef) && (!has(self.scheduleRef) || self.scheduleRef == oldSelf.scheduleRef)",
+    message = "scheduleRef is immutable: create a new Restore instead")
+@ValidationRule(
+    value = "has(self.placement) == has(oldSelf.placement) && (!has(self.placement) || self.placement == oldSelf.placement)",
+    message = "placement is immutable: create a new Restore instead")
 public class RestoreSpec {
-  @ValidationRule(value = "self == oldSelf", message = "checkpointRef is immutable: create a new Restore instead")
   public CheckpointRef checkpointRef;
 
-  @ValidationRule(value = "self == oldSelf", message = "scheduleRef is immutable: create a new Restore instead")
   @JsonPropertyDescription("Restore the newest Completed checkpoint of this CheckpointSchedule (in the Restore's namespace).")
   public ScheduleRef scheduleRef;
 
-  @ValidationRule(value = "self == oldSelf", message = "placement is immutable: create a new Restore instead")
   public RestorePlacement placement;
 
   @Min(0)

@@ -1,6 +1,7 @@
 package dev.stasis.archive;
 
 import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -21,7 +22,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
 /**
  * Extracts a stored archive into a directory in one streamed pass (hash and count the stored bytes,
- * decrypt if encrypted, decompress, untar) and then checks the stored bytes against the manifest.
+ * decrypt if encrypted, decompress, untar) and then checks the stored bytes against the sha256 and
+ * size recorded when the archive was stored.
  * Decryption hands on only authenticated segments, and the last one only as the last. The source is always
  * read to its end, so the hash covers every stored byte, trailing garbage included.
  *
@@ -39,54 +41,52 @@ public final class ArchiveReader {
    * Extracts the archive read from {@code source} (left open) into {@code targetDirectory}, which
    * must be empty or absent.
    *
-   * @throws ArchiveIntegrityException when the stored bytes differ from what the manifest says,
+   * @param recorded the archive as recorded when it was stored (the Checkpoint's status): its sha256
+   *     and size, and its size before compression. No more than that is read or unpacked, however
+   *     long the stored object or however far its bytes decompress.
+   * @throws ArchiveIntegrityException when the stored bytes differ from what was recorded,
    *     do not decode, or hold an entry that is unsafe to extract
    * @throws IOException when reading the source or writing the target fails
    */
-  public void extract(
-      InputStream source,
-      Path targetDirectory,
-      ArchiveCodec codec,
-      String expectedSha256,
-      long expectedStoredBytes)
+  public void extract(InputStream source, Path targetDirectory, ArchiveCodec codec, ArchiveSummary recorded)
       throws IOException {
-    extract(source, targetDirectory, codec, expectedSha256, expectedStoredBytes, null);
+    extract(source, targetDirectory, codec, recorded, null);
   }
 
   /**
-   * As {@link #extract(InputStream, Path, ArchiveCodec, String, long)}, for an archive encrypted
+   * As {@link #extract(InputStream, Path, ArchiveCodec, ArchiveSummary)}, for an archive encrypted
    * with {@code decryptWith} (null: not encrypted).
    *
-   * @throws ArchiveAuthenticationException when the stored bytes match the manifest but do not
-   *     authenticate with the key: both were altered, or the key's bytes were replaced
+   * @throws ArchiveAuthenticationException when the stored bytes are the recorded ones but do not
+   *     authenticate with the key: the key's bytes were replaced, or the archive (and the record of
+   *     it) belongs to another checkpoint
    */
-  public void extract(
-      InputStream source,
-      Path targetDirectory,
-      ArchiveCodec codec,
-      String expectedSha256,
-      long expectedStoredBytes,
-      ArchiveKey decryptWith)
-      throws IOException {
+  public void extract(InputStream source, Path targetDirectory, ArchiveCodec codec, ArchiveSummary recorded,
+      BoundKey decryptWith) throws IOException {
     Objects.requireNonNull(codec, "codec");
-    Objects.requireNonNull(expectedSha256, "expectedSha256");
+    String expectedSha256 = Objects.requireNonNull(recorded.sha256(), "sha256");
+    long expectedStoredBytes = recorded.storedBytes();
     Path target = targetDirectory.toAbsolutePath().normalize();
     boolean createdTarget = prepareEmptyTarget(target);
-    HashingInputStream stored = new HashingInputStream(source);
+    // One byte past the recorded size tells that the object is longer; no need to read on.
+    HashingInputStream stored = new HashingInputStream(source, expectedStoredBytes + 1);
     try {
       try {
-        unpack(stored, target, codec, decryptWith);
+        unpack(stored, target, codec, decryptWith, recorded.sizeBytes());
       } catch (UndecodableArchive e) {
         // Bad bytes usually mean the stored object was damaged after it was written; the hash
         // of the whole object tells that apart from an archive that was written broken.
         stored.drain();
         verify(stored, expectedSha256, expectedStoredBytes, e.getCause());
+        if (e.getCause() instanceof DecodesTooFar tooFar) {
+          throw tooFar;
+        }
         Optional<ArchiveAuthenticationException> notAuthentic = ArchiveAuthenticationException.causing(e.getCause());
         if (notAuthentic.isPresent()) {
-          throw new ArchiveAuthenticationException("archive matches the sha256 in its manifest but "
+          throw new ArchiveAuthenticationException("archive matches the sha256 recorded when it was stored but "
               + notAuthentic.get().getMessage() + "; refusing to restore it" + RESTORE_ELSEWHERE, notAuthentic.get());
         }
-        throw new ArchiveIntegrityException("archive matches its manifest (" + stored.count()
+        throw new ArchiveIntegrityException("archive matches what was recorded when it was stored (" + stored.count()
             + " bytes, sha256 " + stored.sha256Hex() + ") but is not a valid " + describe(codec)
             + ": " + e.getCause() + "; it was broken when it was written"
             + RESTORE_ELSEWHERE, e.getCause());
@@ -99,10 +99,10 @@ public final class ArchiveReader {
     }
   }
 
-  private static void unpack(HashingInputStream stored, Path target, ArchiveCodec codec, ArchiveKey decryptWith)
-      throws IOException, UndecodableArchive {
+  private static void unpack(HashingInputStream stored, Path target, ArchiveCodec codec, BoundKey decryptWith,
+      long sizeBytes) throws IOException, UndecodableArchive {
     InputStream plain = decryptWith == null ? stored : new DecryptingInputStream(stored, decryptWith);
-    try (InputStream decoded = decompressor(codec, plain)) {
+    try (InputStream decoded = new DecodedBytesLimit(decompressor(codec, plain), sizeBytes)) {
       TarArchiveInputStream tar = new TarArchiveInputStream(decoded);
       byte[] buffer = new byte[BUFFER_SIZE];
       ChunkedFiles chunked = new ChunkedFiles();
@@ -200,15 +200,15 @@ public final class ArchiveReader {
       HashingInputStream stored, String expectedSha256, long expectedStoredBytes, Throwable cause)
       throws ArchiveIntegrityException {
     if (stored.count() != expectedStoredBytes) {
-      throw new ArchiveIntegrityException("archive size mismatch: manifest says "
-          + expectedStoredBytes + " bytes, storage returned " + stored.count() + "; the archive is "
-          + (stored.count() < expectedStoredBytes ? "truncated" : "not the one that was written")
-          + RESTORE_ELSEWHERE, cause);
+      throw new ArchiveIntegrityException("archive size mismatch: " + expectedStoredBytes
+          + " bytes were recorded when it was stored, storage returned "
+          + (stored.count() < expectedStoredBytes ? stored.count() + "; the archive is truncated"
+              : "more; the archive is not the one that was written") + RESTORE_ELSEWHERE, cause);
     }
     if (!stored.sha256Hex().equalsIgnoreCase(expectedSha256)) {
-      throw new ArchiveIntegrityException("archive sha256 mismatch: manifest says "
-          + expectedSha256 + ", stored bytes hash to " + stored.sha256Hex()
-          + "; the archive is corrupted" + RESTORE_ELSEWHERE, cause);
+      throw new ArchiveIntegrityException("archive sha256 mismatch: " + expectedSha256
+          + " was recorded when it was stored, the stored bytes hash to " + stored.sha256Hex()
+          + "; the archive was damaged or replaced" + RESTORE_ELSEWHERE, cause);
     }
   }
 
@@ -293,6 +293,52 @@ public final class ArchiveReader {
     private static ArchiveIntegrityException twice(String entryName, String fileName) {
       return new ArchiveIntegrityException("archive entry '" + entryName + "' writes " + fileName
           + ", which the archive holds both whole and in chunks" + RESTORE_ELSEWHERE);
+    }
+  }
+
+  /**
+   * Fails once more bytes decode than the archive held before compression: bytes that decompress
+   * without end (a zstd "bomb" in place of the archive) never fill the node's disk.
+   */
+  private static final class DecodedBytesLimit extends FilterInputStream {
+    private final long limit;
+    private long count;
+
+    DecodedBytesLimit(InputStream decoded, long limit) {
+      super(decoded);
+      this.limit = limit;
+    }
+
+    @Override
+    public int read() throws IOException {
+      int b = super.read();
+      if (b >= 0) {
+        counted(1);
+      }
+      return b;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      int n = super.read(b, off, len);
+      if (n > 0) {
+        counted(n);
+      }
+      return n;
+    }
+
+    private void counted(int n) throws ArchiveIntegrityException {
+      count += n;
+      if (count > limit) {
+        throw new DecodesTooFar("the archive decompresses to more than the " + limit
+            + " bytes recorded when it was stored; it is not the one that was written" + RESTORE_ELSEWHERE);
+      }
+    }
+  }
+
+  private static final class DecodesTooFar extends ArchiveIntegrityException {
+    DecodesTooFar(String message) {
+      super(message);
     }
   }
 

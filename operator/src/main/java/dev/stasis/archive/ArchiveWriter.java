@@ -54,7 +54,7 @@ public final class ArchiveWriter {
   }
 
   /** As {@link #write(Path, OutputStream, ArchiveCodec)}, encrypted with {@code encryptWith} unless null. */
-  public ArchiveSummary write(Path directory, OutputStream destination, ArchiveCodec codec, ArchiveKey encryptWith)
+  public ArchiveSummary write(Path directory, OutputStream destination, ArchiveCodec codec, BoundKey encryptWith)
       throws IOException {
     try (OpenArchive archive = open(destination, codec, encryptWith)) {
       archive.addFilesOf(directory, name -> false);
@@ -71,7 +71,7 @@ public final class ArchiveWriter {
   }
 
   /** As {@link #open(OutputStream, ArchiveCodec)}, encrypted with {@code encryptWith} unless null. */
-  public OpenArchive open(OutputStream destination, ArchiveCodec codec, ArchiveKey encryptWith) throws IOException {
+  public OpenArchive open(OutputStream destination, ArchiveCodec codec, BoundKey encryptWith) throws IOException {
     Objects.requireNonNull(codec, "codec");
     return new OpenArchive(destination, codec, encryptWith, ZSTD_LEVEL, zstdWorkers);
   }
@@ -84,7 +84,7 @@ public final class ArchiveWriter {
    *
    * @return the sizes and sha256 of the stored bytes, and the sha256 of the tar itself
    */
-  public StoredTar writeTar(InputStream tar, OutputStream destination, ArchiveCodec codec, ArchiveKey encryptWith)
+  public StoredTar writeTar(InputStream tar, OutputStream destination, ArchiveCodec codec, BoundKey encryptWith)
       throws IOException {
     Objects.requireNonNull(codec, "codec");
     HashingOutputStream stored = new HashingOutputStream(destination);

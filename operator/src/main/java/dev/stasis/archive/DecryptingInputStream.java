@@ -7,15 +7,15 @@ import javax.crypto.AEADBadTagException;
 
 /**
  * Reads what {@link EncryptingOutputStream} wrote and hands on only bytes whose segment has
- * authenticated. A stream that was altered, cut short (even at a segment boundary), reordered, or
- * encrypted with another key ends in an {@link ArchiveAuthenticationException}; the end of the
+ * authenticated. A stream that was altered, cut short (even at a segment boundary), reordered,
+ * encrypted with another key or for another archive ends in an {@link ArchiveAuthenticationException}; the end of the
  * plaintext is reported only after the last segment authenticated as the last one.
  *
  * <p>Closing it leaves the source open: the source belongs to the caller.
  */
 public final class DecryptingInputStream extends InputStream {
   private final InputStream source;
-  private final ArchiveKey key;
+  private final BoundKey key;
   private SegmentCipher cipher;
   private byte[] sealed;
   private byte[] plain;
@@ -26,7 +26,7 @@ public final class DecryptingInputStream extends InputStream {
   /** The byte read to learn that a full segment is not the last one; -1 when there is none. */
   private int lookahead = -1;
 
-  public DecryptingInputStream(InputStream source, ArchiveKey key) {
+  public DecryptingInputStream(InputStream source, BoundKey key) {
     this.source = source;
     this.key = key;
   }
@@ -89,8 +89,9 @@ public final class DecryptingInputStream extends InputStream {
       plainLength = cipher.decrypt(index, last, sealed, length, plain);
     } catch (AEADBadTagException e) {
       throw new ArchiveAuthenticationException("segment " + index + " of the encrypted archive does not authenticate"
-          + " with key '" + key.id() + "'" + (last ? " as its last segment" : "")
-          + ": the archive was altered, truncated or reordered, or the key's bytes are not the ones it was written with",
+          + " with key '" + key.keyId() + "' for " + key.identity() + (last ? " as its last segment" : "")
+          + ": the archive was altered, truncated or reordered, belongs to another checkpoint, or the key's bytes are not"
+          + " the ones it was written with",
           e);
     } catch (GeneralSecurityException e) {
       throw new ArchiveAuthenticationException("segment " + index + " of the encrypted archive cannot be decrypted: "

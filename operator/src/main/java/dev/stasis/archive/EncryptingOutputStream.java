@@ -20,11 +20,11 @@ public final class EncryptingOutputStream extends OutputStream {
   private long index;
   private boolean closed;
 
-  public EncryptingOutputStream(OutputStream destination, ArchiveKey key) throws IOException {
+  public EncryptingOutputStream(OutputStream destination, BoundKey key) throws IOException {
     this(destination, key, SegmentCipher.DEFAULT_SEGMENT_BYTES);
   }
 
-  EncryptingOutputStream(OutputStream destination, ArchiveKey key, int segmentBytes) throws IOException {
+  EncryptingOutputStream(OutputStream destination, BoundKey key, int segmentBytes) throws IOException {
     if (segmentBytes < 1 || segmentBytes > SegmentCipher.MAX_SEGMENT_BYTES) {
       throw new IllegalArgumentException("segmentBytes must be 1 to " + SegmentCipher.MAX_SEGMENT_BYTES);
     }

@@ -7,22 +7,29 @@ import java.security.MessageDigest;
 
 /**
  * Counts and sha256-hashes the stored bytes as they are read, and remembers whether reading them
- * failed, which tells a storage failure apart from an archive that does not decode. Closing it
- * leaves the source open: the source belongs to the caller.
+ * failed, which tells a storage failure apart from an archive that does not decode. It ends after
+ * {@code limit} bytes, however long the source is. Closing it leaves the source open: the source
+ * belongs to the caller.
  */
 final class HashingInputStream extends FilterInputStream {
   private final MessageDigest sha256 = Sha256.newDigest();
+  private final long limit;
   private long count;
   private boolean sourceFailed;
   private String sha256Hex;
 
   HashingInputStream(InputStream source) {
+    this(source, Long.MAX_VALUE);
+  }
+
+  HashingInputStream(InputStream source, long limit) {
     super(source);
+    this.limit = limit;
   }
 
   @Override
   public int read() throws IOException {
-    int b = readSource(() -> in.read());
+    int b = count >= limit ? -1 : readSource(() -> in.read());
     if (b >= 0) {
       sha256.update((byte) b);
       count++;
@@ -32,7 +39,10 @@ final class HashingInputStream extends FilterInputStream {
 
   @Override
   public int read(byte[] b, int off, int len) throws IOException {
-    int n = readSource(() -> in.read(b, off, len));
+    if (count >= limit) {
+      return -1;
+    }
+    int n = readSource(() -> in.read(b, off, (int) Math.min(len, limit - count)));
     if (n > 0) {
       sha256.update(b, off, n);
       count += n;
@@ -63,7 +73,7 @@ final class HashingInputStream extends FilterInputStream {
   @Override
   public void close() {}
 
-  /** Reads the source to its end, so that the hash and count cover every stored byte. */
+  /** Reads the source to its end (or the limit), so that the hash and count cover every stored byte. */
   void drain() throws IOException {
     byte[] buffer = new byte[1 << 20];
     while (read(buffer, 0, buffer.length) >= 0) {

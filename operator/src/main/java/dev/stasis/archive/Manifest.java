@@ -170,12 +170,12 @@ public class Manifest {
       this.plaintextBytes = plaintextBytes;
     }
 
-    public static Encryption with(ArchiveKey key) {
-      return new Encryption(SegmentCipher.ALGORITHM, key.id());
+    public static Encryption with(BoundKey key) {
+      return new Encryption(SegmentCipher.ALGORITHM, key.keyId());
     }
 
-    public static Encryption with(ArchiveKey key, String plaintextSha256, long plaintextBytes) {
-      return new Encryption(SegmentCipher.ALGORITHM, key.id(), plaintextSha256, plaintextBytes);
+    public static Encryption with(BoundKey key, String plaintextSha256, long plaintextBytes) {
+      return new Encryption(SegmentCipher.ALGORITHM, key.keyId(), plaintextSha256, plaintextBytes);
     }
 
     public boolean isEncrypted() {

@@ -40,7 +40,7 @@ public final class OpenArchive implements Closeable {
   private final byte[] buffer = new byte[BUFFER_SIZE];
   private boolean finished;
 
-  OpenArchive(OutputStream destination, ArchiveCodec codec, ArchiveKey encryptWith, int zstdLevel, int zstdWorkers)
+  OpenArchive(OutputStream destination, ArchiveCodec codec, BoundKey encryptWith, int zstdLevel, int zstdWorkers)
       throws IOException {
     this.stored = new HashingOutputStream(destination);
     this.tarBytes = new CountingOutputStream(compressor(codec, encrypted(stored, encryptWith), zstdLevel, zstdWorkers));
@@ -169,7 +169,7 @@ public final class OpenArchive implements Closeable {
   }
 
   /** {@code stored} itself when there is no key; closing the encrypting stream writes its last segment. */
-  static OutputStream encrypted(OutputStream stored, ArchiveKey key) throws IOException {
+  static OutputStream encrypted(OutputStream stored, BoundKey key) throws IOException {
     return key == null ? stored : new EncryptingOutputStream(stored, key);
   }
 

@@ -3,11 +3,8 @@ package dev.stasis.archive;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
-import java.security.InvalidKeyException;
-import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import javax.crypto.Cipher;
-import javax.crypto.Mac;
 import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -16,15 +13,18 @@ import javax.crypto.spec.SecretKeySpec;
  * Rogaway, Vizár 2015) over AES-256-GCM, as Tink's streaming AEAD does it.
  *
  * <pre>
- * header   = "STSE" | version 1 | segment bytes (u32) | salt (32) | nonce prefix (7)
+ * header   = "STSE" | version 2 | segment bytes (u32) | salt (32) | nonce prefix (7)
  * segments = AES-GCM(segment key, nonce, plaintext segment, aad) = ciphertext | 16-byte tag, each
  * segment key = HKDF-SHA256(archive key, salt, {@value #INFO})
  * nonce    = nonce prefix (7) | segment index (u32) | 1 if the last segment else 0
- * aad      = header | segment index (u32) | last flag (1)
+ * aad      = header | archive identity and key id | segment index (u32) | last flag (1)
  * </pre>
  *
- * A fresh random salt per archive gives every archive its own key, so nonces never repeat under
- * one key however many archives a storage key encrypts. Every segment but the last holds exactly
+ * The archive key is the storage key derived for this one archive ({@link BoundKey}), and the
+ * archive's identity (namespace, checkpoint UID, container) and key id are authenticated with every
+ * segment: an archive copied over another checkpoint's does not decrypt there. Version 1, from
+ * before archives were bound to their checkpoint, is not read. A fresh random salt per archive
+ * gives every archive its own segment key, so nonces never repeat under one key. Every segment but the last holds exactly
  * {@code segment bytes} of plaintext; the last holds the rest (possibly none), so an empty archive
  * is one empty final segment. The index and the last-segment flag are bound into each tag: a
  * segment moved, dropped or repeated, or a stream cut at a segment boundary, fails to authenticate.
@@ -36,7 +36,7 @@ final class SegmentCipher {
   static final int MAX_SEGMENT_BYTES = 16 << 20;
   static final int TAG_BYTES = 16;
   static final byte[] MAGIC = "STSE".getBytes(StandardCharsets.US_ASCII);
-  static final byte VERSION = 1;
+  static final byte VERSION = 2;
   static final int SALT_BYTES = 32;
   static final int NONCE_PREFIX_BYTES = 7;
   static final int HEADER_BYTES = MAGIC.length + 1 + 4 + SALT_BYTES + NONCE_PREFIX_BYTES;
@@ -45,18 +45,20 @@ final class SegmentCipher {
   private static final String INFO = "stasis.dev/archive-encryption/v1";
 
   private final byte[] header;
+  private final byte[] associatedData;
   private final SecretKeySpec segmentKey;
   private final byte[] noncePrefix;
   private final Cipher cipher;
 
-  SegmentCipher(ArchiveKey key, byte[] header) {
+  SegmentCipher(BoundKey key, byte[] header) {
     this.header = header.clone();
+    this.associatedData = key.associatedData();
     ByteBuffer fields = ByteBuffer.wrap(header, MAGIC.length + 1 + 4, SALT_BYTES + NONCE_PREFIX_BYTES);
     byte[] salt = new byte[SALT_BYTES];
     fields.get(salt);
     this.noncePrefix = new byte[NONCE_PREFIX_BYTES];
     fields.get(noncePrefix);
-    this.segmentKey = new SecretKeySpec(hkdfSha256(key.bytes(), salt, INFO.getBytes(StandardCharsets.US_ASCII)), "AES");
+    this.segmentKey = new SecretKeySpec(Hkdf.sha256(key.derivedBytes(), salt, INFO.getBytes(StandardCharsets.US_ASCII)), "AES");
     try {
       this.cipher = Cipher.getInstance("AES/GCM/NoPadding");
     } catch (GeneralSecurityException e) {
@@ -79,6 +81,11 @@ final class SegmentCipher {
           + ALGORITHM + "): it is not encrypted, or not an archive at all");
     }
     byte version = fields.get();
+    if (version < VERSION) {
+      throw new ArchiveIntegrityException("the archive is encrypted in format version " + version
+          + ", which did not bind archives to their checkpoint; this agent reads version " + VERSION
+          + " only: take a new checkpoint");
+    }
     if (version != VERSION) {
       throw new ArchiveIntegrityException("the archive is encrypted in format version " + version
           + ", this agent reads version " + VERSION + "; upgrade the agent");
@@ -119,21 +126,7 @@ final class SegmentCipher {
   }
 
   private byte[] aad(long index, boolean last) {
-    return ByteBuffer.allocate(header.length + 5).put(header).putInt((int) index).put((byte) (last ? 1 : 0)).array();
-  }
-
-  /** RFC 5869 with one block of output: the 32 bytes an AES-256 key needs. */
-  private static byte[] hkdfSha256(byte[] inputKey, byte[] salt, byte[] info) {
-    try {
-      Mac hmac = Mac.getInstance("HmacSHA256");
-      hmac.init(new SecretKeySpec(salt, "HmacSHA256"));
-      byte[] pseudoRandomKey = hmac.doFinal(inputKey);
-      hmac.init(new SecretKeySpec(pseudoRandomKey, "HmacSHA256"));
-      hmac.update(info);
-      hmac.update((byte) 1);
-      return hmac.doFinal();
-    } catch (NoSuchAlgorithmException | InvalidKeyException e) {
-      throw new IllegalStateException("this JVM lacks HmacSHA256, which every Java 17 has", e);
-    }
+    return ByteBuffer.allocate(header.length + associatedData.length + 5).put(header).put(associatedData)
+        .putInt((int) index).put((byte) (last ? 1 : 0)).array();
   }
 }

@@ -170,7 +170,7 @@ public final class Criu {
     if (r.exitCode == 0) {
       return Optional.empty();
     }
-    if (log.lines().isEmpty()) {
+    if (log.isEmpty()) {
       throw new CriuException("CriuMissing", "criu cpuinfo check did not run: " + lastLine(r.output), "");
     }
     return Optional.of(log.firstError().orElse("exit code " + r.exitCode));

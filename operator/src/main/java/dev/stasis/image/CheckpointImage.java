@@ -8,9 +8,9 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * A checkpoint OCI image as CRI-O restores from: one layer holding the container's checkpoint
- * archive (config.dump, spec.dump, checkpoint/ …) at its root, and the annotations by which CRI-O
- * recognizes a checkpoint image. The stored archive is the layer as it is, compressed or not, so
+ * A checkpoint OCI image as CRI-O and containerd restore from: one layer holding the container's
+ * checkpoint archive (config.dump, spec.dump, checkpoint/ …) at its root, and the annotations by
+ * which they recognize a checkpoint image (containerd reads the engine-neutral one). The stored archive is the layer as it is, compressed or not, so
  * pushing it needs neither a second copy on disk nor a second compression.
  */
 public final class CheckpointImage {

@@ -19,7 +19,9 @@ import java.time.Duration;
 import java.util.Base64;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import javax.net.ssl.SSLHandshakeException;
@@ -29,12 +31,21 @@ import javax.net.ssl.SSLHandshakeException;
  * digest, manifests put and deleted. Authenticates the way registries ask to (the answer to
  * {@code GET /v2/}): not at all, HTTP Basic, or a Bearer token from the registry's token service
  * for this repository's pull, push and delete scope.
+ *
+ * <p>Credentials and checkpoint images (a container's memory) go to the registry's own host only
+ * (scheme, host and port of spec.registry.url): the username and password reach a token service
+ * only on that host (elsewhere a token is asked for without them), an upload location on another
+ * host is refused, and redirects are followed by hand, without credentials when they lead elsewhere.
  */
 public final class RegistryClient {
   public static final String OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Pattern CHALLENGE_PARAM = Pattern.compile("(\\w+)=\"([^\"]*)\"");
   private static final Duration TIMEOUT = Duration.ofSeconds(60);
+  private static final Set<Integer> REDIRECTS = Set.of(301, 302, 303, 307, 308);
+  /** Only requests without a body are sent again to where a redirect points. */
+  private static final Set<String> BODYLESS = Set.of("GET", "HEAD", "DELETE");
+  private static final int MAX_REDIRECTS = 5;
 
   private final Registry registry;
   private final String repository;
@@ -45,7 +56,7 @@ public final class RegistryClient {
     this.registry = registry;
     this.repository = repository;
     this.http = HttpClient.newBuilder().sslContext(registry.tls()).connectTimeout(Duration.ofSeconds(10))
-        .followRedirects(HttpClient.Redirect.NORMAL).version(HttpClient.Version.HTTP_1_1).build();
+        .followRedirects(HttpClient.Redirect.NEVER).version(HttpClient.Version.HTTP_1_1).build();
     this.authorization = authenticate();
   }
 
@@ -175,14 +186,17 @@ public final class RegistryClient {
     }
     String query = (params.containsKey("service") ? "service=" + encode(params.get("service")) + "&" : "")
         + "scope=" + encode("repository:" + repository + ":pull,push,delete");
-    var request = HttpRequest.newBuilder(URI.create(realm + (realm.contains("?") ? "&" : "?") + query)).timeout(TIMEOUT).GET();
-    if (basic != null) {
-      request.header("Authorization", basic);
-    }
-    HttpResponse<String> response = send(request, "get a token", null);
+    URI tokenService = URI.create(realm + (realm.contains("?") ? "&" : "?") + query);
+    // The credentials are the registry's: a realm on another host gets none (it may ask for them
+    // in a registry's name and keep them).
+    boolean ownHost = isRegistryHost(tokenService);
+    HttpResponse<String> response = send(HttpRequest.newBuilder(tokenService).timeout(TIMEOUT).GET(), "get a token",
+        ownHost ? basic : null);
     if (response.statusCode() != 200) {
       throw response.statusCode() == 401 || response.statusCode() == 403
-          ? unauthorized("its token service refused the credentials (" + response.statusCode() + ")")
+          ? unauthorized("its token service refused " + (ownHost || basic == null ? "the credentials"
+              : "to give a token without credentials: it is at " + origin(tokenService) + ", not on the registry's host,"
+                  + " and Stasis sends the registry's credentials only there") + " (" + response.statusCode() + ")")
           : failure(response.statusCode(), response.body(), "get a token");
     }
     try {
@@ -208,11 +222,35 @@ public final class RegistryClient {
   }
 
   private HttpResponse<String> send(HttpRequest.Builder request, String what, String auth) throws RegistryException {
-    if (auth != null) {
-      request.header("Authorization", auth);
-    }
+    return exchange(request.build(), what, auth, HttpResponse.BodyHandlers.ofString());
+  }
+
+  private HttpResponse<byte[]> sendBytes(HttpRequest.Builder request) throws RegistryException {
+    return exchange(request.build(), "get the manifest", authorization, HttpResponse.BodyHandlers.ofByteArray());
+  }
+
+  /**
+   * Sends {@code request}, with {@code auth} only if it goes to the registry's own host, and follows
+   * redirects of requests without a body the same way.
+   */
+  private <T> HttpResponse<T> exchange(HttpRequest request, String what, String auth, HttpResponse.BodyHandler<T> body)
+      throws RegistryException {
     try {
-      return http.send(request.build(), HttpResponse.BodyHandlers.ofString());
+      for (int hops = 0; ; hops++) {
+        HttpRequest.Builder sent = HttpRequest.newBuilder(request, (name, value) -> true);
+        if (auth != null && isRegistryHost(request.uri())) {
+          sent.header("Authorization", auth);
+        }
+        HttpResponse<T> response = http.send(sent.build(), body);
+        var location = response.headers().firstValue("Location");
+        boolean redirect = REDIRECTS.contains(response.statusCode()) && location.isPresent()
+            && BODYLESS.contains(request.method());
+        if (!redirect || hops >= MAX_REDIRECTS) {
+          return response;
+        }
+        request = HttpRequest.newBuilder(request, (name, value) -> !name.equalsIgnoreCase("Authorization"))
+            .uri(response.uri().resolve(location.get())).build();
+      }
     } catch (IOException e) {
       throw transport(e, what);
     } catch (InterruptedException e) {
@@ -221,18 +259,15 @@ public final class RegistryClient {
     }
   }
 
-  private HttpResponse<byte[]> sendBytes(HttpRequest.Builder request) throws RegistryException {
-    if (authorization != null) {
-      request.header("Authorization", authorization);
-    }
-    try {
-      return http.send(request.build(), HttpResponse.BodyHandlers.ofByteArray());
-    } catch (IOException e) {
-      throw transport(e, "get the manifest");
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new RegistryException("Interrupted", "stopped while talking to the registry");
-    }
+  /** Scheme, host and port the same as spec.registry.url's (default ports filled in). */
+  private boolean isRegistryHost(URI uri) {
+    return origin(uri).equals(origin(registry.base()));
+  }
+
+  private static String origin(URI uri) {
+    String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+    int port = uri.getPort() != -1 ? uri.getPort() : scheme.equals("https") ? 443 : scheme.equals("http") ? 80 : -1;
+    return scheme + "://" + (uri.getHost() == null ? "" : uri.getHost().toLowerCase(Locale.ROOT)) + ":" + port;
   }
 
   private RegistryException transport(IOException e, String what) {
@@ -286,11 +321,19 @@ public final class RegistryClient {
     return text.length() > 300 ? text.substring(0, 300) + "…" : text;
   }
 
+  /** Where the registry says to send the upload next: on its own host only. */
   private URI location(HttpResponse<?> response) throws RegistryException {
     String location = response.headers().firstValue("Location")
         .orElseThrow(() -> new RegistryException("RegistryPushFailed", "the registry " + registry.base()
             + " started an upload without saying where to send it (no Location header)"));
-    return response.uri().resolve(location);
+    URI uri = response.uri().resolve(location);
+    if (!isRegistryHost(uri)) {
+      throw new RegistryException("RegistryPushFailed", "the registry " + registry.base() + " asked to send the"
+          + " upload to " + origin(uri) + ", another host: Stasis sends checkpoint images and the registry's credentials"
+          + " only to the registry's own host. Make the registry name its own host in upload locations (for"
+          + " distribution, http.host), or point spec.registry.url at the host it names");
+    }
+    return uri;
   }
 
   private void cancel(URI upload) {
@@ -305,7 +348,7 @@ public final class RegistryClient {
     return URLEncoder.encode(s, StandardCharsets.UTF_8);
   }
 
-  static String sha256(byte[] bytes) {
+  public static String sha256(byte[] bytes) {
     return HexFormat.of().formatHex(sha256Digest().digest(bytes));
   }
 

@@ -1,5 +1,6 @@
 package dev.stasis.kube;
 
+import dev.stasis.api.StatusLimits;
 import io.fabric8.kubernetes.api.model.EventBuilder;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.ObjectReferenceBuilder;
@@ -12,7 +13,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Records Kubernetes Events on Stasis resources, so that {@code kubectl describe} tells the story.
- * An Event that cannot be written is logged, never fatal.
+ * A message is cut at {@value StatusLimits#MAX_MESSAGE_CHARS} characters (the resource's status says
+ * the rest). An Event that cannot be written is logged, never fatal.
  */
 public class EventRecorder {
   private static final Logger log = LoggerFactory.getLogger(EventRecorder.class);
@@ -55,7 +57,7 @@ public class EventRecorder {
             .build())
         .withType(type)
         .withReason(reason)
-        .withMessage(message)
+        .withMessage(StatusLimits.shorten(message, StatusLimits.MAX_MESSAGE_CHARS))
         .withFirstTimestamp(now)
         .withLastTimestamp(now)
         .withCount(1)

@@ -90,7 +90,13 @@ public class StorageBinding {
         + "): use another storage, or ask a cluster admin to add the namespace");
   }
 
+  /** The store, with the credentials of its Secret (which only the operator may read). */
   public ObjectStore open(CheckpointStorage storage) throws StorageUnavailableException {
+    return open(storage, s3Credentials(storage).orElse(null));
+  }
+
+  /** The store, with credentials given (an agent's, from its work's grant); null: none (filesystem, default chain). */
+  public ObjectStore open(CheckpointStorage storage, WorkGrants.Credentials s3) throws StorageUnavailableException {
     CheckpointStorageSpec spec = storage.getSpec();
     String name = storage.getMetadata().getName();
     if (spec == null || (spec.s3 == null) == (spec.filesystem == null)) {
@@ -104,7 +110,33 @@ public class StorageBinding {
       }
       return new FileSystemObjectStore(Path.of(spec.filesystem.path));
     }
-    return new S3ObjectStore(s3Config(name, spec.s3));
+    if (spec.s3.bucket == null || spec.s3.bucket.isBlank()) {
+      throw new StorageUnavailableException("CheckpointStorage '" + name + "': spec.s3.bucket is required");
+    }
+    if (spec.s3.credentialsSecret != null && s3 == null) {
+      throw new StorageUnavailableException("CheckpointStorage '" + name + "' names a credentials Secret, but no"
+          + " credentials were given for it");
+    }
+    return new S3ObjectStore(new S3Config(spec.s3.endpoint, spec.s3.bucket, spec.s3.prefix, spec.s3.region,
+        Boolean.TRUE.equals(spec.s3.pathStyle), s3 == null ? null : s3.id(), s3 == null ? null : s3.secret()));
+  }
+
+  /** The S3 credentials in the storage's Secret; empty when it names none (filesystem, default chain). */
+  public Optional<WorkGrants.Credentials> s3Credentials(CheckpointStorage storage) throws StorageUnavailableException {
+    S3Storage s3 = storage.getSpec() == null ? null : storage.getSpec().s3;
+    if (s3 == null || s3.credentialsSecret == null) {
+      return Optional.empty();
+    }
+    String storageName = storage.getMetadata().getName();
+    Map<String, String> data = secretData(storageName, s3.credentialsSecret);
+    String accessKey = data.get(ACCESS_KEY_ID);
+    String secretKey = data.get(SECRET_ACCESS_KEY);
+    if (accessKey == null || secretKey == null) {
+      throw new StorageUnavailableException("Secret " + s3.credentialsSecret.namespace + "/"
+          + s3.credentialsSecret.name + " of CheckpointStorage '" + storageName + "' must hold the keys "
+          + ACCESS_KEY_ID + " and " + SECRET_ACCESS_KEY);
+    }
+    return Optional.of(new WorkGrants.Credentials(accessKey, secretKey));
   }
 
   /** Where a storage keeps its archives, for people: s3://bucket/prefix or a path. */
@@ -124,26 +156,6 @@ public class StorageBinding {
     };
   }
 
-  private S3Config s3Config(String storageName, S3Storage s3) throws StorageUnavailableException {
-    if (s3.bucket == null || s3.bucket.isBlank()) {
-      throw new StorageUnavailableException("CheckpointStorage '" + storageName + "': spec.s3.bucket is required");
-    }
-    String accessKey = null;
-    String secretKey = null;
-    if (s3.credentialsSecret != null) {
-      Map<String, String> data = secretData(storageName, s3.credentialsSecret);
-      accessKey = data.get(ACCESS_KEY_ID);
-      secretKey = data.get(SECRET_ACCESS_KEY);
-      if (accessKey == null || secretKey == null) {
-        throw new StorageUnavailableException("Secret " + s3.credentialsSecret.namespace + "/"
-            + s3.credentialsSecret.name + " of CheckpointStorage '" + storageName + "' must hold the keys "
-            + ACCESS_KEY_ID + " and " + SECRET_ACCESS_KEY);
-      }
-    }
-    return new S3Config(s3.endpoint, s3.bucket, s3.prefix, s3.region, Boolean.TRUE.equals(s3.pathStyle),
-        accessKey, secretKey);
-  }
-
   /**
    * The registry pod checkpoints of this storage are pushed to as checkpoint images, with its
    * credentials and CA read from their Secrets.
@@ -151,32 +163,21 @@ public class StorageBinding {
    * @throws StorageUnavailableException when the storage names no registry or its Secrets are unusable
    */
   public Registry registry(CheckpointStorage storage) throws StorageUnavailableException {
+    return registry(storage, registryCredentials(storage).orElse(null), registryCa(storage).orElse(null));
+  }
+
+  /** The registry, with credentials and CA given (an agent's, from its work's grant). */
+  public Registry registry(CheckpointStorage storage, WorkGrants.Credentials credentials, String ca)
+      throws StorageUnavailableException {
     String name = storage.getMetadata().getName();
-    RegistrySpec registry = storage.getSpec() == null ? null : storage.getSpec().registry;
-    if (registry == null || registry.url == null) {
-      throw new StorageUnavailableException("CheckpointStorage '" + name + "' names no registry: pod checkpoints are "
-          + "restored from checkpoint images, so set spec.registry.url (and credentialsSecret) on it");
-    }
-    String username = null;
-    String password = null;
-    if (registry.credentialsSecret != null) {
-      Map<String, String> data = secretData(name, registry.credentialsSecret);
-      username = data.get(RegistrySpec.USERNAME);
-      password = data.get(RegistrySpec.PASSWORD);
-      if (username == null || password == null) {
-        throw new StorageUnavailableException("Secret " + registry.credentialsSecret.namespace + "/"
-            + registry.credentialsSecret.name + " of CheckpointStorage '" + name + "' must hold the keys "
-            + RegistrySpec.USERNAME + " and " + RegistrySpec.PASSWORD);
-      }
-    }
+    RegistrySpec registry = registrySpec(storage);
     SSLContext tls;
     if (registry.isInsecure()) {
       tls = TlsTrust.insecure();
     } else if (registry.caSecret != null) {
-      String ca = secretData(name, registry.caSecret).get(RegistrySpec.CA_CERTIFICATE);
       if (ca == null) {
-        throw new StorageUnavailableException("Secret " + registry.caSecret.namespace + "/" + registry.caSecret.name
-            + " of CheckpointStorage '" + name + "' must hold the key " + RegistrySpec.CA_CERTIFICATE);
+        throw new StorageUnavailableException("CheckpointStorage '" + name + "' names a registry CA Secret, but no CA"
+            + " was given for it");
       }
       try {
         tls = TlsTrust.trusting(ca.getBytes(StandardCharsets.UTF_8));
@@ -187,7 +188,52 @@ public class StorageBinding {
     } else {
       tls = TlsTrust.system();
     }
-    return Registry.of(registry.url, username, password, tls);
+    return Registry.of(registry.url, credentials == null ? null : credentials.id(),
+        credentials == null ? null : credentials.secret(), tls);
+  }
+
+  /** The registry's username and password from their Secret; empty when it names none. */
+  public Optional<WorkGrants.Credentials> registryCredentials(CheckpointStorage storage)
+      throws StorageUnavailableException {
+    RegistrySpec registry = registrySpec(storage);
+    if (registry.credentialsSecret == null) {
+      return Optional.empty();
+    }
+    String name = storage.getMetadata().getName();
+    Map<String, String> data = secretData(name, registry.credentialsSecret);
+    String username = data.get(RegistrySpec.USERNAME);
+    String password = data.get(RegistrySpec.PASSWORD);
+    if (username == null || password == null) {
+      throw new StorageUnavailableException("Secret " + registry.credentialsSecret.namespace + "/"
+          + registry.credentialsSecret.name + " of CheckpointStorage '" + name + "' must hold the keys "
+          + RegistrySpec.USERNAME + " and " + RegistrySpec.PASSWORD);
+    }
+    return Optional.of(new WorkGrants.Credentials(username, password));
+  }
+
+  /** The CA the registry's certificate is checked against, from its Secret; empty when it names none. */
+  public Optional<String> registryCa(CheckpointStorage storage) throws StorageUnavailableException {
+    RegistrySpec registry = registrySpec(storage);
+    if (registry.isInsecure() || registry.caSecret == null) {
+      return Optional.empty();
+    }
+    String ca = secretData(storage.getMetadata().getName(), registry.caSecret).get(RegistrySpec.CA_CERTIFICATE);
+    if (ca == null) {
+      throw new StorageUnavailableException("Secret " + registry.caSecret.namespace + "/" + registry.caSecret.name
+          + " of CheckpointStorage '" + storage.getMetadata().getName() + "' must hold the key "
+          + RegistrySpec.CA_CERTIFICATE);
+    }
+    return Optional.of(ca);
+  }
+
+  private static RegistrySpec registrySpec(CheckpointStorage storage) throws StorageUnavailableException {
+    RegistrySpec registry = storage.getSpec() == null ? null : storage.getSpec().registry;
+    if (registry == null || registry.url == null) {
+      throw new StorageUnavailableException("CheckpointStorage '" + storage.getMetadata().getName() + "' names no"
+          + " registry: pod checkpoints are restored from checkpoint images, so set spec.registry.url (and"
+          + " credentialsSecret) on it");
+    }
+    return registry;
   }
 
   /**

@@ -9,6 +9,8 @@ import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.ProcessTarget;
+import dev.stasis.api.Restore;
+import dev.stasis.api.SealedGrant;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
@@ -19,6 +21,7 @@ import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
+import dev.stasis.operator.retention.ArchiveReaders;
 import dev.stasis.operator.retention.CheckpointExpiry;
 import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
@@ -48,6 +51,9 @@ import org.slf4j.LoggerFactory;
 public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(CheckpointReconciler.class);
   private static final Duration CLEANUP_RETRY = Duration.ofSeconds(30);
+  /** How often a deletion that waits for Restores looks again whether they are done. */
+  static final Duration READERS_POLL = Duration.ofSeconds(5);
+  static final String ARCHIVE_IN_USE = "ArchiveInUse";
 
   private final KubernetesClient client;
   private final ClusterCache cluster;
@@ -56,6 +62,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final EventRecorder events;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
+  private final GrantIssuer grants;
   private final Clock clock;
 
   public CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
@@ -73,6 +80,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.events = events;
     this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
     this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
+    this.grants = new GrantIssuer(cluster, storages);
   }
 
   @Override
@@ -80,10 +88,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     CheckpointStatus observed = checkpoint.getStatus();
     if (observed != null && observed.phase != null && observed.phase != CheckpointPhase.Pending) {
       // the agent's now, or finished
-      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : failWhenAgentGone(checkpoint);
+      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : agentsWork(checkpoint);
     }
     if (isAssigned(checkpoint)) {
-      return failWhenAgentGone(checkpoint);
+      return agentsWork(checkpoint);
     }
     Optional<Duration> retryDue = retries.untilRetry(observed);
     if (retryDue.isPresent()) {
@@ -92,7 +100,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     try {
       Assignment assignment = validate(checkpoint);
       CheckpointStorage storage = usableStorage(checkpoint);
-      assign(checkpoint, assignment, storage.getMetadata().getName());
+      assign(checkpoint, assignment, storage);
     } catch (Refusal refusal) {
       Optional<Duration> retryIn = retries.retryLater(checkpoint, refusal, backoffLimit(checkpoint), pending());
       if (retryIn.isPresent()) {
@@ -210,11 +218,14 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     return storage;
   }
 
-  private void assign(Checkpoint checkpoint, Assignment assignment, String storage) {
+  private void assign(Checkpoint checkpoint, Assignment assignment, CheckpointStorage usable) throws Refusal {
     String node = assignment.node();
+    String storage = usable.getMetadata().getName();
+    SealedGrant grant = grants.forCheckpoint(checkpoint, usable, node, containerNames(assignment.containers())).orElse(null);
     CheckpointStatus status = pending();
     RefusalRetries.carryAttempts(checkpoint, status);
     status.node = node;
+    status.grant = grant;
     status.storage = storage;
     status.containers = assignment.containers();
     status.message = "waiting for the agent on node " + node;
@@ -223,6 +234,30 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     // Status first, then the label its agent watches; each write conditional on the version read before.
     checkpoint = Labels.assign(client, statusWriter.replace(checkpoint, status), node);
     events.normal(checkpoint, "Assigned", "assigned to the agent on node " + node + ", storage " + storage);
+  }
+
+  private static List<String> containerNames(List<ContainerCheckpointStatus> containers) {
+    return containers == null ? List.of() : containers.stream().map(c -> c.name).toList();
+  }
+
+  /**
+   * The agent's to do: the grant is sealed again when the node's agent published a new key (its
+   * old one is gone with its work folder), and the work fails if that agent is gone.
+   */
+  private UpdateControl<Checkpoint> agentsWork(Checkpoint checkpoint) {
+    if (grants.sealedToAnotherKey(checkpoint.getStatus())) {
+      try {
+        CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+        SealedGrant grant = storage == null ? null : grants.forCheckpoint(checkpoint, storage,
+            checkpoint.getStatus().node, containerNames(checkpoint.getStatus().containers)).orElse(null);
+        statusWriter.update(checkpoint, c -> c.getStatus() != null && !c.getStatus().phaseOrPending().isTerminal(),
+            c -> c.getStatus().grant = grant);
+      } catch (Refusal refusal) {
+        log.warn("cannot seal the grant of checkpoint {}/{} again: {}", checkpoint.getMetadata().getNamespace(),
+            checkpoint.getMetadata().getName(), refusal.getMessage());
+      }
+    }
+    return failWhenAgentGone(checkpoint);
   }
 
   private void fail(Checkpoint checkpoint, Refusal refusal) {
@@ -324,6 +359,21 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   }
 
   /**
+   * Deletion waits while Restores still read the archive: shown on the Checkpoint as condition
+   * {@value #ARCHIVE_IN_USE} and, once, an Event of that reason.
+   */
+  private void keepForReaders(Checkpoint checkpoint, List<Restore> readers) {
+    String message = "deletion waits: the archive is kept until " + ArchiveReaders.describe(readers)
+        + " no longer need" + (readers.size() == 1 ? "s" : "") + " it";
+    boolean first = !Conditions.isTrue(checkpoint.getStatus().conditions, ARCHIVE_IN_USE);
+    statusWriter.update(checkpoint, c -> c.getStatus() != null, c -> Conditions.set(c.getStatus(), ARCHIVE_IN_USE, true,
+        ARCHIVE_IN_USE, message, c.getMetadata().getGeneration()));
+    if (first) {
+      events.normal(checkpoint, ARCHIVE_IN_USE, message);
+    }
+  }
+
+  /**
    * Deletes the stored archive with the resource; or, when spec.retainArchive says to keep it, marks
    * it as kept on purpose so that the storage's garbage collector leaves it alone.
    */
@@ -332,6 +382,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     CheckpointStatus status = checkpoint.getStatus();
     if (status == null || status.storage == null) {
       return DeleteControl.defaultDelete();
+    }
+    List<Restore> readers = ArchiveReaders.of(client, checkpoint);
+    if (!readers.isEmpty()) {
+      keepForReaders(checkpoint, readers);
+      return DeleteControl.noFinalizerRemoval().rescheduleAfter(READERS_POLL);
     }
     boolean retain = checkpoint.getSpec() != null && Boolean.TRUE.equals(checkpoint.getSpec().retainArchive);
     CheckpointStorage storage = storages.find(status.storage);

@@ -14,6 +14,8 @@ import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.ProcessTarget;
+import dev.stasis.api.ReasonCount;
+import dev.stasis.api.StatusLimits;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.PodTargets;
@@ -86,6 +88,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   static final int MAX_NAME_LENGTH = 63;
   /** Condition of schedules with a selector: whether the last run found pods. */
   static final String PODS_SELECTED = "PodsSelected";
+  /** Skipped pods an Event names; the status counts them all. */
+  private static final int SKIPPED_IN_EVENT = 5;
 
   private final KubernetesClient client;
   private final ScheduleCheckpoints checkpoints;
@@ -424,7 +428,11 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     Long generation = schedule.getMetadata().getGeneration();
     int selectedPods = selection.selectedPods();
     status.selectedPods = selectedPods;
-    status.skippedPods = skipped;
+    status.skippedPods = new ArrayList<>(skipped.subList(0, Math.min(skipped.size(), StatusLimits.MAX_LISTED)));
+    status.skippedPodsByReason = skipped.stream().collect(Collectors.groupingBy(p -> p.reason, Collectors.counting()))
+        .entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed()
+            .thenComparing(Map.Entry.comparingByKey()))
+        .limit(StatusLimits.MAX_REASONS).map(e -> new ReasonCount(e.getKey(), e.getValue().intValue())).toList();
     if (selectedPods == 0) {
       String message = "the run due at " + due + " selected no pods: no pod in namespace "
           + schedule.getMetadata().getNamespace() + " has labels matching spec.selector (" + describe(selector) + ")";
@@ -435,8 +443,11 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     Conditions.set(status, PODS_SELECTED, true, "PodsSelected", "the last run selected " + selectedPods + " pod"
         + (selectedPods == 1 ? "" : "s") + " and skipped " + skipped.size() + " (status.skippedPods)", generation);
     if (!selection.unusable().isEmpty()) {
-      events.warning(schedule, "PodsSkipped", "the run due at " + due + " skipped " + String.join("; ",
-          selection.unusable().stream().map(p -> "pod " + p.pod + " (" + p.reason + "): " + p.message).toList()));
+      List<SkippedPod> unusable = selection.unusable();
+      events.warning(schedule, "PodsSkipped", "the run due at " + due + " skipped " + unusable.size() + " pod"
+          + (unusable.size() == 1 ? "" : "s") + " (status.skippedPods): " + String.join("; ", unusable.stream()
+              .limit(SKIPPED_IN_EVENT).map(p -> "pod " + p.pod + " (" + p.reason + "): " + p.message).toList())
+          + (unusable.size() > SKIPPED_IN_EVENT ? "; …" : ""));
     }
   }
 
@@ -508,6 +519,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     if (!selects) {
       status.selectedPods = null;
       status.skippedPods = new ArrayList<>();
+      status.skippedPodsByReason = new ArrayList<>();
       status.conditions.removeIf(c -> PODS_SELECTED.equals(c.getType()));
     }
     status.phase = suspended ? CheckpointScheduleStatus.SUSPENDED : CheckpointScheduleStatus.ACTIVE;

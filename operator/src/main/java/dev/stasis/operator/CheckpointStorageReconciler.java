@@ -5,6 +5,7 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
+import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.EncryptionKeyException;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
@@ -44,6 +45,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
   static final Duration RECHECK_UNAVAILABLE = Duration.ofSeconds(10);
   static final Duration GARBAGE_COLLECTION_INTERVAL = Duration.ofMinutes(10);
   static final Duration DEFAULT_GRACE_PERIOD = Duration.ofHours(1);
+  static final String GARBAGE_COLLECTION = "GarbageCollection";
 
   private final KubernetesClient client;
   private final StorageBinding storages;
@@ -51,6 +53,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
   private final EventRecorder events;
   private final Duration garbageCollectionInterval;
   private final Clock clock;
+  private volatile String clusterId;
 
   public CheckpointStorageReconciler(KubernetesClient client, EventRecorder events) {
     this(client, events, GARBAGE_COLLECTION_INTERVAL, Clock.systemUTC());
@@ -79,6 +82,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     try (ObjectStore store = storages.open(storage)) {
       var keys = storages.archiveKeys(storage);
       store.check();
+      markUsedByThisCluster(store);
       status.phase = CheckpointStorageStatus.AVAILABLE;
       status.message = "checked: objects can be written, read and deleted"
           + keys.map(k -> "; archives are encrypted with key '" + k.currentKeyId() + "'").orElse("");
@@ -131,8 +135,16 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     }
     Instant now = clock.instant();
     try {
-      var collected = StorageGarbageCollector.collect(store, this::checkpointUids, gracePeriod, now);
+      Set<String> uids = checkpointUids();
+      var collected = StorageGarbageCollector.collect(store, clusterId(), layout -> uids.contains(layout.checkpointUid())
+          || existsNow(layout), gracePeriod, now);
       status.lastGarbageCollectionTime = now.truncatedTo(ChronoUnit.SECONDS).toString();
+      if (!collected.otherClusters().isEmpty()) {
+        pause(storage, status, collected.otherClusters());
+        return;
+      }
+      Conditions.set(status, GARBAGE_COLLECTION, true, "Collected", "objects of deleted checkpoints are removed after "
+          + gracePeriod.toMinutes() + " minutes", status.observedGeneration);
       status.garbageCollectedObjects = (status.garbageCollectedObjects == null ? 0 : status.garbageCollectedObjects)
           + collected.objects();
       if (!collected.isEmpty()) {
@@ -160,6 +172,49 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       parts.add(collected.probes() + " probe objects of storage checks that failed halfway");
     }
     return String.join("; ", parts);
+  }
+
+  /**
+   * Another cluster's Stasis marked the storage: its checkpoints are unknown here and would look
+   * deleted, so nothing is collected (condition GarbageCollection False, an Event when it begins).
+   */
+  private void pause(CheckpointStorage storage, CheckpointStorageStatus status, List<String> otherClusters) {
+    String markers = String.join(", ", otherClusters.stream()
+        .map(id -> StorageBinding.location(storage) + "/" + StorageGarbageCollector.CLUSTER_MARKERS + id).toList());
+    String message = "garbage collection is paused: the Stasis of another cluster uses this storage too (" + markers
+        + "), and its archives would look like those of deleted checkpoints. Give each cluster its own bucket or"
+        + " spec.s3.prefix; if that cluster no longer uses the storage, delete its marker object";
+    boolean begins = !Conditions.isFalse(status.conditions, GARBAGE_COLLECTION);
+    Conditions.set(status, GARBAGE_COLLECTION, false, "StorageShared", message, status.observedGeneration);
+    if (begins) {
+      events.warning(storage, "StorageShared", message);
+    }
+  }
+
+  private void markUsedByThisCluster(ObjectStore store) throws StorageUnavailableException {
+    try {
+      if (!store.exists(StorageGarbageCollector.CLUSTER_MARKERS + clusterId())) {
+        StorageGarbageCollector.markUsedBy(store, clusterId());
+      }
+    } catch (IOException e) {
+      throw new StorageUnavailableException("cannot mark the storage as used by this cluster: " + e.getMessage(), e);
+    }
+  }
+
+  /** The UID of the kube-system namespace, which Kubernetes tools use to tell clusters apart. */
+  private String clusterId() {
+    if (clusterId == null) {
+      var kubeSystem = client.namespaces().withName("kube-system").get();
+      clusterId = kubeSystem != null ? kubeSystem.getMetadata().getUid() : "unknown";
+    }
+    return clusterId;
+  }
+
+  /** Asked of checkpoints the listing at the start did not know: created since, or gone. */
+  private boolean existsNow(ArchiveLayout layout) {
+    Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(layout.namespace())
+        .withName(layout.checkpointName()).get();
+    return checkpoint != null && layout.checkpointUid().equals(checkpoint.getMetadata().getUid());
   }
 
   private Set<String> checkpointUids() {

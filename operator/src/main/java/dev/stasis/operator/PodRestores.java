@@ -7,14 +7,15 @@ import dev.stasis.api.Conditions;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
-import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.image.CheckpointImage;
 import dev.stasis.image.Registry;
 import dev.stasis.image.RegistryException;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.StoredCheckpointException;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
@@ -26,6 +27,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.utils.Serialization;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import java.io.IOException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -83,7 +85,8 @@ final class PodRestores {
       if (failure.isPresent()) {
         throw new Refusal("RestoredPodFailed", "pod " + pod.getMetadata().getName() + " on node "
             + pod.getSpec().getNodeName() + " cannot run: " + failure.get()
-            + "; the node's runtime must be CRI-O with checkpoint support (enable_criu_support) and able to pull from the registry");
+            + "; the node's runtime must restore from checkpoint images (CRI-O 1.25+ with enable_criu_support, or "
+            + "containerd 2.1+) and be able to pull from the registry, the image the checkpoint was based on included");
       }
       Instant created = Instant.parse(pod.getMetadata().getCreationTimestamp());
       if (Instant.now().isAfter(created.plus(START_TIMEOUT))) {
@@ -138,19 +141,17 @@ final class PodRestores {
     if (storage == null) {
       throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage + "' is gone");
     }
-    var meta = checkpoint.getMetadata();
-    String key = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid())
-        .containerManifestKey(checkpoint.getStatus().containers.get(0).name);
     try (ObjectStore store = storages.open(storage)) {
-      Manifest manifest = Manifest.fromJson(store.read(key));
+      Manifest manifest = RecordedManifest.read(store, checkpoint, checkpoint.getStatus().containers.get(0).name)
+          .manifest();
       if (manifest.source.podSpec == null) {
-        throw new Refusal("ManifestInvalid", "the manifest at " + store.uri(key) + " holds no pod spec to restore");
+        throw new Refusal("ManifestInvalid", "the checkpoint's manifest holds no pod spec to restore");
       }
       return manifest;
-    } catch (Refusal r) {
-      throw r;
-    } catch (Exception e) {
-      throw new Refusal("ManifestMissing", "cannot read the checkpoint's manifest: " + e.getMessage());
+    } catch (StoredCheckpointException e) {
+      throw new Refusal(e.reason(), e.getMessage());
+    } catch (IOException e) {
+      throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());
     }
   }
 

@@ -9,23 +9,23 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.ScheduleRef;
-import dev.stasis.archive.ArchiveLayout;
-import dev.stasis.archive.Manifest;
-import dev.stasis.archive.ManifestException;
+import dev.stasis.api.SealedGrant;
+import dev.stasis.api.StatusLimits;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.StoredCheckpointException;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.placement.CheckpointNeeds;
 import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
-import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -35,6 +35,8 @@ import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
@@ -43,6 +45,8 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Checks that a Restore names a Completed Checkpoint of its own namespace, picks the node to
@@ -50,6 +54,7 @@ import java.util.stream.Collectors;
  */
 @ControllerConfiguration(name = "restore", generationAwareEventProcessing = false)
 public class RestoreReconciler implements Reconciler<Restore> {
+  private static final Logger log = LoggerFactory.getLogger(RestoreReconciler.class);
   private static final Duration CHECKPOINT_POLL = Duration.ofSeconds(5);
   /** RFC 3339 times in UTC sort as text. */
   private static final Comparator<String> NULLS_FIRST = Comparator.nullsFirst(Comparator.naturalOrder());
@@ -65,6 +70,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final PodRestores podRestores;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
+  private final GrantIssuer grants;
 
   public RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy) {
     this(client, cluster, events, retryPolicy, Clock.systemUTC());
@@ -81,6 +87,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
     this.podRestores = new PodRestores(client, storages, statusWriter, events);
     this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
     this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
+    this.grants = new GrantIssuer(cluster, storages);
   }
 
   @Override
@@ -90,11 +97,16 @@ public class RestoreReconciler implements Reconciler<Restore> {
       return podRestores.progress(restore); // a pod checkpoint's images are pushed: the pod is ours to make
     }
     if (observed != null && observed.phase != null && observed.phase != RestorePhase.Pending) {
-      return observed.phase.isTerminal() ? UpdateControl.noUpdate() : failWhenAgentGone(restore);
+      if (observed.phase.isTerminal()) {
+        return UpdateControl.noUpdate();
+      }
+      resealWhenTheNodeKeyChanged(restore);
+      return failWhenAgentGone(restore);
     }
     if (observed != null && observed.node != null && observed.node.equals(Labels.node(restore))
         && agentLoss.gone(observed.node).isEmpty()) {
       // the agent's to take; placed again below only if that agent is gone before it did
+      resealWhenTheNodeKeyChanged(restore);
       return UpdateControl.<Restore>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
     }
     Optional<Duration> retryDue = retries.untilRetry(observed);
@@ -107,15 +119,23 @@ public class RestoreReconciler implements Reconciler<Restore> {
         waitFor(restore);
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(CHECKPOINT_POLL);
       }
-      CheckpointNeeds needs = checkpointNeeds(checkpoint);
+      List<RecordedManifest> manifests = recordedManifests(checkpoint);
+      CheckpointNeeds needs = needsOf(manifests);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
+      if (preflightFailures.size() >= PlacementStatus.MAX_PREFLIGHT_FAILURES) {
+        giveUpAfterPreflights(restore, observed.placement);
+        return UpdateControl.noUpdate();
+      }
       List<NodeProfile> profiles = cluster.nodeProfiles();
       PlacementDecision decision = nodeProfiles.placementOver(profiles)
           .place(needs, restore.getSpec().placement, excludedNodes(profiles, preflightFailures));
       if (decision.node().isEmpty()) {
         refuse(restore, decision, preflightFailures);
       } else {
-        assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures);
+        String node = decision.node().get();
+        SealedGrant grant = grants.forRestore(restore, storageOf(checkpoint), node, manifests, isPodCheckpoint(checkpoint))
+            .orElse(null);
+        assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures, grant);
       }
     } catch (Refusal refusal) {
       RestoreStatus waiting = pending(restore);
@@ -168,6 +188,11 @@ public class RestoreReconciler implements Reconciler<Restore> {
     if (checkpoint == null) {
       throw new Refusal("CheckpointNotFound", "Checkpoint '" + spec.checkpointRef.name + "' does not exist in namespace "
           + namespace + ": fix spec.checkpointRef.name (kubectl get ckpt -n " + namespace + ")");
+    }
+    if (checkpoint.isMarkedForDeletion()) {
+      // Restores placed before the deletion keep its archive until they are done; no new one starts.
+      throw new Refusal("CheckpointDeleted", "Checkpoint '" + spec.checkpointRef.name + "' is being deleted:"
+          + " restore another checkpoint");
     }
     CheckpointPhase phase = checkpoint.getStatus() == null ? CheckpointPhase.Pending : checkpoint.getStatus().phaseOrPending();
     if (phase == CheckpointPhase.Failed) {
@@ -239,28 +264,60 @@ public class RestoreReconciler implements Reconciler<Restore> {
         .thenComparing(c -> c.getMetadata().getCreationTimestamp(), NULLS_FIRST)).orElseThrow();
   }
 
-  /** What the checkpoint needs from a node, as the agent recorded it in the manifest. */
-  private CheckpointNeeds checkpointNeeds(Checkpoint checkpoint) throws Refusal {
+  /** The checkpoint's manifests as its status recorded them: one per container of a pod checkpoint, or one. */
+  private List<RecordedManifest> recordedManifests(Checkpoint checkpoint) throws Refusal {
+    CheckpointStorage storage = storageOf(checkpoint);
+    List<String> containers = isPodCheckpoint(checkpoint)
+        ? checkpoint.getStatus().containers.stream().map(c -> c.name).toList() : Collections.singletonList(null);
+    try (ObjectStore store = storages.open(storage)) {
+      List<RecordedManifest> manifests = new ArrayList<>();
+      for (String container : containers) {
+        manifests.add(RecordedManifest.read(store, checkpoint, container));
+      }
+      return manifests;
+    } catch (StoredCheckpointException e) {
+      throw new Refusal(e.reason(), e.getMessage());
+    } catch (IOException e) {
+      throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());
+    }
+  }
+
+  private CheckpointStorage storageOf(Checkpoint checkpoint) throws Refusal {
     CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
     if (storage == null) {
       throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage
           + "' holding the checkpoint no longer exists");
     }
-    var layout = new ArchiveLayout(checkpoint.getMetadata().getNamespace(),
-        checkpoint.getMetadata().getName(), checkpoint.getMetadata().getUid());
-    // Each container of a pod checkpoint has a manifest; they share the source node.
-    String key = isPodCheckpoint(checkpoint)
-        ? layout.containerManifestKey(checkpoint.getStatus().containers.get(0).name)
-        : layout.manifestKey();
-    try (ObjectStore store = storages.open(storage)) {
-      return CheckpointNeeds.of(Manifest.fromJson(store.read(key)));
-    } catch (ObjectNotFoundException e) {
-      throw new Refusal("ManifestMissing", "the checkpoint's manifest " + e.getMessage()
-          + " is gone: the archive was deleted or never committed; take a new checkpoint");
-    } catch (ManifestException | IllegalArgumentException e) {
+    return storage;
+  }
+
+  /** What the checkpoint needs from a node, as the agent recorded it in the manifest (a pod's containers share it). */
+  private static CheckpointNeeds needsOf(List<RecordedManifest> manifests) throws Refusal {
+    try {
+      return CheckpointNeeds.of(manifests.get(0).manifest());
+    } catch (IllegalArgumentException e) {
       throw new Refusal("ManifestInvalid", e.getMessage());
-    } catch (IOException e) {
-      throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());
+    }
+  }
+
+  /** The node's agent published a new key (its old one went with its work folder): its grant is sealed again. */
+  private void resealWhenTheNodeKeyChanged(Restore restore) {
+    if (!grants.sealedToAnotherKey(restore.getStatus())) {
+      return;
+    }
+    try {
+      Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
+          .withName(restore.checkpointName()).get();
+      if (checkpoint == null) {
+        return; // the agent says so
+      }
+      SealedGrant grant = grants.forRestore(restore, storageOf(checkpoint), restore.getStatus().node,
+          recordedManifests(checkpoint), isPodCheckpoint(checkpoint)).orElse(null);
+      statusWriter.update(restore, r -> r.getStatus() != null && !r.getStatus().phaseOrPending().isTerminal(),
+          r -> r.getStatus().grant = grant);
+    } catch (Refusal refusal) {
+      log.warn("cannot seal the grant of restore {}/{} again: {}", restore.getMetadata().getNamespace(),
+          restore.getMetadata().getName(), refusal.getMessage());
     }
   }
 
@@ -302,12 +359,13 @@ public class RestoreReconciler implements Reconciler<Restore> {
   }
 
   private void assign(Restore restore, String checkpoint, PlacementDecision decision,
-      List<PlacementStatus.PreflightFailure> preflightFailures) {
+      List<PlacementStatus.PreflightFailure> preflightFailures, SealedGrant grant) {
     String node = decision.node().orElseThrow();
     RestoreStatus status = pending(restore);
     RefusalRetries.carryAttempts(restore, status);
     status.checkpoint = checkpoint;
     status.node = node;
+    status.grant = grant;
     status.placement = placementStatus(decision, preflightFailures);
     status.message = "waiting for the agent on node " + node;
     status.observedGeneration = restore.getMetadata().getGeneration();
@@ -348,11 +406,26 @@ public class RestoreReconciler implements Reconciler<Restore> {
     fail(restore, refusal, placementStatus(decision, preflightFailures));
   }
 
+  /**
+   * spec.placement.retryOtherNodes tries {@value PlacementStatus#MAX_PREFLIGHT_FAILURES} nodes, no
+   * more: what that many nodes could not run will hardly run on the next, and the status stays small.
+   */
+  private void giveUpAfterPreflights(Restore restore, PlacementStatus placement) {
+    List<PlacementStatus.PreflightFailure> failures = placement.preflightFailures;
+    PlacementStatus.PreflightFailure last = failures.get(failures.size() - 1);
+    fail(restore, new Refusal(last.reason, "the pre-flight failed on " + failures.size() + " nodes ("
+        + String.join(", ", failures.stream().map(f -> f.node).toList()) + "), as many as"
+        + " spec.placement.retryOtherNodes tries. The last: " + last.message), placement);
+  }
+
   private static PlacementStatus placementStatus(PlacementDecision decision, List<PlacementStatus.PreflightFailure> preflightFailures) {
     PlacementStatus placement = new PlacementStatus();
     placement.summary = decision.summary();
     placement.candidates = decision.candidates();
-    decision.rejected().forEach(r -> placement.rejected.add(new PlacementStatus.NodeRejection(r.node(), r.reasons())));
+    decision.rejected().stream().limit(StatusLimits.MAX_LISTED)
+        .forEach(r -> placement.rejected.add(new PlacementStatus.NodeRejection(r.node(), r.reasons())));
+    placement.rejectedCount = decision.rejected().size();
+    placement.rejectedReasons = decision.reasonCounts(StatusLimits.MAX_REASONS);
     placement.preflightFailures.addAll(preflightFailures);
     return placement;
   }

@@ -90,32 +90,33 @@ public final class FileSystemObjectStore implements ObjectStore {
   }
 
   @Override
-  public List<StoredObject> list(String keyPrefix) throws IOException {
-    return listFiles(keyPrefix, false);
+  public void forEach(String keyPrefix, ObjectVisitor visitor) throws IOException {
+    visitFiles(keyPrefix, false, visitor);
   }
 
   /** The partial files of uploads, by the key they would be renamed to. */
   @Override
   public List<StoredObject> listUnfinished(String keyPrefix) throws IOException {
-    return listFiles(keyPrefix, true);
+    List<StoredObject> objects = new ArrayList<>();
+    visitFiles(keyPrefix, true, objects::add);
+    objects.sort(Comparator.comparing(StoredObject::key));
+    return objects;
   }
 
-  private List<StoredObject> listFiles(String keyPrefix, boolean partial) throws IOException {
-    List<StoredObject> objects = new ArrayList<>();
+  /** Depth first: a folder's files all come before the next folder's. */
+  private void visitFiles(String keyPrefix, boolean partial, ObjectVisitor visitor) throws IOException {
     walk(keyPrefix, new PrefixVisitor() {
       @Override
-      public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) {
+      public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) throws IOException {
         if (attributes.isRegularFile() && isPartial(file) == partial) {
           String key = partial ? committedKeyOf(file) : keyOf(file);
           if (key != null && key.startsWith(keyPrefix)) {
-            objects.add(new StoredObject(key, attributes.size(), attributes.lastModifiedTime().toInstant()));
+            visitor.visit(new StoredObject(key, attributes.size(), attributes.lastModifiedTime().toInstant()));
           }
         }
         return FileVisitResult.CONTINUE;
       }
     });
-    objects.sort(Comparator.comparing(StoredObject::key));
-    return objects;
   }
 
   /** The key a partial file {@code .<name>.partial-<random>} commits to; null for a stray name. */

@@ -2,6 +2,8 @@ package dev.stasis.storage;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 
 /**
@@ -30,8 +32,27 @@ public interface ObjectStore extends AutoCloseable {
 
   boolean exists(String key) throws IOException;
 
-  /** Every committed object whose key starts with {@code keyPrefix}. */
-  List<StoredObject> list(String keyPrefix) throws IOException;
+  /** Every committed object whose key starts with {@code keyPrefix}, in key order. */
+  default List<StoredObject> list(String keyPrefix) throws IOException {
+    List<StoredObject> objects = new ArrayList<>();
+    forEach(keyPrefix, objects::add);
+    objects.sort(Comparator.comparing(StoredObject::key));
+    return objects;
+  }
+
+  /**
+   * Calls {@code visitor} with every committed object whose key starts with {@code keyPrefix} as
+   * the listing is read, page by page, so that a bucket of any size is never held in memory. The
+   * objects under one folder-like prefix (up to a '/') come one after another: S3 lists in key
+   * order, a folder is walked whole before the next.
+   */
+  void forEach(String keyPrefix, ObjectVisitor visitor) throws IOException;
+
+  /** What {@link #forEach} calls for each object; it may act on the store (delete what it saw). */
+  @FunctionalInterface
+  interface ObjectVisitor {
+    void visit(StoredObject object) throws IOException;
+  }
 
   /**
    * Every upload under {@code keyPrefix} that was started and neither committed nor aborted (S3

@@ -183,15 +183,15 @@ public final class S3ObjectStore implements ObjectStore {
   }
 
   @Override
-  public List<StoredObject> list(String keyPrefix) throws IOException {
-    List<StoredObject> objects = new ArrayList<>();
-    for (S3Object object : listRaw(keyPrefix)) {
-      // Keys ending in '/' are folder markers made by consoles and tools, not objects.
-      if (!object.key().endsWith("/")) {
-        objects.add(new StoredObject(keyOf(object.key()), object.size(), object.lastModified()));
+  public void forEach(String keyPrefix, ObjectVisitor visitor) throws IOException {
+    forEachPage(keyPrefix, page -> {
+      for (S3Object object : page) {
+        // Keys ending in '/' are folder markers made by consoles and tools, not objects.
+        if (!object.key().endsWith("/")) {
+          visitor.visit(new StoredObject(keyOf(object.key()), object.size(), object.lastModified()));
+        }
       }
-    }
-    return objects;
+    });
   }
 
   /** Multipart uploads: S3 tells when each was initiated, not how many bytes its parts hold so far. */
@@ -219,12 +219,14 @@ public final class S3ObjectStore implements ObjectStore {
    */
   @Override
   public void deleteAll(String keyPrefix) throws IOException {
-    List<ObjectIdentifier> keys = listRaw(keyPrefix).stream()
-        .map(object -> ObjectIdentifier.builder().key(object.key()).build())
-        .toList();
-    try {
-      for (int start = 0; start < keys.size(); start += DELETE_BATCH) {
-        List<ObjectIdentifier> batch = keys.subList(start, Math.min(keys.size(), start + DELETE_BATCH));
+    // One listing page (at most DELETE_BATCH keys, S3's limit for one DeleteObjects) at a time.
+    forEachPage(keyPrefix, page -> {
+      List<ObjectIdentifier> batch = page.stream().map(object -> ObjectIdentifier.builder().key(object.key()).build())
+          .toList();
+      if (batch.isEmpty()) {
+        return;
+      }
+      try {
         DeleteObjectsResponse response = s3.deleteObjects(b -> b.bucket(config.bucket())
             .delete(d -> d.objects(batch).quiet(true)));
         if (response.hasErrors() && !response.errors().isEmpty()) {
@@ -233,10 +235,10 @@ public final class S3ObjectStore implements ObjectStore {
               + response.errors().size() + " objects, e.g. " + error.key() + ": " + error.code()
               + " " + error.message());
         }
+      } catch (SdkException e) {
+        throw translate(e, "deleting objects under " + uri(keyPrefix));
       }
-    } catch (SdkException e) {
-      throw translate(e, "deleting objects under " + uri(keyPrefix));
-    }
+    });
     abortUnfinishedUploads(keyPrefix);
   }
 
@@ -293,16 +295,28 @@ public final class S3ObjectStore implements ObjectStore {
     s3.close();
   }
 
-  private List<S3Object> listRaw(String keyPrefix) throws IOException {
-    try {
-      List<S3Object> objects = new ArrayList<>();
-      s3.listObjectsV2Paginator(b -> b.bucket(config.bucket()).prefix(objectKey(keyPrefix)))
-          .contents()
-          .forEach(objects::add);
-      return objects;
-    } catch (SdkException e) {
-      throw translate(e, "listing objects under " + uri(keyPrefix));
+  /** The listing under the prefix, one page of at most {@value #DELETE_BATCH} objects at a time. */
+  private void forEachPage(String keyPrefix, PageVisitor visitor) throws IOException {
+    String listing = "listing objects under " + uri(keyPrefix);
+    var pages = s3.listObjectsV2Paginator(b -> b.bucket(config.bucket()).prefix(objectKey(keyPrefix))
+        .maxKeys(DELETE_BATCH)).iterator();
+    while (true) {
+      List<S3Object> page;
+      try {
+        if (!pages.hasNext()) {
+          return;
+        }
+        page = pages.next().contents();
+      } catch (SdkException e) {
+        throw translate(e, listing);
+      }
+      visitor.visit(page);
     }
+  }
+
+  @FunctionalInterface
+  private interface PageVisitor {
+    void visit(List<S3Object> page) throws IOException;
   }
 
   private String objectKey(String key) {
@@ -402,11 +416,15 @@ public final class S3ObjectStore implements ObjectStore {
     private byte[] buffer;
     private int filled;
     private long size;
-    /** Created when the first part is full; small objects never need one. */
-    private String uploadId;
+    /**
+     * Created when the first part is full; small objects never need one. Published and read by
+     * {@link #abort()} under this upload's lock, which another thread (an agent's shutdown) may call
+     * while the writer is still creating it: either the abort sees it, or the writer sees the abort.
+     */
+    private volatile String uploadId;
     private volatile Exception partFailure;
     private volatile boolean aborted;
-    private boolean committed;
+    private volatile boolean committed;
 
     MultipartObjectUpload(String objectKey) {
       this.objectKey = objectKey;
@@ -457,10 +475,14 @@ public final class S3ObjectStore implements ObjectStore {
 
     @Override
     public void abort() {
-      if (committed || aborted) {
-        return;
+      String created;
+      synchronized (this) {
+        if (committed || aborted) {
+          return;
+        }
+        aborted = true;
+        created = uploadId;
       }
-      aborted = true;
       // A part still being sent could land after the abort and leave an upload behind; parts not
       // yet started see the flag and skip.
       for (Future<CompletedPart> part : parts) {
@@ -473,18 +495,21 @@ public final class S3ObjectStore implements ObjectStore {
           // already reported to the writer, or of no interest once aborting
         }
       }
-      if (uploadId != null) {
-        try {
-          s3.abortMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey).uploadId(uploadId));
-        } catch (NoSuchUploadException e) {
-          // a deleteAll of its prefix aborted it already
-        } catch (SdkException e) {
-          LOG.warn("could not abort multipart upload {} of s3://{}/{}: {}; its parts stay until a"
-              + " lifecycle rule for incomplete uploads removes them",
-              uploadId, config.bucket(), objectKey, e.toString());
-        }
+      if (created != null) {
+        abortMultipart(created);
       }
       releaseBuffers();
+    }
+
+    private void abortMultipart(String id) {
+      try {
+        s3.abortMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey).uploadId(id));
+      } catch (NoSuchUploadException e) {
+        // a deleteAll of its prefix aborted it already
+      } catch (SdkException e) {
+        LOG.warn("could not abort multipart upload {} of s3://{}/{}: {}; its parts stay until a"
+            + " lifecycle rule for incomplete uploads removes them", id, config.bucket(), objectKey, e.toString());
+      }
     }
 
     private void write(byte[] bytes, int offset, int length) throws IOException {
@@ -526,11 +551,23 @@ public final class S3ObjectStore implements ObjectStore {
 
     private void sendBuffer() throws IOException {
       if (uploadId == null) {
+        String created;
         try {
-          uploadId = s3.createMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey)).uploadId();
+          created = s3.createMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey)).uploadId();
         } catch (SdkException e) {
           abort();
           throw translate(e, action);
+        }
+        boolean published;
+        synchronized (this) {
+          published = !aborted;
+          if (published) {
+            uploadId = created;
+          }
+        }
+        if (!published) { // aborted while it was being created: nothing may stay behind
+          abortMultipart(created);
+          throw new IOException(action + ": the upload was aborted");
         }
       }
       int partNumber = parts.size() + 1;

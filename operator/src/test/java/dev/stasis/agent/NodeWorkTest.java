@@ -16,7 +16,11 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
+import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
@@ -26,7 +30,9 @@ import dev.stasis.api.SecretReference;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -210,6 +216,10 @@ class NodeWorkTest {
     Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
     checkpoint.getStatus().storage = "unreachable";
     checkpoint.getStatus().archive = new ArchiveStatus();
+    checkpoint.getStatus().archive.sha256 = "ab".repeat(32);
+    checkpoint.getStatus().archive.storedBytes = 1L;
+    checkpoint.getStatus().archive.sizeBytes = 1L;
+    checkpoint.getStatus().archive.manifestSha256 = "cd".repeat(32);
     client.resource(checkpoint).updateStatus();
 
     Restore restore = new Restore();
@@ -223,8 +233,12 @@ class NodeWorkTest {
     restore.getStatus().phase = RestorePhase.Pending;
     restore.getStatus().node = "node-a";
     restore.getStatus().checkpoint = "c";
-    restore = client.resource(restore).updateStatus();
     NodeRestoreWorker worker = new NodeRestoreWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL)));
+    // What the operator hands this node for the restore: the storage's credentials, sealed to its key.
+    restore.getStatus().grant = WorkGrants.seal(new WorkGrants.Grant("unreachable",
+        new WorkGrants.Credentials("key", "secret"), null, null, List.of()), restore, "node-a",
+        NodeKey.inWorkDir(work).publicKey());
+    restore = client.resource(restore).updateStatus();
 
     worker.reconcile(restore, null);
     Restore ref = restore;
@@ -233,7 +247,7 @@ class NodeWorkTest {
     assertThat(retrying.getStatus().phase).isEqualTo(RestorePhase.Pending);
     assertThat(retrying.getStatus().attempts).isEqualTo(1);
     assertThat(retrying.getStatus().message)
-        .startsWith("attempt 1/2 failed (StorageUnavailable): cannot read the manifest: ");
+        .startsWith("attempt 1/2 failed (StorageUnavailable): cannot read the checkpoint's manifest: ");
 
     await().pollDelay(RETRY_BASE).atMost(Duration.ofSeconds(5))
         .until(() -> RetryPolicy.untilRetry(retrying.getStatus(), Instant.now()).isEmpty());
@@ -244,6 +258,111 @@ class NodeWorkTest {
     assertThat(failed.getStatus().reason).isEqualTo("StorageUnavailable");
     assertThat(failed.getStatus().attempts).isEqualTo(2);
     assertThat(failed.getStatus().message).startsWith("failed after 2 attempts (spec.backoffLimit 1 reached); the last: ");
+  }
+
+  /**
+   * Between the operator's placement and the agent's turn, someone who can write the storage swaps
+   * in other images and rewrites the manifest to match: the agent checks the manifest against the
+   * Checkpoint's status itself and refuses, before CRIU is even looked for (this node has none: a
+   * manifest it believed would end in CriuMissing), and does not try again.
+   */
+  @Test
+  void aManifestRewrittenInTheStorageIsRefusedByTheAgentItself() throws Exception {
+    Path root = work.resolve("storage");
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(root.toString());
+    client.resource(storage).create();
+    Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
+    ArchiveLayout layout = new ArchiveLayout("ns", "c", checkpoint.getMetadata().getUid());
+    Manifest manifest = new Manifest();
+    manifest.source = new Manifest.Source();
+    manifest.source.namespace = "ns";
+    manifest.source.checkpointName = "c";
+    manifest.source.checkpointUid = checkpoint.getMetadata().getUid();
+    manifest.archive = new Manifest.Archive();
+    manifest.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
+    manifest.archive.codec = ArchiveCodec.ZSTD;
+    manifest.archive.sha256 = "ab".repeat(32);
+    manifest.archive.storedBytes = 3L;
+    byte[] original = manifest.toJson();
+    checkpoint.getStatus().storage = "fs";
+    checkpoint.getStatus().archive = new ArchiveStatus();
+    checkpoint.getStatus().archive.sha256 = manifest.archive.sha256;
+    checkpoint.getStatus().archive.storedBytes = 3L;
+    checkpoint.getStatus().archive.sizeBytes = 3L;
+    checkpoint.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(original));
+    client.resource(checkpoint).updateStatus();
+    manifest.archive.sha256 = "cd".repeat(32);
+    manifest.archive.storedBytes = 4L;
+    try (var store = new FileSystemObjectStore(root)) {
+      store.put(layout.archiveKey(ArchiveCodec.ZSTD), new byte[] {6, 6, 6, 6});
+      store.put(layout.manifestKey(), manifest.toJson());
+    }
+    Restore restore = restoreAssigned("r", "c");
+
+    new NodeRestoreWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL))).reconcile(restore, null);
+
+    Restore failed = await().atMost(Duration.ofSeconds(30))
+        .until(() -> client.resource(restore).get(), r -> r.getStatus().phase.isTerminal());
+    assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
+    assertThat(failed.getStatus().reason).isEqualTo("ManifestTampered");
+    assertThat(failed.getStatus().message).contains("is not the one stored when the checkpoint was taken");
+    assertThat(failed.getStatus().attempts).as("not retried").isEqualTo(1);
+    assertThat(events("ns")).anyMatch(e -> e.getReason().equals("ManifestTampered"));
+  }
+
+  /**
+   * The agent died during a pod checkpoint, and the kubelet's archive of it (all the container's
+   * memory) is left in the kubelet's folder: the next agent deletes that one, but not the archive
+   * of pod web of namespace a-b (whose name the old pattern checkpoint-web_a-* matched), nor one of
+   * another container, nor one from before this attempt started.
+   */
+  @Test
+  void aDeadAgentsKubeletArchiveIsDeletedButNoOtherNamespacesOrContainers() throws Exception {
+    Path kubeletDir = Files.createDirectories(work.resolve("kubelet-checkpoints"));
+    var kubelet = new KubeletSettings(java.net.URI.create("https://127.0.0.1:1"), work.resolve("token"),
+        work.resolve("ca.crt"), false, kubeletDir, work.resolve("images"), Duration.ofSeconds(1));
+    var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), Set.of(), kubelet)
+        .withWorkLimits(2, RetryPolicy.withBase(RETRY_BASE));
+    Checkpoint abandoned = checkpointAssigned("a", "web", null, CheckpointPhase.Running);
+    abandoned.getSpec().target = CheckpointTarget.pod("web", "app");
+    abandoned = client.resource(abandoned).update();
+    abandoned.getStatus().containers = List.of(new ContainerCheckpointStatus("app", "cri-o://1"));
+    abandoned.getStatus().startTime = "2026-12-05T10:00:00Z";
+    abandoned = client.resource(abandoned).updateStatus();
+    Path ours = Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-05T10:00:02Z.tar"), "memory");
+    List<Path> theirs = List.of(
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-b-app-2026-12-05T10:00:02Z.tar"), "namespace a-b's"),
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-sidecar-2026-12-05T10:00:02Z.tar"), "another container"),
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-04T10:00:02Z.tar"), "an older attempt's"));
+
+    new NodeCheckpointWorker(new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown))
+        .reconcile(abandoned, null);
+
+    assertThat(client.resource(abandoned).get().getStatus().reason).isEqualTo("AgentRestarted");
+    assertThat(ours).doesNotExist();
+    assertThat(theirs).allMatch(Files::exists);
+  }
+
+  /**
+   * Work whose grant is sealed to a key this agent no longer has (its work folder was wiped): it
+   * waits, untouched and without an attempt counted, for the operator to seal it again.
+   */
+  @Test
+  void workWhoseGrantIsSealedToAnotherKeyWaitsForTheOperator() throws Exception {
+    Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Pending);
+    checkpoint.getStatus().grant = WorkGrants.seal(new WorkGrants.Grant("fs", null, null, null, List.of()), checkpoint,
+        "node-a", NodeKey.inWorkDir(work.resolve("an-earlier-key")).publicKey());
+    checkpoint = client.resource(checkpoint).updateStatus();
+
+    var control = new NodeCheckpointWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL))).reconcile(checkpoint, null);
+
+    assertThat(control.getScheduleDelay()).contains(NodeJob.GRANT_WAIT.toMillis());
+    Checkpoint waiting = client.resource(checkpoint).get();
+    assertThat(waiting.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(waiting.getStatus().attempts).isNull();
   }
 
   @Test
@@ -277,6 +396,21 @@ class NodeWorkTest {
       c.getStatus().attempts = 1;
     }
     return client.resource(c).updateStatus();
+  }
+
+  /** A Restore of {@code checkpoint} the operator placed on node-a. */
+  private Restore restoreAssigned(String name, String checkpoint) {
+    Restore restore = new Restore();
+    restore.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace("ns")
+        .withLabels(Map.of(Labels.NODE, "node-a")).build());
+    restore.setSpec(new RestoreSpec());
+    restore.getSpec().checkpointRef = new CheckpointRef(checkpoint);
+    restore = client.resource(restore).create();
+    restore.setStatus(new RestoreStatus());
+    restore.getStatus().phase = RestorePhase.Pending;
+    restore.getStatus().node = "node-a";
+    restore.getStatus().checkpoint = checkpoint;
+    return client.resource(restore).updateStatus();
   }
 
   private Checkpoint awaitTerminal(Checkpoint c) {

@@ -2,6 +2,7 @@ package dev.stasis.agent;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import dev.stasis.archive.Manifest.RequiredPath;
 import dev.stasis.criu.RegularFiles;
@@ -57,6 +58,38 @@ class ProcessInventoryTest {
       // Both ends of the one connection belong to the tree.
       assertThat(inventory.tcpConnections()).hasSize(2)
           .allMatch(c -> c.matches("127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:\\d+"));
+    }
+  }
+
+  /**
+   * The path /proc/PID/maps shows for a mapped file is the agent's; resolved under the process's
+   * root (/proc/PID/root), which the process chose (here: it chrooted after mapping), it may name
+   * something else, such as a FIFO that blocks whoever opens it for reading until a writer comes,
+   * that is, forever. The mapped file itself, reached through /proc/PID/map_files, is recorded, at once.
+   */
+  @Test
+  void aMappedFileIsReadAsMappedNotByAPathTheProcessControls() throws Exception {
+    Path data = Files.createDirectories(dir.resolve("data")).resolve("table.bin");
+    byte[] content = new byte[8192];
+    new java.util.Random(5).nextBytes(content);
+    Files.write(data, content);
+    Path newRoot = Files.createDirectories(dir.resolve("jail"));
+    Path decoy = newRoot.resolve(data.toString().substring(1));
+    Files.createDirectories(decoy.getParent());
+    assertThat(new ProcessBuilder("mkfifo", decoy.toString()).start().waitFor()).isZero();
+    Path out = dir.resolve("count");
+    try (var mapper = Workloads.startInPidNamespace("mapfile", data.toString(), out.toString(), newRoot.toString())) {
+      await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(out) && Files.size(out) > 0);
+
+      ProcessInventory inventory = assertTimeoutPreemptively(Duration.ofSeconds(20),
+          () -> ProcessInventory.of(List.of(mapper.pid())), "reading the mapped file blocked");
+
+      RequiredPath mapped = inventory.paths().get(data.toString());
+      assertThat(mapped).as("recorded from the mapping").isNotNull();
+      assertThat(mapped.kind).isEqualTo(RequiredPath.MAPPED);
+      assertThat(mapped.size).isEqualTo(content.length);
+      assertThat(mapped.sha256).isEqualTo(dev.stasis.archive.Sha256.hex(dev.stasis.archive.Sha256.newDigest()
+          .digest(content)));
     }
   }
 

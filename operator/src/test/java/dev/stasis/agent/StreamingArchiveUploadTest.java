@@ -4,7 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.storage.FileSystemObjectStore;
@@ -34,7 +36,7 @@ class StreamingArchiveUploadTest {
   void pagesAreStoredWhileTheyAreWrittenAndEveryImageEndsUpInTheArchive(ArchiveCodec codec, boolean encrypted)
       throws Exception {
     byte[] keyBytes = random(ArchiveKey.BYTES);
-    ArchiveKey key = encrypted ? new ArchiveKey("k1", keyBytes) : null;
+    BoundKey key = encrypted ? BoundKey.of(new ArchiveKey("k1", keyBytes), ArchiveIdentity.ofProcess("ns", "uid")) : null;
     Path images = temp.resolve("images");
     Path storage = temp.resolve("storage");
     byte[] memory = random(5 * (int) CHUNK + 12345);
@@ -56,7 +58,7 @@ class StreamingArchiveUploadTest {
 
       Path restored = temp.resolve("restored");
       try (InputStream in = store.open(KEY)) {
-        new ArchiveReader().extract(in, restored, codec, summary.sha256(), summary.storedBytes(), key);
+        new ArchiveReader().extract(in, restored, codec, summary, key);
       }
       assertThat(restored.resolve("pages-1.img")).hasBinaryContent(memory);
       assertThat(restored.resolve("pages-2.img")).hasSameBinaryContentAs(images.resolve("pages-2.img"));

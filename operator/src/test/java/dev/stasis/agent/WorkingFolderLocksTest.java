@@ -19,6 +19,7 @@ class WorkingFolderLocksTest {
     assertThat(second).as("waits while the folder is held").isNotDone();
     first.close();
     second.get(5, TimeUnit.SECONDS);
+    assertThat(locks.inUse()).as("no lock kept for a folder nobody dumps in").isZero();
   }
 
   @Test

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,9 +39,9 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(damaged, codec, archive.summary.sha256(), archive.summary.storedBytes()))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageStartingWith("archive sha256 mismatch: manifest says " + archive.summary.sha256()
-            + ", stored bytes hash to " + ArchiveRoundTripTest.sha256(damaged))
-        .hasMessageEndingWith("the archive is corrupted — restore from another checkpoint");
+        .hasMessageStartingWith("archive sha256 mismatch: " + archive.summary.sha256()
+            + " was recorded when it was stored, the stored bytes hash to " + ArchiveRoundTripTest.sha256(damaged))
+        .hasMessageEndingWith("the archive was damaged or replaced — restore from another checkpoint");
     assertThat(restored).doesNotExist();
   }
 
@@ -52,7 +53,7 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(truncated, codec, archive.summary.sha256(), archive.summary.storedBytes()))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessage("archive size mismatch: manifest says " + archive.bytes.length + " bytes, storage returned "
+        .hasMessage("archive size mismatch: " + archive.bytes.length + " bytes were recorded when it was stored, storage returned "
             + truncated.length + "; the archive is truncated — restore from another checkpoint");
     assertThat(restored).doesNotExist();
   }
@@ -63,7 +64,7 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(archive.bytes, ArchiveCodec.ZSTD, archive.summary.sha256(), archive.summary.storedBytes() + 1))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageStartingWith("archive size mismatch: manifest says " + (archive.bytes.length + 1) + " bytes");
+        .hasMessageStartingWith("archive size mismatch: " + (archive.bytes.length + 1) + " bytes were recorded");
     assertThat(restored).doesNotExist();
   }
 
@@ -74,7 +75,50 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(extended, ArchiveCodec.NONE, archive.summary.sha256(), archive.summary.storedBytes()))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageContaining("storage returned " + extended.length + "; the archive is not the one that was written");
+        .hasMessageContaining("storage returned more; the archive is not the one that was written");
+  }
+
+  /** An object that never ends in place of the archive: read one byte past the recorded size, no further. */
+  @Test
+  void anEndlessObjectIsReadOnlyOneBytePastTheRecordedSize() throws IOException {
+    Stored archive = archiveOfRandomFiles(ArchiveCodec.ZSTD);
+    long[] served = {0};
+    InputStream endless = new InputStream() {
+      @Override
+      public int read() {
+        served[0]++;
+        return 0;
+      }
+    };
+
+    assertThatThrownBy(() -> new ArchiveReader().extract(new java.io.SequenceInputStream(
+            new ByteArrayInputStream(archive.bytes), endless), restored, ArchiveCodec.ZSTD, archive.summary))
+        .isInstanceOf(ArchiveIntegrityException.class)
+        .hasMessageContaining("storage returned more");
+    assertThat(served[0]).isEqualTo(1);
+    assertThat(restored).doesNotExist();
+  }
+
+  /**
+   * Stored bytes that decompress far beyond what the archive held (a few KiB of zstd that unpack to
+   * 256 MiB): unpacking stops past the size recorded before compression, and nothing stays.
+   */
+  @Test
+  void bytesThatDecompressBeyondTheRecordedSizeAreStoppedThere() throws IOException {
+    Path images = Files.createDirectories(temp.resolve("images"));
+    try (var zeros = new java.io.RandomAccessFile(images.resolve("pages-1.img").toFile(), "rw")) {
+      zeros.setLength(256L << 20);
+    }
+    ByteArrayOutputStream bomb = new ByteArrayOutputStream();
+    ArchiveSummary written = new ArchiveWriter().write(images, bomb, ArchiveCodec.ZSTD);
+    assertThat(written.storedBytes()).as("a few KiB").isLessThan(1 << 20);
+    ArchiveSummary recorded = new ArchiveSummary(1 << 20, written.storedBytes(), written.sha256());
+
+    assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(bomb.toByteArray()), restored,
+        ArchiveCodec.ZSTD, recorded))
+        .isInstanceOf(ArchiveIntegrityException.class)
+        .hasMessageStartingWith("the archive decompresses to more than the 1048576 bytes recorded when it was stored");
+    assertThat(restored).doesNotExist();
   }
 
   @Test
@@ -83,7 +127,7 @@ class ArchiveIntegrityTest {
 
     assertThatThrownBy(() -> extract(notZstd, ArchiveCodec.ZSTD, ArchiveRoundTripTest.sha256(notZstd), notZstd.length))
         .isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageStartingWith("archive matches its manifest (" + notZstd.length + " bytes, sha256 ")
+        .hasMessageStartingWith("archive matches what was recorded when it was stored (" + notZstd.length + " bytes, sha256 ")
         .hasMessageContaining("is not a valid zstd-compressed tar stream")
         .hasMessageEndingWith("restore from another checkpoint");
   }
@@ -135,8 +179,10 @@ class ArchiveIntegrityTest {
     assertThat(temp.resolve("escaped")).doesNotExist();
   }
 
+  /** As recorded: the stored bytes' sha256 and size; no bound on what they decompress to. */
   private void extract(byte[] stored, ArchiveCodec codec, String sha256, long storedBytes) throws IOException {
-    new ArchiveReader().extract(new ByteArrayInputStream(stored), restored, codec, sha256, storedBytes);
+    new ArchiveReader().extract(new ByteArrayInputStream(stored), restored, codec,
+        new ArchiveSummary(Long.MAX_VALUE, storedBytes, sha256));
   }
 
   /** Keeps leading slashes, which tar writers strip unless told otherwise. */

@@ -50,7 +50,7 @@ class ArchiveRoundTripTest {
 
     ArchiveSummary summary = new ArchiveWriter().write(checkpoint, stored, codec);
     new ArchiveReader().extract(new ByteArrayInputStream(stored.toByteArray()), restored, codec,
-        summary.sha256(), summary.storedBytes());
+        summary);
 
     assertThat(summary.storedBytes()).isEqualTo(stored.size());
     assertThat(summary.sha256()).isEqualTo(sha256(stored.toByteArray()));
@@ -97,7 +97,7 @@ class ArchiveRoundTripTest {
     Files.writeString(restored.resolve("precious"), "not from the archive");
 
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(stored.toByteArray()),
-            restored, ArchiveCodec.ZSTD, summary.sha256(), summary.storedBytes()))
+            restored, ArchiveCodec.ZSTD, summary))
         .hasMessageContaining("is not empty");
     assertThat(restored.resolve("precious")).hasContent("not from the archive");
   }

@@ -46,7 +46,7 @@ class ChunkedArchiveTest {
     }
     Path restored = temp.resolve("restored");
     new ArchiveReader().extract(new ByteArrayInputStream(stored.toByteArray()), restored, codec,
-        summary.sha256(), summary.storedBytes());
+        summary);
 
     assertThat(ArchiveRoundTripTest.filesIn(restored)).containsExactly("pagemap-1.img", "pages-1.img");
     assertThat(restored.resolve("pages-1.img")).hasSameBinaryContentAs(pages);
@@ -71,7 +71,7 @@ class ChunkedArchiveTest {
     Path restored = temp.resolve("restored");
 
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(stored.toByteArray()), restored,
-            ArchiveCodec.NONE, summary.sha256(), summary.storedBytes()))
+            ArchiveCodec.NONE, summary))
         .isInstanceOf(ArchiveIntegrityException.class)
         .hasMessageContaining("'pages-1.img.chunk-000002' is out of order: chunk 1 of pages-1.img should come next");
     assertThat(restored).doesNotExist();
@@ -90,7 +90,7 @@ class ChunkedArchiveTest {
     }
 
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(stored.toByteArray()),
-            temp.resolve("restored"), ArchiveCodec.NONE, summary.sha256(), summary.storedBytes()))
+            temp.resolve("restored"), ArchiveCodec.NONE, summary))
         .isInstanceOf(ArchiveIntegrityException.class)
         .hasMessageContaining("holds both whole and in chunks");
   }

@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /** The archive path with a storage key: tar, zstd, encryption and sha256 out, and the reverse in. */
 class EncryptedArchiveTest {
-  private static final ArchiveKey KEY = EncryptedStreamTest.key("2026-11", 1);
+  private static final BoundKey KEY = EncryptedStreamTest.key("2026-11", 1);
 
   @TempDir Path temp;
 
@@ -39,8 +39,7 @@ class EncryptedArchiveTest {
         .doesNotContain("core-1.img");
 
     Path restored = temp.resolve("restored");
-    new ArchiveReader().extract(new ByteArrayInputStream(bytes), restored, codec, summary.sha256(),
-        summary.storedBytes(), KEY);
+    new ArchiveReader().extract(new ByteArrayInputStream(bytes), restored, codec, summary, KEY);
     for (String name : new String[] {"core-1.img", "pages-1.img"}) {
       assertThat(restored.resolve(name)).hasSameBinaryContentAs(checkpoint.resolve(name));
     }
@@ -59,7 +58,7 @@ class EncryptedArchiveTest {
     }
     Path restored = temp.resolve("restored");
     new ArchiveReader().extract(new ByteArrayInputStream(stored.toByteArray()), restored, ArchiveCodec.ZSTD,
-        summary.sha256(), summary.storedBytes(), KEY);
+        summary, KEY);
     assertThat(restored.resolve("pages-1.img")).hasSameBinaryContentAs(checkpoint.resolve("pages-1.img"));
   }
 
@@ -94,9 +93,9 @@ class EncryptedArchiveTest {
     Path restored = temp.resolve("restored");
 
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(altered), restored,
-        ArchiveCodec.ZSTD, rewrittenSha256, altered.length, KEY))
+        ArchiveCodec.ZSTD, new ArchiveSummary(Long.MAX_VALUE, altered.length, rewrittenSha256), KEY))
         .isInstanceOf(ArchiveAuthenticationException.class)
-        .hasMessageStartingWith("archive matches the sha256 in its manifest but segment ")
+        .hasMessageStartingWith("archive matches the sha256 recorded when it was stored but segment ")
         .hasMessageContaining("does not authenticate with key '2026-11'")
         .hasMessageEndingWith("refusing to restore it — restore from another checkpoint");
     assertThat(restored).doesNotExist();
@@ -110,7 +109,7 @@ class EncryptedArchiveTest {
     altered[100] ^= 1;
 
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(altered), temp.resolve("r"),
-        ArchiveCodec.ZSTD, summary.sha256(), summary.storedBytes(), KEY))
+        ArchiveCodec.ZSTD, summary, KEY))
         .isInstanceOf(ArchiveIntegrityException.class)
         .hasMessageStartingWith("archive sha256 mismatch");
   }
@@ -128,7 +127,8 @@ class EncryptedArchiveTest {
     byte[] cut = java.util.Arrays.copyOf(whole, SegmentCipher.HEADER_BYTES + 2 * segment);
 
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(cut), temp.resolve("r"),
-        ArchiveCodec.NONE, Sha256.hex(Sha256.newDigest().digest(cut)), cut.length, KEY))
+        ArchiveCodec.NONE, new ArchiveSummary(Long.MAX_VALUE, cut.length, Sha256.hex(Sha256.newDigest().digest(cut))),
+        KEY))
         .isInstanceOf(ArchiveAuthenticationException.class)
         .hasMessageContaining("as its last segment");
   }
@@ -143,7 +143,7 @@ class EncryptedArchiveTest {
     InputStream source = new ByteArrayInputStream(altered);
 
     assertThatThrownBy(() -> new ArchiveReader().extract(source, restored, ArchiveCodec.NONE,
-        Sha256.hex(Sha256.newDigest().digest(altered)), altered.length, KEY))
+        new ArchiveSummary(Long.MAX_VALUE, altered.length, Sha256.hex(Sha256.newDigest().digest(altered))), KEY))
         .isInstanceOf(ArchiveAuthenticationException.class).hasMessageContaining("segment 0 ");
     assertThat(restored).doesNotExist();
   }

@@ -14,7 +14,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 class EncryptedStreamTest {
   private static final int SEGMENT = 64;
-  private static final ArchiveKey KEY = key("k1", 1);
+  static final ArchiveIdentity ARCHIVE = new ArchiveIdentity("jobs", "0f5e2c1a-7b1d-4c3e-9a8b-1c2d3e4f5a6b", "");
+  private static final BoundKey KEY = key("k1", 1);
 
   @ParameterizedTest(name = "{0} bytes")
   @ValueSource(ints = {0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 3 * SEGMENT, 3 * SEGMENT + 7})
@@ -83,7 +84,7 @@ class EncryptedStreamTest {
 
     assertThatThrownBy(() -> decrypt(withoutLast, KEY))
         .isInstanceOf(ArchiveAuthenticationException.class)
-        .hasMessageContaining("segment 1 of the encrypted archive does not authenticate with key 'k1' as its last segment");
+        .hasMessageContaining("segment 1 of the encrypted archive does not authenticate with key 'k1' for jobs/0f5e2c1a-7b1d-4c3e-9a8b-1c2d3e4f5a6b as its last segment");
   }
 
   @Test
@@ -113,6 +114,41 @@ class EncryptedStreamTest {
         .hasMessageContaining("the key's bytes are not the ones it was written with");
   }
 
+  /**
+   * The archive of one checkpoint copied over another's, under the same storage key: the key derived
+   * for the other archive, and the identity every segment authenticates, differ.
+   */
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"namespace", "checkpoint", "container", "key id"})
+  void anArchiveOfAnotherCheckpointContainerOrKeyIdIsRefused(String differs) throws IOException {
+    ArchiveKey storageKey = new ArchiveKey("k1", random(ArchiveKey.BYTES, 1001));
+    byte[] sealed = encrypt(random(3 * SEGMENT, 10), BoundKey.of(storageKey, ARCHIVE), SEGMENT);
+    BoundKey other = switch (differs) {
+      case "namespace" -> BoundKey.of(storageKey, new ArchiveIdentity("jobs2", ARCHIVE.checkpointUid(), ""));
+      case "checkpoint" -> BoundKey.of(storageKey, new ArchiveIdentity("jobs", "1f5e2c1a-7b1d-4c3e-9a8b-1c2d3e4f5a6b", ""));
+      case "container" -> BoundKey.of(storageKey, new ArchiveIdentity("jobs", ARCHIVE.checkpointUid(), "app"));
+      default -> BoundKey.of(new ArchiveKey("k2", random(ArchiveKey.BYTES, 1001)), ARCHIVE);
+    };
+
+    assertThat(decrypt(sealed, BoundKey.of(storageKey, ARCHIVE))).hasSize(3 * SEGMENT);
+    assertThatThrownBy(() -> decrypt(sealed, other))
+        .isInstanceOf(ArchiveAuthenticationException.class)
+        .hasMessageContaining("segment 0 of the encrypted archive does not authenticate")
+        .hasMessageContaining("belongs to another checkpoint");
+  }
+
+  /** Before archives were bound to their checkpoint: refused with what to do, not as damaged bytes. */
+  @Test
+  void theUnboundFormatOfOlderVersionsIsRefused() throws IOException {
+    byte[] sealed = encrypt(random(10, 11), KEY, SEGMENT);
+    sealed[SegmentCipher.MAGIC.length] = 1;
+
+    assertThatThrownBy(() -> decrypt(sealed, KEY))
+        .isInstanceOf(ArchiveIntegrityException.class)
+        .hasMessageContaining("format version 1, which did not bind archives to their checkpoint")
+        .hasMessageContaining("take a new checkpoint");
+  }
+
   @Test
   void plaintextIsRefusedAsNotEncrypted() {
     byte[] plain = random(500, 8);
@@ -136,14 +172,16 @@ class EncryptedStreamTest {
     assertThatThrownBy(() -> new ArchiveKey("short", new byte[16]))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("key 'short' is 16 bytes; AES-256 needs 32");
-    assertThat(KEY.toString()).isEqualTo("ArchiveKey[k1]");
+    assertThat(new ArchiveKey("k1", new byte[32]).toString()).isEqualTo("ArchiveKey[k1]");
+    assertThat(KEY.toString()).isEqualTo("BoundKey[k1 for jobs/0f5e2c1a-7b1d-4c3e-9a8b-1c2d3e4f5a6b]");
   }
 
-  static ArchiveKey key(String id, int seed) {
-    return new ArchiveKey(id, random(ArchiveKey.BYTES, 1000 + seed));
+  /** Storage key {@code id} (from {@code seed}) bound to {@link #ARCHIVE}. */
+  static BoundKey key(String id, int seed) {
+    return BoundKey.of(new ArchiveKey(id, random(ArchiveKey.BYTES, 1000 + seed)), ARCHIVE);
   }
 
-  static byte[] encrypt(byte[] plain, ArchiveKey key, int segmentBytes) throws IOException {
+  static byte[] encrypt(byte[] plain, BoundKey key, int segmentBytes) throws IOException {
     ByteArrayOutputStream sealed = new ByteArrayOutputStream();
     try (var out = new EncryptingOutputStream(sealed, key, segmentBytes)) {
       out.write(plain);
@@ -151,7 +189,7 @@ class EncryptedStreamTest {
     return sealed.toByteArray();
   }
 
-  static byte[] decrypt(byte[] sealed, ArchiveKey key) throws IOException {
+  static byte[] decrypt(byte[] sealed, BoundKey key) throws IOException {
     return new DecryptingInputStream(new ByteArrayInputStream(sealed), key).readAllBytes();
   }
 

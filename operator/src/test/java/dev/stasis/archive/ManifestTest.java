@@ -98,7 +98,8 @@ class ManifestTest {
   @Test
   void recordsTheKeyAnEncryptedArchiveNeeds() throws ManifestException {
     Manifest manifest = processCheckpointManifest();
-    manifest.archive.encryption = Manifest.Encryption.with(new ArchiveKey("2026-11", new byte[32]), "cd".repeat(32), 999);
+    manifest.archive.encryption = Manifest.Encryption.with(BoundKey.of(new ArchiveKey("2026-11", new byte[32]),
+        ArchiveIdentity.ofProcess("jobs", "uid")), "cd".repeat(32), 999);
 
     String json = new String(manifest.toJson(), StandardCharsets.UTF_8);
     Manifest read = Manifest.fromJson(manifest.toJson());

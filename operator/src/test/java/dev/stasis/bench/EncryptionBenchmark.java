@@ -1,6 +1,8 @@
 package dev.stasis.bench;
 
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.DecryptingInputStream;
 import dev.stasis.archive.EncryptingOutputStream;
 import dev.stasis.archive.Sha256;
@@ -29,7 +31,7 @@ public final class EncryptionBenchmark {
     new Random(1).nextBytes(plain);
     byte[] keyBytes = new byte[ArchiveKey.BYTES];
     new Random(2).nextBytes(keyBytes);
-    ArchiveKey key = new ArchiveKey("bench", keyBytes);
+    BoundKey key = BoundKey.of(new ArchiveKey("bench", keyBytes), ArchiveIdentity.ofProcess("bench", "uid"));
     ByteArrayOutputStream sealed = new ByteArrayOutputStream(SIZE + SIZE / 1000 + 1024);
     byte[] buffer = new byte[MIB];
 

@@ -113,6 +113,30 @@ class AdmissionIT {
     assertThat(otherStorage.output()).contains("storage is immutable");
   }
 
+  /** A field's own transition rule never runs when the field is added or removed; the spec's rules do. */
+  @Test
+  void optionsPlacementAndReferencesCannotBeAddedOrRemovedLater() throws Exception {
+    kubectl.runWithInput(checkpoint("late", "{target: {process: {node: node-a, pid: 42}}}"), "apply", "-f", "-").ok();
+    assertRefused(checkpoint("late", "{target: {process: {node: node-a, pid: 42}}, options: {leaveRunning: false}}"),
+        "options are immutable: create a new Checkpoint instead");
+    assertRefused(checkpoint("late", "{target: {process: {node: node-a, pid: 42}}, storage: b}"), "storage is immutable");
+    kubectl.runWithInput(checkpoint("opts", "{target: {process: {node: node-a, pid: 42}}, options: {tcpEstablished: true}}"),
+        "apply", "-f", "-").ok();
+    assertRefused(checkpoint("opts", "{target: {process: {node: node-a, pid: 42}}}"), "options are immutable");
+
+    kubectl.runWithInput(restore("late", "{checkpointRef: {name: a}}"), "apply", "-f", "-").ok();
+    assertRefused(restore("late", "{checkpointRef: {name: a}, placement: {retryOtherNodes: true}}"),
+        "placement is immutable: create a new Restore instead");
+    kubectl.runWithInput(restore("swap", "{scheduleRef: {name: nightly}}"), "apply", "-f", "-").ok();
+    assertRefused(restore("swap", "{checkpointRef: {name: a}}"), "scheduleRef is immutable");
+  }
+
+  private void assertRefused(String manifest, String expected) throws Exception {
+    Tool.Result result = kubectl.runWithInput(manifest, "apply", "-f", "-");
+    assertThat(result.exitCode()).as(result.output()).isNotZero();
+    assertThat(result.output()).contains(expected);
+  }
+
   @Test
   void aRestoresCheckpointCannotChange() throws Exception {
     kubectl.runWithInput(restore("fixed", "{checkpointRef: {name: a}}"), "apply", "-f", "-").ok();

@@ -16,6 +16,7 @@ import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
@@ -84,7 +85,8 @@ class AgentShutdownIT {
         assertThat(admin.v1().events().inNamespace(namespace).list().getItems())
             .anyMatch(e -> AgentShutdown.REASON.equals(e.getReason()) && "Warning".equals(e.getType()));
         assertThat(bucket.listMultipartUploads(b -> b.bucket("shutdown")).uploads()).as("multipart upload aborted").isEmpty();
-        assertThat(bucket.listObjectsV2(b -> b.bucket("shutdown")).contents()).as("nothing stored").isEmpty();
+        assertThat(bucket.listObjectsV2(b -> b.bucket("shutdown")).contents()).as("nothing stored but the mark of the"
+            + " cluster using the storage").allMatch(o -> o.key().startsWith(StorageGarbageCollector.CLUSTER_MARKERS));
         assertThat(shutdownTook).as("well within a pod's grace period").isLessThan(Duration.ofSeconds(30));
 
         long count = EndToEndTest.count(dir.resolve("count.txt"));

@@ -14,7 +14,6 @@ import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
-import dev.stasis.kube.StorageBinding;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
@@ -46,7 +45,7 @@ class EncryptionIT extends EndToEndTest {
     long before = count(out);
     Checkpoint old = awaitCheckpoint(createCheckpoint("old", counter.pid(), storage, null), CheckpointPhase.Completed);
     long after = count(out);
-    try (ObjectStore store = open(storage)) {
+    try (ObjectStore store = openStorage(storage)) {
       Manifest manifest = manifest(store, old);
       assertThat(manifest.archive.encryption.algorithm).isEqualTo("AES-256-GCM-STREAM");
       assertThat(manifest.archive.encryption.keyId).isEqualTo("k1");
@@ -76,7 +75,7 @@ class EncryptionIT extends EndToEndTest {
     var second = track(Workloads.startInPidNamespace("counter", newOut.toString()));
     await().atMost(TIMEOUT).until(() -> count(newOut) >= 2);
     Checkpoint fresh = awaitCheckpoint(createCheckpoint("new", second.pid(), storage, null), CheckpointPhase.Completed);
-    try (ObjectStore store = open(storage)) {
+    try (ObjectStore store = openStorage(storage)) {
       assertThat(manifest(store, fresh).archive.encryption.keyId).isEqualTo("k2");
     }
 
@@ -95,41 +94,68 @@ class EncryptionIT extends EndToEndTest {
         + storage + "-keys of CheckpointStorage '" + storage + "' no longer holds (it holds k2)");
   }
 
-  /** Someone with write access to the bucket alters the archive and rewrites the manifest's sha256 to match. */
+  /**
+   * The archive of checkpoint A copied over checkpoint B's, both encrypted with the storage's key k1.
+   * Whoever can write the bucket alone is stopped by the sha256 B's status recorded. Whoever could
+   * also rewrite B's manifest and status (a compromised agent of B's node) is stopped by the
+   * encryption: A's archive is bound to A, and does not decrypt as B's. CRIU never runs.
+   */
   @Test
-  void anArchiveAlteredTogetherWithItsManifestIsRefusedBeforeCriuRuns() throws Exception {
+  void anArchiveOfAnotherCheckpointCopiedOverThisOneIsRefused() throws Exception {
     String storage = encryptedStorage(Map.of("k1", newKey()), "k1");
-    Path out = shared.resolve("tamper-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
-    Checkpoint done = awaitCheckpoint(createCheckpoint("tampered", counter.pid(), storage, null),
-        CheckpointPhase.Completed);
-    counter.close();
-    try (ObjectStore store = open(storage)) {
-      Manifest manifest = manifest(store, done);
-      byte[] archive = store.read(manifest.archive.key);
-      archive[archive.length / 2] ^= 0x01;
-      store.put(manifest.archive.key, archive);
-      manifest.archive.sha256 = Sha256.hex(Sha256.newDigest().digest(archive));
-      store.put(layout(done).manifestKey(), manifest.toJson());
+    Path outA = shared.resolve("swap-a-" + namespace + ".txt");
+    Path outB = shared.resolve("swap-b-" + namespace + ".txt");
+    var a = track(Workloads.startInPidNamespace("counter", outA.toString()));
+    var b = track(Workloads.startInPidNamespace("counter", outB.toString()));
+    await().atMost(TIMEOUT).until(() -> count(outA) >= 3 && count(outB) >= 3);
+    Checkpoint checkpointA = awaitCheckpoint(createCheckpoint("a", a.pid(), storage, null), CheckpointPhase.Completed);
+    Checkpoint checkpointB = awaitCheckpoint(createCheckpoint("b", b.pid(), storage, null), CheckpointPhase.Completed);
+    a.close();
+    b.close();
+    Manifest manifestA;
+    try (ObjectStore store = openStorage(storage)) {
+      manifestA = manifest(store, checkpointA);
+      store.put(layout(checkpointB).archiveKey(ArchiveCodec.ZSTD), store.read(manifestA.archive.key));
     }
-    long countAtKill = count(out);
 
-    Restore refused = awaitRestore(createRestore("tampered", "tampered"), RestorePhase.Failed);
+    Restore swapped = awaitRestore(createRestore("swapped", "b"), RestorePhase.Failed);
+    assertThat(swapped.getStatus().reason).isEqualTo("ArchiveCorrupted");
+    assertThat(swapped.getStatus().message).contains("recorded when it was stored");
+    assertThat(swapped.getStatus().criuLogTail).as("CRIU never ran").isNull();
 
-    assertThat(refused.getStatus().reason).isEqualTo("ArchiveNotAuthentic");
-    assertThat(refused.getStatus().message).startsWith("archive matches the sha256 in its manifest but segment ")
-        .contains("does not authenticate with key 'k1'");
-    assertThat(refused.getStatus().restoredPid).as("CRIU never ran").isNull();
-    assertThat(refused.getStatus().criuLogTail).as("CRIU never ran").isNull();
-    Thread.sleep(1000);
-    assertThat(count(out)).as("nothing was restored that counts").isEqualTo(countAtKill);
+    // B's manifest and status rewritten to describe A's archive, as the agent of B's node could.
+    byte[] forged;
+    try (ObjectStore store = openStorage(storage)) {
+      Manifest manifestB = manifest(store, checkpointB);
+      manifestB.archive.sha256 = manifestA.archive.sha256;
+      manifestB.archive.storedBytes = manifestA.archive.storedBytes;
+      manifestB.archive.sizeBytes = manifestA.archive.sizeBytes;
+      forged = manifestB.toJson();
+      store.put(layout(checkpointB).manifestKey(), forged);
+    }
+    client.resources(Checkpoint.class).inNamespace(namespace).withName("b").editStatus(c -> {
+      c.getStatus().archive.sha256 = manifestA.archive.sha256;
+      c.getStatus().archive.storedBytes = manifestA.archive.storedBytes;
+      c.getStatus().archive.sizeBytes = manifestA.archive.sizeBytes;
+      c.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(forged));
+      return c;
+    });
+    long countOfA = count(outA);
+
+    Restore rebound = awaitRestore(createRestore("rebound", "b"), RestorePhase.Failed);
+    assertThat(rebound.getStatus().reason).isEqualTo("ArchiveNotAuthentic");
+    assertThat(rebound.getStatus().message).startsWith("archive matches the sha256 recorded when it was stored but segment 0")
+        .contains("does not authenticate with key 'k1' for " + namespace + "/" + checkpointB.getMetadata().getUid())
+        .contains("belongs to another checkpoint");
+    assertThat(rebound.getStatus().criuLogTail).as("CRIU never ran").isNull();
+    assertThat(rebound.getStatus().restoredPid).isNull();
+    assertThat(count(outA)).as("A's process was not restored as B").isEqualTo(countOfA);
   }
 
   /**
    * Turning encryption on leaves the archives stored before readable; but a plain archive swapped
-   * in for an encrypted one (here: another checkpoint's real images) is refused, since its sha256
-   * is not the one the Checkpoint's status recorded.
+   * in for an encrypted one (here: another checkpoint's real images, with the manifest rewritten to
+   * say "not encrypted") is refused, since the manifest is not the one the Checkpoint's status recorded.
    */
   @Test
   void archivesFromBeforeEncryptionRestoreButAPlainArchiveSwappedInIsRefused() throws Exception {
@@ -153,7 +179,7 @@ class EncryptionIT extends EndToEndTest {
     Checkpoint after = awaitCheckpoint(createCheckpoint("after", other.pid(), storage, null), CheckpointPhase.Completed);
     other.close();
 
-    try (ObjectStore store = open(storage)) {
+    try (ObjectStore store = openStorage(storage)) {
       Manifest plain = manifest(store, before);
       Manifest swapped = manifest(store, after);
       assertThat(plain.archive.encryption.isEncrypted()).isFalse();
@@ -166,9 +192,9 @@ class EncryptionIT extends EndToEndTest {
       store.put(layout(after).manifestKey(), swapped.toJson());
     }
     Restore refused = awaitRestore(createRestore("after", "after"), RestorePhase.Failed);
-    assertThat(refused.getStatus().reason).isEqualTo("ArchiveNotEncrypted");
-    assertThat(refused.getStatus().message).contains("CheckpointStorage '" + storage + "' encrypts archives, but the"
-        + " manifest says this archive is not encrypted");
+    assertThat(refused.getStatus().reason).isEqualTo("ManifestTampered");
+    assertThat(refused.getStatus().message).contains("is not the one stored when the checkpoint was taken");
+    assertThat(refused.getStatus().criuLogTail).isNull();
     assertThat(refused.getStatus().restoredPid).isNull();
 
     Restore restored = awaitRestore(createRestore("before", "before"), RestorePhase.Completed);
@@ -249,11 +275,6 @@ class EncryptionIT extends EndToEndTest {
     byte[] key = new byte[32];
     RANDOM.nextBytes(key);
     return key;
-  }
-
-  private static ObjectStore open(String storage) throws Exception {
-    StorageBinding binding = new StorageBinding(client);
-    return binding.open(binding.find(storage));
   }
 
   private static ArchiveLayout layout(Checkpoint checkpoint) {

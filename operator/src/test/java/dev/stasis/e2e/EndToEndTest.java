@@ -18,9 +18,11 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
+import dev.stasis.archive.Sha256;
 import dev.stasis.cli.Main;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.storage.ObjectStore;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
@@ -221,6 +223,28 @@ abstract class EndToEndTest {
     } catch (IOException e) {
       return 0;
     }
+  }
+
+  /** The storage as the agents open it, to look at or alter what they stored. */
+  static ObjectStore openStorage(String storage) throws IOException {
+    StorageBinding binding = new StorageBinding(client);
+    return binding.open(binding.find(storage));
+  }
+
+  /**
+   * Records {@code manifestJson} as the manifest of the Checkpoint's archive (of {@code container},
+   * or its process archive when null) in its status, as the agent that took it does when it stores
+   * a manifest: for tests of what a manifest says (a newer format, a CPU no node has), not of
+   * tampering, which this is not.
+   */
+  static void recordManifest(Checkpoint c, String container, byte[] manifestJson) {
+    String digest = Sha256.hex(Sha256.newDigest().digest(manifestJson));
+    client.resources(Checkpoint.class).inNamespace(c.getMetadata().getNamespace()).withName(c.getMetadata().getName())
+        .editStatus(now -> {
+          (container == null ? now.getStatus().archive : now.getStatus().containers.stream()
+              .filter(s -> s.name.equals(container)).findFirst().orElseThrow().archive).manifestSha256 = digest;
+          return now;
+        });
   }
 
   static boolean available(String storage) {

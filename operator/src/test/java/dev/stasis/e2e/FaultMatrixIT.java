@@ -7,15 +7,20 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.CheckpointSchedule;
+import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.CheckpointTemplate;
+import dev.stasis.api.Conditions;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.cli.Main;
+import dev.stasis.kube.Labels;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Workloads;
@@ -187,8 +192,60 @@ class FaultMatrixIT extends EndToEndTest {
   }
 
   /**
-   * The agent's work folder is an 8 MiB tmpfs: a 64 MiB dump cannot fit, nor can the download of
-   * its archive. Both fail with WorkDirFull; the workload runs on and nothing is stored.
+   * A schedule keeps only its newest checkpoint (keepLast: 1) while a slow restore of the older one
+   * waits for its archive: retention deletes the older Checkpoint, but its archive stays until the
+   * restore no longer needs it (condition and Event ArchiveInUse), the restore completes, and only
+   * then is the archive deleted.
+   */
+  @Test
+  void retentionWaitsForASlowRestoreOfTheCheckpointItDeletes() throws Exception {
+    Path out = shared.resolve("in-use-" + namespace);
+    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    CheckpointSchedule schedule = new CheckpointSchedule();
+    schedule.setMetadata(new ObjectMetaBuilder().withName("keep1").withNamespace(namespace).build());
+    schedule.setSpec(new CheckpointScheduleSpec());
+    schedule.getSpec().schedule = "@every 4s";
+    schedule.getSpec().checkpointTemplate = new CheckpointTemplate();
+    schedule.getSpec().checkpointTemplate.target = CheckpointTarget.process(NODE, (int) counter.pid());
+    schedule.getSpec().checkpointTemplate.storage = faultyStorage;
+    schedule.getSpec().retention = new CheckpointScheduleSpec.Retention();
+    schedule.getSpec().retention.keepLast = 1;
+    CheckpointSchedule created = client.resource(schedule).create();
+    cleanup.add(0, () -> client.resource(created).delete());
+    Checkpoint older = await().atMost(TIMEOUT).until(() -> client.resources(Checkpoint.class).inNamespace(namespace)
+        .withLabel(Labels.SCHEDULE, "keep1").list().getItems().stream()
+        .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Completed).findFirst(),
+        java.util.Optional::isPresent).get();
+    String uid = older.getMetadata().getUid();
+    link.slow(request -> request.isDownload() && request.target().contains(uid + "/archive"), Duration.ofSeconds(15),
+        64L << 20);
+
+    Restore restore = createRestore("in-use", older.getMetadata().getName());
+    await().atMost(TIMEOUT).until(() -> {
+      Checkpoint now = checkpoint(older.getMetadata().getName());
+      return now != null && now.isMarkedForDeletion()
+          && Conditions.isTrue(now.getStatus().conditions, "ArchiveInUse");
+    });
+    assertThat(restore("in-use").getStatus().phase).isEqualTo(RestorePhase.Restoring);
+    assertThat(checkpoint(older.getMetadata().getName()).getStatus().conditions)
+        .anyMatch(c -> c.getMessage().contains("the archive is kept until Restore in-use (Restoring)"));
+    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
+        .anyMatch(e -> e.getReason().equals("ArchiveInUse") && e.getInvolvedObject().getUid().equals(uid)));
+    assertThat(bucket.listObjectsV2(b -> b.bucket("checkpoints")).contents())
+        .as("the archive is still there").anyMatch(o -> o.key().contains(uid + "/archive"));
+
+    Restore done = awaitRestore(restore, RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(done.getStatus().restoredPid));
+    assertThat(link.faulted()).as("the download was held").isPositive();
+    await().atMost(TIMEOUT).until(() -> checkpoint(older.getMetadata().getName()) == null);
+    assertNothingStoredFor(older);
+  }
+
+  /**
+   * The agent's work folder is an 8 MiB tmpfs: a 64 MiB dump cannot fit, nor can the images of its
+   * archive. Both fail with WorkDirFull; the workload runs on and nothing is stored; the restore
+   * says so before it downloads.
    */
   @Test
   void workFolderFull() throws Exception {
@@ -222,7 +279,8 @@ class FaultMatrixIT extends EndToEndTest {
     Restore r = awaitTerminalRestore(client.resource(restore).create());
     assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Failed);
     assertThat(r.getStatus().reason).isEqualTo("WorkDirFull");
-    assertThat(r.getStatus().message).contains("No space left on device");
+    assertThat(r.getStatus().message).contains("bytes free, the checkpoint's images need")
+        .contains("nothing was downloaded");
     assertThat(r.getStatus().criuLogTail).as("CRIU never ran").isNull();
     assertThat(small.resolve("restores").resolve(r.getMetadata().getUid())).doesNotExist();
   }

@@ -210,6 +210,7 @@ class PlacementIT extends EndToEndTest {
     byte[] doctored = CpuinfoImages.withCapabilities(Base64.getDecoder().decode(manifest.cpuinfo), CpuinfoImages.NO_CPU_HAS_ALL);
     manifest.cpuinfo = Base64.getEncoder().encodeToString(doctored);
     Files.write(manifestPath(done), manifest.toJson());
+    recordManifest(done, null, manifest.toJson()); // as if taken on a CPU no node has
 
     Restore r = awaitRestore(createRestore("cpu", "cpu", p -> p.nodeSelector = with(BOTH, "zone", "one")), RestorePhase.Failed);
     assertThat(r.getStatus().reason).isEqualTo("PreflightCpuMismatch");

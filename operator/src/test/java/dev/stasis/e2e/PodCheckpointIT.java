@@ -3,9 +3,6 @@ package dev.stasis.e2e;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.github.luben.zstd.ZstdInputStream;
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.api.Checkpoint;
@@ -22,6 +19,7 @@ import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.Labels;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.TestCa;
 import dev.stasis.testing.TestControlPlane;
@@ -36,7 +34,6 @@ import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.TaintBuilder;
 import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -53,21 +50,20 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Pod checkpoints end to end: the operator resolves the pod on the real API server, the agent of
- * the pod's node asks that node's kubelet (a double that checkpoints a real process with real CRIU
- * and authorizes the agent's ServiceAccount token against config/rbac), and the archive lands in
- * storage as the kubelet produced it.
+ * Pod checkpoints where the real node (PodCheckpointOnNodeIT) cannot go: a kubelet whose
+ * ContainerCheckpoint feature gate is off, pods the operator refuses, and a node drain (the
+ * machine's one node must stay schedulable for the other tests). The kubelet double checkpoints a
+ * real process with real CRIU and authorizes the agent's ServiceAccount token against config/rbac.
  */
 class PodCheckpointIT {
   static final Duration TIMEOUT = Duration.ofSeconds(60);
-  static final ObjectMapper JSON = new ObjectMapper();
   static final String NODE = "pod-" + UUID.randomUUID().toString().substring(0, 6);
-  static final String FORBIDDEN_NODE = NODE + "-norbac";
+  static final String OTHER_NODE = NODE + "-other";
 
   @TempDir static Path dir;
   static KubernetesClient admin;
   static TestingKubelet kubelet;
-  static TestingKubelet forbiddenKubelet;
+  static TestingKubelet otherKubelet;
   static InProcessStasis stasis;
   static String storage;
   static Path storageRoot;
@@ -82,18 +78,14 @@ class PodCheckpointIT {
     new Kubectl(TestControlPlane.kubeconfig()).run("apply", "-k", "config/rbac").ok();
     TestCa ca = TestCa.create(dir.resolve("ca"), "cluster");
     kubelet = TestingKubelet.start(NODE, admin, Main.criuPath(null), ca.issue("kubelet"), dir.resolve(NODE));
-    forbiddenKubelet = TestingKubelet.start(FORBIDDEN_NODE, admin, Main.criuPath(null), ca.issue("kubelet-2"),
-        dir.resolve(FORBIDDEN_NODE));
-    // The agent's own token for the kubelet; the other agent's ServiceAccount has no RBAC at all.
+    otherKubelet = TestingKubelet.start(OTHER_NODE, admin, Main.criuPath(null), ca.issue("kubelet-2"),
+        dir.resolve(OTHER_NODE));
     Path agentToken = Files.writeString(dir.resolve("agent.token"), token("stasis-system", "stasis-agent"));
-    admin.serviceAccounts().inNamespace("stasis-system").resource(new io.fabric8.kubernetes.api.model.ServiceAccountBuilder()
-        .withNewMetadata().withName("no-rbac-" + NODE).endMetadata().build()).create();
-    Path noRbacToken = Files.writeString(dir.resolve("norbac.token"), token("stasis-system", "no-rbac-" + NODE));
     stasis = InProcessStasis.on(admin)
         .agent(agent(NODE, kubelet, agentToken, ca), admin)
-        .agent(agent(FORBIDDEN_NODE, forbiddenKubelet, noRbacToken, ca), admin)
+        .agent(agent(OTHER_NODE, otherKubelet, agentToken, ca), admin)
         .start();
-    await().atMost(TIMEOUT).until(() -> Stream.of(NODE, FORBIDDEN_NODE)
+    await().atMost(TIMEOUT).until(() -> Stream.of(NODE, OTHER_NODE)
         .allMatch(n -> admin.resources(NodeProfile.class).withName(n).get() != null));
     storage = "pods-" + NODE;
     storageRoot = dir.resolve("storage");
@@ -115,7 +107,7 @@ class PodCheckpointIT {
   static void stop() {
     if (stasis != null) stasis.close();
     if (kubelet != null) kubelet.close();
-    if (forbiddenKubelet != null) forbiddenKubelet.close();
+    if (otherKubelet != null) otherKubelet.close();
   }
 
   @BeforeEach
@@ -133,54 +125,6 @@ class PodCheckpointIT {
   }
 
   @Test
-  void everyContainerIsStoredAsTheKubeletProducedIt() throws Exception {
-    Pod pod = kubelet.runPod(pod("web"), Map.of("app", app.pid(), "sidecar", sidecar.pid()));
-    Checkpoint done = awaitPhase(create("web", CheckpointTarget.pod("web", null)), CheckpointPhase.Completed);
-
-    assertThat(done.getStatus().node).isEqualTo(NODE);
-    assertThat(done.getStatus().containers).extracting(c -> c.name).containsExactly("app", "sidecar");
-    assertThat(done.getStatus().archive).as("two containers, two archives: see status.containers").isNull();
-    Path folder = storageRoot.resolve(namespace).resolve("web-" + done.getMetadata().getUid()).resolve("containers");
-    for (var container : done.getStatus().containers) {
-      Path stored = folder.resolve(container.name).resolve("archive.tar.zst");
-      assertThat(container.archive.uri).startsWith("file://").endsWith(stored.toString());
-      assertThat(container.containerID).isEqualTo(pod.getStatus().getContainerStatuses().stream()
-          .filter(s -> s.getName().equals(container.name)).findFirst().orElseThrow().getContainerID());
-
-      // Decompressed, the stored archive is byte for byte what the kubelet wrote: checkpointctl reads it.
-      Path tar = dir.resolve(namespace + "-" + container.name + ".tar");
-      try (InputStream in = new ZstdInputStream(Files.newInputStream(stored))) {
-        Files.copy(in, tar);
-      }
-      assertThat(kubelet.archivesWritten()).containsValue(TestingKubelet.sha256(tar));
-
-      JsonNode manifest = JSON.readTree(folder.resolve(container.name).resolve("manifest.json").toFile());
-      assertThat(manifest.at("/source/podName").asText()).isEqualTo("web");
-      assertThat(manifest.at("/source/containerName").asText()).isEqualTo(container.name);
-      assertThat(manifest.at("/source/containerId").asText()).isEqualTo(container.containerID);
-      assertThat(manifest.at("/source/podSpec/containers/0/image").asText()).isEqualTo("example.org/counter:1");
-      assertThat(manifest.at("/source/podLabels/app").asText()).isEqualTo("web");
-      assertThat(manifest.at("/source/kubeletArchive").asText()).startsWith("checkpoint-web_" + namespace + "-" + container.name);
-      assertThat(manifest.at("/archive/tarSha256").asText()).isEqualTo(TestingKubelet.sha256(tar));
-    }
-    try (var left = Files.list(kubelet.checkpointDir())) {
-      assertThat(left.toList()).as("the kubelet's copies hold the containers' memory: deleted once stored").isEmpty();
-    }
-    assertThat(Workloads.isAlive(app.pid()) && Workloads.isAlive(sidecar.pid())).as("the pod runs on").isTrue();
-    assertThat(events("web")).anyMatch(e -> e.getReason().equals("Completed"));
-  }
-
-  @Test
-  void oneNamedContainer() throws Exception {
-    kubelet.runPod(pod("one"), Map.of("app", app.pid(), "sidecar", sidecar.pid()));
-    Checkpoint done = awaitPhase(create("one", CheckpointTarget.pod("one", "sidecar")), CheckpointPhase.Completed);
-    assertThat(done.getStatus().containers).extracting(c -> c.name).containsExactly("sidecar");
-    assertThat(done.getStatus().archive.sha256).isEqualTo(done.getStatus().containers.get(0).archive.sha256);
-    new Kubectl(TestControlPlane.kubeconfig())
-        .run("wait", "--for=condition=Complete", "ckpt/one", "-n", namespace, "--timeout=10s").ok();
-  }
-
-  @Test
   void aKubeletWithoutTheFeatureGateFailsTheCheckpointAndNothingIsStored() throws Exception {
     kubelet.runPod(pod("gate"), Map.of("app", app.pid(), "sidecar", sidecar.pid()));
     kubelet.featureGateOn(false);
@@ -189,30 +133,6 @@ class PodCheckpointIT {
     assertThat(failed.getStatus().message).contains("ContainerCheckpoint feature gate is off");
     assertThat(events("gate")).anyMatch(e -> e.getReason().equals("KubeletCheckpointNotFound") && e.getType().equals("Warning"));
     assertThat(storageRoot.resolve(namespace)).doesNotExist();
-  }
-
-  @Test
-  void whenTheSecondContainerFailsTheFirstOnesArchiveIsRemovedToo() throws Exception {
-    // The sidecar's process is gone: CRIU cannot dump it, the runtime answers 500.
-    kubelet.runPod(pod("half"), Map.of("app", app.pid()));
-    Checkpoint failed = awaitPhase(create("half", CheckpointTarget.pod("half", null)), CheckpointPhase.Failed);
-    assertThat(failed.getStatus().reason).isEqualTo("RuntimeCannotCheckpoint");
-    assertThat(failed.getStatus().message).contains(namespace + "/half/sidecar").contains("container is not running");
-    try (var stored = Files.walk(storageRoot.resolve(namespace))) {
-      assertThat(stored.filter(Files::isRegularFile).toList()).as("nothing half-done is kept").isEmpty();
-    }
-    try (var left = Files.list(kubelet.checkpointDir())) {
-      assertThat(left.toList()).isEmpty();
-    }
-  }
-
-  @Test
-  void anAgentWithoutRbacForNodesCheckpointIsRefusedByTheKubelet() throws Exception {
-    forbiddenKubelet.runPod(pod("norbac"), Map.of("app", app.pid(), "sidecar", sidecar.pid()));
-    Checkpoint failed = awaitPhase(create("norbac", CheckpointTarget.pod("norbac", "app")), CheckpointPhase.Failed);
-    assertThat(failed.getStatus().node).isEqualTo(FORBIDDEN_NODE);
-    assertThat(failed.getStatus().reason).isEqualTo("KubeletForbidden");
-    assertThat(failed.getStatus().message).contains("403").contains("nodes/checkpoint");
   }
 
   @Test
@@ -229,7 +149,7 @@ class PodCheckpointIT {
   void aDrainedNodeTriggersOneCheckpointOfEachSelectedPodOnIt() throws Exception {
     kubelet.runPod(pod("web-0"), Map.of("app", app.pid()));
     kubelet.runPod(pod("web-1"), Map.of("app", sidecar.pid()));
-    forbiddenKubelet.runPod(pod("web-2"), Map.of());
+    otherKubelet.runPod(pod("web-2"), Map.of());
     CheckpointSchedule schedule = new CheckpointSchedule();
     schedule.setMetadata(new ObjectMetaBuilder().withName("drain").withNamespace(namespace).build());
     schedule.setSpec(new CheckpointScheduleSpec());
@@ -276,28 +196,17 @@ class PodCheckpointIT {
   }
 
   Checkpoint create(String name, CheckpointTarget target) {
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
-    c.setSpec(new CheckpointSpec(target));
-    c.getSpec().storage = storage;
-    return admin.resource(c).create();
+    return PodCheckpoints.create(admin, namespace, name, target, storage);
   }
 
   Checkpoint awaitPhase(Checkpoint c, CheckpointPhase phase) {
-    var resource = admin.resources(Checkpoint.class).inNamespace(namespace).withName(c.getMetadata().getName());
-    await().atMost(TIMEOUT).until(() -> {
-      var s = resource.get().getStatus();
-      return s != null && s.phase != null && s.phase.isTerminal();
-    });
-    Checkpoint now = resource.get();
-    assertThat(now.getStatus().phase).as("%s: %s", now.getStatus().reason, now.getStatus().message).isEqualTo(phase);
-    return now;
+    return PodCheckpoints.awaitPhase(admin, c, phase, TIMEOUT);
   }
 
   List<Event> events(String name) {
-    return admin.v1().events().inNamespace(namespace).list().getItems().stream()
-        .filter(e -> name.equals(e.getInvolvedObject().getName())).toList();
+    return PodCheckpoints.events(admin, namespace, name);
   }
+
 
   static String token(String namespace, String serviceAccount) {
     return admin.serviceAccounts().inNamespace(namespace).withName(serviceAccount)

@@ -3,8 +3,6 @@ package dev.stasis.e2e;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.NodeWorkQueue;
@@ -18,24 +16,24 @@ import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.EncryptionSpec;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.RegistrySpec;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
-import dev.stasis.api.RestorePodSpec;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.ScheduleRef;
 import dev.stasis.api.SecretReference;
+import dev.stasis.archive.Manifest;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
-import dev.stasis.image.CheckpointImage;
+import dev.stasis.image.RegistryClient;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.RegistryServer;
 import dev.stasis.testing.TestCa;
@@ -45,9 +43,7 @@ import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.LabelSelector;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
-import io.fabric8.kubernetes.api.model.PodStatusBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -71,15 +67,15 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Restores of pod checkpoints on real parts: the checkpoint is taken through the kubelet double
- * with real CRIU, the agent pushes the checkpoint image to a real registry (docker-registry with
- * TLS and htpasswd), the operator creates the Pod on the real API server, and the kubelet double
- * pulls the image's manifest from the registry before it reports the pod Running.
+ * Restores of pod checkpoints where the real node (PodRestoreOnNodeIT) is not needed or cannot
+ * go: registries that refuse or do not answer (a real docker-registry with TLS and htpasswd), a
+ * node without room for the images, storages without a registry, and schedules of several pods.
+ * The checkpoint is taken through the kubelet double with real CRIU; the operator creates the Pod
+ * on the real API server, and the kubelet double pulls the image's manifest from the registry
+ * before it reports the pod Running.
  */
 class PodRestoreIT {
   static final Duration TIMEOUT = Duration.ofSeconds(60);
-  static final ObjectMapper JSON = new ObjectMapper();
-  static final String OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
   static final String NODE = "rst-" + UUID.randomUUID().toString().substring(0, 6);
   static final String SMALL_NODE = NODE + "-small";
   static final String SYSTEM = "stasis-system";
@@ -149,121 +145,35 @@ class PodRestoreIT {
     }
   }
 
+  /**
+   * The operator creates restored pods under its own rights, from the pod spec in the manifest. Who
+   * can write the bucket rewrites that spec to mount the node's root filesystem: the manifest is not
+   * the one the Checkpoint's status recorded, so no image is pushed and no pod is created.
+   */
   @Test
-  void thePodComesBackFromACheckpointImageOnTheChosenNode() throws Exception {
+  void aPodSpecRewrittenInTheBucketIsNeverCreated() throws Exception {
     Checkpoint checkpoint = checkpoint("web", storage);
-    Restore restore = restore("web", "web", r -> {
-      r.pod = new RestorePodSpec();
-      r.pod.imagePullSecrets = List.of("regcred");
-    });
-    Restore created = awaitRestore(restore, r -> r.getStatus() != null && r.getStatus().restoredPod != null);
+    Path manifestFile = dir.resolve("storage").resolve(namespace).resolve("web-" + checkpoint.getMetadata().getUid())
+        .resolve("containers/app/manifest.json");
+    Manifest forged = Manifest.fromJson(Files.readAllBytes(manifestFile));
+    forged.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "example.org/counter:1",
+            "securityContext", Map.of("privileged", true),
+            "volumeMounts", List.of(Map.of("name", "host", "mountPath", "/host")))),
+        "volumes", List.of(Map.of("name", "host", "hostPath", Map.of("path", "/"))));
+    Files.write(manifestFile, forged.toJson());
 
-    String image = created.getStatus().checkpointImages.get(0).image;
-    String repository = "stasis/" + namespace + "/web";
-    assertThat(created.getStatus().checkpointImages).extracting(i -> i.container).containsExactly("app");
-    assertThat(image).startsWith(registry.host() + "/" + repository + "@sha256:");
+    Restore failed = awaitRestore(restore("web", "web", r -> {}), r -> r.getStatus() != null
+        && r.getStatus().phase != null && r.getStatus().phase.isTerminal());
 
-    // The image as CRI-O sees it: an OCI manifest with the checkpoint annotations, one layer that
-    // is the stored archive (its digest is the archive's sha256), whose diff ID is the kubelet's tar.
-    var response = registry.get("/v2/" + repository + "/manifests/app-" + checkpoint.getMetadata().getUid(), OCI_MANIFEST);
-    assertThat(response.statusCode()).isEqualTo(200);
-    JsonNode manifest = JSON.readTree(response.body());
-    assertThat(manifest.path("mediaType").asText()).isEqualTo(OCI_MANIFEST);
-    assertThat(manifest.path("annotations").path(CheckpointImage.CRIO_CHECKPOINT_NAME).asText()).isEqualTo("app");
-    assertThat(manifest.path("annotations").path(CheckpointImage.CRIU_CONTAINER_NAME).asText()).isEqualTo("app");
-    assertThat(manifest.path("layers")).hasSize(1);
-    assertThat(manifest.at("/layers/0/mediaType").asText()).isEqualTo(CheckpointImage.LAYER_TAR_ZSTD);
-    assertThat(manifest.at("/layers/0/digest").asText())
-        .isEqualTo("sha256:" + checkpoint.getStatus().containers.get(0).archive.sha256);
-    JsonNode config = JSON.readTree(registry.get("/v2/" + repository + "/blobs/" + manifest.at("/config/digest").asText(),
-        null).body());
-    assertThat(config.at("/rootfs/diff_ids/0").asText()).isEqualTo("sha256:" + storedManifest(checkpoint).at("/archive/tarSha256").asText());
-    assertThat(kubelet.archivesWritten()).containsValue(config.at("/rootfs/diff_ids/0").asText().substring(7));
-
-    // The Pod: the stored spec, pinned to the node, the checkpointed container's image replaced.
-    Pod pod = admin.pods().inNamespace(namespace).withName(created.getStatus().restoredPod).get();
-    assertThat(pod.getMetadata().getName()).startsWith("web-");
-    assertThat(pod.getSpec().getNodeName()).isEqualTo(NODE);
-    assertThat(pod.getSpec().getContainers()).extracting(c -> c.getName() + " " + c.getImage())
-        .containsExactly("app " + image, "sidecar example.org/sidecar:1");
-    assertThat(pod.getMetadata().getOwnerReferences()).isNullOrEmpty();
-    assertThat(pod.getMetadata().getLabels()).containsEntry("app", "web");
-    assertThat(pod.getSpec().getImagePullSecrets()).extracting(s -> s.getName()).containsExactly("regcred");
-    assertThat(created.getStatus().phase).isEqualTo(RestorePhase.Restoring);
-
-    kubelet.startPod(namespace, pod.getMetadata().getName(), registry);
-    Restore done = awaitRestore(restore, r -> r.getStatus().phase.isTerminal());
-    assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(RestorePhase.Completed);
-    assertThat(done.getStatus().message).isEqualTo("restored as pod " + pod.getMetadata().getName() + " on node " + NODE);
-    await().atMost(TIMEOUT).until(() -> events("web").stream()
-        .anyMatch(e -> e.getReason().equals("Restored")));
-    assertThat(new Kubectl(TestControlPlane.kubeconfig()).run("get", "rst", "web", "-n", namespace).ok().output())
-        .contains("Completed").contains(pod.getMetadata().getName());
-  }
-
-  /** The runtime cannot decrypt: the archive is stored encrypted and the image gets the decrypted layer. */
-  @Test
-  void anEncryptedPodCheckpointIsStoredEncryptedAndPushedAsThePlainLayer() throws Exception {
-    byte[] key = new byte[32];
-    new java.security.SecureRandom().nextBytes(key);
-    secret("keys-" + namespace, Map.of("k1", java.util.Base64.getEncoder().encodeToString(key)));
-    String encrypted = storage("enc-" + namespace, registry.url("stasis"), "registry-" + NODE);
-    // A patch, not an update: the operator may have written the storage's status since it was created.
-    admin.resources(CheckpointStorage.class).withName(encrypted).edit(s -> {
-      s.getSpec().encryption = new EncryptionSpec(new SecretReference("keys-" + namespace, SYSTEM), "k1");
-      return s;
-    });
-
-    Checkpoint checkpoint = checkpoint("web", encrypted);
-    JsonNode stored = storedManifest(checkpoint);
-    assertThat(stored.at("/archive/encryption/algorithm").asText()).isEqualTo("AES-256-GCM-STREAM");
-    assertThat(stored.at("/archive/encryption/keyId").asText()).isEqualTo("k1");
-    Path archive = dir.resolve("storage").resolve(namespace).resolve("web-" + checkpoint.getMetadata().getUid())
-        .resolve("containers/app/archive.tar.zst");
-    byte[] head = java.util.Arrays.copyOf(Files.readAllBytes(archive), 4);
-    assertThat(new String(head, java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("STSE");
-
-    Restore created = awaitRestore(restore("web", "web", r -> {}),
-        r -> r.getStatus() != null && r.getStatus().restoredPod != null);
-    assertThat(created.getStatus().phase).as(created.getStatus().message).isEqualTo(RestorePhase.Restoring);
-    String repository = "stasis/" + namespace + "/web";
-    JsonNode manifest = JSON.readTree(registry.get("/v2/" + repository + "/manifests/app-"
-        + checkpoint.getMetadata().getUid(), OCI_MANIFEST).body());
-    // The registry checked the pushed bytes against this digest: the decrypted archive, not the stored one.
-    assertThat(manifest.at("/layers/0/digest").asText())
-        .isEqualTo("sha256:" + stored.at("/archive/encryption/plaintextSha256").asText())
-        .isNotEqualTo("sha256:" + stored.at("/archive/sha256").asText());
-    assertThat(manifest.at("/layers/0/size").asLong()).isEqualTo(stored.at("/archive/encryption/plaintextBytes").asLong());
-  }
-
-  @Test
-  void aPodTheRuntimeCannotRestoreIsDeletedWithItsImage() throws Exception {
-    checkpoint("web", storage);
-    Restore restore = restore("crash", "web", r -> {});
-    Restore created = awaitRestore(restore, r -> r.getStatus() != null && r.getStatus().restoredPod != null);
-    String image = created.getStatus().checkpointImages.get(0).image;
-    String digest = image.substring(image.indexOf('@') + 1);
-    // What the kubelet reports when CRI-O's restore of the container fails.
-    Pod pod = admin.pods().inNamespace(namespace).withName(created.getStatus().restoredPod).get();
-    pod.setStatus(new PodStatusBuilder().withPhase("Pending").addNewContainerStatus().withName("app").withImage(image)
-        .withNewState().withNewWaiting().withReason("CreateContainerError")
-        .withMessage("failed to restore container app: criu failed: type RESTORE errno 0").endWaiting().endState()
-        .endContainerStatus().build());
-    admin.resource(pod).updateStatus();
-
-    Restore failed = awaitRestore(restore, r -> r.getStatus().phase.isTerminal());
     assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
-    assertThat(failed.getStatus().reason).isEqualTo("RestoredPodFailed");
-    assertThat(failed.getStatus().message).contains("CreateContainerError").contains("criu failed");
-    await().atMost(TIMEOUT).until(() -> events("crash").stream()
-        .anyMatch(e -> e.getReason().equals("RestoredPodFailed") && e.getType().equals("Warning")));
-    // Deleted: with no kubelet to confirm that its containers ended, the API server keeps it, marked.
-    await().atMost(TIMEOUT).until(() -> {
-      Pod now = admin.pods().inNamespace(namespace).withName(pod.getMetadata().getName()).get();
-      return now == null || now.getMetadata().getDeletionTimestamp() != null;
-    });
-    assertThat(registry.get("/v2/stasis/" + namespace + "/web/manifests/" + digest, OCI_MANIFEST).statusCode())
-        .as("no dangling image").isEqualTo(404);
+    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("ManifestTampered");
+    assertThat(failed.getStatus().message).contains("is not the one stored when the checkpoint was taken");
+    await().atMost(TIMEOUT).until(() -> events("web").stream()
+        .anyMatch(e -> e.getReason().equals("ManifestTampered") && e.getType().equals("Warning")));
+    assertThat(admin.pods().inNamespace(namespace).list().getItems()).extracting(p -> p.getMetadata().getName())
+        .as("only the original pod").containsExactly("web");
+    assertThat(registry.get("/v2/stasis/" + namespace + "/web/manifests/app-" + checkpoint.getMetadata().getUid(),
+        RegistryClient.OCI_MANIFEST).statusCode()).as("no image pushed").isEqualTo(404);
   }
 
   @Test
@@ -413,17 +323,8 @@ class PodRestoreIT {
 
   Checkpoint checkpoint(String pod, String storage) throws Exception {
     runPod(pod, "web");
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(pod).withNamespace(namespace).build());
-    c.setSpec(new CheckpointSpec(CheckpointTarget.pod(pod, "app")));
-    c.getSpec().storage = storage;
-    admin.resource(c).create();
-    var resource = admin.resources(Checkpoint.class).inNamespace(namespace).withName(pod);
-    await().atMost(TIMEOUT).until(() -> resource.get().getStatus() != null && resource.get().getStatus().phase != null
-        && resource.get().getStatus().phase.isTerminal());
-    Checkpoint done = resource.get();
-    assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(CheckpointPhase.Completed);
-    return done;
+    return PodCheckpoints.awaitPhase(admin, PodCheckpoints.create(admin, namespace, pod, CheckpointTarget.pod(pod, "app"),
+        storage), CheckpointPhase.Completed, TIMEOUT);
   }
 
   Restore restore(String name, String checkpoint, java.util.function.Consumer<RestoreSpec> spec) {
@@ -444,15 +345,10 @@ class PodRestoreIT {
     return resource.get();
   }
 
-  JsonNode storedManifest(Checkpoint c) throws Exception {
-    return JSON.readTree(dir.resolve("storage").resolve(namespace).resolve("web-" + c.getMetadata().getUid())
-        .resolve("containers/app/manifest.json").toFile());
+  List<Event> events(String name) {
+    return PodCheckpoints.events(admin, namespace, name);
   }
 
-  List<Event> events(String name) {
-    return admin.v1().events().inNamespace(namespace).list().getItems().stream()
-        .filter(e -> name.equals(e.getInvolvedObject().getName())).toList();
-  }
 
   static String storage(String name, String registryUrl, String credentials) {
     String storageName = name + "-" + NODE;

@@ -11,7 +11,10 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
+import dev.stasis.storage.ObjectStore;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -220,10 +223,59 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
     Checkpoint done = checkpointACounter("newer");
     Path manifest = archiveOf(done).resolveSibling("manifest.json");
     Files.writeString(manifest, Files.readString(manifest).replace(Manifest.FORMAT, "stasis.dev/manifest/v2"));
+    recordManifest(done, null, Files.readAllBytes(manifest));
     Restore r = awaitRestore(createRestore("newer", "newer"), RestorePhase.Failed);
     assertFailure(r.getStatus().reason, r.getStatus().message, "ManifestInvalid",
         "manifest format stasis.dev/manifest/v2 is newer than this agent understands");
     assertThat(r.getStatus().message).contains("upgrade the agent");
+    assertThat(r.getStatus().criuLogTail).isNull();
+  }
+
+  /**
+   * Someone who can write the bucket (but not the Checkpoint's status in etcd) swaps in the images
+   * of another checkpoint and rewrites the manifest to match them: the manifest is not the one the
+   * status recorded, so the restore is refused before any node downloads a byte or runs CRIU.
+   */
+  @Test
+  void anArchiveAndManifestRewrittenTogetherInTheBucketAreRefusedBeforeCriuRuns() throws Exception {
+    Checkpoint victim = checkpointACounter("victim", s3Storage);
+    Checkpoint other = checkpointACounter("other", s3Storage);
+    try (ObjectStore store = openStorage(s3Storage)) {
+      ArchiveLayout victims = layout(victim);
+      Manifest otherManifest = Manifest.fromJson(store.read(layout(other).manifestKey()));
+      store.put(victims.archiveKey(ArchiveCodec.ZSTD), store.read(otherManifest.archive.key));
+      Manifest forged = Manifest.fromJson(store.read(victims.manifestKey()));
+      forged.archive.sha256 = otherManifest.archive.sha256;
+      forged.archive.storedBytes = otherManifest.archive.storedBytes;
+      forged.archive.sizeBytes = otherManifest.archive.sizeBytes;
+      store.put(victims.manifestKey(), forged.toJson());
+    }
+
+    Restore r = awaitRestore(createRestore("victim", "victim"), RestorePhase.Failed);
+
+    assertFailure(r.getStatus().reason, r.getStatus().message, "ManifestTampered",
+        "is not the one stored when the checkpoint was taken");
+    assertThat(r.getStatus().message).contains("Restore another checkpoint, and check who may write to the storage");
+    assertThat(r.getStatus().node).as("placed nowhere").isNull();
+    assertThat(r.getStatus().criuLogTail).as("CRIU never ran").isNull();
+    assertThat(r.getStatus().restoredPid).isNull();
+  }
+
+  /** A checkpoint whose status records no manifest digest (an older agent took it) is not trusted. */
+  @Test
+  void aCheckpointWithoutARecordedManifestDigestIsRefused() throws Exception {
+    Checkpoint old = checkpointACounter("unverified", s3Storage);
+    client.resources(Checkpoint.class).inNamespace(namespace).withName(old.getMetadata().getName())
+        .editStatus(c -> {
+          c.getStatus().archive.manifestSha256 = null;
+          return c;
+        });
+
+    Restore r = awaitRestore(createRestore("unverified", "unverified"), RestorePhase.Failed);
+
+    assertFailure(r.getStatus().reason, r.getStatus().message, "ManifestUnverified",
+        "did not record its manifest's sha256 in the Checkpoint's status");
+    assertThat(r.getStatus().message).contains("restore another checkpoint or take a new checkpoint");
     assertThat(r.getStatus().criuLogTail).isNull();
   }
 
@@ -248,10 +300,18 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
   // --- helpers ---
 
   Checkpoint checkpointACounter(String name) throws Exception {
+    return checkpointACounter(name, fsStorage);
+  }
+
+  Checkpoint checkpointACounter(String name, String storage) throws Exception {
     var counter = track(Workloads.startInPidNamespace("counter", shared.resolve(name + "-" + namespace).toString()));
-    Checkpoint done = awaitCheckpoint(createCheckpoint(name, counter.pid(), fsStorage, null), CheckpointPhase.Completed);
+    Checkpoint done = awaitCheckpoint(createCheckpoint(name, counter.pid(), storage, null), CheckpointPhase.Completed);
     counter.close();
     return done;
+  }
+
+  static ArchiveLayout layout(Checkpoint c) {
+    return new ArchiveLayout(c.getMetadata().getNamespace(), c.getMetadata().getName(), c.getMetadata().getUid());
   }
 
   Path archiveOf(Checkpoint c) {

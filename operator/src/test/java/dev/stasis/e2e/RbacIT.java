@@ -12,6 +12,7 @@ import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.EncryptionSpec;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
@@ -21,7 +22,9 @@ import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.S3Server;
@@ -105,18 +108,54 @@ class RbacIT {
       assertThat(admin.resources(Checkpoint.class).inNamespace(ns).withName("c").get().getStatus().message)
           .as("checkpoint as ServiceAccounts").startsWith("stored");
     }
-    var restore = new dev.stasis.api.Restore();
-    restore.setMetadata(new ObjectMetaBuilder().withName("r").withNamespace(ns).build());
-    restore.setSpec(new dev.stasis.api.RestoreSpec());
-    restore.getSpec().checkpointRef = new dev.stasis.api.CheckpointRef("c");
-    admin.resource(restore).create();
-    await().atMost(TIMEOUT).until(() -> {
-      var r = admin.resources(dev.stasis.api.Restore.class).inNamespace(ns).withName("r").get();
-      return r.getStatus() != null && r.getStatus().phase != null && r.getStatus().phase.isTerminal();
+    restoresAndEnds(ns, "c");
+  }
+
+  /**
+   * The agent reads no Secret, not even in stasis-system: the operator hands it what a checkpoint
+   * and a restore need (the S3 credentials, the keys of exactly that archive) sealed to its node's
+   * key. An encrypted checkpoint on S3 and its restore work that way; the grant in the status opens
+   * with no other node's key.
+   */
+  @Test
+  void theAgentReadsNoSecretAndWorksWithWhatItsWorkIsGranted() throws Exception {
+    String storage = "rbac-enc-" + NODE;
+    admin.resource(new SecretBuilder().withNewMetadata().withName(storage).withNamespace(SYSTEM).endMetadata()
+        .withStringData(Map.of(StorageBinding.ACCESS_KEY_ID, s3.accessKey(), StorageBinding.SECRET_ACCESS_KEY, s3.secretKey()))
+        .build()).create();
+    byte[] key = new byte[32];
+    new java.security.SecureRandom().nextBytes(key);
+    admin.resource(new SecretBuilder().withNewMetadata().withName(storage + "-keys").withNamespace(SYSTEM).endMetadata()
+        .withData(Map.of("k1", java.util.Base64.getEncoder().encodeToString(key))).build()).create();
+    createStorage(storage, spec -> {
+      spec.s3 = s3(storage, SYSTEM);
+      spec.encryption = new EncryptionSpec(new SecretReference(storage + "-keys", SYSTEM), "k1");
     });
-    var restored = admin.resources(dev.stasis.api.Restore.class).inNamespace(ns).withName("r").get();
-    assertThat(restored.getStatus().phase).as(restored.getStatus().message).isEqualTo(RestorePhase.Completed);
-    Workloads.kill(restored.getStatus().restoredPid);
+    awaitStoragePhase(storage, "Available");
+    assertForbidden(() -> agent.secrets().inNamespace(SYSTEM).withName(storage).get());
+    assertForbidden(() -> agent.secrets().inNamespace(SYSTEM).withName(storage + "-keys").get());
+    assertForbidden(() -> agent.secrets().inNamespace(SYSTEM).list());
+
+    String ns = TestControlPlane.newNamespace("rbac-enc");
+    Checkpoint done;
+    try (var counter = Workloads.startInPidNamespace("counter", dir.resolve("enc-count.txt").toString())) {
+      Checkpoint c = new Checkpoint();
+      c.setMetadata(new ObjectMetaBuilder().withName("c").withNamespace(ns).build());
+      c.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) counter.pid())));
+      c.getSpec().storage = storage;
+      admin.resource(c).create();
+      await().atMost(TIMEOUT).until(() -> phase(ns, "c") == CheckpointPhase.Completed
+          || phase(ns, "c") == CheckpointPhase.Failed);
+      done = admin.resources(Checkpoint.class).inNamespace(ns).withName("c").get();
+      assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(CheckpointPhase.Completed);
+    }
+    assertThat(done.getStatus().grant.nodeKey).isEqualTo(
+        NodeKey.fingerprint(admin.resources(NodeProfile.class).withName(NODE).get().getSpec().grantKey));
+    Checkpoint granted = done;
+    assertThatThrownBy(() -> WorkGrants.open(granted.getStatus().grant, NodeKey.inWorkDir(dir.resolve("other-node")),
+        granted, OTHER_NODE)).as("another node's agent").isInstanceOf(WorkGrants.GrantException.class);
+
+    restoresAndEnds(ns, "c");
   }
 
   @Test
@@ -239,6 +278,22 @@ class RbacIT {
   }
 
   // --- helpers ---
+
+  /** Restores Checkpoint {@code checkpoint} of {@code ns}, expects it Completed, and ends the restored tree. */
+  static void restoresAndEnds(String ns, String checkpoint) {
+    var restore = new dev.stasis.api.Restore();
+    restore.setMetadata(new ObjectMetaBuilder().withName("r").withNamespace(ns).build());
+    restore.setSpec(new dev.stasis.api.RestoreSpec());
+    restore.getSpec().checkpointRef = new dev.stasis.api.CheckpointRef(checkpoint);
+    admin.resource(restore).create();
+    await().atMost(TIMEOUT).until(() -> {
+      var r = admin.resources(dev.stasis.api.Restore.class).inNamespace(ns).withName("r").get();
+      return r.getStatus() != null && r.getStatus().phase != null && r.getStatus().phase.isTerminal();
+    });
+    var restored = admin.resources(dev.stasis.api.Restore.class).inNamespace(ns).withName("r").get();
+    assertThat(restored.getStatus().phase).as(restored.getStatus().message).isEqualTo(RestorePhase.Completed);
+    Workloads.kill(restored.getStatus().restoredPid);
+  }
 
   static void assertForbidden(Runnable call) {
     assertThatThrownBy(call::run).isInstanceOfSatisfying(KubernetesClientException.class,

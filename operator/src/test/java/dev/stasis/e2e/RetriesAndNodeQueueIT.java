@@ -16,6 +16,7 @@ import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.metrics.StasisMetrics;
+import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
@@ -183,9 +184,11 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
       assertThat(events()).anyMatch(e -> failed.getStatus().reason.equals(e.getReason()) && "Warning".equals(e.getType())
           && e.getMessage().startsWith("failed after 2 attempts"));
       S3Client bucket = down.client();
-      // The operator's storage check may have been cut off between writing its probe and deleting it.
+      // The operator's storage check may have been cut off between writing its probe and deleting it;
+      // it marks the storage as used by this cluster.
       assertThat(bucket.listObjectsV2(b -> b.bucket("down")).contents()).as("nothing stored")
-          .allMatch(o -> o.key().contains(ObjectStore.CHECK_PROBE_PREFIX));
+          .allMatch(o -> o.key().contains(ObjectStore.CHECK_PROBE_PREFIX)
+              || o.key().contains(StorageGarbageCollector.CLUSTER_MARKERS));
       assertThat(bucket.listMultipartUploads(b -> b.bucket("down")).uploads()).as("no upload left open").isEmpty();
       long count = count(shared.resolve("down.txt"));
       await().atMost(Duration.ofSeconds(10)).until(() -> count(shared.resolve("down.txt")) > count);

@@ -3,7 +3,9 @@ package dev.stasis.fuzz;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.archive.ArchiveIntegrityException;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.DecryptingInputStream;
 import dev.stasis.archive.EncryptingOutputStream;
 import java.io.ByteArrayInputStream;
@@ -25,7 +27,7 @@ class EncryptedArchiveFuzzTest {
     Random random = new Random(11);
     byte[] keyBytes = new byte[ArchiveKey.BYTES];
     random.nextBytes(keyBytes);
-    ArchiveKey key = new ArchiveKey("fuzz", keyBytes);
+    BoundKey key = BoundKey.of(new ArchiveKey("fuzz", keyBytes), ArchiveIdentity.ofProcess("fuzz", "uid"));
     byte[] plain = new byte[(1 << 20) + 4321];
     random.nextBytes(plain);
     ByteArrayOutputStream sealed = new ByteArrayOutputStream();

@@ -2,89 +2,76 @@ package dev.stasis.kubelet;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
-import dev.stasis.cli.Main;
-import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.TestCa;
-import dev.stasis.testing.TestControlPlane;
-import dev.stasis.testing.TestingKubelet;
-import dev.stasis.testing.Workloads;
+import dev.stasis.testing.TestNode;
+import dev.stasis.testing.WorkloadImages;
 import dev.stasis.tls.TlsTrust;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
 import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.readiness.Readiness;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Map;
-import java.util.UUID;
+import java.util.List;
 import javax.net.ssl.SSLContext;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The kubelet checkpoint client against a kubelet double that authenticates and authorizes the
- * agent's token on the real API server (with config/rbac applied) and checkpoints a real process
- * with real CRIU: every answer of the kubelet's contract becomes its own reason.
+ * The kubelet checkpoint client against the real kubelet of scripts/node.sh: it authenticates and
+ * authorizes the agent's token against the API server (webhook, config/rbac applied) and has
+ * containerd checkpoint the container with runc and CRIU. Every answer of the kubelet's contract
+ * becomes its own reason. The faults this kubelet cannot be made to produce are in KubeletFaultsIT.
  */
+@ExtendWith(TestNode.Extension.class)
 class KubeletClientIT {
-  static final Duration TIMEOUT = Duration.ofSeconds(30);
-  static final String NODE = "kubelet-" + UUID.randomUUID().toString().substring(0, 6);
+  static final Duration TIMEOUT = Duration.ofSeconds(60);
 
   @TempDir static Path dir;
+  static TestNode node;
   static KubernetesClient admin;
-  static TestCa ca;
-  static TestingKubelet kubelet;
-  static Workloads.Workload counter;
   static String namespace;
   static String agentToken;
 
   @BeforeAll
-  static void start() throws Exception {
-    admin = TestControlPlane.admin();
-    new Kubectl(TestControlPlane.kubeconfig()).run("apply", "-k", "config/rbac").ok();
-    ca = TestCa.create(dir.resolve("ca"), "cluster");
-    kubelet = TestingKubelet.start(NODE, admin, Main.criuPath(null), ca.issue("kubelet"), dir);
-    namespace = TestControlPlane.newNamespace("kubelet");
-    counter = Workloads.startInPidNamespace("counter", dir.resolve("count.txt").toString());
-    kubelet.runPod(new PodBuilder().withNewMetadata().withName("web").withNamespace(namespace).endMetadata()
-        .withNewSpec()
-        .addNewContainer().withName("app").withImage("example.org/counter:1").endContainer()
-        .addNewContainer().withName("idle").withImage("example.org/idle:1").endContainer()
-        .endSpec().build(), Map.of("app", counter.pid()));
+  static void start(TestNode testNode) throws Exception {
+    node = testNode;
+    admin = node.admin();
+    namespace = node.newNamespace("kubelet");
+    String counter = WorkloadImages.push(node.registry(), "workloads/pod-counter", "1", "pod-counter", "/count");
+    String ghost = WorkloadImages.push(node.registry(), "workloads/ghost-file", "1", "ghost-file", "/ghost");
+    admin.pods().inNamespace(namespace).resource(new PodBuilder().withNewMetadata().withName("web").endMetadata()
+        .withNewSpec().withTerminationGracePeriodSeconds(1L)
+        .addNewContainer().withName("app").withImage(counter).endContainer()
+        .addNewContainer().withName("ghost").withImage(ghost).endContainer()
+        .endSpec().build()).create();
+    admin.pods().inNamespace(namespace).withName("web").waitUntilCondition(Readiness::isPodReady, 120,
+        java.util.concurrent.TimeUnit.SECONDS);
     agentToken = token("stasis-system", "stasis-agent");
   }
 
-  @AfterAll
-  static void stop() {
-    if (counter != null) counter.close();
-    if (kubelet != null) kubelet.close();
-  }
-
-  @AfterEach
-  void kubeletAsUsual() {
-    kubelet.featureGateOn(true);
-    kubelet.answering(true);
-  }
-
   @Test
-  void checkpointsAContainerIntoTheKubeletsFolderInCrioLayout() throws Exception {
-    String path = client(agentToken, TlsTrust.trusting(Files.readAllBytes(ca.certificate())))
-        .checkpoint(namespace, "web", "app", TIMEOUT);
-    assertThat(path).startsWith("/var/lib/kubelet/checkpoints/checkpoint-web_" + namespace + "-app-").endsWith(".tar");
-    Path archive = kubelet.checkpointDir().resolve(Path.of(path).getFileName());
-    assertThat(archive).exists();
+  void checkpointsAContainerIntoTheKubeletsFolderAndLeavesItRunning() throws Exception {
+    String path = client(agentToken, trusted()).checkpoint(namespace, "web", "app", TIMEOUT);
+    Path archive = Path.of(path);
+    assertThat(archive.getParent()).isEqualTo(node.checkpointDir());
+    assertThat(archive.getFileName().toString()).startsWith("checkpoint-web_" + namespace + "-app-").endsWith(".tar");
     var listing = new ProcessBuilder("tar", "-tf", archive.toString()).start();
-    String entries = new String(listing.getInputStream().readAllBytes());
-    assertThat(entries).contains("config.dump", "spec.dump", "dump.log", "rootfs-diff.tar", "checkpoint/inventory.img",
-        "checkpoint/pages-1.img");
-    assertThat(Workloads.isAlive(counter.pid())).as("the kubelet leaves the container running").isTrue();
+    List<String> entries = List.of(new String(listing.getInputStream().readAllBytes()).split("\n"));
+    // containerd's layout: CRIU's images, the container's config, spec and status, its file system
+    // changes and its log.
+    assertThat(entries).contains("config.dump", "spec.dump", "status.dump", "rootfs-diff.tar", "container.log",
+        "checkpoint/inventory.img", "checkpoint/pages-1.img");
+    long counted = lastCount();
+    await("the kubelet leaves the container running").atMost(TIMEOUT).until(() -> lastCount() > counted);
     Files.delete(archive);
   }
 
@@ -93,7 +80,8 @@ class KubeletClientIT {
     admin.serviceAccounts().inNamespace(namespace).resource(new ServiceAccountBuilder().withNewMetadata()
         .withName("nobody").endMetadata().build()).create();
     assertRefused(client(token(namespace, "nobody"), trusted()), "app", "KubeletForbidden",
-        "403 Forbidden (user=system:serviceaccount:" + namespace + ":nobody, verb=create, resource=nodes");
+        "403 Forbidden (user=system:serviceaccount:" + namespace + ":nobody, verb=create, resource=nodes, "
+            + "subresource(s)=[checkpoint])");
   }
 
   @Test
@@ -102,29 +90,25 @@ class KubeletClientIT {
   }
 
   @Test
-  void featureGateOff() throws Exception {
-    kubelet.featureGateOn(false);
-    assertRefused(client(agentToken, trusted()), "app", "KubeletCheckpointNotFound", "feature gate is off");
-  }
-
-  @Test
   void noSuchContainer() throws Exception {
     assertRefused(client(agentToken, trusted()), "db", "KubeletCheckpointNotFound", "container db does not exist");
   }
 
   @Test
-  void theRuntimeCannotCheckpoint() throws Exception {
-    assertRefused(client(agentToken, trusted()), "idle", "RuntimeCannotCheckpoint", "container is not running");
+  void noSuchPod() throws Exception {
+    assertThatThrownBy(() -> client(agentToken, trusted()).checkpoint(namespace, "gone", "app", TIMEOUT))
+        .isInstanceOfSatisfying(KubeletException.class, e -> assertThat(e.reason()).isEqualTo("KubeletCheckpointNotFound"))
+        .hasMessageContaining("pod does not exist");
   }
 
   @Test
-  void aKubeletThatDoesNotAnswerInTime() throws Exception {
-    kubelet.answering(false);
-    long started = System.nanoTime();
-    assertThatThrownBy(() -> client(agentToken, trusted()).checkpoint(namespace, "web", "app", Duration.ofSeconds(1)))
-        .isInstanceOfSatisfying(KubeletException.class, e -> assertThat(e.reason()).isEqualTo("KubeletTimeout"))
-        .hasMessageContaining("did not answer the checkpoint of " + namespace + "/web/app within 2s");
-    assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(10));
+  void theRuntimeCannotCheckpoint() throws Exception {
+    // CRIU refuses the 2 MiB deleted file the ghost container holds open (over its --ghost-limit).
+    assertRefused(client(agentToken, trusted()), "ghost", "RuntimeCannotCheckpoint",
+        "checkpointing of " + namespace + "/web/ghost failed");
+    try (var left = Files.list(node.checkpointDir())) {
+      assertThat(left.filter(p -> p.getFileName().toString().contains("-ghost-")).toList()).isEmpty();
+    }
   }
 
   @Test
@@ -133,7 +117,8 @@ class KubeletClientIT {
     try (var socket = new ServerSocket(0)) {
       port = socket.getLocalPort();
     }
-    var client = new KubeletClient(URI.create("https://127.0.0.1:" + port), () -> agentToken, trusted(), Duration.ofSeconds(1));
+    var client = new KubeletClient(URI.create("https://127.0.0.1:" + port), () -> agentToken, trusted(),
+        Duration.ofSeconds(1));
     assertThatThrownBy(() -> client.checkpoint(namespace, "web", "app", TIMEOUT))
         .isInstanceOfSatisfying(KubeletException.class, e -> assertThat(e.reason()).isEqualTo("KubeletUnreachable"))
         .hasMessageContaining("cannot reach the kubelet at https://127.0.0.1:" + port);
@@ -152,6 +137,13 @@ class KubeletClientIT {
     assertRefused(client(agentToken, TlsTrust.insecure()), "db", "KubeletCheckpointNotFound", "does not exist");
   }
 
+  /** The last count the app container printed, as `kubectl logs` shows it. */
+  private static long lastCount() {
+    String[] lines = admin.pods().inNamespace(namespace).withName("web").inContainer("app").tailingLines(1).getLog()
+        .strip().split("\n");
+    return Long.parseLong(lines[lines.length - 1].strip());
+  }
+
   private static void assertRefused(KubeletClient client, String container, String reason, String message) {
     assertThatThrownBy(() -> client.checkpoint(namespace, "web", container, TIMEOUT))
         .isInstanceOfSatisfying(KubeletException.class, e -> assertThat(e.reason()).isEqualTo(reason))
@@ -159,11 +151,11 @@ class KubeletClientIT {
   }
 
   private static KubeletClient client(String token, SSLContext tls) {
-    return new KubeletClient(kubelet.url(), () -> token, tls, Duration.ofSeconds(1));
+    return new KubeletClient(node.kubeletUrl(), () -> token, tls, Duration.ofSeconds(5));
   }
 
   private static SSLContext trusted() throws Exception {
-    return TlsTrust.trusting(Files.readAllBytes(ca.certificate()));
+    return TlsTrust.trusting(Files.readAllBytes(node.clusterCa()));
   }
 
   static String token(String namespace, String serviceAccount) {

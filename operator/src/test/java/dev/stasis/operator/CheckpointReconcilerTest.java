@@ -19,8 +19,24 @@ import dev.stasis.api.ArchiveStatus;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
+import dev.stasis.api.CheckpointRef;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestoreSpec;
+import dev.stasis.api.RestoreStatus;
+import dev.stasis.storage.FileSystemObjectStore;
+import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
+import java.nio.file.Path;
+import org.junit.jupiter.api.io.TempDir;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
+import dev.stasis.kube.NodeKey;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
+import dev.stasis.api.S3Storage;
+import dev.stasis.api.SecretReference;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
@@ -340,6 +356,86 @@ class CheckpointReconcilerTest {
     assertThat(client.resource(c).get()).isNotNull();
   }
 
+  /**
+   * A Checkpoint deleted (by a person, its ttl or a schedule's retention) while a Restore reads its
+   * archive: the archive stays until the Restore is done, which the Checkpoint shows; then it goes.
+   */
+  @Test
+  void anArchiveARestoreStillReadsIsKeptUntilTheRestoreEnds(@TempDir Path root) throws Exception {
+    CheckpointStorage fs = new CheckpointStorage();
+    fs.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    fs.setSpec(new CheckpointStorageSpec());
+    fs.getSpec().filesystem = new FileSystemStorage(root.toString());
+    client.resource(fs).create();
+    Checkpoint c = finished("c", CheckpointPhase.Completed, null);
+    c.getStatus().storage = "fs";
+    c = client.resource(c).updateStatus();
+    ArchiveLayout layout = new ArchiveLayout(NS, "c", c.getMetadata().getUid());
+    try (var store = new FileSystemObjectStore(root)) {
+      store.put(layout.archiveKey(ArchiveCodec.ZSTD), new byte[] {1, 2, 3});
+    }
+    Restore restore = new Restore();
+    restore.setMetadata(new ObjectMetaBuilder().withName("r").withNamespace(NS).build());
+    restore.setSpec(new RestoreSpec());
+    restore.getSpec().checkpointRef = new CheckpointRef("c");
+    restore = client.resource(restore).create();
+    restore.setStatus(new RestoreStatus());
+    restore.getStatus().phase = RestorePhase.Restoring;
+    restore.getStatus().checkpoint = "c";
+    restore = client.resource(restore).updateStatus();
+
+    for (int pass = 0; pass < 2; pass++) {
+      DeleteControl waits = reconciler.cleanup(client.resource(c).get(), null);
+      assertThat(waits.isRemoveFinalizer()).isFalse();
+      assertThat(waits.getScheduleDelay()).contains(CheckpointReconciler.READERS_POLL.toMillis());
+    }
+    assertThat(root.resolve(layout.archiveKey(ArchiveCodec.ZSTD))).exists();
+    assertThat(client.resource(c).get().getStatus().conditions).anySatisfy(condition -> {
+      assertThat(condition.getType()).isEqualTo("ArchiveInUse");
+      assertThat(condition.getMessage()).isEqualTo("deletion waits: the archive is kept until Restore r (Restoring)"
+          + " no longer needs it");
+    });
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .filteredOn(e -> e.getReason().equals("ArchiveInUse")).as("one Event, not one per look").hasSize(1);
+
+    restore.getStatus().phase = RestorePhase.Completed;
+    client.resource(restore).updateStatus();
+    assertThat(reconciler.cleanup(client.resource(c).get(), null).isRemoveFinalizer()).isTrue();
+    assertThat(root.resolve(layout.archiveKey(ArchiveCodec.ZSTD))).doesNotExist();
+  }
+
+  /**
+   * The operator, which alone reads the storage's Secret, seals what the checkpoint needs (the S3
+   * credentials) to the key node-a's agent published; when that agent has a new key (its work folder
+   * was wiped), the grant of its pending work is sealed again, to the new key.
+   */
+  @Test
+  void theGrantIsSealedToTheNodesKeyAndSealedAgainWhenItChanges(@TempDir Path keys) throws Exception {
+    s3Storage("s3", Map.of(StorageBinding.ACCESS_KEY_ID, "AKIA", StorageBinding.SECRET_ACCESS_KEY, "s3cr3t"));
+    NodeKey first = NodeKey.inWorkDir(keys.resolve("first"));
+    publishKey("node-a", first);
+    Checkpoint c = reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), "s3"));
+    assertThat(c.getStatus().grant.nodeKey).isEqualTo(first.fingerprint());
+    assertThat(WorkGrants.open(c.getStatus().grant, first, c, "node-a").s3())
+        .isEqualTo(new WorkGrants.Credentials("AKIA", "s3cr3t"));
+
+    NodeKey second = NodeKey.inWorkDir(keys.resolve("second"));
+    publishKey("node-a", second);
+    c = reconcile(c);
+
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(c.getStatus().grant.nodeKey).isEqualTo(second.fingerprint());
+    assertThat(WorkGrants.open(c.getStatus().grant, second, c, "node-a").s3().secret()).isEqualTo("s3cr3t");
+  }
+
+  /** An agent older than the operator publishes no key: it is not handed the storage's credentials in the clear. */
+  @Test
+  void aNodeWhoseAgentPublishesNoKeyIsGrantedNothing() {
+    s3Storage("s3", Map.of(StorageBinding.ACCESS_KEY_ID, "AKIA", StorageBinding.SECRET_ACCESS_KEY, "s3cr3t"));
+    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), "s3")), "NodeKeyMissing",
+        "the agent on node node-a publishes no key in its NodeProfile (spec.grantKey)");
+  }
+
   @Test
   void workOfAnAgentThatIsGoneFailsInsteadOfWaitingForever() {
     storage("store", true, null);
@@ -398,7 +494,7 @@ class CheckpointReconcilerTest {
         .contains("after it had stored and recorded this checkpoint's archive", "Completed from that record");
     assertThat(client.v1().events().inNamespace(NS).list().getItems())
         .anyMatch(e -> e.getReason().equals("Completed") && e.getInvolvedObject().getName().equals("kept"));
-    assertFailed(reconcile(lost), "ArchiveMissing", "the storage no longer holds the archive: its manifest");
+    assertFailed(reconcile(lost), "ArchiveMissing", "the storage no longer holds the archive: the checkpoint's manifest");
   }
 
   /** Running on node-a, with an archive of 6 bytes stored in {@code root} and recorded in the status. */
@@ -407,26 +503,51 @@ class CheckpointReconcilerTest {
     ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
     Manifest m = new Manifest();
     m.source = new Manifest.Source();
+    m.source.namespace = NS;
+    m.source.checkpointName = name;
     m.source.checkpointUid = c.getMetadata().getUid();
     m.archive = new Manifest.Archive();
     m.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
     m.archive.codec = ArchiveCodec.ZSTD;
     m.archive.sha256 = "ab".repeat(32);
     m.archive.storedBytes = 6L;
+    m.archive.sizeBytes = 6L;
+    byte[] manifest = m.toJson();
     ArchiveStatus archive = new ArchiveStatus();
     try (var store = new FileSystemObjectStore(root)) {
       store.put(m.archive.key, "6bytes".getBytes());
-      store.put(layout.manifestKey(), m.toJson());
+      store.put(layout.manifestKey(), manifest);
       archive.uri = store.uri(m.archive.key);
     }
     archive.sha256 = m.archive.sha256;
     archive.storedBytes = 6L;
+    archive.sizeBytes = 6L;
+    archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(manifest));
     c.setStatus(new CheckpointStatus());
     c.getStatus().phase = CheckpointPhase.Running;
     c.getStatus().node = "node-a";
     c.getStatus().storage = "fs";
     c.getStatus().archive = archive;
     return client.resource(c).updateStatus();
+  }
+
+  private void publishKey(String node, NodeKey key) {
+    NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
+    profile.getSpec().grantKey = key.publicKey();
+    client.resource(profile).update();
+  }
+
+  private void s3Storage(String name, Map<String, String> credentials) {
+    client.resource(new SecretBuilder().withNewMetadata().withName(name).withNamespace("stasis-system").endMetadata()
+        .withStringData(credentials).build()).create();
+    CheckpointStorage s = new CheckpointStorage();
+    s.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    s.setSpec(new CheckpointStorageSpec());
+    s.getSpec().s3 = new S3Storage();
+    s.getSpec().s3.endpoint = "http://127.0.0.1:1";
+    s.getSpec().s3.bucket = "checkpoints";
+    s.getSpec().s3.credentialsSecret = new SecretReference(name, "stasis-system");
+    client.resource(s).create();
   }
 
   private void heartbeat(String node, Instant at) {

@@ -12,6 +12,7 @@ import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.StatusLimits;
 import dev.stasis.api.PodTarget;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -23,6 +24,7 @@ import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.TaintBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.utils.Serialization;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import dev.stasis.testing.TestingClock;
 import java.time.Instant;
@@ -403,7 +405,7 @@ class CheckpointScheduleReconcilerTest {
       assertThat(p.message).contains("is Pending and not scheduled to a node");
     });
     assertThat(Conditions.isTrue(s.getStatus().conditions, CheckpointScheduleReconciler.PODS_SELECTED)).isTrue();
-    assertWarning("PodsSkipped", "skipped pod sim-2 (PodNotRunning)");
+    assertWarning("PodsSkipped", "skipped 1 pod (status.skippedPods): pod sim-2 (PodNotRunning)");
 
     // a pod without the named container is skipped too, and says so
     runningPod("sim-3", NODE, Map.of("app", "sim"), "app");
@@ -437,6 +439,36 @@ class CheckpointScheduleReconcilerTest {
     s = reconcile(s);
     assertThat(names()).containsExactly(run(20) + "-sim-0");
     assertThat(Conditions.isTrue(s.getStatus().conditions, CheckpointScheduleReconciler.PODS_SELECTED)).isTrue();
+  }
+
+  /**
+   * A selector that finds 300 pods none of which can be checkpointed: the status lists 50 and counts
+   * them all by reason, the Event names a few; neither grows with the number of pods.
+   */
+  @Test
+  void skippedPodsAreCountedByReasonAndListedOnlyInPart() {
+    for (int i = 0; i < 300; i++) {
+      client.resource(new PodBuilder().withNewMetadata().withName("sim-%03d".formatted(i)).withNamespace(NS)
+          .addToLabels("app", "sim").endMetadata().withNewSpec().addNewContainer().withName("solver").endContainer()
+          .endSpec().withNewStatus().withPhase("Pending").endStatus().build()).create();
+    }
+    CheckpointSchedule s = selecting("sim", "@every 10s", spec -> {});
+    clock.now = created.plusSeconds(10);
+    s = reconcile(s);
+
+    assertThat(s.getStatus().selectedPods).isEqualTo(300);
+    assertThat(s.getStatus().skippedPods).hasSize(StatusLimits.MAX_LISTED);
+    assertThat(s.getStatus().skippedPodsByReason).singleElement().satisfies(r -> {
+      assertThat(r.reason).isEqualTo("PodNotRunning");
+      assertThat(r.count).isEqualTo(300);
+    });
+    assertThat(Conditions.find(s.getStatus().conditions, CheckpointScheduleReconciler.PODS_SELECTED).getMessage())
+        .contains("selected 300 pods and skipped 300");
+    assertThat(Serialization.asJson(s.getStatus()).length()).as("the status stays small").isLessThan(32 << 10);
+    assertThat(client.v1().events().inNamespace(NS).list().getItems()).filteredOn(e -> e.getReason().equals("PodsSkipped"))
+        .singleElement().satisfies(e -> assertThat(e.getMessage()).startsWith("the run due at " + at(10)
+            + " skipped 300 pods (status.skippedPods): pod sim-000 (PodNotRunning)").endsWith("; …")
+            .hasSizeLessThanOrEqualTo(StatusLimits.MAX_MESSAGE_CHARS));
   }
 
   @Test

@@ -8,6 +8,7 @@ import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.EncryptionSpec;
 import dev.stasis.api.FileSystemStorage;
@@ -20,9 +21,11 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestingClock;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -85,6 +88,39 @@ class CheckpointStorageReconcilerTest {
     assertThat(client.v1().events().inNamespace("default").list().getItems()).anyMatch(e ->
         e.getReason().equals("GarbageCollected") && e.getMessage().contains("removed 2 objects")
             && e.getMessage().contains(gone.prefix()));
+  }
+
+  /**
+   * The Stasis of another cluster stores its checkpoints in the same place: its mark pauses this
+   * cluster's collector, which says why on the storage, once as an Event; this cluster marks it too.
+   */
+  @Test
+  void aStorageAnotherClusterUsesIsNotCollected() throws IOException {
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("kube-system").endMetadata()
+        .build()).create();
+    String thisCluster = client.namespaces().withName("kube-system").get().getMetadata().getUid();
+    CheckpointStorage storage = storage("1h");
+    ArchiveLayout theirs = new ArchiveLayout(NS, "theirs", "22222222-2222-2222-2222-222222222222");
+    archive(theirs);
+    StorageGarbageCollector.markUsedBy(files, "other-cluster");
+
+    clock.now = Instant.now().plus(Duration.ofDays(1));
+    storage = reconcile(storage);
+    clock.now = clock.now.plus(Duration.ofHours(1));
+    storage = reconcile(storage);
+
+    assertThat(files.list(theirs.prefix())).hasSize(2);
+    assertThat(files.exists(StorageGarbageCollector.CLUSTER_MARKERS + thisCluster)).as("marked by this cluster").isTrue();
+    assertThat(storage.getStatus().phase).isEqualTo(CheckpointStorageStatus.AVAILABLE);
+    assertThat(storage.getStatus().conditions).anySatisfy(c -> {
+      assertThat(c.getType()).isEqualTo("GarbageCollection");
+      assertThat(c.getStatus()).isEqualTo("False");
+      assertThat(c.getReason()).isEqualTo("StorageShared");
+      assertThat(c.getMessage()).contains(root + "/" + StorageGarbageCollector.CLUSTER_MARKERS + "other-cluster")
+          .contains("Give each cluster its own bucket or spec.s3.prefix");
+    });
+    assertThat(client.v1().events().inNamespace("default").list().getItems())
+        .filteredOn(e -> e.getReason().equals("StorageShared")).hasSize(1);
   }
 
   @Test

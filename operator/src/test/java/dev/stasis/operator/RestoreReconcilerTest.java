@@ -2,14 +2,17 @@ package dev.stasis.operator;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
@@ -21,18 +24,23 @@ import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.ScheduleRef;
+import dev.stasis.api.StatusLimits;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.NodeKey;
+import dev.stasis.kube.WorkGrants;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.utils.Serialization;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -76,6 +84,20 @@ class RestoreReconcilerTest {
   void checkpointThatFailed() {
     checkpoint("c", CheckpointPhase.Failed);
     assertFailed(reconcile(restore("r", "c", null)), "CheckpointNotCompleted", "failed");
+  }
+
+  /** Restores placed before keep a deleted Checkpoint's archive until they end; a new one does not start. */
+  @Test
+  void aCheckpointBeingDeletedIsNotRestoredAnew() throws Exception {
+    completedCheckpoint("c", m -> {});
+    client.resources(Checkpoint.class).inNamespace(NS).withName("c").edit(c -> {
+      c.getMetadata().setFinalizers(List.of("stasis.dev/test"));
+      return c;
+    });
+    client.resources(Checkpoint.class).inNamespace(NS).withName("c").delete();
+    assertThat(client.resources(Checkpoint.class).inNamespace(NS).withName("c").get().isMarkedForDeletion()).isTrue();
+
+    assertFailed(reconcile(restore("r", "c", null)), "CheckpointDeleted", "Checkpoint 'c' is being deleted");
   }
 
   @Test
@@ -196,6 +218,94 @@ class RestoreReconcilerTest {
         + "node-b labels do not match nodeSelector {zone=east}, checkpoint holds established TCP connections, which survive only on node node-a; "
         + "node-c checkpoint holds established TCP connections, which survive only on node node-a, missing CPU flags [avx2]");
     assertThat(r.getStatus().placement.rejected).extracting(n -> n.node).containsExactly("node-a", "node-b", "node-c");
+  }
+
+  /**
+   * 5,000 NodeProfiles, none of which can run the checkpoint (2,500 lack a CPU flag, each of the
+   * others has its own old CRIU): the status lists 50 nodes, counts them all by reason, and stays
+   * far below etcd's limit for an object; the summary and the Event stay short too.
+   */
+  @Test
+  void theStatusStaysSmallWhenFiveThousandNodesAreRejected() throws Exception {
+    completedCheckpoint("c", m -> {});
+    for (int i = 0; i < 5000; i++) {
+      NodeProfile p = new NodeProfile();
+      p.setMetadata(new ObjectMetaBuilder().withName("node-%04d".formatted(i)).build());
+      p.setSpec(new NodeProfileSpec());
+      p.getSpec().arch = "x86_64";
+      p.getSpec().cpu = new NodeProfileSpec.CpuInfo();
+      p.getSpec().criu = new NodeProfileSpec.CriuInfo();
+      if (i % 2 == 0) {
+        p.getSpec().cpu.flags = List.of("sse4_2");
+        p.getSpec().criu.version = "4.2.1";
+      } else {
+        p.getSpec().cpu.flags = List.of("sse4_2", "avx2");
+        p.getSpec().criu.version = "3.17." + i;
+      }
+      client.resource(p).create();
+    }
+
+    Restore r = reconcile(restore("r", "c", null));
+
+    assertThat(r.getStatus().reason).isEqualTo("NoCompatibleNode");
+    PlacementStatus placement = r.getStatus().placement;
+    assertThat(placement.candidates).isEqualTo(5000);
+    assertThat(placement.rejectedCount).isEqualTo(5000);
+    assertThat(placement.rejected).hasSize(StatusLimits.MAX_LISTED);
+    assertThat(placement.rejectedReasons).hasSize(StatusLimits.MAX_REASONS);
+    assertThat(placement.rejectedReasons.get(0).reason).isEqualTo("missing CPU flags [avx2]");
+    assertThat(placement.rejectedReasons.get(0).count).isEqualTo(2500);
+    assertThat(placement.summary).startsWith("0/5000 nodes can run this checkpoint: 2500 nodes (node-0000, node-0002,"
+        + " node-0004, …) missing CPU flags [avx2]; ").endsWith(" other combinations of reasons (status.placement.rejectedReasons)");
+    assertThat(Serialization.asJson(r).length()).as("the Restore stays small").isLessThan(32 << 10);
+    assertThat(events()).filteredOn(e -> e.getReason().equals("NoCompatibleNode"))
+        .allSatisfy(e -> assertThat(e.getMessage()).hasSizeLessThanOrEqualTo(StatusLimits.MAX_MESSAGE_CHARS));
+  }
+
+  /** retryOtherNodes moves on after a failed pre-flight, but not forever: ten nodes, then it fails with the last reason. */
+  @Test
+  void retryingOtherNodesStopsAfterTenFailedPreflights() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    Restore r = restore("r", "c", null);
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = RestorePhase.Pending;
+    r.getStatus().placement = new PlacementStatus();
+    for (int i = 0; i < PlacementStatus.MAX_PREFLIGHT_FAILURES; i++) {
+      r.getStatus().placement.preflightFailures.add(new PlacementStatus.PreflightFailure("node-%02d".formatted(i),
+          "PreflightPathMissing", "missing /data/run42/log.lammps"));
+    }
+    r = reconcile(client.resource(r).updateStatus());
+
+    assertFailed(r, "PreflightPathMissing", "the pre-flight failed on 10 nodes (node-00, node-01,");
+    assertThat(r.getStatus().message).endsWith("as many as spec.placement.retryOtherNodes tries. The last: missing"
+        + " /data/run42/log.lammps");
+    assertThat(r.getStatus().node).as("placed nowhere").isNull();
+    assertThat(r.getStatus().placement.preflightFailures).hasSize(PlacementStatus.MAX_PREFLIGHT_FAILURES);
+  }
+
+  /**
+   * The placed Restore carries what node-a's agent needs, sealed to the key it published; when that
+   * agent has a new key, the grant is sealed again to it.
+   */
+  @Test
+  void theGrantOfAPlacedRestoreIsSealedAgainWhenTheNodesKeyChanges(@TempDir Path keys) throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    NodeKey first = NodeKey.inWorkDir(keys.resolve("first"));
+    publishKey("node-a", first);
+    Restore r = reconcile(restore("r", "c", null));
+    assertThat(r.getStatus().node).isEqualTo("node-a");
+    assertThat(WorkGrants.open(r.getStatus().grant, first, r, "node-a").storage()).isEqualTo("fs");
+
+    NodeKey second = NodeKey.inWorkDir(keys.resolve("second"));
+    publishKey("node-a", second);
+    heartbeat("node-a", clock.now);
+    r = reconcile(r);
+
+    assertThat(r.getStatus().node).isEqualTo("node-a");
+    assertThat(r.getStatus().grant.nodeKey).isEqualTo(second.fingerprint());
+    assertThat(WorkGrants.open(r.getStatus().grant, second, r, "node-a").storage()).isEqualTo("fs");
   }
 
   /** The agent of node-a handed the Restore back after its pre-flight failed (retryOtherNodes). */
@@ -360,6 +470,12 @@ class RestoreReconcilerTest {
     profile("node-c", Map.of("zone", "east"), "sse4_2");
   }
 
+  private void publishKey(String node, NodeKey key) {
+    NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
+    profile.getSpec().grantKey = key.publicKey();
+    client.resource(profile).update();
+  }
+
   private void profile(String name, Map<String, String> labels, String... flags) {
     NodeProfile p = new NodeProfile();
     p.setMetadata(new ObjectMetaBuilder().withName(name).withLabels(labels).build());
@@ -374,37 +490,110 @@ class RestoreReconcilerTest {
 
   /** A Completed Checkpoint taken on node-a whose manifest is in a filesystem storage. */
   private void completedCheckpoint(String name, Consumer<Manifest> customize) throws Exception {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
-    client.resource(storage).create();
+    filesystemStorage();
     Checkpoint c = new Checkpoint();
     c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withUid("uid-" + name).build());
     c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 99)));
     c = client.resource(c).create();
-    c.setStatus(new CheckpointStatus());
-    c.getStatus().phase = CheckpointPhase.Completed;
-    c.getStatus().node = "node-a";
-    c.getStatus().storage = "fs";
-    client.resource(c).updateStatus();
 
+    ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
     Manifest m = new Manifest();
     m.source = new Manifest.Source();
+    m.source.namespace = NS;
+    m.source.checkpointName = name;
     m.source.node = "node-a";
     m.source.checkpointUid = c.getMetadata().getUid();
     m.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("avx2", "sse4_2")), "criu", Map.of("version", "4.2.1"));
     m.criu = new Manifest.Criu();
     m.criu.version = "4.2.1";
     m.archive = new Manifest.Archive();
-    m.archive.key = "k";
+    m.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
     m.archive.codec = ArchiveCodec.ZSTD;
     m.archive.sha256 = "ab".repeat(32);
     m.archive.storedBytes = 1L;
+    m.archive.sizeBytes = 1L;
     customize.accept(m);
+    byte[] json = m.toJson();
     try (var store = new FileSystemObjectStore(storageRoot)) {
-      store.put(new ArchiveLayout(NS, name, c.getMetadata().getUid()).manifestKey(), m.toJson());
+      store.put(layout.manifestKey(), json);
     }
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().node = "node-a";
+    c.getStatus().storage = "fs";
+    c.getStatus().archive = new ArchiveStatus();
+    c.getStatus().archive.sha256 = m.archive.sha256;
+    c.getStatus().archive.storedBytes = m.archive.storedBytes;
+    c.getStatus().archive.sizeBytes = m.archive.sizeBytes;
+    c.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(json));
+    client.resource(c).updateStatus();
+  }
+
+  /**
+   * After the agent pushed the checkpoint image, the pod spec in the bucket is rewritten (here: to
+   * mount the node's root). The operator creates pods under its own rights, so it checks the
+   * manifest against the Checkpoint's status before it makes a pod of it, and makes none.
+   */
+  @Test
+  void aPodSpecRewrittenInTheStorageNeverBecomesAPod() throws Exception {
+    filesystemStorage();
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("web").withNamespace(NS).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
+    c = client.resource(c).create();
+    ArchiveLayout layout = new ArchiveLayout(NS, "web", c.getMetadata().getUid());
+    Manifest m = new Manifest();
+    m.source = new Manifest.Source();
+    m.source.namespace = NS;
+    m.source.checkpointName = "web";
+    m.source.checkpointUid = c.getMetadata().getUid();
+    m.source.podName = "web-0";
+    m.source.containerName = "app";
+    m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx")));
+    m.archive = new Manifest.Archive();
+    m.archive.key = layout.containerArchiveKey("app", ArchiveCodec.ZSTD);
+    m.archive.codec = ArchiveCodec.ZSTD;
+    m.archive.sha256 = "ab".repeat(32);
+    m.archive.storedBytes = 1L;
+    m.archive.sizeBytes = 1L;
+    byte[] json = m.toJson();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().storage = "fs";
+    ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "cri-o://1");
+    app.archive = new ArchiveStatus();
+    app.archive.sha256 = m.archive.sha256;
+    app.archive.storedBytes = 1L;
+    app.archive.sizeBytes = 1L;
+    app.archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(json));
+    c.getStatus().containers = List.of(app);
+    client.resource(c).updateStatus();
+    m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx",
+            "volumeMounts", List.of(Map.of("name", "host", "mountPath", "/host")))),
+        "volumes", List.of(Map.of("name", "host", "hostPath", Map.of("path", "/"))));
+    try (var store = new FileSystemObjectStore(storageRoot)) {
+      store.put(layout.containerManifestKey("app"), m.toJson());
+    }
+    Restore r = restore("r", "web", null);
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = RestorePhase.Restoring;
+    r.getStatus().node = "node-a";
+    r.getStatus().checkpoint = "web";
+    r.getStatus().checkpointImages = List.of(new CheckpointImageStatus("app", "registry.example.com/jobs/web@sha256:"
+        + "cd".repeat(32)));
+    client.resource(r).updateStatus();
+
+    assertFailed(reconcile(r), "ManifestTampered", "is not the one stored when the checkpoint was taken");
+    assertThat(client.pods().inNamespace(NS).list().getItems()).as("no pod was created").isEmpty();
+  }
+
+  /** Storage "fs", in {@link #storageRoot}. */
+  private void filesystemStorage() {
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
+    client.resource(storage).create();
   }
 
   private List<Event> events() {

@@ -2,12 +2,14 @@ package dev.stasis.storage;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.ArchiveWriter;
+import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.S3Server;
 import java.io.IOException;
 import java.io.InputStream;
@@ -16,6 +18,7 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
@@ -105,7 +108,7 @@ class S3ObjectStoreTest {
       assertThat(upload.commit()).isEqualTo(summary.storedBytes());
     }
     try (InputStream in = store.open(key)) {
-      new ArchiveReader().extract(in, temp.resolve("restored"), ArchiveCodec.ZSTD, summary.sha256(), summary.storedBytes());
+      new ArchiveReader().extract(in, temp.resolve("restored"), ArchiveCodec.ZSTD, summary);
     }
 
     assertThat(temp.resolve("restored/pages-1.img")).hasSameBinaryContentAs(checkpoint.resolve("pages-1.img"));
@@ -142,6 +145,37 @@ class S3ObjectStoreTest {
     assertThat(multipartUploads()).isEmpty();
     assertThat(allObjects()).isEmpty();
     assertThatThrownBy(() -> aborted.stream().write(1)).isInstanceOf(IOException.class).hasMessageContaining("aborted");
+  }
+
+  /**
+   * An agent's shutdown aborts an upload from its own thread while the writer is still creating the
+   * multipart upload (the request held here for two seconds): the upload created in that moment is
+   * aborted too, not left in the bucket.
+   */
+  @Test
+  void anAbortWhileTheMultipartUploadIsBeingCreatedLeavesNoUploadBehind() throws Exception {
+    try (FaultInjectingProxy link = FaultInjectingProxy.to(server.endpoint());
+        S3ObjectStore slow = new S3ObjectStore(config(link.endpoint(), BUCKET, server.secretKey()),
+            S3ObjectStore.MIN_PART_SIZE)) {
+      link.slow(request -> request.method().equals("POST") && request.target().endsWith("?uploads"),
+          Duration.ofSeconds(2), 64L << 20);
+      ObjectUpload upload = slow.upload("ns/ckpt-1/archive.tar.zst");
+      Thread writer = new Thread(() -> {
+        try {
+          upload.stream().write(new byte[S3ObjectStore.MIN_PART_SIZE]); // a full part: the multipart upload starts
+        } catch (IOException e) {
+          // aborted: what the writer is told
+        }
+      });
+      writer.start();
+      await().atMost(Duration.ofSeconds(10)).until(() -> link.faulted() > 0);
+
+      upload.abort();
+      writer.join(Duration.ofSeconds(30).toMillis());
+
+      assertThat(writer.isAlive()).isFalse();
+      assertThat(multipartUploads()).isEmpty();
+    }
   }
 
   @Test

@@ -63,6 +63,7 @@ public final class FaultInjectingProxy implements AutoCloseable {
   private final SocketFactory upstream;
   private final List<Socket> sockets = new CopyOnWriteArrayList<>();
   private final AtomicInteger faulted = new AtomicInteger();
+  private final List<Request> requests = new CopyOnWriteArrayList<>();
   private volatile Rule rule = new Rule(r -> false, Fault.PASS, Duration.ZERO, 0);
   private volatile boolean stopped;
 
@@ -150,6 +151,11 @@ public final class FaultInjectingProxy implements AutoCloseable {
     return faulted.get();
   }
 
+  /** Every request that came through so far, in the order they arrived. */
+  public List<Request> requests() {
+    return List.copyOf(requests);
+  }
+
   private void accept() {
     while (!listener.isClosed()) {
       try {
@@ -179,6 +185,7 @@ public final class FaultInjectingProxy implements AutoCloseable {
       String text = new String(head, StandardCharsets.ISO_8859_1);
       String[] requestLine = text.substring(0, text.indexOf("\r\n")).split(" ");
       Request request = new Request(requestLine[0], requestLine.length > 1 ? requestLine[1] : "/");
+      requests.add(request);
       Rule current = rule;
       Fault fault = current.matches().test(request) ? current.fault() : Fault.PASS;
       if (fault != Fault.PASS) {

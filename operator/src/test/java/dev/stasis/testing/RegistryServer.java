@@ -34,6 +34,25 @@ public final class RegistryServer implements AutoCloseable {
   }
 
   public static RegistryServer start(Path dir, TestCa ca, String username, String password) throws Exception {
+    return start(dir, ca, username, password, null, null);
+  }
+
+  /**
+   * A registry that names {@code httpHost} (distribution's http.host, e.g. a proxy in front of it)
+   * in the upload locations it hands out, instead of its own address.
+   */
+  public static RegistryServer namingHost(Path dir, TestCa ca, String username, String password, String httpHost)
+      throws Exception {
+    return start(dir, ca, username, password, httpHost, null);
+  }
+
+  /** A registry that sends clients to the token service at {@code realm} (distribution's token auth). */
+  public static RegistryServer withTokenRealm(Path dir, TestCa ca, String realm) throws Exception {
+    return start(dir, ca, "unused", "unused", null, realm);
+  }
+
+  private static RegistryServer start(Path dir, TestCa ca, String username, String password, String httpHost,
+      String tokenRealm) throws Exception {
     Files.createDirectories(dir);
     TestCa.ServerCertificate cert = ca.issue("registry");
     Path htpasswd = dir.resolve("htpasswd");
@@ -46,6 +65,9 @@ public final class RegistryServer implements AutoCloseable {
     try (var socket = new ServerSocket(0)) {
       port = socket.getLocalPort();
     }
+    String auth = tokenRealm == null ? "  htpasswd: {realm: stasis-test, path: %s}\n".formatted(htpasswd)
+        : "  token: {realm: '%s', service: stasis-test, issuer: stasis-test, rootcertbundle: %s}\n"
+            .formatted(tokenRealm, ca.certificate());
     Path config = dir.resolve("config.yml");
     Files.writeString(config, """
         version: 0.1
@@ -56,9 +78,9 @@ public final class RegistryServer implements AutoCloseable {
         http:
           addr: 127.0.0.1:%d
           tls: {certificate: %s, key: %s}
-        auth:
-          htpasswd: {realm: stasis-test, path: %s}
-        """.formatted(dir.resolve("data"), port, cert.certificate(), cert.key(), htpasswd));
+        %sauth:
+        %s""".formatted(dir.resolve("data"), port, cert.certificate(), cert.key(),
+        httpHost == null ? "" : "  host: " + httpHost + "\n", auth));
     Process process = new ProcessBuilder("docker-registry", "serve", config.toString())
         .redirectErrorStream(true).redirectOutput(dir.resolve("registry.log").toFile()).start();
     var registry = new RegistryServer(process, port, username, password,
@@ -66,7 +88,8 @@ public final class RegistryServer implements AutoCloseable {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     while (true) {
       try {
-        if (registry.get("/v2/", null).statusCode() == 200) {
+        int status = registry.get("/v2/", null).statusCode();
+        if (status == 200 || (tokenRealm != null && status == 401)) {
           return registry;
         }
       } catch (IOException e) {

@@ -40,15 +40,17 @@ import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLContext;
 
 /**
- * Stands in for a node's kubelet and CRI-O, which cannot run here. It serves the kubelet's
- * documented checkpoint API over HTTPS ({@code POST /checkpoint/{namespace}/{pod}/{container}
- * ?timeout=N}): the bearer token is authenticated by TokenReview and authorized by
- * SubjectAccessReview ({@code create nodes/checkpoint}) against the real API server, as a kubelet
- * with webhook auth does, and the archive is produced with real CRIU on a real process, in CRI-O's
- * layout ({@code config.dump}, {@code spec.dump}, {@code checkpoint/} with CRIU's images,
- * {@code dump.log}, {@code stats-dump}, {@code rootfs-diff.tar}), in its checkpoint folder, named
- * as the kubelet names it. Error answers are the kubelet's: 401, 403, 404 (pod or container
- * unknown, or the ContainerCheckpoint feature gate off), 500 (the runtime's error, including a
+ * Stands in for a kubelet where the real node of scripts/node.sh ({@link TestNode}) cannot go:
+ * faults it cannot be made to produce (its ContainerCheckpoint feature gate off, a runtime that
+ * hangs), nodes this machine does not have (it runs one), and tests of other parts (registries,
+ * storages, schedules) that only need some pod checkpoint to work on. It serves the kubelet's documented checkpoint API over HTTPS ({@code POST
+ * /checkpoint/{namespace}/{pod}/{container}?timeout=N}): the bearer token is authenticated by
+ * TokenReview and authorized by SubjectAccessReview ({@code create nodes/checkpoint}) against the
+ * real API server, as a kubelet with webhook auth does, and the archive is produced with real CRIU
+ * on a real process, in CRI-O's layout ({@code config.dump}, {@code spec.dump}, {@code checkpoint/}
+ * with CRIU's images, {@code dump.log}, {@code stats-dump}, {@code rootfs-diff.tar}), in its
+ * checkpoint folder, named as the kubelet names it. Error answers are the kubelet's: 401, 403, 404
+ * (pod or container unknown, or the feature gate off), 500 (the runtime's error, including a
  * deadline exceeded).
  *
  * <p>On the API server it plays the kubelet's other part: {@link #runPod} creates a pod bound to
@@ -64,7 +66,6 @@ public final class TestingKubelet implements AutoCloseable {
   private final Path workDir;
   private final HttpsServer server;
   private final Map<String, Long> processes = new ConcurrentHashMap<>();
-  private final Map<Path, String> archives = new ConcurrentHashMap<>();
   private final Object dumps = new Object();
   private final CountDownLatch closed = new CountDownLatch(1);
   private volatile boolean featureGateOn = true;
@@ -101,11 +102,6 @@ public final class TestingKubelet implements AutoCloseable {
   /** The kubelet's checkpoint folder, as the agent's hostPath would show it. */
   public Path checkpointDir() {
     return checkpointDir;
-  }
-
-  /** Every archive this kubelet wrote, with the sha256 of its bytes as written. */
-  public Map<Path, String> archivesWritten() {
-    return Map.copyOf(archives);
   }
 
   /** As with the ContainerCheckpoint feature gate off: the kubelet has no /checkpoint route. */
@@ -265,7 +261,6 @@ public final class TestingKubelet implements AutoCloseable {
           + Instant.now().truncatedTo(ChronoUnit.SECONDS) + ".tar";
       Path archive = checkpointDir.resolve(name);
       tar(containerDir, archive);
-      archives.put(archive, sha256(archive));
       answer(exchange, 200, "{\"items\":[\"/var/lib/kubelet/checkpoints/" + name + "\"]}");
     } catch (CriuException e) {
       String code = e.reason().equals("CriuTimeout") ? "DeadlineExceeded desc = context deadline exceeded"
@@ -350,20 +345,6 @@ public final class TestingKubelet implements AutoCloseable {
     exchange.sendResponseHeaders(code, bytes.length);
     try (OutputStream out = exchange.getResponseBody()) {
       out.write(bytes);
-    }
-  }
-
-  public static String sha256(Path file) throws IOException {
-    try (var in = Files.newInputStream(file)) {
-      var digest = java.security.MessageDigest.getInstance("SHA-256");
-      byte[] buffer = new byte[1 << 16];
-      int n;
-      while ((n = in.read(buffer)) > 0) {
-        digest.update(buffer, 0, n);
-      }
-      return java.util.HexFormat.of().formatHex(digest.digest());
-    } catch (java.security.NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
     }
   }
 

@@ -18,13 +18,25 @@ public final class Workloads {
 
   private Workloads() {}
 
-  public static synchronized Path binary(String name) throws IOException, InterruptedException {
-    Path binary = BINARIES.resolve(name).toAbsolutePath();
+  public static Path binary(String name) throws IOException, InterruptedException {
+    return compile(name, BINARIES);
+  }
+
+  /** Linked statically, as the only file of a container image (see {@link WorkloadImages}). */
+  public static Path staticBinary(String name) throws IOException, InterruptedException {
+    return compile(name, BINARIES.resolve("static"), "-static");
+  }
+
+  private static synchronized Path compile(String name, Path dir, String... flags)
+      throws IOException, InterruptedException {
+    Path binary = dir.resolve(name).toAbsolutePath();
     Path source = SOURCES.resolve(name + ".c");
     if (!Files.exists(binary) || Files.getLastModifiedTime(binary).compareTo(Files.getLastModifiedTime(source)) < 0) {
-      Files.createDirectories(BINARIES);
-      Process gcc = new ProcessBuilder("gcc", "-O2", "-o", binary.toString(), source.toString())
-          .redirectErrorStream(true).start();
+      Files.createDirectories(dir);
+      List<String> command = new ArrayList<>(List.of("gcc", "-O2"));
+      command.addAll(List.of(flags));
+      command.addAll(List.of("-o", binary.toString(), source.toString()));
+      Process gcc = new ProcessBuilder(command).redirectErrorStream(true).start();
       String output = new String(gcc.getInputStream().readAllBytes());
       if (gcc.waitFor() != 0) {
         throw new IOException("gcc " + source + " failed:\n" + output);

@@ -1,5 +1,6 @@
 package dev.stasis.operator.placement;
 
+import dev.stasis.api.ReasonCount;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -10,11 +11,14 @@ import java.util.Optional;
 public record PlacementDecision(Optional<String> node, String why, int candidates, List<RejectedNode> rejected) {
   /** Names listed for a group of nodes rejected for the same reasons; the rest are counted. */
   private static final int NAMES_PER_GROUP = 3;
+  /** Groups of nodes rejected alike in the summary line; the other groups are counted. */
+  private static final int GROUPS_IN_SUMMARY = 10;
 
   /**
    * "node-a (the source node); rejected: node-b missing CPU flags [avx2]" or "0/3 nodes can run
    * this checkpoint: node-b missing CPU flags [avx2]; 2 nodes (node-c, node-d) CRIU 3.17 < 4.1".
-   * Nodes rejected for the same reasons share one entry, so the line stays short on big clusters.
+   * Nodes rejected for the same reasons share one entry, and only the first
+   * {@value #GROUPS_IN_SUMMARY} entries are written out, so the line stays short on big clusters.
    */
   public String summary() {
     String rejections = String.join("; ", groupedRejections());
@@ -30,15 +34,32 @@ public record PlacementDecision(Optional<String> node, String why, int candidate
       nodesByReasons.computeIfAbsent(r.reasons(), k -> new ArrayList<>()).add(r.node());
     }
     List<String> groups = new ArrayList<>();
-    nodesByReasons.forEach((reasons, nodes) -> {
-      if (nodes.size() == 1) {
+    int otherNodes = 0;
+    for (var group : nodesByReasons.entrySet()) {
+      List<String> reasons = group.getKey();
+      List<String> nodes = group.getValue();
+      if (groups.size() == GROUPS_IN_SUMMARY) {
+        otherNodes += nodes.size();
+      } else if (nodes.size() == 1) {
         groups.add(nodes.get(0) + " " + String.join(", ", reasons));
       } else {
         String names = String.join(", ", nodes.subList(0, Math.min(NAMES_PER_GROUP, nodes.size())))
             + (nodes.size() > NAMES_PER_GROUP ? ", …" : "");
         groups.add(nodes.size() + " nodes (" + names + ") " + String.join(", ", reasons));
       }
-    });
+    }
+    if (otherNodes > 0) {
+      groups.add("and " + otherNodes + " more node" + (otherNodes == 1 ? "" : "s") + " for "
+          + (nodesByReasons.size() - GROUPS_IN_SUMMARY) + " other combinations of reasons (status.placement.rejectedReasons)");
+    }
     return groups;
+  }
+
+  /** How many nodes each reason rejected, most first: the {@code max} most frequent reasons. */
+  public List<ReasonCount> reasonCounts(int max) {
+    Map<String, Integer> counts = new LinkedHashMap<>();
+    rejected.forEach(r -> r.reasons().forEach(reason -> counts.merge(reason, 1, Integer::sum)));
+    return counts.entrySet().stream().sorted(Map.Entry.<String, Integer>comparingByValue().reversed()).limit(max)
+        .map(e -> new ReasonCount(e.getKey(), e.getValue())).toList();
   }
 }

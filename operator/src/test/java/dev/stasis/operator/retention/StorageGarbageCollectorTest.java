@@ -10,14 +10,19 @@ import dev.stasis.storage.ObjectUpload;
 import dev.stasis.storage.S3Config;
 import dev.stasis.storage.S3ObjectStore;
 import dev.stasis.storage.StoredObject;
+import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.S3Server;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,6 +33,7 @@ class StorageGarbageCollectorTest {
   static final String RETAINED = "33333333-3333-3333-3333-333333333333";
   static final String CRASHED = "44444444-4444-4444-4444-444444444444";
   static final Duration GRACE = Duration.ofHours(1);
+  static final String THIS_CLUSTER = "0e9c2f3a-this-cluster";
 
   @TempDir Path root;
 
@@ -42,14 +48,121 @@ class StorageGarbageCollectorTest {
   void s3() throws Exception {
     try (S3Server server = S3Server.start()) {
       server.createBucket("checkpoints");
-      try (ObjectStore store = new S3ObjectStore(new S3Config(server.endpoint(), "checkpoints", "stasis", null, true,
-          server.accessKey(), server.secretKey()), S3ObjectStore.MIN_PART_SIZE)) {
+      try (ObjectStore store = s3Store(server, server.endpoint())) {
         removesOnlyWhatNoCheckpointOwns(store);
       }
     }
   }
 
+  /** The bucket "checkpoints" of {@code server}, reached at {@code endpoint} (the server's, or a proxy's). */
+  private static ObjectStore s3Store(S3Server server, String endpoint) {
+    return new S3ObjectStore(new S3Config(endpoint, "checkpoints", "stasis", null, true, server.accessKey(),
+        server.secretKey()), S3ObjectStore.MIN_PART_SIZE);
+  }
+
+  private static <T> int indexOf(List<T> list, java.util.function.Predicate<T> matches) {
+    for (int i = 0; i < list.size(); i++) {
+      if (matches.test(list.get(i))) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  private static <T> int lastIndexOf(List<T> list, java.util.function.Predicate<T> matches) {
+    for (int i = list.size() - 1; i >= 0; i--) {
+      if (matches.test(list.get(i))) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  @Test
+  void aFileSystemSharedWithAnotherClusterIsLeftAlone() throws IOException {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      leavesAStorageAnotherClusterUsesAlone(store);
+    }
+  }
+
+  @Test
+  void anS3PrefixSharedWithAnotherClusterIsLeftAlone() throws Exception {
+    try (S3Server server = S3Server.start()) {
+      server.createBucket("checkpoints");
+      try (ObjectStore store = s3Store(server, server.endpoint())) {
+        leavesAStorageAnotherClusterUsesAlone(store);
+      }
+    }
+  }
+
   /**
+   * Another cluster's Stasis stores its checkpoints under the same bucket and prefix: this cluster
+   * knows none of them, and would delete them all as if deleted. Its mark stops that.
+   */
+  private void leavesAStorageAnotherClusterUsesAlone(ObjectStore store) throws IOException {
+    ArchiveLayout theirs = new ArchiveLayout("jobs", "sim", GONE);
+    write(store, theirs.prefix() + "archive.tar.zst", "images of the other cluster's checkpoint");
+    write(store, theirs.manifestKey(), "{}");
+    StorageGarbageCollector.markUsedBy(store, THIS_CLUSTER);
+    StorageGarbageCollector.markUsedBy(store, "7d1f0c55-other-cluster");
+    Instant later = Instant.now().plus(Duration.ofDays(1));
+
+    var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, GRACE, later);
+
+    assertThat(collected.otherClusters()).containsExactly("7d1f0c55-other-cluster");
+    assertThat(collected.isEmpty()).isTrue();
+    assertThat(store.list(theirs.prefix())).hasSize(2);
+
+    store.deleteAll(StorageGarbageCollector.CLUSTER_MARKERS + "7d1f0c55-other-cluster");
+    assertThat(StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, GRACE, later).prefixes())
+        .as("once that cluster's mark is gone").containsExactly(theirs.prefix());
+  }
+
+  /**
+   * The bucket's listing is read page by page and acted on as it comes, not held whole in memory:
+   * a deleted checkpoint listed first is removed before the listing's later pages are asked for.
+   * 2,001 objects, 1,000 per page; the S3 requests are seen through a proxy.
+   */
+  @Test
+  void theListingIsActedOnPageByPage() throws Exception {
+    try (S3Server server = S3Server.start(); FaultInjectingProxy link = FaultInjectingProxy.to(server.endpoint())) {
+      server.createBucket("checkpoints");
+      try (ObjectStore direct = s3Store(server, server.endpoint()); ObjectStore store = s3Store(server, link.endpoint())) {
+        ArchiveLayout gone = new ArchiveLayout("a", "gone", GONE);
+        ArchiveLayout live = new ArchiveLayout("b", "live", LIVE);
+        write(direct, gone.prefix() + "archive.tar.zst", "deleted checkpoint");
+        ExecutorService writers = Executors.newFixedThreadPool(8);
+        try {
+          List<Future<?>> written = new ArrayList<>();
+          for (int i = 0; i < 2000; i++) {
+            String key = live.prefix() + "chunk-%04d".formatted(i);
+            written.add(writers.submit(() -> {
+              write(direct, key, "x");
+              return null;
+            }));
+          }
+          for (Future<?> w : written) {
+            w.get();
+          }
+        } finally {
+          writers.shutdownNow();
+        }
+
+        var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> l.equals(live), GRACE,
+            Instant.now().plus(Duration.ofDays(1)));
+
+        assertThat(collected.prefixes()).containsExactly(gone.prefix());
+        List<FaultInjectingProxy.Request> requests = link.requests();
+        int firstDelete = indexOf(requests, r -> r.method().equals("POST") && r.target().contains("delete"));
+        int lastPage = lastIndexOf(requests, r -> r.method().equals("GET") && r.target().contains("continuation-token"));
+        assertThat(lastPage).as("the listing has later pages").isPositive();
+        assertThat(firstDelete).as("deleted before the last page was read").isBetween(0, lastPage);
+      }
+    }
+  }
+
+  /**
+   * Committed objects and unfinished uploads  /**
    * Committed objects and unfinished uploads (an S3 multipart upload, a partial file) alike: a
    * deleted checkpoint's go, a live or retained checkpoint's and foreign keys stay.
    */
@@ -75,11 +188,13 @@ class StorageGarbageCollectorTest {
         crashed.prefix() + "archive.tar.zst", gone.prefix() + "late.tar.zst", live.prefix() + "second.tar.zst");
     Set<String> existing = Set.of(LIVE);
 
-    var fresh = StorageGarbageCollector.collect(store, () -> existing, GRACE, Instant.now().plus(Duration.ofMinutes(50)));
+    var fresh = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()), GRACE,
+        Instant.now().plus(Duration.ofMinutes(50)));
     assertThat(fresh.isEmpty()).as("nothing is touched within the grace period").isTrue();
     assertThat(store.listUnfinished("")).hasSize(3);
 
-    var collected = StorageGarbageCollector.collect(store, () -> existing, GRACE, Instant.now().plus(Duration.ofMinutes(70)));
+    var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()), GRACE,
+        Instant.now().plus(Duration.ofMinutes(70)));
     assertThat(collected.prefixes()).containsExactlyInAnyOrder(gone.prefix(), crashed.prefix());
     assertThat(collected.objects()).isEqualTo(2);
     assertThat(collected.bytes()).isEqualTo(("images of " + gone.checkpointName()).length() + 2);

@@ -1,0 +1,155 @@
+package dev.stasis.operator;
+
+import dev.stasis.api.AgentWorkStatus;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.SealedGrant;
+import dev.stasis.api.SecretReference;
+import dev.stasis.archive.ArchiveIdentity;
+import dev.stasis.archive.ArchiveKey;
+import dev.stasis.archive.ArchiveKeys;
+import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.Manifest;
+import dev.stasis.kube.ClusterCache;
+import dev.stasis.kube.EncryptionKeyException;
+import dev.stasis.kube.NodeKey;
+import dev.stasis.kube.RecordedManifest;
+import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.WorkGrants;
+import dev.stasis.storage.StorageUnavailableException;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.TreeSet;
+
+/**
+ * Issues what the agent of a node needs for one Checkpoint or Restore ({@link WorkGrants}): the
+ * credentials of its storage (and of its registry, for a pod restore) and the keys of exactly the
+ * archives it writes or reads, derived from the storage's key, sealed to the key that node's agent
+ * published in its NodeProfile. The operator alone reads the storages' Secrets.
+ */
+final class GrantIssuer {
+  static final String KEY_NOT_FOUND = "EncryptionKeyNotFound";
+
+  private final ClusterCache cluster;
+  private final StorageBinding storages;
+
+  GrantIssuer(ClusterCache cluster, StorageBinding storages) {
+    this.cluster = cluster;
+    this.storages = storages;
+  }
+
+  /**
+   * For taking a checkpoint on {@code node}: the storage's credentials and the keys its archives
+   * are encrypted with (one per container of a pod, one for a process), from the current key.
+   *
+   * @param containers the containers of a pod checkpoint; empty for a process checkpoint
+   */
+  Optional<SealedGrant> forCheckpoint(HasMetadata checkpoint, CheckpointStorage storage, String node,
+      List<String> containers) throws Refusal {
+    List<WorkGrants.GrantedKey> keys = new ArrayList<>();
+    Optional<ArchiveKeys> storageKeys = archiveKeys(storage);
+    if (storageKeys.isPresent()) {
+      for (String container : containers.isEmpty() ? List.of("") : containers) {
+        keys.add(WorkGrants.grantedKey(BoundKey.of(storageKeys.get().current(), identity(checkpoint, container))));
+      }
+    }
+    return seal(checkpoint, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), null,
+        null, keys));
+  }
+
+  /**
+   * For restoring on {@code node}: the storage's credentials and the keys the manifests name; for a
+   * pod checkpoint the registry's credentials and CA too, for pushing its checkpoint images.
+   */
+  Optional<SealedGrant> forRestore(HasMetadata restore, CheckpointStorage storage, String node,
+      List<RecordedManifest> manifests, boolean pod) throws Refusal {
+    List<WorkGrants.GrantedKey> keys = new ArrayList<>();
+    for (RecordedManifest recorded : manifests) {
+      Manifest.Encryption encryption = recorded.manifest().archive.encryption;
+      if (encryption.isEncrypted()) {
+        keys.add(WorkGrants.grantedKey(BoundKey.of(storageKey(storage, encryption.keyId), recorded.identity())));
+      }
+    }
+    WorkGrants.Credentials registry = null;
+    String registryCa = null;
+    if (pod) {
+      try {
+        registry = storages.registryCredentials(storage).orElse(null);
+        registryCa = storages.registryCa(storage).orElse(null);
+      } catch (StorageUnavailableException e) {
+        throw new Refusal("RegistryNotConfigured", e.getMessage());
+      }
+    }
+    return seal(restore, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), registry,
+        registryCa, keys));
+  }
+
+  /** Whether the work's grant was sealed to another key than the one its node's agent publishes now. */
+  boolean sealedToAnotherKey(AgentWorkStatus status) {
+    String published = publishedKey(status.node);
+    return status.grant != null && published != null && !NodeKey.fingerprint(published).equals(status.grant.nodeKey);
+  }
+
+  /**
+   * Sealed to the node's key; empty when the grant holds nothing (a filesystem storage that does not
+   * encrypt), for which an agent that publishes no key (an older one) can still do the work.
+   */
+  private Optional<SealedGrant> seal(HasMetadata work, String node, WorkGrants.Grant grant) throws Refusal {
+    String key = publishedKey(node);
+    if (key == null) {
+      if (grant.s3() == null && grant.registry() == null && grant.registryCa() == null && grant.keys().isEmpty()) {
+        return Optional.empty();
+      }
+      throw new Refusal("NodeKeyMissing", "the agent on node " + node + " publishes no key in its NodeProfile"
+          + " (spec.grantKey) to seal this work's storage credentials and archive keys to: it is older than the"
+          + " operator; upgrade the agent");
+    }
+    return Optional.of(WorkGrants.seal(grant, work, node, key));
+  }
+
+  private String publishedKey(String node) {
+    NodeProfile profile = node == null ? null : cluster.nodeProfile(node);
+    return profile == null || profile.getSpec() == null ? null : profile.getSpec().grantKey;
+  }
+
+  private WorkGrants.Credentials s3Credentials(CheckpointStorage storage) throws Refusal {
+    try {
+      return storages.s3Credentials(storage).orElse(null);
+    } catch (StorageUnavailableException e) {
+      throw new Refusal("StorageUnavailable", e.getMessage());
+    }
+  }
+
+  private Optional<ArchiveKeys> archiveKeys(CheckpointStorage storage) throws Refusal {
+    try {
+      return storages.archiveKeys(storage);
+    } catch (EncryptionKeyException e) {
+      throw new Refusal(EncryptionKeyException.REASON, e.getMessage());
+    }
+  }
+
+  /** The storage key an archive names; its keys stay needed as long as archives encrypted with them are kept. */
+  private ArchiveKey storageKey(CheckpointStorage storage, String keyId) throws Refusal {
+    String name = storage.getMetadata().getName();
+    Optional<ArchiveKeys> keys = archiveKeys(storage);
+    if (keys.isEmpty()) {
+      throw new Refusal(KEY_NOT_FOUND, "the archive is encrypted with key '" + keyId + "', but CheckpointStorage '"
+          + name + "' has no spec.encryption: set it back, with the Secret that holds that key");
+    }
+    Optional<ArchiveKey> key = keys.get().find(keyId);
+    if (key.isEmpty()) {
+      SecretReference secret = storage.getSpec().encryption.keySecretRef;
+      throw new Refusal(KEY_NOT_FOUND, "the archive is encrypted with key '" + keyId + "', which Secret "
+          + secret.namespace + "/" + secret.name + " of CheckpointStorage '" + name + "' no longer holds (it holds "
+          + String.join(", ", new TreeSet<>(keys.get().byId().keySet())) + "): put that key back into the Secret;"
+          + " keys stay needed as long as archives encrypted with them are kept");
+    }
+    return key.get();
+  }
+
+  private static ArchiveIdentity identity(HasMetadata checkpoint, String container) {
+    return new ArchiveIdentity(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid(), container);
+  }
+}
