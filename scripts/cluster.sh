@@ -16,7 +16,9 @@
 #   scripts/cluster.sh install NODE_DIR step 2 on a node scripts/node.sh started in NODE_DIR (the tests
 #                                       install Stasis so: HelmInstallOnNodeIT)
 #
-# Environment: STASIS_CACHE, NODE_REGISTRY_PORT (default 5000), and scripts/node.sh's.
+# Environment: STASIS_CACHE, NODE_REGISTRY_PORT (default 5000), ALLOW_HOST_PROCESSES (the namespaces
+# that may checkpoint processes in no pod, Helm allowHostProcesses, comma-separated or `*`; default
+# `default`, as `stasis local` allows, for the README's process walkthrough), and scripts/node.sh's.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,6 +62,7 @@ agent:
   kubeletUrl: $KUBELET_URL
   # The kubelet's: this machine's PID 1 refuses to be entered (docs/agent-on-a-node.md).
   hostNamespacesPid: $(awk '$1 == "kubelet" {print $2}' "$DIR/pids")
+allowHostProcesses: [$(sed 's/[^,][^,]*/"&"/g' <<<"${ALLOW_HOST_PROCESSES-default}")]
 defaultStorage:
   enabled: true
   filesystem:
