@@ -16,7 +16,9 @@
 #   scripts/cluster.sh install NODE_DIR step 2 on a node scripts/node.sh started in NODE_DIR (the tests
 #                                       install Stasis so: HelmInstallOnNodeIT)
 #
-# Environment: STASIS_CACHE, NODE_REGISTRY_PORT (default 5000), and scripts/node.sh's.
+# Environment: STASIS_CACHE, NODE_REGISTRY_PORT (default 5000), ALLOW_HOST_PROCESSES (the namespaces
+# that may checkpoint processes in no pod, Helm allowHostProcesses, comma-separated or `*`; default
+# `default`, as `stasis local` allows, for the README's process walkthrough), and scripts/node.sh's.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,6 +64,7 @@ agent:
   hostNamespacesPid: $(awk '$1 == "kubelet" {print $2}' "$DIR/pids")
   # The node's containerd keeps its configuration and images in the node's folder.
   runtime: {restore: auto, containerdConfig: $CONTAINERD_CONFIG, crioSocket: /run/crio/crio.sock, storageDir: $CONTAINERD_ROOT}
+allowHostProcesses: [$(sed 's/[^,][^,]*/"&"/g' <<<"${ALLOW_HOST_PROCESSES-default}")]
 defaultStorage:
   enabled: true
   filesystem:

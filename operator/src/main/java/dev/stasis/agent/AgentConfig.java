@@ -7,9 +7,9 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * What one agent needs to know: which node it serves, where it works, which CRIU it runs, in
- * which namespaces process targets are allowed besides those labelled for it, and how it reaches
- * its node's kubelet for pod checkpoints.
+ * What one agent needs to know: which node it serves, where it works, which CRIU it runs, which
+ * namespaces a cluster admin allowed to checkpoint and restore host processes (processes in no pod,
+ * see {@link ProcessTargetPolicy}), and how it reaches its node's kubelet for pod checkpoints.
  *
  * @param hostRoot where the node's root filesystem is seen from the agent: "/" when the agent runs
  *     on the host, the host-path mount (e.g. /host) in a DaemonSet; the pre-flight looks up the
@@ -23,7 +23,7 @@ import java.util.Set;
  * @param runtime where the node's container runtime keeps its configuration and images, and what
  *     the node's administrator states about its restores
  */
-public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces,
+public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> hostProcessNamespaces,
     KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides, int maxConcurrent,
     RetryPolicy retries, RuntimeSettings runtime) {
 
@@ -34,15 +34,15 @@ public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> 
     }
   }
 
-  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces,
+  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> hostProcessNamespaces,
       KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides) {
-    this(nodeName, workDir, criu, processTargetNamespaces, kubelet, hostRoot, labels, profileOverrides,
+    this(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels, profileOverrides,
         NodeWorkQueue.DEFAULT_SLOTS, RetryPolicy.DEFAULT, RuntimeSettings.defaults());
   }
 
   /** The same agent with other work limits: how much runs at once, how long a retry waits. */
   public AgentConfig withWorkLimits(int maxConcurrent, RetryPolicy retries) {
-    return new AgentConfig(nodeName, workDir, criu, processTargetNamespaces, kubelet, hostRoot, labels,
+    return new AgentConfig(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels,
         profileOverrides, maxConcurrent, retries, runtime);
   }
 
@@ -58,7 +58,7 @@ public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> 
 
   /** The same agent with other runtime settings. */
   public AgentConfig withRuntime(RuntimeSettings settings) {
-    return new AgentConfig(nodeName, workDir, criu, processTargetNamespaces, kubelet, hostRoot, labels,
+    return new AgentConfig(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels,
         profileOverrides, maxConcurrent, retries, settings);
   }
 
@@ -66,12 +66,12 @@ public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> 
     this(nodeName, workDir, criu, Set.of());
   }
 
-  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces) {
-    this(nodeName, workDir, criu, processTargetNamespaces, KubeletSettings.defaults(nodeName));
+  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> hostProcessNamespaces) {
+    this(nodeName, workDir, criu, hostProcessNamespaces, KubeletSettings.defaults(nodeName));
   }
 
-  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> processTargetNamespaces,
+  public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> hostProcessNamespaces,
       KubeletSettings kubelet) {
-    this(nodeName, workDir, criu, processTargetNamespaces, kubelet, Path.of("/"), Map.of(), null);
+    this(nodeName, workDir, criu, hostProcessNamespaces, kubelet, Path.of("/"), Map.of(), null);
   }
 }

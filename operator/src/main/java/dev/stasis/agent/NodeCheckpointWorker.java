@@ -8,6 +8,7 @@ import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
@@ -19,13 +20,14 @@ import dev.stasis.criu.CriuException;
 import dev.stasis.criu.CriuVersion;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
-import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
@@ -36,6 +38,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -49,18 +52,18 @@ import org.slf4j.LoggerFactory;
 public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(NodeCheckpointWorker.class);
 
-  private final ProcessTargetPolicy processTargets;
   /**
    * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
   private final KeyedLocks<Integer> processLocks = new KeyedLocks<>();
+  /** How soon to look again at a recorded archive the storage could not be read for. */
+  private static final Duration RECORDED_ARCHIVE_RETRY = Duration.ofSeconds(10);
   private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
   private final PodCheckpointJob podCheckpoints;
 
   public NodeCheckpointWorker(NodeWork work) {
     super(work);
-    this.processTargets = new ProcessTargetPolicy(client, config.processTargetNamespaces());
     this.podCheckpoints = new PodCheckpointJob(work, this::startAttempt);
   }
 
@@ -95,15 +98,16 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   /**
-   * What needs no slot is checked before the checkpoint waits for one: a wrong PID or a namespace
-   * that may not checkpoint processes fails at once, not after the node's queue, and takes no
-   * slot from work that can run. Checked again when its turn comes (the process may end meanwhile).
+   * What needs no slot is checked before the checkpoint waits for one: a wrong PID or a process
+   * the namespace may not checkpoint fails at once, not after the node's queue, and takes no slot
+   * from work that can run. Checked again when its turn comes (the process may end meanwhile).
    */
   private boolean refusedBeforeQueueing(Checkpoint checkpoint) {
     try {
-      requireProcessTargetsAllowed(checkpoint.getMetadata().getNamespace());
-      requireCriu();
       ProcessTree.requireCheckpointable(checkpoint.getSpec().target.process.pid);
+      work.processTargets.requireCheckpointable(checkpoint.getMetadata().getNamespace(),
+          checkpoint.getSpec().target.process.pid);
+      requireCriu();
       return false;
     } catch (WorkFailure refusal) {
       log.warn("checkpoint {}/{} refused: {} {}", checkpoint.getMetadata().getNamespace(),
@@ -123,25 +127,38 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   private void take(Checkpoint checkpoint) {
-    String uid = checkpoint.getMetadata().getUid();
     int pid = checkpoint.getSpec().target.process.pid;
     CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
+    // The process this checkpoint is of, which every attempt must find under the PID: the one its
+    // spec pins (a schedule's checkpoints), else the one the first attempt finds there.
+    Optional<ProcessIdentity> identity = checkpoint.getSpec().target.process.pinned()
+        .map(pinned -> NodeProcess.of(pinned).toStatus())
+        .or(() -> NodeProcess.find(pid).map(NodeProcess::toStatus));
+    identity.ifPresent(process -> process.node = config.nodeName());
     // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
-    var running = startAttempt(checkpoint, "checkpointing PID " + pid + " with CRIU");
+    var running = startAttempt(checkpoint, "checkpointing PID " + pid + " with CRIU", s -> {
+      if (s.process == null) {
+        identity.ifPresent(process -> s.process = process);
+      }
+    });
     if (running.isEmpty()) {
       return; // a stale copy: this checkpoint was taken already
     }
     checkpoint = running.get();
     Path workDir = workDir(checkpoint);
     long started = System.nanoTime();
-    List<Long> tree = List.of();
-    boolean stopped = false;
+    DumpedTree stopped = DumpedTree.none();
+    Checkpoint stored;
+    ArchiveStatus archive;
+    CheckpointStats stats;
     try {
       events.normal(checkpoint, "Started", "checkpointing PID " + pid + " on node " + config.nodeName());
 
-      requireProcessTargetsAllowed(checkpoint.getMetadata().getNamespace());
       CriuVersion criuVersion = requireCriu();
       ProcessTree.requireCheckpointable(pid);
+      NodeProcess target = TargetProcess.require(checkpoint);
+      // The operator cannot see the node's processes: only the agent can tell whose a PID is.
+      work.processTargets.requireCheckpointable(checkpoint.getMetadata().getNamespace(), pid);
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
       var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
       if (notAllowed.isPresent()) {
@@ -159,44 +176,92 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         Criu.DumpResult dumped;
         CommittedManifest manifest;
         try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
-          tree = ProcessTree.members(pid);
-          RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), tree, workDir);
+          List<Long> members = ProcessTree.members(pid);
+          RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, workDir);
           // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
           try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            try (KeyedLocks.Held folders = workingFolders.lock(tree)) {
+            try (KeyedLocks.Held folders = workingFolders.lock(members)) {
+              TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
               dumped = dump(dump);
             }
-            stopped = !options.leaveRunning();
+            if (dump.leaveStopped()) {
+              stopped = TargetProcess.dumped(dump.imagesDir(), pid, target);
+            }
+            if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
+              throw TargetProcess.changed(checkpoint, pid);
+            }
             manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
           }
           if (isDeleted(checkpoint)) {
-            discard(checkpoint, store, stopped ? tree : List.of());
+            discard(checkpoint, store, stopped);
             WorkDirs.delete(workDir);
             return;
           }
-          if (stopped) {
-            ProcessTree.signal(tree, "KILL"); // stored and committed: only now may the workload end
-            stopped = false;
+          if (dump.leaveStopped()) {
+            checkpoint = recordStored(checkpoint, store, manifest);
+            stopped.signal(NodeProcess.Signal.KILL); // stored, committed and recorded: only now may the workload end
+            stopped = DumpedTree.none();
           }
         }
-        complete(checkpoint, store, manifest, dumped.stats(), started);
-        // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
-        WorkDirs.delete(workDir);
+        stored = checkpoint;
+        archive = manifest.archiveStatus(store);
+        stats = stats(dumped.stats(), started);
       }
     } catch (WorkFailure failure) {
-      if (stopped) {
-        ProcessTree.signal(tree, "CONT"); // nothing stored: the workload goes on as if never touched
-      }
+      stopped.signal(NodeProcess.Signal.CONT); // nothing stored: the workload goes on as if never touched
       WorkDirs.delete(workDir);
       fail(checkpoint, failure);
+      return;
     } catch (RuntimeException e) {
-      if (stopped) {
-        ProcessTree.signal(tree, "CONT");
-      }
+      stopped.signal(NodeProcess.Signal.CONT);
       WorkDirs.delete(workDir);
       log.error("checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+      return;
     }
+    // Stored (and, if the workload was ended, recorded): from here on there is nothing to undo.
+    String message = "stored " + archive.storedBytes + " bytes at " + archive.uri;
+    Checkpoint done = stored;
+    recordUntilWritten("checkpoint " + done.getMetadata().getName() + " as Completed",
+        () -> complete(done, archive, stats, message));
+    // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
+    WorkDirs.delete(workDir);
+  }
+
+  /**
+   * Before a workload is ended (leaveRunning: false), its stored archive is recorded in the status
+   * (phase still Running). An agent that dies after the kill, or cannot write Completed, leaves that
+   * record: the next one finishes the checkpoint from it instead of deleting the only copy of the
+   * workload. Not recorded, the workload is not ended: the archive is deleted and the tree resumed.
+   */
+  private Checkpoint recordStored(Checkpoint checkpoint, ObjectStore store, CommittedManifest manifest)
+      throws WorkFailure {
+    ArchiveStatus archive = manifest.archiveStatus(store);
+    Optional<Checkpoint> recorded;
+    try {
+      recorded = statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
+        c.getStatus().archive = archive;
+        c.getStatus().message = "stored " + archive.storedBytes + " bytes at " + archive.uri
+            + "; ending the workload (leaveRunning: false)";
+      });
+    } catch (KubernetesClientException e) {
+      throw notRecorded(checkpoint, store, new WorkFailure("ApiServerUnavailable", "the API server did not take the"
+          + " record of the stored archive (" + e.getMessage() + "): the workload was not ended and nothing was kept"));
+    }
+    if (recorded.isEmpty()) {
+      throw notRecorded(checkpoint, store, new WorkFailure("CheckpointNotRunning", "the checkpoint stopped running on"
+          + " this node before its archive was recorded: the workload was not ended and nothing was kept"));
+    }
+    return recorded.get();
+  }
+
+  private static WorkFailure notRecorded(Checkpoint checkpoint, ObjectStore store, WorkFailure failure) {
+    try {
+      store.deleteAll(layout(checkpoint).prefix());
+    } catch (IOException e) {
+      failure.addSuppressed(e); // left to the storage's garbage collector
+    }
+    return failure;
   }
 
   private boolean isDeleted(Checkpoint checkpoint) {
@@ -209,9 +274,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * The Checkpoint was deleted while it was taken (a schedule's Replace, or a person): no one will
    * ask for this archive, and a workload stopped for it goes on as if never touched.
    */
-  private void discard(Checkpoint checkpoint, ObjectStore store, List<Long> stoppedTree) {
+  private void discard(Checkpoint checkpoint, ObjectStore store, DumpedTree stoppedTree) {
     var meta = checkpoint.getMetadata();
-    ProcessTree.signal(stoppedTree, "CONT");
+    stoppedTree.signal(NodeProcess.Signal.CONT);
     String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
     try {
       store.deleteAll(prefix);
@@ -237,20 +302,18 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * waits on this node; empty for a stale copy, whose checkpoint was taken already.
    */
   Optional<Checkpoint> startAttempt(Checkpoint checkpoint, String doing) {
+    return startAttempt(checkpoint, doing, s -> {});
+  }
+
+  /** As {@link #startAttempt(Checkpoint, String)}, recording more in the same write. */
+  private Optional<Checkpoint> startAttempt(Checkpoint checkpoint, String doing, Consumer<CheckpointStatus> record) {
     return statusWriter.update(checkpoint, this::isPendingHere, c -> {
+      record.accept(c.getStatus());
       c.getStatus().startAttempt();
       c.getStatus().phase = CheckpointPhase.Running;
       c.getStatus().startTime = Conditions.now();
       c.getStatus().message = doing + NodeWork.attemptOf(c.getStatus(), c.getSpec().backoffLimitOrDefault());
     });
-  }
-
-  /** The operator checked too; the agent does not act on the operator's word alone. */
-  private void requireProcessTargetsAllowed(String namespace) throws WorkFailure {
-    var refusal = processTargets.refusal(namespace);
-    if (refusal.isPresent()) {
-      throw new WorkFailure("ProcessTargetNotAllowed", refusal.get());
-    }
   }
 
   private CriuVersion requireCriu() throws WorkFailure {
@@ -350,9 +413,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     return m;
   }
 
-  private void complete(Checkpoint checkpoint, ObjectStore store, CommittedManifest manifest, DumpStats dumpStats,
-      long started) {
-    ArchiveStatus archive = manifest.archiveStatus(store);
+  private static CheckpointStats stats(DumpStats dumpStats, long started) {
     CheckpointStats stats = new CheckpointStats();
     if (dumpStats != null) {
       stats.freezingTimeMicros = dumpStats.freezingTimeMicros();
@@ -363,8 +424,11 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       stats.pagesWritten = dumpStats.pagesWritten();
     }
     stats.totalTimeMillis = Duration.ofNanos(System.nanoTime() - started).toMillis();
-    String message = "stored " + archive.storedBytes + " bytes at " + archive.uri;
-    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
+    return stats;
+  }
+
+  private Optional<Checkpoint> complete(Checkpoint checkpoint, ArchiveStatus archive, CheckpointStats stats, String message) {
+    return statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
       CheckpointStatus s = c.getStatus();
       s.phase = CheckpointPhase.Completed;
       s.completionTime = Conditions.now();
@@ -374,9 +438,10 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
       s.stopRetrying("Completed", message, c.getMetadata().getGeneration());
-    }).ifPresent(done -> {
+    }).map(done -> {
       events.normal(done, "Completed", message);
       StasisMetrics.checkpointFinished(done.getStatus());
+      return done;
     });
   }
 
@@ -412,9 +477,11 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   /**
-   * A checkpoint left Running by an agent that died: that attempt failed (and is tried again if
-   * spec.backoffLimit allows). First its CRIU, which may outlive the agent, must have let go of the
-   * tree; then a tree it left stopped is resumed, what it had stored (a partial upload) is deleted,
+   * A checkpoint left Running by an agent that died (or could not write its outcome). First its
+   * CRIU, which may outlive the agent, must have let go of the tree. If the agent had recorded the
+   * stored archive, it may have ended the workload: the checkpoint is finished from the record and
+   * never tried again. Otherwise that attempt failed (and is tried again if spec.backoffLimit
+   * allows): a tree it left stopped is resumed, what it had stored (a partial upload) is deleted,
    * and so is its work folder.
    */
   private UpdateControl<Checkpoint> resolveAbandoned(Checkpoint cached) {
@@ -426,17 +493,54 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     if (Criu.stillRunningIn(workDir).isPresent()) {
       return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(ABANDONED_CRIU_POLL);
     }
-    int pid = checkpoint.getSpec().target.process.pid;
-    String resumed = "";
-    if (!checkpoint.getSpec().optionsOrDefaults().leaveRunning() && ProcessTree.isStopped(pid)) {
-      ProcessTree.signal(ProcessTree.members(pid), "CONT");
-      resumed = "; the stopped workload was resumed";
+    if (RecordedArchive.isRecorded(checkpoint)) {
+      return finishFromRecord(checkpoint, workDir);
     }
+    String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the stopped workload was resumed" : "";
     work.discardStored(checkpoint);
     WorkDirs.delete(workDir);
     fail(checkpoint, new WorkFailure("AgentRestarted",
         "the agent on node " + config.nodeName() + " restarted while this checkpoint ran" + resumed
             + "; what it had stored and its work folder were removed"));
     return UpdateControl.noUpdate();
+  }
+
+  /**
+   * The stored archive was recorded, so the workload may have been ended (leaveRunning: false).
+   * When the storage holds what was recorded, the checkpoint is Completed, and a tree still left
+   * stopped is ended as its spec asks. When it does not, the checkpoint fails for good, as nothing
+   * can be taken again from a workload that may be gone; a tree still stopped is resumed.
+   */
+  private UpdateControl<Checkpoint> finishFromRecord(Checkpoint checkpoint, Path workDir) {
+    Optional<String> mismatch;
+    try {
+      mismatch = recordedArchiveMismatch(checkpoint);
+    } catch (IOException | WorkFailure e) {
+      log.warn("cannot read the recorded archive of checkpoint {}/{} yet: {}", checkpoint.getMetadata().getNamespace(),
+          checkpoint.getMetadata().getName(), e.getMessage());
+      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(RECORDED_ARCHIVE_RETRY);
+    }
+    String restarted = "the agent on node " + config.nodeName() + " restarted after it had stored and recorded this"
+        + " checkpoint's archive";
+    if (mismatch.isPresent()) {
+      String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the workload, still stopped, was resumed"
+          : "; the workload may have been ended (leaveRunning: false)";
+      fail(checkpoint, new WorkFailure("ArchiveMissing", restarted + ", and the storage no longer holds it: "
+          + mismatch.get() + resumed + ". Not tried again: take a new checkpoint"));
+    } else {
+      String ended = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.KILL) ? "; it ended the workload, still stopped, as leaveRunning: false asks" : "";
+      ArchiveStatus archive = checkpoint.getStatus().archive;
+      complete(checkpoint, archive, null, "stored " + archive.storedBytes + " bytes at " + archive.uri + " (" + restarted
+          + ", and finished it from that record" + ended + ")");
+    }
+    WorkDirs.delete(workDir);
+    return UpdateControl.noUpdate();
+  }
+
+  /** {@link RecordedArchive#mismatch} in the checkpoint's storage. */
+  private Optional<String> recordedArchiveMismatch(Checkpoint checkpoint) throws IOException, WorkFailure {
+    try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage), storages.grant(checkpoint))) {
+      return RecordedArchive.mismatch(store, checkpoint);
+    }
   }
 }

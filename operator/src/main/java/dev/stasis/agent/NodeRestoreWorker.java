@@ -119,10 +119,12 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     }
     restore = restoring.get();
     Path workDir = workDir(restore);
+    Path images = workDir.resolve("images");
+    Checkpoint checkpoint;
     try {
-      Checkpoint checkpoint = checkpoint(restore);
+      checkpoint = checkpoint(restore);
+      work.processTargets.requireRestorable(restore.getMetadata().getNamespace());
       CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-      Path images = workDir.resolve("images");
       WorkGrants.Grant grant = storages.grant(restore);
       try (ObjectStore store = storages.open(storage, grant)) {
         RecordedManifest recorded = storages.manifest(store, checkpoint, null);
@@ -131,11 +133,6 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
         requireRoomFor(recorded, workDir);
         download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null), images);
       }
-      RestoredTree tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
-      complete(restore, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid());
-      // After the report: the tree runs, and deleting a GiB of images takes a quarter of a second.
-      WorkDirs.delete(images);
-      watch(restore, tree.pid(), tree.onExit(), workDir);
     } catch (PreflightFailed failure) {
       WorkDirs.delete(workDir);
       if (restore.getSpec().placementOrDefaults().retryOtherNodes()) {
@@ -143,14 +140,34 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       } else {
         fail(restore, failure);
       }
+      return;
     } catch (WorkFailure failure) {
       WorkDirs.delete(workDir);
       failOrRetry(restore, failure);
+      return;
     } catch (RuntimeException e) {
       WorkDirs.delete(workDir);
       log.error("restore {} failed unexpectedly", restore.getMetadata().getName(), e);
       fail(restore, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+      return;
     }
+    // From here on CRIU runs. Its note, log and pid file in the work folder are what tells whether
+    // a tree was restored, so the folder stays until the outcome is in the status.
+    RestoredTree tree;
+    try {
+      tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
+    } catch (WorkFailure failure) {
+      Restore failed = restore;
+      recordUntilWritten("the failure of restore " + restore.getMetadata().getName(), () -> fail(failed, failure));
+      WorkDirs.delete(workDir);
+      return;
+    }
+    Restore restored = restore;
+    recordUntilWritten("restore " + restore.getMetadata().getName() + " as PID " + tree.pid(),
+        () -> complete(restored, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid()));
+    // After the report: the tree runs, and deleting a GiB of images takes a quarter of a second.
+    WorkDirs.delete(images);
+    watch(restore, tree.pid(), tree.onExit(), workDir);
   }
 
   /**
@@ -267,8 +284,8 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     }
   }
 
-  private void complete(Restore restore, int pid, String message) {
-    statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
+  private Optional<Restore> complete(Restore restore, Integer pid, String message) {
+    return statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
       RestoreStatus s = r.getStatus();
       s.phase = RestorePhase.Completed;
       s.completionTime = Conditions.now();
@@ -278,14 +295,19 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       s.message = message;
       Conditions.set(s, Conditions.COMPLETE, true, "Restored", message, r.getMetadata().getGeneration());
       s.stopRetrying("Restored", message, r.getMetadata().getGeneration());
-    }).ifPresent(done -> {
+    }).map(done -> {
       events.normal(done, "Restored", message);
       StasisMetrics.restoreFinished(done.getStatus());
+      return done;
     });
   }
 
   /** Reports the end of the restored tree, which CRIU reaps for us, and cleans up after it. */
   private void watch(Restore restore, int pid, CompletableFuture<?> exit, Path workDir) {
+    watch(restore, " (PID " + pid + ")", exit, workDir);
+  }
+
+  private void watch(Restore restore, String pid, CompletableFuture<?> exit, Path workDir) {
     exit.thenRun(() -> {
       WorkDirs.delete(workDir);
       try {
@@ -295,26 +317,27 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
         }
         statusWriter.update(current, r -> r.getStatus() != null && r.getStatus().phase == RestorePhase.Completed,
             r -> r.getStatus().processState = "Exited");
-        events.normal(current, "ProcessExited", "the restored process tree (PID " + pid + ") ended");
+        events.normal(current, "ProcessExited", "the restored process tree" + pid + " ended");
       } catch (RuntimeException e) {
         log.warn("could not report the end of restore {}: {}", restore.getMetadata().getName(), e.getMessage());
       }
     });
   }
 
-  private void fail(Restore restore, WorkFailure failure) {
+  private Optional<Restore> fail(Restore restore, WorkFailure failure) {
     log.warn("restore {}/{} failed: {} {}", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
         failure.reason(), failure.getMessage());
-    statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
+    return statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
       RestoreStatus s = r.getStatus();
       s.fail(failure.reason(), failure.getMessage(), r.getMetadata().getGeneration());
       s.criuLogTail = failure.logTail();
       if (failure instanceof PreflightFailed) {
         recordPreflightFailure(s, failure);
       }
-    }).ifPresent(failed -> {
+    }).map(failed -> {
       events.warning(failed, failure.reason(), failure.getMessage());
       StasisMetrics.restoreFinished(failed.getStatus());
+      return failed;
     });
   }
 
@@ -323,10 +346,12 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
   }
 
   /**
-   * A restore left Restoring by an agent that died is never tried again: its CRIU may outlive the
-   * agent and restore the tree anyway, and a second attempt could make two copies of it. Once that
-   * CRIU has finished, a tree it restored and that still runs is taken over (Completed); otherwise
-   * the restore fails and its work folder is deleted.
+   * A restore left Restoring by an agent that died (or whose status write failed) is never tried
+   * again: its CRIU may outlive the agent and restore the tree anyway, and a second attempt could
+   * make two copies of it. What happened is decided from what CRIU left in the work folder: a tree
+   * it restored that still runs is taken over (Completed); one that was restored and has ended
+   * since is Completed and Exited; without "Restore finished successfully" in CRIU's log nothing
+   * was restored, the restore fails and only then is its work folder deleted.
    */
   private UpdateControl<Restore> resolveAbandoned(Restore cached) {
     Restore restore = client.resource(cached).get();
@@ -334,18 +359,23 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       return UpdateControl.noUpdate();
     }
     Path workDir = workDir(restore);
-    if (Criu.stillRunningIn(workDir).isPresent()) {
-      // Without the restore's -d, CRIU stays the tree's parent and runs as long as the tree.
-      Optional<Integer> restored = Criu.restoredIn(workDir);
-      if (restored.isEmpty()) {
-        return UpdateControl.<Restore>noUpdate().rescheduleAfter(ABANDONED_CRIU_POLL);
-      }
+    Optional<Integer> restored = Criu.restoredIn(workDir);
+    if (restored.isPresent()) {
       adopt(restore, restored.get(), workDir);
       return UpdateControl.noUpdate();
     }
-    WorkDirs.delete(workDir);
+    if (Criu.stillRunningIn(workDir).isPresent()) {
+      // Without the restore's -d, CRIU stays the tree's parent and runs as long as the tree.
+      return UpdateControl.<Restore>noUpdate().rescheduleAfter(ABANDONED_CRIU_POLL);
+    }
+    if (Criu.restoreFinishedIn(workDir)) {
+      endedSinceRestored(restore, workDir);
+      return UpdateControl.noUpdate();
+    }
+    String what = Criu.startedIn(workDir) ? "; CRIU did not finish restoring, so nothing was restored" : "; nothing was restored";
     fail(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
-        + " restarted while this restore ran; nothing was restored: create a new Restore"));
+        + " restarted while this restore ran" + what + ": create a new Restore"));
+    WorkDirs.delete(workDir);
     return UpdateControl.noUpdate();
   }
 
@@ -355,5 +385,13 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
         + " (the agent restarted meanwhile and took the running tree over)");
     ProcessHandle.of(pid).ifPresentOrElse(tree -> watch(restore, pid, tree.onExit(), workDir),
         () -> watch(restore, pid, CompletableFuture.completedFuture(null), workDir));
+  }
+
+  /** CRIU restored the tree, and it ended before an agent could report it: both are the truth. */
+  private void endedSinceRestored(Restore restore, Path workDir) {
+    Optional<Integer> pid = Criu.restoredPidIn(workDir);
+    complete(restore, pid.orElse(null), "restored on node " + config.nodeName() + pid.map(p -> " as PID " + p).orElse("")
+        + "; the tree has ended since (the agent restarted meanwhile)");
+    watch(restore, pid.map(p -> " (PID " + p + ")").orElse(""), CompletableFuture.completedFuture(null), workDir);
   }
 }

@@ -45,6 +45,7 @@ public final class NodeWork {
   final StatusWriter statusWriter;
   final NodeWorkQueue queue;
   final RetryPolicy retries;
+  final ProcessTargetPolicy processTargets;
 
   public NodeWork(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
     this.client = client;
@@ -55,6 +56,7 @@ public final class NodeWork {
     this.statusWriter = new StatusWriter(client);
     this.queue = new NodeWorkQueue(config.nodeName(), config.maxConcurrent());
     this.retries = config.retries();
+    this.processTargets = new ProcessTargetPolicy(client, config.nodeName(), config.hostProcessNamespaces());
     shutdown.awaitOnStop(queue);
     StasisMetrics.nodeWork(config.nodeName(), queue::running, queue::waiting, queue::mostRunning);
   }

@@ -7,8 +7,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A process tree on this node, seen through /proc. The agent only ever signals the PIDs of a tree
- * it was asked to checkpoint, and only to end it after its checkpoint is stored or to resume it.
+ * A process tree on this node, seen through /proc by PID: what may be checkpointed at all, and who
+ * belongs to a tree. Signals go to identities, never to these numbers ({@link NodeProcess}).
  */
 final class ProcessTree {
   private static final Path PROC = Path.of("/proc");
@@ -43,24 +43,6 @@ final class ProcessTree {
     return pids;
   }
 
-  static void signal(List<Long> pids, String signal) {
-    for (long pid : pids) {
-      try {
-        new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).redirectErrorStream(true)
-            .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor();
-      } catch (IOException e) {
-        throw new IllegalStateException("cannot run kill: " + e.getMessage(), e);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        return;
-      }
-    }
-  }
-
-  static boolean isStopped(long pid) {
-    return "T".equals(state(pid));
-  }
-
   private static void collect(long pid, List<Long> into) {
     if (!Files.isDirectory(PROC.resolve(Long.toString(pid)))) {
       return;
@@ -84,23 +66,8 @@ final class ProcessTree {
     return parentOf(pid) == 2;
   }
 
-  /** Fields of /proc/PID/stat after the command name, which may itself hold spaces and parentheses. */
-  private static String[] statFields(long pid) {
-    try {
-      String stat = Files.readString(PROC.resolve(pid + "/stat"));
-      return stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-    } catch (IOException | StringIndexOutOfBoundsException e) {
-      return new String[0];
-    }
-  }
-
-  private static String state(long pid) {
-    String[] f = statFields(pid);
-    return f.length > 0 ? f[0] : "";
-  }
-
   private static long parentOf(long pid) {
-    String[] f = statFields(pid);
+    String[] f = NodeProcess.statFields(pid);
     return f.length > 1 ? Long.parseLong(f[1]) : 0;
   }
 }

@@ -57,6 +57,13 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
       + " most first (the 20 most frequent reasons).")
   public List<ReasonCount> skippedPodsByReason = new ArrayList<>();
 
+  /**
+   * A fixed process target: the process the schedule's first checkpoint found under the template's
+   * PID. Later runs take only that process (spec.target.process.startTicks and bootId of the
+   * Checkpoints it creates): once it has ended, they fail ProcessChanged rather than take whatever
+   * got its PID. Changing the template's node or pid lets the next run find the process anew.
+   */
+  public ProcessIdentity process;
   public Long observedGeneration;
   public List<Condition> conditions = new ArrayList<>();
 

@@ -6,9 +6,18 @@ import java.util.List;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class CheckpointStatus extends AgentWorkStatus {
   public CheckpointPhase phase;
+  /**
+   * Process targets: the process the first attempt found under the target's PID. Every later
+   * attempt, and the dump itself, checks that PID still names this process (ProcessChanged).
+   */
+  public ProcessIdentity process;
   /** Storage the archive goes to, resolved from spec.storage or the default. */
   public String storage;
-  /** The archive of a process checkpoint, or of a pod checkpoint of exactly one container. */
+  /**
+   * The archive of a process checkpoint, or of a pod checkpoint of exactly one container. Recorded
+   * while still Running once the archive is stored, before a workload is ended (leaveRunning: false),
+   * so that the checkpoint is finished from it should the agent die after ending it.
+   */
   public ArchiveStatus archive;
   /** Pod checkpoints: each container checkpointed, with its own archive. */
   public List<ContainerCheckpointStatus> containers;

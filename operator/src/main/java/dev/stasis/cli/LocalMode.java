@@ -5,7 +5,6 @@ import dev.stasis.agent.AgentShutdown;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.FileSystemStorage;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -24,6 +23,8 @@ import java.util.Set;
 final class LocalMode {
   static final String DEFAULT_NODE = "local";
   static final String STORAGE_NAME = "local";
+  /** The namespace where `stasis local` lets its user checkpoint this machine's processes. */
+  static final String HOST_PROCESS_NAMESPACE = "default";
 
   private LocalMode() {}
 
@@ -47,9 +48,8 @@ final class LocalMode {
 
     AgentConfig agent = agentConfig(flags, state);
     String node = agent.nodeName();
-    Set<String> processTargets = agent.processTargetNamespaces();
     var operator = Roles.newOperator(client);
-    Roles.registerOperator(operator, client, Main.hostname(), processTargets, agent.retries());
+    Roles.registerOperator(operator, client, Main.hostname(), agent.retries());
     AgentShutdown shutdown = new AgentShutdown();
     var profiles = Roles.registerAgent(operator, client, agent, shutdown);
     // One machine: nobody else needs to reach the metrics port.
@@ -79,16 +79,17 @@ final class LocalMode {
 
   /**
    * The agent's settings: every agent flag applies, with local defaults — node {@value #DEFAULT_NODE},
-   * work folder in the state folder, and (one machine, one user) process targets allowed everywhere
-   * unless --allow-process-targets says otherwise.
+   * work folder in the state folder, and host processes (this machine's, which are in no pod) may be
+   * checkpointed and restored from namespace {@value #HOST_PROCESS_NAMESPACE} (the README's
+   * walkthrough), unless --allow-host-processes says otherwise.
    */
   static AgentConfig agentConfig(Flags flags, Path state) {
     String node = flags.get("node", DEFAULT_NODE);
-    Set<String> processTargets = flags.get("allow-process-targets") == null
-        ? Set.of(ProcessTargetPolicy.ALL)
-        : Main.processTargetNamespaces(flags);
+    Set<String> hostProcesses = flags.get("allow-host-processes") == null && flags.get("allow-process-targets") == null
+        ? Set.of(HOST_PROCESS_NAMESPACE)
+        : Main.hostProcessNamespaces(flags);
     AgentConfig flagged = Main.agentConfig(flags, node, Path.of(flags.get("work-dir", state.resolve("work").toString())));
-    return new AgentConfig(node, flagged.workDir(), flagged.criu(), processTargets, flagged.kubelet(),
+    return new AgentConfig(node, flagged.workDir(), flagged.criu(), hostProcesses, flagged.kubelet(),
         flagged.hostRoot(), flagged.labels(), flagged.profileOverrides(), flagged.maxConcurrent(), flagged.retries(),
         flagged.runtime());
   }

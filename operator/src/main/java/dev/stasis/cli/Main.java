@@ -4,9 +4,9 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.NodeWorkQueue;
+import dev.stasis.agent.ProcessTargetPolicy;
 import dev.stasis.agent.RuntimeSettings;
 import dev.stasis.criu.Criu;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.metrics.MetricsServer;
 import dev.stasis.operator.schedule.Durations;
@@ -33,12 +33,12 @@ import java.util.function.BooleanSupplier;
 public final class Main {
   private static final String USAGE = """
       usage: stasis <command> [flags]
-        operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE] [--allow-process-targets NS,...|*]
+        operator  reconcile Checkpoints, Restores and storages          [--kubeconfig FILE]
                                                                         [--leader-election-namespace NS] [--metrics-port 8080]
                                                                         [--retry-backoff 10s (wait before trying again a Checkpoint
                                                                          or Restore refused while its storage is down)]
         agent     do the node-side work for one node                    --node NAME [--work-dir DIR] [--criu PATH] [--criu-env K=V,...]
-                                                                        [--allow-process-targets NS,...|*] [--kubeconfig FILE]
+                                                                        [--allow-host-processes NS,...|*] [--kubeconfig FILE]
                                                                         [--metrics-port 8081]
                   [--max-concurrent 2 (checkpoints and restores at once; the rest wait in line)]
                   [--retry-backoff 10s (wait before the first retry of transiently failed work, doubling up to 5m)]
@@ -103,7 +103,7 @@ public final class Main {
     Optional<LeaderElectionConfiguration> leaderElection = Optional.ofNullable(flags.get("leader-election-namespace"))
         .map(namespace -> leaderElection(namespace, hostname(), stopping::get));
     var operator = Roles.newOperator(client, leaderElection);
-    Roles.registerOperator(operator, client, hostname(), processTargetNamespaces(flags), retryPolicy(flags));
+    Roles.registerOperator(operator, client, hostname(), retryPolicy(flags));
     MetricsServer metrics = metricsServer(flags, "0.0.0.0", OPERATOR_METRICS_PORT,
         Roles.readiness(operator, stopping::get));
     operator.start();
@@ -164,7 +164,7 @@ public final class Main {
     String overrides = flags.get("profile-overrides");
     return new AgentConfig(node, workDir,
         new Criu(criuPath(flags.get("criu")), keyValues("--criu-env", flags.get("criu-env"))),
-        processTargetNamespaces(flags), kubeletSettings(flags, node), Path.of(flags.get("host-root", "/")),
+        hostProcessNamespaces(flags), kubeletSettings(flags, node), Path.of(flags.get("host-root", "/")),
         keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides),
         positive("--max-concurrent", flags.get("max-concurrent", Integer.toString(NodeWorkQueue.DEFAULT_SLOTS))),
         retryPolicy(flags), runtimeSettings(flags));
@@ -223,9 +223,17 @@ public final class Main {
     return settings;
   }
 
-  /** Namespaces (besides those labelled for it) where process targets are allowed; none by default. */
-  static Set<String> processTargetNamespaces(Flags flags) {
-    return ProcessTargetPolicy.parse(flags.get("allow-process-targets"));
+  /**
+   * Namespaces a cluster admin allows to checkpoint processes in no pod and to restore process
+   * checkpoints; none by default (a process of one of the namespace's own pods needs no allowance).
+   */
+  static Set<String> hostProcessNamespaces(Flags flags) {
+    if (flags.get("allow-process-targets") != null) {
+      throw new IllegalArgumentException("--allow-process-targets is gone: a process of a pod of the Checkpoint's own"
+          + " namespace needs no allowance any more, and --allow-host-processes NS,... names the namespaces that may"
+          + " checkpoint processes in no pod and restore process checkpoints (no namespace label allows that)");
+    }
+    return ProcessTargetPolicy.parse(flags.get("allow-host-processes"));
   }
 
   /** An explicit path, else the CRIU scripts/install-criu.sh provides, else criu on the PATH. */

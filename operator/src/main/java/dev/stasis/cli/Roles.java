@@ -12,7 +12,6 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.metrics.MetricsServer;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.CheckpointReconciler;
@@ -28,7 +27,6 @@ import io.javaoperatorsdk.operator.monitoring.micrometer.MicrometerMetrics;
 import io.javaoperatorsdk.operator.processing.Controller;
 import java.time.Duration;
 import java.util.Optional;
-import java.util.Set;
 import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 
@@ -62,11 +60,10 @@ public final class Roles {
 
   /** @param retries the backoff of Checkpoints and Restores refused for a reason that may pass (storage down) */
   public static void registerOperator(Operator operator, KubernetesClient client, String instance,
-      Set<String> processTargetNamespaces, RetryPolicy retries) {
+      RetryPolicy retries) {
     var events = new EventRecorder(client, "operator", instance);
     var cluster = ClusterCache.watching(client);
-    var processTargets = new ProcessTargetPolicy(cluster, processTargetNamespaces);
-    operator.register(new CheckpointReconciler(client, cluster, events, processTargets, retries));
+    operator.register(new CheckpointReconciler(client, cluster, events, retries));
     operator.register(new RestoreReconciler(client, cluster, events, retries));
     operator.register(new CheckpointStorageReconciler(client, events));
     operator.register(new CheckpointScheduleReconciler(client, events));

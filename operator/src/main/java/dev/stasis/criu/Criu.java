@@ -321,15 +321,30 @@ public final class Criu {
    * ended is a zombie until someone reaps it, which an init that does not reap orphans never does.
    */
   public static Optional<ProcessHandle> stillRunningIn(Path workDir) {
+    return runningNote(workDir).flatMap(note -> ProcessHandle.of(note.pid()).filter(ProcessHandle::isAlive)
+        .filter(p -> startMillis(p) == note.startedMillis())
+        .filter(p -> !isZombie(p.pid())));
+  }
+
+  private record RunningNote(long pid, long startedMillis) {}
+
+  /** Empty when CRIU never started there, or the note is unreadable. */
+  private static Optional<RunningNote> runningNote(Path workDir) {
     try {
       String[] recorded = Files.readString(workDir.resolve(RUNNING_FILE)).trim().split(" ");
-      long started = Long.parseLong(recorded[1]);
-      return ProcessHandle.of(Long.parseLong(recorded[0])).filter(ProcessHandle::isAlive)
-          .filter(p -> p.info().startInstant().map(Instant::toEpochMilli).orElse(-1L) == started)
-          .filter(p -> !isZombie(p.pid()));
+      return Optional.of(new RunningNote(Long.parseLong(recorded[0]), Long.parseLong(recorded[1])));
     } catch (IOException | RuntimeException e) {
-      return Optional.empty(); // never started, or the note is unreadable: nothing to wait for
+      return Optional.empty();
     }
+  }
+
+  /** Whether a CRIU was ever started in {@code workDir} (its note is there). */
+  public static boolean startedIn(Path workDir) {
+    return runningNote(workDir).isPresent();
+  }
+
+  private static long startMillis(ProcessHandle p) {
+    return p.info().startInstant().map(Instant::toEpochMilli).orElse(-1L);
   }
 
   private static boolean isZombie(long pid) {
@@ -341,16 +356,30 @@ public final class Criu {
     }
   }
 
+  /** Whether the restore CRIU ran in {@code workDir} restored its tree ("Restore finished successfully"). */
+  public static boolean restoreFinishedIn(Path workDir) {
+    return new CriuLog(workDir.resolve(RestoreOptions.LOG_FILE)).contains(RESTORE_DONE);
+  }
+
+  /** The root PID CRIU wrote when its restore in {@code workDir} was done, whether or not that tree still runs. */
+  public static Optional<Integer> restoredPidIn(Path workDir) {
+    return readPid(workDir.resolve(RestoreOptions.PID_FILE));
+  }
+
   /**
    * The root PID of a tree a dead agent's CRIU restored in {@code workDir}, if that restore
-   * finished and the tree still runs.
+   * finished and the tree still runs: the PID CRIU wrote, of a process that started after that
+   * CRIU did (not one that got the PID after the tree ended).
    */
   public static Optional<Integer> restoredIn(Path workDir) {
-    if (!new CriuLog(workDir.resolve(RestoreOptions.LOG_FILE)).contains(RESTORE_DONE)) {
+    if (!restoreFinishedIn(workDir)) {
       return Optional.empty();
     }
+    long criuStarted = runningNote(workDir).map(RunningNote::startedMillis).orElse(Long.MAX_VALUE);
+    // Start times are whole clock ticks after boot: a second of slack for the rounding.
     return readPid(workDir.resolve(RestoreOptions.PID_FILE))
-        .filter(pid -> ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) && !isZombie(pid));
+        .filter(pid -> ProcessHandle.of(pid).filter(ProcessHandle::isAlive)
+            .filter(p -> startMillis(p) >= criuStarted - 1000).isPresent() && !isZombie(pid));
   }
 
   private CommandResult runShort(List<String> args) throws IOException {

@@ -3,7 +3,6 @@ package dev.stasis.kube;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.NodeProfile;
 import io.fabric8.kubernetes.api.model.HasMetadata;
-import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
 import java.util.List;
@@ -12,22 +11,20 @@ import java.util.function.Supplier;
 import java.util.stream.Stream;
 
 /**
- * The cluster-scoped objects the operator reads for every Checkpoint and Restore: NodeProfiles,
- * CheckpointStorages and the namespaces allowed process targets. {@link #watching} keeps them in
+ * The cluster-scoped objects the operator reads for every Checkpoint and Restore: NodeProfiles and
+ * CheckpointStorages. {@link #watching} keeps them in
  * informers, so that 1,000 Checkpoints cost no GET or LIST each; {@link #reading} asks the API
  * server every time (the agent, and tests on the mock server).
  *
  * <p>A cache lags behind the API server by the time a watch event takes (milliseconds). An answer
  * that would refuse something (an object, or a namespace's label, not found) is therefore checked
  * against the API server before it is given, so a NodeProfile or storage created just now is never
- * missed; only an object deleted or unlabelled in the last moment may still be seen.
+ * missed; only an object deleted in the last moment may still be seen.
  */
 public final class ClusterCache {
   private final KubernetesClient client;
   private final SharedIndexInformer<NodeProfile> nodeProfiles;
   private final SharedIndexInformer<CheckpointStorage> storages;
-  /** Only the namespaces labelled {@value ProcessTargetPolicy#LABEL}=true: a cluster may have thousands. */
-  private final SharedIndexInformer<Namespace> processTargetNamespaces;
 
   private ClusterCache(KubernetesClient client, boolean watch) {
     this.client = client;
@@ -35,9 +32,6 @@ public final class ClusterCache {
     // server, so the operator starts as fast as before. Closed with the client.
     this.nodeProfiles = watch ? started(client.resources(NodeProfile.class).runnableInformer(0)) : null;
     this.storages = watch ? started(client.resources(CheckpointStorage.class).runnableInformer(0)) : null;
-    this.processTargetNamespaces = watch
-        ? started(client.namespaces().withLabel(ProcessTargetPolicy.LABEL, "true").runnableInformer(0))
-        : null;
   }
 
   private static <T> SharedIndexInformer<T> started(SharedIndexInformer<T> informer) {
@@ -56,7 +50,7 @@ public final class ClusterCache {
 
   /** Whether every informer has listed what exists (always, when reading the API server). */
   public boolean synced() {
-    return Stream.of(nodeProfiles, storages, processTargetNamespaces).allMatch(i -> i == null || i.hasSynced());
+    return Stream.of(nodeProfiles, storages).allMatch(i -> i == null || i.hasSynced());
   }
 
   /** Null when there is none. */
@@ -79,13 +73,6 @@ public final class ClusterCache {
    */
   public List<CheckpointStorage> storages(boolean fresh) {
     return list(fresh ? null : storages, () -> client.resources(CheckpointStorage.class).list().getItems());
-  }
-
-  /** Whether a cluster admin labelled the namespace to allow process targets. */
-  public boolean allowsProcessTargets(String namespace) {
-    Namespace ns = get(processTargetNamespaces, namespace, n -> client.namespaces().withName(n).get());
-    var labels = ns == null ? null : ns.getMetadata().getLabels();
-    return labels != null && "true".equals(labels.get(ProcessTargetPolicy.LABEL));
   }
 
   private static <T extends HasMetadata> T get(

@@ -4,6 +4,7 @@ import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
 import io.fabric8.kubernetes.client.dsl.base.PatchType;
+import java.util.HashMap;
 import java.util.Map;
 
 /** Labels Stasis puts on resources. The operator decides; labels (not spec) carry the decision. */
@@ -37,13 +38,19 @@ public final class Labels {
 
   /**
    * Labels the resource for the agent of {@code node}; returns the updated resource. One merge
-   * patch of the label alone: no read first, and no conflict with whoever changes other fields.
+   * patch of the label alone, conditional on the resourceVersion of {@code resource}: a decision
+   * made on that copy is not applied over a change made since (the API server answers 409).
    */
   public static <R extends HasMetadata> R assign(KubernetesClient client, R resource, String node) {
     if (node.equals(node(resource))) {
       return resource;
     }
-    var patch = Map.of("metadata", Map.of("labels", Map.of(NODE, node)));
-    return client.resource(resource).patch(PatchContext.of(PatchType.JSON_MERGE), client.getKubernetesSerialization().asJson(patch));
+    var metadata = new HashMap<String, Object>();
+    metadata.put("labels", Map.of(NODE, node));
+    if (resource.getMetadata().getResourceVersion() != null) {
+      metadata.put("resourceVersion", resource.getMetadata().getResourceVersion());
+    }
+    return client.resource(resource).patch(PatchContext.of(PatchType.JSON_MERGE),
+        client.getKubernetesSerialization().asJson(Map.of("metadata", metadata)));
   }
 }

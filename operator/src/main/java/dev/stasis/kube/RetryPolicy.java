@@ -35,6 +35,7 @@ public record RetryPolicy(Duration base, Duration cap) {
       "KubeletTimeout",     // the kubelet did not answer in time
       "KubeletFailed",      // the kubelet answered an unexpected status (502, 503...)
       "RegistryUnreachable", // no connection to the checkpoint image registry (pod restores)
+      "ApiServerUnavailable", // the record of a stored archive was not taken: nothing was ended, nothing kept
       "AgentRestarted",     // the agent died while the work ran; a new one resolved it
       "NodeKeyChanged");    // the agent made a new key; the operator seals the work's grant to it again
 

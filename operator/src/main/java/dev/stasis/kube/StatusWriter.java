@@ -42,11 +42,13 @@ public class StatusWriter {
    * {@code precondition} holds for that copy; retries on conflicts, re-checking the precondition on
    * fresh data each time. Empty when the precondition no longer holds (someone else moved on) or
    * the resource is gone.
-   * For the owner of a status, such as the agent while it works, whose cached copy may lag.
+   * For the owner of a status, such as the agent while it works, whose cached copy may lag. The
+   * change is applied to a copy: {@code resource} stays as it was read, whatever the write did, so
+   * a caller may try again with it.
    */
   public <S, R extends CustomResource<?, S>> Optional<R> update(
       R resource, Predicate<R> precondition, Consumer<R> change) {
-    R current = resource;
+    R current = resource == null ? null : client.getKubernetesSerialization().clone(resource);
     for (int attempt = 0; ; attempt++) {
       if (current == null || !precondition.test(current)) {
         return Optional.empty();

@@ -1,9 +1,11 @@
 package dev.stasis.operator;
 
 import dev.stasis.api.AgentWorkStatus;
+import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.HeartbeatWatch;
 import dev.stasis.kube.StatusWriter;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
@@ -16,7 +18,7 @@ import java.util.function.Function;
 /**
  * Work only the agent of one node can do (its checkpoint or restore has started there, or waits for
  * that agent) fails with {@value #REASON} once that agent stops sending heartbeats, instead of
- * waiting for it forever.
+ * waiting for it forever. Whether it stopped is judged by this operator's clock ({@link HeartbeatWatch}).
  */
 final class AgentLoss {
   static final String REASON = "AgentUnavailable";
@@ -25,6 +27,7 @@ final class AgentLoss {
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final Clock clock;
+  private final HeartbeatWatch heartbeats = new HeartbeatWatch();
 
   AgentLoss(ClusterCache cluster, StatusWriter statusWriter, EventRecorder events, Clock clock) {
     this.cluster = cluster;
@@ -35,7 +38,12 @@ final class AgentLoss {
 
   /** Why the agent of {@code node} counts as gone; empty while it sends heartbeats. */
   Optional<String> gone(String node) {
-    return node == null ? Optional.empty() : AgentHeartbeat.unavailable(node, cluster.nodeProfile(node), clock.instant());
+    return node == null ? Optional.empty() : gone(node, cluster.nodeProfile(node));
+  }
+
+  /** Why the agent of {@code node}, whose profile is {@code profile}, counts as gone. */
+  Optional<String> gone(String node, NodeProfile profile) {
+    return heartbeats.unavailable(node, profile, clock.instant());
   }
 
   /**

@@ -16,7 +16,7 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.PodTargets;
-import dev.stasis.kube.ProcessTargetPolicy;
+import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
@@ -60,7 +60,6 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
-  private final ProcessTargetPolicy processTargets;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
   private final GrantIssuer grants;
@@ -68,15 +67,14 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final Clock clock;
 
   public CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
-      ProcessTargetPolicy processTargets, RetryPolicy retryPolicy) {
-    this(client, cluster, events, processTargets, retryPolicy, Clock.systemUTC());
+      RetryPolicy retryPolicy) {
+    this(client, cluster, events, retryPolicy, Clock.systemUTC());
   }
 
-  CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
-      ProcessTargetPolicy processTargets, RetryPolicy retryPolicy, Clock clock) {
+  CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy,
+      Clock clock) {
     this.client = client;
     this.cluster = cluster;
-    this.processTargets = processTargets;
     this.clock = clock;
     this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
@@ -151,11 +149,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     if (spec.target.pod != null) {
       return validatePod(checkpoint);
     }
+    // Whose process the PID is only the node's agent can tell: it checks before it touches it.
     ProcessTarget process = spec.target.process;
-    var refusal = processTargets.refusal(checkpoint.getMetadata().getNamespace());
-    if (refusal.isPresent()) {
-      throw new Refusal("ProcessTargetNotAllowed", refusal.get());
-    }
     if (process.node == null || process.node.isBlank()) {
       throw new Refusal("InvalidTarget", "spec.target.process.node is required: the node the process runs on");
     }
@@ -229,7 +224,6 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     String node = assignment.node();
     String storage = usable.getMetadata().getName();
     SealedGrant grant = grants.forCheckpoint(checkpoint, usable, node, containerNames(assignment.containers())).orElse(null);
-    checkpoint = Labels.assign(client, checkpoint, node);
     CheckpointStatus status = pending();
     RefusalRetries.carryAttempts(checkpoint, status);
     status.node = node;
@@ -239,7 +233,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     status.message = "waiting for the agent on node " + node;
     status.observedGeneration = checkpoint.getMetadata().getGeneration();
     Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);
-    statusWriter.replace(checkpoint, status);
+    // Status first, then the label its agent watches; each write conditional on the version read before.
+    checkpoint = Labels.assign(client, statusWriter.replace(checkpoint, status), node);
     events.normal(checkpoint, "Assigned", "assigned to the agent on node " + node + ", storage " + storage);
   }
 
@@ -277,15 +272,78 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
 
   /**
    * Only the agent of its node can take a checkpoint (the process lives there). If that agent is
-   * gone, the checkpoint fails with the reason instead of waiting forever.
+   * gone, the checkpoint fails with the reason instead of waiting forever; unless the agent had
+   * stored and recorded the archive, which it does before it ends a workload: then the checkpoint
+   * is finished from that record.
    */
   private UpdateControl<Checkpoint> failWhenAgentGone(Checkpoint checkpoint) {
+    if (checkpoint.getStatus().phaseOrPending() == CheckpointPhase.Running && RecordedArchive.isRecorded(checkpoint)) {
+      Optional<String> gone = agentLoss.gone(checkpoint.getStatus().node);
+      if (gone.isPresent()) {
+        return finishFromRecord(checkpoint, gone.get());
+      }
+    }
     boolean pending = checkpoint.getStatus().phaseOrPending() == CheckpointPhase.Pending;
     return agentLoss.failWhenGone(checkpoint, CheckpointStatus::phaseOrPending, gone -> gone + (pending
         ? ": the checkpoint was not taken and the process was not touched"
         : ", in the middle of this checkpoint: nothing was stored as complete. A process it left stopped "
             + "(leaveRunning: false) is resumed when the agent starts again")
         + "; take a new checkpoint once the agent runs", StasisMetrics::checkpointFinished);
+  }
+
+  /**
+   * The agent was lost after it had stored and recorded the archive, and may have ended the
+   * workload (leaveRunning: false): the archive may be all that is left of it. When the storage
+   * holds what was recorded, the checkpoint is Completed; when not, it fails, never to be taken again.
+   */
+  private UpdateControl<Checkpoint> finishFromRecord(Checkpoint checkpoint, String gone) {
+    CheckpointStatus status = checkpoint.getStatus();
+    CheckpointStorage storage = storages.find(status.storage);
+    Optional<String> mismatch;
+    if (storage == null) {
+      mismatch = Optional.of("its CheckpointStorage '" + status.storage + "' no longer exists");
+    } else {
+      try (ObjectStore store = storages.open(storage)) {
+        mismatch = RecordedArchive.mismatch(store, checkpoint);
+      } catch (IOException e) {
+        log.warn("cannot read the recorded archive of checkpoint {}/{} yet: {}", checkpoint.getMetadata().getNamespace(),
+            checkpoint.getMetadata().getName(), e.getMessage());
+        return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(CLEANUP_RETRY);
+      }
+    }
+    String node = status.node;
+    String lost = gone + ", after it had stored and recorded this checkpoint's archive. Whether it then ended the"
+        + " workload (leaveRunning: false) is known only on node " + node;
+    Long generation = checkpoint.getMetadata().getGeneration();
+    if (mismatch.isPresent()) {
+      String message = lost + "; and the storage no longer holds the archive: " + mismatch.get() + ". Take a new checkpoint";
+      statusWriter.update(checkpoint, c -> isRunningOn(c, node), c -> c.getStatus().fail("ArchiveMissing", message, generation))
+          .ifPresent(failed -> {
+            events.warning(failed, "ArchiveMissing", message);
+            StasisMetrics.checkpointFinished(failed.getStatus());
+          });
+      return UpdateControl.noUpdate();
+    }
+    String message = "stored " + status.archive.storedBytes + " bytes at " + status.archive.uri + " (" + lost
+        + "; Completed from that record)";
+    statusWriter.update(checkpoint, c -> isRunningOn(c, node), c -> {
+      CheckpointStatus s = c.getStatus();
+      s.phase = CheckpointPhase.Completed;
+      s.completionTime = Conditions.now();
+      s.reason = "Completed";
+      s.message = message;
+      Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, generation);
+      s.stopRetrying("Completed", message, generation);
+    }).ifPresent(done -> {
+      events.normal(done, "Completed", message);
+      StasisMetrics.checkpointFinished(done.getStatus());
+    });
+    return UpdateControl.noUpdate();
+  }
+
+  private static boolean isRunningOn(Checkpoint c, String node) {
+    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running && node.equals(c.getStatus().node)
+        && RecordedArchive.isRecorded(c);
   }
 
   /** Deletes a finished Checkpoint once its spec.ttl has run out; until then, comes back when it will have. */

@@ -11,7 +11,9 @@ import dev.stasis.api.CheckpointScheduleStatus.DrainCheckpoint;
 import dev.stasis.api.CheckpointScheduleStatus.SkippedPod;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointTemplate;
+import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.ProcessTarget;
 import dev.stasis.api.ReasonCount;
 import dev.stasis.api.StatusLimits;
 import dev.stasis.kube.EventRecorder;
@@ -153,13 +155,14 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       Instant now = clock.instant();
       List<Checkpoint> owned = checkpoints.list(schedule);
       account(status, owned);
+      pinProcess(schedule, status, owned);
       List<Checkpoint> kept = applyRetention(schedule, valid.retention(), owned, now);
       boolean suspended = Boolean.TRUE.equals(schedule.getSpec().suspend);
       Optional<Instant> nextRun = Optional.empty();
       if (!suspended) {
         RunPlan plan = RunPlan.at(valid.runs(), lastHandled(schedule, status), now, valid.startingDeadline());
         boolean runNow = plan.due().isPresent() && !plan.tooLate();
-        Selection selection = runNow || valid.onNodeDrain() ? select(schedule, valid) : Selection.NONE;
+        Selection selection = runNow || valid.onNodeDrain() ? select(schedule, valid, status) : Selection.NONE;
         takeDrainCheckpoints(schedule, valid, status, kept, selection, now);
         run(schedule, valid, status, kept, plan, selection);
         nextRun = plan.next();
@@ -313,9 +316,14 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
    * The targets a pass may checkpoint: the template's, or each pod the selector selects that can be
    * checkpointed now (Running, on a node, with the named containers running, no GPUs).
    */
-  private Selection select(CheckpointSchedule schedule, ValidSchedule valid) throws Refusal {
+  private Selection select(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status)
+      throws Refusal {
     if (valid.selector() == null) {
       CheckpointSpec spec = valid.template().toCheckpointSpec();
+      if (spec.target.process != null && status.process != null) {
+        spec.target = new CheckpointTarget();
+        spec.target.process = valid.template().target.process.pinnedTo(status.process);
+      }
       return new Selection(List.of(new ScheduleTarget(null, valid.onNodeDrain() ? templateNode(schedule) : null, spec)),
           List.of(), 0);
     }
@@ -563,6 +571,30 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     }
     log.info("schedule {} deleted; its {} checkpoints are kept", id, owned.size());
     return DeleteControl.defaultDelete();
+  }
+
+  /**
+   * A fixed process target is pinned to the process the schedule's first checkpoint found under its
+   * PID, so that no later run takes another process that got the PID after it ended (its
+   * leaveRunning: false would end that one too). A template whose node or pid changed is found anew.
+   */
+  private static void pinProcess(CheckpointSchedule schedule, CheckpointScheduleStatus status, List<Checkpoint> owned) {
+    CheckpointTemplate template = schedule.getSpec().checkpointTemplate;
+    ProcessTarget target = template == null || template.target == null ? null : template.target.process;
+    if (target == null) {
+      status.process = null;
+      return;
+    }
+    if (status.process != null && Objects.equals(status.process.node, target.node)
+        && Objects.equals(status.process.pid, target.pid)) {
+      return;
+    }
+    status.process = owned.stream()
+        .filter(c -> c.getStatus() != null && c.getStatus().process != null)
+        .filter(c -> Objects.equals(c.getStatus().process.node, target.node)
+            && Objects.equals(c.getStatus().process.pid, target.pid))
+        .min(Comparator.comparing(c -> c.getMetadata().getCreationTimestamp()))
+        .map(c -> c.getStatus().process).orElse(null);
   }
 
   private static CheckpointScheduleStatus carriedOver(CheckpointScheduleStatus observed) {

@@ -30,14 +30,13 @@ import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
-import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
@@ -341,10 +340,9 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
   private Map<String, String> excludedNodes(List<NodeProfile> profiles,
       List<PlacementStatus.PreflightFailure> preflightFailures) {
     Map<String, String> excluded = new HashMap<>();
-    Instant now = clock.instant();
     for (NodeProfile profile : profiles) {
       String node = profile.getMetadata().getName();
-      AgentHeartbeat.unavailable(node, profile, now).ifPresent(why -> excluded.put(node, why));
+      agentLoss.gone(node, profile).ifPresent(why -> excluded.put(node, why));
     }
     preflightFailures.forEach(f -> excluded.put(f.node, "pre-flight failed (" + f.reason + ")"));
     return excluded;
@@ -378,7 +376,6 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
   private void assign(Restore restore, String checkpoint, PlacementDecision decision,
       List<PlacementStatus.PreflightFailure> preflightFailures, SealedGrant grant) {
     String node = decision.node().orElseThrow();
-    restore = Labels.assign(client, restore, node);
     RestoreStatus status = pending(restore);
     RefusalRetries.carryAttempts(restore, status);
     status.checkpoint = checkpoint;
@@ -388,7 +385,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     status.message = "waiting for the agent on node " + node;
     status.observedGeneration = restore.getMetadata().getGeneration();
     Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);
-    statusWriter.replace(restore, status);
+    handOver(restore, status, node);
     if (preflightFailures.isEmpty()) {
       events.normal(restore, "Placed", "restoring on node " + decision.summary());
     } else {
@@ -396,6 +393,17 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
       events.normal(restore, "RetryingOnAnotherNode", "pre-flight failed on node " + last.node + " (" + last.reason
           + "); trying node " + node + " next (spec.placement.retryOtherNodes): " + decision.summary());
     }
+  }
+
+  /**
+   * Hands the restore to the agent of {@code node}: the status first, then the label its agent
+   * watches. Both writes are conditional on the version the decision was made on, so an agent that
+   * took the restore meanwhile (it came back while it looked gone) keeps it, and no second agent
+   * ever sees it: the status write fails with a conflict and the restore is looked at afresh. An
+   * agent that sees its node's label but another node in the status does not take the work.
+   */
+  private void handOver(Restore decidedOn, RestoreStatus status, String node) {
+    Labels.assign(client, statusWriter.replace(decidedOn, status), node);
   }
 
   /**

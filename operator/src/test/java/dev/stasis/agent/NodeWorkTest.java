@@ -31,7 +31,6 @@ import dev.stasis.criu.Criu;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.NodeKey;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
 import io.fabric8.kubernetes.api.model.Event;
@@ -60,29 +59,46 @@ class NodeWorkTest {
   @TempDir Path work;
   private final AgentShutdown shutdown = new AgentShutdown();
 
+  /** Ends what a test started. */
+  private AutoCloseable cleanup = () -> {};
+
   @AfterEach
-  void stopAgent() {
+  void stopAgent() throws Exception {
     shutdown.begin();
+    cleanup.close();
   }
 
-  private NodeWork nodeWork(Set<String> processTargetNamespaces) {
-    var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), processTargetNamespaces)
+  private NodeWork nodeWork(Set<String> hostProcessNamespaces) {
+    var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), hostProcessNamespaces)
         .withWorkLimits(2, RetryPolicy.withBase(RETRY_BASE));
     return new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown);
   }
 
-  /** Work handed over by something posing as the operator: the agent checks for itself. */
+  /**
+   * Work handed over by something posing as the operator: the agent checks for itself. A process
+   * in no pod (this test's own child), in a namespace no admin allowed host processes, is refused
+   * before it waits for a slot, and a process checkpoint is not restored there either.
+   */
   @Test
-  void refusesProcessTargetsInNamespacesNobodyAllowed() {
-    Checkpoint forged = checkpointAssigned("tenant", "forged", null, CheckpointPhase.Pending);
-    new NodeCheckpointWorker(nodeWork(Set.of())).reconcile(forged, null);
+  void refusesHostProcessesWhereNoAdminAllowedThem() throws Exception {
+    Process hostProcess = new ProcessBuilder("sleep", "600").start();
+    try {
+      Checkpoint forged = checkpointAssigned("tenant", "forged", null, CheckpointPhase.Pending);
+      forged.getSpec().target.process.pid = (int) hostProcess.pid();
+      forged = client.resource(forged).update();
+      new NodeCheckpointWorker(nodeWork(Set.of("another-namespace"))).reconcile(forged, null);
 
-    Checkpoint result = awaitTerminal(forged);
-    assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
-    assertThat(result.getStatus().reason).isEqualTo("ProcessTargetNotAllowed");
-    assertThat(result.getStatus().attempts).as("policy refusals are not retried").isEqualTo(1);
-    assertThat(client.v1().events().inNamespace("tenant").list().getItems())
-        .anyMatch(e -> e.getReason().equals("ProcessTargetNotAllowed") && e.getSource().getComponent().equals("agent"));
+      Checkpoint result = awaitTerminal(forged);
+      assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+      assertThat(result.getStatus().reason).isEqualTo("ProcessTargetNotAllowed");
+      assertThat(result.getStatus().message).contains("PID " + hostProcess.pid() + " on node node-a belongs to no pod",
+          "--allow-host-processes");
+      assertThat(result.getStatus().attempts).as("policy refusals are not retried").isEqualTo(1);
+      assertThat(client.v1().events().inNamespace("tenant").list().getItems())
+          .anyMatch(e -> e.getReason().equals("ProcessTargetNotAllowed") && e.getSource().getComponent().equals("agent"));
+    } finally {
+      hostProcess.destroyForcibly().waitFor();
+    }
   }
 
   /**
@@ -92,7 +108,11 @@ class NodeWorkTest {
    */
   @Test
   void abandonedWorkIsRetriedAfterTheBackoffAndBadInputThenEndsIt() throws Exception {
+    Process target = new ProcessBuilder("sleep", "600").start();
+    cleanup = () -> target.destroyForcibly().waitFor();
     Checkpoint abandoned = checkpointAssigned("ns", "abandoned", null, CheckpointPhase.Running);
+    abandoned.getSpec().target.process.pid = (int) target.pid();
+    abandoned = client.resource(abandoned).update();
     CheckpointStorage storage = new CheckpointStorage();
     storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
     storage.setSpec(new CheckpointStorageSpec());
@@ -167,7 +187,7 @@ class NodeWorkTest {
     restore.getStatus().attempts = 1;
     restore = client.resource(restore).updateStatus();
 
-    new NodeRestoreWorker(nodeWork(Set.of())).reconcile(restore, null);
+    new NodeRestoreWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL))).reconcile(restore, null);
 
     Restore failed = client.resource(restore).get();
     assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
@@ -213,7 +233,7 @@ class NodeWorkTest {
     restore.getStatus().phase = RestorePhase.Pending;
     restore.getStatus().node = "node-a";
     restore.getStatus().checkpoint = "c";
-    NodeRestoreWorker worker = new NodeRestoreWorker(nodeWork(Set.of()));
+    NodeRestoreWorker worker = new NodeRestoreWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL)));
     // What the operator hands this node for the restore: the storage's credentials, sealed to its key.
     restore.getStatus().grant = WorkGrants.seal(new WorkGrants.Grant("unreachable",
         new WorkGrants.Credentials("key", "secret"), null, null, List.of()), restore, "node-a",
@@ -282,7 +302,7 @@ class NodeWorkTest {
     }
     Restore restore = restoreAssigned("r", "c");
 
-    new NodeRestoreWorker(nodeWork(Set.of())).reconcile(restore, null);
+    new NodeRestoreWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL))).reconcile(restore, null);
 
     Restore failed = await().atMost(Duration.ofSeconds(30))
         .until(() -> client.resource(restore).get(), r -> r.getStatus().phase.isTerminal());

@@ -10,7 +10,6 @@ import dev.stasis.api.SecretReference;
 import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
 import dev.stasis.criu.Criu;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
@@ -86,9 +85,8 @@ final class BenchEnvironment implements AutoCloseable {
       KubernetesClient client = TestControlPlane.newClient(controlPlane.kubeconfig());
       started.add(client);
       Crds.install(client);
-      // as a cluster admin allows process targets (the benchmark checkpoints host processes)
-      client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NAMESPACE)
-          .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
+      client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NAMESPACE).endMetadata().build())
+          .create();
 
       Benchmark.progress("starting the S3 server (s3proxy)");
       S3Server s3 = S3Server.startJoiningMultipartParts();
@@ -102,7 +100,8 @@ final class BenchEnvironment implements AutoCloseable {
           List.of("operator", "--kubeconfig", kubeconfig), logs);
       started.add(operator);
       RoleProcess agent = RoleProcess.start("agent", List.of(),
-          List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(),
+          // as a cluster admin allows the benchmark's namespace to checkpoint host processes
+          List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(), "--allow-host-processes", NAMESPACE,
               "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig), logs);
       started.add(agent);
       await("the agent's NodeProfile", () -> client.resources(NodeProfile.class).withName(NODE).get() != null);

@@ -1,9 +1,9 @@
 package dev.stasis.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.kube.ProcessTargetPolicy;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -19,7 +19,8 @@ class LocalModeTest {
     AgentConfig agent = LocalMode.agentConfig(new Flags(List.of()), STATE);
     assertThat(agent.nodeName()).isEqualTo(LocalMode.DEFAULT_NODE);
     assertThat(agent.workDir()).isEqualTo(STATE.resolve("work"));
-    assertThat(agent.processTargetNamespaces()).containsExactly(ProcessTargetPolicy.ALL);
+    assertThat(agent.hostProcessNamespaces()).as("the README's walkthrough checkpoints this machine's processes there")
+        .containsExactly("default");
     assertThat(agent.hostRoot()).isEqualTo(Path.of("/"));
     assertThat(agent.labels()).isEmpty();
   }
@@ -28,13 +29,20 @@ class LocalModeTest {
   void theAgentsFlagsApply() {
     AgentConfig agent = LocalMode.agentConfig(new Flags(List.of("--node", "lab-1", "--node-labels", "zone=lab,gpu=none",
         "--host-root", "/host", "--profile-overrides", "/etc/overrides.json", "--max-concurrent", "4",
-        "--allow-process-targets", "jobs", "--work-dir", "/var/lib/stasis")), STATE);
+        "--allow-host-processes", "jobs", "--work-dir", "/var/lib/stasis")), STATE);
     assertThat(agent.nodeName()).isEqualTo("lab-1");
     assertThat(agent.labels()).isEqualTo(Map.of("zone", "lab", "gpu", "none"));
     assertThat(agent.hostRoot()).isEqualTo(Path.of("/host"));
     assertThat(agent.profileOverrides()).isEqualTo(Path.of("/etc/overrides.json"));
     assertThat(agent.maxConcurrent()).isEqualTo(4);
-    assertThat(agent.processTargetNamespaces()).isEqualTo(Set.of("jobs"));
+    assertThat(agent.hostProcessNamespaces()).isEqualTo(Set.of("jobs"));
     assertThat(agent.workDir()).isEqualTo(Path.of("/var/lib/stasis"));
+  }
+
+  /** The flag changed meaning (a namespace's own pods need no allowance now): the old name is refused, saying so. */
+  @Test
+  void theOldProcessTargetFlagIsRefusedWithWhatReplacedIt() {
+    assertThatThrownBy(() -> LocalMode.agentConfig(new Flags(List.of("--allow-process-targets", "jobs")), STATE))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("--allow-host-processes NS,...");
   }
 }

@@ -38,8 +38,9 @@ class CriuRunningNoteTest {
 
   @Test
   void anEndedButUnreapedProcessIsNotRunning() throws Exception {
-    // The shell's child ends at once; the shell becomes sleep, which never reaps it.
-    Process parent = new ProcessBuilder("sh", "-c", "sleep 0 & echo $!; exec sleep 30").start();
+    // The shell's child ends after the shell became sleep, which never reaps it. (A child that ended
+    // at once was sometimes reaped by the shell before its exec: no zombie, no /proc entry.)
+    Process parent = new ProcessBuilder("sh", "-c", "sleep 1 & echo $!; exec sleep 30").start();
     try {
       long child = Long.parseLong(parent.inputReader().readLine().trim());
       Path stat = Path.of("/proc", Long.toString(child), "stat");

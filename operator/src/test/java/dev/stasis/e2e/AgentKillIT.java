@@ -54,6 +54,8 @@ class AgentKillIT {
   static KubernetesClient admin;
   static S3Server s3;
   static FaultInjectingProxy link;
+  /** The agent's link to the API server, where a test wants to hold the agent's writes. */
+  static FaultInjectingProxy apiLink;
   static S3Client bucket;
   static InProcessStasis operator;
   static String node;
@@ -69,6 +71,7 @@ class AgentKillIT {
     s3.createBucket(BUCKET);
     bucket = s3.client();
     link = FaultInjectingProxy.to(s3.endpoint());
+    apiLink = FaultInjectingProxy.toApiServer(admin);
     AgentShutdownIT.createStorage(admin, node, s3, link.endpoint(), BUCKET);
     operator = InProcessStasis.on(admin).start();
   }
@@ -77,6 +80,7 @@ class AgentKillIT {
   static void stop() throws Exception {
     if (operator != null) operator.close();
     if (link != null) link.close();
+    if (apiLink != null) apiLink.close();
     if (bucket != null) bucket.close();
     if (s3 != null) s3.close();
   }
@@ -85,6 +89,7 @@ class AgentKillIT {
   void newNamespace() throws Exception {
     namespace = TestControlPlane.newNamespace("kill");
     link.pass();
+    apiLink.pass();
   }
 
   @AfterEach
@@ -205,6 +210,65 @@ class AgentKillIT {
     assertThat(work).doesNotExist();
   }
 
+  /**
+   * leaveRunning: false. The agent stored the archive, recorded it in the status and ended the
+   * workload; it is killed before Completed is written (the API server link drops every write of
+   * the status once the workload is gone). The next agent finds the record, checks the storage
+   * against it and completes the checkpoint, never trying it again on a PID that is gone; the
+   * archive restores and the count goes on.
+   */
+  @Test
+  void killedBetweenEndingTheWorkloadAndWritingCompleted() throws Exception {
+    Path count = dir.resolve("ended-" + namespace);
+    var counter = track(Workloads.startInPidNamespace("counter", count.toString()));
+    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) >= 3);
+    AgentProcess agent = startAgent(apiLink.kubeconfig(dir.resolve("kubeconfig-" + namespace)));
+    apiLink.drop(r -> r.isStatusWrite("checkpoints", namespace, "ended") && ends(counter.pid(), Duration.ofSeconds(2)));
+    String uid = createCheckpoint("ended", counter.pid()).getMetadata().getUid();
+    await().atMost(TIMEOUT).until(() -> apiLink.faulted() > 0);
+    agent.kill();
+    apiLink.pass();
+    long checkpointed = EndToEndTest.count(count);
+    assertThat(restore("ended")).as("no Restore yet").isNull();
+    Checkpoint left = admin.resources(Checkpoint.class).inNamespace(namespace).withName("ended").get();
+    assertThat(left.getStatus().phase).as("the dead agent never wrote Completed").isEqualTo(CheckpointPhase.Running);
+    assertThat(left.getStatus().archive).as("but it recorded the stored archive").isNotNull();
+
+    startAgent();
+    Checkpoint c = awaitCheckpoint("ended");
+    assertThat(c.getStatus().phase).as(c.getStatus().reason + ": " + c.getStatus().message)
+        .isEqualTo(CheckpointPhase.Completed);
+    assertThat(c.getStatus().message).contains("restarted after it had stored and recorded", "finished it from that record");
+    assertThat(c.getStatus().attempts).as("never tried again").isEqualTo(1);
+    assertThat(c.getStatus().archive.sha256).isEqualTo(left.getStatus().archive.sha256);
+    assertThat(keys()).anyMatch(k -> k.contains(uid) && k.endsWith("manifest.json"));
+    await().atMost(TIMEOUT).until(() -> !Files.exists(workDir("checkpoints", uid)));
+
+    createRestore("ended");
+    Restore r = awaitRestore("ended");
+    assertThat(r.getStatus().phase).as(r.getStatus().reason + ": " + r.getStatus().message)
+        .isEqualTo(RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(r.getStatus().restoredPid));
+    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > checkpointed + 3);
+  }
+
+  /** Whether the workload ends within {@code wait}: its end is what the agent's next write follows. */
+  static boolean ends(long pid, Duration wait) {
+    long deadline = System.nanoTime() + wait.toNanos();
+    while (Workloads.isAlive(pid)) {
+      if (System.nanoTime() > deadline) {
+        return false;
+      }
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return false;
+      }
+    }
+    return true;
+  }
+
   // --- helpers ---
 
   /** An agent as its own process, ended by its PID: SIGKILL in the test, SIGKILL at cleanup. */
@@ -216,6 +280,10 @@ class AgentKillIT {
   }
 
   AgentProcess startAgent() throws Exception {
+    return startAgent(TestControlPlane.kubeconfig());
+  }
+
+  AgentProcess startAgent(Path kubeconfig) throws Exception {
     int port;
     try (ServerSocket socket = new ServerSocket(0)) {
       port = socket.getLocalPort();
@@ -224,7 +292,7 @@ class AgentKillIT {
     // C1 only: the agent is up in about half the time on this small machine.
     Process process = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-XX:TieredStopAtLevel=1", "-jar", RunnableJarIT.JAR.toString(), "agent", "--node=" + node, "--work-dir=" + dir.resolve("work"),
-        "--criu=" + Main.criuPath(null), "--kubeconfig=" + TestControlPlane.kubeconfig(),
+        "--criu=" + Main.criuPath(null), "--allow-host-processes=*", "--kubeconfig=" + kubeconfig,
         "--metrics-address=127.0.0.1", "--metrics-port=" + port)
         .redirectErrorStream(true).redirectOutput(log.toFile()).start();
     AgentProcess agent = new AgentProcess(process, log);

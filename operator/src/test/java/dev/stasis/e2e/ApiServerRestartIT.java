@@ -12,7 +12,6 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
 import dev.stasis.cli.Main;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
@@ -56,8 +55,8 @@ class ApiServerRestartIT {
         S3Client bucket = s3.client();
         var memhog = Workloads.startInPidNamespace("memhog", "32", "0", dir.resolve("count").toString())) {
       Crds.install(client);
-      client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("restart")
-          .addToLabels(ProcessTargetPolicy.LABEL, "true").endMetadata().build()).create();
+      client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("restart").endMetadata().build())
+          .create();
       s3.createBucket("restart");
       AgentShutdownIT.createStorage(client, "restart", s3, link.endpoint(), "restart");
       try (InProcessStasis stasis = InProcessStasis.on(client).agent(node, dir.resolve("work"), Main.criuPath(null))

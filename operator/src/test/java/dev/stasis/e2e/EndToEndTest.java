@@ -27,6 +27,7 @@ import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -188,6 +189,14 @@ abstract class EndToEndTest {
    * The counter rewrites its file every 100 ms (open, truncate, write), so a read may catch it
    * empty: read again for up to a second. -1 when there is no number at all.
    */
+  /** The failure's reason and message, and a Warning Event of that reason in the test's namespace. */
+  void assertFailure(String reason, String message, String expectedReason, String expectedText) {
+    assertThat(reason).isEqualTo(expectedReason);
+    assertThat(message).contains(expectedText);
+    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
+        .map(Event::getReason).toList().contains(expectedReason));
+  }
+
   static long count(Path file) {
     for (int attempt = 0; attempt < 50; attempt++) {
       try {

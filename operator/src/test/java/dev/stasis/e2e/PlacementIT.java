@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
+import dev.stasis.agent.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
@@ -65,9 +66,9 @@ class PlacementIT extends EndToEndTest {
         "{\"cpu\": {\"flags\": [\"" + String.join("\", \"", flags) + "\"]}}");
     Criu criu = new Criu(Main.criuPath(null), Map.of());
     agents = InProcessStasis.on(client).withoutOperator()
-        .agent(new AgentConfig(ONE, shared.resolve("work-one"), criu, Set.of(),
+        .agent(new AgentConfig(ONE, shared.resolve("work-one"), criu, Set.of(ProcessTargetPolicy.ALL),
             KubeletSettings.defaults(ONE), Path.of("/"), with(BOTH, "zone", "one"), null))
-        .agent(new AgentConfig(TWO, shared.resolve("work-two"), criu, Set.of(),
+        .agent(new AgentConfig(TWO, shared.resolve("work-two"), criu, Set.of(ProcessTargetPolicy.ALL),
             KubeletSettings.defaults(TWO), Path.of("/"), with(BOTH, "zone", "two"), overrides))
         .start();
     await().atMost(TIMEOUT).until(() -> profile(ONE) != null && profile(TWO) != null);

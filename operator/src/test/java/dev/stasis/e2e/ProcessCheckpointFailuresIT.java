@@ -15,15 +15,15 @@ import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.storage.ObjectStore;
-import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
-import java.util.Map;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -61,15 +61,6 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
         "A session leader of " + inner + "(1) is outside of its pid namespace");
     assertThat(c.getStatus().criuLogTail).contains("Dumping FAILED");
     assertThat(Workloads.isAlive(inner)).isTrue();
-  }
-
-  @Test
-  void processTargetsAreRefusedWhereNoAdminAllowedThem() throws Exception {
-    namespace = TestControlPlane.newNamespace("tenant", Map.of());
-    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("tenant-" + namespace).toString()));
-    Checkpoint c = awaitCheckpoint(createCheckpoint("tenant", counter.pid(), fsStorage, null), CheckpointPhase.Failed);
-    assertFailure(c.getStatus().reason, c.getStatus().message, "ProcessTargetNotAllowed",
-        "kubectl label namespace " + namespace + " stasis.dev/allow-process-targets=true");
   }
 
   @Test
@@ -112,17 +103,19 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
 
   /**
    * leaveRunning: false and the archive cannot be stored, in each of two attempts (backoffLimit 1):
-   * the workload is resumed after each and must go on counting.
+   * the workload, a tree of four processes, is resumed whole after each (every process CRIU dumped,
+   * as its pstree.img names them) and each of them must go on counting.
    */
   @Test
   void storageFailingDuringUploadNeverEndsTheWorkload() throws Exception {
-    Path out = shared.resolve("upload-fails-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    Path dir = Files.createDirectories(shared.resolve("upload-fails-" + namespace));
+    var tree = track(Workloads.startInPidNamespace("forktree", dir.toString(), "3"));
+    List<Path> files = List.of(dir.resolve("count.0"), dir.resolve("count.1"), dir.resolve("count.2"), dir.resolve("count.3"));
+    await().atMost(TIMEOUT).until(() -> files.stream().allMatch(f -> count(f) >= 3));
     Files.writeString(fsRoot.resolve(namespace), "a file where the namespace's folder should be");
     Checkpoint twice = new Checkpoint();
     twice.setMetadata(new ObjectMetaBuilder().withName("upload-fails").withNamespace(namespace).build());
-    twice.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) counter.pid())));
+    twice.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) tree.pid())));
     twice.getSpec().storage = fsStorage;
     twice.getSpec().options = new CheckpointOptions();
     twice.getSpec().options.leaveRunning = false;
@@ -132,8 +125,61 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
     assertThat(c.getStatus().message).startsWith("failed after 2 attempts");
     assertThat(c.getStatus().attempts).isEqualTo(2);
     assertThat(c.getStatus().archive).isNull();
-    long after = count(out);
-    await().atMost(TIMEOUT).until(() -> count(out) > after + 3);
+    for (Path f : files) {
+      long after = count(f);
+      await(f.getFileName() + " counts on").atMost(TIMEOUT).until(() -> count(f) > after + 3);
+    }
+  }
+
+  /**
+   * The checkpoint's first attempt found a counter under the PID and could not store it; before its
+   * retry the counter ends and the kernel gives its PID to another process. The retry refuses that
+   * process: ProcessChanged, not retried, and the newcomer is never frozen, dumped or ended
+   * (leaveRunning: false would have ended it).
+   */
+  @Test
+  void aPidGivenToAnotherProcessIsRefused() throws Exception {
+    Path first = shared.resolve("first-" + namespace + ".txt");
+    var counter = track(Workloads.startInPidNamespace("counter", first.toString()));
+    long pid = counter.pid();
+    await().atMost(TIMEOUT).until(() -> count(first) >= 3);
+    Path blocker = Files.writeString(fsRoot.resolve(namespace), "a file where the namespace's folder should be");
+    Checkpoint reused = new Checkpoint();
+    reused.setMetadata(new ObjectMetaBuilder().withName("reused").withNamespace(namespace).build());
+    reused.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) pid)));
+    reused.getSpec().storage = fsStorage;
+    reused.getSpec().options = new CheckpointOptions();
+    reused.getSpec().options.leaveRunning = false;
+    reused.getSpec().backoffLimit = 1;
+    Checkpoint created = client.resource(reused).create();
+    Checkpoint waiting = await().atMost(TIMEOUT).until(() -> client.resource(created).get(),
+        x -> x.getStatus() != null && x.getStatus().nextRetryTime != null);
+    assertThat(waiting.getStatus().process.pid).isEqualTo((int) pid);
+    assertThat(waiting.getStatus().process.startTicks).isEqualTo(startTicks(pid));
+
+    Workloads.kill(pid);
+    assertThat(counter.launcher().waitFor(10, TimeUnit.SECONDS)).as("unshare reaped it: the PID is free").isTrue();
+    Files.delete(blocker);
+    Path second = shared.resolve("second-" + namespace + ".txt");
+    var newcomer = track(Workloads.startAt(pid, "counter", second.toString()));
+    long newcomerStart = startTicks(pid);
+
+    Checkpoint c = awaitCheckpoint(created, CheckpointPhase.Failed);
+    assertFailure(c.getStatus().reason, c.getStatus().message, "ProcessChanged",
+        "PID " + pid + " no longer names the process this checkpoint is of");
+    assertThat(c.getStatus().message).contains("which was not touched");
+    assertThat(c.getStatus().attempts).isEqualTo(2);
+    assertThat(startTicks(newcomer.pid())).as("the same process, never ended").isEqualTo(newcomerStart);
+    long now = count(second);
+    await().atMost(TIMEOUT).until(() -> count(second) > now + 3);
+    assertThat(fsRoot.resolve(namespace)).as("nothing stored").satisfiesAnyOf(
+        p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
+  }
+
+  /** Field 22 of /proc/PID/stat: when it started, in clock ticks after boot. */
+  static long startTicks(long pid) throws IOException {
+    String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+    return Long.parseLong(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[19]);
   }
 
   @Test
@@ -270,13 +316,6 @@ class ProcessCheckpointFailuresIT extends EndToEndTest {
 
   Path archiveOf(Checkpoint c) {
     return Path.of(c.getStatus().archive.uri.substring("file://".length()));
-  }
-
-  void assertFailure(String reason, String message, String expectedReason, String expectedText) {
-    assertThat(reason).isEqualTo(expectedReason);
-    assertThat(message).contains(expectedText);
-    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
-        .map(Event::getReason).toList().contains(expectedReason));
   }
 
   static long unusedPid() {

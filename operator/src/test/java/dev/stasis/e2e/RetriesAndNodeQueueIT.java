@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.ProcessTargetPolicy;
 import dev.stasis.api.AttemptedStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
@@ -51,7 +52,8 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
   @BeforeAll
   static void startLimitedAgent() {
     LIMITED = NODE + "-limited";
-    AgentConfig config = new AgentConfig(LIMITED, shared.resolve("work-limited"), new Criu(Main.criuPath(null), Map.of()))
+    AgentConfig config = new AgentConfig(LIMITED, shared.resolve("work-limited"), new Criu(Main.criuPath(null), Map.of()),
+        Set.of(ProcessTargetPolicy.ALL))
         .withWorkLimits(SLOTS, RetryPolicy.withBase(RETRY_BASE));
     limitedAgent = InProcessStasis.on(client).withoutOperator().agent(config).start();
     await().atMost(TIMEOUT).until(() -> client.resources(NodeProfile.class).withName(LIMITED).get() != null);

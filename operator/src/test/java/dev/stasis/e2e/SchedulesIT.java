@@ -39,6 +39,8 @@ import java.time.Instant;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import java.util.Set;
 import java.util.function.Consumer;
 import java.util.stream.Collectors;
@@ -267,6 +269,44 @@ class SchedulesIT extends EndToEndTest {
     twoRefs.getSpec().checkpointRef = new CheckpointRef("sim-20250310100000");
     assertThatThrownBy(() -> client.resource(twoRefs).create()).isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("set exactly one of checkpointRef (a Checkpoint) or scheduleRef");
+  }
+
+  /**
+   * A schedule with leaveRunning: false ends its counter with its first checkpoint; the kernel then
+   * gives the counter's PID to another process. The next run must not take it: the schedule pinned
+   * the process its first checkpoint found, its Checkpoints carry that identity, and the run fails
+   * ProcessChanged while the newcomer counts on, never frozen, dumped or ended.
+   */
+  @Test
+  void aScheduleTakesOnlyTheProcessItsFirstCheckpointFound() throws Exception {
+    Path first = shared.resolve("pinned-first-" + namespace + ".txt");
+    var counter = track(Workloads.startInPidNamespace("counter", first.toString()));
+    long pid = counter.pid();
+    await().atMost(TIMEOUT).until(() -> count(first) >= 3);
+    createSchedule("pinned", "@every 8s", NODE, pid, spec -> {
+      spec.concurrencyPolicy = ConcurrencyPolicy.Forbid;
+      spec.checkpointTemplate.options = new CheckpointOptions();
+      spec.checkpointTemplate.options.leaveRunning = false;
+    });
+    await().atMost(TIMEOUT).until(() -> completed("pinned").size() == 1);
+    assertThat(counter.launcher().waitFor(10, TimeUnit.SECONDS)).as("the checkpoint ended the counter").isTrue();
+    var pinned = await().atMost(TIMEOUT).until(() -> schedule("pinned").getStatus().process, p -> p != null);
+    assertThat(pinned.pid).isEqualTo((int) pid);
+    assertThat(pinned.node).isEqualTo(NODE);
+
+    Path second = shared.resolve("pinned-second-" + namespace + ".txt");
+    var newcomer = track(Workloads.startAt(pid, "counter", second.toString()));
+    long newcomerStart = ProcessCheckpointFailuresIT.startTicks(pid);
+    Checkpoint refused = await().atMost(TIMEOUT).until(() -> checkpointsOf("pinned").stream()
+        .filter(c -> c.getStatus() != null && c.getStatus().phase != null && c.getStatus().phase.isTerminal())
+        .filter(c -> c.getStatus().phase != CheckpointPhase.Completed).findFirst(), Optional::isPresent).get();
+    assertThat(refused.getSpec().target.process.startTicks).isEqualTo(pinned.startTicks);
+    assertFailure(refused.getStatus().reason, refused.getStatus().message, "ProcessChanged",
+        "PID " + pid + " no longer names the process this checkpoint is of");
+    assertThat(completed("pinned")).hasSize(1);
+    assertThat(ProcessCheckpointFailuresIT.startTicks(newcomer.pid())).as("never ended").isEqualTo(newcomerStart);
+    long now = count(second);
+    await().atMost(TIMEOUT).until(() -> count(second) > now + 3);
   }
 
   private void createSchedule(String name, String cron, String node, long pid, Consumer<CheckpointScheduleSpec> customize) {

@@ -148,7 +148,7 @@ class HelmChartIT {
     assertThat(storage.at("/spec/registry/caSecret/name").asText()).isEqualTo("registry-ca");
     assertThat(storage.at("/spec/registry/insecure").isMissingNode()).isTrue();
     JsonNode agent = objects.get("DaemonSet stasis-system/stasis-agent").at("/spec/template/spec/containers/0");
-    assertThat(agent.at("/args").toString()).contains("--criu-env=CRIU_FAULT=130", "--allow-process-targets=hpc,simulations",
+    assertThat(agent.at("/args").toString()).contains("--criu-env=CRIU_FAULT=130", "--allow-host-processes=hpc,simulations",
         "--kubelet-url=https://$(NODE_IP):10250", "--host-root=/proc/4242/root");
     assertThat(agent.at("/image").asText()).isEqualTo("registry.example.com/stasis/stasis-agent:0.1.0-rc1"
         + "@sha256:50d858e0985ecc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c");

@@ -8,13 +8,11 @@ import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
-import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
 import java.time.Duration;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /** The operator's cache of cluster-scoped objects: fast when it knows, never wrong when it does not. */
@@ -49,23 +47,6 @@ class ClusterCacheTest {
     assertThat(cache.storage("store-new")).isNotNull();
     assertThat(cache.storages(true)).extracting(s -> s.getMetadata().getName()).contains("store-new");
     assertThat(cache.nodeProfile("node-missing")).isNull();
-  }
-
-  @Test
-  void processTargetsFollowTheNamespaceLabel() {
-    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("allowed")
-        .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
-    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("plain").endMetadata().build())
-        .create();
-    ClusterCache cache = ClusterCache.watching(client);
-    assertThat(cache.allowsProcessTargets("allowed")).isTrue();
-    assertThat(cache.allowsProcessTargets("plain")).isFalse();
-    assertThat(cache.allowsProcessTargets("absent")).isFalse();
-    client.namespaces().withName("plain").edit(n -> {
-      n.getMetadata().setLabels(Map.of(ProcessTargetPolicy.LABEL, "true"));
-      return n;
-    });
-    assertThat(cache.allowsProcessTargets("plain")).as("labelled just now").isTrue();
   }
 
   private void nodeProfile(String name) {

@@ -15,13 +15,16 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.NodeProfileStatus;
 import dev.stasis.api.PodTarget;
+import dev.stasis.api.ArchiveStatus;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
-import dev.stasis.archive.ArchiveCodec;
-import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.storage.FileSystemObjectStore;
 import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
 import java.nio.file.Path;
@@ -36,8 +39,8 @@ import dev.stasis.api.SecretReference;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
+import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
@@ -49,13 +52,15 @@ import io.fabric8.kubernetes.api.model.PodStatusBuilder;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Fast checks of the operator's Checkpoint decisions, on the fabric8 CRUD mock server. */
 @EnableKubernetesMockClient(crud = true)
@@ -69,9 +74,8 @@ class CheckpointReconcilerTest {
   void setUp() {
     clock = new TestingClock(Instant.now());
     reconciler = new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
-        new ProcessTargetPolicy(client, Set.of()), RetryPolicy.DEFAULT, clock);
-    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS)
-        .withLabels(Map.of(ProcessTargetPolicy.LABEL, "true")).endMetadata().build()).create();
+        RetryPolicy.DEFAULT, clock);
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS).endMetadata().build()).create();
     NodeProfile node = new NodeProfile();
     node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
     node.setSpec(new NodeProfileSpec());
@@ -86,16 +90,6 @@ class CheckpointReconcilerTest {
     assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
     assertThat(result.getStatus().node).isEqualTo("node-a");
     assertThat(result.getStatus().storage).isEqualTo("store");
-  }
-
-  @Test
-  void processTargetsOnlyWhereAClusterAdminAllowedThem() {
-    storage("store", true, null);
-    Checkpoint c = checkpoint("c", CheckpointTarget.process("node-a", 1234), null);
-    c.getMetadata().setNamespace("tenant");
-    c.getMetadata().setResourceVersion(null);
-    assertFailed(reconcile(client.resource(c).create()), "ProcessTargetNotAllowed",
-        "kubectl label namespace tenant stasis.dev/allow-process-targets=true");
   }
 
   @Test
@@ -446,12 +440,15 @@ class CheckpointReconcilerTest {
   void workOfAnAgentThatIsGoneFailsInsteadOfWaitingForever() {
     storage("store", true, null);
     Checkpoint pending = reconcile(checkpoint("pending", CheckpointTarget.process("node-a", 1234), null));
-    heartbeat("node-a", clock.now.minus(Duration.ofSeconds(30)));
+    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(30))); // an agent whose clock lags half an hour
     assertThat(reconciler.reconcile(pending, null).getScheduleDelay()).as("checks again")
         .contains(AgentHeartbeat.CHECK_INTERVAL.toMillis());
-    assertThat(client.resource(pending).get().getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    clock.now = clock.now.plus(AgentHeartbeat.CHECK_INTERVAL);
+    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(29)));
+    reconciler.reconcile(pending, null);
+    assertThat(client.resource(pending).get().getStatus().phase).as("its heartbeat changes").isEqualTo(CheckpointPhase.Pending);
 
-    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(10)));
+    clock.now = clock.now.plus(Duration.ofMinutes(10));
     assertFailed(reconcile(pending), "AgentUnavailable",
         "the agent on node node-a was last seen 10 min ago");
     assertThat(client.resource(pending).get().getStatus().message).contains("the process was not touched");
@@ -461,10 +458,77 @@ class CheckpointReconcilerTest {
   void aCheckpointTheGoneAgentWasTakingFailsSayingSo() {
     storage("store", true, null);
     Checkpoint c = reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), null));
+    heartbeat("node-a", clock.now);
+    reconcile(c);
+    c = client.resource(c).get();
     c.getStatus().phase = CheckpointPhase.Running;
     c = client.resource(c).updateStatus();
-    heartbeat("node-a", clock.now.minus(AgentHeartbeat.TIMEOUT).minusSeconds(1));
+    clock.now = clock.now.plus(AgentHeartbeat.TIMEOUT).plusSeconds(1);
     assertFailed(reconcile(c), "AgentUnavailable", "in the middle of this checkpoint: nothing was stored as complete");
+  }
+
+  /**
+   * The agent stored and recorded the archive (leaveRunning: false ends the workload only after
+   * that) and then its node was lost: the archive may be all that is left of the workload, so the
+   * checkpoint is Completed from the record once the storage holds what was recorded; when it does
+   * not, the checkpoint fails for good.
+   */
+  @Test
+  void aCheckpointWhoseAgentWasLostAfterItRecordedTheArchiveIsFinishedFromTheRecord(@TempDir Path root) throws Exception {
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(root.toString());
+    client.resource(storage).create();
+    Checkpoint kept = recordedRunning("kept", root);
+    Checkpoint lost = recordedRunning("lost", root);
+    Files.delete(root.resolve(new ArchiveLayout(NS, "lost", lost.getMetadata().getUid()).manifestKey()));
+    heartbeat("node-a", clock.now);
+    reconciler.reconcile(kept, null);
+    assertThat(client.resource(kept).get().getStatus().phase).isEqualTo(CheckpointPhase.Running);
+
+    clock.now = clock.now.plus(AgentHeartbeat.TIMEOUT).plusSeconds(1);
+    Checkpoint done = reconcile(kept);
+    assertThat(done.getStatus().phase).isEqualTo(CheckpointPhase.Completed);
+    assertThat(done.getStatus().message).startsWith("stored 6 bytes at file://")
+        .contains("after it had stored and recorded this checkpoint's archive", "Completed from that record");
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .anyMatch(e -> e.getReason().equals("Completed") && e.getInvolvedObject().getName().equals("kept"));
+    assertFailed(reconcile(lost), "ArchiveMissing", "the storage no longer holds the archive: the checkpoint's manifest");
+  }
+
+  /** Running on node-a, with an archive of 6 bytes stored in {@code root} and recorded in the status. */
+  private Checkpoint recordedRunning(String name, Path root) throws Exception {
+    Checkpoint c = client.resource(checkpoint(name, CheckpointTarget.process("node-a", 1234), "fs")).get();
+    ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
+    Manifest m = new Manifest();
+    m.source = new Manifest.Source();
+    m.source.namespace = NS;
+    m.source.checkpointName = name;
+    m.source.checkpointUid = c.getMetadata().getUid();
+    m.archive = new Manifest.Archive();
+    m.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
+    m.archive.codec = ArchiveCodec.ZSTD;
+    m.archive.sha256 = "ab".repeat(32);
+    m.archive.storedBytes = 6L;
+    m.archive.sizeBytes = 6L;
+    byte[] manifest = m.toJson();
+    ArchiveStatus archive = new ArchiveStatus();
+    try (var store = new FileSystemObjectStore(root)) {
+      store.put(m.archive.key, "6bytes".getBytes());
+      store.put(layout.manifestKey(), manifest);
+      archive.uri = store.uri(m.archive.key);
+    }
+    archive.sha256 = m.archive.sha256;
+    archive.storedBytes = 6L;
+    archive.sizeBytes = 6L;
+    archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(manifest));
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Running;
+    c.getStatus().node = "node-a";
+    c.getStatus().storage = "fs";
+    c.getStatus().archive = archive;
+    return client.resource(c).updateStatus();
   }
 
   private void publishKey(String node, NodeKey key) {

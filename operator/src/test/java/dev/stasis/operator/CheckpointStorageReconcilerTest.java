@@ -19,7 +19,6 @@ import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
-import dev.stasis.kube.ProcessTargetPolicy;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.operator.retention.StorageGarbageCollector;
@@ -39,7 +38,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.Base64;
 import java.util.Map;
-import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -299,7 +297,7 @@ class CheckpointStorageReconcilerTest {
 
   private CheckpointReconciler checkpointReconciler() {
     return new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
-        new ProcessTargetPolicy(client, Set.of(ProcessTargetPolicy.ALL)), RetryPolicy.DEFAULT);
+        RetryPolicy.DEFAULT);
   }
 
   private CheckpointStorage storage(String gracePeriod) {

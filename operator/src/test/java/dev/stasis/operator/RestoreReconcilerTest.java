@@ -373,25 +373,59 @@ class RestoreReconcilerTest {
   void noRestoreGoesToANodeWhoseAgentIsGone() throws Exception {
     completedCheckpoint("c", m -> {});
     profiles();
-    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(7)));
+    heartbeat("node-a", clock.now);
+    heartbeat("node-b", clock.now);
+    assertThat(reconcile(restore("first", "c", null)).getStatus().node).isEqualTo("node-a");
 
+    clock.now = clock.now.plus(Duration.ofMinutes(7));
+    heartbeat("node-b", clock.now); // node-b's agent renewed its heartbeat; node-a's did not
     Restore r = reconcile(restore("r", "c", null));
 
     assertThat(r.getStatus().node).isEqualTo("node-b");
     assertThat(r.getStatus().placement.summary).contains("node-a the agent on node node-a was last seen 7 min ago");
   }
 
+  /**
+   * The operator judges by its own clock when it last saw a heartbeat change: an agent whose clock
+   * lags ten minutes is alive while its heartbeat changes, and one whose clock runs ahead is gone
+   * once its heartbeat stayed the same for five minutes.
+   */
+  @Test
+  void anAgentsOwnClockDoesNotDecideWhetherItIsAlive() throws Exception {
+    completedCheckpoint("c", m -> {});
+    profiles();
+    Instant lagging = clock.now.minus(Duration.ofMinutes(10));
+    heartbeat("node-a", lagging);
+    heartbeat("node-b", clock.now.plus(Duration.ofHours(1)));
+    assertThat(reconcile(restore("first", "c", null)).getStatus().node).as("a lagging clock is no sign of death")
+        .isEqualTo("node-a");
+
+    clock.now = clock.now.plus(Duration.ofMinutes(6));
+    heartbeat("node-a", lagging.plus(Duration.ofMinutes(6)));
+    Restore west = restore("r", "c", null);
+    west.getSpec().placement = new RestorePlacement();
+    west.getSpec().placement.nodeSelector = Map.of("zone", "west"); // node-b only
+    Restore r = reconcile(client.resource(west).update());
+
+    assertFailed(r, "NoCompatibleNode", "node-b the agent on node node-b was last seen 6 min ago");
+    assertThat(reconcile(restore("again", "c", null)).getStatus().node).isEqualTo("node-a");
+  }
+
   @Test
   void aRestoreWaitingForAnAgentThatIsGoneIsPlacedAgain() throws Exception {
     completedCheckpoint("c", m -> {});
     profiles();
+    heartbeat("node-a", clock.now);
+    heartbeat("node-b", clock.now);
     Restore r = reconcile(restore("r", "c", null));
     assertThat(r.getStatus().node).isEqualTo("node-a");
-    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(6)));
+    clock.now = clock.now.plus(Duration.ofMinutes(6));
+    heartbeat("node-b", clock.now);
 
     r = reconcile(r);
 
     assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Pending);
+    assertThat(r.getStatus().node).isEqualTo("node-b");
     assertThat(Labels.node(r)).isEqualTo("node-b");
   }
 
@@ -399,10 +433,11 @@ class RestoreReconcilerTest {
   void aRestoreTheGoneAgentHadBegunFailsSayingSo() throws Exception {
     completedCheckpoint("c", m -> {});
     profiles();
+    heartbeat("node-a", clock.now);
     Restore r = reconcile(restore("r", "c", null));
     r.getStatus().phase = RestorePhase.Restoring;
     r = client.resource(r).updateStatus();
-    heartbeat("node-a", clock.now.minus(Duration.ofMinutes(6)));
+    clock.now = clock.now.plus(Duration.ofMinutes(6));
 
     assertFailed(reconcile(r), "AgentUnavailable", "in the middle of this restore. Whether its process started is known "
         + "only to that agent");

@@ -1,5 +1,10 @@
 package dev.stasis.testing;
 
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.fabric8.kubernetes.client.internal.SSLUtils;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -10,18 +15,23 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
+import javax.net.SocketFactory;
+import javax.net.ssl.SSLContext;
 
 /**
- * An HTTP proxy on 127.0.0.1 in front of a local server (the S3 test server) that injects faults
- * into the requests a rule matches: answer 500, answer late and slowly, or drop the connection
- * without an answer; {@link #stop()} makes the server look gone. One request per connection (it
- * asks for {@code Connection: close}), so every request is seen and the faults are deterministic.
+ * An HTTP proxy on 127.0.0.1 in front of a local server (the S3 test server, or the test's
+ * kube-apiserver, which it reaches over TLS as the admin) that injects faults into the requests a
+ * rule matches: answer 500, answer late and slowly, or drop the connection without an answer;
+ * {@link #stop()} makes the server look gone. One request per connection (it asks for
+ * {@code Connection: close}), so every request is seen and the faults are deterministic.
  */
 public final class FaultInjectingProxy implements AutoCloseable {
   /** What a request looks like to the rules: its method and its target (path and query). */
@@ -36,6 +46,12 @@ public final class FaultInjectingProxy implements AutoCloseable {
       String path = target.contains("?") ? target.substring(0, target.indexOf('?')) : target;
       return method.equals("GET") && path.indexOf('/', 1) > 0 && path.indexOf('/', 1) < path.length() - 1;
     }
+
+    /** A write of the status of one of Stasis' resources ({@code checkpoints}, {@code restores}) on the API server. */
+    public boolean isStatusWrite(String plural, String namespace, String name) {
+      return method.equals("PUT") && target.startsWith("/apis/stasis.dev/v1alpha1/namespaces/" + namespace + "/"
+          + plural + "/" + name + "/status");
+    }
   }
 
   private enum Fault { PASS, FAIL_500, SLOW, DROP }
@@ -44,15 +60,17 @@ public final class FaultInjectingProxy implements AutoCloseable {
 
   private final ServerSocket listener;
   private final InetSocketAddress target;
+  private final SocketFactory upstream;
   private final List<Socket> sockets = new CopyOnWriteArrayList<>();
   private final AtomicInteger faulted = new AtomicInteger();
   private final List<Request> requests = new CopyOnWriteArrayList<>();
   private volatile Rule rule = new Rule(r -> false, Fault.PASS, Duration.ZERO, 0);
   private volatile boolean stopped;
 
-  private FaultInjectingProxy(ServerSocket listener, InetSocketAddress target) {
+  private FaultInjectingProxy(ServerSocket listener, InetSocketAddress target, SocketFactory upstream) {
     this.listener = listener;
     this.target = target;
+    this.upstream = upstream;
     Thread acceptor = new Thread(this::accept, "fault-proxy");
     acceptor.setDaemon(true);
     acceptor.start();
@@ -62,7 +80,38 @@ public final class FaultInjectingProxy implements AutoCloseable {
   public static FaultInjectingProxy to(String endpoint) throws IOException {
     URI uri = URI.create(endpoint);
     ServerSocket listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-    return new FaultInjectingProxy(listener, new InetSocketAddress(uri.getHost(), uri.getPort()));
+    return new FaultInjectingProxy(listener, new InetSocketAddress(uri.getHost(), uri.getPort()),
+        SocketFactory.getDefault());
+  }
+
+  /**
+   * Proxies the API server {@code admin} talks to: clients speak plain HTTP to the proxy (see
+   * {@link #kubeconfig}), the proxy speaks TLS to the API server with the admin's certificate.
+   */
+  public static FaultInjectingProxy toApiServer(KubernetesClient admin) throws Exception {
+    Config config = admin.getConfiguration();
+    URI uri = URI.create(config.getMasterUrl());
+    SSLContext tls = SSLUtils.sslContext(SSLUtils.keyManagers(config), SSLUtils.trustManagers(config));
+    ServerSocket listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+    return new FaultInjectingProxy(listener, new InetSocketAddress(uri.getHost(), uri.getPort()), tls.getSocketFactory());
+  }
+
+  /** A kubeconfig that reaches the API server through this proxy (see {@link #toApiServer}). */
+  public Path kubeconfig(Path file) throws IOException {
+    return Files.writeString(file, """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: proxied, cluster: {server: "%s"}}]
+        users: [{name: proxied, user: {}}]
+        contexts: [{name: proxied, context: {cluster: proxied, user: proxied}}]
+        current-context: proxied
+        """.formatted(endpoint()));
+  }
+
+  /** A client that reaches the API server through this proxy (see {@link #toApiServer}). */
+  public KubernetesClient client() {
+    return new KubernetesClientBuilder().withConfig(new ConfigBuilder(Config.empty()).withMasterUrl(endpoint()).build())
+        .build();
   }
 
   public String endpoint() {
@@ -161,7 +210,7 @@ public final class FaultInjectingProxy implements AutoCloseable {
         case PASS -> { }
       }
       long rate = fault == Fault.SLOW ? current.bytesPerSecond() : 0;
-      server = new Socket(target.getAddress(), target.getPort());
+      server = upstream.createSocket(target.getAddress(), target.getPort());
       sockets.add(server);
       server.getOutputStream().write(withConnectionClose(text).getBytes(StandardCharsets.ISO_8859_1));
       Socket upstream = server;
@@ -220,10 +269,19 @@ public final class FaultInjectingProxy implements AutoCloseable {
     in.skipNBytes(length);
   }
 
+  /**
+   * The request head with its hop-by-hop headers replaced: one request per connection, and no
+   * upgrade to HTTP/2, which a TLS server does not offer in plain text. A WebSocket upgrade (a
+   * watch) passes as it is: after its answer the connection carries the stream both ways.
+   */
   private static String withConnectionClose(String head) {
+    if (head.toLowerCase(Locale.ROOT).contains("\r\nupgrade: websocket")) {
+      return head;
+    }
     StringBuilder rewritten = new StringBuilder();
     for (String line : head.split("\r\n")) {
-      if (!line.toLowerCase(Locale.ROOT).startsWith("connection:")) {
+      String lower = line.toLowerCase(Locale.ROOT);
+      if (!lower.startsWith("connection:") && !lower.startsWith("upgrade:") && !lower.startsWith("http2-settings:")) {
         rewritten.append(line).append("\r\n");
       }
     }

@@ -3,6 +3,7 @@ package dev.stasis.testing;
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.NodeProfilePublisher;
+import dev.stasis.agent.ProcessTargetPolicy;
 import dev.stasis.cli.Roles;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;
@@ -86,8 +87,12 @@ public final class InProcessStasis implements AutoCloseable {
       return agent(node, workDir, criu, client);
     }
 
+    /**
+     * An agent whose cluster admin allowed every namespace to checkpoint this machine's processes,
+     * which are in no pod (tests start their workloads as such host processes).
+     */
     public Builder agent(String node, Path workDir, Path criu, KubernetesClient agentClient) {
-      return agent(new AgentConfig(node, workDir, new Criu(criu, Map.of())), agentClient);
+      return agent(new AgentConfig(node, workDir, new Criu(criu, Map.of()), Set.of(ProcessTargetPolicy.ALL)), agentClient);
     }
 
     public Builder agent(AgentConfig config) {
@@ -133,7 +138,7 @@ public final class InProcessStasis implements AutoCloseable {
       InProcessStasis stasis = new InProcessStasis();
       if (withOperator) {
         Operator operator = Roles.newOperator(operatorClient, leaderElection);
-        Roles.registerOperator(operator, operatorClient, operatorInstance, Set.of(), operatorRetries);
+        Roles.registerOperator(operator, operatorClient, operatorInstance, operatorRetries);
         stasis.operators.add(operator);
         // Before the agents, whose profile probes take seconds on a busy machine: a test that
         // restarts Stasis between two runs of a schedule needs the operator back in time.

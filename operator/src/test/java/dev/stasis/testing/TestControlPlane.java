@@ -2,7 +2,6 @@ package dev.stasis.testing;
 
 import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
-import dev.stasis.kube.ProcessTargetPolicy;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -45,9 +44,9 @@ public final class TestControlPlane {
     return new KubernetesClientBuilder().withConfig(config).build();
   }
 
-  /** A fresh namespace for one test, where a cluster admin allowed process targets. */
+  /** A fresh namespace for one test. */
   public static String newNamespace(String prefix) throws Exception {
-    return newNamespace(prefix, Map.of(ProcessTargetPolicy.LABEL, "true"));
+    return newNamespace(prefix, Map.of());
   }
 
   public static String newNamespace(String prefix, Map<String, String> labels) throws Exception {

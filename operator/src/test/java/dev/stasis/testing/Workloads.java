@@ -66,6 +66,34 @@ public final class Workloads {
     throw new IOException("the workload " + name + " did not start within 10s");
   }
 
+  /**
+   * Starts {@code name args...} with exactly the PID {@code pid} once that PID is free, in a session
+   * of its own (src/test/workloads/spawn_at.c): the kernel giving an ended process's PID to another.
+   */
+  public static Workload startAt(long pid, String name, String... args) throws IOException, InterruptedException {
+    Path stat = Path.of("/proc", Long.toString(pid));
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (Files.exists(stat)) {
+      if (System.nanoTime() > deadline) {
+        throw new IOException("PID " + pid + " is still taken after 10s");
+      }
+      Thread.sleep(10);
+    }
+    List<String> command = new ArrayList<>(List.of(binary("spawn_at").toString(), Long.toString(pid),
+        binary(name).toString()));
+    command.addAll(List.of(args));
+    Process spawner = new ProcessBuilder(command).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+    while (!children(spawner.pid()).contains(pid)) {
+      if (!spawner.isAlive() || System.nanoTime() > deadline) {
+        spawner.destroyForcibly();
+        throw new IOException("could not start " + name + " as PID " + pid);
+      }
+      Thread.sleep(10);
+    }
+    return new Workload(spawner, pid);
+  }
+
   public static List<Long> children(long pid) {
     List<Long> result = new ArrayList<>();
     try (var tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
