@@ -16,7 +16,7 @@ record CommittedManifest(Manifest manifest, String sha256) {
   static CommittedManifest put(ObjectStore store, String key, Manifest manifest) throws IOException {
     byte[] json = manifest.toJson();
     store.put(key, json);
-    return new CommittedManifest(manifest, Sha256.hex(Sha256.newDigest().digest(json)));
+    return new CommittedManifest(manifest, Sha256.hexOf(json));
   }
 
   /** The archive as the Checkpoint's status records it. */

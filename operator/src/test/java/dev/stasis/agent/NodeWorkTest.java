@@ -1,5 +1,7 @@
 package dev.stasis.agent;
 
+import dev.stasis.testing.Ports;
+import dev.stasis.testing.TestStorage;
 import dev.stasis.kube.RetryPolicy;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
@@ -10,10 +12,7 @@ import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
@@ -25,8 +24,6 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
-import dev.stasis.api.S3Storage;
-import dev.stasis.api.SecretReference;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -36,7 +33,6 @@ import dev.stasis.kube.WorkGrants;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.nio.file.Files;
@@ -113,11 +109,7 @@ class NodeWorkTest {
     Checkpoint abandoned = checkpointAssigned("ns", "abandoned", null, CheckpointPhase.Running);
     abandoned.getSpec().target.process.pid = (int) target.pid();
     abandoned = client.resource(abandoned).update();
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(work.resolve("storage").toString());
-    client.resource(storage).create();
+    TestStorage.filesystem("fs", work.resolve("storage")).create(client);
     abandoned.getStatus().storage = "fs";
     abandoned = client.resource(abandoned).updateStatus();
     var meta = abandoned.getMetadata();
@@ -201,18 +193,8 @@ class NodeWorkTest {
    */
   @Test
   void aRestoreIsRetriedWhenStorageFailsBeforeCriuRan() throws Exception {
-    client.resource(new SecretBuilder().withNewMetadata().withName("s3").withNamespace("default").endMetadata()
-        .addToStringData(StorageBinding.ACCESS_KEY_ID, "key").addToStringData(StorageBinding.SECRET_ACCESS_KEY, "secret")
-        .build()).create();
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("unreachable").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().s3 = new S3Storage();
-    storage.getSpec().s3.endpoint = "http://127.0.0.1:" + closedPort();
-    storage.getSpec().s3.bucket = "checkpoints";
-    storage.getSpec().s3.pathStyle = true;
-    storage.getSpec().s3.credentialsSecret = new SecretReference("s3", "default");
-    client.resource(storage).create();
+    TestStorage.s3("unreachable", "http://127.0.0.1:" + Ports.closed(), "checkpoints").credentials("default",
+        Map.of(StorageBinding.ACCESS_KEY_ID, "key", StorageBinding.SECRET_ACCESS_KEY, "secret")).create(client);
     Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
     checkpoint.getStatus().storage = "unreachable";
     checkpoint.getStatus().archive = new ArchiveStatus();
@@ -269,11 +251,7 @@ class NodeWorkTest {
   @Test
   void aManifestRewrittenInTheStorageIsRefusedByTheAgentItself() throws Exception {
     Path root = work.resolve("storage");
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(root.toString());
-    client.resource(storage).create();
+    TestStorage.filesystem("fs", root).create(client);
     Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
     ArchiveLayout layout = new ArchiveLayout("ns", "c", checkpoint.getMetadata().getUid());
     Manifest manifest = new Manifest();
@@ -292,7 +270,7 @@ class NodeWorkTest {
     checkpoint.getStatus().archive.sha256 = manifest.archive.sha256;
     checkpoint.getStatus().archive.storedBytes = 3L;
     checkpoint.getStatus().archive.sizeBytes = 3L;
-    checkpoint.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(original));
+    checkpoint.getStatus().archive.manifestSha256 = Sha256.hexOf(original);
     client.resource(checkpoint).updateStatus();
     manifest.archive.sha256 = "cd".repeat(32);
     manifest.archive.storedBytes = 4L;
@@ -369,12 +347,6 @@ class NodeWorkTest {
   void placesInLineReadAsPeopleSayThem() {
     assertThat(List.of(1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111).stream().map(NodeWork::ordinal))
         .containsExactly("1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "101st", "111th");
-  }
-
-  private static int closedPort() throws Exception {
-    try (var socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-      return socket.getLocalPort();
-    }
   }
 
   private Checkpoint checkpointAssigned(String namespace, String name, Integer backoffLimit, CheckpointPhase phase) {

@@ -1,5 +1,6 @@
 package dev.stasis.operator;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.api.ArchiveStatus;
@@ -9,11 +10,8 @@ import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.ContainerCheckpointStatus;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.NodeProfileStatus;
@@ -525,7 +523,7 @@ class RestoreReconcilerTest {
     c.getStatus().archive.sha256 = m.archive.sha256;
     c.getStatus().archive.storedBytes = m.archive.storedBytes;
     c.getStatus().archive.sizeBytes = m.archive.sizeBytes;
-    c.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(json));
+    c.getStatus().archive.manifestSha256 = Sha256.hexOf(json);
     client.resource(c).updateStatus();
   }
 
@@ -565,7 +563,7 @@ class RestoreReconcilerTest {
     app.archive.sha256 = m.archive.sha256;
     app.archive.storedBytes = 1L;
     app.archive.sizeBytes = 1L;
-    app.archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(json));
+    app.archive.manifestSha256 = Sha256.hexOf(json);
     c.getStatus().containers = List.of(app);
     client.resource(c).updateStatus();
     m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx",
@@ -589,11 +587,7 @@ class RestoreReconcilerTest {
 
   /** Storage "fs", in {@link #storageRoot}. */
   private void filesystemStorage() {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
-    client.resource(storage).create();
+    TestStorage.filesystem("fs", storageRoot).create(client);
   }
 
   private List<Event> events() {
