@@ -1,21 +1,17 @@
 package dev.stasis.operator;
 
 import dev.stasis.api.Checkpoint;
-import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
-import dev.stasis.api.ProcessTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.SealedGrant;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
-import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
@@ -23,9 +19,9 @@ import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.retention.ArchiveReaders;
 import dev.stasis.operator.retention.CheckpointExpiry;
-import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
+import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -37,7 +33,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import org.slf4j.Logger;
@@ -98,7 +93,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(retryDue.get());
     }
     try {
-      Assignment assignment = validate(checkpoint);
+      CheckpointValidator.Assignment assignment = CheckpointValidator.validate(checkpoint, observed(checkpoint));
       CheckpointStorage storage = usableStorage(checkpoint);
       assign(checkpoint, assignment, storage);
     } catch (Refusal refusal) {
@@ -127,98 +122,32 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
         && status.node.equals(Labels.node(checkpoint));
   }
 
-  /** The node whose agent does the work and, for pod targets, the containers it checkpoints. */
-  private record Assignment(String node, List<ContainerCheckpointStatus> containers) {}
-
-  /** The CRD schema checks the same; this guards clusters where it was bypassed. */
-  private Assignment validate(Checkpoint checkpoint) throws Refusal {
-    var spec = checkpoint.getSpec();
-    if (spec == null || spec.target == null || (spec.target.process == null) == (spec.target.pod == null)) {
-      throw new Refusal("InvalidTarget",
-          "set exactly one of spec.target.process (a process tree on a node) or spec.target.pod");
-    }
-    if (spec.ttl != null) {
-      try {
-        Durations.parse(spec.ttl);
-      } catch (IllegalArgumentException e) {
-        throw new Refusal("InvalidTtl", "spec.ttl: " + e.getMessage());
-      }
-    }
-    if (spec.target.pod != null) {
-      return validatePod(checkpoint);
-    }
-    // Whose process the PID is only the node's agent can tell: it checks before it touches it.
-    ProcessTarget process = spec.target.process;
-    if (process.node == null || process.node.isBlank()) {
-      throw new Refusal("InvalidTarget", "spec.target.process.node is required: the node the process runs on");
-    }
-    if (process.pid == null || process.pid < 2) {
-      throw new Refusal("InvalidPid",
-          "spec.target.process.pid must be the PID of a workload process (2 or more), got " + process.pid);
-    }
-    if (cluster.nodeProfile(process.node) == null) {
-      throw new Refusal("NodeNotFound",
-          "no Stasis agent runs on node '" + process.node + "' (there is no NodeProfile of that name): "
-              + "check the node name (kubectl get nodeprof) and that the agent runs there");
-    }
-    return new Assignment(process.node, null);
-  }
-
-  /** The pod in the Checkpoint's own namespace (never another), checkpointed by its node's agent. */
-  private Assignment validatePod(Checkpoint checkpoint) throws Refusal {
-    CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
-    List<String> unsupported = optionsNotForPods(options);
-    if (!unsupported.isEmpty()) {
-      throw new Refusal("OptionNotSupported", "the kubelet checkpoints pods with the runtime's own CRIU options, so "
-          + String.join(", ", unsupported) + " cannot apply to a pod target: remove "
-          + (unsupported.size() > 1 ? "them" : "it") + " from spec.options");
-    }
-    PodTargets.ResolvedPod pod;
-    try {
-      pod = PodTargets.resolve(client, checkpoint.getMetadata().getNamespace(), checkpoint.getSpec().target.pod);
-    } catch (PodTargets.Unusable e) {
-      throw new Refusal(e.reason(), e.getMessage());
-    }
-    if (cluster.nodeProfile(pod.node()) == null) {
-      throw new Refusal("NodeNotFound", "pod '" + pod.pod().getMetadata().getName() + "' runs on node '" + pod.node()
-          + "', where no Stasis agent runs (there is no NodeProfile of that name): deploy the agent there");
-    }
-    return new Assignment(pod.node(), pod.containers());
-  }
-
-  /** Options that only CRIU run by the agent can honour; the kubelet's API takes none of them. */
-  private static List<String> optionsNotForPods(CheckpointOptions options) {
-    List<String> unsupported = new ArrayList<>();
-    if (!options.leaveRunning()) unsupported.add("leaveRunning: false");
-    if (Boolean.TRUE.equals(options.tcpEstablished)) unsupported.add("tcpEstablished");
-    if (Boolean.TRUE.equals(options.fileLocks)) unsupported.add("fileLocks");
-    if (Boolean.TRUE.equals(options.shellJob)) unsupported.add("shellJob");
-    if (options.externalMounts != null && !options.externalMounts.isEmpty()) unsupported.add("externalMounts");
-    return unsupported;
-  }
-
   private CheckpointStorage usableStorage(Checkpoint checkpoint) throws Refusal {
-    CheckpointStorage storage;
     try {
-      storage = storages.resolve(checkpoint.getSpec().storage);
+      return CheckpointValidator.requireUsable(storages.resolve(checkpoint.getSpec().storage),
+          checkpoint.getMetadata().getNamespace());
     } catch (StorageUnavailableException e) {
       throw new Refusal("StorageNotFound", e.getMessage());
     }
-    var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
-    if (notAllowed.isPresent()) {
-      throw new Refusal("StorageNotAllowed", notAllowed.get());
-    }
-    CheckpointStorageStatus status = storage.getStatus();
-    if (status != null && CheckpointStorageStatus.UNAVAILABLE.equals(status.phase)) {
-      // The storage's own reason says what to fix (its encryption key, its bucket).
-      throw new Refusal(status.reason != null ? status.reason : "StorageUnavailable", "CheckpointStorage '"
-          + storage.getMetadata().getName()
-          + "' is unavailable: " + status.message);
-    }
-    return storage;
   }
 
-  private void assign(Checkpoint checkpoint, Assignment assignment, CheckpointStorage usable) throws Refusal {
+  /** What validation needs of the cluster, looked up when it asks. */
+  private CheckpointValidator.Observed observed(Checkpoint checkpoint) {
+    return new CheckpointValidator.Observed() {
+      @Override
+      public boolean hasAgent(String node) {
+        return cluster.nodeProfile(node) != null;
+      }
+
+      @Override
+      public Pod pod(String name) {
+        return client.pods().inNamespace(checkpoint.getMetadata().getNamespace()).withName(name).get();
+      }
+    };
+  }
+
+  private void assign(Checkpoint checkpoint, CheckpointValidator.Assignment assignment, CheckpointStorage usable)
+      throws Refusal {
     String node = assignment.node();
     String storage = usable.getMetadata().getName();
     SealedGrant grant = grants.forCheckpoint(checkpoint, usable, node, containerNames(assignment.containers())).orElse(null);
