@@ -38,7 +38,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
-import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -64,7 +63,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
 
   public NodeCheckpointWorker(NodeWork work) {
     super(work);
-    this.podCheckpoints = new PodCheckpointJob(work, this::startAttempt);
+    this.podCheckpoints = new PodCheckpointJob(work);
   }
 
   @Override
@@ -85,7 +84,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       if (!pod && refusedBeforeQueueing(checkpoint)) {
         return UpdateControl.noUpdate();
       }
-      return work.enqueue(checkpoint, this::isPendingHere, pod ? podCheckpoints::take : this::take)
+      return work.enqueue(checkpoint, work.checkpoints, pod ? podCheckpoints::take : this::take)
           .map(UpdateControl.<Checkpoint>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
     } else if (status.phase == CheckpointPhase.Running && !work.queue.holds(checkpoint.getMetadata().getUid())) {
       if (pod) {
@@ -113,15 +112,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       log.warn("checkpoint {}/{} refused: {} {}", checkpoint.getMetadata().getNamespace(),
           checkpoint.getMetadata().getName(), refusal.reason(), refusal.getMessage());
       // an attempt that ended before it needed a slot: counted, never retried (bad input)
-      statusWriter.update(checkpoint, this::isPendingHere, c -> {
-        c.getStatus().startAttempt();
-        WorkFailure failure = refusal.afterAttempts(c.getStatus().attempts(),
-            c.getSpec().backoffLimitOrDefault());
-        c.getStatus().fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration());
-      }).ifPresent(failed -> {
-        events.warning(failed, failed.getStatus().reason, failed.getStatus().message);
-        StasisMetrics.checkpointFinished(failed.getStatus());
-      });
+      work.checkpoints.refuseBeforeStart(checkpoint, config.nodeName(), refusal.reason(), refusal.getMessage());
       return true;
     }
   }
@@ -136,7 +127,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         .or(() -> NodeProcess.find(pid).map(NodeProcess::toStatus));
     identity.ifPresent(process -> process.node = config.nodeName());
     // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
-    var running = startAttempt(checkpoint, "checkpointing PID " + pid + " with CRIU", s -> {
+    var running = work.checkpoints.start(checkpoint, config.nodeName(), "checkpointing PID " + pid + " with CRIU", s -> {
       if (s.process == null) {
         identity.ifPresent(process -> s.process = process);
       }
@@ -223,7 +214,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     String message = "stored " + archive.storedBytes + " bytes at " + archive.uri;
     Checkpoint done = stored;
     recordUntilWritten("checkpoint " + done.getMetadata().getName() + " as Completed",
-        () -> complete(done, archive, stats, message));
+        () -> work.checkpoints.complete(done, archive, stats, message));
     // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
     WorkDirs.delete(workDir);
   }
@@ -239,11 +230,8 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     ArchiveStatus archive = manifest.archiveStatus(store);
     Optional<Checkpoint> recorded;
     try {
-      recorded = statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
-        c.getStatus().archive = archive;
-        c.getStatus().message = "stored " + archive.storedBytes + " bytes at " + archive.uri
-            + "; ending the workload (leaveRunning: false)";
-      });
+      recorded = work.checkpoints.recordArchive(checkpoint, archive, "stored " + archive.storedBytes + " bytes at "
+          + archive.uri + "; ending the workload (leaveRunning: false)");
     } catch (KubernetesClientException e) {
       throw notRecorded(checkpoint, store, new WorkFailure("ApiServerUnavailable", "the API server did not take the"
           + " record of the stored archive (" + e.getMessage() + "): the workload was not ended and nothing was kept"));
@@ -286,34 +274,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       log.warn("checkpoint {}/{} was deleted while it was taken; its archive {} is left to the storage's garbage"
           + " collector: {}", meta.getNamespace(), meta.getName(), store.uri(prefix), e.getMessage());
     }
-  }
-
-  private boolean isPendingHere(Checkpoint c) {
-    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Pending
-        && config.nodeName().equals(c.getStatus().node);
-  }
-
-  static boolean isRunning(Checkpoint c) {
-    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running;
-  }
-
-  /**
-   * Writes Running for a new attempt ({@code doing} says what it does), if the checkpoint still
-   * waits on this node; empty for a stale copy, whose checkpoint was taken already.
-   */
-  Optional<Checkpoint> startAttempt(Checkpoint checkpoint, String doing) {
-    return startAttempt(checkpoint, doing, s -> {});
-  }
-
-  /** As {@link #startAttempt(Checkpoint, String)}, recording more in the same write. */
-  private Optional<Checkpoint> startAttempt(Checkpoint checkpoint, String doing, Consumer<CheckpointStatus> record) {
-    return statusWriter.update(checkpoint, this::isPendingHere, c -> {
-      record.accept(c.getStatus());
-      c.getStatus().startAttempt();
-      c.getStatus().phase = CheckpointPhase.Running;
-      c.getStatus().startTime = Conditions.now();
-      c.getStatus().message = doing + NodeWork.attemptOf(c.getStatus(), c.getSpec().backoffLimitOrDefault());
-    });
   }
 
   private CriuVersion requireCriu() throws WorkFailure {
@@ -427,29 +387,11 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     return stats;
   }
 
-  private Optional<Checkpoint> complete(Checkpoint checkpoint, ArchiveStatus archive, CheckpointStats stats, String message) {
-    return statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
-      CheckpointStatus s = c.getStatus();
-      s.phase = CheckpointPhase.Completed;
-      s.completionTime = Conditions.now();
-      s.archive = archive;
-      s.stats = stats;
-      s.reason = "Completed";
-      s.message = message;
-      Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
-      s.stopRetrying("Completed", message, c.getMetadata().getGeneration());
-    }).map(done -> {
-      events.normal(done, "Completed", message);
-      StasisMetrics.checkpointFinished(done.getStatus());
-      return done;
-    });
-  }
-
   /** A transient failure with attempts left goes back to Pending for another attempt; any other fails it. */
   private void fail(Checkpoint checkpoint, WorkFailure cause) {
     WorkFailure explained = shutdown.explain(cause, config.nodeName());
     int backoffLimit = checkpoint.getSpec().backoffLimitOrDefault();
-    if (work.retryLater(checkpoint, NodeCheckpointWorker::isRunning, explained, backoffLimit, NodeCheckpointWorker::backToPending)) {
+    if (work.retryLater(work.checkpoints, checkpoint, explained, backoffLimit)) {
       log.info("checkpoint {}/{} attempt {} failed, retrying: {} {}", checkpoint.getMetadata().getNamespace(),
           checkpoint.getMetadata().getName(), checkpoint.getStatus().attempts(), explained.reason(), explained.getMessage());
       return;
@@ -457,19 +399,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     WorkFailure failure = explained.afterAttempts(checkpoint.getStatus().attempts(), backoffLimit);
     log.warn("checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
-    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
-      CheckpointStatus s = c.getStatus();
-      s.fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration());
-      s.criuLogTail = failure.logTail();
-    }).ifPresent(failed -> {
-      events.warning(failed, failure.reason(), failure.getMessage());
-      StasisMetrics.checkpointFinished(failed.getStatus());
-    });
-  }
-
-  static void backToPending(Checkpoint c) {
-    c.getStatus().phase = CheckpointPhase.Pending;
-    c.getStatus().startTime = null;
+    work.checkpoints.fail(checkpoint, failure.reason(), failure.getMessage(), failure.logTail());
   }
 
   private Path workDir(Checkpoint checkpoint) {
@@ -486,7 +416,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    */
   private UpdateControl<Checkpoint> resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
-    if (checkpoint == null || !isRunning(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
+    if (checkpoint == null || !work.checkpoints.isAgentsPart(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
       return UpdateControl.noUpdate(); // the cache lagged behind this agent's own final write
     }
     Path workDir = workDir(checkpoint);
@@ -525,13 +455,16 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     if (mismatch.isPresent()) {
       String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the workload, still stopped, was resumed"
           : "; the workload may have been ended (leaveRunning: false)";
-      fail(checkpoint, new WorkFailure("ArchiveMissing", restarted + ", and the storage no longer holds it: "
-          + mismatch.get() + resumed + ". Not tried again: take a new checkpoint"));
+      String message = restarted + ", and the storage no longer holds it: " + mismatch.get() + resumed
+          + ". Not tried again: take a new checkpoint";
+      log.warn("checkpoint {}/{} failed: ArchiveMissing {}", checkpoint.getMetadata().getNamespace(),
+          checkpoint.getMetadata().getName(), message);
+      work.checkpoints.failFromRecord(checkpoint, config.nodeName(), "ArchiveMissing", message);
     } else {
       String ended = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.KILL) ? "; it ended the workload, still stopped, as leaveRunning: false asks" : "";
       ArchiveStatus archive = checkpoint.getStatus().archive;
-      complete(checkpoint, archive, null, "stored " + archive.storedBytes + " bytes at " + archive.uri + " (" + restarted
-          + ", and finished it from that record" + ended + ")");
+      work.checkpoints.completeFromRecord(checkpoint, config.nodeName(), "stored " + archive.storedBytes + " bytes at "
+          + archive.uri + " (" + restarted + ", and finished it from that record" + ended + ")");
     }
     WorkDirs.delete(workDir);
     return UpdateControl.noUpdate();

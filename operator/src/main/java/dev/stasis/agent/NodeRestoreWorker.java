@@ -4,8 +4,6 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Compatibility;
-import dev.stasis.api.Conditions;
-import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
@@ -75,7 +73,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       if (!storages.grantReady(restore)) {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(GRANT_WAIT);
       }
-      return work.enqueue(restore, this::isPendingHere, pod ? podRestores::push : this::restore)
+      return work.enqueue(restore, work.restores, pod ? podRestores::push : this::restore)
           .map(UpdateControl.<Restore>noUpdate()::rescheduleAfter).orElse(UpdateControl.noUpdate());
     } else if (status.phase == RestorePhase.Restoring && !work.queue.holds(restore.getMetadata().getUid())) {
       if (pod) {
@@ -87,33 +85,21 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     return UpdateControl.noUpdate();
   }
 
-  private boolean isPendingHere(Restore r) {
-    return isPendingOn(r, config.nodeName());
-  }
-
+  /** Pending on {@code node}: the pod restore job's precondition until it moves to RestoreLifecycle. */
   static boolean isPendingOn(Restore r, String node) {
     return r.getStatus() != null && r.getStatus().phase == RestorePhase.Pending && node.equals(r.getStatus().node);
   }
 
-  /** Back to Pending for another attempt. */
+  /** Back to Pending for another attempt: the pod restore job's until it moves to RestoreLifecycle. */
   static void backToPending(Restore r) {
     r.getStatus().phase = RestorePhase.Pending;
     r.getStatus().startTime = null;
   }
 
-  private static boolean isRestoring(Restore r) {
-    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Restoring;
-  }
-
   /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
   private void restore(Restore restore) {
-    var restoring = statusWriter.update(restore, this::isPendingHere, r -> {
-      r.getStatus().startAttempt();
-      r.getStatus().phase = RestorePhase.Restoring;
-      r.getStatus().startTime = Conditions.now();
-      r.getStatus().message = "pre-flight check of this node, then download and verification of the archive"
-          + NodeWork.attemptOf(r.getStatus(), r.getSpec().backoffLimitOrDefault());
-    });
+    var restoring = work.restores.start(restore, config.nodeName(),
+        "pre-flight check of this node, then download and verification of the archive");
     if (restoring.isEmpty()) {
       return;
     }
@@ -136,9 +122,10 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     } catch (PreflightFailed failure) {
       WorkDirs.delete(workDir);
       if (restore.getSpec().placementOrDefaults().retryOtherNodes()) {
-        handBack(restore, failure);
+        work.restores.handBack(restore, config.nodeName(), failure.reason(),
+            failure.getMessage() + "; retrying on another node (spec.placement.retryOtherNodes)");
       } else {
-        fail(restore, failure);
+        failPreflight(restore, failure);
       }
       return;
     } catch (WorkFailure failure) {
@@ -164,7 +151,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     }
     Restore restored = restore;
     recordUntilWritten("restore " + restore.getMetadata().getName() + " as PID " + tree.pid(),
-        () -> complete(restored, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid()));
+        () -> work.restores.restored(restored, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid()));
     // After the report: the tree runs, and deleting a GiB of images takes a quarter of a second.
     WorkDirs.delete(images);
     watch(restore, tree.pid(), tree.onExit(), workDir);
@@ -176,7 +163,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
    */
   private void failOrRetry(Restore restore, WorkFailure failure) {
     int backoffLimit = restore.getSpec().backoffLimitOrDefault();
-    if (work.retryLater(restore, NodeRestoreWorker::isRestoring, failure, backoffLimit, NodeRestoreWorker::backToPending)) {
+    if (work.retryLater(work.restores, restore, failure, backoffLimit)) {
       return;
     }
     fail(restore, failure.afterAttempts(restore.getStatus().attempts(), backoffLimit));
@@ -237,32 +224,6 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     preflight.check(manifest, strict, workDir, config.nodeName());
   }
 
-  /**
-   * retryOtherNodes: the Restore goes back to Pending without a node, with this node's pre-flight
-   * failure recorded, and the operator places it on the next candidate.
-   */
-  private void handBack(Restore restore, WorkFailure failure) {
-    String message = failure.getMessage() + "; retrying on another node (spec.placement.retryOtherNodes)";
-    statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
-      RestoreStatus s = r.getStatus();
-      s.phase = RestorePhase.Pending;
-      s.node = null;
-      s.startTime = null;
-      s.reason = failure.reason();
-      s.message = message;
-      recordPreflightFailure(s, failure);
-      Conditions.set(s, Conditions.COMPLETE, false, failure.reason(), message, r.getMetadata().getGeneration());
-    }).ifPresent(handed -> events.warning(handed, failure.reason(), message));
-  }
-
-  private void recordPreflightFailure(RestoreStatus status, WorkFailure failure) {
-    if (status.placement == null) {
-      status.placement = new PlacementStatus();
-    }
-    status.placement.preflightFailures.add(
-        new PlacementStatus.PreflightFailure(config.nodeName(), failure.reason(), failure.getMessage()));
-  }
-
   private void requireCriu() throws WorkFailure {
     try {
       config.criu().requireUsable();
@@ -284,24 +245,6 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     }
   }
 
-  private Optional<Restore> complete(Restore restore, Integer pid, String message) {
-    return statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
-      RestoreStatus s = r.getStatus();
-      s.phase = RestorePhase.Completed;
-      s.completionTime = Conditions.now();
-      s.restoredPid = pid;
-      s.processState = "Running";
-      s.reason = "Restored";
-      s.message = message;
-      Conditions.set(s, Conditions.COMPLETE, true, "Restored", message, r.getMetadata().getGeneration());
-      s.stopRetrying("Restored", message, r.getMetadata().getGeneration());
-    }).map(done -> {
-      events.normal(done, "Restored", message);
-      StasisMetrics.restoreFinished(done.getStatus());
-      return done;
-    });
-  }
-
   /** Reports the end of the restored tree, which CRIU reaps for us, and cleans up after it. */
   private void watch(Restore restore, int pid, CompletableFuture<?> exit, Path workDir) {
     watch(restore, " (PID " + pid + ")", exit, workDir);
@@ -315,9 +258,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
         if (current == null) {
           return;
         }
-        statusWriter.update(current, r -> r.getStatus() != null && r.getStatus().phase == RestorePhase.Completed,
-            r -> r.getStatus().processState = "Exited");
-        events.normal(current, "ProcessExited", "the restored process tree" + pid + " ended");
+        work.restores.processExited(current, pid);
       } catch (RuntimeException e) {
         log.warn("could not report the end of restore {}: {}", restore.getMetadata().getName(), e.getMessage());
       }
@@ -327,18 +268,13 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
   private Optional<Restore> fail(Restore restore, WorkFailure failure) {
     log.warn("restore {}/{} failed: {} {}", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
         failure.reason(), failure.getMessage());
-    return statusWriter.update(restore, NodeRestoreWorker::isRestoring, r -> {
-      RestoreStatus s = r.getStatus();
-      s.fail(failure.reason(), failure.getMessage(), r.getMetadata().getGeneration());
-      s.criuLogTail = failure.logTail();
-      if (failure instanceof PreflightFailed) {
-        recordPreflightFailure(s, failure);
-      }
-    }).map(failed -> {
-      events.warning(failed, failure.reason(), failure.getMessage());
-      StasisMetrics.restoreFinished(failed.getStatus());
-      return failed;
-    });
+    return work.restores.fail(restore, failure.reason(), failure.getMessage(), failure.logTail());
+  }
+
+  private void failPreflight(Restore restore, WorkFailure failure) {
+    log.warn("restore {}/{} failed its pre-flight: {} {}", restore.getMetadata().getNamespace(),
+        restore.getMetadata().getName(), failure.reason(), failure.getMessage());
+    work.restores.failPreflight(restore, config.nodeName(), failure.reason(), failure.getMessage());
   }
 
   private Path workDir(Restore restore) {
@@ -355,7 +291,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
    */
   private UpdateControl<Restore> resolveAbandoned(Restore cached) {
     Restore restore = client.resource(cached).get();
-    if (restore == null || !isRestoring(restore) || work.queue.holds(restore.getMetadata().getUid())) {
+    if (restore == null || !work.restores.isAgentsPart(restore) || work.queue.holds(restore.getMetadata().getUid())) {
       return UpdateControl.noUpdate();
     }
     Path workDir = workDir(restore);
@@ -381,7 +317,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
 
   private void adopt(Restore restore, int pid, Path workDir) {
     WorkDirs.delete(workDir.resolve("images"));
-    complete(restore, pid, "restored on node " + config.nodeName() + " as PID " + pid
+    work.restores.restored(restore, pid, "restored on node " + config.nodeName() + " as PID " + pid
         + " (the agent restarted meanwhile and took the running tree over)");
     ProcessHandle.of(pid).ifPresentOrElse(tree -> watch(restore, pid, tree.onExit(), workDir),
         () -> watch(restore, pid, CompletableFuture.completedFuture(null), workDir));
@@ -390,7 +326,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
   /** CRIU restored the tree, and it ended before an agent could report it: both are the truth. */
   private void endedSinceRestored(Restore restore, Path workDir) {
     Optional<Integer> pid = Criu.restoredPidIn(workDir);
-    complete(restore, pid.orElse(null), "restored on node " + config.nodeName() + pid.map(p -> " as PID " + p).orElse("")
+    work.restores.restored(restore, pid.orElse(null), "restored on node " + config.nodeName() + pid.map(p -> " as PID " + p).orElse("")
         + "; the tree has ended since (the agent restarted meanwhile)");
     watch(restore, pid.map(p -> " (PID " + p + ")").orElse(""), CompletableFuture.completedFuture(null), workDir);
   }

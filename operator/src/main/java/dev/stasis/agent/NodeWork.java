@@ -3,10 +3,14 @@ package dev.stasis.agent;
 import dev.stasis.api.AttemptedStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.api.AgentWorkStatus;
+import dev.stasis.kube.CheckpointLifecycle;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.RetryPolicy;
+import dev.stasis.kube.RestoreLifecycle;
 import dev.stasis.kube.StatusWriter;
+import dev.stasis.kube.WorkLifecycle;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.CustomResource;
@@ -46,6 +50,8 @@ public final class NodeWork {
   final NodeWorkQueue queue;
   final RetryPolicy retries;
   final ProcessTargetPolicy processTargets;
+  final CheckpointLifecycle checkpoints;
+  final RestoreLifecycle restores;
 
   public NodeWork(KubernetesClient client, AgentConfig config, EventRecorder events, AgentShutdown shutdown) {
     this.client = client;
@@ -57,6 +63,8 @@ public final class NodeWork {
     this.queue = new NodeWorkQueue(config.nodeName(), config.maxConcurrent());
     this.retries = config.retries();
     this.processTargets = new ProcessTargetPolicy(client, config.nodeName(), config.hostProcessNamespaces());
+    this.checkpoints = new CheckpointLifecycle(client, events, StasisMetrics::checkpointFinished);
+    this.restores = new RestoreLifecycle(client, events, StasisMetrics::restoreFinished);
     shutdown.awaitOnStop(queue);
     StasisMetrics.nodeWork(config.nodeName(), queue::running, queue::waiting, queue::mostRunning);
   }
@@ -80,8 +88,8 @@ public final class NodeWork {
    * to look again if it cannot be queued yet: its previous attempt (which put it back to Pending)
    * has not left its slot.
    */
-  <S extends AttemptedStatus, R extends CustomResource<?, S>> Optional<Duration> enqueue(R resource,
-      Predicate<R> isPendingHere, Consumer<R> take) {
+  <S extends AgentWorkStatus, R extends CustomResource<?, S>> Optional<Duration> enqueue(R resource,
+      WorkLifecycle<S, R> lifecycle, Consumer<R> take) {
     // The copy last written, so that the next write of a place in line need not conflict first.
     AtomicReference<R> latest = new AtomicReference<>(resource);
     String id = resource.getMetadata().getUid();
@@ -93,7 +101,8 @@ public final class NodeWork {
         }
         try {
           R fresh = client.resource(resource).get();
-          if (fresh != null && isPendingHere.test(fresh) && RetryPolicy.untilRetry(fresh.getStatus(), Instant.now()).isEmpty()) {
+          if (fresh != null && lifecycle.isPendingOn(fresh, node())
+              && RetryPolicy.untilRetry(fresh.getStatus(), Instant.now()).isEmpty()) {
             take.accept(fresh);
           }
         } catch (KubernetesClientException e) {
@@ -107,11 +116,10 @@ public final class NodeWork {
       @Override
       public void waiting(int position, int running) {
         String message = ordinal(position) + " in line on node " + node() + "; " + running + " running";
-        statusWriter.update(latest.get(), isPendingHere, r -> r.getStatus().waitInQueue(position, message))
-            .ifPresent(written -> {
-              latest.set(written);
-              StasisMetrics.placeInLineWritten(node());
-            });
+        lifecycle.queue(latest.get(), node(), position, message).ifPresent(written -> {
+          latest.set(written);
+          StasisMetrics.placeInLineWritten(node());
+        });
       }
     });
     return !queued && queue.isRunning(id) ? Optional.of(WINDING_UP) : Optional.empty();
@@ -119,10 +127,24 @@ public final class NodeWork {
 
   /**
    * After a failed attempt: when the failure is transient and spec.backoffLimit allows another
-   * attempt, puts the work back to Pending until the backoff has passed, with a Warning Event
-   * "attempt 1/4 failed (...): ...; retrying in 10s", and returns true. Otherwise false: the caller
-   * fails the work for good, with {@link WorkFailure#afterAttempts}.
+   * attempt, the lifecycle's "retry later" puts the work back to Pending until the backoff has
+   * passed, with a Warning Event "attempt 1/4 failed (...): ...; retrying in 10s", and returns true.
+   * Otherwise false: the caller fails the work for good, with {@link WorkFailure#afterAttempts}.
    */
+  <S extends AgentWorkStatus, R extends CustomResource<?, S>> boolean retryLater(WorkLifecycle<S, R> lifecycle,
+      R resource, WorkFailure failure, int backoffLimit) {
+    int attempt = resource.getStatus() == null ? 1 : Math.max(1, resource.getStatus().attempts());
+    if (!retries.retries(failure.reason(), attempt, backoffLimit)) {
+      return false;
+    }
+    Duration delay = retries.delayAfter(attempt);
+    lifecycle.retryLater(resource, failure.reason(),
+        RetryPolicy.retryMessage(attempt, backoffLimit, failure.reason(), failure.getMessage(), delay),
+        Instant.now().plus(delay).toString());
+    return true;
+  }
+
+  /** As {@link #retryLater(WorkLifecycle, CustomResource, WorkFailure, int)}, for the pod restore job until it moves to RestoreLifecycle. */
   <S extends AttemptedStatus, R extends CustomResource<?, S>> boolean retryLater(R resource, Predicate<R> isActive,
       WorkFailure failure, int backoffLimit, Consumer<R> backToPending) {
     int attempt = resource.getStatus() == null ? 1 : Math.max(1, resource.getStatus().attempts());

@@ -2,7 +2,6 @@ package dev.stasis.agent;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.Checkpoint;
-import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
@@ -34,8 +33,6 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
-import java.util.function.BiFunction;
 import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -53,18 +50,15 @@ final class PodCheckpointJob extends NodeJob {
   /** The kubelet and the agent read the node's clock in whole seconds; a margin for the rounding. */
   private static final Duration KUBELET_CLOCK_SLACK = Duration.ofSeconds(5);
 
-  private final BiFunction<Checkpoint, String, Optional<Checkpoint>> startAttempt;
-
-  /** @param startAttempt the worker's {@link NodeCheckpointWorker#startAttempt} */
-  PodCheckpointJob(NodeWork work, BiFunction<Checkpoint, String, Optional<Checkpoint>> startAttempt) {
+  PodCheckpointJob(NodeWork work) {
     super(work);
-    this.startAttempt = startAttempt;
   }
 
   /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
   void take(Checkpoint checkpoint) {
     String podName = checkpoint.getSpec().target.pod.name;
-    var running = startAttempt.apply(checkpoint, "checkpointing pod " + podName + " through the kubelet");
+    var running = work.checkpoints.start(checkpoint, config.nodeName(), "checkpointing pod " + podName
+        + " through the kubelet", s -> {});
     if (running.isEmpty()) {
       return;
     }
@@ -252,32 +246,19 @@ final class PodCheckpointJob extends NodeJob {
     long bytes = stored.stream().mapToLong(c -> c.archive.storedBytes).sum();
     String message = "stored " + stored.size() + " container archive" + (stored.size() == 1 ? "" : "s") + " ("
         + bytes + " bytes) at " + store.uri(layout(checkpoint).prefix());
-    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning, c -> {
-      CheckpointStatus s = c.getStatus();
-      s.phase = CheckpointPhase.Completed;
-      s.completionTime = Conditions.now();
-      s.containers = stored;
-      s.archive = stored.size() == 1 ? stored.get(0).archive : null;
-      s.stats = stats;
-      s.reason = "Completed";
-      s.message = message;
-      Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, c.getMetadata().getGeneration());
-      s.stopRetrying("Completed", message, c.getMetadata().getGeneration());
-    }).ifPresent(done -> events.normal(done, "Completed", message));
+    work.checkpoints.completePod(checkpoint, stored, stats, message);
   }
 
   /** A transient failure with attempts left goes back to Pending for another attempt; any other fails it. */
   private void fail(Checkpoint checkpoint, WorkFailure cause) {
     int backoffLimit = checkpoint.getSpec().backoffLimitOrDefault();
-    if (work.retryLater(checkpoint, NodeCheckpointWorker::isRunning, cause, backoffLimit, NodeCheckpointWorker::backToPending)) {
+    if (work.retryLater(work.checkpoints, checkpoint, cause, backoffLimit)) {
       return;
     }
     WorkFailure failure = cause.afterAttempts(checkpoint.getStatus().attempts(), backoffLimit);
     log.warn("pod checkpoint {}/{} failed: {} {}", checkpoint.getMetadata().getNamespace(),
         checkpoint.getMetadata().getName(), failure.reason(), failure.getMessage());
-    statusWriter.update(checkpoint, NodeCheckpointWorker::isRunning,
-        c -> c.getStatus().fail(failure.reason(), failure.getMessage(), c.getMetadata().getGeneration()))
-        .ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+    work.checkpoints.fail(checkpoint, failure.reason(), failure.getMessage(), null);
   }
 
   /**
@@ -286,7 +267,7 @@ final class PodCheckpointJob extends NodeJob {
    */
   void resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
-    if (checkpoint == null || !NodeCheckpointWorker.isRunning(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
+    if (checkpoint == null || !work.checkpoints.isAgentsPart(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
       return;
     }
     WorkFailure failure = new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()

@@ -5,7 +5,6 @@ import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.OpenArchive;
-import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
 import java.io.IOException;
 import java.io.InterruptedIOException;

@@ -9,12 +9,12 @@ import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.SealedGrant;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.CheckpointLifecycle;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
-import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.retention.ArchiveReaders;
@@ -48,12 +48,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private static final Duration CLEANUP_RETRY = Duration.ofSeconds(30);
   /** How often a deletion that waits for Restores looks again whether they are done. */
   static final Duration READERS_POLL = Duration.ofSeconds(5);
-  static final String ARCHIVE_IN_USE = "ArchiveInUse";
 
   private final KubernetesClient client;
   private final ClusterCache cluster;
   private final StorageBinding storages;
-  private final StatusWriter statusWriter;
+  private final CheckpointLifecycle lifecycle;
   private final EventRecorder events;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
@@ -71,10 +70,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.cluster = cluster;
     this.clock = clock;
     this.storages = new StorageBinding(client, cluster);
-    this.statusWriter = new StatusWriter(client);
+    this.lifecycle = new CheckpointLifecycle(client, events, StasisMetrics::checkpointFinished);
     this.events = events;
-    this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
-    this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
+    this.retries = new RefusalRetries(retryPolicy, clock);
+    this.agentLoss = new AgentLoss(cluster, clock);
     this.grants = new GrantIssuer(cluster, storages);
   }
 
@@ -97,7 +96,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       CheckpointStorage storage = usableStorage(checkpoint);
       assign(checkpoint, assignment, storage);
     } catch (Refusal refusal) {
-      Optional<Duration> retryIn = retries.retryLater(checkpoint, refusal, backoffLimit(checkpoint), pending());
+      Optional<Duration> retryIn = retries.retryLater(lifecycle, checkpoint, refusal, backoffLimit(checkpoint),
+          CheckpointLifecycle.pending());
       if (retryIn.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(retryIn.get());
       }
@@ -108,12 +108,6 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
 
   private static int backoffLimit(Checkpoint checkpoint) {
     return checkpoint.getSpec() == null ? 0 : checkpoint.getSpec().backoffLimitOrDefault();
-  }
-
-  private static CheckpointStatus pending() {
-    CheckpointStatus status = new CheckpointStatus();
-    status.phase = CheckpointPhase.Pending;
-    return status;
   }
 
   private static boolean isAssigned(Checkpoint checkpoint) {
@@ -148,21 +142,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
 
   private void assign(Checkpoint checkpoint, CheckpointValidator.Assignment assignment, CheckpointStorage usable)
       throws Refusal {
-    String node = assignment.node();
-    String storage = usable.getMetadata().getName();
-    SealedGrant grant = grants.forCheckpoint(checkpoint, usable, node, containerNames(assignment.containers())).orElse(null);
-    CheckpointStatus status = pending();
-    RefusalRetries.carryAttempts(checkpoint, status);
-    status.node = node;
-    status.grant = grant;
-    status.storage = storage;
-    status.containers = assignment.containers();
-    status.message = "waiting for the agent on node " + node;
-    status.observedGeneration = checkpoint.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);
-    // Status first, then the label its agent watches; each write conditional on the version read before.
-    checkpoint = Labels.assign(client, statusWriter.replace(checkpoint, status), node);
-    events.normal(checkpoint, "Assigned", "assigned to the agent on node " + node + ", storage " + storage);
+    SealedGrant grant = grants.forCheckpoint(checkpoint, usable, assignment.node(),
+        containerNames(assignment.containers())).orElse(null);
+    lifecycle.assign(checkpoint, assignment.node(), usable.getMetadata().getName(), grant, assignment.containers());
   }
 
   private static List<String> containerNames(List<ContainerCheckpointStatus> containers) {
@@ -179,8 +161,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
         CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
         SealedGrant grant = storage == null ? null : grants.forCheckpoint(checkpoint, storage,
             checkpoint.getStatus().node, containerNames(checkpoint.getStatus().containers)).orElse(null);
-        statusWriter.update(checkpoint, c -> c.getStatus() != null && !c.getStatus().phaseOrPending().isTerminal(),
-            c -> c.getStatus().grant = grant);
+        lifecycle.reseal(checkpoint, grant);
       } catch (Refusal refusal) {
         log.warn("cannot seal the grant of checkpoint {}/{} again: {}", checkpoint.getMetadata().getNamespace(),
             checkpoint.getMetadata().getName(), refusal.getMessage());
@@ -190,11 +171,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   }
 
   private void fail(Checkpoint checkpoint, Refusal refusal) {
-    CheckpointStatus status = new CheckpointStatus();
-    retries.fail(checkpoint, refusal, backoffLimit(checkpoint), status);
-    statusWriter.replace(checkpoint, status);
-    events.warning(checkpoint, refusal.reason(), status.message);
-    StasisMetrics.checkpointFinished(status);
+    retries.fail(lifecycle, checkpoint, refusal, backoffLimit(checkpoint), CheckpointLifecycle.refused());
   }
 
   /**
@@ -211,11 +188,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       }
     }
     boolean pending = checkpoint.getStatus().phaseOrPending() == CheckpointPhase.Pending;
-    return agentLoss.failWhenGone(checkpoint, CheckpointStatus::phaseOrPending, gone -> gone + (pending
+    return agentLoss.failWhenGone(checkpoint, lifecycle, gone -> gone + (pending
         ? ": the checkpoint was not taken and the process was not touched"
         : ", in the middle of this checkpoint: nothing was stored as complete. A process it left stopped "
             + "(leaveRunning: false) is resumed when the agent starts again")
-        + "; take a new checkpoint once the agent runs", StasisMetrics::checkpointFinished);
+        + "; take a new checkpoint once the agent runs");
   }
 
   /**
@@ -241,36 +218,14 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     String node = status.node;
     String lost = gone + ", after it had stored and recorded this checkpoint's archive. Whether it then ended the"
         + " workload (leaveRunning: false) is known only on node " + node;
-    Long generation = checkpoint.getMetadata().getGeneration();
     if (mismatch.isPresent()) {
-      String message = lost + "; and the storage no longer holds the archive: " + mismatch.get() + ". Take a new checkpoint";
-      statusWriter.update(checkpoint, c -> isRunningOn(c, node), c -> c.getStatus().fail("ArchiveMissing", message, generation))
-          .ifPresent(failed -> {
-            events.warning(failed, "ArchiveMissing", message);
-            StasisMetrics.checkpointFinished(failed.getStatus());
-          });
-      return UpdateControl.noUpdate();
+      lifecycle.failFromRecord(checkpoint, node, "ArchiveMissing", lost + "; and the storage no longer holds the archive: "
+          + mismatch.get() + ". Take a new checkpoint");
+    } else {
+      lifecycle.completeFromRecord(checkpoint, node, "stored " + status.archive.storedBytes + " bytes at "
+          + status.archive.uri + " (" + lost + "; Completed from that record)");
     }
-    String message = "stored " + status.archive.storedBytes + " bytes at " + status.archive.uri + " (" + lost
-        + "; Completed from that record)";
-    statusWriter.update(checkpoint, c -> isRunningOn(c, node), c -> {
-      CheckpointStatus s = c.getStatus();
-      s.phase = CheckpointPhase.Completed;
-      s.completionTime = Conditions.now();
-      s.reason = "Completed";
-      s.message = message;
-      Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, generation);
-      s.stopRetrying("Completed", message, generation);
-    }).ifPresent(done -> {
-      events.normal(done, "Completed", message);
-      StasisMetrics.checkpointFinished(done.getStatus());
-    });
     return UpdateControl.noUpdate();
-  }
-
-  private static boolean isRunningOn(Checkpoint c, String node) {
-    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running && node.equals(c.getStatus().node)
-        && RecordedArchive.isRecorded(c);
   }
 
   /** Deletes a finished Checkpoint once its spec.ttl has run out; until then, comes back when it will have. */
@@ -287,19 +242,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     return UpdateControl.noUpdate();
   }
 
-  /**
-   * Deletion waits while Restores still read the archive: shown on the Checkpoint as condition
-   * {@value #ARCHIVE_IN_USE} and, once, an Event of that reason.
-   */
+  /** Deletion waits while Restores still read the archive: the Checkpoint shows so (condition ArchiveInUse). */
   private void keepForReaders(Checkpoint checkpoint, List<Restore> readers) {
-    String message = "deletion waits: the archive is kept until " + ArchiveReaders.describe(readers)
-        + " no longer need" + (readers.size() == 1 ? "s" : "") + " it";
-    boolean first = !Conditions.isTrue(checkpoint.getStatus().conditions, ARCHIVE_IN_USE);
-    statusWriter.update(checkpoint, c -> c.getStatus() != null, c -> Conditions.set(c.getStatus(), ARCHIVE_IN_USE, true,
-        ARCHIVE_IN_USE, message, c.getMetadata().getGeneration()));
-    if (first) {
-      events.normal(checkpoint, ARCHIVE_IN_USE, message);
-    }
+    lifecycle.markArchiveInUse(checkpoint, "deletion waits: the archive is kept until " + ArchiveReaders.describe(readers)
+        + " no longer need" + (readers.size() == 1 ? "s" : "") + " it");
   }
 
   /**

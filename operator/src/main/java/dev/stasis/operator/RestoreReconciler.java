@@ -4,7 +4,6 @@ import static dev.stasis.operator.RestoreValidator.isPodCheckpoint;
 
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.Conditions;
 import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -17,6 +16,7 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RecordedManifest;
+import dev.stasis.kube.RestoreLifecycle;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
@@ -58,6 +58,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final RestoreLifecycle lifecycle;
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
   private final RefusalRetries retries;
@@ -77,8 +78,9 @@ public class RestoreReconciler implements Reconciler<Restore> {
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.podRestores = new PodRestores(client, storages, statusWriter, events);
-    this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
-    this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
+    this.lifecycle = new RestoreLifecycle(client, events, StasisMetrics::restoreFinished);
+    this.retries = new RefusalRetries(retryPolicy, clock);
+    this.agentLoss = new AgentLoss(cluster, clock);
     this.grants = new GrantIssuer(cluster, storages);
   }
 
@@ -130,9 +132,9 @@ public class RestoreReconciler implements Reconciler<Restore> {
         assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures, grant);
       }
     } catch (Refusal refusal) {
-      RestoreStatus waiting = pending(restore);
+      RestoreStatus waiting = RestoreLifecycle.pending(restore);
       waiting.placement = observed == null ? null : observed.placement;
-      Optional<Duration> retryIn = retries.retryLater(restore, refusal, backoffLimit(restore), waiting);
+      Optional<Duration> retryIn = retries.retryLater(lifecycle, restore, refusal, backoffLimit(restore), waiting);
       if (retryIn.isPresent()) {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(retryIn.get());
       }
@@ -143,16 +145,6 @@ public class RestoreReconciler implements Reconciler<Restore> {
 
   private static int backoffLimit(Restore restore) {
     return restore.getSpec() == null ? 0 : restore.getSpec().backoffLimitOrDefault();
-  }
-
-  /** A fresh Pending status naming the checkpoint asked for, when it names one. */
-  private static RestoreStatus pending(Restore restore) {
-    RestoreStatus status = new RestoreStatus();
-    status.phase = RestorePhase.Pending;
-    if (restore.getSpec() != null && restore.getSpec().checkpointRef != null) {
-      status.checkpoint = restore.getSpec().checkpointRef.name;
-    }
-    return status;
   }
 
   /** What validation needs of the cluster, looked up when it asks. */
@@ -226,8 +218,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
       }
       SealedGrant grant = grants.forRestore(restore, storageOf(checkpoint), restore.getStatus().node,
           recordedManifests(checkpoint), isPodCheckpoint(checkpoint)).orElse(null);
-      statusWriter.update(restore, r -> r.getStatus() != null && !r.getStatus().phaseOrPending().isTerminal(),
-          r -> r.getStatus().grant = grant);
+      lifecycle.reseal(restore, grant);
     } catch (Refusal refusal) {
       log.warn("cannot seal the grant of restore {}/{} again: {}", restore.getMetadata().getNamespace(),
           restore.getMetadata().getName(), refusal.getMessage());
@@ -252,9 +243,9 @@ public class RestoreReconciler implements Reconciler<Restore> {
    */
   private UpdateControl<Restore> failWhenAgentGone(Restore restore) {
     String node = restore.getStatus().node;
-    return agentLoss.failWhenGone(restore, RestoreStatus::phaseOrPending, gone -> gone + ", in the middle of this"
+    return agentLoss.failWhenGone(restore, lifecycle, gone -> gone + ", in the middle of this"
         + " restore. Whether its process started is known only to that agent; check node " + node
-        + " before restoring the checkpoint again", StasisMetrics::restoreFinished);
+        + " before restoring the checkpoint again");
   }
 
   /** Nodes whose agent found, in its pre-flight, that it cannot run this checkpoint (retryOtherNodes). */
@@ -263,27 +254,13 @@ public class RestoreReconciler implements Reconciler<Restore> {
   }
 
   private void waitFor(Restore restore) {
-    RestoreStatus status = pending(restore);
-    status.reason = "CheckpointInProgress";
-    status.message = "waiting for Checkpoint '" + restore.getSpec().checkpointRef.name + "' to complete";
-    status.observedGeneration = restore.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.COMPLETE, false, status.reason, status.message, status.observedGeneration);
-    statusWriter.replace(restore, status);
+    lifecycle.waitForCheckpoint(restore, restore.getSpec().checkpointRef.name);
   }
 
   private void assign(Restore restore, String checkpoint, PlacementDecision decision,
       List<PlacementStatus.PreflightFailure> preflightFailures, SealedGrant grant) {
     String node = decision.node().orElseThrow();
-    RestoreStatus status = pending(restore);
-    RefusalRetries.carryAttempts(restore, status);
-    status.checkpoint = checkpoint;
-    status.node = node;
-    status.grant = grant;
-    status.placement = placementStatus(decision, preflightFailures);
-    status.message = "waiting for the agent on node " + node;
-    status.observedGeneration = restore.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);
-    handOver(restore, status, node);
+    lifecycle.assign(restore, checkpoint, node, grant, placementStatus(decision, preflightFailures));
     if (preflightFailures.isEmpty()) {
       events.normal(restore, "Placed", "restoring on node " + decision.summary());
     } else {
@@ -291,17 +268,6 @@ public class RestoreReconciler implements Reconciler<Restore> {
       events.normal(restore, "RetryingOnAnotherNode", "pre-flight failed on node " + last.node + " (" + last.reason
           + "); trying node " + node + " next (spec.placement.retryOtherNodes): " + decision.summary());
     }
-  }
-
-  /**
-   * Hands the restore to the agent of {@code node}: the status first, then the label its agent
-   * watches. Both writes are conditional on the version the decision was made on, so an agent that
-   * took the restore meanwhile (it came back while it looked gone) keeps it, and no second agent
-   * ever sees it: the status write fails with a conflict and the restore is looked at afresh. An
-   * agent that sees its node's label but another node in the status does not take the work.
-   */
-  private void handOver(Restore decidedOn, RestoreStatus status, String node) {
-    Labels.assign(client, statusWriter.replace(decidedOn, status), node);
   }
 
   /**
@@ -344,11 +310,6 @@ public class RestoreReconciler implements Reconciler<Restore> {
   }
 
   private void fail(Restore restore, Refusal refusal, PlacementStatus placement) {
-    RestoreStatus status = new RestoreStatus();
-    status.placement = placement;
-    retries.fail(restore, refusal, backoffLimit(restore), status);
-    statusWriter.replace(restore, status);
-    events.warning(restore, refusal.reason(), status.message);
-    StasisMetrics.restoreFinished(status);
+    retries.fail(lifecycle, restore, refusal, backoffLimit(restore), RestoreLifecycle.refused(placement));
   }
 }
