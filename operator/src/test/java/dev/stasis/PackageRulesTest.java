@@ -81,6 +81,24 @@ class PackageRulesTest {
         .because("the agent only does the work the operator assigned; what both need lives in kube").check(main);
   }
 
+  /**
+   * The agent by job (docs/packages.md): a checkpoint job and a restore job never reach into each
+   * other, and what they share (the node's work and folders, processes, the node profile) knows neither.
+   */
+  @Test
+  void theAgentsJobsStayApart() {
+    noClasses().that().resideInAPackage("dev.stasis.agent.checkpoint..")
+        .should().dependOnClassesThat().resideInAPackage("dev.stasis.agent.restore..")
+        .because("what checkpoint and restore share lives in agent.work, agent.process or agent.profile").check(main);
+    noClasses().that().resideInAPackage("dev.stasis.agent.restore..")
+        .should().dependOnClassesThat().resideInAPackage("dev.stasis.agent.checkpoint..")
+        .because("what checkpoint and restore share lives in agent.work, agent.process or agent.profile").check(main);
+    noClasses().that().resideInAnyPackage("dev.stasis.agent", "dev.stasis.agent.work..", "dev.stasis.agent.process..",
+            "dev.stasis.agent.profile..")
+        .should().dependOnClassesThat().resideInAnyPackage("dev.stasis.agent.checkpoint..", "dev.stasis.agent.restore..")
+        .because("the shared parts of the agent serve every job and know none of them").check(main);
+  }
+
   /** The API classes are what is stored in etcd: data and its defaults, no clients, no reconciling. */
   @Test
   void theApiHoldsNoReconcilerBehaviour() {

@@ -1,5 +1,7 @@
 package dev.stasis.agent;
 
+import dev.stasis.agent.process.ProcessTargetPolicy;
+import dev.stasis.agent.work.NodeWorkQueue;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;
 import java.nio.file.Path;

@@ -5,7 +5,7 @@ import dev.stasis.testing.MetricsEndpoint;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.stasis.agent.AgentShutdown;
+import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;

@@ -8,7 +8,7 @@ import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
-import dev.stasis.agent.ProcessTargetPolicy;
+import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;

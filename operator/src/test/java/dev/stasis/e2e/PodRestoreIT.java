@@ -6,7 +6,7 @@ import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
-import dev.stasis.agent.NodeWorkQueue;
+import dev.stasis.agent.work.NodeWorkQueue;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;

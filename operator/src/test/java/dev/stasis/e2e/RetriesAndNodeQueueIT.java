@@ -7,7 +7,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.ProcessTargetPolicy;
+import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.AttemptedStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
