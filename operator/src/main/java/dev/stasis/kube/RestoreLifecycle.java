@@ -1,5 +1,6 @@
 package dev.stasis.kube;
 
+import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
@@ -7,6 +8,7 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.SealedGrant;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import java.util.List;
 import java.util.Optional;
 import java.util.function.Consumer;
 
@@ -16,8 +18,9 @@ import java.util.function.Consumer;
  * a node (that node's agent's) → Restoring (the agent's: pre-flight, download, CRIU; or, for a pod
  * checkpoint, pushing its images) → Completed or Failed. The agent may hand a Restore whose
  * pre-flight failed back to the operator (Pending without a node) to be placed on the next node;
- * the operator fails work whose agent is gone. Nobody moves a Failed restore; the agent of a
- * Completed process restore records when the restored tree ends.
+ * the operator fails work whose agent is gone. For a pod checkpoint, once the agent pushed its
+ * images, the operator makes the pod and completes or fails the Restore. Nobody moves a Failed
+ * restore; the agent of a Completed process restore records when the restored tree ends.
  */
 public final class RestoreLifecycle extends WorkLifecycle<RestoreStatus, Restore> {
 
@@ -156,6 +159,52 @@ public final class RestoreLifecycle extends WorkLifecycle<RestoreStatus, Restore
     statusWriter.update(current, r -> r.getStatus() != null && r.getStatus().phase == RestorePhase.Completed,
         r -> r.getStatus().processState = "Exited");
     events.normal(current, "ProcessExited", "the restored process tree" + pid + " ended");
+  }
+
+  /**
+   * images pushed, by the agent: the checkpoint images of a pod restore are in the registry, and the
+   * Restore, still Restoring, is the operator's from here on (it makes the pod).
+   */
+  public Optional<Restore> imagesPushed(Restore restore, List<CheckpointImageStatus> images, String message) {
+    return statusWriter.update(restore, this::isAgentsPart, r -> {
+      RestoreStatus s = r.getStatus();
+      s.checkpointImages = images;
+      s.reason = "ImagesPushed";
+      s.message = message;
+    }).map(pushed -> {
+      events.normal(pushed, "ImagesPushed", message + ": " + String.join(", ", images.stream().map(i -> i.image).toList()));
+      return pushed;
+    });
+  }
+
+  /** pod created, by the operator, of a pod restore whose images were pushed: Restoring, it waits for {@code pod} to run. */
+  public Optional<Restore> podCreated(Restore restore, String pod, String message) {
+    return statusWriter.update(restore, RestoreLifecycle::isRestoring, r -> {
+      RestoreStatus s = r.getStatus();
+      s.restoredPod = pod;
+      s.reason = "PodCreated";
+      s.message = message;
+    }).map(created -> {
+      events.normal(created, "PodCreated", message);
+      return created;
+    });
+  }
+
+  /** complete the pod restore, by the operator: the restored pod runs. Restoring → Completed. */
+  public Optional<Restore> completePod(Restore restore, String message) {
+    return statusWriter.update(restore, RestoreLifecycle::isRestoring, r -> {
+      r.getStatus().phase = RestorePhase.Completed;
+      completed(r.getStatus(), "Restored", message, r.getMetadata().getGeneration());
+    }).map(done -> endedWell(done, "Restored", message));
+  }
+
+  /** fail the pod restore, by the operator: its pod cannot be made or does not run. Restoring → Failed. */
+  public Optional<Restore> failPod(Restore restore, String reason, String message) {
+    return fail(restore, RestoreLifecycle::isRestoring, reason, message, s -> {});
+  }
+
+  private static boolean isRestoring(Restore r) {
+    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Restoring;
   }
 
   private static void recordPreflightFailure(RestoreStatus status, String node, String reason, String message) {

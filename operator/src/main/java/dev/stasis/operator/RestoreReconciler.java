@@ -80,9 +80,9 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
-    this.checkpointImages = new CheckpointImages(client, storages, statusWriter, events, clock);
-    this.podRestores = new PodRestores(client, storages, statusWriter, events, checkpointImages);
     this.lifecycle = new RestoreLifecycle(client, events, StasisMetrics::restoreFinished);
+    this.checkpointImages = new CheckpointImages(client, storages, statusWriter, events, clock);
+    this.podRestores = new PodRestores(client, storages, lifecycle, checkpointImages);
     this.retries = new RefusalRetries(retryPolicy, clock);
     this.agentLoss = new AgentLoss(cluster, clock);
     this.grants = new GrantIssuer(cluster, storages);

@@ -92,13 +92,41 @@ class RestoreLifecycleTest {
   void onceImagesArePushedTheRestoreIsNoLongerTheAgentsToFailOrRetry() {
     lifecycle.assign(created("r"), "c", "node-a", null, null);
     lifecycle.start(read("r"), "node-a", "pushing checkpoint images").orElseThrow();
-    Restore pushed = read("r");
-    pushed.getStatus().checkpointImages = List.of(new CheckpointImageStatus("app", "registry/jobs@sha256:ab"));
-    client.resource(pushed).updateStatus();
+    var images = List.of(new CheckpointImageStatus("app", "registry/jobs@sha256:ab"));
+    Restore pushed = lifecycle.imagesPushed(read("r"), images, "pushed 1 checkpoint image").orElseThrow();
+    assertThat(pushed.getStatus().checkpointImages).extracting(i -> i.image).containsExactly("registry/jobs@sha256:ab");
+    assertThat(pushed.getStatus().reason).isEqualTo("ImagesPushed");
+    assertThat(lifecycle.imagesPushed(read("r"), images, "twice")).as("pushed once").isEmpty();
     assertThat(lifecycle.isAgentsPart(read("r"))).isFalse();
     assertThat(lifecycle.retryLater(read("r"), "AgentRestarted", "restarted", "2026-01-01T00:00:10Z")).isEmpty();
     assertThat(lifecycle.fail(read("r"), "AgentError", "late", null)).isEmpty();
     assertThat(read("r").getStatus().phase).isEqualTo(RestorePhase.Restoring);
+  }
+
+  /** Once the images are pushed, the operator makes the pod and ends the Restore; nobody moves it after. */
+  @Test
+  void theOperatorFinishesAPodRestoreOnlyWhileItIsRestoring() {
+    lifecycle.assign(created("r"), "c", "node-a", null, null);
+    lifecycle.start(read("r"), "node-a", "pushing checkpoint images").orElseThrow();
+    lifecycle.imagesPushed(read("r"), List.of(new CheckpointImageStatus("app", "registry/jobs@sha256:ab")), "pushed")
+        .orElseThrow();
+    Restore created = lifecycle.podCreated(read("r"), "web-0", "created pod web-0").orElseThrow();
+    assertThat(created.getStatus().restoredPod).isEqualTo("web-0");
+    assertThat(created.getStatus().phase).isEqualTo(RestorePhase.Restoring);
+    Restore done = lifecycle.completePod(created, "restored as pod web-0").orElseThrow();
+    assertThat(done.getStatus().phase).isEqualTo(RestorePhase.Completed);
+    assertThat(done.getStatus().completionTime).isNotNull();
+    assertThat(Conditions.isTrue(done.getStatus().conditions, Conditions.COMPLETE)).isTrue();
+    assertThat(finished).extracting(s -> s.phase).containsExactly(RestorePhase.Completed);
+    assertThat(lifecycle.failPod(read("r"), "PodFailed", "late")).as("a Completed restore stays Completed").isEmpty();
+    assertThat(lifecycle.podCreated(read("r"), "web-1", "late")).isEmpty();
+
+    lifecycle.assign(created("s"), "c", "node-a", null, null);
+    lifecycle.start(read("s"), "node-a", "pushing checkpoint images").orElseThrow();
+    Restore failed = lifecycle.failPod(read("s"), "PodNameTaken", "cannot create pod web-0").orElseThrow();
+    assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
+    assertThat(failed.getStatus().reason).isEqualTo("PodNameTaken");
+    assertThat(lifecycle.completePod(read("s"), "late")).isEmpty();
   }
 
   private Restore created(String name) {

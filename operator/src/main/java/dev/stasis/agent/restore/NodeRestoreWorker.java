@@ -89,17 +89,6 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     return UpdateControl.noUpdate();
   }
 
-  /** Pending on {@code node}: the pod restore job's precondition until it moves to RestoreLifecycle. */
-  static boolean isPendingOn(Restore r, String node) {
-    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Pending && node.equals(r.getStatus().node);
-  }
-
-  /** Back to Pending for another attempt: the pod restore job's until it moves to RestoreLifecycle. */
-  static void backToPending(Restore r) {
-    r.getStatus().phase = RestorePhase.Pending;
-    r.getStatus().startTime = null;
-  }
-
   /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
   private void restore(Restore restore) {
     var restoring = work.restores.start(restore, config.nodeName(),

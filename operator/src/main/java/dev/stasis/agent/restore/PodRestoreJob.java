@@ -8,11 +8,8 @@ import dev.stasis.agent.work.WorkDirs;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.Restore;
-import dev.stasis.api.RestorePhase;
-import dev.stasis.api.RestoreStatus;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIntegrityException;
@@ -66,26 +63,16 @@ final class PodRestoreJob extends NodeJob {
   /** A push left unfinished by an agent that died: tried again while spec.backoffLimit allows. */
   void resolveAbandoned(Restore cached) {
     Restore restore = client.resource(cached).get();
-    if (restore == null || !isPushing(restore) || work.queue.holds(restore.getMetadata().getUid())) {
+    if (restore == null || !work.restores.isAgentsPart(restore) || work.queue.holds(restore.getMetadata().getUid())) {
       return;
     }
     failOrRetry(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while it pushed the checkpoint images"));
   }
 
-  private static boolean isPushing(Restore r) {
-    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Restoring && r.getStatus().checkpointImages == null;
-  }
-
   /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
   void push(Restore restore) {
-    var restoring = statusWriter.update(restore, r -> NodeRestoreWorker.isPendingOn(r, config.nodeName()), r -> {
-      r.getStatus().startAttempt();
-      r.getStatus().phase = RestorePhase.Restoring;
-      r.getStatus().startTime = Conditions.now();
-      r.getStatus().message = "pushing checkpoint images"
-          + NodeWork.attemptOf(r.getStatus(), r.getSpec().backoffLimitOrDefault());
-    });
+    var restoring = work.restores.start(restore, config.nodeName(), "pushing checkpoint images");
     if (restoring.isEmpty()) {
       return;
     }
@@ -126,7 +113,7 @@ final class PodRestoreJob extends NodeJob {
 
   private void failOrRetry(Restore restore, WorkFailure failure) {
     int backoffLimit = restore.getSpec().backoffLimitOrDefault();
-    if (!work.retryLater(restore, PodRestoreJob::isPushing, failure, backoffLimit, NodeRestoreWorker::backToPending)) {
+    if (!work.retryLater(work.restores, restore, failure, backoffLimit)) {
       fail(restore, failure.afterAttempts(restore.getStatus().attempts(), backoffLimit));
     }
   }
@@ -239,22 +226,13 @@ final class PodRestoreJob extends NodeJob {
   }
 
   private void imagesPushed(Restore restore, List<CheckpointImageStatus> images) {
-    String message = "pushed " + images.size() + " checkpoint image" + (images.size() == 1 ? "" : "s")
-        + "; the operator creates the pod";
-    statusWriter.update(restore, PodRestoreJob::isPushing, r -> {
-      RestoreStatus s = r.getStatus();
-      s.checkpointImages = images;
-      s.reason = "ImagesPushed";
-      s.message = message;
-    }).ifPresent(done -> events.normal(done, "ImagesPushed", message + ": "
-        + String.join(", ", images.stream().map(i -> i.image).toList())));
+    work.restores.imagesPushed(restore, images, "pushed " + images.size() + " checkpoint image"
+        + (images.size() == 1 ? "" : "s") + "; the operator creates the pod");
   }
 
   private void fail(Restore restore, WorkFailure failure) {
     log.warn("pod restore {}/{} failed: {} {}", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
         failure.reason(), failure.getMessage());
-    statusWriter.update(restore, PodRestoreJob::isPushing,
-        r -> r.getStatus().fail(failure.reason(), failure.getMessage(), r.getMetadata().getGeneration()))
-        .ifPresent(failed -> events.warning(failed, failure.reason(), failure.getMessage()));
+    work.restores.fail(restore, failure.reason(), failure.getMessage(), null);
   }
 }

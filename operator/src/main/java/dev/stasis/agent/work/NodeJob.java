@@ -2,7 +2,6 @@ package dev.stasis.agent.work;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.kube.EventRecorder;
-import dev.stasis.kube.StatusWriter;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.time.Duration;
@@ -12,7 +11,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What every kind of node work reaches through the agent's {@link NodeWork}: the API server, the
- * agent's settings and shutdown, the storages, status writes and Events.
+ * agent's settings and shutdown, the storages and Events; status writes go through the lifecycles.
  */
 public abstract class NodeJob {
   private static final Logger log = LoggerFactory.getLogger(NodeJob.class);
@@ -28,7 +27,6 @@ public abstract class NodeJob {
   protected final AgentConfig config;
   protected final AgentShutdown shutdown;
   protected final StorageAccess storages;
-  protected final StatusWriter statusWriter;
   protected final EventRecorder events;
 
   public NodeJob(NodeWork work) {
@@ -37,7 +35,6 @@ public abstract class NodeJob {
     this.config = work.config;
     this.shutdown = work.shutdown;
     this.storages = work.storages;
-    this.statusWriter = work.statusWriter;
     this.events = work.events;
   }
 

@@ -3,7 +3,6 @@ package dev.stasis.agent.work;
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.WorkFailure;
 import dev.stasis.agent.process.ProcessTargetPolicy;
-import dev.stasis.api.AttemptedStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.api.AgentWorkStatus;
@@ -12,7 +11,6 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.RestoreLifecycle;
-import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.WorkLifecycle;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
@@ -26,7 +24,6 @@ import java.time.Instant;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
-import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -49,7 +46,6 @@ public final class NodeWork {
   final EventRecorder events;
   final AgentShutdown shutdown;
   final StorageAccess storages;
-  final StatusWriter statusWriter;
   public final NodeWorkQueue queue;
   final RetryPolicy retries;
   public final ProcessTargetPolicy processTargets;
@@ -62,7 +58,6 @@ public final class NodeWork {
     this.events = events;
     this.shutdown = shutdown;
     this.storages = new StorageAccess(client, nodeKey(config), config.nodeName());
-    this.statusWriter = new StatusWriter(client);
     this.queue = new NodeWorkQueue(config.nodeName(), config.maxConcurrent());
     this.retries = config.retries();
     this.processTargets = new ProcessTargetPolicy(client, config.nodeName(), config.hostProcessNamespaces());
@@ -147,23 +142,6 @@ public final class NodeWork {
     return true;
   }
 
-  /** As {@link #retryLater(WorkLifecycle, CustomResource, WorkFailure, int)}, for the pod restore job until it moves to RestoreLifecycle. */
-  public <S extends AttemptedStatus, R extends CustomResource<?, S>> boolean retryLater(R resource, Predicate<R> isActive,
-      WorkFailure failure, int backoffLimit, Consumer<R> backToPending) {
-    int attempt = resource.getStatus() == null ? 1 : Math.max(1, resource.getStatus().attempts());
-    if (!retries.retries(failure.reason(), attempt, backoffLimit)) {
-      return false;
-    }
-    Duration delay = retries.delayAfter(attempt);
-    String message = RetryPolicy.retryMessage(attempt, backoffLimit, failure.reason(), failure.getMessage(), delay);
-    String retryAt = Instant.now().plus(delay).toString();
-    statusWriter.update(resource, isActive, r -> {
-      backToPending.accept(r);
-      r.getStatus().waitForRetry(failure.reason(), message, retryAt, r.getMetadata().getGeneration());
-    }).ifPresent(waiting -> events.warning(waiting, "Retrying", message));
-    return true;
-  }
-
   /**
    * Deletes what an abandoned attempt of this checkpoint stored (objects, and unfinished S3
    * multipart uploads under its prefix), so that neither a retry nor the final failure leaves a
@@ -178,12 +156,6 @@ public final class NodeWork {
       log.warn("could not delete what the abandoned checkpoint {}/{} stored under {}: {}", meta.getNamespace(),
           meta.getName(), prefix, e.getMessage());
     }
-  }
-
-  /** ", attempt 2/4" once it is not the first, for the status message of a running attempt. */
-  public static String attemptOf(AttemptedStatus status, int backoffLimit) {
-    int attempt = status.attempts();
-    return attempt <= 1 ? "" : ", attempt " + attempt + "/" + (backoffLimit + 1);
   }
 
   /** 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st. */
