@@ -58,7 +58,7 @@ public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIden
     ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), name, meta.getUid());
     String key = container == null ? layout.manifestKey() : layout.containerManifestKey(container);
     byte[] bytes = readBounded(store, key);
-    String actual = Sha256.hex(Sha256.newDigest().digest(bytes));
+    String actual = Sha256.hexOf(bytes);
     if (bytes.length > MAX_MANIFEST_BYTES || !actual.equalsIgnoreCase(recorded.manifestSha256)) {
       throw new StoredCheckpointException("ManifestTampered", "the manifest at " + store.uri(key) + " is not the one"
           + " stored when the checkpoint was taken (" + (bytes.length > MAX_MANIFEST_BYTES
