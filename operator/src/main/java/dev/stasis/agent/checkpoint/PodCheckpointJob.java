@@ -38,6 +38,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,7 +50,7 @@ import org.slf4j.LoggerFactory;
  * storage, writes the container's manifest last, and deletes the kubelet's copy, which holds the
  * container's memory. A checkpoint that fails leaves nothing stored.
  */
-final class PodCheckpointJob extends NodeJob {
+final class PodCheckpointJob extends NodeJob<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(PodCheckpointJob.class);
   private static final ObjectMapper JSON = new ObjectMapper();
   /** The kubelet and the agent read the node's clock in whole seconds; a margin for the rounding. */
@@ -59,8 +60,8 @@ final class PodCheckpointJob extends NodeJob {
     super(work);
   }
 
-  /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
-  void take(Checkpoint checkpoint) {
+  @Override
+  public void take(Checkpoint checkpoint) {
     String podName = checkpoint.getSpec().target.pod.name;
     var running = work.checkpoints.start(checkpoint, config.nodeName(), "checkpointing pod " + podName
         + " through the kubelet", s -> {});
@@ -300,16 +301,18 @@ final class PodCheckpointJob extends NodeJob {
    * A pod checkpoint left Running by an agent that died: what it stored and the kubelet archives
    * it had not deleted yet are removed, and that attempt failed (tried again if spec.backoffLimit allows).
    */
-  void resolveAbandoned(Checkpoint cached) {
+  @Override
+  public Optional<Duration> resolveAbandoned(Checkpoint cached) {
     Checkpoint checkpoint = client.resource(cached).get();
     if (checkpoint == null || !work.checkpoints.isAgentsPart(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
-      return;
+      return Optional.empty();
     }
     WorkFailure failure = new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while this checkpoint ran");
     deleteLeftoverKubeletArchives(checkpoint);
     work.discardStored(checkpoint);
     fail(checkpoint, failure);
+    return Optional.empty();
   }
 
   /**

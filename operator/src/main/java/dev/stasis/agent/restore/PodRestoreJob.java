@@ -30,6 +30,7 @@ import io.fabric8.kubernetes.api.model.Node;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -45,7 +46,7 @@ import org.slf4j.LoggerFactory;
  * tried again under spec.backoffLimit: nothing runs before the operator creates the Pod, so a
  * second push can never make two copies.
  */
-final class PodRestoreJob extends NodeJob {
+final class PodRestoreJob extends NodeJob<Restore> {
   private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
 
   PodRestoreJob(NodeWork work) {
@@ -61,17 +62,20 @@ final class PodRestoreJob extends NodeJob {
   }
 
   /** A push left unfinished by an agent that died: tried again while spec.backoffLimit allows. */
-  void resolveAbandoned(Restore cached) {
+  @Override
+  public Optional<Duration> resolveAbandoned(Restore cached) {
     Restore restore = client.resource(cached).get();
     if (restore == null || !work.restores.isAgentsPart(restore) || work.queue.holds(restore.getMetadata().getUid())) {
-      return;
+      return Optional.empty();
     }
     failOrRetry(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while it pushed the checkpoint images"));
+    return Optional.empty();
   }
 
-  /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
-  void push(Restore restore) {
+  /** Pushes the images of every container; the operator makes the pod from them. */
+  @Override
+  public void take(Restore restore) {
     var restoring = work.restores.start(restore, config.nodeName(), "pushing checkpoint images");
     if (restoring.isEmpty()) {
       return;
