@@ -12,7 +12,6 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.Conditions;
 import dev.stasis.api.ProcessIdentity;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
@@ -26,6 +25,7 @@ import dev.stasis.criu.CriuVersion;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
 import dev.stasis.kube.RecordedArchive;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
 import dev.stasis.metrics.StasisMetrics;
@@ -213,7 +213,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
 
   private static WorkFailure notRecorded(Checkpoint checkpoint, ObjectStore store, WorkFailure failure) {
     try {
-      store.deleteAll(layout(checkpoint).prefix());
+      store.deleteAll(RecordedManifest.layout(checkpoint).prefix());
     } catch (IOException e) {
       failure.addSuppressed(e); // left to the storage's garbage collector
     }
@@ -233,7 +233,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   private void discard(Checkpoint checkpoint, ObjectStore store, DumpedTree stoppedTree) {
     var meta = checkpoint.getMetadata();
     stoppedTree.signal(NodeProcess.Signal.CONT);
-    String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
+    String prefix = RecordedManifest.layout(checkpoint).prefix();
     try {
       store.deleteAll(prefix);
       log.info("checkpoint {}/{} was deleted while it was taken: its archive was discarded", meta.getNamespace(),
@@ -264,7 +264,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
 
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
       BoundKey encryptWith, Path imagesDir) throws WorkFailure {
-    String archiveKey = layout(checkpoint).archiveKey(codec);
+    String archiveKey = RecordedManifest.layout(checkpoint).archiveKey(codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
       return StreamingArchiveUpload.start(upload, codec, encryptWith, imagesDir,
@@ -282,7 +282,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       ArchiveCodec codec, BoundKey encryptedWith, DumpOptions dump, CriuVersion criuVersion,
       RestoreRequirements requirements)
       throws WorkFailure {
-    ArchiveLayout layout = layout(checkpoint);
+    ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
     try {
       ArchiveSummary summary = upload.finish();
@@ -307,37 +307,19 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
         + e.getMessage() + "; nothing was kept and the workload was not ended");
   }
 
-  private static ArchiveLayout layout(Checkpoint checkpoint) {
-    var meta = checkpoint.getMetadata();
-    return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
-  }
-
   private static ArchiveIdentity identity(Checkpoint checkpoint) {
     return ArchiveIdentity.ofProcess(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid());
   }
 
   private Manifest manifest(Checkpoint checkpoint, DumpOptions dump, CriuVersion criuVersion, String archiveKey,
       ArchiveCodec codec, ArchiveSummary summary) {
-    var meta = checkpoint.getMetadata();
-    Manifest m = new Manifest();
-    m.createdAt = Conditions.now();
-    m.source = new Manifest.Source();
-    m.source.namespace = meta.getNamespace();
-    m.source.checkpointName = meta.getName();
-    m.source.checkpointUid = meta.getUid();
-    m.source.node = config.nodeName();
+    Manifest m = CheckpointManifest.of(checkpoint, config.nodeName(), NodeFingerprint.profile(client, config.nodeName()),
+        archiveKey, codec, summary);
     m.source.pid = dump.pid();
-    m.nodeProfile = NodeFingerprint.asMap(NodeFingerprint.profile(client, config.nodeName()));
     m.criu = new Manifest.Criu();
     m.criu.version = criuVersion.toString();
     m.criu.options = dump.recordedOptions();
     m.tcpEstablished = dump.tcpEstablished();
-    m.archive = new Manifest.Archive();
-    m.archive.key = archiveKey;
-    m.archive.codec = codec;
-    m.archive.sizeBytes = summary.sizeBytes();
-    m.archive.storedBytes = summary.storedBytes();
-    m.archive.sha256 = summary.sha256();
     return m;
   }
 
@@ -383,11 +365,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
    * and so is its work folder.
    */
   @Override
-  public Optional<Duration> resolveAbandoned(Checkpoint cached) {
-    Checkpoint checkpoint = client.resource(cached).get();
-    if (checkpoint == null || !work.checkpoints.isAgentsPart(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
-      return Optional.empty(); // the cache lagged behind this agent's own final write
-    }
+  public Optional<Duration> resolveAbandoned(Checkpoint checkpoint) {
     Path workDir = workDir(checkpoint);
     if (Criu.stillRunningIn(workDir).isPresent()) {
       return Optional.of(ABANDONED_CRIU_POLL);

@@ -15,7 +15,6 @@ import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.DecryptingInputStream;
 import dev.stasis.archive.ExpectedBytesInputStream;
-import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.image.CheckpointImage;
@@ -63,11 +62,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
 
   /** A push left unfinished by an agent that died: tried again while spec.backoffLimit allows. */
   @Override
-  public Optional<Duration> resolveAbandoned(Restore cached) {
-    Restore restore = client.resource(cached).get();
-    if (restore == null || !work.restores.isAgentsPart(restore) || work.queue.holds(restore.getMetadata().getUid())) {
-      return Optional.empty();
-    }
+  public Optional<Duration> resolveAbandoned(Restore restore) {
     failOrRetry(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while it pushed the checkpoint images"));
     return Optional.empty();
@@ -126,8 +121,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
   private RecordedManifest manifest(ObjectStore store, Checkpoint checkpoint, String container) throws WorkFailure {
     RecordedManifest recorded = storages.manifest(store, checkpoint, container);
     Manifest manifest = recorded.manifest();
-    String at = store.uri(new ArchiveLayout(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
-        checkpoint.getMetadata().getUid()).containerManifestKey(container));
+    String at = store.uri(RecordedManifest.layout(checkpoint).containerManifestKey(container));
     if (manifest.archive.encryption.isEncrypted() && manifest.archive.encryption.plaintextSha256 == null) {
       throw new WorkFailure("ManifestInvalid", "the manifest at " + at
           + " lacks archive.encryption.plaintextSha256, which the image's layer needs; take a new checkpoint");

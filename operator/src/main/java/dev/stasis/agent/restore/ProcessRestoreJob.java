@@ -246,11 +246,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
    * was restored, the restore fails and only then is its work folder deleted.
    */
   @Override
-  public Optional<Duration> resolveAbandoned(Restore cached) {
-    Restore restore = client.resource(cached).get();
-    if (restore == null || !work.restores.isAgentsPart(restore) || work.queue.holds(restore.getMetadata().getUid())) {
-      return Optional.empty();
-    }
+  public Optional<Duration> resolveAbandoned(Restore restore) {
     Path workDir = workDir(restore);
     Optional<Integer> restored = Criu.restoredIn(workDir);
     if (restored.isPresent()) {

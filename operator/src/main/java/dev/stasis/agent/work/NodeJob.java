@@ -55,7 +55,8 @@ public abstract class NodeJob<R> {
 
   /**
    * The work of an agent that died (or could not write its outcome): in its attempt on this node
-   * but in no slot of this agent. Returns when to look again, if it cannot be resolved yet.
+   * but in no slot of this agent, as a fresh copy shows. Returns when to look again, if it cannot be
+   * resolved yet.
    */
   public abstract Optional<Duration> resolveAbandoned(R resource);
 

@@ -4,11 +4,11 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.WorkFailure;
 import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
-import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.api.AgentWorkStatus;
 import dev.stasis.kube.CheckpointLifecycle;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.NodeKey;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.RestoreLifecycle;
 import dev.stasis.kube.WorkLifecycle;
@@ -110,7 +110,11 @@ public final class NodeWork {
           .orElse(UpdateControl.noUpdate());
     }
     if (lifecycle.isAgentsPart(resource) && !queue.holds(resource.getMetadata().getUid())) {
-      return jobOf.apply(resource).resolveAbandoned(resource).map(UpdateControl.<R>noUpdate()::rescheduleAfter)
+      R fresh = client.resource(resource).get();
+      if (fresh == null || !lifecycle.isAgentsPart(fresh) || queue.holds(fresh.getMetadata().getUid())) {
+        return UpdateControl.noUpdate(); // the cache lagged behind this agent's own final write
+      }
+      return jobOf.apply(fresh).resolveAbandoned(fresh).map(UpdateControl.<R>noUpdate()::rescheduleAfter)
           .orElse(UpdateControl.noUpdate());
     }
     return UpdateControl.noUpdate();
@@ -185,7 +189,7 @@ public final class NodeWork {
    */
   public void discardStored(Checkpoint checkpoint) {
     var meta = checkpoint.getMetadata();
-    String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
+    String prefix = RecordedManifest.layout(checkpoint).prefix();
     try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage), storages.grant(checkpoint))) {
       store.deleteAll(prefix);
     } catch (WorkFailure | IOException e) {
