@@ -126,10 +126,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       WorkGrants.Grant grant = storages.grant(checkpoint);
       try (ObjectStore store = storages.open(storage, grant)) {
         DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
-            Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
-            Boolean.TRUE.equals(options.shellJob),
-            options.externalMounts == null ? List.of() : options.externalMounts,
-            Duration.ofSeconds(options.timeoutSecondsOrDefault()));
+            ProcessTree.options(options), Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         ArchiveCodec codec = StorageBinding.codec(storage);
         BoundKey encryptWith = storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null);
         Criu.DumpResult dumped;
@@ -319,7 +316,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
     m.criu = new Manifest.Criu();
     m.criu.version = criuVersion.toString();
     m.criu.options = dump.recordedOptions();
-    m.tcpEstablished = dump.tcpEstablished();
+    m.tcpEstablished = dump.tree().tcpEstablished();
     return m;
   }
 

@@ -1,6 +1,7 @@
 package dev.stasis.agent.restore;
 
 import dev.stasis.agent.WorkFailure;
+import dev.stasis.agent.process.ProcessTree;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
@@ -27,7 +28,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import org.slf4j.Logger;
@@ -189,9 +189,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
   }
 
   private RestoredTree start(CheckpointOptions options, Path images, Path workDir) throws WorkFailure {
-    var restoreOptions = new RestoreOptions(images, workDir, Boolean.TRUE.equals(options.tcpEstablished),
-        Boolean.TRUE.equals(options.fileLocks), Boolean.TRUE.equals(options.shellJob),
-        options.externalMounts == null ? List.of() : options.externalMounts, RESTORE_TIMEOUT);
+    var restoreOptions = new RestoreOptions(images, workDir, ProcessTree.options(options), RESTORE_TIMEOUT);
     try {
       return config.criu().restore(restoreOptions);
     } catch (CriuException e) {
