@@ -4,16 +4,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
-import dev.stasis.agent.work.AgentShutdown;
-import dev.stasis.agent.work.NodeWork;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.criu.Criu;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.testing.AssignedWork;
+import dev.stasis.testing.TestAgent;
 import dev.stasis.testing.TestStorage;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
@@ -21,13 +19,11 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The pod checkpoint job on its own, on the fabric8 CRUD mock: what it leaves after an agent that died. */
@@ -35,56 +31,50 @@ import org.junit.jupiter.api.io.TempDir;
 class PodCheckpointJobTest {
   KubernetesClient client;
   @TempDir Path dir;
-  private final AgentShutdown shutdown = new AgentShutdown();
-
-  @AfterEach
-  void stopAgent() {
-    shutdown.begin();
-  }
+  @RegisterExtension final TestAgent agent = new TestAgent();
 
   /**
-   * The kubelet's archives of the dead agent's attempt hold the containers' memory: those of this
-   * pod's containers from the attempt on are deleted, another namespace's pod of the same name and
-   * an older archive are not; what the attempt stored is deleted, and the attempt is tried again.
+   * The agent died during a pod checkpoint, and the kubelet's archive of it (all the container's
+   * memory) is left in the kubelet's folder: the next agent deletes that one, but not the archive
+   * of pod web of namespace a-b (whose name the old pattern checkpoint-web_a-* matched), nor one of
+   * another container, nor one from before this attempt started. What the attempt stored is deleted,
+   * and the attempt is tried again.
    */
   @Test
-  void anAbandonedAttemptLeavesNoKubeletArchiveNorStoredObjectOfItsOwn() throws Exception {
-    Path kubelet = Files.createDirectories(dir.resolve("kubelet-checkpoints"));
-    Instant started = Instant.now().truncatedTo(ChronoUnit.SECONDS);
-    Path ours = Files.writeString(kubelet.resolve("checkpoint-web_shop-app-" + started + ".tar"), "memory");
-    Path otherNamespace = Files.writeString(kubelet.resolve("checkpoint-web_shop-b-app-" + started + ".tar"), "memory");
-    Path older = Files.writeString(kubelet.resolve("checkpoint-web_shop-app-" + started.minus(Duration.ofHours(1)) + ".tar"),
-        "memory");
+  void aDeadAgentsKubeletArchiveAndStoredObjectsAreDeletedButNoOtherNamespacesOrContainers() throws Exception {
+    Path kubeletDir = Files.createDirectories(dir.resolve("kubelet-checkpoints"));
     TestStorage.filesystem("fs", dir.resolve("storage")).create(client);
-    Checkpoint checkpoint = AssignedWork.checkpoint(client, "node-a", "shop", "c", null, CheckpointPhase.Running);
-    checkpoint.getSpec().target = CheckpointTarget.pod("web", null);
-    checkpoint = client.resource(checkpoint).update();
-    checkpoint.getStatus().storage = "fs";
-    checkpoint.getStatus().startTime = started.toString();
-    checkpoint.getStatus().containers = List.of(new ContainerCheckpointStatus("app", "containerd://1"));
-    checkpoint = client.resource(checkpoint).updateStatus();
-    Path stored = dir.resolve("storage").resolve(RecordedManifest.layout(checkpoint).containerManifestKey("app"));
+    Checkpoint abandoned = AssignedWork.checkpoint(client, "node-a", "a", "web", null, CheckpointPhase.Running);
+    abandoned.getSpec().target = CheckpointTarget.pod("web", "app");
+    abandoned = client.resource(abandoned).update();
+    abandoned.getStatus().storage = "fs";
+    abandoned.getStatus().containers = List.of(new ContainerCheckpointStatus("app", "cri-o://1"));
+    abandoned.getStatus().startTime = "2026-12-05T10:00:00Z";
+    abandoned = client.resource(abandoned).updateStatus();
+    Path ours = Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-05T10:00:02Z.tar"), "memory");
+    List<Path> theirs = List.of(
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-b-app-2026-12-05T10:00:02Z.tar"), "namespace a-b's"),
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-sidecar-2026-12-05T10:00:02Z.tar"), "another container"),
+        Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-04T10:00:02Z.tar"), "an older attempt's"));
+    Path stored = dir.resolve("storage").resolve(RecordedManifest.layout(abandoned).containerManifestKey("app"));
     Files.createDirectories(stored.getParent());
     Files.writeString(stored, "a manifest the dead agent wrote");
 
-    var again = new PodCheckpointJob(nodeWork(kubelet)).resolveAbandoned(checkpoint);
+    var again = new PodCheckpointJob(agent.work(client, config(kubeletDir))).resolveAbandoned(abandoned);
 
     assertThat(again).as("nothing to wait for").isEmpty();
     assertThat(ours).doesNotExist();
-    assertThat(otherNamespace).exists();
-    assertThat(older).exists();
+    assertThat(theirs).allMatch(Files::exists);
     assertThat(stored).doesNotExist();
-    Checkpoint retrying = client.resource(checkpoint).get();
+    Checkpoint retrying = client.resource(abandoned).get();
     assertThat(retrying.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
     assertThat(retrying.getStatus().reason).isEqualTo("AgentRestarted");
     assertThat(retrying.getStatus().nextRetryTime).isNotNull();
   }
 
-  private NodeWork nodeWork(Path kubeletCheckpoints) {
+  private AgentConfig config(Path kubeletCheckpoints) {
     var kubelet = new KubeletSettings(URI.create("https://127.0.0.1:1"), dir.resolve("token"), dir.resolve("ca.crt"),
         false, kubeletCheckpoints, Duration.ofSeconds(1));
-    var config = new AgentConfig("node-a", dir.resolve("work"), new Criu(dir.resolve("no-criu"), Map.of()), Set.of(),
-        kubelet, Path.of("/"), Map.of(), null);
-    return new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown);
+    return new AgentConfig("node-a", dir.resolve("work"), new Criu(dir.resolve("no-criu"), Map.of()), Set.of(), kubelet);
   }
 }

@@ -4,22 +4,21 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.RestoreOptions;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.testing.AssignedWork;
+import dev.stasis.testing.TestAgent;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -30,12 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
 class ProcessRestoreJobTest {
   KubernetesClient client;
   @TempDir Path dir;
-  private final AgentShutdown shutdown = new AgentShutdown();
-
-  @AfterEach
-  void stopAgent() {
-    shutdown.begin();
-  }
+  @RegisterExtension final TestAgent agent = new TestAgent();
 
   @Test
   void withoutCriusWordThatItRestoredNothingWasRestoredAndTheRestoreFails() throws Exception {
@@ -75,7 +69,6 @@ class ProcessRestoreJobTest {
   }
 
   private NodeWork nodeWork() {
-    var config = new AgentConfig("node-a", dir.resolve("work"), new Criu(dir.resolve("no-criu"), Map.of()));
-    return new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown);
+    return agent.work(client, new AgentConfig("node-a", dir.resolve("work"), new Criu(dir.resolve("no-criu"), Map.of())));
   }
 }

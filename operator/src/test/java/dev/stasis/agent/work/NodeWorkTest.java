@@ -1,12 +1,12 @@
 package dev.stasis.agent.work;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.checkpoint.NodeCheckpointWorker;
 import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.agent.restore.NodeRestoreWorker;
 import dev.stasis.testing.AssignedWork;
 import dev.stasis.testing.Ports;
+import dev.stasis.testing.TestAgent;
 import dev.stasis.testing.TestStorage;
 import dev.stasis.kube.RetryPolicy;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -17,20 +17,17 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointStatus;
-import dev.stasis.api.CheckpointTarget;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.api.Conditions;
-import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.criu.Criu;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.StorageBinding;
@@ -48,6 +45,7 @@ import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The node workers' own checks and retries (NodeWork), before any CRIU runs, on the fabric8 CRUD mock server. */
@@ -57,21 +55,20 @@ class NodeWorkTest {
 
   KubernetesClient client;
   @TempDir Path work;
-  private final AgentShutdown shutdown = new AgentShutdown();
+  @RegisterExtension final TestAgent agent = new TestAgent();
 
   /** Ends what a test started. */
   private AutoCloseable cleanup = () -> {};
 
   @AfterEach
-  void stopAgent() throws Exception {
-    shutdown.begin();
+  void stopWhatTheTestStarted() throws Exception {
     cleanup.close();
   }
 
   private NodeWork nodeWork(Set<String> hostProcessNamespaces) {
     var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), hostProcessNamespaces)
         .withWorkLimits(2, RetryPolicy.withBase(RETRY_BASE));
-    return new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown);
+    return agent.work(client, config);
   }
 
   /**
@@ -282,39 +279,6 @@ class NodeWorkTest {
     assertThat(failed.getStatus().message).contains("is not the one stored when the checkpoint was taken");
     assertThat(failed.getStatus().attempts).as("not retried").isEqualTo(1);
     assertThat(events("ns")).anyMatch(e -> e.getReason().equals("ManifestTampered"));
-  }
-
-  /**
-   * The agent died during a pod checkpoint, and the kubelet's archive of it (all the container's
-   * memory) is left in the kubelet's folder: the next agent deletes that one, but not the archive
-   * of pod web of namespace a-b (whose name the old pattern checkpoint-web_a-* matched), nor one of
-   * another container, nor one from before this attempt started.
-   */
-  @Test
-  void aDeadAgentsKubeletArchiveIsDeletedButNoOtherNamespacesOrContainers() throws Exception {
-    Path kubeletDir = Files.createDirectories(work.resolve("kubelet-checkpoints"));
-    var kubelet = new KubeletSettings(java.net.URI.create("https://127.0.0.1:1"), work.resolve("token"),
-        work.resolve("ca.crt"), false, kubeletDir, Duration.ofSeconds(1));
-    var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), Set.of(), kubelet)
-        .withWorkLimits(2, RetryPolicy.withBase(RETRY_BASE));
-    Checkpoint abandoned = AssignedWork.checkpoint(client, "node-a", "a", "web", null, CheckpointPhase.Running);
-    abandoned.getSpec().target = CheckpointTarget.pod("web", "app");
-    abandoned = client.resource(abandoned).update();
-    abandoned.getStatus().containers = List.of(new ContainerCheckpointStatus("app", "cri-o://1"));
-    abandoned.getStatus().startTime = "2026-12-05T10:00:00Z";
-    abandoned = client.resource(abandoned).updateStatus();
-    Path ours = Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-05T10:00:02Z.tar"), "memory");
-    List<Path> theirs = List.of(
-        Files.writeString(kubeletDir.resolve("checkpoint-web_a-b-app-2026-12-05T10:00:02Z.tar"), "namespace a-b's"),
-        Files.writeString(kubeletDir.resolve("checkpoint-web_a-sidecar-2026-12-05T10:00:02Z.tar"), "another container"),
-        Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-04T10:00:02Z.tar"), "an older attempt's"));
-
-    new NodeCheckpointWorker(new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown))
-        .reconcile(abandoned, null);
-
-    assertThat(client.resource(abandoned).get().getStatus().reason).isEqualTo("AgentRestarted");
-    assertThat(ours).doesNotExist();
-    assertThat(theirs).allMatch(Files::exists);
   }
 
   /**
