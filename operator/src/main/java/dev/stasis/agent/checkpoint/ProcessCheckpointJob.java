@@ -88,100 +88,132 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   public void take(Checkpoint checkpoint) {
     int pid = checkpoint.getSpec().target.process.pid;
     CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
-    // The process this checkpoint is of, which every attempt must find under the PID: the one its
-    // spec pins (a schedule's checkpoints), else the one the first attempt finds there.
-    Optional<ProcessIdentity> identity = checkpoint.getSpec().target.process.pinned()
-        .map(pinned -> NodeProcess.of(pinned).toStatus())
-        .or(() -> NodeProcess.find(pid).map(NodeProcess::toStatus));
-    identity.ifPresent(process -> process.node = config.nodeName());
-    // A failure to write Running propagates: nothing ran, and NodeWork queues it again.
-    var running = work.checkpoints.start(checkpoint, config.nodeName(), "checkpointing PID " + pid + " with CRIU", s -> {
-      if (s.process == null) {
-        identity.ifPresent(process -> s.process = process);
-      }
-    });
+    var running = start(checkpoint, pid);
     if (running.isEmpty()) {
       return; // a stale copy: this checkpoint was taken already
     }
     checkpoint = running.get();
     Path workDir = workDir(checkpoint);
     long started = System.nanoTime();
-    DumpedTree stopped = DumpedTree.none();
-    Checkpoint stored;
-    ArchiveStatus archive;
-    CheckpointStats stats;
+    Stored stored;
     try {
       events.normal(checkpoint, "Started", "checkpointing PID " + pid + " on node " + config.nodeName());
-
       CriuVersion criuVersion = requireCriu();
-      ProcessTree.requireCheckpointable(pid);
-      NodeProcess target = TargetProcess.require(checkpoint);
-      // The operator cannot see the node's processes: only the agent can tell whose a PID is.
-      work.processTargets.requireCheckpointable(checkpoint.getMetadata().getNamespace(), pid);
-      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-      var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
-      if (notAllowed.isPresent()) {
-        throw new WorkFailure("StorageNotAllowed", notAllowed.get());
-      }
+      NodeProcess target = requireTarget(checkpoint, pid);
+      CheckpointStorage storage = requireStorage(checkpoint);
       WorkGrants.Grant grant = storages.grant(checkpoint);
       try (ObjectStore store = storages.open(storage, grant)) {
         DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
             ProcessTree.options(options), Duration.ofSeconds(options.timeoutSecondsOrDefault()));
-        ArchiveCodec codec = StorageBinding.codec(storage);
-        BoundKey encryptWith = storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null);
-        Criu.DumpResult dumped;
-        CommittedManifest manifest;
-        try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
-          List<Long> members = ProcessTree.members(pid);
-          RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, workDir);
-          // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
-          try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            try (KeyedLocks.Held folders = workingFolders.lock(members)) {
-              TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
-              dumped = dump(dump);
-            }
-            if (dump.leaveStopped()) {
-              stopped = TargetProcess.dumped(dump.imagesDir(), pid, target);
-            }
-            if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
-              throw TargetProcess.changed(checkpoint, pid);
-            }
-            manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
-          }
-          if (isDeleted(checkpoint)) {
-            discard(checkpoint, store, stopped);
-            WorkDirs.delete(workDir);
-            return;
-          }
-          if (dump.leaveStopped()) {
-            checkpoint = recordStored(checkpoint, store, manifest);
-            stopped.signal(NodeProcess.Signal.KILL); // stored, committed and recorded: only now may the workload end
-            stopped = DumpedTree.none();
-          }
+        Optional<Stored> kept = dumpAndStore(checkpoint, target, store, StorageBinding.codec(storage),
+            storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null), dump, criuVersion, started);
+        if (kept.isEmpty()) {
+          WorkDirs.delete(workDir);
+          return;
         }
-        stored = checkpoint;
-        archive = manifest.archiveStatus(store);
-        stats = stats(dumped.stats(), started);
+        stored = kept.get();
       }
     } catch (WorkFailure failure) {
-      stopped.signal(NodeProcess.Signal.CONT); // nothing stored: the workload goes on as if never touched
       WorkDirs.delete(workDir);
       fail(checkpoint, failure);
       return;
     } catch (RuntimeException e) {
-      stopped.signal(NodeProcess.Signal.CONT);
       WorkDirs.delete(workDir);
       log.error("checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
       return;
     }
     // Stored (and, if the workload was ended, recorded): from here on there is nothing to undo.
-    String message = "stored " + archive.storedBytes + " bytes at " + archive.uri;
-    Checkpoint done = stored;
-    recordUntilWritten("checkpoint " + done.getMetadata().getName() + " as Completed",
-        () -> work.checkpoints.complete(done, archive, stats, message));
+    String message = "stored " + stored.archive().storedBytes + " bytes at " + stored.archive().uri;
+    recordUntilWritten("checkpoint " + stored.checkpoint().getMetadata().getName() + " as Completed",
+        () -> work.checkpoints.complete(stored.checkpoint(), stored.archive(), stored.stats(), message));
     // Only now: deleting a GiB of images takes a quarter of a second, which Completed need not wait for.
     WorkDirs.delete(workDir);
+  }
+
+  /** A checkpoint whose archive is stored and committed (and recorded, if its workload was ended). */
+  private record Stored(Checkpoint checkpoint, ArchiveStatus archive, CheckpointStats stats) {}
+
+  /**
+   * One dump of the process at a time: CRIU dumps the tree while its archive streams into the
+   * store, and the manifest is written last. A workload is ended (leaveRunning: false) only once
+   * its archive is stored, committed and recorded; if anything fails before, a tree left stopped
+   * goes on as if never touched. Empty when the Checkpoint was deleted meanwhile (its archive is
+   * discarded).
+   */
+  private Optional<Stored> dumpAndStore(Checkpoint checkpoint, NodeProcess target, ObjectStore store,
+      ArchiveCodec codec, BoundKey encryptWith, DumpOptions dump, CriuVersion criuVersion, long started)
+      throws WorkFailure {
+    int pid = dump.pid();
+    DumpedTree stopped = DumpedTree.none();
+    try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
+      List<Long> members = ProcessTree.members(pid);
+      RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, dump.workDir());
+      Criu.DumpResult dumped;
+      CommittedManifest manifest;
+      // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
+      try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
+        try (KeyedLocks.Held folders = workingFolders.lock(members)) {
+          TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
+          dumped = dump(dump);
+        }
+        if (dump.leaveStopped()) {
+          stopped = TargetProcess.dumped(dump.imagesDir(), pid, target);
+        }
+        if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
+          throw TargetProcess.changed(checkpoint, pid);
+        }
+        manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
+      }
+      if (isDeleted(checkpoint)) {
+        discard(checkpoint, store, stopped);
+        return Optional.empty();
+      }
+      if (dump.leaveStopped()) {
+        checkpoint = recordStored(checkpoint, store, manifest);
+        stopped.signal(NodeProcess.Signal.KILL); // stored, committed and recorded: only now may the workload end
+        stopped = DumpedTree.none();
+      }
+      return Optional.of(new Stored(checkpoint, manifest.archiveStatus(store), stats(dumped.stats(), started)));
+    } catch (WorkFailure | RuntimeException e) {
+      stopped.signal(NodeProcess.Signal.CONT); // nothing stored: the workload goes on as if never touched
+      throw e;
+    }
+  }
+
+  /**
+   * Pending → Running, recording the process this checkpoint is of, which every attempt must find
+   * under the PID: the one its spec pins (a schedule's checkpoints), else the one the first attempt
+   * finds there. A failure to write Running propagates: nothing ran, and NodeWork queues it again.
+   */
+  private Optional<Checkpoint> start(Checkpoint checkpoint, int pid) {
+    Optional<ProcessIdentity> identity = checkpoint.getSpec().target.process.pinned()
+        .map(pinned -> NodeProcess.of(pinned).toStatus())
+        .or(() -> NodeProcess.find(pid).map(NodeProcess::toStatus));
+    identity.ifPresent(process -> process.node = config.nodeName());
+    return work.checkpoints.start(checkpoint, config.nodeName(), "checkpointing PID " + pid + " with CRIU", s -> {
+      if (s.process == null) {
+        identity.ifPresent(process -> s.process = process);
+      }
+    });
+  }
+
+  /** The process under the PID, checked again now that its turn has come: still the one recorded, and one this namespace may checkpoint. */
+  private NodeProcess requireTarget(Checkpoint checkpoint, int pid) throws WorkFailure {
+    ProcessTree.requireCheckpointable(pid);
+    NodeProcess target = TargetProcess.require(checkpoint);
+    // The operator cannot see the node's processes: only the agent can tell whose a PID is.
+    work.processTargets.requireCheckpointable(checkpoint.getMetadata().getNamespace(), pid);
+    return target;
+  }
+
+  private CheckpointStorage requireStorage(Checkpoint checkpoint) throws WorkFailure {
+    CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+    var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
+    if (notAllowed.isPresent()) {
+      throw new WorkFailure("StorageNotAllowed", notAllowed.get());
+    }
+    return storage;
   }
 
   /**
