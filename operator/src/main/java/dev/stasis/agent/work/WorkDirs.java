@@ -3,6 +3,7 @@ package dev.stasis.agent.work;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Comparator;
 import org.slf4j.Logger;
@@ -16,14 +17,20 @@ public final class WorkDirs {
 
   /**
    * The bytes free for this agent where {@code dir} is, or would be once created (its nearest
-   * existing folder's filesystem).
+   * existing folder's filesystem). Asked with statvfs on the path itself, not through
+   * {@code Files.getFileStore}: that resolves the real path first, and under {@code /proc/<pid>/root}
+   * (the host as the agent pod sees it) the real path leads back into the pod's own filesystem.
    */
   public static long usableSpace(Path dir) throws IOException {
     Path existing = dir.toAbsolutePath();
     while (existing.getParent() != null && !Files.exists(existing)) {
       existing = existing.getParent();
     }
-    return Files.getFileStore(existing).getUsableSpace();
+    long usable = existing.toFile().getUsableSpace();
+    if (usable == 0 && !Files.isDirectory(existing)) { // getUsableSpace says 0 when statvfs fails
+      throw new NoSuchFileException(existing.toString(), null, "not a folder whose free space can be asked");
+    }
+    return usable;
   }
 
   public static void delete(Path dir) {
