@@ -14,6 +14,7 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RecordedArchive;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
@@ -279,7 +280,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       return DeleteControl.defaultDelete();
     }
     var meta = checkpoint.getMetadata();
-    ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+    ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     try (ObjectStore store = storages.open(storage)) {
       if (retain) {
         if (!store.list(layout.prefix()).isEmpty()) {

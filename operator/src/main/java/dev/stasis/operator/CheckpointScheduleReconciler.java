@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSchedule;
-import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointScheduleSpec.ConcurrencyPolicy;
 import dev.stasis.api.CheckpointScheduleStatus;
 import dev.stasis.api.CheckpointScheduleStatus.DrainCheckpoint;
