@@ -40,7 +40,7 @@ class PackageRulesTest {
     MAP.put("kubelet", Set.of());
     MAP.put("archive", Set.of());
     MAP.put("storage", Set.of());
-    MAP.put("image", Set.of());
+    MAP.put("image", Set.of("archive"));
     MAP.put("tls", Set.of());
     MAP.put("metrics", Set.of("api", "archive", "storage"));
     MAP.put("kube", Set.of("api", "archive", "storage", "image", "tls"));

@@ -90,7 +90,8 @@ final class LocalMode {
         : Main.hostProcessNamespaces(flags);
     AgentConfig flagged = Main.agentConfig(flags, node, Path.of(flags.get("work-dir", state.resolve("work").toString())));
     return new AgentConfig(node, flagged.workDir(), flagged.criu(), hostProcesses, flagged.kubelet(),
-        flagged.hostRoot(), flagged.labels(), flagged.profileOverrides(), flagged.maxConcurrent(), flagged.retries());
+        flagged.hostRoot(), flagged.labels(), flagged.profileOverrides(), flagged.maxConcurrent(), flagged.retries(),
+        flagged.runtime());
   }
 
   private static void ensureDefaultStorage(KubernetesClient client, Path path) throws Exception {

@@ -5,6 +5,7 @@ import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.NodeWorkQueue;
 import dev.stasis.agent.ProcessTargetPolicy;
+import dev.stasis.agent.RuntimeSettings;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.metrics.MetricsServer;
@@ -45,7 +46,12 @@ public final class Main {
                   [--profile-overrides FILE (test aid: JSON merge patch over the observed NodeProfile)]
                   pod checkpoints through the kubelet:                  [--kubelet-url https://$NODE_NAME:10250] [--kubelet-ca FILE]
                                                                         [--kubelet-token-file FILE] [--kubelet-checkpoint-dir DIR]
-                                                                        [--container-storage-dir DIR] [--kubelet-insecure-skip-tls-verify]
+                                                                        [--kubelet-insecure-skip-tls-verify]
+                  the container runtime (paths as the node sees them):  [--containerd-config /etc/containerd/config.toml]
+                                                                        [--crio-socket /run/crio/crio.sock]
+                                                                        [--runtime-restore auto|enabled|disabled (whether it
+                                                                         restores from checkpoint images; auto: find out)]
+                                                                        [--container-storage-dir DIR (where it keeps images)]
         local     operator + agent + a local control plane for trying Stasis on this machine
                   [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
                   [--metrics-port 8080] and the agent's flags ([--max-concurrent 2] [--retry-backoff 10s] [--node-labels ...] ...)
@@ -161,7 +167,17 @@ public final class Main {
         hostProcessNamespaces(flags), kubeletSettings(flags, node), Path.of(flags.get("host-root", "/")),
         keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides),
         positive("--max-concurrent", flags.get("max-concurrent", Integer.toString(NodeWorkQueue.DEFAULT_SLOTS))),
-        retryPolicy(flags));
+        retryPolicy(flags), runtimeSettings(flags));
+  }
+
+  /** The node's container runtime; by default where containerd and CRI-O keep their configuration and socket. */
+  static RuntimeSettings runtimeSettings(Flags flags) {
+    RuntimeSettings defaults = RuntimeSettings.defaults();
+    String storage = flags.get("container-storage-dir");
+    return new RuntimeSettings(Path.of(flags.get("containerd-config", defaults.containerdConfig().toString())),
+        Path.of(flags.get("crio-socket", defaults.crioSocket().toString())),
+        RuntimeSettings.Restore.parse(flags.get("runtime-restore", defaults.restore().flag())),
+        storage == null ? null : Path.of(storage));
   }
 
   private static int positive(String flag, String value) {
@@ -202,7 +218,6 @@ public final class Main {
         Path.of(flags.get("kubelet-ca", defaults.caFile().toString())),
         Boolean.parseBoolean(flags.get("kubelet-insecure-skip-tls-verify", "false")),
         Path.of(flags.get("kubelet-checkpoint-dir", defaults.checkpointDir().toString())),
-        Path.of(flags.get("container-storage-dir", defaults.imageStoreDir().toString())),
         defaults.answerGrace());
     settings.warnings().forEach(w -> System.err.println("WARNING: " + w));
     return settings;

@@ -15,6 +15,7 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
+import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.retention.ArchiveReaders;
@@ -57,6 +58,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
   private final GrantIssuer grants;
+  private final CheckpointImages checkpointImages;
   private final Clock clock;
 
   public CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
@@ -75,6 +77,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.retries = new RefusalRetries(retryPolicy, clock);
     this.agentLoss = new AgentLoss(cluster, clock);
     this.grants = new GrantIssuer(cluster, storages);
+    this.checkpointImages = new CheckpointImages(client, storages, new StatusWriter(client), events, clock);
   }
 
   @Override
@@ -262,6 +265,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     if (!readers.isEmpty()) {
       keepForReaders(checkpoint, readers);
       return DeleteControl.noFinalizerRemoval().rescheduleAfter(READERS_POLL);
+    }
+    if (!checkpointImages.deletedWith(checkpoint)) {
+      return DeleteControl.noFinalizerRemoval().rescheduleAfter(CheckpointImages.RETRY);
     }
     boolean retain = checkpoint.getSpec() != null && Boolean.TRUE.equals(checkpoint.getSpec().retainArchive);
     CheckpointStorage storage = storages.find(status.storage);
