@@ -69,7 +69,7 @@ class GitOpsIT {
 
     Path out = cluster.dir().resolve(ns + "-count.txt");
     var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
-    apply(ns, """
+    String job = """
         apiVersion: stasis.dev/v1alpha1
         kind: Checkpoint
         metadata: {name: job}
@@ -77,13 +77,16 @@ class GitOpsIT {
           target: {process: {node: %s, pid: %d}}
           storage: %s
           backoffLimit: 20
+          retainArchive: %s
+        """;
+    apply(ns, job.formatted(cluster.node(), counter.pid(), storage, false) + """
         ---
         apiVersion: stasis.dev/v1alpha1
         kind: Restore
         metadata: {name: job}
         spec:
           checkpointRef: {name: job}
-        """.formatted(cluster.node(), counter.pid(), storage));
+        """);
     Seen waiting = awaitSeen("checkpoints.stasis.dev", ns, "job", "InProgress");
     assertThat(waiting.argo().status()).isEqualTo("Progressing");
     assertThat(waiting.argo().message()).startsWith("StorageUnavailable: attempt ");
@@ -111,16 +114,7 @@ class GitOpsIT {
     kubectl.run("wait", "-n", ns, "--for=condition=Complete", "ckpt/job", "rst/job", "--timeout=10s").ok();
 
     // retainArchive may change on a finished checkpoint: a new generation, observed by the operator
-    apply(ns, """
-        apiVersion: stasis.dev/v1alpha1
-        kind: Checkpoint
-        metadata: {name: job}
-        spec:
-          target: {process: {node: %s, pid: %d}}
-          storage: %s
-          backoffLimit: 20
-          retainArchive: true
-        """.formatted(cluster.node(), counter.pid(), storage));
+    apply(ns, job.formatted(cluster.node(), counter.pid(), storage, true));
     await().atMost(TIMEOUT).until(() -> cluster.checkpoint("job").getMetadata().getGeneration() == 2
         && Long.valueOf(2).equals(cluster.checkpoint("job").getStatus().observedGeneration));
     assertThat(awaitSeen("checkpoints.stasis.dev", ns, "job", "Current").argo().status()).isEqualTo("Healthy");
