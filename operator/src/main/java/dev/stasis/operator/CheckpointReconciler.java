@@ -86,7 +86,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     CheckpointStatus observed = checkpoint.getStatus();
     if (observed != null && observed.phase != null && observed.phase != CheckpointPhase.Pending) {
       // the agent's now, or finished
-      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : agentsWork(checkpoint);
+      if (observed.phase.isTerminal()) {
+        lifecycle.observeGeneration(checkpoint);
+        return expireWhenDue(checkpoint);
+      }
+      return agentsWork(checkpoint);
     }
     if (isAssigned(checkpoint)) {
       return agentsWork(checkpoint);

@@ -419,9 +419,6 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     status.phase = suspended ? CheckpointScheduleStatus.SUSPENDED : CheckpointScheduleStatus.ACTIVE;
     status.reason = null;
     status.message = suspended ? "suspended: no checkpoints are taken" : null;
-    status.observedGeneration = generation;
-    Conditions.set(status, Conditions.READY, true, suspended ? "Suspended" : "Scheduled",
-        suspended ? status.message : "checkpoints are taken on schedule", generation);
     Conditions.set(status, Conditions.FAILED, false, "Valid", "the spec is valid", generation);
   }
 
@@ -433,8 +430,6 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     status.reason = refusal.reason();
     status.message = refusal.getMessage();
     status.nextScheduleTime = null;
-    status.observedGeneration = generation;
-    Conditions.set(status, Conditions.READY, false, refusal.reason(), refusal.getMessage(), generation);
     Conditions.set(status, Conditions.FAILED, true, refusal.reason(), refusal.getMessage(), generation);
     statusWriter.replace(schedule, status);
     if (news) {
