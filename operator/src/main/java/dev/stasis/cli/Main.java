@@ -54,6 +54,7 @@ public final class Main {
                                                                         [--container-storage-dir DIR (where it keeps images)]
         local     operator + agent + a local control plane for trying Stasis on this machine
                   [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
+                  [--nodes 1 (agents: 2 adds node NAME-b with its own work folder, to move work between)]
                   [--metrics-port 8080] and the agent's flags ([--max-concurrent 2] [--retry-backoff 10s] [--node-labels ...] ...)
       every command serves /metrics, /healthz and /readyz on --metrics-port (--metrics-address; local: 127.0.0.1)
       """;
