@@ -17,6 +17,7 @@ import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.CheckpointReconciler;
 import dev.stasis.operator.CheckpointScheduleReconciler;
 import dev.stasis.operator.CheckpointStorageReconciler;
+import dev.stasis.operator.MigrationReconciler;
 import dev.stasis.operator.RestoreReconciler;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -67,6 +68,7 @@ public final class Roles {
     operator.register(new RestoreReconciler(client, cluster, events, retries));
     operator.register(new CheckpointStorageReconciler(client, events));
     operator.register(new CheckpointScheduleReconciler(client, events));
+    operator.register(new MigrationReconciler(client, cluster, events));
   }
 
   /** The agent sees only the work labelled for its node (Velero's node-agent pattern). */
