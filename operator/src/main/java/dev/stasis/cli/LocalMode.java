@@ -2,7 +2,6 @@ package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
-import dev.stasis.agent.profile.NodeProfilePublisher;
 import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
@@ -57,14 +56,14 @@ final class LocalMode {
     var operator = Roles.newOperator(client);
     Roles.registerOperator(operator, client, Main.hostname(), agents.get(0).retries());
     AgentShutdown shutdown = new AgentShutdown();
-    List<NodeProfilePublisher> profiles = new ArrayList<>();
+    List<Roles.AgentLoops> agentLoops = new ArrayList<>();
     for (AgentConfig agent : agents) {
-      profiles.add(Roles.registerAgent(operator, client, agent, shutdown));
+      agentLoops.add(Roles.registerAgent(operator, client, agent, shutdown));
     }
     // One machine: nobody else needs to reach the metrics port.
     MetricsServer metrics = Main.metricsServer(flags, "127.0.0.1", Main.OPERATOR_METRICS_PORT,
         Roles.readiness(operator, shutdown::isStopping));
-    profiles.forEach(NodeProfilePublisher::start);
+    agentLoops.forEach(Roles.AgentLoops::start);
     operator.start();
     String nodes = String.join("', '", agents.stream().map(AgentConfig::nodeName).toList());
     System.out.printf("""
@@ -78,7 +77,7 @@ final class LocalMode {
     Main.awaitShutdown(() -> {
       shutdown.begin();
       operator.stop();
-      profiles.forEach(NodeProfilePublisher::close);
+      agentLoops.forEach(Roles.AgentLoops::close);
       metrics.close();
       client.close();
       if (started != null) {

@@ -125,15 +125,15 @@ public final class Main {
     AgentConfig config = agentConfig(flags, node, Path.of(flags.get("work-dir", "/var/lib/stasis")));
     var operator = Roles.newOperator(client);
     AgentShutdown shutdown = new AgentShutdown();
-    var profiles = Roles.registerAgent(operator, client, config, shutdown);
+    var loops = Roles.registerAgent(operator, client, config, shutdown);
     MetricsServer metrics = metricsServer(flags, "0.0.0.0", AGENT_METRICS_PORT,
         Roles.readiness(operator, shutdown::isStopping));
-    profiles.start();
+    loops.start();
     operator.start();
     awaitShutdown(() -> {
       shutdown.begin(); // before stop(): the jobs it cuts off still write their Failed status
       operator.stop();
-      profiles.close();
+      loops.close();
       metrics.close();
     });
   }

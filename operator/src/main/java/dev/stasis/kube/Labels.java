@@ -19,6 +19,11 @@ public final class Labels {
   public static final String TRIGGER_DRAIN = "drain";
   /** The pod a schedule with a selector took a Checkpoint of; see {@link #podValue}. */
   public static final String POD = "stasis.dev/pod";
+  /**
+   * On a failover's Restore: the lost node whose agent, when it comes back, ends the copy of the
+   * process tree that ran there (fencing).
+   */
+  public static final String FAILOVER_FROM = "stasis.dev/failover-from";
   /** The Migration that created a Checkpoint or Restore; see {@link #migrationValue}. */
   public static final String MIGRATION = "stasis.dev/migration";
 

@@ -117,6 +117,21 @@ public final class StasisMetrics {
     }
   }
 
+  /**
+   * A failover after a lost node ended: by result (Completed, Failed) and reason; for one that
+   * restored the target, how long it was down, from the lost node's last heartbeat to running again.
+   */
+  public static void failoverFinished(String result, String reason, Duration down) {
+    Counter.builder("stasis.failovers").description("Failovers after a lost node, by result and reason")
+        .tags("result", orEmpty(result), "reason", orEmpty(reason)).register(REGISTRY).increment();
+    if (down != null) {
+      Timer.builder("stasis.failover.down.time").description(
+              "From a lost node's last heartbeat to its target running again elsewhere")
+          .serviceLevelObjectives(seconds(30), seconds(60), seconds(120), seconds(300), seconds(600), seconds(1800))
+          .register(REGISTRY).record(down);
+    }
+  }
+
   /** Work assigned to a node's agent and not finished yet, counted whenever Prometheus asks. */
   public static void queueDepth(String node, String kind, Supplier<Number> depth) {
     Gauge.builder("stasis.queue.depth", depth).description("Work assigned to a node's agent and not finished")

@@ -26,7 +26,7 @@ class KubectlIT {
     String created = kubectl.run("apply", "-f", "config/samples/").ok().output();
     assertThat(created).contains("checkpoint.stasis.dev/counter", "restore.stasis.dev/counter",
         "checkpointschedule.stasis.dev/nightly", "checkpointstorage.stasis.dev/scratch", "checkpointstorage.stasis.dev/s3",
-        "migration.stasis.dev/counter-move");
+        "migration.stasis.dev/counter-move", "checkpointschedule.stasis.dev/keep-alive");
 
     String again = kubectl.run("apply", "-f", "config/samples/").ok().output();
     assertThat(again.lines().filter(l -> l.contains("stasis.dev")))
