@@ -129,6 +129,10 @@ public class CheckpointScheduleSpec {
         + " gone, for after), restore the target's newest Completed checkpoint on a compatible node, once per loss.")
     public NodeLost onNodeLost;
 
+    @JsonPropertyDescription("When the target's node is drained (cordoned or tainted NoExecute), move the target to"
+        + " another compatible node with a Migration (checkpoint, stop, restore) instead of only checkpointing it.")
+    public Boolean onDrain;
+
     @JsonPropertyDescription("Where failover restores may go, as a Restore's spec.placement; the lost node is never"
         + " chosen.")
     public RestorePlacement placement;
@@ -137,6 +141,10 @@ public class CheckpointScheduleSpec {
     @JsonPropertyDescription("Auto: once the target runs again elsewhere, the lost node's agent ends the old copy when"
         + " it comes back (identified by PID, start time and boot id). None: you fence lost nodes yourself.")
     public Fencing fencing;
+
+    public boolean migratesOnDrain() {
+      return Boolean.TRUE.equals(onDrain);
+    }
 
     public boolean fences() {
       return fencing != Fencing.None;

@@ -88,6 +88,8 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
     @JsonPropertyDescription("The pod drained, for a schedule with a selector.")
     public String pod;
     public String checkpoint;
+    @JsonPropertyDescription("With failover.onDrain: the Migration that moves the target off the drained node.")
+    public String migration;
 
     public DrainCheckpoint() {}
 
@@ -144,5 +146,9 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
     public ProcessTarget from;
     @JsonPropertyDescription("Where that process runs since (node and PID of the restored tree).")
     public ProcessTarget to;
+    @JsonPropertyDescription("The failover's Restore or the drain's Migration that moved it.")
+    public String by;
+    @JsonPropertyDescription("When it ran there (the Restore's or Migration's completion).")
+    public String since;
   }
 }

@@ -22,6 +22,7 @@ import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.PodTargets.ResolvedPod;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.operator.retention.RetentionPolicy;
+import dev.stasis.operator.schedule.DrainMigrations;
 import dev.stasis.operator.schedule.NodeDrain;
 import dev.stasis.operator.schedule.NodeLossFailover;
 import dev.stasis.operator.schedule.RunPlan;
@@ -92,6 +93,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   private final EventRecorder events;
   private final Clock clock;
   private final NodeLossFailover failover;
+  private final DrainMigrations drainMigrations;
 
   public CheckpointScheduleReconciler(KubernetesClient client, EventRecorder events) {
     this(client, events, Clock.systemUTC());
@@ -104,6 +106,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     this.events = events;
     this.clock = clock;
     this.failover = new NodeLossFailover(client, events, clock);
+    this.drainMigrations = new DrainMigrations(client, events);
   }
 
   /** What a pass may checkpoint now, and the selected pods it may not (with why). */
@@ -147,6 +150,9 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       Instant now = clock.instant();
       List<Checkpoint> owned = checkpoints.list(schedule);
       account(status, owned);
+      if (valid.migrateOnDrain()) {
+        drainMigrations.follow(schedule, status);
+      }
       if (valid.failoverAfter() != null
           && failover.check(schedule, schedule.getSpec().failover, valid.failoverAfter(), processTarget(schedule, status), owned, status)) {
         owned = checkpoints.list(schedule); // it dropped those that waited for the lost node
@@ -166,8 +172,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       status.nextScheduleTime = nextRun.map(Instant::toString).orElse(null);
       ready(schedule, status, suspended, valid.selector() != null);
       statusWriter.replace(schedule, status);
-      Optional<Instant> nextFailoverCheck = Optional.ofNullable(valid.failoverAfter())
-          .map(after -> now.plus(NodeLossFailover.CHECK_INTERVAL));
+      Optional<Instant> nextFailoverCheck = valid.failoverAfter() != null || valid.migrateOnDrain()
+          ? Optional.of(now.plus(NodeLossFailover.CHECK_INTERVAL)) : Optional.empty();
       return rescheduleAt(now, Stream.concat(Stream.of(nextRun, nextFailoverCheck),
           perTarget(kept).stream().map(checkpointsOfTarget -> valid.retention().nextExpiry(checkpointsOfTarget))));
     } catch (Refusal refusal) {
@@ -407,6 +413,17 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
           .filter(c -> Labels.TRIGGER_DRAIN.equals(c.getMetadata().getLabels().get(Labels.TRIGGER)))
           .filter(c -> Objects.equals(target.podLabel(), ScheduleCheckpoints.podLabel(c)))
           .map(c -> c.getMetadata().getName()).findFirst();
+      if (valid.migrateOnDrain()) {
+        String migration = drainMigrations.create(schedule, target, schedule.getSpec().failover,
+            now.truncatedTo(ChronoUnit.SECONDS));
+        status.drainTriggered++;
+        DrainCheckpoint drain = new DrainCheckpoint(node, target.pod(), null);
+        drain.migration = migration;
+        drains.add(drain);
+        events.normal(schedule, "NodeDraining", "node " + node + " is being drained: moving the target elsewhere"
+            + " (Migration " + migration + ")");
+        continue;
+      }
       String name = unrecorded.orElseGet(() ->
           checkpoints.create(schedule, target, now.truncatedTo(ChronoUnit.SECONDS), Labels.TRIGGER_DRAIN));
       if (unrecorded.isEmpty()) {
@@ -533,7 +550,9 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   /** For waking schedules on node changes, from the cache: a pod's node is only known by asking. */
   private static boolean mayRunOn(CheckpointSchedule schedule, String node) {
     var spec = schedule.getSpec();
-    if (spec == null || spec.triggers == null || !Boolean.TRUE.equals(spec.triggers.onNodeDrain)) {
+    boolean drains = (spec != null && spec.triggers != null && Boolean.TRUE.equals(spec.triggers.onNodeDrain))
+        || (spec != null && spec.failover != null && spec.failover.migratesOnDrain());
+    if (!drains) {
       return false;
     }
     if (spec.selector != null) {

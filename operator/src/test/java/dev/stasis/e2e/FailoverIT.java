@@ -14,6 +14,8 @@ import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointScheduleStatus.FailoverRecord;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointTemplate;
+import dev.stasis.api.Migration;
+import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -27,6 +29,7 @@ import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -39,7 +42,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
- * A node lost while its workload runs, on real parts: node-a's agent is a process of its own,
+ * A node lost or drained while its workload runs, on real parts: node-a's agent is a process of its own,
  * SIGKILLed by its PID, so its NodeProfile's heartbeat goes stale (there is no Node object of that
  * name: it counts as gone); node-b's agent runs in this JVM. Both run this machine's CRIU and carry
  * the label {@code stasis.dev/test-run}, by which the failover's placement selects them.
@@ -50,6 +53,8 @@ class FailoverIT {
 
   static String nodeA;
   static String nodeB;
+  /** A node that is drained: its Node object is cordoned and tainted NoExecute by the test. */
+  static String nodeC;
   static Map<String, String> thisRun;
   static InProcessStasis agentB;
 
@@ -57,12 +62,17 @@ class FailoverIT {
   static void startNodeB() throws Exception {
     nodeA = cluster.node() + "-a";
     nodeB = cluster.node() + "-b";
+    nodeC = cluster.node() + "-c";
     thisRun = Map.of("stasis.dev/test-run", cluster.node());
+    Criu criu = new Criu(Main.criuPath(null), Map.of());
     agentB = InProcessStasis.on(cluster.client()).withoutOperator()
-        .agent(new AgentConfig(nodeB, cluster.dir().resolve("work-b"), new Criu(Main.criuPath(null), Map.of()),
+        .agent(new AgentConfig(nodeB, cluster.dir().resolve("work-b"), criu,
             Set.of(ProcessTargetPolicy.ALL), KubeletSettings.defaults(nodeB), Path.of("/"), thisRun, null))
+        .agent(new AgentConfig(nodeC, cluster.dir().resolve("work-c"), criu,
+            Set.of(ProcessTargetPolicy.ALL), KubeletSettings.defaults(nodeC), Path.of("/"), Map.of(), null))
         .start();
-    await().atMost(TIMEOUT).until(() -> cluster.client().resources(NodeProfile.class).withName(nodeB).get() != null);
+    await().atMost(TIMEOUT).until(() -> Set.of(nodeB, nodeC).stream()
+        .allMatch(n -> cluster.client().resources(NodeProfile.class).withName(n).get() != null));
   }
 
   @AfterAll
@@ -127,6 +137,64 @@ class FailoverIT {
     assertThat(failovers("keep")).hasSize(1);
     System.out.printf("failover: the workload ran again on node-b %d s after node-a's agent was killed"
         + " (after: %d s); %d s of work lost%n", took.toSeconds(), AFTER.toSeconds(), failover.lostWorkSeconds);
+  }
+
+  /**
+   * failover.onDrain: node-c is cordoned and tainted NoExecute (what kubectl drain and a node's
+   * controller do); the schedule moves its target to node-b with a Migration before any eviction,
+   * and takes its later checkpoints there.
+   */
+  @Test
+  void aDrainedNodesTargetMovesToAnotherNode() throws Exception {
+    Path count = cluster.dir().resolve("drained-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", count.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 30);
+    CheckpointSchedule s = new CheckpointSchedule();
+    s.setMetadata(new ObjectMetaBuilder().withName("drained").withNamespace(cluster.namespace()).build());
+    s.setSpec(new CheckpointScheduleSpec());
+    s.getSpec().schedule = "@every 1h";
+    s.getSpec().checkpointTemplate = new CheckpointTemplate();
+    s.getSpec().checkpointTemplate.target = CheckpointTarget.process(nodeC, (int) counter.pid());
+    s.getSpec().checkpointTemplate.storage = cluster.fsStorage();
+    s.getSpec().failover = new CheckpointScheduleSpec.Failover();
+    s.getSpec().failover.onDrain = true;
+    s.getSpec().failover.placement = new RestorePlacement();
+    s.getSpec().failover.placement.nodeName = nodeB;
+    cluster.client().resource(s).create();
+    long before = Workloads.count(count);
+
+    cluster.client().nodes().resource(new NodeBuilder().withNewMetadata().withName(nodeC).endMetadata()
+        .withNewSpec().withUnschedulable(true).addNewTaint().withKey("node.kubernetes.io/unschedulable")
+        .withEffect("NoExecute").endTaint().endSpec().build()).create();
+    cluster.afterTest(() -> cluster.client().nodes().withName(nodeC).delete());
+
+    Migration moved = await().atMost(TIMEOUT.multipliedBy(2)).until(() -> cluster.client().resources(Migration.class)
+        .inNamespace(cluster.namespace()).withLabel(Labels.SCHEDULE, "drained").list().getItems(),
+        list -> !list.isEmpty() && list.get(0).getStatus() != null && list.get(0).getStatus().phaseOrPending().isTerminal())
+        .get(0);
+    if (moved.getStatus().restoredPid != null) {
+      cluster.afterTest(() -> Workloads.kill(moved.getStatus().restoredPid));
+    }
+    assertThat(moved.getStatus().phase).as("%s: %s", moved.getStatus().reason, moved.getStatus().message)
+        .isEqualTo(MigrationPhase.Completed);
+    assertThat(moved.getStatus().sourceNode).isEqualTo(nodeC);
+    assertThat(moved.getStatus().node).isEqualTo(nodeB);
+    assertThat(Workloads.isAlive(counter.pid())).as("the original on the drained node").isFalse();
+    long restored = Workloads.count(count);
+    assertThat(restored).as("counts on from the checkpoint").isGreaterThanOrEqualTo(before);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > restored + 3);
+    CheckpointSchedule followed = await().atMost(TIMEOUT).until(() -> cluster.client().resources(CheckpointSchedule.class)
+        .inNamespace(cluster.namespace()).withName("drained").get(), now -> now.getStatus() != null
+        && now.getStatus().failedOverTarget != null);
+    assertThat(followed.getStatus().failedOverTarget.to.node).isEqualTo(nodeB);
+    assertThat(followed.getStatus().failedOverTarget.to.pid).isEqualTo(moved.getStatus().restoredPid);
+    assertThat(followed.getStatus().drainTriggered).isEqualTo(1);
+    // The target left the drained node: however long node-c stays drained, it is not moved again.
+    await().during(Duration.ofSeconds(15)).atMost(Duration.ofSeconds(30)).until(() -> cluster.client()
+        .resources(Migration.class).inNamespace(cluster.namespace()).withLabel(Labels.SCHEDULE, "drained").list()
+        .getItems().size() == 1);
+    assertThat(events("drained")).contains("NodeDraining", "TargetMoved");
+    System.out.printf("drain: moved to node-b, the workload did no work for %d s%n", moved.getStatus().frozenToRunningSeconds);
   }
 
   private static String nodeLabels() {

@@ -10,10 +10,14 @@ import dev.stasis.api.CheckpointScheduleStatus.FailoverRecord;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointTemplate;
+import dev.stasis.api.Migration;
+import dev.stasis.api.MigrationPhase;
+import dev.stasis.api.MigrationStatus;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -62,7 +66,7 @@ class ScheduleFailoverTest {
     assertRefused(schedule("pods", f -> {}, s -> {
       s.checkpointTemplate = null;
       s.selector = new LabelSelector(null, Map.of("app", "sim"));
-    }), "restores process trees (a checkpointTemplate with target.process) so far");
+    }), "spec.failover.onNodeLost moves process trees (a checkpointTemplate with target.process) so far");
   }
 
   @Test
@@ -152,6 +156,54 @@ class ScheduleFailoverTest {
     assertThat(reconcile(s).getStatus().failovers).hasSize(1);
     assertThat(events().stream().filter("NoCompletedCheckpoint"::equals)).hasSize(1);
     assertThat(restores()).isEmpty();
+  }
+
+  /** failover.onDrain: a drained node's target is moved by a Migration, and the schedule follows it. */
+  @Test
+  void aDrainedNodesTargetIsMovedAndTheScheduleFollowsIt() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    CheckpointSchedule s = schedule("keep", f -> {
+      f.onNodeLost = null;
+      f.onDrain = true;
+      f.placement = new RestorePlacement();
+      f.placement.nodeSelector = Map.of("zone", "west");
+    });
+    CheckpointSchedule drained = reconcile(s);
+    String name = drained.getStatus().drains.get(0).migration;
+    assertThat(name).startsWith("keep-drain-");
+    Migration m = client.resources(Migration.class).inNamespace(NS).withName(name).get();
+    assertThat(m.getSpec().target.process.node).isEqualTo("node-a");
+    assertThat(m.getSpec().target.process.pid).isEqualTo(4242);
+    assertThat(m.getSpec().placement.nodeSelector).containsEntry("zone", "west");
+    assertThat(ScheduleCheckpoints.isOwnedBy(checkpointOf(m), s)).isTrue();
+    assertThat(drained.getStatus().drainTriggered).isEqualTo(1);
+    clock.now = clock.now.plusSeconds(10);
+    reconcile(s);
+    assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("one per drain").hasSize(1);
+
+    m.setStatus(new MigrationStatus());
+    m.getStatus().phase = MigrationPhase.Completed;
+    m.getStatus().sourceNode = "node-a";
+    m.getStatus().node = "node-b";
+    m.getStatus().restoredPid = 55;
+    m.getStatus().completionTime = clock.now.toString();
+    client.resource(m).updateStatus();
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failedOverTarget.to.node).isEqualTo("node-b");
+    assertThat(followed.getStatus().failedOverTarget.by).isEqualTo(name);
+    assertThat(events()).contains("TargetMoved");
+    clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
+    reconcile(s);
+    assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
+        .satisfies(c -> assertThat(c.getSpec().target.process.node).isEqualTo("node-b"));
+  }
+
+  /** A Migration is owned like a Checkpoint: the check takes any resource with an owner reference to the schedule. */
+  private static Checkpoint checkpointOf(Migration m) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(m.getMetadata());
+    return c;
   }
 
   private CheckpointSchedule schedule(String name, Consumer<CheckpointScheduleSpec.Failover> failover) {

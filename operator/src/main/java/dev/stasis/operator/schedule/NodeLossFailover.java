@@ -147,7 +147,7 @@ public final class NodeLossFailover {
         record.phase = phase.name();
         record.node = restore.getStatus().node;
         record.restoredPid = restore.getStatus().restoredPid;
-        moveTarget(schedule, status, record);
+        moveTarget(schedule, status, record, restore.getStatus().completionTime);
         Duration down = Duration.between(Instant.parse(record.lastHeartbeat), Instant.parse(restore.getStatus().completionTime));
         events.normal(schedule, "FailoverRestored", "the target of lost node " + record.lostNode + " runs again on node "
             + record.node + (record.restoredPid == null ? "" : " (PID " + record.restoredPid + ")") + ", "
@@ -165,14 +165,26 @@ public final class NodeLossFailover {
   }
 
   /** Later runs checkpoint the restored tree: the template's target, as it was, now runs at {@code record}'s node and PID. */
-  private static void moveTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status, FailoverRecord record) {
-    if (record.restoredPid == null) {
+  private static void moveTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status, FailoverRecord record,
+      String since) {
+    moveTarget(schedule, status, record.node, record.restoredPid, record.restore, since);
+  }
+
+  /**
+   * The template's process target, as it was, runs on {@code node} as {@code pid} since {@code since},
+   * moved there by {@code by} (a failover's Restore, a drain's Migration): later runs take it there.
+   */
+  static void moveTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status, String node, Integer pid,
+      String by, String since) {
+    if (pid == null) {
       return;
     }
     ProcessTarget template = schedule.getSpec().checkpointTemplate.target.process;
     FailedOverTarget moved = new FailedOverTarget();
     moved.from = new ProcessTarget(template.node, template.pid);
-    moved.to = new ProcessTarget(record.node, record.restoredPid);
+    moved.to = new ProcessTarget(node, pid);
+    moved.by = by;
+    moved.since = since;
     status.failedOverTarget = moved;
   }
 
