@@ -40,6 +40,29 @@ public class MigrationStatus implements ConditionedStatus {
     return conditions;
   }
 
+  /** Completed is Ready, Failed Stalled with the failure's reason (whatever became of the workload); before, Reconciling. */
+  @Override
+  public Readiness readiness() {
+    MigrationPhase now = phaseOrPending();
+    String why = reason != null ? reason : now.name();
+    String what = message != null ? message : now.name();
+    return switch (now) {
+      case Completed -> Readiness.ready(why, what);
+      case Failed -> Readiness.stalled(why, what);
+      default -> Readiness.reconciling(why, what);
+    };
+  }
+
+  @Override
+  public Long observedGeneration() {
+    return observedGeneration;
+  }
+
+  @Override
+  public void observedGeneration(Long generation) {
+    observedGeneration = generation;
+  }
+
   public MigrationPhase phaseOrPending() {
     return phase != null ? phase : MigrationPhase.Pending;
   }

@@ -78,8 +78,8 @@ public final class RestoreLifecycle extends WorkLifecycle<RestoreStatus, Restore
     RestoreStatus status = pending(observed);
     status.reason = "CheckpointInProgress";
     status.message = "waiting for Checkpoint '" + checkpoint + "' to complete";
-    status.observedGeneration = observed.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.COMPLETE, false, status.reason, status.message, status.observedGeneration);
+    Conditions.set(status, Conditions.COMPLETE, false, status.reason, status.message,
+        observed.getMetadata().getGeneration());
     return statusWriter.replace(observed, status);
   }
 

@@ -109,7 +109,6 @@ public abstract class WorkLifecycle<S extends AgentWorkStatus, R extends CustomR
   public R retryRefusalLater(R observed, S waiting, int attempt, String reason, String message, String retryAt) {
     Long generation = observed.getMetadata().getGeneration();
     waiting.attempts = attempt;
-    waiting.observedGeneration = generation;
     waiting.waitForRetry(reason, message, retryAt, generation);
     Conditions.set(waiting, Conditions.COMPLETE, false, reason, message, generation);
     R written = statusWriter.replace(observed, waiting);
@@ -125,7 +124,6 @@ public abstract class WorkLifecycle<S extends AgentWorkStatus, R extends CustomR
   public R refuse(R observed, S failed, String reason, String message) {
     Long generation = observed.getMetadata().getGeneration();
     int before = attemptsBefore(observed);
-    failed.observedGeneration = generation;
     if (before > 0) {
       failed.attempts = before + 1;
       failed.conditions.addAll(observed.getStatus().conditions);
@@ -147,6 +145,16 @@ public abstract class WorkLifecycle<S extends AgentWorkStatus, R extends CustomR
     String node = resource.getStatus().node;
     return fail(resource, r -> r.getStatus() != null && !isTerminal(r.getStatus())
         && Objects.equals(phase(r.getStatus()), phase) && node.equals(r.getStatus().node), reason, message, s -> {});
+  }
+
+  /**
+   * observe a new generation, by the operator, of work that ended: a field of the spec that may
+   * change (such as retainArchive) changed; the status says it was seen, so that GitOps tools do
+   * not wait for a status that would otherwise never come. Nothing else moves.
+   */
+  public Optional<R> observeGeneration(R resource) {
+    return statusWriter.update(resource, r -> r.getStatus() != null && isTerminal(r.getStatus())
+        && !Objects.equals(r.getStatus().observedGeneration, r.getMetadata().getGeneration()), r -> {});
   }
 
   /** reseal, by the operator: the grant sealed again to the key the node's agent now publishes; not once ended. */
@@ -172,7 +180,6 @@ public abstract class WorkLifecycle<S extends AgentWorkStatus, R extends CustomR
     }
     assigned.node = node;
     assigned.message = "waiting for the agent on node " + node;
-    assigned.observedGeneration = generation;
     Conditions.set(assigned, Conditions.COMPLETE, false, "Pending", assigned.message, generation);
     return Labels.assign(client, statusWriter.replace(observed, assigned), node);
   }

@@ -14,6 +14,7 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RecordedArchive;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
@@ -85,7 +86,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     CheckpointStatus observed = checkpoint.getStatus();
     if (observed != null && observed.phase != null && observed.phase != CheckpointPhase.Pending) {
       // the agent's now, or finished
-      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : agentsWork(checkpoint);
+      if (observed.phase.isTerminal()) {
+        lifecycle.observeGeneration(checkpoint);
+        return expireWhenDue(checkpoint);
+      }
+      return agentsWork(checkpoint);
     }
     if (isAssigned(checkpoint)) {
       return agentsWork(checkpoint);
@@ -279,7 +284,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       return DeleteControl.defaultDelete();
     }
     var meta = checkpoint.getMetadata();
-    ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+    ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     try (ObjectStore store = storages.open(storage)) {
       if (retain) {
         if (!store.list(layout.prefix()).isEmpty()) {

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSchedule;
-import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointScheduleSpec.ConcurrencyPolicy;
 import dev.stasis.api.CheckpointScheduleStatus;
 import dev.stasis.api.CheckpointScheduleStatus.DrainCheckpoint;
@@ -447,9 +446,6 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     status.phase = suspended ? CheckpointScheduleStatus.SUSPENDED : CheckpointScheduleStatus.ACTIVE;
     status.reason = null;
     status.message = suspended ? "suspended: no checkpoints are taken" : null;
-    status.observedGeneration = generation;
-    Conditions.set(status, Conditions.READY, true, suspended ? "Suspended" : "Scheduled",
-        suspended ? status.message : "checkpoints are taken on schedule", generation);
     Conditions.set(status, Conditions.FAILED, false, "Valid", "the spec is valid", generation);
   }
 
@@ -461,8 +457,6 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     status.reason = refusal.reason();
     status.message = refusal.getMessage();
     status.nextScheduleTime = null;
-    status.observedGeneration = generation;
-    Conditions.set(status, Conditions.READY, false, refusal.reason(), refusal.getMessage(), generation);
     Conditions.set(status, Conditions.FAILED, true, refusal.reason(), refusal.getMessage(), generation);
     statusWriter.replace(schedule, status);
     if (news) {

@@ -94,6 +94,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     }
     if (observed != null && observed.phase != null && observed.phase != RestorePhase.Pending) {
       if (observed.phase.isTerminal()) {
+        lifecycle.observeGeneration(restore);
         return checkpointImages.deleteWhenDue(restore).map(due -> UpdateControl.<Restore>noUpdate().rescheduleAfter(due))
             .orElse(UpdateControl.noUpdate());
       }

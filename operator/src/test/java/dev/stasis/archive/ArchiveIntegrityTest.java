@@ -167,6 +167,18 @@ class ArchiveIntegrityTest {
     assertRefused(entry("pipe", TarArchiveEntry.LF_FIFO), "it is a FIFO");
   }
 
+  @Test
+  void anUnsafeEntryInBytesOtherThanTheRecordedOnesIsDamageNotTheEntry() throws IOException {
+    byte[] stored = tarWith(entry("/etc/cron.d/evil", TarArchiveEntry.LF_NORMAL));
+    String recorded = Sha256.hexOf("the archive as it was stored".getBytes(StandardCharsets.UTF_8));
+
+    assertThatThrownBy(() -> extract(stored, ArchiveCodec.NONE, recorded, stored.length))
+        .isInstanceOf(ArchiveIntegrityException.class)
+        .hasMessageStartingWith("archive sha256 mismatch: " + recorded + " was recorded when it was stored")
+        .hasRootCauseMessage("refusing to extract archive entry '/etc/cron.d/evil': it is an absolute path");
+    assertThat(restored).doesNotExist();
+  }
+
   private void assertRefused(TarArchiveEntry unsafe, String message) throws IOException {
     assertRefused(tarWith(unsafe), message);
   }

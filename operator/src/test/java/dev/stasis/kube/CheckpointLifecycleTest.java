@@ -10,6 +10,7 @@ import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Conditions;
+import dev.stasis.testing.GitOpsConditions;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -140,6 +141,67 @@ class CheckpointLifecycleTest {
     assertThat(refused.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
     assertThat(refused.getStatus().attempts).isEqualTo(2);
     assertThat(Conditions.isFalse(refused.getStatus().conditions, Conditions.RETRYING)).isTrue();
+  }
+
+  /** Flux (kstatus) and Argo CD read the conditions every transition leaves; Complete and Failed stay for kubectl wait. */
+  @Test
+  void everyTransitionLeavesReadyReconcilingOrStalledAtTheResourcesGeneration() {
+    Checkpoint waiting = lifecycle.retryRefusalLater(created("c"), CheckpointLifecycle.pending(), 1,
+        "StorageUnavailable", "attempt 1/2 failed: storage fs is unavailable", "2026-01-01T00:00:10Z");
+    GitOpsConditions.assertReconciling(waiting.getStatus(), "StorageUnavailable", 1);
+    Checkpoint assigned = lifecycle.assign(waiting, "node-a", "fs", null, null);
+    GitOpsConditions.assertReconciling(assigned.getStatus(), "Pending", 1);
+    assertThat(Conditions.find(assigned.getStatus().conditions, Conditions.RECONCILING).getMessage())
+        .isEqualTo("waiting for the agent on node node-a");
+    Checkpoint queued = lifecycle.queue(read("c"), "node-a", 2, "waiting for a slot").orElseThrow();
+    GitOpsConditions.assertReconciling(queued.getStatus(), "WaitingForNodeSlot", 1);
+    Checkpoint running = lifecycle.start(read("c"), "node-a", "checkpointing PID 42", s -> {}).orElseThrow();
+    GitOpsConditions.assertReconciling(running.getStatus(), "Running", 1);
+
+    Checkpoint done = lifecycle.complete(running, new ArchiveStatus(), null, "stored 10 bytes").orElseThrow();
+    GitOpsConditions.assertReady(done.getStatus(), "Completed", 1);
+    assertThat(Conditions.isTrue(done.getStatus().conditions, Conditions.COMPLETE)).isTrue();
+
+    lifecycle.assign(created("d"), "node-a", "fs", null, null);
+    Checkpoint failed = lifecycle.fail(lifecycle.start(read("d"), "node-a", "checkpointing", s -> {}).orElseThrow(),
+        "CriuDumpFailed", "criu dump exited with 1", "Error (criu/cr-dump.c:1)").orElseThrow();
+    GitOpsConditions.assertStalled(failed.getStatus(), "CriuDumpFailed", 1);
+    assertThat(Conditions.find(failed.getStatus().conditions, Conditions.STALLED).getMessage())
+        .isEqualTo("criu dump exited with 1");
+    assertThat(Conditions.isTrue(failed.getStatus().conditions, Conditions.FAILED)).isTrue();
+    assertThat(Conditions.isFalse(failed.getStatus().conditions, Conditions.COMPLETE)).isTrue();
+
+    Checkpoint refused = lifecycle.refuse(created("e"), CheckpointLifecycle.refused(), "StorageNotFound", "no storage");
+    GitOpsConditions.assertStalled(refused.getStatus(), "StorageNotFound", 1);
+  }
+
+  /**
+   * A field of a finished Checkpoint's spec that may change (retainArchive) changed: the operator
+   * observes the new generation, or kstatus would say InProgress for good. Nothing else moves.
+   */
+  @Test
+  void aChangedSpecOfAFinishedCheckpointIsObservedOnce() {
+    lifecycle.assign(created("c"), "node-a", "fs", null, null);
+    lifecycle.complete(lifecycle.start(read("c"), "node-a", "checkpointing", s -> {}).orElseThrow(),
+        new ArchiveStatus(), null, "stored").orElseThrow();
+    assertThat(lifecycle.observeGeneration(read("c"))).as("nothing new").isEmpty();
+
+    Checkpoint changed = read("c");
+    changed.getSpec().retainArchive = true;
+    changed.getMetadata().setGeneration(2L);
+    changed = client.resource(changed).update();
+    String completedAt = changed.getStatus().completionTime;
+    Checkpoint observed = lifecycle.observeGeneration(changed).orElseThrow();
+    GitOpsConditions.assertReady(observed.getStatus(), "Completed", 2);
+    assertThat(observed.getStatus().phase).isEqualTo(CheckpointPhase.Completed);
+    assertThat(observed.getStatus().completionTime).isEqualTo(completedAt);
+    assertThat(lifecycle.observeGeneration(observed)).as("observed already").isEmpty();
+
+    lifecycle.assign(created("running"), "node-a", "fs", null, null);
+    Checkpoint running = lifecycle.start(read("running"), "node-a", "checkpointing", s -> {}).orElseThrow();
+    running.getMetadata().setGeneration(2L);
+    running = client.resource(running).update();
+    assertThat(lifecycle.observeGeneration(running)).as("running work is the agent's to write").isEmpty();
   }
 
   private Checkpoint created(String name) {

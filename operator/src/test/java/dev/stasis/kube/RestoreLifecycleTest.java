@@ -10,6 +10,7 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
+import dev.stasis.testing.GitOpsConditions;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
@@ -127,6 +128,35 @@ class RestoreLifecycleTest {
     assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
     assertThat(failed.getStatus().reason).isEqualTo("PodNameTaken");
     assertThat(lifecycle.completePod(read("s"), "late")).isEmpty();
+  }
+
+  /** Flux (kstatus) and Argo CD read the conditions every transition leaves; Complete and Failed stay for kubectl wait. */
+  @Test
+  void everyTransitionLeavesReadyReconcilingOrStalledAtTheResourcesGeneration() {
+    Restore waiting = lifecycle.waitForCheckpoint(created("r"), "c");
+    GitOpsConditions.assertReconciling(waiting.getStatus(), "CheckpointInProgress", 1);
+    assertThat(Conditions.find(waiting.getStatus().conditions, Conditions.RECONCILING).getMessage())
+        .isEqualTo("waiting for Checkpoint 'c' to complete");
+    lifecycle.assign(waiting, "c", "node-a", null, null);
+    Restore restoring = lifecycle.start(read("r"), "node-a", "pre-flight check").orElseThrow();
+    GitOpsConditions.assertReconciling(restoring.getStatus(), "Restoring", 1);
+    Restore handedBack = lifecycle.handBack(restoring, "node-a", "PreflightPathMissing", "/data is missing")
+        .orElseThrow();
+    GitOpsConditions.assertReconciling(handedBack.getStatus(), "PreflightPathMissing", 1);
+
+    lifecycle.assign(read("r"), "c", "node-b", null, handedBack.getStatus().placement);
+    Restore restored = lifecycle.restored(lifecycle.start(read("r"), "node-b", "restoring").orElseThrow(), 42,
+        "restored PID 42").orElseThrow();
+    GitOpsConditions.assertReady(restored.getStatus(), "Restored", 1);
+    assertThat(Conditions.isTrue(restored.getStatus().conditions, Conditions.COMPLETE)).isTrue();
+    lifecycle.processExited(restored, " (PID 42)");
+    GitOpsConditions.assertReady(read("r").getStatus(), "Restored", 1);
+
+    lifecycle.assign(created("s"), "c", "node-a", null, null);
+    Restore failed = lifecycle.failPreflight(lifecycle.start(read("s"), "node-a", "pre-flight").orElseThrow(),
+        "node-a", "PreflightCpuMismatch", "node-a lacks avx512f").orElseThrow();
+    GitOpsConditions.assertStalled(failed.getStatus(), "PreflightCpuMismatch", 1);
+    assertThat(Conditions.isTrue(failed.getStatus().conditions, Conditions.FAILED)).isTrue();
   }
 
   private Restore created(String name) {

@@ -22,6 +22,7 @@ import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.GitOpsConditions;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
@@ -199,6 +200,7 @@ class CheckpointStorageReconcilerTest {
     assertThat(checked.getStatus().phase).isEqualTo("Unavailable");
     assertThat(checked.getStatus().reason).isEqualTo("StorageUnavailable");
     assertThat(checked.getStatus().message).contains(message);
+    GitOpsConditions.assertStalled(checked.getStatus(), "StorageUnavailable", 1);
     assertThat(client.v1().events().inNamespace("default").list().getItems()).anyMatch(e ->
         e.getReason().equals("StorageUnavailable") && e.getType().equals("Warning") && e.getMessage().contains(message));
   }
@@ -245,6 +247,7 @@ class CheckpointStorageReconcilerTest {
     storage = reconcile(storage);
     assertThat(storage.getStatus().phase).isEqualTo("Available");
     assertThat(storage.getStatus().message).endsWith("archives are encrypted with key 'k2'");
+    GitOpsConditions.assertReady(storage.getStatus(), "Checked", storage.getMetadata().getGeneration());
   }
 
   @Test
@@ -274,6 +277,7 @@ class CheckpointStorageReconcilerTest {
     assertThat(storage.getStatus().phase).isEqualTo("Unavailable");
     assertThat(storage.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
     assertThat(storage.getStatus().message).startsWith(message);
+    GitOpsConditions.assertStalled(storage.getStatus(), "EncryptionKeyUnavailable", storage.getMetadata().getGeneration());
   }
 
   private void keySecret(Map<String, byte[]> keys) {

@@ -22,12 +22,10 @@ import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.UUID;
 import java.util.stream.Stream;
@@ -85,7 +83,7 @@ public final class InProcessCluster
       if (stasis != null) stasis.close();
       if (s3 != null) s3.close();
     } finally {
-      deleteRecursively(dir);
+      Folders.deleteRecursively(dir);
     }
   }
 
@@ -275,18 +273,5 @@ public final class InProcessCluster
   /** A storage in {@code bucket} of this cluster's S3 server, reached at {@code endpoint}. */
   public void createS3Storage(String name, String endpoint, String bucket) {
     TestStorage.s3(name, endpoint, bucket).credentials(s3).with(spec -> spec.s3.prefix = "stasis").create(client);
-  }
-
-  private static void deleteRecursively(Path dir) throws IOException {
-    if (dir == null || !Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> paths = Files.walk(dir)) {
-      for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    } catch (UncheckedIOException e) {
-      throw e.getCause();
-    }
   }
 }

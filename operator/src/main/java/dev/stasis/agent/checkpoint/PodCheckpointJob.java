@@ -9,7 +9,6 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.archive.ArchiveCodec;
@@ -20,6 +19,7 @@ import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.RuntimeArchive;
 import dev.stasis.kube.PodTargets;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
 import dev.stasis.kubelet.KubeletClient;
@@ -38,6 +38,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,7 +50,7 @@ import org.slf4j.LoggerFactory;
  * storage, writes the container's manifest last, and deletes the kubelet's copy, which holds the
  * container's memory. A checkpoint that fails leaves nothing stored.
  */
-final class PodCheckpointJob extends NodeJob {
+final class PodCheckpointJob extends NodeJob<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(PodCheckpointJob.class);
   private static final ObjectMapper JSON = new ObjectMapper();
   /** The kubelet and the agent read the node's clock in whole seconds; a margin for the rounding. */
@@ -59,8 +60,8 @@ final class PodCheckpointJob extends NodeJob {
     super(work);
   }
 
-  /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
-  void take(Checkpoint checkpoint) {
+  @Override
+  public void take(Checkpoint checkpoint) {
     String podName = checkpoint.getSpec().target.pod.name;
     var running = work.checkpoints.start(checkpoint, config.nodeName(), "checkpointing pod " + podName
         + " through the kubelet", s -> {});
@@ -90,7 +91,7 @@ final class PodCheckpointJob extends NodeJob {
                 encryptWith));
           }
         } catch (WorkFailure failure) {
-          deleteStored(store, layout(checkpoint), failure);
+          deleteStored(store, RecordedManifest.layout(checkpoint), failure);
           throw failure;
         }
         complete(checkpoint, store, stored, started);
@@ -163,7 +164,7 @@ final class PodCheckpointJob extends NodeJob {
   private CommittedManifest store(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
       ContainerCheckpointStatus container, Path archive, ObjectStore store, ArchiveCodec codec, BoundKey encryptWith)
       throws WorkFailure {
-    ArchiveLayout layout = layout(checkpoint);
+    ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     String archiveKey = layout.containerArchiveKey(container.name, codec);
     try {
       RuntimeArchive written = describe(archive);
@@ -208,15 +209,10 @@ final class PodCheckpointJob extends NodeJob {
 
   private Manifest manifest(Checkpoint checkpoint, PodTargets.ResolvedPod pod, ContainerCheckpointStatus container,
       Path archive, RuntimeArchive written, String archiveKey, ArchiveCodec codec, ArchiveWriter.StoredTar stored) {
-    var meta = checkpoint.getMetadata();
     Pod p = pod.pod();
-    Manifest m = new Manifest();
-    m.createdAt = Conditions.now();
-    m.source = new Manifest.Source();
-    m.source.namespace = meta.getNamespace();
-    m.source.checkpointName = meta.getName();
-    m.source.checkpointUid = meta.getUid();
-    m.source.node = config.nodeName();
+    NodeProfileSpec profile = NodeFingerprint.profile(client, config.nodeName());
+    Manifest m = CheckpointManifest.of(checkpoint, config.nodeName(), profile, archiveKey, codec, stored.summary());
+    m.archive.tarSha256 = stored.tarSha256();
     m.source.podName = p.getMetadata().getName();
     m.source.containerName = container.name;
     m.source.containerId = container.containerID;
@@ -231,8 +227,6 @@ final class PodCheckpointJob extends NodeJob {
     m.source.kubeletArchive = archive.getFileName().toString();
     m.source.rootfsImageRef = written.rootfsImageRef();
     m.source.rootfsImageName = written.rootfsImageName();
-    NodeProfileSpec profile = NodeFingerprint.profile(client, config.nodeName());
-    m.nodeProfile = NodeFingerprint.asMap(profile);
     if (profile != null && profile.criu != null && profile.criu.version != null && !profile.criu.version.isBlank()) {
       m.criu = new Manifest.Criu(); // the runtime ran the node's CRIU with options of its own
       m.criu.version = profile.criu.version;
@@ -242,19 +236,7 @@ final class PodCheckpointJob extends NodeJob {
     m.runtime.version = profile == null || profile.runtime == null ? null : profile.runtime.version;
     m.runtime.ociRuntime = written.ociRuntime();
     m.runtime.criuVersion = written.criuVersion();
-    m.archive = new Manifest.Archive();
-    m.archive.key = archiveKey;
-    m.archive.codec = codec;
-    m.archive.sizeBytes = stored.summary().sizeBytes();
-    m.archive.storedBytes = stored.summary().storedBytes();
-    m.archive.sha256 = stored.summary().sha256();
-    m.archive.tarSha256 = stored.tarSha256();
     return m;
-  }
-
-  private static ArchiveLayout layout(Checkpoint checkpoint) {
-    var meta = checkpoint.getMetadata();
-    return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
   }
 
   private static void deleteStored(ObjectStore store, ArchiveLayout layout, WorkFailure failure) {
@@ -280,7 +262,7 @@ final class PodCheckpointJob extends NodeJob {
     stats.totalTimeMillis = Duration.ofNanos(System.nanoTime() - started).toMillis();
     long bytes = stored.stream().mapToLong(c -> c.archive.storedBytes).sum();
     String message = "stored " + stored.size() + " container archive" + (stored.size() == 1 ? "" : "s") + " ("
-        + bytes + " bytes) at " + store.uri(layout(checkpoint).prefix());
+        + bytes + " bytes) at " + store.uri(RecordedManifest.layout(checkpoint).prefix());
     work.checkpoints.completePod(checkpoint, stored, stats, message);
   }
 
@@ -300,16 +282,14 @@ final class PodCheckpointJob extends NodeJob {
    * A pod checkpoint left Running by an agent that died: what it stored and the kubelet archives
    * it had not deleted yet are removed, and that attempt failed (tried again if spec.backoffLimit allows).
    */
-  void resolveAbandoned(Checkpoint cached) {
-    Checkpoint checkpoint = client.resource(cached).get();
-    if (checkpoint == null || !work.checkpoints.isAgentsPart(checkpoint) || work.queue.holds(checkpoint.getMetadata().getUid())) {
-      return;
-    }
+  @Override
+  public Optional<Duration> resolveAbandoned(Checkpoint checkpoint) {
     WorkFailure failure = new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while this checkpoint ran");
     deleteLeftoverKubeletArchives(checkpoint);
     work.discardStored(checkpoint);
     fail(checkpoint, failure);
+    return Optional.empty();
   }
 
   /**

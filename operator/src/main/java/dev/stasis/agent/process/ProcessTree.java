@@ -1,6 +1,8 @@
 package dev.stasis.agent.process;
 
 import dev.stasis.agent.WorkFailure;
+import dev.stasis.api.CheckpointOptions;
+import dev.stasis.criu.TreeOptions;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,6 +37,12 @@ public final class ProcessTree {
             "PID " + pid + " is the Stasis agent itself or one of its parents and cannot be checkpointed");
       }
     }
+  }
+
+  /** What CRIU must be told of the tree, as the checkpoint's spec says: the same at dump and at restore. */
+  public static TreeOptions options(CheckpointOptions spec) {
+    return new TreeOptions(Boolean.TRUE.equals(spec.tcpEstablished), Boolean.TRUE.equals(spec.fileLocks),
+        Boolean.TRUE.equals(spec.shellJob), spec.externalMounts);
   }
 
   /** The root and every descendant, root first. */

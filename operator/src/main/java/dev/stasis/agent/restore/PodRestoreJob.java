@@ -15,7 +15,6 @@ import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.DecryptingInputStream;
 import dev.stasis.archive.ExpectedBytesInputStream;
-import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.image.CheckpointImage;
@@ -30,6 +29,7 @@ import io.fabric8.kubernetes.api.model.Node;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -45,7 +45,7 @@ import org.slf4j.LoggerFactory;
  * tried again under spec.backoffLimit: nothing runs before the operator creates the Pod, so a
  * second push can never make two copies.
  */
-final class PodRestoreJob extends NodeJob {
+final class PodRestoreJob extends NodeJob<Restore> {
   private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
 
   PodRestoreJob(NodeWork work) {
@@ -61,17 +61,16 @@ final class PodRestoreJob extends NodeJob {
   }
 
   /** A push left unfinished by an agent that died: tried again while spec.backoffLimit allows. */
-  void resolveAbandoned(Restore cached) {
-    Restore restore = client.resource(cached).get();
-    if (restore == null || !work.restores.isAgentsPart(restore) || work.queue.holds(restore.getMetadata().getUid())) {
-      return;
-    }
+  @Override
+  public Optional<Duration> resolveAbandoned(Restore restore) {
     failOrRetry(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while it pushed the checkpoint images"));
+    return Optional.empty();
   }
 
-  /** Runs in one of the node's work slots (see {@link NodeWork#enqueue}). */
-  void push(Restore restore) {
+  /** Pushes the images of every container; the operator makes the pod from them. */
+  @Override
+  public void take(Restore restore) {
     var restoring = work.restores.start(restore, config.nodeName(), "pushing checkpoint images");
     if (restoring.isEmpty()) {
       return;
@@ -122,8 +121,7 @@ final class PodRestoreJob extends NodeJob {
   private RecordedManifest manifest(ObjectStore store, Checkpoint checkpoint, String container) throws WorkFailure {
     RecordedManifest recorded = storages.manifest(store, checkpoint, container);
     Manifest manifest = recorded.manifest();
-    String at = store.uri(new ArchiveLayout(checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
-        checkpoint.getMetadata().getUid()).containerManifestKey(container));
+    String at = store.uri(RecordedManifest.layout(checkpoint).containerManifestKey(container));
     if (manifest.archive.encryption.isEncrypted() && manifest.archive.encryption.plaintextSha256 == null) {
       throw new WorkFailure("ManifestInvalid", "the manifest at " + at
           + " lacks archive.encryption.plaintextSha256, which the image's layer needs; take a new checkpoint");

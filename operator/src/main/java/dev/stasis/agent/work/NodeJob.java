@@ -5,15 +5,19 @@ import dev.stasis.kube.EventRecorder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * What every kind of node work reaches through the agent's {@link NodeWork}: the API server, the
- * agent's settings and shutdown, the storages and Events; status writes go through the lifecycles.
+ * One kind of node work (a process or a pod checkpoint, a process or a pod restore), which the
+ * agent's workers route each resource to ({@link NodeWork#route}): three steps, each on its own
+ * thread of the agent, and what every kind reaches through the agent's {@link NodeWork}: the API
+ * server, the agent's settings and shutdown, the storages and Events. Status writes go through the
+ * lifecycles ({@code work.checkpoints}, {@code work.restores}).
  */
-public abstract class NodeJob {
+public abstract class NodeJob<R> {
   private static final Logger log = LoggerFactory.getLogger(NodeJob.class);
   /** How often to look again whether the CRIU a dead agent started has ended or finished its restore. */
   protected static final Duration ABANDONED_CRIU_POLL = Duration.ofSeconds(1);
@@ -29,7 +33,7 @@ public abstract class NodeJob {
   protected final StorageAccess storages;
   protected final EventRecorder events;
 
-  public NodeJob(NodeWork work) {
+  protected NodeJob(NodeWork work) {
     this.work = work;
     this.client = work.client;
     this.config = work.config;
@@ -37,6 +41,24 @@ public abstract class NodeJob {
     this.storages = work.storages;
     this.events = work.events;
   }
+
+  /**
+   * What needs no slot, checked before the work waits for one: true when it refused the work (and
+   * wrote so). A resource it lets through is checked again when its turn comes.
+   */
+  public boolean refusedBeforeQueueing(R resource) {
+    return false;
+  }
+
+  /** Runs in one of the node's work slots, on a fresh copy that was pending on this node. */
+  public abstract void take(R resource);
+
+  /**
+   * The work of an agent that died (or could not write its outcome): in its attempt on this node
+   * but in no slot of this agent, as a fresh copy shows. Returns when to look again, if it cannot be
+   * resolved yet.
+   */
+  public abstract Optional<Duration> resolveAbandoned(R resource);
 
   /**
    * Writes what has happened on the node and cannot be undone (a tree restored, a workload ended):

@@ -4,11 +4,11 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.WorkFailure;
 import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
-import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.api.AgentWorkStatus;
 import dev.stasis.kube.CheckpointLifecycle;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.NodeKey;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.RestoreLifecycle;
 import dev.stasis.kube.WorkLifecycle;
@@ -17,6 +17,7 @@ import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Duration;
@@ -24,15 +25,16 @@ import java.time.Instant;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * What the node workers of one agent share, so that each is wired once: the client, the agent's
- * settings, storages, status writer, events, shutdown, and the node's work queue and retry policy.
- * It also holds the steps all node work goes through the same way: wait for a due retry, wait in
- * line for a slot (telling the status its place), and after a failure either go back to Pending
- * for another attempt or fail for good.
+ * settings, storages, lifecycles, events, shutdown, and the node's work queue and retry policy.
+ * It also holds the steps all node work goes through the same way: routed to the job of its kind
+ * ({@link #route}), wait for a due retry, wait in line for a slot (telling the status its place),
+ * and after a failure either go back to Pending for another attempt or fail for good.
  */
 public final class NodeWork {
   private static final Logger log = LoggerFactory.getLogger(NodeWork.class);
@@ -81,12 +83,50 @@ public final class NodeWork {
   }
 
   /**
+   * What the agent's workers do with a resource assigned to this node: work pending here is queued
+   * for a slot, once a retry's backoff has passed and its grant is ready, unless its job refuses it
+   * before it waits; work in its attempt here that no slot of this agent holds was left by an agent
+   * that died, and its job resolves it. {@code jobOf} picks the job of the resource's kind.
+   */
+  public <S extends AgentWorkStatus, R extends CustomResource<?, S>> UpdateControl<R> route(R resource,
+      WorkLifecycle<S, R> lifecycle, Function<R, NodeJob<R>> jobOf) {
+    S status = resource.getStatus();
+    if (status == null || !node().equals(status.node)) {
+      return UpdateControl.noUpdate(); // not handed over to this node yet
+    }
+    if (lifecycle.isPendingOn(resource, node()) && shutdown.acceptsWork()) {
+      var untilRetry = RetryPolicy.untilRetry(status, Instant.now());
+      if (untilRetry.isPresent()) {
+        return UpdateControl.<R>noUpdate().rescheduleAfter(untilRetry.get());
+      }
+      if (!storages.grantReady(resource)) {
+        return UpdateControl.<R>noUpdate().rescheduleAfter(NodeJob.GRANT_WAIT);
+      }
+      NodeJob<R> job = jobOf.apply(resource);
+      if (job.refusedBeforeQueueing(resource)) {
+        return UpdateControl.noUpdate();
+      }
+      return enqueue(resource, lifecycle, job::take).map(UpdateControl.<R>noUpdate()::rescheduleAfter)
+          .orElse(UpdateControl.noUpdate());
+    }
+    if (lifecycle.isAgentsPart(resource) && !queue.holds(resource.getMetadata().getUid())) {
+      R fresh = client.resource(resource).get();
+      if (fresh == null || !lifecycle.isAgentsPart(fresh) || queue.holds(fresh.getMetadata().getUid())) {
+        return UpdateControl.noUpdate(); // the cache lagged behind this agent's own final write
+      }
+      return jobOf.apply(fresh).resolveAbandoned(fresh).map(UpdateControl.<R>noUpdate()::rescheduleAfter)
+          .orElse(UpdateControl.noUpdate());
+    }
+    return UpdateControl.noUpdate();
+  }
+
+  /**
    * Queues {@code take} for a slot of this node. While the work waits its status shows its place in
    * line; when its turn comes, it runs on a fresh copy, if that is still pending here. Returns when
    * to look again if it cannot be queued yet: its previous attempt (which put it back to Pending)
    * has not left its slot.
    */
-  public <S extends AgentWorkStatus, R extends CustomResource<?, S>> Optional<Duration> enqueue(R resource,
+  <S extends AgentWorkStatus, R extends CustomResource<?, S>> Optional<Duration> enqueue(R resource,
       WorkLifecycle<S, R> lifecycle, Consumer<R> take) {
     // The copy last written, so that the next write of a place in line need not conflict first.
     AtomicReference<R> latest = new AtomicReference<>(resource);
@@ -149,7 +189,7 @@ public final class NodeWork {
    */
   public void discardStored(Checkpoint checkpoint) {
     var meta = checkpoint.getMetadata();
-    String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
+    String prefix = RecordedManifest.layout(checkpoint).prefix();
     try (ObjectStore store = storages.open(storages.find(checkpoint.getStatus().storage), storages.grant(checkpoint))) {
       store.deleteAll(prefix);
     } catch (WorkFailure | IOException e) {

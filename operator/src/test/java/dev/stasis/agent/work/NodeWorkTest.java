@@ -1,11 +1,12 @@
 package dev.stasis.agent.work;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.checkpoint.NodeCheckpointWorker;
 import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.agent.restore.NodeRestoreWorker;
+import dev.stasis.testing.AssignedWork;
 import dev.stasis.testing.Ports;
+import dev.stasis.testing.TestAgent;
 import dev.stasis.testing.TestStorage;
 import dev.stasis.kube.RetryPolicy;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -15,28 +16,23 @@ import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
-import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
-import dev.stasis.api.CheckpointTarget;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.api.Conditions;
-import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.criu.Criu;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
 import io.fabric8.kubernetes.api.model.Event;
-import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
@@ -49,6 +45,7 @@ import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The node workers' own checks and retries (NodeWork), before any CRIU runs, on the fabric8 CRUD mock server. */
@@ -58,21 +55,20 @@ class NodeWorkTest {
 
   KubernetesClient client;
   @TempDir Path work;
-  private final AgentShutdown shutdown = new AgentShutdown();
+  @RegisterExtension final TestAgent agent = new TestAgent();
 
   /** Ends what a test started. */
   private AutoCloseable cleanup = () -> {};
 
   @AfterEach
-  void stopAgent() throws Exception {
-    shutdown.begin();
+  void stopWhatTheTestStarted() throws Exception {
     cleanup.close();
   }
 
   private NodeWork nodeWork(Set<String> hostProcessNamespaces) {
     var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), hostProcessNamespaces)
         .withWorkLimits(2, RetryPolicy.withBase(RETRY_BASE));
-    return new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown);
+    return agent.work(client, config);
   }
 
   /**
@@ -84,7 +80,7 @@ class NodeWorkTest {
   void refusesHostProcessesWhereNoAdminAllowedThem() throws Exception {
     Process hostProcess = new ProcessBuilder("sleep", "600").start();
     try {
-      Checkpoint forged = checkpointAssigned("tenant", "forged", null, CheckpointPhase.Pending);
+      Checkpoint forged = AssignedWork.checkpoint(client, "node-a", "tenant", "forged", null, CheckpointPhase.Pending);
       forged.getSpec().target.process.pid = (int) hostProcess.pid();
       forged = client.resource(forged).update();
       new NodeCheckpointWorker(nodeWork(Set.of("another-namespace"))).reconcile(forged, null);
@@ -111,7 +107,7 @@ class NodeWorkTest {
   void abandonedWorkIsRetriedAfterTheBackoffAndBadInputThenEndsIt() throws Exception {
     Process target = new ProcessBuilder("sleep", "600").start();
     cleanup = () -> target.destroyForcibly().waitFor();
-    Checkpoint abandoned = checkpointAssigned("ns", "abandoned", null, CheckpointPhase.Running);
+    Checkpoint abandoned = AssignedWork.checkpoint(client, "node-a", "ns", "abandoned", null, CheckpointPhase.Running);
     abandoned.getSpec().target.process.pid = (int) target.pid();
     abandoned = client.resource(abandoned).update();
     TestStorage.filesystem("fs", work.resolve("storage")).create(client);
@@ -157,7 +153,7 @@ class NodeWorkTest {
 
   @Test
   void backoffLimitZeroFailsAtTheFirstTransientFailure() {
-    Checkpoint abandoned = checkpointAssigned("ns", "once", 0, CheckpointPhase.Running);
+    Checkpoint abandoned = AssignedWork.checkpoint(client, "node-a", "ns", "once", 0, CheckpointPhase.Running);
     new NodeCheckpointWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL))).reconcile(abandoned, null);
 
     Checkpoint failed = client.resource(abandoned).get();
@@ -169,20 +165,9 @@ class NodeWorkTest {
   /** Its CRIU may have restored the tree before the agent died: a second attempt could make two copies. */
   @Test
   void aRestoreLeftRestoringByADeadAgentIsNeverRetried() {
-    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("ns").endMetadata().build())
-        .create();
-    Restore restore = new Restore();
-    restore.setMetadata(new ObjectMetaBuilder().withName("r").withNamespace("ns")
-        .withLabels(Map.of(Labels.NODE, "node-a")).build());
-    restore.setSpec(new RestoreSpec());
-    restore.getSpec().checkpointRef = new CheckpointRef("c");
-    restore.getSpec().backoffLimit = 3;
-    restore = client.resource(restore).create();
-    restore.setStatus(new RestoreStatus());
-    restore.getStatus().phase = RestorePhase.Restoring;
-    restore.getStatus().node = "node-a";
-    restore.getStatus().attempts = 1;
-    restore = client.resource(restore).updateStatus();
+    Restore restore = AssignedWork.restore(client, "node-a", "ns", "r", "c", RestorePhase.Restoring);
+    restore.getSpec().backoffLimit = 3; // retries allowed, and still not tried again
+    restore = client.resource(restore).update();
 
     new NodeRestoreWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL))).reconcile(restore, null);
 
@@ -200,7 +185,7 @@ class NodeWorkTest {
   void aRestoreIsRetriedWhenStorageFailsBeforeCriuRan() throws Exception {
     TestStorage.s3("unreachable", "http://127.0.0.1:" + Ports.closed(), "checkpoints").credentials("default",
         Map.of(StorageBinding.ACCESS_KEY_ID, "key", StorageBinding.SECRET_ACCESS_KEY, "secret")).create(client);
-    Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
+    Checkpoint checkpoint = AssignedWork.checkpoint(client, "node-a", "ns", "c", null, CheckpointPhase.Completed);
     checkpoint.getStatus().storage = "unreachable";
     checkpoint.getStatus().archive = new ArchiveStatus();
     checkpoint.getStatus().archive.sha256 = "ab".repeat(32);
@@ -257,7 +242,7 @@ class NodeWorkTest {
   void aManifestRewrittenInTheStorageIsRefusedByTheAgentItself() throws Exception {
     Path root = work.resolve("storage");
     TestStorage.filesystem("fs", root).create(client);
-    Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Completed);
+    Checkpoint checkpoint = AssignedWork.checkpoint(client, "node-a", "ns", "c", null, CheckpointPhase.Completed);
     ArchiveLayout layout = new ArchiveLayout("ns", "c", checkpoint.getMetadata().getUid());
     Manifest manifest = new Manifest();
     manifest.source = new Manifest.Source();
@@ -283,7 +268,7 @@ class NodeWorkTest {
       store.put(layout.archiveKey(ArchiveCodec.ZSTD), new byte[] {6, 6, 6, 6});
       store.put(layout.manifestKey(), manifest.toJson());
     }
-    Restore restore = restoreAssigned("r", "c");
+    Restore restore = AssignedWork.restore(client, "node-a", "ns", "r", "c", RestorePhase.Pending);
 
     new NodeRestoreWorker(nodeWork(Set.of(ProcessTargetPolicy.ALL))).reconcile(restore, null);
 
@@ -297,45 +282,12 @@ class NodeWorkTest {
   }
 
   /**
-   * The agent died during a pod checkpoint, and the kubelet's archive of it (all the container's
-   * memory) is left in the kubelet's folder: the next agent deletes that one, but not the archive
-   * of pod web of namespace a-b (whose name the old pattern checkpoint-web_a-* matched), nor one of
-   * another container, nor one from before this attempt started.
-   */
-  @Test
-  void aDeadAgentsKubeletArchiveIsDeletedButNoOtherNamespacesOrContainers() throws Exception {
-    Path kubeletDir = Files.createDirectories(work.resolve("kubelet-checkpoints"));
-    var kubelet = new KubeletSettings(java.net.URI.create("https://127.0.0.1:1"), work.resolve("token"),
-        work.resolve("ca.crt"), false, kubeletDir, Duration.ofSeconds(1));
-    var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), Set.of(), kubelet)
-        .withWorkLimits(2, RetryPolicy.withBase(RETRY_BASE));
-    Checkpoint abandoned = checkpointAssigned("a", "web", null, CheckpointPhase.Running);
-    abandoned.getSpec().target = CheckpointTarget.pod("web", "app");
-    abandoned = client.resource(abandoned).update();
-    abandoned.getStatus().containers = List.of(new ContainerCheckpointStatus("app", "cri-o://1"));
-    abandoned.getStatus().startTime = "2026-12-05T10:00:00Z";
-    abandoned = client.resource(abandoned).updateStatus();
-    Path ours = Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-05T10:00:02Z.tar"), "memory");
-    List<Path> theirs = List.of(
-        Files.writeString(kubeletDir.resolve("checkpoint-web_a-b-app-2026-12-05T10:00:02Z.tar"), "namespace a-b's"),
-        Files.writeString(kubeletDir.resolve("checkpoint-web_a-sidecar-2026-12-05T10:00:02Z.tar"), "another container"),
-        Files.writeString(kubeletDir.resolve("checkpoint-web_a-app-2026-12-04T10:00:02Z.tar"), "an older attempt's"));
-
-    new NodeCheckpointWorker(new NodeWork(client, config, new EventRecorder(client, "agent", "node-a"), shutdown))
-        .reconcile(abandoned, null);
-
-    assertThat(client.resource(abandoned).get().getStatus().reason).isEqualTo("AgentRestarted");
-    assertThat(ours).doesNotExist();
-    assertThat(theirs).allMatch(Files::exists);
-  }
-
-  /**
    * Work whose grant is sealed to a key this agent no longer has (its work folder was wiped): it
    * waits, untouched and without an attempt counted, for the operator to seal it again.
    */
   @Test
   void workWhoseGrantIsSealedToAnotherKeyWaitsForTheOperator() throws Exception {
-    Checkpoint checkpoint = checkpointAssigned("ns", "c", null, CheckpointPhase.Pending);
+    Checkpoint checkpoint = AssignedWork.checkpoint(client, "node-a", "ns", "c", null, CheckpointPhase.Pending);
     checkpoint.getStatus().grant = WorkGrants.seal(new WorkGrants.Grant("fs", null, null, null, List.of()), checkpoint,
         "node-a", NodeKey.inWorkDir(work.resolve("an-earlier-key")).publicKey());
     checkpoint = client.resource(checkpoint).updateStatus();
@@ -352,42 +304,6 @@ class NodeWorkTest {
   void placesInLineReadAsPeopleSayThem() {
     assertThat(List.of(1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111).stream().map(NodeWork::ordinal))
         .containsExactly("1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "101st", "111th");
-  }
-
-  private Checkpoint checkpointAssigned(String namespace, String name, Integer backoffLimit, CheckpointPhase phase) {
-    if (client.namespaces().withName(namespace).get() == null) {
-      client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(namespace).endMetadata().build())
-          .create();
-    }
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace)
-        .withLabels(Map.of(Labels.NODE, "node-a")).build());
-    c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", (int) ProcessHandle.current().pid())));
-    c.getSpec().backoffLimit = backoffLimit;
-    c = client.resource(c).create();
-    c.setStatus(new CheckpointStatus());
-    c.getStatus().phase = phase;
-    c.getStatus().node = "node-a";
-    c.getStatus().storage = "any";
-    if (phase == CheckpointPhase.Running) {
-      c.getStatus().attempts = 1;
-    }
-    return client.resource(c).updateStatus();
-  }
-
-  /** A Restore of {@code checkpoint} the operator placed on node-a. */
-  private Restore restoreAssigned(String name, String checkpoint) {
-    Restore restore = new Restore();
-    restore.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace("ns")
-        .withLabels(Map.of(Labels.NODE, "node-a")).build());
-    restore.setSpec(new RestoreSpec());
-    restore.getSpec().checkpointRef = new CheckpointRef(checkpoint);
-    restore = client.resource(restore).create();
-    restore.setStatus(new RestoreStatus());
-    restore.getStatus().phase = RestorePhase.Pending;
-    restore.getStatus().node = "node-a";
-    restore.getStatus().checkpoint = checkpoint;
-    return client.resource(restore).updateStatus();
   }
 
   private Checkpoint awaitTerminal(Checkpoint c) {
