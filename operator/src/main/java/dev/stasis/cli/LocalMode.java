@@ -1,6 +1,7 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
@@ -13,18 +14,23 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Set;
 
 /**
  * {@code stasis local}: everything on this machine. A real kube-apiserver (unless --kubeconfig
  * names another cluster), the CRDs, a default filesystem storage, the operator, and an agent for
- * this machine, registered as node {@value #DEFAULT_NODE}.
+ * this machine, registered as node {@value #DEFAULT_NODE}; with {@code --nodes 2} a second agent
+ * as node {@code local-b} with its own work folder, so that a workload can move between "nodes".
  */
 final class LocalMode {
   static final String DEFAULT_NODE = "local";
   static final String STORAGE_NAME = "local";
   /** The namespace where `stasis local` lets its user checkpoint this machine's processes. */
   static final String HOST_PROCESS_NAMESPACE = "default";
+  /** Agents {@code --nodes} may start on one machine (nodes local, local-b, … local-z). */
+  static final int MAX_NODES = 26;
 
   private LocalMode() {}
 
@@ -46,35 +52,67 @@ final class LocalMode {
         .build()).createOr(NonDeletingOperation::update);
     ensureDefaultStorage(client, state.resolve("storage"));
 
-    AgentConfig agent = agentConfig(flags, state);
-    String node = agent.nodeName();
+    List<AgentConfig> agents = agentConfigs(flags, state);
     var operator = Roles.newOperator(client);
-    Roles.registerOperator(operator, client, Main.hostname(), agent.retries());
+    Roles.registerOperator(operator, client, Main.hostname(), agents.get(0).retries());
     AgentShutdown shutdown = new AgentShutdown();
-    var profiles = Roles.registerAgent(operator, client, agent, shutdown);
+    List<Roles.AgentLoops> agentLoops = new ArrayList<>();
+    for (AgentConfig agent : agents) {
+      agentLoops.add(Roles.registerAgent(operator, client, agent, shutdown));
+    }
     // One machine: nobody else needs to reach the metrics port.
     MetricsServer metrics = Main.metricsServer(flags, "127.0.0.1", Main.OPERATOR_METRICS_PORT,
         Roles.readiness(operator, shutdown::isStopping));
-    profiles.start();
+    agentLoops.forEach(Roles.AgentLoops::start);
     operator.start();
+    String nodes = String.join("', '", agents.stream().map(AgentConfig::nodeName).toList());
     System.out.printf("""
-        Stasis runs locally: operator + agent for node '%s', default storage '%s' at %s.
+        Stasis runs locally: operator + agent%s for node%s '%s', default storage '%s' at %s.
           export KUBECONFIG=%s
           %s/bin/kubectl get nodeprof,ckptstore
           curl -s http://127.0.0.1:%d/metrics | grep ^stasis_
         Stop with Ctrl-C.
-        %n""", node, STORAGE_NAME, state.resolve("storage"), kubeconfig, state, metrics.port());
+        %n""", agents.size() > 1 ? "s" : "", agents.size() > 1 ? "s" : "", nodes, STORAGE_NAME, state.resolve("storage"), kubeconfig, state, metrics.port());
     ControlPlane started = controlPlane;
     Main.awaitShutdown(() -> {
       shutdown.begin();
       operator.stop();
-      profiles.close();
+      agentLoops.forEach(Roles.AgentLoops::close);
       metrics.close();
       client.close();
       if (started != null) {
         started.close();
       }
     });
+  }
+
+  /**
+   * One agent per node {@code --nodes} asks for (default 1, at most {@value #MAX_NODES}): the first
+   * as {@link #agentConfig} says, each further one as node {@code <first>-b}, {@code <first>-c}, …
+   * with a work folder of its own next to the first's ({@code work-<node>}): each agent keeps its
+   * key and its jobs' folders there, as on a node of its own.
+   */
+  static List<AgentConfig> agentConfigs(Flags flags, Path state) {
+    String value = flags.get("nodes", "1");
+    int count;
+    try {
+      count = Integer.parseInt(value);
+    } catch (NumberFormatException e) {
+      count = 0;
+    }
+    if (count < 1 || count > MAX_NODES) {
+      throw new IllegalArgumentException("--nodes wants a number of agents from 1 to " + MAX_NODES + ", got '" + value + "'");
+    }
+    AgentConfig first = agentConfig(flags, state);
+    List<AgentConfig> agents = new ArrayList<>(List.of(first));
+    for (int i = 1; i < count; i++) {
+      String node = first.nodeName() + "-" + (char) ('a' + i);
+      Path workDir = first.workDir().resolveSibling("work-" + node);
+      agents.add(new AgentConfig(node, workDir, first.criu(), first.hostProcessNamespaces(),
+          KubeletSettings.defaults(node), first.hostRoot(), first.labels(), first.profileOverrides(),
+          first.maxConcurrent(), first.retries(), first.runtime()));
+    }
+    return agents;
   }
 
   /**

@@ -54,6 +54,7 @@ public final class Main {
                                                                         [--container-storage-dir DIR (where it keeps images)]
         local     operator + agent + a local control plane for trying Stasis on this machine
                   [--state-dir .stasis] [--node NAME] [--criu PATH] [--kubeconfig FILE (use this cluster instead)]
+                  [--nodes 1 (agents: 2 adds node NAME-b with its own work folder, to move work between)]
                   [--metrics-port 8080] and the agent's flags ([--max-concurrent 2] [--retry-backoff 10s] [--node-labels ...] ...)
       every command serves /metrics, /healthz and /readyz on --metrics-port (--metrics-address; local: 127.0.0.1)
       """;
@@ -124,15 +125,15 @@ public final class Main {
     AgentConfig config = agentConfig(flags, node, Path.of(flags.get("work-dir", "/var/lib/stasis")));
     var operator = Roles.newOperator(client);
     AgentShutdown shutdown = new AgentShutdown();
-    var profiles = Roles.registerAgent(operator, client, config, shutdown);
+    var loops = Roles.registerAgent(operator, client, config, shutdown);
     MetricsServer metrics = metricsServer(flags, "0.0.0.0", AGENT_METRICS_PORT,
         Roles.readiness(operator, shutdown::isStopping));
-    profiles.start();
+    loops.start();
     operator.start();
     awaitShutdown(() -> {
       shutdown.begin(); // before stop(): the jobs it cuts off still write their Failed status
       operator.stop();
-      profiles.close();
+      loops.close();
       metrics.close();
     });
   }

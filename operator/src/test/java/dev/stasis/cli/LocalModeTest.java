@@ -39,6 +39,24 @@ class LocalModeTest {
     assertThat(agent.workDir()).isEqualTo(Path.of("/var/lib/stasis"));
   }
 
+  /** `make run NODES=2`: a second agent, as node local-b with a work folder (and so a key) of its own. */
+  @Test
+  void twoNodesAreTwoAgentsWithTheirOwnWorkFolders() {
+    List<AgentConfig> agents = LocalMode.agentConfigs(new Flags(List.of("--nodes", "2", "--max-concurrent", "3")), STATE);
+    assertThat(agents).extracting(AgentConfig::nodeName).containsExactly("local", "local-b");
+    assertThat(agents).extracting(AgentConfig::workDir).containsExactly(STATE.resolve("work"), STATE.resolve("work-local-b"));
+    assertThat(agents.get(1).hostProcessNamespaces()).isEqualTo(agents.get(0).hostProcessNamespaces());
+    assertThat(agents.get(1).maxConcurrent()).as("the agent flags apply to each").isEqualTo(3);
+    assertThat(agents.get(1).kubelet().url().getHost()).isEqualTo("local-b");
+
+    assertThat(LocalMode.agentConfigs(new Flags(List.of()), STATE)).extracting(AgentConfig::nodeName)
+        .containsExactly("local");
+    assertThat(LocalMode.agentConfigs(new Flags(List.of("--node", "lab", "--nodes", "3")), STATE))
+        .extracting(AgentConfig::nodeName).containsExactly("lab", "lab-b", "lab-c");
+    assertThatThrownBy(() -> LocalMode.agentConfigs(new Flags(List.of("--nodes", "0")), STATE))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("--nodes wants a number of agents from 1 to 26");
+  }
+
   /** The flag changed meaning (a namespace's own pods need no allowance now): the old name is refused, saying so. */
   @Test
   void theOldProcessTargetFlagIsRefusedWithWhatReplacedIt() {

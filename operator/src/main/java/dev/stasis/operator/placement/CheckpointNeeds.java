@@ -24,6 +24,16 @@ public record CheckpointNeeds(String sourceNode, NodeProfileSpec source, String 
     gpuDevices = gpuDevices != null ? List.copyOf(gpuDevices) : List.of();
   }
 
+  /**
+   * What a checkpoint of a process tree on {@code node}, not taken yet, will need: what that node
+   * offers (arch, CPU flags, its CRIU, its runtime). The paths and connections the tree holds are
+   * known only once it is taken; the restore's own placement and pre-flight look at them.
+   */
+  public static CheckpointNeeds ofProcessOn(String node, NodeProfileSpec profile) {
+    String criu = profile != null && profile.criu != null ? profile.criu.version : null;
+    return new CheckpointNeeds(node, profile, criu, List.of(), List.of(), false);
+  }
+
   public static CheckpointNeeds of(Manifest manifest) {
     NodeProfileSpec profile = manifest.nodeProfile == null ? null : JSON.convertValue(manifest.nodeProfile, NodeProfileSpec.class);
     String criu = manifest.criu != null && manifest.criu.version != null ? manifest.criu.version
