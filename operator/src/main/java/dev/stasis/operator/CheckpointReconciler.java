@@ -102,7 +102,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       CheckpointStorage storage = usableStorage(checkpoint);
       assign(checkpoint, assignment, storage);
     } catch (Refusal refusal) {
-      Optional<Duration> retryIn = retries.retryLater(checkpoint, refusal, backoffLimit(checkpoint), pending());
+      Optional<Duration> retryIn = retries.retryLater(checkpoint, refusal, backoffLimit(checkpoint), pending(checkpoint));
       if (retryIn.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(retryIn.get());
       }
@@ -115,10 +115,17 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     return checkpoint.getSpec() == null ? 0 : checkpoint.getSpec().backoffLimitOrDefault();
   }
 
-  private static CheckpointStatus pending() {
+  private static CheckpointStatus pending(Checkpoint checkpoint) {
     CheckpointStatus status = new CheckpointStatus();
     status.phase = CheckpointPhase.Pending;
+    status.target = target(checkpoint);
     return status;
+  }
+
+  /** For the TARGET column; the status keeps it from here on (the agents' writes change only their fields). */
+  private static String target(Checkpoint checkpoint) {
+    var spec = checkpoint.getSpec();
+    return spec == null || spec.target == null ? null : spec.target.describe();
   }
 
   private static boolean isAssigned(Checkpoint checkpoint) {
@@ -222,7 +229,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     String node = assignment.node();
     String storage = usable.getMetadata().getName();
     SealedGrant grant = grants.forCheckpoint(checkpoint, usable, node, containerNames(assignment.containers())).orElse(null);
-    CheckpointStatus status = pending();
+    CheckpointStatus status = pending(checkpoint);
     RefusalRetries.carryAttempts(checkpoint, status);
     status.node = node;
     status.grant = grant;
@@ -262,6 +269,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
 
   private void fail(Checkpoint checkpoint, Refusal refusal) {
     CheckpointStatus status = new CheckpointStatus();
+    status.target = target(checkpoint);
     retries.fail(checkpoint, refusal, backoffLimit(checkpoint), status);
     statusWriter.replace(checkpoint, status);
     events.warning(checkpoint, refusal.reason(), status.message);
