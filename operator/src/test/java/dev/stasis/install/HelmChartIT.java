@@ -103,7 +103,8 @@ class HelmChartIT {
     assertThat(container.at("/livenessProbe/httpGet/path").asText()).isEqualTo("/healthz");
     assertThat(container.at("/readinessProbe/httpGet/path").asText()).isEqualTo("/readyz");
     assertThat(container.at("/resources/limits/memory").asText()).isNotEmpty();
-    assertThat(container.at("/args").toString()).contains("--leader-election-namespace=$(POD_NAMESPACE)");
+    assertThat(container.at("/args").toString()).contains("--leader-election-namespace=$(POD_NAMESPACE)",
+        "\"--log-format=json\"", "\"--log-level=info\"");
     assertThat(Manifests.parse(template(DEFAULTS)).get("Deployment stasis-system/stasis-operator").at("/spec/replicas").asInt())
         .isEqualTo(2);
   }
@@ -122,7 +123,7 @@ class HelmChartIT {
     // CRIU in the namespaces of the node's init, and the node's files as that process sees them.
     assertThat(container.at("/env").toString()).contains("{\"name\":\"STASIS_HOST_NAMESPACES_PID\",\"value\":\"1\"}");
     assertThat(container.at("/args").toString()).contains("\"--host-root=/proc/1/root\"",
-        "\"--kubelet-checkpoint-dir=/var/lib/kubelet/checkpoints\"").doesNotContain("--kubelet-url");
+        "\"--kubelet-checkpoint-dir=/var/lib/kubelet/checkpoints\"", "\"--log-format=json\"").doesNotContain("--kubelet-url");
     List<String> hostPaths = new ArrayList<>();
     pod.at("/volumes").forEach(v -> {
       if (v.has("hostPath")) {
@@ -160,6 +161,7 @@ class HelmChartIT {
     assertRefused("operator.replicas > 1 needs operator.leaderElection: true", "--set", "operator.leaderElection=false");
     assertRefused("missing property 'bucket'", "--set", "defaultStorage.enabled=true");
     assertRefused("/metrics/agentPort", "--set", "metrics.agentPort=0");
+    assertRefused("/logging/format", "--set", "logging.format=xml");
     assertRefused("/operator/image/digest", "--set", "operator.image.digest=latest");
     assertRefused("at '/defaultStorage/registry': missing property 'url'", "--set", "defaultStorage.registry.insecure=true");
   }
