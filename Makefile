@@ -41,6 +41,7 @@ node: criu control-plane test-tools
 
 test-tools:
 	scripts/install-test-tools.sh
+	scripts/install-dashboard-check.sh
 
 helm:
 	scripts/install-helm.sh

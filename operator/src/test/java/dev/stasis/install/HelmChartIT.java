@@ -12,6 +12,8 @@ import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Tool;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -89,6 +91,19 @@ class HelmChartIT {
     assertThat(monitor).isNotNull();
     assertThat(monitor.at("/spec/podMetricsEndpoints/0/path").asText()).isEqualTo("/metrics");
     assertThat(monitor.at("/spec/podMetricsEndpoints/0/port").asText()).isEqualTo("metrics");
+  }
+
+  /** Off by default; when asked for, the dashboard as docs/ has it, labelled for Grafana's sidecar. */
+  @Test
+  void aGrafanaDashboardForGrafanasSidecarWhenAskedFor() throws Exception {
+    assertThat(Manifests.parse(template(DEFAULTS)).keySet()).noneMatch(k -> k.startsWith("ConfigMap"));
+    JsonNode map = Manifests.parse(template("ci/s3-storage-values.yaml")).get("ConfigMap stasis-system/stasis-grafana-dashboard");
+    assertThat(map.at("/metadata/labels/grafana_dashboard").asText()).isEqualTo("1");
+    assertThat(map.at("/metadata/labels/team").asText()).isEqualTo("research");
+    assertThat(map.at("/metadata/annotations/grafana_folder").asText()).isEqualTo("Stasis");
+    Path repo = TestControlPlane.repoRoot();
+    assertThat(map.at("/data/stasis.json").asText()).isEqualTo(Files.readString(repo.resolve(CHART + "/dashboards/stasis.json")).strip())
+        .isEqualTo(Files.readString(repo.resolve("docs/grafana-dashboard.json")).strip());
   }
 
   @Test
