@@ -62,6 +62,8 @@ agent:
   kubeletUrl: $KUBELET_URL
   # The kubelet's: this machine's PID 1 refuses to be entered (docs/agent-on-a-node.md).
   hostNamespacesPid: $(awk '$1 == "kubelet" {print $2}' "$DIR/pids")
+  # The node's containerd keeps its configuration and images in the node's folder.
+  runtime: {restore: auto, containerdConfig: $CONTAINERD_CONFIG, crioSocket: /run/crio/crio.sock, storageDir: $CONTAINERD_ROOT}
 allowHostProcesses: [$(sed 's/[^,][^,]*/"&"/g' <<<"${ALLOW_HOST_PROCESSES-default}")]
 defaultStorage:
   enabled: true

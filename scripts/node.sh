@@ -7,6 +7,9 @@
 #   scripts/node.sh start <dir> [--wait SECS]   start it all; prints <dir>/kubeconfig on stdout
 #   scripts/node.sh stop <dir>                  stop what `start <dir>` started and undo what it changed
 #   scripts/node.sh status <dir>                exit 0 iff every process of <dir> runs
+#   scripts/node.sh restore-via-create <dir> true|false
+#                                               containerd's enable_experimental_restore_via_create,
+#                                               set in its config; containerd restarts to read it
 #
 # One node per machine: the kubelet's cgroup root, /var/lib/kubelet/device-plugins, containerd's
 # /run/containerd/s and the bridge are the machine's. `start` takes the machine-wide lock
@@ -17,8 +20,8 @@
 #   kubeconfig   cluster-admin; the API server listens on the bridge's host address, which pods
 #                reach directly and through the "kubernetes" Service (kube-proxy, nftables)
 #   node.env     shell-sourceable facts: NODE_NAME NODE_IP KUBECONFIG CLUSTER_CA KUBELET_URL
-#                KUBELET_CHECKPOINT_DIR CONTAINERD_ROOT CONTAINERD_ADDRESS REGISTRY POD_REGISTRY
-#                POD_CIDR SERVICE_CIDR CRIU (the criu runc runs)
+#                KUBELET_CHECKPOINT_DIR CONTAINERD_ROOT CONTAINERD_ADDRESS CONTAINERD_CONFIG CTR (containerd's
+#                client) REGISTRY POD_REGISTRY POD_CIDR SERVICE_CIDR CRIU (the criu runc runs)
 #   logs/<part>.log, and the state `stop` undoes (state/, pids)
 # An earlier node's files in <dir> are removed by `start`: every start is a new cluster.
 # The kubelet serves https://$NODE_IP:10250 with a certificate of the cluster CA (CLUSTER_CA, the
@@ -40,9 +43,10 @@
 #
 # Environment:
 #   STASIS_CACHE        cache root (default ~/.cache/stasis): Kubernetes binaries in k8s/<version>/
-#                       (built as scripts/control-plane.sh builds its own), the Debian parts in
-#                       node-<arch>/
+#                       (built as scripts/control-plane.sh builds its own), containerd in
+#                       containerd-<version>/, the Debian parts in node-<arch>/
 #   K8S_VERSION         as for scripts/control-plane.sh
+#   CONTAINERD_VERSION  containerd release to build (default 2.3.4)
 #   NODE_NAME           the Node's name (default stasis-node)
 #   NODE_POD_CIDR       a /24 for pods (default 10.250.77.0/24); the bridge has its .1
 #   NODE_REGISTRY_PORT  the registry's port on 127.0.0.1 (default: a free one)
@@ -66,10 +70,15 @@ die() { log "ERROR: $*"; exit 1; }
 
 K8S_BINARIES=(kubelet kube-scheduler kube-controller-manager kube-proxy)
 PREFIX="$CACHE_ROOT/node-$(k8s_goarch)"
-# From sid: containerd 2.1 restores containers from checkpoint images; runc and nft need sid's
-# glibc, which comes along into the prefix (Debian 12 has 2.36).
-PREFIX_PACKAGES=(containerd runc containernetworking-plugins nftables libnftables1 libedit2 libgmp10
+# From sid; runc and nft need sid's glibc, which comes along into the prefix (Debian 12 has 2.36).
+PREFIX_PACKAGES=(runc containernetworking-plugins nftables libnftables1 libedit2 libgmp10
   libjansson4 libmnl0 libnftnl11 libxtables12 libc6 libgcc-s1 libseccomp2 libbsd0 libmd0 libtinfo6)
+# containerd, its runc shim and ctr, built from the Go module proxy: 2.3.4 is the first 2.3 release
+# that restores containers from checkpoint images only when its administrator turns it on
+# (enable_experimental_restore_via_create), as the releases users run since August 2026 do.
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-2.3.4}"
+CONTAINERD_VERSION="${CONTAINERD_VERSION#v}"
+CONTAINERD_BIN="$CACHE_ROOT/containerd-$CONTAINERD_VERSION/bin"
 PAUSE_VERSION=3.10.1
 CRIU="$CACHE_ROOT/bin/criu"
 
@@ -119,7 +128,26 @@ build_k8s_binaries() {
 
 prefix_ok() { [[ -f "$PREFIX/.stasis-complete" ]]; }
 
-# containerd, runc, the CNI plugins and nft from Debian sid in $PREFIX; runc and nft are pointed
+have_containerd() { [[ -x "$CONTAINERD_BIN/containerd" && -x "$CONTAINERD_BIN/containerd-shim-runc-v2" && -x "$CONTAINERD_BIN/ctr" ]]; }
+
+# Without cgo: the snapshotters that need it (btrfs, devmapper, zfs) are left out; the node uses overlayfs.
+build_containerd() {
+  command -v go >/dev/null || die "go is required to build containerd $CONTAINERD_VERSION"
+  local tmp="$CONTAINERD_BIN.tmp.$$" cmd pkgs=()
+  for cmd in containerd containerd-shim-runc-v2 ctr; do
+    pkgs+=("github.com/containerd/containerd/v2/cmd/$cmd@v$CONTAINERD_VERSION")
+  done
+  log "building containerd $CONTAINERD_VERSION from the Go module proxy"
+  mkdir -p "$tmp"
+  GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" "${pkgs[@]}" >&2 ||
+    { rm -rf "$tmp"; die "go install of containerd $CONTAINERD_VERSION failed (is the version on the proxy?)"; }
+  rm -rf "$CONTAINERD_BIN"
+  mv "$tmp" "$CONTAINERD_BIN"
+  "$CONTAINERD_BIN/containerd" --version >&2
+}
+
+# runc, the CNI plugins and nft from Debian sid in $PREFIX; runc and nft are pointed
 # at the prefix's glibc with patchelf (runc re-executes itself as `runc init`, so a wrapper would
 # not do), patchelf itself coming from Debian 12.
 build_prefix() {
@@ -198,8 +226,15 @@ cmd_install() {
     if [[ "${NODE_REFRESH:-0}" == 1 ]] || ! prefix_ok; then build_prefix; fi
     exec 8>&-
   fi
+  if ! have_containerd; then
+    mkdir -p "$CACHE_ROOT"
+    exec 8>"$CACHE_ROOT/.node-containerd.lock"
+    flock 8
+    have_containerd || build_containerd
+    exec 8>&-
+  fi
   "$REPO_ROOT/scripts/control-plane.sh" install
-  log "node parts in $K8S_BIN_DIR and $PREFIX"
+  log "node parts in $K8S_BIN_DIR, $CONTAINERD_BIN and $PREFIX"
 }
 
 # ---------------------------------------------------------------------------
@@ -435,7 +470,10 @@ temp = "$c/tmp"
   [plugins."io.containerd.cri.v1.images".registry]
     config_path = "$c/certs.d"
 
+# Restores from checkpoint images, as a node Stasis restores pods on needs (containerd 2.2.7+ and
+# 2.3.4+ have it off by default); the command restore-via-create of this script turns it off.
 [plugins."io.containerd.cri.v1.runtime"]
+  enable_experimental_restore_via_create = true
   enable_selinux = false
   netns_mounts_under_state_dir = true
   restrict_oom_score_adj = true
@@ -456,9 +494,14 @@ temp = "$c/tmp"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 EOF
-  # runc and its `criu swrk` find criu (and kube-proxy nft) on this PATH.
-  PATH="$PREFIX/bin:$PATH" daemon containerd "$PREFIX/usr/bin/containerd" --config "$c/config.toml"
-  await_part containerd "$PREFIX/usr/bin/ctr" --address "$c/containerd.sock" version
+  run_containerd
+}
+
+# containerd finds its shim and runc on this PATH, runc and its `criu swrk` find criu there.
+run_containerd() {
+  local c="$DIR/containerd"
+  PATH="$CONTAINERD_BIN:$PREFIX/bin:$PATH" daemon containerd "$CONTAINERD_BIN/containerd" --config "$c/config.toml"
+  await_part containerd "$CONTAINERD_BIN/ctr" --address "$c/containerd.sock" version
 }
 
 # The kubelet's cgroup root, in every cgroup v1 hierarchy (and the unified one of a hybrid setup).
@@ -574,6 +617,8 @@ KUBELET_URL=https://$NODE_IP:$KUBELET_PORT
 KUBELET_CHECKPOINT_DIR=$DIR/kubelet/checkpoints
 CONTAINERD_ROOT=$DIR/containerd/root
 CONTAINERD_ADDRESS=$DIR/containerd/containerd.sock
+CONTAINERD_CONFIG=$DIR/containerd/config.toml
+CTR=$CONTAINERD_BIN/ctr
 REGISTRY=$REGISTRY
 POD_REGISTRY=$POD_REGISTRY
 POD_CIDR=$NODE_POD_CIDR
@@ -614,6 +659,25 @@ cmd_start() {
   echo "$DIR/kubeconfig"
 }
 
+# containerd's enable_experimental_restore_via_create set to $2 in its config, and containerd
+# restarted to read it; the containers run on under their shims meanwhile.
+cmd_restore_via_create() {
+  local value="$2" config
+  [[ "$value" == true || "$value" == false ]] || usage
+  DIR="$(cd "$1" && pwd)"
+  [[ -f "$DIR/node.env" ]] || die "no node runs in $DIR"
+  config="$DIR/containerd/config.toml"
+  sed -i "s/^\(  enable_experimental_restore_via_create = \).*/\1$value/" "$config"
+  grep -q "^  enable_experimental_restore_via_create = $value\$" "$config" || die "could not set the option in $config"
+  stop_part "$DIR" containerd
+  awk '$1 != "containerd"' "$DIR/pids" >"$DIR/pids.tmp"
+  mv -f "$DIR/pids.tmp" "$DIR/pids"
+  mv -f "$DIR/logs/containerd.log" "$DIR/logs/containerd.log.$(date +%s)"
+  run_containerd
+  await_part kubelet node_ready
+  log "containerd restarted with enable_experimental_restore_via_create = $value"
+}
+
 # ---------------------------------------------------------------------------
 # stop
 # ---------------------------------------------------------------------------
@@ -641,10 +705,10 @@ cgroup_pids() {
 # child of its containerd shim, which outlives containerd: their PIDs are kept for stop_shims.
 stop_containers() {
   local dir="$1" pid ppid id i cg pids
-  local ctr=("$PREFIX/usr/bin/ctr" --address "$dir/containerd/containerd.sock" --namespace k8s.io)
+  local ctr=("$CONTAINERD_BIN/ctr" --address "$dir/containerd/containerd.sock" --namespace k8s.io)
   for pid in $(cgroup_pids "$dir"); do
     ppid="$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)" || continue
-    if is_ours "$ppid" "$PREFIX/usr/bin/containerd-shim-runc-v2"; then echo "$ppid" >>"$dir/state/shims"; fi
+    if is_ours "$ppid" "$CONTAINERD_BIN/containerd-shim-runc-v2"; then echo "$ppid" >>"$dir/state/shims"; fi
   done
   if [[ -S "$dir/containerd/containerd.sock" ]] && "${ctr[@]}" version >/dev/null 2>&1; then
     for id in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
@@ -675,7 +739,7 @@ stop_shims() {
   local dir="$1" pid
   [[ -f "$dir/state/shims" ]] || return 0
   for pid in $(sort -un "$dir/state/shims"); do
-    stop_pid containerd-shim "$pid" "$PREFIX/usr/bin/containerd-shim-runc-v2" 5
+    stop_pid containerd-shim "$pid" "$CONTAINERD_BIN/containerd-shim-runc-v2" 5
   done
 }
 
@@ -780,7 +844,7 @@ leftovers() {
   [[ ! -f "$dir/control-plane/pids" ]] || echo "the control plane's processes ($dir/control-plane/pids)"
   if [[ -f "$dir/state/shims" ]]; then
     for pid in $(sort -un "$dir/state/shims"); do
-      ! is_ours "$pid" "$PREFIX/usr/bin/containerd-shim-runc-v2" || echo "process containerd-shim (pid $pid)"
+      ! is_ours "$pid" "$CONTAINERD_BIN/containerd-shim-runc-v2" || echo "process containerd-shim (pid $pid)"
     done
   fi
   while read -r mp; do
@@ -842,7 +906,7 @@ cmd_status() {
 }
 
 usage() {
-  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -857,5 +921,6 @@ case "${1:-}" in
     ;;
   stop) [[ $# -ge 2 ]] || usage; cmd_stop "$2" ;;
   status) [[ $# -ge 2 ]] || usage; cmd_status "$2" ;;
+  restore-via-create) [[ $# -ge 3 ]] || usage; cmd_restore_via_create "$2" "$3" ;;
   *) usage ;;
 esac

@@ -20,10 +20,12 @@ import java.util.Set;
  *     NodeProfile says so in an annotation. Null in production.
  * @param maxConcurrent checkpoints and restores this agent runs at once; the rest wait in line
  * @param retries how long to wait before trying transiently failed work again (spec.backoffLimit)
+ * @param runtime where the node's container runtime keeps its configuration and images, and what
+ *     the node's administrator states about its restores
  */
 public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> hostProcessNamespaces,
     KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides, int maxConcurrent,
-    RetryPolicy retries) {
+    RetryPolicy retries, RuntimeSettings runtime) {
 
   public AgentConfig {
     labels = Map.copyOf(labels);
@@ -35,13 +37,29 @@ public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> 
   public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> hostProcessNamespaces,
       KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides) {
     this(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels, profileOverrides,
-        NodeWorkQueue.DEFAULT_SLOTS, RetryPolicy.DEFAULT);
+        NodeWorkQueue.DEFAULT_SLOTS, RetryPolicy.DEFAULT, RuntimeSettings.defaults());
   }
 
   /** The same agent with other work limits: how much runs at once, how long a retry waits. */
   public AgentConfig withWorkLimits(int maxConcurrent, RetryPolicy retries) {
     return new AgentConfig(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels,
-        profileOverrides, maxConcurrent, retries);
+        profileOverrides, maxConcurrent, retries, runtime);
+  }
+
+  /** A path of the node (absolute, as the node sees it) where the agent reaches it: under its host root. */
+  public Path onHost(Path nodePath) {
+    return onHost(hostRoot, nodePath);
+  }
+
+  static Path onHost(Path hostRoot, Path nodePath) {
+    String relative = nodePath.toString().replaceFirst("^/+", "");
+    return relative.isEmpty() ? hostRoot : hostRoot.resolve(relative);
+  }
+
+  /** The same agent with other runtime settings. */
+  public AgentConfig withRuntime(RuntimeSettings settings) {
+    return new AgentConfig(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels,
+        profileOverrides, maxConcurrent, retries, settings);
   }
 
   public AgentConfig(String nodeName, Path workDir, Criu criu) {

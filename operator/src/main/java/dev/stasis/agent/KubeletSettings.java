@@ -12,9 +12,8 @@ import java.util.List;
 import javax.net.ssl.SSLContext;
 
 /**
- * How the agent reaches its node's kubelet and the files the kubelet and the runtime keep on the
- * node: the kubelet's URL, the token it shows and the CA it trusts, the kubelet's checkpoint folder
- * (a hostPath in a cluster), and the folder where the runtime keeps images.
+ * How the agent reaches its node's kubelet: the kubelet's URL, the token it shows and the CA it
+ * trusts, and the kubelet's checkpoint folder (a hostPath in a cluster).
  */
 public record KubeletSettings(
     URI url,
@@ -22,18 +21,16 @@ public record KubeletSettings(
     Path caFile,
     boolean insecureSkipTlsVerify,
     Path checkpointDir,
-    Path imageStoreDir,
     Duration answerGrace) {
 
   public static final Path SERVICE_ACCOUNT = Path.of("/var/run/secrets/kubernetes.io/serviceaccount");
   public static final Path KUBELET_CHECKPOINTS = Path.of("/var/lib/kubelet/checkpoints");
-  public static final Path CONTAINER_STORAGE = Path.of("/var/lib/containers/storage");
   public static final Duration ANSWER_GRACE = Duration.ofSeconds(30);
 
   /** A cluster node's defaults: kubelet at https://NODE:10250, the agent's ServiceAccount token and CA. */
   public static KubeletSettings defaults(String nodeName) {
     return new KubeletSettings(URI.create("https://" + nodeName + ":10250"), SERVICE_ACCOUNT.resolve("token"),
-        SERVICE_ACCOUNT.resolve("ca.crt"), false, KUBELET_CHECKPOINTS, CONTAINER_STORAGE, ANSWER_GRACE);
+        SERVICE_ACCOUNT.resolve("ca.crt"), false, KUBELET_CHECKPOINTS, ANSWER_GRACE);
   }
 
   /** What an operator of the cluster should know about these settings; shown on the NodeProfile. */

@@ -3,6 +3,7 @@ package dev.stasis.agent;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuVersion;
+import io.fabric8.kubernetes.api.model.Node;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,36 +16,35 @@ import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Observes what this node offers a restore: CPU, kernel, OS, CRIU, runtime, GPUs, free space. The
- * OS and the runtime's socket are the node's as seen under the agent's host root (in a pod with
- * hostPID, /proc/1/root), not its image's.
+ * Observes what this node offers a restore: CPU, kernel, OS, CRIU, the container runtime and
+ * whether it restores, GPUs, free space. The OS and the runtime's configuration are the node's as
+ * seen under the agent's host root (in a pod with hostPID, /proc/1/root), not its image's.
  */
 class NodeProfileProbe {
   private final Path proc;
   private final Path etc;
   private final Path dev;
-  private final Path run;
+  private final RuntimeProbe runtime;
   private final Map<String, Criu.Features> featureCache = new ConcurrentHashMap<>();
 
-  NodeProfileProbe(Path hostRoot) {
-    this(Path.of("/proc"), hostRoot.resolve("etc"), Path.of("/dev"), hostRoot.resolve("run"));
+  NodeProfileProbe(Path hostRoot, RuntimeSettings runtime) {
+    this.proc = Path.of("/proc");
+    this.etc = hostRoot.resolve("etc");
+    this.dev = Path.of("/dev");
+    this.runtime = new RuntimeProbe(hostRoot, runtime);
   }
 
-  NodeProfileProbe(Path proc, Path etc, Path dev, Path run) {
-    this.proc = proc;
-    this.etc = etc;
-    this.dev = dev;
-    this.run = run;
-  }
-
-  NodeProfileSpec probe(Criu criu, Path workDir) {
+  /** @param node this node's Node (the kubelet reports the runtime there); null when the agent cannot read it */
+  NodeProfileSpec probe(Criu criu, Path workDir, Node node) {
     NodeProfileSpec spec = new NodeProfileSpec();
     spec.arch = System.getProperty("os.arch").equals("amd64") ? "x86_64" : System.getProperty("os.arch");
     spec.cpu = cpu();
     spec.kernelRelease = read(proc.resolve("sys/kernel/osrelease")).trim();
+    // The unified hierarchy has cgroup.controllers at its root; v1 has a hierarchy per controller.
+    spec.cgroupVersion = Files.exists(Path.of("/sys/fs/cgroup/cgroup.controllers")) ? "v2" : "v1";
     spec.os = os();
     spec.criu = criu(criu, spec.kernelRelease);
-    spec.runtime = runtime();
+    spec.runtime = runtime.probe(node);
     spec.gpus = gpus();
     try {
       Files.createDirectories(workDir);
@@ -111,18 +111,6 @@ class NodeProfileProbe {
       info.missingFeatures = new ArrayList<>(features.missing());
     }
     return info;
-  }
-
-  private NodeProfileSpec.RuntimeInfo runtime() {
-    var runtime = new NodeProfileSpec.RuntimeInfo();
-    if (Files.exists(run.resolve("crio/crio.sock"))) {
-      runtime.name = "cri-o";
-    } else if (Files.exists(run.resolve("containerd/containerd.sock"))) {
-      runtime.name = "containerd";
-    } else {
-      runtime.name = "none";
-    }
-    return runtime;
   }
 
   private List<String> gpus() {

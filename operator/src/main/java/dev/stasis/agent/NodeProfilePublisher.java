@@ -51,7 +51,7 @@ public class NodeProfilePublisher implements AutoCloseable {
   private Map<String, String> publishedLabels;
 
   public NodeProfilePublisher(KubernetesClient client, AgentConfig config) {
-    this(client, config, new NodeProfileProbe(config.hostRoot()));
+    this(client, config, new NodeProfileProbe(config.hostRoot(), config.runtime()));
   }
 
   NodeProfilePublisher(KubernetesClient client, AgentConfig config, NodeProfileProbe probe) {
@@ -88,11 +88,12 @@ public class NodeProfilePublisher implements AutoCloseable {
 
   synchronized void publishIfChanged() {
     try {
-      NodeProfileSpec current = overrides.applyTo(probe.probe(config.criu(), config.workDir()));
+      Node node = node();
+      NodeProfileSpec current = overrides.applyTo(probe.probe(config.criu(), config.workDir(), node));
       List<String> warnings = config.kubelet().warnings(); // after the overrides: a test aid hides no warning
       current.warnings = warnings.isEmpty() ? null : warnings;
       current.grantKey = nodeKey.publicKey();
-      Map<String, String> labels = labels();
+      Map<String, String> labels = labels(node);
       if (published != null && !changed(published, current) && labels.equals(publishedLabels)) {
         return;
       }
@@ -120,23 +121,29 @@ public class NodeProfilePublisher implements AutoCloseable {
       }
       published = current;
       publishedLabels = labels;
-      log.info("published NodeProfile {}: {} {}, CRIU {}", config.nodeName(), current.arch,
-          current.cpu == null ? null : current.cpu.modelName, current.criu == null ? null : current.criu.version);
+      log.info("published NodeProfile {}: {} {}, CRIU {}, runtime {}", config.nodeName(), current.arch,
+          current.cpu == null ? null : current.cpu.modelName, current.criu == null ? null : current.criu.version,
+          current.runtime == null || current.runtime.restore == null ? null : current.runtime.restore.message);
     } catch (KubernetesClientException e) {
       log.warn("could not publish NodeProfile {}: {}", config.nodeName(), e.getMessage());
     }
   }
 
-  /** The Node's labels, if this agent may read its Node, with the agent's own labels over them. */
-  private Map<String, String> labels() {
-    Map<String, String> labels = new HashMap<>();
+  /** This node's Node, if the agent may read it (its labels, the runtime its kubelet reports); else null. */
+  private Node node() {
     try {
-      Node node = client.nodes().withName(config.nodeName()).get();
-      if (node != null && node.getMetadata().getLabels() != null) {
-        labels.putAll(node.getMetadata().getLabels());
-      }
+      return client.nodes().withName(config.nodeName()).get();
     } catch (KubernetesClientException e) {
-      log.debug("cannot read Node {} to mirror its labels: {}", config.nodeName(), e.getMessage());
+      log.debug("cannot read Node {}: {}", config.nodeName(), e.getMessage());
+      return null;
+    }
+  }
+
+  /** The Node's labels with the agent's own labels over them. */
+  private Map<String, String> labels(Node node) {
+    Map<String, String> labels = new HashMap<>();
+    if (node != null && node.getMetadata().getLabels() != null) {
+      labels.putAll(node.getMetadata().getLabels());
     }
     labels.putAll(config.labels());
     return labels;

@@ -15,6 +15,7 @@ import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.Manifest;
+import dev.stasis.archive.RuntimeArchive;
 import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
@@ -168,12 +169,13 @@ final class PodCheckpointJob extends NodeJob {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.containerArchiveKey(container.name, codec);
     try {
+      RuntimeArchive written = describe(archive);
       ArchiveWriter.StoredTar stored;
       try (ObjectUpload upload = store.upload(archiveKey); InputStream tar = Files.newInputStream(archive)) {
         stored = new ArchiveWriter().writeTar(tar, upload.stream(), codec, encryptWith);
         upload.commit();
       }
-      Manifest manifest = manifest(checkpoint, pod, container, archive, archiveKey, codec, stored);
+      Manifest manifest = manifest(checkpoint, pod, container, archive, written, archiveKey, codec, stored);
       if (encryptWith != null) {
         manifest.archive.encryption = Manifest.Encryption.with(encryptWith, stored.compressedSha256(),
             stored.compressedBytes());
@@ -185,8 +187,30 @@ final class PodCheckpointJob extends NodeJob {
     }
   }
 
+  private static Manifest.Owner controller(Pod pod) {
+    return pod.getMetadata().getOwnerReferences() == null ? null : pod.getMetadata().getOwnerReferences().stream()
+        .filter(o -> Boolean.TRUE.equals(o.getController())).findFirst().map(o -> {
+          Manifest.Owner owner = new Manifest.Owner();
+          owner.apiVersion = o.getApiVersion();
+          owner.kind = o.getKind();
+          owner.name = o.getName();
+          owner.uid = o.getUid();
+          return owner;
+        }).orElse(null);
+  }
+
+  /** What the runtime's archive says about itself; nothing, when it cannot be read as a tar (it is stored as it is). */
+  private static RuntimeArchive describe(Path archive) {
+    try {
+      return RuntimeArchive.read(archive);
+    } catch (IOException e) {
+      log.warn("cannot read the metadata of the kubelet's archive {}: {}", archive, e.getMessage());
+      return new RuntimeArchive(null, null, null, null, null);
+    }
+  }
+
   private Manifest manifest(Checkpoint checkpoint, PodTargets.ResolvedPod pod, ContainerCheckpointStatus container,
-      Path archive, String archiveKey, ArchiveCodec codec, ArchiveWriter.StoredTar stored) {
+      Path archive, RuntimeArchive written, String archiveKey, ArchiveCodec codec, ArchiveWriter.StoredTar stored) {
     var meta = checkpoint.getMetadata();
     Pod p = pod.pod();
     Manifest m = new Manifest();
@@ -202,17 +226,25 @@ final class PodCheckpointJob extends NodeJob {
     m.source.containerImage = p.getSpec().getContainers().stream().filter(c -> c.getName().equals(container.name))
         .map(Container::getImage).findFirst().orElse(null);
     m.source.podLabels = p.getMetadata().getLabels();
+    m.source.podController = controller(p);
     m.source.podAnnotations = p.getMetadata().getAnnotations();
     @SuppressWarnings("unchecked")
     Map<String, Object> podSpec = JSON.convertValue(p.getSpec(), Map.class);
     m.source.podSpec = podSpec;
     m.source.kubeletArchive = archive.getFileName().toString();
+    m.source.rootfsImageRef = written.rootfsImageRef();
+    m.source.rootfsImageName = written.rootfsImageName();
     NodeProfileSpec profile = NodeFingerprint.profile(client, config.nodeName());
     m.nodeProfile = NodeFingerprint.asMap(profile);
     if (profile != null && profile.criu != null && profile.criu.version != null && !profile.criu.version.isBlank()) {
       m.criu = new Manifest.Criu(); // the runtime ran the node's CRIU with options of its own
       m.criu.version = profile.criu.version;
     }
+    m.runtime = new Manifest.Runtime();
+    m.runtime.name = profile == null || profile.runtime == null ? null : profile.runtime.name;
+    m.runtime.version = profile == null || profile.runtime == null ? null : profile.runtime.version;
+    m.runtime.ociRuntime = written.ociRuntime();
+    m.runtime.criuVersion = written.criuVersion();
     m.archive = new Manifest.Archive();
     m.archive.key = archiveKey;
     m.archive.codec = codec;

@@ -24,6 +24,7 @@ import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.WorkGrants;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
+import io.fabric8.kubernetes.api.model.Node;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
@@ -98,10 +99,11 @@ final class PodRestoreJob extends NodeJob {
           manifests.add(manifest(store, checkpoint, container.name));
         }
         requireSpace(manifests);
+        requireBaseImages(restore, manifests);
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try {
           for (RecordedManifest manifest : manifests) {
-            pushed.add(pushImage(registry, store, checkpoint, manifest, storages.decryptionKey(manifest, grant)));
+            pushed.add(pushImage(registry, store, restore, checkpoint, manifest, storages.decryptionKey(manifest, grant)));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -147,10 +149,11 @@ final class PodRestoreJob extends NodeJob {
    */
   private void requireSpace(List<RecordedManifest> manifests) throws WorkFailure {
     long needed = manifests.stream().mapToLong(m -> m.archive().storedBytes() + m.archive().sizeBytes()).sum();
-    Path dir = config.kubelet().imageStoreDir();
+    var profile = NodeFingerprint.profile(client, config.nodeName());
+    Path dir = config.runtime().storageDir(profile == null || profile.runtime == null ? null : profile.runtime.name);
     long free;
     try {
-      free = WorkDirs.usableSpace(dir);
+      free = WorkDirs.usableSpace(config.onHost(dir));
     } catch (IOException e) {
       throw new WorkFailure("InsufficientSpace", "cannot tell the free space in " + dir + ": " + e.getMessage());
     }
@@ -161,17 +164,29 @@ final class PodRestoreJob extends NodeJob {
     }
   }
 
+  /** The images the checkpoints were based on, which the runtime needs again: before anything is pushed. */
+  private void requireBaseImages(Restore restore, List<RecordedManifest> manifests) throws WorkFailure {
+    var profile = NodeFingerprint.profile(client, config.nodeName());
+    Node node = client.nodes().withName(config.nodeName()).get();
+    for (RecordedManifest manifest : manifests) {
+      BaseImages.check(manifest.manifest(), profile == null ? null : profile.runtime, node)
+          .ifPresent(warning -> events.warning(restore, "BaseImageUnchecked", warning));
+    }
+  }
+
   /**
-   * Pushes the stored archive as the image's layer; an encrypted one is decrypted on the way, since
-   * the runtime reads the layer as it is. Only authenticated bytes reach the registry, and it
-   * refuses a blob whose digest differs from the manifest's.
+   * Pushes the stored archive as the image's layer, into the namespace's repository, tagged for this
+   * Restore; an encrypted archive is decrypted on the way, since the runtime reads the layer as it is.
+   * Only authenticated bytes reach the registry, and it refuses a blob whose digest differs from the
+   * manifest's.
    */
-  private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Checkpoint checkpoint,
+  private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Restore restore, Checkpoint checkpoint,
       RecordedManifest recorded, Optional<BoundKey> decryptWith) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     Manifest manifest = recorded.manifest();
     String container = manifest.source.containerName;
-    String repository = registry.repository(meta.getNamespace(), meta.getName());
+    String restoreUid = restore.getMetadata().getUid();
+    String repository = registry.repository(meta.getNamespace());
     Manifest.Encryption encryption = manifest.archive.encryption;
     String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.archive().sha256();
     long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.archive().storedBytes();
@@ -184,8 +199,8 @@ final class PodRestoreJob extends NodeJob {
       InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
       InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked;
       RegistryClient client = RegistryClient.open(registry, repository);
-      String digest = CheckpointImage.push(client, container + "-" + meta.getUid(), container,
-          manifest.source.podName, meta.getNamespace(), arch, layer, archive);
+      String digest = CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
+          CheckpointImage.annotations(manifest, restoreUid), arch, layer, archive);
       return new CheckpointImageStatus(container, client.reference(digest));
     } catch (RegistryException e) {
       throw new WorkFailure(e.reason(), e.getMessage());

@@ -22,6 +22,8 @@ import io.fabric8.kubernetes.model.annotation.Version;
 @AdditionalPrinterColumn(name = "CRIU", jsonPath = ".spec.criu.version", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "Kernel", jsonPath = ".spec.kernelRelease", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "Runtime", jsonPath = ".spec.runtime.name", type = AdditionalPrinterColumn.Type.STRING)
+@AdditionalPrinterColumn(name = "Version", jsonPath = ".spec.runtime.version", type = AdditionalPrinterColumn.Type.STRING)
+@AdditionalPrinterColumn(name = "Restores", jsonPath = ".spec.runtime.restore.enabled", type = AdditionalPrinterColumn.Type.BOOLEAN)
 @AdditionalPrinterColumn(name = "Seen", jsonPath = ".status.heartbeatTime", type = AdditionalPrinterColumn.Type.DATE)
 @AdditionalPrinterColumn(name = "Age", jsonPath = ".metadata.creationTimestamp", type = AdditionalPrinterColumn.Type.DATE)
 public class NodeProfile extends CustomResource<NodeProfileSpec, NodeProfileStatus> {}

@@ -10,6 +10,8 @@ public class NodeProfileSpec {
   public String arch;
   public CpuInfo cpu;
   public String kernelRelease;
+  /** v1 or v2: the cgroup hierarchy the node's containers and processes live in. */
+  public String cgroupVersion;
   public OsInfo os;
   public CriuInfo criu;
   public RuntimeInfo runtime;
@@ -56,8 +58,52 @@ public class NodeProfileSpec {
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class RuntimeInfo {
-    /** Container runtime family (cri-o, containerd) or "none" for process-only nodes. */
+    /**
+     * Container runtime family (containerd, cri-o, or another the kubelet names), or "none" for
+     * process-only nodes.
+     */
     public String name;
+    /** As the kubelet reports it (the Node's status.nodeInfo.containerRuntimeVersion), e.g. 2.3.4. */
     public String version;
+    /** Whether the runtime restores containers from checkpoint images, and how the agent knows. */
+    public RuntimeRestore restore;
+  }
+
+  /**
+   * Whether this node's container runtime restores containers from checkpoint images, which pod
+   * restores need: by the runtime's rules for its version and the setting that turns it on.
+   */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class RuntimeRestore {
+    public static final String FROM_RUNTIME = "Runtime";
+    public static final String FROM_CONFIG = "RuntimeConfig";
+    public static final String FROM_VERSION = "RuntimeVersion";
+    public static final String FROM_AGENT_FLAG = "AgentFlag";
+
+    /** True only when the runtime restores; false when it does not or the agent cannot tell. */
+    public Boolean enabled;
+    /**
+     * Where that comes from: Runtime (the runtime answered), RuntimeConfig (its configuration file
+     * as the node has it), RuntimeVersion (a rule of that version, no setting to read) or AgentFlag
+     * (the agent's --runtime-restore, for what the agent cannot see).
+     */
+    public String source;
+    /** What the agent found, in words: the version's rule, the setting and where it is set. */
+    public String message;
+    /** When it does not restore: what to change on the node so that it does. */
+    public String remedy;
+
+    public RuntimeRestore() {}
+
+    public RuntimeRestore(boolean enabled, String source, String message, String remedy) {
+      this.enabled = enabled;
+      this.source = source;
+      this.message = message;
+      this.remedy = remedy;
+    }
+
+    public boolean restores() {
+      return Boolean.TRUE.equals(enabled);
+    }
   }
 }

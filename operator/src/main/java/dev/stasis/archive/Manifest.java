@@ -43,6 +43,8 @@ public class Manifest {
   /** The source node's fingerprint (NodeProfile fields), which restores are matched against. */
   public Map<String, Object> nodeProfile;
   public Criu criu;
+  /** Pod checkpoints: the container runtime that took it. */
+  public Runtime runtime;
   /** Files the checkpointed process depends on; a restore needs them at the same paths. */
   public List<RequiredPath> paths;
   /** Whether CRIU was told to checkpoint established TCP connections (--tcp-established). */
@@ -76,6 +78,39 @@ public class Manifest {
     public Map<String, Object> podSpec;
     /** Pod checkpoints: the name the kubelet gave the archive, e.g. checkpoint-web_jobs-app-2024-….tar. */
     public String kubeletArchive;
+    /**
+     * Pod checkpoints: the image the container ran, by digest as the runtime resolved it
+     * (config.dump's rootfsImageRef, e.g. registry.example.com/sim@sha256:…); containerd pulls it
+     * again by this reference when it restores the container.
+     */
+    public String rootfsImageRef;
+    /** Pod checkpoints: that image by the name it was pulled with (config.dump's rootfsImageName). */
+    public String rootfsImageName;
+    /** Pod checkpoints: the pod's controller (its owner reference with controller: true), if it had one. */
+    public Owner podController;
+  }
+
+  /** An owner reference, as the pod carried it. */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static class Owner {
+    public String apiVersion;
+    public String kind;
+    public String name;
+    public String uid;
+  }
+
+  /** Pod checkpoints: the container runtime that took the checkpoint, as the checkpoint image's annotations name it. */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static class Runtime {
+    /** The container engine (containerd, cri-o) and its version, as the kubelet reports them. */
+    public String name;
+    public String version;
+    /** The OCI runtime under it, as config.dump names it (io.containerd.runc.v2, runc, crun). */
+    public String ociRuntime;
+    /** The CRIU the runtime ran, from the first lines of CRIU's dump.log in the archive. */
+    public String criuVersion;
   }
 
   /** The CRIU that wrote the images; a restore needs at least this version. */

@@ -4,6 +4,7 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.NodeWorkQueue;
 import dev.stasis.agent.ProcessTargetPolicy;
+import dev.stasis.agent.RuntimeSettings;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;
 import java.net.URI;
@@ -90,14 +91,29 @@ final class AgentOptions {
           + " /var/lib/kubelet/checkpoints).")
   Path kubeletCheckpointDir;
 
-  @Option(names = "--container-storage-dir", paramLabel = "DIR", converter = Converters.DirectoryPath.class,
-      order = 24, description = "Pod restores: where the runtime keeps images, for the free-space check"
-          + " (default: /var/lib/containers/storage).")
-  Path containerStorageDir;
-
-  @Option(names = "--kubelet-insecure-skip-tls-verify", order = 25,
+  @Option(names = "--kubelet-insecure-skip-tls-verify", order = 24,
       description = "Pod checkpoints: do not check the kubelet's certificate (warned about on the NodeProfile).")
   boolean kubeletInsecureSkipTlsVerify;
+
+  @Option(names = "--containerd-config", paramLabel = "FILE", order = 30,
+      description = "The container runtime, as the node sees it: containerd's configuration (default: "
+          + "/etc/containerd/config.toml).")
+  Path containerdConfig = RuntimeSettings.CONTAINERD_CONFIG;
+
+  @Option(names = "--crio-socket", paramLabel = "FILE", order = 31,
+      description = "The container runtime, as the node sees it: CRI-O's socket (default: /run/crio/crio.sock).")
+  Path crioSocket = RuntimeSettings.CRIO_SOCKET;
+
+  @Option(names = "--runtime-restore", paramLabel = "auto|enabled|disabled", converter = Converters.RuntimeRestore.class,
+      defaultValue = "auto", order = 32,
+      description = "Whether the runtime restores containers from checkpoint images (default: ${DEFAULT-VALUE}:"
+          + " the agent finds out).")
+  RuntimeSettings.Restore runtimeRestore;
+
+  @Option(names = "--container-storage-dir", paramLabel = "DIR", converter = Converters.DirectoryPath.class,
+      order = 33, description = "Pod restores: where the runtime keeps images, for the free-space check"
+          + " (default: the runtime's own, /var/lib/containerd or /var/lib/containers/storage).")
+  Path containerStorageDir;
 
   /** The flag changed meaning; a cluster's old arguments must not pass silently. */
   @Option(names = "--allow-process-targets", paramLabel = "NS,...", hidden = true)
@@ -117,7 +133,8 @@ final class AgentOptions {
     Set<String> allowed = allowHostProcesses == null ? hostProcesses : ProcessTargetPolicy.parse(allowHostProcesses);
     return new AgentConfig(node, workDir != null ? workDir : defaultWorkDir, new Criu(Main.criuPath(criu), criuEnv),
         allowed, kubelet(node), hostRoot, nodeLabels, profileOverrides, maxConcurrent,
-        RetryPolicy.withBase(retryBackoff));
+        RetryPolicy.withBase(retryBackoff),
+        new RuntimeSettings(containerdConfig, crioSocket, runtimeRestore, containerStorageDir));
   }
 
   /** The kubelet of the agent's node; by default as a DaemonSet pod with its ServiceAccount sees it. */
@@ -129,7 +146,6 @@ final class AgentOptions {
         kubeletCa != null ? kubeletCa : defaults.caFile(),
         kubeletInsecureSkipTlsVerify,
         kubeletCheckpointDir != null ? kubeletCheckpointDir : defaults.checkpointDir(),
-        containerStorageDir != null ? containerStorageDir : defaults.imageStoreDir(),
         defaults.answerGrace());
     settings.warnings().forEach(LOG::warn);
     return settings;

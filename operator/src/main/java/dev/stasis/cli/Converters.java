@@ -1,11 +1,13 @@
 package dev.stasis.cli;
 
+import dev.stasis.agent.RuntimeSettings;
 import dev.stasis.operator.schedule.Durations;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Locale;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.TypeConversionException;
 
@@ -118,6 +120,18 @@ final class Converters {
         // said below
       }
       throw new TypeConversionException("'" + value + "' is not a URL such as https://node-1:10250");
+    }
+  }
+
+  /** --runtime-restore: auto, enabled or disabled. */
+  static final class RuntimeRestore implements ITypeConverter<RuntimeSettings.Restore> {
+    @Override
+    public RuntimeSettings.Restore convert(String value) {
+      try {
+        return RuntimeSettings.Restore.valueOf(value.trim().toUpperCase(Locale.ROOT));
+      } catch (IllegalArgumentException e) {
+        throw new TypeConversionException("'" + value + "' is none of auto, enabled, disabled");
+      }
     }
   }
 }

@@ -130,6 +130,22 @@ public final class RegistryClient {
     return response.body();
   }
 
+  /**
+   * Whether the registry serves a manifest (of any kind a runtime pulls: OCI or Docker, single or
+   * an index) under a tag or digest.
+   */
+  public boolean hasManifest(String reference) throws RegistryException {
+    HttpResponse<String> response = send(request("/manifests/" + reference).header("Accept", String.join(", ",
+        OCI_MANIFEST, "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json"))
+        .method("HEAD", HttpRequest.BodyPublishers.noBody()), "look up the manifest");
+    if (response.statusCode() == 404) {
+      return false;
+    }
+    expect(response, 200, "look up the manifest");
+    return true;
+  }
+
   /** Deletes a manifest by digest; true if it was there. Registries must allow deletion for this. */
   public boolean deleteManifest(String digest) throws RegistryException {
     HttpResponse<String> response = send(request("/manifests/" + digest).DELETE(), "delete the manifest");

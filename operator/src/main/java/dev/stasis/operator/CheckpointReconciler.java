@@ -63,6 +63,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
   private final GrantIssuer grants;
+  private final CheckpointImages checkpointImages;
   private final Clock clock;
 
   public CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
@@ -81,6 +82,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
     this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
     this.grants = new GrantIssuer(cluster, storages);
+    this.checkpointImages = new CheckpointImages(client, storages, statusWriter, events, clock);
   }
 
   @Override
@@ -395,6 +397,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     if (!readers.isEmpty()) {
       keepForReaders(checkpoint, readers);
       return DeleteControl.noFinalizerRemoval().rescheduleAfter(READERS_POLL);
+    }
+    if (!checkpointImages.deletedWith(checkpoint)) {
+      return DeleteControl.noFinalizerRemoval().rescheduleAfter(CheckpointImages.RETRY);
     }
     boolean retain = checkpoint.getSpec() != null && Boolean.TRUE.equals(checkpoint.getSpec().retainArchive);
     CheckpointStorage storage = storages.find(status.storage);

@@ -1,23 +1,20 @@
 package dev.stasis.operator;
 
 import dev.stasis.api.Checkpoint;
-import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.archive.Manifest;
-import dev.stasis.image.CheckpointImage;
-import dev.stasis.image.Registry;
-import dev.stasis.image.RegistryException;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.StoredCheckpointException;
 import dev.stasis.storage.ObjectStore;
-import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
 import io.fabric8.kubernetes.api.model.LocalObjectReference;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -51,18 +48,30 @@ final class PodRestores {
   static final Duration START_TIMEOUT = Duration.ofMinutes(10);
   /** Container states from which the kubelet will not get the restored container running by itself. */
   private static final Set<String> HOPELESS = Set.of("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
-      "InvalidImageName", "CreateContainerError", "CreateContainerConfigError", "RunContainerError", "CrashLoopBackOff");
+      "InvalidImageName", "CreateContainerConfigError", "CrashLoopBackOff");
+  /** Of those, the ones where the runtime itself refused to make the container from its checkpoint image. */
+  private static final Set<String> RUNTIME_REFUSED = Set.of("CreateContainerError", "RunContainerError");
 
   private final KubernetesClient client;
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final PodControllers controllers;
+  private final CheckpointImages images;
 
-  PodRestores(KubernetesClient client, StorageBinding storages, StatusWriter statusWriter, EventRecorder events) {
+  PodRestores(KubernetesClient client, StorageBinding storages, StatusWriter statusWriter, EventRecorder events,
+      CheckpointImages images) {
     this.client = client;
+    this.controllers = new PodControllers(client);
+    this.images = images;
     this.storages = storages;
     this.statusWriter = statusWriter;
     this.events = events;
+  }
+
+  /** Before placement: refused while the pod's controller runs (or will run) its work or identity. */
+  void requireRestorable(Restore restore, Manifest manifest) throws Refusal {
+    controllers.requireRestorable(restore, manifest);
   }
 
   /** A Restore whose images are pushed: create its pod, or follow the pod it created. */
@@ -81,12 +90,9 @@ final class PodRestores {
         complete(restore, pod);
         return UpdateControl.noUpdate();
       }
-      Optional<String> failure = failure(pod);
+      Optional<Refusal> failure = failure(pod);
       if (failure.isPresent()) {
-        throw new Refusal("RestoredPodFailed", "pod " + pod.getMetadata().getName() + " on node "
-            + pod.getSpec().getNodeName() + " cannot run: " + failure.get()
-            + "; the node's runtime must restore from checkpoint images (CRI-O 1.25+ with enable_criu_support, or "
-            + "containerd 2.1+) and be able to pull from the registry, the image the checkpoint was based on included");
+        throw failure.get();
       }
       Instant created = Instant.parse(pod.getMetadata().getCreationTimestamp());
       if (Instant.now().isAfter(created.plus(START_TIMEOUT))) {
@@ -108,12 +114,16 @@ final class PodRestores {
           + "' was deleted while it was restored");
     }
     Manifest manifest = podManifest(checkpoint);
+    controllers.requireRestorable(restore, manifest); // again: the controller may have changed since placement
     Pod pod = restoredPod(restore, manifest);
     Pod created;
     try {
       created = client.resource(pod).create();
     } catch (KubernetesClientException e) {
       created = e.getCode() == 409 ? ours(restore, pod.getMetadata().getName()) : null;
+      if (created == null && e.getCode() == 409 && leaving(restore, pod.getMetadata().getName())) {
+        return; // a StatefulSet scaled down: its pod of that name is still being deleted
+      }
       if (created == null) {
         throw new Refusal(e.getCode() == 409 ? "PodNameTaken" : "PodCreateFailed", "cannot create pod "
             + pod.getMetadata().getName() + ": " + (e.getStatus() != null ? e.getStatus().getMessage() : e.getMessage())
@@ -127,6 +137,12 @@ final class PodRestores {
       r.getStatus().reason = "PodCreated";
       r.getStatus().message = message;
     }).ifPresent(r -> events.normal(r, "PodCreated", message));
+  }
+
+  /** Whether a pod of that name is being deleted, and the Restore may wait for it to go. */
+  private boolean leaving(Restore restore, String name) {
+    Pod existing = client.pods().inNamespace(restore.getMetadata().getNamespace()).withName(name).get();
+    return existing != null && existing.getMetadata().getDeletionTimestamp() != null;
   }
 
   /** A pod of that name that this Restore created in an earlier pass, or null. */
@@ -156,9 +172,10 @@ final class PodRestores {
   }
 
   /**
-   * The stored pod, fresh: its labels and annotations, its spec bound to the chosen node with the
-   * checkpoint images; no owner references (a ReplicaSet must not adopt or delete it behind the
-   * Restore's back) and nothing the API server or the kubelet set.
+   * The stored pod, fresh: its labels (without its controller's, {@link PodControllers}) and
+   * annotations, its spec bound to the chosen node with the checkpoint images; owned by the Restore
+   * (the old controller must not adopt, delete or count it) and nothing the API server or the
+   * kubelet set.
    */
   Pod restoredPod(Restore restore, Manifest manifest) {
     var source = manifest.source;
@@ -178,41 +195,85 @@ final class PodRestores {
       podSpec.imagePullSecrets.forEach(s -> secrets.add(new LocalObjectReference(s)));
       spec.setImagePullSecrets(secrets);
     }
-    Map<String, String> labels = source.podLabels == null ? new HashMap<>() : new HashMap<>(source.podLabels);
+    Map<String, String> labels = controllers.labels(restore, manifest);
     labels.put(RESTORE_UID, restore.getMetadata().getUid());
     Map<String, String> annotations = source.podAnnotations == null ? new HashMap<>() : new HashMap<>(source.podAnnotations);
     annotations.put(CHECKPOINT_ANNOTATION, restore.checkpointName());
-    String name = podSpec != null && podSpec.name != null && !podSpec.name.isBlank() ? podSpec.name
-        : source.podName + "-" + restore.getMetadata().getUid().substring(0, 5);
     Pod pod = new Pod();
-    pod.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(restore.getMetadata().getNamespace())
-        .withLabels(labels).withAnnotations(annotations).build());
+    pod.setMetadata(new ObjectMetaBuilder().withName(PodControllers.name(restore, manifest))
+        .withNamespace(restore.getMetadata().getNamespace()).withLabels(labels).withAnnotations(annotations)
+        .withOwnerReferences(PodControllers.owner(restore)).build());
     pod.setSpec(spec);
     return pod;
   }
 
-  /** Why the pod will not run, in the kubelet's words, if it will not. */
-  static Optional<String> failure(Pod pod) {
+  /**
+   * Why the pod will not run, in the kubelet's and the runtime's words, if it will not: the runtime
+   * could not restore a container from its checkpoint image (RuntimeCannotRestore, with what to
+   * change on the node), or the pod failed otherwise (RestoredPodFailed).
+   */
+  Optional<Refusal> failure(Pod pod) {
     var status = pod.getStatus();
     if (status == null) {
       return Optional.empty();
     }
+    String name = pod.getMetadata().getName();
+    String node = pod.getSpec().getNodeName();
     if ("Failed".equals(status.getPhase())) {
-      return Optional.of(status.getReason() + ": " + status.getMessage());
+      return Optional.of(podFailed(name, node, status.getReason() + ": " + status.getMessage()));
     }
     List<ContainerStatus> containers = status.getContainerStatuses() == null ? List.of() : status.getContainerStatuses();
     for (ContainerStatus c : containers) {
       var state = c.getState();
-      if (state != null && state.getWaiting() != null && HOPELESS.contains(state.getWaiting().getReason())) {
-        return Optional.of("container " + c.getName() + ": " + state.getWaiting().getReason() + ": "
-            + state.getWaiting().getMessage());
+      var waiting = state == null ? null : state.getWaiting();
+      if (waiting != null && RUNTIME_REFUSED.contains(waiting.getReason())) {
+        return Optional.of(new Refusal("RuntimeCannotRestore", "the container runtime of node " + node
+            + " could not restore container " + c.getName() + " of pod " + name + " from its checkpoint image: "
+            + waiting.getReason() + ": " + waiting.getMessage() + ". " + whatToChange(node, waiting.getMessage())));
+      }
+      if (waiting != null && HOPELESS.contains(waiting.getReason())) {
+        return Optional.of(podFailed(name, node, "container " + c.getName() + ": " + waiting.getReason() + ": "
+            + waiting.getMessage()));
       }
       if (state != null && state.getTerminated() != null) {
-        return Optional.of("container " + c.getName() + " ended: " + state.getTerminated().getReason()
-            + " (exit code " + state.getTerminated().getExitCode() + ")");
+        return Optional.of(podFailed(name, node, "container " + c.getName() + " ended: "
+            + state.getTerminated().getReason() + " (exit code " + state.getTerminated().getExitCode() + ")"));
       }
     }
     return Optional.empty();
+  }
+
+  private static Refusal podFailed(String pod, String node, String why) {
+    return new Refusal("RestoredPodFailed", "pod " + pod + " on node " + node + " cannot run: " + why
+        + "; the node must be able to pull the checkpoint images from the registry (spec.pod.imagePullSecrets)");
+  }
+
+  /** What to change so that the runtime restores, from its words and the node's profile. */
+  private String whatToChange(String node, String runtimeSaid) {
+    String said = runtimeSaid == null ? "" : runtimeSaid;
+    if (said.contains("checkpoint base image")) {
+      return "containerd pulls the image the checkpoint was based on again when it restores, from its registry and"
+          + " without the pod's imagePullSecrets: keep that image pullable from node " + node;
+    }
+    NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
+    var runtime = profile == null || profile.getSpec() == null ? null : profile.getSpec().runtime;
+    var restore = runtime == null ? null : runtime.restore;
+    String agentSaid = restore != null && restore.restores() ? "; the node's agent said it restores (" + restore.source
+        + ": " + restore.message + ")" + (NodeProfileSpec.RuntimeRestore.FROM_AGENT_FLAG.equals(restore.source)
+            ? ": correct the agent's --runtime-restore" : "") : "";
+    if (said.contains("disabled by configuration")) {
+      return "Turn restores from checkpoint images on in containerd on node " + node + ": "
+          + "enable_experimental_restore_via_create = true (and no enable_criu = false) in [plugins.\""
+          + "io.containerd.cri.v1.runtime\"] of its configuration, then restart it" + agentSaid;
+    }
+    if (said.contains("no command specified")) {
+      return "CRI-O on node " + node + " took the checkpoint image for a plain image, as it does when its restores are"
+          + " off: set container_level_enabled = \"checkpoint_restore\" in [crio.checkpoint_restore] of its"
+          + " configuration and restart it" + agentSaid;
+    }
+    return "The runtime's log on node " + node + " says more"
+        + (runtime == null ? "" : " (" + runtime.name + (runtime.version == null ? "" : " " + runtime.version) + ")")
+        + "; restore on a node whose runtime is the one that took the checkpoint (spec.placement.nodeName)";
   }
 
   private static boolean isRestoring(Restore r) {
@@ -240,27 +301,9 @@ final class PodRestores {
         client.resource(pod).delete();
       }
     }
-    deleteImages(restore);
+    images.delete(restore, "the restore failed (" + refusal.reason() + ")");
     statusWriter.update(restore, PodRestores::isRestoring,
         r -> r.getStatus().fail(refusal.reason(), refusal.getMessage(), r.getMetadata().getGeneration()))
         .ifPresent(failed -> events.warning(failed, refusal.reason(), refusal.getMessage()));
-  }
-
-  private void deleteImages(Restore restore) {
-    Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
-        .withName(restore.checkpointName()).get();
-    CheckpointStorage storage = checkpoint == null ? null : storages.find(checkpoint.getStatus().storage);
-    for (CheckpointImageStatus image : restore.getStatus().checkpointImages) {
-      try {
-        if (storage == null) {
-          throw new StorageUnavailableException("the checkpoint or its storage is gone");
-        }
-        Registry registry = storages.registry(storage);
-        CheckpointImage.delete(registry, image.image);
-      } catch (RegistryException | StorageUnavailableException e) {
-        events.warning(restore, "ImageNotDeleted", "could not delete the checkpoint image " + image.image + ": "
-            + e.getMessage());
-      }
-    }
   }
 }

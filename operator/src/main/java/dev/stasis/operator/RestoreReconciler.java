@@ -28,8 +28,10 @@ import dev.stasis.operator.placement.PlacementDecision;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
@@ -53,7 +55,7 @@ import org.slf4j.LoggerFactory;
  * restore on from the NodeProfiles, and hands the Restore to that node's agent.
  */
 @ControllerConfiguration(name = "restore", generationAwareEventProcessing = false)
-public class RestoreReconciler implements Reconciler<Restore> {
+public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> {
   private static final Logger log = LoggerFactory.getLogger(RestoreReconciler.class);
   private static final Duration CHECKPOINT_POLL = Duration.ofSeconds(5);
   /** RFC 3339 times in UTC sort as text. */
@@ -68,6 +70,7 @@ public class RestoreReconciler implements Reconciler<Restore> {
   private final EventRecorder events;
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
+  private final CheckpointImages checkpointImages;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
   private final GrantIssuer grants;
@@ -84,7 +87,8 @@ public class RestoreReconciler implements Reconciler<Restore> {
     this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
-    this.podRestores = new PodRestores(client, storages, statusWriter, events);
+    this.checkpointImages = new CheckpointImages(client, storages, statusWriter, events, clock);
+    this.podRestores = new PodRestores(client, storages, statusWriter, events, checkpointImages);
     this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
     this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
     this.grants = new GrantIssuer(cluster, storages);
@@ -98,7 +102,8 @@ public class RestoreReconciler implements Reconciler<Restore> {
     }
     if (observed != null && observed.phase != null && observed.phase != RestorePhase.Pending) {
       if (observed.phase.isTerminal()) {
-        return UpdateControl.noUpdate();
+        return checkpointImages.deleteWhenDue(restore).map(due -> UpdateControl.<Restore>noUpdate().rescheduleAfter(due))
+            .orElse(UpdateControl.noUpdate());
       }
       resealWhenTheNodeKeyChanged(restore);
       return failWhenAgentGone(restore);
@@ -120,6 +125,9 @@ public class RestoreReconciler implements Reconciler<Restore> {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(CHECKPOINT_POLL);
       }
       List<RecordedManifest> manifests = recordedManifests(checkpoint);
+      if (isPodCheckpoint(checkpoint)) {
+        podRestores.requireRestorable(restore, manifests.get(0).manifest());
+      }
       CheckpointNeeds needs = needsOf(manifests);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
       if (preflightFailures.size() >= PlacementStatus.MAX_PREFLIGHT_FAILURES) {
@@ -147,6 +155,13 @@ public class RestoreReconciler implements Reconciler<Restore> {
       fail(restore, refusal, null);
     }
     return UpdateControl.noUpdate();
+  }
+
+  /** A deleted Restore takes its checkpoint images along (its restored pod goes by its owner reference). */
+  @Override
+  public DeleteControl cleanup(Restore restore, Context<Restore> context) {
+    return checkpointImages.deletedWith(restore) ? DeleteControl.defaultDelete()
+        : DeleteControl.noFinalizerRemoval().rescheduleAfter(CheckpointImages.RETRY);
   }
 
   private static int backoffLimit(Restore restore) {

@@ -323,7 +323,7 @@ class NodeWorkTest {
   void aDeadAgentsKubeletArchiveIsDeletedButNoOtherNamespacesOrContainers() throws Exception {
     Path kubeletDir = Files.createDirectories(work.resolve("kubelet-checkpoints"));
     var kubelet = new KubeletSettings(java.net.URI.create("https://127.0.0.1:1"), work.resolve("token"),
-        work.resolve("ca.crt"), false, kubeletDir, work.resolve("images"), Duration.ofSeconds(1));
+        work.resolve("ca.crt"), false, kubeletDir, Duration.ofSeconds(1));
     var config = new AgentConfig("node-a", work, new Criu(work.resolve("no-criu"), Map.of()), Set.of(), kubelet)
         .withWorkLimits(2, RetryPolicy.withBase(RETRY_BASE));
     Checkpoint abandoned = checkpointAssigned("a", "web", null, CheckpointPhase.Running);

@@ -85,7 +85,7 @@ public final class PlacementBenchmark {
     NodeProfile source = profiles.get(random.nextInt(profiles.size()));
     List<String> tcp = random.nextInt(20) == 0 ? List.of("10.0.0.1:5000 -> 10.0.0.2:40000") : List.of();
     CheckpointNeeds needs = new CheckpointNeeds(source.getMetadata().getName(), source.getSpec(),
-        source.getSpec().criu.version, tcp, List.of());
+        source.getSpec().criu.version, tcp, List.of(), false);
     RestorePlacement placement = new RestorePlacement();
     if (random.nextInt(5) == 0) {
       placement.nodeSelector = Map.of("zone", "zone-" + random.nextInt(10));

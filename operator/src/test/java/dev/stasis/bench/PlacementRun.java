@@ -60,7 +60,7 @@ final class PlacementRun {
     int placed = 0;
     for (NodeProfile source : sources) {
       var needs = new CheckpointNeeds(source.getMetadata().getName(), source.getSpec(),
-          source.getSpec().criu.version, List.of(), List.of());
+          source.getSpec().criu.version, List.of(), List.of(), false);
       if (index.placementOver(profiles).place(needs, new RestorePlacement(), Map.of()).node().isPresent()) {
         placed++;
       }

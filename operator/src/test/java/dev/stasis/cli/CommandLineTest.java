@@ -79,6 +79,8 @@ class CommandLineTest {
         .contains("Invalid value for option '--kubelet-url': 'node-1:10250' is not a URL");
     assertThat(refusal("agent", "--node=n", "--node-labels", "zone"))
         .contains("--node-labels", "KEY=VALUE");
+    assertThat(refusal("agent", "--node=n", "--runtime-restore", "sometimes"))
+        .contains("Invalid value for option '--runtime-restore': 'sometimes' is none of auto, enabled, disabled");
     assertThat(refusal("operator", "--log-format", "xml"))
         .contains("Invalid value for option '--log-format'", "json, text");
   }

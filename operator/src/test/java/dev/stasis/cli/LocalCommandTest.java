@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.RuntimeSettings;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Set;
@@ -24,6 +25,7 @@ class LocalCommandTest {
     assertThat(agent.hostRoot()).isEqualTo(Path.of("/"));
     assertThat(agent.labels()).isEmpty();
     assertThat(agent.maxConcurrent()).isEqualTo(2);
+    assertThat(agent.runtime()).isEqualTo(RuntimeSettings.defaults());
   }
 
   @Test
@@ -32,7 +34,9 @@ class LocalCommandTest {
     try {
       AgentConfig agent = local("--node", "lab-1", "--node-labels", "zone=lab,gpu=none", "--host-root", "/tmp",
           "--profile-overrides", overrides.toString(), "--max-concurrent", "4", "--allow-host-processes", "jobs",
-          "--work-dir", "/var/lib/stasis", "--retry-backoff=1m").agentConfig(STATE);
+          "--work-dir", "/var/lib/stasis", "--retry-backoff=1m", "--containerd-config", "/etc/k3s/containerd.toml",
+          "--crio-socket", "/run/crio.sock", "--runtime-restore", "enabled", "--container-storage-dir", "/srv/images")
+          .agentConfig(STATE);
       assertThat(agent.nodeName()).isEqualTo("lab-1");
       assertThat(agent.labels()).isEqualTo(Map.of("zone", "lab", "gpu", "none"));
       assertThat(agent.hostRoot()).isEqualTo(Path.of("/tmp"));
@@ -41,6 +45,8 @@ class LocalCommandTest {
       assertThat(agent.hostProcessNamespaces()).isEqualTo(Set.of("jobs"));
       assertThat(agent.workDir()).isEqualTo(Path.of("/var/lib/stasis"));
       assertThat(agent.retries().base()).hasMinutes(1);
+      assertThat(agent.runtime()).isEqualTo(new RuntimeSettings(Path.of("/etc/k3s/containerd.toml"),
+          Path.of("/run/crio.sock"), RuntimeSettings.Restore.ENABLED, Path.of("/srv/images")));
     } finally {
       java.nio.file.Files.delete(overrides);
     }

@@ -98,7 +98,7 @@ class PodCheckpointIT {
 
   static AgentConfig agent(String node, TestingKubelet kubelet, Path token, TestCa ca) throws Exception {
     var settings = new KubeletSettings(kubelet.url(), token, ca.certificate(), false, kubelet.checkpointDir(),
-        dir.resolve(node).resolve("images"), Duration.ofSeconds(2));
+        Duration.ofSeconds(2));
     return new AgentConfig(node, dir.resolve(node).resolve("work"), new Criu(Main.criuPath(null), Map.of()), Set.of(),
         settings);
   }

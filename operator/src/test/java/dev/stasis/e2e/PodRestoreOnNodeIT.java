@@ -7,35 +7,29 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
-import dev.stasis.api.CheckpointRef;
-import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.EncryptionSpec;
-import dev.stasis.api.FileSystemStorage;
-import dev.stasis.api.RegistrySpec;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePodSpec;
-import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.SecretReference;
 import dev.stasis.image.CheckpointImage;
 import dev.stasis.image.Registry;
 import dev.stasis.image.RegistryClient;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.CounterPods;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.PodCheckpoints;
+import dev.stasis.testing.Restores;
 import dev.stasis.testing.TestNode;
 import dev.stasis.testing.WorkloadImages;
 import dev.stasis.tls.TlsTrust;
 import io.fabric8.kubernetes.api.model.Event;
-import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.readiness.Readiness;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -43,11 +37,11 @@ import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.LongStream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -65,6 +59,8 @@ import org.junit.jupiter.api.io.TempDir;
 @ExtendWith(TestNode.Extension.class)
 class PodRestoreOnNodeIT {
   static final Duration TIMEOUT = Duration.ofSeconds(120);
+  /** How long the storage keeps a checkpoint image once its pod runs (spec.registry.imageGracePeriod). */
+  static final Duration IMAGE_GRACE = Duration.ofSeconds(20);
   static final ObjectMapper JSON = new ObjectMapper();
   static final String SYSTEM = "stasis-system";
 
@@ -84,7 +80,7 @@ class PodRestoreOnNodeIT {
     counterImage = WorkloadImages.push(node.registry(), "workloads/pod-counter", "1", "pod-counter", "/count");
     Path token = node.writeToken(dir.resolve("agent.token"), SYSTEM, "stasis-agent");
     stasis = node.startStasis(dir.resolve("work"), node.kubeletUrl(), token);
-    storage = storage("restore-on-node", null);
+    storage = node.podStorage("restore-on-node", dir.resolve("storage"), null, IMAGE_GRACE.toSeconds() + "s");
   }
 
   @AfterAll
@@ -114,7 +110,7 @@ class PodRestoreOnNodeIT {
     assertThat(done.getStatus().message).isEqualTo("restored as pod " + restored + " on node " + node.name());
     assertThat(done.getStatus().checkpointImages).extracting(i -> i.container).containsExactly("app");
     String image = done.getStatus().checkpointImages.get(0).image;
-    assertThat(image).startsWith(node.podRegistry() + "/stasis/" + namespace + "/web@sha256:");
+    assertThat(image).startsWith(node.podRegistry() + "/stasis/" + namespace + "@sha256:");
     assertThat(events("web")).anyMatch(e -> e.getReason().equals("Restored"));
     assertThat(new Kubectl(node.kubeconfig()).run("get", "rst", "web", "-n", namespace).ok().output())
         .contains("Completed").contains(restored);
@@ -125,17 +121,38 @@ class PodRestoreOnNodeIT {
     assertThat(pod.getSpec().getNodeName()).isEqualTo(node.name());
     assertThat(pod.getSpec().getContainers()).extracting(c -> c.getName() + " " + c.getImage())
         .containsExactly("app " + image, "sidecar " + counterImage);
-    assertThat(pod.getMetadata().getOwnerReferences()).isNullOrEmpty();
-    assertThat(pod.getMetadata().getLabels()).containsEntry("app", "web");
+    assertThat(pod.getMetadata().getOwnerReferences()).extracting(o -> o.getKind() + " " + o.getName() + " " + o.getUid())
+        .containsExactly("Restore web " + done.getMetadata().getUid());
+    // A pod of no controller keeps its labels.
+    assertThat(pod.getMetadata().getLabels()).containsEntry("app", "web").containsEntry("stasis.dev/restore", "web");
     assertThat(pod.getSpec().getImagePullSecrets()).extracting(s -> s.getName()).containsExactly("regcred");
 
-    // The image containerd restored from: an OCI manifest with the checkpoint annotations and one
-    // layer, the stored archive (its digest is the archive's sha256), whose diff ID is the kubelet's tar.
-    RegistryClient images = registry(node.podRegistry(), "stasis/" + namespace + "/web");
-    JsonNode manifest = JSON.readTree(images.manifest("app-" + checkpoint.getMetadata().getUid()));
+    // The image containerd restored from, in the namespace's repository, tagged for this Restore: an
+    // OCI manifest with the checkpoint annotations both runtimes read and checkpointctl's about where
+    // it was taken, and one layer, the stored archive (its digest is the archive's sha256), whose diff
+    // ID is the kubelet's tar.
+    RegistryClient images = registry(node.podRegistry(), "stasis/" + namespace);
+    JsonNode manifest = JSON.readTree(images.manifest("app-" + done.getMetadata().getUid()));
     assertThat(manifest.path("mediaType").asText()).isEqualTo(RegistryClient.OCI_MANIFEST);
-    assertThat(manifest.path("annotations").path(CheckpointImage.CRIU_CONTAINER_NAME).asText()).isEqualTo("app");
-    assertThat(manifest.path("annotations").path(CheckpointImage.CRIO_CHECKPOINT_NAME).asText()).isEqualTo("app");
+    var profile = admin.resources(NodeProfile.class).withName(node.name()).get().getSpec();
+    String base = counterImage.substring(0, counterImage.lastIndexOf(':'));
+    assertThat(JSON.convertValue(manifest.path("annotations"), Map.class)).containsAllEntriesOf(Map.ofEntries(
+        Map.entry(CheckpointImage.CRIU_CONTAINER_NAME, "app"),
+        Map.entry(CheckpointImage.CRIO_CHECKPOINT_NAME, "app"),
+        Map.entry(CheckpointImage.CRIU_POD_NAME, "web"),
+        Map.entry(CheckpointImage.CRIU_POD_NAMESPACE, namespace),
+        Map.entry(CheckpointImage.CRIU_ENGINE_NAME, "containerd"),
+        Map.entry(CheckpointImage.CRIU_ENGINE_VERSION, "2.3.4"),
+        Map.entry(CheckpointImage.CRIU_RUNTIME_NAME, "io.containerd.runc.v2"),
+        Map.entry(CheckpointImage.CRIU_VERSION, "4.2.1"),
+        Map.entry(CheckpointImage.CRIU_HOST_ARCH, "amd64"),
+        Map.entry(CheckpointImage.CRIU_HOST_KERNEL, profile.kernelRelease),
+        Map.entry(CheckpointImage.CRIU_CGROUP_VERSION, profile.cgroupVersion),
+        Map.entry(CheckpointImage.CRIU_DISTRIBUTION_NAME, profile.os.id),
+        Map.entry(CheckpointImage.CRIU_ROOTFS_IMAGE_NAME, counterImage),
+        Map.entry(CheckpointImage.RESTORE_UID, done.getMetadata().getUid())));
+    assertThat(manifest.at("/annotations/" + CheckpointImage.CRIU_ROOTFS_IMAGE_ID.replace("/", "~1")).asText())
+        .startsWith(base + "@sha256:");
     assertThat(manifest.path("layers")).hasSize(1);
     assertThat(manifest.at("/layers/0/mediaType").asText()).isEqualTo(CheckpointImage.LAYER_TAR_ZSTD);
     assertThat(manifest.at("/layers/0/digest").asText())
@@ -146,11 +163,83 @@ class PodRestoreOnNodeIT {
 
     await("the restored container counts on").atMost(TIMEOUT)
         .until(() -> lastCount(restored) > before + 20);
-    assertCountsOn(counts(restored, "app"), before);
+    CounterPods.assertCountsOn(counts(restored, "app"), before);
     // The sidecar was not checkpointed: it started afresh from its image.
     assertThat(counts(restored, "sidecar").get(0)).isEqualTo(1L);
     assertThat(admin.pods().inNamespace(namespace).withName(restored).get().getStatus().getContainerStatuses())
         .allSatisfy(s -> assertThat(s.getRestartCount()).isZero());
+
+    // The image holds the container's memory: it leaves the registry once the pod has run for the
+    // grace period, and the pod runs on without it.
+    Instant ran = Instant.parse(done.getStatus().completionTime);
+    await("the image is deleted").atMost(TIMEOUT).until(() -> !hasImage(image));
+    assertThat(Instant.now()).isAfterOrEqualTo(ran.plus(IMAGE_GRACE));
+    assertThat(tags(namespace)).as("nothing left in the namespace's repository").isEmpty();
+    Restore after = admin.resource(done).get();
+    assertThat(after.getStatus().conditions).anySatisfy(c -> {
+      assertThat(c.getType()).isEqualTo("ImagesDeleted");
+      assertThat(c.getStatus()).isEqualTo("True");
+      assertThat(c.getMessage()).isEqualTo("deleted checkpoint image " + image + " from the registry: the restored pod"
+          + " has run for 20s, its storage's spec.registry.imageGracePeriod");
+    });
+    assertThat(events("web")).anyMatch(e -> e.getReason().equals("ImagesDeleted"));
+    long counted = lastCount(restored);
+    await("the pod runs on").atMost(TIMEOUT).until(() -> lastCount(restored) > counted + 2);
+  }
+
+  /**
+   * Each Restore pushes an image of its own: deleting a Restore deletes its image (and its pod, which
+   * it owns), not another Restore's of the same checkpoint; deleting the Checkpoint deletes the
+   * images of every Restore of it, and the Restore says so.
+   */
+  @Test
+  void theImagesGoWithTheirRestoreAndWithTheirCheckpoint() throws Exception {
+    String longKept = node.podStorage("kept-" + namespace, dir.resolve("storage"), null, "1h");
+    runPod("web", counterImage);
+    checkpoint("web", longKept);
+    Restore first = awaitRestore(admin.resource(restore("first", "web")).create());
+    Restore second = awaitRestore(admin.resource(restore("second", "web")).create());
+    String firstImage = first.getStatus().checkpointImages.get(0).image;
+    String secondImage = second.getStatus().checkpointImages.get(0).image;
+    assertThat(firstImage).isNotEqualTo(secondImage);
+    assertThat(tags(namespace)).containsExactlyInAnyOrder("app-" + first.getMetadata().getUid(),
+        "app-" + second.getMetadata().getUid());
+
+    admin.resource(first).delete();
+    await("the first Restore goes with its image and pod").atMost(TIMEOUT).until(() -> admin.resource(first).get() == null
+        && admin.pods().inNamespace(namespace).withName(first.getStatus().restoredPod).get() == null);
+    assertThat(hasImage(firstImage)).isFalse();
+    assertThat(hasImage(secondImage)).as("the second Restore's image").isTrue();
+
+    admin.resources(Checkpoint.class).inNamespace(namespace).withName("web").delete();
+    await("the Checkpoint goes").atMost(TIMEOUT)
+        .until(() -> admin.resources(Checkpoint.class).inNamespace(namespace).withName("web").get() == null);
+    assertThat(hasImage(secondImage)).isFalse();
+    assertThat(tags(namespace)).isEmpty();
+    Restore left = admin.resource(second).get();
+    assertThat(left.getStatus().conditions).anySatisfy(c -> assertThat(c.getMessage())
+        .isEqualTo("deleted checkpoint image " + secondImage + " from the registry: Checkpoint web was deleted"));
+    assertThat(admin.pods().inNamespace(namespace).withName(left.getStatus().restoredPod).get())
+        .as("the second restored pod runs on").isNotNull();
+  }
+
+  /**
+   * The kubelet names the runtime and its version; the node's containerd configuration (in the
+   * node's folder, which the agent is told with --containerd-config) turns restores on.
+   */
+  @Test
+  void theNodeProfileSaysTheRuntimeRestoresAndHowTheAgentKnows() throws Exception {
+    var runtime = admin.resources(NodeProfile.class).withName(node.name()).get().getSpec().runtime;
+    String reported = admin.nodes().withName(node.name()).get().getStatus().getNodeInfo().getContainerRuntimeVersion();
+    assertThat(reported).isEqualTo("containerd://2.3.4");
+    assertThat(runtime.name).isEqualTo("containerd");
+    assertThat(runtime.version).isEqualTo("2.3.4");
+    assertThat(runtime.restore.restores()).isTrue();
+    assertThat(runtime.restore.source).isEqualTo(NodeProfileSpec.RuntimeRestore.FROM_CONFIG);
+    assertThat(runtime.restore.message).isEqualTo("containerd 2.3.4 restores from checkpoint images:"
+        + " enable_experimental_restore_via_create = true in " + node.runtime().containerdConfig());
+    assertThat(new Kubectl(node.kubeconfig()).run("get", "nodeprof", node.name()).ok().output())
+        .containsPattern("containerd\\s+true\\s+2\\.3\\.4");
   }
 
   /** The runtime gets the plain layer: the archive is stored encrypted and decrypted on its way to the registry. */
@@ -160,7 +249,8 @@ class PodRestoreOnNodeIT {
     new SecureRandom().nextBytes(key);
     admin.resource(new SecretBuilder().withNewMetadata().withName("keys-" + namespace).withNamespace(SYSTEM).endMetadata()
         .withStringData(Map.of("k1", Base64.getEncoder().encodeToString(key))).build()).create();
-    String encrypted = storage("enc-" + namespace, new EncryptionSpec(new SecretReference("keys-" + namespace, SYSTEM), "k1"));
+    String encrypted = node.podStorage("enc-" + namespace, dir.resolve("storage"),
+        new EncryptionSpec(new SecretReference("keys-" + namespace, SYSTEM), "k1"));
     runPod("web", counterImage);
     long before = lastCount("web");
     Checkpoint checkpoint = checkpoint("web", encrypted);
@@ -171,94 +261,94 @@ class PodRestoreOnNodeIT {
     // The registry checked the pushed bytes against this digest: the decrypted archive, not the stored one.
     JsonNode stored = storedManifest(checkpoint);
     assertThat(stored.at("/archive/encryption/algorithm").asText()).isEqualTo("AES-256-GCM-STREAM");
-    JsonNode manifest = JSON.readTree(registry(node.podRegistry(), "stasis/" + namespace + "/web")
-        .manifest("app-" + checkpoint.getMetadata().getUid()));
+    JsonNode manifest = JSON.readTree(registry(node.podRegistry(), "stasis/" + namespace)
+        .manifest("app-" + done.getMetadata().getUid()));
     assertThat(manifest.at("/layers/0/digest").asText())
         .isEqualTo("sha256:" + stored.at("/archive/encryption/plaintextSha256").asText())
         .isNotEqualTo("sha256:" + stored.at("/archive/sha256").asText());
     String restored = done.getStatus().restoredPod;
     await("the restored container counts on").atMost(TIMEOUT)
         .until(() -> lastCount(restored) > before + 20);
-    assertCountsOn(counts(restored, "app"), before);
+    CounterPods.assertCountsOn(counts(restored, "app"), before);
   }
 
+  /**
+   * containerd restores a container on the image the checkpoint was based on, found on the node by
+   * its digest reference or pulled again by it. The image is deleted from the registry after the
+   * checkpoint: while the node has it the restore works; once the node lost it too, the agent says
+   * so before it pushes anything.
+   */
   @Test
-  void aPodTheRuntimeCannotRestoreIsDeletedWithItsImage() throws Exception {
-    // A base image of its own (its own content too: containerd names the base image of a checkpoint
-    // by any repository that holds the same image), deleted from the registry after the checkpoint:
-    // containerd must pull it again to restore, and cannot.
+  void aBaseImageNeitherTheNodeNorItsRegistryHasIsSaidBeforeAnythingIsPushed() throws Exception {
+    // An image of its own content: containerd finds a base image by any repository's reference to
+    // the same content.
     String doomed = WorkloadImages.push(node.registry(), "workloads/doomed-" + namespace, "1", "pod-counter",
         "/doomed-count");
     runPod("web", doomed);
-    checkpoint("web", storage);
+    Checkpoint checkpoint = checkpoint("web", storage);
+    String reference = storedManifest(checkpoint).at("/source/rootfsImageRef").asText();
+    assertThat(reference).startsWith(node.registry() + "/workloads/doomed-" + namespace + "@sha256:");
+    // The agent knows the node's images from the kubelet's report, which lags a pull by up to ~40 s.
+    await("the kubelet reports the image").atMost(TIMEOUT).until(() -> nodeLists(reference));
     RegistryClient base = registry(node.registry(), "workloads/doomed-" + namespace);
-    base.deleteManifest("sha256:" + RegistryClient.sha256(base.manifest("1")));
+    base.deleteManifest(reference.substring(reference.indexOf('@') + 1));
 
-    Restore failed = awaitRestore(admin.resource(restore("crash", "web")).create());
+    Restore kept = awaitRestore(admin.resource(restore("kept", "web")).create());
+    assertThat(kept.getStatus().phase).as(kept.getStatus().message).isEqualTo(RestorePhase.Completed);
+
+    node.removeImage(reference);
+    await("the kubelet reports the image gone").atMost(TIMEOUT).until(() -> !nodeLists(reference));
+    Restore failed = awaitRestore(admin.resource(restore("gone", "web")).create());
     assertThat(failed.getStatus().phase).isEqualTo(RestorePhase.Failed);
-    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("RestoredPodFailed");
-    assertThat(failed.getStatus().message).contains("cannot run").contains("failed to pull checkpoint base image");
-    String restored = failed.getStatus().restoredPod;
-    await("the pod is deleted").atMost(TIMEOUT)
-        .until(() -> admin.pods().inNamespace(namespace).withName(restored).get() == null);
-    String image = failed.getStatus().checkpointImages.get(0).image;
-    var get = HttpRequest.newBuilder(URI.create("http://" + image.replaceFirst("/", "/v2/").replace("@", "/manifests/")))
-        .header("Accept", RegistryClient.OCI_MANIFEST).build();
-    assertThat(HttpClient.newHttpClient().send(get, HttpResponse.BodyHandlers.discarding()).statusCode())
-        .as("no dangling image").isEqualTo(404);
+    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("BaseImageUnavailable");
+    assertThat(failed.getStatus().message).isEqualTo("containerd restores the container on the image the checkpoint"
+        + " was based on, " + reference + ", and pulls it again by that reference, without credentials; its registry"
+        + " (http://" + node.registry() + ") cannot give it: it answers that it has no such image, and node "
+        + node.name() + " does not have it. Nothing was pushed. Make the image pullable there again (the same digest),"
+        + " or restore a checkpoint of a pod whose image still is");
+    assertThat(failed.getStatus().checkpointImages).isNull();
+    assertThat(events("gone")).anyMatch(e -> e.getReason().equals("BaseImageUnavailable"));
+    assertThat(admin.pods().inNamespace(namespace).list().getItems()).extracting(p -> p.getMetadata().getName())
+        .containsExactlyInAnyOrder("web", kept.getStatus().restoredPod);
   }
 
   // --- helpers ---
 
-  /** A pod labelled app=web whose "app" and "sidecar" both count, once it runs. */
-  void runPod(String name, String image) {
-    admin.resource(new PodBuilder().withNewMetadata().withName(name).withNamespace(namespace).addToLabels("app", "web")
-        .endMetadata()
-        .withNewSpec().withTerminationGracePeriodSeconds(1L)
-        .addNewContainer().withName("app").withImage(image).endContainer()
-        .addNewContainer().withName("sidecar").withImage(image).endContainer()
-        .endSpec().build()).create();
-    admin.pods().inNamespace(namespace).withName(name).waitUntilCondition(Readiness::isPodReady, 120, TimeUnit.SECONDS);
+  /** Whether the registry serves the image (host/repository@digest). */
+  static boolean hasImage(String image) throws Exception {
+    var get = HttpRequest.newBuilder(URI.create("http://" + image.replaceFirst("/", "/v2/").replace("@", "/manifests/")))
+        .header("Accept", RegistryClient.OCI_MANIFEST).method("HEAD", HttpRequest.BodyPublishers.noBody()).build();
+    return HttpClient.newHttpClient().send(get, HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
   }
 
-  /**
-   * The restored container's log (containerd restores the checkpointed one and appends) runs
-   * 1..a, then the restored process goes on at some r with r..N, no count missing: it did not start
-   * over, r is past {@code before} (what the container had printed when the checkpoint was asked
-   * for), and it counted on well past the checkpoint. r may repeat a few counts (r <= a): the
-   * kubelet's checkpoint leaves the container running, so the log copied into the checkpoint and
-   * the pipe to containerd's shim (CRIU keeps pipe contents) can hold counts printed after CRIU
-   * took the process' memory.
-   */
-  static void assertCountsOn(List<Long> counts, long before) {
-    int restart = 1;
-    while (restart < counts.size() && counts.get(restart) == counts.get(restart - 1) + 1) {
-      restart++;
+  /** The tags of the namespace's repository; none once it was never pushed to, or everything is deleted. */
+  static List<String> tags(String namespace) throws Exception {
+    var get = HttpRequest.newBuilder(URI.create("http://" + node.podRegistry() + "/v2/stasis/" + namespace + "/tags/list"))
+        .build();
+    HttpResponse<String> response = HttpClient.newHttpClient().send(get, HttpResponse.BodyHandlers.ofString());
+    if (response.statusCode() == 404) {
+      return List.of();
     }
-    assertThat(counts.subList(0, restart)).as("the checkpointed log").isEqualTo(LongStream.rangeClosed(1, restart)
-        .boxed().toList());
-    List<Long> after = counts.subList(restart, counts.size());
-    if (!after.isEmpty()) {
-      long r = after.get(0);
-      assertThat(after).as("the restored process' counts, in %s", counts)
-          .isEqualTo(LongStream.range(r, r + after.size()).boxed().toList());
-      assertThat(r).as("where the restored process went on, in %s", counts).isGreaterThan(before)
-          .isLessThanOrEqualTo(restart);
-    }
-    assertThat(counts.get(counts.size() - 1)).as("counted on after the checkpoint").isGreaterThan(before + 10);
+    JsonNode tags = JSON.readTree(response.body()).path("tags");
+    return tags.isArray() ? JSON.convertValue(tags, List.class) : List.of();
+  }
+
+  boolean nodeLists(String image) {
+    return admin.nodes().withName(node.name()).get().getStatus().getImages().stream()
+        .anyMatch(i -> i.getNames() != null && i.getNames().contains(image));
+  }
+
+  /** A pod labelled app=web whose "app" and "sidecar" both count, once it runs. */
+  void runPod(String name, String image) {
+    CounterPods.run(admin, namespace, name, Map.of("app", "web"), image, "app", "sidecar");
   }
 
   long lastCount(String pod) {
-    List<Long> counts = counts(pod, "app");
-    return counts.get(counts.size() - 1);
+    return CounterPods.lastCount(admin, namespace, pod, "app");
   }
 
-  /** Every count a container printed, as its log shows them (a line still being written left out). */
   List<Long> counts(String pod, String container) {
-    String log = admin.pods().inNamespace(namespace).withName(pod).inContainer(container).getLog();
-    List<String> lines = log.lines().toList();
-    return (log.endsWith("\n") ? lines : lines.subList(0, Math.max(0, lines.size() - 1))).stream()
-        .map(String::strip).filter(l -> !l.isEmpty()).map(Long::parseLong).toList();
+    return CounterPods.counts(admin, namespace, pod, container);
   }
 
   Checkpoint checkpoint(String pod, String storageName) {
@@ -266,22 +356,12 @@ class PodRestoreOnNodeIT {
         storageName), CheckpointPhase.Completed, TIMEOUT);
   }
 
-  /** A Restore of a checkpoint, to create. */
   Restore restore(String name, String checkpoint) {
-    Restore r = new Restore();
-    r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
-    r.setSpec(new RestoreSpec());
-    r.getSpec().checkpointRef = new CheckpointRef(checkpoint);
-    return r;
+    return Restores.of(namespace, name, checkpoint);
   }
 
   Restore awaitRestore(Restore r) {
-    var resource = admin.resources(Restore.class).inNamespace(namespace).withName(r.getMetadata().getName());
-    await().atMost(TIMEOUT).until(() -> {
-      Restore now = resource.get();
-      return now.getStatus() != null && now.getStatus().phase != null && now.getStatus().phase.isTerminal();
-    });
-    return resource.get();
+    return Restores.awaitEnd(admin, r, TIMEOUT);
   }
 
   JsonNode storedManifest(Checkpoint c) throws Exception {
@@ -304,18 +384,5 @@ class PodRestoreOnNodeIT {
     return RegistryClient.open(Registry.of("http://" + host, null, null, TlsTrust.system()), repository);
   }
 
-  /** A filesystem storage whose pod checkpoints are restored through the node's registry, as pods reach it. */
-  static String storage(String name, EncryptionSpec encryption) {
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName(name).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().filesystem = new FileSystemStorage(dir.resolve("storage").toString());
-    s.getSpec().registry = new RegistrySpec();
-    // Where the agent pushes when it runs as a pod; the kubelet pulls from there too.
-    s.getSpec().registry.url = "http://" + node.podRegistry() + "/stasis";
-    s.getSpec().registry.insecure = true;
-    s.getSpec().encryption = encryption;
-    admin.resource(s).create();
-    return name;
-  }
+
 }

@@ -113,6 +113,12 @@ class HelmInstallOnNodeIT {
     assertThat(profile.criu.checkPassed).as(profile.criu.checkMessage).isTrue();
     // The image has no /etc/os-release: this is the node's, read under /proc/<pid>/root.
     assertThat(profile.os.prettyName).isEqualTo(osRelease("PRETTY_NAME"));
+    // The runtime as the kubelet reports it; its configuration read as the node has it (agent.runtime).
+    assertThat(profile.runtime.name + " " + profile.runtime.version).isEqualTo("containerd 2.3.4");
+    assertThat(profile.runtime.restore.source).isEqualTo(NodeProfileSpec.RuntimeRestore.FROM_CONFIG);
+    assertThat(profile.runtime.restore.message).as(profile.runtime.restore.message).isEqualTo("containerd 2.3.4"
+        + " restores from checkpoint images: enable_experimental_restore_via_create = true in "
+        + node.runtime().containerdConfig());
   }
 
   @Test

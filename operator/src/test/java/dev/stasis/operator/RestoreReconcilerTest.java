@@ -18,6 +18,7 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.NodeProfileStatus;
 import dev.stasis.api.PlacementStatus;
+import dev.stasis.api.RegistrySpec;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
@@ -585,6 +586,70 @@ class RestoreReconcilerTest {
 
     assertFailed(reconcile(r), "ManifestTampered", "is not the one stored when the checkpoint was taken");
     assertThat(client.pods().inNamespace(NS).list().getItems()).as("no pod was created").isEmpty();
+  }
+
+  /**
+   * A completed pod restore's checkpoint images stay for the storage's imageGracePeriod, then go; a
+   * registry that cannot be reached is said (condition ImagesDeleted False, a Warning Event) and
+   * tried again; a deleted Restore waits for it ten minutes at most, then lets go and says which
+   * images remain.
+   */
+  @Test
+  void checkpointImagesGoAfterTheGracePeriodAndARegistryThatCannotTakeItIsSaid() throws Exception {
+    int port;
+    try (var socket = new java.net.ServerSocket(0)) {
+      port = socket.getLocalPort();
+    }
+    CheckpointStorage storage = new CheckpointStorage();
+    storage.setMetadata(new ObjectMetaBuilder().withName("reg").build());
+    storage.setSpec(new CheckpointStorageSpec());
+    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
+    storage.getSpec().registry = new RegistrySpec();
+    storage.getSpec().registry.url = "http://127.0.0.1:" + port + "/stasis";
+    storage.getSpec().registry.insecure = true;
+    storage.getSpec().registry.imageGracePeriod = "5m";
+    client.resource(storage).create();
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("web").withNamespace(NS).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
+    c = client.resource(c).create();
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().storage = "reg";
+    client.resource(c).updateStatus();
+    String image = "127.0.0.1:" + port + "/stasis/jobs@sha256:" + "cd".repeat(32);
+    Restore r = restore("r", "web", null);
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = RestorePhase.Completed;
+    r.getStatus().checkpoint = "web";
+    r.getStatus().completionTime = clock.instant().toString();
+    r.getStatus().checkpointImages = List.of(new CheckpointImageStatus("app", image));
+    client.resource(r).updateStatus();
+
+    var waiting = reconciler.reconcile(client.resource(r).get(), null);
+    assertThat(waiting.getScheduleDelay()).hasValueSatisfying(ms -> assertThat(ms).isBetween(299_000L, 300_000L));
+    assertThat(client.resource(r).get().getStatus().conditions).noneMatch(cd -> cd.getType().equals("ImagesDeleted"));
+
+    clock.now = clock.now.plus(java.time.Duration.ofMinutes(6));
+    var retrying = reconciler.reconcile(client.resource(r).get(), null);
+    assertThat(retrying.getScheduleDelay()).hasValue(30_000L);
+    Restore now = client.resource(r).get();
+    assertThat(now.getStatus().conditions).anySatisfy(cd -> {
+      assertThat(cd.getType() + " " + cd.getStatus() + " " + cd.getReason()).isEqualTo("ImagesDeleted False ImageNotDeleted");
+      assertThat(cd.getMessage()).startsWith("could not delete " + image + " from the registry yet (the restored pod has"
+          + " run for 300s, its storage's spec.registry.imageGracePeriod): cannot reach the registry http://127.0.0.1:"
+          + port);
+    });
+    assertThat(events()).anyMatch(e -> e.getReason().equals("ImageNotDeleted") && e.getType().equals("Warning"));
+
+    now.getMetadata().setFinalizers(List.of("restores.stasis.dev/finalizer"));
+    now.getMetadata().setDeletionTimestamp(clock.instant().toString());
+    assertThat(reconciler.cleanup(now, null).isRemoveFinalizer()).as("waits for the registry").isFalse();
+    clock.now = clock.now.plus(java.time.Duration.ofMinutes(11));
+    assertThat(reconciler.cleanup(now, null).isRemoveFinalizer()).as("lets go after ten minutes").isTrue();
+    assertThat(events()).anyMatch(e -> e.getReason().equals("ImageNotDeleted")
+        && e.getMessage().equals("gave up deleting checkpoint image " + image + " after 10 minutes: delete them in the"
+            + " registry yourself; they hold container memory"));
   }
 
   /** Storage "fs", in {@link #storageRoot}. */

@@ -17,19 +17,29 @@ public final class Restores {
 
   /** Restores Checkpoint {@code checkpoint} of {@code namespace} and waits until it is Completed. */
   public static Restore completed(KubernetesClient admin, String namespace, String checkpoint, Duration timeout) {
+    Restore done = awaitEnd(admin, admin.resource(of(namespace, checkpoint, checkpoint)).create(), timeout);
+    assertThat(done.getStatus().phase).as("%s: %s", done.getStatus().reason, done.getStatus().message)
+        .isEqualTo(RestorePhase.Completed);
+    return done;
+  }
+
+  /** A Restore named {@code name} of Checkpoint {@code checkpoint}, to create. */
+  public static Restore of(String namespace, String name, String checkpoint) {
     Restore restore = new Restore();
-    restore.setMetadata(new ObjectMetaBuilder().withName(checkpoint).withNamespace(namespace).build());
+    restore.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
     restore.setSpec(new RestoreSpec());
     restore.getSpec().checkpointRef = new CheckpointRef(checkpoint);
-    admin.resource(restore).create();
-    var resource = admin.resources(Restore.class).inNamespace(namespace).withName(checkpoint);
+    return restore;
+  }
+
+  /** {@code restore} once Completed or Failed. */
+  public static Restore awaitEnd(KubernetesClient admin, Restore restore, Duration timeout) {
+    var resource = admin.resources(Restore.class).inNamespace(restore.getMetadata().getNamespace())
+        .withName(restore.getMetadata().getName());
     await().atMost(timeout).until(() -> {
       var s = resource.get().getStatus();
       return s != null && s.phase != null && s.phase.isTerminal();
     });
-    Restore done = resource.get();
-    assertThat(done.getStatus().phase).as("%s: %s", done.getStatus().reason, done.getStatus().message)
-        .isEqualTo(RestorePhase.Completed);
-    return done;
+    return resource.get();
   }
 }

@@ -4,11 +4,18 @@ import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
+import dev.stasis.agent.RuntimeSettings;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.EncryptionSpec;
+import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
+import dev.stasis.api.RegistrySpec;
 import dev.stasis.cli.Crds;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.io.IOException;
@@ -16,7 +23,9 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
@@ -121,6 +130,12 @@ public final class TestNode implements AutoCloseable {
     return Path.of(env.get("CONTAINERD_ROOT"));
   }
 
+  /** The node's containerd as an agent on it is told: its configuration and image store live in the node's folder. */
+  public RuntimeSettings runtime() {
+    return new RuntimeSettings(Path.of(env.get("CONTAINERD_CONFIG")), RuntimeSettings.CRIO_SOCKET,
+        RuntimeSettings.Restore.AUTO, imageStore());
+  }
+
   /**
    * The node's registry (host:port on 127.0.0.1, plain HTTP, no credentials), which containerd
    * pulls pods' images from.
@@ -141,13 +156,42 @@ public final class TestNode implements AutoCloseable {
    * {@code tokenFile}, which it reads on every call as an agent's projected token.
    */
   public InProcessStasis startStasis(Path workDir, URI kubeletUrl, Path tokenFile) {
-    var kubelet = new KubeletSettings(kubeletUrl, tokenFile, clusterCa(), false, checkpointDir(), imageStore(),
-        Duration.ofSeconds(5));
-    var agent = new AgentConfig(name(), workDir, new Criu(Main.criuPath(null), Map.of()), Set.of(), kubelet);
+    return startStasis(workDir, kubeletUrl, tokenFile, runtime());
+  }
+
+  /** As {@link #startStasis(Path, URI, Path)}, with the agent told so about the node's runtime. */
+  public InProcessStasis startStasis(Path workDir, URI kubeletUrl, Path tokenFile, RuntimeSettings runtime) {
+    var kubelet = new KubeletSettings(kubeletUrl, tokenFile, clusterCa(), false, checkpointDir(), Duration.ofSeconds(5));
+    var agent = new AgentConfig(name(), workDir, new Criu(Main.criuPath(null), Map.of()), Set.of(), kubelet)
+        .withRuntime(runtime);
     InProcessStasis stasis = InProcessStasis.on(admin).agent(agent, admin).start();
     await().atMost(Duration.ofSeconds(120))
         .until(() -> admin.resources(NodeProfile.class).withName(name()).get() != null);
     return stasis;
+  }
+
+  /**
+   * A filesystem storage in {@code root} whose pod checkpoints are restored through the node's
+   * registry as pods reach it ({@link #podRegistry}), where the agent pushes when it runs as a pod
+   * and the kubelet pulls from.
+   */
+  public String podStorage(String name, Path root, EncryptionSpec encryption) {
+    return podStorage(name, root, encryption, null);
+  }
+
+  /** As {@link #podStorage(String, Path, EncryptionSpec)}, its checkpoint images kept that long once their pod runs. */
+  public String podStorage(String name, Path root, EncryptionSpec encryption, String imageGracePeriod) {
+    CheckpointStorage s = new CheckpointStorage();
+    s.setMetadata(new ObjectMetaBuilder().withName(name).build());
+    s.setSpec(new CheckpointStorageSpec());
+    s.getSpec().filesystem = new FileSystemStorage(root.toString());
+    s.getSpec().registry = new RegistrySpec();
+    s.getSpec().registry.url = "http://" + podRegistry() + "/stasis";
+    s.getSpec().registry.insecure = true;
+    s.getSpec().registry.imageGracePeriod = imageGracePeriod;
+    s.getSpec().encryption = encryption;
+    admin.resource(s).create();
+    return name;
   }
 
   /** Writes a token of ServiceAccount {@code namespace/name} to {@code file}. */
@@ -168,6 +212,39 @@ public final class TestNode implements AutoCloseable {
     admin.serviceAccounts().inNamespace(name).withName("default")
         .waitUntilCondition(java.util.Objects::nonNull, 60, TimeUnit.SECONDS);
     return name;
+  }
+
+  /**
+   * Removes an image from containerd on the node, under every name the kubelet reports for it (the
+   * Node's status.images entry that names {@code reference}), as image garbage collection would.
+   */
+  public void removeImage(String reference) throws IOException, InterruptedException {
+    List<String> names = admin.nodes().withName(name()).get().getStatus().getImages().stream()
+        .filter(i -> i.getNames() != null && i.getNames().contains(reference)).findFirst()
+        .orElseThrow(() -> new IllegalStateException("node " + name() + " lists no image " + reference)).getNames();
+    List<String> command = new ArrayList<>(List.of(env.get("CTR"), "--address", env.get("CONTAINERD_ADDRESS"),
+        "--namespace", "k8s.io", "images", "rm"));
+    command.addAll(names);
+    Process rm = new ProcessBuilder(command).redirectErrorStream(true).start();
+    String output = new String(rm.getInputStream().readAllBytes());
+    if (!rm.waitFor(1, TimeUnit.MINUTES) || rm.exitValue() != 0) {
+      throw new IllegalStateException(String.join(" ", command) + " failed: " + output);
+    }
+  }
+
+  /**
+   * Sets containerd's enable_experimental_restore_via_create and restarts containerd to read it
+   * (scripts/node.sh restore-via-create); the node's containers run on meanwhile.
+   */
+  public void restoreViaCreate(boolean on) throws IOException, InterruptedException {
+    Path log = dir.resolve("node.sh-restore-via-create.log");
+    Process set = new ProcessBuilder(TestControlPlane.repoRoot().resolve("scripts/node.sh").toString(),
+        "restore-via-create", dir.toString(), Boolean.toString(on)).redirectErrorStream(true)
+        .redirectOutput(log.toFile()).start();
+    if (!set.waitFor(3, TimeUnit.MINUTES) || set.exitValue() != 0) {
+      set.destroyForcibly();
+      throw new IllegalStateException("scripts/node.sh restore-via-create " + on + " failed:\n" + Files.readString(log));
+    }
   }
 
   @Override

@@ -9,10 +9,11 @@ import java.util.List;
 /**
  * What a checkpoint needs from the node it is restored on, as its manifest recorded it: the source
  * node and its profile, the CRIU that wrote the images, the established TCP connections it holds
- * (they survive only on the source node) and the GPU devices it used.
+ * (they survive only on the source node), the GPU devices it used, and whether it is a pod's
+ * (restored by the node's container runtime from checkpoint images).
  */
-public record CheckpointNeeds(
-    String sourceNode, NodeProfileSpec source, String criuVersion, List<String> tcpConnections, List<String> gpuDevices) {
+public record CheckpointNeeds(String sourceNode, NodeProfileSpec source, String criuVersion,
+    List<String> tcpConnections, List<String> gpuDevices, boolean podCheckpoint) {
 
   // A newer agent may have recorded profile fields this operator does not know yet.
   private static final ObjectMapper JSON = new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
@@ -28,6 +29,6 @@ public record CheckpointNeeds(
     String criu = manifest.criu != null && manifest.criu.version != null ? manifest.criu.version
         : profile != null && profile.criu != null ? profile.criu.version : null;
     return new CheckpointNeeds(manifest.source == null ? null : manifest.source.node, profile, criu,
-        manifest.tcpConnections, manifest.gpuDevices);
+        manifest.tcpConnections, manifest.gpuDevices, manifest.source != null && manifest.source.podName != null);
   }
 }

@@ -11,13 +11,16 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.TreeMap;
 
 /**
  * Decides whether a node can run one checkpoint, and says every reason it cannot. What CRIU needs
  * (the CRIU study behind Stasis): the same architecture; every CPU flag of the source (code built
  * for the source CPU may use any of them); a CRIU at least as new as the one that wrote the images,
- * whose {@code criu check} passes; the same container runtime family. Established TCP connections
+ * whose {@code criu check} passes; the same container runtime family, and for a pod checkpoint a
+ * runtime that restores containers from checkpoint images (its NodeProfile says whether, by the
+ * runtime's rules). Established TCP connections
  * survive only on their own host, and CRIU cannot restore GPU state. {@code Strict} also wants the
  * same CPU model, kernel, OS and CRIU features; {@code spec.placement.nodeSelector} narrows the nodes.
  */
@@ -109,6 +112,9 @@ public final class NodeMatcher {
     if (sourceRuntime != null && runtime(node.spec) != null && !sourceRuntime.equals(runtime(node.spec))) {
       reasons.add("runtime " + runtime(node.spec) + " != " + sourceRuntime);
     }
+    if (needs.podCheckpoint()) {
+      runtimeCannotRestore(node.spec.runtime).ifPresent(reasons::add);
+    }
     if (placement.compatibilityOrDefault() == Compatibility.Strict) {
       strictDifferences(node, reasons);
     }
@@ -151,6 +157,19 @@ public final class NodeMatcher {
       }
     }
     return true;
+  }
+
+  /** Why the node's runtime cannot restore a pod's containers from checkpoint images, and what would let it. */
+  private static Optional<String> runtimeCannotRestore(NodeProfileSpec.RuntimeInfo runtime) {
+    NodeProfileSpec.RuntimeRestore restore = runtime == null ? null : runtime.restore;
+    if (restore == null) {
+      return Optional.of("the node's agent does not say whether its container runtime restores from checkpoint images"
+          + " (it is older than the operator): upgrade it");
+    }
+    if (restore.restores()) {
+      return Optional.empty();
+    }
+    return Optional.of("runtime cannot restore: " + restore.message + (restore.remedy == null ? "" : "; " + restore.remedy));
   }
 
   private static String runtime(NodeProfileSpec spec) {

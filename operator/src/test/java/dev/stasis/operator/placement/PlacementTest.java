@@ -61,7 +61,30 @@ class PlacementTest {
   }
 
   static CheckpointNeeds needs(NodeProfileSpec source, List<String> tcp, List<String> gpus) {
-    return new CheckpointNeeds("src", source, source.criu.version, tcp, gpus);
+    return new CheckpointNeeds("src", source, source.criu.version, tcp, gpus, false);
+  }
+
+  /** A pod checkpoint taken on a containerd node. */
+  static final CheckpointNeeds POD = new CheckpointNeeds("src", containerd(podSource(), true),
+      "4.2.1", List.of(), List.of(), true);
+
+  static NodeProfileSpec podSource() {
+    return profile("x86_64", "Xeon", "4.2.1", "sse4_2", "avx2", "avx512f");
+  }
+
+  /** {@code p} running containerd 2.3.4, restoring from checkpoint images or not (with the agent's words). */
+  static NodeProfileSpec containerd(NodeProfileSpec p, boolean restores) {
+    p.runtime.name = "containerd";
+    p.runtime.version = "2.3.4";
+    p.runtime.restore = restores
+        ? new NodeProfileSpec.RuntimeRestore(true, NodeProfileSpec.RuntimeRestore.FROM_CONFIG,
+            "containerd 2.3.4 restores from checkpoint images: enable_experimental_restore_via_create = true in /etc/containerd/config.toml", null)
+        : new NodeProfileSpec.RuntimeRestore(false, NodeProfileSpec.RuntimeRestore.FROM_CONFIG,
+            "containerd 2.3.4 restores from checkpoint images only with enable_experimental_restore_via_create = true,"
+                + " and it is not set (default false) in /etc/containerd/config.toml",
+            "set enable_experimental_restore_via_create = true in [plugins.\"io.containerd.cri.v1.runtime\"] of"
+                + " /etc/containerd/config.toml and restart containerd");
+    return p;
   }
 
   static RestorePlacement placement(Compatibility compatibility, Map<String, String> selector) {
@@ -95,6 +118,20 @@ class PlacementTest {
         Arguments.of("unknown runtime is not held against a node", NEEDS, ANY, node("b", like(p -> p.runtime = null)),
             List.of()),
         Arguments.of("no profile published yet", NEEDS, ANY, node("b", null), List.of("no profile published yet")),
+        Arguments.of("a pod checkpoint on a runtime that restores", POD, ANY,
+            node("b", containerd(podSource(), true)), List.of()),
+        Arguments.of("a pod checkpoint on a runtime with restores off: what it found and what to set", POD, ANY,
+            node("b", containerd(podSource(), false)),
+            List.of("runtime cannot restore: containerd 2.3.4 restores from checkpoint images only with"
+                + " enable_experimental_restore_via_create = true, and it is not set (default false) in"
+                + " /etc/containerd/config.toml; set enable_experimental_restore_via_create = true in"
+                + " [plugins.\"io.containerd.cri.v1.runtime\"] of /etc/containerd/config.toml and restart containerd")),
+        Arguments.of("a pod checkpoint on a node whose agent says nothing of restores", POD, ANY,
+            node("b", like(p -> p.runtime.name = "containerd")),
+            List.of("the node's agent does not say whether its container runtime restores from checkpoint images"
+                + " (it is older than the operator): upgrade it")),
+        Arguments.of("a process checkpoint does not care whether the runtime restores", NEEDS, ANY,
+            node("b", containerd(like(p -> p.runtime.name = "none"), false)), List.of("runtime containerd != none")),
         Arguments.of("a source without CPU flags asks for none", needs(like(p -> p.cpu = null), List.of(), List.of()), ANY,
             node("b", profile("x86_64", "Xeon", "4.2.1")), List.of()),
         Arguments.of("several reasons at once", NEEDS, ANY,
