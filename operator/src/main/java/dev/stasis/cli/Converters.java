@@ -134,4 +134,16 @@ final class Converters {
       }
     }
   }
+
+  /** --format of inspect: text or json. */
+  static final class ReportFormat implements ITypeConverter<String> {
+    @Override
+    public String convert(String value) {
+      String format = value.trim().toLowerCase(Locale.ROOT);
+      if (!format.equals("text") && !format.equals("json")) {
+        throw new TypeConversionException("'" + value + "' is neither text nor json");
+      }
+      return format;
+    }
+  }
 }

@@ -19,7 +19,7 @@ import picocli.CommandLine.IVersionProvider;
 @Command(name = "stasis", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Checkpoints workloads on Kubernetes with CRIU, keeps them in object storage and restores them"
         + " on nodes that can run them.",
-    subcommands = {OperatorCommand.class, AgentCommand.class, LocalCommand.class,
+    subcommands = {OperatorCommand.class, AgentCommand.class, LocalCommand.class, InspectCommand.class,
         CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
   static final int OPERATOR_METRICS_PORT = 8080;

@@ -36,11 +36,23 @@ class CommandLineTest {
   }
 
   @Test
+  void inspectPrintsItsHelpAndChecksItsValues() {
+    Run run = run("inspect", "--help");
+    assertThat(run.exit()).isZero();
+    assertThat(run.out()).startsWith("Usage: stasis inspect").contains("CHECKPOINT", "-n, --namespace=NS",
+        "-o, --format=text|json", "--work-dir=DIR", "--kubeconfig=FILE", "Exit codes:");
+    assertThat(run("inspect").err()).contains("Missing required parameter: 'CHECKPOINT'");
+    assertThat(refusal("inspect", "counter", "--format", "yaml"))
+        .contains("Invalid value for option '--format': 'yaml' is neither text nor json");
+    assertThat(run("inspect", "counter", "--namspace", "jobs").err()).contains("Possible solutions: --namespace");
+  }
+
+  @Test
   void helpIsAlsoACommand() {
     Run run = run("help", "agent");
     assertThat(run.exit()).isZero();
     assertThat(run.out()).startsWith("Usage: stasis agent").contains("--node=NAME");
-    assertThat(run("--help").out()).contains("operator", "agent", "local", "completion");
+    assertThat(run("--help").out()).contains("operator", "agent", "local", "inspect", "completion");
   }
 
   @Test
