@@ -39,24 +39,29 @@ final class ImageFile {
       throw new IOException(file.getFileName() + " is " + Files.size(file) + " bytes: too large for a CRIU image of"
           + " metadata");
     }
+    return parse(Files.readAllBytes(file), magic, file.getFileName().toString());
+  }
+
+  /** @param name the image's name, for what goes wrong */
+  static List<ProtobufMessage> parse(byte[] image, int magic, String name) throws IOException {
     try {
-      ByteBuffer buf = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
+      ByteBuffer buf = ByteBuffer.wrap(image).order(ByteOrder.LITTLE_ENDIAN);
       int first = buf.getInt();
       if ((first != IMG_COMMON_MAGIC && first != IMG_SERVICE_MAGIC) || buf.getInt() != magic) {
-        throw new IOException(file.getFileName() + " does not start with the magic CRIU gives such images");
+        throw new IOException("not a " + name + " image: it does not start with the magic CRIU gives one");
       }
       List<ProtobufMessage> messages = new ArrayList<>();
       while (buf.hasRemaining()) {
         int length = buf.getInt();
         if (length < 0 || length > buf.remaining()) {
-          throw new IOException(file.getFileName() + ": entry length " + length + " exceeds the file");
+          throw new IOException(name + ": entry length " + length + " exceeds the file");
         }
         messages.add(new ProtobufMessage(buf.slice().limit(length)));
         buf.position(buf.position() + length);
       }
       return messages;
     } catch (RuntimeException e) {
-      throw new IOException(file.getFileName() + " is malformed: " + e, e);
+      throw new IOException(name + " is malformed: " + e, e);
     }
   }
 }
