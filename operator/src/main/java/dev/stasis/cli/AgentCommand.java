@@ -1,7 +1,7 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.AgentShutdown;
+import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.file.Path;

@@ -14,10 +14,7 @@ public record DumpOptions(
     Path imagesDir,
     Path workDir,
     boolean leaveStopped,
-    boolean tcpEstablished,
-    boolean fileLocks,
-    boolean shellJob,
-    List<String> externalMounts,
+    TreeOptions tree,
     Duration timeout) {
 
   public static final String LOG_FILE = "dump.log";
@@ -27,15 +24,7 @@ public record DumpOptions(
     List<String> args = new ArrayList<>();
     // The tree keeps running (or stays stopped) after the dump; Stasis never lets CRIU kill it.
     args.add(leaveStopped ? "--leave-stopped" : "--leave-running");
-    if (tcpEstablished) {
-      args.add("--tcp-established");
-      // No iptables here; CRIU links libnftables (ENVIRONMENT.md).
-      args.add("--network-lock");
-      args.add("nftables");
-    }
-    if (fileLocks) args.add("--file-locks");
-    if (shellJob) args.add("--shell-job");
-    args.addAll(ExternalMounts.dumpArguments(externalMounts));
+    args.addAll(tree.dumpArguments());
     return args;
   }
 

@@ -42,8 +42,8 @@ class CriuCompatibilityChecksIT {
     Path log = dir.resolve("log.lammps");
     try (var writer = Workloads.startInPidNamespace("openfile", log.toString())) {
       await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(log) && Files.size(log) > 0);
-      criu.dump(new DumpOptions((int) writer.pid(), dir.resolve("images"), dir.resolve("work"), false, false, false,
-          false, List.of(), Duration.ofSeconds(60)));
+      criu.dump(new DumpOptions((int) writer.pid(), dir.resolve("images"), dir.resolve("work"), false,
+          TreeOptions.PLAIN, Duration.ofSeconds(60)));
 
       List<RegularFiles.RegularFile> files = RegularFiles.read(dir.resolve("images"));
 

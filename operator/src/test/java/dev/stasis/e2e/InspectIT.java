@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -15,8 +16,10 @@ import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.ObjectUpload;
+import dev.stasis.testing.InProcessCluster;
 import dev.stasis.testing.ServiceAccounts;
 import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.TestStorage;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
@@ -35,6 +38,7 @@ import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.StreamSupport;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * {@code stasis inspect} and {@code kubectl stasis inspect} as users run them (the jar, the plugin
@@ -42,17 +46,18 @@ import org.junit.jupiter.api.Test;
  * agent stored: a fork tree, a process holding an established TCP connection, an encrypted archive;
  * and refusals where what storage returns is not what the Checkpoint's status recorded.
  */
-class InspectIT extends EndToEndTest {
+class InspectIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
   static final ObjectMapper JSON = new ObjectMapper();
 
   @Test
   void aForkTreeShowsItsProcessesFilesMemoryStatisticsAndWhichNodesCanRestoreIt() throws Exception {
-    Path dir = Files.createDirectories(shared.resolve("inspect-tree-" + namespace));
-    var tree = track(Workloads.startInPidNamespace("forktree", dir.toString(), "3"));
-    await().atMost(TIMEOUT).until(() -> count(dir.resolve("count.3")) >= 2);
-    awaitCheckpoint(createCheckpoint("tree", tree.pid(), fsStorage, null), CheckpointPhase.Completed);
+    Path dir = Files.createDirectories(cluster.dir().resolve("inspect-tree-" + cluster.namespace()));
+    var tree = cluster.track(Workloads.startInPidNamespace("forktree", dir.toString(), "3"));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(dir.resolve("count.3")) >= 2);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("tree", tree.pid(), cluster.fsStorage(), null), CheckpointPhase.Completed);
 
-    JsonNode report = JSON.readTree(inspect("tree", "-n", namespace, "--format", "json").ok());
+    JsonNode report = JSON.readTree(inspect("tree", "-n", cluster.namespace(), "--format", "json").ok());
     JsonNode dump = report.at("/archives/0/dump");
     List<JsonNode> processes = list(dump.get("processes"));
     assertThat(processes).extracting(p -> p.get("pid").asLong()).containsExactly(1L, 2L, 3L, 4L);
@@ -79,30 +84,30 @@ class InspectIT extends EndToEndTest {
     assertThat(report.at("/stats/frozenTimeMicros").asLong()).isPositive();
     assertThat(report.at("/criu/version").asText()).matches("\\d+\\.\\d+.*");
     assertThat(report.at("/sourceNode/arch").asText()).isEqualTo("x86_64");
-    assertThat(report.at("/archives/0/sha256").asText()).isEqualTo(checkpoint("tree").getStatus().archive.sha256);
-    assertThat(verdict(report, NODE)).isEmpty();
-    assertThat(verdict(report, NO_CRIU_NODE)).anyMatch(r -> r.contains("CRIU"));
-    assertThat(verdict(report, OLD_CRIU_NODE)).anyMatch(r -> r.contains("3.17.1"));
+    assertThat(report.at("/archives/0/sha256").asText()).isEqualTo(cluster.checkpoint("tree").getStatus().archive.sha256);
+    assertThat(verdict(report, cluster.node())).isEmpty();
+    assertThat(verdict(report, cluster.noCriuNode())).anyMatch(r -> r.contains("CRIU"));
+    assertThat(verdict(report, cluster.oldCriuNode())).anyMatch(r -> r.contains("3.17.1"));
 
-    String text = inspect("tree", "-n", namespace).ok();
+    String text = inspect("tree", "-n", cluster.namespace()).ok();
     System.out.println(text);
-    assertThat(text).contains("Checkpoint:        " + namespace + "/tree", "Process tree",
+    assertThat(text).contains("Checkpoint:        " + cluster.namespace() + "/tree", "Process tree",
         "    [1] forktree  " + binary + " " + dir + " 3\n",
         "    ├── [2] forktree", "    ├── [3] forktree", "    └── [4] forktree",
         "w  file    " + dir.resolve("count.0"), "CRIU statistics:   frozen ", "Nodes that can restore it")
-        .containsPattern("\n  " + NODE + " +yes\n").containsPattern("\n  " + NO_CRIU_NODE + " +no: ");
+        .containsPattern("\n  " + cluster.node() + " +yes\n").containsPattern("\n  " + cluster.noCriuNode() + " +no: ");
   }
 
   @Test
   void aProcessWithAnEstablishedConnectionShowsBothEndsAndOnlyItsNodeCanRestoreIt() throws Exception {
-    Path out = shared.resolve("inspect-pair-" + namespace + ".txt");
-    var pair = track(Workloads.startInPidNamespace("tcppair", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 2);
+    Path out = cluster.dir().resolve("inspect-pair-" + cluster.namespace() + ".txt");
+    var pair = cluster.track(Workloads.startInPidNamespace("tcppair", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 2);
     CheckpointOptions options = new CheckpointOptions();
     options.tcpEstablished = true;
-    awaitCheckpoint(createCheckpoint("pair", pair.pid(), s3Storage, options), CheckpointPhase.Completed);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("pair", pair.pid(), cluster.s3Storage(), options), CheckpointPhase.Completed);
 
-    JsonNode report = JSON.readTree(inspect("pair", "-n", namespace, "-o", "json").ok());
+    JsonNode report = JSON.readTree(inspect("pair", "-n", cluster.namespace(), "-o", "json").ok());
     List<JsonNode> sockets = new ArrayList<>();
     for (JsonNode p : report.at("/archives/0/dump/processes")) {
       for (JsonNode f : p.get("files")) {
@@ -119,10 +124,10 @@ class InspectIT extends EndToEndTest {
     });
     assertThat(sockets.get(0).get("local").asText()).isEqualTo(sockets.get(1).get("remote").asText());
     assertThat(sockets.get(1).get("local").asText()).isEqualTo(sockets.get(0).get("remote").asText());
-    assertThat(verdict(report, NODE)).isEmpty();
-    assertThat(verdict(report, OLD_CRIU_NODE)).anyMatch(r -> r.contains("established TCP connections"));
+    assertThat(verdict(report, cluster.node())).isEmpty();
+    assertThat(verdict(report, cluster.oldCriuNode())).anyMatch(r -> r.contains("established TCP connections"));
 
-    assertThat(inspect("pair", "-n", namespace).ok())
+    assertThat(inspect("pair", "-n", cluster.namespace()).ok())
         .contains("tcp stream  " + sockets.get(0).get("local").asText() + " -> " + sockets.get(0).get("remote").asText()
             + "  ESTABLISHED");
   }
@@ -136,24 +141,24 @@ class InspectIT extends EndToEndTest {
     String storage = "inspect-enc-" + UUID.randomUUID().toString().substring(0, 6);
     byte[] key = new byte[32];
     new SecureRandom().nextBytes(key);
-    client.resource(new SecretBuilder().withNewMetadata().withName(storage + "-keys").withNamespace("default")
+    cluster.client().resource(new SecretBuilder().withNewMetadata().withName(storage + "-keys").withNamespace("default")
         .endMetadata().withData(Map.of("k1", Base64.getEncoder().encodeToString(key))).build()).create();
-    createFileSystemStorage(storage, shared.resolve(storage));
-    client.resources(CheckpointStorage.class).withName(storage).edit(s -> {
+    TestStorage.filesystem(storage, cluster.dir().resolve(storage)).create(cluster.client());
+    cluster.client().resources(CheckpointStorage.class).withName(storage).edit(s -> {
       s.getSpec().encryption = new EncryptionSpec(new SecretReference(storage + "-keys", "default"), "k1");
       return s;
     });
-    Path out = shared.resolve("inspect-enc-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 2);
-    awaitCheckpoint(createCheckpoint("secret", counter.pid(), storage, null), CheckpointPhase.Completed);
+    Path out = cluster.dir().resolve("inspect-enc-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 2);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("secret", counter.pid(), storage, null), CheckpointPhase.Completed);
 
-    JsonNode report = JSON.readTree(inspect("secret", "-n", namespace, "-o", "json").ok());
+    JsonNode report = JSON.readTree(inspect("secret", "-n", cluster.namespace(), "-o", "json").ok());
     assertThat(report.at("/archives/0/encryptionKey").asText()).isEqualTo("k1");
     assertThat(report.at("/archives/0/dump/processes/0/command").asText()).isEqualTo("counter");
 
     Path viewer = kubeconfigOfAViewer();
-    Result refused = inspect("secret", "-n", namespace, "--kubeconfig", viewer.toString());
+    Result refused = inspect("secret", "-n", cluster.namespace(), "--kubeconfig", viewer.toString());
     assertThat(refused.exit()).isEqualTo(1);
     assertThat(refused.err()).startsWith("stasis inspect: ").doesNotContain("create it").contains("the archive is encrypted with key 'k1' of CheckpointStorage '" + storage + "'",
         "Secret default/" + storage + "-keys", "needs get on that Secret");
@@ -162,50 +167,50 @@ class InspectIT extends EndToEndTest {
 
   @Test
   void whatStorageReturnsIsCheckedAgainstTheCheckpointsStatus() throws Exception {
-    Path out = shared.resolve("inspect-tamper-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 2);
-    Checkpoint done = awaitCheckpoint(createCheckpoint("tampered", counter.pid(), fsStorage, null), CheckpointPhase.Completed);
-    inspect("tampered", "-n", namespace).ok();
+    Path out = cluster.dir().resolve("inspect-tamper-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 2);
+    Checkpoint done = cluster.awaitCheckpoint(cluster.createCheckpoint("tampered", counter.pid(), cluster.fsStorage(), null), CheckpointPhase.Completed);
+    inspect("tampered", "-n", cluster.namespace()).ok();
 
-    try (ObjectStore store = openStorage(fsStorage)) {
+    try (ObjectStore store = cluster.openStorage(cluster.fsStorage())) {
       RecordedManifest recorded = RecordedManifest.read(store, done, null);
       byte[] archive = store.read(recorded.archiveKey());
       archive[archive.length / 2] ^= 1;
       overwrite(store, recorded.archiveKey(), archive);
-      Result corrupted = inspect("tampered", "-n", namespace);
+      Result corrupted = inspect("tampered", "-n", cluster.namespace());
       assertThat(corrupted.exit()).isEqualTo(1);
       assertThat(corrupted.err()).contains("ArchiveCorrupted", "sha256 mismatch");
 
-      String manifestKey = new ArchiveLayout(namespace, "tampered", done.getMetadata().getUid()).manifestKey();
+      String manifestKey = new ArchiveLayout(cluster.namespace(), "tampered", done.getMetadata().getUid()).manifestKey();
       byte[] manifest = store.read(manifestKey);
       overwrite(store, manifestKey, new String(manifest, StandardCharsets.UTF_8).replace("\"node\"", "\"node\" ")
           .getBytes(StandardCharsets.UTF_8));
-      Result tampered = inspect("tampered", "-n", namespace);
+      Result tampered = inspect("tampered", "-n", cluster.namespace());
       assertThat(tampered.exit()).isEqualTo(1);
       assertThat(tampered.err()).contains("ManifestTampered");
     }
 
-    awaitCheckpoint(createCheckpoint("nowhere", "no-such-node", 4242, fsStorage, null), CheckpointPhase.Failed);
-    assertThat(inspect("nowhere", "-n", namespace).err()).contains("is Failed: only a Completed checkpoint has a stored"
+    cluster.awaitCheckpoint(cluster.createCheckpoint("nowhere", "no-such-node", 4242, cluster.fsStorage(), null), CheckpointPhase.Failed);
+    assertThat(inspect("nowhere", "-n", cluster.namespace()).err()).contains("is Failed: only a Completed checkpoint has a stored"
         + " archive to inspect");
-    assertThat(inspect("absent", "-n", namespace).err()).contains("there is no Checkpoint 'absent' in namespace " + namespace);
+    assertThat(inspect("absent", "-n", cluster.namespace()).err()).contains("there is no Checkpoint 'absent' in namespace " + cluster.namespace());
   }
 
   /** The plugin script the README installs, found by the real kubectl on the PATH, with kubectl's kubeconfig. */
   @Test
   void kubectlStasisInspectRunsThePlugin() throws Exception {
-    Path out = shared.resolve("inspect-plugin-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 2);
-    awaitCheckpoint(createCheckpoint("counter", counter.pid(), fsStorage, null), CheckpointPhase.Completed);
+    Path out = cluster.dir().resolve("inspect-plugin-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 2);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("counter", counter.pid(), cluster.fsStorage(), null), CheckpointPhase.Completed);
 
     Path repo = TestControlPlane.repoRoot();
     ProcessBuilder kubectl = new ProcessBuilder(repo.resolve(".stasis/bin/kubectl").toString(), "stasis", "inspect",
-        "counter", "-n", namespace);
+        "counter", "-n", cluster.namespace());
     kubectl.environment().put("PATH", repo.resolve("scripts") + ":" + System.getenv("PATH"));
     kubectl.environment().put("KUBECONFIG", TestControlPlane.kubeconfig().toString());
-    kubectl.environment().put("STASIS_JAR", RunnableJarIT.JAR.toString());
+    kubectl.environment().put("STASIS_JAR", TestControlPlane.stasisJar().toString());
     Result result = run(kubectl);
     assertThat(result.exit()).as(result.err()).isZero();
     assertThat(result.out()).contains("[1] counter", "w  file    " + out, "Nodes that can restore it");
@@ -226,23 +231,23 @@ class InspectIT extends EndToEndTest {
 
   /** A ServiceAccount that may read Checkpoints, storages and node profiles, but no Secret. */
   Path kubeconfigOfAViewer() throws Exception {
-    String name = "viewer-" + namespace;
-    if (client.namespaces().withName(ServiceAccounts.NAMESPACE).get() == null) {
-      client.resource(new NamespaceBuilder().withNewMetadata().withName(ServiceAccounts.NAMESPACE).endMetadata().build())
+    String name = "viewer-" + cluster.namespace();
+    if (cluster.client().namespaces().withName(ServiceAccounts.NAMESPACE).get() == null) {
+      cluster.client().resource(new NamespaceBuilder().withNewMetadata().withName(ServiceAccounts.NAMESPACE).endMetadata().build())
           .create();
     }
-    client.resource(new ServiceAccountBuilder().withNewMetadata().withName(name).withNamespace(ServiceAccounts.NAMESPACE)
+    cluster.client().resource(new ServiceAccountBuilder().withNewMetadata().withName(name).withNamespace(ServiceAccounts.NAMESPACE)
         .endMetadata().build()).create();
-    client.resource(new ClusterRoleBuilder().withNewMetadata().withName(name).endMetadata()
+    cluster.client().resource(new ClusterRoleBuilder().withNewMetadata().withName(name).endMetadata()
         .addNewRule().withApiGroups("stasis.dev").withResources("checkpoints", "checkpointstorages", "nodeprofiles")
         .withVerbs("get", "list").endRule().build()).create();
-    client.resource(new ClusterRoleBindingBuilder().withNewMetadata().withName(name).endMetadata()
+    cluster.client().resource(new ClusterRoleBindingBuilder().withNewMetadata().withName(name).endMetadata()
         .withNewRoleRef("rbac.authorization.k8s.io", "ClusterRole", name)
         .addNewSubject().withKind("ServiceAccount").withName(name).withNamespace(ServiceAccounts.NAMESPACE).endSubject()
         .build()).create();
-    String token = ServiceAccounts.token(client, name, null);
-    var admin = client.getConfiguration();
-    Path kubeconfig = shared.resolve(name + ".kubeconfig");
+    String token = ServiceAccounts.token(cluster.client(), name, null);
+    var admin = cluster.client().getConfiguration();
+    Path kubeconfig = cluster.dir().resolve(name + ".kubeconfig");
     Files.writeString(kubeconfig, """
         apiVersion: v1
         kind: Config
@@ -281,7 +286,7 @@ class InspectIT extends EndToEndTest {
   /** {@code java -jar stasis.jar inspect ARGS}, as a user runs it. */
   static Result inspectAs(List<String> args) throws Exception {
     List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-jar", RunnableJarIT.JAR.toString(), "inspect"));
+        "-jar", TestControlPlane.stasisJar().toString(), "inspect"));
     command.addAll(args);
     return run(new ProcessBuilder(command));
   }

@@ -18,7 +18,9 @@ import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
 import dev.stasis.testing.S3Server;
+import dev.stasis.testing.MetricsEndpoint;
 import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.TestStorage;
 import dev.stasis.testing.Tool;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -80,7 +82,7 @@ class ObservabilityIT {
     s3.createBucket("logged");
     key = new byte[32];
     new SecureRandom().nextBytes(key);
-    AgentShutdownIT.createStorage(admin, node, s3, s3.endpoint(), "logged");
+    TestStorage.s3(node, s3.endpoint(), "logged").credentials(s3).create(admin);
     admin.resource(new SecretBuilder().withNewMetadata().withName(node + "-keys").withNamespace("default").endMetadata()
         .withData(Map.of("k1", Base64.getEncoder().encodeToString(key))).build()).create();
     admin.resources(CheckpointStorage.class).withName(node).edit(s -> {
@@ -94,7 +96,7 @@ class ObservabilityIT {
     Path count = dir.resolve("count");
     var counter = Workloads.startInPidNamespace("counter", count.toString());
     cleanup.add(counter);
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) >= 2);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 2);
 
     Checkpoint checkpoint = new Checkpoint();
     checkpoint.setMetadata(new ObjectMetaBuilder().withName("logged").withNamespace(namespace).build());
@@ -119,10 +121,10 @@ class ObservabilityIT {
     nodeKey = Files.readString(dir.resolve("work").resolve("node-key")).lines().findFirst().orElseThrow();
 
     // The agent counts a finished restore just after writing its status.
-    String agentMetrics = await().atMost(TIMEOUT).until(() -> MetricsIT.get(agent.metricsPort(), "/metrics").body(),
-        m -> MetricsIT.value(m, "stasis_restores_total", "result=\"Completed\"").isPresent());
+    String agentMetrics = await().atMost(TIMEOUT).until(() -> MetricsEndpoint.get(agent.metricsPort(), "/metrics").body(),
+        m -> MetricsEndpoint.value(m, "stasis_restores_total", "result=\"Completed\"").isPresent());
     scrapes.add(Files.writeString(dir.resolve("agent.prom"), agentMetrics));
-    scrapes.add(Files.writeString(dir.resolve("operator.prom"), MetricsIT.get(operator.metricsPort(), "/metrics").body()));
+    scrapes.add(Files.writeString(dir.resolve("operator.prom"), MetricsEndpoint.get(operator.metricsPort(), "/metrics").body()));
     operator.stop();
     agent.stop();
   }
@@ -221,7 +223,7 @@ class ObservabilityIT {
       port = socket.getLocalPort();
     }
     List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-XX:TieredStopAtLevel=1", "-jar", RunnableJarIT.JAR.toString(), role, "--log-format=json", "--log-level=debug",
+        "-XX:TieredStopAtLevel=1", "-jar", TestControlPlane.stasisJar().toString(), role, "--log-format=json", "--log-level=debug",
         "--kubeconfig=" + TestControlPlane.kubeconfig(), "--metrics-address=127.0.0.1", "--metrics-port=" + port));
     command.addAll(List.of(args));
     Path log = dir.resolve(role + ".log");
@@ -235,7 +237,7 @@ class ObservabilityIT {
     });
     await().atMost(TIMEOUT).until(() -> {
       try {
-        return MetricsIT.get(port, "/readyz").status() == 200;
+        return MetricsEndpoint.get(port, "/readyz").status() == 200;
       } catch (IOException e) {
         return false; // not listening yet
       }
