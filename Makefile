@@ -43,6 +43,7 @@ node: criu control-plane test-tools
 
 test-tools:
 	scripts/install-test-tools.sh
+	scripts/install-dashboard-check.sh
 	scripts/install-kstatus.sh
 
 helm:

@@ -45,12 +45,15 @@ class KubectlIT {
         .contains("ckpt", "rst", "ckptsched", "ckptstore", "nodeprof", "mig");
     kubectl.run("apply", "-f", "config/samples/checkpoint.yaml", "-f", "config/samples/storage-filesystem.yaml",
         "-f", "config/samples/schedule.yaml", "-f", "config/samples/restore.yaml", "-f", "config/samples/migration.yaml").ok();
+    // Left to right as a user reads them, not as the CRD generator sorts them (by JSON path: AGE first).
     assertThat(kubectl.run("get", "ckpt", "counter").ok().output().lines().findFirst().orElseThrow())
-        .contains("NAME", "PHASE", "NODE", "STORED", "AGE");
+        .matches("NAME +TARGET +NODE +PHASE +PROGRESS +STORED +AGE");
+    assertThat(kubectl.run("get", "ckpt", "counter", "-o", "wide").ok().output().lines().findFirst().orElseThrow())
+        .matches("NAME +TARGET +NODE +PHASE +PROGRESS +STORED +REASON +AGE");
     assertThat(kubectl.run("get", "rst", "counter").ok().output().lines().findFirst().orElseThrow())
-        .contains("PHASE", "CHECKPOINT", "NODE", "PID");
+        .matches("NAME +CHECKPOINT +NODE +PHASE +PROGRESS +PID +POD +AGE");
     assertThat(kubectl.run("get", "ckptstore", "scratch").ok().output().lines().findFirst().orElseThrow())
-        .contains("PHASE", "DEFAULT", "LOCATION");
+        .matches("NAME +LOCATION +DEFAULT +PHASE +AGE");
     assertThat(kubectl.run("get", "ckptsched", "nightly").ok().output().lines().findFirst().orElseThrow())
         .contains("SCHEDULE", "SUSPEND");
     assertThat(kubectl.run("get", "mig", "counter-move").ok().output().lines().findFirst().orElseThrow())

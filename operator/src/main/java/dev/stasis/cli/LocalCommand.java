@@ -9,14 +9,18 @@ import dev.stasis.api.FileSystemStorage;
 import dev.stasis.metrics.MetricsServer;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
 /**
  * {@code stasis local}: everything on this machine. A real kube-apiserver (unless --kubeconfig
@@ -24,7 +28,11 @@ import java.util.Set;
  * this machine, registered as node {@value #DEFAULT_NODE}; with {@code --nodes 2} a second agent
  * as node {@code local-b} with its own work folder, so that a workload can move between "nodes".
  */
-final class LocalMode {
+@Command(name = "local", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
+    description = {"Runs Stasis on this machine for trying it out: a local kube-apiserver (built on first use by"
+        + " scripts/control-plane.sh), the CRDs, a default storage in STATE-DIR/storage, the operator and an agent for"
+        + " node 'local'; until Ctrl-C.", "Takes every flag of the agent."})
+final class LocalCommand implements Callable<Integer> {
   static final String DEFAULT_NODE = "local";
   static final String STORAGE_NAME = "local";
   /** The namespace where `stasis local` lets its user checkpoint this machine's processes. */
@@ -32,27 +40,52 @@ final class LocalMode {
   /** Agents {@code --nodes} may start on one machine (nodes local, local-b, … local-z). */
   static final int MAX_NODES = 26;
 
-  private LocalMode() {}
+  @Option(names = "--state-dir", paramLabel = "DIR", converter = Converters.DirectoryPath.class,
+      defaultValue = ".stasis", order = 1,
+      description = "Where the control plane, the storage and the agent's work folder live (default: ${DEFAULT-VALUE}).")
+  Path stateDir;
 
-  static void run(Flags flags) throws Exception {
-    Path state = Path.of(flags.get("state-dir", ".stasis")).toAbsolutePath();
+  @Option(names = "--node", paramLabel = "NAME", defaultValue = DEFAULT_NODE, order = 2,
+      description = "The name this machine has as a node (default: ${DEFAULT-VALUE}).")
+  String node;
+
+  @Option(names = "--nodes", paramLabel = "N", defaultValue = "1", converter = Converters.LocalNodes.class, order = 3,
+      description = "How many agents to run, as nodes NAME, NAME-b, NAME-c, ... each with a work folder of its own,"
+          + " so that a workload can move between them (1 to " + MAX_NODES + "; default: ${DEFAULT-VALUE}).")
+  int nodes;
+
+  @Option(names = "--control-plane-script", paramLabel = "FILE", defaultValue = "scripts/control-plane.sh", order = 4,
+      description = "The script that builds, starts and stops the local control plane (default: ${DEFAULT-VALUE});"
+          + " not used with --kubeconfig.")
+  Path controlPlaneScript;
+
+  @Mixin AgentOptions agent;
+  @Mixin KubeconfigOption cluster;
+  @Mixin MetricsOptions metrics;
+  @Mixin LoggingOptions logging;
+
+  @Override
+  public Integer call() throws Exception {
+    logging.apply();
+    Path state = stateDir.toAbsolutePath();
     ControlPlane controlPlane = null;
-    String kubeconfig = flags.get("kubeconfig");
+    KubernetesClient client;
+    Path kubeconfig = cluster.kubeconfig;
     if (kubeconfig == null) {
-      Path script = Path.of(flags.get("control-plane-script", "scripts/control-plane.sh")).toAbsolutePath();
       System.out.println("starting a local control plane (the first start builds it; that takes a while)...");
-      controlPlane = ControlPlane.start(script, state.resolve("cluster"));
-      Files.copy(controlPlane.kubeconfig(), state.resolve("kubeconfig"), StandardCopyOption.REPLACE_EXISTING);
-      kubeconfig = state.resolve("kubeconfig").toString();
+      controlPlane = ControlPlane.start(controlPlaneScript.toAbsolutePath(), state.resolve("cluster"));
+      kubeconfig = state.resolve("kubeconfig");
+      Files.copy(controlPlane.kubeconfig(), kubeconfig, StandardCopyOption.REPLACE_EXISTING);
+      cluster.kubeconfig = kubeconfig;
     }
-    KubernetesClient client = Main.client(kubeconfig);
+    client = cluster.client();
     Crds.install(client);
     // Storage credentials Secrets go here, as on a cluster (config/rbac).
     client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("stasis-system").endMetadata()
         .build()).createOr(NonDeletingOperation::update);
     ensureDefaultStorage(client, state.resolve("storage"));
 
-    List<AgentConfig> agents = agentConfigs(flags, state);
+    List<AgentConfig> agents = agentConfigs(state);
     var operator = Roles.newOperator(client);
     Roles.registerOperator(operator, client, Main.hostname(), agents.get(0).retries());
     AgentShutdown shutdown = new AgentShutdown();
@@ -61,7 +94,7 @@ final class LocalMode {
       agentLoops.add(Roles.registerAgent(operator, client, agent, shutdown));
     }
     // One machine: nobody else needs to reach the metrics port.
-    MetricsServer metrics = Main.metricsServer(flags, "127.0.0.1", Main.OPERATOR_METRICS_PORT,
+    MetricsServer server = metrics.start("127.0.0.1", Main.OPERATOR_METRICS_PORT,
         Roles.readiness(operator, shutdown::isStopping));
     agentLoops.forEach(Roles.AgentLoops::start);
     operator.start();
@@ -72,18 +105,19 @@ final class LocalMode {
           %s/bin/kubectl get nodeprof,ckptstore
           curl -s http://127.0.0.1:%d/metrics | grep ^stasis_
         Stop with Ctrl-C.
-        %n""", agents.size() > 1 ? "s" : "", agents.size() > 1 ? "s" : "", nodes, STORAGE_NAME, state.resolve("storage"), kubeconfig, state, metrics.port());
+        %n""", agents.size() > 1 ? "s" : "", agents.size() > 1 ? "s" : "", nodes, STORAGE_NAME, state.resolve("storage"), kubeconfig, state, server.port());
     ControlPlane started = controlPlane;
     Main.awaitShutdown(() -> {
       shutdown.begin();
       operator.stop();
       agentLoops.forEach(Roles.AgentLoops::close);
-      metrics.close();
+      server.close();
       client.close();
       if (started != null) {
         started.close();
       }
     });
+    return 0;
   }
 
   /**
@@ -92,20 +126,10 @@ final class LocalMode {
    * with a work folder of its own next to the first's ({@code work-<node>}): each agent keeps its
    * key and its jobs' folders there, as on a node of its own.
    */
-  static List<AgentConfig> agentConfigs(Flags flags, Path state) {
-    String value = flags.get("nodes", "1");
-    int count;
-    try {
-      count = Integer.parseInt(value);
-    } catch (NumberFormatException e) {
-      count = 0;
-    }
-    if (count < 1 || count > MAX_NODES) {
-      throw new IllegalArgumentException("--nodes wants a number of agents from 1 to " + MAX_NODES + ", got '" + value + "'");
-    }
-    AgentConfig first = agentConfig(flags, state);
+  List<AgentConfig> agentConfigs(Path state) {
+    AgentConfig first = agentConfig(state);
     List<AgentConfig> agents = new ArrayList<>(List.of(first));
-    for (int i = 1; i < count; i++) {
+    for (int i = 1; i < nodes; i++) {
       String node = first.nodeName() + "-" + (char) ('a' + i);
       Path workDir = first.workDir().resolveSibling("work-" + node);
       agents.add(new AgentConfig(node, workDir, first.criu(), first.hostProcessNamespaces(),
@@ -121,15 +145,8 @@ final class LocalMode {
    * checkpointed and restored from namespace {@value #HOST_PROCESS_NAMESPACE} (the README's
    * walkthrough), unless --allow-host-processes says otherwise.
    */
-  static AgentConfig agentConfig(Flags flags, Path state) {
-    String node = flags.get("node", DEFAULT_NODE);
-    Set<String> hostProcesses = flags.get("allow-host-processes") == null && flags.get("allow-process-targets") == null
-        ? Set.of(HOST_PROCESS_NAMESPACE)
-        : Main.hostProcessNamespaces(flags);
-    AgentConfig flagged = Main.agentConfig(flags, node, Path.of(flags.get("work-dir", state.resolve("work").toString())));
-    return new AgentConfig(node, flagged.workDir(), flagged.criu(), hostProcesses, flagged.kubelet(),
-        flagged.hostRoot(), flagged.labels(), flagged.profileOverrides(), flagged.maxConcurrent(), flagged.retries(),
-        flagged.runtime());
+  AgentConfig agentConfig(Path state) {
+    return agent.config(node, state.resolve("work"), Set.of(HOST_PROCESS_NAMESPACE));
   }
 
   private static void ensureDefaultStorage(KubernetesClient client, Path path) throws Exception {
