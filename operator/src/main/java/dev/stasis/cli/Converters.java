@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
+import java.util.OptionalLong;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.TypeConversionException;
 
@@ -22,16 +23,8 @@ final class Converters {
   static final class Port implements ITypeConverter<Integer> {
     @Override
     public Integer convert(String value) {
-      try {
-        int port = Integer.parseInt(value.trim());
-        if (port >= 0 && port <= 65535) {
-          return port;
-        }
-      } catch (NumberFormatException e) {
-        // said below
-      }
-      throw new TypeConversionException("'" + value + "' is not a port: give a number from 0 to 65535"
-          + " (0: any free port)");
+      return (int) within(value, 0, 65535).orElseThrow(() -> new TypeConversionException("'" + value
+          + "' is not a port: give a number from 0 to 65535 (0: any free port)"));
     }
   }
 
@@ -39,15 +32,8 @@ final class Converters {
   static final class Positive implements ITypeConverter<Integer> {
     @Override
     public Integer convert(String value) {
-      try {
-        int n = Integer.parseInt(value.trim());
-        if (n >= 1) {
-          return n;
-        }
-      } catch (NumberFormatException e) {
-        // said below
-      }
-      throw new TypeConversionException("'" + value + "' is not a whole number of at least 1");
+      return (int) within(value, 1, Integer.MAX_VALUE).orElseThrow(() -> new TypeConversionException("'" + value
+          + "' is not a whole number of at least 1"));
     }
   }
 
@@ -55,15 +41,18 @@ final class Converters {
   static final class LocalNodes implements ITypeConverter<Integer> {
     @Override
     public Integer convert(String value) {
-      try {
-        int n = Integer.parseInt(value.trim());
-        if (n >= 1 && n <= LocalCommand.MAX_NODES) {
-          return n;
-        }
-      } catch (NumberFormatException e) {
-        // said below
-      }
-      throw new TypeConversionException("'" + value + "' is not a number of agents from 1 to " + LocalCommand.MAX_NODES);
+      return (int) within(value, 1, LocalCommand.MAX_NODES).orElseThrow(() -> new TypeConversionException("'" + value
+          + "' is not a number of agents from 1 to " + LocalCommand.MAX_NODES));
+    }
+  }
+
+  /** {@code value} as a whole number from {@code min} to {@code max}; empty when it is not one. */
+  private static OptionalLong within(String value, long min, long max) {
+    try {
+      long n = Long.parseLong(value.trim());
+      return n >= min && n <= max ? OptionalLong.of(n) : OptionalLong.empty();
+    } catch (NumberFormatException e) {
+      return OptionalLong.empty();
     }
   }
 
