@@ -26,6 +26,8 @@ public final class Criu {
 
   private static final Duration SHORT_COMMAND_TIMEOUT = Duration.ofSeconds(30);
   public static final String NO_SPACE = "No space left on device";
+  /** Less room than this left in a failed dump's work folder: the dump ran out of it. */
+  static final long NEARLY_FULL_BYTES = 1 << 20;
   private static final String RESTORE_DONE = "Restore finished successfully";
   /** In a dump's or restore's work folder: the PID and start time of the CRIU working there. */
   static final String RUNNING_FILE = "criu.running";
@@ -214,7 +216,7 @@ public final class Criu {
       throw new CriuException("Interrupted", "the agent was stopped while criu dump ran", log.tail());
     }
     if (criu.exitValue() != 0) {
-      if (log.contains(NO_SPACE)) {
+      if (ranOutOfSpace(log, usableSpace(options.workDir()))) {
         throw new CriuException("WorkDirFull", "criu dump of PID " + options.pid() + " failed: the work folder "
             + options.workDir() + " is full (" + NO_SPACE + "); free space there or give the agent a larger"
             + " --work-dir. The process was released and keeps running", log.tail());
@@ -230,6 +232,20 @@ public final class Criu {
       stats = null; // statistics are informative; a dump without them is still a good dump
     }
     return new DumpResult(stats, options.arguments());
+  }
+
+  /**
+   * Whether a failed dump ran out of room. CRIU's log lives in the folder its images fill: once that
+   * is full, the log line that says so may itself not have been written.
+   */
+  static boolean ranOutOfSpace(CriuLog log, long usableBytes) {
+    return log.contains(NO_SPACE) || usableBytes < NEARLY_FULL_BYTES;
+  }
+
+  /** Free room in {@code dir}; unknown (as if plenty) when it cannot be asked. */
+  private static long usableSpace(Path dir) {
+    long usable = dir.toFile().getUsableSpace();
+    return usable == 0 && !Files.isDirectory(dir) ? Long.MAX_VALUE : usable;
   }
 
   /**
