@@ -35,7 +35,7 @@ DEBIAN="$CACHE/debian-bookworm"
 JAR="$REPO_ROOT/operator/target/stasis.jar"
 VERSION="${VERSION:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$REPO_ROOT/charts/stasis/Chart.yaml")}"
 EPOCH=1 # every file's mtime and the images' creation time: 1970-01-01T00:00:01Z
-SUITES=(bookworm bookworm-updates)
+SUITES=(bookworm bookworm-updates bookworm-security)
 # `jdeps --print-module-deps --ignore-missing-deps --multi-release 17` of the jar, and jdk.crypto.ec: TLS key
 # exchange (ECDHE, X25519) is a service provider that jdeps cannot see.
 JAVA_MODULES=java.base,java.compiler,java.desktop,java.net.http,java.security.jgss,java.sql,jdk.httpserver,jdk.management,jdk.net,jdk.unsupported,jdk.crypto.ec
@@ -59,14 +59,15 @@ sha256() { sha256sum "$@" | cut -c1-64; }
 
 # --- Debian packages -------------------------------------------------------------------------------
 
-# Private package lists, fetched at most once a day: the layers' keys are the exact .deb files the
-# lists name, so a refresh that brings new versions brings new layers, and one that does not changes
-# nothing.
+# Private package lists, fetched at most once a day and whenever SUITES changes: the layers' keys are
+# the exact .deb files the lists name, so a refresh that brings new versions (security fixes included)
+# brings new layers, and one that does not changes nothing.
 debian_ready() {
   local work="$DEBIAN" stamp="$DEBIAN/.fetched"
-  if [ "${STASIS_IMAGES_REFRESH:-0}" = 1 ] || [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440)" ]; then
+  if [ "${STASIS_IMAGES_REFRESH:-0}" = 1 ] || [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440)" ] ||
+    [ "$(cat "$stamp")" != "${SUITES[*]}" ]; then
     debian_lists "$work" "${SUITES[@]}"
-    touch "$stamp"
+    echo "${SUITES[*]}" >"$stamp"
   else
     debian_apt "$work" "${SUITES[@]}"
   fi

@@ -18,18 +18,24 @@ debian_lists() {
     { cat "$1/apt-update.log" >&2; die "apt-get update (private lists for ${*:2}) failed"; }
 }
 
+# Suites named *-security live in Debian's security archive, the others in the main one.
 debian_apt() {
-  local work="$1"
+  local work="$1" suite
+  local -a main=() security=()
   shift
+  for suite in "$@"; do
+    case "$suite" in
+      *-security) security+=("$suite") ;;
+      *) main+=("$suite") ;;
+    esac
+  done
   mkdir -p "$work/sources" "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
   chmod 755 "$work" "$work/debs"
-  cat >"$work/sources/stasis.sources" <<EOF
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: $*
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+  : >"$work/sources/stasis.sources"
+  if [ ${#main[@]} -gt 0 ]; then debian_stanza debian "${main[@]}" >>"$work/sources/stasis.sources"; fi
+  if [ ${#security[@]} -gt 0 ]; then
+    debian_stanza debian-security "${security[@]}" >>"$work/sources/stasis.sources"
+  fi
   DEBIAN_APT=(
     -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/sources"
     -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Dir::State::status=/dev/null
@@ -38,6 +44,18 @@ EOF
     -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false
     -o Acquire::IndexTargets::deb::CNF::DefaultEnabled=false
     -o APT::Sandbox::User=root -q)
+}
+
+# debian_stanza ARCHIVE SUITE...: a deb822 source for those suites of deb.debian.org/ARCHIVE.
+debian_stanza() {
+  cat <<EOF
+Types: deb
+URIs: http://deb.debian.org/$1
+Suites: ${*:2}
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+EOF
 }
 
 debian_unpack() {
