@@ -58,7 +58,8 @@ record ProcessInventory(
         if (GPU_DEVICE.matcher(mapped.getKey()).matches()) {
           gpus.add(mapped.getKey());
         } else {
-          addMapped(paths, mapped.getKey(), dir.resolve("map_files").resolve(mapped.getValue()));
+          addMapped(paths, mapped.getKey(), dir.resolve("map_files").resolve(mapped.getValue().range()),
+              mapped.getValue().sharedWritable());
         }
       }
       for (String target : fdTargets(dir)) {
@@ -75,22 +76,34 @@ record ProcessInventory(
   }
 
   /**
-   * The paths a restore needs. Open files are taken from what CRIU recorded at the instant it froze
-   * the tree ({@code files.img}), with the size CRIU will insist on: a file /proc showed open a
-   * moment earlier may have been closed by then (and CRIU never checks it), another opened. Files
-   * gone from disk are left out: CRIU carries deleted files in its images. Then the mount point of
-   * every path, except the root filesystem every node has.
+   * The paths a restore needs. Open and mapped files are taken from what CRIU recorded at the
+   * instant it froze the tree ({@code files.img}): a file /proc showed open a moment earlier may
+   * have been closed by then (and CRIU never checks it), another opened. A file the tree could
+   * write to (open for writing, mapped shared and writable) is recorded as CRIU saw it, with the
+   * size CRIU will insist on and no content: what it holds is the tree's own doing, and a job
+   * stopped at the checkpoint leaves it exactly so. Files the tree only reads keep their content
+   * identity (build-id, sha256). Files gone from disk are left out: CRIU carries deleted files in
+   * its images. Then the mount point of every path, except the root filesystem every node has.
    */
   List<RequiredPath> requiredPaths(List<RegularFiles.RegularFile> recordedByCriu) {
     Map<String, RequiredPath> required = new LinkedHashMap<>(paths);
     for (RegularFiles.RegularFile file : recordedByCriu) {
-      if (required.containsKey(file.path())) {
-        continue; // an executable or mapped file, already recorded with its build-id
+      RequiredPath known = required.get(file.path());
+      if (known != null) { // an executable or mapped file, read before the freeze
+        boolean changedSince = file.size() != null && !file.size().equals(known.size);
+        if (file.writable() || changedSince) {
+          required.put(file.path(), FileIdentity.written(file.path(), known.kind, file.size()));
+        }
+        continue;
       }
       Path onSource = under(root, file.path());
-      if (Files.isDirectory(onSource)) {
+      if (file.isDirectory().orElseGet(() -> Files.isDirectory(onSource))) {
         required.put(file.path(), new RequiredPath(file.path(), RequiredPath.DIRECTORY));
-      } else if (Files.isRegularFile(onSource)) {
+      } else if (file.isRegularFile().orElse(true) && Files.isRegularFile(onSource)) {
+        if (file.writable()) {
+          required.put(file.path(), FileIdentity.written(file.path(), RequiredPath.FILE, file.size()));
+          continue;
+        }
         try {
           RequiredPath recorded = FileIdentity.record(file.path(), RequiredPath.FILE, onSource, file.size() == null);
           recorded.size = file.size(); // what CRIU saw while the tree was frozen
@@ -111,11 +124,16 @@ record ProcessInventory(
    * kernel filesystem, or is gone from disk (CRIU carries deleted files in its images).
    */
   private static void add(Map<String, RequiredPath> paths, String path, String kind, Path file) {
+    add(paths, path, kind, file, false);
+  }
+
+  /** {@code written}: mapped shared and writable, so its content is not compared (see {@link #requiredPaths}). */
+  private static void add(Map<String, RequiredPath> paths, String path, String kind, Path file, boolean written) {
     if (paths.containsKey(path) || path.endsWith(" (deleted)") || path.startsWith("/proc/") || path.startsWith("/sys/")) {
       return;
     }
     try {
-      paths.put(path, FileIdentity.record(path, kind, file, false));
+      paths.put(path, written ? FileIdentity.written(path, kind, Files.size(file)) : FileIdentity.record(path, kind, file, false));
     } catch (IOException e) {
       log.debug("cannot record {} {}: {}", kind, path, e.getMessage());
     }
@@ -131,16 +149,22 @@ record ProcessInventory(
     return targets;
   }
 
+  /** A mapped file: the address range of its first mapping, and whether any mapping of it is shared and writable. */
+  private record Mapping(String range, boolean sharedWritable) {}
+
   /**
    * File-backed mappings: the last column of /proc/PID/maps when it is an absolute path, with the
    * address range of its first mapping (its entry in /proc/PID/map_files).
    */
-  private static Map<String, String> mappedFiles(Path dir) {
-    Map<String, String> files = new LinkedHashMap<>();
+  private static Map<String, Mapping> mappedFiles(Path dir) {
+    Map<String, Mapping> files = new LinkedHashMap<>();
     for (String line : lines(dir.resolve("maps"))) {
+      // ADDRESS PERMS OFFSET DEV INODE PATH, PERMS such as "rw-s" (shared) or "r-xp" (private)
       String[] fields = line.trim().split("\\s+", 6);
       if (fields.length == 6 && fields[5].startsWith("/")) {
-        files.putIfAbsent(fields[5], fields[0]);
+        boolean sharedWritable = fields[1].length() == 4 && fields[1].charAt(1) == 'w' && fields[1].charAt(3) == 's';
+        files.merge(fields[5], new Mapping(fields[0], sharedWritable),
+            (first, next) -> new Mapping(first.range(), first.sharedWritable() || next.sharedWritable()));
       }
     }
     return files;
@@ -151,10 +175,10 @@ record ProcessInventory(
    * its path may name something else by now (another file, a FIFO that would block the agent
    * forever). Mapped devices (/dev/zero) are not files a restore needs, and reading one may never end.
    */
-  private static void addMapped(Map<String, RequiredPath> paths, String path, Path mapFile) {
+  private static void addMapped(Map<String, RequiredPath> paths, String path, Path mapFile, boolean sharedWritable) {
     try {
       if (Files.readAttributes(mapFile, BasicFileAttributes.class).isRegularFile()) {
-        add(paths, path, RequiredPath.MAPPED, mapFile);
+        add(paths, path, RequiredPath.MAPPED, mapFile, sharedWritable);
       }
     } catch (IOException e) {
       log.debug("cannot look at mapped {}: {}", path, e.getMessage());

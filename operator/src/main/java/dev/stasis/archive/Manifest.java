@@ -148,6 +148,11 @@ public class Manifest {
     public String buildId;
     /** sha256 of a mapped file without a build-id. */
     public String sha256;
+    /**
+     * True for a file the tree had open or mapped for writing: recorded as CRIU saw it while the
+     * tree was frozen and compared only as CRIU compares it (present, kind, size), never by content.
+     */
+    public Boolean written;
     /** For mounts: the filesystem type and source, as mountinfo shows them. */
     public String fsType;
     public String source;
