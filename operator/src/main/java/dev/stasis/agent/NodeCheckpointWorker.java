@@ -20,6 +20,8 @@ import dev.stasis.criu.CriuException;
 import dev.stasis.criu.CriuVersion;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
+import dev.stasis.criu.PostDumpHook;
+import dev.stasis.criu.RunningDump;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
@@ -46,7 +48,8 @@ import org.slf4j.LoggerFactory;
  * Takes the checkpoints the operator assigned to this node: CRIU dump into a work folder, uploaded
  * in one streamed pass of tar, zstd and sha256 that starts while CRIU still writes the memory
  * pages ({@link StreamingArchiveUpload}), the manifest written last as the commit marker. A
- * workload is only ever ended (leaveRunning: false) once its checkpoint is stored.
+ * workload is only ever ended (leaveRunning: false) once its checkpoint is stored and recorded, and
+ * then by CRIU itself, which holds it frozen meanwhile ({@link PostDumpHook}).
  */
 @ControllerConfiguration(name = "node-checkpoint", generationAwareEventProcessing = false)
 public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoint> {
@@ -59,6 +62,8 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   private final KeyedLocks<Integer> processLocks = new KeyedLocks<>();
   /** How soon to look again at a recorded archive the storage could not be read for. */
   private static final Duration RECORDED_ARCHIVE_RETRY = Duration.ofSeconds(10);
+  /** How long a decision for a dead agent's frozen tree waits for CRIU to act on it. */
+  private static final Duration ABANDONED_HOOK_WAIT = Duration.ofSeconds(30);
   private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
   private final PodCheckpointJob podCheckpoints;
 
@@ -147,7 +152,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     checkpoint = running.get();
     Path workDir = workDir(checkpoint);
     long started = System.nanoTime();
-    DumpedTree stopped = DumpedTree.none();
     Checkpoint stored;
     ArchiveStatus archive;
     CheckpointStats stats;
@@ -166,54 +170,63 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       }
       WorkGrants.Grant grant = storages.grant(checkpoint);
       try (ObjectStore store = storages.open(storage, grant)) {
+        // leaveRunning: false: CRIU holds the tree frozen until the archive is stored, committed and
+        // recorded, then ends it itself, under its network lock (no connection is touched in between).
         DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
-            Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
+            !options.leaveRunning(), Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
             Boolean.TRUE.equals(options.shellJob),
             options.externalMounts == null ? List.of() : options.externalMounts,
             Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         ArchiveCodec codec = StorageBinding.codec(storage);
         BoundKey encryptWith = storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null);
-        Criu.DumpResult dumped;
+        Criu.DumpResult dumped = null;
         CommittedManifest manifest;
         try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
           List<Long> members = ProcessTree.members(pid);
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, workDir);
-          // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
-          try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-            try (KeyedLocks.Held folders = workingFolders.lock(members)) {
-              TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
-              dumped = dump(dump);
+          RunningDump dumping = null;
+          try {
+            // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
+            try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
+              try (KeyedLocks.Held folders = workingFolders.lock(members)) {
+                TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
+                dumping = startDump(dump);
+                if (dump.holdFrozen()) {
+                  awaitFrozen(dumping);
+                }
+              }
+              if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
+                throw TargetProcess.changed(checkpoint, pid);
+              }
+              if (!dump.endTree()) {
+                dumped = leaveRunning(dumping, dump);
+              }
+              manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
             }
-            if (dump.leaveStopped()) {
-              stopped = TargetProcess.dumped(dump.imagesDir(), pid, target);
+            if (isDeleted(checkpoint)) {
+              discard(checkpoint, store); // a tree still held frozen is resumed as the dump closes
+              WorkDirs.delete(workDir);
+              return;
             }
-            if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
-              throw TargetProcess.changed(checkpoint, pid);
+            if (dump.endTree()) {
+              checkpoint = recordStored(checkpoint, store, manifest);
+              dumped = endTree(dumping, checkpoint); // stored, committed and recorded: only now may the workload end
             }
-            manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
-          }
-          if (isDeleted(checkpoint)) {
-            discard(checkpoint, store, stopped);
-            WorkDirs.delete(workDir);
-            return;
-          }
-          if (dump.leaveStopped()) {
-            checkpoint = recordStored(checkpoint, store, manifest);
-            stopped.signal(NodeProcess.Signal.KILL); // stored, committed and recorded: only now may the workload end
-            stopped = DumpedTree.none();
+          } finally {
+            if (dumping != null) {
+              dumping.close(); // resumes a tree still held frozen: nothing was stored, or kept
+            }
           }
         }
         stored = checkpoint;
         archive = manifest.archiveStatus(store);
-        stats = stats(dumped.stats(), started);
+        stats = stats(dumped == null ? null : dumped.stats(), started);
       }
     } catch (WorkFailure failure) {
-      stopped.signal(NodeProcess.Signal.CONT); // nothing stored: the workload goes on as if never touched
       WorkDirs.delete(workDir);
       fail(checkpoint, failure);
       return;
     } catch (RuntimeException e) {
-      stopped.signal(NodeProcess.Signal.CONT);
       WorkDirs.delete(workDir);
       log.error("checkpoint {} failed unexpectedly", checkpoint.getMetadata().getName(), e);
       fail(checkpoint, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
@@ -274,9 +287,8 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    * The Checkpoint was deleted while it was taken (a schedule's Replace, or a person): no one will
    * ask for this archive, and a workload stopped for it goes on as if never touched.
    */
-  private void discard(Checkpoint checkpoint, ObjectStore store, DumpedTree stoppedTree) {
+  private void discard(Checkpoint checkpoint, ObjectStore store) {
     var meta = checkpoint.getMetadata();
-    stoppedTree.signal(NodeProcess.Signal.CONT);
     String prefix = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid()).prefix();
     try {
       store.deleteAll(prefix);
@@ -324,13 +336,48 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     }
   }
 
-  private Criu.DumpResult dump(DumpOptions options) throws WorkFailure {
+  private RunningDump startDump(DumpOptions options) throws WorkFailure {
     try {
-      return config.criu().dump(options);
+      return config.criu().startDump(options);
     } catch (CriuException e) {
       throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
     } catch (IOException e) {
       throw new WorkFailure("WorkDirUnavailable", "cannot prepare the work folder " + options.workDir() + ": " + e.getMessage());
+    }
+  }
+
+  private static void awaitFrozen(RunningDump running) throws WorkFailure {
+    try {
+      running.awaitFrozen();
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
+    }
+  }
+
+  /** A tree the checkpoint leaves running: CRIU resumes it, if it holds it frozen, and says how the dump went. */
+  private static Criu.DumpResult leaveRunning(RunningDump running, DumpOptions dump) throws WorkFailure {
+    try {
+      if (dump.holdFrozen()) {
+        running.decide(PostDumpHook.Decision.PROCEED);
+      }
+      return running.awaitExit();
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
+    }
+  }
+
+  /**
+   * The archive is stored, committed and recorded: CRIU ends the tree, as it does after a plain
+   * {@code criu dump}, under its network lock. Whatever CRIU says then, the checkpoint stands.
+   */
+  private static Criu.DumpResult endTree(RunningDump running, Checkpoint checkpoint) {
+    try {
+      running.decide(PostDumpHook.Decision.PROCEED);
+      return running.awaitExit();
+    } catch (CriuException e) {
+      log.warn("checkpoint {}/{} is stored and recorded, but CRIU did not end its tree cleanly: {} {}",
+          checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(), e.reason(), e.getMessage());
+      return null;
     }
   }
 
@@ -491,12 +538,16 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     }
     Path workDir = workDir(checkpoint);
     if (Criu.stillRunningIn(workDir).isPresent()) {
+      if (PostDumpHook.waitingIn(workDir)) {
+        decideForTheDeadAgent(checkpoint, workDir);
+      }
       return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(ABANDONED_CRIU_POLL);
     }
     if (RecordedArchive.isRecorded(checkpoint)) {
       return finishFromRecord(checkpoint, workDir);
     }
-    String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the stopped workload was resumed" : "";
+    String resumed = PostDumpHook.decidedIn(workDir).filter(PostDumpHook.Decision.RESUME::equals).isPresent()
+        ? "; the workload, held frozen after its dump, was resumed" : "";
     work.discardStored(checkpoint);
     WorkDirs.delete(workDir);
     fail(checkpoint, new WorkFailure("AgentRestarted",
@@ -506,10 +557,42 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
   }
 
   /**
+   * The agent died while its CRIU held the dumped tree frozen, waiting for its decision. The tree is
+   * ended (CRIU proceeds, under its network lock) only if the stored archive was recorded and the
+   * storage holds what was recorded; otherwise CRIU resumes it. A storage that cannot be read keeps
+   * the tree frozen until it can. CRIU gets a while to act on it; the next pass resolves the rest.
+   */
+  private void decideForTheDeadAgent(Checkpoint checkpoint, Path workDir) {
+    PostDumpHook.Decision decision = PostDumpHook.Decision.RESUME;
+    if (RecordedArchive.isRecorded(checkpoint)) {
+      try {
+        if (recordedArchiveMismatch(checkpoint).isEmpty()) {
+          decision = PostDumpHook.Decision.PROCEED;
+        }
+      } catch (IOException | WorkFailure e) {
+        log.warn("cannot read the recorded archive of checkpoint {}/{} yet, its tree stays frozen: {}",
+            checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(), e.getMessage());
+        return;
+      }
+    }
+    try (AutoCloseable answered = PostDumpHook.answerAbandoned(workDir, decision)) {
+      long deadline = System.nanoTime() + ABANDONED_HOOK_WAIT.toNanos();
+      while (Criu.stillRunningIn(workDir).isPresent() && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (Exception e) {
+      log.warn("cannot tell the CRIU of checkpoint {}/{} what to do with its frozen tree: {}",
+          checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(), e.getMessage());
+    }
+  }
+
+  /**
    * The stored archive was recorded, so the workload may have been ended (leaveRunning: false).
-   * When the storage holds what was recorded, the checkpoint is Completed, and a tree still left
-   * stopped is ended as its spec asks. When it does not, the checkpoint fails for good, as nothing
-   * can be taken again from a workload that may be gone; a tree still stopped is resumed.
+   * When the storage holds what was recorded, the checkpoint is Completed (a tree CRIU still held
+   * frozen was ended by it, as the spec asks). When it does not, the checkpoint fails for good, as
+   * nothing can be taken again from a workload that may be gone (a tree still frozen was resumed).
    */
   private UpdateControl<Checkpoint> finishFromRecord(Checkpoint checkpoint, Path workDir) {
     Optional<String> mismatch;
@@ -523,12 +606,13 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     String restarted = "the agent on node " + config.nodeName() + " restarted after it had stored and recorded this"
         + " checkpoint's archive";
     if (mismatch.isPresent()) {
-      String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the workload, still stopped, was resumed"
-          : "; the workload may have been ended (leaveRunning: false)";
+      String resumed = PostDumpHook.decidedIn(workDir).filter(PostDumpHook.Decision.RESUME::equals).isPresent()
+          ? "; the workload, still frozen, was resumed" : "; the workload may have been ended (leaveRunning: false)";
       fail(checkpoint, new WorkFailure("ArchiveMissing", restarted + ", and the storage no longer holds it: "
           + mismatch.get() + resumed + ". Not tried again: take a new checkpoint"));
     } else {
-      String ended = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.KILL) ? "; it ended the workload, still stopped, as leaveRunning: false asks" : "";
+      String ended = PostDumpHook.decidedIn(workDir).filter(PostDumpHook.Decision.PROCEED::equals).isPresent()
+          ? "; CRIU, which still held the workload frozen, ended it as leaveRunning: false asks" : "";
       ArchiveStatus archive = checkpoint.getStatus().archive;
       complete(checkpoint, archive, null, "stored " + archive.storedBytes + " bytes at " + archive.uri + " (" + restarted
           + ", and finished it from that record" + ended + ")");

@@ -195,41 +195,33 @@ public final class Criu {
     return version;
   }
 
-  public DumpResult dump(DumpOptions options) throws CriuException, IOException {
+  /**
+   * Starts {@code criu dump}. With {@link DumpOptions#holdFrozen()} CRIU then holds the tree frozen
+   * after the dump until the agent decides ({@link RunningDump#decide}); the returned dump must be
+   * closed either way.
+   */
+  public RunningDump startDump(DumpOptions options) throws CriuException, IOException {
     Files.createDirectories(options.imagesDir());
     Files.createDirectories(options.workDir());
-    CriuLog log = new CriuLog(options.workDir().resolve(DumpOptions.LOG_FILE));
-    Process criu = start(options.arguments(), options.workDir(), "dump.out", DUMP_NICE);
+    PostDumpHook hook = options.holdFrozen() ? PostDumpHook.prepare(options.workDir()) : null;
     try {
-      if (!criu.waitFor(options.timeout().toMillis(), TimeUnit.MILLISECONDS)) {
-        stop(criu);
-        throw new CriuException("CriuTimeout",
-            "criu dump did not finish within " + options.timeout().toSeconds()
-                + "s; the process was released and keeps running. Raise spec.options.timeoutSeconds if it is large",
-            log.tail());
+      return new RunningDump(start(options.arguments(), options.workDir(), "dump.out", DUMP_NICE), options, hook);
+    } catch (CriuException | IOException | RuntimeException e) {
+      if (hook != null) {
+        hook.close();
       }
-    } catch (InterruptedException e) {
-      stop(criu);
-      Thread.currentThread().interrupt();
-      throw new CriuException("Interrupted", "the agent was stopped while criu dump ran", log.tail());
+      throw e;
     }
-    if (criu.exitValue() != 0) {
-      if (log.contains(NO_SPACE)) {
-        throw new CriuException("WorkDirFull", "criu dump of PID " + options.pid() + " failed: the work folder "
-            + options.workDir() + " is full (" + NO_SPACE + "); free space there or give the agent a larger"
-            + " --work-dir. The process was released and keeps running", log.tail());
-      }
-      throw new CriuException("CriuDumpFailed",
-          "criu dump of PID " + options.pid() + " failed: " + log.firstError().orElse("exit code " + criu.exitValue()),
-          log.tail());
+  }
+
+  /** A dump that leaves the tree running at once, as bare {@code criu dump --leave-running} does. */
+  public DumpResult dump(DumpOptions options) throws CriuException, IOException {
+    if (options.holdFrozen()) {
+      throw new IllegalArgumentException("a dump that holds its tree frozen needs a decision: use startDump");
     }
-    DumpStats stats;
-    try {
-      stats = DumpStats.read(options.workDir(), options.imagesDir());
-    } catch (IOException e) {
-      stats = null; // statistics are informative; a dump without them is still a good dump
+    try (RunningDump dump = startDump(options)) {
+      return dump.awaitExit();
     }
-    return new DumpResult(stats, options.arguments());
   }
 
   /**
@@ -404,7 +396,7 @@ public final class Criu {
   }
 
   /** CRIU releases a half-dumped tree when it ends, so SIGTERM first, then SIGKILL. */
-  private static void stop(Process p) {
+  static void stop(Process p) {
     p.destroy();
     try {
       if (!p.waitFor(5, TimeUnit.SECONDS)) {

@@ -42,7 +42,7 @@ class CriuCompatibilityChecksIT {
     Path log = dir.resolve("log.lammps");
     try (var writer = Workloads.startInPidNamespace("openfile", log.toString())) {
       await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(log) && Files.size(log) > 0);
-      criu.dump(new DumpOptions((int) writer.pid(), dir.resolve("images"), dir.resolve("work"), false, false, false,
+      criu.dump(new DumpOptions((int) writer.pid(), dir.resolve("images"), dir.resolve("work"), false, false, false, false,
           false, List.of(), Duration.ofSeconds(60)));
 
       List<RegularFiles.RegularFile> files = RegularFiles.read(dir.resolve("images"));
@@ -68,7 +68,7 @@ class CriuCompatibilityChecksIT {
     Path log = dir.resolve("job.log");
     try (var job = Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), "100000", "5")) {
       await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(log) && Files.size(log) > 0);
-      criu.dump(new DumpOptions((int) job.pid(), dir.resolve("images"), dir.resolve("work"), false, false, false,
+      criu.dump(new DumpOptions((int) job.pid(), dir.resolve("images"), dir.resolve("work"), false, false, false, false,
           false, List.of(), Duration.ofSeconds(60)));
 
       List<RegularFiles.RegularFile> files = RegularFiles.read(dir.resolve("images"));

@@ -23,7 +23,7 @@ class CriuPriorityTest {
     Path niceOfDump = dir.resolve("dump-nice");
     Criu criu = new Criu(criuWritingItsNiceTo(niceOfDump), Map.of());
 
-    criu.dump(new DumpOptions(4242, dir.resolve("images"), dir.resolve("dump"), false, false, false, false, List.of(),
+    criu.dump(new DumpOptions(4242, dir.resolve("images"), dir.resolve("dump"), false, false, false, false, false, List.of(),
         Duration.ofSeconds(30)));
 
     assertThat(Integer.parseInt(Files.readString(niceOfDump).trim())).isEqualTo(Criu.DUMP_NICE);

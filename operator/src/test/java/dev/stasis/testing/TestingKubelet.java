@@ -253,7 +253,7 @@ public final class TestingKubelet implements AutoCloseable {
       // The test's processes share one working directory, unlike containers: CRIU's parasite mounts
       // /proc at ./proc.crtools there for a process in its own PID namespace, so two dumps at once collide.
       synchronized (dumps) {
-        criu.dump(new DumpOptions(pid.intValue(), containerDir.resolve("checkpoint"), containerDir, false, false, false,
+        criu.dump(new DumpOptions(pid.intValue(), containerDir.resolve("checkpoint"), containerDir, false, false, false, false,
             false, List.of(), timeout));
       }
       writeMetadata(containerDir, pod, container);
