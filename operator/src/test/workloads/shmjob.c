@@ -1,5 +1,5 @@
 /*
- * shmjob <segment> <log> <steps> [<step-ms>]
+ * shmjob <segment> <log> <steps> [<step-ms> [<mib>]]
  *
  * Test workload shaped like an MPI job on one node: two processes (rank 0, the one started, and
  * rank 1, its child) that talk only through a file on tmpfs both map shared and writable, as
@@ -13,7 +13,8 @@
  *
  * and after <steps> steps "done <hex>" and exits 0, as rank 1 does. The log of a run that was
  * checkpointed, ended and restored is byte for byte that of an uninterrupted run. <step-ms>
- * (default 20) paces the steps.
+ * (default 20) paces the steps; <mib> (default 0) MiB of private memory each rank fills, as a
+ * solver holds its share of a model, so that a dump has that much to write.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -63,12 +64,13 @@ static void write_all(int fd, const char *buf, size_t len)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4 && argc != 5) {
-		fprintf(stderr, "usage: %s <segment> <log> <steps> [<step-ms>]\n", argv[0]);
+	if (argc < 4 || argc > 6) {
+		fprintf(stderr, "usage: %s <segment> <log> <steps> [<step-ms> [<mib>]]\n", argv[0]);
 		return 2;
 	}
 	uint64_t steps = strtoull(argv[3], NULL, 10);
-	long step_us = (argc == 5 ? atol(argv[4]) : 20) * 1000;
+	long step_us = (argc >= 5 ? atol(argv[4]) : 20) * 1000;
+	size_t model_bytes = (argc == 6 ? strtoull(argv[5], NULL, 10) : 0) << 20;
 	int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, SEGMENT_BYTES) < 0) {
 		perror(argv[1]);
@@ -91,6 +93,10 @@ int main(int argc, char **argv)
 		perror("fork");
 		return 1;
 	}
+	/* Each rank its own share, filled after the fork so that neither shares the other's pages. */
+	unsigned char *model = model_bytes ? malloc(model_bytes) : NULL;
+	for (size_t i = 0; i < model_bytes; i++)
+		model[i] = (unsigned char)(i * 2654435761u >> 13) ^ (unsigned char)(child == 0);
 	if (child == 0) {
 		close(log);
 		for (uint64_t step = 0; step < steps; step++) {

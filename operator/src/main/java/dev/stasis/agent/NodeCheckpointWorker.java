@@ -170,13 +170,6 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       }
       WorkGrants.Grant grant = storages.grant(checkpoint);
       try (ObjectStore store = storages.open(storage, grant)) {
-        // leaveRunning: false: CRIU holds the tree frozen until the archive is stored, committed and
-        // recorded, then ends it itself, under its network lock (no connection is touched in between).
-        DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
-            !options.leaveRunning(), Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
-            Boolean.TRUE.equals(options.shellJob),
-            options.externalMounts == null ? List.of() : options.externalMounts,
-            Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         ArchiveCodec codec = StorageBinding.codec(storage);
         BoundKey encryptWith = storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null);
         Criu.DumpResult dumped = null;
@@ -184,6 +177,8 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
         try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
           List<Long> members = ProcessTree.members(pid);
           RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, workDir);
+          DumpOptions dump = dumpOptions(pid, workDir, options, requirements.inventory());
+          List<TravellingFiles.Captured> travelling = List.of();
           RunningDump dumping = null;
           try {
             // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
@@ -193,6 +188,8 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
                 dumping = startDump(dump);
                 if (dump.holdFrozen()) {
                   awaitFrozen(dumping);
+                  travelling = TravellingFiles.capture(dump.imagesDir(), requirements.inventory(),
+                      config.travellingLimits());
                 }
               }
               if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
@@ -201,7 +198,8 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
               if (!dump.endTree()) {
                 dumped = leaveRunning(dumping, dump);
               }
-              manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
+              manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements,
+                  travelling);
             }
             if (isDeleted(checkpoint)) {
               discard(checkpoint, store); // a tree still held frozen is resumed as the dump closes
@@ -336,6 +334,20 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
     }
   }
 
+  /**
+   * CRIU holds the dumped tree frozen when the checkpoint ends it (leaveRunning: false: until the
+   * archive is stored, committed and recorded, then CRIU ends it itself, under its network lock, so
+   * no connection is touched in between) and when the tree holds files on tmpfs, which travel with
+   * the checkpoint and are copied while nothing changes them. Otherwise the dump is bare CRIU's.
+   */
+  private static DumpOptions dumpOptions(int pid, Path workDir, CheckpointOptions options, ProcessInventory inventory) {
+    boolean endTree = !options.leaveRunning();
+    return new DumpOptions(pid, workDir.resolve("images"), workDir, endTree, endTree || inventory.holdsTmpfsFiles(),
+        Boolean.TRUE.equals(options.tcpEstablished), Boolean.TRUE.equals(options.fileLocks),
+        Boolean.TRUE.equals(options.shellJob), options.externalMounts == null ? List.of() : options.externalMounts,
+        Duration.ofSeconds(options.timeoutSecondsOrDefault()));
+  }
+
   private RunningDump startDump(DumpOptions options) throws WorkFailure {
     try {
       return config.criu().startDump(options);
@@ -399,7 +411,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
    */
   private CommittedManifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload,
       ArchiveCodec codec, BoundKey encryptedWith, DumpOptions dump, CriuVersion criuVersion,
-      RestoreRequirements requirements)
+      RestoreRequirements requirements, List<TravellingFiles.Captured> travelling)
       throws WorkFailure {
     ArchiveLayout layout = layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
@@ -409,7 +421,7 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
       if (encryptedWith != null) {
         manifest.archive.encryption = Manifest.Encryption.with(encryptedWith);
       }
-      requirements.recordIn(manifest, dump.imagesDir());
+      requirements.recordIn(manifest, dump.imagesDir(), travelling);
       return CommittedManifest.put(store, layout.manifestKey(), manifest);
     } catch (IOException e) {
       try {

@@ -121,6 +121,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
     Path workDir = workDir(restore);
     Path images = workDir.resolve("images");
     Checkpoint checkpoint;
+    List<String> putBack;
     try {
       checkpoint = checkpoint(restore);
       work.processTargets.requireRestorable(restore.getMetadata().getNamespace());
@@ -132,6 +133,7 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
         preflight(restore, recorded.manifest(), workDir);
         requireRoomFor(recorded, workDir);
         download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null), images);
+        putBack = TravellingFiles.putBack(recorded.manifest().paths, images, config.hostRoot());
       }
     } catch (PreflightFailed failure) {
       WorkDirs.delete(workDir);
@@ -163,8 +165,12 @@ public class NodeRestoreWorker extends NodeJob implements Reconciler<Restore> {
       return;
     }
     Restore restored = restore;
+    String travelled = putBack.isEmpty() ? "" : "; put back " + putBack.size() + " file(s) that travelled with the"
+        + " checkpoint: " + String.join(", ", putBack.subList(0, Math.min(putBack.size(), 5)))
+        + (putBack.size() > 5 ? " and " + (putBack.size() - 5) + " more" : "");
     recordUntilWritten("restore " + restore.getMetadata().getName() + " as PID " + tree.pid(),
-        () -> complete(restored, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid()));
+        () -> complete(restored, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid()
+            + travelled));
     // After the report: the tree runs, and deleting a GiB of images takes a quarter of a second.
     WorkDirs.delete(images);
     watch(restore, tree.pid(), tree.onExit(), workDir);

@@ -30,16 +30,18 @@ import org.slf4j.LoggerFactory;
  * placement and the pre-flight can judge a node before a byte of the archive is downloaded.
  *
  * @param paths executables, mapped files, cwd and root, by path
+ * @param openFiles the paths the tree's file descriptors name
  * @param mounts every mount of the tree's mount namespace, as mountinfo lists them
  * @param root the tree's root directory as this agent reaches it (/proc/PID/root)
  */
 record ProcessInventory(
-    Map<String, RequiredPath> paths, List<RequiredPath> mounts, Path root, List<String> tcpConnections,
-    List<String> gpuDevices) {
+    Map<String, RequiredPath> paths, Set<String> openFiles, List<RequiredPath> mounts, Path root,
+    List<String> tcpConnections, List<String> gpuDevices) {
   private static final Logger log = LoggerFactory.getLogger(ProcessInventory.class);
   /** Device nodes of NVIDIA (nvidia0, nvidiactl, nvidia-uvm) and AMD (kfd, dri render/card) GPUs. */
   private static final Pattern GPU_DEVICE = Pattern.compile("/dev/(nvidia.*|kfd|dri/(renderD|card)\\d+)");
   private static final String TCP_ESTABLISHED = "01";
+  private static final String TMPFS = "tmpfs";
 
   static ProcessInventory of(List<Long> pids) {
     return of(Path.of("/proc"), pids);
@@ -49,6 +51,7 @@ record ProcessInventory(
     Map<String, RequiredPath> paths = new LinkedHashMap<>();
     Set<String> gpus = new LinkedHashSet<>();
     Set<String> socketInodes = new HashSet<>();
+    Set<String> openFiles = new LinkedHashSet<>();
     for (long pid : pids) {
       Path dir = proc.resolve(Long.toString(pid));
       link(dir.resolve("exe")).ifPresent(exe -> add(paths, exe, RequiredPath.EXECUTABLE, dir.resolve("exe")));
@@ -67,11 +70,13 @@ record ProcessInventory(
           socketInodes.add(target.substring("socket:[".length(), target.length() - 1));
         } else if (GPU_DEVICE.matcher(target).matches()) {
           gpus.add(target);
+        } else if (target.startsWith("/")) {
+          openFiles.add(target);
         }
       }
     }
     Path first = proc.resolve(pids.isEmpty() ? "self" : Long.toString(pids.get(0)));
-    return new ProcessInventory(paths, mountTable(first.resolve("mountinfo")), first.resolve("root"),
+    return new ProcessInventory(paths, openFiles, mountTable(first.resolve("mountinfo")), first.resolve("root"),
         tcpConnections(proc, pids, socketInodes), new ArrayList<>(gpus));
   }
 
@@ -86,8 +91,21 @@ record ProcessInventory(
    * its images. Then the mount point of every path, except the root filesystem every node has.
    */
   List<RequiredPath> requiredPaths(List<RegularFiles.RegularFile> recordedByCriu) {
+    return requiredPaths(recordedByCriu, List.of());
+  }
+
+  /** As {@link #requiredPaths(List)}, with the files that travel in the archive marked so ({@link TravellingFiles}). */
+  List<RequiredPath> requiredPaths(List<RegularFiles.RegularFile> recordedByCriu,
+      List<TravellingFiles.Captured> travelling) {
     Map<String, RequiredPath> required = new LinkedHashMap<>(paths);
+    Map<String, TravellingFiles.Captured> travels = new LinkedHashMap<>();
+    travelling.forEach(captured -> travels.put(captured.path(), captured));
     for (RegularFiles.RegularFile file : recordedByCriu) {
+      if (travels.containsKey(file.path())) {
+        String kind = required.containsKey(file.path()) ? required.get(file.path()).kind : RequiredPath.FILE;
+        required.put(file.path(), travels.get(file.path()).asRequiredPath(kind, file.writable()));
+        continue;
+      }
       RequiredPath known = required.get(file.path());
       if (known != null) { // an executable or mapped file, read before the freeze
         boolean changedSince = file.size() != null && !file.size().equals(known.size);
@@ -96,7 +114,7 @@ record ProcessInventory(
         }
         continue;
       }
-      Path onSource = under(root, file.path());
+      Path onSource = onSource(file.path());
       if (file.isDirectory().orElseGet(() -> Files.isDirectory(onSource))) {
         required.put(file.path(), new RequiredPath(file.path(), RequiredPath.DIRECTORY));
       } else if (file.isRegularFile().orElse(true) && Files.isRegularFile(onSource)) {
@@ -206,19 +224,33 @@ record ProcessInventory(
   private Collection<RequiredPath> mountsUsed(Collection<RequiredPath> required) {
     Map<String, RequiredPath> used = new LinkedHashMap<>();
     for (RequiredPath path : required) {
-      RequiredPath best = null;
-      for (RequiredPath mount : mounts) {
-        boolean contains = mount.path.equals("/") || path.path.equals(mount.path) || path.path.startsWith(mount.path + "/");
-        // Later lines are mounted over earlier ones at the same point, so ">=" keeps the one in effect.
-        if (contains && (best == null || mount.path.length() >= best.path.length())) {
-          best = mount;
-        }
-      }
-      if (best != null && !best.path.equals("/")) {
-        used.put(best.path, best);
-      }
+      mountOf(path.path).filter(mount -> !mount.path.equals("/")).ifPresent(mount -> used.put(mount.path, mount));
     }
     return used.values();
+  }
+
+  /** The mount {@code path} lives on, in the tree's mount table. */
+  Optional<RequiredPath> mountOf(String path) {
+    RequiredPath best = null;
+    for (RequiredPath mount : mounts) {
+      boolean contains = mount.path.equals("/") || path.equals(mount.path) || path.startsWith(mount.path + "/");
+      // Later lines are mounted over earlier ones at the same point, so ">=" keeps the one in effect.
+      if (contains && (best == null || mount.path.length() >= best.path.length())) {
+        best = mount;
+      }
+    }
+    return Optional.ofNullable(best);
+  }
+
+  /** Whether {@code path} is on a tmpfs: in memory, on this node only. */
+  boolean isOnTmpfs(String path) {
+    return mountOf(path).filter(mount -> TMPFS.equals(mount.fsType)).isPresent();
+  }
+
+  /** Whether, a moment before the dump, the tree had a file on a tmpfs open or mapped. */
+  boolean holdsTmpfsFiles() {
+    return paths.values().stream().filter(p -> p.kind.equals(RequiredPath.MAPPED) || p.kind.equals(RequiredPath.EXECUTABLE))
+        .anyMatch(p -> isOnTmpfs(p.path)) || openFiles.stream().anyMatch(this::isOnTmpfs);
   }
 
   /** mountinfo escapes space, tab, newline and backslash as octal (\040). */
@@ -281,8 +313,9 @@ record ProcessInventory(
     }
   }
 
-  private static Path under(Path root, String absolute) {
-    return root.resolve(absolute.substring(1));
+  /** {@code path} as the tree sees it, reached from this agent: under the tree's root. */
+  Path onSource(String path) {
+    return root.resolve(path.substring(1));
   }
 
   private static Optional<String> link(Path link) {

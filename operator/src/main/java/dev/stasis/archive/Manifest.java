@@ -45,7 +45,10 @@ public class Manifest {
   public Criu criu;
   /** Pod checkpoints: the container runtime that took it. */
   public Runtime runtime;
-  /** Files the checkpointed process depends on; a restore needs them at the same paths. */
+  /**
+   * Files the checkpointed process depends on; a restore needs them at the same paths, where those
+   * that travel with the checkpoint ({@link RequiredPath#travelsAs}) are put back.
+   */
   public List<RequiredPath> paths;
   /** Whether CRIU was told to checkpoint established TCP connections (--tcp-established). */
   public Boolean tcpEstablished;
@@ -153,6 +156,16 @@ public class Manifest {
      * tree was frozen and compared only as CRIU compares it (present, kind, size), never by content.
      */
     public Boolean written;
+    /**
+     * For a file that travels with the checkpoint (a job-private file on tmpfs): its entry in the
+     * archive, put back at {@link #path} before CRIU restores unless a file with its sha256 is
+     * there. Absent: the file must exist on the restoring node.
+     */
+    public String travelsAs;
+    /** For a file that travels: its permission bits (octal, e.g. "0600") and owner, to put it back with. */
+    public String permissions;
+    public Integer uid;
+    public Integer gid;
     /** For mounts: the filesystem type and source, as mountinfo shows them. */
     public String fsType;
     public String source;

@@ -91,7 +91,7 @@ final class LocalMode {
     AgentConfig flagged = Main.agentConfig(flags, node, Path.of(flags.get("work-dir", state.resolve("work").toString())));
     return new AgentConfig(node, flagged.workDir(), flagged.criu(), hostProcesses, flagged.kubelet(),
         flagged.hostRoot(), flagged.labels(), flagged.profileOverrides(), flagged.maxConcurrent(), flagged.retries(),
-        flagged.runtime());
+        flagged.runtime(), flagged.travellingLimits());
   }
 
   private static void ensureDefaultStorage(KubernetesClient client, Path path) throws Exception {

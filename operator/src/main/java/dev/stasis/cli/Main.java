@@ -4,6 +4,7 @@ import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.AgentShutdown;
 import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.NodeWorkQueue;
+import dev.stasis.agent.TravellingFileLimits;
 import dev.stasis.agent.ProcessTargetPolicy;
 import dev.stasis.agent.RuntimeSettings;
 import dev.stasis.criu.Criu;
@@ -44,6 +45,8 @@ public final class Main {
                   [--retry-backoff 10s (wait before the first retry of transiently failed work, doubling up to 5m)]
                   [--node-labels K=V,... (NodeProfile labels, over the Node's)] [--host-root DIR (the node's / as the agent sees it)]
                   [--profile-overrides FILE (test aid: JSON merge patch over the observed NodeProfile)]
+                  [--travelling-files-max-count 256] [--travelling-files-max-bytes 1073741824 (what one checkpoint
+                   carries of a job's files on tmpfs, e.g. MPI's /dev/shm segments; above it, it is refused)]
                   pod checkpoints through the kubelet:                  [--kubelet-url https://$NODE_NAME:10250] [--kubelet-ca FILE]
                                                                         [--kubelet-token-file FILE] [--kubelet-checkpoint-dir DIR]
                                                                         [--kubelet-insecure-skip-tls-verify]
@@ -167,7 +170,29 @@ public final class Main {
         hostProcessNamespaces(flags), kubeletSettings(flags, node), Path.of(flags.get("host-root", "/")),
         keyValues("--node-labels", flags.get("node-labels")), overrides == null ? null : Path.of(overrides),
         positive("--max-concurrent", flags.get("max-concurrent", Integer.toString(NodeWorkQueue.DEFAULT_SLOTS))),
-        retryPolicy(flags), runtimeSettings(flags));
+        retryPolicy(flags), runtimeSettings(flags), travellingLimits(flags));
+  }
+
+  /** --travelling-files-max-count and --travelling-files-max-bytes: what one checkpoint may carry of a job's tmpfs files. */
+  static TravellingFileLimits travellingLimits(Flags flags) {
+    TravellingFileLimits defaults = TravellingFileLimits.DEFAULT;
+    return new TravellingFileLimits(
+        (int) atLeastZero("--travelling-files-max-count", flags.get("travelling-files-max-count",
+            Integer.toString(defaults.maxFiles())), Integer.MAX_VALUE),
+        atLeastZero("--travelling-files-max-bytes", flags.get("travelling-files-max-bytes",
+            Long.toString(defaults.maxBytes())), Long.MAX_VALUE));
+  }
+
+  private static long atLeastZero(String flag, String value, long max) {
+    try {
+      long n = Long.parseLong(value);
+      if (n >= 0 && n <= max) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // said below
+    }
+    throw new IllegalArgumentException(flag + " wants a whole number from 0 to " + max + ", got '" + value + "'");
   }
 
   /** The node's container runtime; by default where containerd and CRI-O keep their configuration and socket. */

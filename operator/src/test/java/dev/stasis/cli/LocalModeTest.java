@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.agent.AgentConfig;
+import dev.stasis.agent.TravellingFileLimits;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -23,13 +24,15 @@ class LocalModeTest {
         .containsExactly("default");
     assertThat(agent.hostRoot()).isEqualTo(Path.of("/"));
     assertThat(agent.labels()).isEmpty();
+    assertThat(agent.travellingLimits()).isEqualTo(TravellingFileLimits.DEFAULT);
   }
 
   @Test
   void theAgentsFlagsApply() {
     AgentConfig agent = LocalMode.agentConfig(new Flags(List.of("--node", "lab-1", "--node-labels", "zone=lab,gpu=none",
         "--host-root", "/host", "--profile-overrides", "/etc/overrides.json", "--max-concurrent", "4",
-        "--allow-host-processes", "jobs", "--work-dir", "/var/lib/stasis")), STATE);
+        "--allow-host-processes", "jobs", "--work-dir", "/var/lib/stasis", "--travelling-files-max-count", "0",
+        "--travelling-files-max-bytes", "8589934592")), STATE);
     assertThat(agent.nodeName()).isEqualTo("lab-1");
     assertThat(agent.labels()).isEqualTo(Map.of("zone", "lab", "gpu", "none"));
     assertThat(agent.hostRoot()).isEqualTo(Path.of("/host"));
@@ -37,6 +40,14 @@ class LocalModeTest {
     assertThat(agent.maxConcurrent()).isEqualTo(4);
     assertThat(agent.hostProcessNamespaces()).isEqualTo(Set.of("jobs"));
     assertThat(agent.workDir()).isEqualTo(Path.of("/var/lib/stasis"));
+    assertThat(agent.travellingLimits()).isEqualTo(new TravellingFileLimits(0, 8L << 30));
+  }
+
+  @Test
+  void aTravellingFileLimitThatIsNoWholeNumberIsRefusedSayingWhatItWants() {
+    assertThatThrownBy(() -> LocalMode.agentConfig(new Flags(List.of("--travelling-files-max-bytes", "1Gi")), STATE))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("--travelling-files-max-bytes wants a whole number from 0 to 9223372036854775807, got '1Gi'");
   }
 
   /** The flag changed meaning (a namespace's own pods need no allowance now): the old name is refused, saying so. */

@@ -18,6 +18,7 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
+import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
 import dev.stasis.cli.Main;
 import dev.stasis.kube.RetryPolicy;
@@ -223,6 +224,15 @@ abstract class EndToEndTest {
     } catch (IOException e) {
       return 0;
     }
+  }
+
+  /** Where the manifest of a checkpoint stored in {@link #fsStorage} is. */
+  Path manifestPath(Checkpoint c) {
+    return fsRoot.resolve(namespace).resolve(c.getMetadata().getName() + "-" + c.getMetadata().getUid()).resolve("manifest.json");
+  }
+
+  Manifest manifestOf(Checkpoint c) throws Exception {
+    return Manifest.fromJson(Files.readAllBytes(manifestPath(c)));
   }
 
   /** The storage as the agents open it, to look at or alter what they stored. */

@@ -241,14 +241,6 @@ class PlacementIT extends EndToEndTest {
     return client.resource(r).create();
   }
 
-  Path manifestPath(Checkpoint c) {
-    return fsRoot.resolve(namespace).resolve(c.getMetadata().getName() + "-" + c.getMetadata().getUid()).resolve("manifest.json");
-  }
-
-  Manifest manifestOf(Checkpoint c) throws Exception {
-    return Manifest.fromJson(Files.readAllBytes(manifestPath(c)));
-  }
-
   List<Event> events(String restore) {
     return client.v1().events().inNamespace(namespace).list().getItems().stream()
         .filter(e -> restore.equals(e.getInvolvedObject().getName()) && "Restore".equals(e.getInvolvedObject().getKind()))
