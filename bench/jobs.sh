@@ -7,20 +7,5 @@
 #
 #   bench/jobs.sh [--repetitions 7] [--sizes 0,256] [--cycles 100] [--no-write]
 #
-# The benchmark is operator/src/test/java/dev/stasis/bench/JobsBenchmark.java. Needs root (CRIU
-# does), curl, tar, zstd and gcc.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-MVN="${MVN:-mvn -B -q}"
-
-for tool in curl tar zstd gcc; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is needed" >&2; exit 1; }
-done
-scripts/install-criu.sh
-scripts/control-plane.sh install
-$MVN package -DskipTests
-$MVN -pl operator dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile=target/test-classpath.txt
-
-cd operator
-exec java -Dstasis.repoRoot=.. -Dstasis.runtimeClasspath="target/classes:$(cat target/classpath.txt)" \
-  -cp "target/test-classes:target/classes:$(cat target/test-classpath.txt)" dev.stasis.bench.JobsBenchmark "$@"
+# The benchmark is operator/src/test/java/dev/stasis/bench/JobsBenchmark.java.
+BENCH_MAIN=dev.stasis.bench.JobsBenchmark exec "$(dirname "$0")/run.sh" "$@"

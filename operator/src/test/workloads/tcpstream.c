@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback_pair.h"
+
 #define CHUNK 65536
 #define READ_PER_ROUND 16384
 
@@ -50,29 +52,12 @@ static uint8_t stream_byte(uint64_t offset, int end)
 	return (uint8_t)(word >> ((offset % 8) * 8));
 }
 
-static void write_status(const char *line)
-{
-	int fd = open(status_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return;
-	ssize_t off = 0, len = strlen(line);
-	while (off < len) {
-		ssize_t n = write(fd, line + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += n;
-	}
-	close(fd);
-}
-
 static void fail(const char *what, int end, uint64_t offset)
 {
 	char line[96];
 	snprintf(line, sizeof(line), "%s %s %llu\n", what, end == 0 ? "server" : "client", (unsigned long long)offset);
 	progress->failed = 1;
-	write_status(line);
+	rewrite_file(status_path, line);
 	exit(3);
 }
 
@@ -124,7 +109,7 @@ static void run(int fd, int end)
 			char line[96];
 			snprintf(line, sizeof(line), "ok %llu %llu\n", (unsigned long long)progress->verified[0],
 				 (unsigned long long)progress->verified[1]);
-			write_status(line);
+			rewrite_file(status_path, line);
 		}
 		sleep_ms(10);
 	}
@@ -142,34 +127,11 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 1;
 	}
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t addrlen = sizeof(addr);
-	int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(listener, 1) < 0 ||
-	    getsockname(listener, (struct sockaddr *)&addr, &addrlen) < 0) {
-		perror("listen");
+	pid_t child;
+	int conn = loopback_pair(&child);
+	if (conn < 0)
 		return 1;
-	}
-	pid_t child = fork();
-	if (child < 0) {
-		perror("fork");
-		return 1;
-	}
-	if (child == 0) {
-		close(listener);
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-			perror("connect");
-			return 1;
-		}
-		run(fd, 1);
-	}
-	int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
-	close(listener);
-	if (conn < 0) {
-		perror("accept");
-		return 1;
-	}
+	if (child == 0)
+		run(conn, 1);
 	run(conn, 0);
 }
