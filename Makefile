@@ -8,7 +8,7 @@ JAR := operator/target/stasis.jar
 # `make images IMAGE_REGISTRY=https://registry.example.com/stasis` pushes the images there too.
 IMAGE_REGISTRY ?=
 
-.PHONY: run cluster test bench deps criu control-plane node test-tools helm build crds images clean
+.PHONY: run cluster test bench deps criu control-plane node test-tools mpi-workloads helm build crds images clean
 
 run: deps build
 	java -jar $(JAR) local --state-dir .stasis
@@ -27,7 +27,7 @@ test: deps node
 bench:
 	MVN="$(MVN)" bench/run.sh
 
-deps: criu control-plane test-tools helm
+deps: criu control-plane test-tools mpi-workloads helm
 
 criu:
 	scripts/install-criu.sh
@@ -41,6 +41,10 @@ node: criu control-plane test-tools
 
 test-tools:
 	scripts/install-test-tools.sh
+
+# LAMMPS and Open MPI from Debian in a private prefix: the real MPI jobs the tests checkpoint.
+mpi-workloads:
+	scripts/install-mpi-workloads.sh
 
 helm:
 	scripts/install-helm.sh

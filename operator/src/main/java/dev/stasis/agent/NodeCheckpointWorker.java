@@ -182,7 +182,9 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
           RunningDump dumping = null;
           try {
             // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
-            try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
+            // While CRIU holds the tree frozen, this thread is what it waits for: at CRIU's own priority.
+            try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir());
+                CpuPriority.Held serving = dump.holdFrozen() ? CpuPriority.currentThreadAt(Criu.DUMP_NICE) : () -> {}) {
               try (KeyedLocks.Held folders = workingFolders.lock(members)) {
                 TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
                 dumping = startDump(dump);

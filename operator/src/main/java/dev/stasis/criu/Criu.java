@@ -37,7 +37,7 @@ public final class Criu {
    * runs, and on a busy node CRIU competes for the CPU with other pods and with the archive upload
    * that overlaps the dump (which runs at nice 10).
    */
-  static final int DUMP_NICE = -5;
+  public static final int DUMP_NICE = -5;
   /** coreutils' nice starts CRIU at that priority, so that whatever CRIU forks has it too. */
   private static final Optional<Path> NICE = Stream.of("/usr/bin/nice", "/bin/nice").map(Path::of)
       .filter(Files::isExecutable).findFirst();

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
@@ -54,17 +55,18 @@ public final class PostDumpHook implements AutoCloseable {
     }
   }
 
+  /** What the script writes once the tree is frozen; anything else on that FIFO is the agent waking itself. */
+  private static final byte FROZEN = 'f';
+  private static final byte WAKE = 'w';
+
   private final FileChannel frozen;
   private final FileChannel decision;
-  private final CompletableFuture<Void> frozenSignal = new CompletableFuture<>();
-  private final Thread listener;
   private volatile boolean decided;
+  private boolean isFrozen;
 
-  private PostDumpHook(FileChannel frozen, FileChannel decision, String name) {
+  private PostDumpHook(FileChannel frozen, FileChannel decision) {
     this.frozen = frozen;
     this.decision = decision;
-    this.listener = new Thread(this::listen, "post-dump-hook-" + name);
-    listener.setDaemon(true);
   }
 
   /** Where the script for a dump working in {@code workDir} is. */
@@ -105,15 +107,39 @@ public final class PostDumpHook implements AutoCloseable {
         """.formatted(dir, FROZEN_MARK, FROZEN_FIFO, DECISION_FIFO, DECISION_FILE, DECISION_FILE,
         Decision.PROCEED.word));
     Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwx------"));
-    PostDumpHook hook = new PostDumpHook(open(workDir.resolve(FROZEN_FIFO)), open(workDir.resolve(DECISION_FIFO)),
-        workDir.getFileName().toString());
-    hook.listener.start();
-    return hook;
+    return new PostDumpHook(open(workDir.resolve(FROZEN_FIFO)), open(workDir.resolve(DECISION_FIFO)));
   }
 
-  /** Completes once the script said the tree is frozen. */
-  CompletableFuture<Void> frozen() {
-    return frozenSignal;
+  /**
+   * Waits, in the calling thread, until the script says the tree is frozen (true), or until CRIU
+   * has exited or {@code timeout} passed (false). The thread reads the FIFO itself: no other
+   * thread has to be scheduled before it can act on the frozen tree.
+   */
+  boolean awaitFrozen(Process criu, Duration timeout) throws IOException {
+    if (isFrozen) {
+      return true;
+    }
+    criu.onExit().thenRun(this::wake);
+    CompletableFuture<Void> timer = CompletableFuture.runAsync(this::wake,
+        CompletableFuture.delayedExecutor(Math.max(0, timeout.toNanos()), TimeUnit.NANOSECONDS));
+    try {
+      ByteBuffer one = ByteBuffer.allocate(1);
+      while (frozen.read(one) == 0) {
+        // a read of a FIFO blocks until a byte comes
+      }
+      isFrozen = one.get(0) == FROZEN;
+      return isFrozen;
+    } finally {
+      timer.cancel(false);
+    }
+  }
+
+  private void wake() {
+    try {
+      frozen.write(ByteBuffer.wrap(new byte[] {WAKE}));
+    } catch (IOException e) {
+      // closed: nobody waits any more
+    }
   }
 
   /** Tells the waiting script (now, or when it gets there) what CRIU is to do; only the first call counts. */
@@ -132,7 +158,6 @@ public final class PostDumpHook implements AutoCloseable {
   /** After CRIU has exited: the FIFOs close; the script, if it ever ran, is gone. */
   @Override
   public void close() {
-    listener.interrupt();
     closeQuietly(frozen);
     closeQuietly(decision);
   }
@@ -171,17 +196,6 @@ public final class PostDumpHook implements AutoCloseable {
       closeQuietly(frozen);
       closeQuietly(decision);
     };
-  }
-
-  private void listen() {
-    try {
-      ByteBuffer one = ByteBuffer.allocate(1);
-      if (frozen.read(one) > 0) {
-        frozenSignal.complete(null);
-      }
-    } catch (IOException e) {
-      // closed: CRIU ended without reaching its post-dump action
-    }
   }
 
   /** Read and write: opening a FIFO so never waits for the other end. */

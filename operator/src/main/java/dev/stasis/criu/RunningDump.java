@@ -2,10 +2,8 @@ package dev.stasis.criu;
 
 import java.io.IOException;
 import java.time.Duration;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
+import java.nio.channels.ClosedByInterruptException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * A {@code criu dump} under way ({@link Criu#startDump}). With a {@link PostDumpHook} the tree stays
@@ -39,22 +37,26 @@ public final class RunningDump implements AutoCloseable {
     if (hook == null) {
       throw new IllegalStateException("this dump does not hold its tree frozen");
     }
+    boolean frozen;
     try {
-      CompletableFuture.anyOf(hook.frozen(), criu.onExit()).get(Math.max(0, deadline - System.nanoTime()),
-          TimeUnit.NANOSECONDS);
-    } catch (TimeoutException e) {
-      stop();
-      throw timedOut();
-    } catch (InterruptedException e) {
+      frozen = hook.awaitFrozen(criu, Duration.ofNanos(deadline - System.nanoTime()));
+    } catch (ClosedByInterruptException e) {
       stop();
       Thread.currentThread().interrupt();
       throw new CriuException("Interrupted", "the agent was stopped while criu dump ran", log.tail());
-    } catch (ExecutionException e) {
-      throw new IllegalStateException(e); // neither future completes exceptionally
+    } catch (IOException e) {
+      stop();
+      throw new CriuException("CriuHookFailed", "cannot hear from criu dump's post-dump action: " + e.getMessage(),
+          log.tail());
     }
-    if (!hook.frozen().isDone()) {
-      throw failure(criu.exitValue());
+    if (frozen) {
+      return;
     }
+    if (criu.isAlive()) {
+      stop();
+      throw timedOut();
+    }
+    throw failure(criu.exitValue());
   }
 
   /** What CRIU does with the frozen tree (see {@link PostDumpHook.Decision}); only the first decision counts. */
