@@ -60,12 +60,18 @@ public final class PostDumpHook implements AutoCloseable {
   private static final byte WAKE = 'w';
 
   private final FileChannel frozen;
+  /**
+   * The same FIFO, to wake the waiting thread: a FileChannel serializes its reads and writes, so
+   * writing through the channel a thread is blocked reading on would wait for that read.
+   */
+  private final FileChannel wake;
   private final FileChannel decision;
   private volatile boolean decided;
   private boolean isFrozen;
 
-  private PostDumpHook(FileChannel frozen, FileChannel decision) {
+  private PostDumpHook(FileChannel frozen, FileChannel wake, FileChannel decision) {
     this.frozen = frozen;
+    this.wake = wake;
     this.decision = decision;
   }
 
@@ -107,7 +113,10 @@ public final class PostDumpHook implements AutoCloseable {
         """.formatted(dir, FROZEN_MARK, FROZEN_FIFO, DECISION_FIFO, DECISION_FILE, DECISION_FILE,
         Decision.PROCEED.word));
     Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwx------"));
-    return new PostDumpHook(open(workDir.resolve(FROZEN_FIFO)), open(workDir.resolve(DECISION_FIFO)));
+    FileChannel frozen = open(workDir.resolve(FROZEN_FIFO));
+    // A reader holds the FIFO open already, so opening it for writing does not wait.
+    FileChannel wake = FileChannel.open(workDir.resolve(FROZEN_FIFO), StandardOpenOption.WRITE);
+    return new PostDumpHook(frozen, wake, open(workDir.resolve(DECISION_FIFO)));
   }
 
   /**
@@ -136,7 +145,7 @@ public final class PostDumpHook implements AutoCloseable {
 
   private void wake() {
     try {
-      frozen.write(ByteBuffer.wrap(new byte[] {WAKE}));
+      wake.write(ByteBuffer.wrap(new byte[] {WAKE}));
     } catch (IOException e) {
       // closed: nobody waits any more
     }
@@ -159,6 +168,7 @@ public final class PostDumpHook implements AutoCloseable {
   @Override
   public void close() {
     closeQuietly(frozen);
+    closeQuietly(wake);
     closeQuietly(decision);
   }
 

@@ -20,13 +20,18 @@ import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Restores;
+import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -38,7 +43,9 @@ import org.junit.jupiter.api.Test;
  * log, not appending (src/test/workloads/shmjob.c). Real CRIU, the real API server, an agent.
  */
 class SharedMemoryJobIT extends EndToEndTest {
-  static final Duration JOB_TIMEOUT = Duration.ofMinutes(2);
+  static final Duration JOB_TIMEOUT = Duration.ofMinutes(4);
+  static final int LAMMPS_STEPS = 20_000;
+  private static final Pattern THERMO_LINE = Pattern.compile("\\s+\\d+(\\s+-?[\\d.]+(e[-+]\\d+)?){5}\\s*");
   /** A second node on this machine, like the first; and one whose agent carries at most 4 KiB of tmpfs files. */
   static String OTHER;
   static String SMALL;
@@ -208,6 +215,104 @@ class SharedMemoryJobIT extends EndToEndTest {
     }
     long now = lines(log);
     await("the job goes on").atMost(TIMEOUT).until(() -> lines(log) > now + 10);
+  }
+
+  /**
+   * LAMMPS (Debian's, scripts/install-mpi-workloads.sh) on one core, stopped at a checkpoint
+   * mid-run: restored, it finishes with thermo output identical to an uninterrupted run's.
+   */
+  @Test
+  void serialLammpsStoppedMidRunFinishesWithTheThermoOfAnUninterruptedRun() throws Exception {
+    List<String> reference = thermo(lammps(List.of(tool("lmp").toString()), "serial-reference", false));
+    Path log = shared.resolve("serial-" + namespace + ".lammps");
+    var job = track(Workloads.startCommandInPidNamespace(lammpsCommand(List.of(tool("lmp").toString()), log)));
+    await().atMost(TIMEOUT).until(() -> thermo(log).size() >= 3);
+
+    var options = new CheckpointOptions();
+    options.leaveRunning = false;
+    options.tcpEstablished = true; // a singleton MPI_Init starts an orted and talks to it over TCP
+    awaitCheckpoint(createCheckpoint("lammps", job.pid(), fsStorage, options), CheckpointPhase.Completed);
+    await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(job.pid()));
+    assertThat(thermo(log).size()).as("stopped mid-run").isLessThan(reference.size());
+
+    Restore restored = awaitRestore(createRestore("lammps", "lammps"), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(restore("lammps").getStatus().processState));
+    assertThat(thermo(log)).isEqualTo(reference);
+  }
+
+  /**
+   * LAMMPS over {@code mpirun -np 2} (Open MPI: two ranks over its shared-memory transport, whose
+   * segments are in /dev/shm, and TCP connections on the loopback between mpirun and the ranks),
+   * stopped at a checkpoint mid-run, restored on another node, where the segments are not: they
+   * travel, the connections (both ends in the tree) are restored with it, and the run finishes with
+   * thermo output identical to an uninterrupted run's.
+   */
+  @Test
+  void lammpsOverMpirunRestoresOnAnotherNodeAndFinishesWithTheThermoOfAnUninterruptedRun() throws Exception {
+    List<String> mpirun = List.of(tool("mpirun").toString(), "--allow-run-as-root", "-np", "2", "--mca", "btl",
+        "self,vader", "--mca", "oob_tcp_if_include", "lo", "lmp");
+    List<String> reference = thermo(lammps(mpirun, "mpi-reference", true));
+    Path log = shared.resolve("mpi-" + namespace + ".lammps");
+    var job = track(Workloads.startCommandInPidNamespace(lammpsCommand(mpirun, log)));
+    await().atMost(TIMEOUT).until(() -> thermo(log).size() >= 3);
+
+    var options = new CheckpointOptions();
+    options.leaveRunning = false;
+    options.tcpEstablished = true;
+    Checkpoint done = awaitCheckpoint(createCheckpoint("mpi", job.pid(), fsStorage, options), CheckpointPhase.Completed);
+    await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(job.pid()));
+    assertThat(thermo(log).size()).as("stopped mid-run").isLessThan(reference.size());
+    Manifest manifest = manifestOf(done);
+    assertThat(manifest.tcpConnections).as("mpirun and its ranks, on the loopback").isNotEmpty()
+        .allMatch(c -> c.startsWith("127.0.0.1:"));
+    List<Path> travelled = manifest.paths.stream().filter(p -> p.travelsAs != null).map(p -> Path.of(p.path)).toList();
+    assertThat(travelled).as("Open MPI's shared-memory segments").hasSizeGreaterThanOrEqualTo(2)
+        .allMatch(p -> p.startsWith("/dev/shm") && p.getFileName().toString().startsWith("vader_segment"));
+    for (Path segment : travelled) {
+      cleanup.add(() -> Files.deleteIfExists(segment));
+      Files.delete(segment); // as on a node that never ran the job
+    }
+
+    Restore restored = awaitRestore(createRestore("mpi", "mpi", OTHER), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    assertThat(restored.getStatus().message).contains("put back " + travelled.size() + " file(s)");
+    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(restore("mpi").getStatus().processState));
+    assertThat(thermo(log)).isEqualTo(reference);
+  }
+
+  /** {@code launcher} running the melt to its end, uninterrupted; its log. */
+  Path lammps(List<String> launcher, String name, boolean mpi) throws Exception {
+    Path log = shared.resolve(name + "-" + namespace + ".lammps");
+    Process run = new ProcessBuilder(lammpsCommand(launcher, log)).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+    cleanup.add(run::destroyForcibly);
+    await().atMost(JOB_TIMEOUT).until(() -> !run.isAlive());
+    assertThat(run.exitValue()).as((mpi ? "mpirun" : "lmp") + " exit code").isZero();
+    return log;
+  }
+
+  static List<String> lammpsCommand(List<String> launcher, Path log) {
+    List<String> command = new ArrayList<>(launcher);
+    command.addAll(List.of("-in", Path.of("src/test/resources/lammps/in.melt").toAbsolutePath().toString(),
+        "-var", "steps", Integer.toString(LAMMPS_STEPS), "-log", log.toString()));
+    return command;
+  }
+
+  /** The thermo lines of a LAMMPS log: step, temperature, energies, pressure. */
+  static List<String> thermo(Path log) {
+    try (Stream<String> lines = Files.lines(log)) {
+      return lines.filter(l -> THERMO_LINE.matcher(l).matches()).toList();
+    } catch (IOException e) {
+      return List.of();
+    }
+  }
+
+  /** LAMMPS and Open MPI as scripts/install-mpi-workloads.sh installed them (make test does). */
+  static Path tool(String name) throws Exception {
+    Path wrapper = TestControlPlane.repoRoot().resolve(".stasis/bin").resolve(name);
+    assertThat(wrapper).as("run scripts/install-mpi-workloads.sh").isExecutable();
+    return wrapper;
   }
 
   Restore createRestore(String name, String checkpoint, String node) {
