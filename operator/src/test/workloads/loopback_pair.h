@@ -13,7 +13,7 @@
  * server's end in the parent (*child: the client's PID), the client's in the child (*child: 0);
  * -1 on failure, said on stderr.
  */
-static int loopback_pair(pid_t *child)
+static inline int loopback_pair(pid_t *child)
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -46,7 +46,7 @@ static int loopback_pair(pid_t *child)
 }
 
 /* Replaces the content of path with line (open, truncate, write, close). */
-static void rewrite_file(const char *path, const char *line)
+static inline void rewrite_file(const char *path, const char *line)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)

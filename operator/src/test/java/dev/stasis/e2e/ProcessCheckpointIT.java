@@ -14,6 +14,7 @@ import dev.stasis.testing.Workloads;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.stream.LongStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -110,6 +111,47 @@ class ProcessCheckpointIT extends EndToEndTest {
     Restore restored = awaitRestore(createRestore("openfile", "openfile"), RestorePhase.Completed);
     cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
     await().atMost(TIMEOUT).until(() -> lines(log) > linesAtKill + 3);
+  }
+
+  /**
+   * A log the job appends to (O_APPEND: CRIU does not hold it to a size), the job stopped at the
+   * checkpoint: restored, it appends on from where it stopped, no line missing, none twice.
+   */
+  @Test
+  void aLogAppendingJobStoppedAtTheCheckpointAppendsOnWithoutAGapOrARepeat() throws Exception {
+    Path log = shared.resolve("appending-" + namespace + ".log");
+    var writer = track(Workloads.startInPidNamespace("openfile", log.toString()));
+    await().atMost(TIMEOUT).until(() -> lines(log) >= 3);
+    var options = new CheckpointOptions();
+    options.leaveRunning = false;
+    awaitCheckpoint(createCheckpoint("appending", writer.pid(), fsStorage, options), CheckpointPhase.Completed);
+    await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(writer.pid()));
+    long linesAtStop = lines(log);
+
+    Restore restored = awaitRestore(createRestore("appending", "appending"), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    await().atMost(TIMEOUT).until(() -> lines(log) > linesAtStop + 5);
+    Workloads.kill(restored.getStatus().restoredPid);
+    await().atMost(TIMEOUT).until(() -> "Exited".equals(restore("appending").getStatus().processState));
+    List<String> written = Files.readAllLines(log);
+    assertThat(written).isEqualTo(LongStream.rangeClosed(1, written.size()).mapToObj(Long::toString).toList());
+  }
+
+  /** A UDP client and server on one host (src/test/workloads/udppair.c), stopped at the checkpoint: restored, they count on. */
+  @Test
+  void aUdpPairStoppedAtTheCheckpointCountsOnAfterTheRestore() throws Exception {
+    Path out = shared.resolve("udp-" + namespace + ".txt");
+    var pair = track(Workloads.startInPidNamespace("udppair", out.toString()));
+    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    var options = new CheckpointOptions();
+    options.leaveRunning = false;
+    awaitCheckpoint(createCheckpoint("udp", pair.pid(), fsStorage, options), CheckpointPhase.Completed);
+    await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(pair.pid()));
+    long stoppedAt = count(out);
+
+    Restore restored = awaitRestore(createRestore("udp", "udp"), RestorePhase.Completed);
+    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    await().atMost(TIMEOUT).until(() -> count(out) > stoppedAt + 5);
   }
 
   @Test
