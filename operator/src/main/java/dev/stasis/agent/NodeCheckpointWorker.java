@@ -204,7 +204,8 @@ public class NodeCheckpointWorker extends NodeJob implements Reconciler<Checkpoi
                   travelling);
             }
             if (isDeleted(checkpoint)) {
-              discard(checkpoint, store); // a tree still held frozen is resumed as the dump closes
+              discard(checkpoint, store);
+              dumping.close(); // a tree still held frozen is resumed, before its work folder goes
               WorkDirs.delete(workDir);
               return;
             }
