@@ -41,6 +41,7 @@ node: criu control-plane test-tools
 
 test-tools:
 	scripts/install-test-tools.sh
+	scripts/install-kstatus.sh
 
 # LAMMPS and Open MPI from Debian in a private prefix: the real MPI jobs the tests checkpoint.
 mpi-workloads:

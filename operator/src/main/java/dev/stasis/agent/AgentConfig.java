@@ -1,5 +1,7 @@
 package dev.stasis.agent;
 
+import dev.stasis.agent.process.ProcessTargetPolicy;
+import dev.stasis.agent.work.NodeWorkQueue;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;
 import java.nio.file.Path;
@@ -52,7 +54,7 @@ public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> 
     return onHost(hostRoot, nodePath);
   }
 
-  static Path onHost(Path hostRoot, Path nodePath) {
+  public static Path onHost(Path hostRoot, Path nodePath) {
     String relative = nodePath.toString().replaceFirst("^/+", "");
     return relative.isEmpty() ? hostRoot : hostRoot.resolve(relative);
   }

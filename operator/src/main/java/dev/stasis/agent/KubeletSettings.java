@@ -41,7 +41,7 @@ public record KubeletSettings(
         : List.of();
   }
 
-  KubeletClient client() throws KubeletException {
+  public KubeletClient client() throws KubeletException {
     return new KubeletClient(url, () -> Files.readString(tokenFile), tls(), answerGrace);
   }
 

@@ -1,5 +1,6 @@
 package dev.stasis.agent;
 
+import dev.stasis.agent.profile.RuntimeProbe;
 import java.nio.file.Path;
 import java.util.Locale;
 

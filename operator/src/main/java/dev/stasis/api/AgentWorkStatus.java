@@ -37,6 +37,32 @@ public abstract class AgentWorkStatus implements AttemptedStatus {
   /** Sets the kind's own phase to Failed. */
   protected abstract void phaseFailed();
 
+  /** The kind's phase (Pending when it has none yet) and what it means for GitOps tools. */
+  protected abstract String phaseName();
+
+  protected abstract Readiness.State stateOfPhase();
+
+  /**
+   * Completed is Ready, Failed is Stalled with the failure's reason; anything before is
+   * Reconciling, with the reason the work waits (a retry, the node's queue, the Checkpoint a
+   * Restore needs) or else the phase.
+   */
+  @Override
+  public Readiness readiness() {
+    String why = reason != null ? reason : phaseName();
+    return new Readiness(stateOfPhase(), why, message != null ? message : phaseName());
+  }
+
+  @Override
+  public Long observedGeneration() {
+    return observedGeneration;
+  }
+
+  @Override
+  public void observedGeneration(Long generation) {
+    observedGeneration = generation;
+  }
+
   /** Ends in Failed the way every writer records a failure: phase, reason, message, time, conditions. */
   public void fail(String reason, String message, Long generation) {
     phaseFailed();

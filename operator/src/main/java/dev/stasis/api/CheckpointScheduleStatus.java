@@ -72,6 +72,31 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
     return conditions;
   }
 
+  /** Active and Suspended are Ready (a suspended schedule is as its spec asks); Failed is Stalled. */
+  @Override
+  public Readiness readiness() {
+    if (FAILED.equals(phase)) {
+      return Readiness.stalled(reason, message);
+    }
+    if (SUSPENDED.equals(phase)) {
+      return Readiness.ready("Suspended", message);
+    }
+    if (ACTIVE.equals(phase)) {
+      return Readiness.ready("Scheduled", "checkpoints are taken on schedule");
+    }
+    return Readiness.reconciling("Pending", "the operator has not checked the schedule yet");
+  }
+
+  @Override
+  public Long observedGeneration() {
+    return observedGeneration;
+  }
+
+  @Override
+  public void observedGeneration(Long generation) {
+    observedGeneration = generation;
+  }
+
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class DrainCheckpoint {
     public String node;

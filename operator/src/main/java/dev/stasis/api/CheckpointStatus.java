@@ -28,6 +28,20 @@ public class CheckpointStatus extends AgentWorkStatus {
     phase = CheckpointPhase.Failed;
   }
 
+  @Override
+  protected String phaseName() {
+    return phaseOrPending().name();
+  }
+
+  @Override
+  protected Readiness.State stateOfPhase() {
+    return switch (phaseOrPending()) {
+      case Pending, Running -> Readiness.State.RECONCILING;
+      case Completed -> Readiness.State.READY;
+      case Failed -> Readiness.State.STALLED;
+    };
+  }
+
   public CheckpointPhase phaseOrPending() {
     return phase != null ? phase : CheckpointPhase.Pending;
   }

@@ -25,4 +25,29 @@ public class CheckpointStorageStatus implements ConditionedStatus {
   public List<Condition> conditions() {
     return conditions;
   }
+
+  /**
+   * Available is Ready; Unavailable is Stalled with the reason (the operator checks again every few
+   * seconds, but until the bucket, path or credentials are fixed nothing can be stored there).
+   */
+  @Override
+  public Readiness readiness() {
+    if (AVAILABLE.equals(phase)) {
+      return Readiness.ready("Checked", message);
+    }
+    if (UNAVAILABLE.equals(phase)) {
+      return Readiness.stalled(reason, message);
+    }
+    return Readiness.reconciling("Checking", "the operator has not checked the storage yet");
+  }
+
+  @Override
+  public Long observedGeneration() {
+    return observedGeneration;
+  }
+
+  @Override
+  public void observedGeneration(Long generation) {
+    observedGeneration = generation;
+  }
 }

@@ -24,6 +24,20 @@ public class RestoreStatus extends AgentWorkStatus {
     phase = RestorePhase.Failed;
   }
 
+  @Override
+  protected String phaseName() {
+    return phaseOrPending().name();
+  }
+
+  @Override
+  protected Readiness.State stateOfPhase() {
+    return switch (phaseOrPending()) {
+      case Pending, Restoring -> Readiness.State.RECONCILING;
+      case Completed -> Readiness.State.READY;
+      case Failed -> Readiness.State.STALLED;
+    };
+  }
+
   public RestorePhase phaseOrPending() {
     return phase != null ? phase : RestorePhase.Pending;
   }

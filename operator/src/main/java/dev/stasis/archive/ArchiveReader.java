@@ -90,6 +90,12 @@ public final class ArchiveReader {
             + " bytes, sha256 " + stored.sha256Hex() + ") but is not a valid " + describe(codec)
             + ": " + e.getCause() + "; it was broken when it was written"
             + RESTORE_ELSEWHERE, e.getCause());
+      } catch (ArchiveIntegrityException refused) {
+        // A damaged object can decode to entries that look unsafe: the hash tells damage apart
+        // from an archive that was stored so.
+        stored.drain();
+        verify(stored, expectedSha256, expectedStoredBytes, refused);
+        throw refused;
       }
       stored.drain();
       verify(stored, expectedSha256, expectedStoredBytes, null);

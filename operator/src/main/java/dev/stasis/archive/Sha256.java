@@ -20,4 +20,9 @@ public final class Sha256 {
   public static String hex(byte[] digest) {
     return HexFormat.of().formatHex(digest);
   }
+
+  /** The sha256 of {@code bytes}, in hex. */
+  public static String hexOf(byte[] bytes) {
+    return hex(newDigest().digest(bytes));
+  }
 }

@@ -1,7 +1,7 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.AgentShutdown;
+import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.FileSystemStorage;

@@ -1,12 +1,12 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.AgentShutdown;
+import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.agent.KubeletSettings;
-import dev.stasis.agent.NodeWorkQueue;
-import dev.stasis.agent.TravellingFileLimits;
-import dev.stasis.agent.ProcessTargetPolicy;
 import dev.stasis.agent.RuntimeSettings;
+import dev.stasis.agent.TravellingFileLimits;
+import dev.stasis.agent.process.ProcessTargetPolicy;
+import dev.stasis.agent.work.NodeWorkQueue;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.metrics.MetricsServer;

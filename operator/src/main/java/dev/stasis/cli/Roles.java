@@ -1,11 +1,11 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.AgentShutdown;
-import dev.stasis.agent.NodeCheckpointWorker;
-import dev.stasis.agent.NodeProfilePublisher;
-import dev.stasis.agent.NodeRestoreWorker;
-import dev.stasis.agent.NodeWork;
+import dev.stasis.agent.work.AgentShutdown;
+import dev.stasis.agent.checkpoint.NodeCheckpointWorker;
+import dev.stasis.agent.profile.NodeProfilePublisher;
+import dev.stasis.agent.restore.NodeRestoreWorker;
+import dev.stasis.agent.work.NodeWork;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.Restore;
 import dev.stasis.kube.ClusterCache;

@@ -20,10 +20,7 @@ public record DumpOptions(
     Path workDir,
     boolean endTree,
     boolean holdFrozen,
-    boolean tcpEstablished,
-    boolean fileLocks,
-    boolean shellJob,
-    List<String> externalMounts,
+    TreeOptions tree,
     Duration timeout) {
 
   public static final String LOG_FILE = "dump.log";
@@ -41,15 +38,7 @@ public record DumpOptions(
     if (!endTree) {
       args.add("--leave-running");
     }
-    if (tcpEstablished) {
-      args.add("--tcp-established");
-      // No iptables here; CRIU links libnftables (ENVIRONMENT.md).
-      args.add("--network-lock");
-      args.add("nftables");
-    }
-    if (fileLocks) args.add("--file-locks");
-    if (shellJob) args.add("--shell-job");
-    args.addAll(ExternalMounts.dumpArguments(externalMounts));
+    args.addAll(tree.dumpArguments());
     return args;
   }
 

@@ -9,10 +9,7 @@ import java.util.List;
 public record RestoreOptions(
     Path imagesDir,
     Path workDir,
-    boolean tcpEstablished,
-    boolean fileLocks,
-    boolean shellJob,
-    List<String> externalMounts,
+    TreeOptions tree,
     Duration timeout) {
 
   public static final String LOG_FILE = "restore.log";
@@ -30,14 +27,7 @@ public record RestoreOptions(
         "--log-file", LOG_FILE,
         "--pidfile", workDir.resolve(PID_FILE).toString(),
         "-v4"));
-    if (tcpEstablished) {
-      args.add("--tcp-established");
-      args.add("--network-lock");
-      args.add("nftables");
-    }
-    if (fileLocks) args.add("--file-locks");
-    if (shellJob) args.add("--shell-job");
-    args.addAll(ExternalMounts.restoreArguments(externalMounts));
+    args.addAll(tree.restoreArguments());
     return args;
   }
 }

@@ -88,7 +88,7 @@ public final class NodeKey {
 
   /** A short name of a published public key, which a sealed grant names. */
   public static String fingerprint(String publicKey) {
-    return Sha256.hex(Sha256.newDigest().digest(Base64.getDecoder().decode(publicKey))).substring(0, 16);
+    return Sha256.hexOf(Base64.getDecoder().decode(publicKey)).substring(0, 16);
   }
 
   public String fingerprint() {

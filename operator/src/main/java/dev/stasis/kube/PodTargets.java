@@ -44,10 +44,15 @@ public final class PodTargets {
   }
 
   public static ResolvedPod resolve(KubernetesClient client, String namespace, PodTarget target) throws Unusable {
+    boolean named = target != null && target.name != null && !target.name.isBlank();
+    return resolve(namespace, target, named ? client.pods().inNamespace(namespace).withName(target.name).get() : null);
+  }
+
+  /** The pod {@code target} names, given as it was read from {@code namespace} (null: there is none). */
+  public static ResolvedPod resolve(String namespace, PodTarget target, Pod pod) throws Unusable {
     if (target == null || target.name == null || target.name.isBlank()) {
       throw new Unusable("InvalidTarget", "spec.target.pod.name is required: the pod to checkpoint");
     }
-    Pod pod = client.pods().inNamespace(namespace).withName(target.name).get();
     if (pod == null) {
       throw new Unusable("PodNotFound", "pod '" + target.name + "' does not exist in namespace " + namespace
           + ": fix spec.target.pod.name (kubectl get pods -n " + namespace + ")");

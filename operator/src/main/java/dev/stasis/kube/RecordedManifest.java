@@ -35,6 +35,12 @@ public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIden
 
   private static final String ELSEWHERE = ": restore another checkpoint or take a new checkpoint";
 
+  /** Where a Checkpoint's archives and manifests are in its storage: derived from its identity, never read from the storage. */
+  public static ArchiveLayout layout(Checkpoint checkpoint) {
+    var meta = checkpoint.getMetadata();
+    return new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+  }
+
   /**
    * Reads the manifest of a Completed checkpoint.
    *
@@ -55,10 +61,10 @@ public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIden
           + " record its manifest's sha256 in the Checkpoint's status, so its manifest cannot be told apart from one"
           + " rewritten in the storage and is not used" + ELSEWHERE);
     }
-    ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), name, meta.getUid());
+    ArchiveLayout layout = layout(checkpoint);
     String key = container == null ? layout.manifestKey() : layout.containerManifestKey(container);
     byte[] bytes = readBounded(store, key);
-    String actual = Sha256.hex(Sha256.newDigest().digest(bytes));
+    String actual = Sha256.hexOf(bytes);
     if (bytes.length > MAX_MANIFEST_BYTES || !actual.equalsIgnoreCase(recorded.manifestSha256)) {
       throw new StoredCheckpointException("ManifestTampered", "the manifest at " + store.uri(key) + " is not the one"
           + " stored when the checkpoint was taken (" + (bytes.length > MAX_MANIFEST_BYTES

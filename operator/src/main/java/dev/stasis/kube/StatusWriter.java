@@ -1,6 +1,8 @@
 package dev.stasis.kube;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.stasis.api.ConditionedStatus;
+import dev.stasis.api.Conditions;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
@@ -14,6 +16,9 @@ import java.util.function.Predicate;
  * Writes statuses with optimistic locking (PUT of the status subresource carrying the
  * resourceVersion that was read), so that the operator and an agent never overwrite each other's
  * fields: a writer holding a stale copy gets a 409 instead of silently winning.
+ *
+ * <p>Every status passes here, so here it gets what GitOps tools read: Ready, Reconciling and
+ * Stalled from its phase, and the generation it was written for ({@link Conditions#summarize}).
  */
 public class StatusWriter {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -26,10 +31,16 @@ public class StatusWriter {
   }
 
   /**
-   * Replaces the status of the copy that was read, if it differs. A conflict is thrown to the
-   * caller: a reconciler then runs again on fresh data.
+   * Replaces the status of the copy that was read with {@code newStatus}, built afresh, if it
+   * differs: conditions that kept their status keep their transition time, so a pass that finds
+   * nothing new writes nothing. A conflict is thrown to the caller: a reconciler then runs again on
+   * fresh data.
    */
   public <S, R extends CustomResource<?, S>> R replace(R observed, S newStatus) {
+    summarize(observed, newStatus);
+    if (observed.getStatus() instanceof ConditionedStatus before && newStatus instanceof ConditionedStatus after) {
+      Conditions.keepTransitionTimes(before.conditions(), after.conditions());
+    }
     if (sameJson(observed.getStatus(), newStatus)) {
       return observed;
     }
@@ -55,6 +66,7 @@ public class StatusWriter {
       }
       try {
         change.accept(current);
+        summarize(current, current.getStatus());
         return Optional.of(client.resource(current).updateStatus());
       } catch (KubernetesClientException e) {
         if (e.getCode() == HttpURLConnection.HTTP_NOT_FOUND) {
@@ -66,6 +78,12 @@ public class StatusWriter {
         backOff(attempt);
         current = client.resource(resource).get();
       }
+    }
+  }
+
+  private static void summarize(CustomResource<?, ?> resource, Object status) {
+    if (status instanceof ConditionedStatus conditioned) {
+      Conditions.summarize(conditioned, resource.getMetadata().getGeneration());
     }
   }
 

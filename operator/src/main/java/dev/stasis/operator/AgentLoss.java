@@ -4,15 +4,12 @@ import dev.stasis.api.AgentWorkStatus;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.HeartbeatWatch;
-import dev.stasis.kube.StatusWriter;
+import dev.stasis.kube.WorkLifecycle;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.time.Clock;
-import java.util.Objects;
 import java.util.Optional;
-import java.util.function.Consumer;
 import java.util.function.Function;
 
 /**
@@ -24,15 +21,11 @@ final class AgentLoss {
   static final String REASON = "AgentUnavailable";
 
   private final ClusterCache cluster;
-  private final StatusWriter statusWriter;
-  private final EventRecorder events;
   private final Clock clock;
   private final HeartbeatWatch heartbeats = new HeartbeatWatch();
 
-  AgentLoss(ClusterCache cluster, StatusWriter statusWriter, EventRecorder events, Clock clock) {
+  AgentLoss(ClusterCache cluster, Clock clock) {
     this.cluster = cluster;
-    this.statusWriter = statusWriter;
-    this.events = events;
     this.clock = clock;
   }
 
@@ -47,28 +40,18 @@ final class AgentLoss {
   }
 
   /**
-   * Fails the resource when the agent of the node in its status is gone, unless its phase or node
-   * changed meanwhile; otherwise looks again at the next heartbeat check.
+   * Fails the resource when the agent of the node in its status is gone (the lifecycle's "fail as
+   * the agent is lost"); otherwise looks again at the next heartbeat check.
    *
-   * @param phaseOf the kind's phase of a status
    * @param explain the message, given why the agent counts as gone
-   * @param failed what else a failure records (metrics)
    */
   <S extends AgentWorkStatus, R extends CustomResource<?, S>> UpdateControl<R> failWhenGone(R resource,
-      Function<S, ?> phaseOf, Function<String, String> explain, Consumer<S> failed) {
-    String node = resource.getStatus().node;
-    Optional<String> gone = gone(node);
+      WorkLifecycle<S, R> lifecycle, Function<String, String> explain) {
+    Optional<String> gone = gone(resource.getStatus().node);
     if (gone.isEmpty()) {
       return UpdateControl.<R>noUpdate().rescheduleAfter(AgentHeartbeat.CHECK_INTERVAL);
     }
-    Object phase = phaseOf.apply(resource.getStatus());
-    String message = explain.apply(gone.get());
-    statusWriter.update(resource, r -> r.getStatus() != null && Objects.equals(phaseOf.apply(r.getStatus()), phase)
-        && node.equals(r.getStatus().node), r -> r.getStatus().fail(REASON, message, r.getMetadata().getGeneration()))
-        .ifPresent(written -> {
-          events.warning(written, REASON, message);
-          failed.accept(written.getStatus());
-        });
+    lifecycle.failAsAgentLost(resource, REASON, explain.apply(gone.get()));
     return UpdateControl.noUpdate();
   }
 }

@@ -1,31 +1,29 @@
 package dev.stasis.operator;
 
 import dev.stasis.api.Checkpoint;
-import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.ContainerCheckpointStatus;
-import dev.stasis.api.ProcessTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.SealedGrant;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.CheckpointLifecycle;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
-import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.RecordedArchive;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.retention.ArchiveReaders;
 import dev.stasis.operator.retention.CheckpointExpiry;
-import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
+import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -37,7 +35,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import org.slf4j.Logger;
@@ -53,12 +50,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private static final Duration CLEANUP_RETRY = Duration.ofSeconds(30);
   /** How often a deletion that waits for Restores looks again whether they are done. */
   static final Duration READERS_POLL = Duration.ofSeconds(5);
-  static final String ARCHIVE_IN_USE = "ArchiveInUse";
 
   private final KubernetesClient client;
   private final ClusterCache cluster;
   private final StorageBinding storages;
-  private final StatusWriter statusWriter;
+  private final CheckpointLifecycle lifecycle;
   private final EventRecorder events;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
@@ -77,12 +73,12 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.cluster = cluster;
     this.clock = clock;
     this.storages = new StorageBinding(client, cluster);
-    this.statusWriter = new StatusWriter(client);
+    this.lifecycle = new CheckpointLifecycle(client, events, StasisMetrics::checkpointFinished);
     this.events = events;
-    this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
-    this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
+    this.retries = new RefusalRetries(retryPolicy, clock);
+    this.agentLoss = new AgentLoss(cluster, clock);
     this.grants = new GrantIssuer(cluster, storages);
-    this.checkpointImages = new CheckpointImages(client, storages, statusWriter, events, clock);
+    this.checkpointImages = new CheckpointImages(client, storages, new StatusWriter(client), events, clock);
   }
 
   @Override
@@ -90,7 +86,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     CheckpointStatus observed = checkpoint.getStatus();
     if (observed != null && observed.phase != null && observed.phase != CheckpointPhase.Pending) {
       // the agent's now, or finished
-      return observed.phase.isTerminal() ? expireWhenDue(checkpoint) : agentsWork(checkpoint);
+      if (observed.phase.isTerminal()) {
+        lifecycle.observeGeneration(checkpoint);
+        return expireWhenDue(checkpoint);
+      }
+      return agentsWork(checkpoint);
     }
     if (isAssigned(checkpoint)) {
       return agentsWork(checkpoint);
@@ -100,11 +100,12 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(retryDue.get());
     }
     try {
-      Assignment assignment = validate(checkpoint);
+      CheckpointValidator.Assignment assignment = CheckpointValidator.validate(checkpoint, observed(checkpoint));
       CheckpointStorage storage = usableStorage(checkpoint);
       assign(checkpoint, assignment, storage);
     } catch (Refusal refusal) {
-      Optional<Duration> retryIn = retries.retryLater(checkpoint, refusal, backoffLimit(checkpoint), pending());
+      Optional<Duration> retryIn = retries.retryLater(lifecycle, checkpoint, refusal, backoffLimit(checkpoint),
+          CheckpointLifecycle.pending());
       if (retryIn.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(retryIn.get());
       }
@@ -117,125 +118,41 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     return checkpoint.getSpec() == null ? 0 : checkpoint.getSpec().backoffLimitOrDefault();
   }
 
-  private static CheckpointStatus pending() {
-    CheckpointStatus status = new CheckpointStatus();
-    status.phase = CheckpointPhase.Pending;
-    return status;
-  }
-
   private static boolean isAssigned(Checkpoint checkpoint) {
     CheckpointStatus status = checkpoint.getStatus();
     return status != null && status.node != null
         && status.node.equals(Labels.node(checkpoint));
   }
 
-  /** The node whose agent does the work and, for pod targets, the containers it checkpoints. */
-  private record Assignment(String node, List<ContainerCheckpointStatus> containers) {}
-
-  /** The CRD schema checks the same; this guards clusters where it was bypassed. */
-  private Assignment validate(Checkpoint checkpoint) throws Refusal {
-    var spec = checkpoint.getSpec();
-    if (spec == null || spec.target == null || (spec.target.process == null) == (spec.target.pod == null)) {
-      throw new Refusal("InvalidTarget",
-          "set exactly one of spec.target.process (a process tree on a node) or spec.target.pod");
-    }
-    if (spec.ttl != null) {
-      try {
-        Durations.parse(spec.ttl);
-      } catch (IllegalArgumentException e) {
-        throw new Refusal("InvalidTtl", "spec.ttl: " + e.getMessage());
-      }
-    }
-    if (spec.target.pod != null) {
-      return validatePod(checkpoint);
-    }
-    // Whose process the PID is only the node's agent can tell: it checks before it touches it.
-    ProcessTarget process = spec.target.process;
-    if (process.node == null || process.node.isBlank()) {
-      throw new Refusal("InvalidTarget", "spec.target.process.node is required: the node the process runs on");
-    }
-    if (process.pid == null || process.pid < 2) {
-      throw new Refusal("InvalidPid",
-          "spec.target.process.pid must be the PID of a workload process (2 or more), got " + process.pid);
-    }
-    if (cluster.nodeProfile(process.node) == null) {
-      throw new Refusal("NodeNotFound",
-          "no Stasis agent runs on node '" + process.node + "' (there is no NodeProfile of that name): "
-              + "check the node name (kubectl get nodeprof) and that the agent runs there");
-    }
-    return new Assignment(process.node, null);
-  }
-
-  /** The pod in the Checkpoint's own namespace (never another), checkpointed by its node's agent. */
-  private Assignment validatePod(Checkpoint checkpoint) throws Refusal {
-    CheckpointOptions options = checkpoint.getSpec().optionsOrDefaults();
-    List<String> unsupported = optionsNotForPods(options);
-    if (!unsupported.isEmpty()) {
-      throw new Refusal("OptionNotSupported", "the kubelet checkpoints pods with the runtime's own CRIU options, so "
-          + String.join(", ", unsupported) + " cannot apply to a pod target: remove "
-          + (unsupported.size() > 1 ? "them" : "it") + " from spec.options");
-    }
-    PodTargets.ResolvedPod pod;
-    try {
-      pod = PodTargets.resolve(client, checkpoint.getMetadata().getNamespace(), checkpoint.getSpec().target.pod);
-    } catch (PodTargets.Unusable e) {
-      throw new Refusal(e.reason(), e.getMessage());
-    }
-    if (cluster.nodeProfile(pod.node()) == null) {
-      throw new Refusal("NodeNotFound", "pod '" + pod.pod().getMetadata().getName() + "' runs on node '" + pod.node()
-          + "', where no Stasis agent runs (there is no NodeProfile of that name): deploy the agent there");
-    }
-    return new Assignment(pod.node(), pod.containers());
-  }
-
-  /** Options that only CRIU run by the agent can honour; the kubelet's API takes none of them. */
-  private static List<String> optionsNotForPods(CheckpointOptions options) {
-    List<String> unsupported = new ArrayList<>();
-    if (!options.leaveRunning()) unsupported.add("leaveRunning: false");
-    if (Boolean.TRUE.equals(options.tcpEstablished)) unsupported.add("tcpEstablished");
-    if (Boolean.TRUE.equals(options.fileLocks)) unsupported.add("fileLocks");
-    if (Boolean.TRUE.equals(options.shellJob)) unsupported.add("shellJob");
-    if (options.externalMounts != null && !options.externalMounts.isEmpty()) unsupported.add("externalMounts");
-    return unsupported;
-  }
-
   private CheckpointStorage usableStorage(Checkpoint checkpoint) throws Refusal {
-    CheckpointStorage storage;
     try {
-      storage = storages.resolve(checkpoint.getSpec().storage);
+      return CheckpointValidator.requireUsable(storages.resolve(checkpoint.getSpec().storage),
+          checkpoint.getMetadata().getNamespace());
     } catch (StorageUnavailableException e) {
       throw new Refusal("StorageNotFound", e.getMessage());
     }
-    var notAllowed = StorageBinding.refusal(storage, checkpoint.getMetadata().getNamespace());
-    if (notAllowed.isPresent()) {
-      throw new Refusal("StorageNotAllowed", notAllowed.get());
-    }
-    CheckpointStorageStatus status = storage.getStatus();
-    if (status != null && CheckpointStorageStatus.UNAVAILABLE.equals(status.phase)) {
-      // The storage's own reason says what to fix (its encryption key, its bucket).
-      throw new Refusal(status.reason != null ? status.reason : "StorageUnavailable", "CheckpointStorage '"
-          + storage.getMetadata().getName()
-          + "' is unavailable: " + status.message);
-    }
-    return storage;
   }
 
-  private void assign(Checkpoint checkpoint, Assignment assignment, CheckpointStorage usable) throws Refusal {
-    String node = assignment.node();
-    String storage = usable.getMetadata().getName();
-    SealedGrant grant = grants.forCheckpoint(checkpoint, usable, node, containerNames(assignment.containers())).orElse(null);
-    CheckpointStatus status = pending();
-    RefusalRetries.carryAttempts(checkpoint, status);
-    status.node = node;
-    status.grant = grant;
-    status.storage = storage;
-    status.containers = assignment.containers();
-    status.message = "waiting for the agent on node " + node;
-    status.observedGeneration = checkpoint.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);
-    // Status first, then the label its agent watches; each write conditional on the version read before.
-    checkpoint = Labels.assign(client, statusWriter.replace(checkpoint, status), node);
-    events.normal(checkpoint, "Assigned", "assigned to the agent on node " + node + ", storage " + storage);
+  /** What validation needs of the cluster, looked up when it asks. */
+  private CheckpointValidator.Observed observed(Checkpoint checkpoint) {
+    return new CheckpointValidator.Observed() {
+      @Override
+      public boolean hasAgent(String node) {
+        return cluster.nodeProfile(node) != null;
+      }
+
+      @Override
+      public Pod pod(String name) {
+        return client.pods().inNamespace(checkpoint.getMetadata().getNamespace()).withName(name).get();
+      }
+    };
+  }
+
+  private void assign(Checkpoint checkpoint, CheckpointValidator.Assignment assignment, CheckpointStorage usable)
+      throws Refusal {
+    SealedGrant grant = grants.forCheckpoint(checkpoint, usable, assignment.node(),
+        containerNames(assignment.containers())).orElse(null);
+    lifecycle.assign(checkpoint, assignment.node(), usable.getMetadata().getName(), grant, assignment.containers());
   }
 
   private static List<String> containerNames(List<ContainerCheckpointStatus> containers) {
@@ -252,8 +169,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
         CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
         SealedGrant grant = storage == null ? null : grants.forCheckpoint(checkpoint, storage,
             checkpoint.getStatus().node, containerNames(checkpoint.getStatus().containers)).orElse(null);
-        statusWriter.update(checkpoint, c -> c.getStatus() != null && !c.getStatus().phaseOrPending().isTerminal(),
-            c -> c.getStatus().grant = grant);
+        lifecycle.reseal(checkpoint, grant);
       } catch (Refusal refusal) {
         log.warn("cannot seal the grant of checkpoint {}/{} again: {}", checkpoint.getMetadata().getNamespace(),
             checkpoint.getMetadata().getName(), refusal.getMessage());
@@ -263,11 +179,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   }
 
   private void fail(Checkpoint checkpoint, Refusal refusal) {
-    CheckpointStatus status = new CheckpointStatus();
-    retries.fail(checkpoint, refusal, backoffLimit(checkpoint), status);
-    statusWriter.replace(checkpoint, status);
-    events.warning(checkpoint, refusal.reason(), status.message);
-    StasisMetrics.checkpointFinished(status);
+    retries.fail(lifecycle, checkpoint, refusal, backoffLimit(checkpoint), CheckpointLifecycle.refused());
   }
 
   /**
@@ -284,11 +196,11 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       }
     }
     boolean pending = checkpoint.getStatus().phaseOrPending() == CheckpointPhase.Pending;
-    return agentLoss.failWhenGone(checkpoint, CheckpointStatus::phaseOrPending, gone -> gone + (pending
+    return agentLoss.failWhenGone(checkpoint, lifecycle, gone -> gone + (pending
         ? ": the checkpoint was not taken and the process was not touched"
         : ", in the middle of this checkpoint: nothing was stored as complete. A process it left stopped "
             + "(leaveRunning: false) is resumed when the agent starts again")
-        + "; take a new checkpoint once the agent runs", StasisMetrics::checkpointFinished);
+        + "; take a new checkpoint once the agent runs");
   }
 
   /**
@@ -314,36 +226,14 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     String node = status.node;
     String lost = gone + ", after it had stored and recorded this checkpoint's archive. Whether it then ended the"
         + " workload (leaveRunning: false) is known only on node " + node;
-    Long generation = checkpoint.getMetadata().getGeneration();
     if (mismatch.isPresent()) {
-      String message = lost + "; and the storage no longer holds the archive: " + mismatch.get() + ". Take a new checkpoint";
-      statusWriter.update(checkpoint, c -> isRunningOn(c, node), c -> c.getStatus().fail("ArchiveMissing", message, generation))
-          .ifPresent(failed -> {
-            events.warning(failed, "ArchiveMissing", message);
-            StasisMetrics.checkpointFinished(failed.getStatus());
-          });
-      return UpdateControl.noUpdate();
+      lifecycle.failFromRecord(checkpoint, node, "ArchiveMissing", lost + "; and the storage no longer holds the archive: "
+          + mismatch.get() + ". Take a new checkpoint");
+    } else {
+      lifecycle.completeFromRecord(checkpoint, node, "stored " + status.archive.storedBytes + " bytes at "
+          + status.archive.uri + " (" + lost + "; Completed from that record)");
     }
-    String message = "stored " + status.archive.storedBytes + " bytes at " + status.archive.uri + " (" + lost
-        + "; Completed from that record)";
-    statusWriter.update(checkpoint, c -> isRunningOn(c, node), c -> {
-      CheckpointStatus s = c.getStatus();
-      s.phase = CheckpointPhase.Completed;
-      s.completionTime = Conditions.now();
-      s.reason = "Completed";
-      s.message = message;
-      Conditions.set(s, Conditions.COMPLETE, true, "Completed", message, generation);
-      s.stopRetrying("Completed", message, generation);
-    }).ifPresent(done -> {
-      events.normal(done, "Completed", message);
-      StasisMetrics.checkpointFinished(done.getStatus());
-    });
     return UpdateControl.noUpdate();
-  }
-
-  private static boolean isRunningOn(Checkpoint c, String node) {
-    return c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Running && node.equals(c.getStatus().node)
-        && RecordedArchive.isRecorded(c);
   }
 
   /** Deletes a finished Checkpoint once its spec.ttl has run out; until then, comes back when it will have. */
@@ -360,19 +250,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     return UpdateControl.noUpdate();
   }
 
-  /**
-   * Deletion waits while Restores still read the archive: shown on the Checkpoint as condition
-   * {@value #ARCHIVE_IN_USE} and, once, an Event of that reason.
-   */
+  /** Deletion waits while Restores still read the archive: the Checkpoint shows so (condition ArchiveInUse). */
   private void keepForReaders(Checkpoint checkpoint, List<Restore> readers) {
-    String message = "deletion waits: the archive is kept until " + ArchiveReaders.describe(readers)
-        + " no longer need" + (readers.size() == 1 ? "s" : "") + " it";
-    boolean first = !Conditions.isTrue(checkpoint.getStatus().conditions, ARCHIVE_IN_USE);
-    statusWriter.update(checkpoint, c -> c.getStatus() != null, c -> Conditions.set(c.getStatus(), ARCHIVE_IN_USE, true,
-        ARCHIVE_IN_USE, message, c.getMetadata().getGeneration()));
-    if (first) {
-      events.normal(checkpoint, ARCHIVE_IN_USE, message);
-    }
+    lifecycle.markArchiveInUse(checkpoint, "deletion waits: the archive is kept until " + ArchiveReaders.describe(readers)
+        + " no longer need" + (readers.size() == 1 ? "s" : "") + " it");
   }
 
   /**
@@ -403,7 +284,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       return DeleteControl.defaultDelete();
     }
     var meta = checkpoint.getMetadata();
-    ArchiveLayout layout = new ArchiveLayout(meta.getNamespace(), meta.getName(), meta.getUid());
+    ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     try (ObjectStore store = storages.open(storage)) {
       if (retain) {
         if (!store.list(layout.prefix()).isEmpty()) {

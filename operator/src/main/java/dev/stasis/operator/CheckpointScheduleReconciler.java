@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSchedule;
-import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointScheduleSpec.ConcurrencyPolicy;
 import dev.stasis.api.CheckpointScheduleStatus;
 import dev.stasis.api.CheckpointScheduleStatus.DrainCheckpoint;
@@ -22,10 +21,8 @@ import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.PodTargets.ResolvedPod;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.operator.retention.RetentionPolicy;
-import dev.stasis.operator.schedule.Durations;
 import dev.stasis.operator.schedule.NodeDrain;
 import dev.stasis.operator.schedule.RunPlan;
-import dev.stasis.operator.schedule.RunSchedule;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.operator.schedule.ScheduleTarget;
 import io.fabric8.kubernetes.api.model.LabelSelector;
@@ -49,8 +46,6 @@ import java.net.HttpURLConnection;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -84,8 +79,6 @@ import org.slf4j.LoggerFactory;
 public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedule>, Cleaner<CheckpointSchedule> {
   private static final Logger log = LoggerFactory.getLogger(CheckpointScheduleReconciler.class);
   private static final ObjectMapper JSON = new ObjectMapper();
-  /** The schedule's name becomes a label value, and those have at most 63 characters. */
-  static final int MAX_NAME_LENGTH = 63;
   /** Condition of schedules with a selector: whether the last run found pods. */
   static final String PODS_SELECTED = "PodsSelected";
   /** Skipped pods an Event names; the status counts them all. */
@@ -108,11 +101,6 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     this.events = events;
     this.clock = clock;
   }
-
-  /** A spec that passed validation, in the forms the schedule works with. */
-  private record ValidSchedule(RunSchedule runs, Duration startingDeadline, ConcurrencyPolicy concurrency,
-      RetentionPolicy retention, CheckpointTemplate template, LabelSelector selector, List<String> containers,
-      boolean onNodeDrain) {}
 
   /** What a pass may checkpoint now, and the selected pods it may not (with why). */
   private record Selection(List<ScheduleTarget> targets, List<SkippedPod> unusable, int selectedPods) {
@@ -151,7 +139,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     }
     CheckpointScheduleStatus status = carriedOver(schedule.getStatus());
     try {
-      ValidSchedule valid = validate(schedule);
+      ScheduleValidator.ValidSchedule valid = ScheduleValidator.validate(schedule);
       Instant now = clock.instant();
       List<Checkpoint> owned = checkpoints.list(schedule);
       account(status, owned);
@@ -176,100 +164,6 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       fail(schedule, status, refusal);
       return UpdateControl.noUpdate();
     }
-  }
-
-  private ValidSchedule validate(CheckpointSchedule schedule) throws Refusal {
-    String name = schedule.getMetadata().getName();
-    if (name.length() > MAX_NAME_LENGTH) {
-      throw new Refusal("NameTooLong", "the schedule's name goes into the label " + Labels.SCHEDULE + " of its"
-          + " Checkpoints and may have at most " + MAX_NAME_LENGTH + " characters; this one has " + name.length());
-    }
-    CheckpointScheduleSpec spec = schedule.getSpec();
-    if (spec == null || (spec.checkpointTemplate == null) == (spec.selector == null)) {
-      throw new Refusal("InvalidTarget",
-          "set exactly one of spec.checkpointTemplate (a fixed target) or spec.selector (pods by label)");
-    }
-    if (spec.selector != null) {
-      validateSelector(spec.selector);
-      if (spec.containers != null && spec.containers.stream().anyMatch(c -> c == null || c.isBlank())) {
-        throw new Refusal("InvalidTarget", "spec.containers: a container name is empty");
-      }
-    } else {
-      if (spec.containers != null || spec.storage != null || spec.ttl != null || spec.retainArchive != null
-          || spec.backoffLimit != null) {
-        throw new Refusal("InvalidTarget", "spec.containers, storage, ttl, retainArchive and backoffLimit only go"
-            + " with spec.selector: set checkpointTemplate.target.pod.containers and the others in"
-            + " spec.checkpointTemplate instead");
-      }
-      var target = spec.checkpointTemplate.target;
-      if (target == null || (target.process == null) == (target.pod == null)) {
-        throw new Refusal("InvalidTarget", "set exactly one of spec.checkpointTemplate.target.process (a process tree"
-            + " on a node) or spec.checkpointTemplate.target.pod");
-      }
-    }
-    RunSchedule runs;
-    try {
-      runs = RunSchedule.parse(spec.schedule, zone(spec.timeZone));
-    } catch (IllegalArgumentException e) {
-      throw new Refusal("InvalidSchedule", "spec.schedule: " + e.getMessage());
-    }
-    if (spec.startingDeadlineSeconds != null && spec.startingDeadlineSeconds < 0) {
-      throw new Refusal("InvalidStartingDeadline",
-          "spec.startingDeadlineSeconds must be 0 or more, got " + spec.startingDeadlineSeconds);
-    }
-    RetentionPolicy retention;
-    try {
-      retention = RetentionPolicy.of(spec.retention);
-    } catch (IllegalArgumentException e) {
-      throw new Refusal("InvalidRetention", e.getMessage());
-    }
-    if (spec.checkpointTemplate != null) {
-      requireDuration("spec.checkpointTemplate.ttl", spec.checkpointTemplate.ttl);
-    }
-    requireDuration("spec.ttl", spec.ttl);
-    return new ValidSchedule(runs,
-        spec.startingDeadlineSeconds == null ? null : Duration.ofSeconds(spec.startingDeadlineSeconds),
-        spec.concurrencyPolicyOrDefault(), retention, spec.checkpointTemplate, spec.selector,
-        spec.containers == null ? List.of() : spec.containers,
-        spec.triggers != null && Boolean.TRUE.equals(spec.triggers.onNodeDrain));
-  }
-
-  /** What the API server would refuse in a selector, said in the schedule's words instead of an HTTP 400. */
-  private static void requireDuration(String field, String ttl) throws Refusal {
-    if (ttl != null) {
-      try {
-        Durations.parse(ttl);
-      } catch (IllegalArgumentException e) {
-        throw new Refusal("InvalidTtl", field + ": " + e.getMessage());
-      }
-    }
-  }
-
-  private static void validateSelector(LabelSelector selector) throws Refusal {
-    for (LabelSelectorRequirement requirement : Optional.ofNullable(selector.getMatchExpressions()).orElse(List.of())) {
-      String operator = requirement.getOperator();
-      boolean hasValues = requirement.getValues() != null && !requirement.getValues().isEmpty();
-      boolean needsValues = "In".equals(operator) || "NotIn".equals(operator);
-      if (!needsValues && !"Exists".equals(operator) && !"DoesNotExist".equals(operator)) {
-        throw new Refusal("InvalidSelector", "spec.selector.matchExpressions: operator '" + operator + "' of key '"
-            + requirement.getKey() + "' is none of In, NotIn, Exists, DoesNotExist");
-      }
-      if (needsValues != hasValues) {
-        throw new Refusal("InvalidSelector", "spec.selector.matchExpressions: operator " + operator + " of key '"
-            + requirement.getKey() + "' " + (needsValues ? "needs values" : "takes no values"));
-      }
-    }
-  }
-
-  private static ZoneId zone(String timeZone) throws Refusal {
-    if (timeZone == null || timeZone.isBlank()) {
-      return ZoneOffset.UTC;
-    }
-    if (!ZoneId.getAvailableZoneIds().contains(timeZone)) {
-      throw new Refusal("UnknownTimeZone", "spec.timeZone '" + timeZone
-          + "' is not an IANA time zone: write one such as UTC, Europe/Berlin or America/New_York");
-    }
-    return ZoneId.of(timeZone);
   }
 
   /**
@@ -316,7 +210,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
    * The targets a pass may checkpoint: the template's, or each pod the selector selects that can be
    * checkpointed now (Running, on a node, with the named containers running, no GPUs).
    */
-  private Selection select(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status)
+  private Selection select(CheckpointSchedule schedule, ScheduleValidator.ValidSchedule valid, CheckpointScheduleStatus status)
       throws Refusal {
     if (valid.selector() == null) {
       CheckpointSpec spec = valid.template().toCheckpointSpec();
@@ -352,7 +246,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   }
 
   /** Handles the run that fell due since the last one handled, if any: one Checkpoint for each target. */
-  private void run(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status,
+  private void run(CheckpointSchedule schedule, ScheduleValidator.ValidSchedule valid, CheckpointScheduleStatus status,
       List<Checkpoint> kept, RunPlan plan, Selection selection) {
     if (plan.due().isEmpty()) {
       return;
@@ -482,7 +376,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
    * One checkpoint per target and drain: taken when the target's node is first seen draining,
    * recorded in the status, and forgotten once the node is schedulable again (or the pod is gone).
    */
-  private void takeDrainCheckpoints(CheckpointSchedule schedule, ValidSchedule valid, CheckpointScheduleStatus status,
+  private void takeDrainCheckpoints(CheckpointSchedule schedule, ScheduleValidator.ValidSchedule valid, CheckpointScheduleStatus status,
       List<Checkpoint> kept, Selection selection, Instant now) {
     List<DrainCheckpoint> drains = new ArrayList<>();
     Map<String, Boolean> draining = new HashMap<>();
@@ -525,9 +419,6 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     status.phase = suspended ? CheckpointScheduleStatus.SUSPENDED : CheckpointScheduleStatus.ACTIVE;
     status.reason = null;
     status.message = suspended ? "suspended: no checkpoints are taken" : null;
-    status.observedGeneration = generation;
-    Conditions.set(status, Conditions.READY, true, suspended ? "Suspended" : "Scheduled",
-        suspended ? status.message : "checkpoints are taken on schedule", generation);
     Conditions.set(status, Conditions.FAILED, false, "Valid", "the spec is valid", generation);
   }
 
@@ -539,8 +430,6 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     status.reason = refusal.reason();
     status.message = refusal.getMessage();
     status.nextScheduleTime = null;
-    status.observedGeneration = generation;
-    Conditions.set(status, Conditions.READY, false, refusal.reason(), refusal.getMessage(), generation);
     Conditions.set(status, Conditions.FAILED, true, refusal.reason(), refusal.getMessage(), generation);
     statusWriter.replace(schedule, status);
     if (news) {

@@ -2,16 +2,13 @@ package dev.stasis.operator;
 
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.Conditions;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.Restore;
-import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.archive.Manifest;
-import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.RecordedManifest;
-import dev.stasis.kube.StatusWriter;
+import dev.stasis.kube.RestoreLifecycle;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.StoredCheckpointException;
 import dev.stasis.storage.ObjectStore;
@@ -54,19 +51,17 @@ final class PodRestores {
 
   private final KubernetesClient client;
   private final StorageBinding storages;
-  private final StatusWriter statusWriter;
-  private final EventRecorder events;
+  private final RestoreLifecycle lifecycle;
   private final PodControllers controllers;
   private final CheckpointImages images;
 
-  PodRestores(KubernetesClient client, StorageBinding storages, StatusWriter statusWriter, EventRecorder events,
+  PodRestores(KubernetesClient client, StorageBinding storages, RestoreLifecycle lifecycle,
       CheckpointImages images) {
     this.client = client;
     this.controllers = new PodControllers(client);
     this.images = images;
     this.storages = storages;
-    this.statusWriter = statusWriter;
-    this.events = events;
+    this.lifecycle = lifecycle;
   }
 
   /** Before placement: refused while the pod's controller runs (or will run) its work or identity. */
@@ -132,11 +127,7 @@ final class PodRestores {
     }
     String name = created.getMetadata().getName();
     String message = "created pod " + name + " on node " + restore.getStatus().node + "; waiting for it to run";
-    statusWriter.update(restore, PodRestores::isRestoring, r -> {
-      r.getStatus().restoredPod = name;
-      r.getStatus().reason = "PodCreated";
-      r.getStatus().message = message;
-    }).ifPresent(r -> events.normal(r, "PodCreated", message));
+    lifecycle.podCreated(restore, name, message);
   }
 
   /** Whether a pod of that name is being deleted, and the Restore may wait for it to go. */
@@ -276,20 +267,9 @@ final class PodRestores {
         + "; restore on a node whose runtime is the one that took the checkpoint (spec.placement.nodeName)";
   }
 
-  private static boolean isRestoring(Restore r) {
-    return r.getStatus() != null && r.getStatus().phase == RestorePhase.Restoring;
-  }
-
   private void complete(Restore restore, Pod pod) {
     String message = "restored as pod " + pod.getMetadata().getName() + " on node " + pod.getSpec().getNodeName();
-    statusWriter.update(restore, PodRestores::isRestoring, r -> {
-      RestoreStatus s = r.getStatus();
-      s.phase = RestorePhase.Completed;
-      s.completionTime = Conditions.now();
-      s.reason = "Restored";
-      s.message = message;
-      Conditions.set(s, Conditions.COMPLETE, true, "Restored", message, r.getMetadata().getGeneration());
-    }).ifPresent(done -> events.normal(done, "Restored", message));
+    lifecycle.completePod(restore, message);
   }
 
   /** Nothing half-done stays: the pod this Restore created and the images pushed for it go. */
@@ -302,8 +282,6 @@ final class PodRestores {
       }
     }
     images.delete(restore, "the restore failed (" + refusal.reason() + ")");
-    statusWriter.update(restore, PodRestores::isRestoring,
-        r -> r.getStatus().fail(refusal.reason(), refusal.getMessage(), r.getMetadata().getGeneration()))
-        .ifPresent(failed -> events.warning(failed, refusal.reason(), refusal.getMessage()));
+    lifecycle.failPod(restore, refusal.reason(), refusal.getMessage());
   }
 }

@@ -1,14 +1,13 @@
 package dev.stasis.operator;
 
+import static dev.stasis.operator.RestoreValidator.isPodCheckpoint;
+
 import dev.stasis.api.Checkpoint;
-import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.Conditions;
 import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
-import dev.stasis.api.ScheduleRef;
 import dev.stasis.api.SealedGrant;
 import dev.stasis.api.StatusLimits;
 import dev.stasis.api.NodeProfile;
@@ -17,6 +16,7 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RecordedManifest;
+import dev.stasis.kube.RestoreLifecycle;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
@@ -25,7 +25,6 @@ import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.placement.CheckpointNeeds;
 import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
-import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
@@ -39,14 +38,10 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
-import java.util.TreeSet;
-import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -58,9 +53,6 @@ import org.slf4j.LoggerFactory;
 public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> {
   private static final Logger log = LoggerFactory.getLogger(RestoreReconciler.class);
   private static final Duration CHECKPOINT_POLL = Duration.ofSeconds(5);
-  /** RFC 3339 times in UTC sort as text. */
-  private static final Comparator<String> NULLS_FIRST = Comparator.nullsFirst(Comparator.naturalOrder());
-
 
   private final KubernetesClient client;
   private final ClusterCache cluster;
@@ -68,6 +60,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
   private final StorageBinding storages;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
+  private final RestoreLifecycle lifecycle;
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
   private final CheckpointImages checkpointImages;
@@ -87,10 +80,11 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     this.storages = new StorageBinding(client, cluster);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
+    this.lifecycle = new RestoreLifecycle(client, events, StasisMetrics::restoreFinished);
     this.checkpointImages = new CheckpointImages(client, storages, statusWriter, events, clock);
-    this.podRestores = new PodRestores(client, storages, statusWriter, events, checkpointImages);
-    this.retries = new RefusalRetries(retryPolicy, statusWriter, events, clock);
-    this.agentLoss = new AgentLoss(cluster, statusWriter, events, clock);
+    this.podRestores = new PodRestores(client, storages, lifecycle, checkpointImages);
+    this.retries = new RefusalRetries(retryPolicy, clock);
+    this.agentLoss = new AgentLoss(cluster, clock);
     this.grants = new GrantIssuer(cluster, storages);
   }
 
@@ -102,6 +96,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     }
     if (observed != null && observed.phase != null && observed.phase != RestorePhase.Pending) {
       if (observed.phase.isTerminal()) {
+        lifecycle.observeGeneration(restore);
         return checkpointImages.deleteWhenDue(restore).map(due -> UpdateControl.<Restore>noUpdate().rescheduleAfter(due))
             .orElse(UpdateControl.noUpdate());
       }
@@ -119,7 +114,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
       return UpdateControl.<Restore>noUpdate().rescheduleAfter(retryDue.get());
     }
     try {
-      Checkpoint checkpoint = completedCheckpoint(restore);
+      Checkpoint checkpoint = RestoreValidator.checkpointToRestore(restore, observed(restore)).orElse(null);
       if (checkpoint == null) {
         waitFor(restore);
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(CHECKPOINT_POLL);
@@ -146,9 +141,9 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
         assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures, grant);
       }
     } catch (Refusal refusal) {
-      RestoreStatus waiting = pending(restore);
+      RestoreStatus waiting = RestoreLifecycle.pending(restore);
       waiting.placement = observed == null ? null : observed.placement;
-      Optional<Duration> retryIn = retries.retryLater(restore, refusal, backoffLimit(restore), waiting);
+      Optional<Duration> retryIn = retries.retryLater(lifecycle, restore, refusal, backoffLimit(restore), waiting);
       if (retryIn.isPresent()) {
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(retryIn.get());
       }
@@ -168,115 +163,26 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     return restore.getSpec() == null ? 0 : restore.getSpec().backoffLimitOrDefault();
   }
 
-  /** A fresh Pending status naming the checkpoint asked for, when it names one. */
-  private static RestoreStatus pending(Restore restore) {
-    RestoreStatus status = new RestoreStatus();
-    status.phase = RestorePhase.Pending;
-    if (restore.getSpec() != null && restore.getSpec().checkpointRef != null) {
-      status.checkpoint = restore.getSpec().checkpointRef.name;
-    }
-    return status;
-  }
-
-  /** The named Checkpoint once Completed; null while it is still being taken. */
-  private Checkpoint completedCheckpoint(Restore restore) throws Refusal {
-    var spec = restore.getSpec();
+  /** What validation needs of the cluster, looked up when it asks. */
+  private RestoreValidator.Observed observed(Restore restore) {
     String namespace = restore.getMetadata().getNamespace();
-    if (spec != null && spec.scheduleRef != null && spec.checkpointRef == null) {
-      Checkpoint newest = newestOfSchedule(namespace, spec.scheduleRef);
-      if (isPodCheckpoint(newest)) {
-        requireRegistry(newest);
+    return new RestoreValidator.Observed() {
+      @Override
+      public Checkpoint checkpoint(String name) {
+        return client.resources(Checkpoint.class).inNamespace(namespace).withName(name).get();
       }
-      return newest;
-    }
-    if (spec == null || spec.checkpointRef == null || spec.checkpointRef.name == null || spec.scheduleRef != null) {
-      throw new Refusal("InvalidCheckpointRef", "set exactly one of spec.checkpointRef.name (the Checkpoint to restore)"
-          + " or spec.scheduleRef.name (a schedule whose newest Completed checkpoint to restore)");
-    }
-    if (spec.checkpointRef.namespace != null && !spec.checkpointRef.namespace.equals(namespace)) {
-      throw new Refusal("CrossNamespaceCheckpoint", "a Restore may only use Checkpoints of its own namespace ("
-          + namespace + "), not of " + spec.checkpointRef.namespace
-          + ": create the Restore in that namespace instead");
-    }
-    Checkpoint checkpoint =
-        client.resources(Checkpoint.class).inNamespace(namespace).withName(spec.checkpointRef.name).get();
-    if (checkpoint == null) {
-      throw new Refusal("CheckpointNotFound", "Checkpoint '" + spec.checkpointRef.name + "' does not exist in namespace "
-          + namespace + ": fix spec.checkpointRef.name (kubectl get ckpt -n " + namespace + ")");
-    }
-    if (checkpoint.isMarkedForDeletion()) {
-      // Restores placed before the deletion keep its archive until they are done; no new one starts.
-      throw new Refusal("CheckpointDeleted", "Checkpoint '" + spec.checkpointRef.name + "' is being deleted:"
-          + " restore another checkpoint");
-    }
-    CheckpointPhase phase = checkpoint.getStatus() == null ? CheckpointPhase.Pending : checkpoint.getStatus().phaseOrPending();
-    if (phase == CheckpointPhase.Failed) {
-      throw new Refusal("CheckpointNotCompleted", "Checkpoint '" + spec.checkpointRef.name
-          + "' failed (" + checkpoint.getStatus().reason + ") and has no archive to restore: restore another checkpoint");
-    }
-    if (phase == CheckpointPhase.Completed && isPodCheckpoint(checkpoint)) {
-      requireRegistry(checkpoint);
-    }
-    return phase == CheckpointPhase.Completed ? checkpoint : null;
-  }
 
-  private static boolean isPodCheckpoint(Checkpoint checkpoint) {
-    return checkpoint.getSpec() != null && checkpoint.getSpec().target != null && checkpoint.getSpec().target.pod != null;
-  }
-
-  /** Pod checkpoints come back as checkpoint images, which need the storage's registry. */
-  private void requireRegistry(Checkpoint checkpoint) throws Refusal {
-    CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-    if (storage == null) {
-      throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage
-          + "' holding the checkpoint no longer exists");
-    }
-    if (storage.getSpec() == null || storage.getSpec().registry == null) {
-      throw new Refusal("RegistryNotConfigured", "CheckpointStorage '" + storage.getMetadata().getName()
-          + "' names no registry: pod checkpoints are restored from checkpoint images, so set spec.registry on it");
-    }
-  }
-
-  /**
-   * The newest Completed checkpoint a schedule took (by run or drain), whether or not the schedule
-   * still exists; of {@code ref.pod} when named, which is required once the schedule has
-   * checkpoints of several selected pods.
-   */
-  private Checkpoint newestOfSchedule(String namespace, ScheduleRef ref) throws Refusal {
-    String schedule = ref.name;
-    List<Checkpoint> completed = client.resources(Checkpoint.class).inNamespace(namespace)
-        .withLabel(Labels.SCHEDULE, schedule).list().getItems().stream()
-        .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Completed)
-        .filter(c -> !c.isMarkedForDeletion())
-        .toList();
-    String listing = "kubectl get ckpt -n " + namespace + " -l " + Labels.SCHEDULE + "=" + schedule;
-    Set<String> selectedPods = completed.stream()
-        .filter(c -> ScheduleCheckpoints.podLabel(c) != null && isPodCheckpoint(c))
-        .map(c -> c.getSpec().target.pod.name).collect(Collectors.toCollection(TreeSet::new));
-    if (ref.pod != null) {
-      List<Checkpoint> ofPod = completed.stream()
-          .filter(c -> isPodCheckpoint(c) && ref.pod.equals(c.getSpec().target.pod.name)).toList();
-      if (ofPod.isEmpty()) {
-        throw new Refusal("NoCompletedCheckpoint", "schedule '" + schedule + "' has no Completed checkpoint of pod '"
-            + ref.pod + "' in namespace " + namespace + (selectedPods.isEmpty() ? "" : "; it has some of pods "
-            + String.join(", ", selectedPods)) + " (" + listing + "): fix spec.scheduleRef.pod, or wait for one");
+      @Override
+      public List<Checkpoint> ofSchedule(String schedule) {
+        return client.resources(Checkpoint.class).inNamespace(namespace).withLabel(Labels.SCHEDULE, schedule).list()
+            .getItems();
       }
-      return newest(ofPod);
-    }
-    if (selectedPods.size() > 1) {
-      throw new Refusal("PodRequired", "schedule '" + schedule + "' has checkpoints of several pods ("
-          + String.join(", ", selectedPods) + "): set spec.scheduleRef.pod to the one to restore");
-    }
-    if (completed.isEmpty()) {
-      throw new Refusal("NoCompletedCheckpoint", "schedule '" + schedule + "' has no Completed checkpoint in namespace "
-          + namespace + " (" + listing + "): wait for one, or restore a Checkpoint by name with spec.checkpointRef");
-    }
-    return newest(completed);
-  }
 
-  private static Checkpoint newest(List<Checkpoint> checkpoints) {
-    return checkpoints.stream().max(Comparator.comparing((Checkpoint c) -> c.getStatus().completionTime, NULLS_FIRST)
-        .thenComparing(c -> c.getMetadata().getCreationTimestamp(), NULLS_FIRST)).orElseThrow();
+      @Override
+      public CheckpointStorage storage(String name) {
+        return storages.find(name);
+      }
+    };
   }
 
   /** The checkpoint's manifests as its status recorded them: one per container of a pod checkpoint, or one. */
@@ -328,8 +234,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
       }
       SealedGrant grant = grants.forRestore(restore, storageOf(checkpoint), restore.getStatus().node,
           recordedManifests(checkpoint), isPodCheckpoint(checkpoint)).orElse(null);
-      statusWriter.update(restore, r -> r.getStatus() != null && !r.getStatus().phaseOrPending().isTerminal(),
-          r -> r.getStatus().grant = grant);
+      lifecycle.reseal(restore, grant);
     } catch (Refusal refusal) {
       log.warn("cannot seal the grant of restore {}/{} again: {}", restore.getMetadata().getNamespace(),
           restore.getMetadata().getName(), refusal.getMessage());
@@ -354,9 +259,9 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
    */
   private UpdateControl<Restore> failWhenAgentGone(Restore restore) {
     String node = restore.getStatus().node;
-    return agentLoss.failWhenGone(restore, RestoreStatus::phaseOrPending, gone -> gone + ", in the middle of this"
+    return agentLoss.failWhenGone(restore, lifecycle, gone -> gone + ", in the middle of this"
         + " restore. Whether its process started is known only to that agent; check node " + node
-        + " before restoring the checkpoint again", StasisMetrics::restoreFinished);
+        + " before restoring the checkpoint again");
   }
 
   /** Nodes whose agent found, in its pre-flight, that it cannot run this checkpoint (retryOtherNodes). */
@@ -365,27 +270,13 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
   }
 
   private void waitFor(Restore restore) {
-    RestoreStatus status = pending(restore);
-    status.reason = "CheckpointInProgress";
-    status.message = "waiting for Checkpoint '" + restore.getSpec().checkpointRef.name + "' to complete";
-    status.observedGeneration = restore.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.COMPLETE, false, status.reason, status.message, status.observedGeneration);
-    statusWriter.replace(restore, status);
+    lifecycle.waitForCheckpoint(restore, restore.getSpec().checkpointRef.name);
   }
 
   private void assign(Restore restore, String checkpoint, PlacementDecision decision,
       List<PlacementStatus.PreflightFailure> preflightFailures, SealedGrant grant) {
     String node = decision.node().orElseThrow();
-    RestoreStatus status = pending(restore);
-    RefusalRetries.carryAttempts(restore, status);
-    status.checkpoint = checkpoint;
-    status.node = node;
-    status.grant = grant;
-    status.placement = placementStatus(decision, preflightFailures);
-    status.message = "waiting for the agent on node " + node;
-    status.observedGeneration = restore.getMetadata().getGeneration();
-    Conditions.set(status, Conditions.COMPLETE, false, "Pending", status.message, status.observedGeneration);
-    handOver(restore, status, node);
+    lifecycle.assign(restore, checkpoint, node, grant, placementStatus(decision, preflightFailures));
     if (preflightFailures.isEmpty()) {
       events.normal(restore, "Placed", "restoring on node " + decision.summary());
     } else {
@@ -393,17 +284,6 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
       events.normal(restore, "RetryingOnAnotherNode", "pre-flight failed on node " + last.node + " (" + last.reason
           + "); trying node " + node + " next (spec.placement.retryOtherNodes): " + decision.summary());
     }
-  }
-
-  /**
-   * Hands the restore to the agent of {@code node}: the status first, then the label its agent
-   * watches. Both writes are conditional on the version the decision was made on, so an agent that
-   * took the restore meanwhile (it came back while it looked gone) keeps it, and no second agent
-   * ever sees it: the status write fails with a conflict and the restore is looked at afresh. An
-   * agent that sees its node's label but another node in the status does not take the work.
-   */
-  private void handOver(Restore decidedOn, RestoreStatus status, String node) {
-    Labels.assign(client, statusWriter.replace(decidedOn, status), node);
   }
 
   /**
@@ -446,11 +326,6 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
   }
 
   private void fail(Restore restore, Refusal refusal, PlacementStatus placement) {
-    RestoreStatus status = new RestoreStatus();
-    status.placement = placement;
-    retries.fail(restore, refusal, backoffLimit(restore), status);
-    statusWriter.replace(restore, status);
-    events.warning(restore, refusal.reason(), status.message);
-    StasisMetrics.restoreFinished(status);
+    retries.fail(lifecycle, restore, refusal, backoffLimit(restore), RestoreLifecycle.refused(placement));
   }
 }

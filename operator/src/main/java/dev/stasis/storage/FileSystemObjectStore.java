@@ -297,14 +297,26 @@ public final class FileSystemObjectStore implements ObjectStore {
     private final Path target;
     private final FileChannel channel;
     private final OutputStream stream;
-    private boolean committed;
-    private boolean aborted;
+    private final UploadState state;
 
     FileUpload(Path partial, Path target, FileChannel channel) {
       this.partial = partial;
       this.target = target;
       this.channel = channel;
+      this.state = new UploadState("uploading " + target);
       this.stream = new BufferedOutputStream(Channels.newOutputStream(channel), BUFFER_SIZE) {
+        @Override
+        public synchronized void write(int b) throws IOException {
+          state.requireOpen();
+          super.write(b);
+        }
+
+        @Override
+        public synchronized void write(byte[] bytes, int offset, int length) throws IOException {
+          state.requireOpen();
+          super.write(bytes, offset, length);
+        }
+
         // Only commit() or abort() end the upload; closing the stream must not lose the file.
         @Override
         public void close() throws IOException {
@@ -320,10 +332,7 @@ public final class FileSystemObjectStore implements ObjectStore {
 
     @Override
     public long commit() throws IOException {
-      if (committed || aborted) {
-        throw new IllegalStateException(
-            "upload of " + target + " was already " + (committed ? "committed" : "aborted"));
-      }
+      state.requireOpen();
       try {
         stream.flush();
         // The data must be on disk before the rename can make it visible.
@@ -332,7 +341,7 @@ public final class FileSystemObjectStore implements ObjectStore {
         channel.close();
         Files.move(partial, target, StandardCopyOption.ATOMIC_MOVE);
         syncDirectory(target.getParent());
-        committed = true;
+        state.committed();
         return size;
       } catch (IOException e) {
         abort();
@@ -342,10 +351,9 @@ public final class FileSystemObjectStore implements ObjectStore {
 
     @Override
     public void abort() {
-      if (committed || aborted) {
+      if (!state.abort()) {
         return;
       }
-      aborted = true;
       try {
         channel.close();
         Files.deleteIfExists(partial);

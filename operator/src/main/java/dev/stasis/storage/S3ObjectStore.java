@@ -417,18 +417,18 @@ public final class S3ObjectStore implements ObjectStore {
     private int filled;
     private long size;
     /**
-     * Created when the first part is full; small objects never need one. Published and read by
-     * {@link #abort()} under this upload's lock, which another thread (an agent's shutdown) may call
-     * while the writer is still creating it: either the abort sees it, or the writer sees the abort.
+     * Created when the first part is full; small objects never need one. Published only while the
+     * upload is open ({@link UploadState#whileOpen}), since another thread (an agent's shutdown) may
+     * abort while the writer is still creating it: either the abort sees it, or the writer sees the abort.
      */
     private volatile String uploadId;
     private volatile Exception partFailure;
-    private volatile boolean aborted;
-    private volatile boolean committed;
+    private final UploadState state;
 
     MultipartObjectUpload(String objectKey) {
       this.objectKey = objectKey;
       this.action = "uploading s3://" + config.bucket() + "/" + objectKey;
+      this.state = new UploadState(action);
     }
 
     @Override
@@ -438,7 +438,7 @@ public final class S3ObjectStore implements ObjectStore {
 
     @Override
     public long commit() throws IOException {
-      requireOpen();
+      state.requireOpen();
       try {
         if (uploadId == null) {
           byte[] content = buffer == null ? new byte[0] : buffer;
@@ -454,7 +454,7 @@ public final class S3ObjectStore implements ObjectStore {
           s3.completeMultipartUpload(b -> b.bucket(config.bucket()).key(objectKey)
               .uploadId(uploadId).multipartUpload(m -> m.parts(completed)));
         }
-        committed = true;
+        state.committed();
         releaseBuffers();
         return size;
       } catch (SdkException e) {
@@ -475,14 +475,10 @@ public final class S3ObjectStore implements ObjectStore {
 
     @Override
     public void abort() {
-      String created;
-      synchronized (this) {
-        if (committed || aborted) {
-          return;
-        }
-        aborted = true;
-        created = uploadId;
+      if (!state.abort()) {
+        return;
       }
+      String created = uploadId;
       // A part still being sent could land after the abort and leave an upload behind; parts not
       // yet started see the flag and skip.
       for (Future<CompletedPart> part : parts) {
@@ -513,7 +509,7 @@ public final class S3ObjectStore implements ObjectStore {
     }
 
     private void write(byte[] bytes, int offset, int length) throws IOException {
-      requireOpen();
+      state.requireOpen();
       while (length > 0) {
         if (partFailure != null) {
           abort();
@@ -558,14 +554,8 @@ public final class S3ObjectStore implements ObjectStore {
           abort();
           throw translate(e, action);
         }
-        boolean published;
-        synchronized (this) {
-          published = !aborted;
-          if (published) {
-            uploadId = created;
-          }
-        }
-        if (!published) { // aborted while it was being created: nothing may stay behind
+        // Aborted while it was being created: nothing may stay behind.
+        if (!state.whileOpen(() -> uploadId = created)) {
           abortMultipart(created);
           throw new IOException(action + ": the upload was aborted");
         }
@@ -580,7 +570,7 @@ public final class S3ObjectStore implements ObjectStore {
 
     private CompletedPart sendPart(int partNumber, byte[] part, int length) {
       try {
-        if (aborted) {
+        if (state.aborted()) {
           return null;
         }
         String eTag = s3.uploadPart(b -> b.bucket(config.bucket()).key(objectKey)
@@ -606,15 +596,6 @@ public final class S3ObjectStore implements ObjectStore {
       return cause instanceof SdkException
           ? translate((SdkException) cause, action)
           : new IOException(action + " failed: " + cause, cause);
-    }
-
-    private void requireOpen() throws IOException {
-      if (committed) {
-        throw new IllegalStateException(action + ": the upload was already committed");
-      }
-      if (aborted) {
-        throw new IOException(action + ": the upload was aborted");
-      }
     }
 
     /** Closing it is harmless: only commit() or abort() end the upload. */

@@ -40,7 +40,7 @@ class ArchiveIntegrityTest {
     assertThatThrownBy(() -> extract(damaged, codec, archive.summary.sha256(), archive.summary.storedBytes()))
         .isInstanceOf(ArchiveIntegrityException.class)
         .hasMessageStartingWith("archive sha256 mismatch: " + archive.summary.sha256()
-            + " was recorded when it was stored, the stored bytes hash to " + ArchiveRoundTripTest.sha256(damaged))
+            + " was recorded when it was stored, the stored bytes hash to " + Sha256.hexOf(damaged))
         .hasMessageEndingWith("the archive was damaged or replaced — restore from another checkpoint");
     assertThat(restored).doesNotExist();
   }
@@ -125,7 +125,7 @@ class ArchiveIntegrityTest {
   void anArchiveWrittenCorruptIsToldApartFromOneDamagedInStorage() throws IOException {
     byte[] notZstd = "this was never a zstd stream".getBytes(StandardCharsets.UTF_8);
 
-    assertThatThrownBy(() -> extract(notZstd, ArchiveCodec.ZSTD, ArchiveRoundTripTest.sha256(notZstd), notZstd.length))
+    assertThatThrownBy(() -> extract(notZstd, ArchiveCodec.ZSTD, Sha256.hexOf(notZstd), notZstd.length))
         .isInstanceOf(ArchiveIntegrityException.class)
         .hasMessageStartingWith("archive matches what was recorded when it was stored (" + notZstd.length + " bytes, sha256 ")
         .hasMessageContaining("is not a valid zstd-compressed tar stream")
@@ -167,12 +167,24 @@ class ArchiveIntegrityTest {
     assertRefused(entry("pipe", TarArchiveEntry.LF_FIFO), "it is a FIFO");
   }
 
+  @Test
+  void anUnsafeEntryInBytesOtherThanTheRecordedOnesIsDamageNotTheEntry() throws IOException {
+    byte[] stored = tarWith(entry("/etc/cron.d/evil", TarArchiveEntry.LF_NORMAL));
+    String recorded = Sha256.hexOf("the archive as it was stored".getBytes(StandardCharsets.UTF_8));
+
+    assertThatThrownBy(() -> extract(stored, ArchiveCodec.NONE, recorded, stored.length))
+        .isInstanceOf(ArchiveIntegrityException.class)
+        .hasMessageStartingWith("archive sha256 mismatch: " + recorded + " was recorded when it was stored")
+        .hasRootCauseMessage("refusing to extract archive entry '/etc/cron.d/evil': it is an absolute path");
+    assertThat(restored).doesNotExist();
+  }
+
   private void assertRefused(TarArchiveEntry unsafe, String message) throws IOException {
     assertRefused(tarWith(unsafe), message);
   }
 
   private void assertRefused(byte[] tar, String message) throws IOException {
-    assertThatThrownBy(() -> extract(tar, ArchiveCodec.NONE, ArchiveRoundTripTest.sha256(tar), tar.length))
+    assertThatThrownBy(() -> extract(tar, ArchiveCodec.NONE, Sha256.hexOf(tar), tar.length))
         .isInstanceOf(ArchiveIntegrityException.class)
         .hasMessageContaining(message);
     assertThat(restored).doesNotExist();

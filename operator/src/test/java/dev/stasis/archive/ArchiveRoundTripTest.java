@@ -1,5 +1,6 @@
 package dev.stasis.archive;
 
+import dev.stasis.testing.Folders;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -10,10 +11,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
-import java.util.stream.Stream;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.junit.jupiter.api.BeforeEach;
@@ -53,13 +52,13 @@ class ArchiveRoundTripTest {
         summary);
 
     assertThat(summary.storedBytes()).isEqualTo(stored.size());
-    assertThat(summary.sha256()).isEqualTo(sha256(stored.toByteArray()));
+    assertThat(summary.sha256()).isEqualTo(Sha256.hexOf(stored.toByteArray()));
     assertThat(summary.sizeBytes()).isGreaterThan(3 << 20);
     if (codec == ArchiveCodec.NONE) {
       assertThat(summary.sizeBytes()).isEqualTo(summary.storedBytes());
     }
-    assertThat(filesIn(restored)).isEqualTo(filesIn(checkpoint));
-    for (String file : filesIn(checkpoint)) {
+    assertThat(Folders.filesIn(restored)).isEqualTo(Folders.filesIn(checkpoint));
+    for (String file : Folders.filesIn(checkpoint)) {
       assertThat(restored.resolve(file)).hasSameBinaryContentAs(checkpoint.resolve(file));
     }
     assertThat(Files.getPosixFilePermissions(restored.resolve("inventory.img")))
@@ -77,7 +76,7 @@ class ArchiveRoundTripTest {
         names.add(entry.getName());
       }
     }
-    assertThat(names).isSorted().containsExactlyInAnyOrderElementsOf(filesIn(checkpoint));
+    assertThat(names).isSorted().containsExactlyInAnyOrderElementsOf(Folders.filesIn(checkpoint));
   }
 
   @Test
@@ -102,13 +101,5 @@ class ArchiveRoundTripTest {
     assertThat(restored.resolve("precious")).hasContent("not from the archive");
   }
 
-  static List<String> filesIn(Path directory) throws IOException {
-    try (Stream<Path> paths = Files.walk(directory)) {
-      return paths.filter(Files::isRegularFile).map(p -> directory.relativize(p).toString()).sorted().toList();
-    }
-  }
 
-  static String sha256(byte[] bytes) {
-    return HexFormat.of().formatHex(Sha256.newDigest().digest(bytes));
-  }
 }

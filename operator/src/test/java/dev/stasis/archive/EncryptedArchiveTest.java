@@ -18,7 +18,14 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /** The archive path with a storage key: tar, zstd, encryption and sha256 out, and the reverse in. */
 class EncryptedArchiveTest {
-  private static final BoundKey KEY = EncryptedStreamTest.key("2026-11", 1);
+  private static final BoundKey KEY = BoundKey.of(new ArchiveKey("2026-11", keyBytes()),
+      new ArchiveIdentity("jobs", "0f5e2c1a-7b1d-4c3e-9a8b-1c2d3e4f5a6b", ""));
+
+  private static byte[] keyBytes() {
+    byte[] key = new byte[ArchiveKey.BYTES];
+    new Random(1001).nextBytes(key);
+    return key;
+  }
 
   @TempDir Path temp;
 
@@ -32,7 +39,7 @@ class EncryptedArchiveTest {
 
     byte[] bytes = stored.toByteArray();
     assertThat(summary.storedBytes()).isEqualTo(bytes.length);
-    assertThat(summary.sha256()).isEqualTo(Sha256.hex(Sha256.newDigest().digest(bytes)));
+    assertThat(summary.sha256()).isEqualTo(Sha256.hexOf(bytes));
     assertThat(new String(bytes, 0, 4, java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("STSE");
     assertThat(new String(bytes, java.nio.charset.StandardCharsets.ISO_8859_1))
         .as("neither zstd's frame nor tar's names show").doesNotContain("\u0028\u00b5\u002f\u00fd").doesNotContain("ustar")
@@ -72,14 +79,14 @@ class EncryptedArchiveTest {
         ArchiveCodec.ZSTD, KEY);
 
     byte[] compressed = new DecryptingInputStream(new ByteArrayInputStream(stored.toByteArray()), KEY).readAllBytes();
-    assertThat(written.summary().sha256()).isEqualTo(Sha256.hex(Sha256.newDigest().digest(stored.toByteArray())));
-    assertThat(written.compressedSha256()).isEqualTo(Sha256.hex(Sha256.newDigest().digest(compressed)))
+    assertThat(written.summary().sha256()).isEqualTo(Sha256.hexOf(stored.toByteArray()));
+    assertThat(written.compressedSha256()).isEqualTo(Sha256.hexOf(compressed))
         .isNotEqualTo(written.summary().sha256());
     assertThat(written.compressedBytes()).isEqualTo(compressed.length);
     try (var zstd = new com.github.luben.zstd.ZstdInputStream(new ByteArrayInputStream(compressed))) {
       assertThat(zstd.readAllBytes()).isEqualTo(tar);
     }
-    assertThat(written.tarSha256()).isEqualTo(Sha256.hex(Sha256.newDigest().digest(tar)));
+    assertThat(written.tarSha256()).isEqualTo(Sha256.hexOf(tar));
   }
 
   /** Someone who can write the bucket rewrote both the archive and the manifest's sha256 and size. */
@@ -89,7 +96,7 @@ class EncryptedArchiveTest {
     new ArchiveWriter().write(checkpoint(), stored, ArchiveCodec.ZSTD, KEY);
     byte[] altered = stored.toByteArray();
     altered[altered.length / 2] ^= 1;
-    String rewrittenSha256 = Sha256.hex(Sha256.newDigest().digest(altered));
+    String rewrittenSha256 = Sha256.hexOf(altered);
     Path restored = temp.resolve("restored");
 
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(altered), restored,
@@ -127,7 +134,7 @@ class EncryptedArchiveTest {
     byte[] cut = java.util.Arrays.copyOf(whole, SegmentCipher.HEADER_BYTES + 2 * segment);
 
     assertThatThrownBy(() -> new ArchiveReader().extract(new ByteArrayInputStream(cut), temp.resolve("r"),
-        ArchiveCodec.NONE, new ArchiveSummary(Long.MAX_VALUE, cut.length, Sha256.hex(Sha256.newDigest().digest(cut))),
+        ArchiveCodec.NONE, new ArchiveSummary(Long.MAX_VALUE, cut.length, Sha256.hexOf(cut)),
         KEY))
         .isInstanceOf(ArchiveAuthenticationException.class)
         .hasMessageContaining("as its last segment");
@@ -143,7 +150,7 @@ class EncryptedArchiveTest {
     InputStream source = new ByteArrayInputStream(altered);
 
     assertThatThrownBy(() -> new ArchiveReader().extract(source, restored, ArchiveCodec.NONE,
-        new ArchiveSummary(Long.MAX_VALUE, altered.length, Sha256.hex(Sha256.newDigest().digest(altered))), KEY))
+        new ArchiveSummary(Long.MAX_VALUE, altered.length, Sha256.hexOf(altered)), KEY))
         .isInstanceOf(ArchiveAuthenticationException.class).hasMessageContaining("segment 0 ");
     assertThat(restored).doesNotExist();
   }

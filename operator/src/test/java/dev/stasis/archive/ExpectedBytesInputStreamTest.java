@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 /** What readers of an archive see when the stored object is not the one recorded. */
 class ExpectedBytesInputStreamTest {
   static final byte[] STORED = "the archive as it was stored".getBytes();
-  static final String SHA256 = Sha256.hex(Sha256.newDigest().digest(STORED));
+  static final String SHA256 = Sha256.hexOf(STORED);
 
   @Test
   void theRecordedBytesPass() throws IOException {

@@ -4,6 +4,7 @@ import dev.stasis.criu.Criu;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.RestoreOptions;
 import dev.stasis.criu.RestoredTree;
+import dev.stasis.criu.TreeOptions;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -48,7 +49,7 @@ final class ByHandPipeline {
     Path images = dir.resolve("images");
     Path archive = dir.resolve("archive.tar.zst");
     long start = System.nanoTime();
-    Criu.DumpResult dumped = criu.dump(new DumpOptions((int) pid, images, dir, false, false, false, false, false, List.of(),
+    Criu.DumpResult dumped = criu.dump(new DumpOptions((int) pid, images, dir, false, false, TreeOptions.PLAIN,
         Duration.ofMinutes(10)));
     long dumpedAt = System.nanoTime();
     run("sh", "-c", "tar -C \"$1\" -cf - . | zstd -3 -T0 -q -o \"$2\"", "sh", images.toString(), archive.toString());
@@ -68,8 +69,7 @@ final class ByHandPipeline {
     long downloadedAt = System.nanoTime();
     run("sh", "-c", "zstd -d -c -q \"$1\" | tar -x -C \"$2\"", "sh", archive.toString(), images.toString());
     long unpackedAt = System.nanoTime();
-    RestoredTree tree = criu.restore(new RestoreOptions(images, dir, false, false, false, List.of(),
-        Duration.ofMinutes(10)));
+    RestoredTree tree = criu.restore(new RestoreOptions(images, dir, TreeOptions.PLAIN, Duration.ofMinutes(10)));
     long runningAt = System.nanoTime();
     return new Restore(seconds(start, downloadedAt), seconds(downloadedAt, unpackedAt), seconds(unpackedAt, runningAt),
         tree);

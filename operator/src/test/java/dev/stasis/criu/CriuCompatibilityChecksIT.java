@@ -7,9 +7,9 @@ import dev.stasis.cli.Main;
 import dev.stasis.testing.CpuinfoImages;
 import dev.stasis.testing.Workloads;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.nio.file.Path;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,8 +42,8 @@ class CriuCompatibilityChecksIT {
     Path log = dir.resolve("log.lammps");
     try (var writer = Workloads.startInPidNamespace("openfile", log.toString())) {
       await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(log) && Files.size(log) > 0);
-      criu.dump(new DumpOptions((int) writer.pid(), dir.resolve("images"), dir.resolve("work"), false, false, false, false,
-          false, List.of(), Duration.ofSeconds(60)));
+      criu.dump(new DumpOptions((int) writer.pid(), dir.resolve("images"), dir.resolve("work"), false, false,
+          TreeOptions.PLAIN, Duration.ofSeconds(60)));
 
       List<RegularFiles.RegularFile> files = RegularFiles.read(dir.resolve("images"));
 
@@ -68,8 +68,8 @@ class CriuCompatibilityChecksIT {
     Path log = dir.resolve("job.log");
     try (var job = Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), "100000", "5")) {
       await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(log) && Files.size(log) > 0);
-      criu.dump(new DumpOptions((int) job.pid(), dir.resolve("images"), dir.resolve("work"), false, false, false, false,
-          false, List.of(), Duration.ofSeconds(60)));
+      criu.dump(new DumpOptions((int) job.pid(), dir.resolve("images"), dir.resolve("work"), false, false,
+          TreeOptions.PLAIN, Duration.ofSeconds(60)));
 
       List<RegularFiles.RegularFile> files = RegularFiles.read(dir.resolve("images"));
 

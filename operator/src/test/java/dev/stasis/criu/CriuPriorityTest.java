@@ -6,7 +6,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -23,7 +22,7 @@ class CriuPriorityTest {
     Path niceOfDump = dir.resolve("dump-nice");
     Criu criu = new Criu(criuWritingItsNiceTo(niceOfDump), Map.of());
 
-    criu.dump(new DumpOptions(4242, dir.resolve("images"), dir.resolve("dump"), false, false, false, false, false, List.of(),
+    criu.dump(new DumpOptions(4242, dir.resolve("images"), dir.resolve("dump"), false, false, TreeOptions.PLAIN,
         Duration.ofSeconds(30)));
 
     assertThat(Integer.parseInt(Files.readString(niceOfDump).trim())).isEqualTo(Criu.DUMP_NICE);

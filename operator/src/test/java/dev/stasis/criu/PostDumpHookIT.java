@@ -11,7 +11,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -23,8 +22,8 @@ class PostDumpHookIT {
   @TempDir Path dir;
 
   DumpOptions holding(long pid, boolean endTree) {
-    return new DumpOptions((int) pid, dir.resolve("images"), dir.resolve("work"), endTree, true, false, false, false,
-        List.of(), Duration.ofSeconds(60));
+    return new DumpOptions((int) pid, dir.resolve("images"), dir.resolve("work"), endTree, true, TreeOptions.PLAIN,
+        Duration.ofSeconds(60));
   }
 
   @Test

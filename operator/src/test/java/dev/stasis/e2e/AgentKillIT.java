@@ -1,5 +1,7 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
+import dev.stasis.testing.MetricsEndpoint;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -72,7 +74,7 @@ class AgentKillIT {
     bucket = s3.client();
     link = FaultInjectingProxy.to(s3.endpoint());
     apiLink = FaultInjectingProxy.toApiServer(admin);
-    AgentShutdownIT.createStorage(admin, node, s3, link.endpoint(), BUCKET);
+    TestStorage.s3(node, link.endpoint(), BUCKET).credentials(s3).create(admin);
     operator = InProcessStasis.on(admin).start();
   }
 
@@ -103,7 +105,7 @@ class AgentKillIT {
   void killedDuringTheDump() throws Exception {
     Path count = dir.resolve("dump-" + namespace);
     var memhog = track(Workloads.startInPidNamespace("memhog", "256", "0", count.toString()));
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > 0);
     AgentProcess agent = startAgent();
     String uid = createCheckpoint("dump", memhog.pid()).getMetadata().getUid();
     Path work = workDir("checkpoints", uid);
@@ -122,7 +124,7 @@ class AgentKillIT {
   void killedDuringTheUpload() throws Exception {
     Path count = dir.resolve("upload-" + namespace);
     var memhog = track(Workloads.startInPidNamespace("memhog", "48", "0", count.toString()));
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > 0);
     link.slow(FaultInjectingProxy.Request::isUpload, Duration.ZERO, 4L << 20);
     AgentProcess agent = startAgent();
     String uid = createCheckpoint("upload", memhog.pid()).getMetadata().getUid();
@@ -144,12 +146,12 @@ class AgentKillIT {
   void killedDuringTheDownload() throws Exception {
     Path count = dir.resolve("download-" + namespace);
     var counter = track(Workloads.startInPidNamespace("counter", count.toString()));
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) >= 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 3);
     AgentProcess agent = startAgent();
     createCheckpoint("download", counter.pid());
     Checkpoint done = awaitCheckpoint("download");
     assertThat(done.getStatus().phase).isEqualTo(CheckpointPhase.Completed);
-    long checkpointed = EndToEndTest.count(count); // ended with the checkpoint (leaveRunning: false)
+    long checkpointed = Workloads.count(count); // ended with the checkpoint (leaveRunning: false)
     List<String> stored = keys();
 
     link.slow(r -> r.isDownload() && r.target().contains("archive"), Duration.ofSeconds(30), 1024);
@@ -175,18 +177,18 @@ class AgentKillIT {
     Restore again = awaitRestore("download-again");
     assertThat(again.getStatus().phase).as(again.getStatus().message).isEqualTo(RestorePhase.Completed);
     cleanup.add(() -> Workloads.kill(again.getStatus().restoredPid));
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > checkpointed + 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > checkpointed + 3);
   }
 
   @Test
   void killedDuringTheRestore() throws Exception {
     Path count = dir.resolve("restore-" + namespace);
     var memhog = track(Workloads.startInPidNamespace("memhog", "128", "0", count.toString()));
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > 0);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > 0);
     AgentProcess agent = startAgent();
     createCheckpoint("restore", memhog.pid());
     assertThat(awaitCheckpoint("restore").getStatus().phase).isEqualTo(CheckpointPhase.Completed);
-    long checkpointed = EndToEndTest.count(count);
+    long checkpointed = Workloads.count(count);
 
     String uid = createRestore("restore").getMetadata().getUid();
     Path work = workDir("restores", uid);
@@ -204,7 +206,7 @@ class AgentKillIT {
         .isEqualTo(RestorePhase.Completed);
     assertThat(r.getStatus().restoredPid).isEqualTo((int) restoredPid);
     assertThat(r.getStatus().message).contains("took the running tree over");
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > checkpointed + 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > checkpointed + 3);
 
     // The new agent watches the tree it took over: its end is reported.
     Workloads.kill(restoredPid);
@@ -223,14 +225,14 @@ class AgentKillIT {
   void killedBetweenEndingTheWorkloadAndWritingCompleted() throws Exception {
     Path count = dir.resolve("ended-" + namespace);
     var counter = track(Workloads.startInPidNamespace("counter", count.toString()));
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) >= 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 3);
     AgentProcess agent = startAgent(apiLink.kubeconfig(dir.resolve("kubeconfig-" + namespace)));
     apiLink.drop(r -> r.isStatusWrite("checkpoints", namespace, "ended") && ends(counter.pid(), Duration.ofSeconds(2)));
     String uid = createCheckpoint("ended", counter.pid()).getMetadata().getUid();
     await().atMost(TIMEOUT).until(() -> apiLink.faulted() > 0);
     agent.kill();
     apiLink.pass();
-    long checkpointed = EndToEndTest.count(count);
+    long checkpointed = Workloads.count(count);
     assertThat(restore("ended")).as("no Restore yet").isNull();
     Checkpoint left = admin.resources(Checkpoint.class).inNamespace(namespace).withName("ended").get();
     assertThat(left.getStatus().phase).as("the dead agent never wrote Completed").isEqualTo(CheckpointPhase.Running);
@@ -251,7 +253,7 @@ class AgentKillIT {
     assertThat(r.getStatus().phase).as(r.getStatus().reason + ": " + r.getStatus().message)
         .isEqualTo(RestorePhase.Completed);
     cleanup.add(() -> Workloads.kill(r.getStatus().restoredPid));
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > checkpointed + 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > checkpointed + 3);
   }
 
   /** Whether the workload ends within {@code wait}: its end is what the agent's next write follows. */
@@ -293,7 +295,7 @@ class AgentKillIT {
     Path log = Files.createTempFile(dir, "agent-", ".log");
     // C1 only: the agent is up in about half the time on this small machine.
     Process process = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-XX:TieredStopAtLevel=1", "-jar", RunnableJarIT.JAR.toString(), "agent", "--node=" + node, "--work-dir=" + dir.resolve("work"),
+        "-XX:TieredStopAtLevel=1", "-jar", TestControlPlane.stasisJar().toString(), "agent", "--node=" + node, "--work-dir=" + dir.resolve("work"),
         "--criu=" + Main.criuPath(null), "--allow-host-processes=*", "--kubeconfig=" + kubeconfig,
         "--metrics-address=127.0.0.1", "--metrics-port=" + port)
         .redirectErrorStream(true).redirectOutput(log.toFile()).start();
@@ -305,7 +307,7 @@ class AgentKillIT {
     });
     await().atMost(TIMEOUT).until(() -> {
       try {
-        return MetricsIT.get(port, "/readyz").status() == 200;
+        return MetricsEndpoint.get(port, "/readyz").status() == 200;
       } catch (Exception e) {
         return false; // not listening yet
       }
@@ -389,8 +391,8 @@ class AgentKillIT {
 
   /** Running, not frozen: its count goes on. */
   static void assertCounting(Path count) {
-    long now = EndToEndTest.count(count);
-    await().atMost(Duration.ofSeconds(15)).until(() -> EndToEndTest.count(count) > now + 2);
+    long now = Workloads.count(count);
+    await().atMost(Duration.ofSeconds(15)).until(() -> Workloads.count(count) > now + 2);
   }
 
   /** No object, no unfinished multipart upload of the checkpoint in the bucket, no work folder on the node. */

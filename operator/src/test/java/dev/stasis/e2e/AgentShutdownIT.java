@@ -1,21 +1,18 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
+import dev.stasis.testing.MetricsEndpoint;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.stasis.agent.AgentShutdown;
+import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.NodeProfile;
-import dev.stasis.api.S3Storage;
-import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
-import dev.stasis.kube.StorageBinding;
 import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
@@ -23,11 +20,9 @@ import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Map;
 import java.util.UUID;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -55,12 +50,12 @@ class AgentShutdownIT {
         var memhog = Workloads.startInPidNamespace("memhog", "256", "0", dir.resolve("count.txt").toString())) {
       slowLink.slow(FaultInjectingProxy.Request::isUpload, Duration.ZERO, LINK_BYTES_PER_SECOND);
       s3.createBucket("shutdown");
-      createStorage(admin, node, s3, slowLink.endpoint(), "shutdown");
+      TestStorage.s3(node, slowLink.endpoint(), "shutdown").credentials(s3).create(admin);
       InProcessStasis stasis = InProcessStasis.on(admin).agent(node, dir.resolve("work"), Main.criuPath(null))
           .withMetricsServer().start();
       try {
         await().atMost(TIMEOUT).until(() -> admin.resources(NodeProfile.class).withName(node).get() != null);
-        await().atMost(TIMEOUT).until(() -> EndToEndTest.count(dir.resolve("count.txt")) > 0); // memory populated
+        await().atMost(TIMEOUT).until(() -> Workloads.count(dir.resolve("count.txt")) > 0); // memory populated
         Checkpoint checkpoint = new Checkpoint();
         checkpoint.setMetadata(new ObjectMetaBuilder().withName("big").withNamespace(namespace).build());
         checkpoint.setSpec(new CheckpointSpec(CheckpointTarget.process(node, (int) memhog.pid())));
@@ -71,8 +66,8 @@ class AgentShutdownIT {
 
         await().atMost(TIMEOUT).until(() -> bucket.listMultipartUploads(b -> b.bucket("shutdown")).uploads().stream()
             .anyMatch(u -> u.key().contains(uid)));
-        String metrics = MetricsIT.get(stasis.metricsPort(), "/metrics").body();
-        assertThat(MetricsIT.value(metrics, "stasis_queue_depth", "node=\"" + node + "\"", "kind=\"checkpoint\""))
+        String metrics = MetricsEndpoint.get(stasis.metricsPort(), "/metrics").body();
+        assertThat(MetricsEndpoint.value(metrics, "stasis_queue_depth", "node=\"" + node + "\"", "kind=\"checkpoint\""))
             .as("the checkpoint being uploaded").hasValue(1.0);
         long before = System.nanoTime();
         stasis.close(); // what the agent's SIGTERM hook does
@@ -89,8 +84,8 @@ class AgentShutdownIT {
             + " cluster using the storage").allMatch(o -> o.key().startsWith(StorageGarbageCollector.CLUSTER_MARKERS));
         assertThat(shutdownTook).as("well within a pod's grace period").isLessThan(Duration.ofSeconds(30));
 
-        long count = EndToEndTest.count(dir.resolve("count.txt"));
-        await().atMost(Duration.ofSeconds(10)).until(() -> EndToEndTest.count(dir.resolve("count.txt")) > count);
+        long count = Workloads.count(dir.resolve("count.txt"));
+        await().atMost(Duration.ofSeconds(10)).until(() -> Workloads.count(dir.resolve("count.txt")) > count);
         System.out.printf("agent shutdown mid-upload took %d ms%n", shutdownTook.toMillis());
       } finally {
         stasis.close();
@@ -98,19 +93,4 @@ class AgentShutdownIT {
     }
   }
 
-  /** A CheckpointStorage {@code name} for {@code bucket} of {@code s3}, reached at {@code endpoint}. */
-  static void createStorage(KubernetesClient admin, String name, S3Server s3, String endpoint, String bucket) {
-    admin.resource(new SecretBuilder().withNewMetadata().withName(name).withNamespace("default").endMetadata()
-        .withStringData(Map.of(StorageBinding.ACCESS_KEY_ID, s3.accessKey(), StorageBinding.SECRET_ACCESS_KEY, s3.secretKey()))
-        .build()).create();
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().s3 = new S3Storage();
-    storage.getSpec().s3.endpoint = endpoint;
-    storage.getSpec().s3.bucket = bucket;
-    storage.getSpec().s3.pathStyle = true;
-    storage.getSpec().s3.credentialsSecret = new SecretReference(name, "default");
-    admin.resource(storage).create();
-  }
 }

@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -58,11 +59,11 @@ class ApiServerRestartIT {
       client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("restart").endMetadata().build())
           .create();
       s3.createBucket("restart");
-      AgentShutdownIT.createStorage(client, "restart", s3, link.endpoint(), "restart");
+      TestStorage.s3("restart", link.endpoint(), "restart").credentials(s3).create(client);
       try (InProcessStasis stasis = InProcessStasis.on(client).agent(node, dir.resolve("work"), Main.criuPath(null))
           .start()) {
         await().atMost(TIMEOUT).until(() -> client.resources(NodeProfile.class).withName(node).get() != null);
-        await().atMost(TIMEOUT).until(() -> EndToEndTest.count(dir.resolve("count")) > 0);
+        await().atMost(TIMEOUT).until(() -> Workloads.count(dir.resolve("count")) > 0);
         // ~8 s of upload: it ends while the API server is down, or just after.
         link.slow(r -> r.isUpload() && r.target().contains("/archive"), Duration.ZERO, 4L << 20);
 

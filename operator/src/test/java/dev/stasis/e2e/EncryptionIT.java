@@ -1,5 +1,8 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.InProcessCluster;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -31,21 +34,23 @@ import org.junit.jupiter.api.Test;
  * Encryption at rest on real parts: the API server, operator and agent, real CRIU, and s3proxy
  * holding what an attacker with access to the bucket would see.
  */
-class EncryptionIT extends EndToEndTest {
+class EncryptionIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
   private static final String SECRETS_NAMESPACE = "default";
   private static final SecureRandom RANDOM = new SecureRandom();
 
   @Test
   void archivesAreEncryptedAndOldKeysStillRestoreAfterRotation() throws Exception {
     String storage = encryptedStorage(Map.of("k1", newKey()), "k1");
-    Path out = shared.resolve("enc-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 5);
+    Path out = cluster.dir().resolve("enc-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 5);
 
-    long before = count(out);
-    Checkpoint old = awaitCheckpoint(createCheckpoint("old", counter.pid(), storage, null), CheckpointPhase.Completed);
-    long after = count(out);
-    try (ObjectStore store = openStorage(storage)) {
+    long before = Workloads.count(out);
+    Checkpoint old = cluster.awaitCheckpoint(cluster.createCheckpoint("old", counter.pid(), storage, null), CheckpointPhase.Completed);
+    long after = Workloads.count(out);
+    try (ObjectStore store = cluster.openStorage(storage)) {
       Manifest manifest = manifest(store, old);
       assertThat(manifest.archive.encryption.algorithm).isEqualTo("AES-256-GCM-STREAM");
       assertThat(manifest.archive.encryption.keyId).isEqualTo("k1");
@@ -59,11 +64,11 @@ class EncryptionIT extends EndToEndTest {
     }
 
     counter.close();
-    Restore first = awaitRestore(createRestore("old-1", "old"), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(first.getStatus().restoredPid));
+    Restore first = cluster.awaitRestore(cluster.createRestore("old-1", "old"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(first.getStatus().restoredPid));
     awaitCountingOnFrom(out, before, after);
     Workloads.kill(first.getStatus().restoredPid);
-    await().atMost(TIMEOUT).until(() -> "Exited".equals(restore("old-1").getStatus().processState));
+    await().atMost(TIMEOUT).until(() -> "Exited".equals(cluster.restore("old-1").getStatus().processState));
 
     // Rotation: a new key goes into the Secret and becomes current; k1 stays for the old archives.
     Map<String, byte[]> keys = new TreeMap<>(keySecret(storage));
@@ -71,24 +76,24 @@ class EncryptionIT extends EndToEndTest {
     putKeySecret(storage, keys);
     editStorage(storage, s -> s.getSpec().encryption.currentKeyId = "k2");
 
-    Path newOut = shared.resolve("enc-new-" + namespace + ".txt");
-    var second = track(Workloads.startInPidNamespace("counter", newOut.toString()));
-    await().atMost(TIMEOUT).until(() -> count(newOut) >= 2);
-    Checkpoint fresh = awaitCheckpoint(createCheckpoint("new", second.pid(), storage, null), CheckpointPhase.Completed);
-    try (ObjectStore store = openStorage(storage)) {
+    Path newOut = cluster.dir().resolve("enc-new-" + cluster.namespace() + ".txt");
+    var second = cluster.track(Workloads.startInPidNamespace("counter", newOut.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(newOut) >= 2);
+    Checkpoint fresh = cluster.awaitCheckpoint(cluster.createCheckpoint("new", second.pid(), storage, null), CheckpointPhase.Completed);
+    try (ObjectStore store = cluster.openStorage(storage)) {
       assertThat(manifest(store, fresh).archive.encryption.keyId).isEqualTo("k2");
     }
 
-    Restore again = awaitRestore(createRestore("old-2", "old"), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(again.getStatus().restoredPid));
+    Restore again = cluster.awaitRestore(cluster.createRestore("old-2", "old"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(again.getStatus().restoredPid));
     awaitCountingOnFrom(out, before, after); // the k1 checkpoint restores after rotation
     Workloads.kill(again.getStatus().restoredPid);
-    await().atMost(TIMEOUT).until(() -> "Exited".equals(restore("old-2").getStatus().processState));
+    await().atMost(TIMEOUT).until(() -> "Exited".equals(cluster.restore("old-2").getStatus().processState));
 
     // Dropping k1 from the Secret makes its archives unreadable, and the Restore says which key is missing.
     keys.remove("k1");
     putKeySecret(storage, keys);
-    Restore lost = awaitRestore(createRestore("old-3", "old"), RestorePhase.Failed);
+    Restore lost = cluster.awaitRestore(cluster.createRestore("old-3", "old"), RestorePhase.Failed);
     assertThat(lost.getStatus().reason).isEqualTo("EncryptionKeyNotFound");
     assertThat(lost.getStatus().message).contains("encrypted with key 'k1', which Secret " + SECRETS_NAMESPACE + "/"
         + storage + "-keys of CheckpointStorage '" + storage + "' no longer holds (it holds k2)");
@@ -103,29 +108,29 @@ class EncryptionIT extends EndToEndTest {
   @Test
   void anArchiveOfAnotherCheckpointCopiedOverThisOneIsRefused() throws Exception {
     String storage = encryptedStorage(Map.of("k1", newKey()), "k1");
-    Path outA = shared.resolve("swap-a-" + namespace + ".txt");
-    Path outB = shared.resolve("swap-b-" + namespace + ".txt");
-    var a = track(Workloads.startInPidNamespace("counter", outA.toString()));
-    var b = track(Workloads.startInPidNamespace("counter", outB.toString()));
-    await().atMost(TIMEOUT).until(() -> count(outA) >= 3 && count(outB) >= 3);
-    Checkpoint checkpointA = awaitCheckpoint(createCheckpoint("a", a.pid(), storage, null), CheckpointPhase.Completed);
-    Checkpoint checkpointB = awaitCheckpoint(createCheckpoint("b", b.pid(), storage, null), CheckpointPhase.Completed);
+    Path outA = cluster.dir().resolve("swap-a-" + cluster.namespace() + ".txt");
+    Path outB = cluster.dir().resolve("swap-b-" + cluster.namespace() + ".txt");
+    var a = cluster.track(Workloads.startInPidNamespace("counter", outA.toString()));
+    var b = cluster.track(Workloads.startInPidNamespace("counter", outB.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(outA) >= 3 && Workloads.count(outB) >= 3);
+    Checkpoint checkpointA = cluster.awaitCheckpoint(cluster.createCheckpoint("a", a.pid(), storage, null), CheckpointPhase.Completed);
+    Checkpoint checkpointB = cluster.awaitCheckpoint(cluster.createCheckpoint("b", b.pid(), storage, null), CheckpointPhase.Completed);
     a.close();
     b.close();
     Manifest manifestA;
-    try (ObjectStore store = openStorage(storage)) {
+    try (ObjectStore store = cluster.openStorage(storage)) {
       manifestA = manifest(store, checkpointA);
       store.put(layout(checkpointB).archiveKey(ArchiveCodec.ZSTD), store.read(manifestA.archive.key));
     }
 
-    Restore swapped = awaitRestore(createRestore("swapped", "b"), RestorePhase.Failed);
+    Restore swapped = cluster.awaitRestore(cluster.createRestore("swapped", "b"), RestorePhase.Failed);
     assertThat(swapped.getStatus().reason).isEqualTo("ArchiveCorrupted");
     assertThat(swapped.getStatus().message).contains("recorded when it was stored");
     assertThat(swapped.getStatus().criuLogTail).as("CRIU never ran").isNull();
 
     // B's manifest and status rewritten to describe A's archive, as the agent of B's node could.
     byte[] forged;
-    try (ObjectStore store = openStorage(storage)) {
+    try (ObjectStore store = cluster.openStorage(storage)) {
       Manifest manifestB = manifest(store, checkpointB);
       manifestB.archive.sha256 = manifestA.archive.sha256;
       manifestB.archive.storedBytes = manifestA.archive.storedBytes;
@@ -133,23 +138,23 @@ class EncryptionIT extends EndToEndTest {
       forged = manifestB.toJson();
       store.put(layout(checkpointB).manifestKey(), forged);
     }
-    client.resources(Checkpoint.class).inNamespace(namespace).withName("b").editStatus(c -> {
+    cluster.client().resources(Checkpoint.class).inNamespace(cluster.namespace()).withName("b").editStatus(c -> {
       c.getStatus().archive.sha256 = manifestA.archive.sha256;
       c.getStatus().archive.storedBytes = manifestA.archive.storedBytes;
       c.getStatus().archive.sizeBytes = manifestA.archive.sizeBytes;
-      c.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(forged));
+      c.getStatus().archive.manifestSha256 = Sha256.hexOf(forged);
       return c;
     });
-    long countOfA = count(outA);
+    long countOfA = Workloads.count(outA);
 
-    Restore rebound = awaitRestore(createRestore("rebound", "b"), RestorePhase.Failed);
+    Restore rebound = cluster.awaitRestore(cluster.createRestore("rebound", "b"), RestorePhase.Failed);
     assertThat(rebound.getStatus().reason).isEqualTo("ArchiveNotAuthentic");
     assertThat(rebound.getStatus().message).startsWith("archive matches the sha256 recorded when it was stored but segment 0")
-        .contains("does not authenticate with key 'k1' for " + namespace + "/" + checkpointB.getMetadata().getUid())
+        .contains("does not authenticate with key 'k1' for " + cluster.namespace() + "/" + checkpointB.getMetadata().getUid())
         .contains("belongs to another checkpoint");
     assertThat(rebound.getStatus().criuLogTail).as("CRIU never ran").isNull();
     assertThat(rebound.getStatus().restoredPid).isNull();
-    assertThat(count(outA)).as("A's process was not restored as B").isEqualTo(countOfA);
+    assertThat(Workloads.count(outA)).as("A's process was not restored as B").isEqualTo(countOfA);
   }
 
   /**
@@ -160,26 +165,26 @@ class EncryptionIT extends EndToEndTest {
   @Test
   void archivesFromBeforeEncryptionRestoreButAPlainArchiveSwappedInIsRefused() throws Exception {
     String storage = "enc-" + UUID.randomUUID().toString().substring(0, 8);
-    createS3Storage(storage, s3.endpoint(), "checkpoints");
-    Path out = shared.resolve("before-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
-    long countBefore = count(out);
-    Checkpoint before = awaitCheckpoint(createCheckpoint("before", counter.pid(), storage, null),
+    cluster.createS3Storage(storage, cluster.s3().endpoint(), "checkpoints");
+    Path out = cluster.dir().resolve("before-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
+    long countBefore = Workloads.count(out);
+    Checkpoint before = cluster.awaitCheckpoint(cluster.createCheckpoint("before", counter.pid(), storage, null),
         CheckpointPhase.Completed);
-    long countAfter = count(out);
+    long countAfter = Workloads.count(out);
     counter.close();
 
     putKeySecret(storage, Map.of("k1", newKey()));
     editStorage(storage, s -> s.getSpec().encryption =
         new EncryptionSpec(new SecretReference(storage + "-keys", SECRETS_NAMESPACE), "k1"));
-    Path afterOut = shared.resolve("after-" + namespace + ".txt");
-    var other = track(Workloads.startInPidNamespace("counter", afterOut.toString()));
-    await().atMost(TIMEOUT).until(() -> count(afterOut) >= 3);
-    Checkpoint after = awaitCheckpoint(createCheckpoint("after", other.pid(), storage, null), CheckpointPhase.Completed);
+    Path afterOut = cluster.dir().resolve("after-" + cluster.namespace() + ".txt");
+    var other = cluster.track(Workloads.startInPidNamespace("counter", afterOut.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(afterOut) >= 3);
+    Checkpoint after = cluster.awaitCheckpoint(cluster.createCheckpoint("after", other.pid(), storage, null), CheckpointPhase.Completed);
     other.close();
 
-    try (ObjectStore store = openStorage(storage)) {
+    try (ObjectStore store = cluster.openStorage(storage)) {
       Manifest plain = manifest(store, before);
       Manifest swapped = manifest(store, after);
       assertThat(plain.archive.encryption.isEncrypted()).isFalse();
@@ -191,14 +196,14 @@ class EncryptionIT extends EndToEndTest {
       swapped.archive.sizeBytes = plain.archive.sizeBytes;
       store.put(layout(after).manifestKey(), swapped.toJson());
     }
-    Restore refused = awaitRestore(createRestore("after", "after"), RestorePhase.Failed);
+    Restore refused = cluster.awaitRestore(cluster.createRestore("after", "after"), RestorePhase.Failed);
     assertThat(refused.getStatus().reason).isEqualTo("ManifestTampered");
     assertThat(refused.getStatus().message).contains("is not the one stored when the checkpoint was taken");
     assertThat(refused.getStatus().criuLogTail).isNull();
     assertThat(refused.getStatus().restoredPid).isNull();
 
-    Restore restored = awaitRestore(createRestore("before", "before"), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    Restore restored = cluster.awaitRestore(cluster.createRestore("before", "before"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
     awaitCountingOnFrom(out, countBefore, countAfter);
   }
 
@@ -207,20 +212,20 @@ class EncryptionIT extends EndToEndTest {
     String storage = encryptedStorage(Map.of("k1", new byte[16]), "k1");
 
     await().atMost(TIMEOUT).until(() -> {
-      CheckpointStorage s = client.resources(CheckpointStorage.class).withName(storage).get();
+      CheckpointStorage s = cluster.client().resources(CheckpointStorage.class).withName(storage).get();
       return s.getStatus() != null && "EncryptionKeyUnavailable".equals(s.getStatus().reason);
     });
-    CheckpointStorage unavailable = client.resources(CheckpointStorage.class).withName(storage).get();
+    CheckpointStorage unavailable = cluster.client().resources(CheckpointStorage.class).withName(storage).get();
     assertThat(unavailable.getStatus().phase).isEqualTo("Unavailable");
     assertThat(unavailable.getStatus().message).startsWith("key 'k1' in Secret " + SECRETS_NAMESPACE + "/" + storage
         + "-keys of CheckpointStorage '" + storage + "' is 16 bytes: an AES-256 key is 32 random bytes");
-    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace("default").list().getItems().stream()
+    await().atMost(TIMEOUT).until(() -> cluster.client().v1().events().inNamespace("default").list().getItems().stream()
         .anyMatch(e -> storage.equals(e.getInvolvedObject().getName()) && "Warning".equals(e.getType())
             && "EncryptionKeyUnavailable".equals(e.getReason())));
 
-    Path out = shared.resolve("badkey-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    Checkpoint failed = awaitCheckpoint(createCheckpoint("badkey", counter.pid(), storage, null), CheckpointPhase.Failed);
+    Path out = cluster.dir().resolve("badkey-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    Checkpoint failed = cluster.awaitCheckpoint(cluster.createCheckpoint("badkey", counter.pid(), storage, null), CheckpointPhase.Failed);
     assertThat(failed.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
     assertThat(failed.getStatus().message).contains("is 16 bytes");
     assertThat(Workloads.isAlive(counter.pid())).isTrue();
@@ -233,17 +238,17 @@ class EncryptionIT extends EndToEndTest {
    */
   private static void awaitCountingOnFrom(Path out, long before, long after) throws Exception {
     java.nio.file.Files.writeString(out, "0"); // the restored counter overwrites it with its next count
-    await("the restored counter writes again").atMost(TIMEOUT).until(() -> count(out) > 0);
-    long resumed = count(out);
+    await("the restored counter writes again").atMost(TIMEOUT).until(() -> Workloads.count(out) > 0);
+    long resumed = Workloads.count(out);
     assertThat(resumed).as("resumed from the checkpointed count").isBetween(before, after + 30);
-    await("the restored counter goes on counting").atMost(TIMEOUT).until(() -> count(out) > resumed + 2);
+    await("the restored counter goes on counting").atMost(TIMEOUT).until(() -> Workloads.count(out) > resumed + 2);
   }
 
   /** An S3 storage that encrypts with the keys of Secret {@code <storage>-keys}. */
   private String encryptedStorage(Map<String, byte[]> keys, String currentKeyId) {
     String name = "enc-" + UUID.randomUUID().toString().substring(0, 8);
     putKeySecret(name, keys);
-    createS3Storage(name, s3.endpoint(), "checkpoints");
+    cluster.createS3Storage(name, cluster.s3().endpoint(), "checkpoints");
     editStorage(name, s -> s.getSpec().encryption =
         new EncryptionSpec(new SecretReference(name + "-keys", SECRETS_NAMESPACE), currentKeyId));
     return name;
@@ -251,7 +256,7 @@ class EncryptionIT extends EndToEndTest {
 
   /** A patch, not an update: the operator may have written the storage's status since it was read. */
   private static void editStorage(String name, Consumer<CheckpointStorage> change) {
-    client.resources(CheckpointStorage.class).withName(name).edit(s -> {
+    cluster.client().resources(CheckpointStorage.class).withName(name).edit(s -> {
       change.accept(s);
       return s;
     });
@@ -260,13 +265,13 @@ class EncryptionIT extends EndToEndTest {
   private void putKeySecret(String storage, Map<String, byte[]> keys) {
     Map<String, String> data = new TreeMap<>();
     keys.forEach((id, key) -> data.put(id, Base64.getEncoder().encodeToString(key)));
-    client.resource(new SecretBuilder().withNewMetadata().withName(storage + "-keys").withNamespace(SECRETS_NAMESPACE)
+    cluster.client().resource(new SecretBuilder().withNewMetadata().withName(storage + "-keys").withNamespace(SECRETS_NAMESPACE)
         .endMetadata().withData(data).build()).createOr(r -> r.update());
   }
 
   private Map<String, byte[]> keySecret(String storage) {
     Map<String, byte[]> keys = new TreeMap<>();
-    client.secrets().inNamespace(SECRETS_NAMESPACE).withName(storage + "-keys").get().getData()
+    cluster.client().secrets().inNamespace(SECRETS_NAMESPACE).withName(storage + "-keys").get().getData()
         .forEach((id, value) -> keys.put(id, Base64.getDecoder().decode(value)));
     return keys;
   }

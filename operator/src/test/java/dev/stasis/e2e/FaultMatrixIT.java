@@ -1,5 +1,8 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.InProcessCluster;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -45,18 +48,20 @@ import software.amazon.awssdk.services.s3.S3Client;
  * phase with a reason, never Completed without a stored archive, no partial object or unfinished
  * multipart upload left, and the workload (stopped for the checkpoint: leaveRunning: false) runs on.
  */
-class FaultMatrixIT extends EndToEndTest {
+class FaultMatrixIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
   static FaultInjectingProxy link;
   static String faultyStorage;
   static S3Client bucket;
 
   @BeforeAll
   static void faultyLink() throws Exception {
-    link = FaultInjectingProxy.to(s3.endpoint());
-    faultyStorage = "faulty-" + NODE;
-    createS3Storage(faultyStorage, link.endpoint(), "checkpoints");
-    bucket = s3.client();
-    await().atMost(TIMEOUT).until(() -> available(faultyStorage));
+    link = FaultInjectingProxy.to(cluster.s3().endpoint());
+    faultyStorage = "faulty-" + cluster.node();
+    cluster.createS3Storage(faultyStorage, link.endpoint(), "checkpoints");
+    bucket = cluster.s3().client();
+    await().atMost(TIMEOUT).until(() -> cluster.available(faultyStorage));
   }
 
   @AfterAll
@@ -73,9 +78,9 @@ class FaultMatrixIT extends EndToEndTest {
   /** S3 fails every write: the checkpoint fails saying so, and a later one succeeds once S3 is well. */
   @Test
   void s3AnsweringErrors() throws Exception {
-    Path out = shared.resolve("errors-" + namespace);
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    Path out = cluster.dir().resolve("errors-" + cluster.namespace());
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
     link.fail500(FaultMatrixIT::isArchiveUpload);
 
     Checkpoint c = awaitTerminal(createRetriedOnce("errors", counter.pid()));
@@ -89,8 +94,8 @@ class FaultMatrixIT extends EndToEndTest {
     assertNothingStoredFor(c);
 
     link.pass();
-    await().atMost(TIMEOUT).until(() -> available(faultyStorage));
-    awaitCheckpoint(createCheckpoint("errors-healed", counter.pid(), faultyStorage, null), CheckpointPhase.Completed);
+    await().atMost(TIMEOUT).until(() -> cluster.available(faultyStorage));
+    cluster.awaitCheckpoint(cluster.createCheckpoint("errors-healed", counter.pid(), faultyStorage, null), CheckpointPhase.Completed);
   }
 
   /**
@@ -99,9 +104,9 @@ class FaultMatrixIT extends EndToEndTest {
    */
   @Test
   void s3StoppedMidUpload() throws Exception {
-    Path out = shared.resolve("stopped-" + namespace);
-    var memhog = track(Workloads.startInPidNamespace("memhog", "64", "0", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) > 0);
+    Path out = cluster.dir().resolve("stopped-" + cluster.namespace());
+    var memhog = cluster.track(Workloads.startInPidNamespace("memhog", "64", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > 0);
     link.slow(FaultMatrixIT::isArchiveUpload, Duration.ZERO, 4L << 20);
     Checkpoint created = createRetriedOnce("stopped", memhog.pid());
     String uid = created.getMetadata().getUid();
@@ -116,9 +121,9 @@ class FaultMatrixIT extends EndToEndTest {
     assertThat(bucket.listObjectsV2(b -> b.bucket("checkpoints")).contents()).noneMatch(o -> o.key().contains(uid));
 
     link.pass(); // S3 is back; deleting the Checkpoint removes what the agent could not
-    await().atMost(TIMEOUT).until(() -> available(faultyStorage));
-    client.resource(c).delete();
-    await().atMost(TIMEOUT).until(() -> checkpoint("stopped") == null);
+    await().atMost(TIMEOUT).until(() -> cluster.available(faultyStorage));
+    cluster.client().resource(c).delete();
+    await().atMost(TIMEOUT).until(() -> cluster.checkpoint("stopped") == null);
     assertNothingStoredFor(c);
   }
 
@@ -128,32 +133,32 @@ class FaultMatrixIT extends EndToEndTest {
    */
   @Test
   void storageDownWhenTheCheckpointIsCreated() throws Exception {
-    Path out = shared.resolve("down-" + namespace);
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    Path out = cluster.dir().resolve("down-" + cluster.namespace());
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
     link.stop();
     recheck(faultyStorage);
     await().atMost(TIMEOUT).until(() -> "Unavailable".equals(
-        client.resources(CheckpointStorage.class).withName(faultyStorage).get().getStatus().phase));
+        cluster.client().resources(CheckpointStorage.class).withName(faultyStorage).get().getStatus().phase));
 
     Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName("down").withNamespace(namespace).build());
-    c.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) counter.pid())));
+    c.setMetadata(new ObjectMetaBuilder().withName("down").withNamespace(cluster.namespace()).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process(cluster.node(), (int) counter.pid())));
     c.getSpec().storage = faultyStorage;
     c.getSpec().backoffLimit = 6; // waits of 2, 4, 8, 16, 32 and 64 s in this test
-    Checkpoint created = client.resource(c).create();
-    Checkpoint waiting = await().atMost(TIMEOUT).until(() -> checkpoint("down"),
+    Checkpoint created = cluster.client().resource(c).create();
+    Checkpoint waiting = await().atMost(TIMEOUT).until(() -> cluster.checkpoint("down"),
         w -> w.getStatus() != null && w.getStatus().nextRetryTime != null);
     assertThat(waiting.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
     assertThat(waiting.getStatus().message).startsWith("attempt 1/7 failed (StorageUnavailable): CheckpointStorage '"
         + faultyStorage + "' is unavailable: checking bucket checkpoints at " + link.endpoint() + " failed");
     assertThat(waiting.getStatus().reason).isEqualTo("StorageUnavailable");
     assertThat(waiting.getStatus().message).endsWith("; retrying in 2s");
-    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
+    await().atMost(TIMEOUT).until(() -> cluster.client().v1().events().inNamespace(cluster.namespace()).list().getItems().stream()
         .anyMatch(e -> e.getReason().equals("Retrying") && e.getInvolvedObject().getName().equals("down")));
 
     link.pass();
-    Checkpoint done = awaitCheckpoint(created, CheckpointPhase.Completed);
+    Checkpoint done = cluster.awaitCheckpoint(created, CheckpointPhase.Completed);
     assertThat(done.getStatus().attempts).as("the operator's attempts and the agent's").isGreaterThanOrEqualTo(2);
     assertThat(done.getStatus().conditions)
         .anyMatch(x -> x.getType().equals("Retrying") && x.getStatus().equals("False") && x.getReason().equals("Completed"));
@@ -161,7 +166,7 @@ class FaultMatrixIT extends EndToEndTest {
 
   /** Makes the operator check the storage now rather than at its next periodic check. */
   static void recheck(String storage) {
-    client.resources(CheckpointStorage.class).withName(storage)
+    cluster.client().resources(CheckpointStorage.class).withName(storage)
         .edit(s -> {
           Map<String, String> annotations = new HashMap<>();
           if (s.getMetadata().getAnnotations() != null) {
@@ -176,19 +181,19 @@ class FaultMatrixIT extends EndToEndTest {
   /** S3 answers, but late and slowly: the checkpoint takes longer and completes, and it restores. */
   @Test
   void s3VerySlow() throws Exception {
-    Path out = shared.resolve("slow-" + namespace);
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    Path out = cluster.dir().resolve("slow-" + cluster.namespace());
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
     link.slow(request -> true, Duration.ofMillis(300), 256 << 10);
 
-    Checkpoint c = awaitCheckpoint(createCheckpoint("slow", counter.pid(), faultyStorage, stopUntilStored()),
+    Checkpoint c = cluster.awaitCheckpoint(cluster.createCheckpoint("slow", counter.pid(), faultyStorage, stopUntilStored()),
         CheckpointPhase.Completed);
     assertThat(link.faulted()).as("requests slowed down").isGreaterThan(1);
     assertThat(c.getStatus().stats.totalTimeMillis).isGreaterThan(300);
-    long checkpointed = count(out);
-    Restore r = awaitRestore(createRestore("slow", "slow"), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(r.getStatus().restoredPid));
-    await().atMost(TIMEOUT).until(() -> count(out) > checkpointed + 3);
+    long checkpointed = Workloads.count(out);
+    Restore r = cluster.awaitRestore(cluster.createRestore("slow", "slow"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(r.getStatus().restoredPid));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > checkpointed + 3);
   }
 
   /**
@@ -199,21 +204,21 @@ class FaultMatrixIT extends EndToEndTest {
    */
   @Test
   void retentionWaitsForASlowRestoreOfTheCheckpointItDeletes() throws Exception {
-    Path out = shared.resolve("in-use-" + namespace);
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    Path out = cluster.dir().resolve("in-use-" + cluster.namespace());
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
     CheckpointSchedule schedule = new CheckpointSchedule();
-    schedule.setMetadata(new ObjectMetaBuilder().withName("keep1").withNamespace(namespace).build());
+    schedule.setMetadata(new ObjectMetaBuilder().withName("keep1").withNamespace(cluster.namespace()).build());
     schedule.setSpec(new CheckpointScheduleSpec());
     schedule.getSpec().schedule = "@every 4s";
     schedule.getSpec().checkpointTemplate = new CheckpointTemplate();
-    schedule.getSpec().checkpointTemplate.target = CheckpointTarget.process(NODE, (int) counter.pid());
+    schedule.getSpec().checkpointTemplate.target = CheckpointTarget.process(cluster.node(), (int) counter.pid());
     schedule.getSpec().checkpointTemplate.storage = faultyStorage;
     schedule.getSpec().retention = new CheckpointScheduleSpec.Retention();
     schedule.getSpec().retention.keepLast = 1;
-    CheckpointSchedule created = client.resource(schedule).create();
-    cleanup.add(0, () -> client.resource(created).delete());
-    Checkpoint older = await().atMost(TIMEOUT).until(() -> client.resources(Checkpoint.class).inNamespace(namespace)
+    CheckpointSchedule created = cluster.client().resource(schedule).create();
+    cluster.afterTest(() -> cluster.client().resource(created).delete());
+    Checkpoint older = await().atMost(TIMEOUT).until(() -> cluster.client().resources(Checkpoint.class).inNamespace(cluster.namespace())
         .withLabel(Labels.SCHEDULE, "keep1").list().getItems().stream()
         .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Completed).findFirst(),
         java.util.Optional::isPresent).get();
@@ -221,24 +226,24 @@ class FaultMatrixIT extends EndToEndTest {
     link.slow(request -> request.isDownload() && request.target().contains(uid + "/archive"), Duration.ofSeconds(15),
         64L << 20);
 
-    Restore restore = createRestore("in-use", older.getMetadata().getName());
+    Restore restore = cluster.createRestore("in-use", older.getMetadata().getName());
     await().atMost(TIMEOUT).until(() -> {
-      Checkpoint now = checkpoint(older.getMetadata().getName());
+      Checkpoint now = cluster.checkpoint(older.getMetadata().getName());
       return now != null && now.isMarkedForDeletion()
           && Conditions.isTrue(now.getStatus().conditions, "ArchiveInUse");
     });
-    assertThat(restore("in-use").getStatus().phase).isEqualTo(RestorePhase.Restoring);
-    assertThat(checkpoint(older.getMetadata().getName()).getStatus().conditions)
+    assertThat(cluster.restore("in-use").getStatus().phase).isEqualTo(RestorePhase.Restoring);
+    assertThat(cluster.checkpoint(older.getMetadata().getName()).getStatus().conditions)
         .anyMatch(c -> c.getMessage().contains("the archive is kept until Restore in-use (Restoring)"));
-    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
+    await().atMost(TIMEOUT).until(() -> cluster.client().v1().events().inNamespace(cluster.namespace()).list().getItems().stream()
         .anyMatch(e -> e.getReason().equals("ArchiveInUse") && e.getInvolvedObject().getUid().equals(uid)));
     assertThat(bucket.listObjectsV2(b -> b.bucket("checkpoints")).contents())
         .as("the archive is still there").anyMatch(o -> o.key().contains(uid + "/archive"));
 
-    Restore done = awaitRestore(restore, RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(done.getStatus().restoredPid));
+    Restore done = cluster.awaitRestore(restore, RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(done.getStatus().restoredPid));
     assertThat(link.faulted()).as("the download was held").isPositive();
-    await().atMost(TIMEOUT).until(() -> checkpoint(older.getMetadata().getName()) == null);
+    await().atMost(TIMEOUT).until(() -> cluster.checkpoint(older.getMetadata().getName()) == null);
     assertNothingStoredFor(older);
   }
 
@@ -249,19 +254,19 @@ class FaultMatrixIT extends EndToEndTest {
    */
   @Test
   void workFolderFull() throws Exception {
-    Path small = Files.createDirectories(shared.resolve("small-" + namespace));
+    Path small = Files.createDirectories(cluster.dir().resolve("small-" + cluster.namespace()));
     run("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small.toString());
-    cleanup.add(() -> run("umount", small.toString()));
-    String fullNode = NODE + "-full";
-    InProcessStasis fullAgent = InProcessStasis.on(client).withoutOperator()
+    cluster.afterTest(() -> run("umount", small.toString()));
+    String fullNode = cluster.node() + "-full";
+    InProcessStasis fullAgent = InProcessStasis.on(cluster.client()).withoutOperator()
         .agent(fullNode, small, Main.criuPath(null)).start();
-    cleanup.add(0, fullAgent::close); // before the unmount
-    await().atMost(TIMEOUT).until(() -> client.resources(NodeProfile.class).withName(fullNode).get() != null);
+    cluster.afterTest(fullAgent::close); // before the unmount
+    await().atMost(TIMEOUT).until(() -> cluster.client().resources(NodeProfile.class).withName(fullNode).get() != null);
 
-    Path out = shared.resolve("full-" + namespace);
-    var memhog = track(Workloads.startInPidNamespace("memhog", "64", "0", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) > 0);
-    Checkpoint c = awaitTerminal(createCheckpoint("full", fullNode, memhog.pid(), s3Storage, stopUntilStored()));
+    Path out = cluster.dir().resolve("full-" + cluster.namespace());
+    var memhog = cluster.track(Workloads.startInPidNamespace("memhog", "64", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > 0);
+    Checkpoint c = awaitTerminal(cluster.createCheckpoint("full", fullNode, memhog.pid(), cluster.s3Storage(), stopUntilStored()));
     assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
     assertFailure(c, "WorkDirFull", "No space left on device");
     assertCounting(out);
@@ -269,14 +274,14 @@ class FaultMatrixIT extends EndToEndTest {
     assertThat(small.resolve("checkpoints").resolve(c.getMetadata().getUid())).doesNotExist();
 
     // The same workload checkpointed on a node with room restores nowhere that has none.
-    awaitCheckpoint(createCheckpoint("roomy", memhog.pid(), s3Storage, null), CheckpointPhase.Completed);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("roomy", memhog.pid(), cluster.s3Storage(), null), CheckpointPhase.Completed);
     Restore restore = new Restore();
-    restore.setMetadata(new ObjectMetaBuilder().withName("full").withNamespace(namespace).build());
+    restore.setMetadata(new ObjectMetaBuilder().withName("full").withNamespace(cluster.namespace()).build());
     restore.setSpec(new RestoreSpec());
     restore.getSpec().checkpointRef = new CheckpointRef("roomy");
     restore.getSpec().placement = new RestorePlacement();
     restore.getSpec().placement.nodeName = fullNode;
-    Restore r = awaitTerminalRestore(client.resource(restore).create());
+    Restore r = awaitTerminalRestore(cluster.client().resource(restore).create());
     assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Failed);
     assertThat(r.getStatus().reason).isEqualTo("WorkDirFull");
     assertThat(r.getStatus().message).contains("bytes free, the checkpoint's images need")
@@ -298,12 +303,12 @@ class FaultMatrixIT extends EndToEndTest {
    */
   Checkpoint createRetriedOnce(String name, long pid) {
     Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
-    c.setSpec(new CheckpointSpec(CheckpointTarget.process(NODE, (int) pid)));
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(cluster.namespace()).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process(cluster.node(), (int) pid)));
     c.getSpec().storage = faultyStorage;
     c.getSpec().options = stopUntilStored();
     c.getSpec().backoffLimit = 1;
-    return client.resource(c).create();
+    return cluster.client().resource(c).create();
   }
 
   static CheckpointOptions stopUntilStored() {
@@ -313,26 +318,26 @@ class FaultMatrixIT extends EndToEndTest {
   }
 
   Checkpoint awaitTerminal(Checkpoint c) {
-    return await().atMost(TIMEOUT).until(() -> checkpoint(c.getMetadata().getName()),
+    return await().atMost(TIMEOUT).until(() -> cluster.checkpoint(c.getMetadata().getName()),
         now -> now.getStatus() != null && now.getStatus().phase != null && now.getStatus().phase.isTerminal());
   }
 
   Restore awaitTerminalRestore(Restore r) {
-    return await().atMost(TIMEOUT).until(() -> restore(r.getMetadata().getName()),
+    return await().atMost(TIMEOUT).until(() -> cluster.restore(r.getMetadata().getName()),
         now -> now.getStatus() != null && now.getStatus().phase != null && now.getStatus().phase.isTerminal());
   }
 
   void assertFailure(Checkpoint c, String reason, String text) {
     assertThat(c.getStatus().reason).as(c.getStatus().message).isEqualTo(reason);
     assertThat(c.getStatus().message).contains(text);
-    await().atMost(TIMEOUT).until(() -> client.v1().events().inNamespace(namespace).list().getItems().stream()
+    await().atMost(TIMEOUT).until(() -> cluster.client().v1().events().inNamespace(cluster.namespace()).list().getItems().stream()
         .anyMatch(e -> reason.equals(e.getReason()) && "Warning".equals(e.getType())
             && e.getInvolvedObject().getName().equals(c.getMetadata().getName())));
   }
 
   static void assertCounting(Path out) {
-    long now = count(out);
-    await().atMost(Duration.ofSeconds(15)).until(() -> count(out) > now + 2);
+    long now = Workloads.count(out);
+    await().atMost(Duration.ofSeconds(15)).until(() -> Workloads.count(out) > now + 2);
   }
 
   /** Neither an object nor an unfinished multipart upload of the checkpoint in the bucket. */

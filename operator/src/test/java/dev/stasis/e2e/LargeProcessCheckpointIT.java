@@ -1,5 +1,8 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.InProcessCluster;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -16,32 +19,34 @@ import org.junit.jupiter.api.Test;
  * A process with more memory than one archive chunk: its pages are uploaded while CRIU still
  * writes them, and the restored process finds every byte of its memory where it left it.
  */
-class LargeProcessCheckpointIT extends EndToEndTest {
+class LargeProcessCheckpointIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
   private static final int MIB = 80; // five 16 MiB chunks
 
   @Test
   void memoryIsIntactAfterAStreamedCheckpointAndRestore() throws Exception {
-    Path out = shared.resolve("memhog-" + namespace + ".txt");
-    var memhog = track(Workloads.startInPidNamespace("memhog", Integer.toString(MIB), "0", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 1);
+    Path out = cluster.dir().resolve("memhog-" + cluster.namespace() + ".txt");
+    var memhog = cluster.track(Workloads.startInPidNamespace("memhog", Integer.toString(MIB), "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 1);
 
-    Checkpoint done = awaitCheckpoint(createCheckpoint("memhog", memhog.pid(), s3Storage, null),
+    Checkpoint done = cluster.awaitCheckpoint(cluster.createCheckpoint("memhog", memhog.pid(), cluster.s3Storage(), null),
         CheckpointPhase.Completed);
     assertThat(done.getStatus().archive.storedBytes).as("random memory does not compress")
         .isGreaterThan((long) MIB << 20);
     memhog.close();
-    long killedAt = count(out);
+    long killedAt = Workloads.count(out);
 
-    Restore restored = awaitRestore(createRestore("memhog", "memhog"), RestorePhase.Completed);
+    Restore restored = cluster.awaitRestore(cluster.createRestore("memhog", "memhog"), RestorePhase.Completed);
     int pid = restored.getStatus().restoredPid;
-    cleanup.add(() -> Workloads.kill(pid));
+    cluster.afterTest(() -> Workloads.kill(pid));
     // memhog checks one page of its memory against the pattern on every count and writes
     // CORRUPT instead of a count if it differs.
     await().atMost(TIMEOUT).until(() -> Files.readString(out).startsWith("CORRUPT")
-        || count(out) > 0 && count(out) < killedAt && Workloads.isAlive(pid));
+        || Workloads.count(out) > 0 && Workloads.count(out) < killedAt && Workloads.isAlive(pid));
     assertThat(Files.readString(out)).doesNotStartWith("CORRUPT");
-    long resumed = count(out);
-    await().atMost(TIMEOUT).until(() -> count(out) > resumed + 20 || Files.readString(out).startsWith("CORRUPT"));
+    long resumed = Workloads.count(out);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > resumed + 20 || Files.readString(out).startsWith("CORRUPT"));
     assertThat(Files.readString(out)).doesNotStartWith("CORRUPT");
   }
 }

@@ -1,16 +1,13 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.ServiceAccounts;
 import dev.stasis.testing.TestControlPlane;
-import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.config.LeaderElectionConfiguration;
@@ -78,11 +75,7 @@ class LeaderElectionIT {
   }
 
   private String createStorage(KubernetesClient admin, String name) {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(dir.resolve(name).toString());
-    admin.resource(storage).create();
+    TestStorage.filesystem(name, dir.resolve(name)).create(admin);
     return name;
   }
 

@@ -1,11 +1,14 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.InProcessCluster;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
-import dev.stasis.agent.ProcessTargetPolicy;
+import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
@@ -44,7 +47,9 @@ import org.junit.jupiter.api.Test;
  * whose CPU lacks two flags ONE has. Both run this machine's real CRIU, so a restore placed on a
  * node really is done by that node's agent.
  */
-class PlacementIT extends EndToEndTest {
+class PlacementIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
   static String ONE;
   static String TWO;
   /** Both test nodes carry it; restores select them by it, never nodes of other test classes. */
@@ -55,20 +60,20 @@ class PlacementIT extends EndToEndTest {
 
   @BeforeAll
   static void startTwoMoreAgents() throws Exception {
-    ONE = NODE + "-one";
-    TWO = NODE + "-two";
-    BOTH = Map.of("stasis.dev/test-run", NODE);
-    List<String> flags = new ArrayList<>(client.resources(NodeProfile.class).withName(NODE).get().getSpec().cpu.flags);
+    ONE = cluster.node() + "-one";
+    TWO = cluster.node() + "-two";
+    BOTH = Map.of("stasis.dev/test-run", cluster.node());
+    List<String> flags = new ArrayList<>(cluster.client().resources(NodeProfile.class).withName(cluster.node()).get().getSpec().cpu.flags);
     removedFlags = flags.stream().filter(f -> f.equals("avx2") || f.equals("sse4_2")).sorted().toList();
     assertThat(removedFlags).as("this machine's CPU flags").hasSize(2);
     flags.removeAll(removedFlags);
-    Path overrides = Files.writeString(shared.resolve("two-overrides.json"),
+    Path overrides = Files.writeString(cluster.dir().resolve("two-overrides.json"),
         "{\"cpu\": {\"flags\": [\"" + String.join("\", \"", flags) + "\"]}}");
     Criu criu = new Criu(Main.criuPath(null), Map.of());
-    agents = InProcessStasis.on(client).withoutOperator()
-        .agent(new AgentConfig(ONE, shared.resolve("work-one"), criu, Set.of(ProcessTargetPolicy.ALL),
+    agents = InProcessStasis.on(cluster.client()).withoutOperator()
+        .agent(new AgentConfig(ONE, cluster.dir().resolve("work-one"), criu, Set.of(ProcessTargetPolicy.ALL),
             KubeletSettings.defaults(ONE), Path.of("/"), with(BOTH, "zone", "one"), null))
-        .agent(new AgentConfig(TWO, shared.resolve("work-two"), criu, Set.of(ProcessTargetPolicy.ALL),
+        .agent(new AgentConfig(TWO, cluster.dir().resolve("work-two"), criu, Set.of(ProcessTargetPolicy.ALL),
             KubeletSettings.defaults(TWO), Path.of("/"), with(BOTH, "zone", "two"), overrides))
         .start();
     await().atMost(TIMEOUT).until(() -> profile(ONE) != null && profile(TWO) != null);
@@ -99,7 +104,7 @@ class PlacementIT extends EndToEndTest {
   void aNodeWithoutTheSourcesCpuFlagsOrWithAnOldCriuIsRejectedWithItsReasons() throws Exception {
     checkpointACounter("flags", ONE, null);
 
-    Restore onTwo = awaitRestore(createRestore("on-two", "flags", p -> p.nodeSelector = with(BOTH, "zone", "two")),
+    Restore onTwo = cluster.awaitRestore(createRestore("on-two", "flags", p -> p.nodeSelector = with(BOTH, "zone", "two")),
         RestorePhase.Failed);
     assertThat(onTwo.getStatus().reason).isEqualTo("NoCompatibleNode");
     assertThat(onTwo.getStatus().message).contains(TWO + " missing CPU flags [" + String.join(" ", removedFlags) + "]");
@@ -108,28 +113,28 @@ class PlacementIT extends EndToEndTest {
       assertThat(r.reasons).containsExactly("missing CPU flags [" + String.join(" ", removedFlags) + "]");
     });
 
-    Restore onOld = awaitRestore(createRestore("on-old", "flags", p -> p.nodeName = OLD_CRIU_NODE), RestorePhase.Failed);
-    assertThat(onOld.getStatus().message).isEqualTo("0/1 nodes can run this checkpoint: " + OLD_CRIU_NODE + " CRIU 3.17.1 < "
+    Restore onOld = cluster.awaitRestore(createRestore("on-old", "flags", p -> p.nodeName = cluster.oldCriuNode()), RestorePhase.Failed);
+    assertThat(onOld.getStatus().message).isEqualTo("0/1 nodes can run this checkpoint: " + cluster.oldCriuNode() + " CRIU 3.17.1 < "
         + profile(ONE).getSpec().criu.version);
-    Restore onNone = awaitRestore(createRestore("on-none", "flags", p -> p.nodeName = NO_CRIU_NODE), RestorePhase.Failed);
-    assertThat(onNone.getStatus().message).startsWith("0/1 nodes can run this checkpoint: " + NO_CRIU_NODE + " no CRIU");
+    Restore onNone = cluster.awaitRestore(createRestore("on-none", "flags", p -> p.nodeName = cluster.noCriuNode()), RestorePhase.Failed);
+    assertThat(onNone.getStatus().message).startsWith("0/1 nodes can run this checkpoint: " + cluster.noCriuNode() + " no CRIU");
 
-    String described = kubectl.run("describe", "rst", "on-old", "-n", namespace).ok().output();
+    String described = kubectl.run("describe", "rst", "on-old", "-n", cluster.namespace()).ok().output();
     assertThat(described).contains("Placement:", "Summary:", "CRIU 3.17.1 <", "Events:", "NoCompatibleNode");
   }
 
   @Test
   void aCheckpointIsRestoredByTheAgentOfAnotherCompatibleNode() throws Exception {
-    Path out = shared.resolve("cross-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
-    awaitCheckpoint(createCheckpoint("cross", TWO, counter.pid(), fsStorage, null), CheckpointPhase.Completed);
+    Path out = cluster.dir().resolve("cross-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("cross", TWO, counter.pid(), cluster.fsStorage(), null), CheckpointPhase.Completed);
     counter.close();
-    long killedAt = count(out);
+    long killedAt = Workloads.count(out);
 
-    Restore restored = awaitRestore(createRestore("cross", "cross", p -> p.nodeSelector = with(BOTH, "zone", "one")),
+    Restore restored = cluster.awaitRestore(createRestore("cross", "cross", p -> p.nodeSelector = with(BOTH, "zone", "one")),
         RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
 
     assertThat(restored.getStatus().node).isEqualTo(ONE);
     assertThat(restored.getStatus().placement.summary).startsWith(ONE + " (compatible, same CPU model as the source)");
@@ -138,20 +143,20 @@ class PlacementIT extends EndToEndTest {
       assertThat(e.getReason()).isEqualTo("Restored");
       assertThat(e.getReportingInstance()).as("restored by the agent of node ONE").isEqualTo(ONE);
     });
-    await().atMost(TIMEOUT).until(() -> count(out) > killedAt + 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > killedAt + 3);
   }
 
   @Test
   void thePreflightNamesTheFileWhoseFolderWasRenamedAndRetriesOtherNodesOnlyWhenAsked() throws Exception {
-    Path folder = Files.createDirectories(shared.resolve("run42-" + namespace));
+    Path folder = Files.createDirectories(cluster.dir().resolve("run42-" + cluster.namespace()));
     Path log = folder.resolve("log.lammps");
-    var writer = track(Workloads.startInPidNamespace("openfile", log.toString()));
-    await().atMost(TIMEOUT).until(() -> lines(log) >= 3);
-    awaitCheckpoint(createCheckpoint("run42", TWO, writer.pid(), fsStorage, null), CheckpointPhase.Completed);
+    var writer = cluster.track(Workloads.startInPidNamespace("openfile", log.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) >= 3);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("run42", TWO, writer.pid(), cluster.fsStorage(), null), CheckpointPhase.Completed);
     writer.close();
-    Path moved = Files.move(folder, shared.resolve("run42-" + namespace + ".moved"));
+    Path moved = Files.move(folder, cluster.dir().resolve("run42-" + cluster.namespace() + ".moved"));
 
-    Restore failed = awaitRestore(createRestore("renamed", "run42", p -> p.nodeSelector = BOTH), RestorePhase.Failed);
+    Restore failed = cluster.awaitRestore(createRestore("renamed", "run42", p -> p.nodeSelector = BOTH), RestorePhase.Failed);
     assertThat(failed.getStatus().reason).isEqualTo("PreflightPathMissing");
     assertThat(failed.getStatus().message).startsWith("pre-flight on node " + TWO + " failed, no restore was attempted: ")
         .contains("missing " + log);
@@ -159,7 +164,7 @@ class PlacementIT extends EndToEndTest {
     assertThat(failed.getStatus().placement.preflightFailures).extracting(f -> f.node).containsExactly(TWO);
     assertThat(events("renamed")).anyMatch(e -> e.getReason().equals("PreflightPathMissing") && e.getType().equals("Warning"));
 
-    Restore retried = awaitRestore(createRestore("retried", "run42", p -> {
+    Restore retried = cluster.awaitRestore(createRestore("retried", "run42", p -> {
       p.nodeSelector = BOTH;
       p.retryOtherNodes = true;
     }), RestorePhase.Failed);
@@ -170,11 +175,11 @@ class PlacementIT extends EndToEndTest {
         && e.getMessage().startsWith("pre-flight failed on node " + TWO + " (PreflightPathMissing); trying node " + ONE + " next"));
 
     Files.move(moved, folder);
-    long before = lines(log);
-    Restore restored = awaitRestore(createRestore("moved-back", "run42", p -> p.nodeSelector = BOTH), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    long before = Workloads.lines(log);
+    Restore restored = cluster.awaitRestore(createRestore("moved-back", "run42", p -> p.nodeSelector = BOTH), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
     assertThat(restored.getStatus().node).isEqualTo(TWO);
-    await().atMost(TIMEOUT).until(() -> lines(log) > before + 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) > before + 3);
   }
 
   /**
@@ -184,35 +189,36 @@ class PlacementIT extends EndToEndTest {
    */
   @Test
   void aTreesOwnLoopbackConnectionIsRestoredOnAnotherNode() throws Exception {
-    Path out = shared.resolve("tcp-" + namespace + ".txt");
-    var pair = track(Workloads.startInPidNamespace("tcppair", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 3);
+    Path out = cluster.dir().resolve("tcp-" + cluster.namespace() + ".txt");
+    var pair = cluster.track(Workloads.startInPidNamespace("tcppair", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
     var options = new CheckpointOptions();
     options.tcpEstablished = true;
-    Checkpoint done = awaitCheckpoint(createCheckpoint("tcp", ONE, pair.pid(), fsStorage, options), CheckpointPhase.Completed);
-    assertThat(manifestOf(done).tcpConnections).hasSize(2).allMatch(c -> c.startsWith("127.0.0.1:"));
+    Checkpoint done = cluster.awaitCheckpoint(cluster.createCheckpoint("tcp", ONE, pair.pid(), cluster.fsStorage(), options), CheckpointPhase.Completed);
+    assertThat(cluster.manifestOf(done).tcpConnections).hasSize(2).allMatch(c -> c.startsWith("127.0.0.1:"));
     pair.close();
     Files.writeString(out, "0\n"); // from here on, only a restored pair writes it
 
-    Restore elsewhere = awaitRestore(createRestore("tcp-elsewhere", "tcp", p -> p.nodeName = NODE), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(elsewhere.getStatus().restoredPid));
-    assertThat(elsewhere.getStatus().node).isEqualTo(NODE);
+    Restore elsewhere = cluster.awaitRestore(createRestore("tcp-elsewhere", "tcp", p -> p.nodeName = cluster.node()),
+        RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(elsewhere.getStatus().restoredPid));
+    assertThat(elsewhere.getStatus().node).isEqualTo(cluster.node());
     // The pair counts only while its one connection lives, on from the count it had at the checkpoint.
-    await().atMost(TIMEOUT).until(() -> count(out) > 3);
-    long resumed = count(out);
-    await().atMost(TIMEOUT).until(() -> count(out) > resumed + 5);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > 3);
+    long resumed = Workloads.count(out);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > resumed + 5);
   }
 
   @Test
   void aCpuTheNodeDoesNotHaveFailsThePreflightWithCriusReason() throws Exception {
     Checkpoint done = checkpointACounter("cpu", ONE, null);
-    Manifest manifest = manifestOf(done);
+    Manifest manifest = cluster.manifestOf(done);
     byte[] doctored = CpuinfoImages.withCapabilities(Base64.getDecoder().decode(manifest.cpuinfo), CpuinfoImages.NO_CPU_HAS_ALL);
     manifest.cpuinfo = Base64.getEncoder().encodeToString(doctored);
-    Files.write(manifestPath(done), manifest.toJson());
-    recordManifest(done, null, manifest.toJson()); // as if taken on a CPU no node has
+    Files.write(cluster.manifestPath(done), manifest.toJson());
+    cluster.recordManifest(done, null, manifest.toJson()); // as if taken on a CPU no node has
 
-    Restore r = awaitRestore(createRestore("cpu", "cpu", p -> p.nodeSelector = with(BOTH, "zone", "one")), RestorePhase.Failed);
+    Restore r = cluster.awaitRestore(createRestore("cpu", "cpu", p -> p.nodeSelector = with(BOTH, "zone", "one")), RestorePhase.Failed);
     assertThat(r.getStatus().reason).isEqualTo("PreflightCpuMismatch");
     assertThat(r.getStatus().message).startsWith("pre-flight on node " + ONE + " failed, no restore was attempted: ")
         .contains("this CPU cannot run what the source CPU (")
@@ -223,32 +229,32 @@ class PlacementIT extends EndToEndTest {
   // --- helpers ---
 
   Checkpoint checkpointACounter(String name, String node, CheckpointOptions options) throws Exception {
-    Path out = shared.resolve(name + "-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 2);
-    Checkpoint done = awaitCheckpoint(createCheckpoint(name, node, counter.pid(), fsStorage, options), CheckpointPhase.Completed);
+    Path out = cluster.dir().resolve(name + "-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 2);
+    Checkpoint done = cluster.awaitCheckpoint(cluster.createCheckpoint(name, node, counter.pid(), cluster.fsStorage(), options), CheckpointPhase.Completed);
     counter.close();
     return done;
   }
 
   Restore createRestore(String name, String checkpoint, Consumer<RestorePlacement> placement) {
     Restore r = new Restore();
-    r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    r.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(cluster.namespace()).build());
     r.setSpec(new RestoreSpec());
     r.getSpec().checkpointRef = new CheckpointRef(checkpoint);
     r.getSpec().placement = new RestorePlacement();
     placement.accept(r.getSpec().placement);
-    return client.resource(r).create();
+    return cluster.client().resource(r).create();
   }
 
   List<Event> events(String restore) {
-    return client.v1().events().inNamespace(namespace).list().getItems().stream()
+    return cluster.client().v1().events().inNamespace(cluster.namespace()).list().getItems().stream()
         .filter(e -> restore.equals(e.getInvolvedObject().getName()) && "Restore".equals(e.getInvolvedObject().getKind()))
         .toList();
   }
 
   static NodeProfile profile(String node) {
-    return client.resources(NodeProfile.class).withName(node).get();
+    return cluster.client().resources(NodeProfile.class).withName(node).get();
   }
 
   static Map<String, String> with(Map<String, String> labels, String key, String value) {

@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -9,11 +10,7 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSchedule;
 import dev.stasis.api.CheckpointScheduleSpec;
-import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
@@ -89,11 +86,7 @@ class PodCheckpointIT {
         .allMatch(n -> admin.resources(NodeProfile.class).withName(n).get() != null));
     storage = "pods-" + NODE;
     storageRoot = dir.resolve("storage");
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName(storage).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
-    admin.resource(s).create();
+    TestStorage.filesystem(storage, storageRoot).create(admin);
   }
 
   static AgentConfig agent(String node, TestingKubelet kubelet, Path token, TestCa ca) throws Exception {
@@ -169,7 +162,8 @@ class PodCheckpointIT {
       // more of the same drain: one checkpoint per pod and drain, not per change of the node
       admin.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
           .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec().build());
-      Thread.sleep(2000);
+      await("one checkpoint per pod and drain").during(Duration.ofSeconds(2)).atMost(TIMEOUT)
+          .until(() -> checkpoints.list().getItems().size() == 2);
       assertThat(checkpoints.list().getItems()).extracting(c -> c.getSpec().target.pod.name)
           .containsExactlyInAnyOrder("web-0", "web-1");
       assertThat(checkpoints.list().getItems()).allSatisfy(c -> {

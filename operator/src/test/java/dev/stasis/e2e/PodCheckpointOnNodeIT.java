@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -8,11 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.github.luben.zstd.ZstdInputStream;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
-import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.image.RegistryClient;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.PodCheckpoints;
@@ -20,7 +17,6 @@ import dev.stasis.testing.KubeletTap;
 import dev.stasis.testing.TestNode;
 import dev.stasis.testing.WorkloadImages;
 import io.fabric8.kubernetes.api.model.Event;
-import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
@@ -75,11 +71,7 @@ class PodCheckpointOnNodeIT {
     stasis = node.startStasis(dir.resolve("work"), tap.url(), agentToken);
     storage = "pods-on-node";
     storageRoot = dir.resolve("storage");
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName(storage).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
-    admin.resource(s).create();
+    TestStorage.filesystem(storage, storageRoot).create(admin);
   }
 
   @AfterAll

@@ -1,23 +1,20 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
-import dev.stasis.agent.NodeWorkQueue;
 import dev.stasis.agent.RuntimeSettings;
+import dev.stasis.agent.work.NodeWorkQueue;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSchedule;
 import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointScheduleStatus;
-import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.RegistrySpec;
 import dev.stasis.api.Restore;
@@ -355,17 +352,14 @@ class PodRestoreIT {
 
   static String storage(String name, String registryUrl, String credentials) {
     String storageName = name + "-" + NODE;
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName(storageName).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().filesystem = new FileSystemStorage(dir.resolve("storage").toString());
-    if (registryUrl != null) {
-      s.getSpec().registry = new RegistrySpec();
-      s.getSpec().registry.url = registryUrl;
-      s.getSpec().registry.credentialsSecret = new SecretReference(credentials, SYSTEM);
-      s.getSpec().registry.caSecret = new SecretReference("registry-ca-" + NODE, SYSTEM);
-    }
-    admin.resource(s).create();
+    TestStorage.filesystem(storageName, dir.resolve("storage")).with(spec -> {
+      if (registryUrl != null) {
+        spec.registry = new RegistrySpec();
+        spec.registry.url = registryUrl;
+        spec.registry.credentialsSecret = new SecretReference(credentials, SYSTEM);
+        spec.registry.caSecret = new SecretReference("registry-ca-" + NODE, SYSTEM);
+      }
+    }).create(admin);
     return storageName;
   }
 

@@ -175,14 +175,15 @@ class PodRestoreOnNodeIT {
     await("the image is deleted").atMost(TIMEOUT).until(() -> !hasImage(image));
     assertThat(Instant.now()).isAfterOrEqualTo(ran.plus(IMAGE_GRACE));
     assertThat(tags(namespace)).as("nothing left in the namespace's repository").isEmpty();
-    Restore after = admin.resource(done).get();
-    assertThat(after.getStatus().conditions).anySatisfy(c -> {
-      assertThat(c.getType()).isEqualTo("ImagesDeleted");
-      assertThat(c.getStatus()).isEqualTo("True");
-      assertThat(c.getMessage()).isEqualTo("deleted checkpoint image " + image + " from the registry: the restored pod"
-          + " has run for 20s, its storage's spec.registry.imageGracePeriod");
-    });
-    assertThat(events("web")).anyMatch(e -> e.getReason().equals("ImagesDeleted"));
+    // The operator deletes first and then says so.
+    await("the Restore says so").atMost(TIMEOUT).untilAsserted(() ->
+        assertThat(admin.resource(done).get().getStatus().conditions).anySatisfy(c -> {
+          assertThat(c.getType()).isEqualTo("ImagesDeleted");
+          assertThat(c.getStatus()).isEqualTo("True");
+          assertThat(c.getMessage()).isEqualTo("deleted checkpoint image " + image + " from the registry: the restored pod"
+              + " has run for 20s, its storage's spec.registry.imageGracePeriod");
+        }));
+    await("an Event says so").atMost(TIMEOUT).until(() -> events("web").stream().anyMatch(e -> e.getReason().equals("ImagesDeleted")));
     long counted = lastCount(restored);
     await("the pod runs on").atMost(TIMEOUT).until(() -> lastCount(restored) > counted + 2);
   }

@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -8,10 +9,7 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -66,11 +64,7 @@ class ProcessTargetsIT {
     node = "targets-" + suffix;
     storage = "targets-" + suffix;
     hosts = TestControlPlane.newNamespace("hosts");
-    CheckpointStorage fs = new CheckpointStorage();
-    fs.setMetadata(new ObjectMetaBuilder().withName(storage).build());
-    fs.setSpec(new CheckpointStorageSpec());
-    fs.getSpec().filesystem = new FileSystemStorage(dir.resolve("storage").toString());
-    admin.resource(fs).create();
+    TestStorage.filesystem(storage, dir.resolve("storage")).create(admin);
     stasis = InProcessStasis.on(admin)
         .agent(new AgentConfig(node, dir.resolve("work"), new Criu(Main.criuPath(null), Map.of()), Set.of(hosts)))
         .start();
@@ -181,7 +175,7 @@ class ProcessTargetsIT {
   Workloads.Workload counter(Path count) throws Exception {
     var counter = Workloads.startInPidNamespace("counter", count.toString());
     cleanup.add(counter);
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) >= 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 3);
     return counter;
   }
 
@@ -222,7 +216,7 @@ class ProcessTargetsIT {
   }
 
   static void assertCounting(Path count) {
-    long now = EndToEndTest.count(count);
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > now + 3);
+    long now = Workloads.count(count);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > now + 3);
   }
 }

@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
@@ -10,14 +11,11 @@ import dev.stasis.api.CheckpointSchedule;
 import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.EncryptionSpec;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.RestorePhase;
-import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.cli.Main;
 import dev.stasis.kube.AgentHeartbeat;
@@ -94,7 +92,7 @@ class RbacIT {
   @Test
   void theirRbacIsEnoughForACheckpointAndARestore() throws Exception {
     String storage = "rbac-fs-" + NODE;
-    createStorage(storage, spec -> spec.filesystem = new FileSystemStorage(dir.resolve("archives").toString()));
+    TestStorage.filesystem(storage, dir.resolve("archives")).create(admin);
     awaitStoragePhase(storage, "Available");
     String ns = TestControlPlane.newNamespace("rbac");
     try (var counter = Workloads.startInPidNamespace("counter", dir.resolve("count.txt").toString())) {
@@ -120,17 +118,13 @@ class RbacIT {
   @Test
   void theAgentReadsNoSecretAndWorksWithWhatItsWorkIsGranted() throws Exception {
     String storage = "rbac-enc-" + NODE;
-    admin.resource(new SecretBuilder().withNewMetadata().withName(storage).withNamespace(SYSTEM).endMetadata()
-        .withStringData(Map.of(StorageBinding.ACCESS_KEY_ID, s3.accessKey(), StorageBinding.SECRET_ACCESS_KEY, s3.secretKey()))
-        .build()).create();
     byte[] key = new byte[32];
     new java.security.SecureRandom().nextBytes(key);
     admin.resource(new SecretBuilder().withNewMetadata().withName(storage + "-keys").withNamespace(SYSTEM).endMetadata()
         .withData(Map.of("k1", java.util.Base64.getEncoder().encodeToString(key))).build()).create();
-    createStorage(storage, spec -> {
-      spec.s3 = s3(storage, SYSTEM);
-      spec.encryption = new EncryptionSpec(new SecretReference(storage + "-keys", SYSTEM), "k1");
-    });
+    s3Storage(storage).credentials(SYSTEM, s3Keys())
+        .with(spec -> spec.encryption = new EncryptionSpec(new SecretReference(storage + "-keys", SYSTEM), "k1"))
+        .create(admin);
     awaitStoragePhase(storage, "Available");
     assertForbidden(() -> agent.secrets().inNamespace(SYSTEM).withName(storage).get());
     assertForbidden(() -> agent.secrets().inNamespace(SYSTEM).withName(storage + "-keys").get());
@@ -160,18 +154,12 @@ class RbacIT {
 
   @Test
   void theOperatorReadsOnlyTheStorageSecretsOfItsNamespace() throws Exception {
-    admin.resource(new SecretBuilder().withNewMetadata().withName("s3-ok").withNamespace(SYSTEM).endMetadata()
-        .withStringData(Map.of(StorageBinding.ACCESS_KEY_ID, s3.accessKey(), StorageBinding.SECRET_ACCESS_KEY, s3.secretKey()))
-        .build()).create();
-    admin.resource(new SecretBuilder().withNewMetadata().withName("s3-elsewhere").withNamespace("default").endMetadata()
-        .withStringData(Map.of(StorageBinding.ACCESS_KEY_ID, s3.accessKey(), StorageBinding.SECRET_ACCESS_KEY, s3.secretKey()))
-        .build()).create();
-    createStorage("rbac-s3-ok-" + NODE, spec -> spec.s3 = s3("s3-ok", SYSTEM));
-    createStorage("rbac-s3-elsewhere-" + NODE, spec -> spec.s3 = s3("s3-elsewhere", "default"));
+    s3Storage("rbac-s3-ok-" + NODE).credentials(SYSTEM, s3Keys()).create(admin);
+    s3Storage("rbac-s3-elsewhere-" + NODE).credentials("default", s3Keys()).create(admin);
     awaitStoragePhase("rbac-s3-ok-" + NODE, "Available");
     awaitStoragePhase("rbac-s3-elsewhere-" + NODE, "Unavailable");
     assertThat(admin.resources(CheckpointStorage.class).withName("rbac-s3-elsewhere-" + NODE).get().getStatus().message)
-        .contains("cannot read Secret default/s3-elsewhere").contains("forbidden");
+        .contains("cannot read Secret default/rbac-s3-elsewhere-" + NODE).contains("forbidden");
     assertForbidden(() -> operator.secrets().inNamespace("kube-system").list());
     assertForbidden(() -> operator.secrets().inNamespace("default").withName("s3-elsewhere").get());
     assertForbidden(() -> operator.nodes().withName(NODE).delete());
@@ -300,28 +288,16 @@ class RbacIT {
         e -> assertThat(e.getCode()).isEqualTo(403));
   }
 
-  static S3Storage s3(String secret, String namespace) {
-    S3Storage s = new S3Storage();
-    s.endpoint = s3.endpoint();
-    s.bucket = "rbac";
-    s.pathStyle = true;
-    s.credentialsSecret = new SecretReference(secret, namespace);
-    return s;
+  static TestStorage s3Storage(String name) {
+    return TestStorage.s3(name, s3.endpoint(), "rbac");
   }
 
-  static void createStorage(String name, java.util.function.Consumer<CheckpointStorageSpec> spec) {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
-    storage.setSpec(new CheckpointStorageSpec());
-    spec.accept(storage.getSpec());
-    admin.resource(storage).create();
+  static Map<String, String> s3Keys() {
+    return Map.of(StorageBinding.ACCESS_KEY_ID, s3.accessKey(), StorageBinding.SECRET_ACCESS_KEY, s3.secretKey());
   }
 
   static void awaitStoragePhase(String name, String phase) {
-    await().atMost(TIMEOUT).until(() -> {
-      CheckpointStorage s = admin.resources(CheckpointStorage.class).withName(name).get();
-      return s.getStatus() != null && phase.equals(s.getStatus().phase);
-    });
+    TestStorage.awaitPhase(admin, name, phase, TIMEOUT);
   }
 
   static CheckpointPhase phase(String ns, String name) {

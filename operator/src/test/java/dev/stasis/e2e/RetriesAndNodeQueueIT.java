@@ -1,10 +1,13 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.InProcessCluster;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.ProcessTargetPolicy;
+import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.AttemptedStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
@@ -41,7 +44,9 @@ import software.amazon.awssdk.services.s3.S3Client;
  * The node's work queue and retries on real parts: an agent for one more node with 2 work slots
  * and a 2 s retry backoff, real CRIU, real counters, s3proxy stopped and started again.
  */
-class RetriesAndNodeQueueIT extends EndToEndTest {
+class RetriesAndNodeQueueIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
   private static final int SLOTS = 2;
   private static final Duration RETRY_BASE = Duration.ofSeconds(2);
   private static final Pattern IN_LINE = Pattern.compile("(\\d+)(st|nd|rd|th) in line on node (\\S+); (\\d+) running");
@@ -51,12 +56,12 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
 
   @BeforeAll
   static void startLimitedAgent() {
-    LIMITED = NODE + "-limited";
-    AgentConfig config = new AgentConfig(LIMITED, shared.resolve("work-limited"), new Criu(Main.criuPath(null), Map.of()),
+    LIMITED = cluster.node() + "-limited";
+    AgentConfig config = new AgentConfig(LIMITED, cluster.dir().resolve("work-limited"), new Criu(Main.criuPath(null), Map.of()),
         Set.of(ProcessTargetPolicy.ALL))
         .withWorkLimits(SLOTS, RetryPolicy.withBase(RETRY_BASE));
-    limitedAgent = InProcessStasis.on(client).withoutOperator().agent(config).start();
-    await().atMost(TIMEOUT).until(() -> client.resources(NodeProfile.class).withName(LIMITED).get() != null);
+    limitedAgent = InProcessStasis.on(cluster.client()).withoutOperator().agent(config).start();
+    await().atMost(TIMEOUT).until(() -> cluster.client().resources(NodeProfile.class).withName(LIMITED).get() != null);
   }
 
   @AfterAll
@@ -73,17 +78,17 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
     int n = 50;
     List<Workloads.Workload> counters = new ArrayList<>();
     for (int i = 0; i < n; i++) {
-      counters.add(track(Workloads.startInPidNamespace("counter", shared.resolve("queue-" + i + ".txt").toString())));
+      counters.add(cluster.track(Workloads.startInPidNamespace("counter", cluster.dir().resolve("queue-" + i + ".txt").toString())));
     }
     long begun = System.nanoTime();
     for (int i = 0; i < n; i++) {
-      create("q" + i, LIMITED, counters.get(i).pid(), fsStorage, null);
+      create("q" + i, LIMITED, counters.get(i).pid(), cluster.fsStorage(), null);
     }
 
     Map<String, List<Integer>> placesSeen = new HashMap<>();
     Set<String> messages = new HashSet<>();
     await().atMost(Duration.ofSeconds(90)).pollInterval(Duration.ofMillis(200)).until(() -> {
-      List<Checkpoint> all = client.resources(Checkpoint.class).inNamespace(namespace).list().getItems();
+      List<Checkpoint> all = cluster.client().resources(Checkpoint.class).inNamespace(cluster.namespace()).list().getItems();
       for (Checkpoint c : all) {
         var s = c.getStatus();
         if (s != null && s.phase == CheckpointPhase.Pending && s.queuePosition != null) {
@@ -101,7 +106,7 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
     Duration took = Duration.ofNanos(System.nanoTime() - begun);
 
     for (int i = 0; i < n; i++) {
-      Checkpoint c = checkpoint("q" + i);
+      Checkpoint c = cluster.checkpoint("q" + i);
       assertThat(c.getStatus().phase).as("q%d: %s %s", i, c.getStatus().reason, c.getStatus().message)
           .isEqualTo(CheckpointPhase.Completed);
       assertThat(c.getStatus().attempts).isEqualTo(1);
@@ -140,12 +145,12 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
   void aStorageOutageIsRetriedAndTheCheckpointCompletes() throws Exception {
     try (S3Server flaky = S3Server.start()) {
       String storage = s3StorageOn(flaky, "flaky");
-      var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("flaky.txt").toString()));
+      var counter = cluster.track(Workloads.startInPidNamespace("counter", cluster.dir().resolve("flaky.txt").toString()));
       flaky.pause();
       Checkpoint created = create("flaky", LIMITED, counter.pid(), storage, null);
 
       Checkpoint retrying = await().atMost(TIMEOUT).pollInterval(Duration.ofMillis(50))
-          .until(() -> checkpoint("flaky"), c -> c.getStatus() != null && c.getStatus().nextRetryTime != null);
+          .until(() -> cluster.checkpoint("flaky"), c -> c.getStatus() != null && c.getStatus().nextRetryTime != null);
       flaky.resume();
       assertThat(retrying.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
       assertThat(retrying.getStatus().attempts).isEqualTo(1);
@@ -155,15 +160,15 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
       assertThat(condition.getStatus()).isEqualTo("True");
       assertThat(condition.getReason()).isIn(RETRIED_STORAGE_REASONS);
 
-      Checkpoint done = awaitCheckpoint(created, CheckpointPhase.Completed);
+      Checkpoint done = cluster.awaitCheckpoint(created, CheckpointPhase.Completed);
       assertThat(done.getStatus().attempts).isEqualTo(2);
       assertThat(Conditions.find(done.getStatus().conditions, Conditions.RETRYING).getStatus()).isEqualTo("False");
       assertThat(events()).anyMatch(e -> "Retrying".equals(e.getReason()) && "Warning".equals(e.getType())
           && e.getMessage().startsWith("attempt 1/4 failed"));
       assertThat(flaky.client().listObjectsV2(b -> b.bucket("flaky")).contents())
           .anyMatch(o -> o.key().endsWith("manifest.json"));
-      long count = count(shared.resolve("flaky.txt"));
-      await().atMost(Duration.ofSeconds(10)).until(() -> count(shared.resolve("flaky.txt")) > count);
+      long count = Workloads.count(cluster.dir().resolve("flaky.txt"));
+      await().atMost(Duration.ofSeconds(10)).until(() -> Workloads.count(cluster.dir().resolve("flaky.txt")) > count);
     }
   }
 
@@ -172,9 +177,9 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
   void aStorageThatStaysDownFailsAfterBackoffLimitRetriesAndKeepsNothing() throws Exception {
     try (S3Server down = S3Server.start()) {
       String storage = s3StorageOn(down, "down");
-      var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("down.txt").toString()));
+      var counter = cluster.track(Workloads.startInPidNamespace("counter", cluster.dir().resolve("down.txt").toString()));
       down.pause();
-      Checkpoint failed = awaitCheckpoint(create("down", LIMITED, counter.pid(), storage, 1), CheckpointPhase.Failed);
+      Checkpoint failed = cluster.awaitCheckpoint(create("down", LIMITED, counter.pid(), storage, 1), CheckpointPhase.Failed);
       down.resume();
 
       assertThat(failed.getStatus().attempts).isEqualTo(2);
@@ -190,15 +195,15 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
           .allMatch(o -> o.key().contains(ObjectStore.CHECK_PROBE_PREFIX)
               || o.key().contains(StorageGarbageCollector.CLUSTER_MARKERS));
       assertThat(bucket.listMultipartUploads(b -> b.bucket("down")).uploads()).as("no upload left open").isEmpty();
-      long count = count(shared.resolve("down.txt"));
-      await().atMost(Duration.ofSeconds(10)).until(() -> count(shared.resolve("down.txt")) > count);
+      long count = Workloads.count(cluster.dir().resolve("down.txt"));
+      await().atMost(Duration.ofSeconds(10)).until(() -> Workloads.count(cluster.dir().resolve("down.txt")) > count);
     }
   }
 
   /** Bad input fails at once, however many retries the spec allows. */
   @Test
   void aPidThatDoesNotExistIsNotRetried() {
-    Checkpoint failed = awaitCheckpoint(create("nopid", LIMITED, ProcessCheckpointFailuresIT.unusedPid(), fsStorage, 5),
+    Checkpoint failed = cluster.awaitCheckpoint(create("nopid", LIMITED, Workloads.unusedPid(), cluster.fsStorage(), 5),
         CheckpointPhase.Failed);
     assertThat(failed.getStatus().reason).isEqualTo("ProcessNotFound");
     assertThat(failed.getStatus().attempts).isEqualTo(1);
@@ -211,24 +216,24 @@ class RetriesAndNodeQueueIT extends EndToEndTest {
 
   private Checkpoint create(String name, String node, long pid, String storage, Integer backoffLimit) {
     Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(cluster.namespace()).build());
     c.setSpec(new CheckpointSpec(CheckpointTarget.process(node, (int) pid)));
     c.getSpec().storage = storage;
     c.getSpec().backoffLimit = backoffLimit;
-    return client.resource(c).create();
+    return cluster.client().resource(c).create();
   }
 
   /** A storage on its own S3 server, Available before the server is stopped (the operator refuses unavailable ones). */
   private String s3StorageOn(S3Server server, String bucket) {
     server.createBucket(bucket);
-    String name = bucket + "-" + namespace;
-    createS3Storage(name, server.endpoint(), bucket);
-    await().atMost(TIMEOUT).until(() -> available(name));
+    String name = bucket + "-" + cluster.namespace();
+    cluster.createS3Storage(name, server.endpoint(), bucket);
+    await().atMost(TIMEOUT).until(() -> cluster.available(name));
     return name;
   }
 
   private List<Event> events() {
-    return client.v1().events().inNamespace(namespace).list().getItems();
+    return cluster.client().v1().events().inNamespace(cluster.namespace()).list().getItems();
   }
 
   private static double gauge(String name) {

@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.MetricsEndpoint;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -30,7 +31,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class RunnableJarIT {
   static final Duration TIMEOUT = Duration.ofSeconds(60);
-  static final Path JAR = TestControlPlane.repoRoot().resolve("operator/target/stasis.jar");
   static KubernetesClient admin;
 
   @TempDir Path dir;
@@ -53,7 +53,7 @@ class RunnableJarIT {
       // Ready as a standby first; the Lease follows once free (an earlier holder keeps it up to 15 s).
       await().atMost(TIMEOUT).until(() -> hostname.equals(leaseHolder()));
 
-      assertThat(MetricsIT.get(port, "/metrics").body()).contains("operator_sdk_reconciliations_executions_checkpoint");
+      assertThat(MetricsEndpoint.get(port, "/metrics").body()).contains("operator_sdk_reconciliations_executions_checkpoint");
     } finally {
       assertStopsOnSigterm(operator);
     }
@@ -68,7 +68,7 @@ class RunnableJarIT {
     try {
       await().atMost(TIMEOUT).until(() -> ready(port));
       assertThat(admin.resources(NodeProfile.class).withName(node).get()).isNotNull();
-      assertThat(MetricsIT.value(MetricsIT.get(port, "/metrics").body(), "stasis_queue_depth",
+      assertThat(MetricsEndpoint.value(MetricsEndpoint.get(port, "/metrics").body(), "stasis_queue_depth",
           "node=\"" + node + "\"", "kind=\"checkpoint\"")).hasValue(0.0);
     } finally {
       assertStopsOnSigterm(agent);
@@ -80,7 +80,7 @@ class RunnableJarIT {
 
   private Role start(String hostname, String... args) throws Exception {
     List<String> command = new ArrayList<>(List.of(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar", JAR.toString()));
+        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar", TestControlPlane.stasisJar().toString()));
     command.addAll(List.of(args));
     command.add("--kubeconfig=" + TestControlPlane.kubeconfig());
     command.add("--metrics-address=127.0.0.1");
@@ -108,7 +108,7 @@ class RunnableJarIT {
 
   private static boolean ready(int port) {
     try {
-      return MetricsIT.get(port, "/readyz").status() == 200;
+      return MetricsEndpoint.get(port, "/readyz").status() == 200;
     } catch (Exception e) {
       return false; // not listening yet
     }

@@ -1,5 +1,8 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.InProcessCluster;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static java.time.temporal.ChronoUnit.SECONDS;
@@ -51,16 +54,18 @@ import org.junit.jupiter.api.Test;
  * CheckpointSchedules on real parts: {@code @every} periods of seconds on a real counter process,
  * the real API server (Nodes as plain objects: there is no kubelet), CRIU, and filesystem storage.
  */
-class SchedulesIT extends EndToEndTest {
+class SchedulesIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
   /** Seconds between the runs of the restart test: long enough for a restart on a busy machine. */
   static final int PERIOD = 6;
 
   @Test
   void runsOnTimeAcrossAnOperatorRestartThenRetentionAndRestoreOfTheNewest() throws Exception {
-    Path out = shared.resolve("scheduled-count.txt");
-    var counter = track(Workloads.startInPidNamespace("counter", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 1);
-    createSchedule("sim", "@every " + PERIOD + "s", NODE, counter.pid(), spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Allow);
+    Path out = cluster.dir().resolve("scheduled-count.txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 1);
+    createSchedule("sim", "@every " + PERIOD + "s", cluster.node(), counter.pid(), spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Allow);
     Instant created = Instant.parse(schedule("sim").getMetadata().getCreationTimestamp());
 
     // on time: each run's Checkpoint is created within its second, on the 6 s grid of the schedule's creation
@@ -80,10 +85,10 @@ class SchedulesIT extends EndToEndTest {
           && Instant.now().isBefore(Instant.parse(status.lastScheduleTime).plusMillis(1500));
     });
     Instant last = Instant.parse(schedule("sim").getStatus().lastScheduleTime);
-    stasis.close();
+    cluster.stop();
     Thread.sleep(Math.max(0, Duration.between(Instant.now(), last.plusMillis(PERIOD * 1000 + 500)).toMillis()));
     Instant restarted = Instant.now();
-    stasis = startInProcess();
+    cluster.start();
     await().atMost(TIMEOUT).until(() -> completed("sim").stream()
         .filter(c -> scheduledTime(c).isAfter(last.plusSeconds(PERIOD))).count() >= 2);
     await().atMost(TIMEOUT).until(() -> schedule("sim").getStatus().active.isEmpty());
@@ -104,7 +109,7 @@ class SchedulesIT extends EndToEndTest {
     assertThat(status.getStatus().failed).isZero();
 
     // suspended: no more runs; retention: exactly the newest two, and exactly their archives
-    client.resources(CheckpointSchedule.class).inNamespace(namespace).withName("sim").edit(s -> {
+    cluster.client().resources(CheckpointSchedule.class).inNamespace(cluster.namespace()).withName("sim").edit(s -> {
       s.getSpec().suspend = true;
       s.getSpec().retention = new CheckpointScheduleSpec.Retention();
       s.getSpec().retention.keepLast = 2;
@@ -117,36 +122,36 @@ class SchedulesIT extends EndToEndTest {
     assertThat(checkpointsOf("sim")).extracting(c -> c.getMetadata().getName())
         .containsExactlyInAnyOrderElementsOf(newestTwo);
     long runsWhenSuspended = schedule("sim").getStatus().runs;
-    Thread.sleep(PERIOD * 1000);
-    assertThat(schedule("sim").getStatus().runs).isEqualTo(runsWhenSuspended);
+    await("no run while suspended").during(Duration.ofSeconds(PERIOD)).atMost(TIMEOUT)
+        .until(() -> schedule("sim").getStatus().runs == runsWhenSuspended);
     assertThat(schedule("sim").getStatus().phase).isEqualTo("Suspended");
     assertThat(checkpointsOf("sim")).hasSize(2);
 
     // a Restore of the schedule brings back its newest checkpoint
     counter.close();
-    long killedAt = count(out);
+    long killedAt = Workloads.count(out);
     Restore r = new Restore();
-    r.setMetadata(new ObjectMetaBuilder().withName("sim").withNamespace(namespace).build());
+    r.setMetadata(new ObjectMetaBuilder().withName("sim").withNamespace(cluster.namespace()).build());
     r.setSpec(new RestoreSpec());
     r.getSpec().scheduleRef = new ScheduleRef("sim");
-    Restore restored = awaitRestore(client.resource(r).create(), RestorePhase.Completed);
+    Restore restored = cluster.awaitRestore(cluster.client().resource(r).create(), RestorePhase.Completed);
     int pid = restored.getStatus().restoredPid;
-    cleanup.add(() -> Workloads.kill(pid));
+    cluster.afterTest(() -> Workloads.kill(pid));
     assertThat(restored.getStatus().checkpoint).isEqualTo(newestTwo.get(0));
-    await().atMost(TIMEOUT).until(() -> count(out) < killedAt);
-    long resumed = count(out);
-    await().atMost(TIMEOUT).until(() -> count(out) > resumed + 2);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) < killedAt);
+    long resumed = Workloads.count(out);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > resumed + 2);
   }
 
   @Test
   void forbidSkipsRunsWhileOneIsTakenAndReplaceReplacesIt() throws Exception {
     // A node with a NodeProfile but no agent: its checkpoints stay Pending, i.e. are being taken, for ever.
-    String idle = NODE + "-idle";
+    String idle = cluster.node() + "-idle";
     NodeProfile profile = new NodeProfile();
     profile.setMetadata(new ObjectMetaBuilder().withName(idle).build());
     profile.setSpec(new NodeProfileSpec());
-    client.resource(profile).create();
-    cleanup.add(() -> client.resource(profile).delete());
+    cluster.client().resource(profile).create();
+    cluster.afterTest(() -> cluster.client().resource(profile).delete());
     createSchedule("forbid", "@every 2s", idle, 4242, spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Forbid);
     createSchedule("replace", "@every 2s", idle, 4242, spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Replace);
 
@@ -166,29 +171,30 @@ class SchedulesIT extends EndToEndTest {
 
   @Test
   void aCordonedNodeTriggersOneCheckpointPerDrain() throws Exception {
-    var counter = track(Workloads.startInPidNamespace("counter", shared.resolve("drained.txt").toString()));
-    client.resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
-    cleanup.add(() -> client.nodes().withName(NODE).delete());
-    createSchedule("drain", "0 0 1 1 *", NODE, counter.pid(), spec -> {
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", cluster.dir().resolve("drained.txt").toString()));
+    cluster.client().resource(new NodeBuilder().withNewMetadata().withName(cluster.node()).endMetadata().build()).create();
+    cluster.afterTest(() -> cluster.client().nodes().withName(cluster.node()).delete());
+    createSchedule("drain", "0 0 1 1 *", cluster.node(), counter.pid(), spec -> {
       spec.triggers = new CheckpointScheduleSpec.Triggers();
       spec.triggers.onNodeDrain = true;
     });
     await().atMost(TIMEOUT).until(() -> schedule("drain").getStatus() != null);
     assertThat(checkpointsOf("drain")).isEmpty();
 
-    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editOrNewSpec().withUnschedulable(true).endSpec().build());
+    cluster.client().nodes().withName(cluster.node()).edit(n -> new NodeBuilder(n).editOrNewSpec().withUnschedulable(true).endSpec().build());
     await().atMost(TIMEOUT).until(() -> completed("drain").size() == 1);
     // more of the same drain: a NoExecute taint, other changes to the node
-    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
+    cluster.client().nodes().withName(cluster.node()).edit(n -> new NodeBuilder(n).editSpec()
         .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec()
         .editMetadata().addToLabels("drained", "yes").endMetadata().build());
-    Thread.sleep(2000);
+    await("one checkpoint per drain").during(Duration.ofSeconds(2)).atMost(TIMEOUT)
+        .until(() -> checkpointsOf("drain").size() == 1);
     assertThat(checkpointsOf("drain")).singleElement().satisfies(c ->
         assertThat(c.getMetadata().getLabels()).containsEntry(Labels.TRIGGER, Labels.TRIGGER_DRAIN));
 
-    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(false).withTaints().endSpec().build());
+    cluster.client().nodes().withName(cluster.node()).edit(n -> new NodeBuilder(n).editSpec().withUnschedulable(false).withTaints().endSpec().build());
     await().atMost(TIMEOUT).until(() -> schedule("drain").getStatus().drains.isEmpty());
-    client.nodes().withName(NODE).edit(n -> new NodeBuilder(n).editSpec()
+    cluster.client().nodes().withName(cluster.node()).edit(n -> new NodeBuilder(n).editSpec()
         .addToTaints(new TaintBuilder().withKey("maintenance").withEffect("NoExecute").build()).endSpec().build());
     await().atMost(TIMEOUT).until(() -> completed("drain").size() == 2);
     assertThat(schedule("drain").getStatus().drainTriggered).isEqualTo(2);
@@ -197,34 +203,34 @@ class SchedulesIT extends EndToEndTest {
 
   @Test
   void aCheckpointDeletedWhileItIsTakenLeavesTheWorkloadRunningAndNoArchive() throws Exception {
-    Path out = shared.resolve("memhog-count.txt");
-    var memhog = track(Workloads.startInPidNamespace("memhog", "384", "0", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 1);
+    Path out = cluster.dir().resolve("memhog-count.txt");
+    var memhog = cluster.track(Workloads.startInPidNamespace("memhog", "384", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 1);
     CheckpointOptions stopAfter = new CheckpointOptions();
     stopAfter.leaveRunning = false; // the hardest case: the workload is stopped until its archive is stored
-    Checkpoint c = createCheckpoint("deleted-midway", memhog.pid(), fsStorage, stopAfter);
+    Checkpoint c = cluster.createCheckpoint("deleted-midway", memhog.pid(), cluster.fsStorage(), stopAfter);
     await().atMost(TIMEOUT).pollInterval(Duration.ofMillis(20)).until(() ->
-        checkpoint("deleted-midway").getStatus() != null
-            && checkpoint("deleted-midway").getStatus().phase == CheckpointPhase.Running);
-    client.resource(c).delete();
+        cluster.checkpoint("deleted-midway").getStatus() != null
+            && cluster.checkpoint("deleted-midway").getStatus().phase == CheckpointPhase.Running);
+    cluster.client().resource(c).delete();
 
-    await().atMost(TIMEOUT).until(() -> checkpoint("deleted-midway") == null);
-    String prefix = new ArchiveLayout(namespace, "deleted-midway", c.getMetadata().getUid()).prefix();
+    await().atMost(TIMEOUT).until(() -> cluster.checkpoint("deleted-midway") == null);
+    String prefix = new ArchiveLayout(cluster.namespace(), "deleted-midway", c.getMetadata().getUid()).prefix();
     await().atMost(TIMEOUT).until(() -> listFs(prefix).isEmpty() && Workloads.isAlive(memhog.pid()));
-    long now = count(out);
-    await().atMost(TIMEOUT).until(() -> count(out) > now + 5);
+    long now = Workloads.count(out);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > now + 5);
     assertThat(Workloads.isAlive(memhog.pid())).isTrue();
   }
 
   @Test
   void checkpointsOfOneProcessAskedForAtOnceAreTakenOneAfterTheOther() throws Exception {
-    Path out = shared.resolve("twice-count.txt");
-    var memhog = track(Workloads.startInPidNamespace("memhog", "256", "0", out.toString()));
-    await().atMost(TIMEOUT).until(() -> count(out) >= 1);
-    Checkpoint first = createCheckpoint("first", memhog.pid(), fsStorage, null);
-    Checkpoint second = createCheckpoint("second", memhog.pid(), fsStorage, null);
-    Checkpoint one = awaitCheckpoint(first, CheckpointPhase.Completed);
-    Checkpoint other = awaitCheckpoint(second, CheckpointPhase.Completed);
+    Path out = cluster.dir().resolve("twice-count.txt");
+    var memhog = cluster.track(Workloads.startInPidNamespace("memhog", "256", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 1);
+    Checkpoint first = cluster.createCheckpoint("first", memhog.pid(), cluster.fsStorage(), null);
+    Checkpoint second = cluster.createCheckpoint("second", memhog.pid(), cluster.fsStorage(), null);
+    Checkpoint one = cluster.awaitCheckpoint(first, CheckpointPhase.Completed);
+    Checkpoint other = cluster.awaitCheckpoint(second, CheckpointPhase.Completed);
     // both were Running at once (the agent took them up together), yet their dumps did not overlap
     assertThat(Instant.parse(other.getStatus().startTime)).isBefore(Instant.parse(one.getStatus().completionTime));
   }
@@ -232,42 +238,42 @@ class SchedulesIT extends EndToEndTest {
   @Test
   void theApiServerRefusesWhatTheSchemaForbids() {
     CheckpointSchedule both = new CheckpointSchedule();
-    both.setMetadata(new ObjectMetaBuilder().withName("both").withNamespace(namespace).build());
+    both.setMetadata(new ObjectMetaBuilder().withName("both").withNamespace(cluster.namespace()).build());
     both.setSpec(new CheckpointScheduleSpec());
     both.getSpec().schedule = "@daily";
     both.getSpec().checkpointTemplate = new CheckpointTemplate();
-    both.getSpec().checkpointTemplate.target = CheckpointTarget.process(NODE, 4242);
+    both.getSpec().checkpointTemplate.target = CheckpointTarget.process(cluster.node(), 4242);
     both.getSpec().selector = new LabelSelector(null, Map.of("app", "sim"));
-    assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
+    assertThatThrownBy(() -> cluster.client().resource(both).create()).isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)");
 
     CheckpointSchedule neither = new CheckpointSchedule();
-    neither.setMetadata(new ObjectMetaBuilder().withName("neither").withNamespace(namespace).build());
+    neither.setMetadata(new ObjectMetaBuilder().withName("neither").withNamespace(cluster.namespace()).build());
     neither.setSpec(new CheckpointScheduleSpec());
     neither.getSpec().schedule = "@daily";
     neither.getSpec().containers = List.of("solver");
-    assertThatThrownBy(() -> client.resource(neither).create()).isInstanceOf(KubernetesClientException.class)
+    assertThatThrownBy(() -> cluster.client().resource(neither).create()).isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("set exactly one of checkpointTemplate (a fixed target) or selector (pods by label)")
         .hasMessageContaining("containers only go with selector");
 
     both.getSpec().selector = null;
     both.getSpec().storage = "s3";
-    assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
+    assertThatThrownBy(() -> cluster.client().resource(both).create()).isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("storage goes with selector; with checkpointTemplate set checkpointTemplate.storage");
 
     both.getSpec().storage = null;
     both.getSpec().retention = new CheckpointScheduleSpec.Retention();
     both.getSpec().retention.keepLast = 0;
     both.getSpec().retention.maxAge = "a week";
-    assertThatThrownBy(() -> client.resource(both).create()).isInstanceOf(KubernetesClientException.class)
+    assertThatThrownBy(() -> cluster.client().resource(both).create()).isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("spec.retention.keepLast").hasMessageContaining("spec.retention.maxAge");
 
     Restore twoRefs = new Restore();
-    twoRefs.setMetadata(new ObjectMetaBuilder().withName("two-refs").withNamespace(namespace).build());
+    twoRefs.setMetadata(new ObjectMetaBuilder().withName("two-refs").withNamespace(cluster.namespace()).build());
     twoRefs.setSpec(new RestoreSpec());
     twoRefs.getSpec().scheduleRef = new ScheduleRef("sim");
     twoRefs.getSpec().checkpointRef = new CheckpointRef("sim-20250310100000");
-    assertThatThrownBy(() -> client.resource(twoRefs).create()).isInstanceOf(KubernetesClientException.class)
+    assertThatThrownBy(() -> cluster.client().resource(twoRefs).create()).isInstanceOf(KubernetesClientException.class)
         .hasMessageContaining("set exactly one of checkpointRef (a Checkpoint) or scheduleRef");
   }
 
@@ -279,11 +285,11 @@ class SchedulesIT extends EndToEndTest {
    */
   @Test
   void aScheduleTakesOnlyTheProcessItsFirstCheckpointFound() throws Exception {
-    Path first = shared.resolve("pinned-first-" + namespace + ".txt");
-    var counter = track(Workloads.startInPidNamespace("counter", first.toString()));
+    Path first = cluster.dir().resolve("pinned-first-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("counter", first.toString()));
     long pid = counter.pid();
-    await().atMost(TIMEOUT).until(() -> count(first) >= 3);
-    createSchedule("pinned", "@every 8s", NODE, pid, spec -> {
+    await().atMost(TIMEOUT).until(() -> Workloads.count(first) >= 3);
+    createSchedule("pinned", "@every 8s", cluster.node(), pid, spec -> {
       spec.concurrencyPolicy = ConcurrencyPolicy.Forbid;
       spec.checkpointTemplate.options = new CheckpointOptions();
       spec.checkpointTemplate.options.leaveRunning = false;
@@ -292,41 +298,41 @@ class SchedulesIT extends EndToEndTest {
     assertThat(counter.launcher().waitFor(10, TimeUnit.SECONDS)).as("the checkpoint ended the counter").isTrue();
     var pinned = await().atMost(TIMEOUT).until(() -> schedule("pinned").getStatus().process, p -> p != null);
     assertThat(pinned.pid).isEqualTo((int) pid);
-    assertThat(pinned.node).isEqualTo(NODE);
+    assertThat(pinned.node).isEqualTo(cluster.node());
 
-    Path second = shared.resolve("pinned-second-" + namespace + ".txt");
-    var newcomer = track(Workloads.startAt(pid, "counter", second.toString()));
-    long newcomerStart = ProcessCheckpointFailuresIT.startTicks(pid);
+    Path second = cluster.dir().resolve("pinned-second-" + cluster.namespace() + ".txt");
+    var newcomer = cluster.track(Workloads.startAt(pid, "counter", second.toString()));
+    long newcomerStart = Workloads.startTicks(pid);
     Checkpoint refused = await().atMost(TIMEOUT).until(() -> checkpointsOf("pinned").stream()
         .filter(c -> c.getStatus() != null && c.getStatus().phase != null && c.getStatus().phase.isTerminal())
         .filter(c -> c.getStatus().phase != CheckpointPhase.Completed).findFirst(), Optional::isPresent).get();
     assertThat(refused.getSpec().target.process.startTicks).isEqualTo(pinned.startTicks);
-    assertFailure(refused.getStatus().reason, refused.getStatus().message, "ProcessChanged",
+    cluster.assertFailure(refused.getStatus().reason, refused.getStatus().message, "ProcessChanged",
         "PID " + pid + " no longer names the process this checkpoint is of");
     assertThat(completed("pinned")).hasSize(1);
-    assertThat(ProcessCheckpointFailuresIT.startTicks(newcomer.pid())).as("never ended").isEqualTo(newcomerStart);
-    long now = count(second);
-    await().atMost(TIMEOUT).until(() -> count(second) > now + 3);
+    assertThat(Workloads.startTicks(newcomer.pid())).as("never ended").isEqualTo(newcomerStart);
+    long now = Workloads.count(second);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(second) > now + 3);
   }
 
   private void createSchedule(String name, String cron, String node, long pid, Consumer<CheckpointScheduleSpec> customize) {
     CheckpointSchedule s = new CheckpointSchedule();
-    s.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    s.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(cluster.namespace()).build());
     s.setSpec(new CheckpointScheduleSpec());
     s.getSpec().schedule = cron;
     s.getSpec().checkpointTemplate = new CheckpointTemplate();
     s.getSpec().checkpointTemplate.target = CheckpointTarget.process(node, (int) pid);
-    s.getSpec().checkpointTemplate.storage = fsStorage;
+    s.getSpec().checkpointTemplate.storage = cluster.fsStorage();
     customize.accept(s.getSpec());
-    client.resource(s).create();
+    cluster.client().resource(s).create();
   }
 
   private CheckpointSchedule schedule(String name) {
-    return client.resources(CheckpointSchedule.class).inNamespace(namespace).withName(name).get();
+    return cluster.client().resources(CheckpointSchedule.class).inNamespace(cluster.namespace()).withName(name).get();
   }
 
   private List<Checkpoint> checkpointsOf(String schedule) {
-    return client.resources(Checkpoint.class).inNamespace(namespace).withLabel(Labels.SCHEDULE, schedule).list()
+    return cluster.client().resources(Checkpoint.class).inNamespace(cluster.namespace()).withLabel(Labels.SCHEDULE, schedule).list()
         .getItems();
   }
 
@@ -344,19 +350,19 @@ class SchedulesIT extends EndToEndTest {
   }
 
   private Set<String> prefixesOf(List<Checkpoint> checkpoints) {
-    return checkpoints.stream().map(c -> new ArchiveLayout(namespace, c.getMetadata().getName(),
+    return checkpoints.stream().map(c -> new ArchiveLayout(cluster.namespace(), c.getMetadata().getName(),
         c.getMetadata().getUid()).prefix()).collect(Collectors.toSet());
   }
 
-  /** The checkpoint prefixes of this test's namespace that hold objects in the filesystem storage. */
+  /** The checkpoint prefixes of this test's cluster.namespace() that hold objects in the filesystem storage. */
   private Set<String> storedPrefixes() throws Exception {
-    return listFs(namespace + "/").stream()
+    return listFs(cluster.namespace() + "/").stream()
         .map(o -> ArchiveLayout.ofKey(o.key()).orElseThrow().prefix()).collect(Collectors.toSet());
   }
 
   private List<StoredObject> listFs(String prefix) throws Exception {
-    CheckpointStorage storage = client.resources(CheckpointStorage.class).withName(fsStorage).get();
-    try (ObjectStore store = new StorageBinding(client).open(storage)) {
+    CheckpointStorage storage = cluster.client().resources(CheckpointStorage.class).withName(cluster.fsStorage()).get();
+    try (ObjectStore store = new StorageBinding(cluster.client()).open(storage)) {
       return store.list(prefix);
     }
   }

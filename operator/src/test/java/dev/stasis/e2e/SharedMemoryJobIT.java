@@ -1,16 +1,17 @@
 package dev.stasis.e2e;
 
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.ProcessTargetPolicy;
 import dev.stasis.agent.TravellingFileLimits;
+import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
-import dev.stasis.api.Restore;
 import dev.stasis.api.NodeProfile;
+import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.archive.Manifest;
@@ -18,6 +19,7 @@ import dev.stasis.archive.Manifest.RequiredPath;
 import dev.stasis.archive.Sha256;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
+import dev.stasis.testing.InProcessCluster;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Restores;
 import dev.stasis.testing.TestControlPlane;
@@ -36,13 +38,16 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Jobs as they really run: two processes that talk through a segment in /dev/shm they both map
  * shared and writable (as OpenMPI's shared-memory transport does), while one of them writes its
  * log, not appending (src/test/workloads/shmjob.c). Real CRIU, the real API server, an agent.
  */
-class SharedMemoryJobIT extends EndToEndTest {
+class SharedMemoryJobIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
   static final Duration JOB_TIMEOUT = Duration.ofMinutes(4);
   static final int LAMMPS_STEPS = 20_000;
   private static final Pattern THERMO_LINE = Pattern.compile("\\s+\\d+(\\s+-?[\\d.]+(e[-+]\\d+)?){5}\\s*");
@@ -53,16 +58,16 @@ class SharedMemoryJobIT extends EndToEndTest {
 
   @BeforeAll
   static void startTwoMoreAgents() {
-    OTHER = NODE + "-other";
-    SMALL = NODE + "-small";
+    OTHER = cluster.node() + "-other";
+    SMALL = cluster.node() + "-small";
     Criu criu = new Criu(Main.criuPath(null), Map.of());
-    moreAgents = InProcessStasis.on(client).withoutOperator()
-        .agent(new AgentConfig(OTHER, shared.resolve("work-other"), criu, Set.of(ProcessTargetPolicy.ALL)))
-        .agent(new AgentConfig(SMALL, shared.resolve("work-small"), criu, Set.of(ProcessTargetPolicy.ALL))
+    moreAgents = InProcessStasis.on(cluster.client()).withoutOperator()
+        .agent(new AgentConfig(OTHER, cluster.dir().resolve("work-other"), criu, Set.of(ProcessTargetPolicy.ALL)))
+        .agent(new AgentConfig(SMALL, cluster.dir().resolve("work-small"), criu, Set.of(ProcessTargetPolicy.ALL))
             .withTravellingLimits(new TravellingFileLimits(8, 4096)))
         .start();
     await().atMost(TIMEOUT).until(() -> Stream.of(OTHER, SMALL)
-        .allMatch(n -> client.resources(NodeProfile.class).withName(n).get() != null));
+        .allMatch(n -> cluster.client().resources(NodeProfile.class).withName(n).get() != null));
   }
 
   @AfterAll
@@ -80,22 +85,22 @@ class SharedMemoryJobIT extends EndToEndTest {
     int steps = 300;
     Path reference = uninterruptedRun(steps);
     Path segment = segment();
-    Path log = shared.resolve("stopped-" + namespace + ".log");
-    var job = track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), Integer.toString(steps)));
-    await().atMost(TIMEOUT).until(() -> lines(log) >= 30);
+    Path log = cluster.dir().resolve("stopped-" + cluster.namespace() + ".log");
+    var job = cluster.track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), Integer.toString(steps)));
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) >= 30);
 
     var options = new CheckpointOptions();
     options.leaveRunning = false;
-    awaitCheckpoint(createCheckpoint("stopped", job.pid(), fsStorage, options), CheckpointPhase.Completed);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("stopped", job.pid(), cluster.fsStorage(), options), CheckpointPhase.Completed);
     await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(job.pid()));
-    long linesAtStop = lines(log);
+    long linesAtStop = Workloads.lines(log);
     assertThat(linesAtStop).as("stopped mid-run").isLessThan(steps);
 
-    Restore restored = awaitRestore(createRestore("stopped", "stopped"), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    Restore restored = cluster.awaitRestore(cluster.createRestore("stopped", "stopped"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
     assertThat(restored.getStatus().message).as("the segment is there, with the content that travelled")
         .doesNotContain("put back");
-    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(restore("stopped").getStatus().processState));
+    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(cluster.restore("stopped").getStatus().processState));
     assertThat(Files.readString(log)).isEqualTo(Files.readString(reference));
   }
 
@@ -107,18 +112,18 @@ class SharedMemoryJobIT extends EndToEndTest {
   @Test
   void aJobThatWroteToItsLogAfterTheCheckpointIsRefusedNamingTheLog() throws Exception {
     Path segment = segment();
-    Path log = shared.resolve("running-" + namespace + ".log");
-    var job = track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), "100000"));
-    await().atMost(TIMEOUT).until(() -> lines(log) >= 10);
+    Path log = cluster.dir().resolve("running-" + cluster.namespace() + ".log");
+    var job = cluster.track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), "100000"));
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) >= 10);
 
-    awaitCheckpoint(createCheckpoint("running", job.pid(), fsStorage, null), CheckpointPhase.Completed);
-    long linesAtCheckpoint = lines(log);
-    await().atMost(TIMEOUT).until(() -> lines(log) > linesAtCheckpoint + 10);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("running", job.pid(), cluster.fsStorage(), null), CheckpointPhase.Completed);
+    long linesAtCheckpoint = Workloads.lines(log);
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) > linesAtCheckpoint + 10);
     job.close();
     long sizeNow = Files.size(log);
 
-    Restore refused = awaitRestore(createRestore("running", "running"), RestorePhase.Failed);
-    assertFailure(refused.getStatus().reason, refused.getStatus().message, "PreflightPathChanged",
+    Restore refused = cluster.awaitRestore(cluster.createRestore("running", "running"), RestorePhase.Failed);
+    cluster.assertFailure(refused.getStatus().reason, refused.getStatus().message, "PreflightPathChanged",
         log + " has " + sizeNow + " bytes, ");
     assertThat(refused.getStatus().message).contains("at the checkpoint (written to after the checkpoint")
         .doesNotContain(segment.toString());
@@ -136,15 +141,15 @@ class SharedMemoryJobIT extends EndToEndTest {
     int steps = 300;
     Path reference = uninterruptedRun(steps);
     Path segment = segment();
-    Path log = shared.resolve("moved-" + namespace + ".log");
-    var job = track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), Integer.toString(steps)));
-    await().atMost(TIMEOUT).until(() -> lines(log) >= 30);
+    Path log = cluster.dir().resolve("moved-" + cluster.namespace() + ".log");
+    var job = cluster.track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), Integer.toString(steps)));
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) >= 30);
     var options = new CheckpointOptions();
     options.leaveRunning = false;
-    Checkpoint done = awaitCheckpoint(createCheckpoint("moved", job.pid(), fsStorage, options), CheckpointPhase.Completed);
+    Checkpoint done = cluster.awaitCheckpoint(cluster.createCheckpoint("moved", job.pid(), cluster.fsStorage(), options), CheckpointPhase.Completed);
     await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(job.pid()));
 
-    Manifest manifest = manifestOf(done);
+    Manifest manifest = cluster.manifestOf(done);
     RequiredPath travelled = manifest.paths.stream().filter(p -> p.path.equals(segment.toString())).findFirst().orElseThrow();
     assertThat(travelled.travelsAs).startsWith("travelling/");
     assertThat(travelled.sha256).isEqualTo(Sha256.hex(Sha256.newDigest().digest(Files.readAllBytes(segment))));
@@ -155,11 +160,11 @@ class SharedMemoryJobIT extends EndToEndTest {
     assertThat(mustExist.written).isTrue();
     Files.delete(segment); // as on a node that never ran the job
 
-    Restore restored = awaitRestore(createRestore("moved", "moved", OTHER), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    Restore restored = cluster.awaitRestore(createRestore("moved", "moved", OTHER), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
     assertThat(restored.getStatus().node).isEqualTo(OTHER);
     assertThat(restored.getStatus().message).contains("put back 1 file(s) that travelled with the checkpoint: " + segment);
-    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(restore("moved").getStatus().processState));
+    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(cluster.restore("moved").getStatus().processState));
     assertThat(Files.readString(log)).isEqualTo(Files.readString(reference));
   }
 
@@ -175,19 +180,19 @@ class SharedMemoryJobIT extends EndToEndTest {
     Path reference = uninterruptedRun(steps);
     Path segment = segment();
     Path log = segment();
-    var job = track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), Integer.toString(steps)));
-    await().atMost(TIMEOUT).until(() -> lines(log) >= 30);
+    var job = cluster.track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), Integer.toString(steps)));
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) >= 30);
 
-    awaitCheckpoint(createCheckpoint("running-on", job.pid(), fsStorage, null), CheckpointPhase.Completed);
-    long linesAtCheckpoint = lines(log);
-    await().atMost(TIMEOUT).until(() -> lines(log) > linesAtCheckpoint + 20);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("running-on", job.pid(), cluster.fsStorage(), null), CheckpointPhase.Completed);
+    long linesAtCheckpoint = Workloads.lines(log);
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) > linesAtCheckpoint + 20);
     job.close();
-    assertThat(lines(log)).as("stopped mid-run").isLessThan(steps);
+    assertThat(Workloads.lines(log)).as("stopped mid-run").isLessThan(steps);
 
-    Restore restored = awaitRestore(createRestore("running-on", "running-on"), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    Restore restored = cluster.awaitRestore(cluster.createRestore("running-on", "running-on"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
     assertThat(restored.getStatus().message).contains("put back 2 file(s)", segment.toString(), log.toString());
-    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(restore("running-on").getStatus().processState));
+    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(cluster.restore("running-on").getStatus().processState));
     assertThat(Files.readString(log)).isEqualTo(Files.readString(reference));
   }
 
@@ -195,26 +200,26 @@ class SharedMemoryJobIT extends EndToEndTest {
   @Test
   void aJobHoldingMoreThanTheAgentCarriesIsRefusedAndGoesOn() throws Exception {
     Path segment = segment();
-    Path log = shared.resolve("big-" + namespace + ".log");
-    var job = track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), "100000"));
-    await().atMost(TIMEOUT).until(() -> lines(log) >= 10);
+    Path log = cluster.dir().resolve("big-" + cluster.namespace() + ".log");
+    var job = cluster.track(Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), "100000"));
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) >= 10);
     var options = new CheckpointOptions();
     options.leaveRunning = false;
 
-    Checkpoint refused = awaitCheckpoint(createCheckpoint("big", SMALL, job.pid(), fsStorage, options),
+    Checkpoint refused = cluster.awaitCheckpoint(cluster.createCheckpoint("big", SMALL, job.pid(), cluster.fsStorage(), options),
         CheckpointPhase.Failed);
-    assertFailure(refused.getStatus().reason, refused.getStatus().message, "TravellingFilesTooLarge",
+    cluster.assertFailure(refused.getStatus().reason, refused.getStatus().message, "TravellingFilesTooLarge",
         "the job holds 1 file on tmpfs (" + segment + ") of 65536 bytes in all");
     assertThat(refused.getStatus().message).contains("at most 8 files and 4096 bytes", "--travelling-files-max-bytes",
         "The workload was resumed and nothing was stored");
     assertThat(refused.getStatus().archive).isNull();
-    if (Files.exists(fsRoot.resolve(namespace))) {
-      try (Stream<Path> stored = Files.walk(fsRoot.resolve(namespace))) {
+    if (Files.exists(cluster.fsRoot().resolve(cluster.namespace()))) {
+      try (Stream<Path> stored = Files.walk(cluster.fsRoot().resolve(cluster.namespace()))) {
         assertThat(stored.filter(Files::isRegularFile)).as("nothing stored").isEmpty();
       }
     }
-    long now = lines(log);
-    await("the job goes on").atMost(TIMEOUT).until(() -> lines(log) > now + 10);
+    long now = Workloads.lines(log);
+    await("the job goes on").atMost(TIMEOUT).until(() -> Workloads.lines(log) > now + 10);
   }
 
   /**
@@ -224,20 +229,20 @@ class SharedMemoryJobIT extends EndToEndTest {
   @Test
   void serialLammpsStoppedMidRunFinishesWithTheThermoOfAnUninterruptedRun() throws Exception {
     List<String> reference = thermo(lammps(List.of(tool("lmp").toString()), "serial-reference", false));
-    Path log = shared.resolve("serial-" + namespace + ".lammps");
-    var job = track(Workloads.startCommandInPidNamespace(lammpsCommand(List.of(tool("lmp").toString()), log)));
+    Path log = cluster.dir().resolve("serial-" + cluster.namespace() + ".lammps");
+    var job = cluster.track(Workloads.startCommandInPidNamespace(lammpsCommand(List.of(tool("lmp").toString()), log)));
     await().atMost(TIMEOUT).until(() -> thermo(log).size() >= 3);
 
     var options = new CheckpointOptions();
     options.leaveRunning = false;
     options.tcpEstablished = true; // a singleton MPI_Init starts an orted and talks to it over TCP
-    awaitCheckpoint(createCheckpoint("lammps", job.pid(), fsStorage, options), CheckpointPhase.Completed);
+    cluster.awaitCheckpoint(cluster.createCheckpoint("lammps", job.pid(), cluster.fsStorage(), options), CheckpointPhase.Completed);
     await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(job.pid()));
     assertThat(thermo(log).size()).as("stopped mid-run").isLessThan(reference.size());
 
-    Restore restored = awaitRestore(createRestore("lammps", "lammps"), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
-    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(restore("lammps").getStatus().processState));
+    Restore restored = cluster.awaitRestore(cluster.createRestore("lammps", "lammps"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
+    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(cluster.restore("lammps").getStatus().processState));
     assertThat(thermo(log)).isEqualTo(reference);
   }
 
@@ -253,40 +258,40 @@ class SharedMemoryJobIT extends EndToEndTest {
     List<String> mpirun = List.of(tool("mpirun").toString(), "--allow-run-as-root", "-np", "2", "--mca", "btl",
         "self,vader", "--mca", "oob_tcp_if_include", "lo", "lmp");
     List<String> reference = thermo(lammps(mpirun, "mpi-reference", true));
-    Path log = shared.resolve("mpi-" + namespace + ".lammps");
-    var job = track(Workloads.startCommandInPidNamespace(lammpsCommand(mpirun, log)));
+    Path log = cluster.dir().resolve("mpi-" + cluster.namespace() + ".lammps");
+    var job = cluster.track(Workloads.startCommandInPidNamespace(lammpsCommand(mpirun, log)));
     await().atMost(TIMEOUT).until(() -> thermo(log).size() >= 3);
 
     var options = new CheckpointOptions();
     options.leaveRunning = false;
     options.tcpEstablished = true;
-    Checkpoint done = awaitCheckpoint(createCheckpoint("mpi", job.pid(), fsStorage, options), CheckpointPhase.Completed);
+    Checkpoint done = cluster.awaitCheckpoint(cluster.createCheckpoint("mpi", job.pid(), cluster.fsStorage(), options), CheckpointPhase.Completed);
     await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(job.pid()));
     assertThat(thermo(log).size()).as("stopped mid-run").isLessThan(reference.size());
-    Manifest manifest = manifestOf(done);
+    Manifest manifest = cluster.manifestOf(done);
     assertThat(manifest.tcpConnections).as("mpirun and its ranks, on the loopback").isNotEmpty()
         .allMatch(c -> c.startsWith("127.0.0.1:"));
     List<Path> travelled = manifest.paths.stream().filter(p -> p.travelsAs != null).map(p -> Path.of(p.path)).toList();
     assertThat(travelled).as("Open MPI's shared-memory segments").hasSizeGreaterThanOrEqualTo(2)
         .allMatch(p -> p.startsWith("/dev/shm") && p.getFileName().toString().startsWith("vader_segment"));
     for (Path segment : travelled) {
-      cleanup.add(() -> Files.deleteIfExists(segment));
+      cluster.afterTest(() -> Files.deleteIfExists(segment));
       Files.delete(segment); // as on a node that never ran the job
     }
 
-    Restore restored = awaitRestore(createRestore("mpi", "mpi", OTHER), RestorePhase.Completed);
-    cleanup.add(() -> Workloads.kill(restored.getStatus().restoredPid));
+    Restore restored = cluster.awaitRestore(createRestore("mpi", "mpi", OTHER), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
     assertThat(restored.getStatus().message).contains("put back " + travelled.size() + " file(s)");
-    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(restore("mpi").getStatus().processState));
+    await().atMost(JOB_TIMEOUT).until(() -> "Exited".equals(cluster.restore("mpi").getStatus().processState));
     assertThat(thermo(log)).isEqualTo(reference);
   }
 
   /** {@code launcher} running the melt to its end, uninterrupted; its log. */
   Path lammps(List<String> launcher, String name, boolean mpi) throws Exception {
-    Path log = shared.resolve(name + "-" + namespace + ".lammps");
+    Path log = cluster.dir().resolve(name + "-" + cluster.namespace() + ".lammps");
     Process run = new ProcessBuilder(lammpsCommand(launcher, log)).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-    cleanup.add(run::destroyForcibly);
+    cluster.afterTest(run::destroyForcibly);
     await().atMost(JOB_TIMEOUT).until(() -> !run.isAlive());
     assertThat(run.exitValue()).as((mpi ? "mpirun" : "lmp") + " exit code").isZero();
     return log;
@@ -316,19 +321,19 @@ class SharedMemoryJobIT extends EndToEndTest {
   }
 
   Restore createRestore(String name, String checkpoint, String node) {
-    Restore r = Restores.of(namespace, name, checkpoint);
+    Restore r = Restores.of(cluster.namespace(), name, checkpoint);
     r.getSpec().placement = new RestorePlacement();
     r.getSpec().placement.nodeName = node;
-    return client.resource(r).create();
+    return cluster.client().resource(r).create();
   }
 
   /** The log of the same job run to its end without a checkpoint. */
   Path uninterruptedRun(int steps) throws Exception {
     Path segment = segment();
-    Path log = shared.resolve("reference-" + namespace + ".log");
+    Path log = cluster.dir().resolve("reference-" + cluster.namespace() + ".log");
     Process run = new ProcessBuilder(Workloads.binary("shmjob").toString(), segment.toString(), log.toString(),
         Integer.toString(steps), "0").redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-    cleanup.add(run::destroyForcibly);
+    cluster.afterTest(run::destroyForcibly);
     await().atMost(JOB_TIMEOUT).until(() -> !run.isAlive());
     assertThat(run.exitValue()).isZero();
     assertThat(Files.readString(log)).endsWith("\n").contains("done ");
@@ -338,7 +343,7 @@ class SharedMemoryJobIT extends EndToEndTest {
   /** A fresh segment name in /dev/shm, removed after the test. */
   Path segment() {
     Path segment = Path.of("/dev/shm", "stasis-it-" + UUID.randomUUID());
-    cleanup.add(() -> Files.deleteIfExists(segment));
+    cluster.afterTest(() -> Files.deleteIfExists(segment));
     return segment;
   }
 }

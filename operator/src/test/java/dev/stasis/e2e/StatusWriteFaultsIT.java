@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -8,10 +9,7 @@ import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
@@ -65,11 +63,7 @@ class StatusWriteFaultsIT {
     String suffix = UUID.randomUUID().toString().substring(0, 6);
     node = "writes-" + suffix;
     storage = "writes-" + suffix;
-    CheckpointStorage fs = new CheckpointStorage();
-    fs.setMetadata(new ObjectMetaBuilder().withName(storage).build());
-    fs.setSpec(new CheckpointStorageSpec());
-    fs.getSpec().filesystem = new FileSystemStorage(dir.resolve("storage").toString());
-    admin.resource(fs).create();
+    TestStorage.filesystem(storage, dir.resolve("storage")).create(admin);
     apiLink = FaultInjectingProxy.toApiServer(admin);
     // The client gives up after two tries, 100 ms apart: an outage of seconds fails a write.
     agentClient = new KubernetesClientBuilder().withConfig(new ConfigBuilder(Config.empty())
@@ -107,10 +101,10 @@ class StatusWriteFaultsIT {
     Path count = dir.resolve("restore-" + namespace);
     var counter = Workloads.startInPidNamespace("counter", count.toString());
     cleanup.add(counter);
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) >= 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 3);
     createCheckpoint("counter", counter.pid());
     assertThat(awaitCheckpoint("counter").getStatus().phase).isEqualTo(CheckpointPhase.Completed);
-    long checkpointed = EndToEndTest.count(count);
+    long checkpointed = Workloads.count(count);
 
     Restore wanted = new Restore();
     wanted.setMetadata(new ObjectMetaBuilder().withName("counter").withNamespace(namespace).build());
@@ -131,7 +125,7 @@ class StatusWriteFaultsIT {
         .isEqualTo(RestorePhase.Completed);
     assertThat(done.getStatus().restoredPid).isEqualTo(restoredPid);
     assertThat(done.getStatus().processState).isEqualTo("Running");
-    await().atMost(TIMEOUT).until(() -> EndToEndTest.count(count) > checkpointed + 3);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > checkpointed + 3);
 
     Workloads.kill(restoredPid);
     await().atMost(TIMEOUT).until(() -> "Exited".equals(admin.resource(r).get().getStatus().processState));

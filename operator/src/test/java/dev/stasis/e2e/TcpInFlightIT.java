@@ -1,5 +1,6 @@
 package dev.stasis.e2e;
 
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -7,11 +8,13 @@ import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
+import dev.stasis.testing.InProcessCluster;
 import dev.stasis.testing.Workloads;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * leaveRunning: false with established TCP connections: CRIU itself ends the tree, under its
@@ -19,14 +22,16 @@ import org.junit.jupiter.api.Test;
  * dump and the restore. The workload (src/test/workloads/tcpstream.c) keeps data in flight both
  * ways and checks every byte it receives; it is checkpointed and restored again and again.
  */
-class TcpInFlightIT extends EndToEndTest {
+class TcpInFlightIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
   /** bench/jobs.sh does a hundred, without the API server in between. */
   static final int CYCLES = 5;
 
   @Test
   void aTcpPairWithDataInFlightBothWaysLosesNothingRestoreAfterRestore() throws Exception {
-    Path status = shared.resolve("tcp-" + namespace + ".status");
-    long pid = track(Workloads.startInPidNamespace("tcpstream", status.toString())).pid();
+    Path status = cluster.dir().resolve("tcp-" + cluster.namespace() + ".status");
+    long pid = cluster.track(Workloads.startInPidNamespace("tcpstream", status.toString())).pid();
     await().atMost(TIMEOUT).until(() -> verified(status)[0] > 0 && verified(status)[1] > 0);
 
     for (int cycle = 1; cycle <= CYCLES; cycle++) {
@@ -34,15 +39,15 @@ class TcpInFlightIT extends EndToEndTest {
       var options = new CheckpointOptions();
       options.leaveRunning = false;
       options.tcpEstablished = true;
-      awaitCheckpoint(createCheckpoint(name, pid, fsStorage, options), CheckpointPhase.Completed);
+      cluster.awaitCheckpoint(cluster.createCheckpoint(name, pid, cluster.fsStorage(), options), CheckpointPhase.Completed);
       long ended = pid;
       await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(ended));
       long[] atCheckpoint = verified(status);
 
-      Restore restored = awaitRestore(createRestore(name, name), RestorePhase.Completed);
+      Restore restored = cluster.awaitRestore(cluster.createRestore(name, name), RestorePhase.Completed);
       pid = restored.getStatus().restoredPid;
       long running = pid;
-      cleanup.add(() -> Workloads.kill(running));
+      cluster.afterTest(() -> Workloads.kill(running));
       // Both ends go on receiving, every byte the one the other sent next: "lost"/"broken" otherwise.
       await("cycle " + cycle).atMost(TIMEOUT).until(() -> {
         long[] now = verified(status);

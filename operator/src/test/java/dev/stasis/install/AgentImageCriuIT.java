@@ -1,15 +1,13 @@
 package dev.stasis.install;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Restores;
@@ -61,11 +59,7 @@ class AgentImageCriuIT {
     KubernetesClient admin = TestControlPlane.admin();
     String node = "image-" + UUID.randomUUID().toString().substring(0, 6);
     String namespace = TestControlPlane.newNamespace("image");
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName(node).build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(dir.resolve("archives").toString());
-    admin.resource(storage).create();
+    TestStorage.filesystem(node, dir.resolve("archives")).create(admin);
     Path out = dir.resolve("count.txt");
     try (InProcessStasis stasis = InProcessStasis.on(admin).agent(node, dir.resolve("work"), criu).start();
         var counter = Workloads.startInPidNamespace("counter", out.toString())) {

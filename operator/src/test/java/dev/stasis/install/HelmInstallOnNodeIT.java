@@ -231,9 +231,9 @@ class HelmInstallOnNodeIT {
     kubectl.runWithInput(Files.readString(REPO.resolve("config/samples/pod-counter.yaml"))
         .replace("127.0.0.1:5000", node.registry()), "apply", "-f", "-").ok();
     try {
-      kubectl.run("wait", "--for=condition=Ready", "pod/counter", "--timeout=100s").ok();
+      kubectl.waitFor("Ready", "pod/counter", "100s");
       kubectl.run("apply", "-f", "config/samples/checkpoint-pod.yaml").ok();
-      kubectl.run("wait", "--for=condition=Complete", "ckpt/pod-counter", "--timeout=100s").ok();
+      kubectl.waitFor("Complete", "ckpt/pod-counter", "100s");
       long atCheckpoint = lastCount(kubectl);
       await().atMost(TIMEOUT).ignoreExceptions().until(() -> lastCount(kubectl) > atCheckpoint + 3); // it counts on
       long lost = lastCount(kubectl);
@@ -241,7 +241,7 @@ class HelmInstallOnNodeIT {
       Instant deleted = Instant.now();
       kubectl.run("delete", "pod", "counter").ok();
       kubectl.run("apply", "-f", "config/samples/restore-pod.yaml").ok();
-      kubectl.run("wait", "--for=condition=Complete", "rst/pod-counter", "--timeout=100s").ok();
+      kubectl.waitFor("Complete", "rst/pod-counter", "100s");
       await().atMost(TIMEOUT).ignoreExceptions().until(() -> lastCount(kubectl) > lost + 3);
 
       // Its log as the checkpoint holds it: 1, 2, 3, ... up to about the checkpoint.

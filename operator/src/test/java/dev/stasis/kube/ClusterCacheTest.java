@@ -1,11 +1,10 @@
 package dev.stasis.kube;
 
+import dev.stasis.testing.TestStorage;
+import java.nio.file.Path;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -57,10 +56,6 @@ class ClusterCacheTest {
   }
 
   private void storage(String name) {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage("/tmp/" + name);
-    client.resource(storage).create();
+    TestStorage.filesystem(name, Path.of("/tmp", name)).create(client);
   }
 }

@@ -101,7 +101,7 @@ class RecordedManifestTest {
     byte[] json = app.toJson();
     store.put(LAYOUT.containerManifestKey("app"), json);
     store.put(LAYOUT.containerManifestKey("sidecar"), json); // app's manifest copied over the sidecar's
-    ArchiveStatus recorded = archive(Sha256.hex(Sha256.newDigest().digest(json)), "ab".repeat(32), 3);
+    ArchiveStatus recorded = archive(Sha256.hexOf(json), "ab".repeat(32), 3);
     checkpoint.getStatus().archive = null;
     checkpoint.getStatus().containers = List.of(container("app", recorded), container("sidecar", recorded));
 
@@ -133,7 +133,7 @@ class RecordedManifestTest {
   private String store(Manifest manifest) throws Exception {
     byte[] json = manifest.toJson();
     store.put(LAYOUT.manifestKey(), json);
-    return Sha256.hex(Sha256.newDigest().digest(json));
+    return Sha256.hexOf(json);
   }
 
   private Checkpoint completed(String manifestSha256) {

@@ -1,5 +1,6 @@
 package dev.stasis.operator;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.api.Checkpoint;
@@ -7,10 +8,8 @@ import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.NodeProfileStatus;
@@ -34,9 +33,6 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
-import dev.stasis.api.S3Storage;
-import dev.stasis.api.SecretReference;
-import io.fabric8.kubernetes.api.model.SecretBuilder;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
@@ -362,11 +358,7 @@ class CheckpointReconcilerTest {
    */
   @Test
   void anArchiveARestoreStillReadsIsKeptUntilTheRestoreEnds(@TempDir Path root) throws Exception {
-    CheckpointStorage fs = new CheckpointStorage();
-    fs.setMetadata(new ObjectMetaBuilder().withName("fs").build());
-    fs.setSpec(new CheckpointStorageSpec());
-    fs.getSpec().filesystem = new FileSystemStorage(root.toString());
-    client.resource(fs).create();
+    TestStorage.filesystem("fs", root).create(client);
     Checkpoint c = finished("c", CheckpointPhase.Completed, null);
     c.getStatus().storage = "fs";
     c = client.resource(c).updateStatus();
@@ -475,11 +467,7 @@ class CheckpointReconcilerTest {
    */
   @Test
   void aCheckpointWhoseAgentWasLostAfterItRecordedTheArchiveIsFinishedFromTheRecord(@TempDir Path root) throws Exception {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(root.toString());
-    client.resource(storage).create();
+    TestStorage.filesystem("fs", root).create(client);
     Checkpoint kept = recordedRunning("kept", root);
     Checkpoint lost = recordedRunning("lost", root);
     Files.delete(root.resolve(new ArchiveLayout(NS, "lost", lost.getMetadata().getUid()).manifestKey()));
@@ -522,7 +510,7 @@ class CheckpointReconcilerTest {
     archive.sha256 = m.archive.sha256;
     archive.storedBytes = 6L;
     archive.sizeBytes = 6L;
-    archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(manifest));
+    archive.manifestSha256 = Sha256.hexOf(manifest);
     c.setStatus(new CheckpointStatus());
     c.getStatus().phase = CheckpointPhase.Running;
     c.getStatus().node = "node-a";
@@ -538,16 +526,7 @@ class CheckpointReconcilerTest {
   }
 
   private void s3Storage(String name, Map<String, String> credentials) {
-    client.resource(new SecretBuilder().withNewMetadata().withName(name).withNamespace("stasis-system").endMetadata()
-        .withStringData(credentials).build()).create();
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName(name).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().s3 = new S3Storage();
-    s.getSpec().s3.endpoint = "http://127.0.0.1:1";
-    s.getSpec().s3.bucket = "checkpoints";
-    s.getSpec().s3.credentialsSecret = new SecretReference(name, "stasis-system");
-    client.resource(s).create();
+    TestStorage.s3(name, "http://127.0.0.1:1", "checkpoints").credentials("stasis-system", credentials).create(client);
   }
 
   private void heartbeat(String node, Instant at) {
@@ -575,12 +554,8 @@ class CheckpointReconcilerTest {
   }
 
   private void storage(String name, boolean isDefault, String unavailable) {
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName(name).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().isDefault = isDefault;
-    s.getSpec().filesystem = new FileSystemStorage("/tmp/x");
-    s = client.resource(s).create();
+    CheckpointStorage s = TestStorage.filesystem(name, Path.of("/tmp/x")).with(spec -> spec.isDefault = isDefault)
+        .create(client);
     if (unavailable != null) {
       s.setStatus(new CheckpointStorageStatus());
       s.getStatus().phase = CheckpointStorageStatus.UNAVAILABLE;

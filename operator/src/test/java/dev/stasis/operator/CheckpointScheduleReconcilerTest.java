@@ -26,6 +26,7 @@ import io.fabric8.kubernetes.api.model.TaintBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.utils.Serialization;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import dev.stasis.testing.GitOpsConditions;
 import dev.stasis.testing.TestingClock;
 import java.time.Instant;
 import java.time.ZoneOffset;
@@ -113,7 +114,7 @@ class CheckpointScheduleReconcilerTest {
     s = reconcile(s);
     assertThat(s.getStatus().phase).isEqualTo(CheckpointScheduleStatus.ACTIVE);
     assertThat(s.getStatus().reason).isNull();
-    assertThat(Conditions.isTrue(s.getStatus().conditions, Conditions.READY)).isTrue();
+    GitOpsConditions.assertReady(s.getStatus(), "Scheduled", 2);
     assertThat(Conditions.isTrue(s.getStatus().conditions, Conditions.FAILED)).isFalse();
     assertThat(s.getStatus().nextScheduleTime).isEqualTo(at(60));
   }
@@ -270,6 +271,7 @@ class CheckpointScheduleReconcilerTest {
     assertThat(checkpoints()).isEmpty();
     assertThat(s.getStatus().phase).isEqualTo(CheckpointScheduleStatus.SUSPENDED);
     assertThat(s.getStatus().nextScheduleTime).isNull();
+    GitOpsConditions.assertReady(s.getStatus(), "Suspended", s.getMetadata().getGeneration());
   }
 
   // --- retention ---
@@ -715,7 +717,7 @@ class CheckpointScheduleReconcilerTest {
     assertThat(s.getStatus().phase).isEqualTo(CheckpointScheduleStatus.FAILED);
     assertThat(s.getStatus().reason).isEqualTo(reason);
     assertThat(s.getStatus().message).contains(message);
-    assertThat(Conditions.find(s.getStatus().conditions, Conditions.READY).getStatus()).isEqualTo("False");
+    GitOpsConditions.assertStalled(s.getStatus(), reason, s.getMetadata().getGeneration());
     assertThat(Conditions.isTrue(s.getStatus().conditions, Conditions.FAILED)).isTrue();
     assertThat(checkpoints()).isEmpty();
     assertWarning(reason, message);

@@ -1,5 +1,6 @@
 package dev.stasis.operator;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.api.Checkpoint;
@@ -11,10 +12,8 @@ import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.EncryptionSpec;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
-import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.ClusterCache;
@@ -23,6 +22,7 @@ import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.GitOpsConditions;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
@@ -200,28 +200,18 @@ class CheckpointStorageReconcilerTest {
     assertThat(checked.getStatus().phase).isEqualTo("Unavailable");
     assertThat(checked.getStatus().reason).isEqualTo("StorageUnavailable");
     assertThat(checked.getStatus().message).contains(message);
+    GitOpsConditions.assertStalled(checked.getStatus(), "StorageUnavailable", 1);
     assertThat(client.v1().events().inNamespace("default").list().getItems()).anyMatch(e ->
         e.getReason().equals("StorageUnavailable") && e.getType().equals("Warning") && e.getMessage().contains(message));
   }
 
   private static CheckpointStorage filesystem(Path path) {
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName("store").withGeneration(1L).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().filesystem = new FileSystemStorage(path.toString());
-    return s;
+    return TestStorage.filesystem("store", path).generation(1).build();
   }
 
   private static CheckpointStorage s3(String endpoint, String bucket, String secret) {
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName("store").withGeneration(1L).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().s3 = new S3Storage();
-    s.getSpec().s3.endpoint = endpoint;
-    s.getSpec().s3.bucket = bucket;
-    s.getSpec().s3.pathStyle = true;
-    s.getSpec().s3.credentialsSecret = new SecretReference(secret, "default");
-    return s;
+    return TestStorage.s3("store", endpoint, bucket).generation(1)
+        .with(spec -> spec.s3.credentialsSecret = new SecretReference(secret, "default")).build();
   }
 
   private void secret(String name, String accessKey, String secretKey) {
@@ -257,6 +247,7 @@ class CheckpointStorageReconcilerTest {
     storage = reconcile(storage);
     assertThat(storage.getStatus().phase).isEqualTo("Available");
     assertThat(storage.getStatus().message).endsWith("archives are encrypted with key 'k2'");
+    GitOpsConditions.assertReady(storage.getStatus(), "Checked", storage.getMetadata().getGeneration());
   }
 
   @Test
@@ -286,6 +277,7 @@ class CheckpointStorageReconcilerTest {
     assertThat(storage.getStatus().phase).isEqualTo("Unavailable");
     assertThat(storage.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
     assertThat(storage.getStatus().message).startsWith(message);
+    GitOpsConditions.assertStalled(storage.getStatus(), "EncryptionKeyUnavailable", storage.getMetadata().getGeneration());
   }
 
   private void keySecret(Map<String, byte[]> keys) {
@@ -301,13 +293,10 @@ class CheckpointStorageReconcilerTest {
   }
 
   private CheckpointStorage storage(String gracePeriod) {
-    CheckpointStorage s = new CheckpointStorage();
-    s.setMetadata(new ObjectMetaBuilder().withName("store").withGeneration(1L).build());
-    s.setSpec(new CheckpointStorageSpec());
-    s.getSpec().filesystem = new FileSystemStorage(root.toString());
-    s.getSpec().garbageCollection = new CheckpointStorageSpec.GarbageCollection();
-    s.getSpec().garbageCollection.gracePeriod = gracePeriod;
-    return client.resource(s).create();
+    return TestStorage.filesystem("store", root).generation(1).with(spec -> {
+      spec.garbageCollection = new CheckpointStorageSpec.GarbageCollection();
+      spec.garbageCollection.gracePeriod = gracePeriod;
+    }).create(client);
   }
 
   private Checkpoint checkpoint(String name, boolean retainArchive) {

@@ -1,5 +1,6 @@
 package dev.stasis.operator;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -8,10 +9,7 @@ import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -67,7 +65,7 @@ class RestoreHandOverIT {
     String nodeA = "handover-a-" + suffix;
     String nodeB = "handover-b-" + suffix;
     String storage = "handover-" + suffix;
-    createFileSystemStorage(admin, storage, dir.resolve("storage"));
+    TestStorage.filesystem(storage, dir.resolve("storage")).create(admin);
     Path count = dir.resolve("count");
     var counter = Workloads.startInPidNamespace("counter", count.toString());
     cleanup.add(counter);
@@ -151,11 +149,4 @@ class RestoreHandOverIT {
     return profile == null || profile.getStatus() == null ? null : profile.getStatus().heartbeatTime;
   }
 
-  private static void createFileSystemStorage(KubernetesClient admin, String name, Path root) {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName(name).build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(root.toString());
-    admin.resource(storage).create();
-  }
 }

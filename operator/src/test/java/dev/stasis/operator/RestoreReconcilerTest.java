@@ -1,5 +1,6 @@
 package dev.stasis.operator;
 
+import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.api.ArchiveStatus;
@@ -9,11 +10,8 @@ import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointStatus;
-import dev.stasis.api.CheckpointStorage;
-import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.ContainerCheckpointStatus;
-import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.NodeProfileStatus;
@@ -526,7 +524,7 @@ class RestoreReconcilerTest {
     c.getStatus().archive.sha256 = m.archive.sha256;
     c.getStatus().archive.storedBytes = m.archive.storedBytes;
     c.getStatus().archive.sizeBytes = m.archive.sizeBytes;
-    c.getStatus().archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(json));
+    c.getStatus().archive.manifestSha256 = Sha256.hexOf(json);
     client.resource(c).updateStatus();
   }
 
@@ -566,7 +564,7 @@ class RestoreReconcilerTest {
     app.archive.sha256 = m.archive.sha256;
     app.archive.storedBytes = 1L;
     app.archive.sizeBytes = 1L;
-    app.archive.manifestSha256 = Sha256.hex(Sha256.newDigest().digest(json));
+    app.archive.manifestSha256 = Sha256.hexOf(json);
     c.getStatus().containers = List.of(app);
     client.resource(c).updateStatus();
     m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx",
@@ -600,15 +598,12 @@ class RestoreReconcilerTest {
     try (var socket = new java.net.ServerSocket(0)) {
       port = socket.getLocalPort();
     }
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("reg").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
-    storage.getSpec().registry = new RegistrySpec();
-    storage.getSpec().registry.url = "http://127.0.0.1:" + port + "/stasis";
-    storage.getSpec().registry.insecure = true;
-    storage.getSpec().registry.imageGracePeriod = "5m";
-    client.resource(storage).create();
+    TestStorage.filesystem("reg", storageRoot).with(spec -> {
+      spec.registry = new RegistrySpec();
+      spec.registry.url = "http://127.0.0.1:" + port + "/stasis";
+      spec.registry.insecure = true;
+      spec.registry.imageGracePeriod = "5m";
+    }).create(client);
     Checkpoint c = new Checkpoint();
     c.setMetadata(new ObjectMetaBuilder().withName("web").withNamespace(NS).build());
     c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
@@ -654,11 +649,7 @@ class RestoreReconcilerTest {
 
   /** Storage "fs", in {@link #storageRoot}. */
   private void filesystemStorage() {
-    CheckpointStorage storage = new CheckpointStorage();
-    storage.setMetadata(new ObjectMetaBuilder().withName("fs").build());
-    storage.setSpec(new CheckpointStorageSpec());
-    storage.getSpec().filesystem = new FileSystemStorage(storageRoot.toString());
-    client.resource(storage).create();
+    TestStorage.filesystem("fs", storageRoot).create(client);
   }
 
   private List<Event> events() {

@@ -97,7 +97,18 @@ class FileSystemObjectStoreTest {
 
     assertThat(filesUnder(root)).isEmpty();
     assertThat(store.exists("ns/ckpt-1/archive.tar.zst")).isFalse();
-    assertThatThrownBy(aborted::commit).isInstanceOf(IllegalStateException.class);
+    // Like S3's: an abort (an agent's shutdown, from another thread) is a failure the writer reports.
+    assertThatThrownBy(() -> aborted.stream().write(1)).isInstanceOf(IOException.class).hasMessageContaining("aborted");
+    assertThatThrownBy(aborted::commit).isInstanceOf(IOException.class).hasMessageContaining("the upload was aborted");
+  }
+
+  @Test
+  void aCommittedUploadCannotBeCommittedAgain() throws IOException {
+    ObjectUpload upload = store.upload("ns/ckpt-1/manifest.json");
+    upload.stream().write(bytes("{}"));
+    upload.commit();
+    assertThatThrownBy(upload::commit).isInstanceOf(IllegalStateException.class).hasMessageContaining("already committed");
+    assertThat(store.read("ns/ckpt-1/manifest.json")).isEqualTo(bytes("{}"));
   }
 
   @Test

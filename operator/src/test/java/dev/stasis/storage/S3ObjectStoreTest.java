@@ -145,6 +145,16 @@ class S3ObjectStoreTest {
     assertThat(multipartUploads()).isEmpty();
     assertThat(allObjects()).isEmpty();
     assertThatThrownBy(() -> aborted.stream().write(1)).isInstanceOf(IOException.class).hasMessageContaining("aborted");
+    assertThatThrownBy(aborted::commit).isInstanceOf(IOException.class).hasMessageContaining("the upload was aborted");
+  }
+
+  @Test
+  void aCommittedUploadCannotBeCommittedAgain() throws IOException {
+    ObjectUpload upload = store.upload("ns/ckpt-1/manifest.json");
+    upload.stream().write(bytes("{}"));
+    upload.commit();
+    assertThatThrownBy(upload::commit).isInstanceOf(IllegalStateException.class).hasMessageContaining("already committed");
+    assertThat(store.read("ns/ckpt-1/manifest.json")).isEqualTo(bytes("{}"));
   }
 
   /**

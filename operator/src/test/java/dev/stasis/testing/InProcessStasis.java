@@ -1,9 +1,9 @@
 package dev.stasis.testing;
 
 import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.AgentShutdown;
-import dev.stasis.agent.NodeProfilePublisher;
-import dev.stasis.agent.ProcessTargetPolicy;
+import dev.stasis.agent.work.AgentShutdown;
+import dev.stasis.agent.profile.NodeProfilePublisher;
+import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.cli.Roles;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;

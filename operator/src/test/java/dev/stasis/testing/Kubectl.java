@@ -15,6 +15,19 @@ public final class Kubectl {
     return runWithInput(null, args);
   }
 
+  /**
+   * {@code kubectl wait --for=condition=<condition> <resource>} in the current namespace; when it times
+   * out, the failure shows the object and the namespace's Events, which say why.
+   */
+  public void waitFor(String condition, String resource, String timeout) throws IOException, InterruptedException {
+    Tool.Result waited = run("wait", "--for=condition=" + condition, resource, "--timeout=" + timeout);
+    if (waited.exitCode() != 0) {
+      throw new AssertionError(resource + " not " + condition + " within " + timeout + ": " + waited.output()
+          + "\n" + run("get", resource, "-o", "yaml").output()
+          + "\n" + run("get", "events", "--sort-by=.lastTimestamp").output());
+    }
+  }
+
   /** Runs kubectl with {@code stdin} (may be null) and returns its exit code and merged output. */
   public Tool.Result runWithInput(String stdin, String... args) throws IOException, InterruptedException {
     return kubectl.run(stdin, args);

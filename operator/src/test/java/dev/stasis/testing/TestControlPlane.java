@@ -56,6 +56,11 @@ public final class TestControlPlane {
     return name;
   }
 
+  /** The runnable jar the build made ({@code mvn package}), as the images run it. */
+  public static Path stasisJar() {
+    return repoRoot().resolve("operator/target/stasis.jar");
+  }
+
   public static Path repoRoot() {
     return Path.of(System.getProperty("stasis.repoRoot", "..")).toAbsolutePath().normalize();
   }

@@ -8,6 +8,7 @@ import com.sun.net.httpserver.HttpsServer;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
 import dev.stasis.criu.DumpOptions;
+import dev.stasis.criu.TreeOptions;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodStatusBuilder;
@@ -253,8 +254,8 @@ public final class TestingKubelet implements AutoCloseable {
       // The test's processes share one working directory, unlike containers: CRIU's parasite mounts
       // /proc at ./proc.crtools there for a process in its own PID namespace, so two dumps at once collide.
       synchronized (dumps) {
-        criu.dump(new DumpOptions(pid.intValue(), containerDir.resolve("checkpoint"), containerDir, false, false, false, false,
-            false, List.of(), timeout));
+        criu.dump(new DumpOptions(pid.intValue(), containerDir.resolve("checkpoint"), containerDir, false, false,
+            TreeOptions.PLAIN, timeout));
       }
       writeMetadata(containerDir, pod, container);
       String name = "checkpoint-" + podName + "_" + namespace + "-" + container + "-"

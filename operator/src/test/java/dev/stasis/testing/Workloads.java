@@ -1,11 +1,18 @@
 package dev.stasis.testing;
 
+import static org.awaitility.Awaitility.await;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
 
 /**
  * The C test workloads in src/test/workloads, compiled once per build, and started the way CRIU can
@@ -142,6 +149,69 @@ public final class Workloads {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+  }
+
+  /**
+   * The number a counter workload keeps in {@code file}. The counter rewrites the file every 100 ms
+   * (open, truncate, write), so a read may catch it empty: read again for up to a second. -1 when
+   * there is no number at all.
+   */
+  public static long count(Path file) {
+    for (int attempt = 0; attempt < 50; attempt++) {
+      try {
+        String text = Files.readString(file).trim();
+        if (!text.isEmpty()) {
+          return Long.parseLong(text);
+        }
+      } catch (IOException | NumberFormatException e) {
+        // not there yet, or caught mid-rewrite
+      }
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return -1;
+      }
+    }
+    return -1;
+  }
+
+  /** The lines a writer workload has appended to {@code file} so far; 0 before it wrote any. */
+  public static long lines(Path file) {
+    try (Stream<String> lines = Files.lines(file)) {
+      return lines.count();
+    } catch (IOException e) {
+      return 0;
+    }
+  }
+
+  /**
+   * What {@code read} gives once it no longer changes, such as the counts of workloads that were just
+   * ended: a process's last write may land after it was signalled.
+   */
+  public static <T> T settled(Supplier<T> read) {
+    AtomicReference<T> last = new AtomicReference<>(read.get());
+    await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(10))
+        .until(() -> {
+          T now = read.get();
+          return Objects.equals(now, last.getAndSet(now));
+        });
+    return last.get();
+  }
+
+  /** Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot. */
+  public static long startTicks(long pid) throws IOException {
+    String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+    return Long.parseLong(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[19]);
+  }
+
+  /** A PID no process has now (the highest free one below 4,000,000). */
+  public static long unusedPid() {
+    long pid = 4_000_000;
+    while (Files.exists(Path.of("/proc", Long.toString(pid)))) {
+      pid--;
+    }
+    return pid;
   }
 
   /** A workload started by a test: the {@code unshare} launcher and the namespace's init inside it. */

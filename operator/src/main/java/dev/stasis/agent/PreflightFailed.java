@@ -1,8 +1,0 @@
-package dev.stasis.agent;
-
-/** The pre-flight found that this node cannot run the checkpoint; nothing was restored. */
-class PreflightFailed extends WorkFailure {
-  PreflightFailed(String reason, String message) {
-    super(reason, message);
-  }
-}

@@ -1,0 +1,211 @@
+package dev.stasis.agent.checkpoint;
+
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveSummary;
+import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ArchiveWriter;
+import dev.stasis.archive.OpenArchive;
+import dev.stasis.storage.ObjectUpload;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Uploads a checkpoint's archive while CRIU is still dumping. CRIU appends each process's memory
+ * to one {@code pages-<n>.img} and never rewrites what it wrote, so every full chunk of those files
+ * is archived and sent as soon as it is on disk. Once CRIU has exited, the rest of each pages file
+ * and every other image (small, and complete only then) follow, and the upload is committed.
+ * Memory is nearly all of a checkpoint, so most of the upload is done by the time CRIU is.
+ *
+ * <p>The upload runs at a lower CPU priority (nice {@value #UPLOAD_NICE}) than CRIU and the workloads:
+ * it uses the CPU that CRIU leaves idle and does not stretch the time the workload stays frozen.
+ *
+ * <p>Only {@link #finish()}, called after CRIU succeeded, commits the upload; closing it without
+ * that aborts it and nothing stays in storage.
+ */
+final class StreamingArchiveUpload implements AutoCloseable {
+  /** Big enough that entries stay few (64 per GiB), small enough that the upload keeps up with CRIU. */
+  static final long DEFAULT_CHUNK_BYTES = 16L << 20;
+  // How often the pages files are looked at while CRIU writes them: a fraction of the time CRIU
+  // needs for one chunk, and cheap (one directory listing).
+  private static final long POLL_MILLIS = 10;
+  static final int UPLOAD_NICE = 10;
+  private static final long LOWERING_TIMEOUT_SECONDS = 5;
+
+  private final Path imagesDir;
+  private final long chunkBytes;
+  private final ObjectUpload upload;
+  private final ArchiveCodec codec;
+  /** Null: the storage does not encrypt. */
+  private final BoundKey encryptWith;
+  /** Pages files archived in chunks so far, by name. Touched by the follower thread only. */
+  private final Map<String, FollowedFile> chunked = new TreeMap<>();
+  private final FutureTask<ArchiveSummary> following = new FutureTask<>(this::follow);
+  private final Thread follower;
+  /** Counted down once the follower runs at its lower priority, before CRIU is started. */
+  private final CountDownLatch lowered = new CountDownLatch(1);
+  private volatile boolean imagesComplete;
+  private boolean committed;
+
+  private StreamingArchiveUpload(Path imagesDir, long chunkBytes, ObjectUpload upload, ArchiveCodec codec,
+      BoundKey encryptWith, String name) {
+    this.imagesDir = imagesDir;
+    this.chunkBytes = chunkBytes;
+    this.upload = upload;
+    this.codec = codec;
+    this.encryptWith = encryptWith;
+    this.follower = new Thread(following, "archive-upload-" + name);
+    follower.setDaemon(true);
+  }
+
+  /**
+   * Starts streaming into {@code upload} whatever CRIU writes into {@code imagesDir} from now on.
+   * Returns once the upload's thread has lowered its priority, so that doing so does not compete
+   * with CRIU freezing the workload.
+   *
+   * @param encryptWith the storage's current key, or null when it does not encrypt
+   * @param name names the upload's thread, for people reading thread dumps
+   */
+  static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, BoundKey encryptWith, Path imagesDir,
+      long chunkBytes, String name) throws IOException {
+    try {
+      StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, encryptWith,
+          name);
+      streaming.follower.start();
+      streaming.lowered.await(LOWERING_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+      return streaming;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      upload.abort();
+      throw new InterruptedIOException("interrupted while starting the upload");
+    } catch (RuntimeException e) {
+      upload.abort();
+      throw e;
+    }
+  }
+
+  /**
+   * CRIU has exited successfully and the images are complete: archives the rest and commits.
+   *
+   * @return what was stored
+   */
+  ArchiveSummary finish() throws IOException {
+    imagesComplete = true;
+    ArchiveSummary summary;
+    try {
+      summary = following.get();
+    } catch (ExecutionException e) {
+      Throwable cause = e.getCause();
+      if (cause instanceof IOException io) {
+        throw io;
+      }
+      throw new IOException("archiving the images failed: " + cause, cause);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while archiving the images");
+    }
+    upload.commit();
+    committed = true;
+    return summary;
+  }
+
+  /** Unless committed: stops archiving and aborts the upload, so that nothing is stored. */
+  @Override
+  public void close() {
+    if (committed) {
+      return;
+    }
+    following.cancel(true); // interrupts a follower waiting for CRIU or for a free upload buffer
+    try {
+      follower.join();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    // The follower has ended (and closed its archive), so this thread is now the upload's only user.
+    upload.abort();
+  }
+
+  private ArchiveSummary follow() throws IOException, InterruptedException {
+    CpuPriority.lowerCurrentThread(UPLOAD_NICE); // before zstd and the upload start threads of their own
+    lowered.countDown();
+    try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec, encryptWith)) {
+      while (!imagesComplete) {
+        if (!archiveFullChunks(archive) && !imagesComplete) {
+          Thread.sleep(POLL_MILLIS);
+        }
+      }
+      archiveFullChunks(archive);
+      for (var file : chunked.entrySet()) {
+        file.getValue().archiveRest(archive, file.getKey());
+      }
+      archive.addFilesOf(imagesDir, chunked::containsKey);
+      return archive.finish();
+    }
+  }
+
+  /** @return whether any chunk was archived */
+  private boolean archiveFullChunks(OpenArchive archive) throws IOException {
+    boolean archived = false;
+    for (Path pages : pagesFiles()) {
+      String name = pages.getFileName().toString();
+      FollowedFile file = chunked.get(name);
+      long size = Files.size(pages);
+      long archivedBytes = file == null ? 0 : file.archivedBytes;
+      while (size - archivedBytes >= chunkBytes) {
+        if (file == null) {
+          file = new FollowedFile(pages);
+          chunked.put(name, file);
+        }
+        file.archive(archive, name, chunkBytes);
+        archivedBytes = file.archivedBytes;
+        archived = true;
+      }
+    }
+    return archived;
+  }
+
+  private List<Path> pagesFiles() throws IOException {
+    List<Path> files = new ArrayList<>();
+    try (DirectoryStream<Path> pages = Files.newDirectoryStream(imagesDir, "pages-*.img")) {
+      pages.forEach(files::add);
+    } catch (NoSuchFileException e) {
+      // CRIU has not created the images folder yet
+    }
+    return files;
+  }
+
+  /** A pages file being archived chunk by chunk, and how far it got. */
+  private final class FollowedFile {
+    private final Path path;
+    private long archivedBytes;
+    private int chunks;
+
+    FollowedFile(Path path) {
+      this.path = path;
+    }
+
+    void archive(OpenArchive archive, String name, long length) throws IOException {
+      archive.addChunk(name, chunks, path, archivedBytes, length);
+      chunks++;
+      archivedBytes += length;
+    }
+
+    void archiveRest(OpenArchive archive, String name) throws IOException {
+      long rest = Files.size(path) - archivedBytes;
+      if (rest > 0) {
+        archive(archive, name, rest);
+      }
+    }
+  }
+}

@@ -1,0 +1,236 @@
+package dev.stasis.agent.restore;
+
+import dev.stasis.agent.WorkFailure;
+import dev.stasis.agent.profile.NodeFingerprint;
+import dev.stasis.agent.work.NodeJob;
+import dev.stasis.agent.work.NodeWork;
+import dev.stasis.agent.work.WorkDirs;
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointImageStatus;
+import dev.stasis.api.CheckpointStorage;
+import dev.stasis.api.ContainerCheckpointStatus;
+import dev.stasis.api.Restore;
+import dev.stasis.archive.ArchiveAuthenticationException;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveIntegrityException;
+import dev.stasis.archive.DecryptingInputStream;
+import dev.stasis.archive.ExpectedBytesInputStream;
+import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.Manifest;
+import dev.stasis.image.CheckpointImage;
+import dev.stasis.image.Registry;
+import dev.stasis.image.RegistryClient;
+import dev.stasis.image.RegistryException;
+import dev.stasis.kube.RecordedManifest;
+import dev.stasis.kube.WorkGrants;
+import dev.stasis.storage.ObjectNotFoundException;
+import dev.stasis.storage.ObjectStore;
+import io.fabric8.kubernetes.api.model.Node;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node's part of restoring a pod checkpoint: each container's stored archive becomes a
+ * checkpoint OCI image in the storage's registry, streamed from storage into the registry as the
+ * image's only layer (verified against the manifest's sha256 before the registry commits it). The
+ * operator then creates the Pod. A failure leaves no image behind. Pushes take one of the node's
+ * work slots, and transient failures (storage or registry unreachable, the agent restarted) are
+ * tried again under spec.backoffLimit: nothing runs before the operator creates the Pod, so a
+ * second push can never make two copies.
+ */
+final class PodRestoreJob extends NodeJob<Restore> {
+  private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
+
+  PodRestoreJob(NodeWork work) {
+    super(work);
+  }
+
+  /** The pod checkpoint a Restore names, or null when it names a process checkpoint (or none). */
+  Checkpoint podCheckpoint(Restore restore) {
+    Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(restore.getMetadata().getNamespace())
+        .withName(restore.checkpointName()).get();
+    return checkpoint != null && checkpoint.getSpec() != null && checkpoint.getSpec().target != null
+        && checkpoint.getSpec().target.pod != null ? checkpoint : null;
+  }
+
+  /** A push left unfinished by an agent that died: tried again while spec.backoffLimit allows. */
+  @Override
+  public Optional<Duration> resolveAbandoned(Restore restore) {
+    failOrRetry(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
+        + " restarted while it pushed the checkpoint images"));
+    return Optional.empty();
+  }
+
+  /** Pushes the images of every container; the operator makes the pod from them. */
+  @Override
+  public void take(Restore restore) {
+    var restoring = work.restores.start(restore, config.nodeName(), "pushing checkpoint images");
+    if (restoring.isEmpty()) {
+      return;
+    }
+    restore = restoring.get();
+    try {
+      Checkpoint checkpoint = podCheckpoint(restore);
+      if (checkpoint == null || checkpoint.getStatus() == null || checkpoint.getStatus().containers == null) {
+        throw new WorkFailure("CheckpointNotFound", "Checkpoint '" + restore.checkpointName() + "' is gone");
+      }
+      CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
+      WorkGrants.Grant grant = storages.grant(restore);
+      Registry registry = storages.registry(storage, grant);
+      try (ObjectStore store = storages.open(storage, grant)) {
+        List<RecordedManifest> manifests = new ArrayList<>();
+        for (ContainerCheckpointStatus container : checkpoint.getStatus().containers) {
+          manifests.add(manifest(store, checkpoint, container.name));
+        }
+        requireSpace(manifests);
+        requireBaseImages(restore, manifests);
+        List<CheckpointImageStatus> pushed = new ArrayList<>();
+        try {
+          for (RecordedManifest manifest : manifests) {
+            pushed.add(pushImage(registry, store, restore, checkpoint, manifest, storages.decryptionKey(manifest, grant)));
+          }
+        } catch (WorkFailure failure) {
+          deleteImages(restore, registry, pushed);
+          throw failure;
+        }
+        imagesPushed(restore, pushed);
+      }
+    } catch (WorkFailure failure) {
+      failOrRetry(restore, failure);
+    } catch (RuntimeException e) {
+      log.error("pod restore {} failed unexpectedly", restore.getMetadata().getName(), e);
+      fail(restore, new WorkFailure("AgentError", "the agent failed unexpectedly: " + e));
+    }
+  }
+
+  private void failOrRetry(Restore restore, WorkFailure failure) {
+    int backoffLimit = restore.getSpec().backoffLimitOrDefault();
+    if (!work.retryLater(work.restores, restore, failure, backoffLimit)) {
+      fail(restore, failure.afterAttempts(restore.getStatus().attempts(), backoffLimit));
+    }
+  }
+
+  /** A container's manifest as the Checkpoint recorded it, with what the image's layer needs. */
+  private RecordedManifest manifest(ObjectStore store, Checkpoint checkpoint, String container) throws WorkFailure {
+    RecordedManifest recorded = storages.manifest(store, checkpoint, container);
+    Manifest manifest = recorded.manifest();
+    String at = store.uri(RecordedManifest.layout(checkpoint).containerManifestKey(container));
+    if (manifest.archive.encryption.isEncrypted() && manifest.archive.encryption.plaintextSha256 == null) {
+      throw new WorkFailure("ManifestInvalid", "the manifest at " + at
+          + " lacks archive.encryption.plaintextSha256, which the image's layer needs; take a new checkpoint");
+    }
+    if (manifest.archive.tarSha256 == null && manifest.archive.codec != ArchiveCodec.NONE) {
+      throw new WorkFailure("ManifestInvalid", "the manifest at " + at
+          + " lacks archive.tarSha256, which the image's layer needs; take a new checkpoint");
+    }
+    return recorded;
+  }
+
+  /**
+   * The runtime keeps a pulled image compressed and unpacked: without that much room the pod could
+   * never start, and would fail much later with a less helpful message.
+   */
+  private void requireSpace(List<RecordedManifest> manifests) throws WorkFailure {
+    long needed = manifests.stream().mapToLong(m -> m.archive().storedBytes() + m.archive().sizeBytes()).sum();
+    var profile = NodeFingerprint.profile(client, config.nodeName());
+    Path dir = config.runtime().storageDir(profile == null || profile.runtime == null ? null : profile.runtime.name);
+    long free;
+    try {
+      free = WorkDirs.usableSpace(config.onHost(dir));
+    } catch (IOException e) {
+      throw new WorkFailure("InsufficientSpace", "cannot tell the free space in " + dir + ": " + e.getMessage());
+    }
+    if (free < needed) {
+      throw new WorkFailure("InsufficientSpace", "node " + config.nodeName() + " has " + free + " bytes free in " + dir
+          + " (where the container runtime keeps images) but the checkpoint needs " + needed
+          + " (its archives compressed and unpacked): free space there, or restore on another node (spec.placement.nodeName)");
+    }
+  }
+
+  /** The images the checkpoints were based on, which the runtime needs again: before anything is pushed. */
+  private void requireBaseImages(Restore restore, List<RecordedManifest> manifests) throws WorkFailure {
+    var profile = NodeFingerprint.profile(client, config.nodeName());
+    Node node = client.nodes().withName(config.nodeName()).get();
+    for (RecordedManifest manifest : manifests) {
+      BaseImages.check(manifest.manifest(), profile == null ? null : profile.runtime, node)
+          .ifPresent(warning -> events.warning(restore, "BaseImageUnchecked", warning));
+    }
+  }
+
+  /**
+   * Pushes the stored archive as the image's layer, into the namespace's repository, tagged for this
+   * Restore; an encrypted archive is decrypted on the way, since the runtime reads the layer as it is.
+   * Only authenticated bytes reach the registry, and it refuses a blob whose digest differs from the
+   * manifest's.
+   */
+  private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Restore restore, Checkpoint checkpoint,
+      RecordedManifest recorded, Optional<BoundKey> decryptWith) throws WorkFailure {
+    var meta = checkpoint.getMetadata();
+    Manifest manifest = recorded.manifest();
+    String container = manifest.source.containerName;
+    String restoreUid = restore.getMetadata().getUid();
+    String repository = registry.repository(meta.getNamespace());
+    Manifest.Encryption encryption = manifest.archive.encryption;
+    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.archive().sha256();
+    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.archive().storedBytes();
+    var layer = new CheckpointImage.Layer(layerSha256, layerBytes,
+        manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : layerSha256,
+        manifest.archive.codec == ArchiveCodec.ZSTD);
+    String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
+        : System.getProperty("os.arch");
+    try (InputStream stored = store.open(recorded.archiveKey())) {
+      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
+      InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked;
+      RegistryClient client = RegistryClient.open(registry, repository);
+      String digest = CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
+          CheckpointImage.annotations(manifest, restoreUid), arch, layer, archive);
+      return new CheckpointImageStatus(container, client.reference(digest));
+    } catch (RegistryException e) {
+      throw new WorkFailure(e.reason(), e.getMessage());
+    } catch (RegistryClient.BlobMismatchException e) {
+      throw new WorkFailure("ArchiveCorrupted", "the stored archive of container " + container + " does not match its"
+          + " manifest: " + e.getMessage() + "; nothing was pushed; restore another checkpoint");
+    } catch (ObjectNotFoundException e) {
+      throw new WorkFailure("ArchiveMissing", "the archive of container " + container + " is missing ("
+          + e.getMessage() + ") although its manifest exists; restore another checkpoint");
+    } catch (ArchiveAuthenticationException e) {
+      throw new WorkFailure("ArchiveNotAuthentic", "the stored archive of container " + container + ": "
+          + e.getMessage() + "; no image was made of it; restore another checkpoint");
+    } catch (ArchiveIntegrityException e) {
+      throw new WorkFailure("ArchiveCorrupted", "the stored archive of container " + container + " at "
+          + store.uri(recorded.archiveKey()) + ": " + e.getMessage() + "; no image was made of it; restore another"
+          + " checkpoint");
+    } catch (IOException e) {
+      throw new WorkFailure("DownloadFailed", "reading " + store.uri(recorded.archiveKey()) + " failed: " + e.getMessage());
+    }
+  }
+
+  private void deleteImages(Restore restore, Registry registry, List<CheckpointImageStatus> images) {
+    for (CheckpointImageStatus image : images) {
+      try {
+        CheckpointImage.delete(registry, image.image);
+      } catch (RegistryException e) {
+        events.warning(restore, "ImageNotDeleted", "could not delete the checkpoint image " + image.image
+            + " after the restore failed: " + e.getMessage());
+      }
+    }
+  }
+
+  private void imagesPushed(Restore restore, List<CheckpointImageStatus> images) {
+    work.restores.imagesPushed(restore, images, "pushed " + images.size() + " checkpoint image"
+        + (images.size() == 1 ? "" : "s") + "; the operator creates the pod");
+  }
+
+  private void fail(Restore restore, WorkFailure failure) {
+    log.warn("pod restore {}/{} failed: {} {}", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
+        failure.reason(), failure.getMessage());
+    work.restores.fail(restore, failure.reason(), failure.getMessage(), null);
+  }
+}

@@ -1,0 +1,48 @@
+package dev.stasis.agent.work;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.assertj.core.data.Offset;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class WorkDirsTest {
+  @TempDir Path dir;
+
+  @Test
+  void freeSpaceOfAFolderThatDoesNotExistYetIsItsParentsFilesystems() throws Exception {
+    // Others write to this disk meanwhile: the same filesystem, give or take 256 MiB.
+    assertThat(WorkDirs.usableSpace(dir.resolve("a/b/c"))).isPositive()
+        .isCloseTo(dir.toFile().getUsableSpace(), Offset.offset(256L << 20));
+  }
+
+  /**
+   * The agent pod reaches the node's runtime folders under /proc/<pid>/root: the free space must be
+   * that of the filesystem the other mount namespace has there, not of the pod's own.
+   */
+  @Test
+  void freeSpaceUnderAnotherMountNamespacesRootIsThatNamespacesFilesystem() throws Exception {
+    Path mountPoint = Files.createDirectory(dir.resolve("runtime-store"));
+    Process holder = new ProcessBuilder("unshare", "--mount", "--propagation", "private", "sh", "-c",
+        "mount -t tmpfs -o size=7m tmpfs " + mountPoint + " && mkdir " + mountPoint + "/root && echo ready && exec sleep 600")
+        .redirectErrorStream(true).start();
+    try {
+      var ready = new String(holder.getInputStream().readNBytes(6));
+      assertThat(ready).isEqualTo("ready\n");
+      Path seenFromHere = Path.of("/proc/" + holder.pid() + "/root").resolve(mountPoint.toString().substring(1)).resolve("root");
+
+      long free = WorkDirs.usableSpace(seenFromHere.resolve("io.containerd.content.v1.content"));
+
+      assertThat(free).isBetween(6L << 20, 7L << 20);
+      assertThat(mountPoint.toFile().getUsableSpace()).as("this namespace's filesystem there").isGreaterThan(7L << 20);
+    } finally {
+      holder.destroyForcibly();
+      await().atMost(Duration.ofSeconds(10)).until(() -> holder.waitFor(1, TimeUnit.SECONDS));
+    }
+  }
+}
