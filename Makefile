@@ -7,11 +7,13 @@ MVN ?= mvn -B -q
 JAR := operator/target/stasis.jar
 # `make images IMAGE_REGISTRY=https://registry.example.com/stasis` pushes the images there too.
 IMAGE_REGISTRY ?=
+# `make run NODES=2`: a second agent as node local-b (its own work folder), to move work between nodes.
+NODES ?= 1
 
 .PHONY: run cluster test bench deps criu control-plane node test-tools mpi-workloads helm build crds images clean
 
 run: deps build
-	java -jar $(JAR) local --state-dir .stasis
+	java -jar $(JAR) local --state-dir .stasis --nodes $(NODES)
 
 # A real one-node Kubernetes cluster on this machine (kubelet, containerd, a registry) with Stasis installed
 # by Helm from its own images (scripts/cluster.sh); in the foreground until Ctrl-C. Kubeconfig:
@@ -41,6 +43,7 @@ node: criu control-plane test-tools
 
 test-tools:
 	scripts/install-test-tools.sh
+	scripts/install-dashboard-check.sh
 	scripts/install-kstatus.sh
 
 # LAMMPS and Open MPI from Debian in a private prefix: the real MPI jobs the tests checkpoint.

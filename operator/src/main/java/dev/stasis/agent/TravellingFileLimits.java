@@ -7,7 +7,9 @@ package dev.stasis.agent;
  */
 public record TravellingFileLimits(int maxFiles, long maxBytes) {
   /** OpenMPI's shared-memory segments are a few MiB per rank: room for a node's ranks and their scratch files. */
-  public static final TravellingFileLimits DEFAULT = new TravellingFileLimits(256, 1L << 30);
+  public static final int DEFAULT_MAX_FILES = 256;
+  public static final long DEFAULT_MAX_BYTES = 1L << 30;
+  public static final TravellingFileLimits DEFAULT = new TravellingFileLimits(DEFAULT_MAX_FILES, DEFAULT_MAX_BYTES);
 
   public TravellingFileLimits {
     if (maxFiles < 0 || maxBytes < 0) {

@@ -26,6 +26,8 @@ public abstract class AgentWorkStatus implements AttemptedStatus {
   public String nextRetryTime;
   /** While Pending behind other work of its node's agent: 1 is next (reason WaitingForNodeSlot). */
   public Integer queuePosition;
+  /** How far the agent's work has come; the last progress stays when the work ends. */
+  public ProgressStatus progress;
   /** Stable CamelCase reason of the last failure or the current state. */
   public String reason;
   public String message;

@@ -80,6 +80,10 @@ public class CheckpointScheduleSpec {
 
   public Triggers triggers;
 
+  @JsonPropertyDescription("Keep the target running when its node is lost: restore its newest Completed checkpoint"
+      + " on another node.")
+  public Failover failover;
+
   @JsonPropertyDescription("Delete this schedule's Checkpoints (and so their archives) with the schedule. Default:"
       + " they are kept.")
   public Boolean deleteCheckpointsWithSchedule;
@@ -117,5 +121,47 @@ public class CheckpointScheduleSpec {
         + " selected pod) is cordoned or gets a NoExecute taint: one per target and drain, labelled"
         + " stasis.dev/trigger=drain.")
     public Boolean onNodeDrain;
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class Failover {
+    @JsonPropertyDescription("When the target's node is lost (its agent's heartbeat unchanged and its Node NotReady or"
+        + " gone, for after), restore the target's newest Completed checkpoint on a compatible node, once per loss.")
+    public NodeLost onNodeLost;
+
+    @JsonPropertyDescription("When the target's node is drained (cordoned or tainted NoExecute), move the target to"
+        + " another compatible node with a Migration (checkpoint, stop, restore) instead of only checkpointing it.")
+    public Boolean onDrain;
+
+    @JsonPropertyDescription("Where failover restores may go, as a Restore's spec.placement; the lost node is never"
+        + " chosen.")
+    public RestorePlacement placement;
+
+    @Default("Auto")
+    @JsonPropertyDescription("Auto: once the target runs again elsewhere, the lost node's agent ends the old copy when"
+        + " it comes back (identified by PID, start time and boot id). None: you fence lost nodes yourself.")
+    public Fencing fencing;
+
+    public boolean migratesOnDrain() {
+      return Boolean.TRUE.equals(onDrain);
+    }
+
+    public boolean fences() {
+      return fencing != Fencing.None;
+    }
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class NodeLost {
+    @Required
+    @Pattern(CheckpointSpec.DURATION_PATTERN)
+    @JsonPropertyDescription("How long the node must have been lost before the target is restored elsewhere, e.g."
+        + " 2m (at least 1m: three of the agent's heartbeats).")
+    public String after;
+  }
+
+  public enum Fencing {
+    Auto,
+    None
   }
 }

@@ -64,6 +64,16 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
    * got its PID. Changing the template's node or pid lets the next run find the process anew.
    */
   public ProcessIdentity process;
+  @JsonPropertyDescription("Failovers of this schedule's target after its node was lost, oldest first; the newest 50.")
+  public List<FailoverRecord> failovers = new ArrayList<>();
+
+  /**
+   * A fixed process target since a failover: where its tree runs now. While the template still names
+   * {@code from}, the schedule checkpoints (and fails over) this one instead; a template changed since
+   * wins.
+   */
+  @JsonPropertyDescription("Where the template's process runs since its last failover, which later runs checkpoint.")
+  public FailedOverTarget failedOverTarget;
   public Long observedGeneration;
   public List<Condition> conditions = new ArrayList<>();
 
@@ -103,6 +113,8 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
     @JsonPropertyDescription("The pod drained, for a schedule with a selector.")
     public String pod;
     public String checkpoint;
+    @JsonPropertyDescription("With failover.onDrain: the Migration that moves the target off the drained node.")
+    public String migration;
 
     public DrainCheckpoint() {}
 
@@ -128,5 +140,40 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
       this.reason = reason;
       this.message = StatusLimits.shorten(message, StatusLimits.MAX_MESSAGE_CHARS);
     }
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class FailoverRecord {
+    @JsonPropertyDescription("The node that was lost.")
+    public String lostNode;
+    @JsonPropertyDescription("Its agent's last heartbeat: one failover per loss, however long the node stays lost.")
+    public String lastHeartbeat;
+    @JsonPropertyDescription("When the failover began.")
+    public String time;
+    @JsonPropertyDescription("The checkpoint restored: the target's newest Completed one.")
+    public String checkpoint;
+    @JsonPropertyDescription("How much work was lost: the checkpoint's age when the failover began, in seconds.")
+    public Long lostWorkSeconds;
+    @JsonPropertyDescription("The Restore the failover created.")
+    public String restore;
+    @JsonPropertyDescription("Where it runs again, once the Restore completed.")
+    public String node;
+    public Integer restoredPid;
+    @JsonPropertyDescription("Pending, Completed or Failed, as its Restore; Failed with a reason when there was nothing to restore.")
+    public String phase;
+    public String reason;
+    public String message;
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class FailedOverTarget {
+    @JsonPropertyDescription("The template's target the failover moved away from.")
+    public ProcessTarget from;
+    @JsonPropertyDescription("Where that process runs since (node and PID of the restored tree).")
+    public ProcessTarget to;
+    @JsonPropertyDescription("The failover's Restore or the drain's Migration that moved it.")
+    public String by;
+    @JsonPropertyDescription("When it ran there (the Restore's or Migration's completion).")
+    public String since;
   }
 }

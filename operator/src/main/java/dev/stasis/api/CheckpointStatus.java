@@ -1,11 +1,15 @@
 package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class CheckpointStatus extends AgentWorkStatus {
   public CheckpointPhase phase;
+  /** What is checkpointed, for people and kubectl get's TARGET column: pod/NAME or process/PID. */
+  @JsonPropertyDescription("What is checkpointed, as kubectl get shows it: pod/NAME or process/PID (on status.node).")
+  public String target;
   /**
    * Process targets: the process the first attempt found under the target's PID. Every later
    * attempt, and the dump itself, checks that PID still names this process (ProcessChanged).

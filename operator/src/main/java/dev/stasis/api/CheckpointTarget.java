@@ -21,6 +21,14 @@ public class CheckpointTarget {
     return target;
   }
 
+  /** What it names, in a few characters: {@code pod/NAME} or {@code process/PID}. */
+  public String describe() {
+    if (pod != null) {
+      return "pod/" + pod.name;
+    }
+    return process == null ? null : "process/" + process.pid;
+  }
+
   /** A pod's container, or all of its containers when {@code container} is null. */
   public static CheckpointTarget pod(String name, String container) {
     var target = new CheckpointTarget();

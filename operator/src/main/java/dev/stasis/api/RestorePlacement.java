@@ -3,6 +3,7 @@ package dev.stasis.api;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
+import java.util.List;
 import java.util.Map;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -12,6 +13,9 @@ public class RestorePlacement {
 
   @JsonPropertyDescription("Only nodes whose NodeProfile carries all of these labels (kubectl get nodeprof --show-labels).")
   public Map<String, String> nodeSelector;
+
+  @JsonPropertyDescription("Never these nodes, whatever they offer (a Migration adds its source node here).")
+  public List<String> excludeNodes;
 
   @Default("Compatible")
   @JsonPropertyDescription("Compatible: same arch, a superset of the source's CPU flags, CRIU at least the source's, same runtime. Strict: also the same CPU model, kernel, OS and CRIU features.")

@@ -14,7 +14,7 @@ import java.util.concurrent.TimeUnit;
 public final class Crds {
   public static final List<String> NAMES = List.of(
       "checkpoints.stasis.dev", "restores.stasis.dev", "checkpointschedules.stasis.dev",
-      "checkpointstorages.stasis.dev", "nodeprofiles.stasis.dev");
+      "checkpointstorages.stasis.dev", "nodeprofiles.stasis.dev", "migrations.stasis.dev");
 
   private Crds() {}
 

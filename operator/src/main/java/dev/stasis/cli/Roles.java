@@ -3,6 +3,7 @@ package dev.stasis.cli;
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.agent.checkpoint.NodeCheckpointWorker;
+import dev.stasis.agent.fencing.FailoverFencing;
 import dev.stasis.agent.profile.NodeProfilePublisher;
 import dev.stasis.agent.restore.NodeRestoreWorker;
 import dev.stasis.agent.work.NodeWork;
@@ -17,6 +18,7 @@ import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.CheckpointReconciler;
 import dev.stasis.operator.CheckpointScheduleReconciler;
 import dev.stasis.operator.CheckpointStorageReconciler;
+import dev.stasis.operator.MigrationReconciler;
 import dev.stasis.operator.RestoreReconciler;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -67,12 +69,31 @@ public final class Roles {
     operator.register(new RestoreReconciler(client, cluster, events, retries));
     operator.register(new CheckpointStorageReconciler(client, events));
     operator.register(new CheckpointScheduleReconciler(client, events));
+    operator.register(new MigrationReconciler(client, cluster, events));
+  }
+
+  /**
+   * What an agent runs besides its workers: its NodeProfile and heartbeat, and the fencing of trees
+   * that were failed over while its node was lost. Started once the agent's informers may start.
+   */
+  public record AgentLoops(NodeProfilePublisher profile, FailoverFencing fencing) implements AutoCloseable {
+    public void start() {
+      profile.start();
+      fencing.start();
+    }
+
+    @Override
+    public void close() {
+      fencing.close();
+      profile.close();
+    }
   }
 
   /** The agent sees only the work labelled for its node (Velero's node-agent pattern). */
-  public static NodeProfilePublisher registerAgent(
+  public static AgentLoops registerAgent(
       Operator operator, KubernetesClient client, AgentConfig config, AgentShutdown shutdown) {
-    var work = new NodeWork(client, config, new EventRecorder(client, "agent", config.nodeName()), shutdown);
+    var events = new EventRecorder(client, "agent", config.nodeName());
+    var work = new NodeWork(client, config, events, shutdown);
     String selector = Labels.nodeSelector(config.nodeName());
     var checkpoints = operator.register(new NodeCheckpointWorker(work),
         o -> o.withName("node-checkpoint-" + config.nodeName()).withLabelSelector(selector));
@@ -82,7 +103,7 @@ public final class Roles {
         (Checkpoint c) -> c.getStatus() != null && c.getStatus().phase != null && !c.getStatus().phase.isTerminal()));
     StasisMetrics.queueDepth(config.nodeName(), "restore", () -> count(restores,
         (Restore r) -> r.getStatus() != null && !r.getStatus().phaseOrPending().isTerminal()));
-    return new NodeProfilePublisher(client, config);
+    return new AgentLoops(new NodeProfilePublisher(client, config), new FailoverFencing(client, config.nodeName(), events));
   }
 
   /** Ready once its informers run and are healthy, and until it starts shutting down. */

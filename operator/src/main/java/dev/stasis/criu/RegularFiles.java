@@ -1,9 +1,6 @@
 package dev.stasis.criu;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -24,10 +21,6 @@ import java.util.stream.Stream;
 public final class RegularFiles {
   public static final String FILE_NAME = "files.img";
 
-  // images/magic.h
-  private static final int IMG_COMMON_MAGIC = 0x54564319;
-  private static final int FILES_MAGIC = 0x56303138;
-  private static final int MM_MAGIC = 0x57492820;
   // images/mm.proto mm_entry.vmas = 14; images/vma.proto and CRIU's VMA_FILE_SHARED status bit
   private static final int MM_VMAS = 14;
   private static final int VMA_FILE_SHARED = 1 << 7;
@@ -71,130 +64,52 @@ public final class RegularFiles {
 
   /** Empty when the dump has no files.img (nothing was open); fails on a malformed image. */
   public static List<RegularFile> read(Path imagesDir) throws IOException {
-    Path file = imagesDir.resolve(FILE_NAME);
-    if (!Files.exists(file)) {
-      return List.of();
-    }
-    Set<Long> sharedWritable = new HashSet<>();
-    try (Stream<Path> images = Files.list(imagesDir)) {
-      for (Path mm : images.filter(p -> MM_IMAGE.matcher(p.getFileName().toString()).matches()).toList()) {
-        sharedWritable.addAll(sharedWritableFileIds(Files.readAllBytes(mm), mm.getFileName().toString()));
-      }
-    }
-    return parse(Files.readAllBytes(file), sharedWritable);
-  }
-
-  private static List<RegularFile> parse(byte[] image, Set<Long> sharedWritable) throws IOException {
     List<RegularFile> files = new ArrayList<>();
+    List<ProtobufMessage> entries = ImageFile.read(imagesDir.resolve(FILE_NAME), ImageFile.FILES_MAGIC);
+    if (entries.isEmpty()) {
+      return files;
+    }
+    Set<Long> sharedWritable = sharedWritableFileIds(imagesDir);
     try {
-      for (ProtobufReader entry : entries(image, FILES_MAGIC, FILE_NAME)) {
-        RegularFile file = regularFile(entry, sharedWritable);
-        if (file != null) {
-          files.add(file);
+      for (ProtobufMessage entry : entries) {
+        // file_entry: type = 1, reg = 3 (reg_file_entry: id = 1, flags = 2, name = 6, size = 8, mode = 10)
+        Optional<ProtobufMessage> reg = entry.message(3);
+        Optional<String> name = reg.flatMap(r -> r.string(6));
+        if (entry.number(1, -1) == FD_TYPE_REG && name.isPresent()) {
+          ProtobufMessage file = reg.get();
+          // CRIU keeps names as the process saw them; some versions drop the leading slash.
+          files.add(new RegularFile(name.get().startsWith("/") ? name.get() : "/" + name.get(),
+              file.number(8).orElse(null), (int) file.number(2, 0), file.number(10).map(Long::intValue).orElse(null),
+              file.number(1).filter(sharedWritable::contains).isPresent()));
         }
       }
     } catch (RuntimeException e) {
-      throw new IOException(FILE_NAME + " is malformed: " + e.getMessage(), e);
+      throw new IOException(FILE_NAME + " is malformed: " + e, e);
     }
     return files;
   }
 
-  /** The ids of the files some VMA of an {@code mm-<id>.img} maps shared and writable (vma_entry.shmid). */
-  static Set<Long> sharedWritableFileIds(byte[] image, String name) throws IOException {
+  /** The ids of the files some VMA of the tree's {@code mm-<id>.img} images maps shared and writable (vma_entry.shmid). */
+  private static Set<Long> sharedWritableFileIds(Path imagesDir) throws IOException {
     Set<Long> ids = new HashSet<>();
-    try {
-      for (ProtobufReader mm : entries(image, MM_MAGIC, name)) {
-        while (mm.hasMore()) {
-          int tag = mm.readTag();
-          if (ProtobufReader.fieldNumber(tag) != MM_VMAS || ProtobufReader.wireType(tag) != 2) {
-            mm.skip(tag);
-            continue;
-          }
-          ProtobufReader vma = mm.readMessage();
-          long shmid = -1;
-          long prot = 0;
-          long status = 0;
-          while (vma.hasMore()) {
-            int field = vma.readTag();
-            switch (ProtobufReader.wireType(field) == 0 ? ProtobufReader.fieldNumber(field) : -1) {
-              case 4 -> shmid = vma.readVarint();
-              case 5 -> prot = vma.readVarint();
-              case 7 -> status = vma.readVarint();
-              default -> vma.skip(field);
+    List<Path> mms;
+    try (Stream<Path> images = Files.list(imagesDir)) {
+      mms = images.filter(p -> MM_IMAGE.matcher(p.getFileName().toString()).matches()).toList();
+    }
+    for (Path mm : mms) {
+      try {
+        for (ProtobufMessage entry : ImageFile.read(mm, ImageFile.MM_MAGIC)) {
+          for (ProtobufMessage vma : entry.messages(MM_VMAS)) {
+            // vma_entry: shmid = 4, prot = 5, status = 7
+            if ((vma.number(7, 0) & VMA_FILE_SHARED) != 0 && (vma.number(5, 0) & PROT_WRITE) != 0) {
+              vma.number(4).ifPresent(ids::add);
             }
           }
-          if ((status & VMA_FILE_SHARED) != 0 && (prot & PROT_WRITE) != 0) {
-            ids.add(shmid);
-          }
         }
+      } catch (RuntimeException e) {
+        throw new IOException(mm.getFileName() + " is malformed: " + e, e);
       }
-    } catch (RuntimeException e) {
-      throw new IOException(name + " is malformed: " + e.getMessage(), e);
     }
     return ids;
-  }
-
-  /** The length-prefixed protobuf entries after an image's two magic numbers. */
-  private static List<ProtobufReader> entries(byte[] image, int magic, String name) throws IOException {
-    ByteBuffer buf = ByteBuffer.wrap(image).order(ByteOrder.LITTLE_ENDIAN);
-    if (image.length < 8 || buf.getInt() != IMG_COMMON_MAGIC || buf.getInt() != magic) {
-      throw new IOException(name + " does not start with the magic of its CRIU image");
-    }
-    List<ProtobufReader> entries = new ArrayList<>();
-    while (buf.hasRemaining()) {
-      int length = buf.getInt();
-      if (length < 0 || length > buf.remaining()) {
-        throw new IOException(name + " entry length " + length + " exceeds the file");
-      }
-      entries.add(new ProtobufReader(buf.slice().limit(length)));
-      buf.position(buf.position() + length);
-    }
-    return entries;
-  }
-
-  private static RegularFile regularFile(ProtobufReader entry, Set<Long> sharedWritable) {
-    long type = -1;
-    ProtobufReader reg = null;
-    while (entry.hasMore()) {
-      int tag = entry.readTag();
-      int field = ProtobufReader.fieldNumber(tag);
-      if (field == 1 && ProtobufReader.wireType(tag) == 0) {
-        type = entry.readVarint();
-      } else if (field == 3 && ProtobufReader.wireType(tag) == 2) {
-        reg = entry.readMessage();
-      } else {
-        entry.skip(tag);
-      }
-    }
-    if (type != FD_TYPE_REG || reg == null) {
-      return null;
-    }
-    String name = null;
-    Long size = null;
-    long id = -1;
-    int flags = 0;
-    Integer mode = null;
-    while (reg.hasMore()) {
-      int tag = reg.readTag();
-      int field = ProtobufReader.fieldNumber(tag);
-      if (field == 6 && ProtobufReader.wireType(tag) == 2) {
-        name = new String(reg.readBytes(), StandardCharsets.UTF_8);
-      } else if (field == 8 && ProtobufReader.wireType(tag) == 0) {
-        size = reg.readVarint();
-      } else if (field == 1 && ProtobufReader.wireType(tag) == 0) {
-        id = reg.readVarint();
-      } else if (field == 2 && ProtobufReader.wireType(tag) == 0) {
-        flags = (int) reg.readVarint();
-      } else if (field == 10 && ProtobufReader.wireType(tag) == 0) {
-        mode = (int) reg.readVarint();
-      } else {
-        reg.skip(tag);
-      }
-    }
-    if (name == null) {
-      return null;
-    }
-    // CRIU keeps names as the process saw them; some versions drop the leading slash.
-    return new RegularFile(name.startsWith("/") ? name : "/" + name, size, flags, mode, sharedWritable.contains(id));
   }
 }

@@ -57,16 +57,24 @@ public final class CheckpointLifecycle extends WorkLifecycle<CheckpointStatus, C
     status.startTime = null;
   }
 
-  /** A fresh Pending status, for the operator's decisions before it assigns the work. */
-  public static CheckpointStatus pending() {
-    CheckpointStatus status = new CheckpointStatus();
+  /** A fresh Pending status of {@code checkpoint}, for the operator's decisions before it assigns the work. */
+  public static CheckpointStatus pending(Checkpoint checkpoint) {
+    CheckpointStatus status = refused(checkpoint);
     status.phase = CheckpointPhase.Pending;
     return status;
   }
 
-  /** A fresh status for the operator's refusal, which {@link #refuse} fills in. */
-  public static CheckpointStatus refused() {
-    return new CheckpointStatus();
+  /** A fresh status for the operator's refusal of {@code checkpoint}, which {@link #refuse} fills in. */
+  public static CheckpointStatus refused(Checkpoint checkpoint) {
+    CheckpointStatus status = new CheckpointStatus();
+    status.target = target(checkpoint);
+    return status;
+  }
+
+  /** For the TARGET column; the status keeps it from here on (the agents' writes change only their fields). */
+  private static String target(Checkpoint checkpoint) {
+    var spec = checkpoint.getSpec();
+    return spec == null || spec.target == null ? null : spec.target.describe();
   }
 
   /**
@@ -80,7 +88,7 @@ public final class CheckpointLifecycle extends WorkLifecycle<CheckpointStatus, C
       throw new IllegalStateException("checkpoint " + observed.getMetadata().getName() + " is "
           + observed.getStatus().phase + ", not Pending: only Pending work is assigned");
     }
-    CheckpointStatus status = pending();
+    CheckpointStatus status = pending(observed);
     status.grant = grant;
     status.storage = storage;
     status.containers = containers;

@@ -10,4 +10,8 @@ public class EncryptionKeyException extends StorageUnavailableException {
   public EncryptionKeyException(String message) {
     super(message);
   }
+
+  public EncryptionKeyException(String message, Throwable cause) {
+    super(message, cause);
+  }
 }

@@ -65,10 +65,18 @@ public class EventRecorder {
         .withReportingComponent("stasis.dev/" + component)
         .withReportingInstance(instance)
         .build();
-    try {
-      client.v1().events().inNamespace(namespace).resource(event).create();
-    } catch (KubernetesClientException e) {
-      log.warn("could not record event {} on {}/{}: {}", reason, namespace, meta.getName(), e.getMessage());
+    // Every Event is a log line too, carrying the resource's fields: a log search tells the same story.
+    try (var fields = LogFields.of(resource)) {
+      if (type.equals("Warning")) {
+        log.warn("{} {}: {}", resource.getKind(), reason, message);
+      } else {
+        log.info("{} {}: {}", resource.getKind(), reason, message);
+      }
+      try {
+        client.v1().events().inNamespace(namespace).resource(event).create();
+      } catch (KubernetesClientException e) {
+        log.warn("could not record event {} on {}/{}: {}", reason, namespace, meta.getName(), e.getMessage());
+      }
     }
   }
 }

@@ -32,18 +32,26 @@ public final class HeartbeatWatch {
       seen.remove(node);
       return Optional.of("node " + node + " has no NodeProfile any more: its agent is gone");
     }
-    String heartbeat = profile.getStatus() == null ? null : profile.getStatus().heartbeatTime;
+    Optional<Duration> silent = silence(node, profile, now);
+    if (silent.isEmpty() || silent.get().compareTo(AgentHeartbeat.TIMEOUT) <= 0) {
+      return Optional.empty();
+    }
+    return Optional.of("the agent on node " + node + " was last seen " + silent.get().toMinutes() + " min ago (its"
+        + " NodeProfile's status.heartbeatTime has stayed " + profile.getStatus().heartbeatTime + " since; a running"
+        + " agent renews it every " + AgentHeartbeat.INTERVAL.toSeconds() + " s)");
+  }
+
+  /**
+   * How long the heartbeat of {@code node}'s agent has stayed the same at {@code now}, by this
+   * watch's clock; empty for a profile without a heartbeat (or none at all).
+   */
+  public Optional<Duration> silence(String node, NodeProfile profile, Instant now) {
+    String heartbeat = profile == null || profile.getStatus() == null ? null : profile.getStatus().heartbeatTime;
     if (heartbeat == null) {
       return Optional.empty();
     }
     Seen last = seen.compute(node, (n, before) -> before != null && before.heartbeat().equals(heartbeat)
         ? before : new Seen(heartbeat, now));
-    Duration silent = Duration.between(last.changedAt(), now);
-    if (silent.compareTo(AgentHeartbeat.TIMEOUT) <= 0) {
-      return Optional.empty();
-    }
-    return Optional.of("the agent on node " + node + " was last seen " + silent.toMinutes() + " min ago (its"
-        + " NodeProfile's status.heartbeatTime has stayed " + heartbeat + " since; a running agent renews it every "
-        + AgentHeartbeat.INTERVAL.toSeconds() + " s)");
+    return Optional.of(Duration.between(last.changedAt(), now));
   }
 }

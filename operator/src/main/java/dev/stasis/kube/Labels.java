@@ -19,6 +19,13 @@ public final class Labels {
   public static final String TRIGGER_DRAIN = "drain";
   /** The pod a schedule with a selector took a Checkpoint of; see {@link #podValue}. */
   public static final String POD = "stasis.dev/pod";
+  /**
+   * On a failover's Restore: the lost node whose agent, when it comes back, ends the copy of the
+   * process tree that ran there (fencing).
+   */
+  public static final String FAILOVER_FROM = "stasis.dev/failover-from";
+  /** The Migration that created a Checkpoint or Restore; see {@link #migrationValue}. */
+  public static final String MIGRATION = "stasis.dev/migration";
 
   private Labels() {}
 
@@ -29,6 +36,11 @@ public final class Labels {
   /** The {@value #POD} label's value for a pod: its name, shortened past the 63 characters a label value may have. */
   public static String podValue(String pod) {
     return Names.shortened(pod, Names.MAX_LABEL_VALUE);
+  }
+
+  /** The {@value #MIGRATION} label's value: the Migration's name, shortened past 63 characters. */
+  public static String migrationValue(String migration) {
+    return Names.shortened(migration, Names.MAX_LABEL_VALUE);
   }
 
   public static String node(HasMetadata resource) {

@@ -258,9 +258,10 @@ public class StorageBinding {
     try {
       secret = secret(name, ref);
     } catch (StorageUnavailableException e) {
-      throw new EncryptionKeyException(e.getMessage() + "; create it with the archive encryption keys (README:"
-          + " Encryption at rest), e.g. kubectl create secret generic " + ref.name + " -n " + ref.namespace
-          + " --from-file=" + encryption.currentKeyId + "=<(head -c 32 /dev/urandom)");
+      // The API server refused or failed (the cause): creating the Secret is no answer to that.
+      throw new EncryptionKeyException(e.getMessage() + (e.getCause() != null ? "" : "; create it with the archive"
+          + " encryption keys (README: Encryption at rest), e.g. kubectl create secret generic " + ref.name + " -n "
+          + ref.namespace + " --from-file=" + encryption.currentKeyId + "=<(head -c 32 /dev/urandom)"), e.getCause());
     }
     Map<String, ArchiveKey> keys = new TreeMap<>();
     if (secret.getData() != null) {

@@ -1,6 +1,7 @@
 package dev.stasis.metrics;
 
 import dev.stasis.api.CheckpointStatus;
+import dev.stasis.api.MigrationStatus;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.storage.ObjectUpload;
 import io.micrometer.core.instrument.Counter;
@@ -93,6 +94,41 @@ public final class StasisMetrics {
           .serviceLevelObjectives(seconds(1), seconds(5), seconds(10), seconds(30), seconds(60), seconds(120),
               seconds(300), seconds(600))
           .register(REGISTRY).record(took);
+    }
+  }
+
+  /**
+   * A Migration reached Completed or Failed: counted by result, reason and what became of the
+   * workload (recovery, empty when it moved); how long the workload did no work, when it runs again.
+   */
+  public static void migrationFinished(MigrationStatus status) {
+    String result = String.valueOf(status.phase);
+    Counter.builder("stasis.migrations").description("Migrations finished, by result, reason and recovery")
+        .tags("result", result, "reason", orEmpty(status.reason),
+            "recovery", status.recovery == null ? "" : status.recovery.name())
+        .register(REGISTRY).increment();
+    if (status.frozenToRunningSeconds != null) {
+      Timer.builder("stasis.migration.frozen.to.running").description(
+              "From a migration's checkpoint freezing the workload to the workload running again")
+          .tags("result", result)
+          .serviceLevelObjectives(seconds(1), seconds(5), seconds(10), seconds(30), seconds(60), seconds(120),
+              seconds(300), seconds(600), seconds(1800))
+          .register(REGISTRY).record(Duration.ofSeconds(status.frozenToRunningSeconds));
+    }
+  }
+
+  /**
+   * A failover after a lost node ended: by result (Completed, Failed) and reason; for one that
+   * restored the target, how long it was down, from the lost node's last heartbeat to running again.
+   */
+  public static void failoverFinished(String result, String reason, Duration down) {
+    Counter.builder("stasis.failovers").description("Failovers after a lost node, by result and reason")
+        .tags("result", orEmpty(result), "reason", orEmpty(reason)).register(REGISTRY).increment();
+    if (down != null) {
+      Timer.builder("stasis.failover.down.time").description(
+              "From a lost node's last heartbeat to its target running again elsewhere")
+          .serviceLevelObjectives(seconds(30), seconds(60), seconds(120), seconds(300), seconds(600), seconds(1800))
+          .register(REGISTRY).record(down);
     }
   }
 

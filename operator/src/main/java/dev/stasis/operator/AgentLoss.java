@@ -9,6 +9,9 @@ import dev.stasis.kube.WorkLifecycle;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.time.Clock;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.function.Function;
 
@@ -37,6 +40,16 @@ final class AgentLoss {
   /** Why the agent of {@code node}, whose profile is {@code profile}, counts as gone. */
   Optional<String> gone(String node, NodeProfile profile) {
     return heartbeats.unavailable(node, profile, clock.instant());
+  }
+
+  /** Node → why its agent counts as gone, for each of {@code profiles} whose agent is: no new work goes there. */
+  Map<String, String> goneAmong(List<NodeProfile> profiles) {
+    Map<String, String> gone = new HashMap<>();
+    for (NodeProfile profile : profiles) {
+      String node = profile.getMetadata().getName();
+      gone(node, profile).ifPresent(why -> gone.put(node, why));
+    }
+    return gone;
   }
 
   /**

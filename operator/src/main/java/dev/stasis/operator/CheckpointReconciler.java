@@ -105,7 +105,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       assign(checkpoint, assignment, storage);
     } catch (Refusal refusal) {
       Optional<Duration> retryIn = retries.retryLater(lifecycle, checkpoint, refusal, backoffLimit(checkpoint),
-          CheckpointLifecycle.pending());
+          CheckpointLifecycle.pending(checkpoint));
       if (retryIn.isPresent()) {
         return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(retryIn.get());
       }
@@ -179,7 +179,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   }
 
   private void fail(Checkpoint checkpoint, Refusal refusal) {
-    retries.fail(lifecycle, checkpoint, refusal, backoffLimit(checkpoint), CheckpointLifecycle.refused());
+    retries.fail(lifecycle, checkpoint, refusal, backoffLimit(checkpoint), CheckpointLifecycle.refused(checkpoint));
   }
 
   /**

@@ -21,7 +21,9 @@ import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.PodTargets.ResolvedPod;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.operator.retention.RetentionPolicy;
+import dev.stasis.operator.schedule.DrainMigrations;
 import dev.stasis.operator.schedule.NodeDrain;
+import dev.stasis.operator.schedule.NodeLossFailover;
 import dev.stasis.operator.schedule.RunPlan;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.operator.schedule.ScheduleTarget;
@@ -89,6 +91,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final Clock clock;
+  private final NodeLossFailover failover;
+  private final DrainMigrations drainMigrations;
 
   public CheckpointScheduleReconciler(KubernetesClient client, EventRecorder events) {
     this(client, events, Clock.systemUTC());
@@ -100,6 +104,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.clock = clock;
+    this.failover = new NodeLossFailover(client, events, clock);
+    this.drainMigrations = new DrainMigrations(client, events);
   }
 
   /** What a pass may checkpoint now, and the selected pods it may not (with why). */
@@ -143,6 +149,13 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       Instant now = clock.instant();
       List<Checkpoint> owned = checkpoints.list(schedule);
       account(status, owned);
+      if (valid.migrateOnDrain()) {
+        drainMigrations.follow(schedule, status);
+      }
+      if (valid.failoverAfter() != null
+          && failover.check(schedule, schedule.getSpec().failover, valid.failoverAfter(), processTarget(schedule, status), owned, status)) {
+        owned = checkpoints.list(schedule); // it dropped those that waited for the lost node
+      }
       pinProcess(schedule, status, owned);
       List<Checkpoint> kept = applyRetention(schedule, valid.retention(), owned, now);
       boolean suspended = Boolean.TRUE.equals(schedule.getSpec().suspend);
@@ -158,7 +171,9 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       status.nextScheduleTime = nextRun.map(Instant::toString).orElse(null);
       ready(schedule, status, suspended, valid.selector() != null);
       statusWriter.replace(schedule, status);
-      return rescheduleAt(now, Stream.concat(Stream.of(nextRun),
+      Optional<Instant> nextFailoverCheck = valid.failoverAfter() != null || valid.migrateOnDrain()
+          ? Optional.of(now.plus(NodeLossFailover.CHECK_INTERVAL)) : Optional.empty();
+      return rescheduleAt(now, Stream.concat(Stream.of(nextRun, nextFailoverCheck),
           perTarget(kept).stream().map(checkpointsOfTarget -> valid.retention().nextExpiry(checkpointsOfTarget))));
     } catch (Refusal refusal) {
       fail(schedule, status, refusal);
@@ -214,11 +229,12 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       throws Refusal {
     if (valid.selector() == null) {
       CheckpointSpec spec = valid.template().toCheckpointSpec();
-      if (spec.target.process != null && status.process != null) {
+      if (spec.target.process != null) {
+        ProcessTarget target = processTarget(schedule, status);
         spec.target = new CheckpointTarget();
-        spec.target.process = valid.template().target.process.pinnedTo(status.process);
+        spec.target.process = status.process != null ? target.pinnedTo(status.process) : target;
       }
-      return new Selection(List.of(new ScheduleTarget(null, valid.onNodeDrain() ? templateNode(schedule) : null, spec)),
+      return new Selection(List.of(new ScheduleTarget(null, valid.onNodeDrain() ? templateNode(schedule, status) : null, spec)),
           List.of(), 0);
     }
     List<Pod> pods;
@@ -396,6 +412,17 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
           .filter(c -> Labels.TRIGGER_DRAIN.equals(c.getMetadata().getLabels().get(Labels.TRIGGER)))
           .filter(c -> Objects.equals(target.podLabel(), ScheduleCheckpoints.podLabel(c)))
           .map(c -> c.getMetadata().getName()).findFirst();
+      if (valid.migrateOnDrain()) {
+        String migration = drainMigrations.create(schedule, target, schedule.getSpec().failover,
+            now.truncatedTo(ChronoUnit.SECONDS));
+        status.drainTriggered++;
+        DrainCheckpoint drain = new DrainCheckpoint(node, target.pod(), null);
+        drain.migration = migration;
+        drains.add(drain);
+        events.normal(schedule, "NodeDraining", "node " + node + " is being drained: moving the target elsewhere"
+            + " (Migration " + migration + ")");
+        continue;
+      }
       String name = unrecorded.orElseGet(() ->
           checkpoints.create(schedule, target, now.truncatedTo(ChronoUnit.SECONDS), Labels.TRIGGER_DRAIN));
       if (unrecorded.isEmpty()) {
@@ -468,8 +495,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
    * leaveRunning: false would end that one too). A template whose node or pid changed is found anew.
    */
   private static void pinProcess(CheckpointSchedule schedule, CheckpointScheduleStatus status, List<Checkpoint> owned) {
-    CheckpointTemplate template = schedule.getSpec().checkpointTemplate;
-    ProcessTarget target = template == null || template.target == null ? null : template.target.process;
+    ProcessTarget target = processTarget(schedule, status);
     if (target == null) {
       status.process = null;
       return;
@@ -495,11 +521,21 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         && (checkpoint.getStatus() == null || !checkpoint.getStatus().phaseOrPending().isTerminal());
   }
 
+  /**
+   * The template's process target, or where its last failover restored it (while the template still
+   * names what that failover moved away from); null for a pod target or a selector.
+   */
+  private static ProcessTarget processTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status) {
+    CheckpointTemplate template = schedule.getSpec().checkpointTemplate;
+    ProcessTarget target = template == null || template.target == null ? null : template.target.process;
+    return NodeLossFailover.effectiveTarget(target, status);
+  }
+
   /** The node the template's target runs on: a process's, or where its pod is scheduled; null when unknown. */
-  private String templateNode(CheckpointSchedule schedule) {
+  private String templateNode(CheckpointSchedule schedule, CheckpointScheduleStatus status) {
     var target = schedule.getSpec().checkpointTemplate.target;
     if (target.process != null) {
-      return target.process.node;
+      return processTarget(schedule, status).node;
     }
     Pod pod = client.pods().inNamespace(schedule.getMetadata().getNamespace()).withName(target.pod.name).get();
     return pod == null || pod.getSpec() == null ? null : pod.getSpec().getNodeName();
@@ -508,7 +544,9 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
   /** For waking schedules on node changes, from the cache: a pod's node is only known by asking. */
   private static boolean mayRunOn(CheckpointSchedule schedule, String node) {
     var spec = schedule.getSpec();
-    if (spec == null || spec.triggers == null || !Boolean.TRUE.equals(spec.triggers.onNodeDrain)) {
+    boolean drains = (spec != null && spec.triggers != null && Boolean.TRUE.equals(spec.triggers.onNodeDrain))
+        || (spec != null && spec.failover != null && spec.failover.migratesOnDrain());
+    if (!drains) {
       return false;
     }
     if (spec.selector != null) {

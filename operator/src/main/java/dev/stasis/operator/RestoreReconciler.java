@@ -9,7 +9,6 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.SealedGrant;
-import dev.stasis.api.StatusLimits;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ClusterCache;
@@ -38,7 +37,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -244,11 +242,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
   /** Nodes no restore goes to, whatever they offer: this restore's pre-flight failed there, or their agent is gone. */
   private Map<String, String> excludedNodes(List<NodeProfile> profiles,
       List<PlacementStatus.PreflightFailure> preflightFailures) {
-    Map<String, String> excluded = new HashMap<>();
-    for (NodeProfile profile : profiles) {
-      String node = profile.getMetadata().getName();
-      agentLoss.gone(node, profile).ifPresent(why -> excluded.put(node, why));
-    }
+    Map<String, String> excluded = agentLoss.goneAmong(profiles);
     preflightFailures.forEach(f -> excluded.put(f.node, "pre-flight failed (" + f.reason + ")"));
     return excluded;
   }
@@ -314,13 +308,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
   }
 
   private static PlacementStatus placementStatus(PlacementDecision decision, List<PlacementStatus.PreflightFailure> preflightFailures) {
-    PlacementStatus placement = new PlacementStatus();
-    placement.summary = decision.summary();
-    placement.candidates = decision.candidates();
-    decision.rejected().stream().limit(StatusLimits.MAX_LISTED)
-        .forEach(r -> placement.rejected.add(new PlacementStatus.NodeRejection(r.node(), r.reasons())));
-    placement.rejectedCount = decision.rejected().size();
-    placement.rejectedReasons = decision.reasonCounts(StatusLimits.MAX_REASONS);
+    PlacementStatus placement = decision.status();
     placement.preflightFailures.addAll(preflightFailures);
     return placement;
   }

@@ -30,7 +30,10 @@ final class ScheduleValidator {
   /** A spec that passed validation, in the forms the schedule works with. */
   record ValidSchedule(RunSchedule runs, Duration startingDeadline, ConcurrencyPolicy concurrency,
       RetentionPolicy retention, CheckpointTemplate template, LabelSelector selector, List<String> containers,
-      boolean onNodeDrain) {}
+      boolean onNodeDrain, Duration failoverAfter, boolean migrateOnDrain) {}
+
+  /** The shortest failover.onNodeLost.after: three of the agents' heartbeats, so that a late one never fails a node over. */
+  static final Duration MIN_FAILOVER_AFTER = Duration.ofMinutes(1);
 
   /** The spec in the forms a schedule works with, or why it cannot be run as written. */
   static ValidSchedule validate(CheckpointSchedule schedule) throws Refusal {
@@ -82,11 +85,46 @@ final class ScheduleValidator {
       requireDuration("spec.checkpointTemplate.ttl", spec.checkpointTemplate.ttl);
     }
     requireDuration("spec.ttl", spec.ttl);
+    boolean migrateOnDrain = spec.failover != null && spec.failover.migratesOnDrain();
+    if (migrateOnDrain) {
+      requireProcessTemplate(spec, "spec.failover.onDrain");
+    }
+    Duration failoverAfter = failoverAfter(spec);
     return new ValidSchedule(runs,
         spec.startingDeadlineSeconds == null ? null : Duration.ofSeconds(spec.startingDeadlineSeconds),
         spec.concurrencyPolicyOrDefault(), retention, spec.checkpointTemplate, spec.selector,
         spec.containers == null ? List.of() : spec.containers,
-        spec.triggers != null && Boolean.TRUE.equals(spec.triggers.onNodeDrain));
+        (spec.triggers != null && Boolean.TRUE.equals(spec.triggers.onNodeDrain)) || migrateOnDrain, failoverAfter,
+        migrateOnDrain);
+  }
+
+  private static void requireProcessTemplate(CheckpointScheduleSpec spec, String field) throws Refusal {
+    if (spec.checkpointTemplate == null || spec.checkpointTemplate.target == null
+        || spec.checkpointTemplate.target.process == null) {
+      throw new Refusal("InvalidFailover", field + " moves process trees (a checkpointTemplate with target.process) so"
+          + " far; for pods, remove spec.failover and restore their checkpoints with a Restore");
+    }
+  }
+
+  /** How long a node must be lost before failover.onNodeLost restores the target elsewhere; null without it. */
+  private static Duration failoverAfter(CheckpointScheduleSpec spec) throws Refusal {
+    if (spec.failover == null || spec.failover.onNodeLost == null) {
+      return null;
+    }
+    requireProcessTemplate(spec, "spec.failover.onNodeLost");
+    Duration after;
+    try {
+      after = Durations.parse(spec.failover.onNodeLost.after);
+    } catch (IllegalArgumentException | NullPointerException e) {
+      throw new Refusal("InvalidFailover", "spec.failover.onNodeLost.after: '" + spec.failover.onNodeLost.after
+          + "' is not a duration such as 2m");
+    }
+    if (after.compareTo(MIN_FAILOVER_AFTER) < 0) {
+      throw new Refusal("InvalidFailover", "spec.failover.onNodeLost.after must be at least "
+          + MIN_FAILOVER_AFTER.toSeconds() + "s (three of the agents' heartbeats, so that a late one never fails a node"
+          + " over), got " + spec.failover.onNodeLost.after);
+    }
+    return after;
   }
 
   private static void requireDuration(String field, String ttl) throws Refusal {

@@ -41,9 +41,6 @@ final class RoleProcess implements AutoCloseable {
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.addAll(jvmOptions);
     command.add("-Xlog:gc:file=" + gcLog);
-    // Timestamps in the role's log, to see where time goes when a figure surprises.
-    command.add("-Dorg.slf4j.simpleLogger.showDateTime=true");
-    command.add("-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS");
     command.add("-cp");
     command.add(System.getProperty("stasis.runtimeClasspath"));
     command.add("dev.stasis.cli.Main");

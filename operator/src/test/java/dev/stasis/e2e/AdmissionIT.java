@@ -40,6 +40,11 @@ class AdmissionIT {
         + "}\nspec: " + spec + "\n";
   }
 
+  static String migration(String name, String spec) {
+    return "apiVersion: stasis.dev/v1alpha1\nkind: Migration\nmetadata: {name: " + name + ", namespace: " + ns
+        + "}\nspec: " + spec + "\n";
+  }
+
   static String schedule(String name, String spec) {
     return "apiVersion: stasis.dev/v1alpha1\nkind: CheckpointSchedule\nmetadata: {name: " + name + ", namespace: " + ns
         + "}\nspec: " + spec + "\n";
@@ -143,5 +148,17 @@ class AdmissionIT {
     Tool.Result changed = kubectl.runWithInput(restore("fixed", "{checkpointRef: {name: b}}"), "apply", "-f", "-");
     assertThat(changed.exitCode()).isNotZero();
     assertThat(changed.output()).contains("checkpointRef is immutable: create a new Restore instead");
+  }
+
+  /** A Migration is one move: nothing of it changes once it began, not even a field added later. */
+  @Test
+  void aMigrationsSpecCannotChange() throws Exception {
+    kubectl.runWithInput(migration("move", "{target: {process: {node: node-a, pid: 42}}}"), "apply", "-f", "-").ok();
+    assertRefused(migration("move", "{target: {process: {node: node-a, pid: 43}}}"),
+        "a Migration's spec is immutable: create a new Migration instead");
+    assertRefused(migration("move", "{target: {process: {node: node-a, pid: 42}}, allowSourceNode: true}"),
+        "a Migration's spec is immutable");
+    assertRefused(migration("both", "{target: {process: {node: node-a, pid: 42}, pod: {name: sim-0}}}"),
+        "set exactly one of target.process");
   }
 }

@@ -1,7 +1,6 @@
 package dev.stasis.e2e;
 
 import dev.stasis.testing.TestStorage;
-import dev.stasis.testing.MetricsEndpoint;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -15,7 +14,7 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
-import dev.stasis.cli.Main;
+import dev.stasis.testing.AgentProcess;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
@@ -23,14 +22,12 @@ import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -275,43 +272,14 @@ class AgentKillIT {
 
   // --- helpers ---
 
-  /** An agent as its own process, ended by its PID: SIGKILL in the test, SIGKILL at cleanup. */
-  record AgentProcess(Process process, Path log) {
-    void kill() throws InterruptedException {
-      process.destroyForcibly(); // SIGKILL
-      assertThat(process.waitFor(10, TimeUnit.SECONDS)).isTrue();
-    }
-  }
-
   AgentProcess startAgent() throws Exception {
     return startAgent(TestControlPlane.kubeconfig());
   }
 
+  /** An agent as its own process, ended by its PID: SIGKILL in the test, SIGKILL at cleanup. */
   AgentProcess startAgent(Path kubeconfig) throws Exception {
-    int port;
-    try (ServerSocket socket = new ServerSocket(0)) {
-      port = socket.getLocalPort();
-    }
-    Path log = Files.createTempFile(dir, "agent-", ".log");
-    // C1 only: the agent is up in about half the time on this small machine.
-    Process process = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-XX:TieredStopAtLevel=1", "-jar", TestControlPlane.stasisJar().toString(), "agent", "--node=" + node, "--work-dir=" + dir.resolve("work"),
-        "--criu=" + Main.criuPath(null), "--allow-host-processes=*", "--kubeconfig=" + kubeconfig,
-        "--metrics-address=127.0.0.1", "--metrics-port=" + port)
-        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
-    AgentProcess agent = new AgentProcess(process, log);
-    cleanup.add(() -> {
-      if (process.isAlive()) {
-        agent.kill();
-      }
-    });
-    await().atMost(TIMEOUT).until(() -> {
-      try {
-        return MetricsEndpoint.get(port, "/readyz").status() == 200;
-      } catch (Exception e) {
-        return false; // not listening yet
-      }
-    });
+    AgentProcess agent = AgentProcess.start(node, dir.resolve("work"), kubeconfig, Files.createTempFile(dir, "agent-", ".log"));
+    cleanup.add(agent);
     return agent;
   }
 

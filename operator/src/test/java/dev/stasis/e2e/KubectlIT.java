@@ -25,7 +25,8 @@ class KubectlIT {
   void samplesApplyClientSideAndServerSideAndReapplyingChangesNothing() throws Exception {
     String created = kubectl.run("apply", "-f", "config/samples/").ok().output();
     assertThat(created).contains("checkpoint.stasis.dev/counter", "restore.stasis.dev/counter",
-        "checkpointschedule.stasis.dev/nightly", "checkpointstorage.stasis.dev/scratch", "checkpointstorage.stasis.dev/s3");
+        "checkpointschedule.stasis.dev/nightly", "checkpointstorage.stasis.dev/scratch", "checkpointstorage.stasis.dev/s3",
+        "migration.stasis.dev/counter-move", "checkpointschedule.stasis.dev/keep-alive");
 
     String again = kubectl.run("apply", "-f", "config/samples/").ok().output();
     assertThat(again.lines().filter(l -> l.contains("stasis.dev")))
@@ -39,23 +40,29 @@ class KubectlIT {
 
   @Test
   void getShowsThePrinterColumnsOfEveryKind() throws Exception {
-    kubectl.run("get", "ckpt,rst,ckptsched,ckptstore,nodeprof", "-A").ok();
+    kubectl.run("get", "ckpt,rst,ckptsched,ckptstore,nodeprof,mig", "-A").ok();
     assertThat(kubectl.run("api-resources", "--api-group=stasis.dev").ok().output())
-        .contains("ckpt", "rst", "ckptsched", "ckptstore", "nodeprof");
+        .contains("ckpt", "rst", "ckptsched", "ckptstore", "nodeprof", "mig");
     kubectl.run("apply", "-f", "config/samples/checkpoint.yaml", "-f", "config/samples/storage-filesystem.yaml",
-        "-f", "config/samples/schedule.yaml", "-f", "config/samples/restore.yaml").ok();
+        "-f", "config/samples/schedule.yaml", "-f", "config/samples/restore.yaml", "-f", "config/samples/migration.yaml").ok();
+    // Left to right as a user reads them, not as the CRD generator sorts them (by JSON path: AGE first).
     assertThat(kubectl.run("get", "ckpt", "counter").ok().output().lines().findFirst().orElseThrow())
-        .contains("NAME", "PHASE", "NODE", "STORED", "AGE");
+        .matches("NAME +TARGET +NODE +PHASE +PROGRESS +STORED +AGE");
+    assertThat(kubectl.run("get", "ckpt", "counter", "-o", "wide").ok().output().lines().findFirst().orElseThrow())
+        .matches("NAME +TARGET +NODE +PHASE +PROGRESS +STORED +REASON +AGE");
     assertThat(kubectl.run("get", "rst", "counter").ok().output().lines().findFirst().orElseThrow())
-        .contains("PHASE", "CHECKPOINT", "NODE", "PID");
+        .matches("NAME +CHECKPOINT +NODE +PHASE +PROGRESS +PID +POD +AGE");
     assertThat(kubectl.run("get", "ckptstore", "scratch").ok().output().lines().findFirst().orElseThrow())
-        .contains("PHASE", "DEFAULT", "LOCATION");
+        .matches("NAME +LOCATION +DEFAULT +PHASE +AGE");
     assertThat(kubectl.run("get", "ckptsched", "nightly").ok().output().lines().findFirst().orElseThrow())
         .contains("SCHEDULE", "SUSPEND");
+    assertThat(kubectl.run("get", "mig", "counter-move").ok().output().lines().findFirst().orElseThrow())
+        .contains("PHASE", "FROM", "TO", "FROZEN", "AGE");
     assertThat(kubectl.run("get", "nodeprof").ok().output()).satisfiesAnyOf(
         o -> assertThat(o).contains("ARCH", "CPU", "CRIU", "KERNEL"),
         o -> assertThat(o).contains("No resources found"));
     kubectl.run("delete", "-f", "config/samples/checkpoint.yaml", "-f", "config/samples/storage-filesystem.yaml",
-        "-f", "config/samples/schedule.yaml", "-f", "config/samples/restore.yaml", "--wait=false").ok();
+        "-f", "config/samples/schedule.yaml", "-f", "config/samples/restore.yaml", "-f", "config/samples/migration.yaml",
+        "--wait=false").ok();
   }
 }

@@ -122,6 +122,42 @@ class PodCheckpointOnNodeIT {
     assertThat(events("web")).anyMatch(e -> e.getReason().equals("Completed"));
   }
 
+  /** stasis inspect on what containerd wrote: each container's image, command and mounts, and its processes and files. */
+  @Test
+  void inspectShowsEachContainersImageCommandProcessesAndFiles() throws Exception {
+    runPod("seen", "app", counterImage, "sidecar", counterImage);
+    awaitPhase(create("seen", CheckpointTarget.pod("seen", null)), CheckpointPhase.Completed);
+
+    List<String> args = List.of("seen", "-n", namespace, "-o", "json", "--kubeconfig", node.kubeconfig().toString());
+    JsonNode report = JSON.readTree(InspectIT.inspectAs(args).ok());
+    assertThat(report.get("archives")).hasSize(2);
+    for (JsonNode archive : report.get("archives")) {
+      JsonNode container = archive.get("containerDump");
+      // containerd names a container as the kubelet does: container_pod_namespace_uid_attempt
+      assertThat(container.get("name").asText()).as("config.dump")
+          .startsWith(archive.get("container").asText() + "_seen_" + namespace + "_");
+      assertThat(container.get("image").asText()).contains("workloads/pod-counter");
+      assertThat(container.get("runtime").asText()).contains("runc");
+      assertThat(InspectIT.list(container.get("command"))).extracting(JsonNode::asText)
+          .as("spec.dump").containsExactly("/pod-counter", "/count");
+      assertThat(InspectIT.list(container.get("mounts"))).extracting(m -> m.get("destination").asText())
+          .contains("/proc", "/dev");
+      assertThat(container.get("rootfsDiffBytes").asLong()).as("rootfs-diff.tar holds /count").isPositive();
+      JsonNode process = archive.at("/dump/processes/0");
+      assertThat(process.get("pid").asLong()).isEqualTo(1);
+      assertThat(process.get("command").asText()).isEqualTo("pod-counter");
+      assertThat(InspectIT.list(process.get("files"))).anySatisfy(f -> assertThat(f.get("path").asText()).isEqualTo("/count"));
+      assertThat(archive.at("/dump/stats/frozenTimeMicros").asLong()).as("the runtime's stats-dump").isPositive();
+    }
+    assertThat(InspectIT.verdict(report, node.name())).isNotNull();
+
+    String text = InspectIT.inspectAs(List.of("seen", "-n", namespace, "-c", "sidecar", "--kubeconfig",
+        node.kubeconfig().toString())).ok();
+    System.out.println(text);
+    assertThat(text).contains("Container sidecar", "Image:", "Mounts", "[1] pod-counter  /pod-counter /count")
+        .containsPattern("Command: +/pod-counter /count").doesNotContain("Container app");
+  }
+
   @Test
   void oneNamedContainer() throws Exception {
     runPod("one", "app", counterImage, "sidecar", counterImage);

@@ -75,6 +75,30 @@ class RunnableJarIT {
     }
   }
 
+  /**
+   * What a new user types first: {@code local --help} prints help and starts nothing (no control
+   * plane, no port bound), and a misspelled flag is refused naming the right one, before anything starts.
+   */
+  @Test
+  void localHelpStartsNothingAndAMisspelledFlagIsRefused() throws Exception {
+    int port = freePort();
+    Role help = start("local-help", "local", "--metrics-port=" + port, "--state-dir=" + dir.resolve("state"), "--help");
+    assertThat(help.process().waitFor(30, TimeUnit.SECONDS)).as("help returns at once").isTrue();
+    assertThat(help.process().exitValue()).isZero();
+    assertThat(Files.readString(help.log())).startsWith("Usage: stasis local").contains("--max-concurrent=N");
+    assertThat(dir.resolve("state")).as("no state folder, no control plane").doesNotExist();
+    try (ServerSocket stillFree = new ServerSocket(port)) {
+      assertThat(stillFree.getLocalPort()).isEqualTo(port);
+    }
+
+    Role misspelled = start("local-typo", "local", "--metrics-prot", Integer.toString(port));
+    assertThat(misspelled.process().waitFor(30, TimeUnit.SECONDS)).isTrue();
+    assertThat(misspelled.process().exitValue()).isEqualTo(2);
+    assertThat(Files.readString(misspelled.log())).contains("Unknown option", "'--metrics-prot'",
+        "Possible solutions: --metrics-port");
+    assertThat(dir.resolve(".stasis")).doesNotExist();
+  }
+
   /** A role running as its own process, with its output in a log file. */
   record Role(Process process, Path log) {}
 
@@ -84,8 +108,9 @@ class RunnableJarIT {
     command.addAll(List.of(args));
     command.add("--kubeconfig=" + TestControlPlane.kubeconfig());
     command.add("--metrics-address=127.0.0.1");
-    Path log = dir.resolve(args[0] + ".log");
-    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+    Path log = dir.resolve(hostname + "-" + args[0] + ".log");
+    ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true)
+        .redirectOutput(log.toFile());
     pb.environment().put("HOSTNAME", hostname); // what a pod's HOSTNAME is: its name
     return new Role(pb.start(), log);
   }

@@ -28,7 +28,8 @@ class ArgoCdHealthChecksTest {
     assertThat(cm).containsOnlyKeys("resource.customizations.health.stasis.dev_Checkpoint",
         "resource.customizations.health.stasis.dev_Restore",
         "resource.customizations.health.stasis.dev_CheckpointSchedule",
-        "resource.customizations.health.stasis.dev_CheckpointStorage");
+        "resource.customizations.health.stasis.dev_CheckpointStorage",
+        "resource.customizations.health.stasis.dev_Migration");
     assertThat(cm.values()).allSatisfy(registered -> assertThat(registered).isEqualTo(script));
   }
 

@@ -12,6 +12,8 @@ import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Tool;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -91,6 +93,19 @@ class HelmChartIT {
     assertThat(monitor.at("/spec/podMetricsEndpoints/0/port").asText()).isEqualTo("metrics");
   }
 
+  /** Off by default; when asked for, the dashboard as docs/ has it, labelled for Grafana's sidecar. */
+  @Test
+  void aGrafanaDashboardForGrafanasSidecarWhenAskedFor() throws Exception {
+    assertThat(Manifests.parse(template(DEFAULTS)).keySet()).noneMatch(k -> k.startsWith("ConfigMap"));
+    JsonNode map = Manifests.parse(template("ci/s3-storage-values.yaml")).get("ConfigMap stasis-system/stasis-grafana-dashboard");
+    assertThat(map.at("/metadata/labels/grafana_dashboard").asText()).isEqualTo("1");
+    assertThat(map.at("/metadata/labels/team").asText()).isEqualTo("research");
+    assertThat(map.at("/metadata/annotations/grafana_folder").asText()).isEqualTo("Stasis");
+    Path repo = TestControlPlane.repoRoot();
+    assertThat(map.at("/data/stasis.json").asText()).isEqualTo(Files.readString(repo.resolve(CHART + "/dashboards/stasis.json")).strip())
+        .isEqualTo(Files.readString(repo.resolve("docs/grafana-dashboard.json")).strip());
+  }
+
   @Test
   void theOperatorRunsWithoutPrivilegesAndElectsALeader() throws Exception {
     JsonNode pod = Manifests.parse(template(DEFAULTS)).get("Deployment stasis-system/stasis-operator").at("/spec/template/spec");
@@ -103,7 +118,8 @@ class HelmChartIT {
     assertThat(container.at("/livenessProbe/httpGet/path").asText()).isEqualTo("/healthz");
     assertThat(container.at("/readinessProbe/httpGet/path").asText()).isEqualTo("/readyz");
     assertThat(container.at("/resources/limits/memory").asText()).isNotEmpty();
-    assertThat(container.at("/args").toString()).contains("--leader-election-namespace=$(POD_NAMESPACE)");
+    assertThat(container.at("/args").toString()).contains("--leader-election-namespace=$(POD_NAMESPACE)",
+        "\"--log-format=json\"", "\"--log-level=info\"");
     assertThat(Manifests.parse(template(DEFAULTS)).get("Deployment stasis-system/stasis-operator").at("/spec/replicas").asInt())
         .isEqualTo(2);
   }
@@ -122,7 +138,7 @@ class HelmChartIT {
     // CRIU in the namespaces of the node's init, and the node's files as that process sees them.
     assertThat(container.at("/env").toString()).contains("{\"name\":\"STASIS_HOST_NAMESPACES_PID\",\"value\":\"1\"}");
     assertThat(container.at("/args").toString()).contains("\"--host-root=/proc/1/root\"",
-        "\"--kubelet-checkpoint-dir=/var/lib/kubelet/checkpoints\"").doesNotContain("--kubelet-url");
+        "\"--kubelet-checkpoint-dir=/var/lib/kubelet/checkpoints\"", "\"--log-format=json\"").doesNotContain("--kubelet-url");
     // Whole numbers, not the floats YAML would turn 1 GiB into (1.073741824e+09).
     assertThat(container.at("/args").toString()).contains("\"--travelling-files-max-count=256\"",
         "\"--travelling-files-max-bytes=1073741824\"");
@@ -163,6 +179,7 @@ class HelmChartIT {
     assertRefused("operator.replicas > 1 needs operator.leaderElection: true", "--set", "operator.leaderElection=false");
     assertRefused("missing property 'bucket'", "--set", "defaultStorage.enabled=true");
     assertRefused("/metrics/agentPort", "--set", "metrics.agentPort=0");
+    assertRefused("/logging/format", "--set", "logging.format=xml");
     assertRefused("/operator/image/digest", "--set", "operator.image.digest=latest");
     assertRefused("at '/defaultStorage/registry': missing property 'url'", "--set", "defaultStorage.registry.insecure=true");
   }

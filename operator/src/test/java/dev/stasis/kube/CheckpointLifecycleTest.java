@@ -132,11 +132,12 @@ class CheckpointLifecycleTest {
 
   @Test
   void theOperatorRefusesAndRetriesOnlyWhatItHasNotAssigned() {
-    Checkpoint waiting = lifecycle.retryRefusalLater(created("c"), CheckpointLifecycle.pending(), 1,
+    Checkpoint c = created("c");
+    Checkpoint waiting = lifecycle.retryRefusalLater(c, CheckpointLifecycle.pending(c), 1,
         "StorageUnavailable", "attempt 1/2 failed", "2026-01-01T00:00:10Z");
     assertThat(waiting.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
     assertThat(waiting.getStatus().attempts).isEqualTo(1);
-    Checkpoint refused = lifecycle.refuse(waiting, CheckpointLifecycle.refused(), "StorageUnavailable",
+    Checkpoint refused = lifecycle.refuse(waiting, CheckpointLifecycle.refused(waiting), "StorageUnavailable",
         "failed after 2 attempts");
     assertThat(refused.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
     assertThat(refused.getStatus().attempts).isEqualTo(2);
@@ -146,7 +147,8 @@ class CheckpointLifecycleTest {
   /** Flux (kstatus) and Argo CD read the conditions every transition leaves; Complete and Failed stay for kubectl wait. */
   @Test
   void everyTransitionLeavesReadyReconcilingOrStalledAtTheResourcesGeneration() {
-    Checkpoint waiting = lifecycle.retryRefusalLater(created("c"), CheckpointLifecycle.pending(), 1,
+    Checkpoint c = created("c");
+    Checkpoint waiting = lifecycle.retryRefusalLater(c, CheckpointLifecycle.pending(c), 1,
         "StorageUnavailable", "attempt 1/2 failed: storage fs is unavailable", "2026-01-01T00:00:10Z");
     GitOpsConditions.assertReconciling(waiting.getStatus(), "StorageUnavailable", 1);
     Checkpoint assigned = lifecycle.assign(waiting, "node-a", "fs", null, null);
@@ -171,7 +173,8 @@ class CheckpointLifecycleTest {
     assertThat(Conditions.isTrue(failed.getStatus().conditions, Conditions.FAILED)).isTrue();
     assertThat(Conditions.isFalse(failed.getStatus().conditions, Conditions.COMPLETE)).isTrue();
 
-    Checkpoint refused = lifecycle.refuse(created("e"), CheckpointLifecycle.refused(), "StorageNotFound", "no storage");
+    Checkpoint e = created("e");
+    Checkpoint refused = lifecycle.refuse(e, CheckpointLifecycle.refused(e), "StorageNotFound", "no storage");
     GitOpsConditions.assertStalled(refused.getStatus(), "StorageNotFound", 1);
   }
 

@@ -86,6 +86,7 @@ class CheckpointReconcilerTest {
     assertThat(result.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
     assertThat(result.getStatus().node).isEqualTo("node-a");
     assertThat(result.getStatus().storage).isEqualTo("store");
+    assertThat(result.getStatus().target).as("kubectl get's TARGET column").isEqualTo("process/1234");
   }
 
   @Test
@@ -101,8 +102,9 @@ class CheckpointReconcilerTest {
   @Test
   void unknownNode() {
     storage("store", true, null);
-    assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-x", 1234), null)), "NodeNotFound",
-        "no Stasis agent runs on node 'node-x'");
+    Checkpoint refused = reconcile(checkpoint("c", CheckpointTarget.process("node-x", 1234), null));
+    assertFailed(refused, "NodeNotFound", "no Stasis agent runs on node 'node-x'");
+    assertThat(refused.getStatus().target).as("a refused checkpoint still says what it was of").isEqualTo("process/1234");
   }
 
   @Test
@@ -224,6 +226,7 @@ class CheckpointReconcilerTest {
     assertThat(Labels.node(result)).isEqualTo("node-a");
     assertThat(result.getStatus().containers).extracting(c -> c.name + "=" + c.containerID)
         .containsExactly("app=cri-o://id-app", "sidecar=cri-o://id-sidecar");
+    assertThat(result.getStatus().target).isEqualTo("pod/web");
 
     Checkpoint one = reconcile(checkpoint("one", CheckpointTarget.pod("web", "sidecar"), null));
     assertThat(one.getStatus().containers).extracting(c -> c.name).containsExactly("sidecar");

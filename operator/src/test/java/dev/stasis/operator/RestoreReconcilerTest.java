@@ -35,6 +35,7 @@ import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.WorkGrants;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.TestProfiles;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -476,15 +477,7 @@ class RestoreReconcilerTest {
   }
 
   private void profile(String name, Map<String, String> labels, String... flags) {
-    NodeProfile p = new NodeProfile();
-    p.setMetadata(new ObjectMetaBuilder().withName(name).withLabels(labels).build());
-    p.setSpec(new NodeProfileSpec());
-    p.getSpec().arch = "x86_64";
-    p.getSpec().cpu = new NodeProfileSpec.CpuInfo();
-    p.getSpec().cpu.flags = List.of(flags);
-    p.getSpec().criu = new NodeProfileSpec.CriuInfo();
-    p.getSpec().criu.version = "4.2.1";
-    client.resource(p).create();
+    client.resource(TestProfiles.node(name, labels, flags)).create();
   }
 
   /** A Completed Checkpoint taken on node-a whose manifest is in a filesystem storage. */

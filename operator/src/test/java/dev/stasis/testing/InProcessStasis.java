@@ -2,7 +2,6 @@ package dev.stasis.testing;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.work.AgentShutdown;
-import dev.stasis.agent.profile.NodeProfilePublisher;
 import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.cli.Roles;
 import dev.stasis.criu.Criu;
@@ -27,7 +26,7 @@ import java.util.Set;
  */
 public final class InProcessStasis implements AutoCloseable {
   private final List<Operator> operators = new ArrayList<>();
-  private final List<NodeProfilePublisher> publishers = new ArrayList<>();
+  private final List<Roles.AgentLoops> agentLoops = new ArrayList<>();
   private final List<AgentShutdown> shutdowns = new ArrayList<>();
   private MetricsServer metrics;
   private boolean closed;
@@ -60,7 +59,7 @@ public final class InProcessStasis implements AutoCloseable {
     } finally {
       // Whatever went wrong above, no operator may outlive its test and reconcile the next one's resources.
       operators.forEach(Operator::stop);
-      publishers.forEach(NodeProfilePublisher::close);
+      agentLoops.forEach(Roles.AgentLoops::close);
       if (metrics != null) {
         metrics.close();
       }
@@ -148,9 +147,9 @@ public final class InProcessStasis implements AutoCloseable {
         KubernetesClient agentClient = agentClients.get(i);
         Operator agentOperator = Roles.newOperator(agentClient);
         AgentShutdown shutdown = new AgentShutdown();
-        NodeProfilePublisher publisher = Roles.registerAgent(agentOperator, agentClient, agents.get(i), shutdown);
-        publisher.start();
-        stasis.publishers.add(publisher);
+        Roles.AgentLoops loops = Roles.registerAgent(agentOperator, agentClient, agents.get(i), shutdown);
+        loops.start();
+        stasis.agentLoops.add(loops);
         stasis.shutdowns.add(shutdown);
         stasis.operators.add(agentOperator);
       }

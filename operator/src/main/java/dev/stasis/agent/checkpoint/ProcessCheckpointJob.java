@@ -55,14 +55,14 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(ProcessCheckpointJob.class);
   /** How soon to look again at a recorded archive the storage could not be read for. */
   private static final Duration RECORDED_ARCHIVE_RETRY = Duration.ofSeconds(10);
+  /** How long a decision for a dead agent's frozen tree waits for CRIU to act on it. */
+  private static final Duration ABANDONED_HOOK_WAIT = Duration.ofSeconds(30);
 
   /**
    * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
    * Replace or a node drain may ask for a checkpoint while one is taken. One small lock per PID.
    */
   private final KeyedLocks<Integer> processLocks = new KeyedLocks<>();
-  /** How long a decision for a dead agent's frozen tree waits for CRIU to act on it. */
-  private static final Duration ABANDONED_HOOK_WAIT = Duration.ofSeconds(30);
   private final WorkingFolderLocks workingFolders = new WorkingFolderLocks();
 
   ProcessCheckpointJob(NodeWork work) {

@@ -1,5 +1,6 @@
 package dev.stasis.agent.process;
 
+import com.sun.jna.LastErrorException;
 import com.sun.jna.Library;
 import com.sun.jna.Native;
 import dev.stasis.api.ProcessIdentity;
@@ -8,13 +9,30 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A process on this node as an identity, never a bare number: its PID, when it started (clock
- * ticks after boot, /proc/PID/stat field 22) and the boot it started in.
+ * ticks after boot, /proc/PID/stat field 22) and the boot it started in. Signals go through a
+ * pidfd: the PID is opened, the process behind the descriptor is checked against this identity,
+ * and the signal is sent through the descriptor, which keeps naming that process even if it ends
+ * and its PID is given to another. So a signal reaches this process or none.
  */
 public record NodeProcess(long pid, long startTicks, String bootId) {
+  private static final Logger log = LoggerFactory.getLogger(NodeProcess.class);
   private static final Path PROC = Path.of("/proc");
+
+  /** The signal the agent sends: to end a tree that runs elsewhere now (agent.fencing). */
+  public enum Signal {
+    KILL(9);
+
+    final int number; // the same on x86_64 and arm64
+
+    Signal(int number) {
+      this.number = number;
+    }
+  }
 
   /** The process that has {@code pid} now; empty when there is none (or it is a zombie). */
   public static Optional<NodeProcess> find(long pid) {
@@ -42,6 +60,35 @@ public record NodeProcess(long pid, long startTicks, String bootId) {
   /** Whether this very process still runs: its PID names it, not another. */
   public boolean isRunning() {
     return find(pid).filter(this::equals).isPresent();
+  }
+
+  /**
+   * Sends {@code signal} to this process, and to no other: false when it is gone (its PID may
+   * belong to another process now, which is left alone).
+   */
+  public boolean signal(Signal signal) {
+    if (!bootId.equals(currentBootId())) {
+      return false;
+    }
+    int fd;
+    try {
+      fd = (int) LibC.C.syscall(LibC.PIDFD_OPEN, pid, 0L); // syscall(2) reads each argument as a long
+    } catch (LastErrorException e) {
+      return false; // ESRCH: no process has that PID
+    }
+    try {
+      // The descriptor names whatever has the PID now: only once it is known to be this process is it used.
+      if (!isRunning()) {
+        return false;
+      }
+      LibC.C.syscall(LibC.PIDFD_SEND_SIGNAL, (long) fd, (long) signal.number, 0L, 0L);
+      return true;
+    } catch (LastErrorException e) {
+      log.debug("pidfd_send_signal {} to {} failed: {}", signal, pid, e.getMessage());
+      return false; // it ended after the check
+    } finally {
+      LibC.C.close(fd);
+    }
   }
 
   /** When it started, from the node's boot time and its start in clock ticks. */
@@ -81,7 +128,14 @@ public record NodeProcess(long pid, long startTicks, String bootId) {
   /** The C library calls Java 17 has no API for. */
   private interface LibC extends Library {
     LibC C = Native.load("c", LibC.class);
+    // The same on every 64-bit architecture Linux added them to at once (x86_64, arm64).
+    long PIDFD_SEND_SIGNAL = 424;
+    long PIDFD_OPEN = 434;
     int SC_CLK_TCK = 2;
+
+    long syscall(long number, Object... args) throws LastErrorException;
+
+    int close(int fd);
 
     long sysconf(int name);
   }

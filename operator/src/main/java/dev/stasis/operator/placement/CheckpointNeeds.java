@@ -25,6 +25,16 @@ public record CheckpointNeeds(String sourceNode, NodeProfileSpec source, String 
   }
 
   /**
+   * What a checkpoint of a process tree on {@code node}, not taken yet, will need: what that node
+   * offers (arch, CPU flags, its CRIU, its runtime). The paths and connections the tree holds are
+   * known only once it is taken; the restore's own placement and pre-flight look at them.
+   */
+  public static CheckpointNeeds ofProcessOn(String node, NodeProfileSpec profile) {
+    String criu = profile != null && profile.criu != null ? profile.criu.version : null;
+    return new CheckpointNeeds(node, profile, criu, List.of(), List.of(), false);
+  }
+
+  /**
    * Whether the TCP connections tie the checkpoint to its source node: any connection to an address
    * off the node or to a process outside the tree does. A loopback connection with both ends in the
    * tree ("a -> b" and "b -> a" both recorded, as an MPI launcher and its ranks hold) is restored

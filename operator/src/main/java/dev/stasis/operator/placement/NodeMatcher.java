@@ -21,8 +21,9 @@ import java.util.TreeMap;
  * whose {@code criu check} passes; the same container runtime family, and for a pod checkpoint a
  * runtime that restores containers from checkpoint images (its NodeProfile says whether, by the
  * runtime's rules). Established TCP connections survive only on their own host, unless they are
- * loopback connections with both ends in the tree; and CRIU cannot restore GPU state. {@code Strict} also wants the
- * same CPU model, kernel, OS and CRIU features; {@code spec.placement.nodeSelector} narrows the nodes.
+ * loopback connections with both ends in the tree; and CRIU cannot restore GPU state. {@code Strict}
+ * also wants the same CPU model, kernel, OS and CRIU features; {@code spec.placement.nodeSelector}
+ * and {@code excludeNodes} narrow the nodes.
  */
 public final class NodeMatcher {
   private final CheckpointNeeds needs;
@@ -77,6 +78,9 @@ public final class NodeMatcher {
     String excluded = excludedNodes.get(node.name);
     if (excluded != null) {
       reasons.add(excluded);
+    }
+    if (placement.excludeNodes != null && placement.excludeNodes.contains(node.name)) {
+      reasons.add("excluded by spec.placement.excludeNodes");
     }
     if (!selects(placement.nodeSelector, node.labels)) {
       reasons.add(selectorMismatch);

@@ -1,6 +1,8 @@
 package dev.stasis.operator.placement;
 
+import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.ReasonCount;
+import dev.stasis.api.StatusLimits;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -61,5 +63,20 @@ public record PlacementDecision(Optional<String> node, String why, int candidate
     rejected.forEach(r -> r.reasons().forEach(reason -> counts.merge(reason, 1, Integer::sum)));
     return counts.entrySet().stream().sorted(Map.Entry.<String, Integer>comparingByValue().reversed()).limit(max)
         .map(e -> new ReasonCount(e.getKey(), e.getValue())).toList();
+  }
+
+  /**
+   * The decision as a status records it: the summary, and the rejected nodes with their reasons
+   * (the first {@value StatusLimits#MAX_LISTED}, counted all, the most frequent reasons counted).
+   */
+  public PlacementStatus status() {
+    PlacementStatus placement = new PlacementStatus();
+    placement.summary = summary();
+    placement.candidates = candidates;
+    rejected.stream().limit(StatusLimits.MAX_LISTED)
+        .forEach(r -> placement.rejected.add(new PlacementStatus.NodeRejection(r.node(), r.reasons())));
+    placement.rejectedCount = rejected.size();
+    placement.rejectedReasons = reasonCounts(StatusLimits.MAX_REASONS);
+    return placement;
   }
 }

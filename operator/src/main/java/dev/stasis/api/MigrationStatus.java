@@ -1,0 +1,69 @@
+package dev.stasis.api;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import io.fabric8.kubernetes.api.model.Condition;
+import java.util.ArrayList;
+import java.util.List;
+
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class MigrationStatus implements ConditionedStatus {
+  public MigrationPhase phase;
+  /** The node the target ran on when the Migration began. */
+  public String sourceNode;
+  /** The node it was restored on (the source node when it was brought back there). */
+  public String node;
+  /** The Checkpoint it created (the same name as the Migration). */
+  public String checkpoint;
+  /** The Restore it created on another node. */
+  public String restore;
+  /** The Restore on the source node it created after {@link #restore} failed. */
+  public String sourceRestore;
+  /** PID of the restored tree's root on {@link #node} (process targets). */
+  public Integer restoredPid;
+  /** Where the workload went when the Migration failed (only then). */
+  public MigrationRecovery recovery;
+  /** Why the target went where it did, or why no node could take it (NoCompatibleNode). */
+  public PlacementStatus placement;
+  public String startTime;
+  public String completionTime;
+  /** From the Migration's creation to its end. */
+  public Long totalSeconds;
+  /** From the checkpoint freezing the workload to the restored workload running: how long it did no work. */
+  public Long frozenToRunningSeconds;
+  public String reason;
+  public String message;
+  public Long observedGeneration;
+  public List<Condition> conditions = new ArrayList<>();
+
+  @Override
+  public List<Condition> conditions() {
+    return conditions;
+  }
+
+  /** Completed is Ready, Failed Stalled with the failure's reason (whatever became of the workload); before, Reconciling. */
+  @Override
+  public Readiness readiness() {
+    MigrationPhase now = phaseOrPending();
+    String why = reason != null ? reason : now.name();
+    String what = message != null ? message : now.name();
+    return switch (now) {
+      case Completed -> Readiness.ready(why, what);
+      case Failed -> Readiness.stalled(why, what);
+      default -> Readiness.reconciling(why, what);
+    };
+  }
+
+  @Override
+  public Long observedGeneration() {
+    return observedGeneration;
+  }
+
+  @Override
+  public void observedGeneration(Long generation) {
+    observedGeneration = generation;
+  }
+
+  public MigrationPhase phaseOrPending() {
+    return phase != null ? phase : MigrationPhase.Pending;
+  }
+}

@@ -1,0 +1,230 @@
+package dev.stasis.operator;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.Migration;
+import dev.stasis.api.MigrationPhase;
+import dev.stasis.api.MigrationRecovery;
+import dev.stasis.api.MigrationStatus;
+import dev.stasis.api.PlacementStatus;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.kube.ClusterCache;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.Labels;
+import dev.stasis.kube.MigrationLifecycle;
+import dev.stasis.metrics.StasisMetrics;
+import dev.stasis.operator.placement.CheckpointNeeds;
+import dev.stasis.operator.placement.NodeProfileIndex;
+import dev.stasis.operator.placement.PlacementDecision;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.Context;
+import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
+import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
+import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import io.javaoperatorsdk.operator.processing.event.source.EventSource;
+import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
+import io.javaoperatorsdk.operator.processing.event.source.informer.Mappers;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+
+/**
+ * Moves a target to another node through two children it owns: a Checkpoint that ends the workload
+ * once its archive is stored, then a Restore of it elsewhere; when that Restore fails, a Restore on
+ * the source node brings the workload back. Before anything is stopped it checks that some other
+ * node could run a checkpoint of the target (NoCompatibleNode otherwise). Each pass looks at the
+ * children and moves the Migration's phase ({@link MigrationLifecycle}); the children do the work.
+ */
+@ControllerConfiguration(name = "migration")
+public class MigrationReconciler implements Reconciler<Migration> {
+  /** A look at the children besides their own events, in case one was missed. */
+  private static final Duration CHILD_POLL = Duration.ofSeconds(30);
+
+  private final ClusterCache cluster;
+  private final MigrationLifecycle lifecycle;
+  private final MigrationChildren children;
+  private final AgentLoss agentLoss;
+  private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
+
+  public MigrationReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events) {
+    this(client, cluster, events, Clock.systemUTC());
+  }
+
+  MigrationReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, Clock clock) {
+    this.cluster = cluster;
+    this.lifecycle = new MigrationLifecycle(client, events, StasisMetrics::migrationFinished);
+    this.children = new MigrationChildren(client);
+    this.agentLoss = new AgentLoss(cluster, clock);
+  }
+
+  /** Reconcile when a Migration's Checkpoint or Restore changes. */
+  @Override
+  public List<EventSource<?, Migration>> prepareEventSources(EventSourceContext<Migration> context) {
+    return List.of(childInformer(Checkpoint.class, context), childInformer(Restore.class, context));
+  }
+
+  private static <C extends HasMetadata> InformerEventSource<C, Migration> childInformer(Class<C> kind,
+      EventSourceContext<Migration> context) {
+    return new InformerEventSource<>(InformerEventSourceConfiguration.from(kind, Migration.class)
+        .withName("migration-" + kind.getSimpleName().toLowerCase())
+        .withLabelSelector(Labels.MIGRATION)
+        .withSecondaryToPrimaryMapper(Mappers.fromOwnerReferences(Migration.class))
+        .build(), context);
+  }
+
+  @Override
+  public UpdateControl<Migration> reconcile(Migration migration, Context<Migration> context) {
+    MigrationStatus status = migration.getStatus();
+    return switch (status == null ? MigrationPhase.Pending : status.phaseOrPending()) {
+      case Pending -> begin(migration);
+      case Checkpointing -> afterCheckpoint(migration);
+      case Restoring -> status.sourceRestore == null ? afterRestore(migration) : afterSourceRestore(migration);
+      case Completed, Failed -> UpdateControl.noUpdate();
+    };
+  }
+
+  /** Validate, check that another node could take the target, then checkpoint it. */
+  private UpdateControl<Migration> begin(Migration migration) {
+    PlacementStatus placement = null;
+    try {
+      MigrationValidator.Source source = MigrationValidator.validate(migration, cluster::nodeProfile);
+      PlacementDecision decision = placeAhead(migration, source);
+      placement = decision.status();
+      if (decision.node().isEmpty()) {
+        throw new Refusal("NoCompatibleNode", decision.summary());
+      }
+      String checkpoint = children.createCheckpoint(migration);
+      lifecycle.checkpointing(migration, source.node(), checkpoint, placement);
+      return poll();
+    } catch (Refusal refusal) {
+      lifecycle.refuse(migration, refusal.reason(), refusal.getMessage(), placement);
+      return UpdateControl.noUpdate();
+    }
+  }
+
+  /**
+   * Where a checkpoint of the target could go, judged by what its node offers: the restore itself
+   * places it again with what the checkpoint recorded (paths, connections) and runs its pre-flight.
+   */
+  private PlacementDecision placeAhead(Migration migration, MigrationValidator.Source source) {
+    CheckpointNeeds needs = CheckpointNeeds.ofProcessOn(source.node(), source.profile().getSpec());
+    var profiles = cluster.nodeProfiles();
+    return nodeProfiles.placementOver(profiles)
+        .place(needs, children.placementElsewhere(migration, source.node()), agentLoss.goneAmong(profiles));
+  }
+
+  private UpdateControl<Migration> afterCheckpoint(Migration migration) {
+    Checkpoint checkpoint = children.checkpoint(migration);
+    if (checkpoint == null) {
+      lifecycle.checkpointFailed(migration, "CheckpointDeleted", "Checkpoint " + migration.getStatus().checkpoint
+          + " was deleted before it completed: a tree it had stopped is resumed; check node "
+          + migration.getStatus().sourceNode, MigrationRecovery.Unknown);
+      return UpdateControl.noUpdate();
+    }
+    CheckpointPhase phase = checkpoint.getStatus() == null ? CheckpointPhase.Pending : checkpoint.getStatus().phaseOrPending();
+    if (phase == CheckpointPhase.Failed) {
+      String reason = checkpoint.getStatus().reason;
+      boolean sourceLost = AgentLoss.REASON.equals(reason) || "ArchiveMissing".equals(reason);
+      lifecycle.checkpointFailed(migration, reason, "the checkpoint failed: " + checkpoint.getStatus().message
+          + (sourceLost ? "" : ". The workload was not moved and runs on on node " + migration.getStatus().sourceNode),
+          sourceLost ? MigrationRecovery.Unknown : MigrationRecovery.SourceRunning);
+      return UpdateControl.noUpdate();
+    }
+    if (phase != CheckpointPhase.Completed) {
+      return poll();
+    }
+    try {
+      String restore = children.createRestore(migration, migration.getMetadata().getName(),
+          children.placementElsewhere(migration, migration.getStatus().sourceNode));
+      lifecycle.restoring(migration, restore);
+    } catch (Refusal refusal) {
+      restoreOnSource(migration, refusal.reason(), refusal.getMessage());
+    }
+    return poll();
+  }
+
+  private UpdateControl<Migration> afterRestore(Migration migration) {
+    Restore restore = children.restore(migration, migration.getStatus().restore);
+    if (restore == null) {
+      restoreOnSource(migration, "RestoreDeleted", "Restore " + migration.getStatus().restore
+          + " was deleted before it completed");
+      return poll();
+    }
+    RestorePhase phase = restore.getStatus() == null ? RestorePhase.Pending : restore.getStatus().phaseOrPending();
+    if (phase == RestorePhase.Completed) {
+      lifecycle.complete(migration, restore.getStatus().node, restore.getStatus().restoredPid, frozenToRunning(migration, restore));
+      return UpdateControl.noUpdate();
+    }
+    if (phase != RestorePhase.Failed) {
+      return poll();
+    }
+    String reason = restore.getStatus().reason;
+    String message = "the restore elsewhere failed: " + restore.getStatus().message;
+    if (AgentLoss.REASON.equals(reason)) {
+      // Its CRIU may have restored the tree before the agent was lost: a second copy must never run.
+      children.keepCheckpoint(migration);
+      lifecycle.restoreFailed(migration, reason, message + ". Not restored on the source node, so that the workload"
+          + " never runs twice; once you know whether it runs on node " + restore.getStatus().node + ", restore Checkpoint "
+          + migration.getStatus().checkpoint + " yourself (it is kept when the Migration is deleted)",
+          MigrationRecovery.Unknown, null, null, null);
+      return UpdateControl.noUpdate();
+    }
+    restoreOnSource(migration, reason, message);
+    return poll();
+  }
+
+  /** The restore elsewhere failed, with nothing restored: the workload comes back on its source node. */
+  private void restoreOnSource(Migration migration, String reason, String message) {
+    String name = MigrationChildren.sourceRestoreName(migration);
+    try {
+      children.createRestore(migration, name, MigrationChildren.placementOnSource(migration));
+      lifecycle.restoringOnSource(migration, name, reason, message);
+    } catch (Refusal refusal) {
+      children.keepCheckpoint(migration);
+      lifecycle.restoreFailed(migration, reason, message + ". Could not restore it on the source node either: "
+          + refusal.getMessage() + ". Checkpoint " + migration.getStatus().checkpoint
+          + " is kept when the Migration is deleted: restore it", MigrationRecovery.NotRecovered, null, null, null);
+    }
+  }
+
+  private UpdateControl<Migration> afterSourceRestore(Migration migration) {
+    Restore restore = children.restore(migration, migration.getStatus().sourceRestore);
+    RestorePhase phase = restore == null ? RestorePhase.Failed
+        : restore.getStatus() == null ? RestorePhase.Pending : restore.getStatus().phaseOrPending();
+    if (phase == RestorePhase.Completed) {
+      lifecycle.restoreFailed(migration, migration.getStatus().reason, migration.getStatus().message
+          + ": done, it runs again on node " + restore.getStatus().node, MigrationRecovery.RestoredOnSource,
+          restore.getStatus().node, restore.getStatus().restoredPid, frozenToRunning(migration, restore));
+      return UpdateControl.noUpdate();
+    }
+    if (phase != RestorePhase.Failed) {
+      return poll();
+    }
+    children.keepCheckpoint(migration);
+    String why = restore == null ? "Restore " + migration.getStatus().sourceRestore + " was deleted"
+        : restore.getStatus().reason + ": " + restore.getStatus().message;
+    lifecycle.restoreFailed(migration, migration.getStatus().reason, migration.getStatus().message
+        + "; that failed too (" + why + "). Checkpoint " + migration.getStatus().checkpoint
+        + " is kept when the Migration is deleted: restore it", MigrationRecovery.NotRecovered, null, null, null);
+    return UpdateControl.noUpdate();
+  }
+
+  /** From the checkpoint's start, which froze the workload and left it stopped, to the restored tree running. */
+  private Duration frozenToRunning(Migration migration, Restore restore) {
+    Checkpoint checkpoint = children.checkpoint(migration);
+    if (checkpoint == null || checkpoint.getStatus() == null || checkpoint.getStatus().startTime == null
+        || restore.getStatus().completionTime == null) {
+      return null;
+    }
+    return Duration.between(Instant.parse(checkpoint.getStatus().startTime), Instant.parse(restore.getStatus().completionTime));
+  }
+
+  private static UpdateControl<Migration> poll() {
+    return UpdateControl.<Migration>noUpdate().rescheduleAfter(CHILD_POLL);
+  }
+}

@@ -1,0 +1,247 @@
+package dev.stasis.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStatus;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.Migration;
+import dev.stasis.api.MigrationPhase;
+import dev.stasis.api.MigrationRecovery;
+import dev.stasis.api.MigrationSpec;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestoreStatus;
+import dev.stasis.kube.ClusterCache;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.Labels;
+import dev.stasis.testing.TestProfiles;
+import dev.stasis.testing.TestingClock;
+import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The operator's Migration decisions on the fabric8 CRUD mock server: what it creates, when it moves
+ * on, and what it says when a child fails. The children's own work (CRIU, placement of the Restore)
+ * is played here by writing their statuses; MigrationIT does it for real.
+ */
+@EnableKubernetesMockClient(crud = true)
+class MigrationReconcilerTest {
+  static final String NS = "jobs";
+  KubernetesClient client;
+  MigrationReconciler reconciler;
+
+  @BeforeEach
+  void setUp() {
+    reconciler = new MigrationReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
+        new TestingClock(Instant.now()));
+    profile("node-a", "sse4_2", "avx2");
+  }
+
+  @Test
+  void aMigrationCheckpointsTheTargetWithTheWorkloadStoppedThenRestoresItElsewhere() {
+    profile("node-b", "sse4_2", "avx2");
+    Migration m = reconcile(migration("move", s -> {}));
+    assertThat(m.getStatus().phase).isEqualTo(MigrationPhase.Checkpointing);
+    assertThat(m.getStatus().sourceNode).isEqualTo("node-a");
+    assertThat(m.getStatus().placement.summary).startsWith("node-b (compatible");
+    Checkpoint c = checkpoint("move");
+    assertThat(c.getSpec().target.process.pid).isEqualTo(4242);
+    assertThat(c.getSpec().options.leaveRunning).as("ended only once its archive is stored").isFalse();
+    assertThat(c.getMetadata().getOwnerReferences()).singleElement()
+        .satisfies(o -> assertThat(o.getUid()).isEqualTo(m.getMetadata().getUid()));
+    assertThat(c.getMetadata().getLabels()).containsEntry(Labels.MIGRATION, "move");
+
+    assertThat(reconcile(m).getStatus().phase).as("waits for its checkpoint").isEqualTo(MigrationPhase.Checkpointing);
+    assertThat(restore("move")).isNull();
+
+    checkpointEnds("move", CheckpointPhase.Completed, null, "2026-01-01T10:00:00Z");
+    Migration restoring = reconcile(m);
+    assertThat(restoring.getStatus().phase).isEqualTo(MigrationPhase.Restoring);
+    Restore r = restore("move");
+    assertThat(r.getSpec().checkpointRef.name).isEqualTo("move");
+    assertThat(r.getSpec().placement.excludeNodes).as("not back where it ran").containsExactly("node-a");
+
+    restoreEnds("move", RestorePhase.Completed, null, "node-b", 77, "2026-01-01T10:00:12Z");
+    Migration done = reconcile(m);
+    assertThat(done.getStatus().phase).isEqualTo(MigrationPhase.Completed);
+    assertThat(done.getStatus().node).isEqualTo("node-b");
+    assertThat(done.getStatus().restoredPid).isEqualTo(77);
+    assertThat(done.getStatus().frozenToRunningSeconds).isEqualTo(12);
+    assertThat(done.getStatus().recovery).isNull();
+    assertThat(done.getStatus().message).contains("moved from node node-a to node node-b (PID 77)", "no work for 12s");
+    assertThat(events()).contains("Checkpointing", "Restoring", "Migrated");
+  }
+
+  @Test
+  void noOtherNodeThatCouldRunItRefusesBeforeAnythingIsStopped() {
+    profile("node-c", "sse4_2");
+    Migration m = reconcile(migration("move", s -> {}));
+    assertFailed(m, "NoCompatibleNode", "0/2 nodes can run this checkpoint: node-a excluded by spec.placement.excludeNodes; "
+        + "node-c missing CPU flags [avx2]. Nothing was stopped");
+    assertThat(m.getStatus().recovery).isEqualTo(MigrationRecovery.SourceRunning);
+    assertThat(m.getStatus().placement.rejectedCount).isEqualTo(2);
+    assertThat(checkpoint("move")).as("nothing was checkpointed").isNull();
+
+    Migration inPlace = reconcile(migration("in-place", s -> s.allowSourceNode = true));
+    assertThat(inPlace.getStatus().phase).as("allowSourceNode: a stop and restore in place").isEqualTo(MigrationPhase.Checkpointing);
+    assertThat(inPlace.getStatus().placement.summary).startsWith("node-a (the source node)");
+  }
+
+  @Test
+  void aFailedCheckpointLeavesTheWorkloadRunningOnItsSource() {
+    profile("node-b", "sse4_2", "avx2");
+    Migration m = reconcile(migration("move", s -> {}));
+    checkpointEnds("move", CheckpointPhase.Failed, "ProcessTargetNotAllowed", null);
+    Migration failed = reconcile(m);
+    assertFailed(failed, "ProcessTargetNotAllowed", "the checkpoint failed: ProcessTargetNotAllowed says why. The workload was"
+        + " not moved and runs on on node node-a");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.SourceRunning);
+    assertThat(restore("move")).isNull();
+  }
+
+  @Test
+  void aFailedRestoreElsewhereBringsTheWorkloadBackOnItsSource() {
+    profile("node-b", "sse4_2", "avx2");
+    Migration m = reconcile(migration("move", s -> {}));
+    checkpointEnds("move", CheckpointPhase.Completed, null, "2026-01-01T10:00:00Z");
+    reconcile(m);
+    restoreEnds("move", RestorePhase.Failed, "PreflightPathMissing", null, null, "2026-01-01T10:00:05Z");
+
+    Migration back = reconcile(m);
+    assertThat(back.getStatus().phase).isEqualTo(MigrationPhase.Restoring);
+    assertThat(back.getStatus().recovery).isEqualTo(MigrationRecovery.RestoringOnSource);
+    assertThat(back.getStatus().reason).isEqualTo("PreflightPathMissing");
+    Restore onSource = restore("move-source");
+    assertThat(onSource.getSpec().placement.nodeName).isEqualTo("node-a");
+    assertThat(onSource.getSpec().checkpointRef.name).isEqualTo("move");
+
+    restoreEnds("move-source", RestorePhase.Completed, null, "node-a", 88, "2026-01-01T10:00:20Z");
+    Migration failed = reconcile(m);
+    assertFailed(failed, "PreflightPathMissing", "the restore elsewhere failed: PreflightPathMissing says why; restoring the"
+        + " workload on its source node node-a (Restore move-source): done, it runs again on node node-a");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.RestoredOnSource);
+    assertThat(failed.getStatus().node).isEqualTo("node-a");
+    assertThat(failed.getStatus().restoredPid).isEqualTo(88);
+    assertThat(failed.getStatus().frozenToRunningSeconds).isEqualTo(20);
+    assertThat(checkpoint("move").getMetadata().getOwnerReferences()).as("goes with the Migration").isNotEmpty();
+    assertThat(events()).contains("RestoringOnSource");
+  }
+
+  @Test
+  void whenTheSourceCannotTakeItBackEitherTheCheckpointOutlivesTheMigration() {
+    profile("node-b", "sse4_2", "avx2");
+    Migration m = reconcile(migration("move", s -> {}));
+    checkpointEnds("move", CheckpointPhase.Completed, null, "2026-01-01T10:00:00Z");
+    reconcile(m);
+    restoreEnds("move", RestorePhase.Failed, "CriuRestoreFailed", null, null, "2026-01-01T10:00:05Z");
+    reconcile(m);
+    restoreEnds("move-source", RestorePhase.Failed, "CriuRestoreFailed", null, null, "2026-01-01T10:00:09Z");
+
+    Migration failed = reconcile(m);
+    assertFailed(failed, "CriuRestoreFailed", "that failed too (CriuRestoreFailed: CriuRestoreFailed says why). Checkpoint"
+        + " move is kept when the Migration is deleted: restore it");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.NotRecovered);
+    assertThat(checkpoint("move").getMetadata().getOwnerReferences()).as("the archive may be all that is left").isNullOrEmpty();
+  }
+
+  /** The agent lost mid-restore may have restored the tree: restoring on the source too could run it twice. */
+  @Test
+  void aRestoreWhoseAgentWasLostIsNotRepeatedOnTheSource() {
+    profile("node-b", "sse4_2", "avx2");
+    Migration m = reconcile(migration("move", s -> {}));
+    checkpointEnds("move", CheckpointPhase.Completed, null, "2026-01-01T10:00:00Z");
+    reconcile(m);
+    restoreEnds("move", RestorePhase.Failed, "AgentUnavailable", "node-b", null, "2026-01-01T10:00:05Z");
+
+    Migration failed = reconcile(m);
+    assertFailed(failed, "AgentUnavailable", "Not restored on the source node, so that the workload never runs twice");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.Unknown);
+    assertThat(restore("move-source")).isNull();
+    assertThat(checkpoint("move").getMetadata().getOwnerReferences()).isNullOrEmpty();
+  }
+
+  @Test
+  void aCheckpointOfThatNameThatIsNotTheMigrationsIsNotTaken() {
+    profile("node-b", "sse4_2", "avx2");
+    Checkpoint other = new Checkpoint();
+    other.setMetadata(new ObjectMetaBuilder().withName("move").withNamespace(NS).build());
+    other.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 1234)));
+    client.resource(other).create();
+
+    Migration m = reconcile(migration("move", s -> {}));
+    assertFailed(m, "NameTaken", "a Checkpoint named 'move' exists already and is not this Migration's");
+    assertThat(checkpoint("move").getSpec().target.process.pid).isEqualTo(1234);
+  }
+
+  private void profile(String name, String... flags) {
+    client.resource(TestProfiles.node(name, Map.of(), flags)).create();
+  }
+  private Migration migration(String name, Consumer<MigrationSpec> customize) {
+    Migration m = new Migration();
+    m.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withUid("uid-" + name).build());
+    m.setSpec(new MigrationSpec(CheckpointTarget.process("node-a", 4242)));
+    m.getSpec().placement = new RestorePlacement();
+    customize.accept(m.getSpec());
+    return client.resource(m).create();
+  }
+
+  /** The Migration's checkpoint ended as its agent would end it; the workload froze at {@code started}. */
+  private void checkpointEnds(String name, CheckpointPhase phase, String reason, String started) {
+    Checkpoint c = checkpoint(name);
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = phase;
+    c.getStatus().node = "node-a";
+    c.getStatus().startTime = started;
+    c.getStatus().reason = reason;
+    c.getStatus().message = reason == null ? "stored" : reason + " says why";
+    client.resource(c).updateStatus();
+  }
+
+  private void restoreEnds(String name, RestorePhase phase, String reason, String node, Integer pid, String completed) {
+    Restore r = restore(name);
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = phase;
+    r.getStatus().node = node;
+    r.getStatus().restoredPid = pid;
+    r.getStatus().completionTime = completed;
+    r.getStatus().reason = reason;
+    r.getStatus().message = reason == null ? "restored" : reason + " says why";
+    client.resource(r).updateStatus();
+  }
+
+  private Checkpoint checkpoint(String name) {
+    return client.resources(Checkpoint.class).inNamespace(NS).withName(name).get();
+  }
+
+  private Restore restore(String name) {
+    return client.resources(Restore.class).inNamespace(NS).withName(name).get();
+  }
+
+  private Migration reconcile(Migration m) {
+    reconciler.reconcile(client.resource(m).get(), null);
+    return client.resource(m).get();
+  }
+
+  private List<String> events() {
+    return client.v1().events().inNamespace(NS).list().getItems().stream().map(Event::getReason).toList();
+  }
+
+  private void assertFailed(Migration m, String reason, String message) {
+    assertThat(m.getStatus().phase).as(m.getStatus().message).isEqualTo(MigrationPhase.Failed);
+    assertThat(m.getStatus().reason).isEqualTo(reason);
+    assertThat(m.getStatus().message).contains(message);
+    assertThat(events()).contains(reason);
+  }
+}

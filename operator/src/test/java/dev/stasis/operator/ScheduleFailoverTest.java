@@ -1,0 +1,302 @@
+package dev.stasis.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.CheckpointSchedule;
+import dev.stasis.api.CheckpointScheduleSpec;
+import dev.stasis.api.CheckpointScheduleStatus.FailoverRecord;
+import dev.stasis.api.CheckpointStatus;
+import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.CheckpointTemplate;
+import dev.stasis.api.Migration;
+import dev.stasis.api.MigrationPhase;
+import dev.stasis.api.MigrationStatus;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileStatus;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestoreStatus;
+import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.Labels;
+import dev.stasis.operator.schedule.ScheduleCheckpoints;
+import dev.stasis.testing.TestProfiles;
+import dev.stasis.testing.TestingClock;
+import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.LabelSelector;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * failover.onNodeLost's decisions on the fabric8 CRUD mock server, with a clock the test moves: when
+ * a node counts as lost, what is restored where, once per loss, and where the schedule goes on.
+ * FailoverIT does it with real agents, one of them SIGKILLed.
+ */
+@EnableKubernetesMockClient(crud = true)
+class ScheduleFailoverTest {
+  static final String NS = "jobs";
+  static final String HEARTBEAT = "2026-01-01T10:00:00Z";
+
+  KubernetesClient client;
+  TestingClock clock;
+  CheckpointScheduleReconciler reconciler;
+
+  @BeforeEach
+  void setUp() {
+    clock = new TestingClock(Instant.now());
+    reconciler = new CheckpointScheduleReconciler(client, new EventRecorder(client, "operator", "test"), clock);
+    client.resource(TestProfiles.node("node-a", Map.of())).create();
+    client.resource(TestProfiles.node("node-b", Map.of())).create();
+    heartbeat("node-a", HEARTBEAT);
+  }
+
+  @Test
+  void aFailoverTooQuickOrOfPodsIsRefused() {
+    assertRefused(schedule("quick", f -> f.onNodeLost.after = "30s"), "must be at least 60s");
+    assertRefused(schedule("pods", f -> {}, s -> {
+      s.checkpointTemplate = null;
+      s.selector = new LabelSelector(null, Map.of("app", "sim"));
+    }), "spec.failover.onNodeLost moves process trees (a checkpointTemplate with target.process) so far");
+  }
+
+  @Test
+  void aLostNodesTargetIsRestoredElsewhereOncePerLossAndTheScheduleFollowsIt() {
+    CheckpointSchedule s = schedule("keep", f -> {});
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    waiting(s, "keep-2", "node-a");
+    reconcile(s); // the operator sees node-a's heartbeat for the first time
+    clock.now = clock.now.plusSeconds(59);
+    reconcile(s);
+    assertThat(restores()).as("not lost for a minute yet").isEmpty();
+
+    clock.now = clock.now.plusSeconds(2);
+    FailoverRecord record = reconcile(s).getStatus().failovers.get(0);
+    assertThat(record.lostNode).isEqualTo("node-a");
+    assertThat(record.lastHeartbeat).isEqualTo(HEARTBEAT);
+    assertThat(record.checkpoint).isEqualTo("keep-1");
+    assertThat(record.lostWorkSeconds).isEqualTo(101);
+    assertThat(record.phase).isEqualTo("Pending");
+    Restore restore = client.resources(Restore.class).inNamespace(NS).withName(record.restore).get();
+    assertThat(restore.getMetadata().getName()).isEqualTo("keep-failover-20260101100000");
+    assertThat(restore.getSpec().checkpointRef.name).isEqualTo("keep-1");
+    assertThat(restore.getSpec().placement.excludeNodes).containsExactly("node-a");
+    assertThat(restore.getMetadata().getLabels()).containsEntry(Labels.FAILOVER_FROM, "node-a");
+    assertThat(ScheduleCheckpoints.isOwnedBy(checkpoint("keep-1"), s)).isTrue();
+    assertThat(checkpoint("keep-2")).as("waited for the lost node: it would block later runs").isNull();
+    assertWarning("FailedOver", "node node-a is lost: its agent's heartbeat has stayed " + HEARTBEAT + " for 61s");
+
+    clock.now = clock.now.plusSeconds(600);
+    reconcile(s);
+    assertThat(restores()).as("once per loss").hasSize(1);
+
+    restoreCompleted(record.restore, "node-b", 77);
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failovers).singleElement().satisfies(f -> {
+      assertThat(f.phase).isEqualTo("Completed");
+      assertThat(f.node).isEqualTo("node-b");
+      assertThat(f.restoredPid).isEqualTo(77);
+    });
+    assertThat(followed.getStatus().failedOverTarget.to.node).isEqualTo("node-b");
+    assertThat(followed.getStatus().failedOverTarget.to.pid).isEqualTo(77);
+    assertThat(events()).contains("FailoverRestored");
+
+    clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
+    reconcile(s);
+    assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems())
+        .filteredOn(c -> c.getStatus() == null)
+        .singleElement().satisfies(c -> {
+          assertThat(c.getSpec().target.process.node).as("the next run takes the restored tree").isEqualTo("node-b");
+          assertThat(c.getSpec().target.process.pid).isEqualTo(77);
+        });
+  }
+
+  /** Only the agent is down while its kubelet reports the node Ready: the workload runs on there. */
+  @Test
+  void aNodeWhoseNodeObjectIsReadyIsNotFailedOver() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewStatus().addNewCondition().withType("Ready").withStatus("True").endCondition().endStatus().build()).create();
+    CheckpointSchedule s = schedule("keep", f -> {});
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(600);
+    assertThat(reconcile(s).getStatus().failovers).isEmpty();
+    assertThat(restores()).isEmpty();
+  }
+
+  @Test
+  void withFencingNoneTheRestoreIsNotMarkedForTheLostNodesAgent() {
+    CheckpointSchedule s = schedule("keep", f -> f.fencing = CheckpointScheduleSpec.Fencing.None);
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    reconcile(s);
+    assertThat(restores()).singleElement()
+        .satisfies(r -> assertThat(r.getMetadata().getLabels()).doesNotContainKey(Labels.FAILOVER_FROM));
+  }
+
+  @Test
+  void withoutACompletedCheckpointTheLossIsSaidOnce() {
+    CheckpointSchedule s = schedule("keep", f -> {});
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    FailoverRecord record = reconcile(s).getStatus().failovers.get(0);
+    assertThat(record.phase).isEqualTo("Failed");
+    assertThat(record.reason).isEqualTo("NoCompletedCheckpoint");
+    clock.now = clock.now.plusSeconds(61);
+    assertThat(reconcile(s).getStatus().failovers).hasSize(1);
+    assertThat(events().stream().filter("NoCompletedCheckpoint"::equals)).hasSize(1);
+    assertThat(restores()).isEmpty();
+  }
+
+  /** failover.onDrain: a drained node's target is moved by a Migration, and the schedule follows it. */
+  @Test
+  void aDrainedNodesTargetIsMovedAndTheScheduleFollowsIt() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    CheckpointSchedule s = schedule("keep", f -> {
+      f.onNodeLost = null;
+      f.onDrain = true;
+      f.placement = new RestorePlacement();
+      f.placement.nodeSelector = Map.of("zone", "west");
+    });
+    CheckpointSchedule drained = reconcile(s);
+    String name = drained.getStatus().drains.get(0).migration;
+    assertThat(name).startsWith("keep-drain-");
+    Migration m = client.resources(Migration.class).inNamespace(NS).withName(name).get();
+    assertThat(m.getSpec().target.process.node).isEqualTo("node-a");
+    assertThat(m.getSpec().target.process.pid).isEqualTo(4242);
+    assertThat(m.getSpec().placement.nodeSelector).containsEntry("zone", "west");
+    assertThat(ScheduleCheckpoints.isOwnedBy(checkpointOf(m), s)).isTrue();
+    assertThat(drained.getStatus().drainTriggered).isEqualTo(1);
+    clock.now = clock.now.plusSeconds(10);
+    reconcile(s);
+    assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("one per drain").hasSize(1);
+
+    m.setStatus(new MigrationStatus());
+    m.getStatus().phase = MigrationPhase.Completed;
+    m.getStatus().sourceNode = "node-a";
+    m.getStatus().node = "node-b";
+    m.getStatus().restoredPid = 55;
+    m.getStatus().completionTime = clock.now.toString();
+    client.resource(m).updateStatus();
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failedOverTarget.to.node).isEqualTo("node-b");
+    assertThat(followed.getStatus().failedOverTarget.by).isEqualTo(name);
+    assertThat(events()).contains("TargetMoved");
+    clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
+    reconcile(s);
+    assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
+        .satisfies(c -> assertThat(c.getSpec().target.process.node).isEqualTo("node-b"));
+  }
+
+  /** A Migration is owned like a Checkpoint: the check takes any resource with an owner reference to the schedule. */
+  private static Checkpoint checkpointOf(Migration m) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(m.getMetadata());
+    return c;
+  }
+
+  private CheckpointSchedule schedule(String name, Consumer<CheckpointScheduleSpec.Failover> failover) {
+    return schedule(name, failover, s -> {});
+  }
+
+  private CheckpointSchedule schedule(String name, Consumer<CheckpointScheduleSpec.Failover> failover,
+      Consumer<CheckpointScheduleSpec> customize) {
+    CheckpointSchedule s = new CheckpointSchedule();
+    s.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withGeneration(1L).withUid("uid-" + name).build());
+    s.setSpec(new CheckpointScheduleSpec());
+    s.getSpec().schedule = "@every 1h";
+    s.getSpec().checkpointTemplate = new CheckpointTemplate();
+    s.getSpec().checkpointTemplate.target = CheckpointTarget.process("node-a", 4242);
+    s.getSpec().failover = new CheckpointScheduleSpec.Failover();
+    s.getSpec().failover.onNodeLost = new CheckpointScheduleSpec.NodeLost();
+    s.getSpec().failover.onNodeLost.after = "1m";
+    failover.accept(s.getSpec().failover);
+    customize.accept(s.getSpec());
+    s = client.resource(s).create();
+    clock.now = Instant.parse(s.getMetadata().getCreationTimestamp());
+    return s;
+  }
+
+  private void heartbeat(String node, String at) {
+    var profile = client.resources(NodeProfile.class).withName(node).get();
+    profile.setStatus(new NodeProfileStatus());
+    profile.getStatus().heartbeatTime = at;
+    client.resource(profile).updateStatus();
+  }
+
+  private void completed(CheckpointSchedule s, String name, String node, Instant started) {
+    Checkpoint c = owned(s, name);
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().node = node;
+    c.getStatus().startTime = started.toString();
+    c.getStatus().completionTime = started.plusSeconds(2).toString();
+    client.resource(c).updateStatus();
+  }
+
+  private void waiting(CheckpointSchedule s, String name, String node) {
+    Checkpoint c = owned(s, name);
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Pending;
+    c.getStatus().node = node;
+    client.resource(c).updateStatus();
+  }
+
+  private Checkpoint owned(CheckpointSchedule s, String name) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS)
+        .withLabels(Map.of(Labels.SCHEDULE, s.getMetadata().getName(), Labels.TRIGGER, Labels.TRIGGER_SCHEDULE))
+        .withOwnerReferences(ScheduleCheckpoints.ownerReference(s)).build());
+    c.setSpec(s.getSpec().checkpointTemplate.toCheckpointSpec());
+    return client.resource(c).create();
+  }
+
+  private void restoreCompleted(String name, String node, int pid) {
+    Restore r = client.resources(Restore.class).inNamespace(NS).withName(name).get();
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = RestorePhase.Completed;
+    r.getStatus().node = node;
+    r.getStatus().restoredPid = pid;
+    r.getStatus().completionTime = clock.now.toString();
+    client.resource(r).updateStatus();
+  }
+
+  private Checkpoint checkpoint(String name) {
+    return client.resources(Checkpoint.class).inNamespace(NS).withName(name).get();
+  }
+
+  private List<Restore> restores() {
+    return client.resources(Restore.class).inNamespace(NS).list().getItems();
+  }
+
+  private CheckpointSchedule reconcile(CheckpointSchedule s) {
+    reconciler.reconcile(client.resource(s).get(), null);
+    return client.resource(s).get();
+  }
+
+  private List<String> events() {
+    return client.v1().events().inNamespace(NS).list().getItems().stream().map(Event::getReason).toList();
+  }
+
+  private void assertRefused(CheckpointSchedule s, String message) {
+    CheckpointSchedule now = reconcile(s);
+    assertThat(now.getStatus().reason).isEqualTo("InvalidFailover");
+    assertThat(now.getStatus().message).contains(message);
+  }
+
+  private void assertWarning(String reason, String message) {
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .anyMatch(e -> e.getReason().equals(reason) && e.getType().equals("Warning") && e.getMessage().contains(message));
+  }
+}
