@@ -164,6 +164,8 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
         // While CRIU holds the tree frozen, this thread is what it waits for: at CRIU's own priority.
         try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir());
             CpuPriority.Held serving = dump.holdFrozen() ? CpuPriority.currentThreadAt(Criu.DUMP_NICE) : () -> {}) {
+          // Held until CRIU's parasite code has left every process of the tree (it works in their
+          // working folders): the tree frozen and dumped, or, without the hook, CRIU exited.
           try (KeyedLocks.Held folders = workingFolders.lock(members)) {
             TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
             dumping = startDump(dump);
@@ -171,13 +173,15 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
               awaitFrozen(dumping);
               travelling = TravellingFiles.capture(dump.imagesDir(), requirements.inventory(),
                   config.travellingLimits());
+            } else {
+              dumped = awaitExit(dumping);
             }
           }
           if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
             throw TargetProcess.changed(checkpoint, pid);
           }
-          if (!dump.endTree()) {
-            dumped = leaveRunning(dumping, dump);
+          if (dump.holdFrozen() && !dump.endTree()) {
+            dumped = leaveRunning(dumping);
           }
           manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements, travelling);
         }
@@ -328,12 +332,19 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
     }
   }
 
-  /** A tree the checkpoint leaves running: CRIU resumes it, if it holds it frozen, and says how the dump went. */
-  private static Criu.DumpResult leaveRunning(RunningDump running, DumpOptions dump) throws WorkFailure {
+  /** A tree held frozen that the checkpoint leaves running: CRIU resumes it, and says how the dump went. */
+  private static Criu.DumpResult leaveRunning(RunningDump running) throws WorkFailure {
     try {
-      if (dump.holdFrozen()) {
-        running.decide(PostDumpHook.Decision.PROCEED);
-      }
+      running.decide(PostDumpHook.Decision.PROCEED);
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
+    }
+    return awaitExit(running);
+  }
+
+  /** How the dump went, once CRIU has exited (and, without the hook, left the tree running). */
+  private static Criu.DumpResult awaitExit(RunningDump running) throws WorkFailure {
+    try {
       return running.awaitExit();
     } catch (CriuException e) {
       throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
