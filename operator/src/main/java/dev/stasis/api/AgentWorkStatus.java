@@ -2,15 +2,13 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import io.fabric8.kubernetes.api.model.Condition;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * What the statuses of a node agent's work (Checkpoint, Restore) share: where and when it ran, its
  * attempts and place in the node's queue, and how it ended.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
-public abstract class AgentWorkStatus implements AttemptedStatus {
+public abstract class AgentWorkStatus extends ObservedStatus implements AttemptedStatus {
   /** Node whose agent does (or did) the work. */
   public String node;
   /**
@@ -33,8 +31,6 @@ public abstract class AgentWorkStatus implements AttemptedStatus {
   public String message;
   /** The last lines of CRIU's log when CRIU failed. */
   public String criuLogTail;
-  public Long observedGeneration;
-  public List<Condition> conditions = new ArrayList<>();
 
   /** Sets the kind's own phase to Failed. */
   protected abstract void phaseFailed();
@@ -55,16 +51,6 @@ public abstract class AgentWorkStatus implements AttemptedStatus {
     return new Readiness(stateOfPhase(), why, message != null ? message : phaseName());
   }
 
-  @Override
-  public Long observedGeneration() {
-    return observedGeneration;
-  }
-
-  @Override
-  public void observedGeneration(Long generation) {
-    observedGeneration = generation;
-  }
-
   /** Ends in Failed the way every writer records a failure: phase, reason, message, time, conditions. */
   public void fail(String reason, String message, Long generation) {
     phaseFailed();
@@ -76,11 +62,6 @@ public abstract class AgentWorkStatus implements AttemptedStatus {
     nextRetryTime = null;
     queuePosition = null;
     stopRetrying(reason, message, generation);
-  }
-
-  @Override
-  public List<Condition> conditions() {
-    return conditions;
   }
 
   @Override

@@ -2,12 +2,11 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
-import io.fabric8.kubernetes.api.model.Condition;
 import java.util.ArrayList;
 import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
-public class CheckpointScheduleStatus implements ConditionedStatus {
+public class CheckpointScheduleStatus extends ObservedStatus {
   public static final String ACTIVE = "Active";
   public static final String SUSPENDED = "Suspended";
   public static final String FAILED = "Failed";
@@ -74,13 +73,6 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
    */
   @JsonPropertyDescription("Where the template's process runs since its last failover, which later runs checkpoint.")
   public FailedOverTarget failedOverTarget;
-  public Long observedGeneration;
-  public List<Condition> conditions = new ArrayList<>();
-
-  @Override
-  public List<Condition> conditions() {
-    return conditions;
-  }
 
   /** Active and Suspended are Ready (a suspended schedule is as its spec asks); Failed is Stalled. */
   @Override
@@ -95,16 +87,6 @@ public class CheckpointScheduleStatus implements ConditionedStatus {
       return Readiness.ready("Scheduled", "checkpoints are taken on schedule");
     }
     return Readiness.reconciling("Pending", "the operator has not checked the schedule yet");
-  }
-
-  @Override
-  public Long observedGeneration() {
-    return observedGeneration;
-  }
-
-  @Override
-  public void observedGeneration(Long generation) {
-    observedGeneration = generation;
   }
 
   @JsonInclude(JsonInclude.Include.NON_NULL)

@@ -1,12 +1,9 @@
 package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
-import io.fabric8.kubernetes.api.model.Condition;
-import java.util.ArrayList;
-import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
-public class CheckpointStorageStatus implements ConditionedStatus {
+public class CheckpointStorageStatus extends ObservedStatus {
   public static final String AVAILABLE = "Available";
   public static final String UNAVAILABLE = "Unavailable";
 
@@ -18,13 +15,6 @@ public class CheckpointStorageStatus implements ConditionedStatus {
   /** Objects the garbage collector removed from this storage, in all. */
   public Long garbageCollectedObjects;
   public String lastGarbageCollectionTime;
-  public Long observedGeneration;
-  public List<Condition> conditions = new ArrayList<>();
-
-  @Override
-  public List<Condition> conditions() {
-    return conditions;
-  }
 
   /**
    * Available is Ready; Unavailable is Stalled with the reason (the operator checks again every few
@@ -39,15 +29,5 @@ public class CheckpointStorageStatus implements ConditionedStatus {
       return Readiness.stalled(reason, message);
     }
     return Readiness.reconciling("Checking", "the operator has not checked the storage yet");
-  }
-
-  @Override
-  public Long observedGeneration() {
-    return observedGeneration;
-  }
-
-  @Override
-  public void observedGeneration(Long generation) {
-    observedGeneration = generation;
   }
 }

@@ -1,12 +1,9 @@
 package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
-import io.fabric8.kubernetes.api.model.Condition;
-import java.util.ArrayList;
-import java.util.List;
 
 @JsonInclude(JsonInclude.Include.NON_NULL)
-public class MigrationStatus implements ConditionedStatus {
+public class MigrationStatus extends ObservedStatus {
   public MigrationPhase phase;
   /** The node the target ran on when the Migration began. */
   public String sourceNode;
@@ -32,13 +29,6 @@ public class MigrationStatus implements ConditionedStatus {
   public Long frozenToRunningSeconds;
   public String reason;
   public String message;
-  public Long observedGeneration;
-  public List<Condition> conditions = new ArrayList<>();
-
-  @Override
-  public List<Condition> conditions() {
-    return conditions;
-  }
 
   /** Completed is Ready, Failed Stalled with the failure's reason (whatever became of the workload); before, Reconciling. */
   @Override
@@ -51,16 +41,6 @@ public class MigrationStatus implements ConditionedStatus {
       case Failed -> Readiness.stalled(why, what);
       default -> Readiness.reconciling(why, what);
     };
-  }
-
-  @Override
-  public Long observedGeneration() {
-    return observedGeneration;
-  }
-
-  @Override
-  public void observedGeneration(Long generation) {
-    observedGeneration = generation;
   }
 
   public MigrationPhase phaseOrPending() {

@@ -9,6 +9,7 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.ContainerCheckpointStatus;
+import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.Restore;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
@@ -89,8 +90,10 @@ final class PodRestoreJob extends NodeJob<Restore> {
         for (ContainerCheckpointStatus container : checkpoint.getStatus().containers) {
           manifests.add(manifest(store, checkpoint, container.name));
         }
-        requireSpace(manifests);
-        requireBaseImages(restore, manifests);
+        var profile = NodeFingerprint.profile(client, config.nodeName());
+        NodeProfileSpec.RuntimeInfo runtime = profile == null ? null : profile.runtime;
+        requireSpace(manifests, runtime);
+        requireBaseImages(restore, manifests, runtime);
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try {
           for (RecordedManifest manifest : manifests) {
@@ -137,10 +140,9 @@ final class PodRestoreJob extends NodeJob<Restore> {
    * The runtime keeps a pulled image compressed and unpacked: without that much room the pod could
    * never start, and would fail much later with a less helpful message.
    */
-  private void requireSpace(List<RecordedManifest> manifests) throws WorkFailure {
+  private void requireSpace(List<RecordedManifest> manifests, NodeProfileSpec.RuntimeInfo runtime) throws WorkFailure {
     long needed = manifests.stream().mapToLong(m -> m.archive().storedBytes() + m.archive().sizeBytes()).sum();
-    var profile = NodeFingerprint.profile(client, config.nodeName());
-    Path dir = config.runtime().storageDir(profile == null || profile.runtime == null ? null : profile.runtime.name);
+    Path dir = config.runtime().storageDir(runtime == null ? null : runtime.name);
     long free;
     try {
       free = WorkDirs.usableSpace(config.onHost(dir));
@@ -155,11 +157,11 @@ final class PodRestoreJob extends NodeJob<Restore> {
   }
 
   /** The images the checkpoints were based on, which the runtime needs again: before anything is pushed. */
-  private void requireBaseImages(Restore restore, List<RecordedManifest> manifests) throws WorkFailure {
-    var profile = NodeFingerprint.profile(client, config.nodeName());
+  private void requireBaseImages(Restore restore, List<RecordedManifest> manifests, NodeProfileSpec.RuntimeInfo runtime)
+      throws WorkFailure {
     Node node = client.nodes().withName(config.nodeName()).get();
     for (RecordedManifest manifest : manifests) {
-      BaseImages.check(manifest.manifest(), profile == null ? null : profile.runtime, node)
+      BaseImages.check(manifest.manifest(), runtime, node)
           .ifPresent(warning -> events.warning(restore, "BaseImageUnchecked", warning));
     }
   }
