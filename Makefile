@@ -10,7 +10,7 @@ IMAGE_REGISTRY ?=
 # `make run NODES=2`: a second agent as node local-b (its own work folder), to move work between nodes.
 NODES ?= 1
 
-.PHONY: run cluster test bench deps criu control-plane node test-tools helm build crds images clean
+.PHONY: run cluster test bench deps criu control-plane node test-tools mpi-workloads helm build crds images clean
 
 run: deps build
 	java -jar $(JAR) local --state-dir .stasis --nodes $(NODES)
@@ -29,7 +29,7 @@ test: deps node
 bench:
 	MVN="$(MVN)" bench/run.sh
 
-deps: criu control-plane test-tools helm
+deps: criu control-plane test-tools mpi-workloads helm
 
 criu:
 	scripts/install-criu.sh
@@ -45,6 +45,10 @@ test-tools:
 	scripts/install-test-tools.sh
 	scripts/install-dashboard-check.sh
 	scripts/install-kstatus.sh
+
+# LAMMPS and Open MPI from Debian in a private prefix: the real MPI jobs the tests checkpoint.
+mpi-workloads:
+	scripts/install-mpi-workloads.sh
 
 helm:
 	scripts/install-helm.sh

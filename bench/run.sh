@@ -8,7 +8,7 @@
 # kube-apiserver, an S3 server, the operator and an agent, and measures. Prints a table and
 # rewrites BENCHMARKS.md and bench/results.json. Needs root (CRIU does), curl, tar and zstd.
 # About 6 minutes on a quiet 2-core machine, up to 15 while other work runs; fewer sizes or
-# repetitions make it quicker.
+# repetitions make it quicker. BENCH_MAIN runs another benchmark of the same harness (bench/jobs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MVN="${MVN:-mvn -B -q}"
@@ -25,4 +25,4 @@ $MVN -pl operator dependency:build-classpath -Dmdep.includeScope=test -Dmdep.out
 
 cd operator
 exec java -Dstasis.repoRoot=.. -Dstasis.runtimeClasspath="target/classes:$(cat target/classpath.txt)" \
-  -cp "target/test-classes:target/classes:$(cat target/test-classpath.txt)" dev.stasis.bench.Benchmark "$@"
+  -cp "target/test-classes:target/classes:$(cat target/test-classpath.txt)" "${BENCH_MAIN:-dev.stasis.bench.Benchmark}" "$@"

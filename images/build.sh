@@ -5,7 +5,7 @@
 #   stasis-agent     the jar on a Java runtime, as root, plus CRIU 4.2.1 as a self-contained prefix
 #                    (scripts/install-criu.sh), the scripts that copy it to the node and run it in the
 #                    host's namespaces (criu-host, install-host-criu) and the tools they and the agent
-#                    run (sh, coreutils, nsenter, kill, renice)
+#                    run (sh, coreutils, nsenter, renice)
 #   stasis-counter   a demo workload: prints 1, 2, 3, ... to its log, one a second
 #
 #   images/build.sh [--push URL]    URL: http://127.0.0.1:5000 or https://registry.example.com/stasis
@@ -43,10 +43,11 @@ PATH_IN_IMAGE=/opt/java/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 # The C library and what the Java runtime links (libjvm: libstdc++, libgcc_s, libm; java: libz);
 # libc-bin for the C.UTF-8 locale, so that the JVM reads and writes file names as UTF-8.
 BASE_PKGS=(libc6 libc-bin libgcc-s1 libstdc++6 zlib1g)
-# What the agent runs besides Java: sh and coreutils (install-host-criu), nsenter (criu-host), kill
-# (stopping and resuming trees), renice and nice (the upload's and CRIU's priorities), and the
-# libraries those link.
-AGENT_PKGS=(dash coreutils util-linux bsdutils procps libselinux1 libpcre2-8-0 libacl1 libattr1)
+# What the agent runs besides Java: sh and coreutils (install-host-criu; mkfifo for CRIU's post-dump
+# hook), nsenter (criu-host), renice and nice (the upload's and CRIU's priorities), and the libraries
+# those link. No kill: the agent signals processes through pidfds, and CRIU, not the agent, stops and
+# ends the trees it dumps.
+AGENT_PKGS=(dash coreutils util-linux bsdutils libselinux1 libpcre2-8-0 libacl1 libattr1)
 COUNTER_PKGS=(busybox-static)
 COUNTER_LOOP='i=0; while true; do i=$((i+1)); echo "$i"; sleep 1; done'
 
@@ -307,7 +308,7 @@ $(sha256 "$REPO_ROOT/images/criu-host" "$REPO_ROOT/images/install-host-criu")" f
   local criu_in_image="/opt/stasis/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /opt/stasis/criu/usr/lib/x86_64-linux-gnu /opt/stasis/criu/usr/sbin/criu"
   smoke_test stasis-operator "${operator%% *}" 65532:65532 "$PATH_IN_IMAGE" /opt/java/bin/java -jar /opt/stasis/stasis.jar --help
   smoke_test stasis-agent "${agent%% *}" 0:0 "/opt/stasis/bin:$PATH_IN_IMAGE" /bin/sh -c "set -e; /opt/java/bin/java -jar /opt/stasis/stasis.jar --help >/dev/null
-    nsenter --version; kill -l >/dev/null; renice --version; nice -n 1 true; $criu_in_image --version
+    nsenter --version; mkfifo --version >/dev/null; renice --version; nice -n 1 true; $criu_in_image --version
     install-host-criu /tmp/host-criu && test -x /tmp/host-criu/usr/sbin/criu"
   smoke_test stasis-counter "${demo%% *}" 0:0 /bin /bin/sh -c 'sleep 0; echo $((1+1))'
 

@@ -29,23 +29,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback_pair.h"
+
 static void write_count(const char *path, unsigned long long count)
 {
 	char buf[32];
-	int len = snprintf(buf, sizeof(buf), "%llu\n", count);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return;
-	ssize_t off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += n;
-	}
-	close(fd);
+	snprintf(buf, sizeof(buf), "%llu\n", count);
+	rewrite_file(path, buf);
 }
 
 /* 1 when all of buf moved, 0 when the connection is gone. */
@@ -70,13 +60,8 @@ static void sleep_100ms(void)
 		;
 }
 
-static int client(const char *outfile, struct sockaddr_in *server)
+static int client(const char *outfile, int fd)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)server, sizeof(*server)) < 0) {
-		perror("client");
-		return 1;
-	}
 	uint64_t count = 0;
 	for (;;) {
 		if (!transfer(fd, &count, sizeof(count), 1) || !transfer(fd, &count, sizeof(count), 0))
@@ -104,30 +89,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s <outfile>\n", argv[0]);
 		return 2;
 	}
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t addrlen = sizeof(addr);
-	int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(listener, 1) < 0 ||
-	    getsockname(listener, (struct sockaddr *)&addr, &addrlen) < 0) {
-		perror("listen");
+	pid_t child;
+	int conn = loopback_pair(&child);
+	if (conn < 0)
 		return 1;
-	}
-	pid_t child = fork();
-	if (child < 0) {
-		perror("fork");
-		return 1;
-	}
-	if (child == 0) {
-		close(listener);
-		return client(argv[1], &addr);
-	}
-	int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
-	close(listener);
-	if (conn < 0) {
-		perror("accept");
-		return 1;
-	}
+	if (child == 0)
+		return client(argv[1], conn);
 	int rc = serve(conn);
 	close(conn);
 	waitpid(child, NULL, 0);

@@ -24,10 +24,11 @@ import java.util.Set;
  * @param retries how long to wait before trying transiently failed work again (spec.backoffLimit)
  * @param runtime where the node's container runtime keeps its configuration and images, and what
  *     the node's administrator states about its restores
+ * @param travellingLimits how much of a job's tmpfs files one checkpoint may carry
  */
 public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> hostProcessNamespaces,
     KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides, int maxConcurrent,
-    RetryPolicy retries, RuntimeSettings runtime) {
+    RetryPolicy retries, RuntimeSettings runtime, TravellingFileLimits travellingLimits) {
 
   public AgentConfig {
     labels = Map.copyOf(labels);
@@ -39,13 +40,13 @@ public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> 
   public AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> hostProcessNamespaces,
       KubeletSettings kubelet, Path hostRoot, Map<String, String> labels, Path profileOverrides) {
     this(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels, profileOverrides,
-        NodeWorkQueue.DEFAULT_SLOTS, RetryPolicy.DEFAULT, RuntimeSettings.defaults());
+        NodeWorkQueue.DEFAULT_SLOTS, RetryPolicy.DEFAULT, RuntimeSettings.defaults(), TravellingFileLimits.DEFAULT);
   }
 
   /** The same agent with other work limits: how much runs at once, how long a retry waits. */
   public AgentConfig withWorkLimits(int maxConcurrent, RetryPolicy retries) {
     return new AgentConfig(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels,
-        profileOverrides, maxConcurrent, retries, runtime);
+        profileOverrides, maxConcurrent, retries, runtime, travellingLimits);
   }
 
   /** A path of the node (absolute, as the node sees it) where the agent reaches it: under its host root. */
@@ -61,7 +62,13 @@ public record AgentConfig(String nodeName, Path workDir, Criu criu, Set<String> 
   /** The same agent with other runtime settings. */
   public AgentConfig withRuntime(RuntimeSettings settings) {
     return new AgentConfig(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels,
-        profileOverrides, maxConcurrent, retries, settings);
+        profileOverrides, maxConcurrent, retries, settings, travellingLimits);
+  }
+
+  /** The same agent carrying at most {@code limits} of a job's tmpfs files per checkpoint. */
+  public AgentConfig withTravellingLimits(TravellingFileLimits limits) {
+    return new AgentConfig(nodeName, workDir, criu, hostProcessNamespaces, kubelet, hostRoot, labels,
+        profileOverrides, maxConcurrent, retries, runtime, limits);
   }
 
   public AgentConfig(String nodeName, Path workDir, Criu criu) {

@@ -45,7 +45,10 @@ public class Manifest {
   public Criu criu;
   /** Pod checkpoints: the container runtime that took it. */
   public Runtime runtime;
-  /** Files the checkpointed process depends on; a restore needs them at the same paths. */
+  /**
+   * Files the checkpointed process depends on; a restore needs them at the same paths, where those
+   * that travel with the checkpoint ({@link RequiredPath#travelsAs}) are put back.
+   */
   public List<RequiredPath> paths;
   /** Whether CRIU was told to checkpoint established TCP connections (--tcp-established). */
   public Boolean tcpEstablished;
@@ -148,6 +151,21 @@ public class Manifest {
     public String buildId;
     /** sha256 of a mapped file without a build-id. */
     public String sha256;
+    /**
+     * True for a file the tree had open or mapped for writing: recorded as CRIU saw it while the
+     * tree was frozen and compared only as CRIU compares it (present, kind, size), never by content.
+     */
+    public Boolean written;
+    /**
+     * For a file that travels with the checkpoint (a job-private file on tmpfs): its entry in the
+     * archive, put back at {@link #path} before CRIU restores unless a file with its sha256 is
+     * there. Absent: the file must exist on the restoring node.
+     */
+    public String travelsAs;
+    /** For a file that travels: its permission bits (octal, e.g. "0600") and owner, to put it back with. */
+    public String permissions;
+    public Integer uid;
+    public Integer gid;
     /** For mounts: the filesystem type and source, as mountinfo shows them. */
     public String fsType;
     public String source;

@@ -2,9 +2,10 @@ package dev.stasis.cli;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.KubeletSettings;
-import dev.stasis.agent.work.NodeWorkQueue;
-import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.agent.RuntimeSettings;
+import dev.stasis.agent.TravellingFileLimits;
+import dev.stasis.agent.process.ProcessTargetPolicy;
+import dev.stasis.agent.work.NodeWorkQueue;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.RetryPolicy;
 import java.net.URI;
@@ -73,6 +74,18 @@ final class AgentOptions {
           + " (default: ${DEFAULT-VALUE}).")
   Duration retryBackoff;
 
+  @Option(names = "--travelling-files-max-count", paramLabel = "N", converter = Converters.NonNegative.class,
+      defaultValue = "" + TravellingFileLimits.DEFAULT_MAX_FILES, order = 19,
+      description = "At most this many of a job's files on tmpfs (MPI's /dev/shm segments) travel with one process"
+          + " checkpoint (default: ${DEFAULT-VALUE}); a job holding more is refused (TravellingFilesTooLarge).")
+  int travellingFilesMaxCount;
+
+  @Option(names = "--travelling-files-max-bytes", paramLabel = "BYTES", converter = Converters.ByteCount.class,
+      defaultValue = "" + TravellingFileLimits.DEFAULT_MAX_BYTES, order = 19,
+      description = "At most this many bytes of a job's files on tmpfs travel with one process checkpoint"
+          + " (default: ${DEFAULT-VALUE}, 1 GiB); a job holding more is refused (TravellingFilesTooLarge).")
+  long travellingFilesMaxBytes;
+
   @Option(names = "--kubelet-url", paramLabel = "URL", converter = Converters.HttpUrl.class, order = 20,
       description = "Pod checkpoints: the node's kubelet (default: https://NODE:10250).")
   URI kubeletUrl;
@@ -134,7 +147,8 @@ final class AgentOptions {
     return new AgentConfig(node, workDir != null ? workDir : defaultWorkDir, new Criu(Main.criuPath(criu), criuEnv),
         allowed, kubelet(node), hostRoot, nodeLabels, profileOverrides, maxConcurrent,
         RetryPolicy.withBase(retryBackoff),
-        new RuntimeSettings(containerdConfig, crioSocket, runtimeRestore, containerStorageDir));
+        new RuntimeSettings(containerdConfig, crioSocket, runtimeRestore, containerStorageDir),
+        new TravellingFileLimits(travellingFilesMaxCount, travellingFilesMaxBytes));
   }
 
   /** The kubelet of the agent's node; by default as a DaemonSet pod with its ServiceAccount sees it. */

@@ -37,6 +37,24 @@ final class Converters {
     }
   }
 
+  /** A whole number of at least 0. */
+  static final class NonNegative implements ITypeConverter<Integer> {
+    @Override
+    public Integer convert(String value) {
+      return (int) within(value, 0, Integer.MAX_VALUE).orElseThrow(() -> new TypeConversionException("'" + value
+          + "' is not a whole number of at least 0"));
+    }
+  }
+
+  /** A number of bytes, written out (1073741824): a whole number of at least 0. */
+  static final class ByteCount implements ITypeConverter<Long> {
+    @Override
+    public Long convert(String value) {
+      return within(value, 0, Long.MAX_VALUE).orElseThrow(() -> new TypeConversionException("'" + value
+          + "' is not a number of bytes: give a whole number of at least 0, such as 1073741824 for 1 GiB"));
+    }
+  }
+
   /** How many agents {@code stasis local --nodes} runs: nodes NAME, NAME-b, ... up to NAME-z. */
   static final class LocalNodes implements ITypeConverter<Integer> {
     @Override

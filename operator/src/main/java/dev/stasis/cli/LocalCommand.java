@@ -134,7 +134,7 @@ final class LocalCommand implements Callable<Integer> {
       Path workDir = first.workDir().resolveSibling("work-" + node);
       agents.add(new AgentConfig(node, workDir, first.criu(), first.hostProcessNamespaces(),
           KubeletSettings.defaults(node), first.hostRoot(), first.labels(), first.profileOverrides(),
-          first.maxConcurrent(), first.retries(), first.runtime()));
+          first.maxConcurrent(), first.retries(), first.runtime(), first.travellingLimits()));
     }
     return agents;
   }

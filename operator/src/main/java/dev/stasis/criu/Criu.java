@@ -26,8 +26,6 @@ public final class Criu {
 
   private static final Duration SHORT_COMMAND_TIMEOUT = Duration.ofSeconds(30);
   public static final String NO_SPACE = "No space left on device";
-  /** Less room than this left in a failed dump's work folder: the dump ran out of it. */
-  static final long NEARLY_FULL_BYTES = 1 << 20;
   private static final String RESTORE_DONE = "Restore finished successfully";
   /** In a dump's or restore's work folder: the PID and start time of the CRIU working there. */
   static final String RUNNING_FILE = "criu.running";
@@ -39,7 +37,7 @@ public final class Criu {
    * runs, and on a busy node CRIU competes for the CPU with other pods and with the archive upload
    * that overlaps the dump (which runs at nice 10).
    */
-  static final int DUMP_NICE = -5;
+  public static final int DUMP_NICE = -5;
   /** coreutils' nice starts CRIU at that priority, so that whatever CRIU forks has it too. */
   private static final Optional<Path> NICE = Stream.of("/usr/bin/nice", "/bin/nice").map(Path::of)
       .filter(Files::isExecutable).findFirst();
@@ -197,55 +195,33 @@ public final class Criu {
     return version;
   }
 
-  public DumpResult dump(DumpOptions options) throws CriuException, IOException {
+  /**
+   * Starts {@code criu dump}. With {@link DumpOptions#holdFrozen()} CRIU then holds the tree frozen
+   * after the dump until the agent decides ({@link RunningDump#decide}); the returned dump must be
+   * closed either way.
+   */
+  public RunningDump startDump(DumpOptions options) throws CriuException, IOException {
     Files.createDirectories(options.imagesDir());
     Files.createDirectories(options.workDir());
-    CriuLog log = new CriuLog(options.workDir().resolve(DumpOptions.LOG_FILE));
-    Process criu = start(options.arguments(), options.workDir(), "dump.out", DUMP_NICE);
+    PostDumpHook hook = options.holdFrozen() ? PostDumpHook.prepare(options.workDir()) : null;
     try {
-      if (!criu.waitFor(options.timeout().toMillis(), TimeUnit.MILLISECONDS)) {
-        stop(criu);
-        throw new CriuException("CriuTimeout",
-            "criu dump did not finish within " + options.timeout().toSeconds()
-                + "s; the process was released and keeps running. Raise spec.options.timeoutSeconds if it is large",
-            log.tail());
+      return new RunningDump(start(options.arguments(), options.workDir(), "dump.out", DUMP_NICE), options, hook);
+    } catch (CriuException | IOException | RuntimeException e) {
+      if (hook != null) {
+        hook.close();
       }
-    } catch (InterruptedException e) {
-      stop(criu);
-      Thread.currentThread().interrupt();
-      throw new CriuException("Interrupted", "the agent was stopped while criu dump ran", log.tail());
+      throw e;
     }
-    if (criu.exitValue() != 0) {
-      if (ranOutOfSpace(log, usableSpace(options.workDir()))) {
-        throw new CriuException("WorkDirFull", "criu dump of PID " + options.pid() + " failed: the work folder "
-            + options.workDir() + " is full (" + NO_SPACE + "); free space there or give the agent a larger"
-            + " --work-dir. The process was released and keeps running", log.tail());
-      }
-      throw new CriuException("CriuDumpFailed",
-          "criu dump of PID " + options.pid() + " failed: " + log.firstError().orElse("exit code " + criu.exitValue()),
-          log.tail());
-    }
-    DumpStats stats;
-    try {
-      stats = DumpStats.read(options.workDir(), options.imagesDir());
-    } catch (IOException e) {
-      stats = null; // statistics are informative; a dump without them is still a good dump
-    }
-    return new DumpResult(stats, options.arguments());
   }
 
-  /**
-   * Whether a failed dump ran out of room. CRIU's log lives in the folder its images fill: once that
-   * is full, the log line that says so may itself not have been written.
-   */
-  static boolean ranOutOfSpace(CriuLog log, long usableBytes) {
-    return log.contains(NO_SPACE) || usableBytes < NEARLY_FULL_BYTES;
-  }
-
-  /** Free room in {@code dir}; unknown (as if plenty) when it cannot be asked. */
-  private static long usableSpace(Path dir) {
-    long usable = dir.toFile().getUsableSpace();
-    return usable == 0 && !Files.isDirectory(dir) ? Long.MAX_VALUE : usable;
+  /** A dump that leaves the tree running at once, as bare {@code criu dump --leave-running} does. */
+  public DumpResult dump(DumpOptions options) throws CriuException, IOException {
+    if (options.holdFrozen()) {
+      throw new IllegalArgumentException("a dump that holds its tree frozen needs a decision: use startDump");
+    }
+    try (RunningDump dump = startDump(options)) {
+      return dump.awaitExit();
+    }
   }
 
   /**
@@ -420,7 +396,7 @@ public final class Criu {
   }
 
   /** CRIU releases a half-dumped tree when it ends, so SIGTERM first, then SIGKILL. */
-  private static void stop(Process p) {
+  static void stop(Process p) {
     p.destroy();
     try {
       if (!p.waitFor(5, TimeUnit.SECONDS)) {

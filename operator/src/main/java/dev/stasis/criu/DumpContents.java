@@ -31,6 +31,8 @@ import java.util.stream.Stream;
 public record DumpContents(List<Process> processes, long pagesBytes, long imagesBytes, DumpStats stats) {
   /** x86_64 and 4 KiB-page aarch64: what CRIU's pagemap counts in. */
   public static final int PAGE_SIZE = 4096;
+  /** The process tree CRIU dumped: one pstree_entry per process (pid = 1, ppid = 2, in the tree's PID namespace). */
+  private static final String PSTREE = "pstree.img";
   // images/pagemap.proto flags (criu/include/pagemap.h): PE_PARENT, PE_PRESENT.
   private static final long PE_PARENT = 1;
   private static final long PE_PRESENT = 1 << 2;
@@ -69,11 +71,11 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
   public static DumpContents read(Path imagesDir) throws IOException {
     Map<Long, ProtobufMessage> files = byId(ImageFile.read(imagesDir.resolve(RegularFiles.FILE_NAME), ImageFile.FILES_MAGIC));
     List<Process> processes = new ArrayList<>();
-    for (ProtobufMessage entry : ImageFile.read(imagesDir.resolve(Pstree.FILE_NAME), ImageFile.PSTREE_MAGIC)) {
+    for (ProtobufMessage entry : ImageFile.read(imagesDir.resolve(PSTREE), ImageFile.PSTREE_MAGIC)) {
       processes.add(process(imagesDir, entry, files));
     }
     if (processes.isEmpty()) {
-      throw new IOException("the dump holds no process tree (" + Pstree.FILE_NAME + ")");
+      throw new IOException("the dump holds no process tree (" + PSTREE + ")");
     }
     long pages = 0;
     long all = 0;
@@ -91,7 +93,7 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
   }
 
   private static Process process(Path dir, ProtobufMessage pstree, Map<Long, ProtobufMessage> files) throws IOException {
-    long pid = required(pstree, 1, Pstree.FILE_NAME);
+    long pid = required(pstree, 1, PSTREE);
     ProtobufMessage core = first(ImageFile.read(dir.resolve("core-" + pid + ".img"), ImageFile.CORE_MAGIC))
         .orElseThrow(() -> new IOException("the dump holds no core-" + pid + ".img for process " + pid));
     // core_entry: tc = 3 (task_core_entry: comm = 6), ids = 4 (task_kobj_ids_entry: files_id = 2); CRIU

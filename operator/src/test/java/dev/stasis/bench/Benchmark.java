@@ -71,7 +71,10 @@ public final class Benchmark {
     System.out.println();
     System.out.print(report.details());
     if (options.write()) {
-      report.writeMarkdown(repo.resolve("BENCHMARKS.md"), Files.readString(repo.resolve("bench/analysis.md")));
+      // bench/jobs.sh's figures (its last section) stay on the page until it runs again.
+      Path jobs = repo.resolve("bench/jobs.md");
+      report.writeMarkdown(repo.resolve("BENCHMARKS.md"), Files.readString(repo.resolve("bench/analysis.md"))
+          + (Files.exists(jobs) ? "\n" + Files.readString(jobs) : ""));
       report.writeJson(repo.resolve("bench/results.json"));
       System.out.println("\nwritten: BENCHMARKS.md, bench/results.json");
     }
@@ -81,7 +84,7 @@ public final class Benchmark {
     System.out.printf("[%5.1fs] %s%n", (System.nanoTime() - STARTED) / 1e9, message);
   }
 
-  private static void deleteRecursively(Path dir) throws Exception {
+  static void deleteRecursively(Path dir) throws Exception {
     if (!Files.exists(dir)) {
       return;
     }

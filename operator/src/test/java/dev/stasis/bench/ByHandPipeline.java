@@ -49,7 +49,7 @@ final class ByHandPipeline {
     Path images = dir.resolve("images");
     Path archive = dir.resolve("archive.tar.zst");
     long start = System.nanoTime();
-    Criu.DumpResult dumped = criu.dump(new DumpOptions((int) pid, images, dir, false, TreeOptions.PLAIN,
+    Criu.DumpResult dumped = criu.dump(new DumpOptions((int) pid, images, dir, false, false, TreeOptions.PLAIN,
         Duration.ofMinutes(10)));
     long dumpedAt = System.nanoTime();
     run("sh", "-c", "tar -C \"$1\" -cf - . | zstd -3 -T0 -q -o \"$2\"", "sh", images.toString(), archive.toString());

@@ -91,6 +91,10 @@ class CommandLineTest {
         .contains("Invalid value for option '--kubelet-url': 'node-1:10250' is not a URL");
     assertThat(refusal("agent", "--node=n", "--node-labels", "zone"))
         .contains("--node-labels", "KEY=VALUE");
+    assertThat(refusal("agent", "--node=n", "--travelling-files-max-count", "-1"))
+        .contains("Invalid value for option '--travelling-files-max-count': '-1' is not a whole number of at least 0");
+    assertThat(refusal("agent", "--node=n", "--travelling-files-max-bytes", "1Gi"))
+        .contains("Invalid value for option '--travelling-files-max-bytes': '1Gi' is not a number of bytes");
     assertThat(refusal("agent", "--node=n", "--runtime-restore", "sometimes"))
         .contains("Invalid value for option '--runtime-restore': 'sometimes' is none of auto, enabled, disabled");
     assertThat(refusal("operator", "--log-format", "xml"))

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.agent.AgentConfig;
 import dev.stasis.agent.RuntimeSettings;
+import dev.stasis.agent.TravellingFileLimits;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Set;
@@ -26,6 +27,7 @@ class LocalCommandTest {
     assertThat(agent.labels()).isEmpty();
     assertThat(agent.maxConcurrent()).isEqualTo(2);
     assertThat(agent.runtime()).isEqualTo(RuntimeSettings.defaults());
+    assertThat(agent.travellingLimits()).isEqualTo(TravellingFileLimits.DEFAULT);
   }
 
   @Test
@@ -35,8 +37,8 @@ class LocalCommandTest {
       AgentConfig agent = local("--node", "lab-1", "--node-labels", "zone=lab,gpu=none", "--host-root", "/tmp",
           "--profile-overrides", overrides.toString(), "--max-concurrent", "4", "--allow-host-processes", "jobs",
           "--work-dir", "/var/lib/stasis", "--retry-backoff=1m", "--containerd-config", "/etc/k3s/containerd.toml",
-          "--crio-socket", "/run/crio.sock", "--runtime-restore", "enabled", "--container-storage-dir", "/srv/images")
-          .agentConfig(STATE);
+          "--crio-socket", "/run/crio.sock", "--runtime-restore", "enabled", "--container-storage-dir", "/srv/images",
+          "--travelling-files-max-count", "0", "--travelling-files-max-bytes", "8589934592").agentConfig(STATE);
       assertThat(agent.nodeName()).isEqualTo("lab-1");
       assertThat(agent.labels()).isEqualTo(Map.of("zone", "lab", "gpu", "none"));
       assertThat(agent.hostRoot()).isEqualTo(Path.of("/tmp"));
@@ -47,6 +49,7 @@ class LocalCommandTest {
       assertThat(agent.retries().base()).hasMinutes(1);
       assertThat(agent.runtime()).isEqualTo(new RuntimeSettings(Path.of("/etc/k3s/containerd.toml"),
           Path.of("/run/crio.sock"), RuntimeSettings.Restore.ENABLED, Path.of("/srv/images")));
+      assertThat(agent.travellingLimits()).isEqualTo(new TravellingFileLimits(0, 8L << 30));
     } finally {
       java.nio.file.Files.delete(overrides);
     }
@@ -54,11 +57,13 @@ class LocalCommandTest {
 
   @Test
   void twoNodesAreTwoAgentsWithTheirOwnWorkFolders() {
-    var agents = local("--nodes", "2", "--max-concurrent", "3").agentConfigs(STATE);
+    var agents = local("--nodes", "2", "--max-concurrent", "3", "--travelling-files-max-count", "5")
+        .agentConfigs(STATE);
     assertThat(agents).extracting(AgentConfig::nodeName).containsExactly("local", "local-b");
     assertThat(agents).extracting(AgentConfig::workDir).containsExactly(STATE.resolve("work"), STATE.resolve("work-local-b"));
     assertThat(agents.get(1).hostProcessNamespaces()).isEqualTo(agents.get(0).hostProcessNamespaces());
     assertThat(agents.get(1).maxConcurrent()).as("the agent flags apply to each").isEqualTo(3);
+    assertThat(agents.get(1).travellingLimits().maxFiles()).isEqualTo(5);
     assertThat(agents.get(1).kubelet().url().getHost()).isEqualTo("local-b");
 
     assertThat(local().agentConfigs(STATE)).extracting(AgentConfig::nodeName).containsExactly("local");

@@ -22,7 +22,7 @@ class CriuPriorityTest {
     Path niceOfDump = dir.resolve("dump-nice");
     Criu criu = new Criu(criuWritingItsNiceTo(niceOfDump), Map.of());
 
-    criu.dump(new DumpOptions(4242, dir.resolve("images"), dir.resolve("dump"), false, TreeOptions.PLAIN,
+    criu.dump(new DumpOptions(4242, dir.resolve("images"), dir.resolve("dump"), false, false, TreeOptions.PLAIN,
         Duration.ofSeconds(30)));
 
     assertThat(Integer.parseInt(Files.readString(niceOfDump).trim())).isEqualTo(Criu.DUMP_NICE);

@@ -1,6 +1,7 @@
 package dev.stasis.criu;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -8,15 +9,20 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class DumpOptionsTest {
-  private static DumpOptions options(boolean leaveStopped, boolean tcp, List<String> mounts) {
-    return new DumpOptions(42, Path.of("/w/images"), Path.of("/w"), leaveStopped, new TreeOptions(tcp, true, false, mounts),
+  private static DumpOptions options(boolean endTree, boolean tcp, List<String> mounts) {
+    return new DumpOptions(42, Path.of("/w/images"), Path.of("/w"), endTree, endTree, new TreeOptions(tcp, true, false, mounts),
         Duration.ofSeconds(5));
   }
 
+  /** CRIU ends a tree (its default) only through the post-dump hook, which waits for the agent's word. */
   @Test
-  void neverLetsCriuKillTheTree() {
-    assertThat(options(false, false, List.of()).arguments()).contains("--leave-running").doesNotContain("--leave-stopped");
-    assertThat(options(true, false, List.of()).arguments()).contains("--leave-stopped").doesNotContain("--leave-running");
+  void criuEndsATreeOnlyWhenTheHookLetsIt() {
+    assertThat(options(false, false, List.of()).arguments()).contains("--leave-running")
+        .doesNotContain("--leave-stopped", "--action-script");
+    assertThat(options(true, false, List.of()).arguments()).containsSubsequence("--action-script", "/w/post-dump-hook.sh")
+        .doesNotContain("--leave-running", "--leave-stopped");
+    assertThatThrownBy(() -> new DumpOptions(42, Path.of("/w/images"), Path.of("/w"), true, false, TreeOptions.PLAIN,
+        Duration.ofSeconds(5))).isInstanceOf(IllegalArgumentException.class);
   }
 
   @Test
@@ -39,7 +45,7 @@ class DumpOptionsTest {
   @Test
   void aTreeIsRestoredWithTheFlagsItWasDumpedWith() {
     var tree = new TreeOptions(true, true, true, List.of());
-    var dump = new DumpOptions(42, Path.of("/w/images"), Path.of("/w"), false, tree, Duration.ofSeconds(5)).arguments();
+    var dump = new DumpOptions(42, Path.of("/w/images"), Path.of("/w"), false, false, tree, Duration.ofSeconds(5)).arguments();
     var restore = new RestoreOptions(Path.of("/i"), Path.of("/w"), tree, Duration.ofSeconds(5)).arguments();
     for (var args : List.of(dump, restore)) {
       assertThat(args).containsSubsequence("--tcp-established", "--network-lock", "nftables")

@@ -126,15 +126,17 @@ class AgentKillIT {
     AgentProcess agent = startAgent();
     String uid = createCheckpoint("upload", memhog.pid()).getMetadata().getUid();
     Path work = workDir("checkpoints", uid);
-    await().atMost(TIMEOUT).until(() -> Files.exists(work.resolve("dump.log"))
-        && Files.readString(work.resolve("dump.log")).contains("Dumping finished successfully")
+    // Dumped (CRIU waits in its post-dump hook, which marks that it does) and uploading.
+    await().atMost(TIMEOUT).until(() -> Files.exists(work.resolve("hook-frozen"))
         && !bucket.listMultipartUploads(b -> b.bucket(BUCKET)).uploads().isEmpty());
-    assertThat(stateOf(memhog.pid())).as("left stopped until stored (leaveRunning: false)").isEqualTo("T");
+    // CRIU holds it (ptrace: "t") until the archive is stored (leaveRunning: false), then ends it itself.
+    assertThat(stateOf(memhog.pid())).as("held frozen by CRIU until stored").isEqualTo("t");
     agent.kill();
     link.pass();
 
     startAgent();
-    assertResolved(awaitCheckpoint("upload"), count, "the stopped workload was resumed; what it had stored and its work folder were removed");
+    assertResolved(awaitCheckpoint("upload"), count,
+        "the workload, held frozen after its dump, was resumed; what it had stored and its work folder were removed");
   }
 
   @Test

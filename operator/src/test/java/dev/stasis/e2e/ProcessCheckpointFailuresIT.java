@@ -108,8 +108,8 @@ class ProcessCheckpointFailuresIT {
 
   /**
    * leaveRunning: false and the archive cannot be stored, in each of two attempts (backoffLimit 1):
-   * the workload, a tree of four processes, is resumed whole after each (every process CRIU dumped,
-   * as its pstree.img names them) and each of them must go on counting.
+   * the workload, a tree of four processes, is resumed whole after each (by the CRIU that held it
+   * frozen while the agent tried to store it) and each of them must go on counting.
    */
   @Test
   void storageFailingDuringUploadNeverEndsTheWorkload() throws Exception {

@@ -17,6 +17,7 @@ import dev.stasis.testing.Workloads;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.stream.LongStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -114,6 +115,47 @@ class ProcessCheckpointIT {
     Restore restored = cluster.awaitRestore(cluster.createRestore("openfile", "openfile"), RestorePhase.Completed);
     cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
     await().atMost(TIMEOUT).until(() -> Workloads.lines(log) > linesAtKill + 3);
+  }
+
+  /**
+   * A log the job appends to (O_APPEND: CRIU does not hold it to a size), the job stopped at the
+   * checkpoint: restored, it appends on from where it stopped, no line missing, none twice.
+   */
+  @Test
+  void aLogAppendingJobStoppedAtTheCheckpointAppendsOnWithoutAGapOrARepeat() throws Exception {
+    Path log = cluster.dir().resolve("appending-" + cluster.namespace() + ".log");
+    var writer = cluster.track(Workloads.startInPidNamespace("openfile", log.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) >= 3);
+    var options = new CheckpointOptions();
+    options.leaveRunning = false;
+    cluster.awaitCheckpoint(cluster.createCheckpoint("appending", writer.pid(), cluster.fsStorage(), options), CheckpointPhase.Completed);
+    await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(writer.pid()));
+    long linesAtStop = Workloads.lines(log);
+
+    Restore restored = cluster.awaitRestore(cluster.createRestore("appending", "appending"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
+    await().atMost(TIMEOUT).until(() -> Workloads.lines(log) > linesAtStop + 5);
+    Workloads.kill(restored.getStatus().restoredPid);
+    await().atMost(TIMEOUT).until(() -> "Exited".equals(cluster.restore("appending").getStatus().processState));
+    List<String> written = Files.readAllLines(log);
+    assertThat(written).isEqualTo(LongStream.rangeClosed(1, written.size()).mapToObj(Long::toString).toList());
+  }
+
+  /** A UDP client and server on one host (src/test/workloads/udppair.c), stopped at the checkpoint: restored, they count on. */
+  @Test
+  void aUdpPairStoppedAtTheCheckpointCountsOnAfterTheRestore() throws Exception {
+    Path out = cluster.dir().resolve("udp-" + cluster.namespace() + ".txt");
+    var pair = cluster.track(Workloads.startInPidNamespace("udppair", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
+    var options = new CheckpointOptions();
+    options.leaveRunning = false;
+    cluster.awaitCheckpoint(cluster.createCheckpoint("udp", pair.pid(), cluster.fsStorage(), options), CheckpointPhase.Completed);
+    await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(pair.pid()));
+    long stoppedAt = Workloads.count(out);
+
+    Restore restored = cluster.awaitRestore(cluster.createRestore("udp", "udp"), RestorePhase.Completed);
+    cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > stoppedAt + 5);
   }
 
   @Test

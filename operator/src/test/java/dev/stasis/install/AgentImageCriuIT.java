@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointTarget;
@@ -69,12 +70,16 @@ class AgentImageCriuIT {
       checkpoint.setMetadata(new ObjectMetaBuilder().withName("counter").withNamespace(namespace).build());
       checkpoint.setSpec(new CheckpointSpec(CheckpointTarget.process(node, (int) counter.pid())));
       checkpoint.getSpec().storage = node;
+      // Ended by CRIU once the archive is stored: its post-dump hook, a script in the agent's work folder,
+      // runs where criu-host runs CRIU (the host's namespaces) and talks to the agent through FIFOs there.
+      checkpoint.getSpec().options = new CheckpointOptions();
+      checkpoint.getSpec().options.leaveRunning = false;
       admin.resource(checkpoint).create();
       await().atMost(TIMEOUT).until(() -> terminal(admin, namespace));
       Checkpoint done = admin.resources(Checkpoint.class).inNamespace(namespace).withName("counter").get();
       assertThat(done.getStatus().phase).as("%s\n%s", done.getStatus().message, done.getStatus().criuLogTail)
           .isEqualTo(CheckpointPhase.Completed);
-      counter.close();
+      await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(counter.pid())); // CRIU ended it, after the archive was stored
 
       int pid = Restores.completed(admin, namespace, "counter", TIMEOUT).getStatus().restoredPid;
       try {

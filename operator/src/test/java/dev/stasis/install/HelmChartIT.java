@@ -139,6 +139,9 @@ class HelmChartIT {
     assertThat(container.at("/env").toString()).contains("{\"name\":\"STASIS_HOST_NAMESPACES_PID\",\"value\":\"1\"}");
     assertThat(container.at("/args").toString()).contains("\"--host-root=/proc/1/root\"",
         "\"--kubelet-checkpoint-dir=/var/lib/kubelet/checkpoints\"", "\"--log-format=json\"").doesNotContain("--kubelet-url");
+    // Whole numbers, not the floats YAML would turn 1 GiB into (1.073741824e+09).
+    assertThat(container.at("/args").toString()).contains("\"--travelling-files-max-count=256\"",
+        "\"--travelling-files-max-bytes=1073741824\"");
     List<String> hostPaths = new ArrayList<>();
     pod.at("/volumes").forEach(v -> {
       if (v.has("hostPath")) {

@@ -13,6 +13,7 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
+import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
 import dev.stasis.cli.Main;
 import dev.stasis.kube.RetryPolicy;
@@ -248,6 +249,17 @@ public final class InProcessCluster
   public ObjectStore openStorage(String storage) throws IOException {
     StorageBinding binding = new StorageBinding(client);
     return binding.open(binding.find(storage));
+  }
+
+  /** Where the manifest of a checkpoint stored in {@link #fsStorage} is. */
+  public Path manifestPath(Checkpoint c) {
+    return fsRoot().resolve(namespace).resolve(c.getMetadata().getName() + "-" + c.getMetadata().getUid())
+        .resolve("manifest.json");
+  }
+
+  /** The manifest of a checkpoint stored in {@link #fsStorage}. */
+  public Manifest manifestOf(Checkpoint c) throws IOException {
+    return Manifest.fromJson(Files.readAllBytes(manifestPath(c)));
   }
 
   /**

@@ -254,7 +254,7 @@ public final class TestingKubelet implements AutoCloseable {
       // The test's processes share one working directory, unlike containers: CRIU's parasite mounts
       // /proc at ./proc.crtools there for a process in its own PID namespace, so two dumps at once collide.
       synchronized (dumps) {
-        criu.dump(new DumpOptions(pid.intValue(), containerDir.resolve("checkpoint"), containerDir, false,
+        criu.dump(new DumpOptions(pid.intValue(), containerDir.resolve("checkpoint"), containerDir, false, false,
             TreeOptions.PLAIN, timeout));
       }
       writeMetadata(containerDir, pod, container);

@@ -54,9 +54,20 @@ public final class Workloads {
 
   /** Starts {@code name args...} as PID 1 of a new PID namespace, in its own session. */
   public static Workload startInPidNamespace(String name, String... args) throws IOException, InterruptedException {
-    List<String> command = new ArrayList<>(List.of("setsid", "unshare", "--pid", "--fork", "setsid",
-        binary(name).toString()));
+    List<String> command = new ArrayList<>(List.of(binary(name).toString()));
     command.addAll(List.of(args));
+    return startCommandInPidNamespace(command);
+  }
+
+  /**
+   * Starts {@code command} (a program that is not one of these workloads, such as LAMMPS) as PID 1
+   * of a new PID namespace, in its own session; a wrapper script that execs its program leaves the
+   * program as that PID 1.
+   */
+  public static Workload startCommandInPidNamespace(List<String> program) throws IOException, InterruptedException {
+    String name = Path.of(program.get(0)).getFileName().toString();
+    List<String> command = new ArrayList<>(List.of("setsid", "unshare", "--pid", "--fork", "setsid"));
+    command.addAll(program);
     Process unshare = new ProcessBuilder(command)
         .redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.DISCARD)

@@ -2,7 +2,9 @@ package dev.stasis.agent.checkpoint;
 
 import dev.stasis.agent.WorkFailure;
 import dev.stasis.agent.process.NodeProcess;
+import dev.stasis.agent.process.ProcessInventory;
 import dev.stasis.agent.process.ProcessTree;
+import dev.stasis.agent.process.TravellingFiles;
 import dev.stasis.agent.profile.NodeFingerprint;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
@@ -24,6 +26,8 @@ import dev.stasis.criu.CriuException;
 import dev.stasis.criu.CriuVersion;
 import dev.stasis.criu.DumpOptions;
 import dev.stasis.criu.DumpStats;
+import dev.stasis.criu.PostDumpHook;
+import dev.stasis.criu.RunningDump;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
@@ -44,12 +48,15 @@ import org.slf4j.LoggerFactory;
  * Takes the process checkpoints the operator assigned to this node: CRIU dump into a work folder,
  * uploaded in one streamed pass of tar, zstd and sha256 that starts while CRIU still writes the
  * memory pages ({@link StreamingArchiveUpload}), the manifest written last as the commit marker. A
- * workload is only ever ended (leaveRunning: false) once its checkpoint is stored.
+ * workload is only ever ended (leaveRunning: false) once its checkpoint is stored and recorded, and
+ * then by CRIU itself, which holds it frozen meanwhile ({@link PostDumpHook}).
  */
 final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   private static final Logger log = LoggerFactory.getLogger(ProcessCheckpointJob.class);
   /** How soon to look again at a recorded archive the storage could not be read for. */
   private static final Duration RECORDED_ARCHIVE_RETRY = Duration.ofSeconds(10);
+  /** How long a decision for a dead agent's frozen tree waits for CRIU to act on it. */
+  private static final Duration ABANDONED_HOOK_WAIT = Duration.ofSeconds(30);
 
   /**
    * One dump of a process at a time: CRIU cannot seize a tree another CRIU holds, and a schedule's
@@ -103,10 +110,9 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       CheckpointStorage storage = requireStorage(checkpoint);
       WorkGrants.Grant grant = storages.grant(checkpoint);
       try (ObjectStore store = storages.open(storage, grant)) {
-        DumpOptions dump = new DumpOptions(pid, workDir.resolve("images"), workDir, !options.leaveRunning(),
-            ProcessTree.options(options), Duration.ofSeconds(options.timeoutSecondsOrDefault()));
         Optional<Stored> kept = dumpAndStore(checkpoint, target, store, StorageBinding.codec(storage),
-            storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null), dump, criuVersion, started);
+            storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null), options, workDir, criuVersion,
+            started);
         if (kept.isEmpty()) {
           WorkDirs.delete(workDir);
           return;
@@ -137,47 +143,63 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   /**
    * One dump of the process at a time: CRIU dumps the tree while its archive streams into the
    * store, and the manifest is written last. A workload is ended (leaveRunning: false) only once
-   * its archive is stored, committed and recorded; if anything fails before, a tree left stopped
-   * goes on as if never touched. Empty when the Checkpoint was deleted meanwhile (its archive is
-   * discarded).
+   * its archive is stored, committed and recorded, by CRIU, which holds the tree frozen until then;
+   * if anything fails before, CRIU resumes it as if never touched. Empty when the Checkpoint was
+   * deleted meanwhile (its archive is discarded, a tree still held frozen resumed).
    */
   private Optional<Stored> dumpAndStore(Checkpoint checkpoint, NodeProcess target, ObjectStore store,
-      ArchiveCodec codec, BoundKey encryptWith, DumpOptions dump, CriuVersion criuVersion, long started)
-      throws WorkFailure {
-    int pid = dump.pid();
-    DumpedTree stopped = DumpedTree.none();
+      ArchiveCodec codec, BoundKey encryptWith, CheckpointOptions options, Path workDir, CriuVersion criuVersion,
+      long started) throws WorkFailure {
+    int pid = Math.toIntExact(target.pid());
     try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
       List<Long> members = ProcessTree.members(pid);
-      RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, dump.workDir());
-      Criu.DumpResult dumped;
+      RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, workDir);
+      DumpOptions dump = dumpOptions(pid, workDir, options, requirements.inventory());
+      Criu.DumpResult dumped = null;
       CommittedManifest manifest;
-      // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
-      try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
-        try (KeyedLocks.Held folders = workingFolders.lock(members)) {
-          TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
-          dumped = dump(dump);
+      List<TravellingFiles.Captured> travelling = List.of();
+      RunningDump dumping = null;
+      try {
+        // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
+        // While CRIU holds the tree frozen, this thread is what it waits for: at CRIU's own priority.
+        try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir());
+            CpuPriority.Held serving = dump.holdFrozen() ? CpuPriority.currentThreadAt(Criu.DUMP_NICE) : () -> {}) {
+          // Held until CRIU's parasite code has left every process of the tree (it works in their
+          // working folders): the tree frozen and dumped, or, without the hook, CRIU exited.
+          try (KeyedLocks.Held folders = workingFolders.lock(members)) {
+            TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
+            dumping = startDump(dump);
+            if (dump.holdFrozen()) {
+              awaitFrozen(dumping);
+              travelling = TravellingFiles.capture(dump.imagesDir(), requirements.inventory(),
+                  config.travellingLimits());
+            } else {
+              dumped = awaitExit(dumping);
+            }
+          }
+          if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
+            throw TargetProcess.changed(checkpoint, pid);
+          }
+          if (dump.holdFrozen() && !dump.endTree()) {
+            dumped = leaveRunning(dumping);
+          }
+          manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements, travelling);
         }
-        if (dump.leaveStopped()) {
-          stopped = TargetProcess.dumped(dump.imagesDir(), pid, target);
+        if (isDeleted(checkpoint)) {
+          discard(checkpoint, store);
+          return Optional.empty(); // closing the dump below resumes a tree still held, before its work folder goes
         }
-        if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
-          throw TargetProcess.changed(checkpoint, pid);
+        if (dump.endTree()) {
+          checkpoint = recordStored(checkpoint, store, manifest);
+          dumped = endTree(dumping, checkpoint); // stored, committed and recorded: only now may the workload end
         }
-        manifest = store(checkpoint, store, upload, codec, encryptWith, dump, criuVersion, requirements);
+      } finally {
+        if (dumping != null) {
+          dumping.close(); // resumes a tree still held frozen: nothing was stored, or kept
+        }
       }
-      if (isDeleted(checkpoint)) {
-        discard(checkpoint, store, stopped);
-        return Optional.empty();
-      }
-      if (dump.leaveStopped()) {
-        checkpoint = recordStored(checkpoint, store, manifest);
-        stopped.signal(NodeProcess.Signal.KILL); // stored, committed and recorded: only now may the workload end
-        stopped = DumpedTree.none();
-      }
-      return Optional.of(new Stored(checkpoint, manifest.archiveStatus(store), stats(dumped.stats(), started)));
-    } catch (WorkFailure | RuntimeException e) {
-      stopped.signal(NodeProcess.Signal.CONT); // nothing stored: the workload goes on as if never touched
-      throw e;
+      return Optional.of(new Stored(checkpoint, manifest.archiveStatus(store),
+          stats(dumped == null ? null : dumped.stats(), started)));
     }
   }
 
@@ -259,9 +281,8 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
    * The Checkpoint was deleted while it was taken (a schedule's Replace, or a person): no one will
    * ask for this archive, and a workload stopped for it goes on as if never touched.
    */
-  private void discard(Checkpoint checkpoint, ObjectStore store, DumpedTree stoppedTree) {
+  private void discard(Checkpoint checkpoint, ObjectStore store) {
     var meta = checkpoint.getMetadata();
-    stoppedTree.signal(NodeProcess.Signal.CONT);
     String prefix = RecordedManifest.layout(checkpoint).prefix();
     try {
       store.deleteAll(prefix);
@@ -281,13 +302,67 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
     }
   }
 
-  private Criu.DumpResult dump(DumpOptions options) throws WorkFailure {
+  /**
+   * CRIU holds the dumped tree frozen when the checkpoint ends it (leaveRunning: false: until the
+   * archive is stored, committed and recorded, then CRIU ends it itself, under its network lock, so
+   * no connection is touched in between) and when the tree holds files on tmpfs, which travel with
+   * the checkpoint and are copied while nothing changes them. Otherwise the dump is bare CRIU's.
+   */
+  private static DumpOptions dumpOptions(int pid, Path workDir, CheckpointOptions options, ProcessInventory inventory) {
+    boolean endTree = !options.leaveRunning();
+    return new DumpOptions(pid, workDir.resolve("images"), workDir, endTree, endTree || inventory.holdsTmpfsFiles(),
+        ProcessTree.options(options), Duration.ofSeconds(options.timeoutSecondsOrDefault()));
+  }
+
+  private RunningDump startDump(DumpOptions options) throws WorkFailure {
     try {
-      return config.criu().dump(options);
+      return config.criu().startDump(options);
     } catch (CriuException e) {
       throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
     } catch (IOException e) {
       throw new WorkFailure("WorkDirUnavailable", "cannot prepare the work folder " + options.workDir() + ": " + e.getMessage());
+    }
+  }
+
+  private static void awaitFrozen(RunningDump running) throws WorkFailure {
+    try {
+      running.awaitFrozen();
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
+    }
+  }
+
+  /** A tree held frozen that the checkpoint leaves running: CRIU resumes it, and says how the dump went. */
+  private static Criu.DumpResult leaveRunning(RunningDump running) throws WorkFailure {
+    try {
+      running.decide(PostDumpHook.Decision.PROCEED);
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
+    }
+    return awaitExit(running);
+  }
+
+  /** How the dump went, once CRIU has exited (and, without the hook, left the tree running). */
+  private static Criu.DumpResult awaitExit(RunningDump running) throws WorkFailure {
+    try {
+      return running.awaitExit();
+    } catch (CriuException e) {
+      throw new WorkFailure(e.reason(), e.getMessage(), e.logTail());
+    }
+  }
+
+  /**
+   * The archive is stored, committed and recorded: CRIU ends the tree, as it does after a plain
+   * {@code criu dump}, under its network lock. Whatever CRIU says then, the checkpoint stands.
+   */
+  private static Criu.DumpResult endTree(RunningDump running, Checkpoint checkpoint) {
+    try {
+      running.decide(PostDumpHook.Decision.PROCEED);
+      return running.awaitExit();
+    } catch (CriuException e) {
+      log.warn("checkpoint {}/{} is stored and recorded, but CRIU did not end its tree cleanly: {} {}",
+          checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(), e.reason(), e.getMessage());
+      return null;
     }
   }
 
@@ -309,7 +384,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
    */
   private CommittedManifest store(Checkpoint checkpoint, ObjectStore store, StreamingArchiveUpload upload,
       ArchiveCodec codec, BoundKey encryptedWith, DumpOptions dump, CriuVersion criuVersion,
-      RestoreRequirements requirements)
+      RestoreRequirements requirements, List<TravellingFiles.Captured> travelling)
       throws WorkFailure {
     ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
@@ -319,7 +394,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       if (encryptedWith != null) {
         manifest.archive.encryption = Manifest.Encryption.with(encryptedWith);
       }
-      requirements.recordIn(manifest, dump.imagesDir());
+      requirements.recordIn(manifest, dump.imagesDir(), travelling);
       return CommittedManifest.put(store, layout.manifestKey(), manifest);
     } catch (IOException e) {
       try {
@@ -397,12 +472,16 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   public Optional<Duration> resolveAbandoned(Checkpoint checkpoint) {
     Path workDir = workDir(checkpoint);
     if (Criu.stillRunningIn(workDir).isPresent()) {
+      if (PostDumpHook.waitingIn(workDir)) {
+        decideForTheDeadAgent(checkpoint, workDir);
+      }
       return Optional.of(ABANDONED_CRIU_POLL);
     }
     if (RecordedArchive.isRecorded(checkpoint)) {
       return finishFromRecord(checkpoint, workDir);
     }
-    String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the stopped workload was resumed" : "";
+    String resumed = PostDumpHook.decidedIn(workDir).filter(PostDumpHook.Decision.RESUME::equals).isPresent()
+        ? "; the workload, held frozen after its dump, was resumed" : "";
     work.discardStored(checkpoint);
     WorkDirs.delete(workDir);
     fail(checkpoint, new WorkFailure("AgentRestarted",
@@ -412,10 +491,42 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   }
 
   /**
+   * The agent died while its CRIU held the dumped tree frozen, waiting for its decision. The tree is
+   * ended (CRIU proceeds, under its network lock) only if the stored archive was recorded and the
+   * storage holds what was recorded; otherwise CRIU resumes it. A storage that cannot be read keeps
+   * the tree frozen until it can. CRIU gets a while to act on it; the next pass resolves the rest.
+   */
+  private void decideForTheDeadAgent(Checkpoint checkpoint, Path workDir) {
+    PostDumpHook.Decision decision = PostDumpHook.Decision.RESUME;
+    if (RecordedArchive.isRecorded(checkpoint)) {
+      try {
+        if (recordedArchiveMismatch(checkpoint).isEmpty()) {
+          decision = PostDumpHook.Decision.PROCEED;
+        }
+      } catch (IOException | WorkFailure e) {
+        log.warn("cannot read the recorded archive of checkpoint {}/{} yet, its tree stays frozen: {}",
+            checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(), e.getMessage());
+        return;
+      }
+    }
+    try (AutoCloseable answered = PostDumpHook.answerAbandoned(workDir, decision)) {
+      long deadline = System.nanoTime() + ABANDONED_HOOK_WAIT.toNanos();
+      while (Criu.stillRunningIn(workDir).isPresent() && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (Exception e) {
+      log.warn("cannot tell the CRIU of checkpoint {}/{} what to do with its frozen tree: {}",
+          checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(), e.getMessage());
+    }
+  }
+
+  /**
    * The stored archive was recorded, so the workload may have been ended (leaveRunning: false).
-   * When the storage holds what was recorded, the checkpoint is Completed, and a tree still left
-   * stopped is ended as its spec asks. When it does not, the checkpoint fails for good, as nothing
-   * can be taken again from a workload that may be gone; a tree still stopped is resumed.
+   * When the storage holds what was recorded, the checkpoint is Completed (a tree CRIU still held
+   * frozen was ended by it, as the spec asks). When it does not, the checkpoint fails for good, as
+   * nothing can be taken again from a workload that may be gone (a tree still frozen was resumed).
    */
   private Optional<Duration> finishFromRecord(Checkpoint checkpoint, Path workDir) {
     Optional<String> mismatch;
@@ -429,15 +540,16 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
     String restarted = "the agent on node " + config.nodeName() + " restarted after it had stored and recorded this"
         + " checkpoint's archive";
     if (mismatch.isPresent()) {
-      String resumed = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.CONT) ? "; the workload, still stopped, was resumed"
-          : "; the workload may have been ended (leaveRunning: false)";
+      String resumed = PostDumpHook.decidedIn(workDir).filter(PostDumpHook.Decision.RESUME::equals).isPresent()
+          ? "; the workload, still frozen, was resumed" : "; the workload may have been ended (leaveRunning: false)";
       String message = restarted + ", and the storage no longer holds it: " + mismatch.get() + resumed
           + ". Not tried again: take a new checkpoint";
       log.warn("checkpoint {}/{} failed: ArchiveMissing {}", checkpoint.getMetadata().getNamespace(),
           checkpoint.getMetadata().getName(), message);
       work.checkpoints.failFromRecord(checkpoint, config.nodeName(), "ArchiveMissing", message);
     } else {
-      String ended = TargetProcess.signalIfStopped(checkpoint, workDir.resolve("images"), NodeProcess.Signal.KILL) ? "; it ended the workload, still stopped, as leaveRunning: false asks" : "";
+      String ended = PostDumpHook.decidedIn(workDir).filter(PostDumpHook.Decision.PROCEED::equals).isPresent()
+          ? "; CRIU, which still held the workload frozen, ended it as leaveRunning: false asks" : "";
       ArchiveStatus archive = checkpoint.getStatus().archive;
       work.checkpoints.completeFromRecord(checkpoint, config.nodeName(), "stored " + archive.storedBytes + " bytes at "
           + archive.uri + " (" + restarted + ", and finished it from that record" + ended + ")");

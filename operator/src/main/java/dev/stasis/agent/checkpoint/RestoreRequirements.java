@@ -1,6 +1,7 @@
 package dev.stasis.agent.checkpoint;
 
 import dev.stasis.agent.process.ProcessInventory;
+import dev.stasis.agent.process.TravellingFiles;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
@@ -15,7 +16,7 @@ import org.slf4j.LoggerFactory;
 /**
  * What a restore of a tree will need from its node, observed on the source just before the dump:
  * the tree's inventory (paths, TCP connections, GPUs) and this CPU as {@code criu cpuinfo dump}
- * describes it. Recorded in the manifest for placement and the pre-flight.
+ * describes it. Recorded in the manifest for placement, the pre-flight and the files that travel.
  */
 record RestoreRequirements(ProcessInventory inventory, String cpuinfo) {
   private static final Logger log = LoggerFactory.getLogger(RestoreRequirements.class);
@@ -31,8 +32,11 @@ record RestoreRequirements(ProcessInventory inventory, String cpuinfo) {
     return new RestoreRequirements(ProcessInventory.of(tree), cpuinfo);
   }
 
-  /** Into the manifest, with the files CRIU recorded in the dump's {@code imagesDir}. */
-  void recordIn(Manifest manifest, Path imagesDir) {
+  /**
+   * Into the manifest, with the files CRIU recorded in the dump's {@code imagesDir} and those that
+   * travel in the archive (hashed here, after the freeze).
+   */
+  void recordIn(Manifest manifest, Path imagesDir, List<TravellingFiles.Captured> travelling) throws IOException {
     List<RegularFiles.RegularFile> recordedByCriu;
     try {
       recordedByCriu = RegularFiles.read(imagesDir);
@@ -40,7 +44,7 @@ record RestoreRequirements(ProcessInventory inventory, String cpuinfo) {
       log.warn("cannot read the files CRIU recorded, the manifest lists no open files: {}", e.getMessage());
       recordedByCriu = List.of();
     }
-    manifest.paths = inventory.requiredPaths(recordedByCriu);
+    manifest.paths = inventory.requiredPaths(recordedByCriu, TravellingFiles.hash(travelling));
     manifest.tcpConnections = inventory.tcpConnections();
     manifest.gpuDevices = inventory.gpuDevices();
     manifest.cpuinfo = cpuinfo;

@@ -4,20 +4,14 @@ import dev.stasis.agent.WorkFailure;
 import dev.stasis.agent.process.NodeProcess;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.ProcessIdentity;
-import java.io.IOException;
-import java.nio.file.Path;
 import java.util.Optional;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The process a process checkpoint is of: the one its spec pins, else the one its first attempt
  * found under the PID ({@code status.process}). Every step that would touch the PID checks that it
- * still names that process, and only that process's dumped tree is ever signalled.
+ * still names that process.
  */
 final class TargetProcess {
-  private static final Logger log = LoggerFactory.getLogger(TargetProcess.class);
-
   private TargetProcess() {}
 
   /**
@@ -47,32 +41,6 @@ final class TargetProcess {
         + started(recorded) + ", boot " + recorded.bootId + "): that process has ended" + rebooted
         + ", and the PID now belongs to " + now.map(p -> "a process started " + p.toStatus().startTime).orElse("no process")
         + ", which was not touched. Create a new Checkpoint if that process is the one to checkpoint");
-  }
-
-  /** What CRIU stopped: the processes its pstree.img names, or, without one, the stopped tree under the PID. */
-  static DumpedTree dumped(Path imagesDir, int pid, NodeProcess target) {
-    NodeProcess root = NodeProcess.find(pid).orElse(target);
-    try {
-      return DumpedTree.of(imagesDir, root);
-    } catch (IOException e) {
-      log.warn("cannot read the process tree CRIU dumped from {}: {}; signalling the stopped tree under PID {}",
-          imagesDir, e.getMessage(), pid);
-      return DumpedTree.stoppedUnder(root);
-    }
-  }
-
-  /**
-   * For an agent that finds the work of one that died: signals the tree that checkpoint's dump
-   * left stopped (leaveRunning: false), only while the process it is of is still there and
-   * stopped; whether any process got the signal.
-   */
-  static boolean signalIfStopped(Checkpoint checkpoint, Path imagesDir, NodeProcess.Signal signal) {
-    ProcessIdentity recorded = checkpoint.getStatus().process;
-    if (checkpoint.getSpec().optionsOrDefaults().leaveRunning() || recorded == null
-        || !NodeProcess.of(recorded).isStopped()) {
-      return false;
-    }
-    return dumped(imagesDir, recorded.pid, NodeProcess.of(recorded)).signal(signal) > 0;
   }
 
   private static String started(ProcessIdentity process) {

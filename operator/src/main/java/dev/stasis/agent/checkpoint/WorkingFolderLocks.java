@@ -14,7 +14,9 @@ import java.util.TreeSet;
  * {@code proc.crtools} in the process's working folder; a second dump of a process with the same
  * working folder at that moment fails with "Can't create a directory (-17)". Found with two slots
  * dumping counters started from one folder. Folders are told apart by their inode, so processes
- * in other mount namespaces are compared by what they really share.
+ * in other mount namespaces are compared by what they really share. A lock is held until the
+ * parasite has left the tree: until CRIU has exited, or, when it holds the tree frozen, until the
+ * tree is dumped (CRIU cures its parasites before its post-dump action).
  */
 final class WorkingFolderLocks {
   private final KeyedLocks<String> locks = new KeyedLocks<>();

@@ -51,6 +51,18 @@ public final class FileIdentity {
     return recorded;
   }
 
+  /**
+   * A file the tree wrote to, as CRIU saw it while the tree was frozen: its content is the tree's
+   * own, so only what CRIU checks on restore is recorded, the kind and the size CRIU will insist on
+   * ({@code criuSize}; null where CRIU does not check it, a file open for appending).
+   */
+  static RequiredPath written(String path, String kind, Long criuSize) {
+    RequiredPath recorded = new RequiredPath(path, kind);
+    recorded.size = criuSize;
+    recorded.written = true;
+    return recorded;
+  }
+
   /** Empty when {@code file} matches what was recorded, else what differs, in words. */
   public static Optional<Difference> compare(RequiredPath recorded, Path file) {
     if (!Files.exists(file)) {
@@ -66,8 +78,10 @@ public final class FileIdentity {
     }
     try {
       if (recorded.size != null && Files.size(file) != recorded.size) {
+        String why = Boolean.TRUE.equals(recorded.written)
+            ? " (written to after the checkpoint; CRIU restores a file the job writes only at the size it had then)" : "";
         return Optional.of(new Difference(false, recorded.path + " has " + Files.size(file) + " bytes, "
-            + recorded.size + " at the checkpoint"));
+            + recorded.size + " at the checkpoint" + why));
       }
       if (recorded.buildId != null) {
         String actual = buildId(file).orElse("none");

@@ -8,8 +8,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -25,9 +23,9 @@ public record NodeProcess(long pid, long startTicks, String bootId) {
   private static final Logger log = LoggerFactory.getLogger(NodeProcess.class);
   private static final Path PROC = Path.of("/proc");
 
-  /** The signals the agent sends: to end a tree once its checkpoint is stored, or to resume it. */
+  /** The signal the agent sends: to end a tree that runs elsewhere now (agent.fencing). */
   public enum Signal {
-    KILL(9), CONT(18);
+    KILL(9);
 
     final int number; // the same on x86_64 and arm64
 
@@ -62,30 +60,6 @@ public record NodeProcess(long pid, long startTicks, String bootId) {
   /** Whether this very process still runs: its PID names it, not another. */
   public boolean isRunning() {
     return find(pid).filter(this::equals).isPresent();
-  }
-
-  /** Stopped (state T) by a signal or by CRIU's --leave-stopped. */
-  public boolean isStopped() {
-    String[] stat = statFields(pid);
-    return isRunning() && stat.length > 0 && stat[0].equals("T");
-  }
-
-  /** Its PID in each PID namespace it is in, from the node's outward in (NSpid in /proc/PID/status). */
-  public List<Long> namespacePids() {
-    try {
-      for (String line : Files.readAllLines(PROC.resolve(pid + "/status"))) {
-        if (line.startsWith("NSpid:")) {
-          List<Long> pids = new ArrayList<>();
-          for (String p : line.substring("NSpid:".length()).trim().split("\\s+")) {
-            pids.add(Long.parseLong(p));
-          }
-          return pids;
-        }
-      }
-    } catch (IOException | NumberFormatException e) {
-      // gone while we looked
-    }
-    return List.of(pid);
   }
 
   /**

@@ -30,16 +30,18 @@ import org.slf4j.LoggerFactory;
  * placement and the pre-flight can judge a node before a byte of the archive is downloaded.
  *
  * @param paths executables, mapped files, cwd and root, by path
+ * @param openFiles the paths the tree's file descriptors name
  * @param mounts every mount of the tree's mount namespace, as mountinfo lists them
  * @param root the tree's root directory as this agent reaches it (/proc/PID/root)
  */
 public record ProcessInventory(
-    Map<String, RequiredPath> paths, List<RequiredPath> mounts, Path root, List<String> tcpConnections,
-    List<String> gpuDevices) {
+    Map<String, RequiredPath> paths, Set<String> openFiles, List<RequiredPath> mounts, Path root,
+    List<String> tcpConnections, List<String> gpuDevices) {
   private static final Logger log = LoggerFactory.getLogger(ProcessInventory.class);
   /** Device nodes of NVIDIA (nvidia0, nvidiactl, nvidia-uvm) and AMD (kfd, dri render/card) GPUs. */
   private static final Pattern GPU_DEVICE = Pattern.compile("/dev/(nvidia.*|kfd|dri/(renderD|card)\\d+)");
   private static final String TCP_ESTABLISHED = "01";
+  private static final String TMPFS = "tmpfs";
 
   public static ProcessInventory of(List<Long> pids) {
     return of(Path.of("/proc"), pids);
@@ -49,6 +51,7 @@ public record ProcessInventory(
     Map<String, RequiredPath> paths = new LinkedHashMap<>();
     Set<String> gpus = new LinkedHashSet<>();
     Set<String> socketInodes = new HashSet<>();
+    Set<String> openFiles = new LinkedHashSet<>();
     for (long pid : pids) {
       Path dir = proc.resolve(Long.toString(pid));
       link(dir.resolve("exe")).ifPresent(exe -> add(paths, exe, RequiredPath.EXECUTABLE, dir.resolve("exe")));
@@ -58,7 +61,8 @@ public record ProcessInventory(
         if (GPU_DEVICE.matcher(mapped.getKey()).matches()) {
           gpus.add(mapped.getKey());
         } else {
-          addMapped(paths, mapped.getKey(), dir.resolve("map_files").resolve(mapped.getValue()));
+          addMapped(paths, mapped.getKey(), dir.resolve("map_files").resolve(mapped.getValue().range()),
+              mapped.getValue().sharedWritable());
         }
       }
       for (String target : fdTargets(dir)) {
@@ -66,31 +70,58 @@ public record ProcessInventory(
           socketInodes.add(target.substring("socket:[".length(), target.length() - 1));
         } else if (GPU_DEVICE.matcher(target).matches()) {
           gpus.add(target);
+        } else if (target.startsWith("/")) {
+          openFiles.add(target);
         }
       }
     }
     Path first = proc.resolve(pids.isEmpty() ? "self" : Long.toString(pids.get(0)));
-    return new ProcessInventory(paths, mountTable(first.resolve("mountinfo")), first.resolve("root"),
+    return new ProcessInventory(paths, openFiles, mountTable(first.resolve("mountinfo")), first.resolve("root"),
         tcpConnections(proc, pids, socketInodes), new ArrayList<>(gpus));
   }
 
   /**
-   * The paths a restore needs. Open files are taken from what CRIU recorded at the instant it froze
-   * the tree ({@code files.img}), with the size CRIU will insist on: a file /proc showed open a
-   * moment earlier may have been closed by then (and CRIU never checks it), another opened. Files
-   * gone from disk are left out: CRIU carries deleted files in its images. Then the mount point of
-   * every path, except the root filesystem every node has.
+   * The paths a restore needs. Open and mapped files are taken from what CRIU recorded at the
+   * instant it froze the tree ({@code files.img}): a file /proc showed open a moment earlier may
+   * have been closed by then (and CRIU never checks it), another opened. A file the tree could
+   * write to (open for writing, mapped shared and writable) is recorded as CRIU saw it, with the
+   * size CRIU will insist on and no content: what it holds is the tree's own doing, and a job
+   * stopped at the checkpoint leaves it exactly so. Files the tree only reads keep their content
+   * identity (build-id, sha256). Files gone from disk are left out: CRIU carries deleted files in
+   * its images. Then the mount point of every path, except the root filesystem every node has.
    */
   public List<RequiredPath> requiredPaths(List<RegularFiles.RegularFile> recordedByCriu) {
+    return requiredPaths(recordedByCriu, List.of());
+  }
+
+  /** As {@link #requiredPaths(List)}, with the files that travel in the archive marked so ({@link TravellingFiles}). */
+  public List<RequiredPath> requiredPaths(List<RegularFiles.RegularFile> recordedByCriu,
+      List<TravellingFiles.Captured> travelling) {
     Map<String, RequiredPath> required = new LinkedHashMap<>(paths);
+    Map<String, TravellingFiles.Captured> travels = new LinkedHashMap<>();
+    travelling.forEach(captured -> travels.put(captured.path(), captured));
     for (RegularFiles.RegularFile file : recordedByCriu) {
-      if (required.containsKey(file.path())) {
-        continue; // an executable or mapped file, already recorded with its build-id
+      if (travels.containsKey(file.path())) {
+        String kind = required.containsKey(file.path()) ? required.get(file.path()).kind : RequiredPath.FILE;
+        required.put(file.path(), travels.get(file.path()).asRequiredPath(kind, file.writable()));
+        continue;
       }
-      Path onSource = under(root, file.path());
-      if (Files.isDirectory(onSource)) {
+      RequiredPath known = required.get(file.path());
+      if (known != null) { // an executable or mapped file, read before the freeze
+        boolean changedSince = file.size() != null && !file.size().equals(known.size);
+        if (file.writable() || changedSince) {
+          required.put(file.path(), FileIdentity.written(file.path(), known.kind, file.size()));
+        }
+        continue;
+      }
+      Path onSource = onSource(file.path());
+      if (file.isDirectory().orElseGet(() -> Files.isDirectory(onSource))) {
         required.put(file.path(), new RequiredPath(file.path(), RequiredPath.DIRECTORY));
-      } else if (Files.isRegularFile(onSource)) {
+      } else if (file.isRegularFile().orElse(true) && Files.isRegularFile(onSource)) {
+        if (file.writable()) {
+          required.put(file.path(), FileIdentity.written(file.path(), RequiredPath.FILE, file.size()));
+          continue;
+        }
         try {
           RequiredPath recorded = FileIdentity.record(file.path(), RequiredPath.FILE, onSource, file.size() == null);
           recorded.size = file.size(); // what CRIU saw while the tree was frozen
@@ -111,11 +142,16 @@ public record ProcessInventory(
    * kernel filesystem, or is gone from disk (CRIU carries deleted files in its images).
    */
   private static void add(Map<String, RequiredPath> paths, String path, String kind, Path file) {
+    add(paths, path, kind, file, false);
+  }
+
+  /** {@code written}: mapped shared and writable, so its content is not compared (see {@link #requiredPaths}). */
+  private static void add(Map<String, RequiredPath> paths, String path, String kind, Path file, boolean written) {
     if (paths.containsKey(path) || path.endsWith(" (deleted)") || path.startsWith("/proc/") || path.startsWith("/sys/")) {
       return;
     }
     try {
-      paths.put(path, FileIdentity.record(path, kind, file, false));
+      paths.put(path, written ? FileIdentity.written(path, kind, Files.size(file)) : FileIdentity.record(path, kind, file, false));
     } catch (IOException e) {
       log.debug("cannot record {} {}: {}", kind, path, e.getMessage());
     }
@@ -131,16 +167,22 @@ public record ProcessInventory(
     return targets;
   }
 
+  /** A mapped file: the address range of its first mapping, and whether any mapping of it is shared and writable. */
+  private record Mapping(String range, boolean sharedWritable) {}
+
   /**
    * File-backed mappings: the last column of /proc/PID/maps when it is an absolute path, with the
    * address range of its first mapping (its entry in /proc/PID/map_files).
    */
-  private static Map<String, String> mappedFiles(Path dir) {
-    Map<String, String> files = new LinkedHashMap<>();
+  private static Map<String, Mapping> mappedFiles(Path dir) {
+    Map<String, Mapping> files = new LinkedHashMap<>();
     for (String line : lines(dir.resolve("maps"))) {
+      // ADDRESS PERMS OFFSET DEV INODE PATH, PERMS such as "rw-s" (shared) or "r-xp" (private)
       String[] fields = line.trim().split("\\s+", 6);
       if (fields.length == 6 && fields[5].startsWith("/")) {
-        files.putIfAbsent(fields[5], fields[0]);
+        boolean sharedWritable = fields[1].length() == 4 && fields[1].charAt(1) == 'w' && fields[1].charAt(3) == 's';
+        files.merge(fields[5], new Mapping(fields[0], sharedWritable),
+            (first, next) -> new Mapping(first.range(), first.sharedWritable() || next.sharedWritable()));
       }
     }
     return files;
@@ -151,10 +193,10 @@ public record ProcessInventory(
    * its path may name something else by now (another file, a FIFO that would block the agent
    * forever). Mapped devices (/dev/zero) are not files a restore needs, and reading one may never end.
    */
-  private static void addMapped(Map<String, RequiredPath> paths, String path, Path mapFile) {
+  private static void addMapped(Map<String, RequiredPath> paths, String path, Path mapFile, boolean sharedWritable) {
     try {
       if (Files.readAttributes(mapFile, BasicFileAttributes.class).isRegularFile()) {
-        add(paths, path, RequiredPath.MAPPED, mapFile);
+        add(paths, path, RequiredPath.MAPPED, mapFile, sharedWritable);
       }
     } catch (IOException e) {
       log.debug("cannot look at mapped {}: {}", path, e.getMessage());
@@ -182,19 +224,33 @@ public record ProcessInventory(
   private Collection<RequiredPath> mountsUsed(Collection<RequiredPath> required) {
     Map<String, RequiredPath> used = new LinkedHashMap<>();
     for (RequiredPath path : required) {
-      RequiredPath best = null;
-      for (RequiredPath mount : mounts) {
-        boolean contains = mount.path.equals("/") || path.path.equals(mount.path) || path.path.startsWith(mount.path + "/");
-        // Later lines are mounted over earlier ones at the same point, so ">=" keeps the one in effect.
-        if (contains && (best == null || mount.path.length() >= best.path.length())) {
-          best = mount;
-        }
-      }
-      if (best != null && !best.path.equals("/")) {
-        used.put(best.path, best);
-      }
+      mountOf(path.path).filter(mount -> !mount.path.equals("/")).ifPresent(mount -> used.put(mount.path, mount));
     }
     return used.values();
+  }
+
+  /** The mount {@code path} lives on, in the tree's mount table. */
+  Optional<RequiredPath> mountOf(String path) {
+    RequiredPath best = null;
+    for (RequiredPath mount : mounts) {
+      boolean contains = mount.path.equals("/") || path.equals(mount.path) || path.startsWith(mount.path + "/");
+      // Later lines are mounted over earlier ones at the same point, so ">=" keeps the one in effect.
+      if (contains && (best == null || mount.path.length() >= best.path.length())) {
+        best = mount;
+      }
+    }
+    return Optional.ofNullable(best);
+  }
+
+  /** Whether {@code path} is on a tmpfs: in memory, on this node only. */
+  boolean isOnTmpfs(String path) {
+    return mountOf(path).filter(mount -> TMPFS.equals(mount.fsType)).isPresent();
+  }
+
+  /** Whether, a moment before the dump, the tree had a file on a tmpfs open or mapped. */
+  public boolean holdsTmpfsFiles() {
+    return paths.values().stream().filter(p -> p.kind.equals(RequiredPath.MAPPED) || p.kind.equals(RequiredPath.EXECUTABLE))
+        .anyMatch(p -> isOnTmpfs(p.path)) || openFiles.stream().anyMatch(this::isOnTmpfs);
   }
 
   /** mountinfo escapes space, tab, newline and backslash as octal (\040). */
@@ -257,8 +313,9 @@ public record ProcessInventory(
     }
   }
 
-  private static Path under(Path root, String absolute) {
-    return root.resolve(absolute.substring(1));
+  /** {@code path} as the tree sees it, reached from this agent: under the tree's root. */
+  Path onSource(String path) {
+    return root.resolve(path.substring(1));
   }
 
   private static Optional<String> link(Path link) {

@@ -17,8 +17,9 @@ import java.util.Optional;
 /**
  * Checks on the node chosen for a restore, before the archive is downloaded and before CRIU runs,
  * that the node can run the checkpoint: {@code criu cpuinfo check} against the source's CPU, and
- * every path the manifest recorded present with the same size and build-id. CRIU would fail the
- * restore on either, later and with less to go on; the pre-flight names everything that differs.
+ * every path the manifest recorded present with the same size and build-id (except the files that
+ * travel in the archive). CRIU would fail the restore on either, later and with less to go on; the
+ * pre-flight names everything that differs.
  */
 final class Preflight {
   /** Listing more than this many paths helps nobody; the count of the rest is given. */
@@ -88,6 +89,9 @@ final class Preflight {
     for (RequiredPath path : manifest.paths) {
       if (path.path == null || !path.path.startsWith("/") || path.kind == null) {
         continue; // nothing this agent can look up
+      }
+      if (path.travelsAs != null) {
+        continue; // in the archive: put back before CRIU runs (TravellingFiles)
       }
       Path onNode = hostRoot.resolve(path.path.substring(1)).normalize();
       if (!onNode.startsWith(hostRoot)) {

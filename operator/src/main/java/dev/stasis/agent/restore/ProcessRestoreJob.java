@@ -2,6 +2,7 @@ package dev.stasis.agent.restore;
 
 import dev.stasis.agent.WorkFailure;
 import dev.stasis.agent.process.ProcessTree;
+import dev.stasis.agent.process.TravellingFiles;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
@@ -28,6 +29,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import org.slf4j.Logger;
@@ -63,6 +65,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
     Path workDir = workDir(restore);
     Path images = workDir.resolve("images");
     Checkpoint checkpoint;
+    List<String> putBack;
     try {
       checkpoint = checkpoint(restore);
       work.processTargets.requireRestorable(restore.getMetadata().getNamespace());
@@ -74,6 +77,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
         preflight(restore, recorded.manifest(), workDir);
         requireRoomFor(recorded, workDir);
         download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null), images);
+        putBack = TravellingFiles.putBack(recorded.manifest().paths, images, config.hostRoot());
       }
     } catch (PreflightFailed failure) {
       WorkDirs.delete(workDir);
@@ -106,8 +110,12 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
       return;
     }
     Restore restored = restore;
+    String travelled = putBack.isEmpty() ? "" : "; put back " + putBack.size() + " file(s) that travelled with the"
+        + " checkpoint: " + String.join(", ", putBack.subList(0, Math.min(putBack.size(), 5)))
+        + (putBack.size() > 5 ? " and " + (putBack.size() - 5) + " more" : "");
     recordUntilWritten("restore " + restore.getMetadata().getName() + " as PID " + tree.pid(),
-        () -> work.restores.restored(restored, tree.pid(), "restored on node " + config.nodeName() + " as PID " + tree.pid()));
+        () -> work.restores.restored(restored, tree.pid(), "restored on node " + config.nodeName() + " as PID "
+            + tree.pid() + travelled));
     // After the report: the tree runs, and deleting a GiB of images takes a quarter of a second.
     WorkDirs.delete(images);
     watch(restore, tree.pid(), tree.onExit(), workDir);

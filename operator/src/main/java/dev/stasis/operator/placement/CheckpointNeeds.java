@@ -9,7 +9,7 @@ import java.util.List;
 /**
  * What a checkpoint needs from the node it is restored on, as its manifest recorded it: the source
  * node and its profile, the CRIU that wrote the images, the established TCP connections it holds
- * (they survive only on the source node), the GPU devices it used, and whether it is a pod's
+ * (most survive only on the source node), the GPU devices it used, and whether it is a pod's
  * (restored by the node's container runtime from checkpoint images).
  */
 public record CheckpointNeeds(String sourceNode, NodeProfileSpec source, String criuVersion,
@@ -32,6 +32,27 @@ public record CheckpointNeeds(String sourceNode, NodeProfileSpec source, String 
   public static CheckpointNeeds ofProcessOn(String node, NodeProfileSpec profile) {
     String criu = profile != null && profile.criu != null ? profile.criu.version : null;
     return new CheckpointNeeds(node, profile, criu, List.of(), List.of(), false);
+  }
+
+  /**
+   * Whether the TCP connections tie the checkpoint to its source node: any connection to an address
+   * off the node or to a process outside the tree does. A loopback connection with both ends in the
+   * tree ("a -> b" and "b -> a" both recorded, as an MPI launcher and its ranks hold) is restored
+   * whole, with its loopback addresses, on any node.
+   */
+  public boolean tcpBoundToSourceNode() {
+    for (String connection : tcpConnections) {
+      String[] ends = connection.split(" -> ");
+      if (ends.length != 2 || !isLoopback(ends[0]) || !isLoopback(ends[1])
+          || !tcpConnections.contains(ends[1] + " -> " + ends[0])) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static boolean isLoopback(String address) {
+    return address.startsWith("127.") || address.startsWith("[0:0:0:0:0:0:0:1]:") || address.startsWith("[::1]:");
   }
 
   public static CheckpointNeeds of(Manifest manifest) {

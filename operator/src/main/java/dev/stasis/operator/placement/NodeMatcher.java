@@ -20,10 +20,10 @@ import java.util.TreeMap;
  * for the source CPU may use any of them); a CRIU at least as new as the one that wrote the images,
  * whose {@code criu check} passes; the same container runtime family, and for a pod checkpoint a
  * runtime that restores containers from checkpoint images (its NodeProfile says whether, by the
- * runtime's rules). Established TCP connections
- * survive only on their own host, and CRIU cannot restore GPU state. {@code Strict} also wants the
- * same CPU model, kernel, OS and CRIU features; {@code spec.placement.nodeSelector} and
- * {@code excludeNodes} narrow the nodes.
+ * runtime's rules). Established TCP connections survive only on their own host, unless they are
+ * loopback connections with both ends in the tree; and CRIU cannot restore GPU state. {@code Strict}
+ * also wants the same CPU model, kernel, OS and CRIU features; {@code spec.placement.nodeSelector}
+ * and {@code excludeNodes} narrow the nodes.
  */
 public final class NodeMatcher {
   private final CheckpointNeeds needs;
@@ -88,7 +88,7 @@ public final class NodeMatcher {
     if (!needs.gpuDevices().isEmpty()) {
       reasons.add(gpusUsed);
     }
-    if (!needs.tcpConnections().isEmpty() && !node.name.equals(needs.sourceNode())) {
+    if (needs.tcpBoundToSourceNode() && !node.name.equals(needs.sourceNode())) {
       reasons.add(tcpElsewhere);
     }
     NodeProfileSpec source = needs.source();

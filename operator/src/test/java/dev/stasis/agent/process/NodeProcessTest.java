@@ -3,7 +3,6 @@ package dev.stasis.agent.process;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import java.io.IOException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.concurrent.TimeUnit;
@@ -37,18 +36,7 @@ class NodeProcessTest {
     assertThat(process.signal(NodeProcess.Signal.KILL)).isTrue();
     assertThat(sleeper.waitFor(5, TimeUnit.SECONDS)).isTrue();
     assertThat(process.isRunning()).isFalse();
-    assertThat(process.signal(NodeProcess.Signal.CONT)).as("it has ended").isFalse();
-  }
-
-  @Test
-  void aStoppedProcessIsResumed() throws Exception {
-    sleeper = new ProcessBuilder("sleep", "600").start();
-    NodeProcess process = NodeProcess.find(sleeper.pid()).orElseThrow();
-    sendStop(sleeper.pid());
-    await().atMost(Duration.ofSeconds(5)).until(process::isStopped);
-
-    assertThat(process.signal(NodeProcess.Signal.CONT)).isTrue();
-    await().atMost(Duration.ofSeconds(5)).until(() -> !process.isStopped());
+    assertThat(process.signal(NodeProcess.Signal.KILL)).as("it has ended").isFalse();
   }
 
   @Test
@@ -66,9 +54,5 @@ class NodeProcessTest {
   @Test
   void noProcessHasAPidNoOneHas() {
     assertThat(NodeProcess.find(Integer.MAX_VALUE)).isEmpty();
-  }
-
-  private static void sendStop(long pid) throws IOException, InterruptedException {
-    new ProcessBuilder("kill", "-STOP", Long.toString(pid)).start().waitFor(5, TimeUnit.SECONDS);
   }
 }

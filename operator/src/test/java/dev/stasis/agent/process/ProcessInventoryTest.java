@@ -15,6 +15,14 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class ProcessInventoryTest {
+  // open(2) flags and st_mode kinds as CRIU records them in files.img
+  static final int O_RDONLY = 0;
+  static final int O_WRONLY = 1;
+  static final int O_RDWR = 2;
+  static final int O_APPEND = 02000;
+  static final int S_IFREG = 0100000;
+  static final int S_IFCHR = 0020000;
+
   @TempDir Path dir;
 
   @Test
@@ -25,7 +33,8 @@ class ProcessInventoryTest {
 
       ProcessInventory inventory = ProcessInventory.of(List.of(writer.pid()));
       // As CRIU records a file open O_WRONLY|O_APPEND: without a size (it does not check it).
-      List<RequiredPath> required = inventory.requiredPaths(List.of(new RegularFiles.RegularFile(log.toString(), null)));
+      List<RequiredPath> required = inventory.requiredPaths(List.of(new RegularFiles.RegularFile(log.toString(), null,
+          O_WRONLY | O_APPEND, S_IFREG, false)));
 
       RequiredPath exe = find(required, Workloads.binary("openfile").toString());
       assertThat(exe.kind).isEqualTo(RequiredPath.EXECUTABLE);
@@ -40,6 +49,7 @@ class ProcessInventoryTest {
       assertThat(open.kind).isEqualTo(RequiredPath.FILE);
       assertThat(open.size).isNull();
       assertThat(open.buildId).isNull();
+      assertThat(open.written).isTrue();
       assertThat(find(required, Path.of("").toAbsolutePath().toString()).kind).isEqualTo(RequiredPath.CWD);
       assertThat(find(required, "/").kind).isEqualTo(RequiredPath.ROOT);
       assertThat(inventory.tcpConnections()).isEmpty();
@@ -93,6 +103,47 @@ class ProcessInventoryTest {
     }
   }
 
+  /**
+   * A file the tree maps shared and writable (an MPI transport's segment in /dev/shm) changes
+   * with every step the job takes: it is recorded without content, and with the size CRIU saw
+   * while the tree was frozen; so is a log it writes without appending. Read-only files keep
+   * their content identity.
+   */
+  @Test
+  void filesTheTreeWritesAreRecordedAsCriuSawThemWithoutContent() throws Exception {
+    Path segment = Path.of("/dev/shm", "stasis-inventory-" + java.util.UUID.randomUUID());
+    Path log = dir.resolve("job.log");
+    try (var job = Workloads.startInPidNamespace("shmjob", segment.toString(), log.toString(), "100000", "5")) {
+      await().atMost(Duration.ofSeconds(10)).until(() -> Files.exists(log) && Files.size(log) > 0);
+
+      ProcessInventory inventory = ProcessInventory.of(ProcessTree.members(job.pid()));
+      assertThat(inventory.paths().get(segment.toString())).satisfies(mapped -> {
+        assertThat(mapped.kind).isEqualTo(RequiredPath.MAPPED);
+        assertThat(mapped.sha256).as("no content: it changes every step").isNull();
+        assertThat(mapped.written).isTrue();
+      });
+      List<RequiredPath> required = inventory.requiredPaths(List.of(
+          new RegularFiles.RegularFile(segment.toString(), 65536L, O_RDONLY, S_IFREG, true),
+          new RegularFiles.RegularFile(log.toString(), 1234L, O_WRONLY, S_IFREG, false)));
+
+      assertThat(find(required, segment.toString())).satisfies(s -> {
+        assertThat(s.size).isEqualTo(65536L);
+        assertThat(s.written).isTrue();
+        assertThat(s.sha256).isNull();
+      });
+      assertThat(find(required, log.toString())).satisfies(l -> {
+        assertThat(l.size).as("CRIU's, not the file's now").isEqualTo(1234L);
+        assertThat(l.written).isTrue();
+      });
+      assertThat(required).filteredOn(p -> p.path.contains("libc.so")).allSatisfy(p -> {
+        assertThat(p.written).isNull();
+        assertThat(p.buildId).hasSize(40);
+      });
+    } finally {
+      Files.deleteIfExists(segment);
+    }
+  }
+
   /** A /proc as the kernel would show it, for what this machine cannot produce: GPUs, IPv6, other mounts. */
   @Test
   void readsMountsGpusAndIpv6FromProc() throws Exception {
@@ -129,10 +180,10 @@ class ProcessInventoryTest {
 
     ProcessInventory inventory = ProcessInventory.of(proc, List.of(7L));
     List<RequiredPath> required = inventory.requiredPaths(List.of(
-        new RegularFiles.RegularFile(input.toString(), 5L),
-        new RegularFiles.RegularFile(app.toString(), 7L),
-        new RegularFiles.RegularFile("/tmp/deleted-since", 3L),
-        new RegularFiles.RegularFile("/dev/null", null)));
+        new RegularFiles.RegularFile(input.toString(), 5L, O_RDONLY, S_IFREG, false),
+        new RegularFiles.RegularFile(app.toString(), 7L, O_RDONLY, S_IFREG, false),
+        new RegularFiles.RegularFile("/tmp/deleted-since", 3L, O_RDONLY, S_IFREG, false),
+        new RegularFiles.RegularFile("/dev/null", null, O_RDWR, S_IFCHR, false)));
 
     assertThat(required).extracting(r -> r.kind + " " + r.path).containsExactlyInAnyOrder(
         "root /", "executable " + app, "cwd " + data, "file " + input, "mount " + data);

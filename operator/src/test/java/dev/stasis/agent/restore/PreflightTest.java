@@ -78,6 +78,20 @@ class PreflightTest {
         });
   }
 
+  /** A file that travels in the archive is put back before CRIU runs: not there yet is no failure. */
+  @Test
+  void aFileThatTravelsNeedNotBeThere() throws Exception {
+    RequiredPath segment = new RequiredPath("/dev/shm/vader_segment.0", RequiredPath.MAPPED);
+    segment.size = 4096L;
+    segment.sha256 = "0".repeat(64);
+    segment.travelsAs = "travelling/0";
+    preflight.check(manifest(segment), false, workDir, "node-b");
+
+    segment.travelsAs = null;
+    assertThatThrownBy(() -> preflight.check(manifest(segment), false, workDir, "node-b"))
+        .hasMessageContaining("missing /dev/shm/vader_segment.0");
+  }
+
   @Test
   void aDoctoredManifestCannotMakeItLookOutsideTheNodesRoot() throws Exception {
     Path outside = Files.writeString(hostRoot.resolveSibling(hostRoot.getFileName() + "-outside"), "secret");

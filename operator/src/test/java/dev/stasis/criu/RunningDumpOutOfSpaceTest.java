@@ -8,20 +8,20 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A dump that filled its work folder fails WorkDirFull, even when the folder was too full to log why. */
-class CriuOutOfSpaceTest {
+class RunningDumpOutOfSpaceTest {
   @TempDir Path dir;
 
   @Test
   void aFullFolderIsNamedEvenWhenTheLogLostTheLineThatSaysSo() throws Exception {
     CriuLog cut = log("(00.2) Error (criu/page-xfer.c:280): Unable to write page data\n");
-    assertThat(Criu.ranOutOfSpace(cut, 4096)).isTrue();
-    assertThat(Criu.ranOutOfSpace(cut, 8L << 30)).as("another failure, with room left").isFalse();
+    assertThat(RunningDump.ranOutOfSpace(cut, 4096)).isTrue();
+    assertThat(RunningDump.ranOutOfSpace(cut, 8L << 30)).as("another failure, with room left").isFalse();
   }
 
   @Test
   void theLogSayingSoIsEnough() throws Exception {
     CriuLog said = log("(00.2) Error (criu/image.c:40): Can't write: No space left on device\n");
-    assertThat(Criu.ranOutOfSpace(said, 8L << 30)).isTrue();
+    assertThat(RunningDump.ranOutOfSpace(said, 8L << 30)).isTrue();
   }
 
   private CriuLog log(String text) throws Exception {
