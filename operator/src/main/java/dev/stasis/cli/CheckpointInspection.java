@@ -139,10 +139,14 @@ final class CheckpointInspection {
       String containerName = recorded.identity().container().isEmpty() ? null : recorded.identity().container();
       return new CheckpointReport.Archive(containerName, store.uri(recorded.archiveKey()), recorded.archive().storedBytes(),
           recorded.archive().sizeBytes(), recorded.archive().sha256(), stored.codec.name().toLowerCase(Locale.ROOT),
-          stored.encryption.isEncrypted() ? stored.encryption.keyId : null, container, dump);
+          stored.encryption.isEncrypted() ? stored.encryption.keyId : null, container, dump, requiredFiles(recorded.manifest()));
     } finally {
       PathUtils.deleteDirectory(unpacked);
     }
+  }
+
+  private static List<CheckpointReport.RequiredFile> requiredFiles(Manifest manifest) {
+    return manifest.paths == null ? List.of() : manifest.paths.stream().map(CheckpointReport.RequiredFile::of).toList();
   }
 
   /**

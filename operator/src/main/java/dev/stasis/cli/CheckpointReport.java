@@ -2,6 +2,7 @@ package dev.stasis.cli;
 
 import dev.stasis.api.CheckpointStats;
 import dev.stasis.archive.ContainerDump;
+import dev.stasis.archive.Manifest;
 import dev.stasis.criu.DumpContents;
 import dev.stasis.criu.DumpStats;
 import java.util.ArrayList;
@@ -34,9 +35,28 @@ public record CheckpointReport(String namespace, String name, String uid, String
    * @param container null for a process checkpoint
    * @param encryptionKey the key id it was encrypted with; null when it is not encrypted
    * @param containerDump what the runtime's archive says about its container (pod checkpoints)
+   * @param files what a restore needs at the tree's paths, as the manifest recorded it
    */
   public record Archive(String container, String uri, long storedBytes, long sizeBytes, String sha256,
-      String compression, String encryptionKey, ContainerDump containerDump, DumpContents dump) {}
+      String compression, String encryptionKey, ContainerDump containerDump, DumpContents dump,
+      List<RequiredFile> files) {}
+
+  /**
+   * A path the restored tree needs: either it travels in the archive (a job-private file on tmpfs,
+   * put back before CRIU restores unless the node has it with this content), or it must exist on the
+   * restoring node, compared as {@code comparedBy} says.
+   *
+   * @param comparedBy "sha256" or "build-id" (same content), "size" (written to by the tree: as CRIU
+   *     compares it), "presence" (directories, mounts)
+   */
+  public record RequiredFile(String path, String kind, boolean travels, Long sizeBytes, String comparedBy) {
+    static RequiredFile of(Manifest.RequiredPath p) {
+      String comparedBy = p.buildId != null ? "build-id"
+          : p.sha256 != null && !Boolean.TRUE.equals(p.written) ? "sha256"
+          : p.size != null ? "size" : "presence";
+      return new RequiredFile(p.path, p.kind, p.travelsAs != null, p.size, comparedBy);
+    }
+  }
 
   public record NodeVerdict(String node, boolean canRestore, List<String> reasons) {}
 
@@ -139,6 +159,21 @@ public record CheckpointReport(String namespace, String name, String uid, String
       out.append("    [").append(p.pid()).append("] ").append(p.command()).append("  ")
           .append(bytes(p.memory().mappedBytes())).append(" mapped, ").append(bytes(p.memory().dumpedBytes()))
           .append(" in the dump\n");
+    }
+    requiredFiles(out, a.files());
+  }
+
+  /** Which files travel in the archive and which the restoring node must have. */
+  private static void requiredFiles(StringBuilder out, List<RequiredFile> files) {
+    out.append("  Files a restore needs\n");
+    for (RequiredFile f : files) {
+      String size = f.sizeBytes() == null ? "" : ", " + bytes(f.sizeBytes());
+      out.append(String.format(Locale.ROOT, "    %-11s %s  (%s%s, %s)%n", f.travels() ? "travels" : "must exist",
+          f.path(), f.kind(), size, f.travels() ? "in the archive, put back before CRIU restores"
+              : "compared by " + f.comparedBy()));
+    }
+    if (files.isEmpty()) {
+      out.append("    (none recorded)\n");
     }
   }
 

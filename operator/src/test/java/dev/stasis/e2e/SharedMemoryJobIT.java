@@ -158,6 +158,10 @@ class SharedMemoryJobIT {
     RequiredPath mustExist = manifest.paths.stream().filter(p -> p.path.equals(log.toString())).findFirst().orElseThrow();
     assertThat(mustExist.travelsAs).isNull();
     assertThat(mustExist.written).isTrue();
+    assertThat(InspectIT.inspect("moved", "-n", cluster.namespace()).ok()).as("stasis inspect says what travels")
+        .containsPattern("travels     " + Pattern.quote(segment.toString()) + "  \\(\\w+, 64.0 KiB, in the archive, put back"
+            + " before CRIU restores\\)")
+        .containsPattern("must exist  " + Pattern.quote(log.toString()) + "  \\(\\w+(, [^,]+)?, compared by size\\)");
     Files.delete(segment); // as on a node that never ran the job
 
     Restore restored = cluster.awaitRestore(createRestore("moved", "moved", OTHER), RestorePhase.Completed);
