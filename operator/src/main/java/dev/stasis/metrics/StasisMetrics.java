@@ -18,6 +18,7 @@ import java.time.Instant;
 import java.time.format.DateTimeParseException;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
@@ -30,6 +31,7 @@ import java.util.function.Supplier;
 public final class StasisMetrics {
   private static final MeterRegistry REGISTRY = Metrics.globalRegistry;
   private static final Map<List<String>, AtomicLong> GAUGES = new ConcurrentHashMap<>();
+  private static final Map<List<String>, Set<InFlight>> IN_FLIGHT = new ConcurrentHashMap<>();
   private static final double MIB = 1024 * 1024;
 
   private StasisMetrics() {}
@@ -148,6 +150,40 @@ public final class StasisMetrics {
     Gauge.builder("stasis.node.work.running.max", mostRunning)
         .description("The most checkpoints and restores that ran at once on a node since its agent started")
         .tags("node", node).strongReference(true).register(REGISTRY);
+  }
+
+  /** The bytes of one checkpoint's or restore's attempt while it runs, which its node's gauges add up. */
+  public interface InFlight {
+    long bytesDone();
+
+    long bytesExpected();
+  }
+
+  /**
+   * Work of {@code kind} (checkpoint, restore) started moving bytes on {@code node}: the node's
+   * gauges count its bytes done and expected until the returned action is run, when it ended. The
+   * ratio of the two is how far the node's running work has come; labels stay node and kind.
+   */
+  public static Runnable inFlight(String node, String kind, InFlight work) {
+    Set<InFlight> running = IN_FLIGHT.computeIfAbsent(List.of(node, kind), key -> {
+      Set<InFlight> works = ConcurrentHashMap.newKeySet();
+      Gauge.builder("stasis.work.done.bytes", works, w -> w.stream().mapToLong(InFlight::bytesDone).sum())
+          .description("Bytes done so far by the checkpoints or restores running on a node")
+          .tags("node", node, "kind", kind).strongReference(true).register(REGISTRY);
+      Gauge.builder("stasis.work.expected.bytes", works, w -> w.stream().mapToLong(InFlight::bytesExpected).sum())
+          .description("Bytes the checkpoints or restores running on a node are expected to move")
+          .tags("node", node, "kind", kind).strongReference(true).register(REGISTRY);
+      return works;
+    });
+    running.add(work);
+    return () -> running.remove(work);
+  }
+
+  /** Bytes a checkpoint or restore moved in a step (Dumping, Uploading, Downloading, Pushing). */
+  public static void workBytesMoved(String node, String kind, String step, long bytes) {
+    Counter.builder("stasis.work.moved").baseUnit("bytes")
+        .description("Bytes checkpoints and restores moved, by node, kind and step")
+        .tags("node", node, "kind", kind, "step", step).register(REGISTRY).increment(bytes);
   }
 
   /** A waiting checkpoint's or restore's status was told its new place in line. */

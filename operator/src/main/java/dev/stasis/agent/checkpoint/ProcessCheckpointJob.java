@@ -7,12 +7,14 @@ import dev.stasis.agent.profile.NodeFingerprint;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
+import dev.stasis.agent.work.WorkProgress;
 import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.ProcessIdentity;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
@@ -151,12 +153,17 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       RestoreRequirements requirements = RestoreRequirements.observe(config.criu(), members, dump.workDir());
       Criu.DumpResult dumped;
       CommittedManifest manifest;
-      // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
-      try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir())) {
+      // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it. The progress
+      // ends with the upload, before the archive is recorded.
+      try (WorkProgress progress = work.progress(checkpoint, work.checkpoints);
+          StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir(),
+              progress)) {
+        progress.step(ProgressStatus.DUMPING, ProcessTree.memoryBytes(members));
         try (KeyedLocks.Held folders = workingFolders.lock(members)) {
           TargetProcess.require(checkpoint); // CRIU takes a number: the last look before it seizes whatever has it
           dumped = dump(dump);
         }
+        progress.step(ProgressStatus.UPLOADING, WorkDirs.bytesIn(dump.imagesDir()));
         if (dump.leaveStopped()) {
           stopped = TargetProcess.dumped(dump.imagesDir(), pid, target);
         }
@@ -292,12 +299,12 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   }
 
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      BoundKey encryptWith, Path imagesDir) throws WorkFailure {
+      BoundKey encryptWith, Path imagesDir, WorkProgress progress) throws WorkFailure {
     String archiveKey = RecordedManifest.layout(checkpoint).archiveKey(codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
       return StreamingArchiveUpload.start(upload, codec, encryptWith, imagesDir,
-          StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, checkpoint.getMetadata().getName());
+          StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, progress::done, checkpoint.getMetadata().getName());
     } catch (IOException e) {
       throw storageFailed(store, archiveKey, e);
     }
