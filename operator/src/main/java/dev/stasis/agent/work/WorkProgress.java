@@ -59,10 +59,12 @@ public final class WorkProgress implements StasisMetrics.InFlight, AutoCloseable
   private final AtomicLong done = new AtomicLong();
   private volatile String step;
   private volatile long expected;
+  /** Guards what the metrics were told ({@link #counted}), apart from the writes. */
+  private final Object counting = new Object();
+  private long counted;
   // The rest is the reporter's, and close()'s: guarded by this.
   private ProgressStatus written;
   private Instant writtenAt;
-  private long counted;
   private boolean stopped;
   private ScheduledFuture<?> reporting;
   private Runnable onClose = () -> {};
@@ -83,13 +85,11 @@ public final class WorkProgress implements StasisMetrics.InFlight, AutoCloseable
 
   /** The work enters {@code step}, which is expected to bring the bytes done to {@code expected} (0: unknown). */
   public void step(String step, long expected) {
-    this.expected = expected;
-    this.step = step;
-  }
-
-  /** A better estimate of the bytes the current step brings the work to. */
-  public void expect(long expected) {
-    this.expected = expected;
+    synchronized (counting) { // never behind a status write: the job does not wait for the API server
+      countMoved(); // the bytes so far were the previous step's
+      this.expected = expected;
+      this.step = step;
+    }
   }
 
   /** The bytes done so far, counted by the caller (they only grow). */
@@ -163,10 +163,12 @@ public final class WorkProgress implements StasisMetrics.InFlight, AutoCloseable
   }
 
   private void countMoved() {
-    long now = done.get();
-    if (now > counted && step != null) {
-      moved.bytes(step, now - counted);
-      counted = now;
+    synchronized (counting) {
+      long now = done.get();
+      if (now > counted && step != null) {
+        moved.bytes(step, now - counted);
+        counted = now;
+      }
     }
   }
 

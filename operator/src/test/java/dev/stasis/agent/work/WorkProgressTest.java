@@ -136,13 +136,14 @@ class WorkProgressTest {
     }
     clock.now = clock.now.plus(WorkProgress.INTERVAL);
     progress.report();
-    progress.step(ProgressStatus.RESTORING, 10_000);
+    progress.done(4500);
+    progress.step(ProgressStatus.RESTORING, 10_000); // before the next report: still the download's bytes
     progress.done(5000);
     progress.close();
     clock.now = clock.now.plus(WorkProgress.INTERVAL);
     assertThat(progress.report()).isFalse();
     assertThat(written).extracting(p -> p.bytesDone).containsExactly(4000L);
-    assertThat(moved).containsEntry("Downloading", 4000L).containsEntry("Restoring", 1000L);
+    assertThat(moved).containsEntry("Downloading", 4500L).containsEntry("Restoring", 500L);
   }
 
   @Test

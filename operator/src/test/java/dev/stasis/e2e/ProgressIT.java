@@ -1,0 +1,134 @@
+package dev.stasis.e2e;
+
+import static dev.stasis.testing.InProcessCluster.TIMEOUT;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.stasis.api.AgentWorkStatus;
+import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointPhase;
+import dev.stasis.api.ProgressStatus;
+import dev.stasis.api.Restore;
+import dev.stasis.api.RestorePhase;
+import dev.stasis.testing.FaultInjectingProxy;
+import dev.stasis.testing.InProcessCluster;
+import dev.stasis.testing.MetricsEndpoint;
+import dev.stasis.testing.Workloads;
+import io.fabric8.kubernetes.client.CustomResource;
+import io.fabric8.kubernetes.client.Watch;
+import io.fabric8.kubernetes.client.Watcher;
+import io.fabric8.kubernetes.client.WatcherException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * A checkpoint of 1 GiB of memory over a slowed link to S3, and its restore over the same link:
+ * what {@code kubectl get ckpt -w} shows. Watched on the API server, the PROGRESS of each moves
+ * forward at least three times, with at most one status write per two seconds of the agent's
+ * work; it ends at 100%. While the bytes move, the node's metrics show them done and expected.
+ */
+class ProgressIT {
+  @RegisterExtension static final InProcessCluster cluster = new InProcessCluster();
+
+  private static final int MIB = 1024;
+  private static final long GIB = 1L << 30;
+  /** 1 GiB of memory that does not compress takes ~10 s each way at this rate: about five progress writes. */
+  private static final long LINK_BYTES_PER_SECOND = 100L << 20;
+
+  @Test
+  void aLargeCheckpointAndItsRestoreShowTheirProgressMoving() throws Exception {
+    try (FaultInjectingProxy link = FaultInjectingProxy.to(cluster.s3().endpoint())) {
+      String storage = "slow-" + cluster.node();
+      cluster.createS3Storage(storage, link.endpoint(), "checkpoints");
+      await().atMost(TIMEOUT).until(() -> cluster.available(storage));
+      link.slow(r -> r.isUpload() || r.isDownload(), Duration.ZERO, LINK_BYTES_PER_SECOND);
+      Path out = cluster.dir().resolve("progress-" + cluster.namespace() + ".txt");
+      var memhog = cluster.track(Workloads.startInPidNamespace("memhog", Integer.toString(MIB), "0", out.toString()));
+      await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 1); // its memory is written
+
+      List<Seen> checkpointSeen = new CopyOnWriteArrayList<>();
+      Checkpoint done;
+      try (Watch watch = cluster.client().resources(Checkpoint.class).inNamespace(cluster.namespace()).withName("big")
+          .watch(recording(checkpointSeen))) {
+        cluster.createCheckpoint("big", memhog.pid(), storage, null);
+        await().atMost(TIMEOUT).until(() -> inFlight("checkpoint", "stasis_work_done_bytes") > 0);
+        assertThat(inFlight("checkpoint", "stasis_work_expected_bytes")).as("the tree's memory, before the dump")
+            .isGreaterThanOrEqualTo(GIB);
+        done = cluster.awaitCheckpoint(cluster.checkpoint("big"), CheckpointPhase.Completed);
+      }
+      assertMovedForward(checkpointSeen, done.getStatus(), GIB);
+      assertThat(done.getStatus().progress.step).isEqualTo(ProgressStatus.UPLOADING);
+      assertThat(inFlight("checkpoint", "stasis_work_done_bytes")).as("nothing in flight any more").isZero();
+      assertThat(moved("checkpoint", ProgressStatus.DUMPING) + moved("checkpoint", ProgressStatus.UPLOADING))
+          .isGreaterThanOrEqualTo((double) GIB);
+      memhog.close();
+
+      List<Seen> restoreSeen = new CopyOnWriteArrayList<>();
+      Restore restored;
+      try (Watch watch = cluster.client().resources(Restore.class).inNamespace(cluster.namespace()).withName("big")
+          .watch(recording(restoreSeen))) {
+        cluster.createRestore("big", "big");
+        restored = cluster.awaitRestore(cluster.restore("big"), RestorePhase.Completed);
+      }
+      int pid = restored.getStatus().restoredPid;
+      cluster.afterTest(() -> Workloads.kill(pid));
+      assertMovedForward(restoreSeen, restored.getStatus(), done.getStatus().archive.storedBytes);
+      assertThat(restoreSeen).extracting(s -> s.progress().step).contains(ProgressStatus.DOWNLOADING);
+      assertThat(moved("restore", ProgressStatus.DOWNLOADING)).isGreaterThanOrEqualTo((double) GIB);
+    }
+  }
+
+  /** A progress the API server sent, and when the watch got it. */
+  private record Seen(ProgressStatus progress, long nanos) {}
+
+  private static <R extends CustomResource<?, ? extends AgentWorkStatus>> Watcher<R> recording(List<Seen> seen) {
+    return new Watcher<>() {
+      @Override
+      public void eventReceived(Action action, R resource) {
+        ProgressStatus progress = resource.getStatus() == null ? null : resource.getStatus().progress;
+        if (progress != null && (seen.isEmpty() || !progress.sameAs(seen.get(seen.size() - 1).progress()))) {
+          seen.add(new Seen(progress, System.nanoTime()));
+        }
+      }
+
+      @Override
+      public void onClose(WatcherException cause) {}
+    };
+  }
+
+  /**
+   * At least three different progresses while the work ran, each further than the one before, none
+   * past 99% and none before the bytes were expected; no more of them than one per two seconds
+   * of the work (with one to spare); the last one, written with the work's end, at 100%.
+   */
+  private static void assertMovedForward(List<Seen> seen, AgentWorkStatus ended, long expectedAtLeast) {
+    List<ProgressStatus> running = seen.stream().map(Seen::progress).filter(p -> !"100%".equals(p.percent)).toList();
+    System.out.printf("progress seen: %s%n", seen.stream().map(s -> s.progress().step + " " + s.progress().percent
+        + " " + s.progress().bytesDone + "/" + s.progress().bytesExpected).toList());
+    assertThat(running.stream().map(p -> p.bytesDone).distinct()).as("different bytes done while it ran").hasSizeGreaterThanOrEqualTo(3);
+    assertThat(running).extracting(p -> p.bytesDone).isSorted();
+    assertThat(running).extracting(p -> p.percent).as("the PROGRESS column").doesNotContainNull()
+        .allMatch(p -> Integer.parseInt(p.replace("%", "")) <= 99);
+    assertThat(running.stream().map(p -> p.percent).distinct()).as("the PROGRESS column").hasSizeGreaterThanOrEqualTo(3);
+    assertThat(running).allSatisfy(p -> assertThat(p.bytesExpected).isGreaterThanOrEqualTo(expectedAtLeast));
+    long ranSeconds = Duration.ofNanos(seen.get(seen.size() - 1).nanos() - seen.get(0).nanos()).toSeconds();
+    assertThat(running.size()).as("status writes of the progress over %ds", ranSeconds)
+        .isLessThanOrEqualTo((int) (ranSeconds / 2) + 2);
+    assertThat(ended.progress.percent).isEqualTo("100%");
+  }
+
+  private static double inFlight(String kind, String gauge) throws Exception {
+    String metrics = MetricsEndpoint.get(cluster.metricsPort(), "/metrics").body();
+    return MetricsEndpoint.value(metrics, gauge, "node=\"" + cluster.node() + "\"", "kind=\"" + kind + "\"").orElse(0.0);
+  }
+
+  private static double moved(String kind, String step) throws Exception {
+    String metrics = MetricsEndpoint.get(cluster.metricsPort(), "/metrics").body();
+    return MetricsEndpoint.value(metrics, "stasis_work_moved_bytes_total", "node=\"" + cluster.node() + "\"",
+        "kind=\"" + kind + "\"", "step=\"" + step + "\"").orElse(0.0);
+  }
+}
