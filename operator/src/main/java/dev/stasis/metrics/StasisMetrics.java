@@ -105,17 +105,9 @@ public final class StasisMetrics {
    */
   public static void migrationFinished(MigrationStatus status) {
     String result = String.valueOf(status.phase);
-    Counter.builder("stasis.migrations").description("Migrations finished, by result, reason and recovery")
-        .tags("result", result, "reason", orEmpty(status.reason),
-            "recovery", status.recovery == null ? "" : status.recovery.name())
-        .register(REGISTRY).increment();
+    migrations(result, orEmpty(status.reason), status.recovery == null ? "" : status.recovery.name()).increment();
     if (status.frozenToRunningSeconds != null) {
-      Timer.builder("stasis.migration.frozen.to.running").description(
-              "From a migration's checkpoint freezing the workload to the workload running again")
-          .tags("result", result)
-          .serviceLevelObjectives(seconds(1), seconds(5), seconds(10), seconds(30), seconds(60), seconds(120),
-              seconds(300), seconds(600), seconds(1800))
-          .register(REGISTRY).record(Duration.ofSeconds(status.frozenToRunningSeconds));
+      migrationFrozenToRunning(result).record(Duration.ofSeconds(status.frozenToRunningSeconds));
     }
   }
 
@@ -124,14 +116,48 @@ public final class StasisMetrics {
    * restored the target, how long it was down, from the lost node's last heartbeat to running again.
    */
   public static void failoverFinished(String result, String reason, Duration down) {
-    Counter.builder("stasis.failovers").description("Failovers after a lost node, by result and reason")
-        .tags("result", orEmpty(result), "reason", orEmpty(reason)).register(REGISTRY).increment();
+    failovers(orEmpty(result), orEmpty(reason)).increment();
     if (down != null) {
-      Timer.builder("stasis.failover.down.time").description(
-              "From a lost node's last heartbeat to its target running again elsewhere")
-          .serviceLevelObjectives(seconds(30), seconds(60), seconds(120), seconds(300), seconds(600), seconds(1800))
-          .register(REGISTRY).record(down);
+      failoverDownTime().record(down);
     }
+  }
+
+  /**
+   * The operator's meters of migrations and failovers that went well, at 0 from its start: the
+   * first one is then an increase to Prometheus' rate() (a series that appears at 1 shows none),
+   * and a dashboard shows 0 rather than no data until then.
+   */
+  public static void migrationsAndFailoversFromZero() {
+    migrations("Completed", "Migrated", ""); // as MigrationLifecycle.complete ends one
+    migrationFrozenToRunning("Completed");
+    failovers("Completed", "Restored"); // as NodeLossFailover ends one that restored its target
+    failoverDownTime();
+  }
+
+  private static Counter migrations(String result, String reason, String recovery) {
+    return Counter.builder("stasis.migrations").description("Migrations finished, by result, reason and recovery")
+        .tags("result", result, "reason", reason, "recovery", recovery).register(REGISTRY);
+  }
+
+  private static Timer migrationFrozenToRunning(String result) {
+    return Timer.builder("stasis.migration.frozen.to.running").description(
+            "From a migration's checkpoint freezing the workload to the workload running again")
+        .tags("result", result)
+        .serviceLevelObjectives(seconds(1), seconds(5), seconds(10), seconds(30), seconds(60), seconds(120),
+            seconds(300), seconds(600), seconds(1800))
+        .register(REGISTRY);
+  }
+
+  private static Counter failovers(String result, String reason) {
+    return Counter.builder("stasis.failovers").description("Failovers after a lost node, by result and reason")
+        .tags("result", result, "reason", reason).register(REGISTRY);
+  }
+
+  private static Timer failoverDownTime() {
+    return Timer.builder("stasis.failover.down.time").description(
+            "From a lost node's last heartbeat to its target running again elsewhere")
+        .serviceLevelObjectives(seconds(30), seconds(60), seconds(120), seconds(300), seconds(600), seconds(1800))
+        .register(REGISTRY);
   }
 
   /** Work assigned to a node's agent and not finished yet, counted whenever Prometheus asks. */
