@@ -4,7 +4,6 @@ import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.stasis.api.AgentWorkStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.ProgressStatus;
@@ -13,15 +12,11 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessCluster;
 import dev.stasis.testing.MetricsEndpoint;
+import dev.stasis.testing.ProgressSeen;
 import dev.stasis.testing.Workloads;
-import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.Watch;
-import io.fabric8.kubernetes.client.Watcher;
-import io.fabric8.kubernetes.client.WatcherException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -50,75 +45,36 @@ class ProgressIT {
       var memhog = cluster.track(Workloads.startInPidNamespace("memhog", Integer.toString(MIB), "0", out.toString()));
       await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 1); // its memory is written
 
-      List<Seen> checkpointSeen = new CopyOnWriteArrayList<>();
+      ProgressSeen checkpointSeen = new ProgressSeen();
       Checkpoint done;
       try (Watch watch = cluster.client().resources(Checkpoint.class).inNamespace(cluster.namespace()).withName("big")
-          .watch(recording(checkpointSeen))) {
+          .watch(checkpointSeen.watcher())) {
         cluster.createCheckpoint("big", memhog.pid(), storage, null);
         await().atMost(TIMEOUT).until(() -> inFlight("checkpoint", "stasis_work_done_bytes") > 0);
         assertThat(inFlight("checkpoint", "stasis_work_expected_bytes")).as("the tree's memory, before the dump")
             .isGreaterThanOrEqualTo(GIB);
         done = cluster.awaitCheckpoint(cluster.checkpoint("big"), CheckpointPhase.Completed);
       }
-      assertMovedForward(checkpointSeen, done.getStatus(), GIB);
+      checkpointSeen.assertMovedForward(done.getStatus(), GIB);
       assertThat(done.getStatus().progress.step).isEqualTo(ProgressStatus.UPLOADING);
       assertThat(inFlight("checkpoint", "stasis_work_done_bytes")).as("nothing in flight any more").isZero();
       assertThat(moved("checkpoint", ProgressStatus.DUMPING) + moved("checkpoint", ProgressStatus.UPLOADING))
           .isGreaterThanOrEqualTo((double) GIB);
       memhog.close();
 
-      List<Seen> restoreSeen = new CopyOnWriteArrayList<>();
+      ProgressSeen restoreSeen = new ProgressSeen();
       Restore restored;
       try (Watch watch = cluster.client().resources(Restore.class).inNamespace(cluster.namespace()).withName("big")
-          .watch(recording(restoreSeen))) {
+          .watch(restoreSeen.watcher())) {
         cluster.createRestore("big", "big");
         restored = cluster.awaitRestore(cluster.restore("big"), RestorePhase.Completed);
       }
       int pid = restored.getStatus().restoredPid;
       cluster.afterTest(() -> Workloads.kill(pid));
-      assertMovedForward(restoreSeen, restored.getStatus(), done.getStatus().archive.storedBytes);
-      assertThat(restoreSeen).extracting(s -> s.progress().step).contains(ProgressStatus.DOWNLOADING);
+      restoreSeen.assertMovedForward(restored.getStatus(), done.getStatus().archive.storedBytes);
+      assertThat(restoreSeen.progresses()).extracting(p -> p.step).contains(ProgressStatus.DOWNLOADING);
       assertThat(moved("restore", ProgressStatus.DOWNLOADING)).isGreaterThanOrEqualTo((double) GIB);
     }
-  }
-
-  /** A progress the API server sent, and when the watch got it. */
-  private record Seen(ProgressStatus progress, long nanos) {}
-
-  private static <R extends CustomResource<?, ? extends AgentWorkStatus>> Watcher<R> recording(List<Seen> seen) {
-    return new Watcher<>() {
-      @Override
-      public void eventReceived(Action action, R resource) {
-        ProgressStatus progress = resource.getStatus() == null ? null : resource.getStatus().progress;
-        if (progress != null && (seen.isEmpty() || !progress.sameAs(seen.get(seen.size() - 1).progress()))) {
-          seen.add(new Seen(progress, System.nanoTime()));
-        }
-      }
-
-      @Override
-      public void onClose(WatcherException cause) {}
-    };
-  }
-
-  /**
-   * At least three different progresses while the work ran, each further than the one before, none
-   * past 99% and none before the bytes were expected; no more of them than one per two seconds
-   * of the work (with one to spare); the last one, written with the work's end, at 100%.
-   */
-  private static void assertMovedForward(List<Seen> seen, AgentWorkStatus ended, long expectedAtLeast) {
-    List<ProgressStatus> running = seen.stream().map(Seen::progress).filter(p -> !"100%".equals(p.percent)).toList();
-    System.out.printf("progress seen: %s%n", seen.stream().map(s -> s.progress().step + " " + s.progress().percent
-        + " " + s.progress().bytesDone + "/" + s.progress().bytesExpected).toList());
-    assertThat(running.stream().map(p -> p.bytesDone).distinct()).as("different bytes done while it ran").hasSizeGreaterThanOrEqualTo(3);
-    assertThat(running).extracting(p -> p.bytesDone).isSorted();
-    assertThat(running).extracting(p -> p.percent).as("the PROGRESS column").doesNotContainNull()
-        .allMatch(p -> Integer.parseInt(p.replace("%", "")) <= 99);
-    assertThat(running.stream().map(p -> p.percent).distinct()).as("the PROGRESS column").hasSizeGreaterThanOrEqualTo(3);
-    assertThat(running).allSatisfy(p -> assertThat(p.bytesExpected).isGreaterThanOrEqualTo(expectedAtLeast));
-    long ranSeconds = Duration.ofNanos(seen.get(seen.size() - 1).nanos() - seen.get(0).nanos()).toSeconds();
-    assertThat(running.size()).as("status writes of the progress over %ds", ranSeconds)
-        .isLessThanOrEqualTo((int) (ranSeconds / 2) + 2);
-    assertThat(ended.progress.percent).isEqualTo("100%");
   }
 
   private static double inFlight(String kind, String gauge) throws Exception {
