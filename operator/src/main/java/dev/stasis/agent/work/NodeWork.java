@@ -167,8 +167,9 @@ public final class NodeWork {
 
   /**
    * Starts reporting how far the attempt of {@code resource} on this node comes, into its status
-   * (through {@code lifecycle}) and the node's metrics; the job closes it once its bytes are moved,
-   * before its own last write.
+   * (through {@code lifecycle}) and the node's metrics; the job closes it once its bytes are moved.
+   * Once the job's own writes moved the work on, the lifecycle's precondition refuses any further
+   * progress, so it never follows them.
    */
   public <S extends AgentWorkStatus, R extends CustomResource<?, S>> WorkProgress progress(R resource,
       WorkLifecycle<S, R> lifecycle) {

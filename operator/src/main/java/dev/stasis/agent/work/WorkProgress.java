@@ -172,7 +172,7 @@ public final class WorkProgress implements StasisMetrics.InFlight, AutoCloseable
     }
   }
 
-  /** Stops reporting; returns once a write under way has ended, so that none follows the work's own last write. */
+  /** Stops reporting; returns once a write under way has ended, so that none races the job's next write. */
   @Override
   public void close() {
     if (reporting != null) {
