@@ -11,12 +11,17 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessCluster;
+import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.MetricsEndpoint;
 import dev.stasis.testing.ProgressSeen;
+import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.client.Watch;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -31,6 +36,7 @@ class ProgressIT {
 
   private static final int MIB = 1024;
   private static final long GIB = 1L << 30;
+  private static final Pattern PERCENT = Pattern.compile("\\b[0-9]{1,3}%");
   /** 1 GiB of memory that does not compress takes ~10 s each way at this rate: about five progress writes. */
   private static final long LINK_BYTES_PER_SECOND = 100L << 20;
 
@@ -47,15 +53,26 @@ class ProgressIT {
 
       ProgressSeen checkpointSeen = new ProgressSeen();
       Checkpoint done;
+      List<String> shown;
       try (Watch watch = cluster.client().resources(Checkpoint.class).inNamespace(cluster.namespace()).withName("big")
           .watch(checkpointSeen.watcher())) {
         cluster.createCheckpoint("big", memhog.pid(), storage, null);
-        await().atMost(TIMEOUT).until(() -> inFlight("checkpoint", "stasis_work_done_bytes") > 0);
-        assertThat(inFlight("checkpoint", "stasis_work_expected_bytes")).as("the tree's memory, before the dump")
-            .isGreaterThanOrEqualTo(GIB);
-        done = cluster.awaitCheckpoint(cluster.checkpoint("big"), CheckpointPhase.Completed);
+        try (Kubectl.Watching kubectlWatch = new Kubectl(TestControlPlane.kubeconfig())
+            .watch("get", "ckpt", "big", "-n", cluster.namespace(), "-w")) {
+          await().atMost(TIMEOUT).until(() -> inFlight("checkpoint", "stasis_work_done_bytes") > 0);
+          assertThat(inFlight("checkpoint", "stasis_work_expected_bytes")).as("the tree's memory, before the dump")
+              .isGreaterThanOrEqualTo(GIB);
+          done = cluster.awaitCheckpoint(cluster.checkpoint("big"), CheckpointPhase.Completed);
+          await().atMost(TIMEOUT).until(() -> kubectlWatch.lines().stream().anyMatch(l -> l.contains("Completed")));
+          shown = kubectlWatch.lines();
+        }
       }
       checkpointSeen.assertMovedForward(done.getStatus(), GIB);
+      System.out.println("kubectl get ckpt -w:\n" + String.join("\n", shown));
+      assertThat(shown.get(0)).as("the header").containsSubsequence("NAME", "TARGET", "NODE", "PHASE", "PROGRESS",
+          "STORED", "AGE");
+      assertThat(shown.stream().map(ProgressIT::percentShown).filter(p -> !p.isEmpty()).distinct())
+          .as("kubectl get ckpt -w shows it advancing").hasSizeGreaterThanOrEqualTo(4).endsWith("100%");
       assertThat(done.getStatus().progress.step).isEqualTo(ProgressStatus.UPLOADING);
       assertThat(inFlight("checkpoint", "stasis_work_done_bytes")).as("nothing in flight any more").isZero();
       assertThat(moved("checkpoint", ProgressStatus.DUMPING) + moved("checkpoint", ProgressStatus.UPLOADING))
@@ -75,6 +92,12 @@ class ProgressIT {
       assertThat(restoreSeen.progresses()).extracting(p -> p.step).contains(ProgressStatus.DOWNLOADING);
       assertThat(moved("restore", ProgressStatus.DOWNLOADING)).isGreaterThanOrEqualTo((double) GIB);
     }
+  }
+
+  /** The PROGRESS column of a line of {@code kubectl get ckpt}: the only one with a percent sign; else "". */
+  private static String percentShown(String line) {
+    Matcher percent = PERCENT.matcher(line);
+    return percent.find() ? percent.group() : "";
   }
 
   private static double inFlight(String kind, String gauge) throws Exception {
