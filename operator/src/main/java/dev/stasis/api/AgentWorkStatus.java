@@ -73,6 +73,7 @@ public abstract class AgentWorkStatus extends ObservedStatus implements Attempte
   public void startAttempt() {
     attempts = attempts() + 1;
     nextRetryTime = null;
+    progress = null; // each attempt moves its bytes anew
     queuePosition = null;
     reason = null;
   }

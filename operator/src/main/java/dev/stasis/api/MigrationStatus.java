@@ -21,6 +21,8 @@ public class MigrationStatus extends ObservedStatus {
   public MigrationRecovery recovery;
   /** Why the target went where it did, or why no node could take it (NoCompatibleNode). */
   public PlacementStatus placement;
+  /** The progress of the child that works now: the Checkpoint while Checkpointing, then the Restore. */
+  public ProgressStatus progress;
   public String startTime;
   public String completionTime;
   /** From the Migration's creation to its end. */

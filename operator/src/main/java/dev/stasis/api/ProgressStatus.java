@@ -2,6 +2,7 @@ package dev.stasis.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import java.util.Objects;
 
 /**
  * How far the work of a Checkpoint or Restore (and of anything else an agent moves bytes for) has
@@ -10,6 +11,12 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class ProgressStatus {
+  public static final String DUMPING = "Dumping";
+  public static final String UPLOADING = "Uploading";
+  public static final String DOWNLOADING = "Downloading";
+  public static final String RESTORING = "Restoring";
+  public static final String PUSHING = "Pushing";
+
   @JsonPropertyDescription("What the agent is doing: Dumping, Uploading, Downloading, Restoring, Pushing.")
   public String step;
 
@@ -26,4 +33,32 @@ public class ProgressStatus {
 
   @JsonPropertyDescription("When the agent last wrote this progress (RFC 3339).")
   public String updateTime;
+
+  /** {@code done} of {@code expected} bytes of {@code step} now; no percent while nothing is expected. */
+  public static ProgressStatus of(String step, long done, long expected, String now) {
+    ProgressStatus progress = new ProgressStatus();
+    progress.step = step;
+    progress.bytesDone = done;
+    progress.bytesExpected = expected > 0 ? expected : null;
+    progress.percent = expected > 0 ? Math.min(99, done * 100 / expected) + "%" : null;
+    progress.updateTime = now;
+    return progress;
+  }
+
+  /** Whether {@code other} says the same of the work, whenever it was written. */
+  public boolean sameAs(ProgressStatus other) {
+    return other != null && Objects.equals(step, other.step) && Objects.equals(bytesDone,
+        other.bytesDone) && Objects.equals(bytesExpected, other.bytesExpected);
+  }
+
+  /** A copy for work that ended well: 100%, whatever the estimate of the bytes said. */
+  public ProgressStatus finished() {
+    ProgressStatus done = new ProgressStatus();
+    done.step = step;
+    done.bytesDone = bytesDone;
+    done.bytesExpected = bytesExpected;
+    done.percent = "100%";
+    done.updateTime = updateTime;
+    return done;
+  }
 }

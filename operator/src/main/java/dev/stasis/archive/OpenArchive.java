@@ -114,6 +114,11 @@ public final class OpenArchive implements Closeable {
     tar.closeArchiveEntry();
   }
 
+  /** Bytes of tar (before compression) passed on so far: up to a buffer's worth behind what was added. */
+  public long tarBytes() {
+    return tarBytes.count();
+  }
+
   /**
    * Ends the archive and flushes it to the destination, which stays open.
    *

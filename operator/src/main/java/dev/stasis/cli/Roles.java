@@ -70,6 +70,7 @@ public final class Roles {
     operator.register(new CheckpointStorageReconciler(client, events));
     operator.register(new CheckpointScheduleReconciler(client, events));
     operator.register(new MigrationReconciler(client, cluster, events));
+    StasisMetrics.migrationsAndFailoversFromZero();
   }
 
   /**

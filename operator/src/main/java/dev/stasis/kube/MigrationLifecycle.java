@@ -6,6 +6,7 @@ import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationStatus;
 import dev.stasis.api.PlacementStatus;
+import dev.stasis.api.ProgressStatus;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.time.Duration;
 import java.time.Instant;
@@ -73,6 +74,7 @@ public final class MigrationLifecycle {
     MigrationStatus status = next(observed, MigrationPhase.Checkpointing);
     status.phase = MigrationPhase.Restoring;
     status.restore = restore;
+    status.progress = null; // the Restore's own, once it moves
     return moved(observed, status, "Restoring", "checkpoint " + status.checkpoint
         + " stored and the workload ended on node " + status.sourceNode + "; restoring it elsewhere (Restore " + restore + ")");
   }
@@ -88,6 +90,7 @@ public final class MigrationLifecycle {
     }
     status.sourceRestore = sourceRestore;
     status.recovery = MigrationRecovery.RestoringOnSource;
+    status.progress = null;
     status.reason = reason;
     status.message = message + "; restoring the workload on its source node " + status.sourceNode + " (Restore "
         + sourceRestore + ")";
@@ -109,6 +112,9 @@ public final class MigrationLifecycle {
     }
     status.phase = MigrationPhase.Completed;
     status.node = node;
+    if (status.progress != null) {
+      status.progress = status.progress.finished();
+    }
     status.restoredPid = pid;
     ended(observed, status, frozenToRunning);
     status.reason = "Migrated";
@@ -135,6 +141,20 @@ public final class MigrationLifecycle {
     status.restoredPid = pid;
     ended(observed, status, frozenToRunning);
     return failed(observed, status, reason, message);
+  }
+
+  /**
+   * progress: Checkpointing or Restoring → the same phase, showing the progress of the child that
+   * works now; written only when it differs from what the status shows (children write theirs at
+   * most every few seconds, so this does too).
+   */
+  public Migration progress(Migration observed, ProgressStatus progress) {
+    MigrationStatus status = next(observed, observed.getStatus().phaseOrPending());
+    if (progress == null || progress.sameAs(status.progress)) {
+      return observed;
+    }
+    status.progress = progress;
+    return statusWriter.replace(observed, status);
   }
 
   /** A copy of the observed status to move on from, after checking the phase it is in. */

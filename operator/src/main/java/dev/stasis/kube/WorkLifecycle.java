@@ -2,6 +2,7 @@ package dev.stasis.kube;
 
 import dev.stasis.api.AgentWorkStatus;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.api.SealedGrant;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -64,6 +65,15 @@ public abstract class WorkLifecycle<S extends AgentWorkStatus, R extends CustomR
   /** queue, by the agent of {@code node}: pending there, it waits for a slot at {@code position} (1 is next). */
   public Optional<R> queue(R resource, String node, int position, String message) {
     return statusWriter.update(resource, r -> isPendingOn(r, node), r -> r.getStatus().waitInQueue(position, message));
+  }
+
+  /**
+   * progress, by the agent of {@code node}: how far its attempt has come, while the attempt runs
+   * there; nothing once the work moved on (the write's precondition is checked on the newest copy).
+   */
+  public Optional<R> progress(R resource, String node, ProgressStatus progress) {
+    return statusWriter.update(resource, r -> isAgentsPart(r) && node.equals(r.getStatus().node),
+        r -> r.getStatus().progress = progress);
   }
 
   /**
@@ -187,6 +197,9 @@ public abstract class WorkLifecycle<S extends AgentWorkStatus, R extends CustomR
   /** The work ended in its kind's Completed phase: reason, message and conditions say so. */
   protected static void completed(AgentWorkStatus status, String reason, String message, Long generation) {
     status.completionTime = Conditions.now();
+    if (status.progress != null) {
+      status.progress = status.progress.finished();
+    }
     status.reason = reason;
     status.message = message;
     Conditions.set(status, Conditions.COMPLETE, true, reason, message, generation);

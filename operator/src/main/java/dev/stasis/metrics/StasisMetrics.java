@@ -18,6 +18,7 @@ import java.time.Instant;
 import java.time.format.DateTimeParseException;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
@@ -30,6 +31,7 @@ import java.util.function.Supplier;
 public final class StasisMetrics {
   private static final MeterRegistry REGISTRY = Metrics.globalRegistry;
   private static final Map<List<String>, AtomicLong> GAUGES = new ConcurrentHashMap<>();
+  private static final Map<List<String>, Set<InFlight>> IN_FLIGHT = new ConcurrentHashMap<>();
   private static final double MIB = 1024 * 1024;
 
   private StasisMetrics() {}
@@ -103,17 +105,9 @@ public final class StasisMetrics {
    */
   public static void migrationFinished(MigrationStatus status) {
     String result = String.valueOf(status.phase);
-    Counter.builder("stasis.migrations").description("Migrations finished, by result, reason and recovery")
-        .tags("result", result, "reason", orEmpty(status.reason),
-            "recovery", status.recovery == null ? "" : status.recovery.name())
-        .register(REGISTRY).increment();
+    migrations(result, orEmpty(status.reason), status.recovery == null ? "" : status.recovery.name()).increment();
     if (status.frozenToRunningSeconds != null) {
-      Timer.builder("stasis.migration.frozen.to.running").description(
-              "From a migration's checkpoint freezing the workload to the workload running again")
-          .tags("result", result)
-          .serviceLevelObjectives(seconds(1), seconds(5), seconds(10), seconds(30), seconds(60), seconds(120),
-              seconds(300), seconds(600), seconds(1800))
-          .register(REGISTRY).record(Duration.ofSeconds(status.frozenToRunningSeconds));
+      migrationFrozenToRunning(result).record(Duration.ofSeconds(status.frozenToRunningSeconds));
     }
   }
 
@@ -122,14 +116,48 @@ public final class StasisMetrics {
    * restored the target, how long it was down, from the lost node's last heartbeat to running again.
    */
   public static void failoverFinished(String result, String reason, Duration down) {
-    Counter.builder("stasis.failovers").description("Failovers after a lost node, by result and reason")
-        .tags("result", orEmpty(result), "reason", orEmpty(reason)).register(REGISTRY).increment();
+    failovers(orEmpty(result), orEmpty(reason)).increment();
     if (down != null) {
-      Timer.builder("stasis.failover.down.time").description(
-              "From a lost node's last heartbeat to its target running again elsewhere")
-          .serviceLevelObjectives(seconds(30), seconds(60), seconds(120), seconds(300), seconds(600), seconds(1800))
-          .register(REGISTRY).record(down);
+      failoverDownTime().record(down);
     }
+  }
+
+  /**
+   * The operator's meters of migrations and failovers that went well, at 0 from its start: the
+   * first one is then an increase to Prometheus' rate() (a series that appears at 1 shows none),
+   * and a dashboard shows 0 rather than no data until then.
+   */
+  public static void migrationsAndFailoversFromZero() {
+    migrations("Completed", "Migrated", ""); // as MigrationLifecycle.complete ends one
+    migrationFrozenToRunning("Completed");
+    failovers("Completed", "Restored"); // as NodeLossFailover ends one that restored its target
+    failoverDownTime();
+  }
+
+  private static Counter migrations(String result, String reason, String recovery) {
+    return Counter.builder("stasis.migrations").description("Migrations finished, by result, reason and recovery")
+        .tags("result", result, "reason", reason, "recovery", recovery).register(REGISTRY);
+  }
+
+  private static Timer migrationFrozenToRunning(String result) {
+    return Timer.builder("stasis.migration.frozen.to.running").description(
+            "From a migration's checkpoint freezing the workload to the workload running again")
+        .tags("result", result)
+        .serviceLevelObjectives(seconds(1), seconds(5), seconds(10), seconds(30), seconds(60), seconds(120),
+            seconds(300), seconds(600), seconds(1800))
+        .register(REGISTRY);
+  }
+
+  private static Counter failovers(String result, String reason) {
+    return Counter.builder("stasis.failovers").description("Failovers after a lost node, by result and reason")
+        .tags("result", result, "reason", reason).register(REGISTRY);
+  }
+
+  private static Timer failoverDownTime() {
+    return Timer.builder("stasis.failover.down.time").description(
+            "From a lost node's last heartbeat to its target running again elsewhere")
+        .serviceLevelObjectives(seconds(30), seconds(60), seconds(120), seconds(300), seconds(600), seconds(1800))
+        .register(REGISTRY);
   }
 
   /** Work assigned to a node's agent and not finished yet, counted whenever Prometheus asks. */
@@ -148,6 +176,40 @@ public final class StasisMetrics {
     Gauge.builder("stasis.node.work.running.max", mostRunning)
         .description("The most checkpoints and restores that ran at once on a node since its agent started")
         .tags("node", node).strongReference(true).register(REGISTRY);
+  }
+
+  /** The bytes of one checkpoint's or restore's attempt while it runs, which its node's gauges add up. */
+  public interface InFlight {
+    long bytesDone();
+
+    long bytesExpected();
+  }
+
+  /**
+   * Work of {@code kind} (checkpoint, restore) started moving bytes on {@code node}: the node's
+   * gauges count its bytes done and expected until the returned action is run, when it ended. The
+   * ratio of the two is how far the node's running work has come; labels stay node and kind.
+   */
+  public static Runnable inFlight(String node, String kind, InFlight work) {
+    Set<InFlight> running = IN_FLIGHT.computeIfAbsent(List.of(node, kind), key -> {
+      Set<InFlight> works = ConcurrentHashMap.newKeySet();
+      Gauge.builder("stasis.work.done.bytes", works, w -> w.stream().mapToLong(InFlight::bytesDone).sum())
+          .description("Bytes done so far by the checkpoints or restores running on a node")
+          .tags("node", node, "kind", kind).strongReference(true).register(REGISTRY);
+      Gauge.builder("stasis.work.expected.bytes", works, w -> w.stream().mapToLong(InFlight::bytesExpected).sum())
+          .description("Bytes the checkpoints or restores running on a node are expected to move")
+          .tags("node", node, "kind", kind).strongReference(true).register(REGISTRY);
+      return works;
+    });
+    running.add(work);
+    return () -> running.remove(work);
+  }
+
+  /** Bytes a checkpoint or restore moved in a step (Dumping, Uploading, Downloading, Pushing). */
+  public static void workBytesMoved(String node, String kind, String step, long bytes) {
+    Counter.builder("stasis.work.moved").baseUnit("bytes")
+        .description("Bytes checkpoints and restores moved, by node, kind and step")
+        .tags("node", node, "kind", kind, "step", step).register(REGISTRY).increment(bytes);
   }
 
   /** A waiting checkpoint's or restore's status was told its new place in line. */

@@ -136,6 +136,7 @@ public class MigrationReconciler implements Reconciler<Migration> {
       return UpdateControl.noUpdate();
     }
     if (phase != CheckpointPhase.Completed) {
+      lifecycle.progress(migration, checkpoint.getStatus() == null ? null : checkpoint.getStatus().progress);
       return poll();
     }
     try {
@@ -161,6 +162,7 @@ public class MigrationReconciler implements Reconciler<Migration> {
       return UpdateControl.noUpdate();
     }
     if (phase != RestorePhase.Failed) {
+      lifecycle.progress(migration, restore.getStatus() == null ? null : restore.getStatus().progress);
       return poll();
     }
     String reason = restore.getStatus().reason;
@@ -203,6 +205,7 @@ public class MigrationReconciler implements Reconciler<Migration> {
       return UpdateControl.noUpdate();
     }
     if (phase != RestorePhase.Failed) {
+      lifecycle.progress(migration, restore.getStatus() == null ? null : restore.getStatus().progress);
       return poll();
     }
     children.keepCheckpoint(migration);

@@ -30,6 +30,8 @@ class PrinterColumnOrderTest {
         "Age");
     assertThat(shown("restores.stasis.dev-v1.yml")).containsExactly("Checkpoint", "Node", "Phase", "Progress", "PID",
         "Pod", "Age");
+    assertThat(shown("migrations.stasis.dev-v1.yml")).containsExactly("Phase", "From", "To", "Progress", "Frozen",
+        "Age");
     assertThat(shown("checkpointstorages.stasis.dev-v1.yml")).containsExactly("Location", "Default", "Phase", "Age");
   }
 

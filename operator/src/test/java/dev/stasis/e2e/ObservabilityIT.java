@@ -174,7 +174,9 @@ class ObservabilityIT {
     System.out.println(output);
     assertThat(output).contains("stasis_checkpoints_total", "stasis_restores_total",
         "stasis_checkpoint_duration_seconds_bucket", "stasis_criu_frozen_time_seconds_bucket", "stasis_upload_bytes_total",
-        "stasis_queue_depth", "stasis_storage_available");
+        "stasis_queue_depth", "stasis_storage_available", "stasis_work_done_bytes", "stasis_work_expected_bytes",
+        "stasis_work_moved_bytes_total", "stasis_migrations_total", "stasis_migration_frozen_to_running_seconds_bucket",
+        "stasis_failovers_total", "stasis_failover_down_time_seconds_bucket");
   }
 
   /** The check above can fail: a misspelled metric, a query Prometheus cannot parse, a field Grafana does not know. */

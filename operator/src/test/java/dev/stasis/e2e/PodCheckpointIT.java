@@ -12,10 +12,14 @@ import dev.stasis.api.CheckpointSchedule;
 import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.NodeProfile;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.Labels;
+import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.ProgressSeen;
+import dev.stasis.testing.S3Server;
 import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.TestCa;
@@ -56,6 +60,10 @@ class PodCheckpointIT {
   static final Duration TIMEOUT = Duration.ofSeconds(60);
   static final String NODE = "pod-" + UUID.randomUUID().toString().substring(0, 6);
   static final String OTHER_NODE = NODE + "-other";
+  /** Memory of the large pod's container: a kubelet archive of about this size, which does not compress. */
+  static final int BIG_MIB = 512;
+  /** The link to S3 for the large pod's archive: ~16 s for it, about seven progress writes. */
+  static final long BIG_LINK_BYTES_PER_SECOND = 32L << 20;
 
   @TempDir static Path dir;
   static KubernetesClient admin;
@@ -176,6 +184,35 @@ class PodCheckpointIT {
           .drainTriggered).isEqualTo(2);
     } finally {
       admin.nodes().withName(NODE).delete();
+    }
+  }
+
+  /**
+   * A large pod checkpoint over a slowed link to S3: while the agent streams the kubelet's archive
+   * into storage, what {@code kubectl get ckpt -w} shows moves forward at least three times, in
+   * bytes of that archive, and ends at 100%.
+   */
+  @Test
+  void aLargePodCheckpointShowsItsUploadMoving() throws Exception {
+    Path count = dir.resolve(namespace + "-big.txt");
+    try (S3Server s3 = S3Server.start(); FaultInjectingProxy link = FaultInjectingProxy.to(s3.endpoint());
+        var memhog = Workloads.startInPidNamespace("memhog", Integer.toString(BIG_MIB), "0", count.toString())) {
+      s3.createBucket("progress");
+      String slowStorage = "slow-" + NODE;
+      TestStorage.s3(slowStorage, link.endpoint(), "progress").credentials(s3).create(admin);
+      await().atMost(TIMEOUT).until(() -> TestStorage.isAvailable(admin, slowStorage));
+      link.slow(FaultInjectingProxy.Request::isUpload, Duration.ZERO, BIG_LINK_BYTES_PER_SECOND);
+      await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 1); // its memory is written
+      kubelet.runPod(pod("big"), Map.of("app", memhog.pid()));
+
+      ProgressSeen seen = new ProgressSeen();
+      Checkpoint done;
+      try (var watch = admin.resources(Checkpoint.class).inNamespace(namespace).withName("big").watch(seen.watcher())) {
+        done = awaitPhase(PodCheckpoints.create(admin, namespace, "big", CheckpointTarget.pod("big", "app"), slowStorage),
+            CheckpointPhase.Completed);
+      }
+      seen.assertMovedForward(done.getStatus(), (long) BIG_MIB << 20);
+      assertThat(seen.progresses()).extracting(p -> p.step).contains(ProgressStatus.UPLOADING);
     }
   }
 

@@ -16,6 +16,7 @@ import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointScheduleStatus;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.NodeProfile;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.api.RegistrySpec;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -29,7 +30,10 @@ import dev.stasis.criu.Criu;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
+import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.ProgressSeen;
+import dev.stasis.testing.S3Server;
 import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.RegistryServer;
@@ -84,6 +88,10 @@ class PodRestoreIT {
   static InProcessStasis stasis;
   /** The agents' wait before retrying a transiently failed push (10 s outside tests). */
   static final Duration RETRY_BASE = Duration.ofSeconds(2);
+  /** Memory of the large pod's container: a stored archive of about this size, which does not compress. */
+  static final int BIG_MIB = 384;
+  /** The link from S3 while the large pod's archive is pushed: ~12 s for it, about six progress writes. */
+  static final long BIG_LINK_BYTES_PER_SECOND = 32L << 20;
   static Path smallDisk;
   static String storage;
 
@@ -295,6 +303,44 @@ class PodRestoreIT {
     assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(RestorePhase.Completed);
   }
 
+  /**
+   * A large pod checkpoint restored over a slowed link from S3: while the agent streams the stored
+   * archive into the registry, what {@code kubectl get rst -w} shows moves forward (Pushing, in bytes
+   * of the stored archive) at least three times, and ends at 100% once the pod runs.
+   */
+  @Test
+  void aLargePodRestoreShowsItsPushMoving() throws Exception {
+    Path count = dir.resolve(namespace + "-big.txt");
+    var memhog = Workloads.startInPidNamespace("memhog", Integer.toString(BIG_MIB), "0", count.toString());
+    cleanup.add(memhog);
+    try (S3Server s3 = S3Server.start(); FaultInjectingProxy link = FaultInjectingProxy.to(s3.endpoint())) {
+      s3.createBucket("progress");
+      String slowStorage = "slow-" + NODE;
+      TestStorage.s3(slowStorage, link.endpoint(), "progress").credentials(s3)
+          .with(spec -> spec.registry = registry(registry.url("stasis"), "registry-" + NODE)).create(admin);
+      await().atMost(TIMEOUT).until(() -> TestStorage.isAvailable(admin, slowStorage));
+      await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 1); // its memory is written
+      kubelet.runPod(new PodBuilder().withNewMetadata().withName("big").withNamespace(namespace).endMetadata()
+          .withNewSpec().addNewContainer().withName("app").withImage("example.org/memhog:1").endContainer().endSpec()
+          .build(), Map.of("app", memhog.pid()));
+      Checkpoint checkpoint = PodCheckpoints.awaitPhase(admin, PodCheckpoints.create(admin, namespace, "big",
+          CheckpointTarget.pod("big", "app"), slowStorage), CheckpointPhase.Completed, TIMEOUT);
+      link.slow(FaultInjectingProxy.Request::isDownload, Duration.ZERO, BIG_LINK_BYTES_PER_SECOND);
+
+      ProgressSeen seen = new ProgressSeen();
+      Restore done;
+      try (var watch = admin.resources(Restore.class).inNamespace(namespace).withName("big").watch(seen.watcher())) {
+        Restore restore = restore("big", "big", r -> {});
+        Restore created = awaitRestore(restore, r -> r.getStatus() != null && r.getStatus().restoredPod != null);
+        kubelet.startPod(namespace, created.getStatus().restoredPod, registry);
+        done = awaitRestore(restore, r -> r.getStatus().phase.isTerminal());
+      }
+      assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(RestorePhase.Completed);
+      seen.assertMovedForward(done.getStatus(), checkpoint.getStatus().containers.get(0).archive.storedBytes);
+      assertThat(seen.progresses()).extracting(p -> p.step).containsOnly(ProgressStatus.PUSHING);
+    }
+  }
+
   // --- helpers ---
 
   /** A pod labelled app={@code app} whose container "app" is a counter of this test's; the sidecar has no process. */
@@ -352,15 +398,18 @@ class PodRestoreIT {
 
   static String storage(String name, String registryUrl, String credentials) {
     String storageName = name + "-" + NODE;
-    TestStorage.filesystem(storageName, dir.resolve("storage")).with(spec -> {
-      if (registryUrl != null) {
-        spec.registry = new RegistrySpec();
-        spec.registry.url = registryUrl;
-        spec.registry.credentialsSecret = new SecretReference(credentials, SYSTEM);
-        spec.registry.caSecret = new SecretReference("registry-ca-" + NODE, SYSTEM);
-      }
-    }).create(admin);
+    TestStorage.filesystem(storageName, dir.resolve("storage"))
+        .with(spec -> spec.registry = registryUrl == null ? null : registry(registryUrl, credentials)).create(admin);
     return storageName;
+  }
+
+  /** The registry at {@code url}, its credentials in Secret {@code credentials}, trusted through the test's CA. */
+  static RegistrySpec registry(String url, String credentials) {
+    RegistrySpec registry = new RegistrySpec();
+    registry.url = url;
+    registry.credentialsSecret = new SecretReference(credentials, SYSTEM);
+    registry.caSecret = new SecretReference("registry-ca-" + NODE, SYSTEM);
+    return registry;
   }
 
   static void secret(String name, Map<String, String> data) {

@@ -11,6 +11,7 @@ import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationSpec;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
@@ -82,6 +83,39 @@ class MigrationReconcilerTest {
     assertThat(done.getStatus().recovery).isNull();
     assertThat(done.getStatus().message).contains("moved from node node-a to node node-b (PID 77)", "no work for 12s");
     assertThat(events()).contains("Checkpointing", "Restoring", "Migrated");
+  }
+
+  /** The PROGRESS of a Migration is that of the child working now: its Checkpoint, then its Restore; 100% when done. */
+  @Test
+  void aMigrationShowsTheProgressOfItsWorkingChild() {
+    profile("node-b", "sse4_2", "avx2");
+    Migration m = reconcile(migration("move", s -> {}));
+    Checkpoint c = checkpoint("move");
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Running;
+    c.getStatus().node = "node-a";
+    c.getStatus().progress = ProgressStatus.of(ProgressStatus.UPLOADING, 379, 1000, "2026-01-01T10:00:02Z");
+    client.resource(c).updateStatus();
+    assertThat(reconcile(m).getStatus().progress).satisfies(p -> {
+      assertThat(p.step).isEqualTo("Uploading");
+      assertThat(p.percent).isEqualTo("37%");
+    });
+    String version = client.resource(m).get().getMetadata().getResourceVersion();
+    assertThat(reconcile(m).getMetadata().getResourceVersion()).as("no write while the child did not move")
+        .isEqualTo(version);
+
+    checkpointEnds("move", CheckpointPhase.Completed, null, "2026-01-01T10:00:00Z");
+    assertThat(reconcile(m).getStatus().progress).as("the Restore has not moved yet").isNull();
+    restoreEnds("move", RestorePhase.Restoring, null, "node-b", null, null);
+    Restore r = restore("move");
+    r.getStatus().progress = ProgressStatus.of(ProgressStatus.DOWNLOADING, 500, 1000, "2026-01-01T10:00:08Z");
+    client.resource(r).updateStatus();
+    assertThat(reconcile(m).getStatus().progress.percent).isEqualTo("50%");
+
+    restoreEnds("move", RestorePhase.Completed, null, "node-b", 77, "2026-01-01T10:00:12Z");
+    Migration done = reconcile(m);
+    assertThat(done.getStatus().progress.step).isEqualTo("Downloading");
+    assertThat(done.getStatus().progress.percent).isEqualTo("100%");
   }
 
   @Test

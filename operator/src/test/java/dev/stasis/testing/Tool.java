@@ -18,12 +18,7 @@ public final class Tool {
 
   /** Runs the tool with {@code stdin} (may be null) and returns its exit code and merged output. */
   public Result run(String stdin, String... args) throws IOException, InterruptedException {
-    List<String> command = new ArrayList<>();
-    command.add(TestControlPlane.repoRoot().resolve(".stasis/bin").resolve(name).toString());
-    command.addAll(fixedArgs);
-    command.addAll(List.of(args));
-    Process p = new ProcessBuilder(command).directory(TestControlPlane.repoRoot().toFile())
-        .redirectErrorStream(true).start();
+    Process p = start(args);
     if (stdin != null) {
       p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));
     }
@@ -34,6 +29,15 @@ public final class Tool {
       throw new IOException(name + " " + String.join(" ", args) + " did not finish");
     }
     return new Result(name, p.exitValue(), output);
+  }
+
+  /** Starts the tool, its output and errors merged; the caller reads them and ends it. */
+  public Process start(String... args) throws IOException {
+    List<String> command = new ArrayList<>();
+    command.add(TestControlPlane.repoRoot().resolve(".stasis/bin").resolve(name).toString());
+    command.addAll(fixedArgs);
+    command.addAll(List.of(args));
+    return new ProcessBuilder(command).directory(TestControlPlane.repoRoot().toFile()).redirectErrorStream(true).start();
   }
 
   public record Result(String tool, int exitCode, String output) {

@@ -4,6 +4,7 @@ import dev.stasis.agent.WorkFailure;
 import dev.stasis.agent.profile.NodeFingerprint;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
+import dev.stasis.agent.work.WorkProgress;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStats;
@@ -11,6 +12,7 @@ import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
@@ -83,12 +85,12 @@ final class PodCheckpointJob extends NodeJob<Checkpoint> {
       WorkGrants.Grant grant = storages.grant(checkpoint);
       try (ObjectStore store = storages.open(storage, grant)) {
         List<ContainerCheckpointStatus> stored = new ArrayList<>();
-        try {
+        try (WorkProgress progress = work.progress(checkpoint, work.checkpoints)) {
           for (ContainerCheckpointStatus container : pod.containers()) {
             BoundKey encryptWith = storages.encryptionKey(storage, grant, new ArchiveIdentity(
                 checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid(), container.name)).orElse(null);
             stored.add(checkpointContainer(checkpoint, pod, container, kubelet, store, StorageBinding.codec(storage),
-                encryptWith));
+                encryptWith, progress));
           }
         } catch (WorkFailure failure) {
           deleteStored(store, RecordedManifest.layout(checkpoint), failure);
@@ -129,8 +131,9 @@ final class PodCheckpointJob extends NodeJob<Checkpoint> {
 
   private ContainerCheckpointStatus checkpointContainer(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
       ContainerCheckpointStatus container, KubeletClient kubelet, ObjectStore store, ArchiveCodec codec,
-      BoundKey encryptWith) throws WorkFailure {
+      BoundKey encryptWith, WorkProgress progress) throws WorkFailure {
     var meta = checkpoint.getMetadata();
+    progress.step(ProgressStatus.DUMPING, 0); // how big the runtime's archive will be is known once it is written
     String reported;
     try {
       reported = kubelet.checkpoint(meta.getNamespace(), pod.pod().getMetadata().getName(), container.name,
@@ -140,7 +143,7 @@ final class PodCheckpointJob extends NodeJob<Checkpoint> {
     }
     Path archive = kubeletArchive(reported);
     try {
-      CommittedManifest manifest = store(checkpoint, pod, container, archive, store, codec, encryptWith);
+      CommittedManifest manifest = store(checkpoint, pod, container, archive, store, codec, encryptWith, progress);
       ContainerCheckpointStatus done = new ContainerCheckpointStatus(container.name, container.containerID);
       done.archive = manifest.archiveStatus(store);
       return done;
@@ -162,14 +165,16 @@ final class PodCheckpointJob extends NodeJob<Checkpoint> {
   }
 
   private CommittedManifest store(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
-      ContainerCheckpointStatus container, Path archive, ObjectStore store, ArchiveCodec codec, BoundKey encryptWith)
-      throws WorkFailure {
+      ContainerCheckpointStatus container, Path archive, ObjectStore store, ArchiveCodec codec, BoundKey encryptWith,
+      WorkProgress progress) throws WorkFailure {
     ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     String archiveKey = layout.containerArchiveKey(container.name, codec);
     try {
       RuntimeArchive written = describe(archive);
       ArchiveWriter.StoredTar stored;
-      try (ObjectUpload upload = store.upload(archiveKey); InputStream tar = Files.newInputStream(archive)) {
+      progress.step(ProgressStatus.UPLOADING, progress.bytesDone() + Files.size(archive));
+      try (ObjectUpload upload = store.upload(archiveKey);
+          InputStream tar = progress.counting(Files.newInputStream(archive))) {
         stored = new ArchiveWriter().writeTar(tar, upload.stream(), codec, encryptWith);
         upload.commit();
       }

@@ -9,12 +9,14 @@ import dev.stasis.agent.profile.NodeFingerprint;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
+import dev.stasis.agent.work.WorkProgress;
 import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.ProcessIdentity;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
@@ -160,10 +162,14 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       List<TravellingFiles.Captured> travelling = List.of();
       RunningDump dumping = null;
       try {
-        // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it.
+        // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it. The progress
+        // ends with the upload, before the archive is recorded.
         // While CRIU holds the tree frozen, this thread is what it waits for: at CRIU's own priority.
-        try (StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir());
+        try (WorkProgress progress = work.progress(checkpoint, work.checkpoints);
+            StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir(),
+                progress);
             CpuPriority.Held serving = dump.holdFrozen() ? CpuPriority.currentThreadAt(Criu.DUMP_NICE) : () -> {}) {
+          progress.step(ProgressStatus.DUMPING, ProcessTree.memoryBytes(members));
           // Held until CRIU's parasite code has left every process of the tree (it works in their
           // working folders): the tree frozen and dumped, or, without the hook, CRIU exited.
           try (KeyedLocks.Held folders = workingFolders.lock(members)) {
@@ -177,6 +183,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
               dumped = awaitExit(dumping);
             }
           }
+          progress.step(ProgressStatus.UPLOADING, WorkDirs.bytesIn(dump.imagesDir()));
           if (!target.isRunning()) { // the PID changed hands in the moment before CRIU seized it
             throw TargetProcess.changed(checkpoint, pid);
           }
@@ -367,12 +374,12 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
   }
 
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      BoundKey encryptWith, Path imagesDir) throws WorkFailure {
+      BoundKey encryptWith, Path imagesDir, WorkProgress progress) throws WorkFailure {
     String archiveKey = RecordedManifest.layout(checkpoint).archiveKey(codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
       return StreamingArchiveUpload.start(upload, codec, encryptWith, imagesDir,
-          StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, checkpoint.getMetadata().getName());
+          StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, progress::done, checkpoint.getMetadata().getName());
     } catch (IOException e) {
       throw storageFailed(store, archiveKey, e);
     }

@@ -20,6 +20,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
+import java.util.function.LongConsumer;
 
 /**
  * Uploads a checkpoint's archive while CRIU is still dumping. CRIU appends each process's memory
@@ -50,6 +51,8 @@ final class StreamingArchiveUpload implements AutoCloseable {
   /** Null: the storage does not encrypt. */
   private final BoundKey encryptWith;
   /** Pages files archived in chunks so far, by name. Touched by the follower thread only. */
+  /** Told the tar bytes archived so far (the checkpoint's progress), by the follower thread. */
+  private final LongConsumer tarBytesArchived;
   private final Map<String, FollowedFile> chunked = new TreeMap<>();
   private final FutureTask<ArchiveSummary> following = new FutureTask<>(this::follow);
   private final Thread follower;
@@ -59,12 +62,13 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private boolean committed;
 
   private StreamingArchiveUpload(Path imagesDir, long chunkBytes, ObjectUpload upload, ArchiveCodec codec,
-      BoundKey encryptWith, String name) {
+      BoundKey encryptWith, LongConsumer archived, String name) {
     this.imagesDir = imagesDir;
     this.chunkBytes = chunkBytes;
     this.upload = upload;
     this.codec = codec;
     this.encryptWith = encryptWith;
+    this.tarBytesArchived = archived;
     this.follower = new Thread(following, "archive-upload-" + name);
     follower.setDaemon(true);
   }
@@ -75,13 +79,14 @@ final class StreamingArchiveUpload implements AutoCloseable {
    * with CRIU freezing the workload.
    *
    * @param encryptWith the storage's current key, or null when it does not encrypt
+   * @param archived told the bytes of tar archived so far, before compression, as they grow
    * @param name names the upload's thread, for people reading thread dumps
    */
   static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, BoundKey encryptWith, Path imagesDir,
-      long chunkBytes, String name) throws IOException {
+      long chunkBytes, LongConsumer archived, String name) throws IOException {
     try {
       StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, encryptWith,
-          name);
+          archived, name);
       streaming.follower.start();
       streaming.lowered.await(LOWERING_TIMEOUT_SECONDS, TimeUnit.SECONDS);
       return streaming;
@@ -150,7 +155,9 @@ final class StreamingArchiveUpload implements AutoCloseable {
         file.getValue().archiveRest(archive, file.getKey());
       }
       archive.addFilesOf(imagesDir, chunked::containsKey);
-      return archive.finish();
+      ArchiveSummary summary = archive.finish();
+      tarBytesArchived.accept(summary.sizeBytes());
+      return summary;
     }
   }
 
@@ -168,6 +175,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
           chunked.put(name, file);
         }
         file.archive(archive, name, chunkBytes);
+        tarBytesArchived.accept(archive.tarBytes());
         archivedBytes = file.archivedBytes;
         archived = true;
       }

@@ -5,11 +5,13 @@ import dev.stasis.agent.profile.NodeFingerprint;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
+import dev.stasis.agent.work.WorkProgress;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.NodeProfileSpec;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
@@ -95,9 +97,11 @@ final class PodRestoreJob extends NodeJob<Restore> {
         requireSpace(manifests, runtime);
         requireBaseImages(restore, manifests, runtime);
         List<CheckpointImageStatus> pushed = new ArrayList<>();
-        try {
+        try (WorkProgress progress = work.progress(restore, work.restores)) {
+          progress.step(ProgressStatus.PUSHING, manifests.stream().mapToLong(m -> m.archive().storedBytes()).sum());
           for (RecordedManifest manifest : manifests) {
-            pushed.add(pushImage(registry, store, restore, checkpoint, manifest, storages.decryptionKey(manifest, grant)));
+            pushed.add(pushImage(registry, store, restore, checkpoint, manifest, storages.decryptionKey(manifest, grant),
+                progress));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -173,7 +177,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
    * manifest's.
    */
   private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Restore restore, Checkpoint checkpoint,
-      RecordedManifest recorded, Optional<BoundKey> decryptWith) throws WorkFailure {
+      RecordedManifest recorded, Optional<BoundKey> decryptWith, WorkProgress progress) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     Manifest manifest = recorded.manifest();
     String container = manifest.source.containerName;
@@ -187,7 +191,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
         manifest.archive.codec == ArchiveCodec.ZSTD);
     String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
         : System.getProperty("os.arch");
-    try (InputStream stored = store.open(recorded.archiveKey())) {
+    try (InputStream stored = progress.counting(store.open(recorded.archiveKey()))) {
       InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
       InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked;
       RegistryClient client = RegistryClient.open(registry, repository);

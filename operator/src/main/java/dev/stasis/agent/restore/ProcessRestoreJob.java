@@ -6,10 +6,12 @@ import dev.stasis.agent.process.TravellingFiles;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
+import dev.stasis.agent.work.WorkProgress;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Compatibility;
+import dev.stasis.api.ProgressStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveIntegrityException;
@@ -61,7 +63,13 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
     if (restoring.isEmpty()) {
       return;
     }
-    restore = restoring.get();
+    try (WorkProgress progress = work.progress(restoring.get(), work.restores)) {
+      restore(restoring.get(), progress);
+    }
+  }
+
+  /** Downloads, verifies and unpacks the archive, then has CRIU restore the tree; reports how far it came. */
+  private void restore(Restore restore, WorkProgress progress) {
     Path workDir = workDir(restore);
     Path images = workDir.resolve("images");
     Checkpoint checkpoint;
@@ -76,7 +84,8 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
         requireCriu();
         preflight(restore, recorded.manifest(), workDir);
         requireRoomFor(recorded, workDir);
-        download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null), images);
+        progress.step(ProgressStatus.DOWNLOADING, recorded.archive().storedBytes());
+        download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null), images, progress);
         putBack = TravellingFiles.putBack(recorded.manifest().paths, images, config.hostRoot());
       }
     } catch (PreflightFailed failure) {
@@ -101,6 +110,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
     // From here on CRIU runs. Its note, log and pid file in the work folder are what tells whether
     // a tree was restored, so the folder stays until the outcome is in the status.
     RestoredTree tree;
+    progress.step(ProgressStatus.RESTORING, progress.bytesExpected());
     try {
       tree = start(checkpoint.getSpec().optionsOrDefaults(), images, workDir);
     } catch (WorkFailure failure) {
@@ -145,10 +155,10 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
   }
 
   /** The archive the Checkpoint recorded, at the key the layout gives, checked against the recorded sha256. */
-  private void download(ObjectStore store, RecordedManifest recorded, BoundKey decryptWith, Path images)
-      throws WorkFailure {
+  private void download(ObjectStore store, RecordedManifest recorded, BoundKey decryptWith, Path images,
+      WorkProgress progress) throws WorkFailure {
     String key = recorded.archiveKey();
-    try (InputStream in = StasisMetrics.meteredDownload(config.nodeName(), store.open(key))) {
+    try (InputStream in = progress.counting(StasisMetrics.meteredDownload(config.nodeName(), store.open(key)))) {
       new ArchiveReader().extract(in, images, recorded.manifest().archive.codec, recorded.archive(), decryptWith);
     } catch (ArchiveAuthenticationException e) {
       throw new WorkFailure("ArchiveNotAuthentic", e.getMessage());

@@ -20,8 +20,10 @@ import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
@@ -161,6 +163,26 @@ public final class NodeWork {
       }
     });
     return !queued && queue.isRunning(id) ? Optional.of(WINDING_UP) : Optional.empty();
+  }
+
+  /**
+   * Starts reporting how far the attempt of {@code resource} on this node comes, into its status
+   * (through {@code lifecycle}) and the node's metrics; the job closes it once its bytes are moved.
+   * Once the job's own writes moved the work on, the lifecycle's precondition refuses any further
+   * progress, so it never follows them.
+   */
+  public <S extends AgentWorkStatus, R extends CustomResource<?, S>> WorkProgress progress(R resource,
+      WorkLifecycle<S, R> lifecycle) {
+    // The copy last written, so that the next write need not conflict first.
+    AtomicReference<R> latest = new AtomicReference<>(resource);
+    String kind = resource.getKind().toLowerCase(Locale.ROOT);
+    WorkProgress progress = new WorkProgress(
+        p -> lifecycle.progress(latest.get(), node(), p).map(written -> {
+          latest.set(written);
+          return true;
+        }).orElse(false),
+        (step, bytes) -> StasisMetrics.workBytesMoved(node(), kind, step, bytes), Clock.systemUTC());
+    return progress.start(StasisMetrics.inFlight(node(), kind, progress));
   }
 
   /**

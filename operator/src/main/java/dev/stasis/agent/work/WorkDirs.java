@@ -33,6 +33,15 @@ public final class WorkDirs {
     return usable;
   }
 
+  /** The bytes of the regular files under {@code dir} (CRIU's images once it is done); 0 when it cannot be read. */
+  public static long bytesIn(Path dir) {
+    try (var paths = Files.walk(dir)) {
+      return paths.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+    } catch (IOException | UncheckedIOException e) {
+      return 0;
+    }
+  }
+
   public static void delete(Path dir) {
     if (!Files.exists(dir)) {
       return;

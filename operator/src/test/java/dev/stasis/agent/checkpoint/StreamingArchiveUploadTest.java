@@ -16,6 +16,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.List;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.stream.Stream;
@@ -40,8 +42,9 @@ class StreamingArchiveUploadTest {
     Path images = temp.resolve("images");
     Path storage = temp.resolve("storage");
     byte[] memory = random(5 * (int) CHUNK + 12345);
+    List<Long> archived = new CopyOnWriteArrayList<>();
     try (var store = new FileSystemObjectStore(storage);
-        var upload = StreamingArchiveUpload.start(store.upload(KEY), codec, key, images, CHUNK, "test")) {
+        var upload = StreamingArchiveUpload.start(store.upload(KEY), codec, key, images, CHUNK, archived::add, "test")) {
       // Like CRIU: the folder appears, then the pages grow, then the small images are written.
       Files.createDirectories(images);
       Path pages = images.resolve("pages-1.img");
@@ -55,6 +58,8 @@ class StreamingArchiveUploadTest {
       Files.writeString(images.resolve("pagemap-1.img"), "pagemap");
 
       ArchiveSummary summary = upload.finish();
+      assertThat(archived).as("the progress is told the tar bytes as they grow, the whole archive last")
+          .isSorted().hasSizeGreaterThan(1).last().isEqualTo(summary.sizeBytes());
 
       Path restored = temp.resolve("restored");
       try (InputStream in = store.open(KEY)) {
@@ -75,7 +80,7 @@ class StreamingArchiveUploadTest {
     Path storage = temp.resolve("storage");
     Files.write(images.resolve("pages-1.img"), random(4 * (int) CHUNK));
     try (var store = new FileSystemObjectStore(storage)) {
-      var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, null, images, CHUNK, "test");
+      var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, null, images, CHUNK, bytes -> {}, "test");
       await().atMost(Duration.ofSeconds(10)).until(() -> partialUploadBytes(storage) >= 2 * CHUNK);
 
       upload.close(); // CRIU failed
