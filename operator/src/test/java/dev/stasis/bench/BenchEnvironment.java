@@ -99,7 +99,7 @@ final class BenchEnvironment implements AutoCloseable {
       RoleProcess operator = RoleProcess.start("operator", List.of("-Xmx" + OPERATOR_HEAP_MIB + "m"),
           List.of("operator", "--kubeconfig", kubeconfig), logs);
       started.add(operator);
-      RoleProcess agent = RoleProcess.start("agent", List.of(),
+      RoleProcess agent = RoleProcess.start("agent", agentJvmOptions(),
           // as a cluster admin allows the benchmark's namespace to checkpoint host processes
           List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(), "--allow-host-processes", NAMESPACE,
               "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig), logs);
@@ -176,5 +176,14 @@ final class BenchEnvironment implements AutoCloseable {
         System.err.println("bench: stopping " + part + " failed: " + e);
       }
     }
+  }
+
+  /**
+   * Extra JVM options for the agent from {@code STASIS_BENCH_AGENT_JVM_OPTIONS} (space-separated),
+   * e.g. a flight recording while profiling it; none by default.
+   */
+  private static List<String> agentJvmOptions() {
+    String options = System.getenv().getOrDefault("STASIS_BENCH_AGENT_JVM_OPTIONS", "").trim();
+    return options.isEmpty() ? List.of() : List.of(options.split("\\s+"));
   }
 }
