@@ -104,6 +104,8 @@ final class BenchEnvironment implements AutoCloseable {
           List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(), "--allow-host-processes", NAMESPACE,
               "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig), logs);
       started.add(agent);
+      // For bench/profile-agent.sh, which attaches to this agent by its PID.
+      Files.writeString(logs.resolve("agent.pid"), Long.toString(agent.pid()));
       await("the agent's NodeProfile", () -> client.resources(NodeProfile.class).withName(NODE).get() != null);
       await("storage " + STORAGE + " to be Available", () -> {
         CheckpointStorage s = client.resources(CheckpointStorage.class).withName(STORAGE).get();
