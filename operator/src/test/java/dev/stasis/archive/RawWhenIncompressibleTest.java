@@ -87,6 +87,7 @@ class RawWhenIncompressibleTest {
     new ArchiveReader().extract(new ByteArrayInputStream(stored.toByteArray()), restored, ArchiveCodec.ZSTD, summary);
 
     assertThat(summary.storedBytes()).isBetween(5L * MIB, 5L * MIB + 64 * 1024);
+    assertThat(rawFrames(stored.toByteArray())).as("the pages went out raw").isGreaterThanOrEqualTo(4);
     assertThat(Files.readAllBytes(restored.resolve("pages-1.img")))
         .isEqualTo(Files.readAllBytes(images.resolve("pages-1.img")));
     assertThat(Files.readString(restored.resolve("inventory.img"))).isEqualTo("inventory ".repeat(10_000));
