@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Benchmarks: Stasis against the by-hand CRIU pipeline, measured in one run (see BENCHMARKS.md).
 #
-#   bench/run.sh [--sizes 64,256,1024] [--repetitions 5] [--large-repetitions 3]
+#   bench/run.sh [--sizes 64,256,1024,4096] [--repetitions 5] [--large-repetitions 3] [--huge-repetitions 1]
 #                [--checkpoints 1000] [--control-plane-repetitions 3] [--no-write]
 #
 # Installs what it needs (CRIU, the local control plane) like `make test`, builds, then starts a
 # kube-apiserver, an S3 server, the operator and an agent, and measures. Prints a table and
 # rewrites BENCHMARKS.md and bench/results.json. Needs root (CRIU does), curl, tar and zstd.
-# About 6 minutes on a quiet 2-core machine, up to 15 while other work runs; fewer sizes or
-# repetitions make it quicker. BENCH_MAIN runs another benchmark of the same harness (bench/jobs.sh).
+# About 10 minutes on a quiet 2-core machine, up to 30 while other work runs (4 GiB needs about
+# 12 GiB of RAM and 20 GiB of disk); fewer sizes or repetitions make it quicker.
+# BENCH_MAIN runs another benchmark of the same harness (bench/jobs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MVN="${MVN:-mvn -B -q}"

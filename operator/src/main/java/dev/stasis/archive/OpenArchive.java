@@ -1,6 +1,5 @@
 package dev.stasis.archive;
 
-import com.github.luben.zstd.ZstdOutputStreamNoFinalizer;
 import java.io.BufferedOutputStream;
 import java.io.Closeable;
 import java.io.EOFException;
@@ -182,11 +181,7 @@ public final class OpenArchive implements Closeable {
       throws IOException {
     switch (codec) {
       case ZSTD:
-        ZstdOutputStreamNoFinalizer zstd = new ZstdOutputStreamNoFinalizer(stored, level);
-        // The frame checksum lets the reader tell a bad decompression from a bad download.
-        zstd.setChecksum(true);
-        zstd.setWorkers(workers);
-        return zstd;
+        return new RawWhenIncompressible(stored, level, workers);
       case NONE:
         return stored;
       default:

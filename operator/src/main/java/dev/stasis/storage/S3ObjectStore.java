@@ -117,7 +117,7 @@ public final class S3ObjectStore implements ObjectStore {
     if (config.endpoint() != null) {
       builder.endpointOverride(URI.create(config.endpoint()));
     }
-    return builder.build();
+    return UnsignedPartPayload.configure(builder).build();
   }
 
   private static AwsCredentialsProvider credentials(S3Config config) {

@@ -99,11 +99,13 @@ final class BenchEnvironment implements AutoCloseable {
       RoleProcess operator = RoleProcess.start("operator", List.of("-Xmx" + OPERATOR_HEAP_MIB + "m"),
           List.of("operator", "--kubeconfig", kubeconfig), logs);
       started.add(operator);
-      RoleProcess agent = RoleProcess.start("agent", List.of(),
+      RoleProcess agent = RoleProcess.start("agent", agentJvmOptions(),
           // as a cluster admin allows the benchmark's namespace to checkpoint host processes
           List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(), "--allow-host-processes", NAMESPACE,
               "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig), logs);
       started.add(agent);
+      // For bench/profile-agent.sh, which attaches to this agent by its PID.
+      Files.writeString(logs.resolve("agent.pid"), Long.toString(agent.pid()));
       await("the agent's NodeProfile", () -> client.resources(NodeProfile.class).withName(NODE).get() != null);
       await("storage " + STORAGE + " to be Available", () -> {
         CheckpointStorage s = client.resources(CheckpointStorage.class).withName(STORAGE).get();
@@ -176,5 +178,14 @@ final class BenchEnvironment implements AutoCloseable {
         System.err.println("bench: stopping " + part + " failed: " + e);
       }
     }
+  }
+
+  /**
+   * Extra JVM options for the agent from {@code STASIS_BENCH_AGENT_JVM_OPTIONS} (space-separated),
+   * e.g. a flight recording while profiling it; none by default.
+   */
+  private static List<String> agentJvmOptions() {
+    String options = System.getenv().getOrDefault("STASIS_BENCH_AGENT_JVM_OPTIONS", "").trim();
+    return options.isEmpty() ? List.of() : List.of(options.split("\\s+"));
   }
 }

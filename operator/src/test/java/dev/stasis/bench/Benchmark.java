@@ -18,9 +18,10 @@ import java.util.Map;
  * BENCHMARKS.md and bench/results.json. Options (all optional):
  *
  * <pre>
- *   --sizes 64,256,1024        memory of the checkpointed process, MiB ("none": control plane only)
+ *   --sizes 64,256,1024,4096   memory of the checkpointed process, MiB ("none": control plane only)
  *   --repetitions 5            repetitions below 1 GiB
- *   --large-repetitions 3      repetitions at 1 GiB and above (each takes half a minute)
+ *   --large-repetitions 3      repetitions at 1 GiB up to 4 GiB (each takes half a minute)
+ *   --huge-repetitions 1       repetitions at 4 GiB and above (each takes two minutes)
  *   --checkpoints 1000         Checkpoints created at once in the control-plane run
  *   --control-plane-repetitions 3
  *   --no-write                 print the table only; leave BENCHMARKS.md and results.json alone
@@ -52,7 +53,8 @@ public final class Benchmark {
       progress("warming up: one checkpoint and restore, not measured");
       new ProcessCheckpointRun(env, "warmup", 64, false).run(1);
       for (int mib : options.sizes()) {
-        int repetitions = mib >= 1024 ? options.largeRepetitions() : options.repetitions();
+        int repetitions = mib >= 4096 ? options.hugeRepetitions()
+            : mib >= 1024 ? options.largeRepetitions() : options.repetitions();
         for (boolean compressible : new boolean[] {false, true}) {
           figures.addAll(new ProcessCheckpointRun(env, "bench", mib, compressible).run(repetitions));
         }
@@ -95,12 +97,13 @@ public final class Benchmark {
     }
   }
 
-  record Options(List<Integer> sizes, int repetitions, int largeRepetitions, int checkpoints,
+  record Options(List<Integer> sizes, int repetitions, int largeRepetitions, int hugeRepetitions, int checkpoints,
       int controlPlaneRepetitions, boolean write) {
     static Options parse(String[] args) {
-      List<Integer> sizes = List.of(64, 256, 1024);
+      List<Integer> sizes = List.of(64, 256, 1024, 4096);
       int repetitions = 5;
       int largeRepetitions = 3;
+      int hugeRepetitions = 1;
       int checkpoints = 1000;
       int controlPlaneRepetitions = 3;
       boolean write = true;
@@ -112,13 +115,15 @@ public final class Benchmark {
           }
           case "--repetitions" -> repetitions = Integer.parseInt(args[++i]);
           case "--large-repetitions" -> largeRepetitions = Integer.parseInt(args[++i]);
+          case "--huge-repetitions" -> hugeRepetitions = Integer.parseInt(args[++i]);
           case "--checkpoints" -> checkpoints = Integer.parseInt(args[++i]);
           case "--control-plane-repetitions" -> controlPlaneRepetitions = Integer.parseInt(args[++i]);
           case "--no-write" -> write = false;
           default -> throw new IllegalArgumentException("unknown option " + args[i] + " (see bench/run.sh)");
         }
       }
-      return new Options(sizes, repetitions, largeRepetitions, checkpoints, controlPlaneRepetitions, write);
+      return new Options(sizes, repetitions, largeRepetitions, hugeRepetitions, checkpoints, controlPlaneRepetitions,
+          write);
     }
   }
 }

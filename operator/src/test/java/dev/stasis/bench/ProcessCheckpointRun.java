@@ -29,6 +29,8 @@ import java.util.concurrent.TimeUnit;
  */
 final class ProcessCheckpointRun {
   private static final double MIB = 1 << 20;
+  /** The agent's heap must stay below this however large the process (the chart's 1 GiB limit gives it 256 MiB). */
+  private static final double AGENT_HEAP_MIB = 256;
 
   private final BenchEnvironment env;
   private final int mib;
@@ -54,6 +56,7 @@ final class ProcessCheckpointRun {
   private final Samples byHandCriuRestore = new Samples();
   private final Samples agentRss = new Samples();
   private final Samples agentHeap = new Samples();
+  private final Samples agentLiveHeap = new Samples();
   private final Samples agentCpu = new Samples();
 
   ProcessCheckpointRun(BenchEnvironment env, String namePrefix, int mib, boolean compressible) {
@@ -100,6 +103,7 @@ final class ProcessCheckpointRun {
       RoleProcess.Usage usage = env.agent.endWindow();
       agentRss.add(usage.peakRssMiB());
       agentHeap.add(usage.heapPeakMiB());
+      agentLiveHeap.add(usage.liveAfterGcMiB());
       agentCpu.add(usage.cpuSeconds());
       env.workloads.remove(memhog);
     } finally {
@@ -236,22 +240,26 @@ final class ProcessCheckpointRun {
   }
 
   private List<Figure> figures() {
-    boolean largest = mib >= 1024;
+    // The targets are set at 1 GiB; frozen time and the agent's heap hold at every size.
+    boolean gib = mib == 1024;
     List<Figure> figures = new ArrayList<>();
     figures.add(new Figure("checkpoint-" + label, "s", stasisCheckpoint, byHandCheckpoint,
-        largest ? Target.ratio(0.6) : null, details(
+        gib ? Target.ratio(compressible ? 0.5 : 0.8) : null, details(
             "by hand: criu dump", byHandDump, "by hand: tar | zstd", byHandCompress, "by hand: upload", byHandUpload,
             "Stasis: agent's own time", agentCheckpoint)));
     figures.add(new Figure("checkpoint-agent-" + label, "s", agentCheckpoint, byHandCheckpoint, null, Map.of()));
     figures.add(new Figure("frozen-" + label, "s", stasisFrozen, byHandFrozen, Target.ratio(1.05), Map.of()));
     figures.add(new Figure("stored-" + label, "MiB", stasisStored, byHandStored, null, Map.of()));
     figures.add(new Figure("restore-" + label, "s", stasisRestore, byHandRestore,
-        largest ? Target.ratio(0.85) : null, details(
+        gib ? Target.ratio(compressible ? 0.6 : 0.7) : null, details(
             "by hand: download", byHandDownload, "by hand: zstd -d | tar x", byHandUnpack,
             "by hand: criu restore", byHandCriuRestore)));
     figures.add(new Figure("agent-peak-rss-" + label, "MiB", agentRss, null, null, Map.of()));
-    figures.add(new Figure("agent-peak-heap-" + label, "MiB", agentHeap, null, null, Map.of()));
-    figures.add(new Figure("agent-cpu-" + label, "s", agentCpu, null, null, Map.of()));
+    figures.add(new Figure("agent-peak-heap-" + label, "MiB", agentHeap, null, Target.atMost(AGENT_HEAP_MIB),
+        Map.of("live heap after GC", agentLiveHeap.median())));
+    // The agent's CPU for one checkpoint and one restore together.
+    figures.add(new Figure("agent-cpu-" + label, "s", agentCpu, null,
+        gib ? Target.atMost(compressible ? 1.0 : 2.0) : null, Map.of()));
     return figures;
   }
 

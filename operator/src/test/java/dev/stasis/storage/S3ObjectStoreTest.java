@@ -9,6 +9,7 @@ import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.ArchiveWriter;
+import dev.stasis.archive.Sha256;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.S3Server;
 import java.io.IOException;
@@ -185,6 +186,36 @@ class S3ObjectStoreTest {
 
       assertThat(writer.isAlive()).isFalse();
       assertThat(multipartUploads()).isEmpty();
+    }
+  }
+
+  /**
+   * Over plain HTTP the parts of an archive go with UNSIGNED-PAYLOAD (the archive's own sha256
+   * protects their bytes) and s3proxy, which checks every signature, takes them; a manifest is
+   * signed whole.
+   */
+  @Test
+  void archivePartsGoUnsignedOverPlainHttpAndManifestsSignedWhole() throws IOException {
+    byte[] content = randomBytes(12 << 20);
+    try (FaultInjectingProxy link = FaultInjectingProxy.to(server.endpoint());
+        S3ObjectStore overHttp = new S3ObjectStore(config(link.endpoint(), BUCKET, server.secretKey()),
+            S3ObjectStore.MIN_PART_SIZE)) {
+      try (ObjectUpload upload = overHttp.upload("ns/ckpt-1/archive.tar.zst")) {
+        upload.stream().write(content);
+        upload.commit();
+      }
+      overHttp.put("ns/ckpt-1/manifest.json", bytes("manifest"));
+
+      List<FaultInjectingProxy.Request> parts = link.requests().stream()
+          .filter(request -> request.isUpload() && request.target().contains("partNumber=")).toList();
+      assertThat(parts).hasSize(3).allSatisfy(part ->
+          assertThat(part.header("x-amz-content-sha256")).hasValue("UNSIGNED-PAYLOAD"));
+      FaultInjectingProxy.Request manifest = link.requests().stream()
+          .filter(request -> request.isUpload() && request.target().contains("manifest.json")).findFirst().orElseThrow();
+      assertThat(manifest.header("x-amz-content-sha256")).hasValue(Sha256.hexOf(bytes("manifest")));
+    }
+    try (InputStream stored = store.open("ns/ckpt-1/archive.tar.zst")) {
+      assertThat(stored.readAllBytes()).isEqualTo(content);
     }
   }
 

@@ -20,6 +20,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
@@ -34,8 +35,19 @@ import javax.net.ssl.SSLContext;
  * {@code Connection: close}), so every request is seen and the faults are deterministic.
  */
 public final class FaultInjectingProxy implements AutoCloseable {
-  /** What a request looks like to the rules: its method and its target (path and query). */
-  public record Request(String method, String target) {
+  /** What a request looks like to the rules: its method, its target (path and query) and its headers. */
+  public record Request(String method, String target, String head) {
+    /** The value of header {@code name} (any case), if the request has it. */
+    public Optional<String> header(String name) {
+      for (String line : head.split("\r\n")) {
+        int colon = line.indexOf(':');
+        if (colon > 0 && line.substring(0, colon).trim().equalsIgnoreCase(name)) {
+          return Optional.of(line.substring(colon + 1).trim());
+        }
+      }
+      return Optional.empty();
+    }
+
     /** A part of a multipart upload, or a whole object put in one request. */
     public boolean isUpload() {
       return method.equals("PUT");
@@ -184,7 +196,7 @@ public final class FaultInjectingProxy implements AutoCloseable {
       }
       String text = new String(head, StandardCharsets.ISO_8859_1);
       String[] requestLine = text.substring(0, text.indexOf("\r\n")).split(" ");
-      Request request = new Request(requestLine[0], requestLine.length > 1 ? requestLine[1] : "/");
+      Request request = new Request(requestLine[0], requestLine.length > 1 ? requestLine[1] : "/", text);
       requests.add(request);
       Rule current = rule;
       Fault fault = current.matches().test(request) ? current.fault() : Fault.PASS;
