@@ -1,0 +1,77 @@
+package dev.stasis.archive.dedup;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.stasis.archive.dedup.PagemapAlignedChunker.MappedRun;
+import java.io.ByteArrayInputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Boundaries at pagemap entries and at block-aligned addresses: every byte once, unmoved by other memory. */
+class PagemapAlignedChunkerTest {
+  private static final int PAGE = 4096;
+  private static final int BLOCK = 64 * 1024;
+
+  @Test
+  void cutsAtEachRunAndAtEveryAddressThatIsAMultipleOfTheBlock() throws IOException {
+    // 3 pages ending 2 pages into a block; 40 pages starting mid-block; one page.
+    List<MappedRun> runs = List.of(new MappedRun(0x10000 - PAGE, 3L * PAGE),
+        new MappedRun(0x7f0000005000L, 40L * PAGE), new MappedRun(0x7fff0000L, PAGE));
+    byte[] image = Chunks.random(44 * PAGE, 1);
+
+    Chunks chunks = Chunks.cut(new PagemapAlignedChunker(runs, BLOCK), image);
+
+    assertThat(chunks.joined()).isEqualTo(image);
+    assertThat(chunks.list()).extracting(c -> c.length / PAGE).containsExactly(
+        1, 2, // the first run crosses 0x10000
+        11, 16, 13, // 0x...5000 to the next block, a whole block, the rest
+        1);
+  }
+
+  @Test
+  void memoryMappedBetweenRunsMovesNoOtherChunk() throws IOException {
+    List<MappedRun> runs = List.of(new MappedRun(0x100000000L, 64L * BLOCK), new MappedRun(0x200000000L, 64L * BLOCK));
+    byte[] image = Chunks.random(128 * BLOCK, 2);
+    List<MappedRun> withNewMemory = new ArrayList<>(runs);
+    withNewMemory.add(1, new MappedRun(0x180000000L + 5 * PAGE, 100L * PAGE)); // not block-aligned
+    byte[] inserted = Chunks.random(100 * PAGE, 3);
+
+    Chunks before = Chunks.cut(new PagemapAlignedChunker(runs, BLOCK), image);
+    Chunks after = Chunks.cut(new PagemapAlignedChunker(withNewMemory, BLOCK),
+        Chunks.splice(image, 64 * BLOCK, 0, inserted));
+
+    assertThat(after.newBytesAfter(before)).isEqualTo(inserted.length);
+  }
+
+  @Test
+  void aRewrittenPageChangesOnlyItsBlock() throws IOException {
+    List<MappedRun> runs = List.of(new MappedRun(0x100000000L, 64L * BLOCK));
+    byte[] image = Chunks.random(64 * BLOCK, 4);
+    byte[] rewritten = image.clone();
+    System.arraycopy(Chunks.random(PAGE, 5), 0, rewritten, 10 * BLOCK + 3 * PAGE, PAGE);
+
+    PagemapAlignedChunker chunker = new PagemapAlignedChunker(runs, BLOCK);
+
+    assertThat(Chunks.cut(chunker, rewritten).newBytesAfter(Chunks.cut(chunker, image))).isEqualTo(BLOCK);
+  }
+
+  @Test
+  void anImageThatDisagreesWithItsPagemapIsRefused() {
+    PagemapAlignedChunker chunker = new PagemapAlignedChunker(List.of(new MappedRun(0, 4L * PAGE)), BLOCK);
+
+    assertThatThrownBy(() -> chunker.cut(new ByteArrayInputStream(new byte[3 * PAGE]), (b, o, l) -> { }))
+        .isInstanceOf(EOFException.class).hasMessageContaining("ends at byte 12288");
+    assertThatThrownBy(() -> chunker.cut(new ByteArrayInputStream(new byte[5 * PAGE]), (b, o, l) -> { }))
+        .isInstanceOf(IOException.class).hasMessageContaining("longer than the 16384 bytes its pagemap lists");
+  }
+
+  @Test
+  void runsAndBlocksThatAreNotWholePagesAreRefused() {
+    assertThatThrownBy(() -> new MappedRun(100, PAGE)).hasMessageContaining("page-aligned");
+    assertThatThrownBy(() -> new PagemapAlignedChunker(List.of(), 3 * PAGE)).hasMessageContaining("power of two");
+  }
+}
