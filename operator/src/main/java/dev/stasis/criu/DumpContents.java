@@ -123,6 +123,25 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
         Math.max(1, pstree.numbers(5).size()), comm, arguments, executable, cwd, root, open, new Memory(mapped, dumped));
   }
 
+  /** Memory of one process whose pages are in its pages image: {@code bytes} from {@code address}. */
+  public record MemoryRun(long address, long bytes) {}
+
+  /**
+   * Where the bytes of process {@code pid}'s pages image belong in its address space: the pagemap
+   * entries whose pages are in that image, in image order (what a chunker needs to cut the image
+   * at addresses). The image is {@code pages-<pagesId>.img}, named in the pagemap's head.
+   */
+  public record PagesImage(Path file, List<MemoryRun> runs) {}
+
+  public static PagesImage pagesImage(Path imagesDir, long pid) throws IOException {
+    List<PagemapEntry> pagemap = pagemap(imagesDir, pid);
+    if (pagemap.isEmpty()) {
+      throw new IOException("pagemap-" + pid + ".img in " + imagesDir + " lists no memory");
+    }
+    return new PagesImage(pagemap.get(0).pagesFile(), pagemap.stream().filter(PagemapEntry::inPagesFile)
+        .map(e -> new MemoryRun(e.vaddr(), e.pages() * PAGE_SIZE)).toList());
+  }
+
   /** One pagemap_entry, with where its pages start in its pages image (when they are there). */
   private record PagemapEntry(long vaddr, long pages, long flags, Path pagesFile, long offset) {
     boolean inPagesFile() {

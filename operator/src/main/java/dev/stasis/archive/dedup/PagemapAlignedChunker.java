@@ -3,13 +3,17 @@ package dev.stasis.archive.dedup;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Cuts a CRIU pages image where its pagemap says memory starts and ends, and at every virtual
- * address that is a multiple of the block size. Boundaries follow addresses, not offsets in the
- * image: memory mapped or unmapped elsewhere moves no other chunk's boundaries, and a rewritten
- * page changes only the block around it. Needs the pagemap, so it cuts one pages image at a time.
+ * Cuts a CRIU pages image where its pagemap says dumped memory starts and ends, and at every
+ * virtual address that is a multiple of the block size. Boundaries follow addresses, not offsets
+ * in the image: memory mapped or unmapped elsewhere moves no other chunk's boundaries, and a
+ * rewritten page changes only the block around it. Entries that continue one another are one run:
+ * CRIU splits long runs into entries by how full its page pipes are (1 MiB entries in a 256 MiB
+ * mapping), which memory elsewhere can shift, so those splits must not become boundaries. Needs
+ * the pagemap, so it cuts one pages image at a time.
  */
 public final class PagemapAlignedChunker implements Chunker {
   static final int PAGE_SIZE = 4096;
@@ -23,8 +27,21 @@ public final class PagemapAlignedChunker implements Chunker {
       throw new IllegalArgumentException("the block size must be a power of two of at least one page ("
           + PAGE_SIZE + " bytes), got " + blockBytes);
     }
-    this.runs = List.copyOf(runs);
+    this.runs = joined(runs);
     this.blockBytes = blockBytes;
+  }
+
+  private static List<MappedRun> joined(List<MappedRun> runs) {
+    List<MappedRun> joined = new ArrayList<>();
+    for (MappedRun run : runs) {
+      MappedRun last = joined.isEmpty() ? null : joined.get(joined.size() - 1);
+      if (last != null && last.address() + last.length() == run.address()) {
+        joined.set(joined.size() - 1, new MappedRun(last.address(), last.length() + run.length()));
+      } else {
+        joined.add(run);
+      }
+    }
+    return List.copyOf(joined);
   }
 
   @Override

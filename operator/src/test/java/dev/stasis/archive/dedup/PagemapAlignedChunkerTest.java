@@ -48,6 +48,19 @@ class PagemapAlignedChunkerTest {
   }
 
   @Test
+  void entriesThatContinueEachOtherAreCutAsOneRun() throws IOException {
+    // CRIU splits a long run into entries by how full its pipes were, which other memory can shift.
+    List<MappedRun> split = List.of(new MappedRun(0x100000000L, 3L * PAGE), new MappedRun(0x100003000L, 29L * PAGE),
+        new MappedRun(0x100020000L, 32L * PAGE));
+    byte[] image = Chunks.random(64 * PAGE, 6);
+
+    Chunks chunks = Chunks.cut(new PagemapAlignedChunker(split, BLOCK), image);
+
+    assertThat(chunks.list()).extracting(c -> c.length).containsExactly(BLOCK, BLOCK, BLOCK, BLOCK);
+    assertThat(chunks.joined()).isEqualTo(image);
+  }
+
+  @Test
   void aRewrittenPageChangesOnlyItsBlock() throws IOException {
     List<MappedRun> runs = List.of(new MappedRun(0x100000000L, 64L * BLOCK));
     byte[] image = Chunks.random(64 * BLOCK, 4);
