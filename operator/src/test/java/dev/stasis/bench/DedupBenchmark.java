@@ -14,6 +14,7 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
@@ -29,14 +30,14 @@ import java.util.Random;
  * between each. Chunks are named as stored (HMAC-SHA256, {@link ChunkNamer}); a chunk counts as
  * uploaded when the store does not yet hold its name. Prints a Markdown table (bench/dedup.md).
  *
- * <p>Arguments: {@code [size in MiB, default 256]}, or {@code --dumps <first> <second> <pid>}: two
- * real CRIU image directories of one process, the second checkpoint measured against the first.
+ * <p>Arguments: {@code [size in MiB, default 256]}, or {@code --dumps <pid> <directory>...}: 12 real
+ * CRIU dumps of one process (see {@link #realDumps}).
  */
 public final class DedupBenchmark {
   private static final int PAGE = 4096;
   private static final int KIB = 1024;
   private static final int MIB = 1024 * KIB;
-  private static final int[] AVERAGES = {16 * KIB, 64 * KIB, 256 * KIB, MIB, 4 * MIB};
+  private static final int[] AVERAGES = {16 * KIB, 64 * KIB, 128 * KIB, 256 * KIB, MIB, 4 * MIB};
   private static final int CHECKPOINTS = 10;
 
   private DedupBenchmark() {}
@@ -57,8 +58,8 @@ public final class DedupBenchmark {
   private record Cut(long chunks, long uploaded, double seconds) {}
 
   public static void main(String[] args) throws IOException {
-    if (args.length == 4 && args[0].equals("--dumps")) {
-      realDumps(Path.of(args[1]), Path.of(args[2]), Long.parseLong(args[3]));
+    if (args.length > 0 && args[0].equals("--dumps")) {
+      realDumps(Long.parseLong(args[1]), Arrays.stream(args, 2, args.length).map(Path::of).toList());
       return;
     }
     int size = (args.length > 0 ? Integer.parseInt(args[0]) : 256) * MIB;
@@ -100,22 +101,44 @@ public final class DedupBenchmark {
         store.stored() / (double) size);
   }
 
-  private static void realDumps(Path first, Path second, long pid) throws IOException {
-    PagesImage before = DumpContents.pagesImage(first, pid);
-    PagesImage after = DumpContents.pagesImage(second, pid);
-    System.out.printf("CRIU dumps %s and %s of PID %d: %d and %d MiB of pages in %d and %d pagemap entries%n%n", first,
-        second, pid, Files.size(before.file()) / MIB, Files.size(after.file()) / MIB, before.runs().size(),
-        after.runs().size());
-    System.out.println("| chunker | chunk size (avg) | chunks in the first | second checkpoint: uploaded |");
-    System.out.println("|---|---|---|---|");
+  /**
+   * Real CRIU dumps of one process ({@code memchurn}, bench/dedup-criu.sh), in this order: a first
+   * checkpoint, 9 more with 5% rewritten in blocks before each, one after a new mapping of 1/16,
+   * one after 5% of pages rewritten at scattered places. Each is measured against the store all
+   * before it filled, as a schedule would.
+   */
+  private static void realDumps(long pid, List<Path> dumps) throws IOException {
+    if (dumps.size() != CHECKPOINTS + 2) {
+      throw new IllegalArgumentException("--dumps needs a PID and " + (CHECKPOINTS + 2) + " image directories, got "
+          + dumps.size());
+    }
+    List<PagesImage> images = new ArrayList<>();
+    for (Path dump : dumps) {
+      images.add(DumpContents.pagesImage(dump, pid));
+    }
+    long size = Files.size(images.get(0).file());
+    System.out.printf("%d real CRIU dumps of PID %d, %d MiB of pages and %d pagemap entries in the first%n%n",
+        dumps.size(), pid, size / MIB, images.get(0).runs().size());
+    System.out.println("| chunker | chunk size (avg) | chunks per checkpoint | 2nd checkpoint, 5% in blocks: uploaded"
+        + " | 10 checkpoints: stored | then a new mapping of 1/16: uploaded | then 5% scattered pages: uploaded |");
+    System.out.println("|---|---|---|---|---|---|---|");
     ChunkNamer namer = ChunkNamer.forNamespace(new byte[32], "bench");
     for (boolean aligned : new boolean[] {false, true}) {
       for (int average : AVERAGES) {
         Store store = new Store();
-        long chunks = cut(before, aligned, average, namer, store).chunks();
-        long uploaded = cut(after, aligned, average, namer, store).uploaded();
-        System.out.printf("| %s | %s | %d | %d KiB (%.2f%%) |%n", aligned ? "pagemap-aligned" : "content-defined (FastCDC)",
-            sizeName(average), chunks, uploaded / KIB, percent(uploaded, Files.size(after.file())));
+        long chunks = cut(images.get(0), aligned, average, namer, store).chunks();
+        long second = cut(images.get(1), aligned, average, namer, store).uploaded();
+        for (int i = 2; i < CHECKPOINTS; i++) {
+          cut(images.get(i), aligned, average, namer, store);
+        }
+        long stored = store.stored();
+        long mapped = cut(images.get(CHECKPOINTS), aligned, average, namer, store).uploaded();
+        long scattered = cut(images.get(CHECKPOINTS + 1), aligned, average, namer, store).uploaded();
+        System.out.printf("| %s | %s | %d | %.1f%% | %.2f× | %.1f%% | %.1f%% |%n",
+            aligned ? "pagemap-aligned" : "content-defined (FastCDC)", sizeName(average), chunks,
+            percent(second, Files.size(images.get(1).file())), stored / (double) size,
+            percent(mapped, Files.size(images.get(CHECKPOINTS).file())),
+            percent(scattered, Files.size(images.get(CHECKPOINTS + 1).file())));
       }
     }
   }
