@@ -11,14 +11,14 @@ import javax.crypto.spec.SecretKeySpec;
 
 /**
  * Names chunks for one namespace: HMAC-SHA256 of the chunk's bytes under a key derived (HKDF) from
- * the storage's chunk secret and the namespace. The same bytes get the same name within a
+ * the namespace's chunk key and the namespace (docs/dedup.md). The same bytes get the same name within a
  * namespace, so they are stored once; another namespace, or anyone without the secret, cannot
  * tell from a name what the chunk holds or whether it holds the same as one of theirs. A name is
  * also the check a restore makes on each chunk it fetches. Not thread-safe: one per thread.
  */
 public final class ChunkNamer {
   private static final byte[] SALT = "stasis chunk names v1".getBytes(StandardCharsets.UTF_8);
-  static final int SECRET_BYTES = 32;
+  static final int KEY_BYTES = 32;
 
   private final Mac hmac;
 
@@ -31,16 +31,15 @@ public final class ChunkNamer {
     }
   }
 
-  /** {@code storageSecret}: 32 random bytes kept with the storage's credentials, never in the store. */
-  public static ChunkNamer forNamespace(byte[] storageSecret, String namespace) {
-    if (storageSecret.length != SECRET_BYTES) {
-      throw new IllegalArgumentException("the chunk secret must be " + SECRET_BYTES + " bytes, got "
-          + storageSecret.length);
+  /** {@code chunkKey}: the namespace's 32-byte chunk key, derived from a secret never in the store. */
+  public static ChunkNamer forNamespace(byte[] chunkKey, String namespace) {
+    if (chunkKey.length != KEY_BYTES) {
+      throw new IllegalArgumentException("a chunk key must be " + KEY_BYTES + " bytes, got " + chunkKey.length);
     }
     if (namespace.isEmpty()) {
       throw new IllegalArgumentException("chunks are named for a namespace, and the namespace is empty");
     }
-    return new ChunkNamer(Hkdf.sha256(storageSecret, SALT, namespace.getBytes(StandardCharsets.UTF_8)));
+    return new ChunkNamer(Hkdf.sha256(chunkKey, SALT, namespace.getBytes(StandardCharsets.UTF_8)));
   }
 
   /** 64 hex digits. */

@@ -50,7 +50,7 @@ class ChunkNamerTest {
 
   @Test
   void aSecretOfTheWrongSizeOrNoNamespaceIsRefused() {
-    assertThatThrownBy(() -> ChunkNamer.forNamespace(new byte[16], "team-a")).hasMessageContaining("32 bytes");
+    assertThatThrownBy(() -> ChunkNamer.forNamespace(new byte[16], "team-a")).hasMessageContaining("must be 32 bytes");
     assertThatThrownBy(() -> ChunkNamer.forNamespace(secret, "")).hasMessageContaining("namespace is empty");
   }
 }
