@@ -5,10 +5,11 @@
  * (anonymous private mapping) and writes to every byte of it: with
  * compressible=1 a repeating text pattern (compresses very well), with 0
  * pseudo-random bytes (does not compress). Only then does it start counting
- * like `counter`: every 100 ms it rewrites <outfile> with the count, so the
- * appearance of <outfile> means the memory is fully populated. Every count it
- * also checks one page of the buffer against the pattern, so a restore that
- * lost memory is noticed: it then writes "CORRUPT <count>\n" and exits 3.
+ * like `counter` (count_file.h: in place, fixed width, so that the file's size
+ * never changes): the appearance of <outfile> means the memory is fully
+ * populated. Every count it also checks one page of the buffer against the
+ * pattern, so a restore that lost memory is noticed: it then writes
+ * "CORRUPT <count>\n" (the same width) and exits 3.
  * Runs forever otherwise; end it with SIGKILL.
  */
 #include <errno.h>
@@ -21,24 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAGE 4096
+#include "count_file.h"
 
-static void write_str(const char *path, const char *buf)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return;
-	size_t len = strlen(buf), off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += n;
-	}
-	close(fd);
-}
+#define PAGE 4096
 
 /* Content of byte i of the buffer, a pure function of i so that it can be checked. */
 static inline uint64_t word_at(size_t word_index, int compressible)
@@ -73,22 +59,25 @@ int main(int argc, char **argv)
 			buf[i] = word_at(i, compressible);
 	}
 	size_t pages = size / PAGE, words_per_page = PAGE / sizeof(uint64_t);
+	int fd = open_count_file(argv[3]);
+	if (fd < 0) {
+		perror(argv[3]);
+		return 1;
+	}
 	for (unsigned long long count = 1;; count++) {
-		char line[64];
 		if (pages) {
 			size_t page = (count * 7919) % pages;
 			for (size_t w = page * words_per_page; w < (page + 1) * words_per_page; w++) {
 				if (buf[w] != word_at(w, compressible)) {
-					snprintf(line, sizeof(line), "CORRUPT %llu\n", count);
-					write_str(argv[3], line);
+					char line[COUNT_WIDTH + 2];
+					snprintf(line, sizeof(line), "CORRUPT %0*llu\n", COUNT_WIDTH - 8, count);
+					while (pwrite(fd, line, COUNT_WIDTH + 1, 0) < 0 && errno == EINTR)
+						;
 					return 3;
 				}
 			}
 		}
-		snprintf(line, sizeof(line), "%llu\n", count);
-		write_str(argv[3], line);
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
+		write_count(fd, count);
+		sleep_100ms();
 	}
 }
