@@ -130,6 +130,13 @@ final class MigrationChildren {
     return client.pods().inNamespace(migration.getMetadata().getNamespace()).withName(name).get();
   }
 
+  /** Whether the pod the Migration checkpointed (its UID) is there and not being deleted. */
+  boolean sourcePodRuns(Migration migration) {
+    Pod pod = pod(migration, migration.getSpec().target.pod.name);
+    return pod != null && migration.getStatus().sourcePodUid.equals(pod.getMetadata().getUid())
+        && pod.getMetadata().getDeletionTimestamp() == null;
+  }
+
   /**
    * Whether the pod the Migration checkpointed (its UID) is gone; while it is not, deletes it, with
    * its own grace period. Called only once its checkpoint is stored and recorded Completed.

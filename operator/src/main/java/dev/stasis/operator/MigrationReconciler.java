@@ -136,6 +136,13 @@ public class MigrationReconciler implements Reconciler<Migration> {
     CheckpointPhase phase = checkpoint.getStatus() == null ? CheckpointPhase.Pending : checkpoint.getStatus().phaseOrPending();
     if (phase == CheckpointPhase.Failed) {
       String reason = checkpoint.getStatus().reason;
+      if (migration.getStatus().sourcePodUid != null && !children.sourcePodRuns(migration)) {
+        lifecycle.checkpointFailed(migration, reason, "the checkpoint failed: " + checkpoint.getStatus().message
+            + ", and pod " + migration.getSpec().target.pod.name + " was deleted meanwhile (an eviction without a"
+            + " PodDisruptionBudget that holds it back?): the workload runs nowhere; restore an earlier checkpoint of it",
+            MigrationRecovery.NotRecovered);
+        return UpdateControl.noUpdate();
+      }
       boolean sourceLost = AgentLoss.REASON.equals(reason) || "ArchiveMissing".equals(reason);
       lifecycle.checkpointFailed(migration, reason, "the checkpoint failed: " + checkpoint.getStatus().message
           + (sourceLost ? "" : ". The workload was not moved and runs on on node " + migration.getStatus().sourceNode),

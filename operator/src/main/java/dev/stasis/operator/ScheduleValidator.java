@@ -86,8 +86,9 @@ final class ScheduleValidator {
     }
     requireDuration("spec.ttl", spec.ttl);
     boolean migrateOnDrain = spec.failover != null && spec.failover.migratesOnDrain();
-    if (migrateOnDrain) {
-      requireProcessTemplate(spec, "spec.failover.onDrain");
+    if (migrateOnDrain && (spec.checkpointTemplate == null || spec.checkpointTemplate.target == null)) {
+      throw new Refusal("InvalidFailover", "spec.failover.onDrain moves the target of a checkpointTemplate (a process"
+          + " tree or a pod); with a selector, remove spec.failover and restore the pods' checkpoints with a Restore");
     }
     Duration failoverAfter = failoverAfter(spec);
     return new ValidSchedule(runs,

@@ -3,21 +3,31 @@ package dev.stasis.e2e;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.stasis.api.CheckpointSchedule;
+import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationSpec;
 import dev.stasis.testing.CounterPods;
+import dev.stasis.kube.Labels;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.Kubectl;
 import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.TestNode;
+import dev.stasis.testing.Tool;
 import dev.stasis.testing.WorkloadImages;
+import io.fabric8.kubernetes.api.model.IntOrString;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudgetBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -27,7 +37,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A Migration of a pod on the real node of scripts/node.sh, which has one node: the pod is
  * checkpointed through the real kubelet while it runs, deleted once the archive is stored, and
- * restored in place (allowSourceNode) by containerd from the checkpoint image once it is gone.
+ * restored in place (allowSourceNode) by containerd from the checkpoint image once it is gone. And
+ * the same as a schedule's failover.onDrain while a real {@code kubectl drain} waits on the pod's
+ * PodDisruptionBudget.
  */
 @ExtendWith(TestNode.Extension.class)
 class PodMigrationOnNodeIT {
@@ -54,6 +66,71 @@ class PodMigrationOnNodeIT {
   @AfterAll
   static void stop() {
     if (stasis != null) stasis.close();
+  }
+
+  /**
+   * kubectl drain cordons the node, which starts the schedule's Migration, and tries to evict the pod,
+   * which its PodDisruptionBudget (minAvailable 1) refuses; the Migration deletes the pod once its
+   * checkpoint is stored, and the drain, finding it gone, completes. The pod comes back under its
+   * name (in place: failover.allowSourceNode, one node) and counts on from the checkpoint.
+   */
+  @Test
+  void aDrainWaitsOnTheDisruptionBudgetWhileThePodMoves() throws Exception {
+    String namespace = node.newNamespace("poddrain");
+    CounterPods.run(admin, namespace, "counter", Map.of("app", "counter", "drain", namespace), counterImage, "app");
+    String sourceUid = admin.pods().inNamespace(namespace).withName("counter").get().getMetadata().getUid();
+    admin.resource(new PodDisruptionBudgetBuilder().withNewMetadata().withName("counter").withNamespace(namespace)
+        .endMetadata().withNewSpec().withMinAvailable(new IntOrString(1)).withNewSelector()
+        .withMatchLabels(Map.of("app", "counter")).endSelector().endSpec().build()).create();
+    await("the disruption budget allows no eviction").atMost(TIMEOUT).until(() -> {
+      var pdb = admin.policy().v1().podDisruptionBudget().inNamespace(namespace).withName("counter").get();
+      return pdb.getStatus() != null && Integer.valueOf(1).equals(pdb.getStatus().getCurrentHealthy())
+          && Integer.valueOf(0).equals(pdb.getStatus().getDisruptionsAllowed());
+    });
+    CheckpointSchedule schedule = new CheckpointSchedule();
+    schedule.setMetadata(new ObjectMetaBuilder().withName("keep").withNamespace(namespace).build());
+    schedule.setSpec(new CheckpointScheduleSpec());
+    schedule.getSpec().schedule = "@every 1h";
+    schedule.getSpec().checkpointTemplate = new CheckpointTemplate();
+    schedule.getSpec().checkpointTemplate.target = CheckpointTarget.pod("counter", null);
+    schedule.getSpec().checkpointTemplate.storage = storage;
+    schedule.getSpec().failover = new CheckpointScheduleSpec.Failover();
+    schedule.getSpec().failover.onDrain = true;
+    schedule.getSpec().failover.allowSourceNode = true;
+    admin.resource(schedule).create();
+    await().atMost(TIMEOUT).until(() -> CounterPods.lastCount(admin, namespace, "counter", "app") >= 3);
+    long before = CounterPods.lastCount(admin, namespace, "counter", "app");
+
+    Kubectl kubectl = new Kubectl(node.kubeconfig());
+    try {
+      CompletableFuture<Tool.Result> drain = CompletableFuture.supplyAsync(() -> {
+        try {
+          return kubectl.run("drain", node.name(), "--pod-selector=drain=" + namespace, "--force",
+              "--timeout=" + TIMEOUT.toSeconds() + "s");
+        } catch (Exception e) {
+          throw new IllegalStateException(e);
+        }
+      });
+      var migrations = admin.resources(Migration.class).inNamespace(namespace).withLabel(Labels.SCHEDULE, "keep");
+      Migration done = await("the drain's Migration").atMost(TIMEOUT).until(() -> migrations.list().getItems(),
+          l -> l.size() == 1 && l.get(0).getStatus() != null && l.get(0).getStatus().phaseOrPending().isTerminal()).get(0);
+      assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(MigrationPhase.Completed);
+      assertThat(done.getStatus().sourcePodUid).isEqualTo(sourceUid);
+      assertThat(done.getStatus().restoredPod).isEqualTo("counter");
+      String output = drain.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS).ok().output();
+      assertThat(output).as("the drain waited on the budget").contains("Cannot evict pod as it would violate the pod's"
+          + " disruption budget").contains("node/" + node.name() + " drained");
+
+      await("the moved pod counts on").atMost(TIMEOUT)
+          .until(() -> CounterPods.lastCount(admin, namespace, "counter", "app") > before + 15);
+      CounterPods.assertCountsOn(CounterPods.counts(admin, namespace, "counter", "app"), before);
+      assertThat(admin.pods().inNamespace(namespace).list().getItems()).singleElement()
+          .satisfies(p -> assertThat(p.getMetadata().getUid()).isNotEqualTo(sourceUid));
+      await("one Migration per drain").during(Duration.ofSeconds(10)).atMost(Duration.ofSeconds(20))
+          .until(() -> migrations.list().getItems().size() == 1);
+    } finally {
+      kubectl.run("uncordon", node.name()).ok();
+    }
   }
 
   @Test

@@ -94,16 +94,8 @@ class MigrationReconcilerTest {
    */
   @Test
   void aPodIsDeletedOnlyOnceItsCheckpointIsStoredAndRestoredOnlyOnceItIsGone() {
-    NodeProfile nodeB = TestProfiles.node("node-b", Map.of(), "sse4_2", "avx2");
-    nodeB.getSpec().runtime = new NodeProfileSpec.RuntimeInfo();
-    nodeB.getSpec().runtime.name = "containerd";
-    nodeB.getSpec().runtime.restore = new NodeProfileSpec.RuntimeRestore(true, NodeProfileSpec.RuntimeRestore.FROM_CONFIG,
-        "restores", null);
-    client.resource(nodeB).create();
-    client.resource(new PodBuilder().withNewMetadata().withName("sim-0").withNamespace(NS).endMetadata()
-        .withNewSpec().withNodeName("node-a").addNewContainer().withName("app").endContainer().endSpec()
-        .withNewStatus().withPhase("Running").addNewContainerStatus().withName("app").withContainerID("containerd://c1")
-        .withNewState().withNewRunning().endRunning().endState().endContainerStatus().endStatus().build()).create();
+    podProfile("node-b");
+    runningPod("sim-0", "node-a");
     String podUid = client.pods().inNamespace(NS).withName("sim-0").get().getMetadata().getUid();
     Migration m = reconcile(migration("move", s -> s.target = CheckpointTarget.pod("sim-0", null)));
     assertThat(m.getStatus().phase).as(m.getStatus().message).isEqualTo(MigrationPhase.Checkpointing);
@@ -134,6 +126,21 @@ class MigrationReconcilerTest {
     assertThat(done.getStatus().message).contains("moved from node node-a to node node-b (pod sim-0)");
     assertThat(restore("move").getMetadata().getOwnerReferences()).as("deleting the Migration keeps the moved pod")
         .isNullOrEmpty();
+  }
+
+  /** A pod evicted while it was checkpointed runs nowhere: the Migration does not claim that it runs on. */
+  @Test
+  void aPodDeletedWhileItsCheckpointFailsIsNotSaidToRunOn() {
+    podProfile("node-b");
+    runningPod("sim-0", "node-a");
+    Migration m = reconcile(migration("move", s -> s.target = CheckpointTarget.pod("sim-0", null)));
+    client.pods().inNamespace(NS).withName("sim-0").delete();
+    checkpointEnds("move", CheckpointPhase.Failed, "PodNotFound", null);
+    Migration failed = reconcile(m);
+    assertFailed(failed, "PodNotFound", "and pod sim-0 was deleted meanwhile (an eviction without a PodDisruptionBudget"
+        + " that holds it back?): the workload runs nowhere");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.NotRecovered);
+    assertThat(restore("move")).isNull();
   }
 
   @Test
@@ -239,6 +246,23 @@ class MigrationReconcilerTest {
 
   private void profile(String name, String... flags) {
     client.resource(TestProfiles.node(name, Map.of(), flags)).create();
+  }
+
+  /** A node whose runtime restores pods from checkpoint images. */
+  private void podProfile(String name) {
+    NodeProfile profile = TestProfiles.node(name, Map.of(), "sse4_2", "avx2");
+    profile.getSpec().runtime = new NodeProfileSpec.RuntimeInfo();
+    profile.getSpec().runtime.name = "containerd";
+    profile.getSpec().runtime.restore = new NodeProfileSpec.RuntimeRestore(true, NodeProfileSpec.RuntimeRestore.FROM_CONFIG,
+        "restores", null);
+    client.resource(profile).create();
+  }
+
+  private void runningPod(String name, String node) {
+    client.resource(new PodBuilder().withNewMetadata().withName(name).withNamespace(NS).endMetadata()
+        .withNewSpec().withNodeName(node).addNewContainer().withName("app").endContainer().endSpec()
+        .withNewStatus().withPhase("Running").addNewContainerStatus().withName("app").withContainerID("containerd://c1")
+        .withNewState().withNewRunning().endRunning().endState().endContainerStatus().endStatus().build()).create();
   }
   private Migration migration(String name, Consumer<MigrationSpec> customize) {
     Migration m = new Migration();

@@ -28,6 +28,7 @@ import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.LabelSelector;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.time.Instant;
@@ -67,6 +68,13 @@ class ScheduleFailoverTest {
       s.checkpointTemplate = null;
       s.selector = new LabelSelector(null, Map.of("app", "sim"));
     }), "spec.failover.onNodeLost moves process trees (a checkpointTemplate with target.process) so far");
+    assertRefused(schedule("selected", f -> {
+      f.onNodeLost = null;
+      f.onDrain = true;
+    }, s -> {
+      s.checkpointTemplate = null;
+      s.selector = new LabelSelector(null, Map.of("app", "sim"));
+    }), "spec.failover.onDrain moves the target of a checkpointTemplate (a process tree or a pod)");
   }
 
   @Test
@@ -197,6 +205,34 @@ class ScheduleFailoverTest {
     reconcile(s);
     assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
         .satisfies(c -> assertThat(c.getSpec().target.process.node).isEqualTo("node-b"));
+  }
+
+  /**
+   * failover.onDrain of a pod: the drained node's pod is moved by one Migration of that pod (it comes
+   * back under its name, so the template names it still), with failover.allowSourceNode passed on.
+   */
+  @Test
+  void aDrainedNodesPodIsMovedByOneMigration() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    client.resource(new PodBuilder().withNewMetadata().withName("sim-0").withNamespace(NS).endMetadata()
+        .withNewSpec().withNodeName("node-a").addNewContainer().withName("app").endContainer().endSpec()
+        .withNewStatus().withPhase("Running").endStatus().build()).create();
+    CheckpointSchedule s = schedule("keep", f -> {
+      f.onNodeLost = null;
+      f.onDrain = true;
+      f.allowSourceNode = true;
+    }, spec -> spec.checkpointTemplate.target = CheckpointTarget.pod("sim-0", null));
+    CheckpointSchedule drained = reconcile(s);
+    assertThat(drained.getStatus().reason).as(drained.getStatus().message).isNotEqualTo("InvalidFailover");
+    String name = drained.getStatus().drains.get(0).migration;
+    Migration m = client.resources(Migration.class).inNamespace(NS).withName(name).get();
+    assertThat(m.getSpec().target.pod.name).isEqualTo("sim-0");
+    assertThat(m.getSpec().allowSourceNode).isTrue();
+    assertThat(events()).contains("NodeDraining");
+    clock.now = clock.now.plusSeconds(10);
+    reconcile(s);
+    assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("one per drain").hasSize(1);
   }
 
   /** A Migration is owned like a Checkpoint: the check takes any resource with an owner reference to the schedule. */
