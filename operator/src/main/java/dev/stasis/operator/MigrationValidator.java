@@ -71,20 +71,14 @@ final class MigrationValidator {
       throw new Refusal(e.reason(), e.getMessage());
     }
     Pod pod = resolved.pod();
-    OwnerReference controller = controller(pod);
-    if (controller != null && !"Restore".equals(controller.getKind())) {
+    OwnerReference controller = PodTargets.replacingController(pod).orElse(null);
+    if (controller != null) {
       throw new Refusal("PodHasController", "pod '" + pod.getMetadata().getName() + "' belongs to " + controller.getKind()
           + " " + controller.getName() + ", which would start a new copy of it when the Migration deletes it, and the"
           + " workload would run twice: move a pod of no controller (or one a Restore made), or checkpoint this one and"
           + " restore it as the README's \"Pods of Deployments, StatefulSets and Jobs\" says");
     }
     return new Source(resolved.node(), agentOn(resolved.node(), observed), pod);
-  }
-
-  private static OwnerReference controller(Pod pod) {
-    var owners = pod.getMetadata().getOwnerReferences();
-    return owners == null ? null : owners.stream().filter(o -> Boolean.TRUE.equals(o.getController())).findFirst()
-        .orElse(null);
   }
 
   private static NodeProfile agentOn(String node, Observed observed) throws Refusal {

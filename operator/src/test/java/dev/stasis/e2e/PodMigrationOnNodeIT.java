@@ -14,6 +14,7 @@ import dev.stasis.testing.CounterPods;
 import dev.stasis.kube.Labels;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.Kubectl;
+import dev.stasis.testing.MetricsEndpoint;
 import dev.stasis.testing.PodCheckpoints;
 import dev.stasis.testing.TestNode;
 import dev.stasis.testing.Tool;
@@ -134,7 +135,7 @@ class PodMigrationOnNodeIT {
   }
 
   @Test
-  void aCountingPodMovesInPlaceAndCountsOnFromItsCheckpointAsTheOneCopy() {
+  void aCountingPodMovesInPlaceAndCountsOnFromItsCheckpointAsTheOneCopy() throws Exception {
     String namespace = node.newNamespace("podmig");
     CounterPods.run(admin, namespace, "counter", Map.of("app", "counter"), counterImage, "app");
     String sourceUid = admin.pods().inNamespace(namespace).withName("counter").get().getMetadata().getUid();
@@ -179,6 +180,14 @@ class PodMigrationOnNodeIT {
           assertThat(p.getStatus().getPhase()).isEqualTo("Running");
           assertThat(p.getStatus().getContainerStatuses()).allSatisfy(s -> assertThat(s.getRestartCount()).isZero());
         }));
+
+    String metrics = MetricsEndpoint.get(stasis.metricsPort(), "/metrics").body();
+    assertThat(MetricsEndpoint.value(metrics, "stasis_migrations_total", "result=\"Completed\"", "reason=\"Migrated\""))
+        .hasValueSatisfying(n -> assertThat(n).isGreaterThanOrEqualTo(1.0));
+    assertThat(MetricsEndpoint.value(metrics, "stasis_migration_frozen_to_running_seconds_count", "result=\"Completed\""))
+        .hasValueSatisfying(n -> assertThat(n).isGreaterThanOrEqualTo(1.0));
+    System.out.printf("pod migration in place: %ds in all, %ds from its checkpoint to running again%n",
+        done.getStatus().totalSeconds, done.getStatus().frozenToRunningSeconds);
 
     // The moved pod belongs to its Restore, which outlives the Migration: deleting the Migration keeps it.
     admin.resource(done).delete();
