@@ -154,6 +154,20 @@ class ScheduleFailoverTest {
         .satisfies(r -> assertThat(r.getMetadata().getLabels()).doesNotContainKey(Labels.FAILOVER_FROM));
   }
 
+  /** fencing: None for a pod: its object is left (the name stays taken), the restored pod gets a name of its own. */
+  @Test
+  void withFencingNoneALostNodesPodIsLeftAndRestoredUnderAnotherName() {
+    pod("sim-0", "node-a", null);
+    CheckpointSchedule s = schedule("keep", f -> f.fencing = CheckpointScheduleSpec.Fencing.None,
+        spec -> spec.checkpointTemplate.target = CheckpointTarget.pod("sim-0", null));
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    reconcile(s);
+    assertThat(restores()).singleElement().satisfies(r -> assertThat(r.getSpec().pod).isNull());
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).isNotNull();
+  }
+
   @Test
   void withoutACompletedCheckpointTheLossIsSaidOnce() {
     CheckpointSchedule s = schedule("keep", f -> {});
