@@ -9,6 +9,7 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
+import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationSpec;
 import dev.stasis.testing.CounterPods;
 import dev.stasis.kube.Labels;
@@ -132,6 +133,54 @@ class PodMigrationOnNodeIT {
     } finally {
       kubectl.run("uncordon", node.name()).ok();
     }
+  }
+
+  /**
+   * containerd cannot checkpoint a container whose image it no longer has (removed as image garbage
+   * collection would): the Migration fails with the Checkpoint's reason before anything was
+   * stopped, says the pod runs on, and it does, untouched: the same pod, counting on, no Restore.
+   */
+  @Test
+  void aPodWhoseCheckpointFailsRunsOnUntouched() throws Exception {
+    String namespace = node.newNamespace("podmigfail");
+    String doomed = WorkloadImages.push(node.registry(), "workloads/doomed-" + namespace, "1", "pod-counter",
+        "/doomed-count");
+    CounterPods.run(admin, namespace, "counter", Map.of("app", "counter"), doomed, "app");
+    String sourceUid = admin.pods().inNamespace(namespace).withName("counter").get().getMetadata().getUid();
+    String repository = node.registry() + "/workloads/doomed-" + namespace + "@sha256:";
+    String reference = await("the kubelet reports the image").atMost(TIMEOUT).until(() -> nodeImage(repository),
+        r -> r != null);
+    node.removeImage(reference);
+
+    Migration m = new Migration();
+    m.setMetadata(new ObjectMetaBuilder().withName("move").withNamespace(namespace).build());
+    m.setSpec(new MigrationSpec(CheckpointTarget.pod("counter", null)));
+    m.getSpec().storage = storage;
+    m.getSpec().allowSourceNode = true;
+    var migrations = admin.resources(Migration.class).inNamespace(namespace).withName("move");
+    admin.resource(m).create();
+    Migration failed = await().atMost(TIMEOUT).until(migrations::get, mig -> mig.getStatus() != null
+        && mig.getStatus().phaseOrPending().isTerminal());
+    assertThat(failed.getStatus().phase).isEqualTo(MigrationPhase.Failed);
+    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("RuntimeCannotCheckpoint");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.SourceRunning);
+    assertThat(failed.getStatus().message).contains("not found").endsWith("The workload was not moved and runs on on"
+        + " node " + node.name());
+    assertThat(failed.getStatus().restore).isNull();
+    long counted = CounterPods.lastCount(admin, namespace, "counter", "app");
+    await("the pod runs on untouched").atMost(TIMEOUT)
+        .until(() -> CounterPods.lastCount(admin, namespace, "counter", "app") > counted + 3);
+    assertThat(admin.pods().inNamespace(namespace).list().getItems()).singleElement().satisfies(p -> {
+      assertThat(p.getMetadata().getUid()).isEqualTo(sourceUid);
+      assertThat(p.getMetadata().getDeletionTimestamp()).isNull();
+    });
+  }
+
+  /** The name, with its digest, under which the node's kubelet reports an image of {@code repository}; null if none. */
+  static String nodeImage(String repository) {
+    return admin.nodes().withName(node.name()).get().getStatus().getImages().stream()
+        .flatMap(i -> i.getNames() == null ? java.util.stream.Stream.<String>empty() : i.getNames().stream())
+        .filter(n -> n.startsWith(repository)).findFirst().orElse(null);
   }
 
   @Test
