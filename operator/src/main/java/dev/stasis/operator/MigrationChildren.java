@@ -62,13 +62,16 @@ final class MigrationChildren {
   /**
    * A Restore of the Migration's checkpoint: {@code name}, placed by {@code placement} (the
    * Migration's, without its source node; or on the source node only). A pod comes back under its
-   * own name (it is gone by then), so that what names it (a schedule's template, kubectl) finds it.
+   * own name (it is gone by then), so that what names it finds it; except a drain's: {@code kubectl
+   * drain} evicts by name until it gets a 404, and would evict the restored pod while it starts.
    */
   String createRestore(Migration migration, String name, RestorePlacement placement) throws Refusal {
     RestoreSpec spec = new RestoreSpec();
     spec.checkpointRef = new CheckpointRef(migration.getStatus().checkpoint);
     spec.placement = placement;
-    if (migration.getSpec().target.pod != null) {
+    var labels = migration.getMetadata().getLabels();
+    boolean drain = labels != null && Labels.TRIGGER_DRAIN.equals(labels.get(Labels.TRIGGER));
+    if (migration.getSpec().target.pod != null && !drain) {
       spec.pod = new RestorePodSpec();
       spec.pod.name = migration.getSpec().target.pod.name;
     }

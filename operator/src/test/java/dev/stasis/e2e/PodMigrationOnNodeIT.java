@@ -73,8 +73,9 @@ class PodMigrationOnNodeIT {
   /**
    * kubectl drain cordons the node, which starts the schedule's Migration, and tries to evict the pod,
    * which its PodDisruptionBudget (minAvailable 1) refuses; the Migration deletes the pod once its
-   * checkpoint is stored, and the drain, finding it gone, completes. The pod comes back under its
-   * name (in place: failover.allowSourceNode, one node) and counts on from the checkpoint.
+   * checkpoint is stored, and the drain, finding it gone, completes. The pod comes back under a new
+   * name (kubectl evicts by name; in place: failover.allowSourceNode, one node) and counts on from
+   * the checkpoint.
    */
   @Test
   void aDrainWaitsOnTheDisruptionBudgetWhileThePodMoves() throws Exception {
@@ -118,16 +119,17 @@ class PodMigrationOnNodeIT {
           l -> l.size() == 1 && l.get(0).getStatus() != null && l.get(0).getStatus().phaseOrPending().isTerminal()).get(0);
       assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(MigrationPhase.Completed);
       assertThat(done.getStatus().sourcePodUid).isEqualTo(sourceUid);
-      assertThat(done.getStatus().restoredPod).isEqualTo("counter");
+      String restored = done.getStatus().restoredPod;
+      assertThat(restored).as("a name kubectl drain does not evict").startsWith("counter-");
       String output = drain.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS).ok().output();
       assertThat(output).as("the drain waited on the budget").contains("Cannot evict pod as it would violate the pod's"
           + " disruption budget").contains("node/" + node.name() + " drained");
 
       await("the moved pod counts on").atMost(TIMEOUT)
-          .until(() -> CounterPods.lastCount(admin, namespace, "counter", "app") > before + 15);
-      CounterPods.assertCountsOn(CounterPods.counts(admin, namespace, "counter", "app"), before);
+          .until(() -> CounterPods.lastCount(admin, namespace, restored, "app") > before + 15);
+      CounterPods.assertCountsOn(CounterPods.counts(admin, namespace, restored, "app"), before);
       assertThat(admin.pods().inNamespace(namespace).list().getItems()).singleElement()
-          .satisfies(p -> assertThat(p.getMetadata().getUid()).isNotEqualTo(sourceUid));
+          .satisfies(p -> assertThat(p.getMetadata().getName()).isEqualTo(restored));
       await("one Migration per drain").during(Duration.ofSeconds(10)).atMost(Duration.ofSeconds(20))
           .until(() -> migrations.list().getItems().size() == 1);
     } finally {

@@ -289,8 +289,8 @@ class ScheduleFailoverTest {
   }
 
   /**
-   * failover.onDrain of a pod: the drained node's pod is moved by one Migration of that pod (it comes
-   * back under its name, so the template names it still), with failover.allowSourceNode passed on.
+   * failover.onDrain of a pod: the drained node's pod is moved by one Migration of that pod, with
+   * failover.allowSourceNode passed on.
    */
   @Test
   void aDrainedNodesPodIsMovedByOneMigration() {

@@ -22,10 +22,10 @@ import java.util.Optional;
  * {@code failover.onDrain} of a schedule with a fixed target (a process tree, or a pod): when the
  * target's node is drained, a Migration moves it to another compatible node (checkpoint, stop,
  * restore), one per drain, named like a drain checkpoint, labelled {@value Labels#SCHEDULE} and
- * owned by the schedule. Once one completed, the schedule's later runs take the target where it runs
- * now (a process tree's node and PID; a pod comes back under its name). A pod's drain Migration
- * deletes the pod once its checkpoint is stored: a drain that a PodDisruptionBudget holds up
- * (README) then finds it gone and goes on.
+ * owned by the schedule. Once one completed, the schedule's later runs take a process tree where it
+ * runs now (its node and PID). A pod's drain Migration deletes the pod once its checkpoint is
+ * stored: a drain that a PodDisruptionBudget holds up (README) then finds it gone and goes on; the
+ * pod comes back under a new name (MigrationChildren), which the template must be pointed at.
  */
 public final class DrainMigrations {
   private final KubernetesClient client;
@@ -82,8 +82,8 @@ public final class DrainMigrations {
           m.getMetadata().getName(), m.getStatus().completionTime);
       events.normal(schedule, "TargetMoved", "Migration " + m.getMetadata().getName() + " moved the target off node "
           + m.getStatus().sourceNode + " to node " + m.getStatus().node + (m.getStatus().restoredPid != null
-          ? " (PID " + m.getStatus().restoredPid + ")" : " (pod " + m.getStatus().restoredPod + ")")
-          + "; later checkpoints are taken there");
+          ? " (PID " + m.getStatus().restoredPid + "); later checkpoints are taken there"
+          : " (pod " + m.getStatus().restoredPod + "); point spec.checkpointTemplate.target.pod.name at it"));
     });
   }
 
