@@ -137,6 +137,11 @@ public class CheckpointScheduleSpec {
         + " chosen.")
     public RestorePlacement placement;
 
+    @JsonPropertyDescription("onDrain only: let the drain's Migration restore the target on the drained node itself,"
+        + " which it otherwise excludes (a one-node cluster, a drain that ends with an uncordon). A lost node is never"
+        + " chosen.")
+    public Boolean allowSourceNode;
+
     @Default("Auto")
     @JsonPropertyDescription("Auto: once the target runs again elsewhere, the lost node's agent ends the old copy when"
         + " it comes back (identified by PID, start time and boot id). None: you fence lost nodes yourself.")

@@ -141,6 +141,8 @@ public class CheckpointScheduleStatus extends ObservedStatus {
     @JsonPropertyDescription("Where it runs again, once the Restore completed.")
     public String node;
     public Integer restoredPid;
+    @JsonPropertyDescription("The pod it runs in again (a pod target).")
+    public String restoredPod;
     @JsonPropertyDescription("Pending, Completed or Failed, as its Restore; Failed with a reason when there was nothing to restore.")
     public String phase;
     public String reason;

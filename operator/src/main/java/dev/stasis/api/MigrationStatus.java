@@ -7,6 +7,8 @@ public class MigrationStatus extends ObservedStatus {
   public MigrationPhase phase;
   /** The node the target ran on when the Migration began. */
   public String sourceNode;
+  /** UID of the pod a pod target was when the Migration began: the one pod it deletes once the checkpoint is stored. */
+  public String sourcePodUid;
   /** The node it was restored on (the source node when it was brought back there). */
   public String node;
   /** The Checkpoint it created (the same name as the Migration). */
@@ -17,6 +19,8 @@ public class MigrationStatus extends ObservedStatus {
   public String sourceRestore;
   /** PID of the restored tree's root on {@link #node} (process targets). */
   public Integer restoredPid;
+  /** The pod the workload runs in again on {@link #node} (pod targets). */
+  public String restoredPod;
   /** Where the workload went when the Migration failed (only then). */
   public MigrationRecovery recovery;
   /** Why the target went where it did, or why no node could take it (NoCompatibleNode). */
@@ -27,7 +31,10 @@ public class MigrationStatus extends ObservedStatus {
   public String completionTime;
   /** From the Migration's creation to its end. */
   public Long totalSeconds;
-  /** From the checkpoint freezing the workload to the restored workload running: how long it did no work. */
+  /**
+   * From the checkpoint freezing the workload to the restored workload running: how long it did no
+   * work (a pod runs on until its checkpoint is stored; what it does then is lost with the pod).
+   */
   public Long frozenToRunningSeconds;
   public String reason;
   public String message;

@@ -7,6 +7,7 @@ import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationStatus;
 import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.ProgressStatus;
+import dev.stasis.api.RestoreStatus;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.time.Duration;
 import java.time.Instant;
@@ -46,16 +47,21 @@ public final class MigrationLifecycle {
     return failed(observed, status, reason, message + ". Nothing was stopped: the workload runs on where it is");
   }
 
-  /** checkpointing: Pending → Checkpointing, its Checkpoint of the target on {@code sourceNode} created. */
-  public Migration checkpointing(Migration observed, String sourceNode, String checkpoint, PlacementStatus placement) {
+  /**
+   * checkpointing: Pending → Checkpointing, its Checkpoint of the target on {@code sourceNode}
+   * created; {@code sourcePodUid}: the pod of a pod target, null for a process tree.
+   */
+  public Migration checkpointing(Migration observed, String sourceNode, String sourcePodUid, String checkpoint,
+      PlacementStatus placement) {
     MigrationStatus status = next(observed, MigrationPhase.Pending);
     status.phase = MigrationPhase.Checkpointing;
     status.sourceNode = sourceNode;
+    status.sourcePodUid = sourcePodUid;
     status.checkpoint = checkpoint;
     status.placement = placement;
     status.startTime = Conditions.now();
     String message = "checkpointing the target on node " + sourceNode + " (Checkpoint " + checkpoint
-        + "); it is ended once its archive is stored";
+        + "); it is ended once its archive is stored" + (sourcePodUid == null ? "" : " (its pod deleted)");
     return moved(observed, status, "Checkpointing", message);
   }
 
@@ -69,14 +75,18 @@ public final class MigrationLifecycle {
     return failed(observed, status, reason, message);
   }
 
-  /** restoring: Checkpointing → Restoring: the checkpoint is stored (the source ended), its Restore created. */
+  /**
+   * restoring: Checkpointing → Restoring: the checkpoint is stored (the source ended: its tree
+   * killed, or its pod deleted and gone), its Restore created.
+   */
   public Migration restoring(Migration observed, String restore) {
     MigrationStatus status = next(observed, MigrationPhase.Checkpointing);
     status.phase = MigrationPhase.Restoring;
     status.restore = restore;
     status.progress = null; // the Restore's own, once it moves
-    return moved(observed, status, "Restoring", "checkpoint " + status.checkpoint
-        + " stored and the workload ended on node " + status.sourceNode + "; restoring it elsewhere (Restore " + restore + ")");
+    return moved(observed, status, "Restoring", "checkpoint " + status.checkpoint + " stored and the workload ended on"
+        + " node " + status.sourceNode + (status.sourcePodUid == null ? "" : " (its pod deleted)")
+        + "; restoring it elsewhere (Restore " + restore + ")");
   }
 
   /**
@@ -101,24 +111,24 @@ public final class MigrationLifecycle {
   }
 
   /**
-   * complete: Restoring → Completed: the workload runs on {@code node} (PID {@code pid} for a process
-   * tree), {@code frozenToRunning} after the checkpoint froze it.
+   * complete: Restoring → Completed: the workload runs where {@code restored} says (its node, and
+   * the PID of a process tree or the pod of a pod target), {@code frozenToRunning} after the
+   * checkpoint froze it.
    */
-  public Migration complete(Migration observed, String node, Integer pid, Duration frozenToRunning) {
+  public Migration complete(Migration observed, RestoreStatus restored, Duration frozenToRunning) {
     MigrationStatus status = next(observed, MigrationPhase.Restoring);
     if (status.sourceRestore != null) {
       throw new IllegalStateException("migration " + observed.getMetadata().getName()
           + " was brought back to its source: it failed, it did not complete");
     }
     status.phase = MigrationPhase.Completed;
-    status.node = node;
+    restoredAt(status, restored);
     if (status.progress != null) {
       status.progress = status.progress.finished();
     }
-    status.restoredPid = pid;
     ended(observed, status, frozenToRunning);
     status.reason = "Migrated";
-    status.message = "moved from node " + status.sourceNode + " to node " + node + (pid == null ? "" : " (PID " + pid + ")")
+    status.message = "moved from node " + status.sourceNode + " to node " + status.node + where(status)
         + "; it did no work for " + status.frozenToRunningSeconds + "s, from its checkpoint to running again";
     Conditions.set(status, Conditions.COMPLETE, true, status.reason, status.message, observed.getMetadata().getGeneration());
     Conditions.set(status, Conditions.FAILED, false, status.reason, status.message, observed.getMetadata().getGeneration());
@@ -130,15 +140,14 @@ public final class MigrationLifecycle {
 
   /**
    * restore failed: Restoring → Failed, the move did not happen. {@code recovery}: the workload runs
-   * again on the source ({@code RestoredOnSource}: {@code node}, {@code pid} say where), or nowhere
-   * Stasis knows of. The reason stays the one the restore elsewhere failed with.
+   * again on the source ({@code RestoredOnSource}: {@code restored} says where), or nowhere Stasis
+   * knows of ({@code restored} null). The reason stays the one the restore elsewhere failed with.
    */
   public Migration restoreFailed(Migration observed, String reason, String message, MigrationRecovery recovery,
-      String node, Integer pid, Duration frozenToRunning) {
+      RestoreStatus restored, Duration frozenToRunning) {
     MigrationStatus status = next(observed, MigrationPhase.Restoring);
     status.recovery = recovery;
-    status.node = node;
-    status.restoredPid = pid;
+    restoredAt(status, restored);
     ended(observed, status, frozenToRunning);
     return failed(observed, status, reason, message);
   }
@@ -155,6 +164,17 @@ public final class MigrationLifecycle {
     }
     status.progress = progress;
     return statusWriter.replace(observed, status);
+  }
+
+  private static void restoredAt(MigrationStatus status, RestoreStatus restored) {
+    status.node = restored == null ? null : restored.node;
+    status.restoredPid = restored == null ? null : restored.restoredPid;
+    status.restoredPod = restored == null ? null : restored.restoredPod;
+  }
+
+  private static String where(MigrationStatus status) {
+    return status.restoredPid != null ? " (PID " + status.restoredPid + ")"
+        : status.restoredPod != null ? " (pod " + status.restoredPod + ")" : "";
   }
 
   /** A copy of the observed status to move on from, after checking the phase it is in. */

@@ -4,6 +4,7 @@ import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.PodTarget;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
+import io.fabric8.kubernetes.api.model.OwnerReference;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.ResourceRequirements;
@@ -25,6 +26,16 @@ public final class PodTargets {
   public static final List<String> GPU_RESOURCES = List.of("nvidia.com/gpu", "amd.com/gpu");
 
   private PodTargets() {}
+
+  /**
+   * The controller that would start a new copy of {@code pod} once it is deleted (a ReplicaSet,
+   * StatefulSet, Job, DaemonSet...): any controller but the Restore that made it.
+   */
+  public static Optional<OwnerReference> replacingController(Pod pod) {
+    var owners = pod.getMetadata().getOwnerReferences();
+    return owners == null ? Optional.empty() : owners.stream()
+        .filter(o -> Boolean.TRUE.equals(o.getController()) && !"Restore".equals(o.getKind())).findFirst();
+  }
 
   /** A pod that can be checkpointed: where it runs and which containers to checkpoint. */
   public record ResolvedPod(Pod pod, String node, List<ContainerCheckpointStatus> containers) {}

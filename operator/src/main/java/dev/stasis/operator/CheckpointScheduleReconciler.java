@@ -152,8 +152,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       if (valid.migrateOnDrain()) {
         drainMigrations.follow(schedule, status);
       }
-      if (valid.failoverAfter() != null
-          && failover.check(schedule, schedule.getSpec().failover, valid.failoverAfter(), processTarget(schedule, status), owned, status)) {
+      if (valid.failoverAfter() != null && failsOver(schedule, valid, status, owned)) {
         owned = checkpoints.list(schedule); // it dropped those that waited for the lost node
       }
       pinProcess(schedule, status, owned);
@@ -529,6 +528,24 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     CheckpointTemplate template = schedule.getSpec().checkpointTemplate;
     ProcessTarget target = template == null || template.target == null ? null : template.target.process;
     return NodeLossFailover.effectiveTarget(target, status);
+  }
+
+  /**
+   * failover.onNodeLost's look at the template's target: a process tree where it runs now, or the pod
+   * of that name where it is scheduled (none while there is no such pod: nothing is known to be lost).
+   */
+  private boolean failsOver(CheckpointSchedule schedule, ScheduleValidator.ValidSchedule valid,
+      CheckpointScheduleStatus status, List<Checkpoint> owned) {
+    var target = schedule.getSpec().checkpointTemplate.target;
+    Pod pod = target.pod == null ? null
+        : client.pods().inNamespace(schedule.getMetadata().getNamespace()).withName(target.pod.name).get();
+    String node = target.pod == null ? processTarget(schedule, status).node
+        : pod == null || pod.getSpec() == null ? null : pod.getSpec().getNodeName();
+    if (node == null) {
+      failover.follow(schedule, status); // a fenced pod is gone until its Restore makes it again
+      return false;
+    }
+    return failover.check(schedule, schedule.getSpec().failover, valid.failoverAfter(), node, pod, owned, status);
   }
 
   /** The node the template's target runs on: a process's, or where its pod is scheduled; null when unknown. */

@@ -7,6 +7,7 @@ import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.Migration;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestorePodSpec;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.Names;
@@ -15,6 +16,7 @@ import io.fabric8.kubernetes.api.model.ObjectMeta;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.OwnerReference;
 import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
@@ -39,12 +41,18 @@ final class MigrationChildren {
     this.client = client;
   }
 
-  /** The checkpoint that moves the target: the workload is stopped for it and ended once its archive is stored. */
+  /**
+   * The checkpoint that moves the target: a process tree is stopped for it and ended once its archive
+   * is stored; a pod runs on through it (the kubelet's checkpoint) and is deleted once it is stored
+   * ({@link #sourcePodGone}).
+   */
   String createCheckpoint(Migration migration) throws Refusal {
     CheckpointSpec spec = new CheckpointSpec(client.getKubernetesSerialization().clone(migration.getSpec().target));
     spec.storage = migration.getSpec().storage;
-    spec.options = new CheckpointOptions();
-    spec.options.leaveRunning = false;
+    if (spec.target.process != null) {
+      spec.options = new CheckpointOptions();
+      spec.options.leaveRunning = false;
+    }
     Checkpoint checkpoint = new Checkpoint();
     checkpoint.setMetadata(metadata(migration, migration.getMetadata().getName()));
     checkpoint.setSpec(spec);
@@ -53,12 +61,20 @@ final class MigrationChildren {
 
   /**
    * A Restore of the Migration's checkpoint: {@code name}, placed by {@code placement} (the
-   * Migration's, without its source node; or on the source node only).
+   * Migration's, without its source node; or on the source node only). A pod comes back under its
+   * own name (it is gone by then), so that what names it finds it; except a drain's: {@code kubectl
+   * drain} evicts by name until it gets a 404, and would evict the restored pod while it starts.
    */
   String createRestore(Migration migration, String name, RestorePlacement placement) throws Refusal {
     RestoreSpec spec = new RestoreSpec();
     spec.checkpointRef = new CheckpointRef(migration.getStatus().checkpoint);
     spec.placement = placement;
+    var labels = migration.getMetadata().getLabels();
+    boolean drain = labels != null && Labels.TRIGGER_DRAIN.equals(labels.get(Labels.TRIGGER));
+    if (migration.getSpec().target.pod != null && !drain) {
+      spec.pod = new RestorePodSpec();
+      spec.pod.name = migration.getSpec().target.pod.name;
+    }
     Restore restore = new Restore();
     restore.setMetadata(metadata(migration, name));
     restore.setSpec(spec);
@@ -94,11 +110,49 @@ final class MigrationChildren {
    * nowhere Stasis knows of, and the archive may be all that is left of it.
    */
   void keepCheckpoint(Migration migration) {
-    Checkpoint checkpoint = checkpoint(migration);
-    if (checkpoint != null) {
-      client.resource(checkpoint).patch(PatchContext.of(PatchType.JSON_MERGE),
-          "{\"metadata\":{\"ownerReferences\":null}}");
+    release(checkpoint(migration));
+  }
+
+  /**
+   * Lets the Restore whose pod the workload now runs in outlive the Migration: the pod belongs to
+   * its Restore, and deleting the Migration must not delete the workload it moved.
+   */
+  void keepRestoredPod(Migration migration, Restore restore) {
+    if (migration.getStatus().sourcePodUid != null) {
+      release(restore);
     }
+  }
+
+  private void release(HasMetadata child) {
+    if (child != null) {
+      client.resource(child).patch(PatchContext.of(PatchType.JSON_MERGE), "{\"metadata\":{\"ownerReferences\":null}}");
+    }
+  }
+
+  Pod pod(Migration migration, String name) {
+    return client.pods().inNamespace(migration.getMetadata().getNamespace()).withName(name).get();
+  }
+
+  /** Whether the pod the Migration checkpointed (its UID) is there and not being deleted. */
+  boolean sourcePodRuns(Migration migration) {
+    Pod pod = pod(migration, migration.getSpec().target.pod.name);
+    return pod != null && migration.getStatus().sourcePodUid.equals(pod.getMetadata().getUid())
+        && pod.getMetadata().getDeletionTimestamp() == null;
+  }
+
+  /**
+   * Whether the pod the Migration checkpointed (its UID) is gone; while it is not, deletes it, with
+   * its own grace period. Called only once its checkpoint is stored and recorded Completed.
+   */
+  boolean sourcePodGone(Migration migration) {
+    Pod pod = pod(migration, migration.getSpec().target.pod.name);
+    if (pod == null || !migration.getStatus().sourcePodUid.equals(pod.getMetadata().getUid())) {
+      return true;
+    }
+    if (pod.getMetadata().getDeletionTimestamp() == null) {
+      client.resource(pod).delete();
+    }
+    return false;
   }
 
   Checkpoint checkpoint(Migration migration) {

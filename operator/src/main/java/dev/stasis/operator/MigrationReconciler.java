@@ -6,6 +6,7 @@ import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationStatus;
+import dev.stasis.api.NodeProfile;
 import dev.stasis.api.PlacementStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -18,6 +19,7 @@ import dev.stasis.operator.placement.CheckpointNeeds;
 import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
 import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -39,11 +41,15 @@ import java.util.List;
  * the source node brings the workload back. Before anything is stopped it checks that some other
  * node could run a checkpoint of the target (NoCompatibleNode otherwise). Each pass looks at the
  * children and moves the Migration's phase ({@link MigrationLifecycle}); the children do the work.
+ * A pod runs on through its checkpoint (the kubelet's leaves it running): once the archive is
+ * stored the Migration deletes the pod, and restores only once it is gone, so that one copy runs.
  */
 @ControllerConfiguration(name = "migration")
 public class MigrationReconciler implements Reconciler<Migration> {
   /** A look at the children besides their own events, in case one was missed. */
   private static final Duration CHILD_POLL = Duration.ofSeconds(30);
+  /** A look at a deleted source pod until it is gone (pods are not watched). */
+  private static final Duration POD_POLL = Duration.ofSeconds(2);
 
   private final ClusterCache cluster;
   private final MigrationLifecycle lifecycle;
@@ -92,14 +98,15 @@ public class MigrationReconciler implements Reconciler<Migration> {
   private UpdateControl<Migration> begin(Migration migration) {
     PlacementStatus placement = null;
     try {
-      MigrationValidator.Source source = MigrationValidator.validate(migration, cluster::nodeProfile);
+      MigrationValidator.Source source = MigrationValidator.validate(migration, observed(migration));
       PlacementDecision decision = placeAhead(migration, source);
       placement = decision.status();
       if (decision.node().isEmpty()) {
         throw new Refusal("NoCompatibleNode", decision.summary());
       }
       String checkpoint = children.createCheckpoint(migration);
-      lifecycle.checkpointing(migration, source.node(), checkpoint, placement);
+      lifecycle.checkpointing(migration, source.node(), source.pod() == null ? null : source.pod().getMetadata().getUid(),
+          checkpoint, placement);
       return poll();
     } catch (Refusal refusal) {
       lifecycle.refuse(migration, refusal.reason(), refusal.getMessage(), placement);
@@ -112,7 +119,7 @@ public class MigrationReconciler implements Reconciler<Migration> {
    * places it again with what the checkpoint recorded (paths, connections) and runs its pre-flight.
    */
   private PlacementDecision placeAhead(Migration migration, MigrationValidator.Source source) {
-    CheckpointNeeds needs = CheckpointNeeds.ofProcessOn(source.node(), source.profile().getSpec());
+    CheckpointNeeds needs = CheckpointNeeds.ofTargetOn(source.node(), source.profile().getSpec(), source.pod() != null);
     var profiles = cluster.nodeProfiles();
     return nodeProfiles.placementOver(profiles)
         .place(needs, children.placementElsewhere(migration, source.node()), agentLoss.goneAmong(profiles));
@@ -129,6 +136,13 @@ public class MigrationReconciler implements Reconciler<Migration> {
     CheckpointPhase phase = checkpoint.getStatus() == null ? CheckpointPhase.Pending : checkpoint.getStatus().phaseOrPending();
     if (phase == CheckpointPhase.Failed) {
       String reason = checkpoint.getStatus().reason;
+      if (migration.getStatus().sourcePodUid != null && !children.sourcePodRuns(migration)) {
+        lifecycle.checkpointFailed(migration, reason, "the checkpoint failed: " + checkpoint.getStatus().message
+            + ", and pod " + migration.getSpec().target.pod.name + " was deleted meanwhile (an eviction without a"
+            + " PodDisruptionBudget that holds it back?): the workload runs nowhere; restore an earlier checkpoint of it",
+            MigrationRecovery.NotRecovered);
+        return UpdateControl.noUpdate();
+      }
       boolean sourceLost = AgentLoss.REASON.equals(reason) || "ArchiveMissing".equals(reason);
       lifecycle.checkpointFailed(migration, reason, "the checkpoint failed: " + checkpoint.getStatus().message
           + (sourceLost ? "" : ". The workload was not moved and runs on on node " + migration.getStatus().sourceNode),
@@ -138,6 +152,9 @@ public class MigrationReconciler implements Reconciler<Migration> {
     if (phase != CheckpointPhase.Completed) {
       lifecycle.progress(migration, checkpoint.getStatus() == null ? null : checkpoint.getStatus().progress);
       return poll();
+    }
+    if (migration.getStatus().sourcePodUid != null && !children.sourcePodGone(migration)) {
+      return UpdateControl.<Migration>noUpdate().rescheduleAfter(POD_POLL);
     }
     try {
       String restore = children.createRestore(migration, migration.getMetadata().getName(),
@@ -158,7 +175,8 @@ public class MigrationReconciler implements Reconciler<Migration> {
     }
     RestorePhase phase = restore.getStatus() == null ? RestorePhase.Pending : restore.getStatus().phaseOrPending();
     if (phase == RestorePhase.Completed) {
-      lifecycle.complete(migration, restore.getStatus().node, restore.getStatus().restoredPid, frozenToRunning(migration, restore));
+      children.keepRestoredPod(migration, restore);
+      lifecycle.complete(migration, restore.getStatus(), frozenToRunning(migration, restore));
       return UpdateControl.noUpdate();
     }
     if (phase != RestorePhase.Failed) {
@@ -173,7 +191,7 @@ public class MigrationReconciler implements Reconciler<Migration> {
       lifecycle.restoreFailed(migration, reason, message + ". Not restored on the source node, so that the workload"
           + " never runs twice; once you know whether it runs on node " + restore.getStatus().node + ", restore Checkpoint "
           + migration.getStatus().checkpoint + " yourself (it is kept when the Migration is deleted)",
-          MigrationRecovery.Unknown, null, null, null);
+          MigrationRecovery.Unknown, null, null);
       return UpdateControl.noUpdate();
     }
     restoreOnSource(migration, reason, message);
@@ -190,7 +208,7 @@ public class MigrationReconciler implements Reconciler<Migration> {
       children.keepCheckpoint(migration);
       lifecycle.restoreFailed(migration, reason, message + ". Could not restore it on the source node either: "
           + refusal.getMessage() + ". Checkpoint " + migration.getStatus().checkpoint
-          + " is kept when the Migration is deleted: restore it", MigrationRecovery.NotRecovered, null, null, null);
+          + " is kept when the Migration is deleted: restore it", MigrationRecovery.NotRecovered, null, null);
     }
   }
 
@@ -199,9 +217,10 @@ public class MigrationReconciler implements Reconciler<Migration> {
     RestorePhase phase = restore == null ? RestorePhase.Failed
         : restore.getStatus() == null ? RestorePhase.Pending : restore.getStatus().phaseOrPending();
     if (phase == RestorePhase.Completed) {
+      children.keepRestoredPod(migration, restore);
       lifecycle.restoreFailed(migration, migration.getStatus().reason, migration.getStatus().message
           + ": done, it runs again on node " + restore.getStatus().node, MigrationRecovery.RestoredOnSource,
-          restore.getStatus().node, restore.getStatus().restoredPid, frozenToRunning(migration, restore));
+          restore.getStatus(), frozenToRunning(migration, restore));
       return UpdateControl.noUpdate();
     }
     if (phase != RestorePhase.Failed) {
@@ -213,8 +232,23 @@ public class MigrationReconciler implements Reconciler<Migration> {
         : restore.getStatus().reason + ": " + restore.getStatus().message;
     lifecycle.restoreFailed(migration, migration.getStatus().reason, migration.getStatus().message
         + "; that failed too (" + why + "). Checkpoint " + migration.getStatus().checkpoint
-        + " is kept when the Migration is deleted: restore it", MigrationRecovery.NotRecovered, null, null, null);
+        + " is kept when the Migration is deleted: restore it", MigrationRecovery.NotRecovered, null, null);
     return UpdateControl.noUpdate();
+  }
+
+  /** What validation needs of the cluster, looked up when it asks. */
+  private MigrationValidator.Observed observed(Migration migration) {
+    return new MigrationValidator.Observed() {
+      @Override
+      public NodeProfile nodeProfile(String node) {
+        return cluster.nodeProfile(node);
+      }
+
+      @Override
+      public Pod pod(String name) {
+        return children.pod(migration, name);
+      }
+    };
   }
 
   /** From the checkpoint's start, which froze the workload and left it stopped, to the restored tree running. */

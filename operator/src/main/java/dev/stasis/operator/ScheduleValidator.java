@@ -86,8 +86,9 @@ final class ScheduleValidator {
     }
     requireDuration("spec.ttl", spec.ttl);
     boolean migrateOnDrain = spec.failover != null && spec.failover.migratesOnDrain();
-    if (migrateOnDrain) {
-      requireProcessTemplate(spec, "spec.failover.onDrain");
+    if (migrateOnDrain && (spec.checkpointTemplate == null || spec.checkpointTemplate.target == null)) {
+      throw new Refusal("InvalidFailover", "spec.failover.onDrain moves the target of a checkpointTemplate (a process"
+          + " tree or a pod); with a selector, remove spec.failover and restore the pods' checkpoints with a Restore");
     }
     Duration failoverAfter = failoverAfter(spec);
     return new ValidSchedule(runs,
@@ -98,20 +99,15 @@ final class ScheduleValidator {
         migrateOnDrain);
   }
 
-  private static void requireProcessTemplate(CheckpointScheduleSpec spec, String field) throws Refusal {
-    if (spec.checkpointTemplate == null || spec.checkpointTemplate.target == null
-        || spec.checkpointTemplate.target.process == null) {
-      throw new Refusal("InvalidFailover", field + " moves process trees (a checkpointTemplate with target.process) so"
-          + " far; for pods, remove spec.failover and restore their checkpoints with a Restore");
-    }
-  }
-
   /** How long a node must be lost before failover.onNodeLost restores the target elsewhere; null without it. */
   private static Duration failoverAfter(CheckpointScheduleSpec spec) throws Refusal {
     if (spec.failover == null || spec.failover.onNodeLost == null) {
       return null;
     }
-    requireProcessTemplate(spec, "spec.failover.onNodeLost");
+    if (spec.checkpointTemplate == null || spec.checkpointTemplate.target == null) {
+      throw new Refusal("InvalidFailover", "spec.failover.onNodeLost moves the target of a checkpointTemplate (a process"
+          + " tree or a pod); with a selector, remove spec.failover and restore the pods' checkpoints with a Restore");
+    }
     Duration after;
     try {
       after = Durations.parse(spec.failover.onNodeLost.after);

@@ -26,6 +26,7 @@ import dev.stasis.kube.Labels;
 import dev.stasis.testing.AgentProcess;
 import dev.stasis.testing.InProcessCluster;
 import dev.stasis.testing.InProcessStasis;
+import dev.stasis.testing.MetricsEndpoint;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.Event;
@@ -114,6 +115,16 @@ class FailoverIT {
     assertThat(used.getStatus().node).isEqualTo(nodeA);
     assertThat(failover.lostWorkSeconds).as("the checkpoint's age").isBetween(0L, 120L);
     assertThat(events("keep")).contains("FailedOver", "FailoverRestored");
+    // What Prometheus scrapes: the failover by result and reason, and the time from the loss to running again.
+    String metrics = MetricsEndpoint.get(cluster.metricsPort(), "/metrics").body();
+    assertThat(MetricsEndpoint.value(metrics, "stasis_failovers_total", "result=\"Completed\"", "reason=\"Restored\""))
+        .hasValueSatisfying(n -> assertThat(n).isGreaterThanOrEqualTo(1.0));
+    assertThat(MetricsEndpoint.value(metrics, "stasis_failover_down_time_seconds_count"))
+        .hasValueSatisfying(n -> assertThat(n).isGreaterThanOrEqualTo(1.0));
+    double down = MetricsEndpoint.value(metrics, "stasis_failover_down_time_seconds_max").orElseThrow();
+    assertThat(down).as("from the last heartbeat: the loss lasted at least after").isGreaterThanOrEqualTo(AFTER.toSeconds());
+    assertThat(MetricsEndpoint.value(metrics, "stasis_failover_down_time_seconds_bucket", "le=\"1800.0\""))
+        .hasValueSatisfying(n -> assertThat(n).isGreaterThanOrEqualTo(1.0));
     int restoredPid = restore.getStatus().restoredPid;
     assertThat(Workloads.isAlive(restoredPid)).isTrue();
 
@@ -136,7 +147,8 @@ class FailoverIT {
     await().atMost(TIMEOUT).until(() -> completedOn(nodeB) > 0);
     assertThat(failovers("keep")).hasSize(1);
     System.out.printf("failover: the workload ran again on node-b %d s after node-a's agent was killed"
-        + " (after: %d s); %d s of work lost%n", took.toSeconds(), AFTER.toSeconds(), failover.lostWorkSeconds);
+        + " (after: %d s; %.0f s from its last heartbeat, as scraped); %d s of work lost%n", took.toSeconds(),
+        AFTER.toSeconds(), down, failover.lostWorkSeconds);
   }
 
   /**

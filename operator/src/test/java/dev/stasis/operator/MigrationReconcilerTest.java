@@ -12,6 +12,8 @@ import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationSpec;
 import dev.stasis.api.ProgressStatus;
+import dev.stasis.api.NodeProfile;
+import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
@@ -23,6 +25,7 @@ import dev.stasis.testing.TestProfiles;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.time.Instant;
@@ -116,6 +119,62 @@ class MigrationReconcilerTest {
     Migration done = reconcile(m);
     assertThat(done.getStatus().progress.step).isEqualTo("Downloading");
     assertThat(done.getStatus().progress.percent).isEqualTo("100%");
+  }
+
+  /**
+   * The kubelet's checkpoint leaves a pod running: the Migration deletes that pod (its UID) only once
+   * the checkpoint is stored, restores only once it is gone, and lets the Restore, which owns the
+   * restored pod, outlive it.
+   */
+  @Test
+  void aPodIsDeletedOnlyOnceItsCheckpointIsStoredAndRestoredOnlyOnceItIsGone() {
+    podProfile("node-b");
+    runningPod("sim-0", "node-a");
+    String podUid = client.pods().inNamespace(NS).withName("sim-0").get().getMetadata().getUid();
+    Migration m = reconcile(migration("move", s -> s.target = CheckpointTarget.pod("sim-0", null)));
+    assertThat(m.getStatus().phase).as(m.getStatus().message).isEqualTo(MigrationPhase.Checkpointing);
+    assertThat(m.getStatus().sourceNode).isEqualTo("node-a");
+    assertThat(m.getStatus().sourcePodUid).isEqualTo(podUid);
+    assertThat(checkpoint("move").getSpec().options).as("the kubelet's checkpoint leaves the pod running").isNull();
+
+    reconcile(m);
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).as("runs on while it is checkpointed").isNotNull();
+
+    checkpointEnds("move", CheckpointPhase.Completed, null, "2026-01-01T10:00:00Z");
+    assertThat(reconcile(m).getStatus().phase).isEqualTo(MigrationPhase.Checkpointing);
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).as("deleted once its checkpoint is stored").isNull();
+    assertThat(restore("move")).as("created only once the pod is gone (the mock deletes at once)").isNull();
+
+    Migration restoring = reconcile(m);
+    assertThat(restoring.getStatus().phase).isEqualTo(MigrationPhase.Restoring);
+    assertThat(restoring.getStatus().message).contains("ended on node node-a (its pod deleted)");
+    assertThat(restore("move").getSpec().pod.name).as("the pod comes back under its name").isEqualTo("sim-0");
+    restoreEnds("move", RestorePhase.Completed, null, "node-b", null, "2026-01-01T10:00:09Z");
+    Restore r = restore("move");
+    r.getStatus().restoredPod = "sim-0";
+    client.resource(r).updateStatus();
+    Migration done = reconcile(m);
+    assertThat(done.getStatus().phase).isEqualTo(MigrationPhase.Completed);
+    assertThat(done.getStatus().restoredPod).isEqualTo("sim-0");
+    assertThat(done.getStatus().frozenToRunningSeconds).isEqualTo(9);
+    assertThat(done.getStatus().message).contains("moved from node node-a to node node-b (pod sim-0)");
+    assertThat(restore("move").getMetadata().getOwnerReferences()).as("deleting the Migration keeps the moved pod")
+        .isNullOrEmpty();
+  }
+
+  /** A pod evicted while it was checkpointed runs nowhere: the Migration does not claim that it runs on. */
+  @Test
+  void aPodDeletedWhileItsCheckpointFailsIsNotSaidToRunOn() {
+    podProfile("node-b");
+    runningPod("sim-0", "node-a");
+    Migration m = reconcile(migration("move", s -> s.target = CheckpointTarget.pod("sim-0", null)));
+    client.pods().inNamespace(NS).withName("sim-0").delete();
+    checkpointEnds("move", CheckpointPhase.Failed, "PodNotFound", null);
+    Migration failed = reconcile(m);
+    assertFailed(failed, "PodNotFound", "and pod sim-0 was deleted meanwhile (an eviction without a PodDisruptionBudget"
+        + " that holds it back?): the workload runs nowhere");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.NotRecovered);
+    assertThat(restore("move")).isNull();
   }
 
   @Test
@@ -221,6 +280,23 @@ class MigrationReconcilerTest {
 
   private void profile(String name, String... flags) {
     client.resource(TestProfiles.node(name, Map.of(), flags)).create();
+  }
+
+  /** A node whose runtime restores pods from checkpoint images. */
+  private void podProfile(String name) {
+    NodeProfile profile = TestProfiles.node(name, Map.of(), "sse4_2", "avx2");
+    profile.getSpec().runtime = new NodeProfileSpec.RuntimeInfo();
+    profile.getSpec().runtime.name = "containerd";
+    profile.getSpec().runtime.restore = new NodeProfileSpec.RuntimeRestore(true, NodeProfileSpec.RuntimeRestore.FROM_CONFIG,
+        "restores", null);
+    client.resource(profile).create();
+  }
+
+  private void runningPod(String name, String node) {
+    client.resource(new PodBuilder().withNewMetadata().withName(name).withNamespace(NS).endMetadata()
+        .withNewSpec().withNodeName(node).addNewContainer().withName("app").endContainer().endSpec()
+        .withNewStatus().withPhase("Running").addNewContainerStatus().withName("app").withContainerID("containerd://c1")
+        .withNewState().withNewRunning().endRunning().endState().endContainerStatus().endStatus().build()).create();
   }
   private Migration migration(String name, Consumer<MigrationSpec> customize) {
     Migration m = new Migration();

@@ -28,6 +28,9 @@ import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.LabelSelector;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.OwnerReference;
+import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.time.Instant;
@@ -66,7 +69,14 @@ class ScheduleFailoverTest {
     assertRefused(schedule("pods", f -> {}, s -> {
       s.checkpointTemplate = null;
       s.selector = new LabelSelector(null, Map.of("app", "sim"));
-    }), "spec.failover.onNodeLost moves process trees (a checkpointTemplate with target.process) so far");
+    }), "spec.failover.onNodeLost moves the target of a checkpointTemplate (a process tree or a pod)");
+    assertRefused(schedule("selected", f -> {
+      f.onNodeLost = null;
+      f.onDrain = true;
+    }, s -> {
+      s.checkpointTemplate = null;
+      s.selector = new LabelSelector(null, Map.of("app", "sim"));
+    }), "spec.failover.onDrain moves the target of a checkpointTemplate (a process tree or a pod)");
   }
 
   @Test
@@ -144,6 +154,20 @@ class ScheduleFailoverTest {
         .satisfies(r -> assertThat(r.getMetadata().getLabels()).doesNotContainKey(Labels.FAILOVER_FROM));
   }
 
+  /** fencing: None for a pod: its object is left (the name stays taken), the restored pod gets a name of its own. */
+  @Test
+  void withFencingNoneALostNodesPodIsLeftAndRestoredUnderAnotherName() {
+    pod("sim-0", "node-a", null);
+    CheckpointSchedule s = schedule("keep", f -> f.fencing = CheckpointScheduleSpec.Fencing.None,
+        spec -> spec.checkpointTemplate.target = CheckpointTarget.pod("sim-0", null));
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    reconcile(s);
+    assertThat(restores()).singleElement().satisfies(r -> assertThat(r.getSpec().pod).isNull());
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).isNotNull();
+  }
+
   @Test
   void withoutACompletedCheckpointTheLossIsSaidOnce() {
     CheckpointSchedule s = schedule("keep", f -> {});
@@ -156,6 +180,71 @@ class ScheduleFailoverTest {
     assertThat(reconcile(s).getStatus().failovers).hasSize(1);
     assertThat(events().stream().filter("NoCompletedCheckpoint"::equals)).hasSize(1);
     assertThat(restores()).isEmpty();
+  }
+
+  /**
+   * A lost node's pod: its object is deleted without grace (the fencing: its kubelet, back, ends the
+   * old copy), and its newest checkpoint restored elsewhere under its name, once per loss.
+   */
+  @Test
+  void aLostNodesPodIsDeletedAndRestoredUnderItsNameOncePerLoss() {
+    pod("sim-0", "node-a", null);
+    CheckpointSchedule s = schedule("keep", f -> {}, spec -> spec.checkpointTemplate.target = CheckpointTarget.pod("sim-0", null));
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    reconcile(s); // the operator sees node-a's heartbeat for the first time
+    clock.now = clock.now.plusSeconds(59);
+    reconcile(s);
+    assertThat(restores()).as("not lost for a minute yet").isEmpty();
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).as("not fenced before the loss").isNotNull();
+
+    clock.now = clock.now.plusSeconds(2);
+    FailoverRecord record = reconcile(s).getStatus().failovers.get(0);
+    assertThat(record.phase).isEqualTo("Pending");
+    assertThat(record.checkpoint).isEqualTo("keep-1");
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).as("fenced: the object is gone").isNull();
+    Restore restore = client.resources(Restore.class).inNamespace(NS).withName(record.restore).get();
+    assertThat(restore.getSpec().pod.name).as("back under its name").isEqualTo("sim-0");
+    assertThat(restore.getSpec().placement.excludeNodes).containsExactly("node-a");
+    assertThat(restore.getMetadata().getLabels()).as("no agent fences a pod").doesNotContainKey(Labels.FAILOVER_FROM);
+    assertWarning("FailedOver", "pod sim-0 was deleted without grace, so that its kubelet ends the old copy when node"
+        + " node-a comes back");
+
+    clock.now = clock.now.plusSeconds(600);
+    reconcile(s);
+    assertThat(restores()).as("once per loss, while the pod is gone").hasSize(1);
+    pod("sim-0", "node-b", null);
+    restoreCompleted(record.restore, "node-b", null);
+    Restore done = client.resources(Restore.class).inNamespace(NS).withName(record.restore).get();
+    done.getStatus().restoredPod = "sim-0";
+    client.resource(done).updateStatus();
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failovers).singleElement().satisfies(f -> {
+      assertThat(f.phase).isEqualTo("Completed");
+      assertThat(f.node).isEqualTo("node-b");
+      assertThat(f.restoredPod).isEqualTo("sim-0");
+    });
+    assertWarning("FailedOver", "pod sim-0");
+    assertThat(events()).contains("FailoverRestored");
+    clock.now = clock.now.plusSeconds(600);
+    reconcile(s);
+    assertThat(restores()).as("node-a stays lost: still once").hasSize(1);
+  }
+
+  /** A pod whose ReplicaSet starts its copy elsewhere itself is neither deleted nor restored. */
+  @Test
+  void aLostNodesPodOfAReplicaSetIsLeftToIt() {
+    pod("web-1", "node-a", new OwnerReferenceBuilder().withApiVersion("apps/v1").withKind("ReplicaSet").withName("web")
+        .withUid("rs-uid").withController(true).build());
+    CheckpointSchedule s = schedule("web", f -> {}, spec -> spec.checkpointTemplate.target = CheckpointTarget.pod("web-1", null));
+    completed(s, "web-1", "node-a", clock.now.minusSeconds(40));
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    FailoverRecord record = reconcile(s).getStatus().failovers.get(0);
+    assertThat(record.phase).isEqualTo("Failed");
+    assertThat(record.reason).isEqualTo("PodHasController");
+    assertThat(record.message).contains("pod web-1 belongs to ReplicaSet web, which starts its copy elsewhere itself");
+    assertThat(restores()).isEmpty();
+    assertThat(client.pods().inNamespace(NS).withName("web-1").get()).isNotNull();
   }
 
   /** failover.onDrain: a drained node's target is moved by a Migration, and the schedule follows it. */
@@ -197,6 +286,34 @@ class ScheduleFailoverTest {
     reconcile(s);
     assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
         .satisfies(c -> assertThat(c.getSpec().target.process.node).isEqualTo("node-b"));
+  }
+
+  /**
+   * failover.onDrain of a pod: the drained node's pod is moved by one Migration of that pod, with
+   * failover.allowSourceNode passed on.
+   */
+  @Test
+  void aDrainedNodesPodIsMovedByOneMigration() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    client.resource(new PodBuilder().withNewMetadata().withName("sim-0").withNamespace(NS).endMetadata()
+        .withNewSpec().withNodeName("node-a").addNewContainer().withName("app").endContainer().endSpec()
+        .withNewStatus().withPhase("Running").endStatus().build()).create();
+    CheckpointSchedule s = schedule("keep", f -> {
+      f.onNodeLost = null;
+      f.onDrain = true;
+      f.allowSourceNode = true;
+    }, spec -> spec.checkpointTemplate.target = CheckpointTarget.pod("sim-0", null));
+    CheckpointSchedule drained = reconcile(s);
+    assertThat(drained.getStatus().reason).as(drained.getStatus().message).isNotEqualTo("InvalidFailover");
+    String name = drained.getStatus().drains.get(0).migration;
+    Migration m = client.resources(Migration.class).inNamespace(NS).withName(name).get();
+    assertThat(m.getSpec().target.pod.name).isEqualTo("sim-0");
+    assertThat(m.getSpec().allowSourceNode).isTrue();
+    assertThat(events()).contains("NodeDraining");
+    clock.now = clock.now.plusSeconds(10);
+    reconcile(s);
+    assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("one per drain").hasSize(1);
   }
 
   /** A Migration is owned like a Checkpoint: the check takes any resource with an owner reference to the schedule. */
@@ -262,7 +379,14 @@ class ScheduleFailoverTest {
     return client.resource(c).create();
   }
 
-  private void restoreCompleted(String name, String node, int pid) {
+  private void pod(String name, String node, OwnerReference controller) {
+    client.resource(new PodBuilder().withNewMetadata().withName(name).withNamespace(NS)
+        .withOwnerReferences(controller == null ? List.of() : List.of(controller)).endMetadata()
+        .withNewSpec().withNodeName(node).addNewContainer().withName("app").endContainer().endSpec()
+        .withNewStatus().withPhase("Running").endStatus().build()).create();
+  }
+
+  private void restoreCompleted(String name, String node, Integer pid) {
     Restore r = client.resources(Restore.class).inNamespace(NS).withName(name).get();
     r.setStatus(new RestoreStatus());
     r.getStatus().phase = RestorePhase.Completed;

@@ -22,12 +22,15 @@ public final class MetricsEndpoint {
     return new Answer(response.statusCode(), response.body());
   }
 
-  /** The sum over every series of {@code name} in a Prometheus text page whose labels contain all of {@code labels}. */
+  /**
+   * The sum over every series of {@code name} in a Prometheus text page whose labels contain all of
+   * {@code labels} (a series of no labels, when none are asked for).
+   */
   public static Optional<Double> value(String metrics, String name, String... labels) {
-    Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + "\\{([^}]*)\\} (\\S+)$").matcher(metrics);
+    Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + "(?:\\{([^}]*)\\})? (\\S+)$").matcher(metrics);
     Double sum = null;
     while (m.find()) {
-      String found = m.group(1);
+      String found = m.group(1) == null ? "" : m.group(1);
       boolean all = true;
       for (String label : labels) {
         all &= found.contains(label);

@@ -150,8 +150,8 @@ public final class TestNode implements AutoCloseable {
   }
 
   /**
-   * The operator and this node's agent in the test JVM, once the agent has published its
-   * NodeProfile. The agent asks the kubelet at {@code kubeletUrl} (the node's, or a
+   * The operator and this node's agent in the test JVM, with their /metrics, once the agent has
+   * published its NodeProfile. The agent asks the kubelet at {@code kubeletUrl} (the node's, or a
    * {@link KubeletTap} in front of it), trusting the cluster CA and showing the token in
    * {@code tokenFile}, which it reads on every call as an agent's projected token.
    */
@@ -164,7 +164,7 @@ public final class TestNode implements AutoCloseable {
     var kubelet = new KubeletSettings(kubeletUrl, tokenFile, clusterCa(), false, checkpointDir(), Duration.ofSeconds(5));
     var agent = new AgentConfig(name(), workDir, new Criu(Main.criuPath(null), Map.of()), Set.of(), kubelet)
         .withRuntime(runtime);
-    InProcessStasis stasis = InProcessStasis.on(admin).agent(agent, admin).start();
+    InProcessStasis stasis = InProcessStasis.on(admin).agent(agent, admin).withMetricsServer().start();
     await().atMost(Duration.ofSeconds(120))
         .until(() -> admin.resources(NodeProfile.class).withName(name()).get() != null);
     return stasis;

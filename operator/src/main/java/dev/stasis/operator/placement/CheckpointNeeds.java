@@ -25,13 +25,14 @@ public record CheckpointNeeds(String sourceNode, NodeProfileSpec source, String 
   }
 
   /**
-   * What a checkpoint of a process tree on {@code node}, not taken yet, will need: what that node
-   * offers (arch, CPU flags, its CRIU, its runtime). The paths and connections the tree holds are
-   * known only once it is taken; the restore's own placement and pre-flight look at them.
+   * What a checkpoint of a process tree or a pod ({@code pod}) on {@code node}, not taken yet, will
+   * need: what that node offers (arch, CPU flags, its CRIU, its runtime). The paths and connections
+   * the tree holds are known only once it is taken; the restore's own placement and pre-flight look
+   * at them.
    */
-  public static CheckpointNeeds ofProcessOn(String node, NodeProfileSpec profile) {
+  public static CheckpointNeeds ofTargetOn(String node, NodeProfileSpec profile, boolean pod) {
     String criu = profile != null && profile.criu != null ? profile.criu.version : null;
-    return new CheckpointNeeds(node, profile, criu, List.of(), List.of(), false);
+    return new CheckpointNeeds(node, profile, criu, List.of(), List.of(), pod);
   }
 
   /**

@@ -19,10 +19,13 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * {@code failover.onDrain} of a schedule with a fixed process target: when the target's node is
- * drained, a Migration moves it to another compatible node (checkpoint, stop, restore), one per
- * drain, named like a drain checkpoint, labelled {@value Labels#SCHEDULE} and owned by the schedule.
- * Once one completed, the schedule's later runs take the target where it runs now.
+ * {@code failover.onDrain} of a schedule with a fixed target (a process tree, or a pod): when the
+ * target's node is drained, a Migration moves it to another compatible node (checkpoint, stop,
+ * restore), one per drain, named like a drain checkpoint, labelled {@value Labels#SCHEDULE} and
+ * owned by the schedule. Once one completed, the schedule's later runs take a process tree where it
+ * runs now (its node and PID). A pod's drain Migration deletes the pod once its checkpoint is
+ * stored: a drain that a PodDisruptionBudget holds up (README) then finds it gone and goes on; the
+ * pod comes back under a new name (MigrationChildren), which the template must be pointed at.
  */
 public final class DrainMigrations {
   private final KubernetesClient client;
@@ -38,7 +41,7 @@ public final class DrainMigrations {
     // One a pass created but could not record (the operator stopped in between) is this drain's.
     Optional<Migration> underWay = migrations(schedule).stream()
         .filter(m -> m.getStatus() == null || !m.getStatus().phaseOrPending().isTerminal())
-        .filter(m -> target.node().equals(m.getSpec().target.process.node)).findFirst();
+        .filter(m -> sameTarget(m, target)).findFirst();
     if (underWay.isPresent()) {
       return underWay.get().getMetadata().getName();
     }
@@ -46,6 +49,7 @@ public final class DrainMigrations {
     MigrationSpec spec = new MigrationSpec(client.getKubernetesSerialization().clone(target.spec().target));
     spec.storage = target.spec().storage;
     spec.placement = failover.placement == null ? null : client.getKubernetesSerialization().clone(failover.placement);
+    spec.allowSourceNode = failover.allowSourceNode;
     Migration migration = new Migration();
     migration.setMetadata(new ObjectMetaBuilder()
         .withName(name)
@@ -77,9 +81,18 @@ public final class DrainMigrations {
       NodeLossFailover.moveTarget(schedule, status, m.getStatus().node, m.getStatus().restoredPid,
           m.getMetadata().getName(), m.getStatus().completionTime);
       events.normal(schedule, "TargetMoved", "Migration " + m.getMetadata().getName() + " moved the target off node "
-          + m.getStatus().sourceNode + " to node " + m.getStatus().node + " (PID " + m.getStatus().restoredPid
-          + "); later checkpoints are taken there");
+          + m.getStatus().sourceNode + " to node " + m.getStatus().node + (m.getStatus().restoredPid != null
+          ? " (PID " + m.getStatus().restoredPid + "); later checkpoints are taken there"
+          : " (pod " + m.getStatus().restoredPod + "); point spec.checkpointTemplate.target.pod.name at it"));
     });
+  }
+
+  /** A Migration of this target off this node: the same tree's node, or the same pod. */
+  private static boolean sameTarget(Migration migration, ScheduleTarget target) {
+    var moving = migration.getSpec().target;
+    var wanted = target.spec().target;
+    return moving.process != null ? wanted.process != null && target.node().equals(moving.process.node)
+        : moving.pod != null && wanted.pod != null && moving.pod.name.equals(wanted.pod.name);
   }
 
   private List<Migration> migrations(CheckpointSchedule schedule) {

@@ -13,15 +13,19 @@ import dev.stasis.api.ProcessTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
+import dev.stasis.api.RestorePodSpec;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.StatusLimits;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.HeartbeatWatch;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.Names;
+import dev.stasis.kube.PodTargets;
 import dev.stasis.metrics.StasisMetrics;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.OwnerReference;
+import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.net.HttpURLConnection;
@@ -39,13 +43,16 @@ import java.util.Objects;
 import java.util.Optional;
 
 /**
- * {@code failover.onNodeLost} of a schedule with a fixed process target: when the target's node is
- * lost — its agent's heartbeat unchanged for {@code after} (by the operator's clock) and its Node
- * NotReady or gone — the target's newest Completed checkpoint is restored on another compatible node,
- * once per loss (a loss is the node's last heartbeat: the same silence never fails over twice). The
- * Restore is the schedule's; with fencing, it is labelled {@value Labels#FAILOVER_FROM} so that the
- * lost node's agent, when it comes back, ends the old copy (agent.fencing). Once the target runs
- * again, the schedule's later checkpoints (and failovers) follow it: status.failedOverTarget.
+ * {@code failover.onNodeLost} of a schedule with a fixed target, a process tree or a pod: when the
+ * target's node is lost — its agent's heartbeat unchanged for {@code after} (by the operator's
+ * clock) and its Node NotReady or gone — the target's newest Completed checkpoint is restored on
+ * another compatible node, once per loss (a loss is the node's last heartbeat: the same silence
+ * never fails over twice). The Restore is the schedule's. Fencing: for a tree, the Restore is
+ * labelled {@value Labels#FAILOVER_FROM} so that the lost node's agent, when it comes back, ends the
+ * old copy (agent.fencing); a pod's object is deleted at once, without grace (its kubelet cannot
+ * take part), so that its kubelet, when it reaches the API server again, ends the old copy, and the
+ * pod comes back under its name. Once the target runs again, the schedule's later checkpoints (and
+ * failovers) follow it: status.failedOverTarget for a tree, the pod's name for a pod.
  */
 public final class NodeLossFailover {
   /** How often a schedule with failover looks at its target's node: a fraction of the shortest {@code after}. */
@@ -77,14 +84,14 @@ public final class NodeLossFailover {
   }
 
   /**
-   * One look: follows the failovers begun before, and begins one when {@code target}'s node is lost.
-   * {@code owned}: the schedule's Checkpoints; {@code status} is the status this pass writes. True
-   * when a failover began, which deleted the checkpoints that waited for the lost node.
+   * One look: follows the failovers begun before, and begins one when the target's {@code node} is
+   * lost. {@code pod}: the template's pod, as it is now (null for a process tree). {@code owned}: the
+   * schedule's Checkpoints; {@code status} is the status this pass writes. True when a failover
+   * began, which deleted the checkpoints that waited for the lost node.
    */
-  public boolean check(CheckpointSchedule schedule, Failover failover, Duration after, ProcessTarget target,
+  public boolean check(CheckpointSchedule schedule, Failover failover, Duration after, String node, Pod pod,
       List<Checkpoint> owned, CheckpointScheduleStatus status) {
     follow(schedule, status);
-    String node = target.node;
     NodeProfile profile = client.resources(NodeProfile.class).withName(node).get();
     Optional<Duration> silent = heartbeats.silence(node, profile, clock.instant());
     if (silent.isEmpty() || silent.get().compareTo(after) < 0) {
@@ -109,32 +116,64 @@ public final class NodeLossFailover {
         .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Completed)
         .filter(c -> node.equals(c.getStatus().node) && c.getStatus().completionTime != null)
         .max(Comparator.comparing(c -> Instant.parse(c.getStatus().completionTime)));
+    Optional<OwnerReference> replacing = pod == null ? Optional.empty() : PodTargets.replacingController(pod);
+    if (replacing.isPresent()) {
+      return notFailedOver(schedule, status, record, "PodHasController", lost + "; pod " + pod.getMetadata().getName()
+          + " belongs to " + replacing.get().getKind() + " " + replacing.get().getName() + ", which starts its copy"
+          + " elsewhere itself: Stasis restores only pods of no controller (or of a Restore), so that it never runs twice");
+    }
     if (newest.isEmpty()) {
-      record.phase = RestorePhase.Failed.name();
-      record.reason = "NoCompletedCheckpoint";
-      record.message = lost + "; but the schedule has no Completed checkpoint of its target there to restore";
-      add(status, record);
-      events.warning(schedule, record.reason, record.message);
-      StasisMetrics.failoverFinished(record.phase, record.reason, null);
-      return false;
+      return notFailedOver(schedule, status, record, "NoCompletedCheckpoint", lost
+          + "; but the schedule has no Completed checkpoint of its target there to restore");
     }
     Checkpoint checkpoint = newest.get();
     record.checkpoint = checkpoint.getMetadata().getName();
     Instant taken = Instant.parse(Objects.requireNonNullElse(checkpoint.getStatus().startTime,
         checkpoint.getStatus().completionTime));
     record.lostWorkSeconds = Duration.between(taken, clock.instant()).toSeconds();
-    record.restore = createRestore(schedule, failover, checkpoint, node, lastHeartbeat);
+    boolean podFenced = pod != null && failover.fences() && fence(pod);
+    record.restore = createRestore(schedule, failover, checkpoint, node, lastHeartbeat, pod, podFenced);
     record.phase = RestorePhase.Pending.name();
     add(status, record);
     dropUnstarted(schedule, owned, node, status);
+    String fencing = !failover.fences() ? ""
+        : pod == null ? "; when node " + node + "'s agent comes back it ends the old copy"
+        : "; pod " + pod.getMetadata().getName() + " was deleted without grace, so that its kubelet ends the old copy"
+            + " when node " + node + " comes back, and it comes back under its name";
     events.warning(schedule, "FailedOver", lost + "; restoring its newest Completed checkpoint " + record.checkpoint
         + " (taken " + record.lostWorkSeconds + "s ago: that much work is lost) elsewhere as Restore " + record.restore
-        + (failover.fences() ? "; when node " + node + "'s agent comes back it ends the old copy" : ""));
+        + fencing);
+    return true;
+  }
+
+  private boolean notFailedOver(CheckpointSchedule schedule, CheckpointScheduleStatus status, FailoverRecord record,
+      String reason, String message) {
+    record.phase = RestorePhase.Failed.name();
+    record.reason = reason;
+    record.message = message;
+    add(status, record);
+    events.warning(schedule, record.reason, record.message);
+    StasisMetrics.failoverFinished(record.phase, record.reason, null);
+    return false;
+  }
+
+  /**
+   * Deletes the lost node's pod (that one: its UID) at once: the node cannot honour a grace period,
+   * and a graceful deletion would wait for it forever. Its kubelet, when it reaches the API server
+   * again, finds the pod gone and ends its containers. False when the pod changed meanwhile.
+   */
+  private boolean fence(Pod pod) {
+    var pods = client.pods().inNamespace(pod.getMetadata().getNamespace()).withName(pod.getMetadata().getName());
+    Pod now = pods.get();
+    if (now == null || !now.getMetadata().getUid().equals(pod.getMetadata().getUid())) {
+      return now == null;
+    }
+    pods.withGracePeriod(0).delete();
     return true;
   }
 
   /** The failovers begun before whose Restore ended since: recorded, and the target followed where it runs now. */
-  private void follow(CheckpointSchedule schedule, CheckpointScheduleStatus status) {
+  public void follow(CheckpointSchedule schedule, CheckpointScheduleStatus status) {
     for (FailoverRecord record : status.failovers) {
       if (!RestorePhase.Pending.name().equals(record.phase) || record.restore == null) {
         continue;
@@ -147,10 +186,12 @@ public final class NodeLossFailover {
         record.phase = phase.name();
         record.node = restore.getStatus().node;
         record.restoredPid = restore.getStatus().restoredPid;
+        record.restoredPod = restore.getStatus().restoredPod;
         moveTarget(schedule, status, record, restore.getStatus().completionTime);
         Duration down = Duration.between(Instant.parse(record.lastHeartbeat), Instant.parse(restore.getStatus().completionTime));
         events.normal(schedule, "FailoverRestored", "the target of lost node " + record.lostNode + " runs again on node "
-            + record.node + (record.restoredPid == null ? "" : " (PID " + record.restoredPid + ")") + ", "
+            + record.node + (record.restoredPid != null ? " (PID " + record.restoredPid + ")"
+            : record.restoredPod != null ? " (pod " + record.restoredPod + ")" : "") + ", "
             + down.toSeconds() + "s after its last heartbeat; later checkpoints are taken there");
         StasisMetrics.failoverFinished(record.phase, "Restored", down);
       } else if (phase == RestorePhase.Failed) {
@@ -188,8 +229,12 @@ public final class NodeLossFailover {
     status.failedOverTarget = moved;
   }
 
+  /**
+   * The failover's Restore; a tree's labelled for its fencing, a fenced pod's under the pod's name
+   * (the old pod object is gone), an unfenced pod's under a name of its own.
+   */
   private String createRestore(CheckpointSchedule schedule, Failover failover, Checkpoint checkpoint, String lostNode,
-      String lastHeartbeat) {
+      String lastHeartbeat, Pod pod, boolean podFenced) {
     String name = Names.shortened(schedule.getMetadata().getName() + "-failover-"
         + NAME_TIME.format(Instant.parse(lastHeartbeat)), Names.MAX_OBJECT_NAME);
     RestorePlacement placement = failover.placement == null ? new RestorePlacement()
@@ -200,11 +245,15 @@ public final class NodeLossFailover {
     RestoreSpec spec = new RestoreSpec();
     spec.checkpointRef = new CheckpointRef(checkpoint.getMetadata().getName());
     spec.placement = placement;
+    if (podFenced) {
+      spec.pod = new RestorePodSpec();
+      spec.pod.name = pod.getMetadata().getName();
+    }
     Restore restore = new Restore();
     restore.setMetadata(new ObjectMetaBuilder()
         .withName(name)
         .withNamespace(schedule.getMetadata().getNamespace())
-        .withLabels(failover.fences() ? Map.of(Labels.FAILOVER_FROM, lostNode) : Map.of())
+        .withLabels(failover.fences() && pod == null ? Map.of(Labels.FAILOVER_FROM, lostNode) : Map.of())
         .withOwnerReferences(ScheduleCheckpoints.ownerReference(schedule))
         .build());
     restore.setSpec(spec);
