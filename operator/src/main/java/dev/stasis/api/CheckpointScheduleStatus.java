@@ -155,6 +155,10 @@ public class CheckpointScheduleStatus extends ObservedStatus {
     public ProcessTarget from;
     @JsonPropertyDescription("Where that process runs since (node and PID of the restored tree).")
     public ProcessTarget to;
+    @JsonPropertyDescription("The template's pod the move took away (a pod target).")
+    public String fromPod;
+    @JsonPropertyDescription("The pod it runs as since: the restored pod, which may have another name.")
+    public String toPod;
     @JsonPropertyDescription("The failover's Restore or the drain's Migration that moved it.")
     public String by;
     @JsonPropertyDescription("When it ran there (the Restore's or Migration's completion).")

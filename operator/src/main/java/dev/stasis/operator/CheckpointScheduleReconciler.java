@@ -12,6 +12,7 @@ import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Conditions;
+import dev.stasis.api.PodTarget;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.api.ReasonCount;
 import dev.stasis.api.StatusLimits;
@@ -232,6 +233,10 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
         ProcessTarget target = processTarget(schedule, status);
         spec.target = new CheckpointTarget();
         spec.target.process = status.process != null ? target.pinnedTo(status.process) : target;
+      } else { // a new target, not the template's: the spec shares it with the cached schedule
+        PodTarget template = spec.target.pod;
+        spec.target = CheckpointTarget.pod(templatePod(schedule, status), template.container);
+        spec.target.pod.containers = template.containers;
       }
       return new Selection(List.of(new ScheduleTarget(null, valid.onNodeDrain() ? templateNode(schedule, status) : null, spec)),
           List.of(), 0);
@@ -538,7 +543,7 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       CheckpointScheduleStatus status, List<Checkpoint> owned) {
     var target = schedule.getSpec().checkpointTemplate.target;
     Pod pod = target.pod == null ? null
-        : client.pods().inNamespace(schedule.getMetadata().getNamespace()).withName(target.pod.name).get();
+        : client.pods().inNamespace(schedule.getMetadata().getNamespace()).withName(templatePod(schedule, status)).get();
     String node = target.pod == null ? processTarget(schedule, status).node
         : pod == null || pod.getSpec() == null ? null : pod.getSpec().getNodeName();
     if (node == null) {
@@ -554,8 +559,16 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
     if (target.process != null) {
       return processTarget(schedule, status).node;
     }
-    Pod pod = client.pods().inNamespace(schedule.getMetadata().getNamespace()).withName(target.pod.name).get();
+    Pod pod = client.pods().inNamespace(schedule.getMetadata().getNamespace()).withName(templatePod(schedule, status)).get();
     return pod == null || pod.getSpec() == null ? null : pod.getSpec().getNodeName();
+  }
+
+  /**
+   * The template's pod, or the pod its last move (a drain's Migration, a failover) restored it as,
+   * while the template still names the pod moved.
+   */
+  private static String templatePod(CheckpointSchedule schedule, CheckpointScheduleStatus status) {
+    return NodeLossFailover.effectivePod(schedule.getSpec().checkpointTemplate.target.pod.name, status);
   }
 
   /** For waking schedules on node changes, from the cache: a pod's node is only known by asking. */

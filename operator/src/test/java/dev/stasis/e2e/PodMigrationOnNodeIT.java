@@ -132,6 +132,10 @@ class PodMigrationOnNodeIT {
           .satisfies(p -> assertThat(p.getMetadata().getName()).isEqualTo(restored));
       await("one Migration per drain").during(Duration.ofSeconds(10)).atMost(Duration.ofSeconds(20))
           .until(() -> migrations.list().getItems().size() == 1);
+      var moved = admin.resources(CheckpointSchedule.class).inNamespace(namespace).withName("keep").get()
+          .getStatus().failedOverTarget;
+      assertThat(moved.toPod).as("later runs checkpoint the moved pod").isEqualTo(restored);
+      assertThat(moved.fromPod).isEqualTo("counter");
     } finally {
       kubectl.run("uncordon", node.name()).ok();
     }

@@ -314,6 +314,29 @@ class ScheduleFailoverTest {
     clock.now = clock.now.plusSeconds(10);
     reconcile(s);
     assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("one per drain").hasSize(1);
+
+    // The drain's Migration brings the pod back under a name of its own: later runs checkpoint that pod.
+    client.pods().inNamespace(NS).withName("sim-0").delete();
+    client.resource(new PodBuilder().withNewMetadata().withName("sim-0-x7k2p").withNamespace(NS).endMetadata()
+        .withNewSpec().withNodeName("node-b").addNewContainer().withName("app").endContainer().endSpec()
+        .withNewStatus().withPhase("Running").endStatus().build()).create();
+    m.setStatus(new MigrationStatus());
+    m.getStatus().phase = MigrationPhase.Completed;
+    m.getStatus().sourceNode = "node-a";
+    m.getStatus().node = "node-b";
+    m.getStatus().restoredPod = "sim-0-x7k2p";
+    m.getStatus().completionTime = clock.now.toString();
+    client.resource(m).updateStatus();
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failedOverTarget.fromPod).isEqualTo("sim-0");
+    assertThat(followed.getStatus().failedOverTarget.toPod).isEqualTo("sim-0-x7k2p");
+    assertThat(events()).contains("TargetMoved");
+    assertThat(client.resource(s).get().getSpec().checkpointTemplate.target.pod.name).as("the spec stays the user's")
+        .isEqualTo("sim-0");
+    clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
+    reconcile(s);
+    assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
+        .satisfies(c -> assertThat(c.getSpec().target.pod.name).isEqualTo("sim-0-x7k2p"));
   }
 
   /** A Migration is owned like a Checkpoint: the check takes any resource with an owner reference to the schedule. */

@@ -79,11 +79,11 @@ public final class DrainMigrations {
         .max(Comparator.comparing(m -> Instant.parse(m.getStatus().completionTime)));
     newest.ifPresent(m -> {
       NodeLossFailover.moveTarget(schedule, status, m.getStatus().node, m.getStatus().restoredPid,
-          m.getMetadata().getName(), m.getStatus().completionTime);
+          m.getStatus().restoredPod, m.getMetadata().getName(), m.getStatus().completionTime);
       events.normal(schedule, "TargetMoved", "Migration " + m.getMetadata().getName() + " moved the target off node "
           + m.getStatus().sourceNode + " to node " + m.getStatus().node + (m.getStatus().restoredPid != null
-          ? " (PID " + m.getStatus().restoredPid + "); later checkpoints are taken there"
-          : " (pod " + m.getStatus().restoredPod + "); point spec.checkpointTemplate.target.pod.name at it"));
+          ? " (PID " + m.getStatus().restoredPid + ")" : " (pod " + m.getStatus().restoredPod + ")")
+          + "; later checkpoints are taken there");
     });
   }
 

@@ -6,6 +6,7 @@ import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSchedule;
 import dev.stasis.api.CheckpointScheduleSpec.Failover;
 import dev.stasis.api.CheckpointScheduleStatus;
+import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointScheduleStatus.FailedOverTarget;
 import dev.stasis.api.CheckpointScheduleStatus.FailoverRecord;
 import dev.stasis.api.NodeProfile;
@@ -81,6 +82,16 @@ public final class NodeLossFailover {
       return template;
     }
     return new ProcessTarget(moved.to.node, moved.to.pid);
+  }
+
+  /**
+   * The pod the schedule checkpoints: the template's, or the one a drain's Migration or a failover
+   * restored it as (it may have another name), as long as the template still names the pod moved.
+   */
+  public static String effectivePod(String template, CheckpointScheduleStatus status) {
+    FailedOverTarget moved = status.failedOverTarget;
+    return template == null || moved == null || moved.toPod == null || !template.equals(moved.fromPod)
+        ? template : moved.toPod;
   }
 
   /**
@@ -208,22 +219,27 @@ public final class NodeLossFailover {
   /** Later runs checkpoint the restored tree: the template's target, as it was, now runs at {@code record}'s node and PID. */
   private static void moveTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status, FailoverRecord record,
       String since) {
-    moveTarget(schedule, status, record.node, record.restoredPid, record.restore, since);
+    moveTarget(schedule, status, record.node, record.restoredPid, record.restoredPod, record.restore, since);
   }
 
   /**
-   * The template's process target, as it was, runs on {@code node} as {@code pid} since {@code since},
-   * moved there by {@code by} (a failover's Restore, a drain's Migration): later runs take it there.
+   * The template's target, as it was, runs on {@code node} since {@code since}, as {@code pid} (a
+   * tree) or as pod {@code pod}, moved there by {@code by} (a failover's Restore, a drain's
+   * Migration): later runs take it there.
    */
   static void moveTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status, String node, Integer pid,
-      String by, String since) {
-    if (pid == null) {
+      String pod, String by, String since) {
+    CheckpointTarget template = schedule.getSpec().checkpointTemplate.target;
+    FailedOverTarget moved = new FailedOverTarget();
+    if (template.process != null && pid != null) {
+      moved.from = new ProcessTarget(template.process.node, template.process.pid);
+      moved.to = new ProcessTarget(node, pid);
+    } else if (template.pod != null && pod != null) {
+      moved.fromPod = template.pod.name;
+      moved.toPod = pod;
+    } else {
       return;
     }
-    ProcessTarget template = schedule.getSpec().checkpointTemplate.target.process;
-    FailedOverTarget moved = new FailedOverTarget();
-    moved.from = new ProcessTarget(template.node, template.pid);
-    moved.to = new ProcessTarget(node, pid);
     moved.by = by;
     moved.since = since;
     status.failedOverTarget = moved;
