@@ -158,15 +158,7 @@ class PodMigrationOnNodeIT {
         r -> r != null);
     node.removeImage(reference);
 
-    Migration m = new Migration();
-    m.setMetadata(new ObjectMetaBuilder().withName("move").withNamespace(namespace).build());
-    m.setSpec(new MigrationSpec(CheckpointTarget.pod("counter", null)));
-    m.getSpec().storage = storage;
-    m.getSpec().allowSourceNode = true;
-    var migrations = admin.resources(Migration.class).inNamespace(namespace).withName("move");
-    admin.resource(m).create();
-    Migration failed = await().atMost(TIMEOUT).until(migrations::get, mig -> mig.getStatus() != null
-        && mig.getStatus().phaseOrPending().isTerminal());
+    Migration failed = migrateInPlace(namespace);
     assertThat(failed.getStatus().phase).isEqualTo(MigrationPhase.Failed);
     assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("RuntimeCannotCheckpoint");
     assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.SourceRunning);
@@ -180,6 +172,19 @@ class PodMigrationOnNodeIT {
       assertThat(p.getMetadata().getUid()).isEqualTo(sourceUid);
       assertThat(p.getMetadata().getDeletionTimestamp()).isNull();
     });
+  }
+
+  /** Migration "move" of pod counter, back onto the one node (allowSourceNode), as it is once it has ended. */
+  static Migration migrateInPlace(String namespace) {
+    Migration m = new Migration();
+    m.setMetadata(new ObjectMetaBuilder().withName("move").withNamespace(namespace).build());
+    m.setSpec(new MigrationSpec(CheckpointTarget.pod("counter", null)));
+    m.getSpec().storage = storage;
+    m.getSpec().allowSourceNode = true;
+    var migrations = admin.resources(Migration.class).inNamespace(namespace).withName("move");
+    admin.resource(m).create();
+    return await().atMost(TIMEOUT).until(migrations::get, mig -> mig.getStatus() != null
+        && mig.getStatus().phaseOrPending().isTerminal());
   }
 
   /** The name, with its digest, under which the node's kubelet reports an image of {@code repository}; null if none. */
@@ -197,17 +202,7 @@ class PodMigrationOnNodeIT {
     await().atMost(TIMEOUT).until(() -> CounterPods.lastCount(admin, namespace, "counter", "app") >= 3);
     long before = CounterPods.lastCount(admin, namespace, "counter", "app");
 
-    Migration m = new Migration();
-    m.setMetadata(new ObjectMetaBuilder().withName("move").withNamespace(namespace).build());
-    m.setSpec(new MigrationSpec(CheckpointTarget.pod("counter", null)));
-    m.getSpec().storage = storage;
-    m.getSpec().allowSourceNode = true;
-    var migrations = admin.resources(Migration.class).inNamespace(namespace).withName("move");
-    admin.resource(m).create();
-
-    Migration done = await().atMost(TIMEOUT).until(migrations::get, mig -> mig.getStatus() != null
-        && (mig.getStatus().phaseOrPending() == MigrationPhase.Completed
-        || mig.getStatus().phaseOrPending() == MigrationPhase.Failed));
+    Migration done = migrateInPlace(namespace);
     assertThat(done.getStatus().phase).as(done.getStatus().message).isEqualTo(MigrationPhase.Completed);
     assertThat(done.getStatus().sourceNode).isEqualTo(node.name());
     assertThat(done.getStatus().sourcePodUid).isEqualTo(sourceUid);
@@ -246,7 +241,7 @@ class PodMigrationOnNodeIT {
 
     // The moved pod belongs to its Restore, which outlives the Migration: deleting the Migration keeps it.
     admin.resource(done).delete();
-    await().atMost(TIMEOUT).until(() -> migrations.get() == null);
+    await().atMost(TIMEOUT).until(() -> admin.resource(done).get() == null);
     long counted = CounterPods.lastCount(admin, namespace, restored, "app");
     await("the moved pod runs on without its Migration").during(Duration.ofSeconds(5)).atMost(Duration.ofSeconds(30))
         .until(() -> {
