@@ -14,9 +14,20 @@ public record ArchiveLayout(String namespace, String checkpointName, String chec
   public static final String MANIFEST_FILE_NAME = "manifest.json";
   /** Written when a Checkpoint is deleted but its archive kept on purpose (spec.retainArchive). */
   public static final String RETAINED_MARKER_FILE_NAME = "retained";
+  /** A deduplicated checkpoint's chunk index (archive.dedup.ChunkIndex), next to its manifest. */
+  public static final String CHUNK_INDEX_FILE_NAME = "chunks.idx";
+  /**
+   * Under a namespace: the chunks of its deduplicated checkpoints, shared by every checkpoint of the
+   * namespace in this storage and never by another namespace's. A dot, so no checkpoint's prefix
+   * ({@code <name>-<uid>/}) can be mistaken for it.
+   */
+  public static final String CHUNKS_FOLDER = ".chunks/";
   /** {@code <namespace>/<name>-<uid>/<file...>} with Kubernetes names and a Kubernetes UID (a UUID). */
   private static final Pattern KEY = Pattern.compile(
       "([a-z0-9][-a-z0-9]*)/([a-z0-9][-.a-z0-9]*)-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/.+");
+
+  private static final Pattern CHUNK_NAME = Pattern.compile("[0-9a-f]{64}");
+  private static final Pattern CHUNK_KEY = Pattern.compile("([a-z0-9][-a-z0-9]*)/\\.chunks/([0-9a-f]{2})/([0-9a-f]{64})");
 
   public ArchiveLayout {
     requireKeySegment("namespace", namespace);
@@ -53,6 +64,37 @@ public record ArchiveLayout(String namespace, String checkpointName, String chec
 
   public String containerManifestKey(String container) {
     return containerPrefix(container) + MANIFEST_FILE_NAME;
+  }
+
+  public String chunkIndexKey() {
+    return prefix() + CHUNK_INDEX_FILE_NAME;
+  }
+
+  /** Where a namespace's chunks live: {@code <namespace>/.chunks/}. */
+  public static String chunkPrefix(String namespace) {
+    requireKeySegment("namespace", namespace);
+    return namespace + "/" + CHUNKS_FOLDER;
+  }
+
+  /**
+   * A chunk's key: {@code <namespace>/.chunks/<first two digits>/<name>}, the two digits spreading
+   * a large namespace's chunks over 256 folders for stores that are directories.
+   */
+  public static String chunkKey(String namespace, String chunkName) {
+    if (!CHUNK_NAME.matcher(chunkName).matches()) {
+      throw new IllegalArgumentException("a chunk name is 64 lowercase hex digits, got: " + chunkName);
+    }
+    return chunkPrefix(namespace) + chunkName.substring(0, 2) + "/" + chunkName;
+  }
+
+  /** A stored chunk: its namespace and name. */
+  public record StoredChunk(String namespace, String name) {}
+
+  /** The chunk a stored key is; empty for keys that are not chunks laid out by {@link #chunkKey}. */
+  public static Optional<StoredChunk> ofChunkKey(String key) {
+    Matcher m = CHUNK_KEY.matcher(key);
+    return m.matches() && m.group(2).equals(m.group(3).substring(0, 2))
+        ? Optional.of(new StoredChunk(m.group(1), m.group(3))) : Optional.empty();
   }
 
   public String retainedMarkerKey() {

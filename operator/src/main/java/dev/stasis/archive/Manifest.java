@@ -30,8 +30,14 @@ import java.util.regex.Pattern;
 @JsonIgnoreProperties(ignoreUnknown = true)
 public class Manifest {
   public static final String FORMAT = "stasis.dev/manifest/v1";
+  /**
+   * A deduplicated checkpoint ({@link #chunks}): the memory images are stored as chunks, not in the
+   * archive. Its own version, so an agent that knows only v1 refuses it rather than restoring an
+   * archive without its memory.
+   */
+  public static final String FORMAT_CHUNKED = "stasis.dev/manifest/v2";
 
-  private static final int FORMAT_VERSION = 1;
+  private static final int FORMAT_VERSION = 2;
   private static final Pattern STASIS_FORMAT = Pattern.compile("stasis\\.dev/manifest/v(\\d{1,9})");
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -59,6 +65,8 @@ public class Manifest {
   /** The source CPU as {@code criu cpuinfo dump} wrote it (cpuinfo.img, base64), for {@code criu cpuinfo check}. */
   public String cpuinfo;
   public Archive archive;
+  /** Deduplicated checkpoints only (format {@link #FORMAT_CHUNKED}): where the memory images are. */
+  public Chunks chunks;
 
   /** What was checkpointed: a pod's container (podName, containerName) or a process (node, pid). */
   @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -197,6 +205,33 @@ public class Manifest {
   }
 
   /**
+   * The memory images of a deduplicated checkpoint: each {@code pages-<n>.img} is left out of the
+   * archive and stored as chunks under the namespace's chunk folder
+   * ({@link ArchiveLayout#chunkKey}), which the chunk index lists in order with each image's sha256.
+   */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static class Chunks {
+    /** The chunk index object ({@link ArchiveLayout#chunkIndexKey}), relative to the storage's prefix. */
+    public String indexKey;
+    /** Lowercase hex sha256 of the chunk index object, which a restore checks before reading it. */
+    public String indexSha256;
+    public Long indexBytes;
+    /** How each chunk is compressed before it is stored (and encrypted). */
+    public ArchiveCodec codec;
+    /**
+     * {@code "none"}, or the chunk cipher's algorithm and the id of the storage key whose namespace
+     * chunk key named and sealed the chunks; without encryption the chunks are named with the
+     * storage's chunk secret, whose id is {@link #keyId}.
+     */
+    public String encryption;
+    /** The id of the key the chunk names (and, encrypted, the chunks) were made with. */
+    public String keyId;
+    /** Bytes of the chunked images, before compression: what a restore writes back. */
+    public Long imagesBytes;
+  }
+
+  /**
    * How the stored bytes are encrypted: {@code "none"}, or the algorithm and the id of the storage
    * key they were encrypted with, which a restore looks up in the storage's key Secret.
    */
@@ -266,6 +301,17 @@ public class Manifest {
     }
   }
 
+  /** Whether the memory images are stored as chunks ({@link #chunks}) rather than in the archive. */
+  public boolean isChunked() {
+    return chunks != null;
+  }
+
+  /** Makes this the manifest of a deduplicated checkpoint, whose format says so. */
+  public void chunked(Chunks stored) {
+    chunks = stored;
+    format = FORMAT_CHUNKED;
+  }
+
   public byte[] toJson() {
     try {
       return JSON.writeValueAsBytes(this);
@@ -314,11 +360,11 @@ public class Manifest {
     Matcher version = STASIS_FORMAT.matcher(format.textValue());
     if (version.matches() && Integer.parseInt(version.group(1)) > FORMAT_VERSION) {
       throw new ManifestException("manifest format " + format.textValue()
-          + " is newer than this agent understands (" + FORMAT + "); upgrade the agent");
+          + " is newer than this agent understands (" + FORMAT_CHUNKED + "); upgrade the agent");
     }
-    if (!format.textValue().equals(FORMAT)) {
+    if (!format.textValue().equals(FORMAT) && !format.textValue().equals(FORMAT_CHUNKED)) {
       throw new ManifestException("manifest format " + format.textValue()
-          + " is not one this agent understands (" + FORMAT + ")");
+          + " is not one this agent understands (" + FORMAT + ", " + FORMAT_CHUNKED + ")");
     }
   }
 
@@ -347,6 +393,33 @@ public class Manifest {
       } else if (archive.encryption.isEncrypted() && archive.encryption.keyId == null) {
         missing.add("archive.encryption.keyId");
       }
+    }
+    if (FORMAT_CHUNKED.equals(format)) {
+      if (chunks == null) {
+        missing.add("chunks");
+      } else {
+        if (chunks.indexKey == null) {
+          missing.add("chunks.indexKey");
+        }
+        if (chunks.indexSha256 == null) {
+          missing.add("chunks.indexSha256");
+        }
+        if (chunks.indexBytes == null) {
+          missing.add("chunks.indexBytes");
+        }
+        if (chunks.codec == null) {
+          missing.add("chunks.codec");
+        }
+        if (chunks.encryption == null) {
+          missing.add("chunks.encryption");
+        }
+        if (chunks.keyId == null) {
+          missing.add("chunks.keyId");
+        }
+      }
+    } else if (chunks != null) {
+      throw new ManifestException("manifest format " + format + " has no chunks, but this one lists some; it was"
+          + " altered or written by a broken agent");
     }
     if (!missing.isEmpty()) {
       throw new ManifestException("manifest is missing required field"

@@ -24,4 +24,16 @@ class ArchiveLayoutTest {
     assertThatThrownBy(() -> new ArchiveLayout("", "name", "uid")).hasMessageContaining("namespace");
     assertThatThrownBy(() -> new ArchiveLayout("sims", "name", null)).hasMessageContaining("checkpointUid");
   }
+
+  @Test
+  void keepsANamespacesChunksInOneFolderNoCheckpointCanBeMistakenFor() {
+    String name = "3f" + "0a".repeat(31);
+    assertThat(ArchiveLayout.chunkKey("sims", name)).isEqualTo("sims/.chunks/3f/" + name);
+    assertThat(ArchiveLayout.ofChunkKey("sims/.chunks/3f/" + name)).contains(new ArchiveLayout.StoredChunk("sims", name));
+    assertThat(ArchiveLayout.ofKey("sims/.chunks/3f/" + name)).isEmpty();
+    assertThat(ArchiveLayout.ofChunkKey(layout.manifestKey())).isEmpty();
+    assertThat(ArchiveLayout.ofChunkKey("sims/.chunks/00/" + name)).as("the folder is the name's first two digits").isEmpty();
+    assertThat(layout.chunkIndexKey()).isEqualTo("sims/lammps-1-0b6f3c1e/chunks.idx");
+    assertThatThrownBy(() -> ArchiveLayout.chunkKey("sims", "../../x")).hasMessageContaining("64 lowercase hex");
+  }
 }

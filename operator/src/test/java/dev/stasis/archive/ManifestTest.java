@@ -73,14 +73,51 @@ class ManifestTest {
     assertThatThrownBy(() -> Manifest.fromJson(bytes(minimalJson().replace("manifest/v1", "manifest/v9"))))
         .isInstanceOf(ManifestException.class)
         .hasMessage("manifest format stasis.dev/manifest/v9 is newer than this agent understands"
-            + " (stasis.dev/manifest/v1); upgrade the agent");
+            + " (stasis.dev/manifest/v2); upgrade the agent");
+  }
+
+  @Test
+  void readsADeduplicatedCheckpointsChunksAndRefusesThemWhereTheFormatHasNone() throws Exception {
+    String chunks = """
+        "chunks": {"indexKey": "ns/ckpt-uid/chunks.idx", "indexSha256": "%s", "indexBytes": 77, "codec": "zstd",
+                   "encryption": "none", "keyId": "chunks-1", "imagesBytes": 1048576},
+        """.formatted("cd".repeat(32));
+    Manifest chunked = Manifest.fromJson(bytes(minimalJson().replace("manifest/v1\",", "manifest/v2\"," + chunks)));
+    assertThat(chunked.isChunked()).isTrue();
+    assertThat(chunked.chunks.indexKey).isEqualTo("ns/ckpt-uid/chunks.idx");
+    assertThat(chunked.chunks.imagesBytes).isEqualTo(1_048_576L);
+    assertThat(Manifest.fromJson(chunked.toJson()).chunks.indexSha256).isEqualTo("cd".repeat(32));
+
+    assertThatThrownBy(() -> Manifest.fromJson(bytes(minimalJson().replace("\"format\": \"stasis.dev/manifest/v1\",",
+        "\"format\": \"stasis.dev/manifest/v1\"," + chunks))))
+        .isInstanceOf(ManifestException.class)
+        .hasMessageContaining("has no chunks, but this one lists some");
+    assertMissing(minimalJson().replace("manifest/v1", "manifest/v2"), "chunks");
+    assertMissing(minimalJson().replace("manifest/v1\",", "manifest/v2\"," + chunks.replace("\"indexBytes\": 77, ", "")),
+        "chunks.indexBytes");
+  }
+
+  @Test
+  void chunkedSetsTheFormatOlderAgentsRefuse() throws Exception {
+    Manifest manifest = processCheckpointManifest();
+    assertThat(Manifest.fromJson(manifest.toJson()).format).isEqualTo(Manifest.FORMAT);
+    Manifest.Chunks chunks = new Manifest.Chunks();
+    chunks.indexKey = "sims/lammps-1-uid/chunks.idx";
+    chunks.indexSha256 = "ef".repeat(32);
+    chunks.indexBytes = 10L;
+    chunks.codec = ArchiveCodec.ZSTD;
+    chunks.encryption = "none";
+    chunks.keyId = "chunks-1";
+    manifest.chunked(chunks);
+    assertThat(Manifest.fromJson(manifest.toJson()).format).isEqualTo(Manifest.FORMAT_CHUNKED);
   }
 
   @Test
   void refusesSomeoneElsesFormat() {
     assertThatThrownBy(() -> Manifest.fromJson(bytes(minimalJson().replace("stasis.dev/manifest/v1", "example.com/v1"))))
         .isInstanceOf(ManifestException.class)
-        .hasMessage("manifest format example.com/v1 is not one this agent understands (stasis.dev/manifest/v1)");
+        .hasMessage("manifest format example.com/v1 is not one this agent understands"
+            + " (stasis.dev/manifest/v1, stasis.dev/manifest/v2)");
   }
 
   @Test

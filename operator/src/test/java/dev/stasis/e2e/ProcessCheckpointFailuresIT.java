@@ -222,11 +222,11 @@ class ProcessCheckpointFailuresIT {
   void manifestOfAnUnknownVersionIsRefused() throws Exception {
     Checkpoint done = checkpointACounter("newer");
     Path manifest = archiveOf(done).resolveSibling("manifest.json");
-    Files.writeString(manifest, Files.readString(manifest).replace(Manifest.FORMAT, "stasis.dev/manifest/v2"));
+    Files.writeString(manifest, Files.readString(manifest).replace(Manifest.FORMAT, "stasis.dev/manifest/v3"));
     cluster.recordManifest(done, null, Files.readAllBytes(manifest));
     Restore r = cluster.awaitRestore(cluster.createRestore("newer", "newer"), RestorePhase.Failed);
     cluster.assertFailure(r.getStatus().reason, r.getStatus().message, "ManifestInvalid",
-        "manifest format stasis.dev/manifest/v2 is newer than this agent understands");
+        "manifest format stasis.dev/manifest/v3 is newer than this agent understands");
     assertThat(r.getStatus().message).contains("upgrade the agent");
     assertThat(r.getStatus().criuLogTail).isNull();
   }

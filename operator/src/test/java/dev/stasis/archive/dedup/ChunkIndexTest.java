@@ -1,0 +1,111 @@
+package dev.stasis.archive.dedup;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.stasis.archive.ArchiveIntegrityException;
+import dev.stasis.archive.dedup.ChunkIndex.ChunkRef;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class ChunkIndexTest {
+  private static final ChunkRef FIRST = new ChunkRef("0a".repeat(32), 131_072, 131_100);
+  private static final ChunkRef SECOND = new ChunkRef("0b".repeat(32), 4_096, 1_200);
+  private static final ChunkRef THIRD = new ChunkRef("0c".repeat(32), 65_536, 65_600);
+
+  @Test
+  void readsBackEveryImageAndChunkInOrder() throws IOException {
+    List<String> seen = new ArrayList<>();
+    ChunkIndex.read(new ByteArrayInputStream(twoImages()), new ChunkIndex.Visitor() {
+      @Override
+      public void image(String fileName) {
+        seen.add("image " + fileName);
+      }
+
+      @Override
+      public void chunk(String fileName, ChunkRef chunk) {
+        seen.add(fileName + " " + chunk);
+      }
+
+      @Override
+      public void imageEnd(String fileName, long sizeBytes, String sha256) {
+        seen.add("end " + fileName + " " + sizeBytes + " " + sha256);
+      }
+    });
+    assertThat(seen).containsExactly(
+        "image pages-1.img", "pages-1.img " + FIRST, "pages-1.img " + SECOND, "end pages-1.img 135168 " + "11".repeat(32),
+        "image pages-2.img", "pages-2.img " + THIRD, "end pages-2.img 65536 " + "22".repeat(32));
+  }
+
+  @Test
+  void refusesAnIndexCutShortAnywhere() {
+    byte[] whole = twoImages();
+    for (int length = 0; length < whole.length; length++) {
+      byte[] cut = Arrays.copyOf(whole, length);
+      assertThatThrownBy(() -> read(cut)).as("cut at %d", length).isInstanceOf(ArchiveIntegrityException.class);
+    }
+  }
+
+  @Test
+  void refusesSizesThatDoNotAddUpAndBytesAfterTheEnd() throws IOException {
+    byte[] whole = twoImages();
+    // pages-1.img's size (u64 after its end tag) is the 8 bytes right after FIRST and SECOND.
+    byte[] wrongSize = whole.clone();
+    int sizeOffset = indexOf(whole, new byte[] {0, 0, 0, 0, 0, 2, 16, 0}); // 135168
+    wrongSize[sizeOffset + 7] = 1;
+    assertThatThrownBy(() -> read(wrongSize)).hasMessageContaining("pages-1.img is 135169 bytes by the chunk index");
+    byte[] trailing = Arrays.copyOf(whole, whole.length + 1);
+    assertThatThrownBy(() -> read(trailing)).hasMessageContaining("bytes after its end");
+    byte[] otherMagic = whole.clone();
+    otherMagic[0] = 'X';
+    assertThatThrownBy(() -> read(otherMagic)).hasMessageContaining("not a chunk index");
+  }
+
+  @Test
+  void refusesImageNamesThatAreNotPagesImagesAndChunksOutsideImages() throws IOException {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ChunkIndex.Writer writer = new ChunkIndex.Writer(out);
+    assertThatThrownBy(() -> writer.startImage("../../etc/passwd")).hasMessageContaining("pages-<n>.img");
+    assertThatThrownBy(() -> writer.chunk(FIRST)).hasMessageContaining("none is open");
+    byte[] renamed = twoImages();
+    int at = indexOf(renamed, "pages-2.img".getBytes());
+    System.arraycopy("../etc/x.im".getBytes(), 0, renamed, at, 11);
+    assertThatThrownBy(() -> read(renamed)).hasMessageContaining("not a CRIU pages image");
+  }
+
+  private static byte[] twoImages() {
+    try {
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      ChunkIndex.Writer writer = new ChunkIndex.Writer(out);
+      writer.startImage("pages-1.img");
+      writer.chunk(FIRST);
+      writer.chunk(SECOND);
+      writer.endImage(135_168, "11".repeat(32));
+      writer.startImage("pages-2.img");
+      writer.chunk(THIRD);
+      writer.endImage(65_536, "22".repeat(32));
+      writer.finish();
+      return out.toByteArray();
+    } catch (IOException e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  private static void read(byte[] index) throws IOException {
+    ChunkIndex.read(new ByteArrayInputStream(index), (fileName, chunk) -> {});
+  }
+
+  private static int indexOf(byte[] haystack, byte[] needle) {
+    for (int i = 0; i + needle.length <= haystack.length; i++) {
+      if (Arrays.equals(haystack, i, i + needle.length, needle, 0, needle.length)) {
+        return i;
+      }
+    }
+    throw new AssertionError("not found");
+  }
+}
