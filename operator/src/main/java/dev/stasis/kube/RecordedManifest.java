@@ -81,6 +81,9 @@ public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIden
     String archiveKey = container == null ? layout.archiveKey(manifest.archive.codec)
         : layout.containerArchiveKey(container, manifest.archive.codec);
     List<String> mismatches = mismatches(manifest, checkpoint, container, archiveKey, recorded);
+    if (manifest.isChunked() && (container != null || !layout.chunkIndexKey().equals(manifest.chunks.indexKey))) {
+      mismatches.add("it names the chunk index " + manifest.chunks.indexKey + ", not " + layout.chunkIndexKey());
+    }
     if (!mismatches.isEmpty()) {
       throw new StoredCheckpointException("ManifestInvalid", "the manifest at " + store.uri(key)
           + " does not describe what the Checkpoint's status recorded: " + String.join("; ", mismatches) + ELSEWHERE);

@@ -9,7 +9,9 @@ import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveKeys;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Manifest;
+import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EncryptionKeyException;
 import dev.stasis.kube.NodeKey;
@@ -34,15 +36,18 @@ final class GrantIssuer {
 
   private final ClusterCache cluster;
   private final StorageBinding storages;
+  private final ChunkSecrets chunkSecrets;
 
-  GrantIssuer(ClusterCache cluster, StorageBinding storages) {
+  GrantIssuer(ClusterCache cluster, StorageBinding storages, ChunkSecrets chunkSecrets) {
     this.cluster = cluster;
     this.storages = storages;
+    this.chunkSecrets = chunkSecrets;
   }
 
   /**
    * For taking a checkpoint on {@code node}: the storage's credentials and the keys its archives
-   * are encrypted with (one per container of a pod, one for a process), from the current key.
+   * are encrypted with (one per container of a pod, one for a process), from the current key; for
+   * a process checkpoint on a storage that deduplicates, its namespace's chunk key.
    *
    * @param containers the containers of a pod checkpoint; empty for a process checkpoint
    */
@@ -55,8 +60,49 @@ final class GrantIssuer {
         keys.add(WorkGrants.grantedKey(BoundKey.of(storageKeys.get().current(), identity(checkpoint, container))));
       }
     }
+    List<WorkGrants.GrantedChunkKey> chunkKeys = new ArrayList<>();
+    if (containers.isEmpty()) { // pod checkpoints stay whole archives
+      chunkKeyFor(storage, checkpoint.getMetadata().getNamespace())
+          .ifPresent(key -> chunkKeys.add(WorkGrants.grantedChunkKey(key)));
+    }
     return seal(checkpoint, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), null,
-        null, keys));
+        null, keys, chunkKeys));
+  }
+
+  /**
+   * The chunk key a checkpoint of {@code namespace} names (and, encrypted, seals) its chunks with,
+   * when the storage deduplicates: derived from the storage's current key when it encrypts, else
+   * from its chunk secret ({@link ChunkSecrets}). The one place a checkpoint is granted a chunk key.
+   */
+  Optional<ChunkKey> chunkKeyFor(CheckpointStorage storage, String namespace) throws Refusal {
+    if (storage.getSpec() == null || !storage.getSpec().deduplicationOrDefault()) {
+      return Optional.empty();
+    }
+    Optional<ArchiveKeys> storageKeys = archiveKeys(storage);
+    if (storageKeys.isPresent()) {
+      return Optional.of(ChunkKey.of(storageKeys.get().current(), namespace));
+    }
+    try {
+      return Optional.of(ChunkKey.of(chunkSecrets.current(storage), namespace));
+    } catch (StorageUnavailableException e) {
+      throw new Refusal("StorageUnavailable", e.getMessage());
+    }
+  }
+
+  /** The chunk key a deduplicated checkpoint's manifest names: of the storage key it names, or of the chunk secret. */
+  private ChunkKey chunkKeyOf(CheckpointStorage storage, String namespace, Manifest.Chunks chunks) throws Refusal {
+    if (!Manifest.Encryption.NONE.algorithm.equals(chunks.encryption)) {
+      return ChunkKey.of(storageKey(storage, chunks.keyId), namespace);
+    }
+    Optional<ArchiveKey> secret;
+    try {
+      secret = chunkSecrets.find(storage, chunks.keyId);
+    } catch (StorageUnavailableException e) {
+      throw new Refusal("StorageUnavailable", e.getMessage());
+    }
+    return ChunkKey.of(secret.orElseThrow(() -> new Refusal(KEY_NOT_FOUND, "the checkpoint's chunks are named with"
+        + " chunk secret '" + chunks.keyId + "', which Secret " + chunkSecrets.location(storage) + " of CheckpointStorage '"
+        + storage.getMetadata().getName() + "' no longer holds: put it back from a backup of that Secret")), namespace);
   }
 
   /**
@@ -72,6 +118,13 @@ final class GrantIssuer {
         keys.add(WorkGrants.grantedKey(BoundKey.of(storageKey(storage, encryption.keyId), recorded.identity())));
       }
     }
+    List<WorkGrants.GrantedChunkKey> chunkKeys = new ArrayList<>();
+    for (RecordedManifest recorded : manifests) {
+      if (recorded.manifest().isChunked()) {
+        chunkKeys.add(WorkGrants.grantedChunkKey(chunkKeyOf(storage, restore.getMetadata().getNamespace(),
+            recorded.manifest().chunks)));
+      }
+    }
     WorkGrants.Credentials registry = null;
     String registryCa = null;
     if (pod) {
@@ -83,7 +136,7 @@ final class GrantIssuer {
       }
     }
     return seal(restore, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), registry,
-        registryCa, keys));
+        registryCa, keys, chunkKeys));
   }
 
   /** Whether the work's grant was sealed to another key than the one its node's agent publishes now. */
@@ -99,7 +152,8 @@ final class GrantIssuer {
   private Optional<SealedGrant> seal(HasMetadata work, String node, WorkGrants.Grant grant) throws Refusal {
     String key = publishedKey(node);
     if (key == null) {
-      if (grant.s3() == null && grant.registry() == null && grant.registryCa() == null && grant.keys().isEmpty()) {
+      if (grant.s3() == null && grant.registry() == null && grant.registryCa() == null && grant.keys().isEmpty()
+          && grant.chunkKeys().isEmpty()) {
         return Optional.empty();
       }
       throw new Refusal("NodeKeyMissing", "the agent on node " + node + " publishes no key in its NodeProfile"
