@@ -33,8 +33,13 @@ public final class ChunkSecrets {
 
   /** In the client's namespace: the operator's own in a cluster (its service account's), else the kubeconfig's. */
   public ChunkSecrets(KubernetesClient client) {
+    this(client, client.getNamespace() == null ? "default" : client.getNamespace());
+  }
+
+  /** In {@code namespace}, the operator's (for tools that run elsewhere: stasis inspect). */
+  public ChunkSecrets(KubernetesClient client, String namespace) {
     this.client = client;
-    this.namespace = client.getNamespace() == null ? "default" : client.getNamespace();
+    this.namespace = namespace;
   }
 
   /** Where a storage's chunk secret is kept, for messages and docs: {@code <namespace>/stasis-chunks-<storage>}. */

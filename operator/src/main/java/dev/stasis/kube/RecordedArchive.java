@@ -1,13 +1,11 @@
 package dev.stasis.kube;
 
 import dev.stasis.api.Checkpoint;
-import dev.stasis.archive.Manifest;
-import dev.stasis.archive.Sha256;
+import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StoredObject;
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.Optional;
 
 /**
@@ -50,21 +48,14 @@ public final class RecordedArchive {
       return Optional.of("the archive " + store.uri(key) + " is "
           + size.map(n -> n + " bytes, not " + storedBytes).orElse("missing"));
     }
-    return recorded.manifest().isChunked() ? indexMismatch(store, recorded.manifest().chunks) : Optional.empty();
-  }
-
-  private static Optional<String> indexMismatch(ObjectStore store, Manifest.Chunks chunks) throws IOException {
-    byte[] index;
-    try (InputStream in = store.open(chunks.indexKey)) {
-      index = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, chunks.indexBytes + 1));
-    } catch (ObjectNotFoundException e) {
-      return Optional.of("the chunk index " + store.uri(chunks.indexKey) + " is missing");
-    }
-    String sha256 = Sha256.hexOf(index);
-    if (index.length != chunks.indexBytes || !sha256.equalsIgnoreCase(chunks.indexSha256)) {
-      return Optional.of("the chunk index " + store.uri(chunks.indexKey) + " is " + index.length + " bytes with sha256 "
-          + sha256 + ", not the " + chunks.indexBytes + " bytes with sha256 " + chunks.indexSha256 + " its manifest"
-          + " recorded");
+    if (recorded.manifest().isChunked()) {
+      try {
+        recorded.chunkIndex(store);
+      } catch (ObjectNotFoundException e) {
+        return Optional.of("the chunk index " + store.uri(recorded.manifest().chunks.indexKey) + " is missing");
+      } catch (ArchiveIntegrityException e) {
+        return Optional.of(e.getMessage());
+      }
     }
     return Optional.empty();
   }

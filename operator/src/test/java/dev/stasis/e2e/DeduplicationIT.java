@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.stasis.api.Checkpoint;
+import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.EncryptionSpec;
@@ -28,7 +29,6 @@ import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.UUID;
 import java.util.function.Consumer;
 import java.util.stream.Collectors;
@@ -51,13 +51,22 @@ class DeduplicationIT {
 
   @Test
   void aSecondCheckpointUploadsOnlyWhatChangedAndBothRestoreExactly() throws Exception {
-    secondCheckpointStoresLittleAndBothRestoreExactly(dedupStorage(false), "plain");
+    secondCheckpointStoresLittleAndBothRestoreExactly(dedupStorage(false), "plain", () -> {});
   }
 
+  /** Both restore after the storage's key was rotated: their chunks are opened with the key their manifest names. */
   @Test
-  void onAnEncryptingStorageChunksAreSealedAndDeduplicatedAlike() throws Exception {
+  void onAnEncryptingStorageChunksAreSealedAndDeduplicatedAlikeAndRestoreAfterRotation() throws Exception {
     String storage = dedupStorage(true);
-    Map<String, Long> chunks = secondCheckpointStoresLittleAndBothRestoreExactly(storage, "sealed");
+    Map<String, Long> chunks = secondCheckpointStoresLittleAndBothRestoreExactly(storage, "sealed", () -> {
+      byte[] k2 = new byte[32];
+      new SecureRandom().nextBytes(k2);
+      cluster.client().secrets().inNamespace(SECRETS_NAMESPACE).withName(storage + "-keys").edit(secret -> {
+        secret.getData().put("k2", Base64.getEncoder().encodeToString(k2));
+        return secret;
+      });
+      editStorage(storage, s -> s.getSpec().encryption.currentKeyId = "k2");
+    });
     try (ObjectStore store = cluster.openStorage(storage)) {
       String anyChunk = chunks.keySet().iterator().next();
       byte[] object = store.read(anyChunk);
@@ -71,10 +80,10 @@ class DeduplicationIT {
 
   /**
    * Checkpoints {@code <prefix>-1} and {@code <prefix>-2} of one memcounter, 4 MiB rewritten in
-   * between, and restores both; returns the chunk objects after the first.
+   * between, then does {@code beforeRestores} and restores both; returns the chunk objects after the first.
    */
-  private Map<String, Long> secondCheckpointStoresLittleAndBothRestoreExactly(String storage, String prefix)
-      throws Exception {
+  private Map<String, Long> secondCheckpointStoresLittleAndBothRestoreExactly(String storage, String prefix,
+      Runnable beforeRestores) throws Exception {
     Path out = cluster.dir().resolve(prefix + "-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", Integer.toString(MEMORY_MIB),
         out.toString()));
@@ -117,6 +126,7 @@ class DeduplicationIT {
     assertThat(newChunks.size()).isLessThan(chunksAfterFirst.size() / 8);
     counter.close();
 
+    beforeRestores.run();
     restoreExactly(prefix + "-1", out, before1, after1, sumFirst);
     restoreExactly(prefix + "-2", out, before2, after2, sumSecond);
     return chunksAfterFirst;
@@ -157,6 +167,26 @@ class DeduplicationIT {
       store.put(index, indexBytes);
       assertRestoreFails("index", "ArchiveCorrupted", "the chunk index");
     }
+  }
+
+  /** leaveRunning: false: the tree is held frozen until its chunks, archive and manifest are stored and recorded. */
+  @Test
+  void aWorkloadEndedByItsCheckpointGoesOnFromItsChunks() throws Exception {
+    String storage = dedupStorage(false);
+    Path out = cluster.dir().resolve("ended-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
+    String sum = sum(counter.pid(), out);
+    long before = Workloads.count(out);
+    CheckpointOptions options = new CheckpointOptions();
+    options.leaveRunning = false;
+    Checkpoint ended = cluster.awaitCheckpoint(cluster.createCheckpoint("ended", counter.pid(), storage, options),
+        CheckpointPhase.Completed);
+    await().atMost(TIMEOUT).until(() -> !Workloads.isAlive(counter.pid()));
+    long after = Workloads.settled(() -> Workloads.count(out));
+    assertThat(ended.getStatus().archive.newBytes).isGreaterThan(16L * MIB);
+
+    restoreExactly("ended", out, before, after, sum);
   }
 
   /** The switch: a storage that did not deduplicate keeps restoring its whole archives after it does. */

@@ -20,12 +20,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.DigestInputStream;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.HexFormat;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
@@ -119,7 +117,7 @@ final class ChunkedImagesUpload {
         }
         index.startImage(fileName);
         ArrayDeque<Pending> window = new ArrayDeque<>();
-        MessageDigest sha256 = sha256();
+        MessageDigest sha256 = Sha256.newDigest();
         long[] imageBytes = {0};
         var chunker = new PagemapAlignedChunker(image.runs().stream()
             .map(run -> new PagemapAlignedChunker.MappedRun(run.address(), run.bytes())).toList(), BLOCK_BYTES);
@@ -147,7 +145,7 @@ final class ChunkedImagesUpload {
         while (!window.isEmpty()) {
           index.chunk(await(window.poll()));
         }
-        index.endImage(imageBytes[0], HexFormat.of().formatHex(sha256.digest()));
+        index.endImage(imageBytes[0], Sha256.hex(sha256.digest()));
         imagesBytes += imageBytes[0];
         cut.accept(imagesBytes);
       }
@@ -197,13 +195,6 @@ final class ChunkedImagesUpload {
     }
   }
 
-  private static MessageDigest sha256() {
-    try {
-      return MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("this JVM lacks SHA-256, which every Java has", e);
-    }
-  }
 
   /** A chunk cut and named, whose object is stored or on its way. */
   private record Pending(String name, int bytes, Future<Integer> stored) {}

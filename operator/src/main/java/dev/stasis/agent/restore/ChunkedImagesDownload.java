@@ -8,6 +8,7 @@ import dev.stasis.archive.Sha256;
 import dev.stasis.archive.dedup.ChunkCipher;
 import dev.stasis.archive.dedup.ChunkIndex;
 import dev.stasis.archive.dedup.ChunkObjects;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import java.io.ByteArrayInputStream;
@@ -18,11 +19,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
@@ -45,15 +44,17 @@ public final class ChunkedImagesDownload {
   private static final int WINDOW = 4 * FETCHES_IN_FLIGHT;
 
   private final ObjectStore store;
+  private final RecordedManifest recorded;
   private final String namespace;
   private final Manifest.Chunks chunks;
   private final ChunkKey key;
 
   /** {@code key}: the namespace's chunk key the manifest's {@code chunks.keyId} names, as granted. */
-  public ChunkedImagesDownload(ObjectStore store, String namespace, Manifest.Chunks chunks, ChunkKey key) {
+  public ChunkedImagesDownload(ObjectStore store, RecordedManifest recorded, ChunkKey key) {
     this.store = store;
-    this.namespace = namespace;
-    this.chunks = chunks;
+    this.recorded = recorded;
+    this.namespace = recorded.identity().namespace();
+    this.chunks = recorded.manifest().chunks;
     this.key = key;
   }
 
@@ -85,7 +86,7 @@ public final class ChunkedImagesDownload {
     try {
       for (Image image : images) {
         Path file = imagesDir.resolve(image.fileName());
-        MessageDigest sha256 = sha256();
+        MessageDigest sha256 = Sha256.newDigest();
         long written = 0;
         // CREATE_NEW: an image the archive brought too is not silently overwritten
         try (OutputStream out = Files.newOutputStream(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
@@ -107,7 +108,7 @@ public final class ChunkedImagesDownload {
           throw new ArchiveIntegrityException("the archive holds " + image.fileName() + " too, which the chunk index"
               + " lists: the checkpoint was altered");
         }
-        String actual = HexFormat.of().formatHex(sha256.digest());
+        String actual = Sha256.hex(sha256.digest());
         if (written != image.sizeBytes() || !actual.equals(image.sha256())) {
           throw new ArchiveIntegrityException(image.fileName() + " put together from its chunks is " + written
               + " bytes with sha256 " + actual + ", the chunk index recorded " + image.sizeBytes() + " bytes with sha256 "
@@ -127,14 +128,11 @@ public final class ChunkedImagesDownload {
   /** The chunk index, checked against the manifest before a byte of it is parsed. */
   private List<Image> index() throws IOException {
     byte[] bytes;
-    try (InputStream in = store.open(chunks.indexKey)) {
-      bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, chunks.indexBytes + 1));
-    }
-    String actual = Sha256.hexOf(bytes);
-    if (bytes.length != chunks.indexBytes || !actual.equalsIgnoreCase(chunks.indexSha256)) {
-      throw new ArchiveIntegrityException("the chunk index " + store.uri(chunks.indexKey) + " is not the one stored with"
-          + " the checkpoint (" + bytes.length + " bytes with sha256 " + actual + ", the manifest recorded "
-          + chunks.indexBytes + " bytes with sha256 " + chunks.indexSha256 + ")");
+    try {
+      bytes = recorded.chunkIndex(store);
+    } catch (ObjectNotFoundException e) {
+      throw new ChunkMissingException("the chunk index " + store.uri(chunks.indexKey) + " is missing although the"
+          + " checkpoint's manifest exists");
     }
     List<Image> images = new ArrayList<>();
     ChunkIndex.read(new ByteArrayInputStream(bytes), new ChunkIndex.Visitor() {
@@ -192,13 +190,6 @@ public final class ChunkedImagesDownload {
     }
   }
 
-  private static MessageDigest sha256() {
-    try {
-      return MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("this JVM lacks SHA-256, which every Java has", e);
-    }
-  }
 
   /** A chunk the index lists is not in storage. */
   public static final class ChunkMissingException extends IOException {

@@ -170,7 +170,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
       new ArchiveReader().extract(in, images, recorded.manifest().archive.codec, recorded.archive(), decryptWith);
       if (chunkKey != null) {
         long archived = progress.bytesDone();
-        new ChunkedImagesDownload(store, recorded.identity().namespace(), recorded.manifest().chunks, chunkKey)
+        new ChunkedImagesDownload(store, recorded, chunkKey)
             .writeInto(images, fetched -> progress.done(archived + fetched));
       }
     } catch (ChunkedImagesDownload.ChunkMissingException e) {
