@@ -26,8 +26,8 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -40,8 +40,8 @@ import java.util.function.LongConsumer;
  * Stores the memory images of a deduplicated checkpoint (docs/dedup.md): each process's
  * {@code pages-<n>.img} is cut where its pagemap says memory runs start and at every 128 KiB of
  * address ({@link PagemapAlignedChunker}), each chunk named, compressed and (encrypted storage)
- * sealed on its own ({@link ChunkObjects}), and only the chunks the namespace's chunk folder did
- * not hold when the checkpoint started are uploaded, {@value #UPLOADS_IN_FLIGHT} at a time. The
+ * sealed on its own ({@link ChunkObjects}) on {@value #UPLOADS_IN_FLIGHT} threads, and only the
+ * chunks the namespace's chunk folder did not hold when the checkpoint started are uploaded. The
  * chunk index ({@link ChunkIndex}) follows them; the manifest, written by the caller after the
  * archive, makes the checkpoint complete.
  *
@@ -52,7 +52,7 @@ import java.util.function.LongConsumer;
  */
 final class ChunkedImagesUpload {
   static final int BLOCK_BYTES = 128 << 10;
-  static final int UPLOADS_IN_FLIGHT = 4;
+  static final int UPLOADS_IN_FLIGHT = 16;
   /** Chunks cut ahead of their upload: bounds memory at this many blocks. */
   private static final int WINDOW = 4 * UPLOADS_IN_FLIGHT;
 
@@ -62,7 +62,7 @@ final class ChunkedImagesUpload {
   private final boolean encrypt;
   private final boolean compress;
   private final ArchiveLayout layout;
-  /** Chunks the folder held when listed: name to stored bytes. */
+  /** Chunks the folder held when listed: name to stored bytes. Only read once listed, by the upload threads. */
   private final Map<String, Long> listed = new HashMap<>();
   private final AtomicLong newBytes = new AtomicLong();
 
@@ -103,9 +103,9 @@ final class ChunkedImagesUpload {
       return thread;
     });
     ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(this::objects);
+    Map<String, CompletableFuture<Integer>> uploading = new ConcurrentHashMap<>();
+    Set<String> named = ConcurrentHashMap.newKeySet();
     try {
-      ChunkObjects naming = objects();
-      Map<String, Future<Integer>> storing = new HashMap<>();
       Set<String> images = new HashSet<>();
       ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
       ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
@@ -116,7 +116,7 @@ final class ChunkedImagesUpload {
           throw new IOException("two process pagemaps name " + fileName + ": not a dump CRIU wrote");
         }
         index.startImage(fileName);
-        ArrayDeque<Pending> window = new ArrayDeque<>();
+        ArrayDeque<Future<ChunkIndex.ChunkRef>> window = new ArrayDeque<>();
         MessageDigest sha256 = Sha256.newDigest();
         long[] imageBytes = {0};
         var chunker = new PagemapAlignedChunker(image.runs().stream()
@@ -124,15 +124,8 @@ final class ChunkedImagesUpload {
         try (InputStream in = new DigestInputStream(new BufferedInputStream(Files.newInputStream(image.file()),
             BLOCK_BYTES), sha256)) {
           chunker.cut(in, (bytes, offset, length) -> {
-            String name = naming.name(bytes, offset, length);
-            Future<Integer> stored = storing.get(name);
-            if (stored == null) {
-              Long existing = listed.get(name);
-              stored = existing != null ? CompletableFuture.completedFuture(Math.toIntExact(existing))
-                  : uploads.submit(upload(objects, name, Arrays.copyOfRange(bytes, offset, offset + length)));
-              storing.put(name, stored);
-            }
-            window.add(new Pending(name, length, stored));
+            byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
+            window.add(uploads.submit(() -> store(objects.get(), chunk, named, uploading)));
             imageBytes[0] += length;
             if (window.size() >= WINDOW) {
               index.chunk(await(window.poll()));
@@ -160,9 +153,8 @@ final class ChunkedImagesUpload {
       stored.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
       stored.keyId = key.keyId();
       stored.imagesBytes = imagesBytes;
-      long uploaded = storing.keySet().stream().filter(name -> !listed.containsKey(name)).count();
-      return new Stored(Set.copyOf(images), stored, newBytes.get() + indexObject.length, storing.size(),
-          Math.toIntExact(uploaded));
+      return new Stored(Set.copyOf(images), stored, newBytes.get() + indexObject.length, named.size(),
+          uploading.size());
     } finally {
       uploads.shutdownNow();
       uploads.awaitTermination(1, TimeUnit.MINUTES);
@@ -173,29 +165,45 @@ final class ChunkedImagesUpload {
     return ChunkObjects.forNamespace(key, namespace, encrypt, compress);
   }
 
-  private Callable<Integer> upload(ThreadLocal<ChunkObjects> objects, String name, byte[] chunk) {
-    return () -> {
-      byte[] object = objects.get().object(name, chunk, 0, chunk.length);
+  /**
+   * On an upload thread: names the chunk and stores it unless the listing had it or another thread
+   * of this checkpoint stores it (then waits for that one); its reference for the index.
+   */
+  private ChunkIndex.ChunkRef store(ChunkObjects objects, byte[] chunk, Set<String> named,
+      Map<String, CompletableFuture<Integer>> uploading) throws IOException, InterruptedException, ExecutionException {
+    String name = objects.name(chunk, 0, chunk.length);
+    named.add(name);
+    Long listedBytes = listed.get(name);
+    if (listedBytes != null) {
+      return new ChunkIndex.ChunkRef(name, chunk.length, Math.toIntExact(listedBytes));
+    }
+    CompletableFuture<Integer> mine = new CompletableFuture<>();
+    CompletableFuture<Integer> other = uploading.putIfAbsent(name, mine);
+    if (other != null) {
+      return new ChunkIndex.ChunkRef(name, chunk.length, other.get());
+    }
+    try {
+      byte[] object = objects.object(name, chunk, 0, chunk.length);
       store.put(ArchiveLayout.chunkKey(namespace, name), object);
       newBytes.addAndGet(object.length);
-      return object.length;
-    };
-  }
-
-  private static ChunkIndex.ChunkRef await(Pending pending) throws IOException {
-    try {
-      return new ChunkIndex.ChunkRef(pending.name(), pending.bytes(), pending.stored().get());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted while uploading chunk " + pending.name());
-    } catch (ExecutionException e) {
-      Throwable cause = e.getCause();
-      throw cause instanceof IOException io ? io : new IOException("uploading chunk " + pending.name() + " failed: "
-          + cause, cause);
+      mine.complete(object.length);
+      return new ChunkIndex.ChunkRef(name, chunk.length, object.length);
+    } catch (IOException | RuntimeException e) {
+      mine.completeExceptionally(e);
+      throw e;
     }
   }
 
+  private static ChunkIndex.ChunkRef await(Future<ChunkIndex.ChunkRef> chunk) throws IOException {
+    try {
+      return chunk.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while storing the chunks");
+    } catch (ExecutionException e) {
+      Throwable cause = e.getCause() instanceof ExecutionException nested ? nested.getCause() : e.getCause();
+      throw cause instanceof IOException io ? io : new IOException("storing a chunk failed: " + cause, cause);
+    }
+  }
 
-  /** A chunk cut and named, whose object is stored or on its way. */
-  private record Pending(String name, int bytes, Future<Integer> stored) {}
 }

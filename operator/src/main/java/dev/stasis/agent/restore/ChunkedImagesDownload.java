@@ -40,7 +40,7 @@ import java.util.function.LongConsumer;
  * match throws, naming the chunk or image. {@code stasis inspect} reads a checkpoint's memory the same way.
  */
 public final class ChunkedImagesDownload {
-  static final int FETCHES_IN_FLIGHT = 4;
+  static final int FETCHES_IN_FLIGHT = 16;
   private static final int WINDOW = 4 * FETCHES_IN_FLIGHT;
 
   private final ObjectStore store;
