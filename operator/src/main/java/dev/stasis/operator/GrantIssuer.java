@@ -16,6 +16,7 @@ import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
+import dev.stasis.operator.retention.ChunkSweepLock;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import java.util.ArrayList;
@@ -32,12 +33,40 @@ import java.util.TreeSet;
 final class GrantIssuer {
   static final String KEY_NOT_FOUND = "EncryptionKeyNotFound";
 
+  /**
+   * Whether a Checkpoint may be given the key to write chunks to a storage now: not while that
+   * storage's sweep of the Checkpoint's namespace runs ({@link ChunkSweepLock#grant}).
+   */
+  @FunctionalInterface
+  interface ChunkKeyGate {
+    boolean mayGrant(CheckpointStorage storage, HasMetadata checkpoint);
+
+    /** For Restores, which read only chunks a manifest refers to: those are never swept, so they never wait. */
+    ChunkKeyGate NEVER_ASKED = (storage, checkpoint) -> {
+      throw new IllegalStateException("restores are granted chunk keys without the sweep lock");
+    };
+
+    static ChunkKeyGate of(ChunkSweepLock lock) {
+      return (storage, checkpoint) -> lock.grant(new ChunkSweepLock.Scope(storage.getMetadata().getName(),
+          checkpoint.getMetadata().getNamespace()), checkpoint.getMetadata().getUid());
+    }
+  }
+
+  /** The storage's sweep of the Checkpoint's namespace runs: the grant waits until it ends. */
+  static final class ChunkCollectionRunning extends Exception {
+    ChunkCollectionRunning(String message) {
+      super(message);
+    }
+  }
+
   private final ClusterCache cluster;
   private final StorageBinding storages;
+  private final ChunkKeyGate chunkKeys;
 
-  GrantIssuer(ClusterCache cluster, StorageBinding storages) {
+  GrantIssuer(ClusterCache cluster, StorageBinding storages, ChunkKeyGate chunkKeys) {
     this.cluster = cluster;
     this.storages = storages;
+    this.chunkKeys = chunkKeys;
   }
 
   /**
@@ -45,9 +74,11 @@ final class GrantIssuer {
    * are encrypted with (one per container of a pod, one for a process), from the current key.
    *
    * @param containers the containers of a pod checkpoint; empty for a process checkpoint
+   * @throws ChunkCollectionRunning while the storage's chunks of the checkpoint's namespace are swept
    */
   Optional<SealedGrant> forCheckpoint(HasMetadata checkpoint, CheckpointStorage storage, String node,
-      List<String> containers) throws Refusal {
+      List<String> containers) throws Refusal, ChunkCollectionRunning {
+    requireChunkKeyGrantable(checkpoint, storage);
     List<WorkGrants.GrantedKey> keys = new ArrayList<>();
     Optional<ArchiveKeys> storageKeys = archiveKeys(storage);
     if (storageKeys.isPresent()) {
@@ -84,6 +115,20 @@ final class GrantIssuer {
     }
     return seal(restore, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), registry,
         registryCa, keys));
+  }
+
+  /**
+   * The sweep lock's grant side: every Checkpoint grant passes here before its chunk key (the
+   * namespace chunk key of docs/dedup.md) may be put into it, and is recorded as a writer of the
+   * namespace's chunks until the Checkpoint ends.
+   */
+  private void requireChunkKeyGrantable(HasMetadata checkpoint, CheckpointStorage storage)
+      throws ChunkCollectionRunning {
+    if (!chunkKeys.mayGrant(storage, checkpoint)) {
+      throw new ChunkCollectionRunning("waiting for CheckpointStorage '" + storage.getMetadata().getName()
+          + "' to finish collecting the unreferenced chunks of namespace " + checkpoint.getMetadata().getNamespace()
+          + ": no checkpoint of the namespace writes chunks there meanwhile; it goes on by itself");
+    }
   }
 
   /** Whether the work's grant was sealed to another key than the one its node's agent publishes now. */
