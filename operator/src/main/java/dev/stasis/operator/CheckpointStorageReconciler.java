@@ -169,8 +169,13 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
         String message = "the chunks of " + String.join("; ", collected.chunks().stopped().entrySet().stream()
             .map(e -> "namespace " + e.getKey() + " are all kept: " + e.getValue()).toList())
             + ". Delete that checkpoint (or put back what was altered) for its namespace's chunks to be collected again";
+        var before = Conditions.find(status.conditions, GARBAGE_COLLECTION);
+        boolean news = before == null || !CHUNK_INDEX_INVALID.equals(before.getReason())
+            || !message.equals(before.getMessage());
         Conditions.set(status, GARBAGE_COLLECTION, false, CHUNK_INDEX_INVALID, message, status.observedGeneration);
-        events.warning(storage, CHUNK_INDEX_INVALID, message);
+        if (news) {
+          events.warning(storage, CHUNK_INDEX_INVALID, message);
+        }
       } else {
         Conditions.set(status, GARBAGE_COLLECTION, true, "Collected", "objects of deleted checkpoints and chunks no"
             + " manifest refers to are removed after " + gracePeriod.toMinutes() + " minutes", status.observedGeneration);

@@ -419,6 +419,39 @@ class CheckpointStorageReconcilerTest {
   }
 
   /**
+   * A chunk index altered in the storage stops the sweep of its namespace: every chunk stays, the
+   * storage's GarbageCollection condition says which index and what to do, with one Event however
+   * many collections find it so.
+   */
+  @Test
+  void anAlteredChunkIndexStopsItsNamespacesSweepAndSaysSoOnce() throws IOException {
+    CheckpointStorage storage = storage("1h");
+    Checkpoint done = completed(checkpoint("done", false));
+    var written = DeduplicatedCheckpoints.write(files, new ArchiveLayout(NS, "done", done.getMetadata().getUid()),
+        List.of("a chunk".getBytes(StandardCharsets.UTF_8)), Set.of());
+    String unreferenced = storedChunkOf(new byte[] {1, 2, 3});
+    byte[] index = files.read(written.layout().chunkIndexKey());
+    index[30] ^= 1; // a bit of the chunk's name: a well-formed index, not the one the manifest records
+    files.put(written.layout().chunkIndexKey(), index);
+
+    clock.now = Instant.now().plus(Duration.ofHours(2));
+    storage = reconcile(storage);
+    clock.now = clock.now.plus(INTERVAL);
+    storage = reconcile(storage);
+
+    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS)).contains(unreferenced);
+    assertThat(storage.getStatus().conditions).anySatisfy(c -> {
+      assertThat(c.getType()).isEqualTo("GarbageCollection");
+      assertThat(c.getStatus()).isEqualTo("False");
+      assertThat(c.getReason()).isEqualTo("ChunkIndexInvalid");
+      assertThat(c.getMessage()).startsWith("the chunks of namespace jobs are all kept: the chunk index file://" + root
+          + "/" + written.layout().chunkIndexKey()).contains("it was altered or replaced");
+    });
+    assertThat(client.v1().events().inNamespace("default").list().getItems())
+        .filteredOn(e -> e.getReason().equals("ChunkIndexInvalid")).hasSize(1);
+  }
+
+  /**
    * Deleting a deduplicated Checkpoint deletes its manifest, index and archive; its chunks go at
    * the next collection once no manifest refers to them. A retained one keeps its manifest, hence
    * its chunks, and what it shares keeps the other's.
