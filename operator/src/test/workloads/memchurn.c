@@ -21,27 +21,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#define XORSHIFT_SEED 0x6d656d636875726eULL
+#include "xorshift.h"
+
 #define PAGE 4096
 #define MIB (1UL << 20)
 
 static volatile sig_atomic_t pending;
-static uint64_t state = 0x6d656d636875726eULL;
-
-static uint64_t next(void)
-{
-	state ^= state << 13;
-	state ^= state >> 7;
-	state ^= state << 17;
-	return state;
-}
-
-static void fill(unsigned char *at, size_t bytes)
-{
-	for (size_t i = 0; i < bytes; i += 8) {
-		uint64_t x = next();
-		memcpy(at + i, &x, 8);
-	}
-}
 
 static void on_signal(int sig)
 {

@@ -6,10 +6,15 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 public class ArchiveStatus {
   /** Where the archive lives, e.g. s3://bucket/prefix/ns/name-uid/archive.tar.zst. */
   public String uri;
-  /** Bytes of checkpoint data before compression. */
+  /** Bytes of checkpoint data before compression (deduplicated: the archive's and the memory images'). */
   public Long sizeBytes;
-  /** Bytes actually stored (after compression). */
+  /** Bytes of the archive object (after compression); a deduplicated checkpoint's memory is in chunks besides it. */
   public Long storedBytes;
+  /**
+   * Bytes this checkpoint added to storage: its archive, and for a deduplicated checkpoint its
+   * chunk index and the chunks no earlier checkpoint of the namespace had stored.
+   */
+  public Long newBytes;
   /** sha256 of the stored bytes, hex. */
   public String sha256;
   /**

@@ -31,6 +31,12 @@ public class CheckpointStorageSpec {
   @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
   public Compression compression;
 
+  @Default("false")
+  @JsonPropertyDescription("Deduplicate process checkpoints: their memory is stored as chunks shared with the earlier"
+      + " checkpoints of the same namespace in this storage, so a checkpoint uploads and stores only what changed"
+      + " (status.archive.newBytes). Pod checkpoints stay whole archives.")
+  public Boolean deduplication;
+
   @JsonPropertyDescription("Encrypt archives (AES-256-GCM, on the node, before they leave it) with keys from a Secret."
       + " Archives hold process memory: passwords, tokens, keys.")
   public EncryptionSpec encryption;
@@ -52,6 +58,10 @@ public class CheckpointStorageSpec {
 
   public Compression compressionOrDefault() {
     return compression != null ? compression : Compression.zstd;
+  }
+
+  public boolean deduplicationOrDefault() {
+    return Boolean.TRUE.equals(deduplication);
   }
 
   public boolean allows(String namespace) {

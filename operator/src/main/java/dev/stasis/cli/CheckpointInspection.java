@@ -1,5 +1,7 @@
 package dev.stasis.cli;
 
+import dev.stasis.agent.restore.ChunkedImagesDownload;
+import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointStorage;
@@ -11,9 +13,11 @@ import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.ContainerDump;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.DumpContents;
+import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.StoredCheckpointException;
@@ -44,11 +48,13 @@ import org.apache.commons.io.file.PathUtils;
 final class CheckpointInspection {
   private final KubernetesClient client;
   private final Path workDir;
+  private final ChunkSecrets chunkSecrets;
 
   /** @param workDir where archives are unpacked for the time it takes to read them */
-  CheckpointInspection(KubernetesClient client, Path workDir) {
+  CheckpointInspection(KubernetesClient client, Path workDir, ChunkSecrets chunkSecrets) {
     this.client = client;
     this.workDir = workDir;
+    this.chunkSecrets = chunkSecrets;
   }
 
   /** A checkpoint that cannot be inspected, and what to do about it. */
@@ -83,7 +89,8 @@ final class CheckpointInspection {
       for (String c : containers) {
         RecordedManifest recorded = manifest(store, checkpoint, c);
         first = first == null ? recorded.manifest() : first;
-        archives.add(archive(store, storages, storage, recorded));
+        ArchiveStatus archiveStatus = RecordedManifest.recordedArchive(checkpoint, c);
+        archives.add(archive(store, storages, storage, recorded, archiveStatus.newBytes));
       }
     }
     var criu = first.criu == null ? null : new CheckpointReport.Criu(first.criu.version, first.criu.options);
@@ -119,8 +126,9 @@ final class CheckpointInspection {
     }
   }
 
+  /** @param newBytes what the checkpoint added to storage, as its status recorded it (null from older agents) */
   private CheckpointReport.Archive archive(ObjectStore store, StorageBinding storages, CheckpointStorage storage,
-      RecordedManifest recorded) throws Refused, IOException {
+      RecordedManifest recorded, Long newBytes) throws Refused, IOException {
     Manifest.Archive stored = recorded.manifest().archive;
     BoundKey key = decryptionKey(storages, storage, recorded);
     requireRoomFor(recorded.archive().sizeBytes());
@@ -134,14 +142,56 @@ final class CheckpointInspection {
       } catch (ArchiveIntegrityException e) {
         throw new Refused("ArchiveCorrupted: " + e.getMessage());
       }
+      CheckpointReport.Deduplicated deduplicated = recorded.manifest().isChunked()
+          ? chunkedImages(store, storages, storage, recorded, unpacked, newBytes) : null;
       ContainerDump container = recorded.identity().container().isEmpty() ? null : ContainerDump.read(unpacked);
       DumpContents dump = DumpContents.read(container == null ? unpacked : unpacked.resolve(ContainerDump.IMAGES_FOLDER));
       String containerName = recorded.identity().container().isEmpty() ? null : recorded.identity().container();
       return new CheckpointReport.Archive(containerName, store.uri(recorded.archiveKey()), recorded.archive().storedBytes(),
           recorded.archive().sizeBytes(), recorded.archive().sha256(), stored.codec.name().toLowerCase(Locale.ROOT),
-          stored.encryption.isEncrypted() ? stored.encryption.keyId : null, container, dump, requiredFiles(recorded.manifest()));
+          stored.encryption.isEncrypted() ? stored.encryption.keyId : null, deduplicated, container, dump,
+          requiredFiles(recorded.manifest()));
     } finally {
       PathUtils.deleteDirectory(unpacked);
+    }
+  }
+
+  /** The memory images of a deduplicated checkpoint, put together from their chunks and verified as a restore does. */
+  private CheckpointReport.Deduplicated chunkedImages(ObjectStore store, StorageBinding storages,
+      CheckpointStorage storage, RecordedManifest recorded, Path unpacked, Long newBytes) throws Refused, IOException {
+    Manifest.Chunks chunks = recorded.manifest().chunks;
+    String namespace = recorded.identity().namespace();
+    ChunkedImagesDownload.Written written;
+    try {
+      written = new ChunkedImagesDownload(store, recorded, ChunkKey.of(chunkKeySource(storages, storage, chunks),
+          namespace)).writeInto(unpacked, bytes -> {});
+    } catch (ArchiveAuthenticationException e) {
+      throw new Refused("ArchiveNotAuthentic: " + e.getMessage());
+    } catch (ArchiveIntegrityException e) {
+      throw new Refused("ArchiveCorrupted: " + e.getMessage());
+    } catch (ChunkedImagesDownload.ChunkMissingException e) {
+      throw new Refused("ArchiveMissing: " + e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new Refused("interrupted while reading the chunks");
+    }
+    return new CheckpointReport.Deduplicated(chunks.imagesBytes, written.chunks(), written.distinctChunks(),
+        written.distinctStoredBytes(), newBytes, chunks.encryption, chunks.keyId);
+  }
+
+  /** The storage key a deduplicated checkpoint's chunk key derives from: the encryption key it names, or the chunk secret. */
+  private ArchiveKey chunkKeySource(StorageBinding storages, CheckpointStorage storage, Manifest.Chunks chunks)
+      throws Refused {
+    if (!Manifest.Encryption.NONE.algorithm.equals(chunks.encryption)) {
+      return storageKey(storages, storage, chunks.keyId, "the chunks are encrypted");
+    }
+    try {
+      return chunkSecrets.find(storage, chunks.keyId).orElseThrow(() -> new Refused("the chunks are named with chunk"
+          + " secret '" + chunks.keyId + "', which Secret " + chunkSecrets.location(storage) + " does not hold (is"
+          + " the operator in another namespace? --operator-namespace)"));
+    } catch (StorageUnavailableException e) {
+      throw new Refused("the chunks are named with the storage's chunk secret, and " + e.getMessage()
+          + forbiddenHint(e));
     }
   }
 
@@ -159,18 +209,22 @@ final class CheckpointInspection {
     if (!encryption.isEncrypted()) {
       return null;
     }
-    String refusal = "the archive is encrypted with key '" + encryption.keyId + "' of CheckpointStorage '"
-        + storage.getMetadata().getName() + "'";
-    ArchiveKey key;
+    return BoundKey.of(storageKey(storages, storage, encryption.keyId, "the archive is encrypted"),
+        recorded.identity());
+  }
+
+  /** Key {@code keyId} of the storage's encryption Secret, as the operator reads it. */
+  private static ArchiveKey storageKey(StorageBinding storages, CheckpointStorage storage, String keyId, String what)
+      throws Refused {
+    String refusal = what + " with key '" + keyId + "' of CheckpointStorage '" + storage.getMetadata().getName() + "'";
     try {
-      key = storages.archiveKeys(storage)
+      return storages.archiveKeys(storage)
           .orElseThrow(() -> new Refused(refusal + ", which no longer names an encryption key Secret"))
-          .find(encryption.keyId)
+          .find(keyId)
           .orElseThrow(() -> new Refused(refusal + ", which its Secret no longer holds: nothing can decrypt it"));
     } catch (StorageUnavailableException e) {
       throw new Refused(refusal + ", and " + e.getMessage() + forbiddenHint(e));
     }
-    return BoundKey.of(key, recorded.identity());
   }
 
   private static ObjectStore open(StorageBinding storages, CheckpointStorage storage) throws Refused {

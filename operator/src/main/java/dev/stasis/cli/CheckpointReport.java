@@ -38,8 +38,20 @@ public record CheckpointReport(String namespace, String name, String uid, String
    * @param files what a restore needs at the tree's paths, as the manifest recorded it
    */
   public record Archive(String container, String uri, long storedBytes, long sizeBytes, String sha256,
-      String compression, String encryptionKey, ContainerDump containerDump, DumpContents dump,
-      List<RequiredFile> files) {}
+      String compression, String encryptionKey, Deduplicated deduplicated, ContainerDump containerDump,
+      DumpContents dump, List<RequiredFile> files) {}
+
+  /**
+   * A deduplicated checkpoint's memory, stored as chunks shared with the namespace's other
+   * checkpoints, put together and verified.
+   *
+   * @param chunks the chunks the memory images are cut into; {@code distinctChunks} of them differ
+   * @param distinctStoredBytes what those distinct chunks take in storage
+   * @param newBytes what this checkpoint added to storage, as its status recorded it
+   * @param encryption "none", or the chunk cipher's algorithm
+   */
+  public record Deduplicated(long imagesBytes, int chunks, int distinctChunks, long distinctStoredBytes,
+      Long newBytes, String encryption, String keyId) {}
 
   /**
    * A path the restored tree needs: either it travels in the archive (a job-private file on tmpfs,
@@ -104,6 +116,14 @@ public record CheckpointReport(String namespace, String name, String uid, String
     line(out, "  Stored", a.uri() + ", " + bytes(a.storedBytes()) + " (" + bytes(a.sizeBytes()) + " before "
         + a.compression() + " compression)" + (a.encryptionKey() == null ? "" : ", encrypted with key " + a.encryptionKey()));
     line(out, "  sha256", a.sha256() + " (verified against the Checkpoint's status)");
+    Deduplicated d = a.deduplicated();
+    if (d != null) {
+      line(out, "  Deduplicated", bytes(d.imagesBytes()) + " of memory in " + d.chunks() + " chunks (" + d.distinctChunks()
+          + " distinct, " + bytes(d.distinctStoredBytes()) + " stored, shared with the namespace's other checkpoints; "
+          + ("none".equals(d.encryption()) ? "named" : "encrypted") + " with key " + d.keyId() + ", each verified)");
+      line(out, "  Added", d.newBytes() == null ? "not recorded" : bytes(d.newBytes()) + " to the storage by this"
+          + " checkpoint");
+    }
     ContainerDump c = a.containerDump();
     if (c != null) {
       line(out, "  Container", c.name() + (c.id() == null ? "" : " (" + c.id() + ")"));

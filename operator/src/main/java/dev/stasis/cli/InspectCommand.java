@@ -1,5 +1,6 @@
 package dev.stasis.cli;
 
+import dev.stasis.kube.ChunkSecrets;
 import ch.qos.logback.classic.Level;
 import com.fasterxml.jackson.annotation.JsonInclude.Include;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -43,6 +44,12 @@ final class InspectCommand implements Callable<Integer> {
           + " folder).")
   Path workDir = Path.of(System.getProperty("java.io.tmpdir"));
 
+  @Option(names = "--operator-namespace", paramLabel = "NS", order = 5,
+      description = "The namespace the operator runs in, where it keeps the chunk secrets of deduplicating storages"
+          + " that do not encrypt (default: the kubeconfig context's, else default; with the Helm chart, its release"
+          + " namespace, e.g. stasis-system).")
+  String operatorNamespace;
+
   @Mixin KubeconfigOption cluster;
 
   @Spec picocli.CommandLine.Model.CommandSpec spec;
@@ -55,7 +62,8 @@ final class InspectCommand implements Callable<Integer> {
       String ns = namespace != null ? namespace : client.getNamespace() != null ? client.getNamespace() : "default";
       CheckpointReport report;
       try {
-        report = new CheckpointInspection(client, workDir).inspect(ns, checkpoint, container);
+        report = new CheckpointInspection(client, workDir, operatorNamespace != null ? new ChunkSecrets(client,
+            operatorNamespace) : new ChunkSecrets(client)).inspect(ns, checkpoint, container);
       } catch (CheckpointInspection.Refused e) {
         spec.commandLine().getErr().println("stasis inspect: " + e.getMessage());
         return 1;

@@ -14,6 +14,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -33,6 +35,7 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
   public static final int PAGE_SIZE = 4096;
   /** The process tree CRIU dumped: one pstree_entry per process (pid = 1, ppid = 2, in the tree's PID namespace). */
   private static final String PSTREE = "pstree.img";
+  private static final Pattern PROCESS_PAGEMAP = Pattern.compile("pagemap-([0-9]{1,10})\\.img");
   // images/pagemap.proto flags (criu/include/pagemap.h): PE_PARENT, PE_PRESENT.
   private static final long PE_PARENT = 1;
   private static final long PE_PRESENT = 1 << 2;
@@ -140,6 +143,34 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
     }
     return new PagesImage(pagemap.get(0).pagesFile(), pagemap.stream().filter(PagemapEntry::inPagesFile)
         .map(e -> new MemoryRun(e.vaddr(), e.pages() * PAGE_SIZE)).toList());
+  }
+
+  /**
+   * The pages image of every process of a dump whose pagemap puts memory in it, by pid order: what
+   * a deduplicated checkpoint cuts into chunks. Images no process pagemap lists (shared memory's,
+   * empty ones) are not among them.
+   */
+  public static List<PagesImage> pagesImages(Path imagesDir) throws IOException {
+    List<Long> pids = new ArrayList<>();
+    try (var files = Files.newDirectoryStream(imagesDir, "pagemap-*.img")) {
+      for (Path file : files) {
+        Matcher pid = PROCESS_PAGEMAP.matcher(file.getFileName().toString());
+        if (pid.matches()) {
+          pids.add(Long.parseLong(pid.group(1)));
+        }
+      }
+    }
+    pids.sort(null);
+    List<PagesImage> images = new ArrayList<>();
+    for (long pid : pids) {
+      List<PagemapEntry> pagemap = pagemap(imagesDir, pid);
+      List<MemoryRun> runs = pagemap.stream().filter(PagemapEntry::inPagesFile)
+          .map(e -> new MemoryRun(e.vaddr(), e.pages() * PAGE_SIZE)).toList();
+      if (!runs.isEmpty()) {
+        images.add(new PagesImage(pagemap.get(0).pagesFile(), runs));
+      }
+    }
+    return images;
   }
 
   /** One pagemap_entry, with where its pages start in its pages image (when they are there). */

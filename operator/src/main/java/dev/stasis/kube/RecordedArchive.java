@@ -1,6 +1,8 @@
 package dev.stasis.kube;
 
 import dev.stasis.api.Checkpoint;
+import dev.stasis.archive.ArchiveIntegrityException;
+import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StoredObject;
 import java.io.IOException;
@@ -24,8 +26,9 @@ public final class RecordedArchive {
   /**
    * Why {@code store} does not hold the archive the checkpoint's status recorded; empty when it
    * does: its manifest is the recorded one ({@link RecordedManifest}: same sha256, naming this
-   * checkpoint and the recorded archive) and the archive object has the recorded size. Throws when
-   * the storage cannot be read now.
+   * checkpoint and the recorded archive) and the archive object has the recorded size; for a
+   * deduplicated checkpoint, its chunk index is the one the manifest recorded too. Throws when the
+   * storage cannot be read now.
    */
   public static Optional<String> mismatch(ObjectStore store, Checkpoint checkpoint) throws IOException {
     RecordedManifest recorded;
@@ -44,6 +47,15 @@ public final class RecordedArchive {
     if (size.isEmpty() || size.get() != storedBytes) {
       return Optional.of("the archive " + store.uri(key) + " is "
           + size.map(n -> n + " bytes, not " + storedBytes).orElse("missing"));
+    }
+    if (recorded.manifest().isChunked()) {
+      try {
+        recorded.chunkIndex(store);
+      } catch (ObjectNotFoundException e) {
+        return Optional.of("the chunk index " + store.uri(recorded.manifest().chunks.indexKey) + " is missing");
+      } catch (ArchiveIntegrityException e) {
+        return Optional.of(e.getMessage());
+      }
     }
     return Optional.empty();
   }

@@ -4,6 +4,7 @@ import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.archive.ArchiveIdentity;
+import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.Manifest;
@@ -81,6 +82,9 @@ public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIden
     String archiveKey = container == null ? layout.archiveKey(manifest.archive.codec)
         : layout.containerArchiveKey(container, manifest.archive.codec);
     List<String> mismatches = mismatches(manifest, checkpoint, container, archiveKey, recorded);
+    if (manifest.isChunked() && (container != null || !layout.chunkIndexKey().equals(manifest.chunks.indexKey))) {
+      mismatches.add("it names the chunk index " + manifest.chunks.indexKey + ", not " + layout.chunkIndexKey());
+    }
     if (!mismatches.isEmpty()) {
       throw new StoredCheckpointException("ManifestInvalid", "the manifest at " + store.uri(key)
           + " does not describe what the Checkpoint's status recorded: " + String.join("; ", mismatches) + ELSEWHERE);
@@ -88,6 +92,28 @@ public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIden
     ArchiveIdentity identity = new ArchiveIdentity(meta.getNamespace(), meta.getUid(), container == null ? "" : container);
     return new RecordedManifest(manifest, archiveKey, identity,
         new ArchiveSummary(recorded.sizeBytes, recorded.storedBytes, recorded.sha256));
+  }
+
+  /**
+   * The chunk index of a deduplicated checkpoint, read and checked against the size and sha256 its
+   * manifest (checked against the status) recorded, before anyone parses a byte of it.
+   *
+   * @throws ArchiveIntegrityException when it is not that index
+   * @throws ObjectNotFoundException when it is gone
+   */
+  public byte[] chunkIndex(ObjectStore store) throws IOException {
+    Manifest.Chunks chunks = manifest.chunks;
+    byte[] index;
+    try (InputStream in = store.open(chunks.indexKey)) {
+      index = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, chunks.indexBytes + 1));
+    }
+    String sha256 = Sha256.hexOf(index);
+    if (index.length != chunks.indexBytes || !sha256.equalsIgnoreCase(chunks.indexSha256)) {
+      throw new ArchiveIntegrityException("the chunk index " + store.uri(chunks.indexKey) + " is not the one stored"
+          + " with the checkpoint (" + index.length + " bytes with sha256 " + sha256 + ", its manifest recorded "
+          + chunks.indexBytes + " bytes with sha256 " + chunks.indexSha256 + ")");
+    }
+    return index;
   }
 
   /** The archive a Checkpoint's status records for {@code container} (null: its process archive). */

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.api.SealedGrant;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Hkdf;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import java.io.ByteArrayOutputStream;
@@ -58,21 +59,43 @@ public final class WorkGrants {
   /** The key of one archive: of a container of a pod checkpoint, or ("") of a process checkpoint. */
   public record GrantedKey(String container, String keyId, String key) {}
 
+  /** The chunk key of the work's namespace ({@link ChunkKey}), derived from the storage key {@code keyId}. */
+  public record GrantedChunkKey(String keyId, String key) {}
+
   /**
    * What one Checkpoint or Restore may use: its storage's S3 credentials (none for a filesystem
    * storage or one without a Secret), its registry's credentials and CA (pod restores), and the
-   * keys of its archives (when the storage encrypts).
+   * keys of its archives (when the storage encrypts), and the chunk keys of its namespace that
+   * deduplicated checkpoints are named (and sealed) with: the current one for a checkpoint, those its
+   * manifest names for a restore.
    */
   @JsonInclude(JsonInclude.Include.NON_NULL)
-  public record Grant(String storage, Credentials s3, Credentials registry, String registryCa, List<GrantedKey> keys) {
+  public record Grant(String storage, Credentials s3, Credentials registry, String registryCa, List<GrantedKey> keys,
+      List<GrantedChunkKey> chunkKeys) {
     public Grant {
       keys = keys == null ? List.of() : List.copyOf(keys);
+      chunkKeys = chunkKeys == null ? List.of() : List.copyOf(chunkKeys);
+    }
+
+    public Grant(String storage, Credentials s3, Credentials registry, String registryCa, List<GrantedKey> keys) {
+      this(storage, s3, registry, registryCa, keys, List.of());
     }
 
     /** The key of {@code identity}'s archive, if one was granted. */
     public Optional<BoundKey> key(ArchiveIdentity identity) {
       return keys.stream().filter(k -> k.container().equals(identity.container())).findFirst()
           .map(k -> BoundKey.derived(k.keyId(), Base64.getDecoder().decode(k.key()), identity));
+    }
+
+    /** The chunk key derived from storage key {@code keyId}, if one was granted. */
+    public Optional<ChunkKey> chunkKey(String keyId) {
+      return chunkKeys.stream().filter(k -> k.keyId().equals(keyId)).findFirst()
+          .map(k -> ChunkKey.derived(k.keyId(), Base64.getDecoder().decode(k.key())));
+    }
+
+    /** The one chunk key of a checkpoint's grant; empty when its checkpoint is not deduplicated. */
+    public Optional<ChunkKey> chunkKey() {
+      return chunkKeys.size() == 1 ? chunkKey(chunkKeys.get(0).keyId()) : Optional.empty();
     }
 
     @Override
@@ -94,6 +117,10 @@ public final class WorkGrants {
   public static GrantedKey grantedKey(BoundKey key) {
     return new GrantedKey(key.identity().container(), key.keyId(),
         Base64.getEncoder().encodeToString(key.derivedBytes()));
+  }
+
+  public static GrantedChunkKey grantedChunkKey(ChunkKey key) {
+    return new GrantedChunkKey(key.keyId(), Base64.getEncoder().encodeToString(key.bytes()));
   }
 
   /** Seals {@code grant} for {@code work}, to be opened by the agent of {@code node} whose key is {@code nodePublicKey}. */

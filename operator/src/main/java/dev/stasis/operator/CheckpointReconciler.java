@@ -10,6 +10,7 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.SealedGrant;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.CheckpointLifecycle;
+import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -84,7 +85,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.events = events;
     this.retries = new RefusalRetries(retryPolicy, clock);
     this.agentLoss = new AgentLoss(cluster, clock);
-    this.grants = new GrantIssuer(cluster, storages, GrantIssuer.ChunkKeyGate.of(chunkLock));
+    this.grants = new GrantIssuer(cluster, storages, new ChunkSecrets(client), GrantIssuer.ChunkKeyGate.of(chunkLock));
     this.checkpointImages = new CheckpointImages(client, storages, new StatusWriter(client), events, clock);
   }
 

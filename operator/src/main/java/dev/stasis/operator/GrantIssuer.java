@@ -9,7 +9,9 @@ import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveKeys;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Manifest;
+import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EncryptionKeyException;
 import dev.stasis.kube.NodeKey;
@@ -41,7 +43,10 @@ final class GrantIssuer {
   interface ChunkKeyGate {
     boolean mayGrant(CheckpointStorage storage, HasMetadata checkpoint);
 
-    /** For Restores, which read only chunks a manifest refers to: those are never swept, so they never wait. */
+    /**
+     * For Restores, which are granted chunk keys of manifests ({@code chunkKeyOf}), never the key
+     * to write chunks: what a manifest refers to is never swept, so they never wait.
+     */
     ChunkKeyGate NEVER_ASKED = (storage, checkpoint) -> {
       throw new IllegalStateException("restores are granted chunk keys without the sweep lock");
     };
@@ -61,24 +66,26 @@ final class GrantIssuer {
 
   private final ClusterCache cluster;
   private final StorageBinding storages;
+  private final ChunkSecrets chunkSecrets;
   private final ChunkKeyGate chunkKeys;
 
-  GrantIssuer(ClusterCache cluster, StorageBinding storages, ChunkKeyGate chunkKeys) {
+  GrantIssuer(ClusterCache cluster, StorageBinding storages, ChunkSecrets chunkSecrets, ChunkKeyGate chunkKeys) {
     this.cluster = cluster;
     this.storages = storages;
+    this.chunkSecrets = chunkSecrets;
     this.chunkKeys = chunkKeys;
   }
 
   /**
    * For taking a checkpoint on {@code node}: the storage's credentials and the keys its archives
-   * are encrypted with (one per container of a pod, one for a process), from the current key.
+   * are encrypted with (one per container of a pod, one for a process), from the current key; for
+   * a process checkpoint on a storage that deduplicates, its namespace's chunk key.
    *
    * @param containers the containers of a pod checkpoint; empty for a process checkpoint
    * @throws ChunkCollectionRunning while the storage's chunks of the checkpoint's namespace are swept
    */
   Optional<SealedGrant> forCheckpoint(HasMetadata checkpoint, CheckpointStorage storage, String node,
       List<String> containers) throws Refusal, ChunkCollectionRunning {
-    requireChunkKeyGrantable(checkpoint, storage);
     List<WorkGrants.GrantedKey> keys = new ArrayList<>();
     Optional<ArchiveKeys> storageKeys = archiveKeys(storage);
     if (storageKeys.isPresent()) {
@@ -86,8 +93,55 @@ final class GrantIssuer {
         keys.add(WorkGrants.grantedKey(BoundKey.of(storageKeys.get().current(), identity(checkpoint, container))));
       }
     }
+    List<WorkGrants.GrantedChunkKey> chunkKeys = new ArrayList<>();
+    if (containers.isEmpty()) { // pod checkpoints stay whole archives
+      chunkKeyFor(checkpoint, storage)
+          .ifPresent(key -> chunkKeys.add(WorkGrants.grantedChunkKey(key)));
+    }
     return seal(checkpoint, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), null,
-        null, keys));
+        null, keys, chunkKeys));
+  }
+
+  /**
+   * The chunk key a checkpoint of {@code namespace} names (and, encrypted, seals) its chunks with,
+   * when the storage deduplicates: derived from the storage's current key when it encrypts, else
+   * from its chunk secret ({@link ChunkSecrets}). The one place a checkpoint is granted a chunk key,
+   * and so where the sweep lock's grant side is ({@link #requireChunkKeyGrantable}).
+   *
+   * @throws ChunkCollectionRunning while the storage's chunks of the checkpoint's namespace are swept
+   */
+  Optional<ChunkKey> chunkKeyFor(HasMetadata checkpoint, CheckpointStorage storage)
+      throws Refusal, ChunkCollectionRunning {
+    if (storage.getSpec() == null || !storage.getSpec().deduplicationOrDefault()) {
+      return Optional.empty();
+    }
+    requireChunkKeyGrantable(checkpoint, storage);
+    String namespace = checkpoint.getMetadata().getNamespace();
+    Optional<ArchiveKeys> storageKeys = archiveKeys(storage);
+    if (storageKeys.isPresent()) {
+      return Optional.of(ChunkKey.of(storageKeys.get().current(), namespace));
+    }
+    try {
+      return Optional.of(ChunkKey.of(chunkSecrets.current(storage), namespace));
+    } catch (StorageUnavailableException e) {
+      throw new Refusal("StorageUnavailable", e.getMessage());
+    }
+  }
+
+  /** The chunk key a deduplicated checkpoint's manifest names: of the storage key it names, or of the chunk secret. */
+  private ChunkKey chunkKeyOf(CheckpointStorage storage, String namespace, Manifest.Chunks chunks) throws Refusal {
+    if (!Manifest.Encryption.NONE.algorithm.equals(chunks.encryption)) {
+      return ChunkKey.of(storageKey(storage, chunks.keyId), namespace);
+    }
+    Optional<ArchiveKey> secret;
+    try {
+      secret = chunkSecrets.find(storage, chunks.keyId);
+    } catch (StorageUnavailableException e) {
+      throw new Refusal("StorageUnavailable", e.getMessage());
+    }
+    return ChunkKey.of(secret.orElseThrow(() -> new Refusal(KEY_NOT_FOUND, "the checkpoint's chunks are named with"
+        + " chunk secret '" + chunks.keyId + "', which Secret " + chunkSecrets.location(storage) + " of CheckpointStorage '"
+        + storage.getMetadata().getName() + "' no longer holds: put it back from a backup of that Secret")), namespace);
   }
 
   /**
@@ -103,6 +157,13 @@ final class GrantIssuer {
         keys.add(WorkGrants.grantedKey(BoundKey.of(storageKey(storage, encryption.keyId), recorded.identity())));
       }
     }
+    List<WorkGrants.GrantedChunkKey> chunkKeys = new ArrayList<>();
+    for (RecordedManifest recorded : manifests) {
+      if (recorded.manifest().isChunked()) {
+        chunkKeys.add(WorkGrants.grantedChunkKey(chunkKeyOf(storage, restore.getMetadata().getNamespace(),
+            recorded.manifest().chunks)));
+      }
+    }
     WorkGrants.Credentials registry = null;
     String registryCa = null;
     if (pod) {
@@ -114,13 +175,12 @@ final class GrantIssuer {
       }
     }
     return seal(restore, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), registry,
-        registryCa, keys));
+        registryCa, keys, chunkKeys));
   }
 
   /**
-   * The sweep lock's grant side: every Checkpoint grant passes here before its chunk key (the
-   * namespace chunk key of docs/dedup.md) may be put into it, and is recorded as a writer of the
-   * namespace's chunks until the Checkpoint ends.
+   * The sweep lock's grant side: a Checkpoint passes here before its chunk key is put into its
+   * grant, and is recorded as a writer of the namespace's chunks until it ends.
    */
   private void requireChunkKeyGrantable(HasMetadata checkpoint, CheckpointStorage storage)
       throws ChunkCollectionRunning {
@@ -144,7 +204,8 @@ final class GrantIssuer {
   private Optional<SealedGrant> seal(HasMetadata work, String node, WorkGrants.Grant grant) throws Refusal {
     String key = publishedKey(node);
     if (key == null) {
-      if (grant.s3() == null && grant.registry() == null && grant.registryCa() == null && grant.keys().isEmpty()) {
+      if (grant.s3() == null && grant.registry() == null && grant.registryCa() == null && grant.keys().isEmpty()
+          && grant.chunkKeys().isEmpty()) {
         return Optional.empty();
       }
       throw new Refusal("NodeKeyMissing", "the agent on node " + node + " publishes no key in its NodeProfile"

@@ -11,6 +11,7 @@ import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.SealedGrant;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
+import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -83,7 +84,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     this.podRestores = new PodRestores(client, storages, lifecycle, checkpointImages);
     this.retries = new RefusalRetries(retryPolicy, clock);
     this.agentLoss = new AgentLoss(cluster, clock);
-    this.grants = new GrantIssuer(cluster, storages, GrantIssuer.ChunkKeyGate.NEVER_ASKED);
+    this.grants = new GrantIssuer(cluster, storages, new ChunkSecrets(client), GrantIssuer.ChunkKeyGate.NEVER_ASKED);
   }
 
   @Override

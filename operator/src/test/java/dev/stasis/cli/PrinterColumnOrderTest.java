@@ -25,9 +25,9 @@ class PrinterColumnOrderTest {
   private static final KubernetesSerialization YAML = new KubernetesSerialization();
 
   @Test
-  void aCheckpointReadsNameTargetNodePhaseProgressStoredAge() throws IOException {
+  void aCheckpointReadsNameTargetNodePhaseProgressStoredNewAge() throws IOException {
     assertThat(shown("checkpoints.stasis.dev-v1.yml")).containsExactly("Target", "Node", "Phase", "Progress", "Stored",
-        "Age");
+        "New", "Age");
     assertThat(shown("restores.stasis.dev-v1.yml")).containsExactly("Checkpoint", "Node", "Phase", "Progress", "PID",
         "Pod", "Age");
     assertThat(shown("migrations.stasis.dev-v1.yml")).containsExactly("Phase", "From", "To", "Progress", "Frozen",

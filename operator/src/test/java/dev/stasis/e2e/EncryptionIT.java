@@ -66,7 +66,7 @@ class EncryptionIT {
     counter.close();
     Restore first = cluster.awaitRestore(cluster.createRestore("old-1", "old"), RestorePhase.Completed);
     cluster.afterTest(() -> Workloads.kill(first.getStatus().restoredPid));
-    awaitCountingOnFrom(out, before, after);
+    Workloads.awaitCountingOnFrom(out, before, after, TIMEOUT);
     Workloads.kill(first.getStatus().restoredPid);
     await().atMost(TIMEOUT).until(() -> "Exited".equals(cluster.restore("old-1").getStatus().processState));
 
@@ -86,7 +86,7 @@ class EncryptionIT {
 
     Restore again = cluster.awaitRestore(cluster.createRestore("old-2", "old"), RestorePhase.Completed);
     cluster.afterTest(() -> Workloads.kill(again.getStatus().restoredPid));
-    awaitCountingOnFrom(out, before, after); // the k1 checkpoint restores after rotation
+    Workloads.awaitCountingOnFrom(out, before, after, TIMEOUT); // the k1 checkpoint restores after rotation
     Workloads.kill(again.getStatus().restoredPid);
     await().atMost(TIMEOUT).until(() -> "Exited".equals(cluster.restore("old-2").getStatus().processState));
 
@@ -204,7 +204,7 @@ class EncryptionIT {
 
     Restore restored = cluster.awaitRestore(cluster.createRestore("before", "before"), RestorePhase.Completed);
     cluster.afterTest(() -> Workloads.kill(restored.getStatus().restoredPid));
-    awaitCountingOnFrom(out, countBefore, countAfter);
+    Workloads.awaitCountingOnFrom(out, countBefore, countAfter, TIMEOUT);
   }
 
   @Test
@@ -229,19 +229,6 @@ class EncryptionIT {
     assertThat(failed.getStatus().reason).isEqualTo("EncryptionKeyUnavailable");
     assertThat(failed.getStatus().message).contains("is 16 bytes");
     assertThat(Workloads.isAlive(counter.pid())).isTrue();
-  }
-
-  /**
-   * Call once the counter that wrote {@code out} is gone and a restore of it Completed: the file is
-   * rewritten by the restored counter only, from the value it had at the checkpoint (between the
-   * counts seen before and after it was taken), and goes on counting.
-   */
-  private static void awaitCountingOnFrom(Path out, long before, long after) throws Exception {
-    java.nio.file.Files.writeString(out, "0"); // the restored counter overwrites it with its next count
-    await("the restored counter writes again").atMost(TIMEOUT).until(() -> Workloads.count(out) > 0);
-    long resumed = Workloads.count(out);
-    assertThat(resumed).as("resumed from the checkpointed count").isBetween(before, after + 30);
-    await("the restored counter goes on counting").atMost(TIMEOUT).until(() -> Workloads.count(out) > resumed + 2);
   }
 
   /** An S3 storage that encrypts with the keys of Secret {@code <storage>-keys}. */

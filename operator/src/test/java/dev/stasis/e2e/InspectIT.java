@@ -153,6 +153,30 @@ class InspectIT {
    * Decrypted with the storage's key, read from its Secret as the operator reads it; someone who
    * may read Checkpoints but not that Secret is told what is missing.
    */
+  /** A deduplicated checkpoint: its memory is put together from its chunks, each checked, and the report says so. */
+  @Test
+  void aDeduplicatedCheckpointIsReadFromItsChunksAndShowsWhatItAddedToTheStorage() throws Exception {
+    String storage = "inspect-dedup-" + UUID.randomUUID().toString().substring(0, 6);
+    TestStorage.filesystem(storage, cluster.dir().resolve(storage)).with(spec -> spec.deduplication = true)
+        .create(cluster.client());
+    Path out = cluster.dir().resolve("inspect-dedup-" + cluster.namespace() + ".txt");
+    var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 2);
+    Checkpoint checkpoint = cluster.awaitCheckpoint(cluster.createCheckpoint("dedup", counter.pid(), storage, null),
+        CheckpointPhase.Completed);
+
+    JsonNode report = JSON.readTree(inspect("dedup", "-n", cluster.namespace(), "-o", "json").ok());
+    JsonNode deduplicated = report.at("/archives/0/deduplicated");
+    assertThat(deduplicated.get("chunks").asInt()).as("16 MiB in 128 KiB chunks, and some").isGreaterThan(16 * 8);
+    assertThat(deduplicated.get("newBytes").asLong()).isEqualTo(checkpoint.getStatus().archive.newBytes);
+    assertThat(deduplicated.get("imagesBytes").asLong()).isGreaterThan(16L << 20)
+        .isEqualTo(report.at("/archives/0/dump/pagesBytes").asLong());
+    assertThat(list(report.at("/archives/0/dump/processes/0/arguments"))).as("read from memory put together from chunks")
+        .extracting(JsonNode::asText).containsExactly(Workloads.binary("memcounter").toString(), "16", out.toString());
+    assertThat(inspect("dedup", "-n", cluster.namespace()).ok()).contains("  Deduplicated", " chunks (",
+        "  Added");
+  }
+
   @Test
   void anEncryptedArchiveIsReadWithTheStoragesKeyAndRefusedToWhoCannotReadIt() throws Exception {
     String storage = "inspect-enc-" + UUID.randomUUID().toString().substring(0, 6);

@@ -47,9 +47,9 @@ class KubectlIT {
         "-f", "config/samples/schedule.yaml", "-f", "config/samples/restore.yaml", "-f", "config/samples/migration.yaml").ok();
     // Left to right as a user reads them, not as the CRD generator sorts them (by JSON path: AGE first).
     assertThat(kubectl.run("get", "ckpt", "counter").ok().output().lines().findFirst().orElseThrow())
-        .matches("NAME +TARGET +NODE +PHASE +PROGRESS +STORED +AGE");
+        .matches("NAME +TARGET +NODE +PHASE +PROGRESS +STORED +NEW +AGE");
     assertThat(kubectl.run("get", "ckpt", "counter", "-o", "wide").ok().output().lines().findFirst().orElseThrow())
-        .matches("NAME +TARGET +NODE +PHASE +PROGRESS +STORED +REASON +AGE");
+        .matches("NAME +TARGET +NODE +PHASE +PROGRESS +STORED +NEW +REASON +AGE");
     assertThat(kubectl.run("get", "rst", "counter").ok().output().lines().findFirst().orElseThrow())
         .matches("NAME +CHECKPOINT +NODE +PHASE +PROGRESS +PID +POD +AGE");
     assertThat(kubectl.run("get", "ckptstore", "scratch").ok().output().lines().findFirst().orElseThrow())

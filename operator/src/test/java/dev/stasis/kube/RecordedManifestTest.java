@@ -9,6 +9,7 @@ import dev.stasis.api.CheckpointStatus;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
+import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.Manifest;
@@ -119,6 +120,51 @@ class RecordedManifestTest {
     assertThatThrownBy(() -> RecordedManifest.read(store, checkpoint, null))
         .isInstanceOfSatisfying(StoredCheckpointException.class, e -> assertThat(e.reason()).isEqualTo("ManifestTampered"))
         .hasMessageContaining("it is larger than " + RecordedManifest.MAX_MANIFEST_BYTES + " bytes");
+  }
+
+  /**
+   * A deduplicated checkpoint: its chunk index is its own (where the layout says) and the one its
+   * manifest recorded; finishing a checkpoint from its record checks that too.
+   */
+  @Test
+  void aDeduplicatedCheckpointsChunkIndexIsItsOwnAndTheOneItsManifestRecorded() throws Exception {
+    byte[] index = {'S', 'T', 'S', 'I', 1, 0, 0, 0, 0, 0};
+    store.put(LAYOUT.chunkIndexKey(), index);
+    Manifest chunked = manifest("ab".repeat(32), 3);
+    chunked.chunked(chunks(LAYOUT.chunkIndexKey(), index));
+    checkpoint = completed(store(chunked));
+
+    assertThat(RecordedManifest.read(store, checkpoint, null).chunkIndex(store)).isEqualTo(index);
+    assertThat(RecordedArchive.mismatch(store, checkpoint)).isEmpty();
+
+    byte[] altered = index.clone();
+    altered[9] = 1;
+    store.put(LAYOUT.chunkIndexKey(), altered);
+    assertThatThrownBy(() -> RecordedManifest.read(store, checkpoint, null).chunkIndex(store))
+        .isInstanceOf(ArchiveIntegrityException.class).hasMessageContaining("is not the one stored with the checkpoint");
+    assertThat(RecordedArchive.mismatch(store, checkpoint)).hasValueSatisfying(m -> assertThat(m)
+        .contains("the chunk index").contains("is not the one stored"));
+    store.deleteAll(LAYOUT.chunkIndexKey());
+    assertThat(RecordedArchive.mismatch(store, checkpoint)).hasValueSatisfying(m -> assertThat(m).endsWith("is missing"));
+
+    Manifest elsewhere = manifest("ab".repeat(32), 3);
+    elsewhere.chunked(chunks("jobs/other-" + UID + "/chunks.idx", index));
+    Checkpoint pointingElsewhere = completed(store(elsewhere));
+    assertThatThrownBy(() -> RecordedManifest.read(store, pointingElsewhere, null))
+        .isInstanceOfSatisfying(StoredCheckpointException.class, e -> assertThat(e.reason()).isEqualTo("ManifestInvalid"))
+        .hasMessageContaining("it names the chunk index jobs/other-" + UID + "/chunks.idx, not " + LAYOUT.chunkIndexKey());
+  }
+
+  private static Manifest.Chunks chunks(String indexKey, byte[] index) {
+    Manifest.Chunks chunks = new Manifest.Chunks();
+    chunks.indexKey = indexKey;
+    chunks.indexSha256 = Sha256.hexOf(index);
+    chunks.indexBytes = (long) index.length;
+    chunks.codec = ArchiveCodec.ZSTD;
+    chunks.encryption = "none";
+    chunks.keyId = "chunks-1";
+    chunks.imagesBytes = 0L;
+    return chunks;
   }
 
   @Test

@@ -8,6 +8,7 @@ import dev.stasis.api.SealedGrant;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -74,6 +75,27 @@ class WorkGrantsTest {
     assertThat(grant.key(new ArchiveIdentity("jobs", UID_A, "sidecar"))).isEmpty();
     assertThat(grant.key(new ArchiveIdentity("jobs", UID_A, "app")).orElseThrow().derivedBytes())
         .isNotEqualTo(BoundKey.of(storageKey, new ArchiveIdentity("jobs", UID_B, "app")).derivedBytes());
+  }
+
+  /** The chunk key sealed into a grant is its namespace's (derived from the storage key), and the only one in it. */
+  @Test
+  void aGrantedChunkKeyIsTheKeyOfItsNamespaceOnly() throws Exception {
+    NodeKey node = NodeKey.inWorkDir(dir.resolve("node-a"));
+    Checkpoint work = checkpoint("sim", UID_A);
+    ArchiveKey storageKey = new ArchiveKey("k1", random(32));
+    WorkGrants.Grant grant = new WorkGrants.Grant("s3", null, null, null, List.of(),
+        List.of(WorkGrants.grantedChunkKey(ChunkKey.of(storageKey, "jobs"))));
+
+    WorkGrants.Grant opened = WorkGrants.open(WorkGrants.seal(grant, work, "node-a", node.publicKey()), node, work,
+        "node-a");
+
+    assertThat(opened.chunkKey().orElseThrow().bytes()).isEqualTo(ChunkKey.of(storageKey, "jobs").bytes())
+        .isNotEqualTo(ChunkKey.of(storageKey, "other").bytes());
+    assertThat(opened.chunkKey("k1")).isPresent();
+    assertThat(opened.chunkKey("k2")).isEmpty();
+    assertThat(ChunkKey.of(new ArchiveKey("k2", random(32)), "jobs").bytes())
+        .isNotEqualTo(opened.chunkKey().orElseThrow().bytes());
+    assertThat(new WorkGrants.Grant("s3", null, null, null, List.of()).chunkKey()).as("a whole archive's grant").isEmpty();
   }
 
   @Test

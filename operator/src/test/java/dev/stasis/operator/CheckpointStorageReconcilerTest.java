@@ -19,6 +19,7 @@ import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.CheckpointLifecycle;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.operator.retention.ChunkSweepLock;
@@ -60,6 +61,8 @@ class CheckpointStorageReconcilerTest {
   CheckpointStorageReconciler reconciler;
   ChunkSweepLock chunkLock;
   @TempDir Path root;
+  /** The agent's work folder on node-a, where its grant key lives. */
+  @TempDir Path agentWorkDir;
   FileSystemObjectStore files;
 
   @BeforeEach
@@ -303,8 +306,8 @@ class CheckpointStorageReconcilerTest {
    * an Event, and is assigned once the sweep has ended. Another namespace's Checkpoint goes on.
    */
   @Test
-  void aCheckpointWaitsWhileItsStorageSweepsItsNamespace() {
-    storage("1h");
+  void aCheckpointWaitsWhileItsStorageSweepsItsNamespace() throws IOException {
+    deduplicating(storage("1h"));
     nodeProfile();
     ChunkSweepLock.Held sweep = (ChunkSweepLock.Held) chunkLock.tryHold(new ChunkSweepLock.Scope("store", NS), List::of);
     Checkpoint c = newCheckpoint(NS, "c");
@@ -391,7 +394,7 @@ class CheckpointStorageReconcilerTest {
    */
   @Test
   void aNamespaceHeldOffLongDrainsForItsSweep() throws IOException {
-    CheckpointStorage storage = storage("1h");
+    CheckpointStorage storage = deduplicating(storage("1h"));
     nodeProfile();
     String unreferenced = storedChunkOf(new byte[] {1, 2, 3});
     Checkpoint running = running("running");
@@ -488,10 +491,18 @@ class CheckpointStorageReconcilerTest {
         RetryPolicy.DEFAULT, chunkLock);
   }
 
-  private void nodeProfile() {
+  /** Its Checkpoints are given the key to write chunks, through the sweep lock. */
+  private CheckpointStorage deduplicating(CheckpointStorage storage) {
+    storage.getSpec().deduplication = true;
+    return client.resource(storage).update();
+  }
+
+  /** node-a, whose agent publishes a key to seal grants to (a chunk key is only ever granted sealed). */
+  private void nodeProfile() throws IOException {
     NodeProfile node = new NodeProfile();
     node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
     node.setSpec(new NodeProfileSpec());
+    node.getSpec().grantKey = NodeKey.inWorkDir(agentWorkDir).publicKey();
     client.resource(node).create();
   }
 

@@ -141,8 +141,13 @@ public final class Workloads {
 
   /** Ends a PID this test started (or restored), by PID, with SIGKILL: a namespace init ignores SIGTERM. */
   public static void kill(long pid) {
+    signal(pid, "KILL");
+  }
+
+  /** Sends {@code signal} (a name: USR1, KILL) to a PID this test started (or restored). */
+  public static void signal(long pid, String signal) {
     try {
-      new ProcessBuilder("kill", "-KILL", Long.toString(pid)).redirectErrorStream(true)
+      new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).redirectErrorStream(true)
           .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor(5, TimeUnit.SECONDS);
     } catch (IOException e) {
       throw new IllegalStateException(e);
@@ -174,6 +179,20 @@ public final class Workloads {
       }
     }
     return -1;
+  }
+
+  /**
+   * Call once the counter that wrote {@code out} is gone and a restore of it Completed: the file is
+   * rewritten by the restored counter only, from the value it had at the checkpoint (between the
+   * counts seen before and after it was taken), and goes on counting.
+   */
+  public static void awaitCountingOnFrom(Path out, long before, long after, Duration timeout) throws IOException {
+    Files.writeString(out, "0"); // the restored counter overwrites it with its next count
+    await("the restored counter writes again").atMost(timeout).until(() -> count(out) > 0);
+    long resumed = count(out);
+    org.assertj.core.api.Assertions.assertThat(resumed).as("resumed from the checkpointed count")
+        .isBetween(before, after + 30);
+    await("the restored counter goes on counting").atMost(timeout).until(() -> count(out) > resumed + 2);
   }
 
   /** The lines a writer workload has appended to {@code file} so far; 0 before it wrote any. */

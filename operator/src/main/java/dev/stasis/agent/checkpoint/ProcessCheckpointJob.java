@@ -22,6 +22,7 @@ import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
@@ -113,8 +114,8 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       WorkGrants.Grant grant = storages.grant(checkpoint);
       try (ObjectStore store = storages.open(storage, grant)) {
         Optional<Stored> kept = dumpAndStore(checkpoint, target, store, StorageBinding.codec(storage),
-            storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null), options, workDir, criuVersion,
-            started);
+            storages.encryptionKey(storage, grant, identity(checkpoint)).orElse(null), grant.chunkKey().orElse(null),
+            options, workDir, criuVersion, started);
         if (kept.isEmpty()) {
           WorkDirs.delete(workDir);
           return;
@@ -150,8 +151,8 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
    * deleted meanwhile (its archive is discarded, a tree still held frozen resumed).
    */
   private Optional<Stored> dumpAndStore(Checkpoint checkpoint, NodeProcess target, ObjectStore store,
-      ArchiveCodec codec, BoundKey encryptWith, CheckpointOptions options, Path workDir, CriuVersion criuVersion,
-      long started) throws WorkFailure {
+      ArchiveCodec codec, BoundKey encryptWith, ChunkKey chunkKey, CheckpointOptions options, Path workDir,
+      CriuVersion criuVersion, long started) throws WorkFailure {
     int pid = Math.toIntExact(target.pid());
     try (KeyedLocks.Held processLock = processLocks.lock(pid)) {
       List<Long> members = ProcessTree.members(pid);
@@ -166,8 +167,8 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
         // ends with the upload, before the archive is recorded.
         // While CRIU holds the tree frozen, this thread is what it waits for: at CRIU's own priority.
         try (WorkProgress progress = work.progress(checkpoint, work.checkpoints);
-            StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, dump.imagesDir(),
-                progress);
+            StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, chunkKey,
+                dump.imagesDir(), progress);
             CpuPriority.Held serving = dump.holdFrozen() ? CpuPriority.currentThreadAt(Criu.DUMP_NICE) : () -> {}) {
           progress.step(ProgressStatus.DUMPING, ProcessTree.memoryBytes(members));
           // Held until CRIU's parasite code has left every process of the tree (it works in their
@@ -373,12 +374,16 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
     }
   }
 
+  /** @param chunkKey the namespace's chunk key when the checkpoint is deduplicated (granted so), else null */
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      BoundKey encryptWith, Path imagesDir, WorkProgress progress) throws WorkFailure {
-    String archiveKey = RecordedManifest.layout(checkpoint).archiveKey(codec);
+      BoundKey encryptWith, ChunkKey chunkKey, Path imagesDir, WorkProgress progress) throws WorkFailure {
+    ArchiveLayout layout = RecordedManifest.layout(checkpoint);
+    String archiveKey = layout.archiveKey(codec);
+    ChunkedImagesUpload chunkedImages = chunkKey == null ? null
+        : new ChunkedImagesUpload(store, layout, chunkKey, encryptWith != null, codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
-      return StreamingArchiveUpload.start(upload, codec, encryptWith, imagesDir,
+      return StreamingArchiveUpload.start(upload, codec, encryptWith, chunkedImages, imagesDir,
           StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, progress::done, checkpoint.getMetadata().getName());
     } catch (IOException e) {
       throw storageFailed(store, archiveKey, e);
@@ -396,13 +401,21 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
     ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
     try {
-      ArchiveSummary summary = upload.finish();
-      Manifest manifest = manifest(checkpoint, dump, criuVersion, archiveKey, codec, summary);
+      StreamingArchiveUpload.Uploaded uploaded = upload.finish();
+      Manifest manifest = manifest(checkpoint, dump, criuVersion, archiveKey, codec, uploaded.archive());
       if (encryptedWith != null) {
         manifest.archive.encryption = Manifest.Encryption.with(encryptedWith);
       }
+      long newBytes = uploaded.archive().storedBytes();
+      if (uploaded.chunks() != null) {
+        manifest.chunked(uploaded.chunks().chunks());
+        newBytes += uploaded.chunks().newBytes();
+        log.info("checkpoint {}/{}: {} of {} chunks were new ({} bytes uploaded)", checkpoint.getMetadata().getNamespace(),
+            checkpoint.getMetadata().getName(), uploaded.chunks().uploadedChunks(), uploaded.chunks().distinctChunks(),
+            uploaded.chunks().newBytes());
+      }
       requirements.recordIn(manifest, dump.imagesDir(), travelling);
-      return CommittedManifest.put(store, layout.manifestKey(), manifest);
+      return CommittedManifest.put(store, layout.manifestKey(), manifest, newBytes);
     } catch (IOException e) {
       try {
         store.deleteAll(layout.prefix());

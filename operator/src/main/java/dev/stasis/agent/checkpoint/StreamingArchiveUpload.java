@@ -32,6 +32,10 @@ import java.util.function.LongConsumer;
  * <p>The upload runs at a lower CPU priority (nice {@value #UPLOAD_NICE}) than CRIU and the workloads:
  * it uses the CPU that CRIU leaves idle and does not stretch the time the workload stays frozen.
  *
+ * <p>A deduplicated checkpoint ({@link ChunkedImagesUpload}) leaves the pages files out of the
+ * archive: they are cut into chunks once CRIU is done, since cutting needs each process's pagemap,
+ * complete only then; what the namespace's chunk folder holds is listed while CRIU runs.
+ *
  * <p>Only {@link #finish()}, called after CRIU succeeded, commits the upload; closing it without
  * that aborts it and nothing stays in storage.
  */
@@ -50,11 +54,13 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private final ArchiveCodec codec;
   /** Null: the storage does not encrypt. */
   private final BoundKey encryptWith;
-  /** Pages files archived in chunks so far, by name. Touched by the follower thread only. */
+  /** Null: the pages files go into the archive; else they are stored as chunks by it. */
+  private final ChunkedImagesUpload chunkedImages;
   /** Told the tar bytes archived so far (the checkpoint's progress), by the follower thread. */
   private final LongConsumer tarBytesArchived;
+  /** Pages files archived in chunks so far, by name. Touched by the follower thread only. */
   private final Map<String, FollowedFile> chunked = new TreeMap<>();
-  private final FutureTask<ArchiveSummary> following = new FutureTask<>(this::follow);
+  private final FutureTask<Uploaded> following = new FutureTask<>(this::follow);
   private final Thread follower;
   /** Counted down once the follower runs at its lower priority, before CRIU is started. */
   private final CountDownLatch lowered = new CountDownLatch(1);
@@ -62,12 +68,13 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private boolean committed;
 
   private StreamingArchiveUpload(Path imagesDir, long chunkBytes, ObjectUpload upload, ArchiveCodec codec,
-      BoundKey encryptWith, LongConsumer archived, String name) {
+      BoundKey encryptWith, ChunkedImagesUpload chunkedImages, LongConsumer archived, String name) {
     this.imagesDir = imagesDir;
     this.chunkBytes = chunkBytes;
     this.upload = upload;
     this.codec = codec;
     this.encryptWith = encryptWith;
+    this.chunkedImages = chunkedImages;
     this.tarBytesArchived = archived;
     this.follower = new Thread(following, "archive-upload-" + name);
     follower.setDaemon(true);
@@ -79,14 +86,16 @@ final class StreamingArchiveUpload implements AutoCloseable {
    * with CRIU freezing the workload.
    *
    * @param encryptWith the storage's current key, or null when it does not encrypt
+   * @param chunkedImages stores the pages files of a deduplicated checkpoint; null: they are archived
    * @param archived told the bytes of tar archived so far, before compression, as they grow
    * @param name names the upload's thread, for people reading thread dumps
    */
-  static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, BoundKey encryptWith, Path imagesDir,
-      long chunkBytes, LongConsumer archived, String name) throws IOException {
+  static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, BoundKey encryptWith,
+      ChunkedImagesUpload chunkedImages, Path imagesDir, long chunkBytes, LongConsumer archived, String name)
+      throws IOException {
     try {
       StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, encryptWith,
-          archived, name);
+          chunkedImages, archived, name);
       streaming.follower.start();
       streaming.lowered.await(LOWERING_TIMEOUT_SECONDS, TimeUnit.SECONDS);
       return streaming;
@@ -100,14 +109,17 @@ final class StreamingArchiveUpload implements AutoCloseable {
     }
   }
 
+  /** What was stored: the archive, and the chunks of a deduplicated checkpoint (else null). */
+  record Uploaded(ArchiveSummary archive, ChunkedImagesUpload.Stored chunks) {}
+
   /**
-   * CRIU has exited successfully and the images are complete: archives the rest and commits.
+   * CRIU has exited successfully and the images are complete: archives (or chunks) the rest and commits.
    *
    * @return what was stored
    */
-  ArchiveSummary finish() throws IOException {
+  Uploaded finish() throws IOException {
     imagesComplete = true;
-    ArchiveSummary summary;
+    Uploaded summary;
     try {
       summary = following.get();
     } catch (ExecutionException e) {
@@ -141,9 +153,12 @@ final class StreamingArchiveUpload implements AutoCloseable {
     upload.abort();
   }
 
-  private ArchiveSummary follow() throws IOException, InterruptedException {
+  private Uploaded follow() throws IOException, InterruptedException {
     CpuPriority.lowerCurrentThread(UPLOAD_NICE); // before zstd and the upload start threads of their own
     lowered.countDown();
+    if (chunkedImages != null) {
+      return followChunked();
+    }
     try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec, encryptWith)) {
       while (!imagesComplete) {
         if (!archiveFullChunks(archive) && !imagesComplete) {
@@ -157,7 +172,22 @@ final class StreamingArchiveUpload implements AutoCloseable {
       archive.addFilesOf(imagesDir, chunked::containsKey);
       ArchiveSummary summary = archive.finish();
       tarBytesArchived.accept(summary.sizeBytes());
-      return summary;
+      return new Uploaded(summary, null);
+    }
+  }
+
+  /** A deduplicated checkpoint: the chunk folder listed while CRIU runs, the pages files chunked once it is done. */
+  private Uploaded followChunked() throws IOException, InterruptedException {
+    chunkedImages.listStored();
+    while (!imagesComplete) {
+      Thread.sleep(POLL_MILLIS);
+    }
+    ChunkedImagesUpload.Stored chunks = chunkedImages.store(imagesDir, tarBytesArchived);
+    try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec, encryptWith)) {
+      archive.addFilesOf(imagesDir, chunks.images()::contains);
+      ArchiveSummary summary = archive.finish();
+      tarBytesArchived.accept(chunks.chunks().imagesBytes + summary.sizeBytes());
+      return new Uploaded(summary, chunks);
     }
   }
 

@@ -17,6 +17,7 @@ import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.criu.Criu;
 import dev.stasis.criu.CriuException;
@@ -85,7 +86,8 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
         preflight(restore, recorded.manifest(), workDir);
         requireRoomFor(recorded, workDir);
         progress.step(ProgressStatus.DOWNLOADING, recorded.archive().storedBytes());
-        download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null), images, progress);
+        download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null),
+            storages.chunkKey(recorded, grant).orElse(null), images, progress);
         putBack = TravellingFiles.putBack(recorded.manifest().paths, images, config.hostRoot());
       }
     } catch (PreflightFailed failure) {
@@ -154,12 +156,28 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
     return checkpoint;
   }
 
-  /** The archive the Checkpoint recorded, at the key the layout gives, checked against the recorded sha256. */
-  private void download(ObjectStore store, RecordedManifest recorded, BoundKey decryptWith, Path images,
-      WorkProgress progress) throws WorkFailure {
+  /**
+   * The archive the Checkpoint recorded, at the key the layout gives, checked against the recorded
+   * sha256; for a deduplicated checkpoint then its memory images, put together from their chunks
+   * and checked chunk by chunk and image by image ({@link ChunkedImagesDownload}).
+   *
+   * @param chunkKey the namespace's chunk key of a deduplicated checkpoint, else null
+   */
+  private void download(ObjectStore store, RecordedManifest recorded, BoundKey decryptWith, ChunkKey chunkKey,
+      Path images, WorkProgress progress) throws WorkFailure {
     String key = recorded.archiveKey();
     try (InputStream in = progress.counting(StasisMetrics.meteredDownload(config.nodeName(), store.open(key)))) {
       new ArchiveReader().extract(in, images, recorded.manifest().archive.codec, recorded.archive(), decryptWith);
+      if (chunkKey != null) {
+        long archived = progress.bytesDone();
+        new ChunkedImagesDownload(store, recorded, chunkKey)
+            .writeInto(images, fetched -> progress.done(archived + fetched));
+      }
+    } catch (ChunkedImagesDownload.ChunkMissingException e) {
+      throw new WorkFailure("ArchiveMissing", e.getMessage() + "; restore another checkpoint");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new WorkFailure("DownloadFailed", "downloading the chunks of " + store.uri(key) + " was interrupted");
     } catch (ArchiveAuthenticationException e) {
       throw new WorkFailure("ArchiveNotAuthentic", e.getMessage());
     } catch (ArchiveIntegrityException e) {

@@ -6,6 +6,7 @@ import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.image.Registry;
 import dev.stasis.kube.NodeKey;
@@ -109,6 +110,20 @@ public class StorageAccess {
           + "', but the operator granted this restore no such key for " + recorded.identity());
     }
     return key;
+  }
+
+  /**
+   * The chunk key a deduplicated checkpoint's chunks were named (and sealed) with, as granted; empty
+   * for a whole archive.
+   */
+  public Optional<ChunkKey> chunkKey(RecordedManifest recorded, WorkGrants.Grant grant) throws WorkFailure {
+    Manifest.Chunks chunks = recorded.manifest().chunks;
+    if (chunks == null) {
+      return Optional.empty();
+    }
+    return Optional.of(grant.chunkKey(chunks.keyId).orElseThrow(() -> new WorkFailure(KEY_NOT_FOUND, "the"
+        + " checkpoint's chunks are named with key '" + chunks.keyId + "', but the operator granted this restore no"
+        + " chunk key of that id")));
   }
 
   /**

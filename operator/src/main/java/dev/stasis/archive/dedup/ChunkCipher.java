@@ -5,47 +5,59 @@ import dev.stasis.archive.Hkdf;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
+import java.security.InvalidKeyException;
+import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
-import java.util.HexFormat;
 import java.util.regex.Pattern;
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
+import javax.crypto.Mac;
 import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * Deterministic authenticated encryption of chunks for one namespace (docs/dedup.md): the SIV
- * pattern over AES-256-GCM. The nonce is the first 96 bits of the chunk's name, an HMAC of the
- * plaintext under a key independent of the encryption key, so equal chunks become equal objects
- * (stored once) and different chunks never share a nonce but with negligible probability.
+ * Deterministic authenticated encryption of stored chunks for one namespace (docs/dedup.md): the
+ * SIV pattern over AES-256-GCM. The nonce is an HMAC of the very bytes encrypted (the chunk as
+ * stored: compressed or raw, {@link ChunkObjects}) under a key independent of the encryption key,
+ * so equal chunks become equal objects (stored once) and two different messages never share a
+ * nonce but with negligible probability, whatever the compressor made of them.
  *
  * <pre>
- * object = "STSC" | version 1 | key id length (1) | key id | AES-256-GCM(K_enc, name[0..12), chunk, aad)
- * aad    = object header | namespace
- * K_enc  = HKDF-SHA256(namespace chunk key, "stasis chunk encryption v1", namespace)
+ * object = "STSC" | version 2 | key id length (1) | key id | nonce (12) | AES-256-GCM(K_enc, nonce, message, aad)
+ * aad    = object header | namespace | chunk name
+ * nonce  = HMAC-SHA256(K_nonce, message)[0..12)
+ * K_enc  = HKDF-SHA256(namespace chunk key, "stasis chunk encryption v2", namespace)
+ * K_nonce= HKDF-SHA256(namespace chunk key, "stasis chunk nonces v2", namespace)
  * </pre>
  *
- * Opening checks the header's key id, GCM's tag, and then that the plaintext has the name it was
- * fetched by: an object copied over another chunk of the same namespace authenticates under GCM
- * but not under its name. Not thread-safe: one per thread.
+ * Opening checks the header's key id and GCM's tag, which covers the name the object was fetched
+ * by: an object copied over another chunk's name does not open. Not thread-safe: one per thread.
  */
 public final class ChunkCipher {
+  /** What a manifest's {@code chunks.encryption} says of chunks sealed by this class. */
+  public static final String ALGORITHM = "AES-256-GCM-SIV";
   private static final byte[] MAGIC = "STSC".getBytes(StandardCharsets.US_ASCII);
-  private static final byte VERSION = 1;
-  private static final byte[] SALT = "stasis chunk encryption v1".getBytes(StandardCharsets.UTF_8);
+  private static final byte VERSION = 2;
+  private static final byte[] ENCRYPTION_SALT = "stasis chunk encryption v2".getBytes(StandardCharsets.UTF_8);
+  private static final byte[] NONCE_SALT = "stasis chunk nonces v2".getBytes(StandardCharsets.UTF_8);
   private static final int NONCE_BYTES = 12;
   private static final int TAG_BITS = 128;
   private static final Pattern CHUNK_NAME = Pattern.compile("[0-9a-f]{64}");
 
-  private final ChunkNamer namer;
   private final SecretKeySpec key;
+  private final Mac nonces;
   private final String keyId;
   private final byte[] header;
-  private final byte[] aad;
+  private final byte[] namespaceAad;
 
-  private ChunkCipher(ChunkNamer namer, byte[] encryptionKey, String keyId, String namespace) {
-    this.namer = namer;
+  private ChunkCipher(byte[] encryptionKey, byte[] nonceKey, String keyId, String namespace) {
     this.key = new SecretKeySpec(encryptionKey, "AES");
+    try {
+      this.nonces = Mac.getInstance("HmacSHA256");
+      nonces.init(new SecretKeySpec(nonceKey, "HmacSHA256"));
+    } catch (NoSuchAlgorithmException | InvalidKeyException e) {
+      throw new IllegalStateException("this JVM lacks HmacSHA256, which every Java 17 has", e);
+    }
     this.keyId = keyId;
     byte[] id = keyId.getBytes(StandardCharsets.UTF_8);
     if (id.length == 0 || id.length > 255) {
@@ -58,63 +70,69 @@ public final class ChunkCipher {
     out.writeBytes(id);
     this.header = out.toByteArray();
     out.writeBytes(namespace.getBytes(StandardCharsets.UTF_8));
-    this.aad = out.toByteArray();
+    this.namespaceAad = out.toByteArray();
   }
 
   /** {@code chunkKey}: the namespace's chunk key for storage key {@code keyId} (docs/dedup.md). */
   public static ChunkCipher forNamespace(String keyId, byte[] chunkKey, String namespace) {
-    ChunkNamer namer = ChunkNamer.forNamespace(chunkKey, namespace);
-    return new ChunkCipher(namer, Hkdf.sha256(chunkKey, SALT, namespace.getBytes(StandardCharsets.UTF_8)), keyId,
-        namespace);
+    byte[] info = namespace.getBytes(StandardCharsets.UTF_8);
+    return new ChunkCipher(Hkdf.sha256(chunkKey, ENCRYPTION_SALT, info), Hkdf.sha256(chunkKey, NONCE_SALT, info),
+        keyId, namespace);
   }
 
-  /** A chunk ready to store: its name (the object's key) and the object's bytes. */
-  public record Sealed(String name, byte[] object) {}
-
-  public Sealed seal(byte[] bytes, int offset, int length) {
-    String name = namer.name(bytes, offset, length);
+  /** The object that stores {@code message} (a chunk as stored, {@link ChunkObjects}) under the chunk's {@code name}. */
+  public byte[] seal(String name, byte[] message, int offset, int length) {
+    requireName(name);
+    nonces.update(message, offset, length);
+    byte[] nonce = Arrays.copyOf(nonces.doFinal(), NONCE_BYTES);
     try {
       // A fresh Cipher each time: the JDK's GCM refuses to encrypt twice with one key and nonce on
       // one instance, which is what sealing the same chunk again must do.
       Cipher gcm = Cipher.getInstance("AES/GCM/NoPadding");
-      gcm.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce(name)));
-      gcm.updateAAD(aad);
-      byte[] object = Arrays.copyOf(header, header.length + gcm.getOutputSize(length));
-      gcm.doFinal(bytes, offset, length, object, header.length);
-      return new Sealed(name, object);
+      gcm.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce));
+      gcm.updateAAD(aad(name));
+      byte[] object = Arrays.copyOf(header, header.length + NONCE_BYTES + gcm.getOutputSize(length));
+      System.arraycopy(nonce, 0, object, header.length, NONCE_BYTES);
+      gcm.doFinal(message, offset, length, object, header.length + NONCE_BYTES);
+      return object;
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("AES-GCM refused a 32-byte key and a 12-byte nonce", e);
     }
   }
 
-  /** The chunk stored as {@code object} under {@code name}, only if it is exactly that chunk. */
+  /** The message stored as {@code object} under {@code name}, only if it was sealed under that name with this key. */
   public byte[] open(String name, byte[] object) throws ArchiveAuthenticationException {
-    if (!CHUNK_NAME.matcher(name).matches()) {
+    if (name == null || !CHUNK_NAME.matcher(name).matches()) {
       throw new ArchiveAuthenticationException("'" + name + "' is not a chunk name (64 hex digits)");
     }
-    if (object.length < header.length || !Arrays.equals(object, 0, header.length, header, 0, header.length)) {
+    if (object.length < header.length + NONCE_BYTES
+        || !Arrays.equals(object, 0, header.length, header, 0, header.length)) {
       throw new ArchiveAuthenticationException("chunk " + name + " is not a version " + VERSION
           + " chunk encrypted with key '" + keyId + "'");
     }
-    byte[] plain;
     try {
       Cipher gcm = Cipher.getInstance("AES/GCM/NoPadding");
-      gcm.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce(name)));
-      gcm.updateAAD(aad);
-      plain = gcm.doFinal(object, header.length, object.length - header.length);
+      gcm.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS,
+          Arrays.copyOfRange(object, header.length, header.length + NONCE_BYTES)));
+      gcm.updateAAD(aad(name));
+      return gcm.doFinal(object, header.length + NONCE_BYTES, object.length - header.length - NONCE_BYTES);
     } catch (AEADBadTagException e) {
-      throw new ArchiveAuthenticationException("chunk " + name + " fails authentication: altered, or stored for"
-          + " another namespace", e);
+      throw new ArchiveAuthenticationException("chunk " + name + " fails authentication: altered, stored under"
+          + " another chunk's name, or stored for another namespace", e);
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("AES-GCM refused a 32-byte key and a 12-byte nonce", e);
     }
-    if (!namer.matches(name, plain, 0, plain.length)) {
-      throw new ArchiveAuthenticationException("chunk " + name + " holds another chunk's bytes");
-    }
-    return plain;
   }
 
-  private static byte[] nonce(String name) {
-    return Arrays.copyOf(HexFormat.of().parseHex(name), NONCE_BYTES);
+  private byte[] aad(String name) {
+    byte[] aad = Arrays.copyOf(namespaceAad, namespaceAad.length + name.length());
+    System.arraycopy(name.getBytes(StandardCharsets.US_ASCII), 0, aad, namespaceAad.length, name.length());
+    return aad;
+  }
+
+  private static void requireName(String name) {
+    if (!CHUNK_NAME.matcher(name).matches()) {
+      throw new IllegalArgumentException("a chunk name is 64 lowercase hex digits, got: " + name);
+    }
   }
 }

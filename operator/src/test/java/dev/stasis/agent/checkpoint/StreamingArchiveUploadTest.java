@@ -44,7 +44,7 @@ class StreamingArchiveUploadTest {
     byte[] memory = random(5 * (int) CHUNK + 12345);
     List<Long> archived = new CopyOnWriteArrayList<>();
     try (var store = new FileSystemObjectStore(storage);
-        var upload = StreamingArchiveUpload.start(store.upload(KEY), codec, key, images, CHUNK, archived::add, "test")) {
+        var upload = StreamingArchiveUpload.start(store.upload(KEY), codec, key, null, images, CHUNK, archived::add, "test")) {
       // Like CRIU: the folder appears, then the pages grow, then the small images are written.
       Files.createDirectories(images);
       Path pages = images.resolve("pages-1.img");
@@ -57,7 +57,7 @@ class StreamingArchiveUploadTest {
       Files.write(images.resolve("pages-2.img"), random(100));
       Files.writeString(images.resolve("pagemap-1.img"), "pagemap");
 
-      ArchiveSummary summary = upload.finish();
+      ArchiveSummary summary = upload.finish().archive();
       assertThat(archived).as("the progress is told the tar bytes as they grow, the whole archive last")
           .isSorted().hasSizeGreaterThan(1).last().isEqualTo(summary.sizeBytes());
 
@@ -80,7 +80,7 @@ class StreamingArchiveUploadTest {
     Path storage = temp.resolve("storage");
     Files.write(images.resolve("pages-1.img"), random(4 * (int) CHUNK));
     try (var store = new FileSystemObjectStore(storage)) {
-      var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, null, images, CHUNK, bytes -> {}, "test");
+      var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, null, null, images, CHUNK, bytes -> {}, "test");
       await().atMost(Duration.ofSeconds(10)).until(() -> partialUploadBytes(storage) >= 2 * CHUNK);
 
       upload.close(); // CRIU failed

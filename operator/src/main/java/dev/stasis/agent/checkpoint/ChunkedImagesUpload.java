@@ -1,0 +1,201 @@
+package dev.stasis.agent.checkpoint;
+
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ChunkKey;
+import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
+import dev.stasis.archive.dedup.ChunkCipher;
+import dev.stasis.archive.dedup.ChunkIndex;
+import dev.stasis.archive.dedup.ChunkObjects;
+import dev.stasis.archive.dedup.PagemapAlignedChunker;
+import dev.stasis.criu.DumpContents;
+import dev.stasis.storage.ObjectStore;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InterruptedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.DigestInputStream;
+import java.security.MessageDigest;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
+
+/**
+ * Stores the memory images of a deduplicated checkpoint (docs/dedup.md): each process's
+ * {@code pages-<n>.img} is cut where its pagemap says memory runs start and at every 128 KiB of
+ * address ({@link PagemapAlignedChunker}), each chunk named, compressed and (encrypted storage)
+ * sealed on its own ({@link ChunkObjects}), and only the chunks the namespace's chunk folder did
+ * not hold when the checkpoint started are uploaded, {@value #UPLOADS_IN_FLIGHT} at a time. The
+ * chunk index ({@link ChunkIndex}) follows them; the manifest, written by the caller after the
+ * archive, makes the checkpoint complete.
+ *
+ * <p>The folder is listed once, before CRIU runs, and what it listed is trusted: the storage's
+ * chunk collection deletes no chunk while a checkpoint of the namespace is in flight, nor one
+ * younger than its grace period. Nothing here deletes chunks: ones uploaded for a checkpoint that
+ * then fails are referenced by no manifest and collected later.
+ */
+final class ChunkedImagesUpload {
+  static final int BLOCK_BYTES = 128 << 10;
+  static final int UPLOADS_IN_FLIGHT = 4;
+  /** Chunks cut ahead of their upload: bounds memory at this many blocks. */
+  private static final int WINDOW = 4 * UPLOADS_IN_FLIGHT;
+
+  private final ObjectStore store;
+  private final String namespace;
+  private final ChunkKey key;
+  private final boolean encrypt;
+  private final boolean compress;
+  private final ArchiveLayout layout;
+  /** Chunks the folder held when listed: name to stored bytes. */
+  private final Map<String, Long> listed = new HashMap<>();
+  private final AtomicLong newBytes = new AtomicLong();
+
+  /**
+   * @param encrypt whether the storage encrypts (chunks are sealed with {@code key})
+   * @param codec the storage's compression, which each chunk gets on its own
+   */
+  ChunkedImagesUpload(ObjectStore store, ArchiveLayout layout, ChunkKey key, boolean encrypt, ArchiveCodec codec) {
+    this.store = store;
+    this.namespace = layout.namespace();
+    this.key = key;
+    this.encrypt = encrypt;
+    this.compress = codec == ArchiveCodec.ZSTD;
+    this.layout = layout;
+  }
+
+  /**
+   * What was stored: the images left out of the archive, the manifest's {@code chunks}, the bytes
+   * uploaded (new chunks and the index), the chunks the images hold (each once) and how many were new.
+   */
+  record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks) {}
+
+  /** One LIST of the namespace's chunk folder, before CRIU runs. */
+  void listStored() throws IOException {
+    store.forEach(ArchiveLayout.chunkPrefix(namespace), object -> ArchiveLayout.ofChunkKey(object.key())
+        .filter(chunk -> chunk.namespace().equals(namespace))
+        .ifPresent(chunk -> listed.put(chunk.name(), object.sizeBytes())));
+  }
+
+  /**
+   * Cuts and stores the pages images of the complete dump in {@code imagesDir} and uploads their
+   * index; {@code cut} is told the image bytes cut so far.
+   */
+  Stored store(Path imagesDir, LongConsumer cut) throws IOException, InterruptedException {
+    ExecutorService uploads = Executors.newFixedThreadPool(UPLOADS_IN_FLIGHT, runnable -> {
+      Thread thread = new Thread(runnable, "chunk-upload-" + layout.checkpointName());
+      thread.setDaemon(true);
+      return thread;
+    });
+    ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(this::objects);
+    try {
+      ChunkObjects naming = objects();
+      Map<String, Future<Integer>> storing = new HashMap<>();
+      Set<String> images = new HashSet<>();
+      ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
+      ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
+      long imagesBytes = 0;
+      for (DumpContents.PagesImage image : DumpContents.pagesImages(imagesDir)) {
+        String fileName = image.file().getFileName().toString();
+        if (!images.add(fileName)) {
+          throw new IOException("two process pagemaps name " + fileName + ": not a dump CRIU wrote");
+        }
+        index.startImage(fileName);
+        ArrayDeque<Pending> window = new ArrayDeque<>();
+        MessageDigest sha256 = Sha256.newDigest();
+        long[] imageBytes = {0};
+        var chunker = new PagemapAlignedChunker(image.runs().stream()
+            .map(run -> new PagemapAlignedChunker.MappedRun(run.address(), run.bytes())).toList(), BLOCK_BYTES);
+        try (InputStream in = new DigestInputStream(new BufferedInputStream(Files.newInputStream(image.file()),
+            BLOCK_BYTES), sha256)) {
+          chunker.cut(in, (bytes, offset, length) -> {
+            String name = naming.name(bytes, offset, length);
+            Future<Integer> stored = storing.get(name);
+            if (stored == null) {
+              Long existing = listed.get(name);
+              stored = existing != null ? CompletableFuture.completedFuture(Math.toIntExact(existing))
+                  : uploads.submit(upload(objects, name, Arrays.copyOfRange(bytes, offset, offset + length)));
+              storing.put(name, stored);
+            }
+            window.add(new Pending(name, length, stored));
+            imageBytes[0] += length;
+            if (window.size() >= WINDOW) {
+              index.chunk(await(window.poll()));
+            }
+            if (Thread.interrupted()) {
+              throw new InterruptedIOException("storing the chunks was interrupted");
+            }
+          });
+        }
+        while (!window.isEmpty()) {
+          index.chunk(await(window.poll()));
+        }
+        index.endImage(imageBytes[0], Sha256.hex(sha256.digest()));
+        imagesBytes += imageBytes[0];
+        cut.accept(imagesBytes);
+      }
+      index.finish();
+      byte[] indexObject = indexBytes.toByteArray();
+      store.put(layout.chunkIndexKey(), indexObject);
+      Manifest.Chunks stored = new Manifest.Chunks();
+      stored.indexKey = layout.chunkIndexKey();
+      stored.indexSha256 = Sha256.hexOf(indexObject);
+      stored.indexBytes = (long) indexObject.length;
+      stored.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
+      stored.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
+      stored.keyId = key.keyId();
+      stored.imagesBytes = imagesBytes;
+      long uploaded = storing.keySet().stream().filter(name -> !listed.containsKey(name)).count();
+      return new Stored(Set.copyOf(images), stored, newBytes.get() + indexObject.length, storing.size(),
+          Math.toIntExact(uploaded));
+    } finally {
+      uploads.shutdownNow();
+      uploads.awaitTermination(1, TimeUnit.MINUTES);
+    }
+  }
+
+  private ChunkObjects objects() {
+    return ChunkObjects.forNamespace(key, namespace, encrypt, compress);
+  }
+
+  private Callable<Integer> upload(ThreadLocal<ChunkObjects> objects, String name, byte[] chunk) {
+    return () -> {
+      byte[] object = objects.get().object(name, chunk, 0, chunk.length);
+      store.put(ArchiveLayout.chunkKey(namespace, name), object);
+      newBytes.addAndGet(object.length);
+      return object.length;
+    };
+  }
+
+  private static ChunkIndex.ChunkRef await(Pending pending) throws IOException {
+    try {
+      return new ChunkIndex.ChunkRef(pending.name(), pending.bytes(), pending.stored().get());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while uploading chunk " + pending.name());
+    } catch (ExecutionException e) {
+      Throwable cause = e.getCause();
+      throw cause instanceof IOException io ? io : new IOException("uploading chunk " + pending.name() + " failed: "
+          + cause, cause);
+    }
+  }
+
+
+  /** A chunk cut and named, whose object is stored or on its way. */
+  private record Pending(String name, int bytes, Future<Integer> stored) {}
+}
