@@ -178,7 +178,8 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
         }
       } else {
         Conditions.set(status, GARBAGE_COLLECTION, true, "Collected", "objects of deleted checkpoints and chunks no"
-            + " manifest refers to are removed after " + gracePeriod.toMinutes() + " minutes", status.observedGeneration);
+            + " manifest refers to are removed after " + gracePeriod.toMinutes() + " minutes",
+            status.observedGeneration);
       }
       status.garbageCollectedObjects = (status.garbageCollectedObjects == null ? 0 : status.garbageCollectedObjects)
           + collected.objects() + collected.chunks().deleted();

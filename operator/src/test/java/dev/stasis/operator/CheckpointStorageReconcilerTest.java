@@ -380,11 +380,13 @@ class CheckpointStorageReconcilerTest {
     client.resource(running).updateStatus();
     clock.now = clock.now.plus(INTERVAL);
     storage = reconcile(storage);
-    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS)).containsExactlyInAnyOrderElementsOf(Set.copyOf(first.chunks()));
+    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS))
+        .containsExactlyInAnyOrderElementsOf(Set.copyOf(first.chunks()));
     assertThat(storage.getStatus().usage.chunks).isEqualTo(1);
     assertThat(storage.getStatus().garbageCollectedObjects).isEqualTo(1);
     assertThat(client.v1().events().inNamespace("default").list().getItems()).anyMatch(e ->
-        e.getReason().equals("GarbageCollected") && e.getMessage().contains("1 chunks (3 bytes) that no manifest refers to"));
+        e.getReason().equals("GarbageCollected")
+            && e.getMessage().contains("1 chunks (3 bytes) that no manifest refers to"));
   }
 
   /**
@@ -410,7 +412,8 @@ class CheckpointStorageReconcilerTest {
     Checkpoint next = newCheckpoint(NS, "next");
     CheckpointReconciler checkpoints = checkpointReconciler();
     checkpoints.reconcile(client.resource(next).get(), null);
-    assertThat(client.resource(next).get().getStatus().reason).isEqualTo(CheckpointLifecycle.WAITING_FOR_CHUNK_COLLECTION);
+    assertThat(client.resource(next).get().getStatus().reason)
+        .isEqualTo(CheckpointLifecycle.WAITING_FOR_CHUNK_COLLECTION);
 
     running.getStatus().phase = CheckpointPhase.Completed;
     client.resource(running).updateStatus();

@@ -35,7 +35,10 @@ public final class ChunkSweepLock {
   /** A storage's chunks of one namespace. */
   public record Scope(String storage, String namespace) {}
 
-  /** A Checkpoint not yet Completed or Failed, as the API server lists it: its UID and status.storage (null before it is assigned). */
+  /**
+   * A Checkpoint not yet Completed or Failed, as the API server lists it: its UID, name and
+   * status.storage (null before it is assigned).
+   */
   public record InFlight(String uid, String name, String storage) {}
 
   /** What asking for the lock of a scope gave: the lock, or the Checkpoints that hold it off. */

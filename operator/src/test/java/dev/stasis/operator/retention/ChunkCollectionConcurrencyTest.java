@@ -157,7 +157,8 @@ class ChunkCollectionConcurrencyTest {
       Set<String> names = referencedBy(store, layout);
       for (String name : names) {
         assertThat(store.exists(ArchiveLayout.chunkKey(NS, name)))
-            .as("chunk %s of %s, swept while checkpoints were taken and deleted", name, layout.checkpointName()).isTrue();
+            .as("chunk %s of %s, swept while checkpoints were taken and deleted", name, layout.checkpointName())
+            .isTrue();
       }
       referenced.addAll(names);
     }

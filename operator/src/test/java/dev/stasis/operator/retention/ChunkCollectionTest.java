@@ -157,7 +157,8 @@ class ChunkCollectionTest {
     assertThat(collect(store, exists, later).chunks().stopped().get(NS)).contains("which is missing");
 
     store.put(written.layout().chunkIndexKey(), index);
-    store.put(written.layout().manifestKey(), "{\"format\": \"stasis.dev/manifest/v2\"".getBytes(StandardCharsets.UTF_8));
+    store.put(written.layout().manifestKey(),
+        "{\"format\": \"stasis.dev/manifest/v2\"".getBytes(StandardCharsets.UTF_8));
     assertThat(collect(store, exists, later).chunks().stopped().get(NS)).contains("cannot be read");
     assertThat(stored(store)).as("nothing of the namespace went while it could not be marked").hasSize(3);
 
@@ -215,7 +216,8 @@ class ChunkCollectionTest {
     ((ChunkSweepLock.Held) attempt).close();
     assertThat(lock.grant(new Scope(STORAGE, NS), "a")).isTrue();
     assertThat(lock.tryHold(new Scope(STORAGE, NS), () -> List.of(new InFlight("a", "ckpt-a", null))))
-        .as("granted here and not yet ended by the API server's listing").isEqualTo(new ChunkSweepLock.Busy(List.of("ckpt-a")));
+        .as("granted here and not yet ended by the API server's listing")
+        .isEqualTo(new ChunkSweepLock.Busy(List.of("ckpt-a")));
     assertThat(lock.tryHold(new Scope(STORAGE, NS), () -> List.of(new InFlight("z", "ckpt-z", STORAGE))))
         .as("granted by an operator before a restart: assigned to this storage")
         .isEqualTo(new ChunkSweepLock.Busy(List.of("ckpt-z")));

@@ -193,13 +193,13 @@ class StorageGarbageCollectorTest {
         crashed.prefix() + "archive.tar.zst", gone.prefix() + "late.tar.zst", live.prefix() + "second.tar.zst");
     Set<String> existing = Set.of(LIVE);
 
-    var fresh = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()), NO_CHUNKS, GRACE,
-        Instant.now().plus(Duration.ofMinutes(50)));
+    var fresh = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()),
+        NO_CHUNKS, GRACE, Instant.now().plus(Duration.ofMinutes(50)));
     assertThat(fresh.isEmpty()).as("nothing is touched within the grace period").isTrue();
     assertThat(store.listUnfinished("")).hasSize(3);
 
-    var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()), NO_CHUNKS, GRACE,
-        Instant.now().plus(Duration.ofMinutes(70)));
+    var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()),
+        NO_CHUNKS, GRACE, Instant.now().plus(Duration.ofMinutes(70)));
     assertThat(collected.prefixes()).containsExactlyInAnyOrder(gone.prefix(), crashed.prefix());
     assertThat(collected.objects()).isEqualTo(2);
     assertThat(collected.bytes()).isEqualTo(("images of " + gone.checkpointName()).length() + 2);
