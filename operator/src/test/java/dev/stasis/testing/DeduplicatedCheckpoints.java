@@ -71,15 +71,37 @@ public final class DeduplicatedCheckpoints {
     }
     writer.endImage(imageBytes, HEX.formatHex(image.digest()));
     writer.finish();
-    byte[] archive = ("the small images of " + layout.checkpointName()).getBytes(StandardCharsets.UTF_8);
-    store.put(layout.archiveKey(ArchiveCodec.NONE), archive);
     store.put(layout.chunkIndexKey(), index.toByteArray());
-    store.put(layout.manifestKey(), manifest(layout, archive, index.toByteArray(), imageBytes).toJson());
-    return new Written(layout, names, imageBytes, archive.length);
+    long archiveBytes = complete(store, layout, chunks(layout, index.toByteArray(), imageBytes));
+    return new Written(layout, names, imageBytes, archiveBytes);
   }
 
-  /** A v2 manifest of {@code layout} as the agent writes it, recording the index's bytes and sha256. */
-  public static Manifest manifest(ArchiveLayout layout, byte[] archive, byte[] index, long imageBytes) {
+  /**
+   * Stores the archive (the small images) and, last, the v2 manifest of a checkpoint whose chunks
+   * and index are stored; the archive's bytes.
+   */
+  public static long complete(ObjectStore store, ArchiveLayout layout, Manifest.Chunks chunks) throws IOException {
+    byte[] archive = ("the small images of " + layout.checkpointName()).getBytes(StandardCharsets.UTF_8);
+    store.put(layout.archiveKey(ArchiveCodec.NONE), archive);
+    store.put(layout.manifestKey(), manifest(layout, archive, chunks).toJson());
+    return archive.length;
+  }
+
+  /** The manifest's record of an index stored as {@code index}, of images of {@code imageBytes}. */
+  public static Manifest.Chunks chunks(ArchiveLayout layout, byte[] index, long imageBytes) {
+    Manifest.Chunks chunks = new Manifest.Chunks();
+    chunks.indexKey = layout.chunkIndexKey();
+    chunks.indexSha256 = HEX.formatHex(sha256().digest(index));
+    chunks.indexBytes = (long) index.length;
+    chunks.codec = ArchiveCodec.NONE;
+    chunks.encryption = "none";
+    chunks.keyId = "chunks-1";
+    chunks.imagesBytes = imageBytes;
+    return chunks;
+  }
+
+  /** A v2 manifest of {@code layout} as the agent writes it, with its archive and chunks. */
+  public static Manifest manifest(ArchiveLayout layout, byte[] archive, Manifest.Chunks chunks) {
     Manifest manifest = new Manifest();
     manifest.createdAt = "2026-12-06T02:00:00Z";
     manifest.source = new Manifest.Source();
@@ -94,14 +116,6 @@ public final class DeduplicatedCheckpoints {
     manifest.archive.sizeBytes = (long) archive.length;
     manifest.archive.storedBytes = (long) archive.length;
     manifest.archive.sha256 = HEX.formatHex(sha256().digest(archive));
-    Manifest.Chunks chunks = new Manifest.Chunks();
-    chunks.indexKey = layout.chunkIndexKey();
-    chunks.indexSha256 = HEX.formatHex(sha256().digest(index));
-    chunks.indexBytes = (long) index.length;
-    chunks.codec = ArchiveCodec.NONE;
-    chunks.encryption = "none";
-    chunks.keyId = "chunks-1";
-    chunks.imagesBytes = imageBytes;
     manifest.chunked(chunks);
     return manifest;
   }

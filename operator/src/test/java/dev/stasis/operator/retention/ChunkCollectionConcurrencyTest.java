@@ -2,21 +2,30 @@ package dev.stasis.operator.retention;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.stasis.agent.checkpoint.ChunkedImagesUpload;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.dedup.ChunkIndex;
+import dev.stasis.criu.PagemapImages;
 import dev.stasis.operator.retention.ChunkSweepLock.InFlight;
 import dev.stasis.operator.retention.ChunkSweepLock.Scope;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.testing.DeduplicatedCheckpoints;
 import dev.stasis.testing.S3Server;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -35,9 +44,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Checkpoints written and deleted while the storage's chunks are swept again and again, on a
- * directory and on s3proxy. Writers take their grant through the lock's grant side, list the
- * namespace's chunks once, upload only the missing ones, then the index and the manifest last, and
- * delete their older checkpoints as a schedule's retention would. The grace period is zero, so
+ * directory and on s3proxy. Writers take their grant through the lock's grant side and store their
+ * memory images through the agent's write path ({@link ChunkedImagesUpload}: one listing of the
+ * namespace's chunks, 128 KiB pagemap-aligned chunks, only the missing ones uploaded, then the
+ * index), then the archive and the manifest last, and delete their older checkpoints as a
+ * schedule's retention would. The grace period is zero, so
  * that only the lock stands between a sweep and a chunk a writer found present or has just
  * uploaded: afterwards every manifest's every chunk must exist, and a last sweep must leave exactly
  * the chunks some manifest refers to.
@@ -49,8 +60,14 @@ class ChunkCollectionConcurrencyTest {
   static final int CHECKPOINTS_PER_WRITER = 12;
   /** Each writer keeps its newest ones, like keepLast. */
   static final int KEEP = 2;
+  static final int BLOCK = 128 << 10;
+  /** Where the processes' memory starts: a multiple of the chunk size, so chunks are the blocks written. */
+  static final long ADDRESS = 0x7f0000000000L;
+  static final ChunkKey CHUNK_KEY = ChunkKey.of(new ArchiveKey("chunks-1", new byte[32]), NS);
 
   @TempDir Path root;
+  /** The writers' images folders, as CRIU leaves them. */
+  @TempDir Path dumps;
 
   @Test
   void fileSystem() throws Exception {
@@ -79,7 +96,7 @@ class ChunkCollectionConcurrencyTest {
     Map<String, ArchiveLayout> kept = new ConcurrentHashMap<>();
     List<byte[]> shared = new ArrayList<>();
     for (int i = 0; i < 30; i++) {
-      shared.add(ChunkCollectionTest.chunk("shared " + i));
+      shared.add(block("shared " + i));
     }
     AtomicInteger grantsRefused = new AtomicInteger();
     AtomicInteger sweepsHeld = new AtomicInteger();
@@ -110,15 +127,19 @@ class ChunkCollectionConcurrencyTest {
               Thread.sleep(2);
             }
             inFlight.put(uid, new InFlight(uid, name, STORAGE)); // assigned with its grant
-            Set<String> listed = DeduplicatedCheckpoints.storedChunks(store, NS);
-            List<byte[]> chunks = new ArrayList<>();
-            for (int i = 0; i < 8; i++) {
-              chunks.add(shared.get(random.nextInt(shared.size())));
-            }
-            chunks.add(ChunkCollectionTest.chunk("only in " + name));
-            chunks.add(ChunkCollectionTest.chunk("only in " + name + ", too"));
             ArchiveLayout layout = new ArchiveLayout(NS, name, uid);
-            DeduplicatedCheckpoints.write(store, layout, chunks, listed);
+            var upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
+            upload.listStored(); // before CRIU runs
+            ByteArrayOutputStream memory = new ByteArrayOutputStream();
+            for (int i = 0; i < 8; i++) {
+              memory.writeBytes(shared.get(random.nextInt(shared.size())));
+            }
+            memory.writeBytes(block("only in " + name));
+            memory.writeBytes(block("only in " + name + ", too"));
+            Path images = Files.createDirectories(dumps.resolve(name));
+            PagemapImages.writeProcess(images, 1000 + n, 1, ADDRESS, memory.toByteArray());
+            var stored = upload.store(images, cut -> {});
+            DeduplicatedCheckpoints.complete(store, layout, stored.chunks());
             kept.put(uid, layout);
             inFlight.remove(uid); // Completed
             lock.finished(uid);
@@ -175,6 +196,11 @@ class ChunkCollectionConcurrencyTest {
     assertThat(store.list(NS + "/").stream().map(o -> o.key()).filter(k -> !k.contains("/.chunks/"))
         .map(k -> ArchiveLayout.ofKey(k).orElseThrow().checkpointUid()).distinct().toList())
         .containsExactlyInAnyOrderElementsOf(kept.keySet());
+  }
+
+  /** 128 KiB that say what they are for. */
+  private static byte[] block(String label) {
+    return Arrays.copyOf(label.getBytes(StandardCharsets.UTF_8), BLOCK);
   }
 
   /** The names the stored chunk index of {@code layout} lists. */

@@ -163,7 +163,7 @@ class ChunkCollectionTest {
     assertThat(stored(store)).as("nothing of the namespace went while it could not be marked").hasSize(3);
 
     Manifest manifest = DeduplicatedCheckpoints.manifest(written.layout(), store.read(written.layout()
-        .archiveKey(ArchiveCodec.NONE)), index, written.imageBytes());
+        .archiveKey(ArchiveCodec.NONE)), DeduplicatedCheckpoints.chunks(written.layout(), index, written.imageBytes()));
     store.put(written.layout().manifestKey(), manifest.toJson());
     var repaired = collect(store, exists, later);
     assertThat(repaired.chunks().stopped()).isEmpty();
