@@ -20,6 +20,7 @@ import dev.stasis.operator.CheckpointScheduleReconciler;
 import dev.stasis.operator.CheckpointStorageReconciler;
 import dev.stasis.operator.MigrationReconciler;
 import dev.stasis.operator.RestoreReconciler;
+import dev.stasis.operator.retention.ChunkSweepLock;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
@@ -65,9 +66,10 @@ public final class Roles {
       RetryPolicy retries) {
     var events = new EventRecorder(client, "operator", instance);
     var cluster = ClusterCache.watching(client);
-    operator.register(new CheckpointReconciler(client, cluster, events, retries));
+    var chunkLock = new ChunkSweepLock(); // one per operator: its grants and its sweeps exclude each other
+    operator.register(new CheckpointReconciler(client, cluster, events, retries, chunkLock));
     operator.register(new RestoreReconciler(client, cluster, events, retries));
-    operator.register(new CheckpointStorageReconciler(client, events));
+    operator.register(new CheckpointStorageReconciler(client, events, chunkLock));
     operator.register(new CheckpointScheduleReconciler(client, events));
     operator.register(new MigrationReconciler(client, cluster, events));
     StasisMetrics.migrationsAndFailoversFromZero();

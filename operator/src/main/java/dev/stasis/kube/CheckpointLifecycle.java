@@ -25,6 +25,12 @@ public final class CheckpointLifecycle extends WorkLifecycle<CheckpointStatus, C
   /** The condition of a Checkpoint whose deletion waits for the Restores reading its archive. */
   public static final String ARCHIVE_IN_USE = "ArchiveInUse";
 
+  /**
+   * The condition (and reason) of a Pending Checkpoint that waits for its storage's collection of
+   * its namespace's chunks to end before it is given the key to write chunks.
+   */
+  public static final String WAITING_FOR_CHUNK_COLLECTION = "WaitingForChunkCollection";
+
   /** @param finished told of every Checkpoint that ended (the role's metrics) */
   public CheckpointLifecycle(KubernetesClient client, EventRecorder events, Consumer<CheckpointStatus> finished) {
     super(client, events, finished);
@@ -95,6 +101,22 @@ public final class CheckpointLifecycle extends WorkLifecycle<CheckpointStatus, C
     Checkpoint assigned = assign(observed, status, node);
     events.normal(assigned, "Assigned", "assigned to the agent on node " + node + ", storage " + storage);
     return assigned;
+  }
+
+  /**
+   * wait, by the operator, before it assigns a Checkpoint it validated: the storage's collection of
+   * the namespace's chunks runs, and no Checkpoint gets the key to write chunks meanwhile. Pending,
+   * with the reason, message and condition {@value #WAITING_FOR_CHUNK_COLLECTION}; written only
+   * when that changes, and without an Event (a collection takes seconds to minutes, then it goes on).
+   */
+  public void waitForChunkCollection(Checkpoint observed, String message) {
+    CheckpointStatus waiting = pending(observed);
+    waiting.attempts = observed.getStatus() == null ? null : observed.getStatus().attempts;
+    waiting.reason = WAITING_FOR_CHUNK_COLLECTION;
+    waiting.message = message;
+    Conditions.set(waiting, WAITING_FOR_CHUNK_COLLECTION, true, WAITING_FOR_CHUNK_COLLECTION, message,
+        observed.getMetadata().getGeneration());
+    statusWriter.replace(observed, waiting);
   }
 
   /**

@@ -22,6 +22,8 @@ import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.retention.ArchiveReaders;
 import dev.stasis.operator.retention.CheckpointExpiry;
+import dev.stasis.operator.retention.ChunkSweepLock;
+import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -51,6 +53,8 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private static final Duration CLEANUP_RETRY = Duration.ofSeconds(30);
   /** How often a deletion that waits for Restores looks again whether they are done. */
   static final Duration READERS_POLL = Duration.ofSeconds(5);
+  /** How often a Checkpoint that waits for its storage's chunk collection asks again. */
+  static final Duration CHUNK_COLLECTION_POLL = Duration.ofSeconds(5);
 
   private final KubernetesClient client;
   private final ClusterCache cluster;
@@ -62,14 +66,17 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   private final GrantIssuer grants;
   private final CheckpointImages checkpointImages;
   private final Clock clock;
+  private final ChunkSweepLock chunkLock;
 
+  /** @param chunkLock shared with the {@link CheckpointStorageReconciler}, which sweeps chunks */
   public CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events,
-      RetryPolicy retryPolicy) {
-    this(client, cluster, events, retryPolicy, Clock.systemUTC());
+      RetryPolicy retryPolicy, ChunkSweepLock chunkLock) {
+    this(client, cluster, events, retryPolicy, chunkLock, Clock.systemUTC());
   }
 
   CheckpointReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy,
-      Clock clock) {
+      ChunkSweepLock chunkLock, Clock clock) {
+    this.chunkLock = chunkLock;
     this.client = client;
     this.cluster = cluster;
     this.clock = clock;
@@ -78,7 +85,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.events = events;
     this.retries = new RefusalRetries(retryPolicy, clock);
     this.agentLoss = new AgentLoss(cluster, clock);
-    this.grants = new GrantIssuer(cluster, storages, new ChunkSecrets(client));
+    this.grants = new GrantIssuer(cluster, storages, new ChunkSecrets(client), GrantIssuer.ChunkKeyGate.of(chunkLock));
     this.checkpointImages = new CheckpointImages(client, storages, new StatusWriter(client), events, clock);
   }
 
@@ -88,6 +95,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     if (observed != null && observed.phase != null && observed.phase != CheckpointPhase.Pending) {
       // the agent's now, or finished
       if (observed.phase.isTerminal()) {
+        chunkLock.finished(checkpoint.getMetadata().getUid());
         lifecycle.observeGeneration(checkpoint);
         return expireWhenDue(checkpoint);
       }
@@ -104,6 +112,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
       CheckpointValidator.Assignment assignment = CheckpointValidator.validate(checkpoint, observed(checkpoint));
       CheckpointStorage storage = usableStorage(checkpoint);
       assign(checkpoint, assignment, storage);
+    } catch (GrantIssuer.ChunkCollectionRunning waiting) {
+      lifecycle.waitForChunkCollection(checkpoint, waiting.getMessage());
+      return UpdateControl.<Checkpoint>noUpdate().rescheduleAfter(CHUNK_COLLECTION_POLL);
     } catch (Refusal refusal) {
       Optional<Duration> retryIn = retries.retryLater(lifecycle, checkpoint, refusal, backoffLimit(checkpoint),
           CheckpointLifecycle.pending(checkpoint));
@@ -150,7 +161,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
   }
 
   private void assign(Checkpoint checkpoint, CheckpointValidator.Assignment assignment, CheckpointStorage usable)
-      throws Refusal {
+      throws Refusal, GrantIssuer.ChunkCollectionRunning {
     SealedGrant grant = grants.forCheckpoint(checkpoint, usable, assignment.node(),
         containerNames(assignment.containers())).orElse(null);
     lifecycle.assign(checkpoint, assignment.node(), usable.getMetadata().getName(), grant, assignment.containers());
@@ -171,9 +182,9 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
         SealedGrant grant = storage == null ? null : grants.forCheckpoint(checkpoint, storage,
             checkpoint.getStatus().node, containerNames(checkpoint.getStatus().containers)).orElse(null);
         lifecycle.reseal(checkpoint, grant);
-      } catch (Refusal refusal) {
+      } catch (Refusal | GrantIssuer.ChunkCollectionRunning notNow) {
         log.warn("cannot seal the grant of checkpoint {}/{} again: {}", checkpoint.getMetadata().getNamespace(),
-            checkpoint.getMetadata().getName(), refusal.getMessage());
+            checkpoint.getMetadata().getName(), notNow.getMessage());
       }
     }
     return failWhenAgentGone(checkpoint);
@@ -263,6 +274,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
    */
   @Override
   public DeleteControl cleanup(Checkpoint checkpoint, Context<Checkpoint> context) {
+    chunkLock.finished(checkpoint.getMetadata().getUid());
     CheckpointStatus status = checkpoint.getStatus();
     if (status == null || status.storage == null) {
       return DeleteControl.defaultDelete();
@@ -295,7 +307,7 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
         log.info("kept archive {} of deleted checkpoint {}/{}", store.uri(layout.prefix()), meta.getNamespace(),
             meta.getName());
       } else {
-        store.deleteAll(layout.prefix());
+        StorageGarbageCollector.deleteCheckpoint(store, layout);
         log.info("deleted archive {} of checkpoint {}/{}", store.uri(layout.prefix()), meta.getNamespace(),
             meta.getName());
       }

@@ -11,6 +11,7 @@ import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
+import dev.stasis.operator.retention.ChunkSweepLock;
 import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.operator.schedule.Durations;
 import dev.stasis.storage.ObjectStore;
@@ -21,6 +22,8 @@ import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import java.io.IOException;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -35,7 +38,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Checks for real, and again every minute, that a storage can be written, read and deleted; and
- * every {@link #GARBAGE_COLLECTION_INTERVAL} removes the objects whose Checkpoint no longer exists.
+ * every {@link #GARBAGE_COLLECTION_INTERVAL} removes the objects whose Checkpoint no longer exists
+ * and the chunks no manifest refers to (each namespace's under its {@link ChunkSweepLock}), and
+ * records what the storage holds (status.usage).
  */
 @ControllerConfiguration(name = "checkpointstorage", generationAwareEventProcessing = false)
 public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage> {
@@ -46,6 +51,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
   static final Duration GARBAGE_COLLECTION_INTERVAL = Duration.ofMinutes(10);
   static final Duration DEFAULT_GRACE_PERIOD = Duration.ofHours(1);
   static final String GARBAGE_COLLECTION = "GarbageCollection";
+  static final String CHUNK_INDEX_INVALID = "ChunkIndexInvalid";
 
   private final KubernetesClient client;
   private final StorageBinding storages;
@@ -53,15 +59,18 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
   private final EventRecorder events;
   private final Duration garbageCollectionInterval;
   private final Clock clock;
+  private final ChunkSweepLock chunkLock;
   private volatile String clusterId;
 
-  public CheckpointStorageReconciler(KubernetesClient client, EventRecorder events) {
-    this(client, events, GARBAGE_COLLECTION_INTERVAL, Clock.systemUTC());
+  /** @param chunkLock shared with the {@link CheckpointReconciler}, which grants chunk keys */
+  public CheckpointStorageReconciler(KubernetesClient client, EventRecorder events, ChunkSweepLock chunkLock) {
+    this(client, events, chunkLock, GARBAGE_COLLECTION_INTERVAL, Clock.systemUTC());
   }
 
-  CheckpointStorageReconciler(KubernetesClient client, EventRecorder events, Duration garbageCollectionInterval,
-      Clock clock) {
+  CheckpointStorageReconciler(KubernetesClient client, EventRecorder events, ChunkSweepLock chunkLock,
+      Duration garbageCollectionInterval, Clock clock) {
     this.client = client;
+    this.chunkLock = chunkLock;
     this.storages = new StorageBinding(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
@@ -77,6 +86,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       status.conditions.addAll(storage.getStatus().conditions);
       status.garbageCollectedObjects = storage.getStatus().garbageCollectedObjects;
       status.lastGarbageCollectionTime = storage.getStatus().lastGarbageCollectionTime;
+      status.usage = storage.getStatus().usage;
     }
     status.location = StorageBinding.location(storage);
     try (ObjectStore store = storages.open(storage)) {
@@ -111,14 +121,19 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
         .rescheduleAfter(CheckpointStorageStatus.AVAILABLE.equals(status.phase) ? RECHECK : RECHECK_UNAVAILABLE);
   }
 
-  /** Due by the time of the last collection in the status, so that restarts do not collect more often. */
+  /**
+   * Due by the time of the last collection in the status, so that restarts do not collect more
+   * often; or at once while Checkpoints wait for a sweep of this storage that was held off long.
+   */
   private boolean garbageCollectionDue(CheckpointStorage storage, CheckpointStorageStatus status) {
     CheckpointStorageSpec.GarbageCollection settings = storage.getSpec().garbageCollection;
     if (settings != null && Boolean.FALSE.equals(settings.enabled)) {
+      chunkLock.stopDraining(storage.getMetadata().getName());
       return false;
     }
     return status.lastGarbageCollectionTime == null
-        || !Instant.parse(status.lastGarbageCollectionTime).plus(garbageCollectionInterval).isAfter(clock.instant());
+        || !Instant.parse(status.lastGarbageCollectionTime).plus(garbageCollectionInterval).isAfter(clock.instant())
+        || chunkLock.isDraining(storage.getMetadata().getName());
   }
 
   private void collectGarbage(CheckpointStorage storage, ObjectStore store, CheckpointStorageStatus status) {
@@ -136,17 +151,38 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     Instant now = clock.instant();
     try {
       Set<String> uids = checkpointUids();
+      String storageName = storage.getMetadata().getName();
       var collected = StorageGarbageCollector.collect(store, clusterId(), layout -> uids.contains(layout.checkpointUid())
-          || existsNow(layout), gracePeriod, now);
+          || existsNow(layout), namespace -> chunkLock.tryHold(new ChunkSweepLock.Scope(storageName, namespace),
+              () -> inFlight(namespace)), gracePeriod, now);
       status.lastGarbageCollectionTime = now.truncatedTo(ChronoUnit.SECONDS).toString();
       if (!collected.otherClusters().isEmpty()) {
         pause(storage, status, collected.otherClusters());
         return;
       }
-      Conditions.set(status, GARBAGE_COLLECTION, true, "Collected", "objects of deleted checkpoints are removed after "
-          + gracePeriod.toMinutes() + " minutes", status.observedGeneration);
+      status.usage = usage(collected.usage(), status.observedGeneration, status.lastGarbageCollectionTime);
+      if (!collected.chunks().waited().isEmpty()) {
+        log.info("storage {}: chunks of {} wait for the Checkpoints in flight there, until the next collection",
+            storageName, collected.chunks().waited());
+      }
+      if (!collected.chunks().stopped().isEmpty()) {
+        String message = "the chunks of " + String.join("; ", collected.chunks().stopped().entrySet().stream()
+            .map(e -> "namespace " + e.getKey() + " are all kept: " + e.getValue()).toList())
+            + ". Delete that checkpoint (or put back what was altered) for its namespace's chunks to be collected again";
+        var before = Conditions.find(status.conditions, GARBAGE_COLLECTION);
+        boolean news = before == null || !CHUNK_INDEX_INVALID.equals(before.getReason())
+            || !message.equals(before.getMessage());
+        Conditions.set(status, GARBAGE_COLLECTION, false, CHUNK_INDEX_INVALID, message, status.observedGeneration);
+        if (news) {
+          events.warning(storage, CHUNK_INDEX_INVALID, message);
+        }
+      } else {
+        Conditions.set(status, GARBAGE_COLLECTION, true, "Collected", "objects of deleted checkpoints and chunks no"
+            + " manifest refers to are removed after " + gracePeriod.toMinutes() + " minutes",
+            status.observedGeneration);
+      }
       status.garbageCollectedObjects = (status.garbageCollectedObjects == null ? 0 : status.garbageCollectedObjects)
-          + collected.objects();
+          + collected.objects() + collected.chunks().deleted();
       if (!collected.isEmpty()) {
         String message = "removed " + describe(collected);
         log.info("storage {}: {}", storage.getMetadata().getName(), message);
@@ -170,6 +206,10 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     }
     if (collected.probes() > 0) {
       parts.add(collected.probes() + " probe objects of storage checks that failed halfway");
+    }
+    if (collected.chunks().deleted() > 0) {
+      parts.add(collected.chunks().deleted() + " chunks (" + collected.chunks().deletedBytes()
+          + " bytes) that no manifest refers to");
     }
     return String.join("; ", parts);
   }
@@ -215,6 +255,30 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(layout.namespace())
         .withName(layout.checkpointName()).get();
     return checkpoint != null && layout.checkpointUid().equals(checkpoint.getMetadata().getUid());
+  }
+
+  private static CheckpointStorageStatus.Usage usage(StorageGarbageCollector.Usage found, Long generation,
+      String computedAt) {
+    var usage = new CheckpointStorageStatus.Usage();
+    usage.storedBytes = found.storedBytes();
+    usage.referencedBytes = found.referencedBytes();
+    usage.deduplicationRatio = found.storedBytes() == 0 ? null
+        : BigDecimal.valueOf(found.referencedBytes()).divide(BigDecimal.valueOf(found.storedBytes()), 2,
+            RoundingMode.HALF_UP).toPlainString();
+    usage.manifests = found.manifests();
+    usage.chunks = found.chunks();
+    usage.observedGeneration = generation;
+    usage.computedAt = computedAt;
+    return usage;
+  }
+
+  /** The namespace's Checkpoints not yet Completed or Failed, read from the API server itself (not a cache). */
+  private List<ChunkSweepLock.InFlight> inFlight(String namespace) {
+    return client.resources(Checkpoint.class).inNamespace(namespace).list().getItems().stream()
+        .filter(c -> c.getStatus() == null || !c.getStatus().phaseOrPending().isTerminal())
+        .map(c -> new ChunkSweepLock.InFlight(c.getMetadata().getUid(), c.getMetadata().getName(),
+            c.getStatus() == null ? null : c.getStatus().storage))
+        .toList();
   }
 
   private Set<String> checkpointUids() {

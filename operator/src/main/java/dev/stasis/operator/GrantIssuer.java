@@ -18,6 +18,7 @@ import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.kube.WorkGrants;
+import dev.stasis.operator.retention.ChunkSweepLock;
 import dev.stasis.storage.StorageUnavailableException;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import java.util.ArrayList;
@@ -34,14 +35,45 @@ import java.util.TreeSet;
 final class GrantIssuer {
   static final String KEY_NOT_FOUND = "EncryptionKeyNotFound";
 
+  /**
+   * Whether a Checkpoint may be given the key to write chunks to a storage now: not while that
+   * storage's sweep of the Checkpoint's namespace runs ({@link ChunkSweepLock#grant}).
+   */
+  @FunctionalInterface
+  interface ChunkKeyGate {
+    boolean mayGrant(CheckpointStorage storage, HasMetadata checkpoint);
+
+    /**
+     * For Restores, which are granted chunk keys of manifests ({@code chunkKeyOf}), never the key
+     * to write chunks: what a manifest refers to is never swept, so they never wait.
+     */
+    ChunkKeyGate NEVER_ASKED = (storage, checkpoint) -> {
+      throw new IllegalStateException("restores are granted chunk keys without the sweep lock");
+    };
+
+    static ChunkKeyGate of(ChunkSweepLock lock) {
+      return (storage, checkpoint) -> lock.grant(new ChunkSweepLock.Scope(storage.getMetadata().getName(),
+          checkpoint.getMetadata().getNamespace()), checkpoint.getMetadata().getUid());
+    }
+  }
+
+  /** The storage's sweep of the Checkpoint's namespace runs: the grant waits until it ends. */
+  static final class ChunkCollectionRunning extends Exception {
+    ChunkCollectionRunning(String message) {
+      super(message);
+    }
+  }
+
   private final ClusterCache cluster;
   private final StorageBinding storages;
   private final ChunkSecrets chunkSecrets;
+  private final ChunkKeyGate chunkKeys;
 
-  GrantIssuer(ClusterCache cluster, StorageBinding storages, ChunkSecrets chunkSecrets) {
+  GrantIssuer(ClusterCache cluster, StorageBinding storages, ChunkSecrets chunkSecrets, ChunkKeyGate chunkKeys) {
     this.cluster = cluster;
     this.storages = storages;
     this.chunkSecrets = chunkSecrets;
+    this.chunkKeys = chunkKeys;
   }
 
   /**
@@ -50,9 +82,10 @@ final class GrantIssuer {
    * a process checkpoint on a storage that deduplicates, its namespace's chunk key.
    *
    * @param containers the containers of a pod checkpoint; empty for a process checkpoint
+   * @throws ChunkCollectionRunning while the storage's chunks of the checkpoint's namespace are swept
    */
   Optional<SealedGrant> forCheckpoint(HasMetadata checkpoint, CheckpointStorage storage, String node,
-      List<String> containers) throws Refusal {
+      List<String> containers) throws Refusal, ChunkCollectionRunning {
     List<WorkGrants.GrantedKey> keys = new ArrayList<>();
     Optional<ArchiveKeys> storageKeys = archiveKeys(storage);
     if (storageKeys.isPresent()) {
@@ -62,7 +95,7 @@ final class GrantIssuer {
     }
     List<WorkGrants.GrantedChunkKey> chunkKeys = new ArrayList<>();
     if (containers.isEmpty()) { // pod checkpoints stay whole archives
-      chunkKeyFor(storage, checkpoint.getMetadata().getNamespace())
+      chunkKeyFor(checkpoint, storage)
           .ifPresent(key -> chunkKeys.add(WorkGrants.grantedChunkKey(key)));
     }
     return seal(checkpoint, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), null,
@@ -72,12 +105,18 @@ final class GrantIssuer {
   /**
    * The chunk key a checkpoint of {@code namespace} names (and, encrypted, seals) its chunks with,
    * when the storage deduplicates: derived from the storage's current key when it encrypts, else
-   * from its chunk secret ({@link ChunkSecrets}). The one place a checkpoint is granted a chunk key.
+   * from its chunk secret ({@link ChunkSecrets}). The one place a checkpoint is granted a chunk key,
+   * and so where the sweep lock's grant side is ({@link #requireChunkKeyGrantable}).
+   *
+   * @throws ChunkCollectionRunning while the storage's chunks of the checkpoint's namespace are swept
    */
-  Optional<ChunkKey> chunkKeyFor(CheckpointStorage storage, String namespace) throws Refusal {
+  Optional<ChunkKey> chunkKeyFor(HasMetadata checkpoint, CheckpointStorage storage)
+      throws Refusal, ChunkCollectionRunning {
     if (storage.getSpec() == null || !storage.getSpec().deduplicationOrDefault()) {
       return Optional.empty();
     }
+    requireChunkKeyGrantable(checkpoint, storage);
+    String namespace = checkpoint.getMetadata().getNamespace();
     Optional<ArchiveKeys> storageKeys = archiveKeys(storage);
     if (storageKeys.isPresent()) {
       return Optional.of(ChunkKey.of(storageKeys.get().current(), namespace));
@@ -137,6 +176,19 @@ final class GrantIssuer {
     }
     return seal(restore, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), registry,
         registryCa, keys, chunkKeys));
+  }
+
+  /**
+   * The sweep lock's grant side: a Checkpoint passes here before its chunk key is put into its
+   * grant, and is recorded as a writer of the namespace's chunks until it ends.
+   */
+  private void requireChunkKeyGrantable(HasMetadata checkpoint, CheckpointStorage storage)
+      throws ChunkCollectionRunning {
+    if (!chunkKeys.mayGrant(storage, checkpoint)) {
+      throw new ChunkCollectionRunning("waiting for CheckpointStorage '" + storage.getMetadata().getName()
+          + "' to finish collecting the unreferenced chunks of namespace " + checkpoint.getMetadata().getNamespace()
+          + ": no checkpoint of the namespace writes chunks there meanwhile; it goes on by itself");
+    }
   }
 
   /** Whether the work's grant was sealed to another key than the one its node's agent publishes now. */

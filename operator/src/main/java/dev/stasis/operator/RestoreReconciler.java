@@ -84,7 +84,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     this.podRestores = new PodRestores(client, storages, lifecycle, checkpointImages);
     this.retries = new RefusalRetries(retryPolicy, clock);
     this.agentLoss = new AgentLoss(cluster, clock);
-    this.grants = new GrantIssuer(cluster, storages, new ChunkSecrets(client));
+    this.grants = new GrantIssuer(cluster, storages, new ChunkSecrets(client), GrantIssuer.ChunkKeyGate.NEVER_ASKED);
   }
 
   @Override

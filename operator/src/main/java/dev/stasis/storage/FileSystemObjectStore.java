@@ -16,6 +16,7 @@ import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.FileVisitResult;
+import java.nio.file.LinkOption;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -109,6 +110,30 @@ public final class FileSystemObjectStore implements ObjectStore {
   @Override
   public void forEach(String keyPrefix, ObjectVisitor visitor) throws IOException {
     visitFiles(keyPrefix, false, visitor);
+  }
+
+  @Override
+  public List<String> folders(String keyPrefix) throws IOException {
+    Path folder = keyPrefix.isEmpty() ? root : pathOf(keyPrefix.substring(0, keyPrefix.length() - 1));
+    List<String> folders = new ArrayList<>();
+    try (var entries = Files.list(folder)) {
+      for (Path entry : (Iterable<Path>) entries::iterator) {
+        if (Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
+          folders.add(keyOf(entry) + "/");
+        }
+      }
+    } catch (NoSuchFileException e) {
+      return List.of();
+    }
+    folders.sort(Comparator.naturalOrder());
+    return folders;
+  }
+
+  @Override
+  public void delete(List<String> keys) throws IOException {
+    for (String key : keys) {
+      Files.deleteIfExists(pathOf(key));
+    }
   }
 
   /** The partial files of uploads, by the key they would be renamed to. */

@@ -48,6 +48,13 @@ public interface ObjectStore extends AutoCloseable {
    */
   void forEach(String keyPrefix, ObjectVisitor visitor) throws IOException;
 
+  /**
+   * The folder-like prefixes directly under {@code keyPrefix} (empty or ending in '/'), each ending
+   * in '/', in key order: S3's common prefixes for the delimiter '/', a directory's subdirectories.
+   * Lists a namespace's checkpoints without the many objects inside them.
+   */
+  List<String> folders(String keyPrefix) throws IOException;
+
   /** What {@link #forEach} calls for each object; it may act on the store (delete what it saw). */
   @FunctionalInterface
   interface ObjectVisitor {
@@ -67,6 +74,9 @@ public interface ObjectStore extends AutoCloseable {
    * missing objects are fine.
    */
   void deleteAll(String keyPrefix) throws IOException;
+
+  /** Deletes exactly these objects (missing ones are fine), in as few requests as the store allows. */
+  void delete(List<String> keys) throws IOException;
 
   /**
    * Checks for real that objects can be written, read and deleted here (bucket exists, credentials

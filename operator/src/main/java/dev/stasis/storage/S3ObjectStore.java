@@ -194,6 +194,44 @@ public final class S3ObjectStore implements ObjectStore {
     });
   }
 
+  @Override
+  public List<String> folders(String keyPrefix) throws IOException {
+    try {
+      List<String> folders = new ArrayList<>();
+      for (var page : s3.listObjectsV2Paginator(b -> b.bucket(config.bucket()).prefix(objectKey(keyPrefix))
+          .delimiter("/").maxKeys(DELETE_BATCH))) {
+        page.commonPrefixes().forEach(p -> folders.add(keyOf(p.prefix())));
+      }
+      return folders;
+    } catch (SdkException e) {
+      throw translate(e, "listing folders under " + uri(keyPrefix));
+    }
+  }
+
+  @Override
+  public void delete(List<String> keys) throws IOException {
+    for (int from = 0; from < keys.size(); from += DELETE_BATCH) {
+      deleteObjects(keys.subList(from, Math.min(keys.size(), from + DELETE_BATCH)).stream()
+          .map(key -> ObjectIdentifier.builder().key(objectKey(key)).build()).toList(), "deleting " + keys.size()
+          + " objects, e.g. " + uri(keys.get(0)));
+    }
+  }
+
+  /** One DeleteObjects request, of at most {@value #DELETE_BATCH} keys. */
+  private void deleteObjects(List<ObjectIdentifier> batch, String action) throws IOException {
+    try {
+      DeleteObjectsResponse response = s3.deleteObjects(b -> b.bucket(config.bucket())
+          .delete(d -> d.objects(batch).quiet(true)));
+      if (response.hasErrors() && !response.errors().isEmpty()) {
+        var error = response.errors().get(0);
+        throw new IOException(action + " failed for " + response.errors().size() + " objects, e.g. " + error.key()
+            + ": " + error.code() + " " + error.message());
+      }
+    } catch (SdkException e) {
+      throw translate(e, action);
+    }
+  }
+
   /** Multipart uploads: S3 tells when each was initiated, not how many bytes its parts hold so far. */
   @Override
   public List<StoredObject> listUnfinished(String keyPrefix) throws IOException {
@@ -223,20 +261,8 @@ public final class S3ObjectStore implements ObjectStore {
     forEachPage(keyPrefix, page -> {
       List<ObjectIdentifier> batch = page.stream().map(object -> ObjectIdentifier.builder().key(object.key()).build())
           .toList();
-      if (batch.isEmpty()) {
-        return;
-      }
-      try {
-        DeleteObjectsResponse response = s3.deleteObjects(b -> b.bucket(config.bucket())
-            .delete(d -> d.objects(batch).quiet(true)));
-        if (response.hasErrors() && !response.errors().isEmpty()) {
-          var error = response.errors().get(0);
-          throw new IOException("deleting objects under " + uri(keyPrefix) + " failed for "
-              + response.errors().size() + " objects, e.g. " + error.key() + ": " + error.code()
-              + " " + error.message());
-        }
-      } catch (SdkException e) {
-        throw translate(e, "deleting objects under " + uri(keyPrefix));
+      if (!batch.isEmpty()) {
+        deleteObjects(batch, "deleting objects under " + uri(keyPrefix));
       }
     });
     abortUnfinishedUploads(keyPrefix);

@@ -32,7 +32,8 @@ class PrinterColumnOrderTest {
         "Pod", "Age");
     assertThat(shown("migrations.stasis.dev-v1.yml")).containsExactly("Phase", "From", "To", "Progress", "Frozen",
         "Age");
-    assertThat(shown("checkpointstorages.stasis.dev-v1.yml")).containsExactly("Location", "Default", "Phase", "Age");
+    assertThat(shown("checkpointstorages.stasis.dev-v1.yml")).containsExactly("Location", "Default", "Phase", "Stored",
+        "Dedup", "Age");
   }
 
   @Test

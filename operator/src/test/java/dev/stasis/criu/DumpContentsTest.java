@@ -1,13 +1,14 @@
 package dev.stasis.criu;
 
+import static dev.stasis.criu.PagemapImages.PE_PARENT;
+import static dev.stasis.criu.PagemapImages.PE_PRESENT;
+import static dev.stasis.criu.PagemapImages.message;
+import static dev.stasis.criu.PagemapImages.pagemap;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.criu.DumpContents.MemoryRun;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -15,9 +16,6 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Where a pages image's bytes belong, read from a pagemap image laid out as CRIU writes one. */
 class DumpContentsTest {
-  private static final long PE_PARENT = 1;
-  private static final long PE_PRESENT = 4;
-
   @TempDir Path dir;
 
   @Test
@@ -51,38 +49,5 @@ class DumpContentsTest {
   void aProcessWithoutAPagemapIsAClearError() {
     assertThatThrownBy(() -> DumpContents.pagesImage(dir, 42)).isInstanceOf(IOException.class)
         .hasMessageContaining("pagemap-42.img").hasMessageContaining("lists no memory");
-  }
-
-  private static byte[] pagemap(byte[]... messages) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    out.writeBytes(littleEndian(ImageFile.IMG_COMMON_MAGIC));
-    out.writeBytes(littleEndian(ImageFile.PAGEMAP_MAGIC));
-    for (byte[] message : messages) {
-      out.writeBytes(littleEndian(message.length));
-      out.writeBytes(message);
-    }
-    return out.toByteArray();
-  }
-
-  private static byte[] littleEndian(int value) {
-    return ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(value).array();
-  }
-
-  /** A protobuf message of varint fields: field number, value, field number, value, … */
-  private static byte[] message(long... fieldsAndValues) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    for (int i = 0; i < fieldsAndValues.length; i += 2) {
-      varint(out, fieldsAndValues[i] << 3); // wire type 0
-      varint(out, fieldsAndValues[i + 1]);
-    }
-    return out.toByteArray();
-  }
-
-  private static void varint(ByteArrayOutputStream out, long value) {
-    while ((value & ~0x7fL) != 0) {
-      out.write((int) ((value & 0x7f) | 0x80));
-      value >>>= 7;
-    }
-    out.write((int) value);
   }
 }

@@ -53,7 +53,7 @@ class KubectlIT {
     assertThat(kubectl.run("get", "rst", "counter").ok().output().lines().findFirst().orElseThrow())
         .matches("NAME +CHECKPOINT +NODE +PHASE +PROGRESS +PID +POD +AGE");
     assertThat(kubectl.run("get", "ckptstore", "scratch").ok().output().lines().findFirst().orElseThrow())
-        .matches("NAME +LOCATION +DEFAULT +PHASE +AGE");
+        .matches("NAME +LOCATION +DEFAULT +PHASE +STORED +DEDUP +AGE");
     assertThat(kubectl.run("get", "ckptsched", "nightly").ok().output().lines().findFirst().orElseThrow())
         .contains("SCHEDULE", "SUSPEND");
     assertThat(kubectl.run("get", "mig", "counter-move").ok().output().lines().findFirst().orElseThrow())

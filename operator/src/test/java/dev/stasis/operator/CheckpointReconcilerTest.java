@@ -36,6 +36,7 @@ import dev.stasis.kube.WorkGrants;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
+import dev.stasis.operator.retention.ChunkSweepLock;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
@@ -70,7 +71,7 @@ class CheckpointReconcilerTest {
   void setUp() {
     clock = new TestingClock(Instant.now());
     reconciler = new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
-        RetryPolicy.DEFAULT, clock);
+        RetryPolicy.DEFAULT, new ChunkSweepLock(), clock);
     client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(NS).endMetadata().build()).create();
     NodeProfile node = new NodeProfile();
     node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());

@@ -16,12 +16,16 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.kube.CheckpointLifecycle;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
+import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.operator.retention.ChunkSweepLock;
 import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.DeduplicatedCheckpoints;
 import dev.stasis.testing.GitOpsConditions;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestingClock;
@@ -31,13 +35,17 @@ import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.io.IOException;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Base64;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -51,13 +59,18 @@ class CheckpointStorageReconcilerTest {
   KubernetesClient client;
   TestingClock clock;
   CheckpointStorageReconciler reconciler;
+  ChunkSweepLock chunkLock;
   @TempDir Path root;
+  /** The agent's work folder on node-a, where its grant key lives. */
+  @TempDir Path agentWorkDir;
   FileSystemObjectStore files;
 
   @BeforeEach
   void setUp() {
     clock = new TestingClock(Instant.now());
-    reconciler = new CheckpointStorageReconciler(client, new EventRecorder(client, "operator", "test"), INTERVAL, clock);
+    chunkLock = new ChunkSweepLock(ChunkSweepLock.DRAIN_AFTER, clock);
+    reconciler = new CheckpointStorageReconciler(client, new EventRecorder(client, "operator", "test"), chunkLock,
+        INTERVAL, clock);
     files = new FileSystemObjectStore(root);
   }
 
@@ -287,9 +300,241 @@ class CheckpointStorageReconcilerTest {
         .withData(data).build()).createOr(r -> r.update());
   }
 
+  /**
+   * While the storage sweeps the namespace's chunks, a new Checkpoint of the namespace is not
+   * assigned (it would get the key to write chunks): it waits, Pending with the reason, without
+   * an Event, and is assigned once the sweep has ended. Another namespace's Checkpoint goes on.
+   */
+  @Test
+  void aCheckpointWaitsWhileItsStorageSweepsItsNamespace() throws IOException {
+    deduplicating(storage("1h"));
+    nodeProfile();
+    ChunkSweepLock.Held sweep = (ChunkSweepLock.Held) chunkLock.tryHold(new ChunkSweepLock.Scope("store", NS), List::of);
+    Checkpoint c = newCheckpoint(NS, "c");
+    CheckpointReconciler checkpoints = checkpointReconciler();
+
+    checkpoints.reconcile(client.resource(c).get(), null);
+    checkpoints.reconcile(client.resource(c).get(), null);
+
+    Checkpoint waiting = client.resource(c).get();
+    assertThat(waiting.getStatus().phase).isEqualTo(CheckpointPhase.Pending);
+    assertThat(waiting.getStatus().node).isNull();
+    assertThat(waiting.getStatus().reason).isEqualTo(CheckpointLifecycle.WAITING_FOR_CHUNK_COLLECTION);
+    assertThat(waiting.getStatus().message).isEqualTo("waiting for CheckpointStorage 'store' to finish collecting the"
+        + " unreferenced chunks of namespace jobs: no checkpoint of the namespace writes chunks there meanwhile; it goes"
+        + " on by itself");
+    assertThat(waiting.getStatus().conditions).anySatisfy(condition -> {
+      assertThat(condition.getType()).isEqualTo(CheckpointLifecycle.WAITING_FOR_CHUNK_COLLECTION);
+      assertThat(condition.getStatus()).isEqualTo("True");
+    });
+    client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("other").endMetadata().build())
+        .create();
+    Checkpoint elsewhere = newCheckpoint("other", "e");
+    checkpoints.reconcile(client.resource(elsewhere).get(), null);
+    assertThat(client.resource(elsewhere).get().getStatus().node).as("another namespace's chunks are not swept")
+        .isEqualTo("node-a");
+
+    sweep.close();
+    checkpoints.reconcile(client.resource(c).get(), null);
+
+    Checkpoint assigned = client.resource(c).get();
+    assertThat(assigned.getStatus().node).isEqualTo("node-a");
+    assertThat(assigned.getStatus().reason).isNull();
+    assertThat(assigned.getStatus().conditions)
+        .noneMatch(condition -> condition.getType().equals(CheckpointLifecycle.WAITING_FOR_CHUNK_COLLECTION));
+    assertThat(client.v1().events().inAnyNamespace().list().getItems()).as("waiting is no news")
+        .noneMatch(e -> e.getReason().equals(CheckpointLifecycle.WAITING_FOR_CHUNK_COLLECTION));
+  }
+
+  /**
+   * A Checkpoint of the namespace in flight holds the sweep of its chunks off: a chunk no manifest
+   * refers to stays until it has ended, and goes at the next collection. The storage's status
+   * shows what it holds and the ratio.
+   */
+  @Test
+  void aSweepWaitsWhileACheckpointOfTheNamespaceIsInFlight() throws IOException {
+    CheckpointStorage storage = storage("1h");
+    Checkpoint done = completed(checkpoint("done", false));
+    byte[] shared = new byte[4096];
+    var first = DeduplicatedCheckpoints.write(files, new ArchiveLayout(NS, "done", done.getMetadata().getUid()),
+        List.of(shared, shared, shared, shared), Set.of());
+    String unreferenced = storedChunkOf(new byte[] {1, 2, 3});
+    Checkpoint running = running("running");
+
+    clock.now = Instant.now().plus(Duration.ofHours(2));
+    storage = reconcile(storage);
+    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS)).as("held off by the running checkpoint")
+        .contains(unreferenced);
+    CheckpointStorageStatus.Usage usage = storage.getStatus().usage;
+    assertThat(usage.chunks).isEqualTo(2);
+    assertThat(usage.manifests).isEqualTo(1);
+    assertThat(usage.referencedBytes).isEqualTo(4 * 4096 + first.archiveBytes());
+    assertThat(usage.storedBytes).isEqualTo(files.list(NS + "/").stream().mapToLong(o -> o.sizeBytes()).sum());
+    assertThat(usage.deduplicationRatio).isEqualTo(BigDecimal.valueOf(usage.referencedBytes)
+        .divide(BigDecimal.valueOf(usage.storedBytes), 2, RoundingMode.HALF_UP).toPlainString());
+    assertThat(Double.parseDouble(usage.deduplicationRatio)).as("four copies of a chunk stored once").isGreaterThan(2.5);
+    assertThat(usage.observedGeneration).isEqualTo(storage.getMetadata().getGeneration());
+    assertThat(usage.computedAt).isEqualTo(storage.getStatus().lastGarbageCollectionTime);
+
+    running.getStatus().phase = CheckpointPhase.Completed;
+    client.resource(running).updateStatus();
+    clock.now = clock.now.plus(INTERVAL);
+    storage = reconcile(storage);
+    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS))
+        .containsExactlyInAnyOrderElementsOf(Set.copyOf(first.chunks()));
+    assertThat(storage.getStatus().usage.chunks).isEqualTo(1);
+    assertThat(storage.getStatus().garbageCollectedObjects).isEqualTo(1);
+    assertThat(client.v1().events().inNamespace("default").list().getItems()).anyMatch(e ->
+        e.getReason().equals("GarbageCollected")
+            && e.getMessage().contains("1 chunks (3 bytes) that no manifest refers to"));
+  }
+
+  /**
+   * A namespace always busy with checkpoints is swept all the same: once its sweeps have been held
+   * off for {@link ChunkSweepLock#DRAIN_AFTER}, new Checkpoints wait, and the sweep runs at the
+   * next storage check after the ones in flight have ended.
+   */
+  @Test
+  void aNamespaceHeldOffLongDrainsForItsSweep() throws IOException {
+    CheckpointStorage storage = deduplicating(storage("1h"));
+    nodeProfile();
+    String unreferenced = storedChunkOf(new byte[] {1, 2, 3});
+    Checkpoint running = running("running");
+    clock.now = Instant.now().plus(Duration.ofHours(2));
+    storage = reconcile(storage);
+    for (Duration heldOff = Duration.ZERO; heldOff.compareTo(ChunkSweepLock.DRAIN_AFTER) < 0;
+        heldOff = heldOff.plus(INTERVAL)) {
+      clock.now = clock.now.plus(INTERVAL);
+      storage = reconcile(storage);
+    }
+    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS)).contains(unreferenced);
+
+    Checkpoint next = newCheckpoint(NS, "next");
+    CheckpointReconciler checkpoints = checkpointReconciler();
+    checkpoints.reconcile(client.resource(next).get(), null);
+    assertThat(client.resource(next).get().getStatus().reason)
+        .isEqualTo(CheckpointLifecycle.WAITING_FOR_CHUNK_COLLECTION);
+
+    running.getStatus().phase = CheckpointPhase.Completed;
+    client.resource(running).updateStatus();
+    clock.now = clock.now.plus(Duration.ofMinutes(1)); // a storage check, not a collection interval, later
+    storage = reconcile(storage);
+    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS)).isEmpty();
+    checkpoints.reconcile(client.resource(next).get(), null);
+    assertThat(client.resource(next).get().getStatus().node).isEqualTo("node-a");
+  }
+
+  /**
+   * A chunk index altered in the storage stops the sweep of its namespace: every chunk stays, the
+   * storage's GarbageCollection condition says which index and what to do, with one Event however
+   * many collections find it so.
+   */
+  @Test
+  void anAlteredChunkIndexStopsItsNamespacesSweepAndSaysSoOnce() throws IOException {
+    CheckpointStorage storage = storage("1h");
+    Checkpoint done = completed(checkpoint("done", false));
+    var written = DeduplicatedCheckpoints.write(files, new ArchiveLayout(NS, "done", done.getMetadata().getUid()),
+        List.of("a chunk".getBytes(StandardCharsets.UTF_8)), Set.of());
+    String unreferenced = storedChunkOf(new byte[] {1, 2, 3});
+    byte[] index = files.read(written.layout().chunkIndexKey());
+    index[30] ^= 1; // a bit of the chunk's name: a well-formed index, not the one the manifest records
+    files.put(written.layout().chunkIndexKey(), index);
+
+    clock.now = Instant.now().plus(Duration.ofHours(2));
+    storage = reconcile(storage);
+    clock.now = clock.now.plus(INTERVAL);
+    storage = reconcile(storage);
+
+    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS)).contains(unreferenced);
+    assertThat(storage.getStatus().conditions).anySatisfy(c -> {
+      assertThat(c.getType()).isEqualTo("GarbageCollection");
+      assertThat(c.getStatus()).isEqualTo("False");
+      assertThat(c.getReason()).isEqualTo("ChunkIndexInvalid");
+      assertThat(c.getMessage()).startsWith("the chunks of namespace jobs are all kept: the chunk index file://" + root
+          + "/" + written.layout().chunkIndexKey()).contains("it was altered or replaced");
+    });
+    assertThat(client.v1().events().inNamespace("default").list().getItems())
+        .filteredOn(e -> e.getReason().equals("ChunkIndexInvalid")).hasSize(1);
+  }
+
+  /**
+   * Deleting a deduplicated Checkpoint deletes its manifest, index and archive; its chunks go at
+   * the next collection once no manifest refers to them. A retained one keeps its manifest, hence
+   * its chunks, and what it shares keeps the other's.
+   */
+  @Test
+  void deletedCheckpointsChunksGoAndRetainedOnesStay() throws IOException {
+    CheckpointStorage storage = storage("1h");
+    Checkpoint gone = completed(checkpoint("gone", false));
+    Checkpoint kept = completed(checkpoint("kept", true));
+    byte[] shared = "in both".getBytes(StandardCharsets.UTF_8);
+    var goneWritten = DeduplicatedCheckpoints.write(files, new ArchiveLayout(NS, "gone", gone.getMetadata().getUid()),
+        List.of(shared, "only in gone".getBytes(StandardCharsets.UTF_8)), Set.of());
+    var keptWritten = DeduplicatedCheckpoints.write(files, new ArchiveLayout(NS, "kept", kept.getMetadata().getUid()),
+        List.of(shared, "only in kept".getBytes(StandardCharsets.UTF_8)), Set.of(goneWritten.chunks().get(0)));
+
+    checkpointReconciler().cleanup(gone, null);
+    checkpointReconciler().cleanup(kept, null);
+    client.resource(gone).delete();
+    client.resource(kept).delete();
+    assertThat(files.list(goneWritten.layout().prefix())).isEmpty();
+    assertThat(files.exists(keptWritten.layout().manifestKey())).isTrue();
+    assertThat(files.exists(keptWritten.layout().retainedMarkerKey())).isTrue();
+
+    clock.now = Instant.now().plus(Duration.ofHours(2));
+    storage = reconcile(storage);
+
+    assertThat(DeduplicatedCheckpoints.storedChunks(files, NS))
+        .containsExactlyInAnyOrderElementsOf(Set.copyOf(keptWritten.chunks()));
+    assertThat(storage.getStatus().usage.manifests).isEqualTo(1);
+  }
+
   private CheckpointReconciler checkpointReconciler() {
     return new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
-        RetryPolicy.DEFAULT);
+        RetryPolicy.DEFAULT, chunkLock);
+  }
+
+  /** Its Checkpoints are given the key to write chunks, through the sweep lock. */
+  private CheckpointStorage deduplicating(CheckpointStorage storage) {
+    storage.getSpec().deduplication = true;
+    return client.resource(storage).update();
+  }
+
+  /** node-a, whose agent publishes a key to seal grants to (a chunk key is only ever granted sealed). */
+  private void nodeProfile() throws IOException {
+    NodeProfile node = new NodeProfile();
+    node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
+    node.setSpec(new NodeProfileSpec());
+    node.getSpec().grantKey = NodeKey.inWorkDir(agentWorkDir).publicKey();
+    client.resource(node).create();
+  }
+
+  /** A new process Checkpoint on node-a, to store in "store". */
+  private Checkpoint newCheckpoint(String namespace, String name) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.process("node-a", 99)));
+    c.getSpec().storage = "store";
+    return client.resource(c).create();
+  }
+
+  /** A Checkpoint its agent is taking: in flight, with the key to write chunks to "store". */
+  private Checkpoint running(String name) {
+    Checkpoint c = checkpoint(name, false);
+    c.getStatus().phase = CheckpointPhase.Running;
+    return client.resource(c).updateStatus();
+  }
+
+  private Checkpoint completed(Checkpoint c) {
+    c.getStatus().phase = CheckpointPhase.Completed;
+    return client.resource(c).updateStatus();
+  }
+
+  /** A chunk in the namespace's chunk folder that no manifest refers to; its name. */
+  private String storedChunkOf(byte[] bytes) throws IOException {
+    String name = DeduplicatedCheckpoints.name(NS, bytes);
+    files.put(ArchiveLayout.chunkKey(NS, name), bytes);
+    return name;
   }
 
   private CheckpointStorage storage(String gracePeriod) {

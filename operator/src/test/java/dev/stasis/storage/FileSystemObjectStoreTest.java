@@ -128,6 +128,23 @@ class FileSystemObjectStoreTest {
     assertThatThrownBy(() -> store.read("ns/none/manifest.json")).isInstanceOf(ObjectNotFoundException.class);
   }
 
+  /** A namespace's checkpoints without what is inside them; exactly the objects named are deleted. */
+  @Test
+  void listsFoldersAndDeletesObjectsByKey() throws IOException {
+    store.put("ns/ckpt-1/manifest.json", bytes("manifest 1"));
+    store.put("ns/ckpt-2/containers/web/manifest.json", bytes("manifest 2"));
+    store.put("ns/.chunks/ab/ab01", bytes("chunk"));
+    store.put("ns/loose.txt", bytes("not a folder"));
+
+    assertThat(store.folders("ns/")).containsExactly("ns/.chunks/", "ns/ckpt-1/", "ns/ckpt-2/");
+    assertThat(store.folders("ns/ckpt-2/containers/")).containsExactly("ns/ckpt-2/containers/web/");
+    assertThat(store.folders("")).containsExactly("ns/");
+    assertThat(store.folders("missing/")).isEmpty();
+
+    store.delete(List.of("ns/ckpt-1/manifest.json", "ns/.chunks/ab/ab01", "ns/never-there"));
+    assertThat(filesUnder(root)).containsExactly("ns/ckpt-2/containers/web/manifest.json", "ns/loose.txt");
+  }
+
   @Test
   void listsByPrefixAndDeletesAllUnderIt() throws IOException {
     store.put("ns/ckpt-1/archive.tar.zst", bytes("archive 1"));

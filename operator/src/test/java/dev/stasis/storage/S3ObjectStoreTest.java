@@ -20,6 +20,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
@@ -217,6 +218,38 @@ class S3ObjectStoreTest {
     try (InputStream stored = store.open("ns/ckpt-1/archive.tar.zst")) {
       assertThat(stored.readAllBytes()).isEqualTo(content);
     }
+  }
+
+  /**
+   * A namespace's checkpoints without what is inside them (S3's common prefixes for the delimiter /);
+   * exactly the objects named are deleted, more than one DeleteObjects request can hold.
+   */
+  @Test
+  void listsFoldersAndDeletesObjectsByKey() throws IOException {
+    store.put("ns/ckpt-1/manifest.json", bytes("manifest 1"));
+    store.put("ns/ckpt-2/containers/web/manifest.json", bytes("manifest 2"));
+    store.put("ns/loose.txt", bytes("not a folder"));
+    bucket.putObject(b -> b.bucket(BUCKET).key("elsewhere/ns/ckpt-3/manifest.json"), RequestBody.fromString("not ours"));
+    List<String> chunks = new ArrayList<>();
+    for (int i = 0; i < 1001; i++) {
+      chunks.add("ns/.chunks/ab/ab%04d".formatted(i));
+    }
+    for (String chunk : chunks) {
+      store.put(chunk, bytes("c"));
+    }
+
+    assertThat(store.folders("ns/")).containsExactly("ns/.chunks/", "ns/ckpt-1/", "ns/ckpt-2/");
+    assertThat(store.folders("ns/ckpt-2/containers/")).containsExactly("ns/ckpt-2/containers/web/");
+    assertThat(store.folders("")).containsExactly("ns/");
+    assertThat(store.folders("missing/")).isEmpty();
+
+    List<String> doomed = new ArrayList<>(chunks);
+    doomed.add("ns/ckpt-1/manifest.json");
+    doomed.add("ns/never-there");
+    store.delete(doomed);
+    assertThat(store.list("")).extracting(StoredObject::key)
+        .containsExactly("ns/ckpt-2/containers/web/manifest.json", "ns/loose.txt");
+    assertThat(allObjects()).hasSize(3);
   }
 
   @Test

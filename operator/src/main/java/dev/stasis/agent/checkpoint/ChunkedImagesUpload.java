@@ -50,7 +50,7 @@ import java.util.function.LongConsumer;
  * younger than its grace period. Nothing here deletes chunks: ones uploaded for a checkpoint that
  * then fails are referenced by no manifest and collected later.
  */
-final class ChunkedImagesUpload {
+public final class ChunkedImagesUpload {
   static final int BLOCK_BYTES = 128 << 10;
   static final int UPLOADS_IN_FLIGHT = 16;
   /** Chunks cut ahead of their upload: bounds memory at this many blocks. */
@@ -70,7 +70,8 @@ final class ChunkedImagesUpload {
    * @param encrypt whether the storage encrypts (chunks are sealed with {@code key})
    * @param codec the storage's compression, which each chunk gets on its own
    */
-  ChunkedImagesUpload(ObjectStore store, ArchiveLayout layout, ChunkKey key, boolean encrypt, ArchiveCodec codec) {
+  public ChunkedImagesUpload(ObjectStore store, ArchiveLayout layout, ChunkKey key, boolean encrypt,
+      ArchiveCodec codec) {
     this.store = store;
     this.namespace = layout.namespace();
     this.key = key;
@@ -83,10 +84,10 @@ final class ChunkedImagesUpload {
    * What was stored: the images left out of the archive, the manifest's {@code chunks}, the bytes
    * uploaded (new chunks and the index), the chunks the images hold (each once) and how many were new.
    */
-  record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks) {}
+  public record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks) {}
 
   /** One LIST of the namespace's chunk folder, before CRIU runs. */
-  void listStored() throws IOException {
+  public void listStored() throws IOException {
     store.forEach(ArchiveLayout.chunkPrefix(namespace), object -> ArchiveLayout.ofChunkKey(object.key())
         .filter(chunk -> chunk.namespace().equals(namespace))
         .ifPresent(chunk -> listed.put(chunk.name(), object.sizeBytes())));
@@ -96,7 +97,7 @@ final class ChunkedImagesUpload {
    * Cuts and stores the pages images of the complete dump in {@code imagesDir} and uploads their
    * index; {@code cut} is told the image bytes cut so far.
    */
-  Stored store(Path imagesDir, LongConsumer cut) throws IOException, InterruptedException {
+  public Stored store(Path imagesDir, LongConsumer cut) throws IOException, InterruptedException {
     ExecutorService uploads = Executors.newFixedThreadPool(UPLOADS_IN_FLIGHT, runnable -> {
       Thread thread = new Thread(runnable, "chunk-upload-" + layout.checkpointName());
       thread.setDaemon(true);

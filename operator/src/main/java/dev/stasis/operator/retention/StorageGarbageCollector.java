@@ -1,6 +1,9 @@
 package dev.stasis.operator.retention;
 
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.archive.ManifestException;
+import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import dev.stasis.storage.StoredObject;
 import java.io.IOException;
@@ -11,6 +14,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.Predicate;
 
 /**
@@ -25,6 +29,16 @@ import java.util.function.Predicate;
  * <p>It reads the listing as it comes, one checkpoint's objects at a time (they are listed together),
  * so a bucket of any size is never held in memory; only the unfinished uploads, which are few, are.
  *
+ * <p>Chunks of deduplicated checkpoints ({@code <namespace>/.chunks/}) are collected by reference,
+ * one namespace at a time as the listing reaches them, under that namespace's
+ * {@link ChunkSweepLock}: the mark ({@link ChunkMark}) reads the chunk index of every manifest of
+ * the namespace, then the chunks the listing shows that no index lists and that are older than the
+ * grace period are deleted. A namespace whose lock is held off by Checkpoints in flight keeps its
+ * chunks until a later pass; one with a manifest or index that cannot be trusted keeps them all
+ * and is reported. Only one namespace's mark is in memory at a time.
+ *
+ * <p>The same pass sums up what the storage holds ({@link Usage}), without listing anything twice.
+ *
  * <p>A storage shared by the Stasis of several clusters (same bucket and prefix) holds archives of
  * Checkpoints this cluster cannot know: each cluster marks the storage it uses
  * ({@value #CLUSTER_MARKERS}{@code <cluster id>}), and while another cluster's mark is there
@@ -36,17 +50,47 @@ public final class StorageGarbageCollector {
 
   /**
    * What one collection removed: the checkpoints' key prefixes, their committed objects and bytes
-   * and unfinished uploads, and leftover check probes; or, when other clusters use the storage too,
-   * their marks, and nothing removed.
+   * and unfinished uploads, leftover check probes, and unreferenced chunks; or, when other clusters
+   * use the storage too, their marks, and nothing removed. With what the storage holds afterwards.
    */
   public record Collected(List<String> prefixes, int objects, long bytes, int unfinishedUploads, int probes,
-      List<String> otherClusters) {
+      List<String> otherClusters, Chunks chunks, Usage usage) {
     public boolean isEmpty() {
-      return prefixes.isEmpty() && probes == 0;
+      return prefixes.isEmpty() && probes == 0 && chunks.deleted() == 0;
     }
   }
 
+  /**
+   * The chunks one collection deleted (objects, bytes), and the namespaces whose chunks it left
+   * alone: {@code waited} for Checkpoints in flight (namespace: their names), {@code stopped} by a
+   * manifest or chunk index that cannot be trusted (namespace: what is wrong).
+   */
+  public record Chunks(int deleted, long deletedBytes, Map<String, List<String>> waited, Map<String, String> stopped) {}
+
+  /**
+   * What the storage holds once collected: {@code storedBytes} of chunks and of every checkpoint's
+   * objects (archives, manifests, indexes), and {@code referencedBytes}, the logical size of the
+   * checkpoints its manifests describe (archive before compression, plus chunked memory images);
+   * their quotient is what deduplication (and compression) save.
+   */
+  public record Usage(long storedBytes, long referencedBytes, int manifests, long chunks) {}
+
+  /** The lock of a namespace's chunks in this storage, for a sweep ({@link ChunkSweepLock#tryHold}). */
+  @FunctionalInterface
+  public interface ChunkLocks {
+    ChunkSweepLock.Attempt tryHold(String namespace);
+  }
+
   private StorageGarbageCollector() {}
+
+  /**
+   * Deletes a checkpoint's objects, its manifest first: the manifest is written last and removed
+   * first, so no reader (the chunk mark above all) finds a manifest whose chunk index is already gone.
+   */
+  public static void deleteCheckpoint(ObjectStore store, ArchiveLayout layout) throws IOException {
+    store.delete(List.of(layout.manifestKey()));
+    store.deleteAll(layout.prefix());
+  }
 
   /** Marks the storage as used by this cluster's Stasis, so that another cluster's collector leaves it alone. */
   public static void markUsedBy(ObjectStore store, String clusterId) throws IOException {
@@ -59,21 +103,27 @@ public final class StorageGarbageCollector {
    * @param clusterId this cluster's mark ({@link #markUsedBy})
    * @param checkpointExists whether the Checkpoint of a layout exists (its UID, in its namespace);
    *     asked only of checkpoints whose objects are all older than the grace period
+   * @param chunkLocks asked for a namespace's lock before its chunks are marked and swept
    */
   public static Collected collect(ObjectStore store, String clusterId, Predicate<ArchiveLayout> checkpointExists,
-      Duration gracePeriod, Instant now) throws IOException {
+      ChunkLocks chunkLocks, Duration gracePeriod, Instant now) throws IOException {
     List<String> otherClusters = store.list(CLUSTER_MARKERS).stream()
         .map(o -> o.key().substring(CLUSTER_MARKERS.length())).filter(id -> !id.equals(clusterId)).toList();
     if (!otherClusters.isEmpty()) {
-      return new Collected(List.of(), 0, 0, 0, 0, otherClusters);
+      return new Collected(List.of(), 0, 0, 0, 0, otherClusters, new Chunks(0, 0, Map.of(), Map.of()),
+          null);
     }
     Map<ArchiveLayout, Stored> unfinished = new LinkedHashMap<>();
     for (StoredObject upload : store.listUnfinished("")) {
       ArchiveLayout.ofKey(upload.key()).ifPresent(l -> unfinished.computeIfAbsent(l, Stored::new).addUnfinished(upload));
     }
-    Sweep sweep = new Sweep(store, checkpointExists, now.minus(gracePeriod), unfinished);
-    store.forEach("", sweep);
-    return sweep.finish();
+    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, now.minus(gracePeriod), unfinished);
+    try {
+      store.forEach("", sweep);
+      return sweep.finish();
+    } finally {
+      sweep.releaseChunkLock();
+    }
   }
 
   /** One checkpoint's objects and unfinished uploads, summed up as they are listed. */
@@ -83,6 +133,7 @@ public final class StorageGarbageCollector {
     long bytes;
     int unfinished;
     boolean retained;
+    final List<String> manifests = new ArrayList<>();
     Instant newest = Instant.MIN;
 
     Stored(ArchiveLayout layout) {
@@ -93,7 +144,17 @@ public final class StorageGarbageCollector {
       objects++;
       bytes += object.sizeBytes();
       retained |= object.key().equals(layout.retainedMarkerKey());
+      if (isManifest(object.key())) {
+        manifests.add(object.key());
+      }
       newest = newest.isAfter(object.lastModified()) ? newest : object.lastModified();
+    }
+
+    /** The checkpoint's manifest, or a pod checkpoint's container's. */
+    private boolean isManifest(String key) {
+      return key.equals(layout.manifestKey()) || (key.startsWith(layout.prefix() + "containers/")
+          && key.endsWith("/" + ArchiveLayout.MANIFEST_FILE_NAME)
+          && key.indexOf('/', layout.prefix().length() + "containers/".length()) == key.lastIndexOf('/'));
     }
 
     void addUnfinished(StoredObject upload) {
@@ -106,6 +167,7 @@ public final class StorageGarbageCollector {
   private static final class Sweep implements ObjectStore.ObjectVisitor {
     final ObjectStore store;
     final Predicate<ArchiveLayout> checkpointExists;
+    final ChunkLocks chunkLocks;
     final Instant settled;
     /** Checkpoints with unfinished uploads, until their objects come (if any do). */
     final Map<ArchiveLayout, Stored> unfinished;
@@ -115,11 +177,22 @@ public final class StorageGarbageCollector {
     long bytes;
     int uploads;
     int probes;
+    /** The namespace whose chunks the listing is in, if it is in some. */
+    NamespaceChunks chunks;
+    int chunksDeleted;
+    long chunkBytesDeleted;
+    final Map<String, List<String>> waited = new TreeMap<>();
+    final Map<String, String> stopped = new TreeMap<>();
+    long storedBytes;
+    long referencedBytes;
+    int manifests;
+    long chunksKept;
 
-    Sweep(ObjectStore store, Predicate<ArchiveLayout> checkpointExists, Instant settled,
+    Sweep(ObjectStore store, Predicate<ArchiveLayout> checkpointExists, ChunkLocks chunkLocks, Instant settled,
         Map<ArchiveLayout, Stored> unfinished) {
       this.store = store;
       this.checkpointExists = checkpointExists;
+      this.chunkLocks = chunkLocks;
       this.settled = settled;
       this.unfinished = unfinished;
     }
@@ -133,6 +206,16 @@ public final class StorageGarbageCollector {
         }
         return;
       }
+      var chunk = ArchiveLayout.ofChunkKey(object.key());
+      if (chunk.isPresent()) {
+        if (chunks == null || !chunks.namespace.equals(chunk.get().namespace())) {
+          endChunks();
+          chunks = startChunks(chunk.get().namespace());
+        }
+        chunks.visit(object, chunk.get().name());
+        return;
+      }
+      endChunks(); // the listing has left the namespace's chunks
       var layout = ArchiveLayout.ofKey(object.key());
       if (layout.isEmpty()) {
         return; // not laid out by Stasis
@@ -146,23 +229,131 @@ public final class StorageGarbageCollector {
     }
 
     Collected finish() throws IOException {
+      endChunks();
       decide(current);
       for (Stored onlyUnfinished : unfinished.values()) {
         decide(onlyUnfinished);
       }
-      return new Collected(prefixes, objects, bytes, uploads, probes, List.of());
+      return new Collected(prefixes, objects, bytes, uploads, probes, List.of(),
+          new Chunks(chunksDeleted, chunkBytesDeleted, waited, stopped),
+          new Usage(storedBytes, referencedBytes, manifests, chunksKept));
     }
 
+    /** Marks a namespace's chunks when its lock can be had now; otherwise they are all kept this time. */
+    private NamespaceChunks startChunks(String namespace) throws IOException {
+      ChunkSweepLock.Attempt attempt = chunkLocks.tryHold(namespace);
+      if (attempt instanceof ChunkSweepLock.Busy busy) {
+        waited.put(namespace, busy.checkpoints());
+        return new NamespaceChunks(namespace, null, null);
+      }
+      ChunkSweepLock.Held held = (ChunkSweepLock.Held) attempt;
+      try {
+        return new NamespaceChunks(namespace, held, ChunkMark.of(store, namespace));
+      } catch (ChunkMark.ChunkReferencesInvalid e) {
+        held.close();
+        stopped.put(namespace, e.getMessage());
+        return new NamespaceChunks(namespace, null, null);
+      } catch (IOException | RuntimeException e) {
+        held.close();
+        throw e;
+      }
+    }
+
+    private void endChunks() throws IOException {
+      if (chunks != null) {
+        NamespaceChunks ended = chunks;
+        chunks = null;
+        try {
+          ended.deleteDoomed();
+        } finally {
+          ended.release();
+        }
+      }
+    }
+
+    /** After a failure: the lock goes, whatever was not deleted stays. */
+    void releaseChunkLock() {
+      if (chunks != null) {
+        chunks.release();
+      }
+    }
+
+    /** A checkpoint's objects go, unless it exists, is retained or is too recent; what stays is counted. */
     private void decide(Stored stored) throws IOException {
-      if (stored == null || stored.retained || !stored.newest.isBefore(settled)
-          || checkpointExists.test(stored.layout)) {
+      if (stored == null) {
         return;
       }
-      store.deleteAll(stored.layout.prefix());
+      if (stored.retained || !stored.newest.isBefore(settled) || checkpointExists.test(stored.layout)) {
+        storedBytes += stored.bytes;
+        for (String manifestKey : stored.manifests) {
+          referencedBytes += logicalBytes(manifestKey);
+          manifests++;
+        }
+        return;
+      }
+      deleteCheckpoint(store, stored.layout);
       prefixes.add(stored.layout.prefix());
       objects += stored.objects;
       bytes += stored.bytes;
       uploads += stored.unfinished;
+    }
+
+    /** What a manifest describes, before compression; 0 for one that cannot be read (it refers to nothing usable). */
+    private long logicalBytes(String manifestKey) throws IOException {
+      Manifest manifest;
+      try {
+        manifest = Manifest.fromJson(store.read(manifestKey));
+      } catch (ObjectNotFoundException | ManifestException e) {
+        return 0;
+      }
+      long archive = manifest.archive != null && manifest.archive.sizeBytes != null ? manifest.archive.sizeBytes : 0;
+      long images = manifest.isChunked() && manifest.chunks.imagesBytes != null ? manifest.chunks.imagesBytes : 0;
+      return archive + images;
+    }
+
+    /**
+     * One namespace's chunks as the listing passes them: with its lock held and its mark, the
+     * unmarked ones older than the grace period are deleted, in batches; without, all are kept.
+     */
+    private final class NamespaceChunks {
+      static final int DELETE_BATCH = 1000;
+      final String namespace;
+      final ChunkSweepLock.Held held;
+      final ChunkMark mark;
+      final List<String> doomed = new ArrayList<>();
+
+      NamespaceChunks(String namespace, ChunkSweepLock.Held held, ChunkMark mark) {
+        this.namespace = namespace;
+        this.held = held;
+        this.mark = mark;
+      }
+
+      void visit(StoredObject chunk, String name) throws IOException {
+        if (mark == null || mark.contains(name) || !chunk.lastModified().isBefore(settled)) {
+          storedBytes += chunk.sizeBytes();
+          chunksKept++;
+          return;
+        }
+        doomed.add(chunk.key());
+        chunksDeleted++;
+        chunkBytesDeleted += chunk.sizeBytes();
+        if (doomed.size() >= DELETE_BATCH) {
+          deleteDoomed();
+        }
+      }
+
+      void deleteDoomed() throws IOException {
+        if (!doomed.isEmpty()) {
+          store.delete(doomed);
+          doomed.clear();
+        }
+      }
+
+      void release() {
+        if (held != null) {
+          held.close();
+        }
+      }
     }
   }
 }

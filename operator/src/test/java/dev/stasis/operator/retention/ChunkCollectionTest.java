@@ -1,0 +1,261 @@
+package dev.stasis.operator.retention;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.operator.retention.ChunkSweepLock.InFlight;
+import dev.stasis.operator.retention.ChunkSweepLock.Scope;
+import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.storage.ObjectStore;
+import dev.stasis.testing.DeduplicatedCheckpoints;
+import dev.stasis.testing.DeduplicatedCheckpoints.Written;
+import dev.stasis.testing.S3Server;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Collection of chunks by reference, on the real object stores (a directory and s3proxy): the
+ * mark reads the chunk index of every manifest of a namespace, the sweep deletes what no index
+ * lists once it is older than the grace period, and a manifest or index that cannot be trusted
+ * stops the sweep of its namespace.
+ */
+class ChunkCollectionTest {
+  static final String THIS_CLUSTER = "0e9c2f3a-this-cluster";
+  static final Duration GRACE = Duration.ofHours(1);
+  static final String STORAGE = "store";
+  static final String NS = "jobs";
+
+  @TempDir Path root;
+  final ChunkSweepLock lock = new ChunkSweepLock();
+  /** What the API server would list as the namespace's Checkpoints not yet Completed or Failed. */
+  final List<InFlight> inFlight = new CopyOnWriteArrayList<>();
+
+  @Test
+  void fileSystem() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      keepsWhatManifestsReferToAndRemovesTheRest(store);
+    }
+  }
+
+  @Test
+  void s3() throws Exception {
+    try (S3Server server = S3Server.start()) {
+      server.createBucket("checkpoints");
+      try (ObjectStore store = s3Store(server)) {
+        keepsWhatManifestsReferToAndRemovesTheRest(store);
+      }
+    }
+  }
+
+  @Test
+  void anUntrustworthyIndexOrManifestStopsItsNamespacesSweepOnAFileSystem() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      untrustworthyReferencesStopTheSweep(store);
+    }
+  }
+
+  @Test
+  void anUntrustworthyIndexOrManifestStopsItsNamespacesSweepOnS3() throws Exception {
+    try (S3Server server = S3Server.start()) {
+      server.createBucket("checkpoints");
+      try (ObjectStore store = s3Store(server)) {
+        untrustworthyReferencesStopTheSweep(store);
+      }
+    }
+  }
+
+  /**
+   * Two checkpoints sharing chunks, a deleted one (its prefix not yet collected, then collected), a
+   * retained one, chunks of a checkpoint that failed before its manifest, and a young unreferenced
+   * chunk: each chunk goes exactly when no manifest refers to it and it is older than the grace period.
+   */
+  private void keepsWhatManifestsReferToAndRemovesTheRest(ObjectStore store) throws Exception {
+    byte[] a = chunk("a");
+    byte[] b = chunk("b");
+    byte[] c = chunk("c");
+    byte[] d = chunk("d");
+    byte[] failed = chunk("of a checkpoint that failed before its manifest");
+    Written first = write(store, "first", "11111111-1111-1111-1111-111111111111", List.of(a, b));
+    Written second = write(store, "second", "22222222-2222-2222-2222-222222222222", List.of(a, c));
+    Written deleted = write(store, "deleted", "33333333-3333-3333-3333-333333333333", List.of(d, b));
+    Written retained = write(store, "retained", "44444444-4444-4444-4444-444444444444", List.of(chunk("kept")));
+    store.put(retained.layout().retainedMarkerKey(), "kept on purpose".getBytes(StandardCharsets.UTF_8));
+    store.put(ArchiveLayout.chunkKey(NS, name(failed)), failed);
+    Set<String> existing = Set.of(first.layout().checkpointUid(), second.layout().checkpointUid());
+    Predicate<ArchiveLayout> exists = l -> existing.contains(l.checkpointUid());
+
+    var young = collect(store, exists, Instant.now().plus(Duration.ofMinutes(50)));
+    assertThat(young.chunks().deleted()).as("within the grace period nothing goes").isZero();
+    assertThat(young.usage().chunks()).isEqualTo(6);
+
+    var collected = collect(store, exists, Instant.now().plus(Duration.ofMinutes(70)));
+    assertThat(collected.prefixes()).containsExactly(deleted.layout().prefix());
+    assertThat(stored(store)).as("the failed checkpoint's chunk goes; d goes with or after the deleted manifest")
+        .contains(name(a), name(b), name(c), name(chunk("kept"))).doesNotContain(name(failed));
+
+    var next = collect(store, exists, Instant.now().plus(Duration.ofMinutes(70)));
+    assertThat(collected.chunks().deleted() + next.chunks().deleted()).isEqualTo(2);
+    assertThat(stored(store)).containsExactlyInAnyOrder(name(a), name(b), name(c), name(chunk("kept")));
+
+    byte[] uploadedJustNow = chunk("uploaded by a checkpoint a minute ago");
+    store.put(ArchiveLayout.chunkKey(NS, name(uploadedJustNow)), uploadedJustNow);
+    var later = collect(store, exists, Instant.now().plus(Duration.ofMinutes(59)));
+    assertThat(later.chunks().deleted()).isZero();
+    assertThat(stored(store)).contains(name(uploadedJustNow));
+
+    // what the storage holds: 5 chunks of 1000 bytes, 3 archives, indexes and manifests
+    long objects = store.list("").stream().filter(o -> o.key().startsWith(NS + "/")).mapToLong(o -> o.sizeBytes()).sum();
+    assertThat(later.usage().storedBytes()).isEqualTo(objects);
+    assertThat(later.usage().chunks()).isEqualTo(5);
+    assertThat(later.usage().manifests()).isEqualTo(3);
+    assertThat(later.usage().referencedBytes()).isEqualTo(first.imageBytes() + first.archiveBytes()
+        + second.imageBytes() + second.archiveBytes() + retained.imageBytes() + retained.archiveBytes());
+  }
+
+  /**
+   * An altered index, a missing one, a manifest that does not parse: the namespace keeps every
+   * chunk and says why; another namespace's sweep goes on in the same pass.
+   */
+  private void untrustworthyReferencesStopTheSweep(ObjectStore store) throws Exception {
+    String other = "other";
+    byte[] orphanHere = chunk("unreferenced in " + NS);
+    byte[] orphanThere = chunk("unreferenced in " + other);
+    Written written = write(store, "sim", "11111111-1111-1111-1111-111111111111", List.of(chunk("x"), chunk("y")));
+    store.put(ArchiveLayout.chunkKey(NS, name(orphanHere)), orphanHere);
+    store.put(ArchiveLayout.chunkKey(other, DeduplicatedCheckpoints.name(other, orphanThere)), orphanThere);
+    Predicate<ArchiveLayout> exists = l -> true;
+    Instant later = Instant.now().plus(Duration.ofHours(2));
+    byte[] index = store.read(written.layout().chunkIndexKey());
+
+    byte[] altered = index.clone();
+    altered[30] ^= 1; // a bit of the first chunk's name: still a well-formed index, but not the one the manifest records
+    store.put(written.layout().chunkIndexKey(), altered);
+    var stopped = collect(store, exists, later);
+    assertThat(stopped.chunks().stopped()).containsOnlyKeys(NS);
+    assertThat(stopped.chunks().stopped().get(NS)).contains(written.layout().chunkIndexKey())
+        .contains("it was altered or replaced");
+    assertThat(stored(store)).hasSize(3);
+    assertThat(stopped.chunks().deleted()).as("the other namespace's unreferenced chunk").isEqualTo(1);
+
+    store.put(written.layout().chunkIndexKey(), Arrays.copyOf(index, index.length - 3));
+    assertThat(collect(store, exists, later).chunks().stopped().get(NS)).as("a truncated index")
+        .contains("the chunk index is truncated");
+
+    store.deleteAll(written.layout().chunkIndexKey());
+    assertThat(collect(store, exists, later).chunks().stopped().get(NS)).contains("which is missing");
+
+    store.put(written.layout().chunkIndexKey(), index);
+    store.put(written.layout().manifestKey(),
+        "{\"format\": \"stasis.dev/manifest/v2\"".getBytes(StandardCharsets.UTF_8));
+    assertThat(collect(store, exists, later).chunks().stopped().get(NS)).contains("cannot be read");
+    assertThat(stored(store)).as("nothing of the namespace went while it could not be marked").hasSize(3);
+
+    Manifest manifest = DeduplicatedCheckpoints.manifest(written.layout(), store.read(written.layout()
+        .archiveKey(ArchiveCodec.NONE)), DeduplicatedCheckpoints.chunks(written.layout(), index, written.imageBytes()));
+    store.put(written.layout().manifestKey(), manifest.toJson());
+    var repaired = collect(store, exists, later);
+    assertThat(repaired.chunks().stopped()).isEmpty();
+    assertThat(repaired.chunks().deleted()).isEqualTo(1);
+    assertThat(stored(store)).containsExactlyInAnyOrderElementsOf(written.chunks());
+  }
+
+  /**
+   * The race the lock closes, step by step: a checkpoint lists the namespace's chunks, finds one
+   * that no manifest refers to any more and will refer to it without uploading it. While it is in
+   * flight, no sweep starts; once its manifest is written, the chunk is marked.
+   */
+  @Test
+  void aChunkFoundPresentByACheckpointInFlightIsNotSwept() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      byte[] shared = chunk("shared");
+      Written old = write(store, "old", "11111111-1111-1111-1111-111111111111", List.of(shared));
+      store.deleteAll(old.layout().prefix()); // its Checkpoint deleted: the chunk is unreferenced now
+      Instant later = Instant.now().plus(Duration.ofHours(2));
+
+      String uid = "22222222-2222-2222-2222-222222222222";
+      inFlight.add(new InFlight(uid, "new", null)); // created, Pending
+      assertThat(lock.grant(new Scope(STORAGE, NS), uid)).isTrue();
+      Set<String> listed = DeduplicatedCheckpoints.storedChunks(store, NS);
+      assertThat(listed).contains(name(shared));
+
+      var whileInFlight = collect(store, l -> true, later);
+      assertThat(whileInFlight.chunks().waited()).containsEntry(NS, List.of("new"));
+      assertThat(stored(store)).contains(name(shared));
+
+      write(store, "new", uid, List.of(shared, chunk("fresh")), listed);
+      inFlight.clear(); // Completed
+      var after = collect(store, l -> true, later);
+      assertThat(after.chunks().waited()).isEmpty();
+      assertThat(after.chunks().deleted()).isZero();
+      assertThat(stored(store)).contains(name(shared));
+    }
+  }
+
+  /** While a sweep holds a namespace's lock, its Checkpoints get no chunk key; others' do. */
+  @Test
+  void noChunkKeyIsGrantedWhileTheNamespaceIsSwept() {
+    var attempt = lock.tryHold(new Scope(STORAGE, NS), List::of);
+    assertThat(attempt).isInstanceOf(ChunkSweepLock.Held.class);
+    assertThat(lock.grant(new Scope(STORAGE, NS), "a")).isFalse();
+    assertThat(lock.grant(new Scope(STORAGE, "other"), "b")).isTrue();
+    assertThat(lock.grant(new Scope("another-store", NS), "c")).isTrue();
+    assertThat(lock.tryHold(new Scope(STORAGE, NS), List::of)).as("one sweep at a time")
+        .isInstanceOf(ChunkSweepLock.Busy.class);
+    ((ChunkSweepLock.Held) attempt).close();
+    assertThat(lock.grant(new Scope(STORAGE, NS), "a")).isTrue();
+    assertThat(lock.tryHold(new Scope(STORAGE, NS), () -> List.of(new InFlight("a", "ckpt-a", null))))
+        .as("granted here and not yet ended by the API server's listing")
+        .isEqualTo(new ChunkSweepLock.Busy(List.of("ckpt-a")));
+    assertThat(lock.tryHold(new Scope(STORAGE, NS), () -> List.of(new InFlight("z", "ckpt-z", STORAGE))))
+        .as("granted by an operator before a restart: assigned to this storage")
+        .isEqualTo(new ChunkSweepLock.Busy(List.of("ckpt-z")));
+    var heldAgain = lock.tryHold(new Scope(STORAGE, NS), () -> List.of(new InFlight("y", "ckpt-y", "another-store")));
+    assertThat(heldAgain).as("'a' ended (not listed any more); 'y' writes to another storage")
+        .isInstanceOf(ChunkSweepLock.Held.class);
+    ((ChunkSweepLock.Held) heldAgain).close();
+  }
+
+  private StorageGarbageCollector.Collected collect(ObjectStore store, Predicate<ArchiveLayout> exists, Instant now)
+      throws IOException {
+    return StorageGarbageCollector.collect(store, THIS_CLUSTER, exists,
+        namespace -> lock.tryHold(new Scope(STORAGE, namespace), () -> List.copyOf(inFlight)), GRACE, now);
+  }
+
+  private static Written write(ObjectStore store, String name, String uid, List<byte[]> chunks) throws IOException {
+    return write(store, name, uid, chunks, DeduplicatedCheckpoints.storedChunks(store, NS));
+  }
+
+  private static Written write(ObjectStore store, String name, String uid, List<byte[]> chunks, Set<String> present)
+      throws IOException {
+    return DeduplicatedCheckpoints.write(store, new ArchiveLayout(NS, name, uid), chunks, present);
+  }
+
+  /** 1000 bytes that name what they are for. */
+  static byte[] chunk(String label) {
+    return Arrays.copyOf(label.getBytes(StandardCharsets.UTF_8), 1000);
+  }
+
+  private static String name(byte[] chunk) {
+    return DeduplicatedCheckpoints.name(NS, chunk);
+  }
+
+  private static Set<String> stored(ObjectStore store) throws IOException {
+    return DeduplicatedCheckpoints.storedChunks(store, NS);
+  }
+
+  static ObjectStore s3Store(S3Server server) {
+    return StorageGarbageCollectorTest.s3Store(server, server.endpoint());
+  }
+}
