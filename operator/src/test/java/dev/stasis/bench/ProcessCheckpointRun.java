@@ -29,7 +29,7 @@ import java.util.concurrent.TimeUnit;
  */
 final class ProcessCheckpointRun {
   private static final double MIB = 1 << 20;
-  /** The agent's heap must stay below this however large the process (the chart's 1 GiB limit gives it 256 MiB). */
+  /** The agent's heap must stay below this however large the process (issue 17). */
   private static final double AGENT_HEAP_MIB = 256;
 
   private final BenchEnvironment env;
