@@ -30,7 +30,6 @@ import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
 import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
-import software.amazon.awssdk.core.ResponseInputStream;
 import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
 import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
 import software.amazon.awssdk.core.exception.SdkException;
@@ -42,7 +41,6 @@ import software.amazon.awssdk.services.s3.S3ClientBuilder;
 import software.amazon.awssdk.services.s3.S3Configuration;
 import software.amazon.awssdk.services.s3.model.CompletedPart;
 import software.amazon.awssdk.services.s3.model.DeleteObjectsResponse;
-import software.amazon.awssdk.services.s3.model.GetObjectResponse;
 import software.amazon.awssdk.services.s3.model.MultipartUpload;
 import software.amazon.awssdk.services.s3.model.NoSuchBucketException;
 import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
@@ -69,9 +67,6 @@ public final class S3ObjectStore implements ObjectStore {
   private static final int PARALLEL_PARTS = 3;
   // One part filling while the others are sent.
   private static final int BUFFERS_PER_UPLOAD = PARALLEL_PARTS + 1;
-  // Downloads: ranges fetched at once per object, each into a buffer of this size.
-  public static final int DEFAULT_RANGE_SIZE = 8 << 20;
-  private static final int PARALLEL_RANGES = 3;
   // S3's limit for one DeleteObjects request.
   private static final int DELETE_BATCH = 1000;
 
@@ -81,18 +76,13 @@ public final class S3ObjectStore implements ObjectStore {
   private final int partSize;
   private final S3Client s3;
   private final ExecutorService partUploads;
-  private final int rangeSize;
-  private final ExecutorService rangeReads;
 
   public S3ObjectStore(S3Config config) {
-    this(config, DEFAULT_PART_SIZE, DEFAULT_RANGE_SIZE);
+    this(config, DEFAULT_PART_SIZE);
   }
 
-  /**
-   * @param partSize bytes per multipart part, at least {@link #MIN_PART_SIZE}
-   * @param rangeSize bytes per ranged GET of a download
-   */
-  public S3ObjectStore(S3Config config, int partSize, int rangeSize) {
+  /** @param partSize bytes per multipart part, at least {@link #MIN_PART_SIZE} */
+  public S3ObjectStore(S3Config config, int partSize) {
     if (partSize < MIN_PART_SIZE) {
       throw new IllegalArgumentException(
           "S3 parts must be at least " + MIN_PART_SIZE + " bytes, got " + partSize);
@@ -103,13 +93,6 @@ public final class S3ObjectStore implements ObjectStore {
     AtomicInteger threads = new AtomicInteger();
     this.partUploads = Executors.newFixedThreadPool(PARALLEL_PARTS, task -> {
       Thread thread = new Thread(task, "s3-part-upload-" + threads.incrementAndGet());
-      thread.setDaemon(true);
-      return thread;
-    });
-    this.rangeSize = rangeSize;
-    AtomicInteger readers = new AtomicInteger();
-    this.rangeReads = Executors.newFixedThreadPool(PARALLEL_RANGES, task -> {
-      Thread thread = new Thread(task, "s3-range-read-" + readers.incrementAndGet());
       thread.setDaemon(true);
       return thread;
     });
@@ -159,44 +142,8 @@ public final class S3ObjectStore implements ObjectStore {
     }
   }
 
-  /**
-   * An object larger than one range is read {@value #PARALLEL_RANGES} ranges at a time ({@link
-   * ParallelRangedStream}): the first GET asks for the first range and learns the object's size and
-   * ETag; every later range is asked for with {@code If-Match} on that ETag.
-   */
   @Override
   public InputStream open(String key) throws IOException {
-    ResponseInputStream<GetObjectResponse> first;
-    try {
-      first = s3.getObject(b -> b.bucket(config.bucket()).key(objectKey(key)).range("bytes=0-" + (rangeSize - 1)));
-    } catch (NoSuchKeyException e) {
-      throw new ObjectNotFoundException(uri(key));
-    } catch (S3Exception e) {
-      if (e.statusCode() != 416) {
-        throw translate(e, "reading " + uri(key));
-      }
-      // An empty object has no first byte to begin a range at.
-      return readWhole(key);
-    } catch (SdkException e) {
-      throw translate(e, "reading " + uri(key));
-    }
-    GetObjectResponse response = first.response();
-    long size = response.contentRange() == null ? -1 : sizeOf(response.contentRange());
-    if (size <= rangeSize) {
-      // The whole object is in this response (a server that ignores Range sends it all, without Content-Range).
-      return first;
-    }
-    if (response.eTag() == null) {
-      // Nothing names the version the later ranges must come from: one GET of the whole object.
-      first.abort();
-      return readWhole(key);
-    }
-    String etag = response.eTag();
-    return new ParallelRangedStream(uri(key), first, size, rangeSize, PARALLEL_RANGES,
-        (start, length) -> readRange(key, etag, size, start, length), rangeReads);
-  }
-
-  private InputStream readWhole(String key) throws IOException {
     try {
       return s3.getObject(b -> b.bucket(config.bucket()).key(objectKey(key)));
     } catch (NoSuchKeyException e) {
@@ -204,40 +151,6 @@ public final class S3ObjectStore implements ObjectStore {
     } catch (SdkException e) {
       throw translate(e, "reading " + uri(key));
     }
-  }
-
-  /** Bytes {@code [start, start + length)} of the version with {@code etag}, which is {@code size} bytes long. */
-  private InputStream readRange(String key, String etag, long size, long start, long length) throws IOException {
-    String range = "bytes " + start + "-" + (start + length - 1) + "/" + size;
-    ResponseInputStream<GetObjectResponse> part;
-    try {
-      part = s3.getObject(b -> b.bucket(config.bucket()).key(objectKey(key)).ifMatch(etag)
-          .range("bytes=" + start + "-" + (start + length - 1)));
-    } catch (NoSuchKeyException e) {
-      throw new IOException(uri(key) + " was deleted while it was read", e);
-    } catch (S3Exception e) {
-      if (e.statusCode() == 412 || e.statusCode() == 416) {
-        throw new IOException(uri(key) + " was replaced while it was read (S3 answered " + e.statusCode()
-            + " for " + range + " of version " + etag + ")", e);
-      }
-      throw translate(e, "reading " + range + " of " + uri(key));
-    } catch (SdkException e) {
-      throw translate(e, "reading " + range + " of " + uri(key));
-    }
-    String answered = part.response().contentRange();
-    if (!range.equals(answered)) {
-      part.abort();
-      throw new IOException(uri(key) + " answered " + answered + " when asked for " + range
-          + ": the object changed while it was read");
-    }
-    return part;
-  }
-
-  /** The object's length from a Content-Range header, {@code bytes 0-99/1234}; -1 when it is not given. */
-  static long sizeOf(String contentRange) {
-    int slash = contentRange.lastIndexOf('/');
-    String total = slash < 0 ? "*" : contentRange.substring(slash + 1).trim();
-    return total.equals("*") ? -1 : Long.parseLong(total);
   }
 
   @Override
@@ -379,7 +292,6 @@ public final class S3ObjectStore implements ObjectStore {
   @Override
   public void close() {
     partUploads.shutdownNow();
-    rangeReads.shutdownNow();
     s3.close();
   }
 

@@ -20,7 +20,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
@@ -118,94 +117,6 @@ class S3ObjectStoreTest {
   }
 
   @Test
-  void readsALargeObjectSeveralRangesAtOnceAndHandsThemOutInOrder() throws Exception {
-    byte[] content = randomBytes((10 << 20) + 12345);
-    bucket.putObject(b -> b.bucket(BUCKET).key(PREFIX + "/ns/ckpt-1/archive.tar.zst"), RequestBody.fromBytes(content));
-    try (FaultInjectingProxy link = FaultInjectingProxy.to(server.endpoint());
-        S3ObjectStore ranged = rangedStore(link)) {
-      // The second range arrives last, after the ranges behind it.
-      link.slow(request -> request.header("Range").orElse("").startsWith("bytes=1048576-"), Duration.ofSeconds(1),
-          64L << 20);
-      try (InputStream in = ranged.open("ns/ckpt-1/archive.tar.zst")) {
-        // Before a byte is read: the first range and the three after it are asked for.
-        await().atMost(Duration.ofSeconds(30)).until(() -> ranges(link).size() == 4);
-        assertThat(in.readAllBytes()).isEqualTo(content);
-      }
-
-      List<String> ranges = ranges(link);
-      assertThat(ranges).hasSize(11).startsWith("bytes=0-1048575")
-          .contains("bytes=1048576-2097151", "bytes=10485760-10498104");
-      // Every range after the first asks for the version the first one read.
-      assertThat(link.requests().stream().filter(request -> request.header("Range").isPresent()).skip(1))
-          .allSatisfy(request -> assertThat(request.header("If-Match")).isPresent());
-    }
-  }
-
-  @Test
-  void aRangeThatFailsFailsTheStream() throws Exception {
-    byte[] content = randomBytes(5 << 20);
-    bucket.putObject(b -> b.bucket(BUCKET).key(PREFIX + "/ns/ckpt-1/archive.tar.zst"), RequestBody.fromBytes(content));
-    try (FaultInjectingProxy link = FaultInjectingProxy.to(server.endpoint());
-        S3ObjectStore ranged = rangedStore(link)) {
-      link.fail500(request -> request.header("Range").orElse("").startsWith("bytes=3145728-"));
-      try (InputStream in = ranged.open("ns/ckpt-1/archive.tar.zst")) {
-        byte[] before = in.readNBytes(3 << 20);
-        assertThat(before).isEqualTo(Arrays.copyOf(content, 3 << 20));
-        assertThatThrownBy(in::readAllBytes).isInstanceOf(IOException.class)
-            .hasMessageContaining("reading bytes 3145728-4194303/5242880 of s3://stasis/checkpoints/ns/ckpt-1/"
-                + "archive.tar.zst failed: S3 answered 500");
-        // It stays failed: no later byte is handed out as if the failed range were not there.
-        assertThatThrownBy(in::read).isInstanceOf(IOException.class);
-      }
-    }
-  }
-
-  @Test
-  void anObjectReplacedOrTruncatedWhileItIsReadFailsTheStream() throws Exception {
-    String key = PREFIX + "/ns/ckpt-1/archive.tar.zst";
-    for (byte[] replacement : List.of(new byte[6 << 20], randomBytes(2 << 20))) {
-      bucket.putObject(b -> b.bucket(BUCKET).key(key), RequestBody.fromBytes(randomBytes(6 << 20)));
-      try (S3ObjectStore ranged = new S3ObjectStore(config(server.endpoint(), BUCKET, server.secretKey()),
-          S3ObjectStore.DEFAULT_PART_SIZE, 1 << 20);
-          InputStream in = ranged.open("ns/ckpt-1/archive.tar.zst")) {
-        in.readNBytes(1 << 20);
-        bucket.putObject(b -> b.bucket(BUCKET).key(key), RequestBody.fromBytes(replacement));
-
-        assertThatThrownBy(in::readAllBytes).isInstanceOf(IOException.class)
-            .hasMessageContaining("s3://stasis/checkpoints/ns/ckpt-1/archive.tar.zst was replaced while it was read");
-      }
-    }
-  }
-
-  @Test
-  void readsEmptyAndSmallObjectsInOneRequest() throws Exception {
-    bucket.putObject(b -> b.bucket(BUCKET).key(PREFIX + "/ns/empty"), RequestBody.fromBytes(new byte[0]));
-    byte[] small = randomBytes(1000);
-    bucket.putObject(b -> b.bucket(BUCKET).key(PREFIX + "/ns/small"), RequestBody.fromBytes(small));
-    try (FaultInjectingProxy link = FaultInjectingProxy.to(server.endpoint());
-        S3ObjectStore ranged = rangedStore(link)) {
-      try (InputStream in = ranged.open("ns/empty")) {
-        assertThat(in.readAllBytes()).isEmpty();
-      }
-      try (InputStream in = ranged.open("ns/small")) {
-        assertThat(in.readAllBytes()).isEqualTo(small);
-      }
-      assertThat(ranges(link)).containsExactly("bytes=0-1048575", "bytes=0-1048575");
-    }
-  }
-
-  /** A store whose downloads go through {@code link} in ranges of 1 MiB. */
-  private S3ObjectStore rangedStore(FaultInjectingProxy link) {
-    return new S3ObjectStore(config(link.endpoint(), BUCKET, server.secretKey()), S3ObjectStore.DEFAULT_PART_SIZE,
-        1 << 20);
-  }
-
-  /** The Range headers of the requests that came through {@code link}, in the order they arrived. */
-  private static List<String> ranges(FaultInjectingProxy link) {
-    return link.requests().stream().flatMap(request -> request.header("Range").stream()).toList();
-  }
-
-  @Test
   void sendsAnObjectSmallerThanOnePartInOnePut() throws IOException {
     try (ObjectUpload upload = store.upload("ns/ckpt-1/archive.tar")) {
       upload.stream().write(bytes("small archive"));
@@ -256,7 +167,7 @@ class S3ObjectStoreTest {
   void anAbortWhileTheMultipartUploadIsBeingCreatedLeavesNoUploadBehind() throws Exception {
     try (FaultInjectingProxy link = FaultInjectingProxy.to(server.endpoint());
         S3ObjectStore slow = new S3ObjectStore(config(link.endpoint(), BUCKET, server.secretKey()),
-            S3ObjectStore.MIN_PART_SIZE, S3ObjectStore.DEFAULT_RANGE_SIZE)) {
+            S3ObjectStore.MIN_PART_SIZE)) {
       link.slow(request -> request.method().equals("POST") && request.target().endsWith("?uploads"),
           Duration.ofSeconds(2), 64L << 20);
       ObjectUpload upload = slow.upload("ns/ckpt-1/archive.tar.zst");
@@ -288,7 +199,7 @@ class S3ObjectStoreTest {
     byte[] content = randomBytes(12 << 20);
     try (FaultInjectingProxy link = FaultInjectingProxy.to(server.endpoint());
         S3ObjectStore overHttp = new S3ObjectStore(config(link.endpoint(), BUCKET, server.secretKey()),
-            S3ObjectStore.MIN_PART_SIZE, S3ObjectStore.DEFAULT_RANGE_SIZE)) {
+            S3ObjectStore.MIN_PART_SIZE)) {
       try (ObjectUpload upload = overHttp.upload("ns/ckpt-1/archive.tar.zst")) {
         upload.stream().write(content);
         upload.commit();

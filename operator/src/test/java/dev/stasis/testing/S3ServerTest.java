@@ -21,7 +21,7 @@ class S3ServerTest {
       server.createBucket("bench");
       S3Config config = new S3Config(server.endpoint(), "bench", "prefix", null, true, server.accessKey(),
           server.secretKey());
-      try (S3ObjectStore store = new S3ObjectStore(config, S3ObjectStore.MIN_PART_SIZE, S3ObjectStore.DEFAULT_RANGE_SIZE)) {
+      try (S3ObjectStore store = new S3ObjectStore(config, S3ObjectStore.MIN_PART_SIZE)) {
         try (ObjectUpload upload = store.upload("ns/ckpt/archive.tar.zst")) {
           upload.stream().write(content);
           assertThat(upload.commit()).isEqualTo(content.length);

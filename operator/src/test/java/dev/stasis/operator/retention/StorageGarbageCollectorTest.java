@@ -57,7 +57,7 @@ class StorageGarbageCollectorTest {
   /** The bucket "checkpoints" of {@code server}, reached at {@code endpoint} (the server's, or a proxy's). */
   private static ObjectStore s3Store(S3Server server, String endpoint) {
     return new S3ObjectStore(new S3Config(endpoint, "checkpoints", "stasis", null, true, server.accessKey(),
-        server.secretKey()), S3ObjectStore.MIN_PART_SIZE, S3ObjectStore.DEFAULT_RANGE_SIZE);
+        server.secretKey()), S3ObjectStore.MIN_PART_SIZE);
   }
 
   private static <T> int indexOf(List<T> list, java.util.function.Predicate<T> matches) {
