@@ -11,6 +11,7 @@ import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.testing.ImageJavaOptions;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
@@ -191,18 +192,13 @@ final class BenchEnvironment implements AutoCloseable {
    * STASIS_BENCH_AGENT_JVM_OPTIONS} (space-separated), e.g. a flight recording while profiling it.
    */
   static List<String> agentJvmOptions(Path repoRoot) throws IOException {
-    List<String> options = new ArrayList<>(imageJavaOptions(repoRoot));
+    List<String> options = new ArrayList<>(ImageJavaOptions.of(repoRoot));
     options.add("-XX:MaxRAM=" + chartAgentMemoryLimitBytes(repoRoot));
     String extra = System.getenv().getOrDefault("STASIS_BENCH_AGENT_JVM_OPTIONS", "").trim();
     if (!extra.isEmpty()) {
       options.addAll(List.of(extra.split("\\s+")));
     }
     return options;
-  }
-
-  private static List<String> imageJavaOptions(Path repoRoot) throws IOException {
-    return Files.readAllLines(repoRoot.resolve("images/java-options")).stream()
-        .map(String::trim).filter(line -> !line.isEmpty() && !line.startsWith("#")).toList();
   }
 
   private static long chartAgentMemoryLimitBytes(Path repoRoot) throws IOException {
