@@ -2,7 +2,7 @@
 # Benchmarks: Stasis against the by-hand CRIU pipeline, measured in one run (see BENCHMARKS.md).
 #
 #   bench/run.sh [--sizes 64,256,1024,4096] [--repetitions 5] [--large-repetitions 3] [--huge-repetitions 1]
-#                [--checkpoints 1000] [--control-plane-repetitions 3] [--no-write]
+#                [--checkpoints 1000] [--control-plane-repetitions 3] [--no-write] [--frozen-only]
 #
 # Installs what it needs (CRIU, the local control plane) like `make test`, builds, then starts a
 # kube-apiserver, an S3 server, the operator and an agent, and measures. Prints a table and

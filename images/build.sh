@@ -293,8 +293,9 @@ $(sha256 "$REPO_ROOT/images/criu-host" "$REPO_ROOT/images/install-host-criu")" f
   jar="$(layer jar "$(sha256 "$JAR")" fill_jar)"
   counter="$(layer counter "$(debian_files "${COUNTER_PKGS[@]}")" fill_counter)"
 
-  local java_cmd env operator agent demo
-  java_cmd="$(json_array /opt/java/bin/java -XX:MaxRAMPercentage=75 -XX:+ExitOnOutOfMemoryError -jar /opt/stasis/stasis.jar)"
+  local java_cmd env operator agent demo java_options
+  mapfile -t java_options < <(grep -v '^#' "$REPO_ROOT/images/java-options")
+  java_cmd="$(json_array /opt/java/bin/java "${java_options[@]}" -jar /opt/stasis/stasis.jar)"
   env="$(json_array "PATH=$PATH_IN_IMAGE" LANG=C.UTF-8 JAVA_HOME=/opt/java)"
   operator="$(image stasis-operator 65532:65532 "$java_cmd" '["operator"]' "$env" "$base" "$java" "$jar")"
   agent="$(image stasis-agent 0:0 "$java_cmd" '["agent"]' \

@@ -11,11 +11,16 @@ import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
 import dev.stasis.criu.Criu;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.testing.ImageJavaOptions;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.io.IOException;
@@ -99,7 +104,7 @@ final class BenchEnvironment implements AutoCloseable {
       RoleProcess operator = RoleProcess.start("operator", List.of("-Xmx" + OPERATOR_HEAP_MIB + "m"),
           List.of("operator", "--kubeconfig", kubeconfig), logs);
       started.add(operator);
-      RoleProcess agent = RoleProcess.start("agent", agentJvmOptions(),
+      RoleProcess agent = RoleProcess.start("agent", agentJvmOptions(TestControlPlane.repoRoot()),
           // as a cluster admin allows the benchmark's namespace to checkpoint host processes
           List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(), "--allow-host-processes", NAMESPACE,
               "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig), logs);
@@ -181,11 +186,27 @@ final class BenchEnvironment implements AutoCloseable {
   }
 
   /**
-   * Extra JVM options for the agent from {@code STASIS_BENCH_AGENT_JVM_OPTIONS} (space-separated),
-   * e.g. a flight recording while profiling it; none by default.
+   * The agent's JVM as in its pod: the image's JVM options (images/java-options) with the chart's
+   * memory limit for the agent (charts/stasis/values.yaml) as the RAM the JVM sizes its heap from,
+   * as it would read it from the container's cgroup. Then extra options from {@code
+   * STASIS_BENCH_AGENT_JVM_OPTIONS} (space-separated), e.g. a flight recording while profiling it.
    */
-  private static List<String> agentJvmOptions() {
-    String options = System.getenv().getOrDefault("STASIS_BENCH_AGENT_JVM_OPTIONS", "").trim();
-    return options.isEmpty() ? List.of() : List.of(options.split("\\s+"));
+  static List<String> agentJvmOptions(Path repoRoot) throws IOException {
+    List<String> options = new ArrayList<>(ImageJavaOptions.of(repoRoot));
+    options.add("-XX:MaxRAM=" + chartAgentMemoryLimitBytes(repoRoot));
+    String extra = System.getenv().getOrDefault("STASIS_BENCH_AGENT_JVM_OPTIONS", "").trim();
+    if (!extra.isEmpty()) {
+      options.addAll(List.of(extra.split("\\s+")));
+    }
+    return options;
+  }
+
+  private static long chartAgentMemoryLimitBytes(Path repoRoot) throws IOException {
+    JsonNode limit = new ObjectMapper(new YAMLFactory()).readTree(repoRoot.resolve("charts/stasis/values.yaml").toFile())
+        .at("/agent/resources/limits/memory");
+    if (!limit.isTextual()) {
+      throw new IOException("charts/stasis/values.yaml sets no agent.resources.limits.memory");
+    }
+    return Quantity.getAmountInBytes(new Quantity(limit.asText())).longValueExact();
   }
 }

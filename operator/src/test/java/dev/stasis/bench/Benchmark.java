@@ -25,6 +25,9 @@ import java.util.Map;
  *   --checkpoints 1000         Checkpoints created at once in the control-plane run
  *   --control-plane-repetitions 3
  *   --no-write                 print the table only; leave BENCHMARKS.md and results.json alone
+ *   --frozen-only              frozen time only: Stasis' checkpoint against a bare criu dump, no restores,
+ *                              no control-plane or placement runs (many repetitions in little time);
+ *                              implies --no-write
  * </pre>
  */
 public final class Benchmark {
@@ -51,19 +54,24 @@ public final class Benchmark {
       // The roles are long-running processes: the first checkpoint and restore of a fresh JVM
       // load and compile their code, which no later one pays. One unmeasured round does that.
       progress("warming up: one checkpoint and restore, not measured");
-      new ProcessCheckpointRun(env, "warmup", 64, false).run(1);
+      new ProcessCheckpointRun(env, "warmup", 64, false, false).run(1);
       for (int mib : options.sizes()) {
         int repetitions = mib >= 4096 ? options.hugeRepetitions()
             : mib >= 1024 ? options.largeRepetitions() : options.repetitions();
         for (boolean compressible : new boolean[] {false, true}) {
-          figures.addAll(new ProcessCheckpointRun(env, "bench", mib, compressible).run(repetitions));
+          figures.addAll(new ProcessCheckpointRun(env, "bench", mib, compressible, options.frozenOnly())
+              .run(repetitions));
         }
       }
-      figures.addAll(new ControlPlaneRun(env, options.checkpoints()).run(options.controlPlaneRepetitions()));
+      if (!options.frozenOnly()) {
+        figures.addAll(new ControlPlaneRun(env, options.checkpoints()).run(options.controlPlaneRepetitions()));
+      }
       Runtime.getRuntime().removeShutdownHook(stopOnInterrupt);
     }
-    progress("placing 1000 Restores over 500 NodeProfiles");
-    figures.addAll(new PlacementRun(500, 1000).run(5));
+    if (!options.frozenOnly()) {
+      progress("placing 1000 Restores over 500 NodeProfiles");
+      figures.addAll(new PlacementRun(500, 1000).run(5));
+    }
     machine.put("load average at end", Machine.loadAverage());
 
     double minutes = (System.nanoTime() - STARTED) / 60e9;
@@ -98,7 +106,7 @@ public final class Benchmark {
   }
 
   record Options(List<Integer> sizes, int repetitions, int largeRepetitions, int hugeRepetitions, int checkpoints,
-      int controlPlaneRepetitions, boolean write) {
+      int controlPlaneRepetitions, boolean write, boolean frozenOnly) {
     static Options parse(String[] args) {
       List<Integer> sizes = List.of(64, 256, 1024, 4096);
       int repetitions = 5;
@@ -107,6 +115,7 @@ public final class Benchmark {
       int checkpoints = 1000;
       int controlPlaneRepetitions = 3;
       boolean write = true;
+      boolean frozenOnly = false;
       for (int i = 0; i < args.length; i++) {
         switch (args[i]) {
           case "--sizes" -> {
@@ -119,11 +128,15 @@ public final class Benchmark {
           case "--checkpoints" -> checkpoints = Integer.parseInt(args[++i]);
           case "--control-plane-repetitions" -> controlPlaneRepetitions = Integer.parseInt(args[++i]);
           case "--no-write" -> write = false;
+          case "--frozen-only" -> {
+            frozenOnly = true;
+            write = false; // not the figures BENCHMARKS.md holds
+          }
           default -> throw new IllegalArgumentException("unknown option " + args[i] + " (see bench/run.sh)");
         }
       }
       return new Options(sizes, repetitions, largeRepetitions, hugeRepetitions, checkpoints, controlPlaneRepetitions,
-          write);
+          write, frozenOnly);
     }
   }
 }

@@ -49,8 +49,7 @@ final class ByHandPipeline {
     Path images = dir.resolve("images");
     Path archive = dir.resolve("archive.tar.zst");
     long start = System.nanoTime();
-    Criu.DumpResult dumped = criu.dump(new DumpOptions((int) pid, images, dir, false, false, TreeOptions.PLAIN,
-        Duration.ofMinutes(10)));
+    Criu.DumpResult dumped = dump(pid, dir);
     long dumpedAt = System.nanoTime();
     run("sh", "-c", "tar -C \"$1\" -cf - . | zstd -3 -T0 -q -o \"$2\"", "sh", images.toString(), archive.toString());
     long compressedAt = System.nanoTime();
@@ -58,6 +57,12 @@ final class ByHandPipeline {
     long uploadedAt = System.nanoTime();
     return new Checkpoint(seconds(start, dumpedAt), seconds(dumpedAt, compressedAt), seconds(compressedAt, uploadedAt),
         dumped.stats().frozenTimeMicros(), Files.size(archive));
+  }
+
+  /** {@code criu dump} of the tree into {@code dir}/images, with the arguments the agent gives it. */
+  Criu.DumpResult dump(long pid, Path dir) throws Exception {
+    return criu.dump(new DumpOptions((int) pid, dir.resolve("images"), dir, false, false, TreeOptions.PLAIN,
+        Duration.ofMinutes(10)));
   }
 
   /** Returns once the restored tree runs; CRIU stays its parent until it is killed. */

@@ -25,16 +25,18 @@ import java.util.concurrent.TimeUnit;
 /**
  * Checkpoints and restores one process holding {@code mib} MiB of memory, with Stasis and by hand,
  * alternating which goes first. Both take the same process (it keeps running: leaveRunning), and
- * both restore while it still runs: each restore gets a PID namespace of its own.
+ * both restore while it still runs: each restore gets a PID namespace of its own. Frozen only: Stasis'
+ * checkpoint against a bare {@code criu dump}, nothing restored, the frozen time the only figure.
  */
 final class ProcessCheckpointRun {
   private static final double MIB = 1 << 20;
-  /** The agent's heap must stay below this however large the process (the chart's 1 GiB limit gives it 256 MiB). */
+  /** The agent's heap must stay below this however large the process (issue 17). */
   private static final double AGENT_HEAP_MIB = 256;
 
   private final BenchEnvironment env;
   private final int mib;
   private final boolean compressible;
+  private final boolean frozenOnly;
   private final String label;
   /** Starts the names of this run's Checkpoints and Restores; names are never reused within a run. */
   private final String namePrefix;
@@ -59,8 +61,9 @@ final class ProcessCheckpointRun {
   private final Samples agentLiveHeap = new Samples();
   private final Samples agentCpu = new Samples();
 
-  ProcessCheckpointRun(BenchEnvironment env, String namePrefix, int mib, boolean compressible) {
+  ProcessCheckpointRun(BenchEnvironment env, String namePrefix, int mib, boolean compressible, boolean frozenOnly) {
     this.env = env;
+    this.frozenOnly = frozenOnly;
     this.namePrefix = namePrefix;
     this.mib = mib;
     this.compressible = compressible;
@@ -89,11 +92,13 @@ final class ProcessCheckpointRun {
       for (int i = 0; i < 2; i++) {
         if (stasisFirst == (i == 0)) {
           stasisCheckpoint(name, memhog.pid());
+        } else if (frozenOnly) {
+          byHandDump(memhog.pid(), dir.resolve("checkpoint"));
         } else {
           byHandCheckpoint(name, memhog.pid(), dir.resolve("checkpoint"));
         }
       }
-      for (int i = 0; i < 2; i++) {
+      for (int i = 0; i < 2 && !frozenOnly; i++) {
         if (stasisFirst == (i == 0)) {
           stasisRestore(name);
         } else {
@@ -149,6 +154,12 @@ final class ProcessCheckpointRun {
     byHandFrozen.add(c.frozenMicros() / 1e6);
     byHandStored.add(c.archiveBytes() / MIB);
     deleteDirectory(dir); // the by-hand script's images and archive are not needed any more
+  }
+
+  private void byHandDump(long pid, Path dir) throws Exception {
+    settleDisk();
+    byHandFrozen.add(env.byHand.dump(pid, dir).stats().frozenTimeMicros() / 1e6);
+    deleteDirectory(dir);
   }
 
   private void stasisRestore(String name) throws Exception {
@@ -242,13 +253,17 @@ final class ProcessCheckpointRun {
   private List<Figure> figures() {
     // The issue's targets are set at 1 GiB; frozen time and the agent's heap hold at every size.
     boolean gib = mib == 1024;
+    Figure frozen = new Figure("frozen-" + label, "s", stasisFrozen, byHandFrozen, Target.ratio(1.05), Map.of());
+    if (frozenOnly) {
+      return List.of(frozen);
+    }
     List<Figure> figures = new ArrayList<>();
     figures.add(new Figure("checkpoint-" + label, "s", stasisCheckpoint, byHandCheckpoint,
         gib ? Target.ratio(compressible ? 0.5 : 0.8) : null, details(
             "by hand: criu dump", byHandDump, "by hand: tar | zstd", byHandCompress, "by hand: upload", byHandUpload,
             "Stasis: agent's own time", agentCheckpoint)));
     figures.add(new Figure("checkpoint-agent-" + label, "s", agentCheckpoint, byHandCheckpoint, null, Map.of()));
-    figures.add(new Figure("frozen-" + label, "s", stasisFrozen, byHandFrozen, Target.ratio(1.05), Map.of()));
+    figures.add(frozen);
     figures.add(new Figure("stored-" + label, "MiB", stasisStored, byHandStored, null, Map.of()));
     figures.add(new Figure("restore-" + label, "s", stasisRestore, byHandRestore,
         gib ? Target.ratio(compressible ? 0.6 : 0.7) : null, details(

@@ -18,7 +18,9 @@ import java.util.regex.Pattern;
  */
 final class RoleProcess implements AutoCloseable {
   private static final Pattern GC_LINE = Pattern.compile("(\\d+)M->(\\d+)M\\((\\d+)M\\)");
-  private static final Pattern HEAP_USED = Pattern.compile("used (\\d+)K");
+  // GC.heap_info: G1's "garbage-first heap total ..K, used ..K", the serial collector's young and
+  // tenured generations one line each (Metaspace is not heap).
+  private static final Pattern HEAP_USED = Pattern.compile("(?:generation|heap)\\s+total \\d+K, used (\\d+)K");
   private static final double CLOCK_TICKS = 100.0; // USER_HZ on Linux
 
   private final String role;
@@ -118,8 +120,11 @@ final class RoleProcess implements AutoCloseable {
         Long.toString(pid()), "GC.heap_info").redirectErrorStream(true).start();
     String out = new String(jcmd.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     jcmd.waitFor(30, TimeUnit.SECONDS);
-    Matcher m = HEAP_USED.matcher(out);
-    return m.find() ? Long.parseLong(m.group(1)) : 0;
+    long usedKiB = 0;
+    for (Matcher m = HEAP_USED.matcher(out); m.find(); ) {
+      usedKiB += Long.parseLong(m.group(1));
+    }
+    return usedKiB;
   }
 
   private static String readFrom(Path file, long offset) throws IOException {

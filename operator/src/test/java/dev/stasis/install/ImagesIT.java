@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.image.ImageLayout;
 import dev.stasis.image.Registry;
 import dev.stasis.image.RegistryClient;
+import dev.stasis.testing.ImageJavaOptions;
 import dev.stasis.testing.RegistryServer;
 import dev.stasis.testing.TestCa;
 import dev.stasis.testing.TestControlPlane;
@@ -15,6 +16,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -75,6 +77,14 @@ class ImagesIT {
         String config = JSON.readTree(served).at("/config/digest").asText().substring("sha256:".length());
         configs.put(image.name(), JSON.readTree(REPO.resolve(".stasis/images/blobs/sha256").resolve(config).toFile())
             .path("config"));
+      }
+      // Both JVMs start with the options the benchmark gives its agent too.
+      List<String> java = new ArrayList<>(List.of("/opt/java/bin/java"));
+      java.addAll(ImageJavaOptions.of(REPO));
+      java.addAll(List.of("-jar", "/opt/stasis/stasis.jar"));
+      for (String role : List.of("stasis-operator", "stasis-agent")) {
+        assertThat(JSON.convertValue(configs.get(role).path("Entrypoint"), String[].class)).as(role)
+            .containsExactlyElementsOf(java);
       }
       JsonNode operator = configs.get("stasis-operator");
       assertThat(operator.path("User").asText()).isEqualTo("65532:65532");

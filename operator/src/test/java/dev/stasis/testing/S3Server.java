@@ -156,11 +156,12 @@ public final class S3Server implements AutoCloseable {
    * one another with {@link FileChannel#transferTo} (copy_file_range), the way s3proxy 4.0 does.
    * It relies on that store's layout in 3.3.0: object {@code key} of bucket {@code b} is the file
    * {@code <dir>/b/key}, part {@code n} of upload {@code id} is {@code <dir>/b/.mpus-<id>-key-<n>},
-   * and the ETag is kept in the extended attribute {@code user.content-md5}.
+   * and the ETag is kept in the user attribute {@code user.content-md5} (extended attribute
+   * {@code user.user.content-md5}): without it, the object is served without an ETag.
    */
   private static final class PartJoiningBlobStore extends ForwardingBlobStore {
     private static final String MULTIPART_PREFIX = ".mpus-";
-    private static final String ETAG_ATTRIBUTE = "content-md5";
+    private static final String ETAG_ATTRIBUTE = "user.content-md5";
     private final Path directory;
 
     PartJoiningBlobStore(BlobStore delegate, Path directory) {
