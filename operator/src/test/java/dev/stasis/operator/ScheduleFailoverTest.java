@@ -26,11 +26,13 @@ import dev.stasis.testing.TestProfiles;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.LabelSelector;
+import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.OwnerReference;
 import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.TaintBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.time.Instant;
@@ -286,6 +288,38 @@ class ScheduleFailoverTest {
     reconcile(s);
     assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
         .satisfies(c -> assertThat(c.getSpec().target.process.node).isEqualTo("node-b"));
+  }
+
+  /**
+   * A lost node gets the node lifecycle controller's NoExecute taints (unreachable, not-ready): that
+   * is no drain. A schedule with both onNodeLost and onDrain fails over only, with no drain Migration
+   * that would wait for the lost agent.
+   */
+  @Test
+  void aLostNodesUnreachableTaintStartsTheFailoverOnlyNoDrainMigration() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewSpec().addNewTaint().withKey("node.kubernetes.io/unreachable").withEffect("NoExecute").endTaint()
+        .addNewTaint().withKey("node.kubernetes.io/not-ready").withEffect("NoExecute").endTaint().endSpec()
+        .withNewStatus().addNewCondition().withType("Ready").withStatus("Unknown").endCondition().endStatus().build())
+        .create();
+    CheckpointSchedule s = schedule("keep", f -> f.onDrain = true);
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    CheckpointSchedule failedOver = reconcile(s);
+    assertThat(failedOver.getStatus().failovers).singleElement()
+        .satisfies(f -> assertThat(f.phase).isEqualTo("Pending"));
+    assertThat(restores()).hasSize(1);
+    assertThat(failedOver.getStatus().drains).isEmpty();
+    assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("no drain Migration").isEmpty();
+    assertThat(events()).doesNotContain("NodeDraining");
+
+    // A NoExecute taint of someone else's is a drain, as before.
+    Node tainted = client.nodes().withName("node-a").get();
+    tainted.getSpec().getTaints().add(new TaintBuilder().withKey("example.com/maintenance").withEffect("NoExecute").build());
+    client.resource(tainted).update();
+    clock.now = clock.now.plusSeconds(10);
+    assertThat(reconcile(s).getStatus().drains).singleElement().satisfies(d -> assertThat(d.migration).isNotNull());
   }
 
   /**
