@@ -181,6 +181,7 @@ public final class MigrationLifecycle {
   private static void restoredAt(MigrationStatus status, RestoreStatus restored) {
     status.node = restored == null ? null : restored.node;
     status.restoredPid = restored == null ? null : restored.restoredPid;
+    status.restoredProcess = restored == null ? null : restored.restoredProcess;
     status.restoredPod = restored == null ? null : restored.restoredPod;
   }
 

@@ -13,6 +13,7 @@ import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.PodTarget;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.api.ReasonCount;
 import dev.stasis.api.StatusLimits;
@@ -497,11 +498,19 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
    * A fixed process target is pinned to the process the schedule's first checkpoint found under its
    * PID, so that no later run takes another process that got the PID after it ended (its
    * leaveRunning: false would end that one too). A template whose node or pid changed is found anew.
+   * A tree restored by a failover or a drain's Migration is pinned from the start, to the process its
+   * agent recorded (status.failedOverTarget.to).
    */
   private static void pinProcess(CheckpointSchedule schedule, CheckpointScheduleStatus status, List<Checkpoint> owned) {
     ProcessTarget target = processTarget(schedule, status);
     if (target == null) {
       status.process = null;
+      return;
+    }
+    Optional<ProcessIdentity> restored = target.pinned();
+    if (restored.isPresent()) {
+      status.process = restored.get();
+      status.process.node = target.node;
       return;
     }
     if (status.process != null && Objects.equals(status.process.node, target.node)

@@ -199,7 +199,12 @@ class FailoverIT {
         .inNamespace(cluster.namespace()).withName("drained").get(), now -> now.getStatus() != null
         && now.getStatus().failedOverTarget != null);
     assertThat(followed.getStatus().failedOverTarget.to.node).isEqualTo(nodeB);
-    assertThat(followed.getStatus().failedOverTarget.to.pid).isEqualTo(moved.getStatus().restoredPid);
+    int restoredPid = moved.getStatus().restoredPid;
+    assertThat(followed.getStatus().failedOverTarget.to.pid).isEqualTo(restoredPid);
+    assertThat(moved.getStatus().restoredProcess.startTicks).as("node-b's agent recorded the restored root as it runs")
+        .isEqualTo(Workloads.startTicks(restoredPid));
+    assertThat(followed.getStatus().failedOverTarget.to.pinned()).as("followed as that process, not its PID")
+        .hasValueSatisfying(p -> assertThat(p.sameProcessAs(moved.getStatus().restoredProcess)).isTrue());
     assertThat(followed.getStatus().drainTriggered).isEqualTo(1);
     // The target left the drained node: however long node-c stays drained, it is not moved again.
     await().during(Duration.ofSeconds(15)).atMost(Duration.ofSeconds(30)).until(() -> cluster.client()
@@ -207,6 +212,29 @@ class FailoverIT {
         .getItems().size() == 1);
     assertThat(events("drained")).contains("NodeDraining", "TargetMoved");
     System.out.printf("drain: moved to node-b, the workload did no work for %d s%n", moved.getStatus().frozenToRunningSeconds);
+
+    // The restored tree ends and the kernel gives its PID to a newcomer: the schedule's next run must
+    // not take the newcomer for the tree it followed (ProcessChanged), and leaves it running.
+    Workloads.kill(restoredPid);
+    Path second = cluster.dir().resolve("drained-newcomer-" + cluster.namespace() + ".txt");
+    var newcomer = cluster.track(Workloads.startAt(restoredPid, "counter", second.toString()));
+    long newcomerStart = Workloads.startTicks(newcomer.pid());
+    cluster.client().resources(CheckpointSchedule.class).inNamespace(cluster.namespace()).withName("drained")
+        .edit(now -> {
+          now.getSpec().schedule = "@every 5s";
+          return now;
+        });
+    Checkpoint refused = await().atMost(TIMEOUT).until(() -> cluster.client().resources(Checkpoint.class)
+        .inNamespace(cluster.namespace()).withLabel(Labels.SCHEDULE, "drained").list().getItems().stream()
+        .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Failed).findFirst(),
+        java.util.Optional::isPresent).get();
+    assertThat(refused.getSpec().target.process.node).isEqualTo(nodeB);
+    assertThat(refused.getSpec().target.process.pid).isEqualTo(restoredPid);
+    cluster.assertFailure(refused.getStatus().reason, refused.getStatus().message, "ProcessChanged",
+        "PID " + restoredPid + " no longer names the process this checkpoint is of");
+    assertThat(Workloads.startTicks(newcomer.pid())).as("the newcomer was never ended").isEqualTo(newcomerStart);
+    long counted = Workloads.count(second);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(second) > counted + 3);
   }
 
   private static String nodeLabels() {

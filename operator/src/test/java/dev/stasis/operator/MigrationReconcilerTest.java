@@ -21,6 +21,7 @@ import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationSpec;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProgressStatus;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
@@ -93,6 +94,7 @@ class MigrationReconcilerTest {
     assertThat(done.getStatus().phase).isEqualTo(MigrationPhase.Completed);
     assertThat(done.getStatus().node).isEqualTo("node-b");
     assertThat(done.getStatus().restoredPid).isEqualTo(77);
+    assertThat(done.getStatus().restoredProcess.startTicks).as("the Restore's identity of it").isEqualTo(77_000L);
     assertThat(done.getStatus().frozenToRunningSeconds).isEqualTo(12);
     assertThat(done.getStatus().recovery).isNull();
     assertThat(done.getStatus().message).contains("moved from node node-a to node node-b (PID 77)", "no work for 12s");
@@ -422,6 +424,13 @@ class MigrationReconcilerTest {
     r.getStatus().phase = phase;
     r.getStatus().node = node;
     r.getStatus().restoredPid = pid;
+    if (pid != null) {
+      r.getStatus().restoredProcess = new ProcessIdentity();
+      r.getStatus().restoredProcess.node = node;
+      r.getStatus().restoredProcess.pid = pid;
+      r.getStatus().restoredProcess.startTicks = pid * 1000L;
+      r.getStatus().restoredProcess.bootId = "boot-" + node;
+    }
     r.getStatus().completionTime = completed;
     r.getStatus().reason = reason;
     r.getStatus().message = reason == null ? "restored" : reason + " says why";

@@ -15,6 +15,7 @@ import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationStatus;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileStatus;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
@@ -117,9 +118,12 @@ class ScheduleFailoverTest {
       assertThat(f.phase).isEqualTo("Completed");
       assertThat(f.node).isEqualTo("node-b");
       assertThat(f.restoredPid).isEqualTo(77);
+      assertThat(f.restoredProcess.startTicks).isEqualTo(777_000L);
     });
     assertThat(followed.getStatus().failedOverTarget.to.node).isEqualTo("node-b");
     assertThat(followed.getStatus().failedOverTarget.to.pid).isEqualTo(77);
+    assertThat(followed.getStatus().process.sameProcessAs(identity("node-b", 77, 777_000L)))
+        .as("pinned to the restored tree's root from the start").isTrue();
     assertThat(events()).contains("FailoverRestored");
 
     clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
@@ -129,6 +133,8 @@ class ScheduleFailoverTest {
         .singleElement().satisfies(c -> {
           assertThat(c.getSpec().target.process.node).as("the next run takes the restored tree").isEqualTo("node-b");
           assertThat(c.getSpec().target.process.pid).isEqualTo(77);
+          assertThat(c.getSpec().target.process.pinned()).as("that process only, never whatever gets PID 77")
+              .hasValueSatisfying(p -> assertThat(p.sameProcessAs(identity("node-b", 77, 777_000L))).isTrue());
         });
   }
 
@@ -278,6 +284,7 @@ class ScheduleFailoverTest {
     m.getStatus().sourceNode = "node-a";
     m.getStatus().node = "node-b";
     m.getStatus().restoredPid = 55;
+    m.getStatus().restoredProcess = identity("node-b", 55, 555_000L);
     m.getStatus().completionTime = clock.now.toString();
     client.resource(m).updateStatus();
     CheckpointSchedule followed = reconcile(s);
@@ -287,7 +294,49 @@ class ScheduleFailoverTest {
     clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
     reconcile(s);
     assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
-        .satisfies(c -> assertThat(c.getSpec().target.process.node).isEqualTo("node-b"));
+        .satisfies(c -> {
+          assertThat(c.getSpec().target.process.node).isEqualTo("node-b");
+          assertThat(c.getSpec().target.process.startTicks).as("pinned to the Migration's restored root").isEqualTo(555_000L);
+          assertThat(c.getSpec().target.process.bootId).isEqualTo("boot-node-b");
+        });
+  }
+
+  /**
+   * A restored tree known only by its PID (it ended before its agent saw it, or an older agent) is not
+   * followed: a bare PID may be another process's by the next run. Later runs take the template's
+   * target, pinned to the process the schedule found there, which fails ProcessChanged rather than
+   * touch a newcomer.
+   */
+  @Test
+  void aRestoredTreeKnownOnlyByItsPidIsNotFollowed() {
+    CheckpointSchedule s = schedule("keep", f -> {});
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    Checkpoint first = checkpoint("keep-1");
+    first.getStatus().process = identity("node-a", 4242, 1_000L);
+    client.resource(first).updateStatus();
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    FailoverRecord record = reconcile(s).getStatus().failovers.get(0);
+    Restore r = client.resources(Restore.class).inNamespace(NS).withName(record.restore).get();
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = RestorePhase.Completed;
+    r.getStatus().node = "node-b";
+    r.getStatus().restoredPid = 77;
+    r.getStatus().completionTime = clock.now.toString();
+    client.resource(r).updateStatus();
+
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failedOverTarget.to).as("no identity, no move").isNull();
+    assertEvent("FailoverRestored", "its restored tree had ended before its agent saw it, so later checkpoints do not"
+        + " follow it");
+    clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
+    reconcile(s);
+    assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems())
+        .filteredOn(c -> c.getStatus() == null)
+        .singleElement().satisfies(c -> {
+          assertThat(c.getSpec().target.process.node).as("never PID 77 of node-b, bare").isEqualTo("node-a");
+          assertThat(c.getSpec().target.process.startTicks).isEqualTo(1_000L);
+        });
   }
 
   /**
@@ -443,14 +492,25 @@ class ScheduleFailoverTest {
         .withNewStatus().withPhase("Running").endStatus().build()).create();
   }
 
+  /** The Restore completed as its agent completes it: a tree's root recorded as an identity too. */
   private void restoreCompleted(String name, String node, Integer pid) {
     Restore r = client.resources(Restore.class).inNamespace(NS).withName(name).get();
     r.setStatus(new RestoreStatus());
     r.getStatus().phase = RestorePhase.Completed;
     r.getStatus().node = node;
     r.getStatus().restoredPid = pid;
+    r.getStatus().restoredProcess = pid == null ? null : identity(node, pid, 777_000L);
     r.getStatus().completionTime = clock.now.toString();
     client.resource(r).updateStatus();
+  }
+
+  private static ProcessIdentity identity(String node, int pid, long startTicks) {
+    ProcessIdentity identity = new ProcessIdentity();
+    identity.node = node;
+    identity.pid = pid;
+    identity.startTicks = startTicks;
+    identity.bootId = "boot-" + node;
+    return identity;
   }
 
   private Checkpoint checkpoint(String name) {
@@ -474,6 +534,11 @@ class ScheduleFailoverTest {
     CheckpointSchedule now = reconcile(s);
     assertThat(now.getStatus().reason).isEqualTo("InvalidFailover");
     assertThat(now.getStatus().message).contains(message);
+  }
+
+  private void assertEvent(String reason, String message) {
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .anyMatch(e -> e.getReason().equals(reason) && e.getMessage().contains(message));
   }
 
   private void assertWarning(String reason, String message) {
