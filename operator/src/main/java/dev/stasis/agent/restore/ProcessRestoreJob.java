@@ -8,6 +8,7 @@ import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
 import dev.stasis.agent.work.WorkProgress;
+import dev.stasis.disk.FreeSpace;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointStorage;
@@ -184,7 +185,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
     long needed = recorded.archive().sizeBytes();
     long free;
     try {
-      free = WorkDirs.usableSpace(workDir);
+      free = FreeSpace.usableBytes(workDir);
     } catch (IOException e) {
       throw new WorkFailure("WorkDirUnavailable", "cannot tell the free space in the work folder " + workDir + ": "
           + e.getMessage());
