@@ -4,8 +4,6 @@ import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
@@ -16,16 +14,13 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
-import dev.stasis.cli.Main;
-import dev.stasis.criu.Criu;
 import dev.stasis.kube.Labels;
 import dev.stasis.testing.AgentProcess;
+import dev.stasis.testing.ExtraAgents;
 import dev.stasis.testing.InProcessCluster;
-import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.MetricsEndpoint;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
@@ -56,29 +51,22 @@ class FailoverIT {
   static String nodeB;
   /** A node that is drained: its Node object is cordoned and tainted NoExecute by the test. */
   static String nodeC;
-  static Map<String, String> thisRun;
-  static InProcessStasis agentB;
+  static ExtraAgents agents;
 
   @BeforeAll
-  static void startNodeB() throws Exception {
-    nodeA = cluster.node() + "-a";
-    nodeB = cluster.node() + "-b";
-    nodeC = cluster.node() + "-c";
-    thisRun = Map.of("stasis.dev/test-run", cluster.node());
-    Criu criu = new Criu(Main.criuPath(null), Map.of());
-    agentB = InProcessStasis.on(cluster.client()).withoutOperator()
-        .agent(new AgentConfig(nodeB, cluster.dir().resolve("work-b"), criu,
-            Set.of(ProcessTargetPolicy.ALL), KubeletSettings.defaults(nodeB), Path.of("/"), thisRun, null))
-        .agent(new AgentConfig(nodeC, cluster.dir().resolve("work-c"), criu,
-            Set.of(ProcessTargetPolicy.ALL), KubeletSettings.defaults(nodeC), Path.of("/"), Map.of(), null))
+  static void startNodesBAndC() {
+    agents = ExtraAgents.of(cluster);
+    nodeA = agents.name("a");
+    nodeB = agents.name("b");
+    nodeC = agents.name("c");
+    agents.node("b", Set.of(ProcessTargetPolicy.ALL), Path.of("/"), agents.thisRun())
+        .node("c", Set.of(ProcessTargetPolicy.ALL), Path.of("/"), Map.of())
         .start();
-    await().atMost(TIMEOUT).until(() -> Set.of(nodeB, nodeC).stream()
-        .allMatch(n -> cluster.client().resources(NodeProfile.class).withName(n).get() != null));
   }
 
   @AfterAll
-  static void stopNodeB() {
-    if (agentB != null) agentB.close();
+  static void stopNodesBAndC() {
+    if (agents != null) agents.close();
   }
 
   /**
@@ -253,7 +241,7 @@ class FailoverIT {
     s.getSpec().failover.onNodeLost = new CheckpointScheduleSpec.NodeLost();
     s.getSpec().failover.onNodeLost.after = AFTER.toSeconds() + "s";
     s.getSpec().failover.placement = new RestorePlacement();
-    s.getSpec().failover.placement.nodeSelector = thisRun;
+    s.getSpec().failover.placement.nodeSelector = agents.thisRun();
     cluster.client().resource(s).create();
   }
 
