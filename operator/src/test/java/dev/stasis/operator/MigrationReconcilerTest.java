@@ -2,12 +2,10 @@ package dev.stasis.operator;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
-import dev.stasis.archive.Sha256;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.testing.TestStorage;
 import java.nio.file.Path;
@@ -32,6 +30,7 @@ import dev.stasis.api.RestoreStatus;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.testing.TestManifests;
 import dev.stasis.testing.TestProfiles;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
@@ -362,32 +361,18 @@ class MigrationReconcilerTest {
     TestStorage.filesystem("fs", storageRoot).create(client);
     Checkpoint c = checkpoint(name);
     ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
-    Manifest manifest = new Manifest();
-    manifest.source = new Manifest.Source();
-    manifest.source.namespace = NS;
-    manifest.source.checkpointName = name;
-    manifest.source.checkpointUid = c.getMetadata().getUid();
+    Manifest manifest = TestManifests.of(c, layout.containerArchiveKey("app", ArchiveCodec.ZSTD), 1);
     manifest.source.node = "node-a";
     manifest.source.podName = pod;
     manifest.source.containerName = "app";
     manifest.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "sim")));
     manifest.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("avx2", "sse4_2")));
-    manifest.archive = new Manifest.Archive();
-    manifest.archive.key = layout.containerArchiveKey("app", ArchiveCodec.ZSTD);
-    manifest.archive.codec = ArchiveCodec.ZSTD;
-    manifest.archive.sha256 = "ab".repeat(32);
-    manifest.archive.storedBytes = 1L;
-    manifest.archive.sizeBytes = 1L;
     byte[] json = manifest.toJson();
     try (var store = new FileSystemObjectStore(storageRoot)) {
       store.put(layout.containerManifestKey("app"), json);
     }
     ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "containerd://c1");
-    app.archive = new ArchiveStatus();
-    app.archive.sha256 = manifest.archive.sha256;
-    app.archive.storedBytes = 1L;
-    app.archive.sizeBytes = 1L;
-    app.archive.manifestSha256 = Sha256.hexOf(json);
+    app.archive = TestManifests.recorded(manifest, json);
     c.setStatus(new CheckpointStatus());
     c.getStatus().phase = CheckpointPhase.Completed;
     c.getStatus().node = "node-a";
