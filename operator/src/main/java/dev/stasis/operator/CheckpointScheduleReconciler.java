@@ -395,7 +395,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
 
   /**
    * One checkpoint per target and drain: taken when the target's node is first seen draining,
-   * recorded in the status, and forgotten once the node is schedulable again (or the pod is gone).
+   * recorded in the status, and forgotten once the node is schedulable again (or the pod is gone,
+   * unless a drain's Migration took it: it comes back).
    */
   private void takeDrainCheckpoints(CheckpointSchedule schedule, ScheduleValidator.ValidSchedule valid, CheckpointScheduleStatus status,
       List<Checkpoint> kept, Selection selection, Instant now) {
@@ -437,6 +438,11 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       drains.add(new DrainCheckpoint(node, target.pod(), name));
       events.normal(schedule, "NodeDraining", "node " + node + " is being drained: took Checkpoint " + name);
     }
+    // A drain's Migration takes the pod away and brings it back, in place or under another name: while
+    // it is gone its node is unknown, yet that drain is done as long as the node stays drained.
+    status.drains.stream().filter(d -> d.migration != null && !drains.contains(d))
+        .filter(d -> draining.computeIfAbsent(d.node, n -> NodeDrain.isDraining(client.nodes().withName(n).get())))
+        .forEach(drains::add);
     status.drains = drains;
   }
 

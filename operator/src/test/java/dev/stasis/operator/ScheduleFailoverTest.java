@@ -422,6 +422,51 @@ class ScheduleFailoverTest {
         .satisfies(c -> assertThat(c.getSpec().target.pod.name).isEqualTo("sim-0-x7k2p"));
   }
 
+  /**
+   * failover.onDrain with allowSourceNode on a drained node the pod comes back to (one node): while
+   * the Migration has the pod away, its node is unknown; once it is back in place, on the node that is
+   * still cordoned, that drain is done: no second Migration (a real drain once got one).
+   */
+  @Test
+  void aPodMovedInPlaceOffADrainedNodeIsNotMovedAgain() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    pod("sim-0", "node-a", null);
+    CheckpointSchedule s = schedule("keep", f -> {
+      f.onNodeLost = null;
+      f.onDrain = true;
+      f.allowSourceNode = true;
+    }, spec -> spec.checkpointTemplate.target = CheckpointTarget.pod("sim-0", null));
+    String name = reconcile(s).getStatus().drains.get(0).migration;
+
+    client.pods().inNamespace(NS).withName("sim-0").delete(); // the Migration deleted it, its checkpoint stored
+    clock.now = clock.now.plusSeconds(10);
+    reconcile(s);
+    pod("sim-0-x7k2p", "node-a", null); // restored in place, on the node that is still cordoned
+    Migration m = client.resources(Migration.class).inNamespace(NS).withName(name).get();
+    m.setStatus(new MigrationStatus());
+    m.getStatus().phase = MigrationPhase.Completed;
+    m.getStatus().sourceNode = "node-a";
+    m.getStatus().node = "node-a";
+    m.getStatus().restoredPod = "sim-0-x7k2p";
+    m.getStatus().completionTime = clock.now.toString();
+    client.resource(m).updateStatus();
+    clock.now = clock.now.plusSeconds(10);
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failedOverTarget.toPod).isEqualTo("sim-0-x7k2p");
+    clock.now = clock.now.plusSeconds(10);
+    reconcile(s);
+    assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("one per drain").hasSize(1);
+    assertThat(client.resource(s).get().getStatus().drains).singleElement()
+        .satisfies(d -> assertThat(d.migration).isEqualTo(name));
+
+    Node uncordoned = client.nodes().withName("node-a").get();
+    uncordoned.getSpec().setUnschedulable(false);
+    client.resource(uncordoned).update();
+    clock.now = clock.now.plusSeconds(10);
+    assertThat(reconcile(s).getStatus().drains).as("forgotten once the node is schedulable again").isEmpty();
+  }
+
   /** A Migration is owned like a Checkpoint: the check takes any resource with an owner reference to the schedule. */
   private static Checkpoint checkpointOf(Migration m) {
     Checkpoint c = new Checkpoint();
