@@ -36,7 +36,8 @@ class PackageRulesTest {
 
   static {
     MAP.put("api", Set.of());
-    MAP.put("criu", Set.of());
+    MAP.put("disk", Set.of());
+    MAP.put("criu", Set.of("disk"));
     MAP.put("kubelet", Set.of());
     MAP.put("archive", Set.of());
     MAP.put("storage", Set.of());
@@ -45,8 +46,8 @@ class PackageRulesTest {
     MAP.put("metrics", Set.of("api", "archive", "storage"));
     MAP.put("kube", Set.of("api", "archive", "storage", "image", "tls"));
     MAP.put("operator", Set.of("api", "kube", "metrics", "archive", "storage", "image", "criu"));
-    MAP.put("agent", Set.of("api", "kube", "metrics", "archive", "storage", "image", "criu", "kubelet", "tls"));
-    MAP.put("cli", Set.of("api", "kube", "metrics", "archive", "storage", "image", "criu", "kubelet", "tls",
+    MAP.put("agent", Set.of("api", "kube", "metrics", "archive", "storage", "image", "criu", "kubelet", "tls", "disk"));
+    MAP.put("cli", Set.of("api", "kube", "metrics", "archive", "storage", "image", "criu", "kubelet", "tls", "disk",
         "operator", "agent"));
   }
 

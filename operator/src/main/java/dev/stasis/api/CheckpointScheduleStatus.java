@@ -140,7 +140,11 @@ public class CheckpointScheduleStatus extends ObservedStatus {
     public String restore;
     @JsonPropertyDescription("Where it runs again, once the Restore completed.")
     public String node;
+    @JsonPropertyDescription("PID of the restored tree's root, for people.")
     public Integer restoredPid;
+    @JsonPropertyDescription("The restored tree's root as an identity (PID, start ticks, boot id): the process later"
+        + " runs take, never another that got its PID.")
+    public ProcessIdentity restoredProcess;
     @JsonPropertyDescription("The pod it runs in again (a pod target).")
     public String restoredPod;
     @JsonPropertyDescription("Pending, Completed or Failed, as its Restore; Failed with a reason when there was nothing to restore.")
@@ -153,7 +157,8 @@ public class CheckpointScheduleStatus extends ObservedStatus {
   public static class FailedOverTarget {
     @JsonPropertyDescription("The template's target the failover moved away from.")
     public ProcessTarget from;
-    @JsonPropertyDescription("Where that process runs since (node and PID of the restored tree).")
+    @JsonPropertyDescription("Where that process runs since: node and PID of the restored tree, pinned to its start"
+        + " ticks and boot id, so that later runs take that process only (ProcessChanged once it has ended).")
     public ProcessTarget to;
     @JsonPropertyDescription("The template's pod the move took away (a pod target).")
     public String fromPod;

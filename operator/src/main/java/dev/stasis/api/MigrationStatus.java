@@ -17,8 +17,10 @@ public class MigrationStatus extends ObservedStatus {
   public String restore;
   /** The Restore on the source node it created after {@link #restore} failed. */
   public String sourceRestore;
-  /** PID of the restored tree's root on {@link #node} (process targets). */
+  /** PID of the restored tree's root on {@link #node} (process targets), for people. */
   public Integer restoredPid;
+  /** The restored tree's root as an identity (its Restore's restoredProcess): what may be acted on. */
+  public ProcessIdentity restoredProcess;
   /** The pod the workload runs in again on {@link #node} (pod targets). */
   public String restoredPod;
   /** Where the workload went when the Migration failed (only then). */

@@ -10,8 +10,14 @@ public class RestoreStatus extends AgentWorkStatus {
   public String checkpoint;
   /** Why the node was chosen: the placement decision, including every node that was rejected and why. */
   public PlacementStatus placement;
-  /** PID of the restored tree's root on the node. */
+  /** PID of the restored tree's root on the node, for people: {@link #restoredProcess} is what may be acted on. */
   public Integer restoredPid;
+  /**
+   * The restored tree's root as an identity (PID, start ticks, boot id), as its agent found it right
+   * after CRIU restored it; none when the tree had ended before. Whoever acts on the restored tree
+   * later (a schedule following it) takes only this process, never another that got its PID.
+   */
+  public ProcessIdentity restoredProcess;
   /** Running while the restored tree runs under its agent; Exited once it ended. */
   public String processState;
   /** Pod checkpoints: the checkpoint image pushed for each container. */

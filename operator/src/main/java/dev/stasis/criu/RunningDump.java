@@ -1,5 +1,6 @@
 package dev.stasis.criu;
 
+import dev.stasis.disk.FreeSpace;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -140,7 +141,7 @@ public final class RunningDump implements AutoCloseable {
   }
 
   private CriuException failure(int exitCode) {
-    if (ranOutOfSpace(log, usableSpace(options.workDir()))) {
+    if (ranOutOfSpace(log, FreeSpace.usableBytesOrPlenty(options.workDir()))) {
       return new CriuException("WorkDirFull", "criu dump of PID " + options.pid() + " failed: the work folder "
           + options.workDir() + " is full (" + Criu.NO_SPACE + "); free space there or give the agent a larger"
           + " --work-dir. The process was released and keeps running", log.tail());
@@ -156,11 +157,5 @@ public final class RunningDump implements AutoCloseable {
    */
   static boolean ranOutOfSpace(CriuLog log, long usableBytes) {
     return log.contains(Criu.NO_SPACE) || usableBytes < NEARLY_FULL_BYTES;
-  }
-
-  /** Free room in {@code dir}; unknown (as if plenty) when it cannot be asked. */
-  private static long usableSpace(Path dir) {
-    long usable = dir.toFile().getUsableSpace();
-    return usable == 0 && !Files.isDirectory(dir) ? Long.MAX_VALUE : usable;
   }
 }

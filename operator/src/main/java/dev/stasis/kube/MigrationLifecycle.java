@@ -76,6 +76,18 @@ public final class MigrationLifecycle {
   }
 
   /**
+   * not placed: Checkpointing → Failed, a pod's checkpoint stored but no node can take it (the
+   * restore's pre-flight, run before the pod is deleted). The pod was not touched and runs on.
+   */
+  public Migration notPlaced(Migration observed, String reason, String message, PlacementStatus placement) {
+    MigrationStatus status = next(observed, MigrationPhase.Checkpointing);
+    status.placement = placement != null ? placement : status.placement;
+    status.recovery = MigrationRecovery.SourceRunning;
+    return failed(observed, status, reason, message + ". Pod " + observed.getSpec().target.pod.name
+        + " was not deleted and runs on on node " + status.sourceNode);
+  }
+
+  /**
    * restoring: Checkpointing → Restoring: the checkpoint is stored (the source ended: its tree
    * killed, or its pod deleted and gone), its Restore created.
    */
@@ -169,6 +181,7 @@ public final class MigrationLifecycle {
   private static void restoredAt(MigrationStatus status, RestoreStatus restored) {
     status.node = restored == null ? null : restored.node;
     status.restoredPid = restored == null ? null : restored.restoredPid;
+    status.restoredProcess = restored == null ? null : restored.restoredProcess;
     status.restoredPod = restored == null ? null : restored.restoredPod;
   }
 

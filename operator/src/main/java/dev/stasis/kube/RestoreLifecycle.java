@@ -3,6 +3,7 @@ package dev.stasis.kube;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.PlacementStatus;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
@@ -140,12 +141,16 @@ public final class RestoreLifecycle extends WorkLifecycle<RestoreStatus, Restore
     });
   }
 
-  /** complete, by the agent: CRIU restored the process tree, whose root is {@code pid} (null if CRIU did not say). */
-  public Optional<Restore> restored(Restore restore, Integer pid, String message) {
+  /**
+   * complete, by the agent: CRIU restored the process tree, whose root is {@code pid} (null if CRIU
+   * did not say), the process {@code root} (null if it had ended before the agent looked).
+   */
+  public Optional<Restore> restored(Restore restore, Integer pid, ProcessIdentity root, String message) {
     return statusWriter.update(restore, this::isAgentsPart, r -> {
       RestoreStatus s = r.getStatus();
       s.phase = RestorePhase.Completed;
       s.restoredPid = pid;
+      s.restoredProcess = root;
       s.processState = "Running";
       completed(s, "Restored", message, r.getMetadata().getGeneration());
     }).map(done -> endedWell(done, "Restored", message));

@@ -13,6 +13,7 @@ import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.PodTarget;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.api.ReasonCount;
 import dev.stasis.api.StatusLimits;
@@ -394,7 +395,8 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
 
   /**
    * One checkpoint per target and drain: taken when the target's node is first seen draining,
-   * recorded in the status, and forgotten once the node is schedulable again (or the pod is gone).
+   * recorded in the status, and forgotten once the node is schedulable again (or the pod is gone,
+   * unless a drain's Migration took it: it comes back).
    */
   private void takeDrainCheckpoints(CheckpointSchedule schedule, ScheduleValidator.ValidSchedule valid, CheckpointScheduleStatus status,
       List<Checkpoint> kept, Selection selection, Instant now) {
@@ -436,6 +438,11 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
       drains.add(new DrainCheckpoint(node, target.pod(), name));
       events.normal(schedule, "NodeDraining", "node " + node + " is being drained: took Checkpoint " + name);
     }
+    // A drain's Migration takes the pod away and brings it back, in place or under another name: while
+    // it is gone its node is unknown, yet that drain is done as long as the node stays drained.
+    status.drains.stream().filter(d -> d.migration != null && !drains.contains(d))
+        .filter(d -> draining.computeIfAbsent(d.node, n -> NodeDrain.isDraining(client.nodes().withName(n).get())))
+        .forEach(drains::add);
     status.drains = drains;
   }
 
@@ -497,11 +504,19 @@ public class CheckpointScheduleReconciler implements Reconciler<CheckpointSchedu
    * A fixed process target is pinned to the process the schedule's first checkpoint found under its
    * PID, so that no later run takes another process that got the PID after it ended (its
    * leaveRunning: false would end that one too). A template whose node or pid changed is found anew.
+   * A tree restored by a failover or a drain's Migration is pinned from the start, to the process its
+   * agent recorded (status.failedOverTarget.to).
    */
   private static void pinProcess(CheckpointSchedule schedule, CheckpointScheduleStatus status, List<Checkpoint> owned) {
     ProcessTarget target = processTarget(schedule, status);
     if (target == null) {
       status.process = null;
+      return;
+    }
+    Optional<ProcessIdentity> restored = target.pinned();
+    if (restored.isPresent()) {
+      status.process = restored.get();
+      status.process.node = target.node;
       return;
     }
     if (status.process != null && Objects.equals(status.process.node, target.node)

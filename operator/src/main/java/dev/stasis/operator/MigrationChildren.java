@@ -66,6 +66,11 @@ final class MigrationChildren {
    * drain} evicts by name until it gets a 404, and would evict the restored pod while it starts.
    */
   String createRestore(Migration migration, String name, RestorePlacement placement) throws Refusal {
+    return create(migration, restore(migration, name, placement));
+  }
+
+  /** The Restore {@link #createRestore} creates, not created: what a pre-flight judges. */
+  Restore restore(Migration migration, String name, RestorePlacement placement) {
     RestoreSpec spec = new RestoreSpec();
     spec.checkpointRef = new CheckpointRef(migration.getStatus().checkpoint);
     spec.placement = placement;
@@ -78,7 +83,7 @@ final class MigrationChildren {
     Restore restore = new Restore();
     restore.setMetadata(metadata(migration, name));
     restore.setSpec(spec);
-    return create(migration, restore);
+    return restore;
   }
 
   /** The Migration's placement for the restore elsewhere: its source node excluded unless spec.allowSourceNode. */

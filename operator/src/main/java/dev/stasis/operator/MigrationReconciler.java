@@ -14,6 +14,7 @@ import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
 import dev.stasis.kube.MigrationLifecycle;
+import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.operator.placement.CheckpointNeeds;
 import dev.stasis.operator.placement.NodeProfileIndex;
@@ -34,6 +35,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Moves a target to another node through two children it owns: a Checkpoint that ends the workload
@@ -42,7 +44,8 @@ import java.util.List;
  * node could run a checkpoint of the target (NoCompatibleNode otherwise). Each pass looks at the
  * children and moves the Migration's phase ({@link MigrationLifecycle}); the children do the work.
  * A pod runs on through its checkpoint (the kubelet's leaves it running): once the archive is
- * stored the Migration deletes the pod, and restores only once it is gone, so that one copy runs.
+ * stored, and the operator's part of the restore's pre-flight found a node for it, the Migration
+ * deletes the pod, and restores only once it is gone, so that one copy runs.
  */
 @ControllerConfiguration(name = "migration")
 public class MigrationReconciler implements Reconciler<Migration> {
@@ -56,6 +59,7 @@ public class MigrationReconciler implements Reconciler<Migration> {
   private final MigrationChildren children;
   private final AgentLoss agentLoss;
   private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
+  private final RestorePlanner planner;
 
   public MigrationReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events) {
     this(client, cluster, events, Clock.systemUTC());
@@ -66,6 +70,7 @@ public class MigrationReconciler implements Reconciler<Migration> {
     this.lifecycle = new MigrationLifecycle(client, events, StasisMetrics::migrationFinished);
     this.children = new MigrationChildren(client);
     this.agentLoss = new AgentLoss(cluster, clock);
+    this.planner = new RestorePlanner(client, cluster, new StorageBinding(client, cluster), agentLoss);
   }
 
   /** Reconcile when a Migration's Checkpoint or Restore changes. */
@@ -153,17 +158,44 @@ public class MigrationReconciler implements Reconciler<Migration> {
       lifecycle.progress(migration, checkpoint.getStatus() == null ? null : checkpoint.getStatus().progress);
       return poll();
     }
+    Restore restoreElsewhere = children.restore(migration, migration.getMetadata().getName(),
+        children.placementElsewhere(migration, migration.getStatus().sourceNode));
+    if (migration.getStatus().sourcePodUid != null && children.sourcePodRuns(migration)
+        && !placedBeforeThePodGoes(migration, checkpoint, restoreElsewhere)) {
+      return UpdateControl.noUpdate();
+    }
     if (migration.getStatus().sourcePodUid != null && !children.sourcePodGone(migration)) {
       return UpdateControl.<Migration>noUpdate().rescheduleAfter(POD_POLL);
     }
     try {
       String restore = children.createRestore(migration, migration.getMetadata().getName(),
-          children.placementElsewhere(migration, migration.getStatus().sourceNode));
+          restoreElsewhere.getSpec().placement);
       lifecycle.restoring(migration, restore);
     } catch (Refusal refusal) {
       restoreOnSource(migration, refusal.reason(), refusal.getMessage());
     }
     return poll();
+  }
+
+  /**
+   * The operator's part of the restore's pre-flight (RestorePlanner), on the stored checkpoint, before
+   * its pod is deleted: the pod of a checkpoint that no node can take runs on untouched, and the
+   * Migration fails saying why. The agent's own pre-flight on the chosen node runs with the Restore.
+   */
+  private boolean placedBeforeThePodGoes(Migration migration, Checkpoint checkpoint, Restore restoreElsewhere) {
+    PlacementStatus placement = null;
+    try {
+      PlacementDecision decision = planner.plan(restoreElsewhere, checkpoint, Map.of()).decision();
+      placement = decision.status();
+      if (decision.node().isEmpty()) {
+        throw new Refusal("NoCompatibleNode", decision.summary());
+      }
+      return true;
+    } catch (Refusal refusal) {
+      lifecycle.notPlaced(migration, refusal.reason(), "no node can take checkpoint " + migration.getStatus().checkpoint
+          + " of pod " + migration.getSpec().target.pod.name + ": " + refusal.getMessage(), placement);
+      return false;
+    }
   }
 
   private UpdateControl<Migration> afterRestore(Migration migration) {

@@ -64,11 +64,6 @@ final class PodRestores {
     this.lifecycle = lifecycle;
   }
 
-  /** Before placement: refused while the pod's controller runs (or will run) its work or identity. */
-  void requireRestorable(Restore restore, Manifest manifest) throws Refusal {
-    controllers.requireRestorable(restore, manifest);
-  }
-
   /** A Restore whose images are pushed: create its pod, or follow the pod it created. */
   UpdateControl<Restore> progress(Restore restore) {
     RestoreStatus status = restore.getStatus();

@@ -9,7 +9,6 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreStatus;
 import dev.stasis.api.SealedGrant;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.kube.AgentHeartbeat;
 import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.kube.ClusterCache;
@@ -20,12 +19,8 @@ import dev.stasis.kube.RestoreLifecycle;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
-import dev.stasis.kube.StoredCheckpointException;
 import dev.stasis.metrics.StasisMetrics;
-import dev.stasis.operator.placement.CheckpointNeeds;
-import dev.stasis.operator.placement.NodeProfileIndex;
 import dev.stasis.operator.placement.PlacementDecision;
-import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -33,11 +28,9 @@ import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
-import java.io.IOException;
 import java.time.Clock;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -60,12 +53,12 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final RestoreLifecycle lifecycle;
-  private final NodeProfileIndex nodeProfiles = new NodeProfileIndex();
   private final PodRestores podRestores;
   private final CheckpointImages checkpointImages;
   private final RefusalRetries retries;
   private final AgentLoss agentLoss;
   private final GrantIssuer grants;
+  private final RestorePlanner planner;
 
   public RestoreReconciler(KubernetesClient client, ClusterCache cluster, EventRecorder events, RetryPolicy retryPolicy) {
     this(client, cluster, events, retryPolicy, Clock.systemUTC());
@@ -85,6 +78,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     this.retries = new RefusalRetries(retryPolicy, clock);
     this.agentLoss = new AgentLoss(cluster, clock);
     this.grants = new GrantIssuer(cluster, storages, new ChunkSecrets(client), GrantIssuer.ChunkKeyGate.NEVER_ASKED);
+    this.planner = new RestorePlanner(client, cluster, storages, agentLoss);
   }
 
   @Override
@@ -118,24 +112,19 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
         waitFor(restore);
         return UpdateControl.<Restore>noUpdate().rescheduleAfter(CHECKPOINT_POLL);
       }
-      List<RecordedManifest> manifests = recordedManifests(checkpoint);
-      if (isPodCheckpoint(checkpoint)) {
-        podRestores.requireRestorable(restore, manifests.get(0).manifest());
-      }
-      CheckpointNeeds needs = needsOf(manifests);
       List<PlacementStatus.PreflightFailure> preflightFailures = preflightFailures(observed);
       if (preflightFailures.size() >= PlacementStatus.MAX_PREFLIGHT_FAILURES) {
         giveUpAfterPreflights(restore, observed.placement);
         return UpdateControl.noUpdate();
       }
-      List<NodeProfile> profiles = cluster.nodeProfiles();
-      PlacementDecision decision = nodeProfiles.placementOver(profiles)
-          .place(needs, restore.getSpec().placement, excludedNodes(profiles, preflightFailures));
+      RestorePlanner.Plan plan = planner.plan(restore, checkpoint, preflightExcluded(preflightFailures));
+      List<RecordedManifest> manifests = plan.manifests();
+      PlacementDecision decision = plan.decision();
       if (decision.node().isEmpty()) {
         refuse(restore, decision, preflightFailures);
       } else {
         String node = decision.node().get();
-        SealedGrant grant = grants.forRestore(restore, storageOf(checkpoint), node, manifests, isPodCheckpoint(checkpoint))
+        SealedGrant grant = grants.forRestore(restore, planner.storageOf(checkpoint), node, manifests, isPodCheckpoint(checkpoint))
             .orElse(null);
         assign(restore, checkpoint.getMetadata().getName(), decision, preflightFailures, grant);
       }
@@ -184,42 +173,6 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     };
   }
 
-  /** The checkpoint's manifests as its status recorded them: one per container of a pod checkpoint, or one. */
-  private List<RecordedManifest> recordedManifests(Checkpoint checkpoint) throws Refusal {
-    CheckpointStorage storage = storageOf(checkpoint);
-    List<String> containers = isPodCheckpoint(checkpoint)
-        ? checkpoint.getStatus().containers.stream().map(c -> c.name).toList() : Collections.singletonList(null);
-    try (ObjectStore store = storages.open(storage)) {
-      List<RecordedManifest> manifests = new ArrayList<>();
-      for (String container : containers) {
-        manifests.add(RecordedManifest.read(store, checkpoint, container));
-      }
-      return manifests;
-    } catch (StoredCheckpointException e) {
-      throw new Refusal(e.reason(), e.getMessage());
-    } catch (IOException e) {
-      throw new Refusal("StorageUnavailable", "cannot read the checkpoint's manifest: " + e.getMessage());
-    }
-  }
-
-  private CheckpointStorage storageOf(Checkpoint checkpoint) throws Refusal {
-    CheckpointStorage storage = storages.find(checkpoint.getStatus().storage);
-    if (storage == null) {
-      throw new Refusal("StorageNotFound", "CheckpointStorage '" + checkpoint.getStatus().storage
-          + "' holding the checkpoint no longer exists");
-    }
-    return storage;
-  }
-
-  /** What the checkpoint needs from a node, as the agent recorded it in the manifest (a pod's containers share it). */
-  private static CheckpointNeeds needsOf(List<RecordedManifest> manifests) throws Refusal {
-    try {
-      return CheckpointNeeds.of(manifests.get(0).manifest());
-    } catch (IllegalArgumentException e) {
-      throw new Refusal("ManifestInvalid", e.getMessage());
-    }
-  }
-
   /** The node's agent published a new key (its old one went with its work folder): its grant is sealed again. */
   private void resealWhenTheNodeKeyChanged(Restore restore) {
     if (!grants.sealedToAnotherKey(restore.getStatus())) {
@@ -231,8 +184,8 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
       if (checkpoint == null) {
         return; // the agent says so
       }
-      SealedGrant grant = grants.forRestore(restore, storageOf(checkpoint), restore.getStatus().node,
-          recordedManifests(checkpoint), isPodCheckpoint(checkpoint)).orElse(null);
+      SealedGrant grant = grants.forRestore(restore, planner.storageOf(checkpoint), restore.getStatus().node,
+          planner.manifests(checkpoint), isPodCheckpoint(checkpoint)).orElse(null);
       lifecycle.reseal(restore, grant);
     } catch (Refusal refusal) {
       log.warn("cannot seal the grant of restore {}/{} again: {}", restore.getMetadata().getNamespace(),
@@ -240,10 +193,9 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     }
   }
 
-  /** Nodes no restore goes to, whatever they offer: this restore's pre-flight failed there, or their agent is gone. */
-  private Map<String, String> excludedNodes(List<NodeProfile> profiles,
-      List<PlacementStatus.PreflightFailure> preflightFailures) {
-    Map<String, String> excluded = agentLoss.goneAmong(profiles);
+  /** Nodes where this restore's pre-flight failed: no restore goes there again, whatever they offer. */
+  private static Map<String, String> preflightExcluded(List<PlacementStatus.PreflightFailure> preflightFailures) {
+    Map<String, String> excluded = new HashMap<>();
     preflightFailures.forEach(f -> excluded.put(f.node, "pre-flight failed (" + f.reason + ")"));
     return excluded;
   }

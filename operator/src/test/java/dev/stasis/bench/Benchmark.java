@@ -8,10 +8,10 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * {@code bench/run.sh}: Stasis against the by-hand CRIU pipeline, measured in one run, written to
@@ -108,35 +108,14 @@ public final class Benchmark {
   record Options(List<Integer> sizes, int repetitions, int largeRepetitions, int hugeRepetitions, int checkpoints,
       int controlPlaneRepetitions, boolean write, boolean frozenOnly) {
     static Options parse(String[] args) {
-      List<Integer> sizes = List.of(64, 256, 1024, 4096);
-      int repetitions = 5;
-      int largeRepetitions = 3;
-      int hugeRepetitions = 1;
-      int checkpoints = 1000;
-      int controlPlaneRepetitions = 3;
-      boolean write = true;
-      boolean frozenOnly = false;
-      for (int i = 0; i < args.length; i++) {
-        switch (args[i]) {
-          case "--sizes" -> {
-            String value = args[++i];
-            sizes = value.equals("none") ? List.of() : Arrays.stream(value.split(",")).map(Integer::parseInt).toList();
-          }
-          case "--repetitions" -> repetitions = Integer.parseInt(args[++i]);
-          case "--large-repetitions" -> largeRepetitions = Integer.parseInt(args[++i]);
-          case "--huge-repetitions" -> hugeRepetitions = Integer.parseInt(args[++i]);
-          case "--checkpoints" -> checkpoints = Integer.parseInt(args[++i]);
-          case "--control-plane-repetitions" -> controlPlaneRepetitions = Integer.parseInt(args[++i]);
-          case "--no-write" -> write = false;
-          case "--frozen-only" -> {
-            frozenOnly = true;
-            write = false; // not the figures BENCHMARKS.md holds
-          }
-          default -> throw new IllegalArgumentException("unknown option " + args[i] + " (see bench/run.sh)");
-        }
-      }
-      return new Options(sizes, repetitions, largeRepetitions, hugeRepetitions, checkpoints, controlPlaneRepetitions,
-          write, frozenOnly);
+      BenchOptions options = BenchOptions.parse(args, Map.of("--sizes", "64,256,1024,4096", "--repetitions", "5",
+          "--large-repetitions", "3", "--huge-repetitions", "1", "--checkpoints", "1000",
+          "--control-plane-repetitions", "3"), Set.of("--frozen-only"));
+      boolean frozenOnly = options.flag("--frozen-only");
+      // --frozen-only measures one figure, not the ones BENCHMARKS.md holds: it writes nothing.
+      return new Options(options.sizes("--sizes"), options.integer("--repetitions"),
+          options.integer("--large-repetitions"), options.integer("--huge-repetitions"), options.integer("--checkpoints"),
+          options.integer("--control-plane-repetitions"), options.write() && !frozenOnly, frozenOnly);
     }
   }
 }

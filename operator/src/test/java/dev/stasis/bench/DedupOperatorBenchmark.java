@@ -48,10 +48,11 @@ public final class DedupOperatorBenchmark {
       long newBytes) {}
 
   public static void main(String[] args) throws Exception {
-    int size = Integer.parseInt(option(args, "--size", "1024"));
-    int series = Integer.parseInt(option(args, "--checkpoints", "10"));
-    int restores = Integer.parseInt(option(args, "--restores", "2"));
-    boolean write = !List.of(args).contains("--no-write");
+    BenchOptions options = BenchOptions.parse(args, Map.of("--size", "1024", "--checkpoints", "10", "--restores", "2"));
+    int size = options.integer("--size");
+    int series = options.integer("--checkpoints");
+    int restores = options.integer("--restores");
+    boolean write = options.write();
     Path repo = TestControlPlane.repoRoot();
     Path work = repo.resolve("operator/target/bench-dedup");
     Benchmark.deleteRecursively(work);
@@ -235,14 +236,5 @@ public final class DedupOperatorBenchmark {
 
   private static String range(Samples s) {
     return String.format(Locale.ROOT, "%.2f (%.2f–%.2f)", s.median(), s.min(), s.max());
-  }
-
-  private static String option(String[] args, String name, String fallback) {
-    for (int i = 0; i + 1 < args.length; i++) {
-      if (args[i].equals(name)) {
-        return args[i + 1];
-      }
-    }
-    return fallback;
   }
 }

@@ -49,11 +49,11 @@ public final class JobsBenchmark {
   private JobsBenchmark() {}
 
   public static void main(String[] args) throws Exception {
-    int repetitions = Integer.parseInt(option(args, "--repetitions", "7"));
-    int cycles = Integer.parseInt(option(args, "--cycles", "100"));
-    List<Integer> sizes = java.util.Arrays.stream(option(args, "--sizes", "0,256").split(","))
-        .map(Integer::parseInt).toList();
-    boolean write = !List.of(args).contains("--no-write");
+    BenchOptions options = BenchOptions.parse(args, Map.of("--repetitions", "7", "--cycles", "100", "--sizes", "0,256"));
+    int repetitions = options.integer("--repetitions");
+    int cycles = options.integer("--cycles");
+    List<Integer> sizes = options.sizes("--sizes");
+    boolean write = options.write();
     Path repo = TestControlPlane.repoRoot();
     Path work = repo.resolve("operator/target/bench-jobs");
     Benchmark.deleteRecursively(work);
@@ -237,15 +237,6 @@ public final class JobsBenchmark {
     } catch (IOException e) {
       return 0;
     }
-  }
-
-  private static String option(String[] args, String name, String fallback) {
-    for (int i = 0; i + 1 < args.length; i++) {
-      if (args[i].equals(name)) {
-        return args[i + 1];
-      }
-    }
-    return fallback;
   }
 
   private static String section(List<Figure> figures, TcpCycles tcp, Map<String, String> machine, String started,

@@ -4,8 +4,6 @@ import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
@@ -16,16 +14,13 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointTemplate;
 import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
-import dev.stasis.cli.Main;
-import dev.stasis.criu.Criu;
 import dev.stasis.kube.Labels;
 import dev.stasis.testing.AgentProcess;
+import dev.stasis.testing.ExtraAgents;
 import dev.stasis.testing.InProcessCluster;
-import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.MetricsEndpoint;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
@@ -56,29 +51,22 @@ class FailoverIT {
   static String nodeB;
   /** A node that is drained: its Node object is cordoned and tainted NoExecute by the test. */
   static String nodeC;
-  static Map<String, String> thisRun;
-  static InProcessStasis agentB;
+  static ExtraAgents agents;
 
   @BeforeAll
-  static void startNodeB() throws Exception {
-    nodeA = cluster.node() + "-a";
-    nodeB = cluster.node() + "-b";
-    nodeC = cluster.node() + "-c";
-    thisRun = Map.of("stasis.dev/test-run", cluster.node());
-    Criu criu = new Criu(Main.criuPath(null), Map.of());
-    agentB = InProcessStasis.on(cluster.client()).withoutOperator()
-        .agent(new AgentConfig(nodeB, cluster.dir().resolve("work-b"), criu,
-            Set.of(ProcessTargetPolicy.ALL), KubeletSettings.defaults(nodeB), Path.of("/"), thisRun, null))
-        .agent(new AgentConfig(nodeC, cluster.dir().resolve("work-c"), criu,
-            Set.of(ProcessTargetPolicy.ALL), KubeletSettings.defaults(nodeC), Path.of("/"), Map.of(), null))
+  static void startNodesBAndC() {
+    agents = ExtraAgents.of(cluster);
+    nodeA = agents.name("a");
+    nodeB = agents.name("b");
+    nodeC = agents.name("c");
+    agents.node("b", Set.of(ProcessTargetPolicy.ALL), Path.of("/"), agents.thisRun())
+        .node("c", Set.of(ProcessTargetPolicy.ALL), Path.of("/"), Map.of())
         .start();
-    await().atMost(TIMEOUT).until(() -> Set.of(nodeB, nodeC).stream()
-        .allMatch(n -> cluster.client().resources(NodeProfile.class).withName(n).get() != null));
   }
 
   @AfterAll
-  static void stopNodeB() {
-    if (agentB != null) agentB.close();
+  static void stopNodesBAndC() {
+    if (agents != null) agents.close();
   }
 
   /**
@@ -199,7 +187,12 @@ class FailoverIT {
         .inNamespace(cluster.namespace()).withName("drained").get(), now -> now.getStatus() != null
         && now.getStatus().failedOverTarget != null);
     assertThat(followed.getStatus().failedOverTarget.to.node).isEqualTo(nodeB);
-    assertThat(followed.getStatus().failedOverTarget.to.pid).isEqualTo(moved.getStatus().restoredPid);
+    int restoredPid = moved.getStatus().restoredPid;
+    assertThat(followed.getStatus().failedOverTarget.to.pid).isEqualTo(restoredPid);
+    assertThat(moved.getStatus().restoredProcess.startTicks).as("node-b's agent recorded the restored root as it runs")
+        .isEqualTo(Workloads.startTicks(restoredPid));
+    assertThat(followed.getStatus().failedOverTarget.to.pinned()).as("followed as that process, not its PID")
+        .hasValueSatisfying(p -> assertThat(p.sameProcessAs(moved.getStatus().restoredProcess)).isTrue());
     assertThat(followed.getStatus().drainTriggered).isEqualTo(1);
     // The target left the drained node: however long node-c stays drained, it is not moved again.
     await().during(Duration.ofSeconds(15)).atMost(Duration.ofSeconds(30)).until(() -> cluster.client()
@@ -207,6 +200,29 @@ class FailoverIT {
         .getItems().size() == 1);
     assertThat(events("drained")).contains("NodeDraining", "TargetMoved");
     System.out.printf("drain: moved to node-b, the workload did no work for %d s%n", moved.getStatus().frozenToRunningSeconds);
+
+    // The restored tree ends and the kernel gives its PID to a newcomer: the schedule's next run must
+    // not take the newcomer for the tree it followed (ProcessChanged), and leaves it running.
+    Workloads.kill(restoredPid);
+    Path second = cluster.dir().resolve("drained-newcomer-" + cluster.namespace() + ".txt");
+    var newcomer = cluster.track(Workloads.startAt(restoredPid, "counter", second.toString()));
+    long newcomerStart = Workloads.startTicks(newcomer.pid());
+    cluster.client().resources(CheckpointSchedule.class).inNamespace(cluster.namespace()).withName("drained")
+        .edit(now -> {
+          now.getSpec().schedule = "@every 5s";
+          return now;
+        });
+    Checkpoint refused = await().atMost(TIMEOUT).until(() -> cluster.client().resources(Checkpoint.class)
+        .inNamespace(cluster.namespace()).withLabel(Labels.SCHEDULE, "drained").list().getItems().stream()
+        .filter(c -> c.getStatus() != null && c.getStatus().phase == CheckpointPhase.Failed).findFirst(),
+        java.util.Optional::isPresent).get();
+    assertThat(refused.getSpec().target.process.node).isEqualTo(nodeB);
+    assertThat(refused.getSpec().target.process.pid).isEqualTo(restoredPid);
+    cluster.assertFailure(refused.getStatus().reason, refused.getStatus().message, "ProcessChanged",
+        "PID " + restoredPid + " no longer names the process this checkpoint is of");
+    assertThat(Workloads.startTicks(newcomer.pid())).as("the newcomer was never ended").isEqualTo(newcomerStart);
+    long counted = Workloads.count(second);
+    await().atMost(TIMEOUT).until(() -> Workloads.count(second) > counted + 3);
   }
 
   private static String nodeLabels() {
@@ -225,7 +241,7 @@ class FailoverIT {
     s.getSpec().failover.onNodeLost = new CheckpointScheduleSpec.NodeLost();
     s.getSpec().failover.onNodeLost.after = AFTER.toSeconds() + "s";
     s.getSpec().failover.placement = new RestorePlacement();
-    s.getSpec().failover.placement.nodeSelector = thisRun;
+    s.getSpec().failover.placement.nodeSelector = agents.thisRun();
     cluster.client().resource(s).create();
   }
 

@@ -4,8 +4,6 @@ import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.stasis.agent.AgentConfig;
-import dev.stasis.agent.KubeletSettings;
 import dev.stasis.agent.process.ProcessTargetPolicy;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointTarget;
@@ -13,13 +11,10 @@ import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationSpec;
-import dev.stasis.api.NodeProfile;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePlacement;
-import dev.stasis.cli.Main;
-import dev.stasis.criu.Criu;
+import dev.stasis.testing.ExtraAgents;
 import dev.stasis.testing.InProcessCluster;
-import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.MetricsEndpoint;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.Event;
@@ -50,36 +45,26 @@ class MigrationIT {
   static String nodeB;
   static String nodeC;
   static String nodeD;
-  static Map<String, String> thisRun;
-  static InProcessStasis agents;
+  static ExtraAgents agents;
 
   @BeforeAll
   static void startAgents() throws Exception {
-    nodeA = cluster.node() + "-a";
-    nodeB = cluster.node() + "-b";
-    nodeC = cluster.node() + "-c";
-    nodeD = cluster.node() + "-d";
-    thisRun = Map.of("stasis.dev/test-run", cluster.node());
-    Criu criu = new Criu(Main.criuPath(null), Map.of());
+    agents = ExtraAgents.of(cluster);
+    nodeA = agents.name("a");
+    nodeB = agents.name("b");
+    nodeC = agents.name("c");
+    nodeD = agents.name("d");
     Path emptyRoot = Files.createDirectories(cluster.dir().resolve("empty-root"));
-    agents = InProcessStasis.on(cluster.client()).withoutOperator()
-        .agent(agent(nodeA, criu, Set.of(ProcessTargetPolicy.ALL), Path.of("/"), thisRun))
-        .agent(agent(nodeB, criu, Set.of(ProcessTargetPolicy.ALL), Path.of("/"), thisRun))
-        .agent(agent(nodeC, criu, Set.of(), Path.of("/"), Map.of()))
-        .agent(agent(nodeD, criu, Set.of(ProcessTargetPolicy.ALL), emptyRoot, Map.of("stasis.dev/test-run", cluster.node() + "-d")))
+    agents.node("a", Set.of(ProcessTargetPolicy.ALL), Path.of("/"), agents.thisRun())
+        .node("b", Set.of(ProcessTargetPolicy.ALL), Path.of("/"), agents.thisRun())
+        .node("c", Set.of(), Path.of("/"), Map.of())
+        .node("d", Set.of(ProcessTargetPolicy.ALL), emptyRoot, Map.of("stasis.dev/test-run", nodeD))
         .start();
-    await().atMost(TIMEOUT).until(() -> Set.of(nodeA, nodeB, nodeC, nodeD).stream()
-        .allMatch(n -> cluster.client().resources(NodeProfile.class).withName(n).get() != null));
   }
 
   @AfterAll
   static void stopAgents() {
     if (agents != null) agents.close();
-  }
-
-  private static AgentConfig agent(String node, Criu criu, Set<String> hostProcesses, Path hostRoot, Map<String, String> labels) {
-    return new AgentConfig(node, cluster.dir().resolve("work-" + node), criu, hostProcesses, KubeletSettings.defaults(node),
-        hostRoot, labels, null);
   }
 
   /**
@@ -203,7 +188,7 @@ class MigrationIT {
     m.setSpec(new MigrationSpec(CheckpointTarget.process(node, (int) pid)));
     m.getSpec().storage = cluster.fsStorage();
     m.getSpec().placement = new RestorePlacement();
-    m.getSpec().placement.nodeSelector = thisRun;
+    m.getSpec().placement.nodeSelector = agents.thisRun();
     customize.accept(m.getSpec());
     return cluster.client().resource(m).create();
   }

@@ -3,6 +3,7 @@ package dev.stasis.e2e;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointSchedule;
 import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointTarget;
@@ -11,6 +12,7 @@ import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationSpec;
+import dev.stasis.api.RestorePlacement;
 import dev.stasis.testing.CounterPods;
 import dev.stasis.kube.Labels;
 import dev.stasis.testing.InProcessStasis;
@@ -30,6 +32,7 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -174,13 +177,49 @@ class PodMigrationOnNodeIT {
     });
   }
 
+  /**
+   * A Migration no node can take (its nodeSelector names a label no node has): it fails
+   * NoCompatibleNode with every node's reason before anything is checkpointed or deleted, and the pod
+   * runs on untouched. (No node that can take it only once its checkpoint is stored, just before the
+   * pod would be deleted, cannot be made to happen on the one real node without racing the
+   * checkpoint: MigrationReconcilerTest has that.)
+   */
+  @Test
+  void aPodNoNodeCanTakeRunsOnUntouched() throws Exception {
+    String namespace = node.newNamespace("podmignowhere");
+    CounterPods.run(admin, namespace, "counter", Map.of("app", "counter"), counterImage, "app");
+    String sourceUid = admin.pods().inNamespace(namespace).withName("counter").get().getMetadata().getUid();
+
+    Migration failed = migrateInPlace(namespace, spec -> {
+      spec.placement = new RestorePlacement();
+      spec.placement.nodeSelector = Map.of("stasis.dev/nowhere", "true");
+    });
+    assertThat(failed.getStatus().phase).isEqualTo(MigrationPhase.Failed);
+    assertThat(failed.getStatus().reason).as(failed.getStatus().message).isEqualTo("NoCompatibleNode");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.SourceRunning);
+    assertThat(failed.getStatus().message).contains("labels do not match nodeSelector {stasis.dev/nowhere=true}")
+        .endsWith("Nothing was stopped: the workload runs on where it is");
+    assertThat(PodCheckpoints.events(admin, namespace, "move")).extracting(e -> e.getReason()).contains("NoCompatibleNode");
+    assertThat(admin.resources(Checkpoint.class).inNamespace(namespace).withName("move").get()).isNull();
+    long counted = CounterPods.lastCount(admin, namespace, "counter", "app");
+    await("the pod runs on untouched").atMost(TIMEOUT)
+        .until(() -> CounterPods.lastCount(admin, namespace, "counter", "app") > counted + 3);
+    assertThat(admin.pods().inNamespace(namespace).list().getItems()).singleElement()
+        .satisfies(p -> assertThat(p.getMetadata().getUid()).isEqualTo(sourceUid));
+  }
+
   /** Migration "move" of pod counter, back onto the one node (allowSourceNode), as it is once it has ended. */
   static Migration migrateInPlace(String namespace) {
+    return migrateInPlace(namespace, spec -> {});
+  }
+
+  static Migration migrateInPlace(String namespace, Consumer<MigrationSpec> customize) {
     Migration m = new Migration();
     m.setMetadata(new ObjectMetaBuilder().withName("move").withNamespace(namespace).build());
     m.setSpec(new MigrationSpec(CheckpointTarget.pod("counter", null)));
     m.getSpec().storage = storage;
     m.getSpec().allowSourceNode = true;
+    customize.accept(m.getSpec());
     var migrations = admin.resources(Migration.class).inNamespace(namespace).withName("move");
     admin.resource(m).create();
     return await().atMost(TIMEOUT).until(migrations::get, mig -> mig.getStatus() != null

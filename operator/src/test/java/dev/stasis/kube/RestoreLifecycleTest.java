@@ -6,6 +6,7 @@ import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.Conditions;
 import dev.stasis.api.PlacementStatus;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
@@ -79,9 +80,15 @@ class RestoreLifecycleTest {
     Restore restoring = lifecycle.start(read("r"), "node-a", "pre-flight check").orElseThrow();
     lifecycle.processExited(restoring, " (PID 42)");
     assertThat(read("r").getStatus().processState).as("not Completed yet").isNull();
-    Restore done = lifecycle.restored(restoring, 42, "restored as PID 42").orElseThrow();
+    ProcessIdentity root = new ProcessIdentity();
+    root.node = "node-a";
+    root.pid = 42;
+    root.startTicks = 123456L;
+    root.bootId = "boot-1";
+    Restore done = lifecycle.restored(restoring, 42, root, "restored as PID 42").orElseThrow();
     assertThat(done.getStatus().phase).isEqualTo(RestorePhase.Completed);
     assertThat(done.getStatus().restoredPid).isEqualTo(42);
+    assertThat(done.getStatus().restoredProcess.sameProcessAs(root)).isTrue();
     assertThat(Conditions.isTrue(done.getStatus().conditions, Conditions.COMPLETE)).isTrue();
     assertThat(finished).extracting(s -> s.phase).containsExactly(RestorePhase.Completed);
     lifecycle.processExited(read("r"), " (PID 42)");
@@ -146,7 +153,7 @@ class RestoreLifecycleTest {
 
     lifecycle.assign(read("r"), "c", "node-b", null, handedBack.getStatus().placement);
     Restore restored = lifecycle.restored(lifecycle.start(read("r"), "node-b", "restoring").orElseThrow(), 42,
-        "restored PID 42").orElseThrow();
+        null, "restored PID 42").orElseThrow();
     GitOpsConditions.assertReady(restored.getStatus(), "Restored", 1);
     assertThat(Conditions.isTrue(restored.getStatus().conditions, Conditions.COMPLETE)).isTrue();
     lifecycle.processExited(restored, " (PID 42)");

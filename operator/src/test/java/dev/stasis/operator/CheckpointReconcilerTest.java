@@ -18,7 +18,6 @@ import dev.stasis.api.ArchiveStatus;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
-import dev.stasis.archive.Sha256;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -38,6 +37,7 @@ import dev.stasis.kube.Labels;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.operator.retention.ChunkSweepLock;
 import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.TestManifests;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
@@ -493,28 +493,14 @@ class CheckpointReconcilerTest {
   private Checkpoint recordedRunning(String name, Path root) throws Exception {
     Checkpoint c = client.resource(checkpoint(name, CheckpointTarget.process("node-a", 1234), "fs")).get();
     ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
-    Manifest m = new Manifest();
-    m.source = new Manifest.Source();
-    m.source.namespace = NS;
-    m.source.checkpointName = name;
-    m.source.checkpointUid = c.getMetadata().getUid();
-    m.archive = new Manifest.Archive();
-    m.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
-    m.archive.codec = ArchiveCodec.ZSTD;
-    m.archive.sha256 = "ab".repeat(32);
-    m.archive.storedBytes = 6L;
-    m.archive.sizeBytes = 6L;
+    Manifest m = TestManifests.of(c, layout.archiveKey(ArchiveCodec.ZSTD), 6);
     byte[] manifest = m.toJson();
-    ArchiveStatus archive = new ArchiveStatus();
+    ArchiveStatus archive = TestManifests.recorded(m, manifest);
     try (var store = new FileSystemObjectStore(root)) {
       store.put(m.archive.key, "6bytes".getBytes());
       store.put(layout.manifestKey(), manifest);
       archive.uri = store.uri(m.archive.key);
     }
-    archive.sha256 = m.archive.sha256;
-    archive.storedBytes = 6L;
-    archive.sizeBytes = 6L;
-    archive.manifestSha256 = Sha256.hexOf(manifest);
     c.setStatus(new CheckpointStatus());
     c.getStatus().phase = CheckpointPhase.Running;
     c.getStatus().node = "node-a";

@@ -2,6 +2,14 @@ package dev.stasis.operator;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.stasis.api.ContainerCheckpointStatus;
+import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.Manifest;
+import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.TestStorage;
+import java.nio.file.Path;
+import org.junit.jupiter.api.io.TempDir;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
@@ -11,6 +19,7 @@ import dev.stasis.api.Migration;
 import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationRecovery;
 import dev.stasis.api.MigrationSpec;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProgressStatus;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
@@ -21,6 +30,7 @@ import dev.stasis.api.RestoreStatus;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
+import dev.stasis.testing.TestManifests;
 import dev.stasis.testing.TestProfiles;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
@@ -45,6 +55,7 @@ class MigrationReconcilerTest {
   static final String NS = "jobs";
   KubernetesClient client;
   MigrationReconciler reconciler;
+  @TempDir Path storageRoot;
 
   @BeforeEach
   void setUp() {
@@ -82,6 +93,7 @@ class MigrationReconcilerTest {
     assertThat(done.getStatus().phase).isEqualTo(MigrationPhase.Completed);
     assertThat(done.getStatus().node).isEqualTo("node-b");
     assertThat(done.getStatus().restoredPid).isEqualTo(77);
+    assertThat(done.getStatus().restoredProcess.startTicks).as("the Restore's identity of it").isEqualTo(77_000L);
     assertThat(done.getStatus().frozenToRunningSeconds).isEqualTo(12);
     assertThat(done.getStatus().recovery).isNull();
     assertThat(done.getStatus().message).contains("moved from node node-a to node node-b (PID 77)", "no work for 12s");
@@ -127,7 +139,7 @@ class MigrationReconcilerTest {
    * restored pod, outlive it.
    */
   @Test
-  void aPodIsDeletedOnlyOnceItsCheckpointIsStoredAndRestoredOnlyOnceItIsGone() {
+  void aPodIsDeletedOnlyOnceItsCheckpointIsStoredAndRestoredOnlyOnceItIsGone() throws Exception {
     podProfile("node-b");
     runningPod("sim-0", "node-a");
     String podUid = client.pods().inNamespace(NS).withName("sim-0").get().getMetadata().getUid();
@@ -140,7 +152,7 @@ class MigrationReconcilerTest {
     reconcile(m);
     assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).as("runs on while it is checkpointed").isNotNull();
 
-    checkpointEnds("move", CheckpointPhase.Completed, null, "2026-01-01T10:00:00Z");
+    podCheckpointStored("move", "sim-0", "2026-01-01T10:00:00Z");
     assertThat(reconcile(m).getStatus().phase).isEqualTo(MigrationPhase.Checkpointing);
     assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).as("deleted once its checkpoint is stored").isNull();
     assertThat(restore("move")).as("created only once the pod is gone (the mock deletes at once)").isNull();
@@ -160,6 +172,49 @@ class MigrationReconcilerTest {
     assertThat(done.getStatus().message).contains("moved from node node-a to node node-b (pod sim-0)");
     assertThat(restore("move").getMetadata().getOwnerReferences()).as("deleting the Migration keeps the moved pod")
         .isNullOrEmpty();
+  }
+
+  /**
+   * A pod's checkpoint is stored, but by then no node can take it (here: the only other node's
+   * NodeProfile is gone): the restore's pre-flight runs before the pod
+   * is deleted, so the pod runs on untouched, and the Migration fails saying why.
+   */
+  @Test
+  void aPodWhoseStoredCheckpointNoNodeCanTakeRunsOnUntouched() throws Exception {
+    podProfile("node-b");
+    runningPod("sim-0", "node-a");
+    String podUid = client.pods().inNamespace(NS).withName("sim-0").get().getMetadata().getUid();
+    Migration m = reconcile(migration("move", s -> s.target = CheckpointTarget.pod("sim-0", null)));
+    assertThat(m.getStatus().phase).as(m.getStatus().message).isEqualTo(MigrationPhase.Checkpointing);
+    client.resources(NodeProfile.class).withName("node-b").delete();
+    podCheckpointStored("move", "sim-0", "2026-01-01T10:00:00Z");
+
+    Migration failed = reconcile(m);
+    assertFailed(failed, "NoCompatibleNode", "no node can take checkpoint move of pod sim-0: 0/1 nodes can run this"
+        + " checkpoint: node-a excluded by spec.placement.excludeNodes");
+    assertThat(failed.getStatus().message).endsWith("Pod sim-0 was not deleted and runs on on node node-a");
+    assertThat(failed.getStatus().recovery).isEqualTo(MigrationRecovery.SourceRunning);
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get().getMetadata().getUid()).as("untouched").isEqualTo(podUid);
+    assertThat(restore("move")).isNull();
+    reconcile(failed);
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).as("a Failed Migration stays so").isNotNull();
+  }
+
+  /** A pod's stored checkpoint whose manifest no longer matches what its status recorded is not restored: the pod stays. */
+  @Test
+  void aPodWhoseStoredManifestWasTamperedWithRunsOnUntouched() throws Exception {
+    podProfile("node-b");
+    runningPod("sim-0", "node-a");
+    Migration m = reconcile(migration("move", s -> s.target = CheckpointTarget.pod("sim-0", null)));
+    podCheckpointStored("move", "sim-0", "2026-01-01T10:00:00Z");
+    Checkpoint c = checkpoint("move");
+    try (var store = new FileSystemObjectStore(storageRoot)) {
+      store.put(new ArchiveLayout(NS, "move", c.getMetadata().getUid()).containerManifestKey("app"), "{}".getBytes());
+    }
+    Migration failed = reconcile(m);
+    assertFailed(failed, "ManifestTampered", "Pod sim-0 was not deleted and runs on on node node-a");
+    assertThat(client.pods().inNamespace(NS).withName("sim-0").get()).isNotNull();
+    assertThat(restore("move")).isNull();
   }
 
   /** A pod evicted while it was checkpointed runs nowhere: the Migration does not claim that it runs on. */
@@ -298,6 +353,35 @@ class MigrationReconcilerTest {
         .withNewStatus().withPhase("Running").addNewContainerStatus().withName("app").withContainerID("containerd://c1")
         .withNewState().withNewRunning().endRunning().endState().endContainerStatus().endStatus().build()).create();
   }
+  /**
+   * The Migration's pod checkpoint, taken on node-a and stored as its agent stores it: the manifest of
+   * its one container in filesystem storage "fs", recorded in a Completed status.
+   */
+  private void podCheckpointStored(String name, String pod, String started) throws Exception {
+    TestStorage.filesystem("fs", storageRoot).create(client);
+    Checkpoint c = checkpoint(name);
+    ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
+    Manifest manifest = TestManifests.of(c, layout.containerArchiveKey("app", ArchiveCodec.ZSTD), 1);
+    manifest.source.node = "node-a";
+    manifest.source.podName = pod;
+    manifest.source.containerName = "app";
+    manifest.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "sim")));
+    manifest.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("avx2", "sse4_2")));
+    byte[] json = manifest.toJson();
+    try (var store = new FileSystemObjectStore(storageRoot)) {
+      store.put(layout.containerManifestKey("app"), json);
+    }
+    ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "containerd://c1");
+    app.archive = TestManifests.recorded(manifest, json);
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().node = "node-a";
+    c.getStatus().startTime = started;
+    c.getStatus().storage = "fs";
+    c.getStatus().containers = List.of(app);
+    client.resource(c).updateStatus();
+  }
+
   private Migration migration(String name, Consumer<MigrationSpec> customize) {
     Migration m = new Migration();
     m.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).withUid("uid-" + name).build());
@@ -325,6 +409,13 @@ class MigrationReconcilerTest {
     r.getStatus().phase = phase;
     r.getStatus().node = node;
     r.getStatus().restoredPid = pid;
+    if (pid != null) {
+      r.getStatus().restoredProcess = new ProcessIdentity();
+      r.getStatus().restoredProcess.node = node;
+      r.getStatus().restoredProcess.pid = pid;
+      r.getStatus().restoredProcess.startTicks = pid * 1000L;
+      r.getStatus().restoredProcess.bootId = "boot-" + node;
+    }
     r.getStatus().completionTime = completed;
     r.getStatus().reason = reason;
     r.getStatus().message = reason == null ? "restored" : reason + " says why";

@@ -3,7 +3,6 @@ package dev.stasis.operator;
 import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointImageStatus;
@@ -27,7 +26,6 @@ import dev.stasis.api.StatusLimits;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
-import dev.stasis.archive.Sha256;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.Labels;
@@ -35,6 +33,7 @@ import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.WorkGrants;
 import dev.stasis.kube.RetryPolicy;
 import dev.stasis.storage.FileSystemObjectStore;
+import dev.stasis.testing.TestManifests;
 import dev.stasis.testing.TestProfiles;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
@@ -489,21 +488,11 @@ class RestoreReconcilerTest {
     c = client.resource(c).create();
 
     ArchiveLayout layout = new ArchiveLayout(NS, name, c.getMetadata().getUid());
-    Manifest m = new Manifest();
-    m.source = new Manifest.Source();
-    m.source.namespace = NS;
-    m.source.checkpointName = name;
+    Manifest m = TestManifests.of(c, layout.archiveKey(ArchiveCodec.ZSTD), 1);
     m.source.node = "node-a";
-    m.source.checkpointUid = c.getMetadata().getUid();
     m.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("avx2", "sse4_2")), "criu", Map.of("version", "4.2.1"));
     m.criu = new Manifest.Criu();
     m.criu.version = "4.2.1";
-    m.archive = new Manifest.Archive();
-    m.archive.key = layout.archiveKey(ArchiveCodec.ZSTD);
-    m.archive.codec = ArchiveCodec.ZSTD;
-    m.archive.sha256 = "ab".repeat(32);
-    m.archive.storedBytes = 1L;
-    m.archive.sizeBytes = 1L;
     customize.accept(m);
     byte[] json = m.toJson();
     try (var store = new FileSystemObjectStore(storageRoot)) {
@@ -513,11 +502,7 @@ class RestoreReconcilerTest {
     c.getStatus().phase = CheckpointPhase.Completed;
     c.getStatus().node = "node-a";
     c.getStatus().storage = "fs";
-    c.getStatus().archive = new ArchiveStatus();
-    c.getStatus().archive.sha256 = m.archive.sha256;
-    c.getStatus().archive.storedBytes = m.archive.storedBytes;
-    c.getStatus().archive.sizeBytes = m.archive.sizeBytes;
-    c.getStatus().archive.manifestSha256 = Sha256.hexOf(json);
+    c.getStatus().archive = TestManifests.recorded(m, json);
     client.resource(c).updateStatus();
   }
 
@@ -534,30 +519,16 @@ class RestoreReconcilerTest {
     c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
     c = client.resource(c).create();
     ArchiveLayout layout = new ArchiveLayout(NS, "web", c.getMetadata().getUid());
-    Manifest m = new Manifest();
-    m.source = new Manifest.Source();
-    m.source.namespace = NS;
-    m.source.checkpointName = "web";
-    m.source.checkpointUid = c.getMetadata().getUid();
+    Manifest m = TestManifests.of(c, layout.containerArchiveKey("app", ArchiveCodec.ZSTD), 1);
     m.source.podName = "web-0";
     m.source.containerName = "app";
     m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx")));
-    m.archive = new Manifest.Archive();
-    m.archive.key = layout.containerArchiveKey("app", ArchiveCodec.ZSTD);
-    m.archive.codec = ArchiveCodec.ZSTD;
-    m.archive.sha256 = "ab".repeat(32);
-    m.archive.storedBytes = 1L;
-    m.archive.sizeBytes = 1L;
     byte[] json = m.toJson();
     c.setStatus(new CheckpointStatus());
     c.getStatus().phase = CheckpointPhase.Completed;
     c.getStatus().storage = "fs";
     ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "cri-o://1");
-    app.archive = new ArchiveStatus();
-    app.archive.sha256 = m.archive.sha256;
-    app.archive.storedBytes = 1L;
-    app.archive.sizeBytes = 1L;
-    app.archive.manifestSha256 = Sha256.hexOf(json);
+    app.archive = TestManifests.recorded(m, json);
     c.getStatus().containers = List.of(app);
     client.resource(c).updateStatus();
     m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx",

@@ -15,6 +15,7 @@ import dev.stasis.api.MigrationPhase;
 import dev.stasis.api.MigrationStatus;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileStatus;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
@@ -26,11 +27,13 @@ import dev.stasis.testing.TestProfiles;
 import dev.stasis.testing.TestingClock;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.LabelSelector;
+import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.OwnerReference;
 import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
 import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.TaintBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import java.time.Instant;
@@ -115,9 +118,12 @@ class ScheduleFailoverTest {
       assertThat(f.phase).isEqualTo("Completed");
       assertThat(f.node).isEqualTo("node-b");
       assertThat(f.restoredPid).isEqualTo(77);
+      assertThat(f.restoredProcess.startTicks).isEqualTo(777_000L);
     });
     assertThat(followed.getStatus().failedOverTarget.to.node).isEqualTo("node-b");
     assertThat(followed.getStatus().failedOverTarget.to.pid).isEqualTo(77);
+    assertThat(followed.getStatus().process.sameProcessAs(identity("node-b", 77, 777_000L)))
+        .as("pinned to the restored tree's root from the start").isTrue();
     assertThat(events()).contains("FailoverRestored");
 
     clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
@@ -127,6 +133,8 @@ class ScheduleFailoverTest {
         .singleElement().satisfies(c -> {
           assertThat(c.getSpec().target.process.node).as("the next run takes the restored tree").isEqualTo("node-b");
           assertThat(c.getSpec().target.process.pid).isEqualTo(77);
+          assertThat(c.getSpec().target.process.pinned()).as("that process only, never whatever gets PID 77")
+              .hasValueSatisfying(p -> assertThat(p.sameProcessAs(identity("node-b", 77, 777_000L))).isTrue());
         });
   }
 
@@ -276,6 +284,7 @@ class ScheduleFailoverTest {
     m.getStatus().sourceNode = "node-a";
     m.getStatus().node = "node-b";
     m.getStatus().restoredPid = 55;
+    m.getStatus().restoredProcess = identity("node-b", 55, 555_000L);
     m.getStatus().completionTime = clock.now.toString();
     client.resource(m).updateStatus();
     CheckpointSchedule followed = reconcile(s);
@@ -285,7 +294,81 @@ class ScheduleFailoverTest {
     clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
     reconcile(s);
     assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
-        .satisfies(c -> assertThat(c.getSpec().target.process.node).isEqualTo("node-b"));
+        .satisfies(c -> {
+          assertThat(c.getSpec().target.process.node).isEqualTo("node-b");
+          assertThat(c.getSpec().target.process.startTicks).as("pinned to the Migration's restored root").isEqualTo(555_000L);
+          assertThat(c.getSpec().target.process.bootId).isEqualTo("boot-node-b");
+        });
+  }
+
+  /**
+   * A restored tree known only by its PID (it ended before its agent saw it, or an older agent) is not
+   * followed: a bare PID may be another process's by the next run. Later runs take the template's
+   * target, pinned to the process the schedule found there, which fails ProcessChanged rather than
+   * touch a newcomer.
+   */
+  @Test
+  void aRestoredTreeKnownOnlyByItsPidIsNotFollowed() {
+    CheckpointSchedule s = schedule("keep", f -> {});
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    Checkpoint first = checkpoint("keep-1");
+    first.getStatus().process = identity("node-a", 4242, 1_000L);
+    client.resource(first).updateStatus();
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    FailoverRecord record = reconcile(s).getStatus().failovers.get(0);
+    Restore r = client.resources(Restore.class).inNamespace(NS).withName(record.restore).get();
+    r.setStatus(new RestoreStatus());
+    r.getStatus().phase = RestorePhase.Completed;
+    r.getStatus().node = "node-b";
+    r.getStatus().restoredPid = 77;
+    r.getStatus().completionTime = clock.now.toString();
+    client.resource(r).updateStatus();
+
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failedOverTarget.to).as("no identity, no move").isNull();
+    assertEvent("FailoverRestored", "its restored tree had ended before its agent saw it, so later checkpoints do not"
+        + " follow it");
+    clock.now = Instant.parse(followed.getStatus().nextScheduleTime);
+    reconcile(s);
+    assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems())
+        .filteredOn(c -> c.getStatus() == null)
+        .singleElement().satisfies(c -> {
+          assertThat(c.getSpec().target.process.node).as("never PID 77 of node-b, bare").isEqualTo("node-a");
+          assertThat(c.getSpec().target.process.startTicks).isEqualTo(1_000L);
+        });
+  }
+
+  /**
+   * A lost node gets the node lifecycle controller's NoExecute taints (unreachable, not-ready): that
+   * is no drain. A schedule with both onNodeLost and onDrain fails over only, with no drain Migration
+   * that would wait for the lost agent.
+   */
+  @Test
+  void aLostNodesUnreachableTaintStartsTheFailoverOnlyNoDrainMigration() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewSpec().addNewTaint().withKey("node.kubernetes.io/unreachable").withEffect("NoExecute").endTaint()
+        .addNewTaint().withKey("node.kubernetes.io/not-ready").withEffect("NoExecute").endTaint().endSpec()
+        .withNewStatus().addNewCondition().withType("Ready").withStatus("Unknown").endCondition().endStatus().build())
+        .create();
+    CheckpointSchedule s = schedule("keep", f -> f.onDrain = true);
+    completed(s, "keep-1", "node-a", clock.now.minusSeconds(40));
+    reconcile(s);
+    clock.now = clock.now.plusSeconds(61);
+    CheckpointSchedule failedOver = reconcile(s);
+    assertThat(failedOver.getStatus().failovers).singleElement()
+        .satisfies(f -> assertThat(f.phase).isEqualTo("Pending"));
+    assertThat(restores()).hasSize(1);
+    assertThat(failedOver.getStatus().drains).isEmpty();
+    assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("no drain Migration").isEmpty();
+    assertThat(events()).doesNotContain("NodeDraining");
+
+    // A NoExecute taint of someone else's is a drain, as before.
+    Node tainted = client.nodes().withName("node-a").get();
+    tainted.getSpec().getTaints().add(new TaintBuilder().withKey("example.com/maintenance").withEffect("NoExecute").build());
+    client.resource(tainted).update();
+    clock.now = clock.now.plusSeconds(10);
+    assertThat(reconcile(s).getStatus().drains).singleElement().satisfies(d -> assertThat(d.migration).isNotNull());
   }
 
   /**
@@ -337,6 +420,51 @@ class ScheduleFailoverTest {
     reconcile(s);
     assertThat(client.resources(Checkpoint.class).inNamespace(NS).list().getItems()).singleElement()
         .satisfies(c -> assertThat(c.getSpec().target.pod.name).isEqualTo("sim-0-x7k2p"));
+  }
+
+  /**
+   * failover.onDrain with allowSourceNode on a drained node the pod comes back to (one node): while
+   * the Migration has the pod away, its node is unknown; once it is back in place, on the node that is
+   * still cordoned, that drain is done: no second Migration (a real drain once got one).
+   */
+  @Test
+  void aPodMovedInPlaceOffADrainedNodeIsNotMovedAgain() {
+    client.resource(new NodeBuilder().withNewMetadata().withName("node-a").endMetadata()
+        .withNewSpec().withUnschedulable(true).endSpec().build()).create();
+    pod("sim-0", "node-a", null);
+    CheckpointSchedule s = schedule("keep", f -> {
+      f.onNodeLost = null;
+      f.onDrain = true;
+      f.allowSourceNode = true;
+    }, spec -> spec.checkpointTemplate.target = CheckpointTarget.pod("sim-0", null));
+    String name = reconcile(s).getStatus().drains.get(0).migration;
+
+    client.pods().inNamespace(NS).withName("sim-0").delete(); // the Migration deleted it, its checkpoint stored
+    clock.now = clock.now.plusSeconds(10);
+    reconcile(s);
+    pod("sim-0-x7k2p", "node-a", null); // restored in place, on the node that is still cordoned
+    Migration m = client.resources(Migration.class).inNamespace(NS).withName(name).get();
+    m.setStatus(new MigrationStatus());
+    m.getStatus().phase = MigrationPhase.Completed;
+    m.getStatus().sourceNode = "node-a";
+    m.getStatus().node = "node-a";
+    m.getStatus().restoredPod = "sim-0-x7k2p";
+    m.getStatus().completionTime = clock.now.toString();
+    client.resource(m).updateStatus();
+    clock.now = clock.now.plusSeconds(10);
+    CheckpointSchedule followed = reconcile(s);
+    assertThat(followed.getStatus().failedOverTarget.toPod).isEqualTo("sim-0-x7k2p");
+    clock.now = clock.now.plusSeconds(10);
+    reconcile(s);
+    assertThat(client.resources(Migration.class).inNamespace(NS).list().getItems()).as("one per drain").hasSize(1);
+    assertThat(client.resource(s).get().getStatus().drains).singleElement()
+        .satisfies(d -> assertThat(d.migration).isEqualTo(name));
+
+    Node uncordoned = client.nodes().withName("node-a").get();
+    uncordoned.getSpec().setUnschedulable(false);
+    client.resource(uncordoned).update();
+    clock.now = clock.now.plusSeconds(10);
+    assertThat(reconcile(s).getStatus().drains).as("forgotten once the node is schedulable again").isEmpty();
   }
 
   /** A Migration is owned like a Checkpoint: the check takes any resource with an owner reference to the schedule. */
@@ -409,14 +537,25 @@ class ScheduleFailoverTest {
         .withNewStatus().withPhase("Running").endStatus().build()).create();
   }
 
+  /** The Restore completed as its agent completes it: a tree's root recorded as an identity too. */
   private void restoreCompleted(String name, String node, Integer pid) {
     Restore r = client.resources(Restore.class).inNamespace(NS).withName(name).get();
     r.setStatus(new RestoreStatus());
     r.getStatus().phase = RestorePhase.Completed;
     r.getStatus().node = node;
     r.getStatus().restoredPid = pid;
+    r.getStatus().restoredProcess = pid == null ? null : identity(node, pid, 777_000L);
     r.getStatus().completionTime = clock.now.toString();
     client.resource(r).updateStatus();
+  }
+
+  private static ProcessIdentity identity(String node, int pid, long startTicks) {
+    ProcessIdentity identity = new ProcessIdentity();
+    identity.node = node;
+    identity.pid = pid;
+    identity.startTicks = startTicks;
+    identity.bootId = "boot-" + node;
+    return identity;
   }
 
   private Checkpoint checkpoint(String name) {
@@ -440,6 +579,11 @@ class ScheduleFailoverTest {
     CheckpointSchedule now = reconcile(s);
     assertThat(now.getStatus().reason).isEqualTo("InvalidFailover");
     assertThat(now.getStatus().message).contains(message);
+  }
+
+  private void assertEvent(String reason, String message) {
+    assertThat(client.v1().events().inNamespace(NS).list().getItems())
+        .anyMatch(e -> e.getReason().equals(reason) && e.getMessage().contains(message));
   }
 
   private void assertWarning(String reason, String message) {

@@ -6,6 +6,7 @@ import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
 import dev.stasis.agent.work.WorkProgress;
+import dev.stasis.disk.FreeSpace;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointImageStatus;
 import dev.stasis.api.CheckpointStorage;
@@ -149,7 +150,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
     Path dir = config.runtime().storageDir(runtime == null ? null : runtime.name);
     long free;
     try {
-      free = WorkDirs.usableSpace(config.onHost(dir));
+      free = FreeSpace.usableBytes(config.onHost(dir));
     } catch (IOException e) {
       throw new WorkFailure("InsufficientSpace", "cannot tell the free space in " + dir + ": " + e.getMessage());
     }

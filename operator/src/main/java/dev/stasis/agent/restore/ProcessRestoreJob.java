@@ -1,16 +1,19 @@
 package dev.stasis.agent.restore;
 
 import dev.stasis.agent.WorkFailure;
+import dev.stasis.agent.process.NodeProcess;
 import dev.stasis.agent.process.ProcessTree;
 import dev.stasis.agent.process.TravellingFiles;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
 import dev.stasis.agent.work.WorkProgress;
+import dev.stasis.disk.FreeSpace;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.Compatibility;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProgressStatus;
 import dev.stasis.api.Restore;
 import dev.stasis.archive.ArchiveAuthenticationException;
@@ -125,8 +128,9 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
     String travelled = putBack.isEmpty() ? "" : "; put back " + putBack.size() + " file(s) that travelled with the"
         + " checkpoint: " + String.join(", ", putBack.subList(0, Math.min(putBack.size(), 5)))
         + (putBack.size() > 5 ? " and " + (putBack.size() - 5) + " more" : "");
+    ProcessIdentity root = root(tree.pid());
     recordUntilWritten("restore " + restore.getMetadata().getName() + " as PID " + tree.pid(),
-        () -> work.restores.restored(restored, tree.pid(), "restored on node " + config.nodeName() + " as PID "
+        () -> work.restores.restored(restored, tree.pid(), root, "restored on node " + config.nodeName() + " as PID "
             + tree.pid() + travelled));
     // After the report: the tree runs, and deleting a GiB of images takes a quarter of a second.
     WorkDirs.delete(images);
@@ -199,7 +203,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
     long needed = recorded.archive().sizeBytes();
     long free;
     try {
-      free = WorkDirs.usableSpace(workDir);
+      free = FreeSpace.usableBytes(workDir);
     } catch (IOException e) {
       throw new WorkFailure("WorkDirUnavailable", "cannot tell the free space in the work folder " + workDir + ": "
           + e.getMessage());
@@ -304,16 +308,28 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
 
   private void adopt(Restore restore, int pid, Path workDir) {
     WorkDirs.delete(workDir.resolve("images"));
-    work.restores.restored(restore, pid, "restored on node " + config.nodeName() + " as PID " + pid
+    work.restores.restored(restore, pid, root(pid), "restored on node " + config.nodeName() + " as PID " + pid
         + " (the agent restarted meanwhile and took the running tree over)");
     ProcessHandle.of(pid).ifPresentOrElse(tree -> watch(restore, pid, tree.onExit(), workDir),
         () -> watch(restore, pid, CompletableFuture.completedFuture(null), workDir));
   }
 
+  /**
+   * The restored tree's root as an identity, looked up while CRIU, its parent, still holds it (so the
+   * PID cannot have gone to another process yet); null once it has ended.
+   */
+  private ProcessIdentity root(int pid) {
+    return NodeProcess.find(pid).map(process -> {
+      ProcessIdentity identity = process.toStatus();
+      identity.node = config.nodeName();
+      return identity;
+    }).orElse(null);
+  }
+
   /** CRIU restored the tree, and it ended before an agent could report it: both are the truth. */
   private void endedSinceRestored(Restore restore, Path workDir) {
     Optional<Integer> pid = Criu.restoredPidIn(workDir);
-    work.restores.restored(restore, pid.orElse(null), "restored on node " + config.nodeName() + pid.map(p -> " as PID " + p).orElse("")
+    work.restores.restored(restore, pid.orElse(null), null, "restored on node " + config.nodeName() + pid.map(p -> " as PID " + p).orElse("")
         + "; the tree has ended since (the agent restarted meanwhile)");
     watch(restore, pid.map(p -> " (PID " + p + ")").orElse(""), CompletableFuture.completedFuture(null), workDir);
   }

@@ -3,7 +3,6 @@ package dev.stasis.agent.work;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Comparator;
 import org.slf4j.Logger;
@@ -14,24 +13,6 @@ public final class WorkDirs {
   private static final Logger log = LoggerFactory.getLogger(WorkDirs.class);
 
   private WorkDirs() {}
-
-  /**
-   * The bytes free for this agent where {@code dir} is, or would be once created (its nearest
-   * existing folder's filesystem). Asked with statvfs on the path itself, not through
-   * {@code Files.getFileStore}: that resolves the real path first, and under {@code /proc/<pid>/root}
-   * (the host as the agent pod sees it) the real path leads back into the pod's own filesystem.
-   */
-  public static long usableSpace(Path dir) throws IOException {
-    Path existing = dir.toAbsolutePath();
-    while (existing.getParent() != null && !Files.exists(existing)) {
-      existing = existing.getParent();
-    }
-    long usable = existing.toFile().getUsableSpace();
-    if (usable == 0 && !Files.isDirectory(existing)) { // getUsableSpace says 0 when statvfs fails
-      throw new NoSuchFileException(existing.toString(), null, "not a folder whose free space can be asked");
-    }
-    return usable;
-  }
 
   /** The bytes of the regular files under {@code dir} (CRIU's images once it is done); 0 when it cannot be read. */
   public static long bytesIn(Path dir) {

@@ -78,12 +78,12 @@ public final class DrainMigrations {
         .filter(m -> since == null || Instant.parse(m.getStatus().completionTime).isAfter(Instant.parse(since)))
         .max(Comparator.comparing(m -> Instant.parse(m.getStatus().completionTime)));
     newest.ifPresent(m -> {
-      NodeLossFailover.moveTarget(schedule, status, m.getStatus().node, m.getStatus().restoredPid,
+      NodeLossFailover.moveTarget(schedule, status, m.getStatus().node, m.getStatus().restoredProcess,
           m.getStatus().restoredPod, m.getMetadata().getName(), m.getStatus().completionTime);
       events.normal(schedule, "TargetMoved", "Migration " + m.getMetadata().getName() + " moved the target off node "
           + m.getStatus().sourceNode + " to node " + m.getStatus().node + (m.getStatus().restoredPid != null
           ? " (PID " + m.getStatus().restoredPid + ")" : " (pod " + m.getStatus().restoredPod + ")")
-          + "; later checkpoints are taken there");
+          + "; " + NodeLossFailover.followed(status));
     });
   }
 

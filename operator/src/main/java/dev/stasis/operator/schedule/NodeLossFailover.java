@@ -10,6 +10,7 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointScheduleStatus.FailedOverTarget;
 import dev.stasis.api.CheckpointScheduleStatus.FailoverRecord;
 import dev.stasis.api.NodeProfile;
+import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProcessTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
@@ -72,8 +73,9 @@ public final class NodeLossFailover {
   }
 
   /**
-   * The process the schedule checkpoints: the template's, or where its last failover restored it, as
-   * long as the template still names what that failover moved away from.
+   * The process the schedule checkpoints: the template's, or the restored tree its last failover or
+   * drain moved it to (pinned to that process's identity), as long as the template still names what
+   * that move took away.
    */
   public static ProcessTarget effectiveTarget(ProcessTarget template, CheckpointScheduleStatus status) {
     FailedOverTarget moved = status.failedOverTarget;
@@ -81,7 +83,10 @@ public final class NodeLossFailover {
         || !Objects.equals(moved.from.node, template.node) || !Objects.equals(moved.from.pid, template.pid)) {
       return template;
     }
-    return new ProcessTarget(moved.to.node, moved.to.pid);
+    ProcessTarget to = new ProcessTarget(moved.to.node, moved.to.pid);
+    to.startTicks = moved.to.startTicks;
+    to.bootId = moved.to.bootId;
+    return to;
   }
 
   /**
@@ -197,13 +202,14 @@ public final class NodeLossFailover {
         record.phase = phase.name();
         record.node = restore.getStatus().node;
         record.restoredPid = restore.getStatus().restoredPid;
+        record.restoredProcess = restore.getStatus().restoredProcess;
         record.restoredPod = restore.getStatus().restoredPod;
         moveTarget(schedule, status, record, restore.getStatus().completionTime);
         Duration down = Duration.between(Instant.parse(record.lastHeartbeat), Instant.parse(restore.getStatus().completionTime));
         events.normal(schedule, "FailoverRestored", "the target of lost node " + record.lostNode + " runs again on node "
             + record.node + (record.restoredPid != null ? " (PID " + record.restoredPid + ")"
             : record.restoredPod != null ? " (pod " + record.restoredPod + ")" : "") + ", "
-            + down.toSeconds() + "s after its last heartbeat; later checkpoints are taken there");
+            + down.toSeconds() + "s after its last heartbeat; " + followed(status));
         StasisMetrics.failoverFinished(record.phase, "Restored", down);
       } else if (phase == RestorePhase.Failed) {
         record.phase = phase.name();
@@ -216,24 +222,35 @@ public final class NodeLossFailover {
     }
   }
 
-  /** Later runs checkpoint the restored tree: the template's target, as it was, now runs at {@code record}'s node and PID. */
+  /** What later runs take after a move, said in its Event. */
+  static String followed(CheckpointScheduleStatus status) {
+    FailedOverTarget moved = status.failedOverTarget;
+    return moved != null && moved.from != null && moved.to == null
+        ? "its restored tree had ended before its agent saw it, so later checkpoints do not follow it"
+        : "later checkpoints are taken there";
+  }
+
+  /** Later runs checkpoint the restored tree: the template's target, as it was, now runs as {@code record}'s process. */
   private static void moveTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status, FailoverRecord record,
       String since) {
-    moveTarget(schedule, status, record.node, record.restoredPid, record.restoredPod, record.restore, since);
+    moveTarget(schedule, status, record.node, record.restoredProcess, record.restoredPod, record.restore, since);
   }
 
   /**
-   * The template's target, as it was, runs on {@code node} since {@code since}, as {@code pid} (a
-   * tree) or as pod {@code pod}, moved there by {@code by} (a failover's Restore, a drain's
-   * Migration): later runs take it there.
+   * The template's target, as it was, runs on {@code node} since {@code since}, as process {@code
+   * root} (a tree) or as pod {@code pod}, moved there by {@code by} (a failover's Restore, a drain's
+   * Migration): later runs take it there. A tree is followed only as an identity, pinned to the
+   * restored root's start ticks and boot id: its PID alone may name another process by the next run.
+   * A tree that ended before its agent saw it has none: the move is recorded without {@code to}, and
+   * later runs take the template's target, which the move ended.
    */
-  static void moveTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status, String node, Integer pid,
-      String pod, String by, String since) {
+  static void moveTarget(CheckpointSchedule schedule, CheckpointScheduleStatus status, String node,
+      ProcessIdentity root, String pod, String by, String since) {
     CheckpointTarget template = schedule.getSpec().checkpointTemplate.target;
     FailedOverTarget moved = new FailedOverTarget();
-    if (template.process != null && pid != null) {
+    if (template.process != null) {
       moved.from = new ProcessTarget(template.process.node, template.process.pid);
-      moved.to = new ProcessTarget(node, pid);
+      moved.to = root == null || root.pid == null ? null : new ProcessTarget(node, root.pid).pinnedTo(root);
     } else if (template.pod != null && pod != null) {
       moved.fromPod = template.pod.name;
       moved.toPod = pod;

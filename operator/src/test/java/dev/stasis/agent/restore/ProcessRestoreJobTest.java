@@ -64,6 +64,7 @@ class ProcessRestoreJobTest {
         r -> "Exited".equals(r.getStatus().processState));
     assertThat(done.getStatus().phase).isEqualTo(RestorePhase.Completed);
     assertThat(done.getStatus().restoredPid).isEqualTo((int) ended.pid());
+    assertThat(done.getStatus().restoredProcess).as("ended: nothing there to act on").isNull();
     assertThat(done.getStatus().message).contains("the tree has ended since");
     await().atMost(Duration.ofSeconds(10)).until(() -> !Files.exists(workDir));
   }

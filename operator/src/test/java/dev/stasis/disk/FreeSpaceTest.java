@@ -1,9 +1,11 @@
-package dev.stasis.agent.work;
+package dev.stasis.disk;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -11,13 +13,21 @@ import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-class WorkDirsTest {
+class FreeSpaceTest {
   @TempDir Path dir;
+
+  /** statvfs of procfs says 0 bytes, and /proc/self/status is no folder: unknown, which a failed dump takes as plenty. */
+  @Test
+  void aPlaceWhoseRoomCannotBeAskedIsUnknownAndCountsAsPlentyOnlyWhenAskedSo() {
+    Path nowhere = Path.of("/proc/self/status/x");
+    assertThatThrownBy(() -> FreeSpace.usableBytes(nowhere)).isInstanceOf(NoSuchFileException.class);
+    assertThat(FreeSpace.usableBytesOrPlenty(nowhere)).isEqualTo(Long.MAX_VALUE);
+  }
 
   @Test
   void freeSpaceOfAFolderThatDoesNotExistYetIsItsParentsFilesystems() throws Exception {
     // Others write to this disk meanwhile: the same filesystem, give or take 256 MiB.
-    assertThat(WorkDirs.usableSpace(dir.resolve("a/b/c"))).isPositive()
+    assertThat(FreeSpace.usableBytes(dir.resolve("a/b/c"))).isPositive()
         .isCloseTo(dir.toFile().getUsableSpace(), Offset.offset(256L << 20));
   }
 
@@ -36,7 +46,7 @@ class WorkDirsTest {
       assertThat(ready).isEqualTo("ready\n");
       Path seenFromHere = Path.of("/proc/" + holder.pid() + "/root").resolve(mountPoint.toString().substring(1)).resolve("root");
 
-      long free = WorkDirs.usableSpace(seenFromHere.resolve("io.containerd.content.v1.content"));
+      long free = FreeSpace.usableBytes(seenFromHere.resolve("io.containerd.content.v1.content"));
 
       assertThat(free).isBetween(6L << 20, 7L << 20);
       assertThat(mountPoint.toFile().getUsableSpace()).as("this namespace's filesystem there").isGreaterThan(7L << 20);
