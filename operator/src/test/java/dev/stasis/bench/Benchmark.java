@@ -38,11 +38,8 @@ public final class Benchmark {
   public static void main(String[] args) throws Exception {
     Options options = Options.parse(args);
     Path repo = TestControlPlane.repoRoot();
-    Path work = repo.resolve("operator/target/bench");
-    deleteRecursively(work);
-    Files.createDirectories(work);
-    Criu criu = new Criu(Main.criuPath(null), Map.of());
-    criu.requireUsable();
+    Path work = freshWorkFolder(repo, "bench");
+    Criu criu = usableCriu();
     String started = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
     Map<String, String> machine = Machine.describe(criu);
 
@@ -92,6 +89,21 @@ public final class Benchmark {
 
   static void progress(String message) {
     System.out.printf("[%5.1fs] %s%n", (System.nanoTime() - STARTED) / 1e9, message);
+  }
+
+  /** {@code operator/target/<name>}, emptied: each run starts from nothing. */
+  static Path freshWorkFolder(Path repo, String name) throws Exception {
+    Path work = repo.resolve("operator/target/" + name);
+    deleteRecursively(work);
+    Files.createDirectories(work);
+    return work;
+  }
+
+  /** The CRIU the agent would run, checked to work on this machine before anything is measured. */
+  static Criu usableCriu() throws Exception {
+    Criu criu = new Criu(Main.criuPath(null), Map.of());
+    criu.requireUsable();
+    return criu;
   }
 
   static void deleteRecursively(Path dir) throws Exception {

@@ -9,7 +9,6 @@ import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestoreSpec;
-import dev.stasis.cli.Main;
 import dev.stasis.criu.Criu;
 import dev.stasis.testing.TestControlPlane;
 import dev.stasis.testing.Workloads;
@@ -54,11 +53,8 @@ public final class DedupOperatorBenchmark {
     int restores = options.integer("--restores");
     boolean write = options.write();
     Path repo = TestControlPlane.repoRoot();
-    Path work = repo.resolve("operator/target/bench-dedup");
-    Benchmark.deleteRecursively(work);
-    Files.createDirectories(work);
-    Criu criu = new Criu(Main.criuPath(null), Map.of());
-    criu.requireUsable();
+    Path work = Benchmark.freshWorkFolder(repo, "bench-dedup");
+    Criu criu = Benchmark.usableCriu();
     String started = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
 
     List<Taken> taken = new ArrayList<>();
