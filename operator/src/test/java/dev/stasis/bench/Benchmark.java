@@ -60,7 +60,7 @@ public final class Benchmark {
               .run(repetitions));
         }
       }
-      if (!options.frozenOnly()) {
+      if (!options.frozenOnly() && options.controlPlaneRepetitions() > 0) {
         figures.addAll(new ControlPlaneRun(env, options.checkpoints()).run(options.controlPlaneRepetitions()));
       }
       Runtime.getRuntime().removeShutdownHook(stopOnInterrupt);
