@@ -2,36 +2,56 @@ package dev.stasis.testing;
 
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Manifest;
+import dev.stasis.archive.dedup.ChunkCipher;
 import dev.stasis.archive.dedup.ChunkIndex;
+import dev.stasis.archive.dedup.ChunkLocation;
 import dev.stasis.archive.dedup.ChunkNamer;
+import dev.stasis.archive.dedup.ChunkObjects;
+import dev.stasis.archive.dedup.PackIndex;
 import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.StoredObject;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.security.SecureRandom;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
  * Deduplicated checkpoints in a store, laid out as docs/dedup.md says, for tests of what reads or
  * removes them (the garbage collector): chunks under the namespace's chunk folder, named with the
  * real {@link ChunkNamer}, the archive, the chunk index written with {@link ChunkIndex.Writer}, and
- * the v2 manifest last. Chunks are stored as they are (no compression or encryption: the collector
- * never opens one). Not the agent's write path, which cuts CRIU's images; only its result.
+ * the v2 manifest last. Loose chunks are stored as they are (no compression or encryption: the
+ * collector never opens one); packed ones ({@link #writePacked}) as the agent stores them
+ * ({@link ChunkObjects}), since the collector opens the ones it moves. Not the agent's write path,
+ * which cuts CRIU's images; only its result.
  */
 public final class DeduplicatedCheckpoints {
   private static final byte[] CHUNK_KEY = "chunk key of the tests, 32 bytes".getBytes(StandardCharsets.US_ASCII);
+  /** The chunk key (of every namespace, in these tests) the chunks are named with. */
+  public static final ChunkKey KEY = ChunkKey.derived("chunks-1", CHUNK_KEY);
+  private static final SecureRandom RANDOM = new SecureRandom();
+  /** Where a pack is full: the size the agent's packs aim at (pack-design.md). */
+  public static final int PACK_BYTES = 16 << 20;
   private static final HexFormat HEX = HexFormat.of();
 
   private DeduplicatedCheckpoints() {}
 
   /** What was written: the checkpoint, the names of its chunks in order, the bytes of the image they make. */
   public record Written(ArchiveLayout layout, List<String> chunks, long imageBytes, long archiveBytes) {}
+
+  /** Where a chunk is stored, as an agent finds it when it starts: loose or in a pack, and its stored length. */
+  public record StoredChunk(ChunkLocation location, int storedBytes) {}
 
   /** The chunk's name in {@code namespace}: what an agent of the namespace would name it. */
   public static String name(String namespace, byte[] chunk) {
@@ -44,6 +64,127 @@ public final class DeduplicatedCheckpoints {
     store.forEach(ArchiveLayout.chunkPrefix(namespace), o -> ArchiveLayout.ofChunkKey(o.key())
         .ifPresent(c -> names.add(c.name())));
     return names;
+  }
+
+  /**
+   * The chunks stored for {@code namespace}, loose and in packs (from their indexes, checked under
+   * {@link #KEY}), by name: what an agent finds when it starts.
+   */
+  public static Map<String, StoredChunk> storedAnywhere(ObjectStore store, String namespace) throws IOException {
+    Map<String, StoredChunk> found = new HashMap<>();
+    for (StoredObject object : store.list(ArchiveLayout.chunkPrefix(namespace))) {
+      ArchiveLayout.ofChunkKey(object.key()).ifPresent(c -> found.put(c.name(), new StoredChunk(ChunkLocation.LOOSE,
+          (int) object.sizeBytes())));
+    }
+    for (PackIndex index : packIndexes(store, namespace)) {
+      for (PackIndex.Entry e : index.entries()) {
+        found.put(e.name(), new StoredChunk(ChunkLocation.inPack(index.packId(), e.offset()), e.storedBytes()));
+      }
+    }
+    return found;
+  }
+
+  /** The namespace's pack indexes, each checked under {@link #KEY}. */
+  public static List<PackIndex> packIndexes(ObjectStore store, String namespace) throws IOException {
+    List<PackIndex> indexes = new ArrayList<>();
+    for (StoredObject object : store.list(ArchiveLayout.packPrefix(namespace))) {
+      var pack = ArchiveLayout.ofPackKey(object.key());
+      if (pack.isPresent() && pack.get().index()) {
+        indexes.add(PackIndex.read(packIndexKey(namespace), pack.get().packId(), store.read(object.key())));
+      }
+    }
+    return indexes;
+  }
+
+  public static PackIndex.Key packIndexKey(String namespace) {
+    return PackIndex.Key.forNamespace(KEY.bytes(), KEY.keyId(), namespace);
+  }
+
+  /**
+   * The chunk {@code name} of {@code namespace} read back as a restore resolves it by name: found
+   * in a pack index, its range fetched and opened (checked against the name); loose when no pack has it.
+   */
+  public static byte[] readChunk(ObjectStore store, String namespace, String name, int bytes, boolean sealed)
+      throws IOException {
+    ChunkObjects objects = ChunkObjects.forNamespace(KEY, namespace, sealed, false);
+    for (PackIndex index : packIndexes(store, namespace)) {
+      for (PackIndex.Entry e : index.entries()) {
+        if (e.name().equals(name)) {
+          byte[] pack = store.read(ArchiveLayout.packKey(namespace, index.packId()));
+          return objects.open(name, Arrays.copyOfRange(pack, (int) e.offset(), (int) e.offset() + e.storedBytes()),
+              bytes);
+        }
+      }
+    }
+    return store.read(ArchiveLayout.chunkKey(namespace, name));
+  }
+
+  /**
+   * Stores a checkpoint of {@code layout} whose one memory image is {@code chunks} as an agent
+   * does with packs: the chunks not in {@code present} as new packs of {@link ChunkObjects}
+   * (compressed, sealed when {@code sealed}; a new pack begins at {@link #PACK_BYTES}), each pack
+   * before its index; a version 2 chunk index with each chunk's location; the archive, and the
+   * manifest last.
+   */
+  public static Written writePacked(ObjectStore store, ArchiveLayout layout, List<byte[]> chunks,
+      Map<String, StoredChunk> present, boolean sealed) throws IOException {
+    String namespace = layout.namespace();
+    ChunkObjects objects = ChunkObjects.forNamespace(KEY, namespace, sealed, true);
+    String packId = newPackId();
+    ByteArrayOutputStream pack = new ByteArrayOutputStream();
+    List<PackIndex.Entry> entries = new ArrayList<>();
+    Map<String, StoredChunk> stored = new HashMap<>(present);
+    ByteArrayOutputStream index = new ByteArrayOutputStream();
+    ChunkIndex.Writer writer = new ChunkIndex.Writer(index);
+    writer.startImage("pages-1.img");
+    MessageDigest image = sha256();
+    List<String> names = new ArrayList<>();
+    long imageBytes = 0;
+    for (byte[] chunk : chunks) {
+      String name = objects.name(chunk, 0, chunk.length);
+      StoredChunk where = stored.get(name);
+      if (where == null) {
+        byte[] object = objects.object(name, chunk, 0, chunk.length);
+        where = new StoredChunk(ChunkLocation.inPack(packId, pack.size()), object.length);
+        entries.add(new PackIndex.Entry(name, pack.size(), object.length, chunk.length));
+        pack.writeBytes(object);
+        stored.put(name, where);
+        if (pack.size() >= PACK_BYTES) {
+          storePack(store, namespace, packId, pack.toByteArray(), entries);
+          packId = newPackId();
+          pack.reset();
+          entries.clear();
+        }
+      }
+      writer.chunk(new ChunkIndex.ChunkRef(name, chunk.length, where.storedBytes(), where.location()));
+      image.update(chunk);
+      imageBytes += chunk.length;
+      names.add(name);
+    }
+    if (!entries.isEmpty()) {
+      storePack(store, namespace, packId, pack.toByteArray(), entries);
+    }
+    writer.endImage(imageBytes, HEX.formatHex(image.digest()));
+    writer.finish();
+    store.put(layout.chunkIndexKey(), index.toByteArray());
+    Manifest.Chunks recorded = chunks(layout, index.toByteArray(), imageBytes);
+    recorded.codec = ArchiveCodec.ZSTD;
+    recorded.encryption = sealed ? ChunkCipher.ALGORITHM : "none";
+    long archiveBytes = complete(store, layout, recorded);
+    return new Written(layout, names, imageBytes, archiveBytes);
+  }
+
+  private static void storePack(ObjectStore store, String namespace, String packId, byte[] pack,
+      List<PackIndex.Entry> entries) throws IOException {
+    store.put(ArchiveLayout.packKey(namespace, packId), pack);
+    store.put(ArchiveLayout.packIndexKey(namespace, packId), new PackIndex(KEY.keyId(), packId, entries)
+        .encode(packIndexKey(namespace)));
+  }
+
+  private static String newPackId() {
+    byte[] id = new byte[16];
+    RANDOM.nextBytes(id);
+    return HEX.formatHex(id);
   }
 
   /**

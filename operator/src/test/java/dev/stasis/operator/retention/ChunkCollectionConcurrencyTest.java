@@ -8,6 +8,7 @@ import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.dedup.ChunkIndex;
+import dev.stasis.archive.dedup.PackIndex;
 import dev.stasis.criu.PagemapImages;
 import dev.stasis.operator.retention.ChunkSweepLock.InFlight;
 import dev.stasis.operator.retention.ChunkSweepLock.Scope;
@@ -64,6 +65,8 @@ class ChunkCollectionConcurrencyTest {
   /** Where the processes' memory starts: a multiple of the chunk size, so chunks are the blocks written. */
   static final long ADDRESS = 0x7f0000000000L;
   static final ChunkKey CHUNK_KEY = ChunkKey.of(new ArchiveKey("chunks-1", new byte[32]), NS);
+  /** The loose-chunk writers store no packs. */
+  static final ChunkKeys NO_PACK_KEYS = StorageGarbageCollectorTest.NO_KEYS;
 
   @TempDir Path root;
   /** The writers' images folders, as CRIU leaves them. */
@@ -73,6 +76,23 @@ class ChunkCollectionConcurrencyTest {
   void fileSystem() throws Exception {
     try (ObjectStore store = new FileSystemObjectStore(root)) {
       checkpointsDeletesAndSweepsTogether(store);
+    }
+  }
+
+  @Test
+  void packsOnAFileSystem() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      packedCheckpointsDeletesAndSweepsWithRepackTogether(store);
+    }
+  }
+
+  @Test
+  void packsOnS3() throws Exception {
+    try (S3Server server = S3Server.start()) {
+      server.createBucket("checkpoints");
+      try (ObjectStore store = ChunkCollectionTest.s3Store(server)) {
+        packedCheckpointsDeletesAndSweepsWithRepackTogether(store);
+      }
     }
   }
 
@@ -157,7 +177,8 @@ class ChunkCollectionConcurrencyTest {
       Future<?> sweeper = threads.submit(() -> {
         while (writing.get() || sweepsHeld.get() < 3) {
           var collected = StorageGarbageCollector.collect(store, "this-cluster",
-              l -> existing.contains(l.checkpointUid()), locks, Duration.ZERO, Instant.now().plusSeconds(1));
+              l -> existing.contains(l.checkpointUid()), locks, NO_PACK_KEYS, Duration.ZERO,
+              Instant.now().plusSeconds(1));
           assertThat(collected.chunks().stopped()).isEmpty();
           chunksSwept.addAndGet(collected.chunks().deleted());
         }
@@ -188,7 +209,7 @@ class ChunkCollectionConcurrencyTest {
     assertThat(grantsRefused.get()).as("checkpoints met sweeps").isPositive();
 
     var last = StorageGarbageCollector.collect(store, "this-cluster", l -> existing.contains(l.checkpointUid()), locks,
-        Duration.ZERO, Instant.now().plusSeconds(1));
+        NO_PACK_KEYS, Duration.ZERO, Instant.now().plusSeconds(1));
     assertThat(chunksSwept.get() + last.chunks().deleted()).as("the deleted checkpoints' own chunks went")
         .isGreaterThanOrEqualTo(2 * WRITERS * (CHECKPOINTS_PER_WRITER - KEEP));
     assertThat(DeduplicatedCheckpoints.storedChunks(store, NS)).as("exactly the chunks some manifest refers to")
@@ -196,6 +217,140 @@ class ChunkCollectionConcurrencyTest {
     assertThat(store.list(NS + "/").stream().map(o -> o.key()).filter(k -> !k.contains("/.chunks/"))
         .map(k -> ArchiveLayout.ofKey(k).orElseThrow().checkpointUid()).distinct().toList())
         .containsExactlyInAnyOrderElementsOf(kept.keySet());
+  }
+
+  /**
+   * As above with packs: each writer finds what the namespace stores (loose chunks, and the pack
+   * indexes, checked) when it starts, puts its new chunks into one pack, then the pack's index,
+   * its chunk index (hints into the packs it found them in), the archive and the manifest last.
+   * Checkpoints share chunks, so deleting the old ones leaves packs mostly dead: the sweeps, at a
+   * grace period of zero, repack them while others write. Afterwards every kept checkpoint's every
+   * chunk reads back byte for byte by its name, and after a last sweep no pack is dead or mostly dead.
+   */
+  private void packedCheckpointsDeletesAndSweepsWithRepackTogether(ObjectStore store) throws Exception {
+    ChunkSweepLock lock = new ChunkSweepLock(Duration.ZERO, Clock.systemUTC());
+    Scope scope = new Scope(STORAGE, NS);
+    Map<String, InFlight> inFlight = new ConcurrentHashMap<>();
+    Set<String> existing = ConcurrentHashMap.newKeySet();
+    Map<String, List<byte[]>> kept = new ConcurrentHashMap<>();
+    Map<String, ArchiveLayout> keptLayouts = new ConcurrentHashMap<>();
+    Random pool = new Random(18);
+    List<byte[]> shared = ChunkCollectionTest.randomChunks(pool, 30);
+    AtomicInteger grantsRefused = new AtomicInteger();
+    AtomicInteger sweepsHeld = new AtomicInteger();
+    AtomicInteger repacked = new AtomicInteger();
+    AtomicInteger packsDeleted = new AtomicInteger();
+    AtomicBoolean writing = new AtomicBoolean(true);
+    StorageGarbageCollector.ChunkLocks locks = namespace -> {
+      var attempt = lock.tryHold(new Scope(STORAGE, namespace), () -> List.copyOf(inFlight.values()));
+      if (attempt instanceof ChunkSweepLock.Held) {
+        sweepsHeld.incrementAndGet();
+      }
+      return attempt;
+    };
+    ChunkKeys keys = ChunkCollectionTest.keys(false);
+
+    ExecutorService threads = Executors.newFixedThreadPool(WRITERS + 1);
+    try {
+      List<Future<?>> writers = new ArrayList<>();
+      for (int w = 0; w < WRITERS; w++) {
+        int writer = w;
+        writers.add(threads.submit(() -> {
+          Random random = new Random(writer);
+          List<ArchiveLayout> mine = new ArrayList<>();
+          for (int n = 0; n < CHECKPOINTS_PER_WRITER; n++) {
+            String uid = UUID.randomUUID().toString();
+            String name = "w" + writer + "-" + n;
+            existing.add(uid);
+            inFlight.put(uid, new InFlight(uid, name, null));
+            while (!lock.grant(scope, uid)) {
+              grantsRefused.incrementAndGet();
+              Thread.sleep(2);
+            }
+            inFlight.put(uid, new InFlight(uid, name, STORAGE));
+            ArchiveLayout layout = new ArchiveLayout(NS, name, uid);
+            var present = DeduplicatedCheckpoints.storedAnywhere(store, NS); // before CRIU runs
+            List<byte[]> memory = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+              memory.add(shared.get(random.nextInt(shared.size())));
+            }
+            memory.addAll(ChunkCollectionTest.randomChunks(random, 2));
+            DeduplicatedCheckpoints.writePacked(store, layout, memory, present, false);
+            kept.put(uid, memory);
+            keptLayouts.put(uid, layout);
+            inFlight.remove(uid);
+            lock.finished(uid);
+            mine.add(layout);
+            if (mine.size() > KEEP) {
+              ArchiveLayout doomed = mine.remove(0);
+              kept.remove(doomed.checkpointUid());
+              keptLayouts.remove(doomed.checkpointUid());
+              StorageGarbageCollector.deleteCheckpoint(store, doomed);
+              existing.remove(doomed.checkpointUid());
+            }
+          }
+          return null;
+        }));
+      }
+      Future<?> sweeper = threads.submit(() -> {
+        while (writing.get() || sweepsHeld.get() < 3) {
+          var collected = StorageGarbageCollector.collect(store, "this-cluster",
+              l -> existing.contains(l.checkpointUid()), locks, keys, Duration.ZERO, Instant.now().plusSeconds(1));
+          assertThat(collected.chunks().stopped()).isEmpty();
+          repacked.addAndGet(collected.chunks().packs().repacked());
+          packsDeleted.addAndGet(collected.chunks().packs().deleted());
+        }
+        return null;
+      });
+      for (Future<?> writer : writers) {
+        writer.get(5, TimeUnit.MINUTES);
+      }
+      writing.set(false);
+      sweeper.get(5, TimeUnit.MINUTES);
+    } finally {
+      threads.shutdownNow();
+    }
+
+    assertThat(kept).hasSize(WRITERS * KEEP);
+    assertEveryChunkReadsBack(store, kept, keptLayouts);
+    assertThat(sweepsHeld.get()).as("sweeps ran between the checkpoints").isGreaterThanOrEqualTo(3);
+    assertThat(grantsRefused.get()).as("checkpoints met sweeps").isPositive();
+
+    var last = StorageGarbageCollector.collect(store, "this-cluster", l -> existing.contains(l.checkpointUid()), locks,
+        keys, Duration.ZERO, Instant.now().plusSeconds(1));
+    repacked.addAndGet(last.chunks().packs().repacked());
+    packsDeleted.addAndGet(last.chunks().packs().deleted());
+    assertThat(packsDeleted.get()).as("dead packs went").isPositive();
+    assertThat(repacked.get()).as("mostly dead packs were repacked").isPositive();
+    assertEveryChunkReadsBack(store, kept, keptLayouts);
+    Set<String> referenced = new HashSet<>();
+    for (ArchiveLayout layout : keptLayouts.values()) {
+      referenced.addAll(referencedBy(store, layout));
+    }
+    for (PackIndex index : DeduplicatedCheckpoints.packIndexes(store, NS)) {
+      long live = index.entries().stream().filter(e -> referenced.contains(e.name()))
+          .mapToLong(PackIndex.Entry::storedBytes).sum();
+      assertThat(2 * live).as("pack %s after a last sweep: at least half of it referenced", index.packId())
+          .isGreaterThanOrEqualTo(index.packBytes());
+    }
+  }
+
+  /** Every chunk of every kept checkpoint, found by its name as a restore does, is the chunk written. */
+  private static void assertEveryChunkReadsBack(ObjectStore store, Map<String, List<byte[]>> kept,
+      Map<String, ArchiveLayout> layouts) throws IOException {
+    for (var checkpoint : kept.entrySet()) {
+      ArchiveLayout layout = layouts.get(checkpoint.getKey());
+      List<String> names = new ArrayList<>();
+      try (InputStream index = store.open(layout.chunkIndexKey())) {
+        ChunkIndex.read(index, (image, chunk) -> names.add(chunk.name()));
+      }
+      for (int i = 0; i < names.size(); i++) {
+        byte[] expected = checkpoint.getValue().get(i);
+        assertThat(DeduplicatedCheckpoints.readChunk(store, NS, names.get(i), expected.length, false))
+            .as("chunk %d of %s, after sweeps and repacks while checkpoints were taken and deleted", i,
+                layout.checkpointName()).isEqualTo(expected);
+      }
+    }
   }
 
   /** 128 KiB that say what they are for. */
