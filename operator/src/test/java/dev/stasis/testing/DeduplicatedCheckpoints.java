@@ -26,6 +26,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 
 /**
  * Deduplicated checkpoints in a store, laid out as docs/dedup.md says, for tests of what reads or
@@ -130,10 +131,60 @@ public final class DeduplicatedCheckpoints {
       Map<String, StoredChunk> present, boolean sealed) throws IOException {
     String namespace = layout.namespace();
     ChunkObjects objects = ChunkObjects.forNamespace(KEY, namespace, sealed, true);
-    String packId = newPackId();
-    ByteArrayOutputStream pack = new ByteArrayOutputStream();
-    List<PackIndex.Entry> entries = new ArrayList<>();
     Map<String, StoredChunk> stored = new HashMap<>(present);
+    ChunkStore packs = new ChunkStore() {
+      String packId = newPackId();
+      final ByteArrayOutputStream pack = new ByteArrayOutputStream();
+      final List<PackIndex.Entry> entries = new ArrayList<>();
+
+      @Override
+      public ChunkIndex.ChunkRef store(byte[] chunk) throws IOException {
+        String name = objects.name(chunk, 0, chunk.length);
+        StoredChunk where = stored.get(name);
+        if (where == null) {
+          byte[] object = objects.object(name, chunk, 0, chunk.length);
+          where = new StoredChunk(ChunkLocation.inPack(packId, pack.size()), object.length);
+          entries.add(new PackIndex.Entry(name, pack.size(), object.length, chunk.length));
+          pack.writeBytes(object);
+          stored.put(name, where);
+          if (pack.size() >= PACK_BYTES) {
+            finish();
+          }
+        }
+        return new ChunkIndex.ChunkRef(name, chunk.length, where.storedBytes(), where.location());
+      }
+
+      @Override
+      public void finish() throws IOException {
+        if (!entries.isEmpty()) {
+          store.put(ArchiveLayout.packKey(namespace, packId), pack.toByteArray());
+          store.put(ArchiveLayout.packIndexKey(namespace, packId), new PackIndex(KEY.keyId(), packId, entries)
+              .encode(packIndexKey(namespace)));
+          packId = newPackId();
+          pack.reset();
+          entries.clear();
+        }
+      }
+    };
+    return write(store, layout, chunks, packs, recorded -> {
+      recorded.codec = ArchiveCodec.ZSTD;
+      recorded.encryption = sealed ? ChunkCipher.ALGORITHM : "none";
+    });
+  }
+
+  /** Where a test checkpoint's chunks go: each stored (or found stored), then whatever is still open. */
+  private interface ChunkStore {
+    ChunkIndex.ChunkRef store(byte[] chunk) throws IOException;
+
+    void finish() throws IOException;
+  }
+
+  /**
+   * Stores {@code chunks} through {@code chunkStore} while writing the chunk index of their one
+   * image, then the index, the archive and the manifest (recorded as {@code recording} says) last.
+   */
+  private static Written write(ObjectStore store, ArchiveLayout layout, List<byte[]> chunks, ChunkStore chunkStore,
+      Consumer<Manifest.Chunks> recording) throws IOException {
     ByteArrayOutputStream index = new ByteArrayOutputStream();
     ChunkIndex.Writer writer = new ChunkIndex.Writer(index);
     writer.startImage("pages-1.img");
@@ -141,44 +192,20 @@ public final class DeduplicatedCheckpoints {
     List<String> names = new ArrayList<>();
     long imageBytes = 0;
     for (byte[] chunk : chunks) {
-      String name = objects.name(chunk, 0, chunk.length);
-      StoredChunk where = stored.get(name);
-      if (where == null) {
-        byte[] object = objects.object(name, chunk, 0, chunk.length);
-        where = new StoredChunk(ChunkLocation.inPack(packId, pack.size()), object.length);
-        entries.add(new PackIndex.Entry(name, pack.size(), object.length, chunk.length));
-        pack.writeBytes(object);
-        stored.put(name, where);
-        if (pack.size() >= PACK_BYTES) {
-          storePack(store, namespace, packId, pack.toByteArray(), entries);
-          packId = newPackId();
-          pack.reset();
-          entries.clear();
-        }
-      }
-      writer.chunk(new ChunkIndex.ChunkRef(name, chunk.length, where.storedBytes(), where.location()));
+      ChunkIndex.ChunkRef ref = chunkStore.store(chunk);
+      writer.chunk(ref);
       image.update(chunk);
       imageBytes += chunk.length;
-      names.add(name);
+      names.add(ref.name());
     }
-    if (!entries.isEmpty()) {
-      storePack(store, namespace, packId, pack.toByteArray(), entries);
-    }
+    chunkStore.finish();
     writer.endImage(imageBytes, HEX.formatHex(image.digest()));
     writer.finish();
     store.put(layout.chunkIndexKey(), index.toByteArray());
     Manifest.Chunks recorded = chunks(layout, index.toByteArray(), imageBytes);
-    recorded.codec = ArchiveCodec.ZSTD;
-    recorded.encryption = sealed ? ChunkCipher.ALGORITHM : "none";
+    recording.accept(recorded);
     long archiveBytes = complete(store, layout, recorded);
     return new Written(layout, names, imageBytes, archiveBytes);
-  }
-
-  private static void storePack(ObjectStore store, String namespace, String packId, byte[] pack,
-      List<PackIndex.Entry> entries) throws IOException {
-    store.put(ArchiveLayout.packKey(namespace, packId), pack);
-    store.put(ArchiveLayout.packIndexKey(namespace, packId), new PackIndex(KEY.keyId(), packId, entries)
-        .encode(packIndexKey(namespace)));
   }
 
   private static String newPackId() {
@@ -194,27 +221,20 @@ public final class DeduplicatedCheckpoints {
   public static Written write(ObjectStore store, ArchiveLayout layout, List<byte[]> chunks, Set<String> present)
       throws IOException {
     String namespace = layout.namespace();
-    ByteArrayOutputStream index = new ByteArrayOutputStream();
-    ChunkIndex.Writer writer = new ChunkIndex.Writer(index);
-    writer.startImage("pages-1.img");
-    MessageDigest image = sha256();
-    List<String> names = new ArrayList<>();
-    long imageBytes = 0;
-    for (byte[] chunk : chunks) {
-      String name = name(namespace, chunk);
-      if (!present.contains(name)) {
-        store.put(ArchiveLayout.chunkKey(namespace, name), chunk);
+    ChunkStore loose = new ChunkStore() {
+      @Override
+      public ChunkIndex.ChunkRef store(byte[] chunk) throws IOException {
+        String name = name(namespace, chunk);
+        if (!present.contains(name)) {
+          store.put(ArchiveLayout.chunkKey(namespace, name), chunk);
+        }
+        return new ChunkIndex.ChunkRef(name, chunk.length, chunk.length);
       }
-      writer.chunk(new ChunkIndex.ChunkRef(name, chunk.length, chunk.length));
-      image.update(chunk);
-      imageBytes += chunk.length;
-      names.add(name);
-    }
-    writer.endImage(imageBytes, HEX.formatHex(image.digest()));
-    writer.finish();
-    store.put(layout.chunkIndexKey(), index.toByteArray());
-    long archiveBytes = complete(store, layout, chunks(layout, index.toByteArray(), imageBytes));
-    return new Written(layout, names, imageBytes, archiveBytes);
+
+      @Override
+      public void finish() {}
+    };
+    return write(store, layout, chunks, loose, recorded -> {});
   }
 
   /**

@@ -34,6 +34,7 @@ import java.util.Random;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -107,95 +108,29 @@ class ChunkCollectionConcurrencyTest {
   }
 
   private void checkpointsDeletesAndSweepsTogether(ObjectStore store) throws Exception {
-    // held off once, a sweep makes new checkpoints wait for it, so that sweeps do run between them
-    ChunkSweepLock lock = new ChunkSweepLock(Duration.ZERO, Clock.systemUTC());
-    Scope scope = new Scope(STORAGE, NS);
-    /** The namespace's Checkpoints as the API server lists them: UID to (name, storage once assigned, finished). */
-    Map<String, InFlight> inFlight = new ConcurrentHashMap<>();
-    Set<String> existing = ConcurrentHashMap.newKeySet();
-    Map<String, ArchiveLayout> kept = new ConcurrentHashMap<>();
     List<byte[]> shared = new ArrayList<>();
     for (int i = 0; i < 30; i++) {
       shared.add(block("shared " + i));
     }
-    AtomicInteger grantsRefused = new AtomicInteger();
-    AtomicInteger sweepsHeld = new AtomicInteger();
-    AtomicInteger sweepsWaited = new AtomicInteger();
-    AtomicInteger chunksSwept = new AtomicInteger();
-    AtomicBoolean writing = new AtomicBoolean(true);
-    StorageGarbageCollector.ChunkLocks locks = namespace -> {
-      var attempt = lock.tryHold(new Scope(STORAGE, namespace), () -> List.copyOf(inFlight.values()));
-      (attempt instanceof ChunkSweepLock.Held ? sweepsHeld : sweepsWaited).incrementAndGet();
-      return attempt;
-    };
-
-    ExecutorService threads = Executors.newFixedThreadPool(WRITERS + 1);
-    try {
-      List<Future<?>> writers = new ArrayList<>();
-      for (int w = 0; w < WRITERS; w++) {
-        int writer = w;
-        writers.add(threads.submit(() -> {
-          Random random = new Random(writer);
-          List<ArchiveLayout> mine = new ArrayList<>();
-          for (int n = 0; n < CHECKPOINTS_PER_WRITER; n++) {
-            String uid = UUID.randomUUID().toString();
-            String name = "w" + writer + "-" + n;
-            existing.add(uid);
-            inFlight.put(uid, new InFlight(uid, name, null)); // created: Pending
-            while (!lock.grant(scope, uid)) {
-              grantsRefused.incrementAndGet();
-              Thread.sleep(2);
-            }
-            inFlight.put(uid, new InFlight(uid, name, STORAGE)); // assigned with its grant
-            ArchiveLayout layout = new ArchiveLayout(NS, name, uid);
-            var upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
-            upload.listStored(); // before CRIU runs
-            ByteArrayOutputStream memory = new ByteArrayOutputStream();
-            for (int i = 0; i < 8; i++) {
-              memory.writeBytes(shared.get(random.nextInt(shared.size())));
-            }
-            memory.writeBytes(block("only in " + name));
-            memory.writeBytes(block("only in " + name + ", too"));
-            Path images = Files.createDirectories(dumps.resolve(name));
-            PagemapImages.writeProcess(images, 1000 + n, 1, ADDRESS, memory.toByteArray());
-            var stored = upload.store(images, cut -> {});
-            DeduplicatedCheckpoints.complete(store, layout, stored.chunks());
-            kept.put(uid, layout);
-            inFlight.remove(uid); // Completed
-            lock.finished(uid);
-            mine.add(layout);
-            if (mine.size() > KEEP) {
-              ArchiveLayout doomed = mine.remove(0);
-              kept.remove(doomed.checkpointUid());
-              StorageGarbageCollector.deleteCheckpoint(store, doomed); // as the Checkpoint's cleanup does
-              existing.remove(doomed.checkpointUid());
-            }
-          }
-          return null;
-        }));
+    Schedule schedule = new Schedule(store, NO_PACK_KEYS);
+    schedule.run((layout, random) -> {
+      var upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
+      upload.listStored(); // before CRIU runs
+      ByteArrayOutputStream memory = new ByteArrayOutputStream();
+      for (int i = 0; i < 8; i++) {
+        memory.writeBytes(shared.get(random.nextInt(shared.size())));
       }
-      Future<?> sweeper = threads.submit(() -> {
-        while (writing.get() || sweepsHeld.get() < 3) {
-          var collected = StorageGarbageCollector.collect(store, "this-cluster",
-              l -> existing.contains(l.checkpointUid()), locks, NO_PACK_KEYS, Duration.ZERO,
-              Instant.now().plusSeconds(1));
-          assertThat(collected.chunks().stopped()).isEmpty();
-          chunksSwept.addAndGet(collected.chunks().deleted());
-        }
-        return null;
-      });
-      for (Future<?> writer : writers) {
-        writer.get(5, TimeUnit.MINUTES);
-      }
-      writing.set(false);
-      sweeper.get(5, TimeUnit.MINUTES);
-    } finally {
-      threads.shutdownNow();
-    }
+      String name = layout.checkpointName();
+      memory.writeBytes(block("only in " + name));
+      memory.writeBytes(block("only in " + name + ", too"));
+      Path images = Files.createDirectories(dumps.resolve(name));
+      PagemapImages.writeProcess(images, 1000 + Math.floorMod(name.hashCode(), 1000), 1, ADDRESS, memory.toByteArray());
+      var stored = upload.store(images, cut -> {});
+      DeduplicatedCheckpoints.complete(store, layout, stored.chunks());
+    });
 
-    assertThat(kept).hasSize(WRITERS * KEEP);
     Set<String> referenced = new HashSet<>();
-    for (ArchiveLayout layout : kept.values()) {
+    for (ArchiveLayout layout : schedule.kept.values()) {
       Set<String> names = referencedBy(store, layout);
       for (String name : names) {
         assertThat(store.exists(ArchiveLayout.chunkKey(NS, name)))
@@ -204,19 +139,17 @@ class ChunkCollectionConcurrencyTest {
       }
       referenced.addAll(names);
     }
-    assertThat(sweepsHeld.get()).as("sweeps ran between the checkpoints").isGreaterThanOrEqualTo(3);
-    assertThat(sweepsWaited.get()).as("sweeps met checkpoints in flight").isPositive();
-    assertThat(grantsRefused.get()).as("checkpoints met sweeps").isPositive();
+    assertThat(schedule.sweepsWaited.get()).as("sweeps met checkpoints in flight").isPositive();
 
-    var last = StorageGarbageCollector.collect(store, "this-cluster", l -> existing.contains(l.checkpointUid()), locks,
-        NO_PACK_KEYS, Duration.ZERO, Instant.now().plusSeconds(1));
-    assertThat(chunksSwept.get() + last.chunks().deleted()).as("the deleted checkpoints' own chunks went")
+    var last = schedule.collect();
+    int swept = last.chunks().deleted() + schedule.collected.stream().mapToInt(c -> c.chunks().deleted()).sum();
+    assertThat(swept).as("the deleted checkpoints' own chunks went")
         .isGreaterThanOrEqualTo(2 * WRITERS * (CHECKPOINTS_PER_WRITER - KEEP));
     assertThat(DeduplicatedCheckpoints.storedChunks(store, NS)).as("exactly the chunks some manifest refers to")
         .isEqualTo(referenced);
     assertThat(store.list(NS + "/").stream().map(o -> o.key()).filter(k -> !k.contains("/.chunks/"))
         .map(k -> ArchiveLayout.ofKey(k).orElseThrow().checkpointUid()).distinct().toList())
-        .containsExactlyInAnyOrderElementsOf(kept.keySet());
+        .containsExactlyInAnyOrderElementsOf(schedule.kept.keySet());
   }
 
   /**
@@ -228,103 +161,30 @@ class ChunkCollectionConcurrencyTest {
    * chunk reads back byte for byte by its name, and after a last sweep no pack is dead or mostly dead.
    */
   private void packedCheckpointsDeletesAndSweepsWithRepackTogether(ObjectStore store) throws Exception {
-    ChunkSweepLock lock = new ChunkSweepLock(Duration.ZERO, Clock.systemUTC());
-    Scope scope = new Scope(STORAGE, NS);
-    Map<String, InFlight> inFlight = new ConcurrentHashMap<>();
-    Set<String> existing = ConcurrentHashMap.newKeySet();
-    Map<String, List<byte[]>> kept = new ConcurrentHashMap<>();
-    Map<String, ArchiveLayout> keptLayouts = new ConcurrentHashMap<>();
-    Random pool = new Random(18);
-    List<byte[]> shared = ChunkCollectionTest.randomChunks(pool, 30);
-    AtomicInteger grantsRefused = new AtomicInteger();
-    AtomicInteger sweepsHeld = new AtomicInteger();
-    AtomicInteger repacked = new AtomicInteger();
-    AtomicInteger packsDeleted = new AtomicInteger();
-    AtomicBoolean writing = new AtomicBoolean(true);
-    StorageGarbageCollector.ChunkLocks locks = namespace -> {
-      var attempt = lock.tryHold(new Scope(STORAGE, namespace), () -> List.copyOf(inFlight.values()));
-      if (attempt instanceof ChunkSweepLock.Held) {
-        sweepsHeld.incrementAndGet();
+    List<byte[]> shared = ChunkCollectionTest.randomChunks(new Random(18), 30);
+    Map<String, List<byte[]>> memories = new ConcurrentHashMap<>();
+    Schedule schedule = new Schedule(store, ChunkCollectionTest.keys(false));
+    schedule.run((layout, random) -> {
+      var present = DeduplicatedCheckpoints.storedAnywhere(store, NS); // before CRIU runs
+      List<byte[]> memory = new ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        memory.add(shared.get(random.nextInt(shared.size())));
       }
-      return attempt;
-    };
-    ChunkKeys keys = ChunkCollectionTest.keys(false);
+      memory.addAll(ChunkCollectionTest.randomChunks(random, 2));
+      DeduplicatedCheckpoints.writePacked(store, layout, memory, present, false);
+      memories.put(layout.checkpointUid(), memory);
+    });
+    assertEveryChunkReadsBack(store, schedule.kept, memories);
 
-    ExecutorService threads = Executors.newFixedThreadPool(WRITERS + 1);
-    try {
-      List<Future<?>> writers = new ArrayList<>();
-      for (int w = 0; w < WRITERS; w++) {
-        int writer = w;
-        writers.add(threads.submit(() -> {
-          Random random = new Random(writer);
-          List<ArchiveLayout> mine = new ArrayList<>();
-          for (int n = 0; n < CHECKPOINTS_PER_WRITER; n++) {
-            String uid = UUID.randomUUID().toString();
-            String name = "w" + writer + "-" + n;
-            existing.add(uid);
-            inFlight.put(uid, new InFlight(uid, name, null));
-            while (!lock.grant(scope, uid)) {
-              grantsRefused.incrementAndGet();
-              Thread.sleep(2);
-            }
-            inFlight.put(uid, new InFlight(uid, name, STORAGE));
-            ArchiveLayout layout = new ArchiveLayout(NS, name, uid);
-            var present = DeduplicatedCheckpoints.storedAnywhere(store, NS); // before CRIU runs
-            List<byte[]> memory = new ArrayList<>();
-            for (int i = 0; i < 8; i++) {
-              memory.add(shared.get(random.nextInt(shared.size())));
-            }
-            memory.addAll(ChunkCollectionTest.randomChunks(random, 2));
-            DeduplicatedCheckpoints.writePacked(store, layout, memory, present, false);
-            kept.put(uid, memory);
-            keptLayouts.put(uid, layout);
-            inFlight.remove(uid);
-            lock.finished(uid);
-            mine.add(layout);
-            if (mine.size() > KEEP) {
-              ArchiveLayout doomed = mine.remove(0);
-              kept.remove(doomed.checkpointUid());
-              keptLayouts.remove(doomed.checkpointUid());
-              StorageGarbageCollector.deleteCheckpoint(store, doomed);
-              existing.remove(doomed.checkpointUid());
-            }
-          }
-          return null;
-        }));
-      }
-      Future<?> sweeper = threads.submit(() -> {
-        while (writing.get() || sweepsHeld.get() < 3) {
-          var collected = StorageGarbageCollector.collect(store, "this-cluster",
-              l -> existing.contains(l.checkpointUid()), locks, keys, Duration.ZERO, Instant.now().plusSeconds(1));
-          assertThat(collected.chunks().stopped()).isEmpty();
-          repacked.addAndGet(collected.chunks().packs().repacked());
-          packsDeleted.addAndGet(collected.chunks().packs().deleted());
-        }
-        return null;
-      });
-      for (Future<?> writer : writers) {
-        writer.get(5, TimeUnit.MINUTES);
-      }
-      writing.set(false);
-      sweeper.get(5, TimeUnit.MINUTES);
-    } finally {
-      threads.shutdownNow();
-    }
-
-    assertThat(kept).hasSize(WRITERS * KEEP);
-    assertEveryChunkReadsBack(store, kept, keptLayouts);
-    assertThat(sweepsHeld.get()).as("sweeps ran between the checkpoints").isGreaterThanOrEqualTo(3);
-    assertThat(grantsRefused.get()).as("checkpoints met sweeps").isPositive();
-
-    var last = StorageGarbageCollector.collect(store, "this-cluster", l -> existing.contains(l.checkpointUid()), locks,
-        keys, Duration.ZERO, Instant.now().plusSeconds(1));
-    repacked.addAndGet(last.chunks().packs().repacked());
-    packsDeleted.addAndGet(last.chunks().packs().deleted());
-    assertThat(packsDeleted.get()).as("dead packs went").isPositive();
-    assertThat(repacked.get()).as("mostly dead packs were repacked").isPositive();
-    assertEveryChunkReadsBack(store, kept, keptLayouts);
+    var last = schedule.collect();
+    schedule.collected.add(last);
+    assertThat(schedule.collected.stream().mapToInt(c -> c.chunks().packs().deleted()).sum())
+        .as("dead packs went").isPositive();
+    assertThat(schedule.collected.stream().mapToInt(c -> c.chunks().packs().repacked()).sum())
+        .as("mostly dead packs were repacked").isPositive();
+    assertEveryChunkReadsBack(store, schedule.kept, memories);
     Set<String> referenced = new HashSet<>();
-    for (ArchiveLayout layout : keptLayouts.values()) {
+    for (ArchiveLayout layout : schedule.kept.values()) {
       referenced.addAll(referencedBy(store, layout));
     }
     for (PackIndex index : DeduplicatedCheckpoints.packIndexes(store, NS)) {
@@ -335,20 +195,119 @@ class ChunkCollectionConcurrencyTest {
     }
   }
 
+  /**
+   * {@link #WRITERS} writers each take {@link #CHECKPOINTS_PER_WRITER} checkpoints, each through the
+   * lock's grant side, stored by {@code checkpoint}, deleting all but their newest {@link #KEEP} as
+   * they go, while a sweeper collects again and again at a grace period of zero.
+   */
+  private static final class Schedule {
+    final ObjectStore store;
+    final ChunkKeys keys;
+    // held off once, a sweep makes new checkpoints wait for it, so that sweeps do run between them
+    final ChunkSweepLock lock = new ChunkSweepLock(Duration.ZERO, Clock.systemUTC());
+    /** The namespace's Checkpoints as the API server lists them: UID to (name, storage once assigned). */
+    final Map<String, InFlight> inFlight = new ConcurrentHashMap<>();
+    final Set<String> existing = ConcurrentHashMap.newKeySet();
+    /** The checkpoints not deleted, by UID. */
+    final Map<String, ArchiveLayout> kept = new ConcurrentHashMap<>();
+    final List<StorageGarbageCollector.Collected> collected = new CopyOnWriteArrayList<>();
+    final AtomicInteger grantsRefused = new AtomicInteger();
+    final AtomicInteger sweepsHeld = new AtomicInteger();
+    final AtomicInteger sweepsWaited = new AtomicInteger();
+    final StorageGarbageCollector.ChunkLocks locks;
+
+    /** Stores one checkpoint's chunks, index, archive and manifest. */
+    interface Checkpoint {
+      void store(ArchiveLayout layout, Random random) throws Exception;
+    }
+
+    Schedule(ObjectStore store, ChunkKeys keys) {
+      this.store = store;
+      this.keys = keys;
+      this.locks = namespace -> {
+        var attempt = lock.tryHold(new Scope(STORAGE, namespace), () -> List.copyOf(inFlight.values()));
+        (attempt instanceof ChunkSweepLock.Held ? sweepsHeld : sweepsWaited).incrementAndGet();
+        return attempt;
+      };
+    }
+
+    void run(Checkpoint checkpoint) throws Exception {
+      Scope scope = new Scope(STORAGE, NS);
+      AtomicBoolean writing = new AtomicBoolean(true);
+      ExecutorService threads = Executors.newFixedThreadPool(WRITERS + 1);
+      try {
+        List<Future<?>> writers = new ArrayList<>();
+        for (int w = 0; w < WRITERS; w++) {
+          int writer = w;
+          writers.add(threads.submit(() -> {
+            Random random = new Random(writer);
+            List<ArchiveLayout> mine = new ArrayList<>();
+            for (int n = 0; n < CHECKPOINTS_PER_WRITER; n++) {
+              String uid = UUID.randomUUID().toString();
+              String name = "w" + writer + "-" + n;
+              existing.add(uid);
+              inFlight.put(uid, new InFlight(uid, name, null)); // created: Pending
+              while (!lock.grant(scope, uid)) {
+                grantsRefused.incrementAndGet();
+                Thread.sleep(2);
+              }
+              inFlight.put(uid, new InFlight(uid, name, STORAGE)); // assigned with its grant
+              ArchiveLayout layout = new ArchiveLayout(NS, name, uid);
+              checkpoint.store(layout, random);
+              kept.put(uid, layout);
+              inFlight.remove(uid); // Completed
+              lock.finished(uid);
+              mine.add(layout);
+              if (mine.size() > KEEP) {
+                ArchiveLayout doomed = mine.remove(0);
+                kept.remove(doomed.checkpointUid());
+                StorageGarbageCollector.deleteCheckpoint(store, doomed); // as the Checkpoint's cleanup does
+                existing.remove(doomed.checkpointUid());
+              }
+            }
+            return null;
+          }));
+        }
+        Future<?> sweeper = threads.submit(() -> {
+          while (writing.get() || sweepsHeld.get() < 3) {
+            var pass = collect();
+            assertThat(pass.chunks().stopped()).isEmpty();
+            collected.add(pass);
+          }
+          return null;
+        });
+        for (Future<?> writer : writers) {
+          writer.get(5, TimeUnit.MINUTES);
+        }
+        writing.set(false);
+        sweeper.get(5, TimeUnit.MINUTES);
+      } finally {
+        threads.shutdownNow();
+      }
+      assertThat(kept).hasSize(WRITERS * KEEP);
+      assertThat(sweepsHeld.get()).as("sweeps ran between the checkpoints").isGreaterThanOrEqualTo(3);
+      assertThat(grantsRefused.get()).as("checkpoints met sweeps").isPositive();
+    }
+
+    StorageGarbageCollector.Collected collect() throws IOException {
+      return StorageGarbageCollector.collect(store, "this-cluster", l -> existing.contains(l.checkpointUid()), locks,
+          keys, Duration.ZERO, Instant.now().plusSeconds(1));
+    }
+  }
+
   /** Every chunk of every kept checkpoint, found by its name as a restore does, is the chunk written. */
-  private static void assertEveryChunkReadsBack(ObjectStore store, Map<String, List<byte[]>> kept,
-      Map<String, ArchiveLayout> layouts) throws IOException {
-    for (var checkpoint : kept.entrySet()) {
-      ArchiveLayout layout = layouts.get(checkpoint.getKey());
+  private static void assertEveryChunkReadsBack(ObjectStore store, Map<String, ArchiveLayout> kept,
+      Map<String, List<byte[]>> memories) throws IOException {
+    for (ArchiveLayout layout : kept.values()) {
+      List<byte[]> memory = memories.get(layout.checkpointUid());
       List<String> names = new ArrayList<>();
       try (InputStream index = store.open(layout.chunkIndexKey())) {
         ChunkIndex.read(index, (image, chunk) -> names.add(chunk.name()));
       }
       for (int i = 0; i < names.size(); i++) {
-        byte[] expected = checkpoint.getValue().get(i);
-        assertThat(DeduplicatedCheckpoints.readChunk(store, NS, names.get(i), expected.length, false))
+        assertThat(DeduplicatedCheckpoints.readChunk(store, NS, names.get(i), memory.get(i).length, false))
             .as("chunk %d of %s, after sweeps and repacks while checkpoints were taken and deleted", i,
-                layout.checkpointName()).isEqualTo(expected);
+                layout.checkpointName()).isEqualTo(memory.get(i));
       }
     }
   }
