@@ -25,6 +25,7 @@ import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.Set;
 import java.util.function.Consumer;
 
@@ -85,6 +86,30 @@ public final class DeduplicatedCheckpoints {
     return found;
   }
 
+  /** The ids of the namespace's stored packs (the pack objects, with or without an index). */
+  public static Set<String> packIds(ObjectStore store, String namespace) throws IOException {
+    Set<String> ids = new HashSet<>();
+    for (StoredObject object : store.list(ArchiveLayout.packPrefix(namespace))) {
+      ArchiveLayout.ofPackKey(object.key()).filter(p -> !p.index()).ifPresent(p -> ids.add(p.packId()));
+    }
+    return ids;
+  }
+
+  /** {@code count} chunks of 64 KiB of random bytes (which do not compress). */
+  public static List<byte[]> randomChunks(Random random, int count) {
+    return randomChunks(random, count, 64 << 10);
+  }
+
+  public static List<byte[]> randomChunks(Random random, int count, int bytes) {
+    List<byte[]> chunks = new ArrayList<>();
+    for (int i = 0; i < count; i++) {
+      byte[] chunk = new byte[bytes];
+      random.nextBytes(chunk);
+      chunks.add(chunk);
+    }
+    return chunks;
+  }
+
   /** The namespace's pack indexes, each checked under {@link #KEY}. */
   public static List<PackIndex> packIndexes(ObjectStore store, String namespace) throws IOException {
     List<PackIndex> indexes = new ArrayList<>();
@@ -129,8 +154,14 @@ public final class DeduplicatedCheckpoints {
    */
   public static Written writePacked(ObjectStore store, ArchiveLayout layout, List<byte[]> chunks,
       Map<String, StoredChunk> present, boolean sealed) throws IOException {
+    return writePacked(store, layout, chunks, present, KEY, sealed);
+  }
+
+  /** {@link #writePacked} with the chunk key {@code key}, as an agent granted it. */
+  public static Written writePacked(ObjectStore store, ArchiveLayout layout, List<byte[]> chunks,
+      Map<String, StoredChunk> present, ChunkKey key, boolean sealed) throws IOException {
     String namespace = layout.namespace();
-    ChunkObjects objects = ChunkObjects.forNamespace(KEY, namespace, sealed, true);
+    ChunkObjects objects = ChunkObjects.forNamespace(key, namespace, sealed, true);
     Map<String, StoredChunk> stored = new HashMap<>(present);
     ChunkStore packs = new ChunkStore() {
       String packId = newPackId();
@@ -158,8 +189,8 @@ public final class DeduplicatedCheckpoints {
       public void finish() throws IOException {
         if (!entries.isEmpty()) {
           store.put(ArchiveLayout.packKey(namespace, packId), pack.toByteArray());
-          store.put(ArchiveLayout.packIndexKey(namespace, packId), new PackIndex(KEY.keyId(), packId, entries)
-              .encode(packIndexKey(namespace)));
+          store.put(ArchiveLayout.packIndexKey(namespace, packId), new PackIndex(key.keyId(), packId, entries)
+              .encode(PackIndex.Key.forNamespace(key.bytes(), key.keyId(), namespace)));
           packId = newPackId();
           pack.reset();
           entries.clear();

@@ -161,7 +161,7 @@ class ChunkCollectionConcurrencyTest {
    * chunk reads back byte for byte by its name, and after a last sweep no pack is dead or mostly dead.
    */
   private void packedCheckpointsDeletesAndSweepsWithRepackTogether(ObjectStore store) throws Exception {
-    List<byte[]> shared = ChunkCollectionTest.randomChunks(new Random(18), 30);
+    List<byte[]> shared = DeduplicatedCheckpoints.randomChunks(new Random(18), 30);
     Map<String, List<byte[]>> memories = new ConcurrentHashMap<>();
     Schedule schedule = new Schedule(store, ChunkCollectionTest.keys(false));
     schedule.run((layout, random) -> {
@@ -170,7 +170,7 @@ class ChunkCollectionConcurrencyTest {
       for (int i = 0; i < 8; i++) {
         memory.add(shared.get(random.nextInt(shared.size())));
       }
-      memory.addAll(ChunkCollectionTest.randomChunks(random, 2));
+      memory.addAll(DeduplicatedCheckpoints.randomChunks(random, 2));
       DeduplicatedCheckpoints.writePacked(store, layout, memory, present, false);
       memories.put(layout.checkpointUid(), memory);
     });

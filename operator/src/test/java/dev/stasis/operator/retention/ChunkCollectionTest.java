@@ -131,9 +131,9 @@ class ChunkCollectionTest {
   private void deletesDeadPacksRepacksMostlyDeadOnesAndKeepsTheRest(ObjectStore store, boolean sealed)
       throws Exception {
     Random random = new Random(18);
-    List<byte[]> a = randomChunks(random, 8);
-    List<byte[]> b = randomChunks(random, 8);
-    List<byte[]> c = randomChunks(random, 6);
+    List<byte[]> a = DeduplicatedCheckpoints.randomChunks(random, 8);
+    List<byte[]> b = DeduplicatedCheckpoints.randomChunks(random, 8);
+    List<byte[]> c = DeduplicatedCheckpoints.randomChunks(random, 6);
     Written first = writePacked(store, "first", "11111111-1111-1111-1111-111111111111", a, sealed);
     String packA = onlyNewPack(store, Set.of());
     Written second = writePacked(store, "second", "22222222-2222-2222-2222-222222222222", b, sealed);
@@ -151,14 +151,14 @@ class ChunkCollectionTest {
 
     var young = collect(store, exists, Instant.now().plus(Duration.ofMinutes(50)));
     assertThat(young.chunks().packs()).isEqualTo(StorageGarbageCollector.Packs.NONE);
-    assertThat(packIds(store)).containsExactlyInAnyOrder(packA, packB, packC, orphan);
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).containsExactlyInAnyOrder(packA, packB, packC, orphan);
 
     var collected = collect(store, exists, Instant.now().plus(Duration.ofMinutes(70)));
     assertThat(collected.chunks().stopped()).isEmpty();
     assertThat(collected.chunks().packs().deleted()).as("B, and the orphan").isEqualTo(2);
     assertThat(collected.chunks().packs().repacked()).as("A").isEqualTo(1);
     assertThat(collected.chunks().packs().written()).isEqualTo(1);
-    Set<String> packs = packIds(store);
+    Set<String> packs = DeduplicatedCheckpoints.packIds(store, NS);
     assertThat(packs).hasSize(2).contains(packC).doesNotContain(packA, packB, orphan);
     assertThat(store.list(ArchiveLayout.packPrefix(NS))).as("every pack kept has its index").hasSize(4);
     PackIndex repacked = DeduplicatedCheckpoints.packIndexes(store, NS).stream()
@@ -185,7 +185,7 @@ class ChunkCollectionTest {
 
     var again = collect(store, exists, Instant.now().plus(Duration.ofMinutes(70)));
     assertThat(again.chunks().packs()).as("all that is left is referenced").isEqualTo(StorageGarbageCollector.Packs.NONE);
-    assertThat(packIds(store)).isEqualTo(packs);
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).isEqualTo(packs);
   }
 
   /**
@@ -200,14 +200,14 @@ class ChunkCollectionTest {
     try (ObjectStore store = new FileSystemObjectStore(root)) {
       int chunkBytes = 128 << 10;
       Random random = new Random(5);
-      List<byte[]> memory = randomChunks(random, 512, chunkBytes);
+      List<byte[]> memory = DeduplicatedCheckpoints.randomChunks(random, 512, chunkBytes);
       List<Written> series = new ArrayList<>();
       for (int n = 0; n < 10; n++) {
         if (n > 0) {
           for (int block : List.of(8, 8, 8, 2)) {
             int at = random.nextInt(memory.size() / block) * block;
             for (int i = at; i < at + block; i++) {
-              memory.set(i, randomChunks(random, 1, chunkBytes).get(0));
+              memory.set(i, DeduplicatedCheckpoints.randomChunks(random, 1, chunkBytes).get(0));
             }
           }
         }
@@ -256,9 +256,9 @@ class ChunkCollectionTest {
    */
   private void tamperedPackIndexStopsTheSweep(ObjectStore store) throws Exception {
     Random random = new Random(7);
-    Written dead = writePacked(store, "dead", "11111111-1111-1111-1111-111111111111", randomChunks(random, 3), false);
+    Written dead = writePacked(store, "dead", "11111111-1111-1111-1111-111111111111", DeduplicatedCheckpoints.randomChunks(random, 3), false);
     String deadPack = onlyNewPack(store, Set.of());
-    writePacked(store, "kept", "22222222-2222-2222-2222-222222222222", randomChunks(random, 3), false);
+    writePacked(store, "kept", "22222222-2222-2222-2222-222222222222", DeduplicatedCheckpoints.randomChunks(random, 3), false);
     String keptPack = onlyNewPack(store, Set.of(deadPack));
     StorageGarbageCollector.deleteCheckpoint(store, dead.layout());
     Instant later = Instant.now().plus(Duration.ofHours(2));
@@ -273,13 +273,13 @@ class ChunkCollectionTest {
     assertThat(stopped.chunks().stopped().get(NS)).contains(store.uri(indexKey)).contains("not authentic")
         .contains("Put it back");
     assertThat(stopped.chunks().packs()).isEqualTo(StorageGarbageCollector.Packs.NONE);
-    assertThat(packIds(store)).containsExactlyInAnyOrder(deadPack, keptPack);
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).containsExactlyInAnyOrder(deadPack, keptPack);
 
     store.put(indexKey, index);
     var repaired = collect(store, l -> true, later);
     assertThat(repaired.chunks().stopped()).isEmpty();
     assertThat(repaired.chunks().packs().deleted()).isEqualTo(1);
-    assertThat(packIds(store)).containsExactly(keptPack);
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).containsExactly(keptPack);
   }
 
   /**
@@ -454,34 +454,10 @@ class ChunkCollectionTest {
 
   /** The one pack in the namespace that is not one of {@code before}. */
   private static String onlyNewPack(ObjectStore store, Set<String> before) throws IOException {
-    Set<String> added = new HashSet<>(packIds(store));
+    Set<String> added = new HashSet<>(DeduplicatedCheckpoints.packIds(store, NS));
     added.removeAll(before);
     assertThat(added).hasSize(1);
     return added.iterator().next();
-  }
-
-  /** The ids of the namespace's stored packs (the pack objects, with or without an index). */
-  static Set<String> packIds(ObjectStore store) throws IOException {
-    Set<String> ids = new HashSet<>();
-    for (var object : store.list(ArchiveLayout.packPrefix(NS))) {
-      ArchiveLayout.ofPackKey(object.key()).filter(p -> !p.index()).ifPresent(p -> ids.add(p.packId()));
-    }
-    return ids;
-  }
-
-  /** {@code count} chunks of 64 KiB of random bytes (which do not compress). */
-  static List<byte[]> randomChunks(Random random, int count) {
-    return randomChunks(random, count, 64 << 10);
-  }
-
-  static List<byte[]> randomChunks(Random random, int count, int bytes) {
-    List<byte[]> chunks = new ArrayList<>();
-    for (int i = 0; i < count; i++) {
-      byte[] chunk = new byte[bytes];
-      random.nextBytes(chunk);
-      chunks.add(chunk);
-    }
-    return chunks;
   }
 
   private static Written write(ObjectStore store, String name, String uid, List<byte[]> chunks) throws IOException {
