@@ -15,12 +15,13 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.TreeMap;
-import java.util.TreeSet;
 
 /**
  * The packs of one namespace ({@code <ns>/.packs/}) collected against the namespace's
@@ -33,13 +34,13 @@ import java.util.TreeSet;
  *   <li>a pack without an index (its writer died between the two PUTs) goes: no reader can find its chunks;</li>
  *   <li>an index without a pack goes: it names chunks that are not there;</li>
  *   <li>a pack whose marked chunks are less than half its bytes is repacked: fetched in one GET, each
- *       marked chunk opened and checked against its name, the marked chunks no kept pack holds written
- *       into new packs (their index after them), and only then the old index, then the old pack,
- *       deleted. A restore whose hint names the old pack finds the chunk by its name in the new
+ *       marked chunk opened and checked against its name, the marked chunks written into new packs
+ *       (once, when two repacked packs hold one; their index after them), and only then the old
+ *       index, then the old pack, deleted. A restore whose hint names the old pack finds the chunk by its name in the new
  *       pack's index.</li>
  * </ul>
- * Memory: one pack index at a time while deciding, the names held by kept packs ({@link LongSet}), and
- * while repacking one old pack and one new pack's bytes.
+ * Memory: one pack index at a time while deciding, the names held by kept packs ({@link LongSet}, for
+ * usage), and while repacking the names moved, one old pack and one new pack's bytes.
  */
 final class PackCollection {
   /** What repacking writes at most into one new pack: the size the agent's packs aim at. */
@@ -200,6 +201,8 @@ final class PackCollection {
       PackIndex index = verifiedIndex(packId);
       byKey.computeIfAbsent(index.keyId(), k -> new ArrayList<>()).add(index);
     }
+    // exact names, not 64-bit prefixes: a chunk wrongly taken for one already moved would be lost
+    Set<String> moved = new HashSet<>();
     for (var group : byKey.entrySet()) {
       ChunkKeys.NamespaceKey key = namespaceKey(group.getKey());
       ChunkObjects chunks = ChunkObjects.forNamespace(key.key(), namespace, key.sealed(), false);
@@ -213,7 +216,7 @@ final class PackCollection {
           continue; // deleted since it was listed: only this collector deletes packs, so by hand
         }
         for (PackIndex.Entry e : old.entries()) {
-          if (!mark.contains(e.name()) || held.contains(e.name())) {
+          if (!mark.contains(e.name()) || !moved.add(e.name())) {
             continue;
           }
           byte[] object = Arrays.copyOfRange(pack, (int) e.offset(), (int) e.offset() + e.storedBytes());
