@@ -112,18 +112,20 @@ public final class DeduplicatedCheckpoints {
 
   /** The namespace's pack indexes, each checked under {@link #KEY}. */
   public static List<PackIndex> packIndexes(ObjectStore store, String namespace) throws IOException {
+    return packIndexes(store, namespace, KEY);
+  }
+
+  /** The namespace's pack indexes, each checked under {@code key}. */
+  public static List<PackIndex> packIndexes(ObjectStore store, String namespace, ChunkKey key) throws IOException {
     List<PackIndex> indexes = new ArrayList<>();
     for (StoredObject object : store.list(ArchiveLayout.packPrefix(namespace))) {
       var pack = ArchiveLayout.ofPackKey(object.key());
       if (pack.isPresent() && pack.get().index()) {
-        indexes.add(PackIndex.read(packIndexKey(namespace), pack.get().packId(), store.read(object.key())));
+        indexes.add(PackIndex.read(PackIndex.Key.forNamespace(key.bytes(), key.keyId(), namespace),
+            pack.get().packId(), store.read(object.key())));
       }
     }
     return indexes;
-  }
-
-  public static PackIndex.Key packIndexKey(String namespace) {
-    return PackIndex.Key.forNamespace(KEY.bytes(), KEY.keyId(), namespace);
   }
 
   /**
@@ -132,8 +134,14 @@ public final class DeduplicatedCheckpoints {
    */
   public static byte[] readChunk(ObjectStore store, String namespace, String name, int bytes, boolean sealed)
       throws IOException {
-    ChunkObjects objects = ChunkObjects.forNamespace(KEY, namespace, sealed, false);
-    for (PackIndex index : packIndexes(store, namespace)) {
+    return readChunk(store, namespace, name, bytes, KEY, sealed);
+  }
+
+  /** {@link #readChunk} of chunks made with {@code key}. */
+  public static byte[] readChunk(ObjectStore store, String namespace, String name, int bytes, ChunkKey key,
+      boolean sealed) throws IOException {
+    ChunkObjects objects = ChunkObjects.forNamespace(key, namespace, sealed, false);
+    for (PackIndex index : packIndexes(store, namespace, key)) {
       for (PackIndex.Entry e : index.entries()) {
         if (e.name().equals(name)) {
           byte[] pack = store.read(ArchiveLayout.packKey(namespace, index.packId()));

@@ -3,13 +3,18 @@ package dev.stasis.operator.retention;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.agent.checkpoint.ChunkedImagesUpload;
+import dev.stasis.agent.restore.ChunkedImagesDownload;
 import dev.stasis.archive.ArchiveCodec;
+import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.ChunkKey;
+import dev.stasis.archive.Manifest;
 import dev.stasis.archive.dedup.ChunkIndex;
 import dev.stasis.archive.dedup.PackIndex;
 import dev.stasis.criu.PagemapImages;
+import dev.stasis.kube.RecordedManifest;
 import dev.stasis.operator.retention.ChunkSweepLock.InFlight;
 import dev.stasis.operator.retention.ChunkSweepLock.Scope;
 import dev.stasis.storage.FileSystemObjectStore;
@@ -30,6 +35,7 @@ import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.UUID;
@@ -47,13 +53,16 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Checkpoints written and deleted while the storage's chunks are swept again and again, on a
  * directory and on s3proxy. Writers take their grant through the lock's grant side and store their
- * memory images through the agent's write path ({@link ChunkedImagesUpload}: one listing of the
- * namespace's chunks, 128 KiB pagemap-aligned chunks, only the missing ones uploaded, then the
- * index), then the archive and the manifest last, and delete their older checkpoints as a
- * schedule's retention would. The grace period is zero, so
- * that only the lock stands between a sweep and a chunk a writer found present or has just
- * uploaded: afterwards every manifest's every chunk must exist, and a last sweep must leave exactly
- * the chunks some manifest refers to.
+ * memory images through the agent's write path ({@link ChunkedImagesUpload} with its
+ * {@code PackedChunkStore}: one listing of the namespace's loose chunks and packs, pack indexes
+ * checked, 128 KiB pagemap-aligned chunks, only the missing ones put into a new pack, the pack's
+ * index after it, then the chunk index), then the archive and the manifest last, and delete their
+ * older checkpoints as a schedule's retention would, so packs die and become mostly dead. The
+ * grace period is zero, so that only the lock stands between a sweep (deleting dead packs,
+ * repacking mostly dead ones) and a chunk a writer found present or has just stored: afterwards
+ * every kept checkpoint's every chunk must read back, by its name, as the memory it was cut from,
+ * and after a last sweep no pack may be less than half referenced. With the lock's in-flight check
+ * disabled it fails.
  */
 class ChunkCollectionConcurrencyTest {
   static final String NS = "jobs";
@@ -66,8 +75,6 @@ class ChunkCollectionConcurrencyTest {
   /** Where the processes' memory starts: a multiple of the chunk size, so chunks are the blocks written. */
   static final long ADDRESS = 0x7f0000000000L;
   static final ChunkKey CHUNK_KEY = ChunkKey.of(new ArchiveKey("chunks-1", new byte[32]), NS);
-  /** The loose-chunk writers store no packs. */
-  static final ChunkKeys NO_PACK_KEYS = StorageGarbageCollectorTest.NO_KEYS;
 
   @TempDir Path root;
   /** The writers' images folders, as CRIU leaves them. */
@@ -77,23 +84,6 @@ class ChunkCollectionConcurrencyTest {
   void fileSystem() throws Exception {
     try (ObjectStore store = new FileSystemObjectStore(root)) {
       checkpointsDeletesAndSweepsTogether(store);
-    }
-  }
-
-  @Test
-  void packsOnAFileSystem() throws Exception {
-    try (ObjectStore store = new FileSystemObjectStore(root)) {
-      packedCheckpointsDeletesAndSweepsWithRepackTogether(store);
-    }
-  }
-
-  @Test
-  void packsOnS3() throws Exception {
-    try (S3Server server = S3Server.start()) {
-      server.createBucket("checkpoints");
-      try (ObjectStore store = ChunkCollectionTest.s3Store(server)) {
-        packedCheckpointsDeletesAndSweepsWithRepackTogether(store);
-      }
     }
   }
 
@@ -112,7 +102,9 @@ class ChunkCollectionConcurrencyTest {
     for (int i = 0; i < 30; i++) {
       shared.add(block("shared " + i));
     }
-    Schedule schedule = new Schedule(store, NO_PACK_KEYS);
+    Map<String, byte[]> memories = new ConcurrentHashMap<>();
+    Schedule schedule = new Schedule(store, (namespace, keyId) -> keyId.equals(CHUNK_KEY.keyId())
+        ? Optional.of(new ChunkKeys.NamespaceKey(CHUNK_KEY, false)) : Optional.empty());
     schedule.run((layout, random) -> {
       var upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
       upload.listStored(); // before CRIU runs
@@ -124,62 +116,19 @@ class ChunkCollectionConcurrencyTest {
       memory.writeBytes(block("only in " + name));
       memory.writeBytes(block("only in " + name + ", too"));
       Path images = Files.createDirectories(dumps.resolve(name));
-      PagemapImages.writeProcess(images, 1000 + Math.floorMod(name.hashCode(), 1000), 1, ADDRESS, memory.toByteArray());
+      PagemapImages.writeProcess(images, 1000 + Math.floorMod(name.hashCode(), 1000), 1, ADDRESS,
+          memory.toByteArray());
       var stored = upload.store(images, cut -> {});
       DeduplicatedCheckpoints.complete(store, layout, stored.chunks());
-    });
-
-    Set<String> referenced = new HashSet<>();
-    for (ArchiveLayout layout : schedule.kept.values()) {
-      Set<String> names = referencedBy(store, layout);
-      for (String name : names) {
-        assertThat(store.exists(ArchiveLayout.chunkKey(NS, name)))
-            .as("chunk %s of %s, swept while checkpoints were taken and deleted", name, layout.checkpointName())
-            .isTrue();
-      }
-      referenced.addAll(names);
-    }
-    assertThat(schedule.sweepsWaited.get()).as("sweeps met checkpoints in flight").isPositive();
-
-    var last = schedule.collect();
-    int swept = last.chunks().deleted() + schedule.collected.stream().mapToInt(c -> c.chunks().deleted()).sum();
-    assertThat(swept).as("the deleted checkpoints' own chunks went")
-        .isGreaterThanOrEqualTo(2 * WRITERS * (CHECKPOINTS_PER_WRITER - KEEP));
-    assertThat(DeduplicatedCheckpoints.storedChunks(store, NS)).as("exactly the chunks some manifest refers to")
-        .isEqualTo(referenced);
-    assertThat(store.list(NS + "/").stream().map(o -> o.key()).filter(k -> !k.contains("/.chunks/"))
-        .map(k -> ArchiveLayout.ofKey(k).orElseThrow().checkpointUid()).distinct().toList())
-        .containsExactlyInAnyOrderElementsOf(schedule.kept.keySet());
-  }
-
-  /**
-   * As above with packs: each writer finds what the namespace stores (loose chunks, and the pack
-   * indexes, checked) when it starts, puts its new chunks into one pack, then the pack's index,
-   * its chunk index (hints into the packs it found them in), the archive and the manifest last.
-   * Checkpoints share chunks, so deleting the old ones leaves packs mostly dead: the sweeps, at a
-   * grace period of zero, repack them while others write. Afterwards every kept checkpoint's every
-   * chunk reads back byte for byte by its name, and after a last sweep no pack is dead or mostly dead.
-   */
-  private void packedCheckpointsDeletesAndSweepsWithRepackTogether(ObjectStore store) throws Exception {
-    List<byte[]> shared = DeduplicatedCheckpoints.randomChunks(new Random(18), 30);
-    Map<String, List<byte[]>> memories = new ConcurrentHashMap<>();
-    Schedule schedule = new Schedule(store, ChunkCollectionTest.keys(false));
-    schedule.run((layout, random) -> {
-      var present = DeduplicatedCheckpoints.storedAnywhere(store, NS); // before CRIU runs
-      List<byte[]> memory = new ArrayList<>();
-      for (int i = 0; i < 8; i++) {
-        memory.add(shared.get(random.nextInt(shared.size())));
-      }
-      memory.addAll(DeduplicatedCheckpoints.randomChunks(random, 2));
-      DeduplicatedCheckpoints.writePacked(store, layout, memory, present, false);
-      memories.put(layout.checkpointUid(), memory);
+      memories.put(layout.checkpointUid(), memory.toByteArray());
     });
     assertEveryChunkReadsBack(store, schedule.kept, memories);
 
     var last = schedule.collect();
     schedule.collected.add(last);
+    assertThat(schedule.sweepsWaited.get()).as("sweeps met checkpoints in flight").isPositive();
     assertThat(schedule.collected.stream().mapToInt(c -> c.chunks().packs().deleted()).sum())
-        .as("dead packs went").isPositive();
+        .as("the deleted checkpoints' dead packs went").isPositive();
     assertThat(schedule.collected.stream().mapToInt(c -> c.chunks().packs().repacked()).sum())
         .as("mostly dead packs were repacked").isPositive();
     assertEveryChunkReadsBack(store, schedule.kept, memories);
@@ -187,12 +136,109 @@ class ChunkCollectionConcurrencyTest {
     for (ArchiveLayout layout : schedule.kept.values()) {
       referenced.addAll(referencedBy(store, layout));
     }
-    for (PackIndex index : DeduplicatedCheckpoints.packIndexes(store, NS)) {
+    for (PackIndex index : DeduplicatedCheckpoints.packIndexes(store, NS, CHUNK_KEY)) {
       long live = index.entries().stream().filter(e -> referenced.contains(e.name()))
           .mapToLong(PackIndex.Entry::storedBytes).sum();
       assertThat(2 * live).as("pack %s after a last sweep: at least half of it referenced", index.packId())
           .isGreaterThanOrEqualTo(index.packBytes());
     }
+    assertThat(store.list(NS + "/").stream().map(o -> o.key()).filter(k -> !k.contains("/.packs/"))
+        .map(k -> ArchiveLayout.ofKey(k).orElseThrow().checkpointUid()).distinct().toList())
+        .containsExactlyInAnyOrderElementsOf(schedule.kept.keySet());
+  }
+
+  @Test
+  void aRestoreWhileItsHintedPackIsRepackedOnAFileSystem() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      restoresWhileRepacking(store);
+    }
+  }
+
+  @Test
+  void aRestoreWhileItsHintedPackIsRepackedOnS3() throws Exception {
+    try (S3Server server = S3Server.start()) {
+      server.createBucket("checkpoints");
+      try (ObjectStore store = ChunkCollectionTest.s3Store(server)) {
+        restoresWhileRepacking(store);
+      }
+    }
+  }
+
+  /**
+   * The agent's write and restore paths with a repack between them: "old" stores 16 blocks in a
+   * pack, "kept" shares 2 of them (its chunk index hints at old's pack) and stores 6 more; "old" is
+   * deleted, so its pack is 2/16 referenced and the collector repacks it. Restores of "kept"
+   * ({@code ChunkedImagesDownload}) run over and over while the collection runs, and after it, when
+   * the hinted pack is gone: each one writes the very pages image "kept" was stored from.
+   */
+  private void restoresWhileRepacking(ObjectStore store) throws Exception {
+    ChunkSweepLock lock = new ChunkSweepLock();
+    List<byte[]> blocks = new ArrayList<>();
+    for (int i = 0; i < 22; i++) {
+      byte[] block = new byte[BLOCK];
+      new Random(i).nextBytes(block);
+      blocks.add(block);
+    }
+    ArchiveLayout old = new ArchiveLayout(NS, "old", UUID.randomUUID().toString());
+    storeThroughTheAgent(store, old, blocks.subList(0, 16));
+    ArchiveLayout kept = new ArchiveLayout(NS, "kept", UUID.randomUUID().toString());
+    List<byte[]> keptBlocks = new ArrayList<>(List.of(blocks.get(3), blocks.get(11)));
+    keptBlocks.addAll(blocks.subList(16, 22));
+    Path keptImages = storeThroughTheAgent(store, kept, keptBlocks);
+    StorageGarbageCollector.deleteCheckpoint(store, old);
+    String oldPack = DeduplicatedCheckpoints.packIndexes(store, NS, CHUNK_KEY).stream()
+        .filter(i -> i.entries().size() == 16).findFirst().orElseThrow().packId();
+
+    Manifest manifest = Manifest.fromJson(store.read(kept.manifestKey()));
+    RecordedManifest recorded = new RecordedManifest(manifest, kept.archiveKey(ArchiveCodec.NONE),
+        new ArchiveIdentity(NS, kept.checkpointUid(), ""), new ArchiveSummary(0, 0, ""));
+    AtomicBoolean collecting = new AtomicBoolean(true);
+    AtomicInteger restores = new AtomicInteger();
+    ExecutorService threads = Executors.newFixedThreadPool(2);
+    try {
+      Future<?> restoring = threads.submit(() -> {
+        while (collecting.get() || restores.get() < 3) {
+          Path into = Files.createDirectories(dumps.resolve("restore-" + restores.incrementAndGet()));
+          new ChunkedImagesDownload(store, recorded, CHUNK_KEY).writeInto(into, written -> {});
+          assertThat(Files.readAllBytes(into.resolve("pages-1.img")))
+              .as("restore %d of kept", restores.get()).isEqualTo(Files.readAllBytes(keptImages.resolve("pages-1.img")));
+        }
+        return null;
+      });
+      Future<StorageGarbageCollector.Collected> collection = threads.submit(() -> {
+        try {
+          return StorageGarbageCollector.collect(store, "this-cluster", l -> l.equals(kept),
+              namespace -> lock.tryHold(new Scope(STORAGE, namespace), List::of),
+              (namespace, keyId) -> Optional.of(new ChunkKeys.NamespaceKey(CHUNK_KEY, false)), Duration.ofHours(1),
+              Instant.now().plus(Duration.ofHours(2)));
+        } finally {
+          collecting.set(false);
+        }
+      });
+      assertThat(collection.get(5, TimeUnit.MINUTES).chunks().packs().repacked()).isEqualTo(1);
+      restoring.get(5, TimeUnit.MINUTES);
+    } finally {
+      threads.shutdownNow();
+    }
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).as("the hinted pack was repacked away")
+        .doesNotContain(oldPack);
+    List<ChunkIndex.ChunkRef> hints = new ArrayList<>();
+    try (InputStream index = store.open(kept.chunkIndexKey())) {
+      ChunkIndex.read(index, (image, chunk) -> hints.add(chunk));
+    }
+    assertThat(hints.get(0).location().packId()).isEqualTo(oldPack);
+  }
+
+  /** Stores {@code blocks} as one process's memory through the agent's write path; the images folder. */
+  private Path storeThroughTheAgent(ObjectStore store, ArchiveLayout layout, List<byte[]> blocks) throws Exception {
+    var upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
+    upload.listStored();
+    ByteArrayOutputStream memory = new ByteArrayOutputStream();
+    blocks.forEach(memory::writeBytes);
+    Path images = Files.createDirectories(dumps.resolve(layout.checkpointName()));
+    PagemapImages.writeProcess(images, 4242, 1, ADDRESS, memory.toByteArray());
+    DeduplicatedCheckpoints.complete(store, layout, upload.store(images, cut -> {}).chunks());
+    return images;
   }
 
   /**
@@ -295,19 +341,23 @@ class ChunkCollectionConcurrencyTest {
     }
   }
 
-  /** Every chunk of every kept checkpoint, found by its name as a restore does, is the chunk written. */
+  /**
+   * Every chunk of every kept checkpoint, found by its name as a restore does (in the pack indexes,
+   * whatever pack its chunk index hints at), is the 128 KiB of memory it was cut from.
+   */
   private static void assertEveryChunkReadsBack(ObjectStore store, Map<String, ArchiveLayout> kept,
-      Map<String, List<byte[]>> memories) throws IOException {
+      Map<String, byte[]> memories) throws IOException {
     for (ArchiveLayout layout : kept.values()) {
-      List<byte[]> memory = memories.get(layout.checkpointUid());
+      byte[] memory = memories.get(layout.checkpointUid());
       List<String> names = new ArrayList<>();
       try (InputStream index = store.open(layout.chunkIndexKey())) {
         ChunkIndex.read(index, (image, chunk) -> names.add(chunk.name()));
       }
+      assertThat(names).hasSize(memory.length / BLOCK);
       for (int i = 0; i < names.size(); i++) {
-        assertThat(DeduplicatedCheckpoints.readChunk(store, NS, names.get(i), memory.get(i).length, false))
+        assertThat(DeduplicatedCheckpoints.readChunk(store, NS, names.get(i), BLOCK, CHUNK_KEY, false))
             .as("chunk %d of %s, after sweeps and repacks while checkpoints were taken and deleted", i,
-                layout.checkpointName()).isEqualTo(memory.get(i));
+                layout.checkpointName()).isEqualTo(Arrays.copyOfRange(memory, i * BLOCK, (i + 1) * BLOCK));
       }
     }
   }
