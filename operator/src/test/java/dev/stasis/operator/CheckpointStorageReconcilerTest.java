@@ -501,17 +501,31 @@ class CheckpointStorageReconcilerTest {
    */
   @Test
   void packsOfTheGrantedChunkKeyAreCollectedAndAnAlteredPackIndexIsReported() throws Exception {
-    CheckpointStorage storage = deduplicating(storage("1h"));
+    packsOfTheGrantedChunkKey(deduplicating(storage("1h")), false);
+  }
+
+  /** As above on a storage that encrypts: the chunk key derives from its current key and seals the chunks. */
+  @Test
+  void sealedPacksOfTheGrantedChunkKeyAreCollectedAndAnAlteredPackIndexIsReported() throws Exception {
+    keySecret(Map.of("k1", new byte[32]));
+    CheckpointStorage storage = storage("1h");
+    storage.getSpec().deduplication = true;
+    storage.getSpec().encryption = new EncryptionSpec(new SecretReference("archive-keys", NS), "k1");
+    packsOfTheGrantedChunkKey(client.resource(storage).update(), true);
+  }
+
+  private void packsOfTheGrantedChunkKey(CheckpointStorage storage, boolean sealed) throws Exception {
     Checkpoint gone = completed(checkpoint("gone", false));
     Checkpoint kept = completed(checkpoint("kept", false));
     ChunkKey key = new GrantIssuer(ClusterCache.reading(client), new StorageBinding(client), new ChunkSecrets(client),
         (s, c) -> true).chunkKeyFor(gone, storage).orElseThrow();
+    assertThat(key.keyId()).isEqualTo(sealed ? "k1" : ChunkSecrets.KEY_ID);
     Random random = new Random(3);
     var goneWritten = DeduplicatedCheckpoints.writePacked(files, new ArchiveLayout(NS, "gone",
-        gone.getMetadata().getUid()), DeduplicatedCheckpoints.randomChunks(random, 3), Map.of(), key, false);
+        gone.getMetadata().getUid()), DeduplicatedCheckpoints.randomChunks(random, 3), Map.of(), key, sealed);
     String gonePack = DeduplicatedCheckpoints.packIds(files, NS).iterator().next();
     DeduplicatedCheckpoints.writePacked(files, new ArchiveLayout(NS, "kept", kept.getMetadata().getUid()),
-        DeduplicatedCheckpoints.randomChunks(random, 3), Map.of(), key, false);
+        DeduplicatedCheckpoints.randomChunks(random, 3), Map.of(), key, sealed);
     String keptPack = DeduplicatedCheckpoints.packIds(files, NS).stream().filter(id -> !id.equals(gonePack)).findFirst()
         .orElseThrow();
     checkpointReconciler().cleanup(gone, null);
