@@ -53,8 +53,9 @@ final class PackCollection {
   static final int REPACK_TARGET_BYTES = 16 << 20;
   /**
    * The unused bytes (stored in packs, no marked chunk) a namespace's packs may keep, as a share
-   * of the marked bytes they hold. 10% keeps a keepLast-5 series near what its checkpoints
-   * refer to, at about a sixth of a copy of the memory rewritten per collection (docs/dedup.md).
+   * of the marked bytes they hold. 10% keeps a keepLast-5 series within 1.10 of what its
+   * checkpoints refer to, rewriting 0.13 copies of the memory per collection on average
+   * (docs/dedup.md). A constant, not a CheckpointStorage setting yet: see docs/dedup.md.
    */
   static final double MAX_UNUSED = 0.10;
   private static final SecureRandom RANDOM = new SecureRandom();

@@ -35,7 +35,7 @@ import org.junit.jupiter.api.io.TempDir;
  * Collection of chunks by reference, on the real object stores (a directory and s3proxy): the
  * mark reads the chunk index of every manifest of a namespace, the sweep deletes loose chunks and
  * packs no index lists once they are older than the grace period, repacks packs less than half
- * referenced, and a manifest, chunk index or pack index that cannot be trusted stops the sweep of
+ * referenced and then the most wasteful ones while unused bytes exceed 10% of the live ones, and a manifest, chunk index or pack index that cannot be trusted stops the sweep of
  * its namespace.
  */
 class ChunkCollectionTest {
