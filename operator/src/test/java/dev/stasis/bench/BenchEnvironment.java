@@ -189,9 +189,10 @@ final class BenchEnvironment implements AutoCloseable {
 
   /**
    * The agent's JVM as in its pod: the image's JVM options (images/java-options) with the chart's
-   * memory limit for the agent (charts/stasis/values.yaml) as the RAM the JVM sizes its heap from,
-   * as it would read it from the container's cgroup. Then extra options from {@code
-   * STASIS_BENCH_AGENT_JVM_OPTIONS} (space-separated), e.g. a flight recording while profiling it.
+   * memory limit for the agent (charts/stasis/values.yaml) as the RAM the JVM sees, as it would read
+   * it from the container's cgroup. Then extra options from {@code STASIS_BENCH_AGENT_JVM_OPTIONS}
+   * (space-separated, later ones winning), e.g. {@code -XX:-UseG1GC -XX:+UseSerialGC} to compare
+   * collectors, or a flight recording while profiling it.
    */
   static List<String> agentJvmOptions(Path repoRoot) throws IOException {
     List<String> options = new ArrayList<>(ImageJavaOptions.of(repoRoot));
