@@ -101,15 +101,15 @@ final class BenchEnvironment implements AutoCloseable {
 
       Benchmark.progress("starting the operator and the agent, each in its own JVM");
       String kubeconfig = controlPlane.kubeconfig().toString();
+      // Metrics on any free loopback port: the defaults (8080, 8081) may be taken by another run's roles.
+      List<String> metrics = List.of("--metrics-port", "0", "--metrics-address", "127.0.0.1");
       RoleProcess operator = RoleProcess.start("operator", List.of("-Xmx" + OPERATOR_HEAP_MIB + "m"),
-          List.of("operator", "--kubeconfig", kubeconfig), logs);
+          concat(List.of("operator", "--kubeconfig", kubeconfig), metrics), logs);
       started.add(operator);
       RoleProcess agent = RoleProcess.start("agent", agentJvmOptions(TestControlPlane.repoRoot()),
           // as a cluster admin allows the benchmark's namespace to checkpoint host processes
-          List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(), "--allow-host-processes", NAMESPACE,
-              "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig,
-              // any free port: other benchmarks or agents on the machine may hold the default one
-              "--metrics-port", "0"), logs);
+          concat(List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(), "--allow-host-processes",
+              NAMESPACE, "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig), metrics), logs);
       started.add(agent);
       // For bench/profile-agent.sh, which attaches to this agent by its PID.
       Files.writeString(logs.resolve("agent.pid"), Long.toString(agent.pid()));
@@ -189,9 +189,10 @@ final class BenchEnvironment implements AutoCloseable {
 
   /**
    * The agent's JVM as in its pod: the image's JVM options (images/java-options) with the chart's
-   * memory limit for the agent (charts/stasis/values.yaml) as the RAM the JVM sizes its heap from,
-   * as it would read it from the container's cgroup. Then extra options from {@code
-   * STASIS_BENCH_AGENT_JVM_OPTIONS} (space-separated), e.g. a flight recording while profiling it.
+   * memory limit for the agent (charts/stasis/values.yaml) as the RAM the JVM sees, as it would read
+   * it from the container's cgroup. Then extra options from {@code STASIS_BENCH_AGENT_JVM_OPTIONS}
+   * (space-separated, later ones winning), e.g. {@code -XX:-UseG1GC -XX:+UseSerialGC} to compare
+   * collectors, or a flight recording while profiling it.
    */
   static List<String> agentJvmOptions(Path repoRoot) throws IOException {
     List<String> options = new ArrayList<>(ImageJavaOptions.of(repoRoot));
@@ -201,6 +202,12 @@ final class BenchEnvironment implements AutoCloseable {
       options.addAll(List.of(extra.split("\\s+")));
     }
     return options;
+  }
+
+  private static List<String> concat(List<String> first, List<String> second) {
+    List<String> both = new ArrayList<>(first);
+    both.addAll(second);
+    return both;
   }
 
   private static long chartAgentMemoryLimitBytes(Path repoRoot) throws IOException {

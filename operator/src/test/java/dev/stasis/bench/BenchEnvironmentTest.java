@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 /** The benchmark's agent gets the JVM its pod would: the image's options, the chart's memory limit. */
 class BenchEnvironmentTest {
   @Test
-  void theAgentsJvmSizesItsHeapFromTheChartsMemoryLimitWithTheImagesOptions() throws Exception {
+  void theAgentsJvmHasTheImagesHeapAndCollectorWithTheChartsMemoryLimitAsItsRam() throws Exception {
     Path repo = TestControlPlane.repoRoot();
     long limit = Quantity.getAmountInBytes(new Quantity("1Gi")).longValueExact();
     List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
@@ -25,9 +25,9 @@ class BenchEnvironmentTest {
     assertThat(java.waitFor(60, TimeUnit.SECONDS)).isTrue();
 
     assertThat(flag(flags, "MaxRAM")).isEqualTo(Long.toString(limit));
-    // Three quarters of the chart's 1 GiB, not a quarter of this machine's memory.
-    assertThat(flag(flags, "MaxHeapSize")).isEqualTo(Long.toString(limit * 3 / 4));
-    assertThat(flag(flags, "UseSerialGC")).isEqualTo("true");
+    // The image's fixed heap, not a share of this machine's memory (or of the limit).
+    assertThat(flag(flags, "MaxHeapSize")).isEqualTo(Long.toString(384L << 20));
+    assertThat(flag(flags, "UseG1GC")).isEqualTo("true");
   }
 
   private static String flag(String flags, String name) {
