@@ -154,7 +154,7 @@ public final class ChunkedImagesDownload {
       }
     });
     long total = images.stream().mapToLong(Image::sizeBytes).sum();
-    if (chunks.imagesBytes != null && total != chunks.imagesBytes) {
+    if (total != chunks.imagesBytes) {
       throw new ArchiveIntegrityException("the chunk index lists " + total + " bytes of images, the manifest "
           + chunks.imagesBytes);
     }

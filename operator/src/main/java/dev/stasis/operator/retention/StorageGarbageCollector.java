@@ -307,7 +307,7 @@ public final class StorageGarbageCollector {
         return 0;
       }
       long archive = manifest.archive != null && manifest.archive.sizeBytes != null ? manifest.archive.sizeBytes : 0;
-      long images = manifest.isChunked() && manifest.chunks.imagesBytes != null ? manifest.chunks.imagesBytes : 0;
+      long images = manifest.isChunked() ? manifest.chunks.imagesBytes : 0;
       return archive + images;
     }
 
