@@ -56,16 +56,18 @@ public final class StorageGarbageCollector {
   public record Collected(List<String> prefixes, int objects, long bytes, int unfinishedUploads, int probes,
       List<String> otherClusters, Chunks chunks, Usage usage) {
     public boolean isEmpty() {
-      return prefixes.isEmpty() && probes == 0 && chunks.deleted() == 0;
+      return prefixes.isEmpty() && probes == 0 && chunks.deleted() == 0 && chunks.abandonedUploads() == 0;
     }
   }
 
   /**
-   * The chunks one collection deleted (objects, bytes), and the namespaces whose chunks it left
+   * The chunks one collection deleted (objects, bytes), the unfinished chunk uploads it removed (a
+   * partial file whose writer died: untouched for longer than the grace period), and the namespaces whose chunks it left
    * alone: {@code waited} for Checkpoints in flight (namespace: their names), {@code stopped} by a
    * manifest or chunk index that cannot be trusted (namespace: what is wrong).
    */
-  public record Chunks(int deleted, long deletedBytes, Map<String, List<String>> waited, Map<String, String> stopped) {}
+  public record Chunks(int deleted, long deletedBytes, int abandonedUploads, Map<String, List<String>> waited,
+      Map<String, String> stopped) {}
 
   /**
    * What the storage holds once collected: {@code storedBytes} of chunks and of every checkpoint's
@@ -110,14 +112,20 @@ public final class StorageGarbageCollector {
     List<String> otherClusters = store.list(CLUSTER_MARKERS).stream()
         .map(o -> o.key().substring(CLUSTER_MARKERS.length())).filter(id -> !id.equals(clusterId)).toList();
     if (!otherClusters.isEmpty()) {
-      return new Collected(List.of(), 0, 0, 0, 0, otherClusters, new Chunks(0, 0, Map.of(), Map.of()),
+      return new Collected(List.of(), 0, 0, 0, 0, otherClusters, new Chunks(0, 0, 0, Map.of(), Map.of()),
           null);
     }
+    Instant settled = now.minus(gracePeriod);
     Map<ArchiveLayout, Stored> unfinished = new LinkedHashMap<>();
+    int abandonedChunkUploads = 0;
     for (StoredObject upload : store.listUnfinished("")) {
       ArchiveLayout.ofKey(upload.key()).ifPresent(l -> unfinished.computeIfAbsent(l, Stored::new).addUnfinished(upload));
+      // No checkpoint owns a chunk, so no checkpoint's deletion takes its unfinished uploads along.
+      if (ArchiveLayout.ofChunkKey(upload.key()).isPresent() && upload.lastModified().isBefore(settled)) {
+        abandonedChunkUploads += store.deleteUnfinished(upload.key(), settled);
+      }
     }
-    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, now.minus(gracePeriod), unfinished);
+    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, settled, unfinished, abandonedChunkUploads);
     try {
       store.forEach("", sweep);
       return sweep.finish();
@@ -181,6 +189,7 @@ public final class StorageGarbageCollector {
     NamespaceChunks chunks;
     int chunksDeleted;
     long chunkBytesDeleted;
+    final int abandonedChunkUploads;
     final Map<String, List<String>> waited = new TreeMap<>();
     final Map<String, String> stopped = new TreeMap<>();
     long storedBytes;
@@ -189,7 +198,8 @@ public final class StorageGarbageCollector {
     long chunksKept;
 
     Sweep(ObjectStore store, Predicate<ArchiveLayout> checkpointExists, ChunkLocks chunkLocks, Instant settled,
-        Map<ArchiveLayout, Stored> unfinished) {
+        Map<ArchiveLayout, Stored> unfinished, int abandonedChunkUploads) {
+      this.abandonedChunkUploads = abandonedChunkUploads;
       this.store = store;
       this.checkpointExists = checkpointExists;
       this.chunkLocks = chunkLocks;
@@ -235,7 +245,7 @@ public final class StorageGarbageCollector {
         decide(onlyUnfinished);
       }
       return new Collected(prefixes, objects, bytes, uploads, probes, List.of(),
-          new Chunks(chunksDeleted, chunkBytesDeleted, waited, stopped),
+          new Chunks(chunksDeleted, chunkBytesDeleted, abandonedChunkUploads, waited, stopped),
           new Usage(storedBytes, referencedBytes, manifests, chunksKept));
     }
 
