@@ -117,15 +117,16 @@ public final class StorageGarbageCollector {
     }
     Instant settled = now.minus(gracePeriod);
     Map<ArchiveLayout, Stored> unfinished = new LinkedHashMap<>();
-    int abandonedChunkUploads = 0;
+    // No checkpoint owns a chunk, so no checkpoint's deletion takes its unfinished uploads along: they
+    // go with the namespace's sweep, under its lock (no Checkpoint of it in flight, so no writer alive).
+    Map<String, List<String>> staleChunkUploads = new TreeMap<>();
     for (StoredObject upload : store.listUnfinished("")) {
       ArchiveLayout.ofKey(upload.key()).ifPresent(l -> unfinished.computeIfAbsent(l, Stored::new).addUnfinished(upload));
-      // No checkpoint owns a chunk, so no checkpoint's deletion takes its unfinished uploads along.
-      if (ArchiveLayout.ofChunkKey(upload.key()).isPresent() && upload.lastModified().isBefore(settled)) {
-        abandonedChunkUploads += store.deleteUnfinished(upload.key(), settled);
-      }
+      ArchiveLayout.ofChunkKey(upload.key()).filter(chunk -> upload.lastModified().isBefore(settled))
+          .ifPresent(chunk -> staleChunkUploads.computeIfAbsent(chunk.namespace(), ns -> new ArrayList<>())
+              .add(upload.key()));
     }
-    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, settled, unfinished, abandonedChunkUploads);
+    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, settled, unfinished, staleChunkUploads);
     try {
       store.forEach("", sweep);
       return sweep.finish();
@@ -189,7 +190,9 @@ public final class StorageGarbageCollector {
     NamespaceChunks chunks;
     int chunksDeleted;
     long chunkBytesDeleted;
-    final int abandonedChunkUploads;
+    /** Unfinished chunk uploads older than the grace period, by namespace, until its sweep removes them. */
+    final Map<String, List<String>> staleChunkUploads;
+    int abandonedChunkUploads;
     final Map<String, List<String>> waited = new TreeMap<>();
     final Map<String, String> stopped = new TreeMap<>();
     long storedBytes;
@@ -198,8 +201,8 @@ public final class StorageGarbageCollector {
     long chunksKept;
 
     Sweep(ObjectStore store, Predicate<ArchiveLayout> checkpointExists, ChunkLocks chunkLocks, Instant settled,
-        Map<ArchiveLayout, Stored> unfinished, int abandonedChunkUploads) {
-      this.abandonedChunkUploads = abandonedChunkUploads;
+        Map<ArchiveLayout, Stored> unfinished, Map<String, List<String>> staleChunkUploads) {
+      this.staleChunkUploads = staleChunkUploads;
       this.store = store;
       this.checkpointExists = checkpointExists;
       this.chunkLocks = chunkLocks;
@@ -240,6 +243,17 @@ public final class StorageGarbageCollector {
 
     Collected finish() throws IOException {
       endChunks();
+      // namespaces with unfinished chunk uploads but no chunk the listing passed
+      for (String namespace : List.copyOf(staleChunkUploads.keySet())) {
+        ChunkSweepLock.Attempt attempt = chunkLocks.tryHold(namespace);
+        if (attempt instanceof ChunkSweepLock.Held held) {
+          try (held) {
+            removeAbandonedUploads(namespace);
+          }
+        } else {
+          waited.put(namespace, ((ChunkSweepLock.Busy) attempt).checkpoints());
+        }
+      }
       decide(current);
       for (Stored onlyUnfinished : unfinished.values()) {
         decide(onlyUnfinished);
@@ -258,6 +272,7 @@ public final class StorageGarbageCollector {
       }
       ChunkSweepLock.Held held = (ChunkSweepLock.Held) attempt;
       try {
+        removeAbandonedUploads(namespace);
         return new NamespaceChunks(namespace, held, ChunkMark.of(store, namespace));
       } catch (ChunkMark.ChunkReferencesInvalid e) {
         held.close();
@@ -267,6 +282,14 @@ public final class StorageGarbageCollector {
         held.close();
         throw e;
       }
+    }
+
+    /** With the namespace's lock held: its chunk uploads that were unfinished and stale when listed. */
+    private void removeAbandonedUploads(String namespace) throws IOException {
+      for (String key : staleChunkUploads.getOrDefault(namespace, List.of())) {
+        abandonedChunkUploads += store.deleteUnfinished(key, settled);
+      }
+      staleChunkUploads.remove(namespace);
     }
 
     private void endChunks() throws IOException {
