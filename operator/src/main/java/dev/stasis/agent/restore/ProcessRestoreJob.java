@@ -174,8 +174,10 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
       new ArchiveReader().extract(in, images, recorded.manifest().archive.codec, recorded.archive(), decryptWith);
       if (chunkKey != null) {
         long archived = progress.bytesDone();
-        new ChunkedImagesDownload(store, recorded, chunkKey)
+        var written = new ChunkedImagesDownload(store, recorded, chunkKey)
             .writeInto(images, fetched -> progress.done(archived + fetched));
+        StasisMetrics.chunksDownloaded(config.nodeName(), recorded.manifest().chunks.indexBytes
+            + written.distinctStoredBytes());
       }
     } catch (ChunkedImagesDownload.ChunkMissingException e) {
       throw new WorkFailure("ArchiveMissing", e.getMessage() + "; restore another checkpoint");
