@@ -193,7 +193,10 @@ class DeduplicationIT {
   @Test
   void aWholeArchiveStoredBeforeDeduplicationWasOnStillRestores() throws Exception {
     String storage = "whole-" + UUID.randomUUID().toString().substring(0, 8);
-    cluster.createS3Storage(storage, cluster.s3().endpoint(), "checkpoints");
+    TestStorage.s3(storage, cluster.s3().endpoint(), "checkpoints").credentials(cluster.s3()).with(spec -> {
+      spec.s3.prefix = "stasis";
+      spec.deduplication = false; // whatever the default
+    }).create(cluster.client());
     Path out = cluster.dir().resolve("whole-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
