@@ -88,7 +88,10 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
         requireCriu();
         preflight(restore, recorded.manifest(), workDir);
         requireRoomFor(recorded, workDir);
-        progress.step(ProgressStatus.DOWNLOADING, recorded.archive().storedBytes());
+        // the archive, then (deduplicated) the memory images written from their chunks
+        Manifest.Chunks chunks = recorded.manifest().chunks;
+        progress.step(ProgressStatus.DOWNLOADING, recorded.archive().storedBytes()
+            + (chunks != null ? chunks.imagesBytes : 0));
         download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null),
             storages.chunkKey(recorded, grant).orElse(null), images, progress);
         putBack = TravellingFiles.putBack(recorded.manifest().paths, images, config.hostRoot());
