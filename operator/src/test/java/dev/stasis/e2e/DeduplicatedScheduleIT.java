@@ -22,7 +22,6 @@ import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
 import io.fabric8.kubernetes.client.dsl.base.PatchType;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -77,7 +76,7 @@ class DeduplicatedScheduleIT {
       if (!stateOf.isEmpty()) {
         Workloads.signal(counter.pid(), "USR1");
       }
-      String sum = sum(counter.pid(), out);
+      String sum = Workloads.memorySum(counter.pid(), out, TIMEOUT);
       long from = Workloads.count(out);
       suspend(false);
       // suspended again as soon as it has started a run (Forbid: no second one starts meanwhile)
@@ -86,7 +85,8 @@ class DeduplicatedScheduleIT {
       await().atMost(TIMEOUT).until(() -> schedule().getStatus() != null
           && schedule().getStatus().observedGeneration != null && schedule().getStatus().observedGeneration >= suspended);
       await().atMost(TIMEOUT.multipliedBy(5)).until(() -> checkpointsOf(SCHEDULE).stream().allMatch(DeduplicatedScheduleIT::ended));
-      assertThat(sum(counter.pid(), out)).as("the memory is unchanged while the schedule runs").isEqualTo(sum);
+      assertThat(Workloads.memorySum(counter.pid(), out, TIMEOUT)).as("the memory is unchanged while the schedule runs")
+          .isEqualTo(sum);
       State state = new State(sum, from, Workloads.count(out));
       for (Checkpoint c : checkpointsOf(SCHEDULE)) {
         if (seen.add(name(c))) {
@@ -129,7 +129,8 @@ class DeduplicatedScheduleIT {
       long pid = restore.getStatus().restoredPid;
       cluster.afterTest(() -> Workloads.kill(pid));
       Workloads.awaitCountingOnFrom(out, state.countFrom(), state.countTo(), TIMEOUT);
-      assertThat(sum(pid, out)).as("%s restores the memory it was taken with", checkpoint).isEqualTo(state.sum());
+      assertThat(Workloads.memorySum(pid, out, TIMEOUT)).as("%s restores the memory it was taken with", checkpoint)
+          .isEqualTo(state.sum());
       Workloads.kill(pid);
       await().atMost(TIMEOUT).until(() -> "Exited".equals(cluster.restore(checkpoint).getStatus().processState));
     }
@@ -202,14 +203,5 @@ class DeduplicatedScheduleIT {
 
   private static String name(Checkpoint c) {
     return c.getMetadata().getName();
-  }
-
-  /** Asks memcounter {@code pid} for the checksum of its memory, and waits for its answer. */
-  private static String sum(long pid, Path out) throws Exception {
-    Path sum = Path.of(out + ".sum");
-    Files.deleteIfExists(sum);
-    Workloads.signal(pid, "USR2");
-    await().atMost(TIMEOUT).until(() -> Files.exists(sum));
-    return Files.readString(sum).trim();
   }
 }

@@ -22,7 +22,6 @@ import dev.stasis.testing.TestStorage;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.Base64;
@@ -90,7 +89,7 @@ class DeduplicationIT {
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
     String namespaceChunks = ArchiveLayout.chunkPrefix(cluster.namespace());
 
-    String sumFirst = sum(counter.pid(), out);
+    String sumFirst = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before1 = Workloads.count(out);
     Checkpoint first = cluster.awaitCheckpoint(cluster.createCheckpoint(prefix + "-1", counter.pid(), storage, null),
         CheckpointPhase.Completed);
@@ -105,7 +104,7 @@ class DeduplicationIT {
     assertThat(chunksAfterFirst.size()).as("128 KiB chunks").isBetween(MEMORY_MIB * 8, MEMORY_MIB * 8 + 200);
 
     Workloads.signal(counter.pid(), "USR1"); // rewrites 4 MiB
-    String sumSecond = sum(counter.pid(), out);
+    String sumSecond = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     assertThat(sumSecond).isNotEqualTo(sumFirst);
     long before2 = Workloads.count(out);
     Checkpoint second = cluster.awaitCheckpoint(cluster.createCheckpoint(prefix + "-2", counter.pid(), storage, null),
@@ -176,7 +175,7 @@ class DeduplicationIT {
     Path out = cluster.dir().resolve("ended-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
-    String sum = sum(counter.pid(), out);
+    String sum = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before = Workloads.count(out);
     CheckpointOptions options = new CheckpointOptions();
     options.leaveRunning = false;
@@ -225,7 +224,8 @@ class DeduplicationIT {
     long pid = restore.getStatus().restoredPid;
     cluster.afterTest(() -> Workloads.kill(pid));
     Workloads.awaitCountingOnFrom(out, before, after, TIMEOUT);
-    assertThat(sum(pid, out)).as("the restored memory is the checkpointed memory").isEqualTo(sum);
+    assertThat(Workloads.memorySum(pid, out, TIMEOUT)).as("the restored memory is the checkpointed memory")
+        .isEqualTo(sum);
     Workloads.kill(pid);
     await().atMost(TIMEOUT).until(() -> "Exited".equals(cluster.restore(checkpoint).getStatus().processState));
   }
@@ -237,14 +237,7 @@ class DeduplicationIT {
     assertThat(failed.getStatus().restoredPid).isNull();
   }
 
-  /** Asks memcounter {@code pid} for the checksum of its memory, and waits for its answer. */
-  private static String sum(long pid, Path out) throws Exception {
-    Path sum = Path.of(out + ".sum");
-    Files.deleteIfExists(sum);
-    Workloads.signal(pid, "USR2");
-    await().atMost(TIMEOUT).until(() -> Files.exists(sum));
-    return Files.readString(sum).trim();
-  }
+
 
   private static Map<String, Long> objects(String storage, String prefix) throws Exception {
     try (ObjectStore store = cluster.openStorage(storage)) {
