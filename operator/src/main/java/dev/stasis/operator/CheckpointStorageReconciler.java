@@ -5,12 +5,16 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.Conditions;
+import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ChunkKey;
+import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.kube.EncryptionKeyException;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.StatusWriter;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.metrics.StasisMetrics;
+import dev.stasis.operator.retention.ChunkKeys;
 import dev.stasis.operator.retention.ChunkSweepLock;
 import dev.stasis.operator.retention.StorageGarbageCollector;
 import dev.stasis.operator.schedule.Durations;
@@ -31,6 +35,7 @@ import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
@@ -55,6 +60,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
 
   private final KubernetesClient client;
   private final StorageBinding storages;
+  private final ChunkSecrets chunkSecrets;
   private final StatusWriter statusWriter;
   private final EventRecorder events;
   private final Duration garbageCollectionInterval;
@@ -72,6 +78,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     this.client = client;
     this.chunkLock = chunkLock;
     this.storages = new StorageBinding(client);
+    this.chunkSecrets = new ChunkSecrets(client);
     this.statusWriter = new StatusWriter(client);
     this.events = events;
     this.garbageCollectionInterval = garbageCollectionInterval;
@@ -154,7 +161,7 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       String storageName = storage.getMetadata().getName();
       var collected = StorageGarbageCollector.collect(store, clusterId(), layout -> uids.contains(layout.checkpointUid())
           || existsNow(layout), namespace -> chunkLock.tryHold(new ChunkSweepLock.Scope(storageName, namespace),
-              () -> inFlight(namespace)), gracePeriod, now);
+              () -> inFlight(namespace)), chunkKeys(storage), gracePeriod, now);
       status.lastGarbageCollectionTime = now.truncatedTo(ChronoUnit.SECONDS).toString();
       if (!collected.otherClusters().isEmpty()) {
         pause(storage, status, collected.otherClusters());
@@ -182,7 +189,8 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
             status.observedGeneration);
       }
       status.garbageCollectedObjects = (status.garbageCollectedObjects == null ? 0 : status.garbageCollectedObjects)
-          + collected.objects() + collected.chunks().deleted();
+          + collected.objects() + collected.chunks().deleted() + collected.chunks().packs().deleted()
+          + collected.chunks().packs().repacked();
       if (!collected.isEmpty()) {
         String message = "removed " + describe(collected);
         log.info("storage {}: {}", storage.getMetadata().getName(), message);
@@ -206,6 +214,12 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     }
     if (collected.probes() > 0) {
       parts.add(collected.probes() + " probe objects of storage checks that failed halfway");
+    }
+    var packs = collected.chunks().packs();
+    if (packs.deleted() > 0 || packs.repacked() > 0) {
+      parts.add(packs.deleted() + " packs that no manifest refers to" + (packs.repacked() > 0 ? ", " + packs.repacked()
+          + " mostly unreferenced packs repacked into " + packs.written() : "") + " (" + packs.freedBytes()
+          + " bytes freed)");
     }
     if (collected.chunks().deleted() > 0) {
       parts.add(collected.chunks().deleted() + " chunks (" + collected.chunks().deletedBytes()
@@ -243,6 +257,25 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
     } catch (IOException e) {
       throw new StorageUnavailableException("cannot mark the storage as used by this cluster: " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * The storage's chunk keys by id, as {@link GrantIssuer} grants them: derived from an encryption
+   * key (chunks sealed) or from the chunk secret (chunks only named).
+   */
+  private ChunkKeys chunkKeys(CheckpointStorage storage) {
+    return (namespace, keyId) -> {
+      try {
+        Optional<ArchiveKey> encryption = storages.archiveKeys(storage).flatMap(keys -> keys.find(keyId));
+        if (encryption.isPresent()) {
+          return Optional.of(new ChunkKeys.NamespaceKey(ChunkKey.of(encryption.get(), namespace), true));
+        }
+        return chunkSecrets.find(storage, keyId).map(secret -> new ChunkKeys.NamespaceKey(ChunkKey.of(secret,
+            namespace), false));
+      } catch (StorageUnavailableException e) {
+        throw new IOException(e.getMessage(), e);
+      }
+    };
   }
 
   /** The UID of the kube-system namespace, which Kubernetes tools use to tell clusters apart. */

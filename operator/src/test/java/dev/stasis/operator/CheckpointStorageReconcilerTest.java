@@ -11,12 +11,15 @@ import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.CheckpointTarget;
+import dev.stasis.api.Conditions;
 import dev.stasis.api.EncryptionSpec;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.NodeProfileSpec;
 import dev.stasis.api.SecretReference;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.kube.CheckpointLifecycle;
+import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.kube.ClusterCache;
 import dev.stasis.kube.EventRecorder;
 import dev.stasis.kube.NodeKey;
@@ -45,6 +48,7 @@ import java.time.Instant;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -487,6 +491,58 @@ class CheckpointStorageReconcilerTest {
     assertThat(DeduplicatedCheckpoints.storedChunks(files, NS))
         .containsExactlyInAnyOrderElementsOf(Set.copyOf(keptWritten.chunks()));
     assertThat(storage.getStatus().usage.manifests).isEqualTo(1);
+  }
+
+  /**
+   * Packs written with the chunk key a Checkpoint of the storage is granted: the collector checks
+   * their indexes with the key it finds by the id they name, deletes the pack no manifest refers to
+   * any more and counts the other in status.usage; an altered pack index stops the namespace's
+   * sweep, and the condition names it.
+   */
+  @Test
+  void packsOfTheGrantedChunkKeyAreCollectedAndAnAlteredPackIndexIsReported() throws Exception {
+    CheckpointStorage storage = deduplicating(storage("1h"));
+    Checkpoint gone = completed(checkpoint("gone", false));
+    Checkpoint kept = completed(checkpoint("kept", false));
+    ChunkKey key = new GrantIssuer(ClusterCache.reading(client), new StorageBinding(client), new ChunkSecrets(client),
+        (s, c) -> true).chunkKeyFor(gone, storage).orElseThrow();
+    Random random = new Random(3);
+    var goneWritten = DeduplicatedCheckpoints.writePacked(files, new ArchiveLayout(NS, "gone",
+        gone.getMetadata().getUid()), DeduplicatedCheckpoints.randomChunks(random, 3), Map.of(), key, false);
+    String gonePack = DeduplicatedCheckpoints.packIds(files, NS).iterator().next();
+    DeduplicatedCheckpoints.writePacked(files, new ArchiveLayout(NS, "kept", kept.getMetadata().getUid()),
+        DeduplicatedCheckpoints.randomChunks(random, 3), Map.of(), key, false);
+    String keptPack = DeduplicatedCheckpoints.packIds(files, NS).stream().filter(id -> !id.equals(gonePack)).findFirst()
+        .orElseThrow();
+    checkpointReconciler().cleanup(gone, null);
+    client.resource(gone).delete();
+    assertThat(files.exists(goneWritten.layout().manifestKey())).isFalse();
+
+    clock.now = Instant.now().plus(Duration.ofHours(2));
+    storage = reconcile(storage);
+
+    assertThat(DeduplicatedCheckpoints.packIds(files, NS)).containsExactly(keptPack);
+    assertThat(Conditions.find(storage.getStatus().conditions, "GarbageCollection").getStatus()).isEqualTo("True");
+    long stored = files.list("").stream().filter(o -> o.key().startsWith(NS + "/")).mapToLong(o -> o.sizeBytes()).sum();
+    assertThat(storage.getStatus().usage.storedBytes).isEqualTo(stored);
+    assertThat(storage.getStatus().usage.chunks).isEqualTo(3);
+    assertThat(client.v1().events().inNamespace("default").list().getItems())
+        .filteredOn(e -> e.getReason().equals("GarbageCollected"))
+        .anySatisfy(e -> assertThat(e.getMessage()).contains("1 packs that no manifest refers to"));
+
+    String indexKey = ArchiveLayout.packIndexKey(NS, keptPack);
+    byte[] index = files.read(indexKey);
+    index[index.length - 1] ^= 1;
+    files.put(indexKey, index);
+    clock.now = clock.now.plus(INTERVAL);
+    storage = reconcile(storage);
+    assertThat(storage.getStatus().conditions).anySatisfy(c -> {
+      assertThat(c.getType()).isEqualTo("GarbageCollection");
+      assertThat(c.getStatus()).isEqualTo("False");
+      assertThat(c.getReason()).isEqualTo("ChunkIndexInvalid");
+      assertThat(c.getMessage()).contains("pack index file://" + root + "/" + indexKey).contains("not authentic")
+          .contains("Put it back from a backup");
+    });
   }
 
   private CheckpointReconciler checkpointReconciler() {

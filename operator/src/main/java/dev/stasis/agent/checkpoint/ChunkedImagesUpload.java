@@ -10,6 +10,7 @@ import dev.stasis.archive.dedup.ChunkIndex;
 import dev.stasis.archive.dedup.ChunkObjects;
 import dev.stasis.archive.dedup.PagemapAlignedChunker;
 import dev.stasis.criu.DumpContents;
+import dev.stasis.kube.StoredPackIndexes;
 import dev.stasis.storage.ObjectStore;
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
@@ -22,18 +23,14 @@ import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.util.ArrayDeque;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.HashSet;
-import java.util.Map;
+import java.util.List;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 
 /**
@@ -41,13 +38,13 @@ import java.util.function.LongConsumer;
  * {@code pages-<n>.img} is cut where its pagemap says memory runs start and at every 128 KiB of
  * address ({@link PagemapAlignedChunker}), each chunk named, compressed and (encrypted storage)
  * sealed on its own ({@link ChunkObjects}) on {@value #UPLOADS_IN_FLIGHT} threads, and only the
- * chunks the namespace's chunk folder did not hold when the checkpoint started are uploaded. The
- * chunk index ({@link ChunkIndex}) follows them; the manifest, written by the caller after the
- * archive, makes the checkpoint complete.
+ * chunks the namespace did not hold when the checkpoint started are stored, in packs
+ * ({@link PackedChunkStore}). The chunk index ({@link ChunkIndex}) follows them; the manifest,
+ * written by the caller after the archive, makes the checkpoint complete.
  *
- * <p>The folder is listed once, before CRIU runs, and what it listed is trusted: the storage's
- * chunk collection deletes no chunk while a checkpoint of the namespace is in flight, nor one
- * younger than its grace period. Nothing here deletes chunks: ones uploaded for a checkpoint that
+ * <p>The namespace's chunks are listed once, before CRIU runs, and what was listed is trusted: the
+ * storage's chunk collection deletes no chunk while a checkpoint of the namespace is in flight, nor
+ * one younger than its grace period. Nothing here deletes chunks: ones stored for a checkpoint that
  * then fails are referenced by no manifest and collected later.
  */
 public final class ChunkedImagesUpload {
@@ -62,9 +59,7 @@ public final class ChunkedImagesUpload {
   private final boolean encrypt;
   private final boolean compress;
   private final ArchiveLayout layout;
-  /** Chunks the folder held when listed: name to stored bytes. Only read once listed, by the upload threads. */
-  private final Map<String, Long> listed = new HashMap<>();
-  private final AtomicLong newBytes = new AtomicLong();
+  private final PackedChunkStore chunks;
 
   /**
    * @param encrypt whether the storage encrypts (chunks are sealed with {@code key})
@@ -78,19 +73,20 @@ public final class ChunkedImagesUpload {
     this.encrypt = encrypt;
     this.compress = codec == ArchiveCodec.ZSTD;
     this.layout = layout;
+    this.chunks = new PackedChunkStore(store, namespace, key, PackedChunkStore.PACK_BYTES);
   }
 
   /**
    * What was stored: the images left out of the archive, the manifest's {@code chunks}, the bytes
-   * uploaded (new chunks and the index), the chunks the images hold (each once) and how many were new.
+   * uploaded (new packs, their indexes and the chunk index), the chunks the images hold (each once),
+   * how many were new, and the pack indexes that were not trusted (their chunks were stored again).
    */
-  public record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks) {}
+  public record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks,
+      List<StoredPackIndexes.Untrusted> untrustedPackIndexes) {}
 
-  /** One LIST of the namespace's chunk folder, before CRIU runs. */
+  /** What the namespace stores, found before CRIU runs: one LIST of its loose chunks, one of its packs, the pack indexes. */
   public void listStored() throws IOException {
-    store.forEach(ArchiveLayout.chunkPrefix(namespace), object -> ArchiveLayout.ofChunkKey(object.key())
-        .filter(chunk -> chunk.namespace().equals(namespace))
-        .ifPresent(chunk -> listed.put(chunk.name(), object.sizeBytes())));
+    chunks.list();
   }
 
   /**
@@ -104,8 +100,6 @@ public final class ChunkedImagesUpload {
       return thread;
     });
     ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(this::objects);
-    Map<String, CompletableFuture<Integer>> uploading = new ConcurrentHashMap<>();
-    Set<String> named = ConcurrentHashMap.newKeySet();
     try {
       Set<String> images = new HashSet<>();
       ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
@@ -127,7 +121,7 @@ public final class ChunkedImagesUpload {
             BLOCK_BYTES), sha256)) {
           chunker.cut(in, (bytes, offset, length) -> {
             byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
-            window.add(uploads.submit(() -> store(objects.get(), chunk, named, uploading)));
+            window.add(uploads.submit(() -> chunks.store(objects.get(), chunk)));
             imageBytes[0] += length;
             if (window.size() >= WINDOW) {
               stored.accept(indexed[0] += index(index, window.poll()));
@@ -144,55 +138,28 @@ public final class ChunkedImagesUpload {
         imagesBytes += imageBytes[0];
       }
       index.finish();
+      chunks.finish();
       byte[] indexObject = indexBytes.toByteArray();
       store.put(layout.chunkIndexKey(), indexObject);
-      Manifest.Chunks chunks = new Manifest.Chunks();
-      chunks.indexKey = layout.chunkIndexKey();
-      chunks.indexSha256 = Sha256.hexOf(indexObject);
-      chunks.indexBytes = (long) indexObject.length;
-      chunks.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
-      chunks.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
-      chunks.keyId = key.keyId();
-      chunks.imagesBytes = imagesBytes;
-      return new Stored(Set.copyOf(images), chunks, newBytes.get() + indexObject.length, named.size(),
-          uploading.size());
+      Manifest.Chunks described = new Manifest.Chunks();
+      described.indexKey = layout.chunkIndexKey();
+      described.indexSha256 = Sha256.hexOf(indexObject);
+      described.indexBytes = (long) indexObject.length;
+      described.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
+      described.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
+      described.keyId = key.keyId();
+      described.imagesBytes = imagesBytes;
+      return new Stored(Set.copyOf(images), described, chunks.newBytes() + indexObject.length, chunks.distinctChunks(),
+          chunks.newChunks(), chunks.untrusted());
     } finally {
       uploads.shutdownNow();
       uploads.awaitTermination(1, TimeUnit.MINUTES);
+      chunks.close();
     }
   }
 
   private ChunkObjects objects() {
     return ChunkObjects.forNamespace(key, namespace, encrypt, compress);
-  }
-
-  /**
-   * On an upload thread: names the chunk and stores it unless the listing had it or another thread
-   * of this checkpoint stores it (then waits for that one); its reference for the index.
-   */
-  private ChunkIndex.ChunkRef store(ChunkObjects objects, byte[] chunk, Set<String> named,
-      Map<String, CompletableFuture<Integer>> uploading) throws IOException, InterruptedException, ExecutionException {
-    String name = objects.name(chunk, 0, chunk.length);
-    named.add(name);
-    Long listedBytes = listed.get(name);
-    if (listedBytes != null) {
-      return new ChunkIndex.ChunkRef(name, chunk.length, Math.toIntExact(listedBytes));
-    }
-    CompletableFuture<Integer> mine = new CompletableFuture<>();
-    CompletableFuture<Integer> other = uploading.putIfAbsent(name, mine);
-    if (other != null) {
-      return new ChunkIndex.ChunkRef(name, chunk.length, other.get());
-    }
-    try {
-      byte[] object = objects.object(name, chunk, 0, chunk.length);
-      store.put(ArchiveLayout.chunkKey(namespace, name), object);
-      newBytes.addAndGet(object.length);
-      mine.complete(object.length);
-      return new ChunkIndex.ChunkRef(name, chunk.length, object.length);
-    } catch (IOException | RuntimeException e) {
-      mine.completeExceptionally(e);
-      throw e;
-    }
   }
 
   /** Waits for the chunk's upload and lists it in the index; @return its image bytes */

@@ -61,7 +61,7 @@ final class ChunkMark {
   }
 
   boolean contains(String chunkName) {
-    return names.contains(prefixOf(chunkName));
+    return names.contains(chunkName);
   }
 
   /** Distinct names held (up to 64-bit prefixes that coincide). */
@@ -115,7 +115,7 @@ final class ChunkMark {
         }
       };
       ChunkIndex.read(new BufferedInputStream(counted, 1 << 16),
-          (image, chunk) -> names.add(prefixOf(chunk.name())));
+          (image, chunk) -> names.add(chunk.name()));
     } catch (ObjectNotFoundException e) {
       if (!store.exists(manifestKey)) {
         return; // the checkpoint was deleted meanwhile
@@ -135,77 +135,11 @@ final class ChunkMark {
     indexes++;
   }
 
-  /** The first 64 bits of a chunk name (64 hex digits). */
-  private static long prefixOf(String chunkName) {
-    return Long.parseUnsignedLong(chunkName.substring(0, 16), 16);
-  }
-
   private static MessageDigest sha256() {
     try {
       return MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
-    }
-  }
-
-  /** An open-addressing set of longs: 8 bytes an entry, at most half full. */
-  private static final class LongSet {
-    private long[] table = new long[1024];
-    private int size;
-    private boolean hasZero;
-
-    void add(long value) {
-      if (value == 0) {
-        size += hasZero ? 0 : 1;
-        hasZero = true;
-        return;
-      }
-      if (insert(table, value)) {
-        size++;
-        if (size * 2 > table.length) {
-          long[] larger = new long[table.length * 2];
-          for (long v : table) {
-            if (v != 0) {
-              insert(larger, v);
-            }
-          }
-          table = larger;
-        }
-      }
-    }
-
-    boolean contains(long value) {
-      if (value == 0) {
-        return hasZero;
-      }
-      int mask = table.length - 1;
-      for (int i = spread(value) & mask; table[i] != 0; i = (i + 1) & mask) {
-        if (table[i] == value) {
-          return true;
-        }
-      }
-      return false;
-    }
-
-    int size() {
-      return size;
-    }
-
-    private static boolean insert(long[] table, long value) {
-      int mask = table.length - 1;
-      int i = spread(value) & mask;
-      for (; table[i] != 0; i = (i + 1) & mask) {
-        if (table[i] == value) {
-          return false;
-        }
-      }
-      table[i] = value;
-      return true;
-    }
-
-    /** Names are HMAC outputs, already uniform; their low bits are as good as any. */
-    private static int spread(long value) {
-      return (int) (value ^ (value >>> 32));
     }
   }
 }

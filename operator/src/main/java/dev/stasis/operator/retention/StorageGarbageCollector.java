@@ -11,9 +11,11 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.function.Predicate;
 
@@ -29,13 +31,15 @@ import java.util.function.Predicate;
  * <p>It reads the listing as it comes, one checkpoint's objects at a time (they are listed together),
  * so a bucket of any size is never held in memory; only the unfinished uploads, which are few, are.
  *
- * <p>Chunks of deduplicated checkpoints ({@code <namespace>/.chunks/}) are collected by reference,
- * one namespace at a time as the listing reaches them, under that namespace's
- * {@link ChunkSweepLock}: the mark ({@link ChunkMark}) reads the chunk index of every manifest of
- * the namespace, then the chunks the listing shows that no index lists and that are older than the
- * grace period are deleted. A namespace whose lock is held off by Checkpoints in flight keeps its
- * chunks until a later pass; one with a manifest or index that cannot be trusted keeps them all
- * and is reported. Only one namespace's mark is in memory at a time.
+ * <p>Chunks of deduplicated checkpoints (packs {@code <namespace>/.packs/} and loose chunks
+ * {@code <namespace>/.chunks/}) are collected by reference, one namespace at a time as the listing
+ * reaches them, under that namespace's {@link ChunkSweepLock}: the mark ({@link ChunkMark}) reads
+ * the chunk index of every manifest of the namespace; then its packs are collected
+ * ({@link PackCollection}: dead ones deleted, mostly dead ones repacked), and the loose chunks the
+ * listing shows that no index lists and that are older than the grace period are deleted. A
+ * namespace whose lock is held off by Checkpoints in flight keeps its chunks and packs until a later
+ * pass; one with a manifest, chunk index or pack index that cannot be trusted keeps them all and is
+ * reported. Only one namespace's mark is in memory at a time.
  *
  * <p>The same pass sums up what the storage holds ({@link Usage}), without listing anything twice.
  *
@@ -56,24 +60,42 @@ public final class StorageGarbageCollector {
   public record Collected(List<String> prefixes, int objects, long bytes, int unfinishedUploads, int probes,
       List<String> otherClusters, Chunks chunks, Usage usage) {
     public boolean isEmpty() {
-      return prefixes.isEmpty() && probes == 0 && chunks.deleted() == 0 && chunks.abandonedUploads() == 0;
+      return prefixes.isEmpty() && probes == 0 && chunks.deleted() == 0 && chunks.abandonedUploads() == 0
+          && chunks.packs().deleted() == 0 && chunks.packs().repacked() == 0;
     }
   }
 
   /**
-   * The chunks one collection deleted (objects, bytes), the unfinished chunk uploads it removed (a
-   * partial file whose writer died: untouched for longer than the grace period), and the namespaces whose chunks it left
-   * alone: {@code waited} for Checkpoints in flight (namespace: their names), {@code stopped} by a
-   * manifest or chunk index that cannot be trusted (namespace: what is wrong).
+   * The loose chunks one collection deleted (objects, bytes), the unfinished chunk and pack uploads
+   * it removed (their writer died: untouched for longer than the grace period), what it did to
+   * packs, and the namespaces whose chunks it left alone: {@code waited} for Checkpoints in flight
+   * (namespace: their names), {@code stopped} by a manifest, chunk index or pack index that cannot
+   * be trusted (namespace: what is wrong).
    */
-  public record Chunks(int deleted, long deletedBytes, int abandonedUploads, Map<String, List<String>> waited,
+  public record Chunks(int deleted, long deletedBytes, int abandonedUploads, Packs packs,
+      Map<String, List<String>> waited,
       Map<String, String> stopped) {}
 
   /**
-   * What the storage holds once collected: {@code storedBytes} of chunks and of every checkpoint's
-   * objects (archives, manifests, indexes), and {@code referencedBytes}, the logical size of the
-   * checkpoints its manifests describe (archive before compression, plus chunked memory images);
-   * their quotient is what deduplication (and compression) save.
+   * Packs deleted (dead, or without an index; an index without its pack counts as one too), packs
+   * repacked into {@code written} new ones, and the bytes that freed (deleted minus written).
+   */
+  public record Packs(int deleted, int repacked, int written, long freedBytes) {
+    static final Packs NONE = new Packs(0, 0, 0, 0);
+
+    Packs plus(PackCollection.Result r) {
+      return new Packs(deleted + r.deleted(), repacked + r.repacked(), written + r.written(),
+          freedBytes + r.freedBytes());
+    }
+  }
+
+  /**
+   * What the storage holds once collected: {@code storedBytes} of packs and their indexes, loose
+   * chunks and every checkpoint's objects (archives, manifests, chunk indexes), and
+   * {@code referencedBytes}, the logical size of the checkpoints its manifests describe (archive
+   * before compression, plus chunked memory images); their quotient is what deduplication (and
+   * compression) save. {@code chunks}: the loose chunks kept plus the distinct chunks the kept packs
+   * hold (one that two packs hold counts once).
    */
   public record Usage(long storedBytes, long referencedBytes, int manifests, long chunks) {}
 
@@ -106,27 +128,30 @@ public final class StorageGarbageCollector {
    * @param checkpointExists whether the Checkpoint of a layout exists (its UID, in its namespace);
    *     asked only of checkpoints whose objects are all older than the grace period
    * @param chunkLocks asked for a namespace's lock before its chunks are marked and swept
+   * @param chunkKeys the keys that authenticate pack indexes and name (and seal) the chunks in packs
    */
   public static Collected collect(ObjectStore store, String clusterId, Predicate<ArchiveLayout> checkpointExists,
-      ChunkLocks chunkLocks, Duration gracePeriod, Instant now) throws IOException {
+      ChunkLocks chunkLocks, ChunkKeys chunkKeys, Duration gracePeriod, Instant now) throws IOException {
     List<String> otherClusters = store.list(CLUSTER_MARKERS).stream()
         .map(o -> o.key().substring(CLUSTER_MARKERS.length())).filter(id -> !id.equals(clusterId)).toList();
     if (!otherClusters.isEmpty()) {
-      return new Collected(List.of(), 0, 0, 0, 0, otherClusters, new Chunks(0, 0, 0, Map.of(), Map.of()),
+      return new Collected(List.of(), 0, 0, 0, 0, otherClusters, new Chunks(0, 0, 0, Packs.NONE, Map.of(), Map.of()),
           null);
     }
     Instant settled = now.minus(gracePeriod);
     Map<ArchiveLayout, Stored> unfinished = new LinkedHashMap<>();
-    // No checkpoint owns a chunk, so no checkpoint's deletion takes its unfinished uploads along: they
+    // No checkpoint owns a chunk or a pack, so no checkpoint's deletion takes their unfinished uploads along: they
     // go with the namespace's sweep, under its lock (no Checkpoint of it in flight, so no writer alive).
     Map<String, List<String>> staleChunkUploads = new TreeMap<>();
     for (StoredObject upload : store.listUnfinished("")) {
       ArchiveLayout.ofKey(upload.key()).ifPresent(l -> unfinished.computeIfAbsent(l, Stored::new).addUnfinished(upload));
-      ArchiveLayout.ofChunkKey(upload.key()).filter(chunk -> upload.lastModified().isBefore(settled))
-          .ifPresent(chunk -> staleChunkUploads.computeIfAbsent(chunk.namespace(), ns -> new ArrayList<>())
+      ArchiveLayout.ofChunkKey(upload.key()).map(ArchiveLayout.StoredChunk::namespace)
+          .or(() -> ArchiveLayout.ofPackKey(upload.key()).map(ArchiveLayout.StoredPackObject::namespace))
+          .filter(namespace -> upload.lastModified().isBefore(settled))
+          .ifPresent(namespace -> staleChunkUploads.computeIfAbsent(namespace, ns -> new ArrayList<>())
               .add(upload.key()));
     }
-    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, settled, unfinished, staleChunkUploads);
+    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, chunkKeys, settled, unfinished, staleChunkUploads);
     try {
       store.forEach("", sweep);
       return sweep.finish();
@@ -177,6 +202,7 @@ public final class StorageGarbageCollector {
     final ObjectStore store;
     final Predicate<ArchiveLayout> checkpointExists;
     final ChunkLocks chunkLocks;
+    final ChunkKeys chunkKeys;
     final Instant settled;
     /** Checkpoints with unfinished uploads, until their objects come (if any do). */
     final Map<ArchiveLayout, Stored> unfinished;
@@ -195,17 +221,21 @@ public final class StorageGarbageCollector {
     int abandonedChunkUploads;
     final Map<String, List<String>> waited = new TreeMap<>();
     final Map<String, String> stopped = new TreeMap<>();
+    /** Namespaces whose packs this pass has collected (a listing may come back to a namespace: directories). */
+    final Set<String> packsCollected = new HashSet<>();
+    Packs packs = Packs.NONE;
     long storedBytes;
     long referencedBytes;
     int manifests;
     long chunksKept;
 
-    Sweep(ObjectStore store, Predicate<ArchiveLayout> checkpointExists, ChunkLocks chunkLocks, Instant settled,
-        Map<ArchiveLayout, Stored> unfinished, Map<String, List<String>> staleChunkUploads) {
+    Sweep(ObjectStore store, Predicate<ArchiveLayout> checkpointExists, ChunkLocks chunkLocks, ChunkKeys chunkKeys,
+        Instant settled, Map<ArchiveLayout, Stored> unfinished, Map<String, List<String>> staleChunkUploads) {
       this.staleChunkUploads = staleChunkUploads;
       this.store = store;
       this.checkpointExists = checkpointExists;
       this.chunkLocks = chunkLocks;
+      this.chunkKeys = chunkKeys;
       this.settled = settled;
       this.unfinished = unfinished;
     }
@@ -228,7 +258,19 @@ public final class StorageGarbageCollector {
         chunks.visit(object, chunk.get().name());
         return;
       }
-      endChunks(); // the listing has left the namespace's chunks
+      var pack = ArchiveLayout.ofPackKey(object.key());
+      if (pack.isPresent()) {
+        String namespace = pack.get().namespace();
+        if (chunks == null || !chunks.namespace.equals(namespace)) {
+          endChunks();
+          chunks = startChunks(namespace);
+        }
+        if (!packsCollected.contains(namespace)) {
+          storedBytes += object.sizeBytes(); // kept: the namespace's packs could not be collected this time
+        }
+        return;
+      }
+      endChunks(); // the listing has left the namespace's chunks and packs
       var layout = ArchiveLayout.ofKey(object.key());
       if (layout.isEmpty()) {
         return; // not laid out by Stasis
@@ -259,11 +301,14 @@ public final class StorageGarbageCollector {
         decide(onlyUnfinished);
       }
       return new Collected(prefixes, objects, bytes, uploads, probes, List.of(),
-          new Chunks(chunksDeleted, chunkBytesDeleted, abandonedChunkUploads, waited, stopped),
+          new Chunks(chunksDeleted, chunkBytesDeleted, abandonedChunkUploads, packs, waited, stopped),
           new Usage(storedBytes, referencedBytes, manifests, chunksKept));
     }
 
-    /** Marks a namespace's chunks when its lock can be had now; otherwise they are all kept this time. */
+    /**
+     * Marks a namespace's chunks and collects its packs (once a pass) when its lock can be had now;
+     * otherwise they are all kept this time.
+     */
     private NamespaceChunks startChunks(String namespace) throws IOException {
       ChunkSweepLock.Attempt attempt = chunkLocks.tryHold(namespace);
       if (attempt instanceof ChunkSweepLock.Busy busy) {
@@ -273,9 +318,17 @@ public final class StorageGarbageCollector {
       ChunkSweepLock.Held held = (ChunkSweepLock.Held) attempt;
       try {
         removeAbandonedUploads(namespace);
-        return new NamespaceChunks(namespace, held, ChunkMark.of(store, namespace));
+        ChunkMark mark = ChunkMark.of(store, namespace);
+        if (packsCollected.add(namespace)) {
+          PackCollection.Result result = PackCollection.collect(store, namespace, mark, chunkKeys, settled);
+          packs = packs.plus(result);
+          storedBytes += result.storedBytes();
+          chunksKept += result.held().size();
+        }
+        return new NamespaceChunks(namespace, held, mark);
       } catch (ChunkMark.ChunkReferencesInvalid e) {
         held.close();
+        packsCollected.remove(namespace); // what the listing shows of them is kept, and counted
         stopped.put(namespace, e.getMessage());
         return new NamespaceChunks(namespace, null, null);
       } catch (IOException | RuntimeException e) {

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.Manifest;
+import dev.stasis.archive.dedup.ChunkIndex;
+import dev.stasis.archive.dedup.PackIndex;
 import dev.stasis.operator.retention.ChunkSweepLock.InFlight;
 import dev.stasis.operator.retention.ChunkSweepLock.Scope;
 import dev.stasis.storage.FileSystemObjectStore;
@@ -19,8 +21,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
+import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Predicate;
@@ -29,9 +35,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Collection of chunks by reference, on the real object stores (a directory and s3proxy): the
- * mark reads the chunk index of every manifest of a namespace, the sweep deletes what no index
- * lists once it is older than the grace period, and a manifest or index that cannot be trusted
- * stops the sweep of its namespace.
+ * mark reads the chunk index of every manifest of a namespace, the sweep deletes loose chunks and
+ * packs no index lists once they are older than the grace period, repacks packs less than half
+ * referenced, and a manifest, chunk index or pack index that cannot be trusted stops the sweep of
+ * its namespace.
  */
 class ChunkCollectionTest {
   static final String THIS_CLUSTER = "0e9c2f3a-this-cluster";
@@ -43,6 +50,8 @@ class ChunkCollectionTest {
   final ChunkSweepLock lock = new ChunkSweepLock();
   /** What the API server would list as the namespace's Checkpoints not yet Completed or Failed. */
   final List<InFlight> inFlight = new CopyOnWriteArrayList<>();
+  /** Whether the packs' chunks are sealed (the storage encrypts); loose chunks are never opened. */
+  boolean sealed;
 
   @Test
   void fileSystem() throws Exception {
@@ -76,6 +85,203 @@ class ChunkCollectionTest {
         untrustworthyReferencesStopTheSweep(store);
       }
     }
+  }
+
+  @Test
+  void packsOnAFileSystem() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      deletesDeadPacksRepacksMostlyDeadOnesAndKeepsTheRest(store, false);
+    }
+  }
+
+  @Test
+  void sealedPacksOnS3() throws Exception {
+    try (S3Server server = S3Server.start()) {
+      server.createBucket("checkpoints");
+      try (ObjectStore store = s3Store(server)) {
+        sealed = true;
+        deletesDeadPacksRepacksMostlyDeadOnesAndKeepsTheRest(store, true);
+      }
+    }
+  }
+
+  @Test
+  void aTamperedPackIndexStopsItsNamespacesSweepOnAFileSystem() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      tamperedPackIndexStopsTheSweep(store);
+    }
+  }
+
+  @Test
+  void aTamperedPackIndexStopsItsNamespacesSweepOnS3() throws Exception {
+    try (S3Server server = S3Server.start()) {
+      server.createBucket("checkpoints");
+      try (ObjectStore store = s3Store(server)) {
+        tamperedPackIndexStopsTheSweep(store);
+      }
+    }
+  }
+
+  /**
+   * Three checkpoints in packs: "first" (pack A, 8 chunks), "second" (pack B, 8 chunks) and "third"
+   * (2 of A's chunks, and its own 6 in pack C); a pack whose writer died before its index; then
+   * "first" and "second" are deleted. After the grace period B and the orphan go, A (2 of 8 chunks
+   * still referenced) is repacked into a pack of exactly those 2, C stays; every chunk of "third"
+   * reads back byte for byte by its name, though its chunk index still points into A. Within the
+   * grace period nothing goes.
+   */
+  private void deletesDeadPacksRepacksMostlyDeadOnesAndKeepsTheRest(ObjectStore store, boolean sealed)
+      throws Exception {
+    Random random = new Random(18);
+    List<byte[]> a = DeduplicatedCheckpoints.randomChunks(random, 8);
+    List<byte[]> b = DeduplicatedCheckpoints.randomChunks(random, 8);
+    List<byte[]> c = DeduplicatedCheckpoints.randomChunks(random, 6);
+    Written first = writePacked(store, "first", "11111111-1111-1111-1111-111111111111", a, sealed);
+    String packA = onlyNewPack(store, Set.of());
+    Written second = writePacked(store, "second", "22222222-2222-2222-2222-222222222222", b, sealed);
+    String packB = onlyNewPack(store, Set.of(packA));
+    List<byte[]> thirdChunks = new ArrayList<>(List.of(a.get(2), a.get(5)));
+    thirdChunks.addAll(c);
+    Written third = writePacked(store, "third", "33333333-3333-3333-3333-333333333333", thirdChunks, sealed);
+    String packC = onlyNewPack(store, Set.of(packA, packB));
+    String orphan = "0f" + "e".repeat(30);
+    store.put(ArchiveLayout.packKey(NS, orphan), "chunks of a writer that died before the index".getBytes(
+        StandardCharsets.UTF_8));
+    StorageGarbageCollector.deleteCheckpoint(store, first.layout());
+    StorageGarbageCollector.deleteCheckpoint(store, second.layout());
+    Predicate<ArchiveLayout> exists = l -> l.equals(third.layout());
+
+    var young = collect(store, exists, Instant.now().plus(Duration.ofMinutes(50)));
+    assertThat(young.chunks().packs()).isEqualTo(StorageGarbageCollector.Packs.NONE);
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).containsExactlyInAnyOrder(packA, packB, packC, orphan);
+
+    var collected = collect(store, exists, Instant.now().plus(Duration.ofMinutes(70)));
+    assertThat(collected.chunks().stopped()).isEmpty();
+    assertThat(collected.chunks().packs().deleted()).as("B, and the orphan").isEqualTo(2);
+    assertThat(collected.chunks().packs().repacked()).as("A").isEqualTo(1);
+    assertThat(collected.chunks().packs().written()).isEqualTo(1);
+    Set<String> packs = DeduplicatedCheckpoints.packIds(store, NS);
+    assertThat(packs).hasSize(2).contains(packC).doesNotContain(packA, packB, orphan);
+    assertThat(store.list(ArchiveLayout.packPrefix(NS))).as("every pack kept has its index").hasSize(4);
+    PackIndex repacked = DeduplicatedCheckpoints.packIndexes(store, NS).stream()
+        .filter(i -> !i.packId().equals(packC)).findFirst().orElseThrow();
+    assertThat(repacked.entries().stream().map(PackIndex.Entry::name))
+        .containsExactlyInAnyOrder(third.chunks().get(0), third.chunks().get(1));
+    assertThat(store.read(ArchiveLayout.packKey(NS, repacked.packId())).length).as("nothing but those two")
+        .isEqualTo(repacked.packBytes());
+
+    List<ChunkIndex.ChunkRef> hints = new ArrayList<>();
+    try (var in = store.open(third.layout().chunkIndexKey())) {
+      ChunkIndex.read(in, (image, chunk) -> hints.add(chunk));
+    }
+    assertThat(hints.get(0).location().packId()).as("the hint still names the pack repacked").isEqualTo(packA);
+    for (int i = 0; i < thirdChunks.size(); i++) {
+      assertThat(DeduplicatedCheckpoints.readChunk(store, NS, third.chunks().get(i), thirdChunks.get(i).length, sealed))
+          .as("chunk %d of the kept checkpoint, by its name", i).isEqualTo(thirdChunks.get(i));
+    }
+
+    long objects = store.list("").stream().filter(o -> o.key().startsWith(NS + "/")).mapToLong(o -> o.sizeBytes()).sum();
+    assertThat(collected.usage().storedBytes()).isEqualTo(objects);
+    assertThat(collected.usage().chunks()).isEqualTo(8);
+    assertThat(collected.usage().referencedBytes()).isEqualTo(third.imageBytes() + third.archiveBytes());
+
+    var again = collect(store, exists, Instant.now().plus(Duration.ofMinutes(70)));
+    assertThat(again.chunks().packs()).as("all that is left is referenced").isEqualTo(StorageGarbageCollector.Packs.NONE);
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).isEqualTo(packs);
+  }
+
+  /**
+   * A schedule with keepLast 5 of a 64 MiB process whose memory does not compress: 10 checkpoints
+   * with 5% of the memory (26 of its 128 KiB chunks, in blocks of 1 MiB and one of 256 KiB)
+   * rewritten between each, the first 5 deleted, then a collection. What stays stored is measured
+   * against one copy of the memory and against the distinct chunks the 5 kept checkpoints refer
+   * to; since no pack left may be less than half referenced, it can never exceed twice the latter.
+   */
+  @Test
+  void aKeepLastFiveSeriesKeepsAtMostTwiceWhatItsCheckpointsReferTo() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      int chunkBytes = 128 << 10;
+      Random random = new Random(5);
+      List<byte[]> memory = DeduplicatedCheckpoints.randomChunks(random, 512, chunkBytes);
+      List<Written> series = new ArrayList<>();
+      for (int n = 0; n < 10; n++) {
+        if (n > 0) {
+          for (int block : List.of(8, 8, 8, 2)) {
+            int at = random.nextInt(memory.size() / block) * block;
+            for (int i = at; i < at + block; i++) {
+              memory.set(i, DeduplicatedCheckpoints.randomChunks(random, 1, chunkBytes).get(0));
+            }
+          }
+        }
+        series.add(writePacked(store, "sim-" + n, "00000000-0000-0000-0000-00000000000" + n, memory, false));
+      }
+      long beforeDeletion = packedBytes(store);
+      for (Written deleted : series.subList(0, 5)) {
+        StorageGarbageCollector.deleteCheckpoint(store, deleted.layout());
+      }
+      Set<ArchiveLayout> kept = new HashSet<>();
+      series.subList(5, 10).forEach(w -> kept.add(w.layout()));
+      var collected = collect(store, kept::contains, Instant.now().plus(Duration.ofHours(2)));
+      Set<String> referenced = new HashSet<>();
+      series.subList(5, 10).forEach(w -> referenced.addAll(w.chunks()));
+      long oneCopy = 512L * chunkBytes;
+      long referencedStored = referenced.size() * (chunkBytes + 1L); // each stored raw: one byte more
+      long stored = packedBytes(store);
+      System.out.printf("keepLast 5 of 10 checkpoints of 64 MiB, 5%% rewritten between: packs and indexes %d bytes"
+          + " before deletion (%.2f copies), %d after the collection (%.2f copies; %d packs deleted, %d repacked);"
+          + " the 5 kept refer to %d distinct chunks, %d bytes (%.2f copies); storage usage %d bytes%n",
+          beforeDeletion, beforeDeletion / (double) oneCopy, stored, stored / (double) oneCopy,
+          collected.chunks().packs().deleted(), collected.chunks().packs().repacked(), referenced.size(),
+          referencedStored, referencedStored / (double) oneCopy, collected.usage().storedBytes());
+      assertThat(collected.chunks().stopped()).isEmpty();
+      assertThat(stored).isLessThanOrEqualTo(2 * referencedStored + (1 << 20));
+      assertThat(collected.usage().chunks()).isGreaterThanOrEqualTo(referenced.size());
+      for (Written w : series.subList(5, 10)) {
+        assertThat(store.exists(w.layout().manifestKey())).isTrue();
+      }
+      int last = 9;
+      for (int i = 0; i < memory.size(); i += 97) {
+        assertThat(DeduplicatedCheckpoints.readChunk(store, NS, series.get(last).chunks().get(i), chunkBytes, false))
+            .isEqualTo(memory.get(i));
+      }
+    }
+  }
+
+  /** The bytes of the namespace's packs and pack indexes. */
+  private static long packedBytes(ObjectStore store) throws IOException {
+    return store.list(ArchiveLayout.packPrefix(NS)).stream().mapToLong(o -> o.sizeBytes()).sum();
+  }
+
+  /**
+   * A pack index whose HMAC fails: nothing of its namespace goes (not even a dead pack), the
+   * result names the index and what to do; once it is put back, the sweep goes on.
+   */
+  private void tamperedPackIndexStopsTheSweep(ObjectStore store) throws Exception {
+    Random random = new Random(7);
+    Written dead = writePacked(store, "dead", "11111111-1111-1111-1111-111111111111", DeduplicatedCheckpoints.randomChunks(random, 3), false);
+    String deadPack = onlyNewPack(store, Set.of());
+    writePacked(store, "kept", "22222222-2222-2222-2222-222222222222", DeduplicatedCheckpoints.randomChunks(random, 3), false);
+    String keptPack = onlyNewPack(store, Set.of(deadPack));
+    StorageGarbageCollector.deleteCheckpoint(store, dead.layout());
+    Instant later = Instant.now().plus(Duration.ofHours(2));
+    String indexKey = ArchiveLayout.packIndexKey(NS, keptPack);
+    byte[] index = store.read(indexKey);
+    byte[] altered = index.clone();
+    altered[altered.length - 40] ^= 1; // inside the last entry: still well formed, but not what was MACed
+    store.put(indexKey, altered);
+
+    var stopped = collect(store, l -> true, later);
+    assertThat(stopped.chunks().stopped()).containsOnlyKeys(NS);
+    assertThat(stopped.chunks().stopped().get(NS)).contains(store.uri(indexKey)).contains("not authentic")
+        .contains("Put it back");
+    assertThat(stopped.chunks().packs()).isEqualTo(StorageGarbageCollector.Packs.NONE);
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).containsExactlyInAnyOrder(deadPack, keptPack);
+
+    store.put(indexKey, index);
+    var repaired = collect(store, l -> true, later);
+    assertThat(repaired.chunks().stopped()).isEmpty();
+    assertThat(repaired.chunks().packs().deleted()).isEqualTo(1);
+    assertThat(DeduplicatedCheckpoints.packIds(store, NS)).containsExactly(keptPack);
   }
 
   @Test
@@ -281,7 +487,28 @@ class ChunkCollectionTest {
   private StorageGarbageCollector.Collected collect(ObjectStore store, Predicate<ArchiveLayout> exists, Instant now)
       throws IOException {
     return StorageGarbageCollector.collect(store, THIS_CLUSTER, exists,
-        namespace -> lock.tryHold(new Scope(STORAGE, namespace), () -> List.copyOf(inFlight)), GRACE, now);
+        namespace -> lock.tryHold(new Scope(STORAGE, namespace), () -> List.copyOf(inFlight)), keys(sealed), GRACE,
+        now);
+  }
+
+  /** The tests' chunk key, sealing or only naming the chunks; no other key id is known. */
+  static ChunkKeys keys(boolean sealed) {
+    return (namespace, keyId) -> keyId.equals(DeduplicatedCheckpoints.KEY.keyId())
+        ? Optional.of(new ChunkKeys.NamespaceKey(DeduplicatedCheckpoints.KEY, sealed)) : Optional.empty();
+  }
+
+  private static Written writePacked(ObjectStore store, String name, String uid, List<byte[]> chunks, boolean sealed)
+      throws IOException {
+    return DeduplicatedCheckpoints.writePacked(store, new ArchiveLayout(NS, name, uid), chunks,
+        DeduplicatedCheckpoints.storedAnywhere(store, NS), sealed);
+  }
+
+  /** The one pack in the namespace that is not one of {@code before}. */
+  private static String onlyNewPack(ObjectStore store, Set<String> before) throws IOException {
+    Set<String> added = new HashSet<>(DeduplicatedCheckpoints.packIds(store, NS));
+    added.removeAll(before);
+    assertThat(added).hasSize(1);
+    return added.iterator().next();
   }
 
   private static Written write(ObjectStore store, String name, String uid, List<byte[]> chunks) throws IOException {

@@ -40,6 +40,9 @@ class StorageGarbageCollectorTest {
   static final StorageGarbageCollector.ChunkLocks NO_CHUNKS = namespace -> {
     throw new AssertionError("no chunks were stored, yet the lock of namespace " + namespace + " was asked for");
   };
+  static final ChunkKeys NO_KEYS = (namespace, keyId) -> {
+    throw new AssertionError("no packs were stored, yet key " + keyId + " of namespace " + namespace + " was asked for");
+  };
 
   @TempDir Path root;
 
@@ -113,14 +116,16 @@ class StorageGarbageCollectorTest {
     StorageGarbageCollector.markUsedBy(store, "7d1f0c55-other-cluster");
     Instant later = Instant.now().plus(Duration.ofDays(1));
 
-    var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, NO_CHUNKS, GRACE, later);
+    var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, NO_CHUNKS, NO_KEYS, GRACE,
+        later);
 
     assertThat(collected.otherClusters()).containsExactly("7d1f0c55-other-cluster");
     assertThat(collected.isEmpty()).isTrue();
     assertThat(store.list(theirs.prefix())).hasSize(2);
 
     store.deleteAll(StorageGarbageCollector.CLUSTER_MARKERS + "7d1f0c55-other-cluster");
-    assertThat(StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, NO_CHUNKS, GRACE, later).prefixes())
+    assertThat(StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, NO_CHUNKS, NO_KEYS, GRACE, later)
+        .prefixes())
         .as("once that cluster's mark is gone").containsExactly(theirs.prefix());
   }
 
@@ -154,8 +159,8 @@ class StorageGarbageCollectorTest {
           writers.shutdownNow();
         }
 
-        var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> l.equals(live), NO_CHUNKS, GRACE,
-            Instant.now().plus(Duration.ofDays(1)));
+        var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> l.equals(live), NO_CHUNKS, NO_KEYS,
+            GRACE, Instant.now().plus(Duration.ofDays(1)));
 
         assertThat(collected.prefixes()).containsExactly(gone.prefix());
         List<FaultInjectingProxy.Request> requests = link.requests();
@@ -195,12 +200,12 @@ class StorageGarbageCollectorTest {
     Set<String> existing = Set.of(LIVE);
 
     var fresh = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()),
-        NO_CHUNKS, GRACE, Instant.now().plus(Duration.ofMinutes(50)));
+        NO_CHUNKS, NO_KEYS, GRACE, Instant.now().plus(Duration.ofMinutes(50)));
     assertThat(fresh.isEmpty()).as("nothing is touched within the grace period").isTrue();
     assertThat(store.listUnfinished("")).hasSize(3);
 
     var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()),
-        NO_CHUNKS, GRACE, Instant.now().plus(Duration.ofMinutes(70)));
+        NO_CHUNKS, NO_KEYS, GRACE, Instant.now().plus(Duration.ofMinutes(70)));
     assertThat(collected.prefixes()).containsExactlyInAnyOrder(gone.prefix(), crashed.prefix());
     assertThat(collected.objects()).isEqualTo(2);
     assertThat(collected.bytes()).isEqualTo(("images of " + gone.checkpointName()).length() + 2);
@@ -213,7 +218,7 @@ class StorageGarbageCollectorTest {
     await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
       if (store.listUnfinished("").size() > 1) {
         StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()), NO_CHUNKS,
-            GRACE, Instant.now().plus(Duration.ofMinutes(70)));
+            NO_KEYS, GRACE, Instant.now().plus(Duration.ofMinutes(70)));
       }
       assertThat(store.listUnfinished("")).extracting(StoredObject::key).containsExactly(live.prefix() + "second.tar.zst");
     });
