@@ -160,7 +160,7 @@ class DeduplicationIT {
     Path out = cluster.dir().resolve("tamper-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
-    String sum = sum(counter.pid(), out);
+    String sum = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before = Workloads.count(out);
     Checkpoint checkpoint = cluster.awaitCheckpoint(cluster.createCheckpoint("tampered", counter.pid(), storage, null),
         CheckpointPhase.Completed);
@@ -239,7 +239,7 @@ class DeduplicationIT {
       }
       forged = indexes.get(0);
     }
-    String sum = sum(counter.pid(), out);
+    String sum = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before = Workloads.count(out);
     Checkpoint second = cluster.awaitCheckpoint(cluster.createCheckpoint("forged-2", counter.pid(), storage, null),
         CheckpointPhase.Completed);
@@ -264,14 +264,14 @@ class DeduplicationIT {
     Path out = cluster.dir().resolve("loose-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
-    String sum1 = sum(counter.pid(), out);
+    String sum1 = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before1 = Workloads.count(out);
     Checkpoint first = cluster.awaitCheckpoint(cluster.createCheckpoint("loose-1", counter.pid(), storage, null),
         CheckpointPhase.Completed);
     long after1 = Workloads.count(out);
     int looseChunks = toLooseChunks(storage, first);
 
-    String sum2 = sum(counter.pid(), out);
+    String sum2 = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before2 = Workloads.count(out);
     Checkpoint second = cluster.awaitCheckpoint(cluster.createCheckpoint("loose-2", counter.pid(), storage, null),
         CheckpointPhase.Completed);
