@@ -6,7 +6,9 @@
 #
 # Installs what it needs (CRIU, the local control plane) like `make test`, builds, then starts a
 # kube-apiserver, an S3 server, the operator and an agent, and measures. Prints a table and
-# rewrites BENCHMARKS.md and bench/results.json. Needs root (CRIU does), curl, tar and zstd.
+# rewrites BENCHMARKS.md and bench/results.json. Needs root (CRIU does), curl, tar and zstd. Its storage
+# stores whole archives (deduplication: false) whatever the default; bench/dedup-operator.sh measures
+# deduplicated checkpoints against them and writes issue 18's targets into BENCHMARKS.md.
 # About 10 minutes on a quiet 2-core machine, up to 30 while other work runs (4 GiB needs about
 # 12 GiB of RAM and 20 GiB of disk); fewer sizes or repetitions make it quicker.
 # BENCH_MAIN runs another benchmark of the same harness (bench/jobs.sh).

@@ -1,9 +1,9 @@
 /*
- * memcounter <MiB> <outfile>
+ * memcounter <MiB> <outfile> [<rewrite MiB>]
  *
  * Workload for deduplicated checkpoints (DeduplicationIT): a counter, as counter.c, that also holds
  * <MiB> MiB of pseudo-random (incompressible) memory. Signals change or report that memory:
- *   SIGUSR1  rewrites 4 MiB of it, in 1 MiB blocks at spread-out page-aligned places;
+ *   SIGUSR1  rewrites <rewrite MiB> (default 4) of it, in 1 MiB blocks at spread-out page-aligned places;
  *   SIGUSR2  writes a checksum of all of it to <outfile>.sum (16 hex digits and a newline), so a
  *            test can tell that a restored copy holds exactly the memory it was checkpointed with.
  * Runs until SIGKILL.
@@ -58,13 +58,18 @@ static void write_sum(const char *out, const unsigned char *memory, size_t size)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s <MiB> <outfile>\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s <MiB> <outfile> [<rewrite MiB>]\n", argv[0]);
 		return 2;
 	}
 	size_t size = strtoull(argv[1], NULL, 10) * MIB;
+	size_t blocks = argc == 4 ? strtoull(argv[3], NULL, 10) : 4;
 	if (size < 8 * MIB) {
 		fprintf(stderr, "memcounter needs at least 8 MiB\n");
+		return 2;
+	}
+	if (blocks < 1 || blocks > size / (4 * MIB)) {
+		fprintf(stderr, "memcounter rewrites 1 MiB to a quarter of its memory\n");
 		return 2;
 	}
 	unsigned char *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -85,8 +90,8 @@ int main(int argc, char **argv)
 		if (rewrite) {
 			rewrite = 0;
 			size_t slots = size / (4 * MIB);
-			for (size_t b = 0; b < 4; b++)
-				fill(memory + ((b * slots / 4) * 4 * MIB) + (next() % (MIB / PAGE)) * PAGE, MIB);
+			for (size_t b = 0; b < blocks; b++)
+				fill(memory + ((b * slots / blocks) * 4 * MIB) + (next() % (MIB / PAGE)) * PAGE, MIB);
 		}
 		if (report) {
 			report = 0;

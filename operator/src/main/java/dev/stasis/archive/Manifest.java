@@ -416,6 +416,10 @@ public class Manifest {
         if (chunks.keyId == null) {
           missing.add("chunks.keyId");
         }
+        // A restore checks the images it writes back against it, and the storage's usage counts it.
+        if (chunks.imagesBytes == null) {
+          missing.add("chunks.imagesBytes");
+        }
       }
     } else if (chunks != null) {
       throw new ManifestException("manifest format " + format + " has no chunks, but this one lists some; it was"

@@ -234,6 +234,19 @@ public final class StasisMetrics {
     return new MeteredInputStream(in, (bytes, nanos) -> transferred("download", node, bytes, nanos));
   }
 
+  /**
+   * Counts the chunk objects of a deduplicated checkpoint (and its chunk index) stored or fetched:
+   * many small objects in parallel, so they count in the bytes but not in one archive's throughput.
+   */
+  public static void chunksUploaded(String node, long bytes) {
+    transferred("upload", node, bytes, 0);
+  }
+
+  /** @see #chunksUploaded */
+  public static void chunksDownloaded(String node, long bytes) {
+    transferred("download", node, bytes, 0);
+  }
+
   private static void transferred(String direction, String node, long bytes, long nanos) {
     Counter.builder("stasis." + direction).baseUnit("bytes").description("Bytes transferred to or from storage")
         .tags("node", node).register(REGISTRY).increment(bytes);

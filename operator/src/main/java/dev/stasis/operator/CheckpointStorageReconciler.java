@@ -225,6 +225,10 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       parts.add(collected.chunks().deleted() + " chunks (" + collected.chunks().deletedBytes()
           + " bytes) that no manifest refers to");
     }
+    if (collected.chunks().abandonedUploads() > 0) {
+      parts.add(collected.chunks().abandonedUploads() + " unfinished chunk uploads untouched for longer than the"
+          + " grace period");
+    }
     return String.join("; ", parts);
   }
 

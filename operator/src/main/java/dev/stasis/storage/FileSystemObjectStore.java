@@ -24,6 +24,7 @@ import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -163,6 +164,27 @@ public final class FileSystemObjectStore implements ObjectStore {
     visitFiles(keyPrefix, true, objects::add);
     objects.sort(Comparator.comparing(StoredObject::key));
     return objects;
+  }
+
+  @Override
+  public int deleteUnfinished(String key, Instant before) throws IOException {
+    Path target = pathOf(key);
+    int deleted = 0;
+    try (var partials = Files.newDirectoryStream(target.getParent(), "." + target.getFileName() + PARTIAL_MARKER + "*")) {
+      for (Path partial : partials) {
+        try {
+          if (Files.getLastModifiedTime(partial, LinkOption.NOFOLLOW_LINKS).toInstant().isBefore(before)
+              && Files.deleteIfExists(partial)) {
+            deleted++;
+          }
+        } catch (NoSuchFileException committedMeanwhile) {
+          // renamed into place or aborted between the listing and here
+        }
+      }
+    } catch (NoSuchFileException e) {
+      return 0;
+    }
+    return deleted;
   }
 
   /** Depth first: a folder's files all come before the next folder's. */

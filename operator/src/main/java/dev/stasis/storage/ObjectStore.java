@@ -2,6 +2,7 @@ package dev.stasis.storage;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -76,6 +77,14 @@ public interface ObjectStore extends AutoCloseable {
    * leave these behind; {@link #deleteAll} removes them.
    */
   List<StoredObject> listUnfinished(String keyPrefix) throws IOException;
+
+  /**
+   * Removes the unfinished uploads to exactly {@code key} that began or last grew before {@code before}
+   * ({@link #listUnfinished}'s time), leaving younger ones and the committed object alone.
+   *
+   * @return how many it removed
+   */
+  int deleteUnfinished(String key, Instant before) throws IOException;
 
   /**
    * Deletes every object whose key starts with {@code keyPrefix}, and every unfinished upload;

@@ -275,6 +275,28 @@ public final class S3ObjectStore implements ObjectStore {
     }
   }
 
+  @Override
+  public int deleteUnfinished(String key, Instant before) throws IOException {
+    int aborted = 0;
+    try {
+      for (MultipartUpload upload : s3.listMultipartUploadsPaginator(
+          b -> b.bucket(config.bucket()).prefix(objectKey(key))).uploads()) {
+        Instant initiated = upload.initiated() != null ? upload.initiated() : Instant.EPOCH;
+        if (upload.key().equals(objectKey(key)) && initiated.isBefore(before)) {
+          try {
+            s3.abortMultipartUpload(b -> b.bucket(config.bucket()).key(upload.key()).uploadId(upload.uploadId()));
+            aborted++;
+          } catch (NoSuchUploadException e) {
+            // it completed or was aborted meanwhile
+          }
+        }
+      }
+      return aborted;
+    } catch (SdkException e) {
+      throw translate(e, "aborting unfinished uploads to " + uri(key));
+    }
+  }
+
   /**
    * Also aborts unfinished multipart uploads under the prefix: their uploader could only fail
    * now, and their parts would otherwise be kept (and billed) until a lifecycle rule ends them.

@@ -95,6 +95,8 @@ class ManifestTest {
     assertMissing(minimalJson().replace("manifest/v1", "manifest/v2"), "chunks");
     assertMissing(minimalJson().replace("manifest/v1\",", "manifest/v2\"," + chunks.replace("\"indexBytes\": 77, ", "")),
         "chunks.indexBytes");
+    assertMissing(minimalJson().replace("manifest/v1\",", "manifest/v2\"," + chunks.replace(", \"imagesBytes\": 1048576", "")),
+        "chunks.imagesBytes");
   }
 
   @Test
@@ -108,6 +110,7 @@ class ManifestTest {
     chunks.codec = ArchiveCodec.ZSTD;
     chunks.encryption = "none";
     chunks.keyId = "chunks-1";
+    chunks.imagesBytes = 0L;
     manifest.chunked(chunks);
     assertThat(Manifest.fromJson(manifest.toJson()).format).isEqualTo(Manifest.FORMAT_CHUNKED);
   }

@@ -142,7 +142,11 @@ final class BenchEnvironment implements AutoCloseable {
     storage.getSpec().s3.prefix = "stasis";
     storage.getSpec().s3.pathStyle = true;
     storage.getSpec().s3.credentialsSecret = new SecretReference(STORAGE, "default");
+    // Issue 17's figures are of whole archives, whatever a storage does by default.
+    storage.getSpec().deduplication = false;
     client.resource(storage).create();
+    Benchmark.progress("storage " + STORAGE + ": deduplication off (deduplication: false), every checkpoint a whole"
+        + " archive");
   }
 
   /** The kube-apiserver's and etcd's PIDs, from the pids file scripts/control-plane.sh keeps. */

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -53,6 +54,48 @@ class BenchReportTest {
     assertThat(text).contains("| ≤ 0.60× by hand | checkpoint-1024MiB-incompressible | 0.50× (3.00 (2.00–10.0) vs 6.00 (5.00–7.00)) | yes |")
         .contains("| < 256 MiB | operator-heap | 300 (300–300) | **no** |")
         .contains("- nproc: 2", "- criu: 4.2.1", "## Analysis");
+  }
+
+  /** bench/dedup-operator.sh: issue 18's figures against their targets, a missed one marked so. */
+  @Test
+  void issue18sTargetTableMarksWhatIsMissed() {
+    List<DedupOperatorBenchmark.Taken> taken = new ArrayList<>();
+    long gib = 1L << 30;
+    taken.add(new DedupOperatorBenchmark.Taken("whole", 10, 9, 0.50, gib, gib));
+    taken.add(new DedupOperatorBenchmark.Taken("dedup-1", 30, 29, 0.50, gib, gib));
+    taken.add(new DedupOperatorBenchmark.Taken("dedup-2", 5, 4, 0.51, gib, gib / 20));
+    taken.add(new DedupOperatorBenchmark.Taken("dedup-mapped", 5, 4, 0.50, gib, gib / 10));
+    taken.add(new DedupOperatorBenchmark.Taken("dedup-scattered", 9, 8, 0.50, gib, gib * 3 / 4));
+
+    String table = DedupOperatorBenchmark.targets(1024, 2, taken, samples(4, 4), samples(10, 10), "2026-12-06T06:00:00Z");
+
+    assertThat(table).contains("| second checkpoint, 5% of memory rewritten in 1 MiB blocks: bytes uploaded | 5.0% | ≤ 8% | yes |")
+        .contains("| second checkpoint, 5% rewritten: time against the whole archive's | 0.50× (5.0 s vs 10.0 s;"
+            + " 0.17× the first deduplicated one's 30.0 s) | ≤ 0.35× | **missed** |")
+        .contains("| 10.0% | ≤ 12% | yes |")
+        .contains("| 1075 MiB (1.05× the memory) | ≤ 1638 MiB (1.6 GiB per GiB) | yes |")
+        .contains("| 75.0% with 128 KiB chunks (bench/analysis.md: why) | measured and reported | reported |")
+        .contains("| restore of checkpoint 2 of the series against the whole archive's | 2.50× (10.00 (10.00–10.00) s vs 4.00 (4.00–4.00) s)"
+            + " | ≤ 1.05× | **missed** |")
+        .contains("| 1.01× (0.505 s vs 0.500 s) |");
+  }
+
+  /** Its section is replaced in place on a rerun, put before the jobs' section the first time, and nothing else moves. */
+  @Test
+  void aGeneratedSectionReplacesOnlyItself() {
+    GeneratedSection section = new GeneratedSection("bench/x.sh");
+    String page = "# Benchmarks\n\nintro\n\n## Jobs\n\njobs\n";
+
+    String first = section.put(page, "## X\n\nfirst\n", "## Jobs");
+    String second = section.put(first, "## X\n\nsecond\n", "## Jobs");
+
+    assertThat(first).startsWith("# Benchmarks\n\nintro\n\n" + section.begin() + "## X\n\nfirst\n" + section.end())
+        .endsWith("\n## Jobs\n\njobs\n");
+    assertThat(second).isEqualTo(first.replace("first", "second"));
+    assertThat(section.in(second)).contains(section.begin() + "## X\n\nsecond\n" + section.end());
+    assertThat(section.in(page)).isEmpty();
+    assertThat(section.put("# other page\n", "## X\n", "## Jobs")).isEqualTo("# other page\n\n" + section.begin()
+        + "## X\n" + section.end());
   }
 
   private static Figure checkpointFigure() {

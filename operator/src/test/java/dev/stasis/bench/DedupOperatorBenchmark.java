@@ -32,7 +32,8 @@ import java.util.concurrent.TimeUnit;
  * memory rewritten in 1 MiB blocks between each, then once after a new mapping of 1/16 and once
  * after 5% of its pages were rewritten at scattered places. The whole archive and the last of the
  * series are restored, alternating, {@code --restores} times. Writes the section "Through the
- * operator" of bench/dedup.md. Options: --size 1024, --checkpoints 10, --restores 2, --no-write.
+ * operator" of bench/dedup.md, and issue 18's targets into their own section of BENCHMARKS.md
+ * ({@link #TARGETS}). Options: --size 1024, --checkpoints 10, --restores 2, --no-write.
  */
 public final class DedupOperatorBenchmark {
   private static final long STARTED = System.nanoTime();
@@ -43,7 +44,7 @@ public final class DedupOperatorBenchmark {
   private DedupOperatorBenchmark() {}
 
   /** One checkpoint: seconds from create to Completed, the agent's own seconds, frozen seconds, bytes added. */
-  private record Taken(String name, double seconds, double agentSeconds, double frozenSeconds, long sizeBytes,
+  record Taken(String name, double seconds, double agentSeconds, double frozenSeconds, long sizeBytes,
       long newBytes) {}
 
   public static void main(String[] args) throws Exception {
@@ -104,13 +105,75 @@ public final class DedupOperatorBenchmark {
         (System.nanoTime() - STARTED) / 60e9);
     System.out.println();
     System.out.print(section);
+    String targets = targets(size, series, taken, wholeRestore, dedupRestore, started);
+    System.out.println();
+    System.out.print(targets);
     if (write) {
       Path page = repo.resolve("bench/dedup.md");
       String text = Files.readString(page);
       int at = text.indexOf(SECTION_HEADING);
       Files.writeString(page, (at < 0 ? text + "\n" : text.substring(0, at)) + section);
-      System.out.println("\nwritten: the last section of bench/dedup.md");
+      Path benchmarks = repo.resolve("BENCHMARKS.md");
+      Files.writeString(benchmarks, TARGETS.put(Files.readString(benchmarks), targets, JobsBenchmark.SECTION_HEADING));
+      System.out.println("\nwritten: the last section of bench/dedup.md, and issue 18's targets in BENCHMARKS.md");
     }
+  }
+
+  /** Where BENCHMARKS.md holds issue 18's targets; bench/run.sh carries it along when it rewrites the page. */
+  static final GeneratedSection TARGETS = new GeneratedSection("bench/dedup-operator.sh");
+
+  /** One of issue 18's targets: what was measured, and whether it is met (null: measured and reported only). */
+  record TargetRow(String target, String measured, String goal, Boolean met) {}
+
+  /** Issue 18's target table, each figure against its target, from this run. */
+  static String targets(int size, int series, List<Taken> taken, Samples wholeRestore, Samples dedupRestore,
+      String started) {
+    Taken whole = taken.get(0);
+    Taken first = taken.get(1);
+    Taken second = taken.get(2);
+    Taken mapped = taken.get(taken.size() - 2);
+    Taken scattered = taken.get(taken.size() - 1);
+    long stored = taken.subList(1, 1 + series).stream().mapToLong(Taken::newBytes).sum();
+    double storedLimit = 1.6 * size * MIB;
+    double frozen = median(taken.subList(1, 1 + series)) / whole.frozenSeconds();
+    double restore = dedupRestore.median() / wholeRestore.median();
+    List<TargetRow> rows = List.of(
+        new TargetRow("second checkpoint, 5% of memory rewritten in 1 MiB blocks: bytes uploaded",
+            percent(second.newBytes(), second.sizeBytes()), "≤ 8%", second.newBytes() <= 0.08 * second.sizeBytes()),
+        new TargetRow("second checkpoint, 5% rewritten: time against the whole archive's",
+            String.format(Locale.ROOT, "%.2f× (%.1f s vs %.1f s; %.2f× the first deduplicated one's %.1f s)",
+                second.seconds() / whole.seconds(), second.seconds(), whole.seconds(),
+                second.seconds() / first.seconds(), first.seconds()),
+            "≤ 0.35×", second.seconds() <= 0.35 * whole.seconds()),
+        new TargetRow("second checkpoint after a new mapping of 1/16 (" + size / 16 + " MiB): bytes uploaded",
+            percent(mapped.newBytes(), mapped.sizeBytes()), "≤ 12%", mapped.newBytes() <= 0.12 * mapped.sizeBytes()),
+        new TargetRow(series + " checkpoints, 5% changed between each: stored in all (sum of what each added)",
+            String.format(Locale.ROOT, "%.0f MiB (%.2f× the memory)", stored / MIB, stored / (size * MIB)),
+            String.format(Locale.ROOT, "≤ %.0f MiB (1.6 GiB per GiB)", storedLimit / MIB), stored <= storedLimit),
+        new TargetRow("second checkpoint, 5% of pages rewritten at scattered places: bytes uploaded",
+            percent(scattered.newBytes(), scattered.sizeBytes()) + " with 128 KiB chunks (bench/analysis.md: why)",
+            "measured and reported", null),
+        new TargetRow("restore of checkpoint " + series + " of the series against the whole archive's",
+            String.format(Locale.ROOT, "%.2f× (%s s vs %s s)", restore, range(dedupRestore), range(wholeRestore)),
+            "≤ 1.05×", restore <= 1.05),
+        new TargetRow("frozen time, deduplicated (median of the series) against the whole archive's",
+            String.format(Locale.ROOT, "%.2f× (%.3f s vs %.3f s)", frozen, median(taken.subList(1, 1 + series)),
+                whole.frozenSeconds()),
+            "≤ 1.05× (the table above compares whole archives with bare CRIU)", frozen <= 1.05));
+    StringBuilder md = new StringBuilder("## Issue 18's targets: deduplicated checkpoints (bench/dedup-operator.sh)\n\n");
+    md.append("Started ").append(started).append(", ").append(size).append(" MiB memchurn through the operator and the"
+        + " agent into s3proxy; each figure against a whole archive of the same process in the same run. Details:"
+        + " bench/dedup.md, \"Through the operator\".\n\n");
+    md.append("| case | measured | target | met |\n|---|---|---|---|\n");
+    for (TargetRow row : rows) {
+      md.append("| ").append(row.target()).append(" | ").append(row.measured()).append(" | ").append(row.goal())
+          .append(" | ").append(row.met() == null ? "reported" : row.met() ? "yes" : "**missed**").append(" |\n");
+    }
+    return md.toString();
+  }
+
+  private static String percent(long part, long whole) {
+    return String.format(Locale.ROOT, "%.1f%%", 100.0 * part / whole);
   }
 
   private static void createDedupStorage(BenchEnvironment env) throws InterruptedException {

@@ -44,7 +44,9 @@ final class Report {
     md.append("# Benchmarks\n\n");
     md.append("Stasis against the by-hand pipeline (`criu dump` → `tar | zstd -3 -T0` → upload; download → "
         + "`zstd -d | tar x` → `criu restore`), both measured in the same run of `bench/run.sh` (`make bench`), "
-        + "which rewrites this page and `bench/results.json`. Started ").append(started)
+        + "which rewrites this page and `bench/results.json`. Stasis stores whole archives here: the bench's storage"
+        + " says `deduplication: false` whatever the default (deduplicated checkpoints: bench/dedup-operator.sh)."
+        + " Started ").append(started)
         .append(String.format(", took %.1f minutes.%n%n", minutes));
     md.append("## Targets\n\n");
     md.append("| target | figure | result | met |\n|---|---|---|---|\n");

@@ -31,7 +31,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -103,7 +102,7 @@ class DeduplicationIT {
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
     String namespacePacks = ArchiveLayout.packPrefix(cluster.namespace());
 
-    String sumFirst = sum(counter.pid(), out);
+    String sumFirst = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before1 = Workloads.count(out);
     Checkpoint first = cluster.awaitCheckpoint(cluster.createCheckpoint(prefix + "-1", counter.pid(), storage, null),
         CheckpointPhase.Completed);
@@ -121,7 +120,7 @@ class DeduplicationIT {
     assertThat(under(afterFirst, ArchiveLayout.chunkPrefix(cluster.namespace()))).as("no loose chunks").isEmpty();
 
     Workloads.signal(counter.pid(), "USR1"); // rewrites 4 MiB
-    String sumSecond = sum(counter.pid(), out);
+    String sumSecond = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     assertThat(sumSecond).isNotEqualTo(sumFirst);
     long before2 = Workloads.count(out);
     Checkpoint second = cluster.awaitCheckpoint(cluster.createCheckpoint(prefix + "-2", counter.pid(), storage, null),
@@ -161,7 +160,7 @@ class DeduplicationIT {
     Path out = cluster.dir().resolve("tamper-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
-    String sum = sum(counter.pid(), out);
+    String sum = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before = Workloads.count(out);
     Checkpoint checkpoint = cluster.awaitCheckpoint(cluster.createCheckpoint("tampered", counter.pid(), storage, null),
         CheckpointPhase.Completed);
@@ -240,7 +239,7 @@ class DeduplicationIT {
       }
       forged = indexes.get(0);
     }
-    String sum = sum(counter.pid(), out);
+    String sum = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before = Workloads.count(out);
     Checkpoint second = cluster.awaitCheckpoint(cluster.createCheckpoint("forged-2", counter.pid(), storage, null),
         CheckpointPhase.Completed);
@@ -265,14 +264,14 @@ class DeduplicationIT {
     Path out = cluster.dir().resolve("loose-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
-    String sum1 = sum(counter.pid(), out);
+    String sum1 = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before1 = Workloads.count(out);
     Checkpoint first = cluster.awaitCheckpoint(cluster.createCheckpoint("loose-1", counter.pid(), storage, null),
         CheckpointPhase.Completed);
     long after1 = Workloads.count(out);
     int looseChunks = toLooseChunks(storage, first);
 
-    String sum2 = sum(counter.pid(), out);
+    String sum2 = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before2 = Workloads.count(out);
     Checkpoint second = cluster.awaitCheckpoint(cluster.createCheckpoint("loose-2", counter.pid(), storage, null),
         CheckpointPhase.Completed);
@@ -298,7 +297,7 @@ class DeduplicationIT {
     Path out = cluster.dir().resolve("ended-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
-    String sum = sum(counter.pid(), out);
+    String sum = Workloads.memorySum(counter.pid(), out, TIMEOUT);
     long before = Workloads.count(out);
     CheckpointOptions options = new CheckpointOptions();
     options.leaveRunning = false;
@@ -315,7 +314,10 @@ class DeduplicationIT {
   @Test
   void aWholeArchiveStoredBeforeDeduplicationWasOnStillRestores() throws Exception {
     String storage = "whole-" + UUID.randomUUID().toString().substring(0, 8);
-    cluster.createS3Storage(storage, cluster.s3().endpoint(), "checkpoints");
+    TestStorage.s3(storage, cluster.s3().endpoint(), "checkpoints").credentials(cluster.s3()).with(spec -> {
+      spec.s3.prefix = "stasis";
+      spec.deduplication = false; // whatever the default
+    }).create(cluster.client());
     Path out = cluster.dir().resolve("whole-" + cluster.namespace() + ".txt");
     var counter = cluster.track(Workloads.startInPidNamespace("memcounter", "16", out.toString()));
     await().atMost(TIMEOUT).until(() -> Workloads.count(out) >= 3);
@@ -344,7 +346,8 @@ class DeduplicationIT {
     long pid = restore.getStatus().restoredPid;
     cluster.afterTest(() -> Workloads.kill(pid));
     Workloads.awaitCountingOnFrom(out, before, after, TIMEOUT);
-    assertThat(sum(pid, out)).as("the restored memory is the checkpointed memory").isEqualTo(sum);
+    assertThat(Workloads.memorySum(pid, out, TIMEOUT)).as("the restored memory is the checkpointed memory")
+        .isEqualTo(sum);
     Workloads.kill(pid);
     await().atMost(TIMEOUT).until(() -> "Exited".equals(cluster.restore(checkpoint).getStatus().processState));
   }
@@ -356,14 +359,7 @@ class DeduplicationIT {
     assertThat(failed.getStatus().restoredPid).isNull();
   }
 
-  /** Asks memcounter {@code pid} for the checksum of its memory, and waits for its answer. */
-  private static String sum(long pid, Path out) throws Exception {
-    Path sum = Path.of(out + ".sum");
-    Files.deleteIfExists(sum);
-    Workloads.signal(pid, "USR2");
-    await().atMost(TIMEOUT).until(() -> Files.exists(sum));
-    return Files.readString(sum).trim();
-  }
+
 
   /** The chunks a checkpoint's chunk index lists, in order. */
   private static List<ChunkIndex.ChunkRef> chunkRefs(ObjectStore store, Checkpoint checkpoint) throws Exception {

@@ -67,8 +67,10 @@ class CheckpointReconcilerTest {
   TestingClock clock;
   CheckpointReconciler reconciler;
 
+  @TempDir Path agentWorkDir;
+
   @BeforeEach
-  void setUp() {
+  void setUp() throws Exception {
     clock = new TestingClock(Instant.now());
     reconciler = new CheckpointReconciler(client, ClusterCache.reading(client), new EventRecorder(client, "operator", "test"),
         RetryPolicy.DEFAULT, new ChunkSweepLock(), clock);
@@ -76,6 +78,8 @@ class CheckpointReconcilerTest {
     NodeProfile node = new NodeProfile();
     node.setMetadata(new ObjectMetaBuilder().withName("node-a").build());
     node.setSpec(new NodeProfileSpec());
+    // as every current agent: a deduplicating storage's Checkpoint is granted its namespace's chunk key
+    node.getSpec().grantKey = NodeKey.inWorkDir(agentWorkDir).publicKey();
     client.resource(node).create();
   }
 
@@ -427,6 +431,9 @@ class CheckpointReconcilerTest {
   /** An agent older than the operator publishes no key: it is not handed the storage's credentials in the clear. */
   @Test
   void aNodeWhoseAgentPublishesNoKeyIsGrantedNothing() {
+    NodeProfile old = client.resources(NodeProfile.class).withName("node-a").get();
+    old.getSpec().grantKey = null;
+    client.resource(old).update();
     s3Storage("s3", Map.of(StorageBinding.ACCESS_KEY_ID, "AKIA", StorageBinding.SECRET_ACCESS_KEY, "s3cr3t"));
     assertFailed(reconcile(checkpoint("c", CheckpointTarget.process("node-a", 1234), "s3")), "NodeKeyMissing",
         "the agent on node node-a publishes no key in its NodeProfile (spec.grantKey)");

@@ -8,8 +8,10 @@ import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -119,6 +121,67 @@ class FileSystemObjectStoreTest {
     // Like S3's: an abort (an agent's shutdown, from another thread) is a failure the writer reports.
     assertThatThrownBy(() -> aborted.stream().write(1)).isInstanceOf(IOException.class).hasMessageContaining("aborted");
     assertThatThrownBy(aborted::commit).isInstanceOf(IOException.class).hasMessageContaining("the upload was aborted");
+  }
+
+  /**
+   * A writer killed (SIGKILL, no cleanup of its own) in the middle of a put: its bytes stay in a
+   * partial file the listings skip, never under the key, and only an older-than cut-off removes it.
+   */
+  @Test
+  void aPutKilledMidWriteLeavesNothingUnderItsKey() throws Exception {
+    String key = "ns/.chunks/ab/" + "ab".repeat(32);
+    Process writer = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(),
+        "-cp", System.getProperty("java.class.path"), EndlessPut.class.getName(), root.toString(), key)
+        .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    try (var lines = writer.inputReader()) {
+      assertThat(lines.readLine()).as("the writer got going").isEqualTo("writing");
+      // wait until the partial file holds more than one buffer's worth, so the kill lands mid-write
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (store.listUnfinished("").stream().mapToLong(StoredObject::sizeBytes).sum() < 3 << 20) {
+        assertThat(System.nanoTime()).as("the writer wrote 3 MiB").isLessThan(deadline);
+        Thread.sleep(20);
+      }
+    } finally {
+      writer.destroyForcibly(); // SIGKILL to the one process this test started
+      writer.waitFor();
+    }
+
+    assertThat(store.exists(key)).isFalse();
+    assertThatThrownBy(() -> store.read(key)).isInstanceOf(ObjectNotFoundException.class);
+    assertThat(store.list("")).isEmpty();
+    assertThat(store.listUnfinished("")).singleElement().extracting(StoredObject::key).isEqualTo(key);
+    Instant lastGrew = store.listUnfinished("").get(0).lastModified();
+    assertThat(store.deleteUnfinished(key, lastGrew)).as("not older than the cut-off").isZero();
+    assertThat(store.deleteUnfinished(key, lastGrew.plusSeconds(1))).isEqualTo(1);
+    assertThat(filesUnder(root)).isEmpty();
+  }
+
+  /** An interrupted writer's put fails, and what it had written goes with it. */
+  @Test
+  void anInterruptedPutLeavesNothing() throws Exception {
+    Thread.currentThread().interrupt();
+    try {
+      assertThatThrownBy(() -> store.put("ns/ckpt-1/manifest.json", new byte[4 << 20])).isInstanceOf(IOException.class);
+    } finally {
+      Thread.interrupted();
+    }
+    assertThat(store.exists("ns/ckpt-1/manifest.json")).isFalse();
+    assertThat(filesUnder(root)).isEmpty();
+  }
+
+  /** Writes one object forever, a little at a time: the writer the test above kills. */
+  public static final class EndlessPut {
+    public static void main(String[] args) throws Exception {
+      ObjectUpload upload = new FileSystemObjectStore(Path.of(args[0])).upload(args[1]);
+      System.out.println("writing");
+      System.out.flush();
+      byte[] block = new byte[256 << 10];
+      while (true) {
+        upload.stream().write(block);
+        upload.stream().flush();
+        Thread.sleep(5);
+      }
+    }
   }
 
   @Test

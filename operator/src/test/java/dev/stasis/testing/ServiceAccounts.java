@@ -31,6 +31,8 @@ public final class ServiceAccounts {
         .withCaCertData(adminConfig.getCaCertData())
         .withCaCertFile(adminConfig.getCaCertFile())
         .withOauthToken(token)
+        // as in a pod of the account, whose client takes the namespace from the mounted token's
+        .withNamespace(NAMESPACE)
         .build();
     return new KubernetesClientBuilder().withConfig(config).build();
   }

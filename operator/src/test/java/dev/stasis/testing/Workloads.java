@@ -194,6 +194,15 @@ public final class Workloads {
         .isBetween(before, after + 30);
     await("the restored counter goes on counting").atMost(timeout).until(() -> count(out) > resumed + 2);
   }
+  /** Asks memcounter {@code pid} (writing to {@code out}) for the checksum of all its memory, and waits for its answer. */
+  public static String memorySum(long pid, Path out, Duration timeout) throws IOException {
+    Path sum = Path.of(out + ".sum");
+    Files.deleteIfExists(sum);
+    signal(pid, "USR2");
+    await("memcounter's checksum").atMost(timeout).until(() -> Files.exists(sum));
+    return Files.readString(sum).trim();
+  }
+
 
   /** The lines a writer workload has appended to {@code file} so far; 0 before it wrote any. */
   public static long lines(Path file) {

@@ -91,9 +91,9 @@ public final class ChunkedImagesUpload {
 
   /**
    * Cuts and stores the pages images of the complete dump in {@code imagesDir} and uploads their
-   * index; {@code cut} is told the image bytes cut so far.
+   * index; {@code stored} is told the image bytes whose chunks are in storage so far, as they get there.
    */
-  public Stored store(Path imagesDir, LongConsumer cut) throws IOException, InterruptedException {
+  public Stored store(Path imagesDir, LongConsumer stored) throws IOException, InterruptedException {
     ExecutorService uploads = Executors.newFixedThreadPool(UPLOADS_IN_FLIGHT, runnable -> {
       Thread thread = new Thread(runnable, "chunk-upload-" + layout.checkpointName());
       thread.setDaemon(true);
@@ -105,6 +105,7 @@ public final class ChunkedImagesUpload {
       ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
       ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
       long imagesBytes = 0;
+      long[] indexed = {0};
       for (DumpContents.PagesImage image : DumpContents.pagesImages(imagesDir)) {
         String fileName = image.file().getFileName().toString();
         if (!images.add(fileName)) {
@@ -123,7 +124,7 @@ public final class ChunkedImagesUpload {
             window.add(uploads.submit(() -> chunks.store(objects.get(), chunk)));
             imageBytes[0] += length;
             if (window.size() >= WINDOW) {
-              index.chunk(await(window.poll()));
+              stored.accept(indexed[0] += index(index, window.poll()));
             }
             if (Thread.interrupted()) {
               throw new InterruptedIOException("storing the chunks was interrupted");
@@ -131,25 +132,24 @@ public final class ChunkedImagesUpload {
           });
         }
         while (!window.isEmpty()) {
-          index.chunk(await(window.poll()));
+          stored.accept(indexed[0] += index(index, window.poll()));
         }
         index.endImage(imageBytes[0], Sha256.hex(sha256.digest()));
         imagesBytes += imageBytes[0];
-        cut.accept(imagesBytes);
       }
       index.finish();
       chunks.finish();
       byte[] indexObject = indexBytes.toByteArray();
       store.put(layout.chunkIndexKey(), indexObject);
-      Manifest.Chunks stored = new Manifest.Chunks();
-      stored.indexKey = layout.chunkIndexKey();
-      stored.indexSha256 = Sha256.hexOf(indexObject);
-      stored.indexBytes = (long) indexObject.length;
-      stored.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
-      stored.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
-      stored.keyId = key.keyId();
-      stored.imagesBytes = imagesBytes;
-      return new Stored(Set.copyOf(images), stored, chunks.newBytes() + indexObject.length, chunks.distinctChunks(),
+      Manifest.Chunks described = new Manifest.Chunks();
+      described.indexKey = layout.chunkIndexKey();
+      described.indexSha256 = Sha256.hexOf(indexObject);
+      described.indexBytes = (long) indexObject.length;
+      described.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
+      described.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
+      described.keyId = key.keyId();
+      described.imagesBytes = imagesBytes;
+      return new Stored(Set.copyOf(images), described, chunks.newBytes() + indexObject.length, chunks.distinctChunks(),
           chunks.newChunks(), chunks.untrusted());
     } finally {
       uploads.shutdownNow();
@@ -160,6 +160,13 @@ public final class ChunkedImagesUpload {
 
   private ChunkObjects objects() {
     return ChunkObjects.forNamespace(key, namespace, encrypt, compress);
+  }
+
+  /** Waits for the chunk's upload and lists it in the index; @return its image bytes */
+  private static long index(ChunkIndex.Writer index, Future<ChunkIndex.ChunkRef> chunk) throws IOException {
+    ChunkIndex.ChunkRef ref = await(chunk);
+    index.chunk(ref);
+    return ref.bytes();
   }
 
   private static ChunkIndex.ChunkRef await(Future<ChunkIndex.ChunkRef> chunk) throws IOException {

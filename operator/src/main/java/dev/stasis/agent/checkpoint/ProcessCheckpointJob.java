@@ -411,6 +411,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       if (uploaded.chunks() != null) {
         manifest.chunked(uploaded.chunks().chunks());
         newBytes += uploaded.chunks().newBytes();
+        StasisMetrics.chunksUploaded(config.nodeName(), uploaded.chunks().newBytes());
         log.info("checkpoint {}/{}: {} of {} chunks were new ({} bytes uploaded)", checkpoint.getMetadata().getNamespace(),
             checkpoint.getMetadata().getName(), uploaded.chunks().uploadedChunks(), uploaded.chunks().distinctChunks(),
             uploaded.chunks().newBytes());

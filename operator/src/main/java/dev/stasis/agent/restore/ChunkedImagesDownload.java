@@ -121,7 +121,7 @@ public final class ChunkedImagesDownload {
       fetches.shutdownNow();
       fetches.awaitTermination(1, TimeUnit.MINUTES);
     }
-    if (chunks.imagesBytes != null && writer.totalBytes != chunks.imagesBytes) {
+    if (writer.totalBytes != chunks.imagesBytes) {
       throw new ArchiveIntegrityException("the chunk index lists " + writer.totalBytes + " bytes of images, the manifest "
           + chunks.imagesBytes);
     }

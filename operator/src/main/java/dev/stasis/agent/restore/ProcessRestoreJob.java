@@ -88,7 +88,10 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
         requireCriu();
         preflight(restore, recorded.manifest(), workDir);
         requireRoomFor(recorded, workDir);
-        progress.step(ProgressStatus.DOWNLOADING, recorded.archive().storedBytes());
+        // the archive, then (deduplicated) the memory images written from their chunks
+        Manifest.Chunks chunks = recorded.manifest().chunks;
+        progress.step(ProgressStatus.DOWNLOADING, recorded.archive().storedBytes()
+            + (chunks != null ? chunks.imagesBytes : 0));
         download(store, recorded, storages.decryptionKey(recorded, grant).orElse(null),
             storages.chunkKey(recorded, grant).orElse(null), images, progress);
         putBack = TravellingFiles.putBack(recorded.manifest().paths, images, config.hostRoot());
@@ -174,8 +177,10 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
       new ArchiveReader().extract(in, images, recorded.manifest().archive.codec, recorded.archive(), decryptWith);
       if (chunkKey != null) {
         long archived = progress.bytesDone();
-        new ChunkedImagesDownload(store, recorded, chunkKey)
+        var written = new ChunkedImagesDownload(store, recorded, chunkKey)
             .writeInto(images, fetched -> progress.done(archived + fetched));
+        StasisMetrics.chunksDownloaded(config.nodeName(), recorded.manifest().chunks.indexBytes
+            + written.distinctStoredBytes());
       }
     } catch (ChunkedImagesDownload.ChunkMissingException e) {
       throw new WorkFailure("ArchiveMissing", e.getMessage() + "; restore another checkpoint");

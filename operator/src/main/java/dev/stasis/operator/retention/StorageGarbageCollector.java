@@ -60,18 +60,20 @@ public final class StorageGarbageCollector {
   public record Collected(List<String> prefixes, int objects, long bytes, int unfinishedUploads, int probes,
       List<String> otherClusters, Chunks chunks, Usage usage) {
     public boolean isEmpty() {
-      return prefixes.isEmpty() && probes == 0 && chunks.deleted() == 0 && chunks.packs().deleted() == 0
-          && chunks.packs().repacked() == 0;
+      return prefixes.isEmpty() && probes == 0 && chunks.deleted() == 0 && chunks.abandonedUploads() == 0
+          && chunks.packs().deleted() == 0 && chunks.packs().repacked() == 0;
     }
   }
 
   /**
-   * The loose chunks one collection deleted (objects, bytes), what it did to packs, and the
-   * namespaces whose chunks it left alone: {@code waited} for Checkpoints in flight (namespace: their
-   * names), {@code stopped} by a manifest, chunk index or pack index that cannot be trusted
-   * (namespace: what is wrong).
+   * The loose chunks one collection deleted (objects, bytes), the unfinished chunk and pack uploads
+   * it removed (their writer died: untouched for longer than the grace period), what it did to
+   * packs, and the namespaces whose chunks it left alone: {@code waited} for Checkpoints in flight
+   * (namespace: their names), {@code stopped} by a manifest, chunk index or pack index that cannot
+   * be trusted (namespace: what is wrong).
    */
-  public record Chunks(int deleted, long deletedBytes, Packs packs, Map<String, List<String>> waited,
+  public record Chunks(int deleted, long deletedBytes, int abandonedUploads, Packs packs,
+      Map<String, List<String>> waited,
       Map<String, String> stopped) {}
 
   /**
@@ -133,14 +135,23 @@ public final class StorageGarbageCollector {
     List<String> otherClusters = store.list(CLUSTER_MARKERS).stream()
         .map(o -> o.key().substring(CLUSTER_MARKERS.length())).filter(id -> !id.equals(clusterId)).toList();
     if (!otherClusters.isEmpty()) {
-      return new Collected(List.of(), 0, 0, 0, 0, otherClusters, new Chunks(0, 0, Packs.NONE, Map.of(), Map.of()),
+      return new Collected(List.of(), 0, 0, 0, 0, otherClusters, new Chunks(0, 0, 0, Packs.NONE, Map.of(), Map.of()),
           null);
     }
+    Instant settled = now.minus(gracePeriod);
     Map<ArchiveLayout, Stored> unfinished = new LinkedHashMap<>();
+    // No checkpoint owns a chunk or a pack, so no checkpoint's deletion takes their unfinished uploads along: they
+    // go with the namespace's sweep, under its lock (no Checkpoint of it in flight, so no writer alive).
+    Map<String, List<String>> staleChunkUploads = new TreeMap<>();
     for (StoredObject upload : store.listUnfinished("")) {
       ArchiveLayout.ofKey(upload.key()).ifPresent(l -> unfinished.computeIfAbsent(l, Stored::new).addUnfinished(upload));
+      ArchiveLayout.ofChunkKey(upload.key()).map(ArchiveLayout.StoredChunk::namespace)
+          .or(() -> ArchiveLayout.ofPackKey(upload.key()).map(ArchiveLayout.StoredPackObject::namespace))
+          .filter(namespace -> upload.lastModified().isBefore(settled))
+          .ifPresent(namespace -> staleChunkUploads.computeIfAbsent(namespace, ns -> new ArrayList<>())
+              .add(upload.key()));
     }
-    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, chunkKeys, now.minus(gracePeriod), unfinished);
+    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, chunkKeys, settled, unfinished, staleChunkUploads);
     try {
       store.forEach("", sweep);
       return sweep.finish();
@@ -205,6 +216,9 @@ public final class StorageGarbageCollector {
     NamespaceChunks chunks;
     int chunksDeleted;
     long chunkBytesDeleted;
+    /** Unfinished chunk uploads older than the grace period, by namespace, until its sweep removes them. */
+    final Map<String, List<String>> staleChunkUploads;
+    int abandonedChunkUploads;
     final Map<String, List<String>> waited = new TreeMap<>();
     final Map<String, String> stopped = new TreeMap<>();
     /** Namespaces whose packs this pass has collected (a listing may come back to a namespace: directories). */
@@ -216,7 +230,8 @@ public final class StorageGarbageCollector {
     long chunksKept;
 
     Sweep(ObjectStore store, Predicate<ArchiveLayout> checkpointExists, ChunkLocks chunkLocks, ChunkKeys chunkKeys,
-        Instant settled, Map<ArchiveLayout, Stored> unfinished) {
+        Instant settled, Map<ArchiveLayout, Stored> unfinished, Map<String, List<String>> staleChunkUploads) {
+      this.staleChunkUploads = staleChunkUploads;
       this.store = store;
       this.checkpointExists = checkpointExists;
       this.chunkLocks = chunkLocks;
@@ -270,12 +285,23 @@ public final class StorageGarbageCollector {
 
     Collected finish() throws IOException {
       endChunks();
+      // namespaces with unfinished chunk uploads but no chunk the listing passed
+      for (String namespace : List.copyOf(staleChunkUploads.keySet())) {
+        ChunkSweepLock.Attempt attempt = chunkLocks.tryHold(namespace);
+        if (attempt instanceof ChunkSweepLock.Held held) {
+          try (held) {
+            removeAbandonedUploads(namespace);
+          }
+        } else {
+          waited.put(namespace, ((ChunkSweepLock.Busy) attempt).checkpoints());
+        }
+      }
       decide(current);
       for (Stored onlyUnfinished : unfinished.values()) {
         decide(onlyUnfinished);
       }
       return new Collected(prefixes, objects, bytes, uploads, probes, List.of(),
-          new Chunks(chunksDeleted, chunkBytesDeleted, packs, waited, stopped),
+          new Chunks(chunksDeleted, chunkBytesDeleted, abandonedChunkUploads, packs, waited, stopped),
           new Usage(storedBytes, referencedBytes, manifests, chunksKept));
     }
 
@@ -291,6 +317,7 @@ public final class StorageGarbageCollector {
       }
       ChunkSweepLock.Held held = (ChunkSweepLock.Held) attempt;
       try {
+        removeAbandonedUploads(namespace);
         ChunkMark mark = ChunkMark.of(store, namespace);
         if (packsCollected.add(namespace)) {
           PackCollection.Result result = PackCollection.collect(store, namespace, mark, chunkKeys, settled);
@@ -308,6 +335,14 @@ public final class StorageGarbageCollector {
         held.close();
         throw e;
       }
+    }
+
+    /** With the namespace's lock held: its chunk uploads that were unfinished and stale when listed. */
+    private void removeAbandonedUploads(String namespace) throws IOException {
+      for (String key : staleChunkUploads.getOrDefault(namespace, List.of())) {
+        abandonedChunkUploads += store.deleteUnfinished(key, settled);
+      }
+      staleChunkUploads.remove(namespace);
     }
 
     private void endChunks() throws IOException {
@@ -358,7 +393,7 @@ public final class StorageGarbageCollector {
         return 0;
       }
       long archive = manifest.archive != null && manifest.archive.sizeBytes != null ? manifest.archive.sizeBytes : 0;
-      long images = manifest.isChunked() && manifest.chunks.imagesBytes != null ? manifest.chunks.imagesBytes : 0;
+      long images = manifest.isChunked() ? manifest.chunks.imagesBytes : 0;
       return archive + images;
     }
 

@@ -1,6 +1,7 @@
 package dev.stasis.operator.retention;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveLayout;
@@ -11,6 +12,7 @@ import dev.stasis.operator.retention.ChunkSweepLock.InFlight;
 import dev.stasis.operator.retention.ChunkSweepLock.Scope;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.storage.ObjectStore;
+import dev.stasis.storage.S3ObjectStore;
 import dev.stasis.testing.DeduplicatedCheckpoints;
 import dev.stasis.testing.DeduplicatedCheckpoints.Written;
 import dev.stasis.testing.S3Server;
@@ -293,6 +295,55 @@ class ChunkCollectionTest {
     assertThat(repaired.chunks().stopped()).isEmpty();
     assertThat(repaired.chunks().packs().deleted()).isEqualTo(1);
     assertThat(DeduplicatedCheckpoints.packIds(store, NS)).containsExactly(keptPack);
+  }
+
+  @Test
+  void anAbandonedChunkUploadGoesOnceOlderThanTheGracePeriodOnAFileSystem() throws Exception {
+    try (ObjectStore store = new FileSystemObjectStore(root)) {
+      removesAbandonedChunkUploads(store);
+    }
+  }
+
+  @Test
+  void anAbandonedChunkUploadGoesOnceOlderThanTheGracePeriodOnS3() throws Exception {
+    try (S3Server server = S3Server.start()) {
+      server.createBucket("checkpoints");
+      try (ObjectStore store = s3Store(server)) {
+        removesAbandonedChunkUploads(store);
+      }
+    }
+  }
+
+  /**
+   * An agent that died while it uploaded a chunk leaves an unfinished upload (a partial file, an S3
+   * multipart upload) that no checkpoint owns: the collector removes it once older than the grace
+   * period, and leaves the committed chunk of the same name alone.
+   */
+  private void removesAbandonedChunkUploads(ObjectStore store) throws Exception {
+    byte[] kept = chunk("kept");
+    Written checkpoint = write(store, "first", "11111111-1111-1111-1111-111111111111", List.of(kept));
+    String abandonedKey = ArchiveLayout.chunkKey(NS, name(chunk("never finished")));
+    var abandoned = store.upload(abandonedKey);
+    abandoned.stream().write(new byte[S3ObjectStore.MIN_PART_SIZE + 1]);
+    abandoned.stream().flush();
+    var sameNameAsKept = store.upload(ArchiveLayout.chunkKey(NS, name(kept)));
+    sameNameAsKept.stream().write(new byte[S3ObjectStore.MIN_PART_SIZE + 1]);
+    sameNameAsKept.stream().flush();
+    Predicate<ArchiveLayout> exists = l -> l.equals(checkpoint.layout());
+
+    var young = collect(store, exists, Instant.now().plus(Duration.ofMinutes(50)));
+    assertThat(young.chunks().abandonedUploads()).as("within the grace period it may still be written").isZero();
+    assertThat(store.listUnfinished(NS + "/")).hasSize(2);
+
+    var collected = collect(store, exists, Instant.now().plus(Duration.ofMinutes(70)));
+    assertThat(collected.chunks().abandonedUploads()).isEqualTo(2);
+    assertThat(collected.isEmpty()).isFalse();
+    assertThat(store.listUnfinished("")).isEmpty();
+    assertThat(stored(store)).containsExactly(name(kept));
+    assertThatThrownBy(abandoned::commit).as("an upload collected as garbage cannot commit any more")
+        .isInstanceOf(IOException.class);
+    assertThat(store.exists(abandonedKey)).isFalse();
+    sameNameAsKept.abort();
   }
 
   /**
