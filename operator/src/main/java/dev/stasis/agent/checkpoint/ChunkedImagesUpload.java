@@ -8,24 +8,29 @@ import dev.stasis.archive.Sha256;
 import dev.stasis.archive.dedup.ChunkCipher;
 import dev.stasis.archive.dedup.ChunkIndex;
 import dev.stasis.archive.dedup.ChunkObjects;
+import dev.stasis.archive.dedup.Chunker;
 import dev.stasis.archive.dedup.PagemapAlignedChunker;
 import dev.stasis.criu.DumpContents;
+import dev.stasis.criu.GrowingPagemap;
 import dev.stasis.storage.ObjectStore;
-import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -34,6 +39,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 import java.util.function.LongConsumer;
 
 /**
@@ -55,6 +61,11 @@ public final class ChunkedImagesUpload {
   static final int UPLOADS_IN_FLIGHT = 16;
   /** Chunks cut ahead of their upload: bounds memory at this many blocks. */
   private static final int WINDOW = 4 * UPLOADS_IN_FLIGHT;
+  /**
+   * How often the pagemaps are looked at while CRIU writes them when the last look found nothing new:
+   * a fraction of the time CRIU needs for a chunk's worth of pages, and cheap (a listing, a few reads).
+   */
+  private static final long POLL_MILLIS = 10;
 
   private final ObjectStore store;
   private final String namespace;
@@ -82,9 +93,11 @@ public final class ChunkedImagesUpload {
 
   /**
    * What was stored: the images left out of the archive, the manifest's {@code chunks}, the bytes
-   * uploaded (new chunks and the index), the chunks the images hold (each once) and how many were new.
+   * uploaded (new chunks and the index), the chunks the images hold (each once), how many were new,
+   * and the image bytes cut before CRIU was done.
    */
-  public record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks) {}
+  public record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks,
+      long cutWhileWriting) {}
 
   /** One LIST of the namespace's chunk folder, before CRIU runs. */
   public void listStored() throws IOException {
@@ -94,10 +107,15 @@ public final class ChunkedImagesUpload {
   }
 
   /**
-   * Cuts and stores the pages images of the complete dump in {@code imagesDir} and uploads their
-   * index; {@code cut} is told the image bytes cut so far.
+   * Cuts and stores the pages images CRIU writes into {@code imagesDir}, while it writes them, and
+   * uploads their index once {@code imagesComplete} says CRIU is done; {@code cut} is told the image
+   * bytes cut so far. Each pass reads the whole entries each process's pagemap has gained and cuts
+   * the pages they list as soon as the pages file holds them ({@link PagemapAlignedChunker.Cutting}:
+   * the boundaries of a cut after CRIU exits). Interrupted (CRIU failed): throws, and nothing is
+   * indexed.
    */
-  public Stored store(Path imagesDir, LongConsumer cut) throws IOException, InterruptedException {
+  public Stored store(Path imagesDir, BooleanSupplier imagesComplete, LongConsumer cut)
+      throws IOException, InterruptedException {
     ExecutorService uploads = Executors.newFixedThreadPool(UPLOADS_IN_FLIGHT, runnable -> {
       Thread thread = new Thread(runnable, "chunk-upload-" + layout.checkpointName());
       thread.setDaemon(true);
@@ -106,42 +124,61 @@ public final class ChunkedImagesUpload {
     ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(this::objects);
     Map<String, CompletableFuture<Integer>> uploading = new ConcurrentHashMap<>();
     Set<String> named = ConcurrentHashMap.newKeySet();
+    Map<Long, FollowedImage> followed = new TreeMap<>();
+    ArrayDeque<Handed> window = new ArrayDeque<>();
+    ChunkSinkFor sinks = image -> (bytes, offset, length) -> {
+      byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
+      window.add(new Handed(image, uploads.submit(() -> store(objects.get(), chunk, named, uploading))));
+      while (window.size() >= WINDOW) {
+        Handed oldest = window.poll();
+        oldest.image().chunks.add(await(oldest.chunk()));
+      }
+    };
     try {
+      long cutWhileWriting = 0;
+      while (true) {
+        boolean complete = imagesComplete.getAsBoolean(); // before the pass: a complete pass sees every byte
+        for (var pagemap : DumpContents.processPagemaps(imagesDir).entrySet()) {
+          if (!followed.containsKey(pagemap.getKey())) {
+            followed.put(pagemap.getKey(), new FollowedImage(pagemap.getValue(), sinks));
+          }
+        }
+        boolean progressed = false;
+        for (FollowedImage image : followed.values()) {
+          progressed |= image.advance(complete);
+        }
+        cut.accept(cutBytes(followed));
+        if (complete) {
+          break;
+        }
+        cutWhileWriting = cutBytes(followed);
+        if (Thread.interrupted()) {
+          throw new InterruptedIOException("storing the chunks was interrupted");
+        }
+        if (!progressed) {
+          Thread.sleep(POLL_MILLIS);
+        }
+      }
+      while (!window.isEmpty()) {
+        Handed oldest = window.poll();
+        oldest.image().chunks.add(await(oldest.chunk()));
+      }
       Set<String> images = new HashSet<>();
       ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
       ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
-      long imagesBytes = 0;
-      for (DumpContents.PagesImage image : DumpContents.pagesImages(imagesDir)) {
-        String fileName = image.file().getFileName().toString();
+      for (FollowedImage image : followed.values()) {
+        if (image.bytes() == 0) {
+          continue; // its pagemap lists no memory in a pages image: the file goes into the archive
+        }
+        String fileName = image.pagesFile().getFileName().toString();
         if (!images.add(fileName)) {
           throw new IOException("two process pagemaps name " + fileName + ": not a dump CRIU wrote");
         }
         index.startImage(fileName);
-        ArrayDeque<Future<ChunkIndex.ChunkRef>> window = new ArrayDeque<>();
-        MessageDigest sha256 = Sha256.newDigest();
-        long[] imageBytes = {0};
-        var chunker = new PagemapAlignedChunker(image.runs().stream()
-            .map(run -> new PagemapAlignedChunker.MappedRun(run.address(), run.bytes())).toList(), BLOCK_BYTES);
-        try (InputStream in = new DigestInputStream(new BufferedInputStream(Files.newInputStream(image.file()),
-            BLOCK_BYTES), sha256)) {
-          chunker.cut(in, (bytes, offset, length) -> {
-            byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
-            window.add(uploads.submit(() -> store(objects.get(), chunk, named, uploading)));
-            imageBytes[0] += length;
-            if (window.size() >= WINDOW) {
-              index.chunk(await(window.poll()));
-            }
-            if (Thread.interrupted()) {
-              throw new InterruptedIOException("storing the chunks was interrupted");
-            }
-          });
+        for (ChunkIndex.ChunkRef chunk : image.chunks) {
+          index.chunk(chunk);
         }
-        while (!window.isEmpty()) {
-          index.chunk(await(window.poll()));
-        }
-        index.endImage(imageBytes[0], Sha256.hex(sha256.digest()));
-        imagesBytes += imageBytes[0];
-        cut.accept(imagesBytes);
+        index.endImage(image.bytes(), image.sha256());
       }
       index.finish();
       byte[] indexObject = indexBytes.toByteArray();
@@ -153,12 +190,106 @@ public final class ChunkedImagesUpload {
       stored.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
       stored.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
       stored.keyId = key.keyId();
-      stored.imagesBytes = imagesBytes;
+      stored.imagesBytes = cutBytes(followed);
       return new Stored(Set.copyOf(images), stored, newBytes.get() + indexObject.length, named.size(),
-          uploading.size());
+          uploading.size(), cutWhileWriting);
     } finally {
+      for (FollowedImage image : followed.values()) {
+        image.close();
+      }
       uploads.shutdownNow();
       uploads.awaitTermination(1, TimeUnit.MINUTES);
+    }
+  }
+
+  private static long cutBytes(Map<Long, FollowedImage> followed) {
+    return followed.values().stream().mapToLong(FollowedImage::bytes).sum();
+  }
+
+  /** A chunk handed to the upload threads, for the image it belongs to. */
+  private record Handed(FollowedImage image, Future<ChunkIndex.ChunkRef> chunk) {}
+
+  private interface ChunkSinkFor {
+    Chunker.ChunkSink of(FollowedImage image);
+  }
+
+  /**
+   * One process's pages image, cut as far as its pagemap and pages file on disk allow. Touched by
+   * the cutting thread only.
+   */
+  private static final class FollowedImage implements AutoCloseable {
+    private final GrowingPagemap pagemap;
+    private final PagemapAlignedChunker.Cutting cutting;
+    /** Runs read from the pagemap whose pages are not cut yet. */
+    private final ArrayDeque<DumpContents.MemoryRun> runs = new ArrayDeque<>();
+    private final MessageDigest sha256 = Sha256.newDigest();
+    /** The image's chunks, in order, as their uploads finish. */
+    final List<ChunkIndex.ChunkRef> chunks = new ArrayList<>();
+    private InputStream pages;
+
+    FollowedImage(Path pagemap, ChunkSinkFor sinks) {
+      this.pagemap = new GrowingPagemap(pagemap);
+      this.cutting = new PagemapAlignedChunker.Cutting(BLOCK_BYTES, sinks.of(this));
+    }
+
+    /**
+     * Cuts the runs whose pages are on disk; once {@code complete}, all of them, and the image must
+     * then match its pagemap exactly.
+     *
+     * @return whether anything was cut
+     */
+    boolean advance(boolean complete) throws IOException {
+      runs.addAll(pagemap.read());
+      boolean progressed = false;
+      while (!runs.isEmpty()) {
+        DumpContents.MemoryRun run = runs.peek();
+        if (!complete && onDisk() < cutting.offset() + run.bytes()) {
+          break; // CRIU has written the entry but not yet all of its pages
+        }
+        if (pages == null) {
+          pages = new DigestInputStream(Files.newInputStream(pagesFile()), sha256);
+        }
+        cutting.run(new PagemapAlignedChunker.MappedRun(run.address(), run.bytes()), pages);
+        runs.poll();
+        progressed = true;
+      }
+      if (complete) {
+        pagemap.requireWhole();
+        cutting.finish();
+        if (pages != null && pages.read() >= 0) {
+          throw new IOException("the pages image " + pagesFile().getFileName() + " is longer than the "
+              + cutting.offset() + " bytes its pagemap lists");
+        }
+      }
+      return progressed;
+    }
+
+    private long onDisk() throws IOException {
+      try {
+        return Files.size(pagesFile());
+      } catch (NoSuchFileException e) {
+        return 0;
+      }
+    }
+
+    Path pagesFile() throws IOException {
+      return pagemap.pagesFile().orElseThrow(() -> new IOException("a pagemap lists memory before its head"));
+    }
+
+    long bytes() {
+      return cutting.offset();
+    }
+
+    String sha256() {
+      return Sha256.hex(sha256.digest());
+    }
+
+    @Override
+    public void close() throws IOException {
+      pagemap.close();
+      if (pages != null) {
+        pages.close();
+      }
     }
   }
 

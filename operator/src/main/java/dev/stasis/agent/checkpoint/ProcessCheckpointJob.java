@@ -410,9 +410,10 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       if (uploaded.chunks() != null) {
         manifest.chunked(uploaded.chunks().chunks());
         newBytes += uploaded.chunks().newBytes();
-        log.info("checkpoint {}/{}: {} of {} chunks were new ({} bytes uploaded)", checkpoint.getMetadata().getNamespace(),
-            checkpoint.getMetadata().getName(), uploaded.chunks().uploadedChunks(), uploaded.chunks().distinctChunks(),
-            uploaded.chunks().newBytes());
+        log.info("checkpoint {}/{}: {} of {} chunks were new ({} bytes uploaded); {} of {} image bytes cut while CRIU"
+            + " wrote them", checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
+            uploaded.chunks().uploadedChunks(), uploaded.chunks().distinctChunks(), uploaded.chunks().newBytes(),
+            uploaded.chunks().cutWhileWriting(), uploaded.chunks().chunks().imagesBytes);
       }
       requirements.recordIn(manifest, dump.imagesDir(), travelling);
       return CommittedManifest.put(store, layout.manifestKey(), manifest, newBytes);

@@ -138,7 +138,7 @@ class ChunkCollectionConcurrencyTest {
             memory.writeBytes(block("only in " + name + ", too"));
             Path images = Files.createDirectories(dumps.resolve(name));
             PagemapImages.writeProcess(images, 1000 + n, 1, ADDRESS, memory.toByteArray());
-            var stored = upload.store(images, cut -> {});
+            var stored = upload.store(images, () -> true, cut -> {});
             DeduplicatedCheckpoints.complete(store, layout, stored.chunks());
             kept.put(uid, layout);
             inFlight.remove(uid); // Completed
