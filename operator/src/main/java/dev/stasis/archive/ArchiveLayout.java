@@ -22,12 +22,22 @@ public record ArchiveLayout(String namespace, String checkpointName, String chec
    * ({@code <name>-<uid>/}) can be mistaken for it.
    */
   public static final String CHUNKS_FOLDER = ".chunks/";
+  /**
+   * Under a namespace: the packs its checkpoints store new chunks in (pack-design.md), each
+   * {@code <packId>.pack} with its {@code <packId>.idx} next to it.
+   */
+  public static final String PACKS_FOLDER = ".packs/";
+  public static final String PACK_SUFFIX = ".pack";
+  public static final String PACK_INDEX_SUFFIX = ".idx";
   /** {@code <namespace>/<name>-<uid>/<file...>} with Kubernetes names and a Kubernetes UID (a UUID). */
   private static final Pattern KEY = Pattern.compile(
       "([a-z0-9][-a-z0-9]*)/([a-z0-9][-.a-z0-9]*)-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/.+");
 
   private static final Pattern CHUNK_NAME = Pattern.compile("[0-9a-f]{64}");
   private static final Pattern CHUNK_KEY = Pattern.compile("([a-z0-9][-a-z0-9]*)/\\.chunks/([0-9a-f]{2})/([0-9a-f]{64})");
+  private static final Pattern PACK_ID = Pattern.compile("[0-9a-f]{32}");
+  private static final Pattern PACK_KEY =
+      Pattern.compile("([a-z0-9][-a-z0-9]*)/\\.packs/([0-9a-f]{2})/([0-9a-f]{32})(\\.pack|\\.idx)");
 
   public ArchiveLayout {
     requireKeySegment("namespace", namespace);
@@ -95,6 +105,40 @@ public record ArchiveLayout(String namespace, String checkpointName, String chec
     Matcher m = CHUNK_KEY.matcher(key);
     return m.matches() && m.group(2).equals(m.group(3).substring(0, 2))
         ? Optional.of(new StoredChunk(m.group(1), m.group(3))) : Optional.empty();
+  }
+
+  /** Where a namespace's packs and their indexes live: {@code <namespace>/.packs/}. */
+  public static String packPrefix(String namespace) {
+    requireKeySegment("namespace", namespace);
+    return namespace + "/" + PACKS_FOLDER;
+  }
+
+  /** A pack: {@code <namespace>/.packs/<first two digits>/<packId>.pack}; {@code packId} is 32 lowercase hex digits. */
+  public static String packKey(String namespace, String packId) {
+    return packFolder(namespace, packId) + packId + PACK_SUFFIX;
+  }
+
+  /** A pack's index, next to it: {@code <namespace>/.packs/<first two digits>/<packId>.idx}. */
+  public static String packIndexKey(String namespace, String packId) {
+    return packFolder(namespace, packId) + packId + PACK_INDEX_SUFFIX;
+  }
+
+  private static String packFolder(String namespace, String packId) {
+    if (!PACK_ID.matcher(packId).matches()) {
+      throw new IllegalArgumentException("a pack id is 32 lowercase hex digits, got: " + packId);
+    }
+    return packPrefix(namespace) + packId.substring(0, 2) + "/";
+  }
+
+  /** A stored pack or pack index: its namespace, pack id, and which of the two the key is. */
+  public record StoredPackObject(String namespace, String packId, boolean index) {}
+
+  /** The pack or pack index a stored key is; empty for keys not laid out by {@link #packKey} or {@link #packIndexKey}. */
+  public static Optional<StoredPackObject> ofPackKey(String key) {
+    Matcher m = PACK_KEY.matcher(key);
+    return m.matches() && m.group(2).equals(m.group(3).substring(0, 2))
+        ? Optional.of(new StoredPackObject(m.group(1), m.group(3), m.group(4).equals(PACK_INDEX_SUFFIX)))
+        : Optional.empty();
   }
 
   public String retainedMarkerKey() {

@@ -8,6 +8,7 @@ import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -97,6 +98,25 @@ public final class FileSystemObjectStore implements ObjectStore {
   public byte[] read(String key) throws IOException {
     try {
       return Files.readAllBytes(pathOf(key));
+    } catch (NoSuchFileException e) {
+      throw new ObjectNotFoundException(uri(key));
+    }
+  }
+
+  @Override
+  public byte[] readRange(String key, long offset, int length) throws IOException {
+    if (offset < 0 || length <= 0) {
+      throw new IllegalArgumentException("a range of " + length + " bytes at " + offset);
+    }
+    try (FileChannel file = FileChannel.open(pathOf(key), READ)) {
+      ByteBuffer bytes = ByteBuffer.allocate(length);
+      while (bytes.hasRemaining()) {
+        if (file.read(bytes, offset + bytes.position()) < 0) {
+          throw new IOException(uri(key) + " ends at " + (offset + bytes.position()) + ", before the " + length
+              + " bytes from " + offset + " that were asked for");
+        }
+      }
+      return bytes.array();
     } catch (NoSuchFileException e) {
       throw new ObjectNotFoundException(uri(key));
     }

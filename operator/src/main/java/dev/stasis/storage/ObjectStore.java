@@ -30,6 +30,14 @@ public interface ObjectStore extends AutoCloseable {
   /** Reads a small object whole. @throws ObjectNotFoundException when there is no such object. */
   byte[] read(String key) throws IOException;
 
+  /**
+   * Reads {@code length} bytes of an object from {@code offset} (one ranged GET): chunks in a pack.
+   *
+   * @throws ObjectNotFoundException when there is no such object
+   * @throws IOException when the object ends before {@code offset + length}
+   */
+  byte[] readRange(String key, long offset, int length) throws IOException;
+
   boolean exists(String key) throws IOException;
 
   /** Every committed object whose key starts with {@code keyPrefix}, in key order. */

@@ -165,6 +165,32 @@ public final class S3ObjectStore implements ObjectStore {
   }
 
   @Override
+  public byte[] readRange(String key, long offset, int length) throws IOException {
+    if (offset < 0 || length <= 0) {
+      throw new IllegalArgumentException("a range of " + length + " bytes at " + offset);
+    }
+    byte[] bytes;
+    try {
+      bytes = s3.getObjectAsBytes(b -> b.bucket(config.bucket()).key(objectKey(key))
+          .range("bytes=" + offset + "-" + (offset + length - 1))).asByteArrayUnsafe();
+    } catch (NoSuchKeyException e) {
+      throw new ObjectNotFoundException(uri(key));
+    } catch (S3Exception e) {
+      if (e.statusCode() == 416) {
+        throw new IOException(uri(key) + " ends before byte " + offset);
+      }
+      throw translate(e, "reading " + uri(key));
+    } catch (SdkException e) {
+      throw translate(e, "reading " + uri(key));
+    }
+    if (bytes.length != length) {
+      throw new IOException(uri(key) + " gave " + bytes.length + " bytes from " + offset + " where " + length
+          + " were asked for: it ends early");
+    }
+    return bytes;
+  }
+
+  @Override
   public boolean exists(String key) throws IOException {
     try {
       s3.headObject(b -> b.bucket(config.bucket()).key(objectKey(key)));

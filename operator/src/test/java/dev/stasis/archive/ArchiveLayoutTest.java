@@ -36,4 +36,22 @@ class ArchiveLayoutTest {
     assertThat(layout.chunkIndexKey()).isEqualTo("sims/lammps-1-0b6f3c1e/chunks.idx");
     assertThatThrownBy(() -> ArchiveLayout.chunkKey("sims", "../../x")).hasMessageContaining("64 lowercase hex");
   }
+
+  @Test
+  void packsAndTheirIndexesSitInTheNamespacesPackFolderAndAreRecognisedByKey() {
+    String pack = "3f".repeat(16);
+    assertThat(ArchiveLayout.packKey("sims", pack)).isEqualTo("sims/.packs/3f/" + pack + ".pack");
+    assertThat(ArchiveLayout.packIndexKey("sims", pack)).isEqualTo("sims/.packs/3f/" + pack + ".idx");
+    assertThat(ArchiveLayout.packPrefix("sims")).isEqualTo("sims/.packs/");
+    assertThat(ArchiveLayout.ofPackKey("sims/.packs/3f/" + pack + ".pack"))
+        .contains(new ArchiveLayout.StoredPackObject("sims", pack, false));
+    assertThat(ArchiveLayout.ofPackKey("sims/.packs/3f/" + pack + ".idx"))
+        .contains(new ArchiveLayout.StoredPackObject("sims", pack, true));
+    assertThat(ArchiveLayout.ofPackKey("sims/.packs/00/" + pack + ".pack")).as("the folder is the id's first two digits")
+        .isEmpty();
+    assertThat(ArchiveLayout.ofPackKey("sims/.packs/3f/" + pack + ".tmp")).isEmpty();
+    assertThat(ArchiveLayout.ofKey("sims/.packs/3f/" + pack + ".pack")).as("no checkpoint's object").isEmpty();
+    assertThat(ArchiveLayout.ofChunkKey("sims/.packs/3f/" + pack + ".pack")).isEmpty();
+    assertThatThrownBy(() -> ArchiveLayout.packKey("sims", "../../x")).hasMessageContaining("32 lowercase hex");
+  }
 }

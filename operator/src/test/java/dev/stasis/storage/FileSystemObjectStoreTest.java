@@ -8,6 +8,7 @@ import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
@@ -27,6 +28,24 @@ class FileSystemObjectStoreTest {
   void createStore() {
     root = temp.resolve("storage");
     store = new FileSystemObjectStore(root);
+  }
+
+  @Test
+  void readsARangeOfAnObjectAndSaysWhenTheObjectIsMissingOrEndsBeforeTheRange() throws IOException {
+    byte[] content = new byte[300_000];
+    for (int i = 0; i < content.length; i++) {
+      content[i] = (byte) (i * 31 + 7);
+    }
+    store.put("ns/.packs/ab/pack", content);
+
+    assertThat(store.readRange("ns/.packs/ab/pack", 131_072, 5_000))
+        .isEqualTo(Arrays.copyOfRange(content, 131_072, 136_072));
+    assertThat(store.readRange("ns/.packs/ab/pack", 0, content.length)).isEqualTo(content);
+    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 299_990, 20)).isInstanceOf(IOException.class)
+        .isNotInstanceOf(ObjectNotFoundException.class).hasMessageContaining("ns/.packs/ab/pack");
+    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 400_000, 20)).isInstanceOf(IOException.class)
+        .isNotInstanceOf(ObjectNotFoundException.class);
+    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/gone", 0, 20)).isInstanceOf(ObjectNotFoundException.class);
   }
 
   @Test

@@ -20,6 +20,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -65,6 +66,24 @@ class S3ObjectStoreTest {
     bucket.close();
     store.close();
     server.close();
+  }
+
+  @Test
+  void readsARangeOfAnObjectAndSaysWhenTheObjectIsMissingOrEndsBeforeTheRange() throws IOException {
+    byte[] content = new byte[300_000];
+    for (int i = 0; i < content.length; i++) {
+      content[i] = (byte) (i * 31 + 7);
+    }
+    store.put("ns/.packs/ab/pack", content);
+
+    assertThat(store.readRange("ns/.packs/ab/pack", 131_072, 5_000))
+        .isEqualTo(Arrays.copyOfRange(content, 131_072, 136_072));
+    assertThat(store.readRange("ns/.packs/ab/pack", 0, content.length)).isEqualTo(content);
+    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 299_990, 20)).isInstanceOf(IOException.class)
+        .isNotInstanceOf(ObjectNotFoundException.class).hasMessageContaining("ns/.packs/ab/pack");
+    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 400_000, 20)).isInstanceOf(IOException.class)
+        .isNotInstanceOf(ObjectNotFoundException.class);
+    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/gone", 0, 20)).isInstanceOf(ObjectNotFoundException.class);
   }
 
   @Test

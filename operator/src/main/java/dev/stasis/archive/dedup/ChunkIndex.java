@@ -18,37 +18,52 @@ import java.util.regex.Pattern;
  * to the manifest ({@code chunks.idx}), whose sha256 the manifest records; it is written and read as
  * a stream, so neither an agent nor the garbage collector holds a large process's index in memory.
  *
- * <p>Format (big-endian): {@code "STSI"}, version 1, then records, each a tag byte:
+ * <p>Format (big-endian): {@code "STSI"}, version 2, then records, each a tag byte:
  * <ul>
  *   <li>{@code 1} image: u16 length, UTF-8 file name ({@code pages-<n>.img});</li>
  *   <li>{@code 2} chunk of the open image: 32-byte name (the HMAC, {@link ChunkNamer}), u32 bytes
- *       before compression and encryption, u32 bytes of the stored object;</li>
+ *       before compression and encryption, u32 bytes of the stored object, then where it is stored
+ *       (a hint, {@link ChunkLocation}): a byte {@code 0} loose, or {@code 1} in a pack followed by
+ *       the 16-byte pack id and the u64 offset in the pack;</li>
  *   <li>{@code 3} end of the open image: u64 size (the sum of its chunks), 32-byte sha256;</li>
  *   <li>{@code 0} end of the index: u32 number of images; nothing may follow.</li>
  * </ul>
  * Reading checks the structure as it goes (no chunk outside an image, sizes add up, bounded
  * lengths, a complete end), so a truncated or altered index is refused; its bytes are also checked
- * against the sha256 in the manifest by whoever fetched it.
+ * against the sha256 in the manifest by whoever fetched it. Version 1 (written before packs) is the
+ * same without locations: its chunks are all loose; it is still read, and never written.
  */
 public final class ChunkIndex {
   /** No chunker makes chunks larger; a larger length in an index is refused. */
   public static final int MAX_CHUNK_BYTES = 16 << 20;
   private static final byte[] MAGIC = "STSI".getBytes(StandardCharsets.US_ASCII);
-  private static final int VERSION = 1;
+  private static final int VERSION = 2;
+  private static final int VERSION_LOOSE_CHUNKS = 1;
+  private static final int LOCATION_LOOSE = 0;
+  private static final int LOCATION_PACK = 1;
+  private static final int PACK_ID_BYTES = 16;
   private static final int TAG_END = 0;
   private static final int TAG_IMAGE = 1;
   private static final int TAG_CHUNK = 2;
   private static final int TAG_IMAGE_END = 3;
-  private static final int NAME_BYTES = 32;
+  static final int NAME_BYTES = 32;
   private static final Pattern IMAGE_NAME = Pattern.compile("pages-[0-9]{1,10}\\.img");
   // A chunk that does not compress is stored a little larger (frame headers, the cipher's header and tag).
-  private static final int MAX_STORED_BYTES = MAX_CHUNK_BYTES + (1 << 16);
+  static final int MAX_STORED_BYTES = MAX_CHUNK_BYTES + (1 << 16);
   private static final HexFormat HEX = HexFormat.of();
 
   private ChunkIndex() {}
 
-  /** One chunk of an image: its name (64 hex digits), its length, and the length of its stored object. */
-  public record ChunkRef(String name, int bytes, int storedBytes) {
+  /**
+   * One chunk of an image: its name (64 hex digits), its length, the length of its stored object, and
+   * where that object was stored when the index was written.
+   */
+  public record ChunkRef(String name, int bytes, int storedBytes, ChunkLocation location) {
+    /** A loose chunk (an index of version 1, or a chunk found loose in the store). */
+    public ChunkRef(String name, int bytes, int storedBytes) {
+      this(name, bytes, storedBytes, ChunkLocation.LOOSE);
+    }
+
     public ChunkRef {
       if (name.length() != 2 * NAME_BYTES || !name.chars().allMatch(c -> (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
         throw new IllegalArgumentException("a chunk name is 64 lowercase hex digits, got: " + name);
@@ -102,6 +117,13 @@ public final class ChunkIndex {
       out.write(HEX.parseHex(chunk.name()));
       out.writeInt(chunk.bytes());
       out.writeInt(chunk.storedBytes());
+      if (chunk.location().loose()) {
+        out.writeByte(LOCATION_LOOSE);
+      } else {
+        out.writeByte(LOCATION_PACK);
+        out.write(HEX.parseHex(chunk.location().packId()));
+        out.writeLong(chunk.location().offset());
+      }
       openImageBytes += chunk.bytes();
     }
 
@@ -143,10 +165,12 @@ public final class ChunkIndex {
         throw new ArchiveIntegrityException("not a chunk index (it does not start with STSI)");
       }
       int version = data.readUnsignedByte();
-      if (version != VERSION) {
+      if (version != VERSION && version != VERSION_LOOSE_CHUNKS) {
         throw new ArchiveIntegrityException("chunk index version " + version + " is not one this build reads ("
-            + VERSION + "); upgrade the agent");
+            + VERSION_LOOSE_CHUNKS + " or " + VERSION + "); upgrade the agent");
       }
+      boolean locations = version == VERSION;
+      byte[] packId = new byte[PACK_ID_BYTES];
       String openImage = null;
       long openImageBytes = 0;
       int images = 0;
@@ -174,7 +198,10 @@ public final class ChunkIndex {
             data.readFully(name);
             ChunkRef chunk;
             try {
-              chunk = new ChunkRef(HEX.formatHex(name), data.readInt(), data.readInt());
+              String chunkName = HEX.formatHex(name);
+              int bytes = data.readInt();
+              int storedBytes = data.readInt();
+              chunk = new ChunkRef(chunkName, bytes, storedBytes, locations ? readLocation(data, packId) : ChunkLocation.LOOSE);
             } catch (IllegalArgumentException e) {
               throw new ArchiveIntegrityException("the chunk index is not valid: " + e.getMessage());
             }
@@ -212,6 +239,18 @@ public final class ChunkIndex {
     } catch (EOFException e) {
       throw new ArchiveIntegrityException("the chunk index is truncated", e);
     }
+  }
+
+  private static ChunkLocation readLocation(DataInputStream data, byte[] packId) throws IOException {
+    int kind = data.readUnsignedByte();
+    return switch (kind) {
+      case LOCATION_LOOSE -> ChunkLocation.LOOSE;
+      case LOCATION_PACK -> {
+        data.readFully(packId);
+        yield ChunkLocation.inPack(HEX.formatHex(packId), data.readLong());
+      }
+      default -> throw new IllegalArgumentException("a chunk's location is of an unknown kind " + kind);
+    };
   }
 
   private static void requireImageName(String fileName) {

@@ -7,16 +7,19 @@ import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.dedup.ChunkIndex.ChunkRef;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.DataOutputStream;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HexFormat;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class ChunkIndexTest {
   private static final ChunkRef FIRST = new ChunkRef("0a".repeat(32), 131_072, 131_100);
   private static final ChunkRef SECOND = new ChunkRef("0b".repeat(32), 4_096, 1_200);
-  private static final ChunkRef THIRD = new ChunkRef("0c".repeat(32), 65_536, 65_600);
+  private static final ChunkRef THIRD = new ChunkRef("0c".repeat(32), 65_536, 65_600,
+      ChunkLocation.inPack("7d".repeat(16), 1L << 33));
 
   @Test
   void readsBackEveryImageAndChunkInOrder() throws IOException {
@@ -40,6 +43,40 @@ class ChunkIndexTest {
     assertThat(seen).containsExactly(
         "image pages-1.img", "pages-1.img " + FIRST, "pages-1.img " + SECOND, "end pages-1.img 135168 " + "11".repeat(32),
         "image pages-2.img", "pages-2.img " + THIRD, "end pages-2.img 65536 " + "22".repeat(32));
+  }
+
+  @Test
+  void aVersionOneIndexWrittenBeforePacksStillReadsWithEveryChunkLoose() throws IOException {
+    // Version 1 as the previous writer made it: the same records, a chunk without a location.
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    DataOutputStream out = new DataOutputStream(bytes);
+    out.write("STSI".getBytes());
+    out.writeByte(1);
+    out.writeByte(1);
+    out.writeShort(11);
+    out.write("pages-1.img".getBytes());
+    out.writeByte(2);
+    out.write(HexFormat.of().parseHex("0a".repeat(32)));
+    out.writeInt(131_072);
+    out.writeInt(131_100);
+    out.writeByte(3);
+    out.writeLong(131_072);
+    out.write(HexFormat.of().parseHex("11".repeat(32)));
+    out.writeByte(0);
+    out.writeInt(1);
+    List<ChunkRef> chunks = new ArrayList<>();
+    ChunkIndex.read(new ByteArrayInputStream(bytes.toByteArray()), (fileName, chunk) -> chunks.add(chunk));
+    assertThat(chunks).containsExactly(FIRST);
+    assertThat(chunks.get(0).location().loose()).isTrue();
+  }
+
+  @Test
+  void refusesAnUnknownLocationKind() throws IOException {
+    byte[] whole = twoImages();
+    byte[] unknown = whole.clone();
+    int at = indexOf(whole, HexFormat.of().parseHex("7d".repeat(16)));
+    unknown[at - 1] = 9;
+    assertThatThrownBy(() -> read(unknown)).hasMessageContaining("unknown kind 9");
   }
 
   @Test
