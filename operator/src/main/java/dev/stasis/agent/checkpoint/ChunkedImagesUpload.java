@@ -44,8 +44,8 @@ import java.util.function.LongConsumer;
 
 /**
  * Stores the memory images of a deduplicated checkpoint (docs/dedup.md): each process's
- * {@code pages-<n>.img} is cut where its pagemap says memory runs start and at every 128 KiB of
- * address ({@link PagemapAlignedChunker}), each chunk named, compressed and (encrypted storage)
+ * {@code pages-<n>.img} is cut, while CRIU writes it, where its pagemap says memory runs start and
+ * at every 128 KiB of address ({@link PagemapAlignedChunker}), each chunk named, compressed and (encrypted storage)
  * sealed on its own ({@link ChunkObjects}) on {@value #UPLOADS_IN_FLIGHT} threads, and only the
  * chunks the namespace's chunk folder did not hold when the checkpoint started are uploaded. The
  * chunk index ({@link ChunkIndex}) follows them; the manifest, written by the caller after the
@@ -94,7 +94,8 @@ public final class ChunkedImagesUpload {
   /**
    * What was stored: the images left out of the archive, the manifest's {@code chunks}, the bytes
    * uploaded (new chunks and the index), the chunks the images hold (each once), how many were new,
-   * and the image bytes cut before CRIU was done.
+   * and the image bytes cut before the dump was complete (while CRIU wrote it, or before the agent
+   * took in that CRIU was done).
    */
   public record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks,
       long cutWhileWriting) {}
@@ -128,6 +129,7 @@ public final class ChunkedImagesUpload {
     ArrayDeque<Handed> window = new ArrayDeque<>();
     ChunkSinkFor sinks = image -> (bytes, offset, length) -> {
       byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
+      // The one hand-over to the store side.
       window.add(new Handed(image, uploads.submit(() -> store(objects.get(), chunk, named, uploading))));
       while (window.size() >= WINDOW) {
         Handed oldest = window.poll();

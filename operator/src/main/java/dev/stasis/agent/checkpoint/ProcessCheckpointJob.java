@@ -410,8 +410,8 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       if (uploaded.chunks() != null) {
         manifest.chunked(uploaded.chunks().chunks());
         newBytes += uploaded.chunks().newBytes();
-        log.info("checkpoint {}/{}: {} of {} chunks were new ({} bytes uploaded); {} of {} image bytes cut while CRIU"
-            + " wrote them", checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
+        log.info("checkpoint {}/{}: {} of {} chunks were new ({} bytes uploaded); {} of {} image bytes cut before the"
+            + " dump was complete", checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
             uploaded.chunks().uploadedChunks(), uploaded.chunks().distinctChunks(), uploaded.chunks().newBytes(),
             uploaded.chunks().cutWhileWriting(), uploaded.chunks().chunks().imagesBytes);
       }
