@@ -38,6 +38,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import java.util.function.LongConsumer;
@@ -66,6 +67,12 @@ public final class ChunkedImagesUpload {
    * a fraction of the time CRIU needs for a chunk's worth of pages, and cheap (a listing, a few reads).
    */
   private static final long POLL_MILLIS = 10;
+  /**
+   * While CRIU writes the images it holds the tree frozen: cutting, naming and uploading then take
+   * only CPU that nothing else wants, so they cannot stretch the freeze; once the dump is complete
+   * they go on at the upload's usual priority.
+   */
+  static final int WHILE_DUMPING_NICE = 19;
 
   private final ObjectStore store;
   private final String namespace;
@@ -126,11 +133,21 @@ public final class ChunkedImagesUpload {
     Map<String, CompletableFuture<Integer>> uploading = new ConcurrentHashMap<>();
     Set<String> named = ConcurrentHashMap.newKeySet();
     Map<Long, FollowedImage> followed = new TreeMap<>();
+    // Upload threads start from this one, at its priority; after the dump each raises its own once.
+    CpuPriority.Held whileDumping = CpuPriority.currentThreadAt(WHILE_DUMPING_NICE);
+    AtomicBoolean dumped = new AtomicBoolean();
+    ThreadLocal<Boolean> raised = ThreadLocal.withInitial(() -> false);
     ArrayDeque<Handed> window = new ArrayDeque<>();
     ChunkSinkFor sinks = image -> (bytes, offset, length) -> {
       byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
       // The one hand-over to the store side.
-      window.add(new Handed(image, uploads.submit(() -> store(objects.get(), chunk, named, uploading))));
+      window.add(new Handed(image, uploads.submit(() -> {
+        if (dumped.get() && !raised.get()) {
+          CpuPriority.lowerCurrentThread(StreamingArchiveUpload.UPLOAD_NICE);
+          raised.set(true);
+        }
+        return store(objects.get(), chunk, named, uploading);
+      })));
       while (window.size() >= WINDOW) {
         Handed oldest = window.poll();
         oldest.image().chunks.add(await(oldest.chunk()));
@@ -140,6 +157,9 @@ public final class ChunkedImagesUpload {
       long cutWhileWriting = 0;
       while (true) {
         boolean complete = imagesComplete.getAsBoolean(); // before the pass: a complete pass sees every byte
+        if (complete && !dumped.getAndSet(true)) {
+          whileDumping.close();
+        }
         for (var pagemap : DumpContents.processPagemaps(imagesDir).entrySet()) {
           if (!followed.containsKey(pagemap.getKey())) {
             followed.put(pagemap.getKey(), new FollowedImage(pagemap.getValue(), sinks));
@@ -196,6 +216,9 @@ public final class ChunkedImagesUpload {
       return new Stored(Set.copyOf(images), stored, newBytes.get() + indexObject.length, named.size(),
           uploading.size(), cutWhileWriting);
     } finally {
+      if (!dumped.getAndSet(true)) {
+        whileDumping.close();
+      }
       for (FollowedImage image : followed.values()) {
         image.close();
       }
