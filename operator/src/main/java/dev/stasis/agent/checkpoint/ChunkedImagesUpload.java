@@ -52,7 +52,7 @@ import java.util.function.LongConsumer;
  * chunk index ({@link ChunkIndex}) follows them; the manifest, written by the caller after the
  * archive, makes the checkpoint complete.
  *
- * <p>The folder is listed once, before CRIU runs, and what it listed is trusted: the storage's
+ * <p>The folder is listed once, as CRIU starts, and what it listed is trusted: the storage's
  * chunk collection deletes no chunk while a checkpoint of the namespace is in flight, nor one
  * younger than its grace period. Nothing here deletes chunks: ones uploaded for a checkpoint that
  * then fails are referenced by no manifest and collected later.
@@ -82,6 +82,11 @@ public final class ChunkedImagesUpload {
   private final ArchiveLayout layout;
   /** Chunks the folder held when listed: name to stored bytes. Only read once listed, by the upload threads. */
   private final Map<String, Long> listed = new HashMap<>();
+  /**
+   * Done when {@link #listStored} is: chunks are cut and named meanwhile (the listing of a large
+   * namespace can take longer than the dump), and wait for it only to decide whether to upload.
+   */
+  private final CompletableFuture<Void> listing = new CompletableFuture<>();
   private final AtomicLong newBytes = new AtomicLong();
 
   /**
@@ -109,9 +114,15 @@ public final class ChunkedImagesUpload {
 
   /** One LIST of the namespace's chunk folder, before CRIU runs. */
   public void listStored() throws IOException {
-    store.forEach(ArchiveLayout.chunkPrefix(namespace), object -> ArchiveLayout.ofChunkKey(object.key())
-        .filter(chunk -> chunk.namespace().equals(namespace))
-        .ifPresent(chunk -> listed.put(chunk.name(), object.sizeBytes())));
+    try {
+      store.forEach(ArchiveLayout.chunkPrefix(namespace), object -> ArchiveLayout.ofChunkKey(object.key())
+          .filter(chunk -> chunk.namespace().equals(namespace))
+          .ifPresent(chunk -> listed.put(chunk.name(), object.sizeBytes())));
+      listing.complete(null);
+    } catch (IOException | RuntimeException e) {
+      listing.completeExceptionally(e);
+      throw e;
+    }
   }
 
   /**
@@ -146,6 +157,7 @@ public final class ChunkedImagesUpload {
           CpuPriority.lowerCurrentThread(StreamingArchiveUpload.UPLOAD_NICE);
           raised.set(true);
         }
+        listing.get();
         return store(objects.get(), chunk, named, uploading);
       })));
       while (window.size() >= WINDOW) {
@@ -185,6 +197,7 @@ public final class ChunkedImagesUpload {
         Handed oldest = window.poll();
         oldest.image().chunks.add(await(oldest.chunk()));
       }
+      await(listing); // a listing that failed fails the checkpoint, chunks or none
       Set<String> images = new HashSet<>();
       ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
       ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
@@ -351,7 +364,7 @@ public final class ChunkedImagesUpload {
     }
   }
 
-  private static ChunkIndex.ChunkRef await(Future<ChunkIndex.ChunkRef> chunk) throws IOException {
+  private static <T> T await(Future<T> chunk) throws IOException {
     try {
       return chunk.get();
     } catch (InterruptedException e) {

@@ -177,11 +177,20 @@ final class StreamingArchiveUpload implements AutoCloseable {
   }
 
   /**
-   * A deduplicated checkpoint: the chunk folder listed, then the pages files cut into chunks as CRIU
-   * writes them; the rest archived once it is done.
+   * A deduplicated checkpoint: the pages files cut into chunks as CRIU writes them while the chunk
+   * folder is listed beside (on a thread of its own: a large folder takes longer than a dump); the
+   * rest archived once CRIU is done.
    */
   private Uploaded followChunked() throws IOException, InterruptedException {
-    chunkedImages.listStored();
+    Thread listing = new Thread(() -> {
+      try {
+        chunkedImages.listStored();
+      } catch (IOException e) {
+        // kept by chunkedImages, whose store fails with it
+      }
+    }, follower.getName() + "-listing");
+    listing.setDaemon(true);
+    listing.start();
     ChunkedImagesUpload.Stored chunks = chunkedImages.store(imagesDir, () -> imagesComplete, tarBytesArchived);
     try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec, encryptWith)) {
       archive.addFilesOf(imagesDir, chunks.images()::contains);

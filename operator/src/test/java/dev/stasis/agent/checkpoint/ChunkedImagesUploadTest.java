@@ -32,6 +32,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -98,6 +99,26 @@ class ChunkedImagesUploadTest {
     assertThat(whileWriting.cutWhileWriting()).isPositive();
     assertThat(afterExit.cutWhileWriting()).isZero();
     other.close();
+  }
+
+  @Test
+  void pagesAreCutWhileTheChunkFolderIsStillBeingListedAndUploadedOnlyOnceItIs() throws Exception {
+    Dump dump = new Dump(42, 1, entries(0x7f0000000000L, 40, 16), new Random(5));
+    Path images = Files.createDirectories(dir.resolve("images"));
+    dump.writeFirst(images, 40);
+    dump.writeRest(images);
+    ArchiveLayout layout = new ArchiveLayout(NS, "listing", "uid-6");
+    ChunkedImagesUpload upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
+    AtomicLong cut = new AtomicLong();
+    Future<ChunkedImagesUpload.Stored> storing = cutter.submit(() -> upload.store(images, () -> true, cut::set));
+
+    await().atMost(Duration.ofMinutes(1)).until(() -> cut.get() == 40 * 16 * (long) PAGE);
+    await().during(Duration.ofSeconds(1)).atMost(Duration.ofSeconds(5))
+        .until(() -> !storing.isDone() && chunksInStore().isEmpty());
+    upload.listStored();
+
+    assertThat(storing.get().uploadedChunks()).isPositive();
+    assertThat(store.exists(layout.chunkIndexKey())).isTrue();
   }
 
   @Test
