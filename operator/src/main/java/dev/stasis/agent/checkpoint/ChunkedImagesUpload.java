@@ -157,7 +157,6 @@ public final class ChunkedImagesUpload {
           CpuPriority.lowerCurrentThread(StreamingArchiveUpload.UPLOAD_NICE);
           raised.set(true);
         }
-        listing.get();
         return store(objects.get(), chunk, named, uploading);
       })));
       while (window.size() >= WINDOW) {
@@ -343,6 +342,7 @@ public final class ChunkedImagesUpload {
       Map<String, CompletableFuture<Integer>> uploading) throws IOException, InterruptedException, ExecutionException {
     String name = objects.name(chunk, 0, chunk.length);
     named.add(name);
+    listing.get();
     Long listedBytes = listed.get(name);
     if (listedBytes != null) {
       return new ChunkIndex.ChunkRef(name, chunk.length, Math.toIntExact(listedBytes));
