@@ -149,7 +149,11 @@ public final class ChunkedImagesUpload {
     AtomicBoolean dumped = new AtomicBoolean();
     ThreadLocal<Boolean> raised = ThreadLocal.withInitial(() -> false);
     ArrayDeque<Handed> window = new ArrayDeque<>();
+    AtomicLong cutWhileWriting = new AtomicLong(); // touched by this thread only
     ChunkSinkFor sinks = image -> (bytes, offset, length) -> {
+      if (!imagesComplete.getAsBoolean()) {
+        cutWhileWriting.addAndGet(length);
+      }
       byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
       // The one hand-over to the store side.
       window.add(new Handed(image, uploads.submit(() -> {
@@ -165,7 +169,6 @@ public final class ChunkedImagesUpload {
       }
     };
     try {
-      long cutWhileWriting = 0;
       while (true) {
         boolean complete = imagesComplete.getAsBoolean(); // before the pass: a complete pass sees every byte
         if (complete && !dumped.getAndSet(true)) {
@@ -184,7 +187,6 @@ public final class ChunkedImagesUpload {
         if (complete) {
           break;
         }
-        cutWhileWriting = cutBytes(followed);
         if (Thread.interrupted()) {
           throw new InterruptedIOException("storing the chunks was interrupted");
         }
@@ -226,7 +228,7 @@ public final class ChunkedImagesUpload {
       stored.keyId = key.keyId();
       stored.imagesBytes = cutBytes(followed);
       return new Stored(Set.copyOf(images), stored, newBytes.get() + indexObject.length, named.size(),
-          uploading.size(), cutWhileWriting);
+          uploading.size(), cutWhileWriting.get());
     } finally {
       if (!dumped.getAndSet(true)) {
         whileDumping.close();
