@@ -107,7 +107,9 @@ final class BenchEnvironment implements AutoCloseable {
       RoleProcess agent = RoleProcess.start("agent", agentJvmOptions(TestControlPlane.repoRoot()),
           // as a cluster admin allows the benchmark's namespace to checkpoint host processes
           List.of("agent", "--node", NODE, "--work-dir", work.resolve("agent").toString(), "--allow-host-processes", NAMESPACE,
-              "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig), logs);
+              "--criu", criu.executable().toString(), "--kubeconfig", kubeconfig,
+              // any free port: other benchmarks or agents on the machine may hold the default one
+              "--metrics-port", "0"), logs);
       started.add(agent);
       // For bench/profile-agent.sh, which attaches to this agent by its PID.
       Files.writeString(logs.resolve("agent.pid"), Long.toString(agent.pid()));

@@ -12,6 +12,7 @@ import dev.stasis.archive.dedup.Chunker;
 import dev.stasis.archive.dedup.PagemapAlignedChunker;
 import dev.stasis.criu.DumpContents;
 import dev.stasis.criu.GrowingPagemap;
+import dev.stasis.kube.StoredPackIndexes;
 import dev.stasis.storage.ObjectStore;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -25,14 +26,12 @@ import java.security.MessageDigest;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -48,13 +47,13 @@ import java.util.function.LongConsumer;
  * {@code pages-<n>.img} is cut, while CRIU writes it, where its pagemap says memory runs start and
  * at every 128 KiB of address ({@link PagemapAlignedChunker}), each chunk named, compressed and (encrypted storage)
  * sealed on its own ({@link ChunkObjects}) on {@value #UPLOADS_IN_FLIGHT} threads, and only the
- * chunks the namespace's chunk folder did not hold when the checkpoint started are uploaded. The
- * chunk index ({@link ChunkIndex}) follows them; the manifest, written by the caller after the
- * archive, makes the checkpoint complete.
+ * chunks the namespace did not hold when the checkpoint started are stored, in packs
+ * ({@link PackedChunkStore}). The chunk index ({@link ChunkIndex}) follows them; the manifest,
+ * written by the caller after the archive, makes the checkpoint complete.
  *
- * <p>The folder is listed once, as CRIU starts, and what it listed is trusted: the storage's
- * chunk collection deletes no chunk while a checkpoint of the namespace is in flight, nor one
- * younger than its grace period. Nothing here deletes chunks: ones uploaded for a checkpoint that
+ * <p>The namespace's chunks are listed once, as CRIU starts, and what was listed is trusted: the
+ * storage's chunk collection deletes no chunk while a checkpoint of the namespace is in flight, nor
+ * one younger than its grace period. Nothing here deletes chunks: ones stored for a checkpoint that
  * then fails are referenced by no manifest and collected later.
  */
 public final class ChunkedImagesUpload {
@@ -80,14 +79,12 @@ public final class ChunkedImagesUpload {
   private final boolean encrypt;
   private final boolean compress;
   private final ArchiveLayout layout;
-  /** Chunks the folder held when listed: name to stored bytes. Only read once listed, by the upload threads. */
-  private final Map<String, Long> listed = new HashMap<>();
+  private final PackedChunkStore chunks;
   /**
-   * Done when {@link #listStored} is: chunks are cut and named meanwhile (the listing of a large
-   * namespace can take longer than the dump), and wait for it only to decide whether to upload.
+   * Done when {@link #listStored} is: pages are cut meanwhile (the listing of a large namespace can
+   * take longer than the dump), and each chunk waits for it before it goes to {@link #chunks}.
    */
   private final CompletableFuture<Void> listing = new CompletableFuture<>();
-  private final AtomicLong newBytes = new AtomicLong();
 
   /**
    * @param encrypt whether the storage encrypts (chunks are sealed with {@code key})
@@ -101,23 +98,23 @@ public final class ChunkedImagesUpload {
     this.encrypt = encrypt;
     this.compress = codec == ArchiveCodec.ZSTD;
     this.layout = layout;
+    this.chunks = new PackedChunkStore(store, namespace, key, PackedChunkStore.PACK_BYTES);
   }
 
   /**
    * What was stored: the images left out of the archive, the manifest's {@code chunks}, the bytes
-   * uploaded (new chunks and the index), the chunks the images hold (each once), how many were new,
-   * and the image bytes cut before the dump was complete (while CRIU wrote it, or before the agent
-   * took in that CRIU was done).
+   * uploaded (new packs, their indexes and the chunk index), the chunks the images hold (each once),
+   * how many were new, the pack indexes that were not trusted (their chunks were stored again), and
+   * the image bytes cut before the dump was complete (while CRIU wrote it, or before the agent took
+   * in that CRIU was done).
    */
   public record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks,
-      long cutWhileWriting) {}
+      List<StoredPackIndexes.Untrusted> untrustedPackIndexes, long cutWhileWriting) {}
 
-  /** One LIST of the namespace's chunk folder, before CRIU runs. */
+  /** What the namespace stores, found as CRIU starts: one LIST of its loose chunks, one of its packs, the pack indexes. */
   public void listStored() throws IOException {
     try {
-      store.forEach(ArchiveLayout.chunkPrefix(namespace), object -> ArchiveLayout.ofChunkKey(object.key())
-          .filter(chunk -> chunk.namespace().equals(namespace))
-          .ifPresent(chunk -> listed.put(chunk.name(), object.sizeBytes())));
+      chunks.list();
       listing.complete(null);
     } catch (IOException | RuntimeException e) {
       listing.completeExceptionally(e);
@@ -141,8 +138,6 @@ public final class ChunkedImagesUpload {
       return thread;
     });
     ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(this::objects);
-    Map<String, CompletableFuture<Integer>> uploading = new ConcurrentHashMap<>();
-    Set<String> named = ConcurrentHashMap.newKeySet();
     Map<Long, FollowedImage> followed = new TreeMap<>();
     // Upload threads start from this one, at its priority; after the dump each raises its own once.
     CpuPriority.Held whileDumping = CpuPriority.currentThreadAt(WHILE_DUMPING_NICE);
@@ -161,7 +156,8 @@ public final class ChunkedImagesUpload {
           CpuPriority.lowerCurrentThread(StreamingArchiveUpload.UPLOAD_NICE);
           raised.set(true);
         }
-        return store(objects.get(), chunk, named, uploading);
+        listing.get();
+        return chunks.store(objects.get(), chunk);
       })));
       while (window.size() >= WINDOW) {
         Handed oldest = window.poll();
@@ -199,6 +195,7 @@ public final class ChunkedImagesUpload {
         oldest.image().chunks.add(await(oldest.chunk()));
       }
       await(listing); // a listing that failed fails the checkpoint, chunks or none
+      chunks.finish();
       Set<String> images = new HashSet<>();
       ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
       ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
@@ -227,8 +224,8 @@ public final class ChunkedImagesUpload {
       stored.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
       stored.keyId = key.keyId();
       stored.imagesBytes = cutBytes(followed);
-      return new Stored(Set.copyOf(images), stored, newBytes.get() + indexObject.length, named.size(),
-          uploading.size(), cutWhileWriting.get());
+      return new Stored(Set.copyOf(images), stored, chunks.newBytes() + indexObject.length, chunks.distinctChunks(),
+          chunks.newChunks(), chunks.untrusted(), cutWhileWriting.get());
     } finally {
       if (!dumped.getAndSet(true)) {
         whileDumping.close();
@@ -238,6 +235,7 @@ public final class ChunkedImagesUpload {
       }
       uploads.shutdownNow();
       uploads.awaitTermination(1, TimeUnit.MINUTES);
+      chunks.close();
     }
   }
 
@@ -334,36 +332,6 @@ public final class ChunkedImagesUpload {
 
   private ChunkObjects objects() {
     return ChunkObjects.forNamespace(key, namespace, encrypt, compress);
-  }
-
-  /**
-   * On an upload thread: names the chunk and stores it unless the listing had it or another thread
-   * of this checkpoint stores it (then waits for that one); its reference for the index.
-   */
-  private ChunkIndex.ChunkRef store(ChunkObjects objects, byte[] chunk, Set<String> named,
-      Map<String, CompletableFuture<Integer>> uploading) throws IOException, InterruptedException, ExecutionException {
-    String name = objects.name(chunk, 0, chunk.length);
-    named.add(name);
-    listing.get();
-    Long listedBytes = listed.get(name);
-    if (listedBytes != null) {
-      return new ChunkIndex.ChunkRef(name, chunk.length, Math.toIntExact(listedBytes));
-    }
-    CompletableFuture<Integer> mine = new CompletableFuture<>();
-    CompletableFuture<Integer> other = uploading.putIfAbsent(name, mine);
-    if (other != null) {
-      return new ChunkIndex.ChunkRef(name, chunk.length, other.get());
-    }
-    try {
-      byte[] object = objects.object(name, chunk, 0, chunk.length);
-      store.put(ArchiveLayout.chunkKey(namespace, name), object);
-      newBytes.addAndGet(object.length);
-      mine.complete(object.length);
-      return new ChunkIndex.ChunkRef(name, chunk.length, object.length);
-    } catch (IOException | RuntimeException e) {
-      mine.completeExceptionally(e);
-      throw e;
-    }
   }
 
   private static <T> T await(Future<T> chunk) throws IOException {

@@ -34,6 +34,7 @@ import dev.stasis.criu.RunningDump;
 import dev.stasis.kube.RecordedArchive;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.kube.StoredPackIndexes;
 import dev.stasis.kube.WorkGrants;
 import dev.stasis.metrics.StasisMetrics;
 import dev.stasis.storage.ObjectStore;
@@ -414,6 +415,11 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
             + " dump was complete", checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
             uploaded.chunks().uploadedChunks(), uploaded.chunks().distinctChunks(), uploaded.chunks().newBytes(),
             uploaded.chunks().cutWhileWriting(), uploaded.chunks().chunks().imagesBytes);
+        for (StoredPackIndexes.Untrusted index : uploaded.chunks().untrustedPackIndexes()) {
+          events.warning(checkpoint, "PackIndexUntrusted", "the pack index " + index.uri() + " was not used: "
+              + index.reason() + "; the chunks it lists were stored again, and the storage's collector removes that pack"
+              + " when no checkpoint refers to it");
+        }
       }
       requirements.recordIn(manifest, dump.imagesDir(), travelling);
       return CommittedManifest.put(store, layout.manifestKey(), manifest, newBytes);

@@ -8,19 +8,23 @@ import dev.stasis.archive.Sha256;
 import dev.stasis.archive.dedup.ChunkCipher;
 import dev.stasis.archive.dedup.ChunkIndex;
 import dev.stasis.archive.dedup.ChunkObjects;
+import dev.stasis.archive.dedup.PackIndex;
 import dev.stasis.kube.RecordedManifest;
+import dev.stasis.kube.StoredPackIndexes;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,20 +38,27 @@ import java.util.function.LongConsumer;
 /**
  * Writes the memory images of a deduplicated checkpoint back into its images folder before CRIU
  * sees any of it: the chunk index, checked against the sha256 the manifest recorded (itself
- * checked against the Checkpoint's status); then each image's chunks, {@value #FETCHES_IN_FLIGHT}
- * fetched at a time, each opened and checked against its name ({@link ChunkObjects}), written in
- * order; then each whole image against the size and sha256 in the index. Anything that does not
- * match throws, naming the chunk or image. {@code stasis inspect} reads a checkpoint's memory the same way.
+ * checked against the Checkpoint's status), then read as a stream; each image's chunks fetched
+ * {@value #FETCHES_IN_FLIGHT} requests at a time, neighbours in one pack in one ranged GET of up to
+ * {@value #MAX_RANGE_BYTES} bytes, each chunk opened and checked against its name
+ * ({@link ChunkObjects}) and written in order; then each whole image against the size and sha256 in
+ * the index. A chunk's location in the index is a hint: when its pack is gone (the collector
+ * repacked it), the chunk is found through the namespace's verified pack indexes. Anything that
+ * does not match throws, naming the chunk or image. {@code stasis inspect} reads a checkpoint's
+ * memory the same way.
  */
 public final class ChunkedImagesDownload {
-  static final int FETCHES_IN_FLIGHT = 16;
-  private static final int WINDOW = 4 * FETCHES_IN_FLIGHT;
+  static final int FETCHES_IN_FLIGHT = 8;
+  static final int MAX_RANGE_BYTES = 4 << 20;
 
   private final ObjectStore store;
   private final RecordedManifest recorded;
   private final String namespace;
   private final Manifest.Chunks chunks;
   private final ChunkKey key;
+  /** Built on the first hinted pack found missing: every verified pack index's chunks. */
+  private Map<String, Located> resolved;
+  private List<StoredPackIndexes.Untrusted> untrusted = List.of();
 
   /** {@code key}: the namespace's chunk key the manifest's {@code chunks.keyId} names, as granted. */
   public ChunkedImagesDownload(ObjectStore store, RecordedManifest recorded, ChunkKey key) {
@@ -58,11 +69,29 @@ public final class ChunkedImagesDownload {
     this.key = key;
   }
 
-  /** One image as the index lists it. */
-  private record Image(String fileName, List<ChunkIndex.ChunkRef> chunks, long sizeBytes, String sha256) {}
-
   /** What was put together: the images, the chunks they are cut into, and the distinct chunks' stored bytes. */
   public record Written(int images, int chunks, int distinctChunks, long distinctStoredBytes) {}
+
+  /** Chunks fetched together: one loose chunk, or neighbours in one pack. */
+  private record Run(String packId, long offset, List<ChunkIndex.ChunkRef> chunks, int storedBytes) {
+    boolean canTake(ChunkIndex.ChunkRef chunk) {
+      return packId != null && packId.equals(chunk.location().packId())
+          && chunk.location().offset() == offset + storedBytes && storedBytes + chunk.storedBytes() <= MAX_RANGE_BYTES;
+    }
+
+    Run with(ChunkIndex.ChunkRef chunk) {
+      List<ChunkIndex.ChunkRef> more = new ArrayList<>(chunks);
+      more.add(chunk);
+      return new Run(packId, offset, more, storedBytes + chunk.storedBytes());
+    }
+
+    static Run of(ChunkIndex.ChunkRef chunk) {
+      return new Run(chunk.location().packId(), chunk.location().offset(), List.of(chunk), chunk.storedBytes());
+    }
+  }
+
+  /** Where a pack index says a chunk is. */
+  private record Located(String packId, long offset, int storedBytes) {}
 
   /**
    * Fetches, checks and writes every chunked image into {@code imagesDir}; {@code fetched} is told
@@ -74,7 +103,7 @@ public final class ChunkedImagesDownload {
       throw new ArchiveIntegrityException("the chunks are encrypted with " + chunks.encryption + ", which this agent"
           + " does not know (it knows none and " + ChunkCipher.ALGORITHM + "); upgrade the agent");
     }
-    List<Image> images = index();
+    byte[] index = index();
     ExecutorService fetches = Executors.newFixedThreadPool(FETCHES_IN_FLIGHT, runnable -> {
       Thread thread = new Thread(runnable, "chunk-fetch");
       thread.setDaemon(true);
@@ -82,105 +111,207 @@ public final class ChunkedImagesDownload {
     });
     ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(
         () -> ChunkObjects.forNamespace(key, namespace, encrypted, true));
-    long writtenBytes = 0;
+    ImageWriter writer = new ImageWriter(imagesDir, fetched, fetches, objects);
     try {
-      for (Image image : images) {
-        Path file = imagesDir.resolve(image.fileName());
-        MessageDigest sha256 = Sha256.newDigest();
-        long written = 0;
-        // CREATE_NEW: an image the archive brought too is not silently overwritten
-        try (OutputStream out = Files.newOutputStream(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-          ArrayDeque<Future<byte[]>> window = new ArrayDeque<>();
-          int next = 0;
-          while (next < image.chunks().size() || !window.isEmpty()) {
-            while (next < image.chunks().size() && window.size() < WINDOW) {
-              ChunkIndex.ChunkRef chunk = image.chunks().get(next++);
-              window.add(fetches.submit(() -> fetch(objects.get(), image, chunk)));
-            }
-            byte[] chunk = await(window.poll());
-            sha256.update(chunk);
-            out.write(chunk);
-            written += chunk.length;
-            writtenBytes += chunk.length;
-            fetched.accept(writtenBytes);
-          }
-        } catch (java.nio.file.FileAlreadyExistsException e) {
-          throw new ArchiveIntegrityException("the archive holds " + image.fileName() + " too, which the chunk index"
-              + " lists: the checkpoint was altered");
-        }
-        String actual = Sha256.hex(sha256.digest());
-        if (written != image.sizeBytes() || !actual.equals(image.sha256())) {
-          throw new ArchiveIntegrityException(image.fileName() + " put together from its chunks is " + written
-              + " bytes with sha256 " + actual + ", the chunk index recorded " + image.sizeBytes() + " bytes with sha256 "
-              + image.sha256());
-        }
-      }
-      Map<String, Integer> distinct = new HashMap<>();
-      images.forEach(image -> image.chunks().forEach(c -> distinct.put(c.name(), c.storedBytes())));
-      return new Written(images.size(), images.stream().mapToInt(i -> i.chunks().size()).sum(), distinct.size(),
-          distinct.values().stream().mapToLong(Integer::longValue).sum());
+      ChunkIndex.read(new ByteArrayInputStream(index), writer);
+    } catch (UncheckedInterrupt e) {
+      throw e.getCause();
     } finally {
+      writer.closeOpen();
       fetches.shutdownNow();
       fetches.awaitTermination(1, TimeUnit.MINUTES);
+    }
+    if (chunks.imagesBytes != null && writer.totalBytes != chunks.imagesBytes) {
+      throw new ArchiveIntegrityException("the chunk index lists " + writer.totalBytes + " bytes of images, the manifest "
+          + chunks.imagesBytes);
+    }
+    return new Written(writer.images, writer.chunkCount, writer.distinct.size(),
+        writer.distinct.values().stream().mapToLong(Integer::longValue).sum());
+  }
+
+  /** Writes the images as the index is read: runs of chunks fetched ahead, written in order. */
+  private final class ImageWriter implements ChunkIndex.Visitor {
+    final Path imagesDir;
+    final LongConsumer fetched;
+    final ExecutorService fetches;
+    final ThreadLocal<ChunkObjects> objects;
+    final ArrayDeque<Future<List<byte[]>>> window = new ArrayDeque<>();
+    final Map<String, Integer> distinct = new HashMap<>();
+    OutputStream out;
+    MessageDigest sha256;
+    long written;
+    long totalBytes;
+    int images;
+    int chunkCount;
+    Run run;
+
+    ImageWriter(Path imagesDir, LongConsumer fetched, ExecutorService fetches, ThreadLocal<ChunkObjects> objects) {
+      this.imagesDir = imagesDir;
+      this.fetched = fetched;
+      this.fetches = fetches;
+      this.objects = objects;
+    }
+
+    @Override
+    public void image(String fileName) throws IOException {
+      try {
+        // CREATE_NEW: an image the archive brought too is not silently overwritten
+        out = Files.newOutputStream(imagesDir.resolve(fileName), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+      } catch (FileAlreadyExistsException e) {
+        throw new ArchiveIntegrityException("the archive holds " + fileName + " too, which the chunk index"
+            + " lists: the checkpoint was altered");
+      }
+      sha256 = Sha256.newDigest();
+      written = 0;
+    }
+
+    @Override
+    public void chunk(String fileName, ChunkIndex.ChunkRef chunk) throws IOException {
+      chunkCount++;
+      distinct.put(chunk.name(), chunk.storedBytes());
+      if (run != null && run.canTake(chunk)) {
+        run = run.with(chunk);
+        return;
+      }
+      submitRun(fileName);
+      run = Run.of(chunk);
+    }
+
+    @Override
+    public void imageEnd(String fileName, long sizeBytes, String sha256Hex) throws IOException {
+      submitRun(fileName);
+      while (!window.isEmpty()) {
+        writeNext();
+      }
+      out.close();
+      out = null;
+      images++;
+      String actual = Sha256.hex(sha256.digest());
+      if (written != sizeBytes || !actual.equals(sha256Hex)) {
+        throw new ArchiveIntegrityException(fileName + " put together from its chunks is " + written
+            + " bytes with sha256 " + actual + ", the chunk index recorded " + sizeBytes + " bytes with sha256 "
+            + sha256Hex);
+      }
+    }
+
+    private void submitRun(String fileName) throws IOException {
+      if (run == null) {
+        return;
+      }
+      Run submitted = run;
+      run = null;
+      window.add(fetches.submit(() -> fetch(objects.get(), fileName, submitted)));
+      if (window.size() >= 2 * FETCHES_IN_FLIGHT) {
+        writeNext();
+      }
+    }
+
+    private void writeNext() throws IOException {
+      for (byte[] chunk : await(window.poll())) {
+        sha256.update(chunk);
+        out.write(chunk);
+        written += chunk.length;
+        totalBytes += chunk.length;
+      }
+      fetched.accept(totalBytes);
+    }
+
+    void closeOpen() throws IOException {
+      if (out != null) {
+        out.close();
+      }
     }
   }
 
   /** The chunk index, checked against the manifest before a byte of it is parsed. */
-  private List<Image> index() throws IOException {
-    byte[] bytes;
+  private byte[] index() throws IOException {
     try {
-      bytes = recorded.chunkIndex(store);
+      return recorded.chunkIndex(store);
     } catch (ObjectNotFoundException e) {
       throw new ChunkMissingException("the chunk index " + store.uri(chunks.indexKey) + " is missing although the"
           + " checkpoint's manifest exists");
     }
-    List<Image> images = new ArrayList<>();
-    ChunkIndex.read(new ByteArrayInputStream(bytes), new ChunkIndex.Visitor() {
-      private List<ChunkIndex.ChunkRef> open;
-
-      @Override
-      public void image(String fileName) {
-        open = new ArrayList<>();
-      }
-
-      @Override
-      public void chunk(String fileName, ChunkIndex.ChunkRef chunk) {
-        open.add(chunk);
-      }
-
-      @Override
-      public void imageEnd(String fileName, long sizeBytes, String sha256) {
-        images.add(new Image(fileName, open, sizeBytes, sha256));
-      }
-    });
-    long total = images.stream().mapToLong(Image::sizeBytes).sum();
-    if (chunks.imagesBytes != null && total != chunks.imagesBytes) {
-      throw new ArchiveIntegrityException("the chunk index lists " + total + " bytes of images, the manifest "
-          + chunks.imagesBytes);
-    }
-    return images;
   }
 
-  private byte[] fetch(ChunkObjects objects, Image image, ChunkIndex.ChunkRef chunk) throws IOException {
+  /** On a fetch thread: a run's chunks, each opened and checked against its name. */
+  private List<byte[]> fetch(ChunkObjects objects, String fileName, Run run) throws IOException {
+    if (run.packId() == null) {
+      ChunkIndex.ChunkRef chunk = run.chunks().get(0);
+      return List.of(fetchLoose(objects, fileName, chunk));
+    }
+    byte[] range;
+    try {
+      range = store.readRange(ArchiveLayout.packKey(namespace, run.packId()), run.offset(), run.storedBytes());
+    } catch (ObjectNotFoundException e) {
+      List<byte[]> opened = new ArrayList<>();
+      for (ChunkIndex.ChunkRef chunk : run.chunks()) {
+        opened.add(fetchResolved(objects, fileName, chunk));
+      }
+      return opened;
+    }
+    List<byte[]> opened = new ArrayList<>(run.chunks().size());
+    int at = 0;
+    for (ChunkIndex.ChunkRef chunk : run.chunks()) {
+      opened.add(objects.open(chunk.name(), Arrays.copyOfRange(range, at, at + chunk.storedBytes()), chunk.bytes()));
+      at += chunk.storedBytes();
+    }
+    return opened;
+  }
+
+  private byte[] fetchLoose(ChunkObjects objects, String fileName, ChunkIndex.ChunkRef chunk) throws IOException {
     String chunkKey = ArchiveLayout.chunkKey(namespace, chunk.name());
     byte[] object;
     try (InputStream in = store.open(chunkKey)) {
       object = in.readNBytes(chunk.storedBytes() + 1);
     } catch (ObjectNotFoundException e) {
-      throw new ChunkMissingException("chunk " + chunk.name() + " of " + image.fileName() + " is missing from "
-          + store.uri(chunkKey) + ": it was deleted although this checkpoint's manifest refers to it");
+      return fetchResolved(objects, fileName, chunk);
     }
     if (object.length != chunk.storedBytes()) {
-      throw new ArchiveIntegrityException("chunk " + chunk.name() + " of " + image.fileName() + " is "
+      throw new ArchiveIntegrityException("chunk " + chunk.name() + " of " + fileName + " is "
           + (object.length > chunk.storedBytes() ? "larger than" : object.length + " bytes, not") + " the "
           + chunk.storedBytes() + " bytes the chunk index lists");
     }
     return objects.open(chunk.name(), object, chunk.bytes());
   }
 
-  private static byte[] await(Future<byte[]> chunk) throws IOException, InterruptedException {
+  /** A chunk whose hinted object is gone: wherever a verified pack index says it is now. */
+  private byte[] fetchResolved(ChunkObjects objects, String fileName, ChunkIndex.ChunkRef chunk) throws IOException {
+    Located located = resolve(chunk.name());
+    if (located == null) {
+      throw new ChunkMissingException("chunk " + chunk.name() + " of " + fileName + " is missing: it is not at "
+          + store.uri(chunk.location().loose() ? ArchiveLayout.chunkKey(namespace, chunk.name())
+              : ArchiveLayout.packKey(namespace, chunk.location().packId()))
+          + " where the chunk index says, and no pack index of the namespace lists it"
+          + (untrusted.isEmpty() ? "" : " (pack indexes not trusted: " + untrusted + ")"));
+    }
+    byte[] object;
     try {
-      return chunk.get();
+      object = store.readRange(ArchiveLayout.packKey(namespace, located.packId()), located.offset(),
+          located.storedBytes());
+    } catch (ObjectNotFoundException e) {
+      throw new ChunkMissingException("chunk " + chunk.name() + " of " + fileName + " is missing: its pack "
+          + store.uri(ArchiveLayout.packKey(namespace, located.packId())) + " was deleted while the restore read it");
+    }
+    return objects.open(chunk.name(), object, chunk.bytes());
+  }
+
+  private synchronized Located resolve(String name) throws IOException {
+    if (resolved == null) {
+      Map<String, Located> found = new HashMap<>();
+      untrusted = StoredPackIndexes.forEach(store, namespace,
+          PackIndex.Key.forNamespace(key.bytes(), key.keyId(), namespace),
+          index -> index.entries().forEach(entry -> found.putIfAbsent(entry.name(),
+              new Located(index.packId(), entry.offset(), entry.storedBytes()))));
+      resolved = found;
+    }
+    return resolved.get(name);
+  }
+
+  private static List<byte[]> await(Future<List<byte[]>> run) throws IOException {
+    try {
+      return run.get();
+    } catch (InterruptedException e) {
+      throw new UncheckedInterrupt(e);
     } catch (ExecutionException e) {
       Throwable cause = e.getCause();
       if (cause instanceof IOException io) {
@@ -190,6 +321,17 @@ public final class ChunkedImagesDownload {
     }
   }
 
+  /** Carries an interrupt out of the index reader's visitor, which may throw only IOException. */
+  private static final class UncheckedInterrupt extends RuntimeException {
+    UncheckedInterrupt(InterruptedException cause) {
+      super(cause);
+    }
+
+    @Override
+    public synchronized InterruptedException getCause() {
+      return (InterruptedException) super.getCause();
+    }
+  }
 
   /** A chunk the index lists is not in storage. */
   public static final class ChunkMissingException extends IOException {
