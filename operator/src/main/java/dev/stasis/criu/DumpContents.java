@@ -8,12 +8,15 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -151,18 +154,8 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
    * empty ones) are not among them.
    */
   public static List<PagesImage> pagesImages(Path imagesDir) throws IOException {
-    List<Long> pids = new ArrayList<>();
-    try (var files = Files.newDirectoryStream(imagesDir, "pagemap-*.img")) {
-      for (Path file : files) {
-        Matcher pid = PROCESS_PAGEMAP.matcher(file.getFileName().toString());
-        if (pid.matches()) {
-          pids.add(Long.parseLong(pid.group(1)));
-        }
-      }
-    }
-    pids.sort(null);
     List<PagesImage> images = new ArrayList<>();
-    for (long pid : pids) {
+    for (long pid : processPagemaps(imagesDir).keySet()) {
       List<PagemapEntry> pagemap = pagemap(imagesDir, pid);
       List<MemoryRun> runs = pagemap.stream().filter(PagemapEntry::inPagesFile)
           .map(e -> new MemoryRun(e.vaddr(), e.pages() * PAGE_SIZE)).toList();
@@ -171,6 +164,25 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
       }
     }
     return images;
+  }
+
+  /**
+   * The process pagemaps ({@code pagemap-<pid>.img}, not shared memory's) in {@code imagesDir} so
+   * far, by pid; none while the folder does not exist.
+   */
+  public static SortedMap<Long, Path> processPagemaps(Path imagesDir) throws IOException {
+    SortedMap<Long, Path> pagemaps = new TreeMap<>();
+    try (var files = Files.newDirectoryStream(imagesDir, "pagemap-*.img")) {
+      for (Path file : files) {
+        Matcher pid = PROCESS_PAGEMAP.matcher(file.getFileName().toString());
+        if (pid.matches()) {
+          pagemaps.put(Long.parseLong(pid.group(1)), file);
+        }
+      }
+    } catch (NoSuchFileException e) {
+      // CRIU has not made the folder yet
+    }
+    return pagemaps;
   }
 
   /** One pagemap_entry, with where its pages start in its pages image (when they are there). */
@@ -186,18 +198,33 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
     if (messages.isEmpty()) {
       return List.of();
     }
-    Path pagesFile = dir.resolve("pages-" + messages.get(0).number(1, 0) + ".img");
+    Path pagesFile = pagesFile(dir, messages.get(0));
     List<PagemapEntry> entries = new ArrayList<>();
     long offset = 0;
     for (ProtobufMessage m : messages.subList(1, messages.size())) {
-      long pages = m.number(5).orElse(m.number(2, 0));
-      // Without flags (older images) pages are in this dump unless in_parent = 3 says otherwise.
-      long flags = m.number(4).orElse(m.number(3, 0) != 0 ? PE_PARENT : PE_PRESENT);
-      PagemapEntry entry = new PagemapEntry(m.number(1, 0), pages, flags, pagesFile, offset);
+      PagemapEntry entry = entry(m, pagesFile, offset);
       entries.add(entry);
-      offset += entry.inPagesFile() ? pages * PAGE_SIZE : 0;
+      offset += entry.inPagesFile() ? entry.pages() * PAGE_SIZE : 0;
     }
     return entries;
+  }
+
+  /** The pages image a pagemap's head (its first message) names. */
+  static Path pagesFile(Path dir, ProtobufMessage head) {
+    return dir.resolve("pages-" + head.number(1, 0) + ".img");
+  }
+
+  /** The memory of a pagemap entry (a message after the head) when its pages are in the pages image. */
+  static Optional<MemoryRun> runInPagesFile(ProtobufMessage m) {
+    PagemapEntry entry = entry(m, null, 0);
+    return entry.inPagesFile() ? Optional.of(new MemoryRun(entry.vaddr(), entry.pages() * PAGE_SIZE)) : Optional.empty();
+  }
+
+  private static PagemapEntry entry(ProtobufMessage m, Path pagesFile, long offset) {
+    long pages = m.number(5).orElse(m.number(2, 0));
+    // Without flags (older images) pages are in this dump unless in_parent = 3 says otherwise.
+    long flags = m.number(4).orElse(m.number(3, 0) != 0 ? PE_PARENT : PE_PRESENT);
+    return new PagemapEntry(m.number(1, 0), pages, flags, pagesFile, offset);
   }
 
   /** The command line: NUL-separated strings between mm_arg_start and mm_arg_end, read from the dumped pages. */

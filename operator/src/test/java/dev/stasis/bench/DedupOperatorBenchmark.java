@@ -61,6 +61,7 @@ public final class DedupOperatorBenchmark {
     List<Taken> taken = new ArrayList<>();
     Samples wholeRestore = new Samples();
     Samples dedupRestore = new Samples();
+    Samples bareFrozen = new Samples();
     Map<String, String> machine = Machine.describe(criu);
     try (BenchEnvironment env = BenchEnvironment.start(work, criu)) {
       Thread stopOnInterrupt = new Thread(env::close, "bench-stop");
@@ -79,6 +80,12 @@ public final class DedupOperatorBenchmark {
             awaitGeneration(generation, ++gen);
           }
           taken.add(checkpoint(env, "dedup-" + i, memchurn.pid(), DEDUP_STORAGE));
+          if (i > 1) { // the same memory dumped by a bare criu: what the frozen time is held against
+            Path dir = work.resolve("bare-" + i);
+            ProcessCheckpointRun.settleDisk();
+            bareFrozen.add(env.byHand.dump(memchurn.pid(), dir).stats().frozenTimeMicros() / 1e6);
+            ProcessCheckpointRun.deleteDirectory(dir);
+          }
         }
         Workloads.signal(memchurn.pid(), "USR2"); // a new mapping of 1/16
         awaitGeneration(generation, ++gen);
@@ -101,7 +108,7 @@ public final class DedupOperatorBenchmark {
       Runtime.getRuntime().removeShutdownHook(stopOnInterrupt);
     }
     machine.put("load average at end", Machine.loadAverage());
-    String section = section(size, series, taken, wholeRestore, dedupRestore, machine, started,
+    String section = section(size, series, taken, wholeRestore, dedupRestore, bareFrozen, machine, started,
         (System.nanoTime() - STARTED) / 60e9);
     System.out.println();
     System.out.print(section);
@@ -245,7 +252,7 @@ public final class DedupOperatorBenchmark {
   }
 
   private static String section(int size, int series, List<Taken> taken, Samples wholeRestore, Samples dedupRestore,
-      Map<String, String> machine, String started, double minutes) {
+      Samples bareFrozen, Map<String, String> machine, String started, double minutes) {
     Taken whole = taken.get(0);
     Taken first = taken.get(1);
     StringBuilder md = new StringBuilder(SECTION_HEADING).append("\n\n");
@@ -275,15 +282,17 @@ public final class DedupOperatorBenchmark {
             + "- 5%% of pages rewritten at scattered places: uploads %.1f%% (128 KiB chunks; bench/dedup.md above"
             + " says why);%n"
             + "- restore of the %dth: %s s against %s s for the whole archive, %.2f× (target ≤ 1.05×);%n"
-            + "- frozen time: %.3f s deduplicated (median of the series) against %.3f s for the whole archive"
-            + " (the dump is the same; the chunks are cut after CRIU has let the process go).%n",
+            + "- frozen time: %.3f s deduplicated (median of checkpoints 2 to %d, cut while CRIU dumps) against"
+            + " %s s for a bare criu dump of the same memory after each of them, %.2f× (target ≤ 1.05×);"
+            + " %.3f s for the whole archive.%n",
         100.0 * second.newBytes() / second.sizeBytes(), second.seconds() / first.seconds(),
         second.seconds() / whole.seconds(), 100.0 * taken.get(taken.size() - 2).newBytes()
             / taken.get(taken.size() - 2).sizeBytes(),
         series, stored / MIB, stored / (double) first.sizeBytes(),
         100.0 * taken.get(taken.size() - 1).newBytes() / taken.get(taken.size() - 1).sizeBytes(),
         series, range(dedupRestore), range(wholeRestore), dedupRestore.median() / wholeRestore.median(),
-        median(taken.subList(1, 1 + series)), whole.frozenSeconds()));
+        median(taken.subList(2, 1 + series)), series, range(bareFrozen),
+        median(taken.subList(2, 1 + series)) / bareFrozen.median(), whole.frozenSeconds()));
     return md.toString();
   }
 

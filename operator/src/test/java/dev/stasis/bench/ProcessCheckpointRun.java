@@ -235,11 +235,11 @@ final class ProcessCheckpointRun {
    * Writes back what earlier steps left in the page cache, so that no step pays for the previous
    * one's disk writes.
    */
-  private static void settleDisk() throws IOException, InterruptedException {
+  static void settleDisk() throws IOException, InterruptedException {
     new ProcessBuilder("sync").start().waitFor(2, TimeUnit.MINUTES);
   }
 
-  private static void deleteDirectory(Path dir) throws IOException {
+  static void deleteDirectory(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }

@@ -8,41 +8,50 @@ import dev.stasis.archive.Sha256;
 import dev.stasis.archive.dedup.ChunkCipher;
 import dev.stasis.archive.dedup.ChunkIndex;
 import dev.stasis.archive.dedup.ChunkObjects;
+import dev.stasis.archive.dedup.Chunker;
 import dev.stasis.archive.dedup.PagemapAlignedChunker;
 import dev.stasis.criu.DumpContents;
+import dev.stasis.criu.GrowingPagemap;
 import dev.stasis.kube.StoredPackIndexes;
 import dev.stasis.storage.ObjectStore;
-import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 import java.util.function.LongConsumer;
 
 /**
  * Stores the memory images of a deduplicated checkpoint (docs/dedup.md): each process's
- * {@code pages-<n>.img} is cut where its pagemap says memory runs start and at every 128 KiB of
- * address ({@link PagemapAlignedChunker}), each chunk named, compressed and (encrypted storage)
+ * {@code pages-<n>.img} is cut, while CRIU writes it, where its pagemap says memory runs start and
+ * at every 128 KiB of address ({@link PagemapAlignedChunker}), each chunk named, compressed and (encrypted storage)
  * sealed on its own ({@link ChunkObjects}) on {@value #UPLOADS_IN_FLIGHT} threads, and only the
  * chunks the namespace did not hold when the checkpoint started are stored, in packs
  * ({@link PackedChunkStore}). The chunk index ({@link ChunkIndex}) follows them; the manifest,
  * written by the caller after the archive, makes the checkpoint complete.
  *
- * <p>The namespace's chunks are listed once, before CRIU runs, and what was listed is trusted: the
+ * <p>The namespace's chunks are listed once, as CRIU starts, and what was listed is trusted: the
  * storage's chunk collection deletes no chunk while a checkpoint of the namespace is in flight, nor
  * one younger than its grace period. Nothing here deletes chunks: ones stored for a checkpoint that
  * then fails are referenced by no manifest and collected later.
@@ -52,6 +61,17 @@ public final class ChunkedImagesUpload {
   static final int UPLOADS_IN_FLIGHT = 16;
   /** Chunks cut ahead of their upload: bounds memory at this many blocks. */
   private static final int WINDOW = 4 * UPLOADS_IN_FLIGHT;
+  /**
+   * How often the pagemaps are looked at while CRIU writes them when the last look found nothing new:
+   * a fraction of the time CRIU needs for a chunk's worth of pages, and cheap (a listing, a few reads).
+   */
+  private static final long POLL_MILLIS = 10;
+  /**
+   * While CRIU writes the images it holds the tree frozen: cutting, naming and uploading then take
+   * only CPU that nothing else wants, so they cannot stretch the freeze; once the dump is complete
+   * they go on at the upload's usual priority.
+   */
+  static final int WHILE_DUMPING_NICE = 19;
 
   private final ObjectStore store;
   private final String namespace;
@@ -60,6 +80,11 @@ public final class ChunkedImagesUpload {
   private final boolean compress;
   private final ArchiveLayout layout;
   private final PackedChunkStore chunks;
+  /**
+   * Done when {@link #listStored} is: pages are cut meanwhile (the listing of a large namespace can
+   * take longer than the dump), and each chunk waits for it before it goes to {@link #chunks}.
+   */
+  private final CompletableFuture<Void> listing = new CompletableFuture<>();
 
   /**
    * @param encrypt whether the storage encrypts (chunks are sealed with {@code key})
@@ -79,82 +104,229 @@ public final class ChunkedImagesUpload {
   /**
    * What was stored: the images left out of the archive, the manifest's {@code chunks}, the bytes
    * uploaded (new packs, their indexes and the chunk index), the chunks the images hold (each once),
-   * how many were new, and the pack indexes that were not trusted (their chunks were stored again).
+   * how many were new, the pack indexes that were not trusted (their chunks were stored again), and
+   * the image bytes cut before the dump was complete (while CRIU wrote it, or before the agent took
+   * in that CRIU was done).
    */
   public record Stored(Set<String> images, Manifest.Chunks chunks, long newBytes, int distinctChunks, int uploadedChunks,
-      List<StoredPackIndexes.Untrusted> untrustedPackIndexes) {}
+      List<StoredPackIndexes.Untrusted> untrustedPackIndexes, long cutWhileWriting) {}
 
-  /** What the namespace stores, found before CRIU runs: one LIST of its loose chunks, one of its packs, the pack indexes. */
+  /** What the namespace stores, found as CRIU starts: one LIST of its loose chunks, one of its packs, the pack indexes. */
   public void listStored() throws IOException {
-    chunks.list();
+    try {
+      chunks.list();
+      listing.complete(null);
+    } catch (IOException | RuntimeException e) {
+      listing.completeExceptionally(e);
+      throw e;
+    }
   }
 
   /**
-   * Cuts and stores the pages images of the complete dump in {@code imagesDir} and uploads their
-   * index; {@code stored} is told the image bytes whose chunks are in storage so far, as they get there.
+   * Cuts and stores the pages images CRIU writes into {@code imagesDir}, while it writes them, and
+   * uploads their index once {@code imagesComplete} says CRIU is done; {@code cut} is told the image
+   * bytes cut so far. Each pass reads the whole entries each process's pagemap has gained and cuts
+   * the pages they list as soon as the pages file holds them ({@link PagemapAlignedChunker.Cutting}:
+   * the boundaries of a cut after CRIU exits). Interrupted (CRIU failed): throws, and nothing is
+   * indexed.
    */
-  public Stored store(Path imagesDir, LongConsumer stored) throws IOException, InterruptedException {
+  public Stored store(Path imagesDir, BooleanSupplier imagesComplete, LongConsumer cut)
+      throws IOException, InterruptedException {
     ExecutorService uploads = Executors.newFixedThreadPool(UPLOADS_IN_FLIGHT, runnable -> {
       Thread thread = new Thread(runnable, "chunk-upload-" + layout.checkpointName());
       thread.setDaemon(true);
       return thread;
     });
     ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(this::objects);
+    Map<Long, FollowedImage> followed = new TreeMap<>();
+    // Upload threads start from this one, at its priority; after the dump each raises its own once.
+    CpuPriority.Held whileDumping = CpuPriority.currentThreadAt(WHILE_DUMPING_NICE);
+    AtomicBoolean dumped = new AtomicBoolean();
+    ThreadLocal<Boolean> raised = ThreadLocal.withInitial(() -> false);
+    ArrayDeque<Handed> window = new ArrayDeque<>();
+    AtomicLong cutWhileWriting = new AtomicLong(); // touched by this thread only
+    ChunkSinkFor sinks = image -> (bytes, offset, length) -> {
+      if (!imagesComplete.getAsBoolean()) {
+        cutWhileWriting.addAndGet(length);
+      }
+      byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
+      // The one hand-over to the store side.
+      window.add(new Handed(image, uploads.submit(() -> {
+        if (dumped.get() && !raised.get()) {
+          CpuPriority.lowerCurrentThread(StreamingArchiveUpload.UPLOAD_NICE);
+          raised.set(true);
+        }
+        listing.get();
+        return chunks.store(objects.get(), chunk);
+      })));
+      while (window.size() >= WINDOW) {
+        Handed oldest = window.poll();
+        oldest.image().chunks.add(await(oldest.chunk()));
+      }
+    };
     try {
+      while (true) {
+        boolean complete = imagesComplete.getAsBoolean(); // before the pass: a complete pass sees every byte
+        if (complete && !dumped.getAndSet(true)) {
+          whileDumping.close();
+        }
+        for (var pagemap : DumpContents.processPagemaps(imagesDir).entrySet()) {
+          if (!followed.containsKey(pagemap.getKey())) {
+            followed.put(pagemap.getKey(), new FollowedImage(pagemap.getValue(), sinks));
+          }
+        }
+        boolean progressed = false;
+        for (FollowedImage image : followed.values()) {
+          progressed |= image.advance(complete);
+        }
+        cut.accept(cutBytes(followed));
+        if (complete) {
+          break;
+        }
+        if (Thread.interrupted()) {
+          throw new InterruptedIOException("storing the chunks was interrupted");
+        }
+        if (!progressed) {
+          Thread.sleep(POLL_MILLIS);
+        }
+      }
+      while (!window.isEmpty()) {
+        Handed oldest = window.poll();
+        oldest.image().chunks.add(await(oldest.chunk()));
+      }
+      await(listing); // a listing that failed fails the checkpoint, chunks or none
+      chunks.finish();
       Set<String> images = new HashSet<>();
       ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
       ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
-      long imagesBytes = 0;
-      long[] indexed = {0};
-      for (DumpContents.PagesImage image : DumpContents.pagesImages(imagesDir)) {
-        String fileName = image.file().getFileName().toString();
+      for (FollowedImage image : followed.values()) {
+        if (image.bytes() == 0) {
+          continue; // its pagemap lists no memory in a pages image: the file goes into the archive
+        }
+        String fileName = image.pagesFile().getFileName().toString();
         if (!images.add(fileName)) {
           throw new IOException("two process pagemaps name " + fileName + ": not a dump CRIU wrote");
         }
         index.startImage(fileName);
-        ArrayDeque<Future<ChunkIndex.ChunkRef>> window = new ArrayDeque<>();
-        MessageDigest sha256 = Sha256.newDigest();
-        long[] imageBytes = {0};
-        var chunker = new PagemapAlignedChunker(image.runs().stream()
-            .map(run -> new PagemapAlignedChunker.MappedRun(run.address(), run.bytes())).toList(), BLOCK_BYTES);
-        try (InputStream in = new DigestInputStream(new BufferedInputStream(Files.newInputStream(image.file()),
-            BLOCK_BYTES), sha256)) {
-          chunker.cut(in, (bytes, offset, length) -> {
-            byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
-            window.add(uploads.submit(() -> chunks.store(objects.get(), chunk)));
-            imageBytes[0] += length;
-            if (window.size() >= WINDOW) {
-              stored.accept(indexed[0] += index(index, window.poll()));
-            }
-            if (Thread.interrupted()) {
-              throw new InterruptedIOException("storing the chunks was interrupted");
-            }
-          });
+        for (ChunkIndex.ChunkRef chunk : image.chunks) {
+          index.chunk(chunk);
         }
-        while (!window.isEmpty()) {
-          stored.accept(indexed[0] += index(index, window.poll()));
-        }
-        index.endImage(imageBytes[0], Sha256.hex(sha256.digest()));
-        imagesBytes += imageBytes[0];
+        index.endImage(image.bytes(), image.sha256());
       }
       index.finish();
-      chunks.finish();
       byte[] indexObject = indexBytes.toByteArray();
       store.put(layout.chunkIndexKey(), indexObject);
-      Manifest.Chunks described = new Manifest.Chunks();
-      described.indexKey = layout.chunkIndexKey();
-      described.indexSha256 = Sha256.hexOf(indexObject);
-      described.indexBytes = (long) indexObject.length;
-      described.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
-      described.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
-      described.keyId = key.keyId();
-      described.imagesBytes = imagesBytes;
-      return new Stored(Set.copyOf(images), described, chunks.newBytes() + indexObject.length, chunks.distinctChunks(),
-          chunks.newChunks(), chunks.untrusted());
+      Manifest.Chunks stored = new Manifest.Chunks();
+      stored.indexKey = layout.chunkIndexKey();
+      stored.indexSha256 = Sha256.hexOf(indexObject);
+      stored.indexBytes = (long) indexObject.length;
+      stored.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
+      stored.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
+      stored.keyId = key.keyId();
+      stored.imagesBytes = cutBytes(followed);
+      return new Stored(Set.copyOf(images), stored, chunks.newBytes() + indexObject.length, chunks.distinctChunks(),
+          chunks.newChunks(), chunks.untrusted(), cutWhileWriting.get());
     } finally {
+      if (!dumped.getAndSet(true)) {
+        whileDumping.close();
+      }
+      for (FollowedImage image : followed.values()) {
+        image.close();
+      }
       uploads.shutdownNow();
       uploads.awaitTermination(1, TimeUnit.MINUTES);
       chunks.close();
+    }
+  }
+
+  private static long cutBytes(Map<Long, FollowedImage> followed) {
+    return followed.values().stream().mapToLong(FollowedImage::bytes).sum();
+  }
+
+  /** A chunk handed to the upload threads, for the image it belongs to. */
+  private record Handed(FollowedImage image, Future<ChunkIndex.ChunkRef> chunk) {}
+
+  private interface ChunkSinkFor {
+    Chunker.ChunkSink of(FollowedImage image);
+  }
+
+  /**
+   * One process's pages image, cut as far as its pagemap and pages file on disk allow. Touched by
+   * the cutting thread only.
+   */
+  private static final class FollowedImage implements AutoCloseable {
+    private final GrowingPagemap pagemap;
+    private final PagemapAlignedChunker.Cutting cutting;
+    /** Runs read from the pagemap whose pages are not cut yet. */
+    private final ArrayDeque<DumpContents.MemoryRun> runs = new ArrayDeque<>();
+    private final MessageDigest sha256 = Sha256.newDigest();
+    /** The image's chunks, in order, as their uploads finish. */
+    final List<ChunkIndex.ChunkRef> chunks = new ArrayList<>();
+    private InputStream pages;
+
+    FollowedImage(Path pagemap, ChunkSinkFor sinks) {
+      this.pagemap = new GrowingPagemap(pagemap);
+      this.cutting = new PagemapAlignedChunker.Cutting(BLOCK_BYTES, sinks.of(this));
+    }
+
+    /**
+     * Cuts the runs whose pages are on disk; once {@code complete}, all of them, and the image must
+     * then match its pagemap exactly.
+     *
+     * @return whether anything was cut
+     */
+    boolean advance(boolean complete) throws IOException {
+      runs.addAll(pagemap.read());
+      boolean progressed = false;
+      while (!runs.isEmpty()) {
+        DumpContents.MemoryRun run = runs.peek();
+        if (!complete && onDisk() < cutting.offset() + run.bytes()) {
+          break; // CRIU has written the entry but not yet all of its pages
+        }
+        if (pages == null) {
+          pages = new DigestInputStream(Files.newInputStream(pagesFile()), sha256);
+        }
+        cutting.run(new PagemapAlignedChunker.MappedRun(run.address(), run.bytes()), pages);
+        runs.poll();
+        progressed = true;
+      }
+      if (complete) {
+        pagemap.requireWhole();
+        cutting.finish();
+        if (pages != null && pages.read() >= 0) {
+          throw new IOException("the pages image " + pagesFile().getFileName() + " is longer than the "
+              + cutting.offset() + " bytes its pagemap lists");
+        }
+      }
+      return progressed;
+    }
+
+    private long onDisk() throws IOException {
+      try {
+        return Files.size(pagesFile());
+      } catch (NoSuchFileException e) {
+        return 0;
+      }
+    }
+
+    Path pagesFile() throws IOException {
+      return pagemap.pagesFile().orElseThrow(() -> new IOException("a pagemap lists memory before its head"));
+    }
+
+    long bytes() {
+      return cutting.offset();
+    }
+
+    String sha256() {
+      return Sha256.hex(sha256.digest());
+    }
+
+    @Override
+    public void close() throws IOException {
+      pagemap.close();
+      if (pages != null) {
+        pages.close();
+      }
     }
   }
 
@@ -162,14 +334,7 @@ public final class ChunkedImagesUpload {
     return ChunkObjects.forNamespace(key, namespace, encrypt, compress);
   }
 
-  /** Waits for the chunk's upload and lists it in the index; @return its image bytes */
-  private static long index(ChunkIndex.Writer index, Future<ChunkIndex.ChunkRef> chunk) throws IOException {
-    ChunkIndex.ChunkRef ref = await(chunk);
-    index.chunk(ref);
-    return ref.bytes();
-  }
-
-  private static ChunkIndex.ChunkRef await(Future<ChunkIndex.ChunkRef> chunk) throws IOException {
+  private static <T> T await(Future<T> chunk) throws IOException {
     try {
       return chunk.get();
     } catch (InterruptedException e) {

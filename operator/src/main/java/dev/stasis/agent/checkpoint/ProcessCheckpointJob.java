@@ -412,9 +412,10 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
         manifest.chunked(uploaded.chunks().chunks());
         newBytes += uploaded.chunks().newBytes();
         StasisMetrics.chunksUploaded(config.nodeName(), uploaded.chunks().newBytes());
-        log.info("checkpoint {}/{}: {} of {} chunks were new ({} bytes uploaded)", checkpoint.getMetadata().getNamespace(),
-            checkpoint.getMetadata().getName(), uploaded.chunks().uploadedChunks(), uploaded.chunks().distinctChunks(),
-            uploaded.chunks().newBytes());
+        log.info("checkpoint {}/{}: {} of {} chunks were new ({} bytes uploaded); {} of {} image bytes cut before the"
+            + " dump was complete", checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
+            uploaded.chunks().uploadedChunks(), uploaded.chunks().distinctChunks(), uploaded.chunks().newBytes(),
+            uploaded.chunks().cutWhileWriting(), uploaded.chunks().chunks().imagesBytes);
         for (StoredPackIndexes.Untrusted index : uploaded.chunks().untrustedPackIndexes()) {
           events.warning(checkpoint, "PackIndexUntrusted", "the pack index " + index.uri() + " was not used: "
               + index.reason() + "; the chunks it lists were stored again, and the storage's collector removes that pack"

@@ -33,8 +33,8 @@ import java.util.function.LongConsumer;
  * it uses the CPU that CRIU leaves idle and does not stretch the time the workload stays frozen.
  *
  * <p>A deduplicated checkpoint ({@link ChunkedImagesUpload}) leaves the pages files out of the
- * archive: they are cut into chunks once CRIU is done, since cutting needs each process's pagemap,
- * complete only then; what the namespace's chunk folder holds is listed while CRIU runs.
+ * archive: they are cut into chunks while CRIU writes them, as far as each process's pagemap on disk
+ * says where the pages belong, after the namespace's chunk folder was listed.
  *
  * <p>Only {@link #finish()}, called after CRIU succeeded, commits the upload; closing it without
  * that aborts it and nothing stays in storage.
@@ -176,13 +176,22 @@ final class StreamingArchiveUpload implements AutoCloseable {
     }
   }
 
-  /** A deduplicated checkpoint: the chunk folder listed while CRIU runs, the pages files chunked once it is done. */
+  /**
+   * A deduplicated checkpoint: the pages files cut into chunks as CRIU writes them while the chunk
+   * folder is listed beside (on a thread of its own: a large folder takes longer than a dump); the
+   * rest archived once CRIU is done.
+   */
   private Uploaded followChunked() throws IOException, InterruptedException {
-    chunkedImages.listStored();
-    while (!imagesComplete) {
-      Thread.sleep(POLL_MILLIS);
-    }
-    ChunkedImagesUpload.Stored chunks = chunkedImages.store(imagesDir, tarBytesArchived);
+    Thread listing = new Thread(() -> {
+      try {
+        chunkedImages.listStored();
+      } catch (IOException e) {
+        // kept by chunkedImages, whose store fails with it
+      }
+    }, follower.getName() + "-listing");
+    listing.setDaemon(true);
+    listing.start();
+    ChunkedImagesUpload.Stored chunks = chunkedImages.store(imagesDir, () -> imagesComplete, tarBytesArchived);
     try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec, encryptWith)) {
       archive.addFilesOf(imagesDir, chunks.images()::contains);
       ArchiveSummary summary = archive.finish();

@@ -8,6 +8,7 @@ import java.io.ByteArrayInputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -70,6 +71,32 @@ class PagemapAlignedChunkerTest {
     PagemapAlignedChunker chunker = new PagemapAlignedChunker(runs, BLOCK);
 
     assertThat(Chunks.cut(chunker, rewritten).newBytesAfter(Chunks.cut(chunker, image))).isEqualTo(BLOCK);
+  }
+
+  @Test
+  void cuttingEntryByEntryAsCriuWritesGivesTheBoundariesOfTheWholeImage() throws IOException {
+    // Entries that continue one another across blocks, a gap, entries ending mid-block, one page.
+    List<MappedRun> entries = List.of(new MappedRun(0x100000000L, 3L * PAGE), new MappedRun(0x100003000L, 29L * PAGE),
+        new MappedRun(0x100020000L, 5L * PAGE), new MappedRun(0x100025000L, 40L * PAGE),
+        new MappedRun(0x200000000L + 7 * PAGE, 2L * PAGE), new MappedRun(0x200009000L, 20L * PAGE),
+        new MappedRun(0x7fff0000L, PAGE));
+    byte[] image = Chunks.random(100 * PAGE, 7);
+    Chunks whole = Chunks.cut(new PagemapAlignedChunker(entries, BLOCK), image);
+
+    List<byte[]> entryByEntry = new ArrayList<>();
+    var cutting = new PagemapAlignedChunker.Cutting(BLOCK,
+        (bytes, offset, length) -> entryByEntry.add(Arrays.copyOfRange(bytes, offset, offset + length)));
+    ByteArrayInputStream pages = new ByteArrayInputStream(image);
+    for (MappedRun entry : entries) {
+      cutting.run(entry, pages);
+    }
+    int beforeFinish = entryByEntry.size();
+    cutting.finish();
+
+    assertThat(new Chunks(entryByEntry).list()).usingElementComparator(Arrays::compare)
+        .containsExactlyElementsOf(whole.list());
+    assertThat(beforeFinish).as("only the last chunk waits for the image's end").isEqualTo(whole.list().size() - 1);
+    assertThat(cutting.offset()).isEqualTo(image.length);
   }
 
   @Test

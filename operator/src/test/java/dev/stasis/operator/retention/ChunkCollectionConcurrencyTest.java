@@ -118,7 +118,7 @@ class ChunkCollectionConcurrencyTest {
       Path images = Files.createDirectories(dumps.resolve(name));
       PagemapImages.writeProcess(images, 1000 + Math.floorMod(name.hashCode(), 1000), 1, ADDRESS,
           memory.toByteArray());
-      var stored = upload.store(images, cut -> {});
+      var stored = upload.store(images, () -> true, cut -> {});
       DeduplicatedCheckpoints.complete(store, layout, stored.chunks());
       memories.put(layout.checkpointUid(), memory.toByteArray());
     });
@@ -237,7 +237,7 @@ class ChunkCollectionConcurrencyTest {
     blocks.forEach(memory::writeBytes);
     Path images = Files.createDirectories(dumps.resolve(layout.checkpointName()));
     PagemapImages.writeProcess(images, 4242, 1, ADDRESS, memory.toByteArray());
-    DeduplicatedCheckpoints.complete(store, layout, upload.store(images, cut -> {}).chunks());
+    DeduplicatedCheckpoints.complete(store, layout, upload.store(images, () -> true, cut -> {}).chunks());
     return images;
   }
 
