@@ -56,7 +56,6 @@ public final class DeduplicatedCheckpoints {
     ByteArrayOutputStream index = new ByteArrayOutputStream();
     ChunkIndex.Writer writer = new ChunkIndex.Writer(index);
     writer.startImage("pages-1.img");
-    MessageDigest image = sha256();
     List<String> names = new ArrayList<>();
     long imageBytes = 0;
     for (byte[] chunk : chunks) {
@@ -65,11 +64,10 @@ public final class DeduplicatedCheckpoints {
         store.put(ArchiveLayout.chunkKey(namespace, name), chunk);
       }
       writer.chunk(new ChunkIndex.ChunkRef(name, chunk.length, chunk.length));
-      image.update(chunk);
       imageBytes += chunk.length;
       names.add(name);
     }
-    writer.endImage(imageBytes, HEX.formatHex(image.digest()));
+    writer.endImage(imageBytes);
     writer.finish();
     store.put(layout.chunkIndexKey(), index.toByteArray());
     long archiveBytes = complete(store, layout, chunks(layout, index.toByteArray(), imageBytes));
