@@ -24,7 +24,6 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -266,7 +265,7 @@ public final class ChunkedImagesDownload {
     List<byte[]> opened = new ArrayList<>(run.chunks().size());
     int at = 0;
     for (ChunkIndex.ChunkRef chunk : run.chunks()) {
-      opened.add(objects.open(chunk.name(), Arrays.copyOfRange(range, at, at + chunk.storedBytes()), chunk.bytes()));
+      opened.add(objects.open(chunk.name(), range, at, chunk.storedBytes(), chunk.bytes()));
       at += chunk.storedBytes();
     }
     return opened;

@@ -42,6 +42,32 @@ class ChunkObjectsTest {
   }
 
   @Test
+  void aChunkOpensInPlaceInARangeOfItsPackAndOnlyItsOwnBytesCount() throws Exception {
+    for (boolean encrypt : new boolean[] {false, true}) {
+      ChunkObjects objects = objects(encrypt, true);
+      String zeroName = objects.name(zeroes, 0, zeroes.length);
+      byte[] zeroObject = objects.object(zeroName, zeroes, 0, zeroes.length);
+      String randomName = objects.name(random, 0, random.length);
+      byte[] randomObject = objects.object(randomName, random, 0, random.length);
+      byte[] range = new byte[zeroObject.length + randomObject.length + 1];
+      System.arraycopy(zeroObject, 0, range, 0, zeroObject.length);
+      System.arraycopy(randomObject, 0, range, zeroObject.length, randomObject.length);
+
+      assertThat(objects.open(zeroName, range, 0, zeroObject.length, zeroes.length)).isEqualTo(zeroes);
+      assertThat(objects.open(randomName, range, zeroObject.length, randomObject.length, random.length))
+          .isEqualTo(random);
+      assertThatThrownBy(() -> objects.open(randomName, range, zeroObject.length + 1, randomObject.length,
+          random.length)).as("one byte off").isInstanceOfAny(ArchiveAuthenticationException.class,
+          ArchiveIntegrityException.class);
+      range[zeroObject.length + randomObject.length / 2] ^= 1;
+      assertThatThrownBy(() -> objects.open(randomName, range, zeroObject.length, randomObject.length,
+          random.length)).isInstanceOf(ArchiveAuthenticationException.class);
+      assertThat(objects.open(zeroName, range, 0, zeroObject.length, zeroes.length)).as("its neighbour")
+          .isEqualTo(zeroes);
+    }
+  }
+
+  @Test
   void anObjectStoredUnderAnotherChunksNameIsRefused() {
     for (boolean encrypt : new boolean[] {false, true}) {
       ChunkObjects objects = objects(encrypt, true);
