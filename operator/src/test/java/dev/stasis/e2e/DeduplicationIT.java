@@ -18,6 +18,7 @@ import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
 import dev.stasis.archive.dedup.ChunkCipher;
 import dev.stasis.archive.dedup.ChunkIndex;
+import dev.stasis.archive.dedup.ChunkObjects;
 import dev.stasis.archive.dedup.PackIndex;
 import dev.stasis.kube.ChunkSecrets;
 import dev.stasis.storage.ObjectStore;
@@ -32,6 +33,7 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -371,10 +373,13 @@ class DeduplicationIT {
 
   /** The key that authenticates pack indexes of a storage that does not encrypt: from its chunk secret. */
   private static PackIndex.Key packIndexKey(String storage, String namespace) throws Exception {
-    CheckpointStorage resource = cluster.client().resources(CheckpointStorage.class).withName(storage).get();
-    ChunkKey key = ChunkKey.of(new ChunkSecrets(cluster.client()).find(resource, ChunkSecrets.KEY_ID).orElseThrow(),
-        namespace);
+    ChunkKey key = chunkKey(storage, namespace);
     return PackIndex.Key.forNamespace(key.bytes(), key.keyId(), namespace);
+  }
+
+  private static ChunkKey chunkKey(String storage, String namespace) throws Exception {
+    CheckpointStorage resource = cluster.client().resources(CheckpointStorage.class).withName(storage).get();
+    return ChunkKey.of(new ChunkSecrets(cluster.client()).find(resource, ChunkSecrets.KEY_ID).orElseThrow(), namespace);
   }
 
   /**
@@ -401,7 +406,8 @@ class DeduplicationIT {
         store.delete(List.of(object.key(), ArchiveLayout.packKey(ns, pack.packId())));
       }
       ArchiveLayout layout = layout(checkpoint);
-      byte[] versionOne = versionOneIndex(store.read(layout.chunkIndexKey()));
+      byte[] versionOne = versionOneIndex(store.read(layout.chunkIndexKey()), store,
+          ChunkObjects.forNamespace(chunkKey(storage, ns), ns, false, true), ns);
       store.put(layout.chunkIndexKey(), versionOne);
       Manifest manifest = Manifest.fromJson(store.read(layout.manifestKey()));
       manifest.chunks.indexSha256 = Sha256.hexOf(versionOne);
@@ -415,13 +421,18 @@ class DeduplicationIT {
     return written;
   }
 
-  /** A chunk index as version 1 wrote it: the same records, chunks without a location. */
-  private static byte[] versionOneIndex(byte[] index) throws Exception {
+  /**
+   * A chunk index as version 1 wrote it: the same records, chunks without a location, each image's
+   * end with its sha256 (of the loose chunks {@code objects} opens), which a restore still checks.
+   */
+  private static byte[] versionOneIndex(byte[] index, ObjectStore store, ChunkObjects objects, String ns)
+      throws Exception {
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     DataOutputStream out = new DataOutputStream(bytes);
     out.write("STSI".getBytes(StandardCharsets.US_ASCII));
     out.writeByte(1);
     int[] images = {0};
+    MessageDigest image = MessageDigest.getInstance("SHA-256");
     ChunkIndex.read(new ByteArrayInputStream(index), new ChunkIndex.Visitor() {
       @Override
       public void image(String fileName) throws IOException {
@@ -436,13 +447,14 @@ class DeduplicationIT {
         out.write(HexFormat.of().parseHex(chunk.name()));
         out.writeInt(chunk.bytes());
         out.writeInt(chunk.storedBytes());
+        image.update(objects.open(chunk.name(), store.read(ArchiveLayout.chunkKey(ns, chunk.name())), chunk.bytes()));
       }
 
       @Override
       public void imageEnd(String fileName, long sizeBytes, String sha256) throws IOException {
         out.writeByte(3);
         out.writeLong(sizeBytes);
-        out.write(HexFormat.of().parseHex(sha256));
+        out.write(image.digest());
         images[0]++;
       }
     });

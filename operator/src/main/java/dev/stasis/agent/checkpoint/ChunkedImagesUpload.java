@@ -21,8 +21,6 @@ import java.io.InterruptedIOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.security.DigestInputStream;
-import java.security.MessageDigest;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -211,7 +209,7 @@ public final class ChunkedImagesUpload {
         for (ChunkIndex.ChunkRef chunk : image.chunks) {
           index.chunk(chunk);
         }
-        index.endImage(image.bytes(), image.sha256());
+        index.endImage(image.bytes());
       }
       index.finish();
       byte[] indexObject = indexBytes.toByteArray();
@@ -259,7 +257,6 @@ public final class ChunkedImagesUpload {
     private final PagemapAlignedChunker.Cutting cutting;
     /** Runs read from the pagemap whose pages are not cut yet. */
     private final ArrayDeque<DumpContents.MemoryRun> runs = new ArrayDeque<>();
-    private final MessageDigest sha256 = Sha256.newDigest();
     /** The image's chunks, in order, as their uploads finish. */
     final List<ChunkIndex.ChunkRef> chunks = new ArrayList<>();
     private InputStream pages;
@@ -284,7 +281,7 @@ public final class ChunkedImagesUpload {
           break; // CRIU has written the entry but not yet all of its pages
         }
         if (pages == null) {
-          pages = new DigestInputStream(Files.newInputStream(pagesFile()), sha256);
+          pages = Files.newInputStream(pagesFile());
         }
         cutting.run(new PagemapAlignedChunker.MappedRun(run.address(), run.bytes()), pages);
         runs.poll();
@@ -315,10 +312,6 @@ public final class ChunkedImagesUpload {
 
     long bytes() {
       return cutting.offset();
-    }
-
-    String sha256() {
-      return Sha256.hex(sha256.digest());
     }
 
     @Override

@@ -24,7 +24,6 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -41,8 +40,8 @@ import java.util.function.LongConsumer;
  * checked against the Checkpoint's status), then read as a stream; each image's chunks fetched
  * {@value #FETCHES_IN_FLIGHT} requests at a time, neighbours in one pack in one ranged GET of up to
  * {@value #MAX_RANGE_BYTES} bytes, each chunk opened and checked against its name
- * ({@link ChunkObjects}) and written in order; then each whole image against the size and sha256 in
- * the index. A chunk's location in the index is a hint: when its pack is gone (the collector
+ * ({@link ChunkObjects}) and written in order; then each whole image against the size in the index
+ * (and, for a version-1 index, the sha256 it recorded; version 2 records none, see {@link ChunkIndex}). A chunk's location in the index is a hint: when its pack is gone (the collector
  * repacked it), the chunk is found through the namespace's verified pack indexes. Anything that
  * does not match throws, naming the chunk or image. {@code stasis inspect} reads a checkpoint's
  * memory the same way.
@@ -138,6 +137,8 @@ public final class ChunkedImagesDownload {
     final ArrayDeque<Future<List<byte[]>>> window = new ArrayDeque<>();
     final Map<String, Integer> distinct = new HashMap<>();
     OutputStream out;
+    /** Only for a version-1 index, which records each image's sha256. */
+    boolean hashImages;
     MessageDigest sha256;
     long written;
     long totalBytes;
@@ -153,6 +154,11 @@ public final class ChunkedImagesDownload {
     }
 
     @Override
+    public void imageSha256s(boolean recorded) {
+      hashImages = recorded;
+    }
+
+    @Override
     public void image(String fileName) throws IOException {
       try {
         // CREATE_NEW: an image the archive brought too is not silently overwritten
@@ -161,7 +167,7 @@ public final class ChunkedImagesDownload {
         throw new ArchiveIntegrityException("the archive holds " + fileName + " too, which the chunk index"
             + " lists: the checkpoint was altered");
       }
-      sha256 = Sha256.newDigest();
+      sha256 = hashImages ? Sha256.newDigest() : null;
       written = 0;
     }
 
@@ -186,11 +192,16 @@ public final class ChunkedImagesDownload {
       out.close();
       out = null;
       images++;
-      String actual = Sha256.hex(sha256.digest());
-      if (written != sizeBytes || !actual.equals(sha256Hex)) {
+      if (written != sizeBytes) {
         throw new ArchiveIntegrityException(fileName + " put together from its chunks is " + written
-            + " bytes with sha256 " + actual + ", the chunk index recorded " + sizeBytes + " bytes with sha256 "
-            + sha256Hex);
+            + " bytes, the chunk index recorded " + sizeBytes);
+      }
+      if (sha256Hex != null) {
+        String actual = Sha256.hex(sha256.digest());
+        if (!actual.equals(sha256Hex)) {
+          throw new ArchiveIntegrityException(fileName + " put together from its chunks has sha256 " + actual
+              + ", the chunk index recorded " + sha256Hex);
+        }
       }
     }
 
@@ -208,7 +219,9 @@ public final class ChunkedImagesDownload {
 
     private void writeNext() throws IOException {
       for (byte[] chunk : await(window.poll())) {
-        sha256.update(chunk);
+        if (sha256 != null) {
+          sha256.update(chunk);
+        }
         out.write(chunk);
         written += chunk.length;
         totalBytes += chunk.length;
@@ -252,7 +265,7 @@ public final class ChunkedImagesDownload {
     List<byte[]> opened = new ArrayList<>(run.chunks().size());
     int at = 0;
     for (ChunkIndex.ChunkRef chunk : run.chunks()) {
-      opened.add(objects.open(chunk.name(), Arrays.copyOfRange(range, at, at + chunk.storedBytes()), chunk.bytes()));
+      opened.add(objects.open(chunk.name(), range, at, chunk.storedBytes(), chunk.bytes()));
       at += chunk.storedBytes();
     }
     return opened;

@@ -102,20 +102,25 @@ public final class ChunkCipher {
 
   /** The message stored as {@code object} under {@code name}, only if it was sealed under that name with this key. */
   public byte[] open(String name, byte[] object) throws ArchiveAuthenticationException {
+    return open(name, object, 0, object.length);
+  }
+
+  /** {@link #open(String, byte[])} of the object at {@code offset} in {@code bytes} (a ranged read of a pack). */
+  public byte[] open(String name, byte[] bytes, int offset, int length) throws ArchiveAuthenticationException {
     if (name == null || !CHUNK_NAME.matcher(name).matches()) {
       throw new ArchiveAuthenticationException("'" + name + "' is not a chunk name (64 hex digits)");
     }
-    if (object.length < header.length + NONCE_BYTES
-        || !Arrays.equals(object, 0, header.length, header, 0, header.length)) {
+    if (length < header.length + NONCE_BYTES
+        || !Arrays.equals(bytes, offset, offset + header.length, header, 0, header.length)) {
       throw new ArchiveAuthenticationException("chunk " + name + " is not a version " + VERSION
           + " chunk encrypted with key '" + keyId + "'");
     }
     try {
       Cipher gcm = Cipher.getInstance("AES/GCM/NoPadding");
       gcm.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS,
-          Arrays.copyOfRange(object, header.length, header.length + NONCE_BYTES)));
+          Arrays.copyOfRange(bytes, offset + header.length, offset + header.length + NONCE_BYTES)));
       gcm.updateAAD(aad(name));
-      return gcm.doFinal(object, header.length + NONCE_BYTES, object.length - header.length - NONCE_BYTES);
+      return gcm.doFinal(bytes, offset + header.length + NONCE_BYTES, length - header.length - NONCE_BYTES);
     } catch (AEADBadTagException e) {
       throw new ArchiveAuthenticationException("chunk " + name + " fails authentication: altered, stored under"
           + " another chunk's name, or stored for another namespace", e);

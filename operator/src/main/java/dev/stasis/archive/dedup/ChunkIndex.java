@@ -14,7 +14,7 @@ import java.util.regex.Pattern;
 
 /**
  * The chunk index of a deduplicated checkpoint: for each memory image left out of the archive, the
- * chunks it is cut into, in order, and the whole image's size and sha256. It is its own object next
+ * chunks it is cut into, in order, and the whole image's size. It is its own object next
  * to the manifest ({@code chunks.idx}), whose sha256 the manifest records; it is written and read as
  * a stream, so neither an agent nor the garbage collector holds a large process's index in memory.
  *
@@ -25,13 +25,16 @@ import java.util.regex.Pattern;
  *       before compression and encryption, u32 bytes of the stored object, then where it is stored
  *       (a hint, {@link ChunkLocation}): a byte {@code 0} loose, or {@code 1} in a pack followed by
  *       the 16-byte pack id and the u64 offset in the pack;</li>
- *   <li>{@code 3} end of the open image: u64 size (the sum of its chunks), 32-byte sha256;</li>
+ *   <li>{@code 3} end of the open image: u64 size (the sum of its chunks);</li>
  *   <li>{@code 0} end of the index: u32 number of images; nothing may follow.</li>
  * </ul>
  * Reading checks the structure as it goes (no chunk outside an image, sizes add up, bounded
  * lengths, a complete end), so a truncated or altered index is refused; its bytes are also checked
- * against the sha256 in the manifest by whoever fetched it. Version 1 (written before packs) is the
- * same without locations: its chunks are all loose; it is still read, and never written.
+ * against the sha256 in the manifest by whoever fetched it. Version 1 (written before packs) has no
+ * locations (its chunks are all loose) and ends each image with its sha256 after the size; it is
+ * still read, and never written. Version 2 records no image sha256: the index is authenticated
+ * through the manifest, each chunk by its keyed name, and an image is its chunks in this order, so
+ * a second hash of every byte on write and on restore would check nothing more.
  */
 public final class ChunkIndex {
   /** No chunker makes chunks larger; a larger length in an index is refused. */
@@ -80,7 +83,14 @@ public final class ChunkIndex {
 
     void chunk(String fileName, ChunkRef chunk) throws IOException;
 
+    /**
+     * {@code sha256}: the whole image's, as version 1 recorded it; null from version 2, which records
+     * none ({@link #imageSha256s} says which before the first image).
+     */
     default void imageEnd(String fileName, long sizeBytes, String sha256) throws IOException {}
+
+    /** Told once, before any image: whether the index records each image's sha256 (version 1 only). */
+    default void imageSha256s(boolean recorded) throws IOException {}
   }
 
   /** Writes an index as its images are cut; {@link #finish} writes the end, without which no reader accepts it. */
@@ -127,7 +137,7 @@ public final class ChunkIndex {
       openImageBytes += chunk.bytes();
     }
 
-    public void endImage(long sizeBytes, String sha256) throws IOException {
+    public void endImage(long sizeBytes) throws IOException {
       if (openImage == null) {
         throw new IllegalStateException("no image is open");
       }
@@ -136,7 +146,6 @@ public final class ChunkIndex {
       }
       out.writeByte(TAG_IMAGE_END);
       out.writeLong(sizeBytes);
-      out.write(HEX.parseHex(sha256));
       openImage = null;
       images++;
     }
@@ -170,6 +179,8 @@ public final class ChunkIndex {
             + VERSION_LOOSE_CHUNKS + " or " + VERSION + "); upgrade the agent");
       }
       boolean locations = version == VERSION;
+      boolean imageSha256s = version == VERSION_LOOSE_CHUNKS;
+      visitor.imageSha256s(imageSha256s);
       byte[] packId = new byte[PACK_ID_BYTES];
       String openImage = null;
       long openImageBytes = 0;
@@ -213,12 +224,16 @@ public final class ChunkIndex {
               throw new ArchiveIntegrityException("the chunk index ends an image it never started");
             }
             long size = data.readLong();
-            data.readFully(name);
+            String sha256 = null;
+            if (imageSha256s) {
+              data.readFully(name);
+              sha256 = HEX.formatHex(name);
+            }
             if (size != openImageBytes) {
               throw new ArchiveIntegrityException(openImage + " is " + size + " bytes by the chunk index, but its chunks"
                   + " hold " + openImageBytes);
             }
-            visitor.imageEnd(openImage, size, HEX.formatHex(name));
+            visitor.imageEnd(openImage, size, sha256);
             openImage = null;
             images++;
           }

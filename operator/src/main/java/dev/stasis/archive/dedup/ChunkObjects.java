@@ -84,18 +84,33 @@ public final class ChunkObjects {
    * @throws ArchiveIntegrityException when it is not a chunk object of this format, or not {@code length} bytes
    */
   public byte[] open(String name, byte[] object, int length) throws IOException {
-    byte[] message = cipher == null ? object : cipher.open(name, object);
-    if (message.length == 0) {
+    return open(name, object, 0, object.length, length);
+  }
+
+  /**
+   * {@link #open(String, byte[], int)} of the object of {@code objectLength} bytes at {@code offset}
+   * in {@code bytes}: a chunk read out of a ranged read of a pack, without copying it out first.
+   */
+  public byte[] open(String name, byte[] bytes, int offset, int objectLength, int length) throws IOException {
+    byte[] message = bytes;
+    int from = offset;
+    int messageLength = objectLength;
+    if (cipher != null) {
+      message = cipher.open(name, bytes, offset, objectLength);
+      from = 0;
+      messageLength = message.length;
+    }
+    if (messageLength == 0) {
       throw new ArchiveIntegrityException("chunk " + name + " is empty");
     }
     byte[] chunk;
-    if (message[0] == RAW) {
-      chunk = Arrays.copyOfRange(message, 1, message.length);
-    } else if (message[0] == ZSTD) {
+    if (message[from] == RAW) {
+      chunk = Arrays.copyOfRange(message, from + 1, from + messageLength);
+    } else if (message[from] == ZSTD) {
       chunk = new byte[length];
       long size;
       try {
-        size = Zstd.decompressByteArray(chunk, 0, length, message, 1, message.length - 1);
+        size = Zstd.decompressByteArray(chunk, 0, length, message, from + 1, messageLength - 1);
       } catch (ZstdException e) {
         throw new ArchiveIntegrityException("chunk " + name + " does not decompress: " + e.getMessage());
       }
@@ -105,7 +120,7 @@ public final class ChunkObjects {
       }
     } else {
       throw new ArchiveIntegrityException("chunk " + name + " is not a stored chunk (it starts with byte "
-          + message[0] + ")");
+          + message[from] + ")");
     }
     if (chunk.length != length) {
       throw new ArchiveIntegrityException("chunk " + name + " holds " + chunk.length + " bytes, the chunk index lists "

@@ -22,9 +22,24 @@ class ChunkIndexTest {
       ChunkLocation.inPack("7d".repeat(16), 1L << 33));
 
   @Test
-  void readsBackEveryImageAndChunkInOrder() throws IOException {
+  void readsBackEveryImageAndChunkInOrderAndVersionTwoRecordsNoImageSha256() throws IOException {
     List<String> seen = new ArrayList<>();
-    ChunkIndex.read(new ByteArrayInputStream(twoImages()), new ChunkIndex.Visitor() {
+    ChunkIndex.read(new ByteArrayInputStream(twoImages()), recorder(seen));
+    assertThat(seen).containsExactly("image sha256s false",
+        "image pages-1.img", "pages-1.img " + FIRST, "pages-1.img " + SECOND, "end pages-1.img 135168 null",
+        "image pages-2.img", "pages-2.img " + THIRD, "end pages-2.img 65536 null");
+    // A size and nothing else after each image's end tag: 32 bytes of sha256 fewer per image than version 1.
+    assertThat(twoImages()).hasSize(4 + 1 + 2 * (1 + 2 + 11) + 2 * (1 + 32 + 4 + 4 + 1) + (1 + 32 + 4 + 4 + 1 + 16 + 8)
+        + 2 * (1 + 8) + 1 + 4);
+  }
+
+  private static ChunkIndex.Visitor recorder(List<String> seen) {
+    return new ChunkIndex.Visitor() {
+      @Override
+      public void imageSha256s(boolean recorded) {
+        seen.add("image sha256s " + recorded);
+      }
+
       @Override
       public void image(String fileName) {
         seen.add("image " + fileName);
@@ -39,14 +54,11 @@ class ChunkIndexTest {
       public void imageEnd(String fileName, long sizeBytes, String sha256) {
         seen.add("end " + fileName + " " + sizeBytes + " " + sha256);
       }
-    });
-    assertThat(seen).containsExactly(
-        "image pages-1.img", "pages-1.img " + FIRST, "pages-1.img " + SECOND, "end pages-1.img 135168 " + "11".repeat(32),
-        "image pages-2.img", "pages-2.img " + THIRD, "end pages-2.img 65536 " + "22".repeat(32));
+    };
   }
 
   @Test
-  void aVersionOneIndexWrittenBeforePacksStillReadsWithEveryChunkLoose() throws IOException {
+  void aVersionOneIndexWrittenBeforePacksStillReadsWithEveryChunkLooseAndItsImageSha256() throws IOException {
     // Version 1 as the previous writer made it: the same records, a chunk without a location.
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     DataOutputStream out = new DataOutputStream(bytes);
@@ -68,6 +80,10 @@ class ChunkIndexTest {
     ChunkIndex.read(new ByteArrayInputStream(bytes.toByteArray()), (fileName, chunk) -> chunks.add(chunk));
     assertThat(chunks).containsExactly(FIRST);
     assertThat(chunks.get(0).location().loose()).isTrue();
+    List<String> seen = new ArrayList<>();
+    ChunkIndex.read(new ByteArrayInputStream(bytes.toByteArray()), recorder(seen));
+    assertThat(seen).containsExactly("image sha256s true", "image pages-1.img", "pages-1.img " + FIRST,
+        "end pages-1.img 131072 " + "11".repeat(32));
   }
 
   @Test
@@ -122,10 +138,10 @@ class ChunkIndexTest {
       writer.startImage("pages-1.img");
       writer.chunk(FIRST);
       writer.chunk(SECOND);
-      writer.endImage(135_168, "11".repeat(32));
+      writer.endImage(135_168);
       writer.startImage("pages-2.img");
       writer.chunk(THIRD);
-      writer.endImage(65_536, "22".repeat(32));
+      writer.endImage(65_536);
       writer.finish();
       return out.toByteArray();
     } catch (IOException e) {

@@ -42,6 +42,27 @@ class ChunkObjectsTest {
   }
 
   @Test
+  void aChunkOpensInPlaceInARangeOfItsPackAndOnlyItsOwnBytesCount() throws Exception {
+    for (boolean encrypt : new boolean[] {false, true}) {
+      ChunkObjects objects = objects(encrypt, true);
+      for (byte[] chunk : new byte[][] {zeroes, random}) {
+        String name = objects.name(chunk, 0, chunk.length);
+        byte[] object = objects.object(name, chunk, 0, chunk.length);
+        // between its neighbours' bytes, as a ranged read of a pack returns it
+        byte[] range = Chunks.random(object.length + 200, 4);
+        System.arraycopy(object, 0, range, 100, object.length);
+
+        assertThat(objects.open(name, range, 100, object.length, chunk.length)).isEqualTo(chunk);
+        assertThatThrownBy(() -> objects.open(name, range, 101, object.length, chunk.length)).as("one byte off")
+            .isInstanceOfAny(ArchiveAuthenticationException.class, ArchiveIntegrityException.class);
+        range[100 + object.length / 2] ^= 1;
+        assertThatThrownBy(() -> objects.open(name, range, 100, object.length, chunk.length)).as("altered")
+            .isInstanceOfAny(ArchiveAuthenticationException.class, ArchiveIntegrityException.class);
+      }
+    }
+  }
+
+  @Test
   void anObjectStoredUnderAnotherChunksNameIsRefused() {
     for (boolean encrypt : new boolean[] {false, true}) {
       ChunkObjects objects = objects(encrypt, true);
