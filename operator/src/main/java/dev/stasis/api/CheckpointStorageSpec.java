@@ -31,7 +31,7 @@ public class CheckpointStorageSpec {
   @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
   public Compression compression;
 
-  @Default("true")
+  @Default("false")
   @JsonPropertyDescription("Deduplicate process checkpoints: their memory is stored as chunks shared with the earlier"
       + " checkpoints of the same namespace in this storage, so a checkpoint uploads and stores only what changed"
       + " (status.archive.newBytes). Pod checkpoints stay whole archives.")
@@ -61,7 +61,7 @@ public class CheckpointStorageSpec {
   }
 
   public boolean deduplicationOrDefault() {
-    return !Boolean.FALSE.equals(deduplication);
+    return Boolean.TRUE.equals(deduplication);
   }
 
   public boolean allows(String namespace) {
