@@ -6,9 +6,9 @@ import static java.nio.file.StandardOpenOption.WRITE;
 
 import java.io.BufferedOutputStream;
 import java.io.IOException;
+import java.io.FilterInputStream;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -105,22 +105,18 @@ public final class FileSystemObjectStore implements ObjectStore {
   }
 
   @Override
-  public byte[] readRange(String key, long offset, int length) throws IOException {
+  public InputStream openRange(String key, long offset, long length) throws IOException {
     if (offset < 0 || length <= 0) {
       throw new IllegalArgumentException("a range of " + length + " bytes at " + offset);
     }
-    try (FileChannel file = FileChannel.open(pathOf(key), READ)) {
-      ByteBuffer bytes = ByteBuffer.allocate(length);
-      while (bytes.hasRemaining()) {
-        if (file.read(bytes, offset + bytes.position()) < 0) {
-          throw new IOException(uri(key) + " ends at " + (offset + bytes.position()) + ", before the " + length
-              + " bytes from " + offset + " that were asked for");
-        }
-      }
-      return bytes.array();
+    FileChannel file;
+    try {
+      file = FileChannel.open(pathOf(key), READ);
     } catch (NoSuchFileException e) {
       throw new ObjectNotFoundException(uri(key));
     }
+    file.position(offset);
+    return new RangeStream(Channels.newInputStream(file), length);
   }
 
   @Override
@@ -434,6 +430,52 @@ public final class FileSystemObjectStore implements ObjectStore {
       try (FileChannel folder = FileChannel.open(directory, READ)) {
         folder.force(true);
       }
+    }
+  }
+
+  /** The first {@code remaining} bytes of a stream: a range of a file. */
+  private static final class RangeStream extends FilterInputStream {
+    private long remaining;
+
+    RangeStream(InputStream in, long length) {
+      super(in);
+      this.remaining = length;
+    }
+
+    @Override
+    public int read() throws IOException {
+      if (remaining <= 0) {
+        return -1;
+      }
+      int b = super.read();
+      if (b >= 0) {
+        remaining--;
+      }
+      return b;
+    }
+
+    @Override
+    public int read(byte[] bytes, int offset, int length) throws IOException {
+      if (remaining <= 0) {
+        return -1;
+      }
+      int read = super.read(bytes, offset, (int) Math.min(length, remaining));
+      if (read > 0) {
+        remaining -= read;
+      }
+      return read;
+    }
+
+    @Override
+    public long skip(long n) throws IOException {
+      long skipped = super.skip(Math.min(n, remaining));
+      remaining -= skipped;
+      return skipped;
+    }
+
+    @Override
+    public int available() throws IOException {
+      return (int) Math.min(super.available(), remaining);
     }
   }
 }

@@ -180,7 +180,7 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
         var written = new ChunkedImagesDownload(store, recorded, chunkKey)
             .writeInto(images, fetched -> progress.done(archived + fetched));
         StasisMetrics.chunksDownloaded(config.nodeName(), recorded.manifest().chunks.indexBytes
-            + written.distinctStoredBytes());
+            + written.fetchedBytes());
       }
     } catch (ChunkedImagesDownload.ChunkMissingException e) {
       throw new WorkFailure("ArchiveMissing", e.getMessage() + "; restore another checkpoint");
