@@ -7,6 +7,8 @@ import dev.stasis.archive.Manifest;
 import dev.stasis.archive.Sha256;
 import dev.stasis.archive.dedup.ChunkCipher;
 import dev.stasis.archive.dedup.ChunkIndex;
+import dev.stasis.archive.dedup.ChunkLocation;
+import dev.stasis.archive.dedup.ChunkLocations;
 import dev.stasis.archive.dedup.ChunkObjects;
 import dev.stasis.archive.dedup.PackIndex;
 import dev.stasis.kube.RecordedManifest;
@@ -66,7 +68,7 @@ public final class ChunkedImagesDownload {
   private final ChunkKey key;
   private final AtomicLong fetchedBytes = new AtomicLong();
   /** Built on the first hinted pack found missing: every verified pack index's chunks. */
-  private Map<String, Located> resolved;
+  private ChunkLocations resolved;
   private List<StoredPackIndexes.Untrusted> untrusted = List.of();
 
   /** {@code key}: the namespace's chunk key the manifest's {@code chunks.keyId} names, as granted. */
@@ -84,9 +86,6 @@ public final class ChunkedImagesDownload {
    * it did not need).
    */
   public record Written(int images, int chunks, int distinctChunks, long distinctStoredBytes, long fetchedBytes) {}
-
-  /** Where a pack index says a chunk is. */
-  private record Located(String packId, long offset, int storedBytes) {}
 
   /** A fetch thread's: the chunk objects of the namespace, and the buffer a stored chunk is read into. */
   private static final class Fetcher {
@@ -357,7 +356,7 @@ public final class ChunkedImagesDownload {
 
   /** A chunk whose hinted object is gone: wherever a verified pack index says it is now. */
   private byte[] fetchResolved(ChunkObjects objects, String fileName, ChunkIndex.ChunkRef chunk) throws IOException {
-    Located located = resolve(chunk.name());
+    ChunkIndex.ChunkRef located = resolve(chunk);
     if (located == null) {
       throw new ChunkMissingException("chunk " + chunk.name() + " of " + fileName + " is missing: it is not at "
           + store.uri(chunk.location().loose() ? ArchiveLayout.chunkKey(namespace, chunk.name())
@@ -365,28 +364,29 @@ public final class ChunkedImagesDownload {
           + " where the chunk index says, and no pack index of the namespace lists it"
           + (untrusted.isEmpty() ? "" : " (pack indexes not trusted: " + untrusted + ")"));
     }
+    String packKey = ArchiveLayout.packKey(namespace, located.location().packId());
     byte[] object;
     try {
-      object = store.readRange(ArchiveLayout.packKey(namespace, located.packId()), located.offset(),
-          located.storedBytes());
+      object = store.readRange(packKey, located.location().offset(), located.storedBytes());
       fetchedBytes.addAndGet(object.length);
     } catch (ObjectNotFoundException e) {
       throw new ChunkMissingException("chunk " + chunk.name() + " of " + fileName + " is missing: its pack "
-          + store.uri(ArchiveLayout.packKey(namespace, located.packId())) + " was deleted while the restore read it");
+          + store.uri(packKey) + " was deleted while the restore read it");
     }
     return objects.open(chunk.name(), object, chunk.bytes());
   }
 
-  private synchronized Located resolve(String name) throws IOException {
+  /** Where the namespace's verified pack indexes say the chunk is now, or null. */
+  private synchronized ChunkIndex.ChunkRef resolve(ChunkIndex.ChunkRef chunk) throws IOException {
     if (resolved == null) {
-      Map<String, Located> found = new HashMap<>();
+      ChunkLocations found = new ChunkLocations(1024);
       untrusted = StoredPackIndexes.forEach(store, namespace,
           PackIndex.Key.forNamespace(key.bytes(), key.keyId(), namespace),
-          index -> index.entries().forEach(entry -> found.putIfAbsent(entry.name(),
-              new Located(index.packId(), entry.offset(), entry.storedBytes()))));
+          index -> index.entries().forEach(entry -> found.add(entry.name(),
+              ChunkLocation.inPack(index.packId(), entry.offset()), entry.storedBytes())));
       resolved = found;
     }
-    return resolved.get(name);
+    return resolved.find(chunk.name(), chunk.bytes());
   }
 
   private static long await(Future<Long> read) throws IOException {
