@@ -6,7 +6,6 @@ import static java.nio.file.StandardOpenOption.WRITE;
 
 import java.io.BufferedOutputStream;
 import java.io.IOException;
-import java.io.FilterInputStream;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.channels.Channels;
@@ -30,6 +29,7 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
+import org.apache.commons.io.input.BoundedInputStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -116,7 +116,7 @@ public final class FileSystemObjectStore implements ObjectStore {
       throw new ObjectNotFoundException(uri(key));
     }
     file.position(offset);
-    return new RangeStream(Channels.newInputStream(file), length);
+    return BoundedInputStream.builder().setInputStream(Channels.newInputStream(file)).setMaxCount(length).get();
   }
 
   @Override
@@ -430,52 +430,6 @@ public final class FileSystemObjectStore implements ObjectStore {
       try (FileChannel folder = FileChannel.open(directory, READ)) {
         folder.force(true);
       }
-    }
-  }
-
-  /** The first {@code remaining} bytes of a stream: a range of a file. */
-  private static final class RangeStream extends FilterInputStream {
-    private long remaining;
-
-    RangeStream(InputStream in, long length) {
-      super(in);
-      this.remaining = length;
-    }
-
-    @Override
-    public int read() throws IOException {
-      if (remaining <= 0) {
-        return -1;
-      }
-      int b = super.read();
-      if (b >= 0) {
-        remaining--;
-      }
-      return b;
-    }
-
-    @Override
-    public int read(byte[] bytes, int offset, int length) throws IOException {
-      if (remaining <= 0) {
-        return -1;
-      }
-      int read = super.read(bytes, offset, (int) Math.min(length, remaining));
-      if (read > 0) {
-        remaining -= read;
-      }
-      return read;
-    }
-
-    @Override
-    public long skip(long n) throws IOException {
-      long skipped = super.skip(Math.min(n, remaining));
-      remaining -= skipped;
-      return skipped;
-    }
-
-    @Override
-    public int available() throws IOException {
-      return (int) Math.min(super.available(), remaining);
     }
   }
 }
