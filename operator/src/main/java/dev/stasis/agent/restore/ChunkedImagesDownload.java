@@ -36,6 +36,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 
@@ -67,6 +68,7 @@ public final class ChunkedImagesDownload {
   private final Manifest.Chunks chunks;
   private final ChunkKey key;
   private final AtomicLong fetchedBytes = new AtomicLong();
+  private final AtomicInteger requests = new AtomicInteger();
   /** Built on the first hinted pack found missing: every verified pack index's chunks. */
   private ChunkLocations resolved;
   private List<StoredPackIndexes.Untrusted> untrusted = List.of();
@@ -83,9 +85,10 @@ public final class ChunkedImagesDownload {
   /**
    * What was put together: the images, the chunks they are cut into, the distinct chunks' stored
    * bytes, and the bytes read from storage for them (more than those when a read passed over chunks
-   * it did not need).
+   * it did not need) by so many requests.
    */
-  public record Written(int images, int chunks, int distinctChunks, long distinctStoredBytes, long fetchedBytes) {}
+  public record Written(int images, int chunks, int distinctChunks, long distinctStoredBytes, long fetchedBytes,
+      int requests) {}
 
   /** A fetch thread's: the chunk objects of the namespace, and the buffer a stored chunk is read into. */
   private static final class Fetcher {
@@ -137,7 +140,7 @@ public final class ChunkedImagesDownload {
           + chunks.imagesBytes);
     }
     return new Written(writer.images, writer.chunkCount, writer.distinct.size(),
-        writer.distinct.values().stream().mapToLong(Integer::longValue).sum(), fetchedBytes.get());
+        writer.distinct.values().stream().mapToLong(Integer::longValue).sum(), fetchedBytes.get(), requests.get());
   }
 
   /**
@@ -283,6 +286,7 @@ public final class ChunkedImagesDownload {
     }
     String packKey = ArchiveLayout.packKey(namespace, read.packId());
     InputStream in;
+    requests.incrementAndGet();
     try {
       in = store.openRange(packKey, read.offset(), read.length());
     } catch (ObjectNotFoundException e) {
@@ -340,6 +344,7 @@ public final class ChunkedImagesDownload {
   private byte[] fetchLoose(ChunkObjects objects, String fileName, ChunkIndex.ChunkRef chunk) throws IOException {
     String chunkKey = ArchiveLayout.chunkKey(namespace, chunk.name());
     byte[] object;
+    requests.incrementAndGet();
     try (InputStream in = store.open(chunkKey)) {
       object = in.readNBytes(chunk.storedBytes() + 1);
     } catch (ObjectNotFoundException e) {
@@ -366,6 +371,7 @@ public final class ChunkedImagesDownload {
     }
     String packKey = ArchiveLayout.packKey(namespace, located.location().packId());
     byte[] object;
+    requests.incrementAndGet();
     try {
       object = store.readRange(packKey, located.location().offset(), located.storedBytes());
       fetchedBytes.addAndGet(object.length);
