@@ -20,8 +20,9 @@ final class PackReads {
   /**
    * Bytes of chunks a read passes over rather than end and start another request. For the 10th
    * checkpoint of bench/dedup-operator.sh (1 GiB, 101 packs): no gap 941 requests; 512 KiB 532 and
-   * 7.7% more bytes than needed; 1 MiB 343 and 20% more. A request costs s3proxy about what half a
-   * MiB of body does, so 512 KiB; bench/analysis.md has the figures.
+   * 7.7% more bytes than needed; 1 MiB 343 and 20% more. A request costs s3proxy about what 1 MiB
+   * of body does, so both cost alike in CPU, and 512 KiB reads fewer bytes a store's network may
+   * charge for (bench/analysis.md).
    */
   static final int MAX_GAP = 512 << 10;
 
