@@ -141,6 +141,7 @@ final class ProcessCheckpointRun {
     stasisCheckpoint.add(done.seconds());
     agentCheckpoint.add(status.stats.totalTimeMillis / 1e3);
     stasisFrozen.add(status.stats.frozenTimeMicros / 1e6);
+    logFrozen("Stasis", status.stats.frozenTimeMicros);
     stasisStored.add(status.archive.storedBytes / MIB);
   }
 
@@ -152,14 +153,22 @@ final class ProcessCheckpointRun {
     byHandCompress.add(c.compressSeconds());
     byHandUpload.add(c.uploadSeconds());
     byHandFrozen.add(c.frozenMicros() / 1e6);
+    logFrozen("by hand", c.frozenMicros());
     byHandStored.add(c.archiveBytes() / MIB);
     deleteDirectory(dir); // the by-hand script's images and archive are not needed any more
   }
 
   private void byHandDump(long pid, Path dir) throws Exception {
     settleDisk();
-    byHandFrozen.add(env.byHand.dump(pid, dir).stats().frozenTimeMicros() / 1e6);
+    long frozenMicros = env.byHand.dump(pid, dir).stats().frozenTimeMicros();
+    byHandFrozen.add(frozenMicros / 1e6);
+    logFrozen("bare criu", frozenMicros);
     deleteDirectory(dir);
+  }
+
+  /** Every repetition's frozen time in the log: the table keeps only medians and ranges. */
+  private void logFrozen(String who, long micros) {
+    Benchmark.progress(String.format("%s: %s frozen %.1f ms (CRIU's stats-dump)", label, who, micros / 1e3));
   }
 
   private void stasisRestore(String name) throws Exception {
