@@ -17,6 +17,7 @@ import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProgressStatus;
+import dev.stasis.agent.checkpoint.StreamingArchiveUpload.WhileDumping;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
@@ -169,7 +170,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
         // While CRIU holds the tree frozen, this thread is what it waits for: at CRIU's own priority.
         try (WorkProgress progress = work.progress(checkpoint, work.checkpoints);
             StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, chunkKey,
-                dump.imagesDir(), progress);
+                dump.imagesDir(), dump.endTree() ? WhileDumping.ARCHIVE : WhileDumping.WAIT, progress);
             CpuPriority.Held serving = dump.holdFrozen() ? CpuPriority.currentThreadAt(Criu.DUMP_NICE) : () -> {}) {
           progress.step(ProgressStatus.DUMPING, ProcessTree.memoryBytes(members));
           // Held until CRIU's parasite code has left every process of the tree (it works in their
@@ -377,14 +378,15 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
 
   /** @param chunkKey the namespace's chunk key when the checkpoint is deduplicated (granted so), else null */
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      BoundKey encryptWith, ChunkKey chunkKey, Path imagesDir, WorkProgress progress) throws WorkFailure {
+      BoundKey encryptWith, ChunkKey chunkKey, Path imagesDir, WhileDumping whileDumping, WorkProgress progress)
+      throws WorkFailure {
     ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
     ChunkedImagesUpload chunkedImages = chunkKey == null ? null
         : new ChunkedImagesUpload(store, layout, chunkKey, encryptWith != null, codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
-      return StreamingArchiveUpload.start(upload, codec, encryptWith, chunkedImages, imagesDir,
+      return StreamingArchiveUpload.start(upload, codec, encryptWith, chunkedImages, imagesDir, whileDumping,
           StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, progress::done, checkpoint.getMetadata().getName());
     } catch (IOException e) {
       throw storageFailed(store, archiveKey, e);
