@@ -51,8 +51,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Takes the process checkpoints the operator assigned to this node: CRIU dump into a work folder,
- * uploaded in one streamed pass of tar, zstd and sha256 that starts while CRIU still writes the
- * memory pages ({@link StreamingArchiveUpload}), the manifest written last as the commit marker. A
+ * uploaded in one streamed pass of tar, zstd and sha256 ({@link StreamingArchiveUpload}: while CRIU
+ * still writes the memory pages when the tree stays frozen until stored, else once CRIU is done, so
+ * as not to stretch the freeze), the manifest written last as the commit marker. A
  * workload is only ever ended (leaveRunning: false) once its checkpoint is stored and recorded, and
  * then by CRIU itself, which holds it frozen meanwhile ({@link PostDumpHook}).
  */
@@ -165,7 +166,8 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       List<TravellingFiles.Captured> travelling = List.of();
       RunningDump dumping = null;
       try {
-        // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it. The progress
+        // The upload starts with CRIU (and waits for it, unless the tree stays frozen until stored);
+        // if CRIU fails, closing the upload aborts it. The progress
         // ends with the upload, before the archive is recorded.
         // While CRIU holds the tree frozen, this thread is what it waits for: at CRIU's own priority.
         try (WorkProgress progress = work.progress(checkpoint, work.checkpoints);
