@@ -34,8 +34,8 @@ public final class Criu {
   private static final String CPUINFO_CHECK_LOG = "cpuinfo-check.log";
   /**
    * Dumps run ahead of the node's other work, as root may: the workload is frozen only while CRIU
-   * runs, and on a busy node CRIU competes for the CPU with other pods and with the archive upload
-   * that overlaps the dump (which runs at nice 10).
+   * runs, and on a busy node CRIU competes for the CPU with other pods (and, when the tree stays
+   * frozen until stored, with the archive upload that overlaps the dump at nice 10).
    */
   public static final int DUMP_NICE = -5;
   /** coreutils' nice starts CRIU at that priority, so that whatever CRIU forks has it too. */

@@ -110,6 +110,7 @@ final class ProcessCheckpointRun {
       agentHeap.add(usage.heapPeakMiB());
       agentLiveHeap.add(usage.liveAfterGcMiB());
       agentCpu.add(usage.cpuSeconds());
+      log("agent CPU %.2f s for the checkpoint and the restore", usage.cpuSeconds());
       env.workloads.remove(memhog);
     } finally {
       cleanUp(name, dir);
@@ -141,6 +142,8 @@ final class ProcessCheckpointRun {
     stasisCheckpoint.add(done.seconds());
     agentCheckpoint.add(status.stats.totalTimeMillis / 1e3);
     stasisFrozen.add(status.stats.frozenTimeMicros / 1e6);
+    log("Stasis checkpoint %.2f s (agent's own %.2f s), frozen %.1f ms", done.seconds(),
+        status.stats.totalTimeMillis / 1e3, status.stats.frozenTimeMicros / 1e3);
     stasisStored.add(status.archive.storedBytes / MIB);
   }
 
@@ -152,14 +155,23 @@ final class ProcessCheckpointRun {
     byHandCompress.add(c.compressSeconds());
     byHandUpload.add(c.uploadSeconds());
     byHandFrozen.add(c.frozenMicros() / 1e6);
+    log("by hand checkpoint %.2f s (criu dump %.2f s), frozen %.1f ms", c.totalSeconds(), c.dumpSeconds(),
+        c.frozenMicros() / 1e3);
     byHandStored.add(c.archiveBytes() / MIB);
     deleteDirectory(dir); // the by-hand script's images and archive are not needed any more
   }
 
   private void byHandDump(long pid, Path dir) throws Exception {
     settleDisk();
-    byHandFrozen.add(env.byHand.dump(pid, dir).stats().frozenTimeMicros() / 1e6);
+    long frozenMicros = env.byHand.dump(pid, dir).stats().frozenTimeMicros();
+    byHandFrozen.add(frozenMicros / 1e6);
+    log("bare criu frozen %.1f ms", frozenMicros / 1e3);
     deleteDirectory(dir);
+  }
+
+  /** Every repetition's figures in the log (frozen time: CRIU's stats-dump): the table keeps only medians and ranges. */
+  private void log(String format, Object... args) {
+    Benchmark.progress(label + ": " + String.format(format, args));
   }
 
   private void stasisRestore(String name) throws Exception {
@@ -174,6 +186,7 @@ final class ProcessCheckpointRun {
       throw failed(restore, status.phase, status);
     }
     stasisRestore.add(done.seconds());
+    log("Stasis restore %.2f s", done.seconds());
     int restoredPid = status.restoredPid;
     Workloads.kill(restoredPid); // the agent's CRIU reaps it
     BenchEnvironment.await("restored PID " + restoredPid + " to end", () -> !Workloads.isAlive(restoredPid));
@@ -199,6 +212,7 @@ final class ProcessCheckpointRun {
     settleDisk();
     ByHandPipeline.Restore r = env.byHand.restore(dir, key(name));
     byHandRestore.add(r.totalSeconds());
+    log("by hand restore %.2f s", r.totalSeconds());
     byHandDownload.add(r.downloadSeconds());
     byHandUnpack.add(r.unpackSeconds());
     byHandCriuRestore.add(r.criuSeconds());

@@ -17,7 +17,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A process with more memory than one archive chunk: its pages are stored in many parts (16 MiB
- * archive chunks uploaded while CRIU still writes them, or, deduplicated, 128 KiB chunks), and the
+ * archive chunks, uploaded while CRIU still writes them when the workload ends after its checkpoint
+ * and once CRIU is done when it keeps running, as here; or, deduplicated, 128 KiB chunks), and the
  * restored process finds every byte of its memory where it left it.
  */
 class LargeProcessCheckpointIT {

@@ -17,6 +17,7 @@ import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProgressStatus;
+import dev.stasis.agent.checkpoint.StreamingArchiveUpload.WhileDumping;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
@@ -50,8 +51,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Takes the process checkpoints the operator assigned to this node: CRIU dump into a work folder,
- * uploaded in one streamed pass of tar, zstd and sha256 that starts while CRIU still writes the
- * memory pages ({@link StreamingArchiveUpload}), the manifest written last as the commit marker. A
+ * uploaded in one streamed pass of tar, zstd and sha256 ({@link StreamingArchiveUpload}: while CRIU
+ * still writes the memory pages when the tree stays frozen until stored, else once CRIU is done, so
+ * as not to stretch the freeze), the manifest written last as the commit marker. A
  * workload is only ever ended (leaveRunning: false) once its checkpoint is stored and recorded, and
  * then by CRIU itself, which holds it frozen meanwhile ({@link PostDumpHook}).
  */
@@ -164,12 +166,13 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
       List<TravellingFiles.Captured> travelling = List.of();
       RunningDump dumping = null;
       try {
-        // The upload runs while CRIU dumps; if CRIU fails, closing the upload aborts it. The progress
+        // The upload starts with CRIU (and waits for it, unless the tree stays frozen until stored);
+        // if CRIU fails, closing the upload aborts it. The progress
         // ends with the upload, before the archive is recorded.
         // While CRIU holds the tree frozen, this thread is what it waits for: at CRIU's own priority.
         try (WorkProgress progress = work.progress(checkpoint, work.checkpoints);
             StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, chunkKey,
-                dump.imagesDir(), progress);
+                dump.imagesDir(), dump.endTree() ? WhileDumping.ARCHIVE : WhileDumping.WAIT, progress);
             CpuPriority.Held serving = dump.holdFrozen() ? CpuPriority.currentThreadAt(Criu.DUMP_NICE) : () -> {}) {
           progress.step(ProgressStatus.DUMPING, ProcessTree.memoryBytes(members));
           // Held until CRIU's parasite code has left every process of the tree (it works in their
@@ -377,14 +380,15 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
 
   /** @param chunkKey the namespace's chunk key when the checkpoint is deduplicated (granted so), else null */
   private StreamingArchiveUpload startUpload(Checkpoint checkpoint, ObjectStore store, ArchiveCodec codec,
-      BoundKey encryptWith, ChunkKey chunkKey, Path imagesDir, WorkProgress progress) throws WorkFailure {
+      BoundKey encryptWith, ChunkKey chunkKey, Path imagesDir, WhileDumping whileDumping, WorkProgress progress)
+      throws WorkFailure {
     ArchiveLayout layout = RecordedManifest.layout(checkpoint);
     String archiveKey = layout.archiveKey(codec);
     ChunkedImagesUpload chunkedImages = chunkKey == null ? null
         : new ChunkedImagesUpload(store, layout, chunkKey, encryptWith != null, codec);
     try {
       ObjectUpload upload = shutdown.track(StasisMetrics.meteredUpload(config.nodeName(), store.upload(archiveKey)));
-      return StreamingArchiveUpload.start(upload, codec, encryptWith, chunkedImages, imagesDir,
+      return StreamingArchiveUpload.start(upload, codec, encryptWith, chunkedImages, imagesDir, whileDumping,
           StreamingArchiveUpload.DEFAULT_CHUNK_BYTES, progress::done, checkpoint.getMetadata().getName());
     } catch (IOException e) {
       throw storageFailed(store, archiveKey, e);

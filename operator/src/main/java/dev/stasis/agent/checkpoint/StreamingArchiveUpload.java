@@ -23,14 +23,18 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.LongConsumer;
 
 /**
- * Uploads a checkpoint's archive while CRIU is still dumping. CRIU appends each process's memory
- * to one {@code pages-<n>.img} and never rewrites what it wrote, so every full chunk of those files
- * is archived and sent as soon as it is on disk. Once CRIU has exited, the rest of each pages file
+ * Uploads a checkpoint's archive, while CRIU is still dumping when the tree stays frozen until it
+ * is stored ({@link WhileDumping#ARCHIVE}). CRIU appends each process's memory to one
+ * {@code pages-<n>.img} and never rewrites what it wrote, so every full chunk of those files is
+ * then archived and sent as soon as it is on disk. Once CRIU is done, the rest of each pages file
  * and every other image (small, and complete only then) follow, and the upload is committed.
- * Memory is nearly all of a checkpoint, so most of the upload is done by the time CRIU is.
  *
- * <p>The upload runs at a lower CPU priority (nice {@value #UPLOAD_NICE}) than CRIU and the workloads:
- * it uses the CPU that CRIU leaves idle and does not stretch the time the workload stays frozen.
+ * <p>A tree that CRIU resumes itself after its dump ({@link WhileDumping#WAIT}) is frozen exactly
+ * while CRIU writes the images: archiving them meanwhile, even at a lower priority, stretched that
+ * freeze beyond a bare dump's (bench/analysis.md, "Frozen time"), so then nothing is read before
+ * CRIU is done.
+ *
+ * <p>The upload runs at a lower CPU priority (nice {@value #UPLOAD_NICE}) than CRIU and the workloads.
  *
  * <p>A deduplicated checkpoint ({@link ChunkedImagesUpload}) leaves the pages files out of the
  * archive: they are cut into chunks while CRIU writes them, as far as each process's pagemap on disk
@@ -40,6 +44,14 @@ import java.util.function.LongConsumer;
  * that aborts it and nothing stays in storage.
  */
 final class StreamingArchiveUpload implements AutoCloseable {
+  /** Whether to archive the images while CRIU writes them, or only once it is done. */
+  enum WhileDumping {
+    /** The tree stays frozen until its archive is stored: archiving alongside CRIU shortens the freeze. */
+    ARCHIVE,
+    /** CRIU resumes the tree when its images are written: archiving alongside would compete with it for that time. */
+    WAIT
+  }
+
   /** Big enough that entries stay few (64 per GiB), small enough that the upload keeps up with CRIU. */
   static final long DEFAULT_CHUNK_BYTES = 16L << 20;
   // How often the pages files are looked at while CRIU writes them: a fraction of the time CRIU
@@ -49,6 +61,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private static final long LOWERING_TIMEOUT_SECONDS = 5;
 
   private final Path imagesDir;
+  private final WhileDumping whileDumping;
   private final long chunkBytes;
   private final ObjectUpload upload;
   private final ArchiveCodec codec;
@@ -67,9 +80,10 @@ final class StreamingArchiveUpload implements AutoCloseable {
   private volatile boolean imagesComplete;
   private boolean committed;
 
-  private StreamingArchiveUpload(Path imagesDir, long chunkBytes, ObjectUpload upload, ArchiveCodec codec,
-      BoundKey encryptWith, ChunkedImagesUpload chunkedImages, LongConsumer archived, String name) {
+  private StreamingArchiveUpload(Path imagesDir, WhileDumping whileDumping, long chunkBytes, ObjectUpload upload,
+      ArchiveCodec codec, BoundKey encryptWith, ChunkedImagesUpload chunkedImages, LongConsumer archived, String name) {
     this.imagesDir = imagesDir;
+    this.whileDumping = whileDumping;
     this.chunkBytes = chunkBytes;
     this.upload = upload;
     this.codec = codec;
@@ -87,15 +101,17 @@ final class StreamingArchiveUpload implements AutoCloseable {
    *
    * @param encryptWith the storage's current key, or null when it does not encrypt
    * @param chunkedImages stores the pages files of a deduplicated checkpoint; null: they are archived
+   * @param whileDumping whether the pages files are archived while CRIU writes them (a deduplicated
+   *     checkpoint's are cut while it does either way, at the lowest priority: {@link ChunkedImagesUpload})
    * @param archived told the bytes of tar archived so far, before compression, as they grow
    * @param name names the upload's thread, for people reading thread dumps
    */
   static StreamingArchiveUpload start(ObjectUpload upload, ArchiveCodec codec, BoundKey encryptWith,
-      ChunkedImagesUpload chunkedImages, Path imagesDir, long chunkBytes, LongConsumer archived, String name)
-      throws IOException {
+      ChunkedImagesUpload chunkedImages, Path imagesDir, WhileDumping whileDumping, long chunkBytes,
+      LongConsumer archived, String name) throws IOException {
     try {
-      StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, chunkBytes, upload, codec, encryptWith,
-          chunkedImages, archived, name);
+      StreamingArchiveUpload streaming = new StreamingArchiveUpload(imagesDir, whileDumping, chunkBytes, upload, codec,
+          encryptWith, chunkedImages, archived, name);
       streaming.follower.start();
       streaming.lowered.await(LOWERING_TIMEOUT_SECONDS, TimeUnit.SECONDS);
       return streaming;
@@ -161,7 +177,7 @@ final class StreamingArchiveUpload implements AutoCloseable {
     }
     try (OpenArchive archive = new ArchiveWriter().open(upload.stream(), codec, encryptWith)) {
       while (!imagesComplete) {
-        if (!archiveFullChunks(archive) && !imagesComplete) {
+        if ((whileDumping == WhileDumping.WAIT || !archiveFullChunks(archive)) && !imagesComplete) {
           Thread.sleep(POLL_MILLIS);
         }
       }

@@ -3,6 +3,7 @@ package dev.stasis.agent.checkpoint;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.stasis.agent.checkpoint.StreamingArchiveUpload.WhileDumping;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveKey;
@@ -26,7 +27,11 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-/** The upload of a checkpoint runs while its images are still being written, and stores them whole. */
+/**
+ * The upload of a checkpoint runs while its images are still being written when the tree stays
+ * frozen until it is stored, only once they are complete when CRIU resumes the tree itself, and
+ * stores them whole either way.
+ */
 class StreamingArchiveUploadTest {
   static final long CHUNK = 1 << 20;
   static final String KEY = "ns/ckpt-uid/archive";
@@ -44,7 +49,8 @@ class StreamingArchiveUploadTest {
     byte[] memory = random(5 * (int) CHUNK + 12345);
     List<Long> archived = new CopyOnWriteArrayList<>();
     try (var store = new FileSystemObjectStore(storage);
-        var upload = StreamingArchiveUpload.start(store.upload(KEY), codec, key, null, images, CHUNK, archived::add, "test")) {
+        var upload = StreamingArchiveUpload.start(store.upload(KEY), codec, key, null, images, WhileDumping.ARCHIVE, CHUNK,
+            archived::add, "test")) {
       // Like CRIU: the folder appears, then the pages grow, then the small images are written.
       Files.createDirectories(images);
       Path pages = images.resolve("pages-1.img");
@@ -74,13 +80,42 @@ class StreamingArchiveUploadTest {
     }
   }
 
+  /**
+   * A tree CRIU resumes after its dump is frozen while CRIU writes: nothing of its images is read or
+   * sent before CRIU is done (bench/analysis.md, "Frozen time"), and the archive is still whole.
+   */
+  @Test
+  void whenCriuResumesTheTreeNothingIsArchivedBeforeTheImagesAreComplete() throws Exception {
+    Path images = Files.createDirectories(temp.resolve("images"));
+    Path storage = temp.resolve("storage");
+    byte[] memory = random(4 * (int) CHUNK + 7);
+    List<Long> archived = new CopyOnWriteArrayList<>();
+    try (var store = new FileSystemObjectStore(storage);
+        var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, null, null, images,
+            WhileDumping.WAIT, CHUNK, archived::add, "test")) {
+      Files.write(images.resolve("pages-1.img"), memory);
+      await("nothing archived while CRIU writes").during(Duration.ofSeconds(1)).atMost(Duration.ofSeconds(3))
+          .until(() -> archived.isEmpty() && partialUploadBytes(storage) == 0);
+      Files.writeString(images.resolve("pagemap-1.img"), "pagemap");
+
+      ArchiveSummary summary = upload.finish().archive();
+      Path restored = temp.resolve("restored");
+      try (InputStream in = store.open(KEY)) {
+        new ArchiveReader().extract(in, restored, ArchiveCodec.NONE, summary, null);
+      }
+      assertThat(restored.resolve("pages-1.img")).hasBinaryContent(memory);
+      assertThat(restored.resolve("pagemap-1.img")).hasContent("pagemap");
+    }
+  }
+
   @Test
   void closingWithoutFinishingLeavesNothingInStorage() throws Exception {
     Path images = Files.createDirectories(temp.resolve("images"));
     Path storage = temp.resolve("storage");
     Files.write(images.resolve("pages-1.img"), random(4 * (int) CHUNK));
     try (var store = new FileSystemObjectStore(storage)) {
-      var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, null, null, images, CHUNK, bytes -> {}, "test");
+      var upload = StreamingArchiveUpload.start(store.upload(KEY), ArchiveCodec.NONE, null, null, images,
+          WhileDumping.ARCHIVE, CHUNK, bytes -> {}, "test");
       await().atMost(Duration.ofSeconds(10)).until(() -> partialUploadBytes(storage) >= 2 * CHUNK);
 
       upload.close(); // CRIU failed
