@@ -97,6 +97,27 @@ public final class ChunkedImagesDownload {
    * the image bytes written so far.
    */
   public Written writeInto(Path imagesDir, LongConsumer fetched) throws IOException, InterruptedException {
+    return writeTo(fileName -> {
+      try {
+        // CREATE_NEW: an image the archive brought too is not silently overwritten
+        return Files.newOutputStream(imagesDir.resolve(fileName), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+      } catch (FileAlreadyExistsException e) {
+        throw new ArchiveIntegrityException("the archive holds " + fileName + " too, which the chunk index"
+            + " lists: the checkpoint was altered");
+      }
+    }, fetched);
+  }
+
+  /** Where each image goes, in the index's order; the stream is closed once the image is written. */
+  public interface ImageOutputs {
+    OutputStream open(String fileName) throws IOException;
+  }
+
+  /**
+   * As {@link #writeInto}, each image written to what {@code outputs} opens for it (a pod
+   * checkpoint's: into the tar being put together).
+   */
+  public Written writeTo(ImageOutputs outputs, LongConsumer fetched) throws IOException, InterruptedException {
     boolean encrypted = !Manifest.Encryption.NONE.algorithm.equals(chunks.encryption);
     if (encrypted && !ChunkCipher.ALGORITHM.equals(chunks.encryption)) {
       throw new ArchiveIntegrityException("the chunks are encrypted with " + chunks.encryption + ", which this agent"
@@ -110,7 +131,7 @@ public final class ChunkedImagesDownload {
     });
     ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(
         () -> ChunkObjects.forNamespace(key, namespace, encrypted, true));
-    ImageWriter writer = new ImageWriter(imagesDir, fetched, fetches, objects);
+    ImageWriter writer = new ImageWriter(outputs, fetched, fetches, objects);
     try {
       ChunkIndex.read(new ByteArrayInputStream(index), writer);
     } catch (UncheckedInterrupt e) {
@@ -130,7 +151,7 @@ public final class ChunkedImagesDownload {
 
   /** Writes the images as the index is read: runs of chunks fetched ahead, written in order. */
   private final class ImageWriter implements ChunkIndex.Visitor {
-    final Path imagesDir;
+    final ImageOutputs outputs;
     final LongConsumer fetched;
     final ExecutorService fetches;
     final ThreadLocal<ChunkObjects> objects;
@@ -146,8 +167,8 @@ public final class ChunkedImagesDownload {
     int chunkCount;
     Run run;
 
-    ImageWriter(Path imagesDir, LongConsumer fetched, ExecutorService fetches, ThreadLocal<ChunkObjects> objects) {
-      this.imagesDir = imagesDir;
+    ImageWriter(ImageOutputs outputs, LongConsumer fetched, ExecutorService fetches, ThreadLocal<ChunkObjects> objects) {
+      this.outputs = outputs;
       this.fetched = fetched;
       this.fetches = fetches;
       this.objects = objects;
@@ -160,13 +181,7 @@ public final class ChunkedImagesDownload {
 
     @Override
     public void image(String fileName) throws IOException {
-      try {
-        // CREATE_NEW: an image the archive brought too is not silently overwritten
-        out = Files.newOutputStream(imagesDir.resolve(fileName), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-      } catch (FileAlreadyExistsException e) {
-        throw new ArchiveIntegrityException("the archive holds " + fileName + " too, which the chunk index"
-            + " lists: the checkpoint was altered");
-      }
+      out = outputs.open(fileName);
       sha256 = hashImages ? Sha256.newDigest() : null;
       written = 0;
     }

@@ -17,6 +17,9 @@ import dev.stasis.api.Restore;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIntegrityException;
+import dev.stasis.archive.ArchiveReader;
+import dev.stasis.archive.ChunkKey;
+import dev.stasis.archive.dedup.TarSkeleton;
 import dev.stasis.archive.DecryptingInputStream;
 import dev.stasis.archive.ExpectedBytesInputStream;
 import dev.stasis.archive.BoundKey;
@@ -30,13 +33,22 @@ import dev.stasis.kube.WorkGrants;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.api.model.Node;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InterruptedIOException;
+import java.io.OutputStream;
+import java.io.PipedInputStream;
+import java.io.PipedOutputStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -51,6 +63,8 @@ import org.slf4j.LoggerFactory;
  */
 final class PodRestoreJob extends NodeJob<Restore> {
   private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
+  /** Between the thread that puts a deduplicated checkpoint's tar together and the push. */
+  private static final int REBUILD_PIPE_BYTES = 4 << 20;
 
   PodRestoreJob(NodeWork work) {
     super(work);
@@ -99,10 +113,13 @@ final class PodRestoreJob extends NodeJob<Restore> {
         requireBaseImages(restore, manifests, runtime);
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try (WorkProgress progress = work.progress(restore, work.restores)) {
-          progress.step(ProgressStatus.PUSHING, manifests.stream().mapToLong(m -> m.archive().storedBytes()).sum());
+          progress.step(ProgressStatus.PUSHING, manifests.stream().mapToLong(PodRestoreJob::layerBytes).sum());
           for (RecordedManifest manifest : manifests) {
-            pushed.add(pushImage(registry, store, restore, checkpoint, manifest, storages.decryptionKey(manifest, grant),
-                progress));
+            Optional<BoundKey> decryptWith = storages.decryptionKey(manifest, grant);
+            Optional<ChunkKey> chunkKey = storages.chunkKey(manifest, grant);
+            pushed.add(chunkKey.isPresent()
+                ? pushRebuilt(registry, store, restore, checkpoint, manifest, decryptWith, chunkKey.get(), progress)
+                : pushImage(registry, store, restore, checkpoint, manifest, decryptWith, progress));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -130,6 +147,13 @@ final class PodRestoreJob extends NodeJob<Restore> {
     RecordedManifest recorded = storages.manifest(store, checkpoint, container);
     Manifest manifest = recorded.manifest();
     String at = store.uri(RecordedManifest.layout(checkpoint).containerManifestKey(container));
+    if (manifest.isChunked()) {
+      if (manifest.archive.tarSha256 == null) {
+        throw new WorkFailure("ManifestInvalid", "the manifest at " + at + " of a deduplicated pod checkpoint lacks"
+            + " archive.tarSha256, which the tar put together from its chunks is checked against; take a new checkpoint");
+      }
+      return recorded;
+    }
     if (manifest.archive.encryption.isEncrypted() && manifest.archive.encryption.plaintextSha256 == null) {
       throw new WorkFailure("ManifestInvalid", "the manifest at " + at
           + " lacks archive.encryption.plaintextSha256, which the image's layer needs; take a new checkpoint");
@@ -146,7 +170,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
    * never start, and would fail much later with a less helpful message.
    */
   private void requireSpace(List<RecordedManifest> manifests, NodeProfileSpec.RuntimeInfo runtime) throws WorkFailure {
-    long needed = manifests.stream().mapToLong(m -> m.archive().storedBytes() + m.archive().sizeBytes()).sum();
+    long needed = manifests.stream().mapToLong(m -> layerBytes(m) + m.archive().sizeBytes()).sum();
     Path dir = config.runtime().storageDir(runtime == null ? null : runtime.name);
     long free;
     try {
@@ -216,6 +240,139 @@ final class PodRestoreJob extends NodeJob<Restore> {
           + " checkpoint");
     } catch (IOException e) {
       throw new WorkFailure("DownloadFailed", "reading " + store.uri(recorded.archiveKey()) + " failed: " + e.getMessage());
+    }
+  }
+
+  /**
+   * The bytes of a container's image layer: the stored archive, or for a deduplicated checkpoint
+   * the tar put together (about its logical size: the skeleton and the images).
+   */
+  private static long layerBytes(RecordedManifest recorded) {
+    return recorded.manifest().isChunked() ? recorded.archive().sizeBytes() : recorded.archive().storedBytes();
+  }
+
+  /**
+   * A deduplicated pod checkpoint (docs/dedup.md, "Pod checkpoints"): the kubelet's tar is put
+   * together from its skeleton (the archive object, checked against the recorded sha256) and its
+   * pages images' chunks (each checked against its name), on a thread of its own, and streamed
+   * into the registry as the layer, uncompressed. It reaches its end only if it is exactly the
+   * tar whose sha256 the manifest recorded; otherwise the push fails before the registry commits
+   * the layer, and no image is made, so the runtime never sees a byte of it.
+   */
+  private CheckpointImageStatus pushRebuilt(Registry registry, ObjectStore store, Restore restore,
+      Checkpoint checkpoint, RecordedManifest recorded, Optional<BoundKey> decryptWith, ChunkKey chunkKey,
+      WorkProgress progress) throws WorkFailure {
+    Manifest manifest = recorded.manifest();
+    String container = manifest.source.containerName;
+    String restoreUid = restore.getMetadata().getUid();
+    String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
+        : System.getProperty("os.arch");
+    ExecutorService rebuilding = Executors.newSingleThreadExecutor(runnable -> {
+      Thread thread = new Thread(runnable, "tar-rebuild-" + container);
+      thread.setDaemon(true);
+      return thread;
+    });
+    try (InputStream stored = store.open(recorded.archiveKey());
+        PipedInputStream tarIn = new PipedInputStream(REBUILD_PIPE_BYTES)) {
+      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(),
+          recorded.archive().storedBytes());
+      PipedOutputStream tarOut = new PipedOutputStream(tarIn);
+      TarSkeleton.Rebuild rebuild = new TarSkeleton.Rebuild(
+          ArchiveReader.decoded(checked, manifest.archive.codec, decryptWith.orElse(null)), tarOut);
+      long base = progress.bytesDone();
+      Future<Void> rebuilt = rebuilding.submit(() -> {
+        try (tarOut) {
+          new ChunkedImagesDownload(store, recorded, chunkKey).writeTo(rebuild::image, fetched -> {});
+          rebuild.finish();
+          checked.transferTo(OutputStream.nullOutputStream()); // to its end: the skeleton's sha256 is checked there
+        }
+        return null;
+      });
+      InputStream tar = new ExpectedBytesInputStream(progress.counting(new ProducedInputStream(tarIn, rebuilt)),
+          manifest.archive.tarSha256, rebuild.tarBytes());
+      var layer = new CheckpointImage.Layer(manifest.archive.tarSha256, rebuild.tarBytes(), manifest.archive.tarSha256,
+          false);
+      RegistryClient client = RegistryClient.open(registry, registry.repository(checkpoint.getMetadata().getNamespace()));
+      String digest = CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
+          CheckpointImage.annotations(manifest, restoreUid), arch, layer, tar);
+      progress.done(base + rebuild.tarBytes());
+      return new CheckpointImageStatus(container, client.reference(digest));
+    } catch (RegistryException e) {
+      throw new WorkFailure(e.reason(), e.getMessage());
+    } catch (RegistryClient.BlobMismatchException e) {
+      throw new WorkFailure("ArchiveCorrupted", "the tar of container " + container + " put together from its"
+          + " skeleton and chunks does not match its manifest: " + e.getMessage() + "; nothing was pushed; restore"
+          + " another checkpoint");
+    } catch (ChunkedImagesDownload.ChunkMissingException e) {
+      throw new WorkFailure("ArchiveMissing", e.getMessage() + "; no image was made; restore another checkpoint");
+    } catch (ObjectNotFoundException e) {
+      throw new WorkFailure("ArchiveMissing", "the archive of container " + container + " is missing ("
+          + e.getMessage() + ") although its manifest exists; restore another checkpoint");
+    } catch (ArchiveAuthenticationException e) {
+      throw new WorkFailure("ArchiveNotAuthentic", "the stored archive of container " + container + ": "
+          + e.getMessage() + "; no image was made of it; restore another checkpoint");
+    } catch (ArchiveIntegrityException e) {
+      throw new WorkFailure("ArchiveCorrupted", "the checkpoint of container " + container + " at "
+          + store.uri(recorded.archiveKey()) + ": " + e.getMessage() + "; no image was made of it; restore another"
+          + " checkpoint");
+    } catch (IOException e) {
+      throw new WorkFailure("DownloadFailed", "reading the checkpoint of container " + container + " from "
+          + store.uri(recorded.archiveKey()) + " failed: " + e.getMessage());
+    } finally {
+      rebuilding.shutdownNow();
+    }
+  }
+
+  /**
+   * The tar as the rebuilding thread writes it: its end is reported only once that thread is done,
+   * and as that thread's failure when it failed (a pipe closed early must not look like a whole tar).
+   */
+  private static final class ProducedInputStream extends FilterInputStream {
+    private final Future<Void> producer;
+
+    ProducedInputStream(InputStream in, Future<Void> producer) {
+      super(in);
+      this.producer = producer;
+    }
+
+    @Override
+    public int read() throws IOException {
+      byte[] one = new byte[1];
+      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      int n;
+      try {
+        n = super.read(b, off, len);
+      } catch (IOException e) {
+        throw failureOr(e);
+      }
+      if (n < 0) {
+        IOException failure = failureOr(null);
+        if (failure != null) {
+          throw failure;
+        }
+      }
+      return n;
+    }
+
+    /** The producer's failure once it is done, else {@code otherwise}. */
+    private IOException failureOr(IOException otherwise) throws IOException {
+      try {
+        producer.get();
+        return otherwise;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted while the tar was put together");
+      } catch (ExecutionException e) {
+        Throwable cause = e.getCause();
+        if (cause instanceof InterruptedException) {
+          return new InterruptedIOException("putting the tar together was interrupted");
+        }
+        return cause instanceof IOException io ? io : new IOException("putting the tar together failed: " + cause, cause);
+      }
     }
   }
 
