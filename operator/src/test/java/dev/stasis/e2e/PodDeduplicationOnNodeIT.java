@@ -98,6 +98,13 @@ class PodDeduplicationOnNodeIT {
     assertThat(firstArchive.newBytes).isGreaterThan((long) MEMORY_MIB << 20);
     assertThat(secondArchive.newBytes).isLessThan(secondArchive.sizeBytes / 20);
 
+    // stasis inspect puts the kubelet's archive together as a restore does, and reads the dump in it.
+    JsonNode report = JSON.readTree(InspectIT.inspectAs(List.of("second", "-n", namespace, "-o", "json", "--kubeconfig",
+        node.kubeconfig().toString())).ok());
+    assertThat(report.at("/archives/0/deduplicated/imagesBytes").asLong())
+        .isEqualTo(stored.at("/chunks/imagesBytes").asLong());
+    assertThat(report.at("/archives/0/dump/processes/0/command").asText()).isEqualTo("pod-memcounter");
+
     admin.pods().inNamespace(namespace).withName("mem").withGracePeriod(0).delete();
     admin.pods().inNamespace(namespace).withName("mem").waitUntilCondition(p -> p == null, 60, TimeUnit.SECONDS);
     Restore done = Restores.awaitEnd(admin, admin.resource(Restores.of(namespace, "mem", second.getMetadata().getName()))

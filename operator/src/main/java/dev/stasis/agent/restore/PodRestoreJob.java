@@ -17,9 +17,7 @@ import dev.stasis.api.Restore;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIntegrityException;
-import dev.stasis.archive.ArchiveReader;
 import dev.stasis.archive.ChunkKey;
-import dev.stasis.archive.dedup.TarSkeleton;
 import dev.stasis.archive.DecryptingInputStream;
 import dev.stasis.archive.ExpectedBytesInputStream;
 import dev.stasis.archive.BoundKey;
@@ -37,7 +35,6 @@ import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
-import java.io.OutputStream;
 import java.io.PipedInputStream;
 import java.io.PipedOutputStream;
 import java.nio.file.Path;
@@ -117,9 +114,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
           for (RecordedManifest manifest : manifests) {
             Optional<BoundKey> decryptWith = storages.decryptionKey(manifest, grant);
             Optional<ChunkKey> chunkKey = storages.chunkKey(manifest, grant);
-            pushed.add(chunkKey.isPresent()
-                ? pushRebuilt(registry, store, restore, checkpoint, manifest, decryptWith, chunkKey.get(), progress)
-                : pushImage(registry, store, restore, checkpoint, manifest, decryptWith, progress));
+            pushed.add(pushImage(registry, store, restore, checkpoint, manifest, decryptWith, chunkKey, progress));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -196,38 +191,34 @@ final class PodRestoreJob extends NodeJob<Restore> {
   }
 
   /**
-   * Pushes the stored archive as the image's layer, into the namespace's repository, tagged for this
-   * Restore; an encrypted archive is decrypted on the way, since the runtime reads the layer as it is.
+   * Pushes the container's image into the namespace's repository, tagged for this Restore: its layer
+   * the stored archive, or the tar a deduplicated checkpoint puts together ({@code chunkKey} given).
    * Only authenticated bytes reach the registry, and it refuses a blob whose digest differs from the
    * manifest's.
    */
   private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Restore restore, Checkpoint checkpoint,
-      RecordedManifest recorded, Optional<BoundKey> decryptWith, WorkProgress progress) throws WorkFailure {
-    var meta = checkpoint.getMetadata();
+      RecordedManifest recorded, Optional<BoundKey> decryptWith, Optional<ChunkKey> chunkKey, WorkProgress progress)
+      throws WorkFailure {
     Manifest manifest = recorded.manifest();
     String container = manifest.source.containerName;
     String restoreUid = restore.getMetadata().getUid();
-    String repository = registry.repository(meta.getNamespace());
-    Manifest.Encryption encryption = manifest.archive.encryption;
-    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.archive().sha256();
-    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.archive().storedBytes();
-    var layer = new CheckpointImage.Layer(layerSha256, layerBytes,
-        manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : layerSha256,
-        manifest.archive.codec == ArchiveCodec.ZSTD);
     String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
         : System.getProperty("os.arch");
-    try (InputStream stored = progress.counting(store.open(recorded.archiveKey()))) {
-      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
-      InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked;
-      RegistryClient client = RegistryClient.open(registry, repository);
-      String digest = CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
-          CheckpointImage.annotations(manifest, restoreUid), arch, layer, archive);
+    try {
+      RegistryClient client = RegistryClient.open(registry, registry.repository(checkpoint.getMetadata().getNamespace()));
+      ImagePush push = (layer, content) -> CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
+          CheckpointImage.annotations(manifest, restoreUid), arch, layer, content);
+      String digest = chunkKey.isPresent()
+          ? pushRebuilt(push, store, recorded, decryptWith.orElse(null), chunkKey.get(), progress)
+          : pushStored(push, store, recorded, decryptWith, progress);
       return new CheckpointImageStatus(container, client.reference(digest));
     } catch (RegistryException e) {
       throw new WorkFailure(e.reason(), e.getMessage());
     } catch (RegistryClient.BlobMismatchException e) {
-      throw new WorkFailure("ArchiveCorrupted", "the stored archive of container " + container + " does not match its"
+      throw new WorkFailure("ArchiveCorrupted", "the archive of container " + container + " does not match its"
           + " manifest: " + e.getMessage() + "; nothing was pushed; restore another checkpoint");
+    } catch (ChunkedImagesDownload.ChunkMissingException e) {
+      throw new WorkFailure("ArchiveMissing", e.getMessage() + "; no image was made; restore another checkpoint");
     } catch (ObjectNotFoundException e) {
       throw new WorkFailure("ArchiveMissing", "the archive of container " + container + " is missing ("
           + e.getMessage() + ") although its manifest exists; restore another checkpoint");
@@ -243,6 +234,29 @@ final class PodRestoreJob extends NodeJob<Restore> {
     }
   }
 
+  /** Pushes the image with this layer, its bytes read from {@code content}; the image's digest. */
+  private interface ImagePush {
+    String push(CheckpointImage.Layer layer, InputStream content)
+        throws RegistryException, RegistryClient.BlobMismatchException, IOException;
+  }
+
+  /** The stored archive as the layer; an encrypted one decrypted on the way, since the runtime reads the layer as it is. */
+  private static String pushStored(ImagePush push, ObjectStore store, RecordedManifest recorded,
+      Optional<BoundKey> decryptWith, WorkProgress progress)
+      throws RegistryException, RegistryClient.BlobMismatchException, IOException {
+    Manifest manifest = recorded.manifest();
+    Manifest.Encryption encryption = manifest.archive.encryption;
+    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.archive().sha256();
+    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.archive().storedBytes();
+    var layer = new CheckpointImage.Layer(layerSha256, layerBytes,
+        manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : layerSha256,
+        manifest.archive.codec == ArchiveCodec.ZSTD);
+    try (InputStream stored = progress.counting(store.open(recorded.archiveKey()))) {
+      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
+      return push.push(layer, decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked);
+    }
+  }
+
   /**
    * The bytes of a container's image layer: the stored archive, or for a deduplicated checkpoint
    * the tar put together (about its logical size: the skeleton and the images).
@@ -253,73 +267,33 @@ final class PodRestoreJob extends NodeJob<Restore> {
 
   /**
    * A deduplicated pod checkpoint (docs/dedup.md, "Pod checkpoints"): the kubelet's tar is put
-   * together from its skeleton (the archive object, checked against the recorded sha256) and its
-   * pages images' chunks (each checked against its name), on a thread of its own, and streamed
-   * into the registry as the layer, uncompressed. It reaches its end only if it is exactly the
+   * together ({@link RebuiltKubeletArchive}) on a thread of its own and streamed into the registry
+   * as the layer, uncompressed. The push sees its end only once that thread found it exactly the
    * tar whose sha256 the manifest recorded; otherwise the push fails before the registry commits
-   * the layer, and no image is made, so the runtime never sees a byte of it.
+   * the layer, no image is made, and the runtime never sees a byte of it.
    */
-  private CheckpointImageStatus pushRebuilt(Registry registry, ObjectStore store, Restore restore,
-      Checkpoint checkpoint, RecordedManifest recorded, Optional<BoundKey> decryptWith, ChunkKey chunkKey,
-      WorkProgress progress) throws WorkFailure {
-    Manifest manifest = recorded.manifest();
-    String container = manifest.source.containerName;
-    String restoreUid = restore.getMetadata().getUid();
-    String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
-        : System.getProperty("os.arch");
-    ExecutorService rebuilding = Executors.newSingleThreadExecutor(runnable -> {
-      Thread thread = new Thread(runnable, "tar-rebuild-" + container);
+  private static String pushRebuilt(ImagePush push, ObjectStore store, RecordedManifest recorded, BoundKey decryptWith,
+      ChunkKey chunkKey, WorkProgress progress)
+      throws RegistryException, RegistryClient.BlobMismatchException, IOException {
+    String tarSha256 = recorded.manifest().archive.tarSha256;
+    ExecutorService rebuilder = Executors.newSingleThreadExecutor(runnable -> {
+      Thread thread = new Thread(runnable, "tar-rebuild-" + recorded.identity().container());
       thread.setDaemon(true);
       return thread;
     });
-    try (InputStream stored = store.open(recorded.archiveKey());
+    try (RebuiltKubeletArchive rebuilt = new RebuiltKubeletArchive(store, recorded, decryptWith, chunkKey);
         PipedInputStream tarIn = new PipedInputStream(REBUILD_PIPE_BYTES)) {
-      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(),
-          recorded.archive().storedBytes());
       PipedOutputStream tarOut = new PipedOutputStream(tarIn);
-      TarSkeleton.Rebuild rebuild = new TarSkeleton.Rebuild(
-          ArchiveReader.decoded(checked, manifest.archive.codec, decryptWith.orElse(null)), tarOut);
-      long base = progress.bytesDone();
-      Future<Void> rebuilt = rebuilding.submit(() -> {
+      Future<Void> rebuilding = rebuilder.submit(() -> {
         try (tarOut) {
-          new ChunkedImagesDownload(store, recorded, chunkKey).writeTo(rebuild::image, fetched -> {});
-          rebuild.finish();
-          checked.transferTo(OutputStream.nullOutputStream()); // to its end: the skeleton's sha256 is checked there
+          rebuilt.writeTo(tarOut, fetched -> {});
         }
         return null;
       });
-      InputStream tar = new ExpectedBytesInputStream(progress.counting(new ProducedInputStream(tarIn, rebuilt)),
-          manifest.archive.tarSha256, rebuild.tarBytes());
-      var layer = new CheckpointImage.Layer(manifest.archive.tarSha256, rebuild.tarBytes(), manifest.archive.tarSha256,
-          false);
-      RegistryClient client = RegistryClient.open(registry, registry.repository(checkpoint.getMetadata().getNamespace()));
-      String digest = CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
-          CheckpointImage.annotations(manifest, restoreUid), arch, layer, tar);
-      progress.done(base + rebuild.tarBytes());
-      return new CheckpointImageStatus(container, client.reference(digest));
-    } catch (RegistryException e) {
-      throw new WorkFailure(e.reason(), e.getMessage());
-    } catch (RegistryClient.BlobMismatchException e) {
-      throw new WorkFailure("ArchiveCorrupted", "the tar of container " + container + " put together from its"
-          + " skeleton and chunks does not match its manifest: " + e.getMessage() + "; nothing was pushed; restore"
-          + " another checkpoint");
-    } catch (ChunkedImagesDownload.ChunkMissingException e) {
-      throw new WorkFailure("ArchiveMissing", e.getMessage() + "; no image was made; restore another checkpoint");
-    } catch (ObjectNotFoundException e) {
-      throw new WorkFailure("ArchiveMissing", "the archive of container " + container + " is missing ("
-          + e.getMessage() + ") although its manifest exists; restore another checkpoint");
-    } catch (ArchiveAuthenticationException e) {
-      throw new WorkFailure("ArchiveNotAuthentic", "the stored archive of container " + container + ": "
-          + e.getMessage() + "; no image was made of it; restore another checkpoint");
-    } catch (ArchiveIntegrityException e) {
-      throw new WorkFailure("ArchiveCorrupted", "the checkpoint of container " + container + " at "
-          + store.uri(recorded.archiveKey()) + ": " + e.getMessage() + "; no image was made of it; restore another"
-          + " checkpoint");
-    } catch (IOException e) {
-      throw new WorkFailure("DownloadFailed", "reading the checkpoint of container " + container + " from "
-          + store.uri(recorded.archiveKey()) + " failed: " + e.getMessage());
+      return push.push(new CheckpointImage.Layer(tarSha256, rebuilt.tarBytes(), tarSha256, false),
+          progress.counting(new ProducedInputStream(tarIn, rebuilding)));
     } finally {
-      rebuilding.shutdownNow();
+      rebuilder.shutdownNow();
     }
   }
 

@@ -76,6 +76,16 @@ class KubeletArchiveImagesTest {
   }
 
   @Test
+  void sealedChunksPutTogetherTheSameTar() throws Exception {
+    Path tar = kubeletTar("first.tar", memory(1, 96), memory(2, 9));
+
+    Stored stored = store(tar, "sealed", true);
+
+    assertThat(stored.chunks().chunks().encryption).isNotEqualTo(Manifest.Encryption.NONE.algorithm);
+    assertThat(rebuild(stored)).isEqualTo(Files.readAllBytes(tar));
+  }
+
+  @Test
   void aSecondArchiveOfTheSameMemoryStoresOnlyWhatChanged() throws Exception {
     byte[] pages = memory(1, 96);
     store(kubeletTar("first.tar", pages, memory(2, 9)), "first");
@@ -125,13 +135,17 @@ class KubeletArchiveImagesTest {
 
   private record Stored(List<TarSkeleton.Image> holes, ChunkedImagesUpload.Stored chunks, byte[] skeleton) {}
 
-  /** As PodCheckpointJob stores a container's archive when its storage deduplicates. */
   private Stored store(Path tar, String checkpoint) throws Exception {
+    return store(tar, checkpoint, false);
+  }
+
+  /** As PodCheckpointJob stores a container's archive when its storage deduplicates (and encrypts). */
+  private Stored store(Path tar, String checkpoint, boolean encrypt) throws Exception {
     ArchiveLayout layout = new ArchiveLayout(NS, checkpoint, "uid-" + checkpoint);
     try (FileChannel channel = FileChannel.open(tar)) {
       KubeletArchiveImages.Found found = KubeletArchiveImages.in(tar, channel);
       ChunkedImagesUpload upload = new ChunkedImagesUpload(store, layout, layout.containerChunkIndexKey("app"),
-          CHUNK_KEY, false, ArchiveCodec.ZSTD);
+          CHUNK_KEY, encrypt, ArchiveCodec.ZSTD);
       upload.listStored();
       ChunkedImagesUpload.Stored chunks = upload.store(found.toCut(), cut -> {});
       return new Stored(found.holes(), chunks, TarSkeleton.split(channel, channel.size(), found.holes()).readAllBytes());
