@@ -32,7 +32,6 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -185,19 +184,14 @@ final class CheckpointInspection {
     Path tar = Files.createTempFile(workDir, "inspect-", ".tar");
     try {
       return deduplicated(recorded, newBytes, readingChunks(() -> {
-        ChunkedImagesDownload.Written written;
-        long tarBytes;
-        try (RebuiltKubeletArchive rebuilt = new RebuiltKubeletArchive(store, recorded, key, chunkKey);
-            OutputStream out = Files.newOutputStream(tar)) {
-          tarBytes = rebuilt.tarBytes();
-          written = rebuilt.writeTo(out, bytes -> {});
-        }
+        RebuiltKubeletArchive.Rebuilt rebuilt = RebuiltKubeletArchive.write(store, recorded, key, chunkKey, tar,
+            bytes -> {});
         try (InputStream in = Files.newInputStream(tar)) {
-          // Verified as it was written: unpacked as a plain tar of that length and sha256.
+          // Checked as it was put together: unpacked as a plain tar of that length and sha256.
           new ArchiveReader().extract(in, unpacked, ArchiveCodec.NONE,
-              new ArchiveSummary(tarBytes, tarBytes, recorded.manifest().archive.tarSha256), null);
+              new ArchiveSummary(rebuilt.tarBytes(), rebuilt.tarBytes(), recorded.manifest().archive.tarSha256), null);
         }
-        return written;
+        return rebuilt.written();
       }));
     } finally {
       Files.deleteIfExists(tar);

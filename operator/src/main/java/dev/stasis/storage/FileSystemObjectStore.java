@@ -8,7 +8,6 @@ import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -30,6 +29,7 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
+import org.apache.commons.io.input.BoundedInputStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -105,22 +105,18 @@ public final class FileSystemObjectStore implements ObjectStore {
   }
 
   @Override
-  public byte[] readRange(String key, long offset, int length) throws IOException {
+  public InputStream openRange(String key, long offset, long length) throws IOException {
     if (offset < 0 || length <= 0) {
       throw new IllegalArgumentException("a range of " + length + " bytes at " + offset);
     }
-    try (FileChannel file = FileChannel.open(pathOf(key), READ)) {
-      ByteBuffer bytes = ByteBuffer.allocate(length);
-      while (bytes.hasRemaining()) {
-        if (file.read(bytes, offset + bytes.position()) < 0) {
-          throw new IOException(uri(key) + " ends at " + (offset + bytes.position()) + ", before the " + length
-              + " bytes from " + offset + " that were asked for");
-        }
-      }
-      return bytes.array();
+    FileChannel file;
+    try {
+      file = FileChannel.open(pathOf(key), READ);
     } catch (NoSuchFileException e) {
       throw new ObjectNotFoundException(uri(key));
     }
+    file.position(offset);
+    return BoundedInputStream.builder().setInputStream(Channels.newInputStream(file)).setMaxCount(length).get();
   }
 
   @Override

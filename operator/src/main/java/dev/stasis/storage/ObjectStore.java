@@ -32,12 +32,29 @@ public interface ObjectStore extends AutoCloseable {
   byte[] read(String key) throws IOException;
 
   /**
+   * Streams {@code length} bytes of an object from {@code offset} (one ranged GET): a span of a pack
+   * read chunk by chunk. The stream ends early when the object does.
+   *
+   * @throws ObjectNotFoundException when there is no such object
+   */
+  InputStream openRange(String key, long offset, long length) throws IOException;
+
+  /**
    * Reads {@code length} bytes of an object from {@code offset} (one ranged GET): chunks in a pack.
    *
    * @throws ObjectNotFoundException when there is no such object
    * @throws IOException when the object ends before {@code offset + length}
    */
-  byte[] readRange(String key, long offset, int length) throws IOException;
+  default byte[] readRange(String key, long offset, int length) throws IOException {
+    try (InputStream in = openRange(key, offset, length)) {
+      byte[] bytes = in.readNBytes(length);
+      if (bytes.length != length) {
+        throw new IOException(uri(key) + " gave " + bytes.length + " bytes from " + offset + " where " + length
+            + " were asked for: it ends early");
+      }
+      return bytes;
+    }
+  }
 
   boolean exists(String key) throws IOException;
 

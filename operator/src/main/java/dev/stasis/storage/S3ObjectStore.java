@@ -165,14 +165,13 @@ public final class S3ObjectStore implements ObjectStore {
   }
 
   @Override
-  public byte[] readRange(String key, long offset, int length) throws IOException {
+  public InputStream openRange(String key, long offset, long length) throws IOException {
     if (offset < 0 || length <= 0) {
       throw new IllegalArgumentException("a range of " + length + " bytes at " + offset);
     }
-    byte[] bytes;
     try {
-      bytes = s3.getObjectAsBytes(b -> b.bucket(config.bucket()).key(objectKey(key))
-          .range("bytes=" + offset + "-" + (offset + length - 1))).asByteArrayUnsafe();
+      return s3.getObject(b -> b.bucket(config.bucket()).key(objectKey(key))
+          .range("bytes=" + offset + "-" + (offset + length - 1)));
     } catch (NoSuchKeyException e) {
       throw new ObjectNotFoundException(uri(key));
     } catch (S3Exception e) {
@@ -183,11 +182,6 @@ public final class S3ObjectStore implements ObjectStore {
     } catch (SdkException e) {
       throw translate(e, "reading " + uri(key));
     }
-    if (bytes.length != length) {
-      throw new IOException(uri(key) + " gave " + bytes.length + " bytes from " + offset + " where " + length
-          + " were asked for: it ends early");
-    }
-    return bytes;
   }
 
   @Override

@@ -79,6 +79,10 @@ class S3ObjectStoreTest {
     assertThat(store.readRange("ns/.packs/ab/pack", 131_072, 5_000))
         .isEqualTo(Arrays.copyOfRange(content, 131_072, 136_072));
     assertThat(store.readRange("ns/.packs/ab/pack", 0, content.length)).isEqualTo(content);
+    try (InputStream range = store.openRange("ns/.packs/ab/pack", 131_072, 5_000)) {
+      assertThat(range.readAllBytes()).as("streamed, and not a byte past the range")
+          .isEqualTo(Arrays.copyOfRange(content, 131_072, 136_072));
+    }
     assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 299_990, 20)).isInstanceOf(IOException.class)
         .isNotInstanceOf(ObjectNotFoundException.class).hasMessageContaining("ns/.packs/ab/pack");
     assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 400_000, 20)).isInstanceOf(IOException.class)

@@ -4,6 +4,7 @@ import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.dedup.ChunkIndex;
 import dev.stasis.archive.dedup.ChunkLocation;
+import dev.stasis.archive.dedup.ChunkLocations;
 import dev.stasis.archive.dedup.ChunkObjects;
 import dev.stasis.archive.dedup.PackIndex;
 import dev.stasis.kube.StoredPackIndexes;

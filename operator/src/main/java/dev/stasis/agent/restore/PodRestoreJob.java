@@ -31,21 +31,14 @@ import dev.stasis.kube.WorkGrants;
 import dev.stasis.storage.ObjectNotFoundException;
 import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.api.model.Node;
-import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InterruptedIOException;
-import java.io.PipedInputStream;
-import java.io.PipedOutputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -60,8 +53,6 @@ import org.slf4j.LoggerFactory;
  */
 final class PodRestoreJob extends NodeJob<Restore> {
   private static final Logger log = LoggerFactory.getLogger(PodRestoreJob.class);
-  /** Between the thread that puts a deduplicated checkpoint's tar together and the push. */
-  private static final int REBUILD_PIPE_BYTES = 4 << 20;
 
   PodRestoreJob(NodeWork work) {
     super(work);
@@ -78,6 +69,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
   /** A push left unfinished by an agent that died: tried again while spec.backoffLimit allows. */
   @Override
   public Optional<Duration> resolveAbandoned(Restore restore) {
+    WorkDirs.delete(podWorkDir(restore));
     failOrRetry(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while it pushed the checkpoint images"));
     return Optional.empty();
@@ -209,7 +201,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
       ImagePush push = (layer, content) -> CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
           CheckpointImage.annotations(manifest, restoreUid), arch, layer, content);
       String digest = chunkKey.isPresent()
-          ? pushRebuilt(push, store, recorded, decryptWith.orElse(null), chunkKey.get(), progress)
+          ? pushRebuilt(push, store, restore, recorded, decryptWith.orElse(null), chunkKey.get(), progress)
           : pushStored(push, store, recorded, decryptWith, progress);
       return new CheckpointImageStatus(container, client.reference(digest));
     } catch (RegistryException e) {
@@ -229,6 +221,10 @@ final class PodRestoreJob extends NodeJob<Restore> {
       throw new WorkFailure("ArchiveCorrupted", "the stored archive of container " + container + " at "
           + store.uri(recorded.archiveKey()) + ": " + e.getMessage() + "; no image was made of it; restore another"
           + " checkpoint");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new WorkFailure("DownloadFailed", "putting the archive of container " + container + " together was"
+          + " interrupted");
     } catch (IOException e) {
       throw new WorkFailure("DownloadFailed", "reading " + store.uri(recorded.archiveKey()) + " failed: " + e.getMessage());
     }
@@ -267,87 +263,38 @@ final class PodRestoreJob extends NodeJob<Restore> {
 
   /**
    * A deduplicated pod checkpoint (docs/dedup.md, "Pod checkpoints"): the kubelet's tar is put
-   * together ({@link RebuiltKubeletArchive}) on a thread of its own and streamed into the registry
-   * as the layer, uncompressed. The push sees its end only once that thread found it exactly the
-   * tar whose sha256 the manifest recorded; otherwise the push fails before the registry commits
-   * the layer, no image is made, and the runtime never sees a byte of it.
+   * together in the agent's work folder and checked ({@link RebuiltKubeletArchive}) before a byte of
+   * it is pushed, uncompressed, as the layer (digest = diff id = the tar's recorded sha256); then its
+   * folder is deleted. A tar that cannot be put together or is not the recorded one is never pushed.
    */
-  private static String pushRebuilt(ImagePush push, ObjectStore store, RecordedManifest recorded, BoundKey decryptWith,
-      ChunkKey chunkKey, WorkProgress progress)
-      throws RegistryException, RegistryClient.BlobMismatchException, IOException {
-    String tarSha256 = recorded.manifest().archive.tarSha256;
-    ExecutorService rebuilder = Executors.newSingleThreadExecutor(runnable -> {
-      Thread thread = new Thread(runnable, "tar-rebuild-" + recorded.identity().container());
-      thread.setDaemon(true);
-      return thread;
-    });
-    try (RebuiltKubeletArchive rebuilt = new RebuiltKubeletArchive(store, recorded, decryptWith, chunkKey);
-        PipedInputStream tarIn = new PipedInputStream(REBUILD_PIPE_BYTES)) {
-      PipedOutputStream tarOut = new PipedOutputStream(tarIn);
-      Future<Void> rebuilding = rebuilder.submit(() -> {
-        try (tarOut) {
-          rebuilt.writeTo(tarOut, fetched -> {});
-        }
-        return null;
-      });
-      return push.push(new CheckpointImage.Layer(tarSha256, rebuilt.tarBytes(), tarSha256, false),
-          progress.counting(new ProducedInputStream(tarIn, rebuilding)));
+  private String pushRebuilt(ImagePush push, ObjectStore store, Restore restore, RecordedManifest recorded,
+      BoundKey decryptWith, ChunkKey chunkKey, WorkProgress progress)
+      throws WorkFailure, RegistryException, RegistryClient.BlobMismatchException, IOException, InterruptedException {
+    Path dir = podWorkDir(restore);
+    Files.createDirectories(dir);
+    long needed = recorded.archive().sizeBytes();
+    long free = FreeSpace.usableBytes(dir);
+    if (free < needed) {
+      throw new WorkFailure("WorkDirFull", "the work folder " + dir + " on node " + config.nodeName() + " has " + free
+          + " bytes free, the checkpoint's tar needs " + needed + " to be put together there: nothing was pushed. Free"
+          + " space there, give the agent a larger --work-dir, or restore on another node (spec.placement)");
+    }
+    Path tarFile = dir.resolve(recorded.identity().container() + ".tar");
+    try {
+      RebuiltKubeletArchive.Rebuilt rebuilt = RebuiltKubeletArchive.write(store, recorded, decryptWith, chunkKey,
+          tarFile, fetched -> {});
+      String tarSha256 = recorded.manifest().archive.tarSha256;
+      try (InputStream tar = progress.counting(Files.newInputStream(tarFile))) {
+        return push.push(new CheckpointImage.Layer(tarSha256, rebuilt.tarBytes(), tarSha256, false), tar);
+      }
     } finally {
-      rebuilder.shutdownNow();
+      WorkDirs.delete(dir);
     }
   }
 
-  /**
-   * The tar as the rebuilding thread writes it: its end is reported only once that thread is done,
-   * and as that thread's failure when it failed (a pipe closed early must not look like a whole tar).
-   */
-  private static final class ProducedInputStream extends FilterInputStream {
-    private final Future<Void> producer;
-
-    ProducedInputStream(InputStream in, Future<Void> producer) {
-      super(in);
-      this.producer = producer;
-    }
-
-    @Override
-    public int read() throws IOException {
-      byte[] one = new byte[1];
-      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
-    }
-
-    @Override
-    public int read(byte[] b, int off, int len) throws IOException {
-      int n;
-      try {
-        n = super.read(b, off, len);
-      } catch (IOException e) {
-        throw failureOr(e);
-      }
-      if (n < 0) {
-        IOException failure = failureOr(null);
-        if (failure != null) {
-          throw failure;
-        }
-      }
-      return n;
-    }
-
-    /** The producer's failure once it is done, else {@code otherwise}. */
-    private IOException failureOr(IOException otherwise) throws IOException {
-      try {
-        producer.get();
-        return otherwise;
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new InterruptedIOException("interrupted while the tar was put together");
-      } catch (ExecutionException e) {
-        Throwable cause = e.getCause();
-        if (cause instanceof InterruptedException) {
-          return new InterruptedIOException("putting the tar together was interrupted");
-        }
-        return cause instanceof IOException io ? io : new IOException("putting the tar together failed: " + cause, cause);
-      }
-    }
+  /** Where a Restore's deduplicated pod archives are put together, one at a time. */
+  private Path podWorkDir(Restore restore) {
+    return config.workDir().resolve("pod-restores").resolve(restore.getMetadata().getUid());
   }
 
   private void deleteImages(Restore restore, Registry registry, List<CheckpointImageStatus> images) {

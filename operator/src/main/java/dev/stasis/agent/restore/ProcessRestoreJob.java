@@ -180,7 +180,10 @@ final class ProcessRestoreJob extends NodeJob<Restore> {
         var written = new ChunkedImagesDownload(store, recorded, chunkKey)
             .writeInto(images, fetched -> progress.done(archived + fetched));
         StasisMetrics.chunksDownloaded(config.nodeName(), recorded.manifest().chunks.indexBytes
-            + written.distinctStoredBytes());
+            + written.fetchedBytes());
+        log.info("the chunks of {}: {} images of {} chunks ({} distinct, {} bytes stored) read by {} requests of {}"
+            + " bytes", store.uri(key), written.images(), written.chunks(), written.distinctChunks(),
+            written.distinctStoredBytes(), written.requests(), written.fetchedBytes());
       }
     } catch (ChunkedImagesDownload.ChunkMissingException e) {
       throw new WorkFailure("ArchiveMissing", e.getMessage() + "; restore another checkpoint");

@@ -13,92 +13,88 @@ import dev.stasis.storage.ObjectStore;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.security.DigestOutputStream;
-import java.security.MessageDigest;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Iterator;
+import java.util.List;
 import java.util.function.LongConsumer;
 
 /**
- * The kubelet's archive of a deduplicated pod checkpoint's container, put together from its tar
- * skeleton (the archive object) and its pages images' chunks (docs/dedup.md, "Pod checkpoints"):
- * for the checkpoint image's layer ({@code PodRestoreJob}) and for {@code stasis inspect}.
- * {@link #writeTo} returns only when every byte it wrote is the tar the manifest recorded.
+ * The kubelet's archive of a deduplicated pod checkpoint's container, put together in a file from
+ * its tar skeleton (the archive object) and its pages images' chunks (docs/dedup.md, "Pod
+ * checkpoints"): for the checkpoint image's layer ({@code PodRestoreJob}) and for {@code stasis
+ * inspect}. The skeleton's literals are written at their places first and the skeleton object is
+ * checked against its recorded size and sha256; then the chunks, each checked against its name, are
+ * written at their images' places ({@link ChunkedImagesDownload}, positional writes in any order);
+ * then the whole file against the manifest's {@code archive.tarSha256}. {@link #write} returns only
+ * when all of that held.
  */
-public final class RebuiltKubeletArchive implements AutoCloseable {
-  private final ObjectStore store;
-  private final RecordedManifest recorded;
-  private final ChunkKey chunkKey;
-  private final InputStream stored;
-  private final InputStream checked;
-  private final TarSkeleton.Rebuild rebuild;
-  /** Where {@link #rebuild} writes: set by {@link #writeTo}. */
-  private OutputStream target = OutputStream.nullOutputStream();
+public final class RebuiltKubeletArchive {
+  private RebuiltKubeletArchive() {}
+
+  /** The tar's length, and what the chunks' download wrote. */
+  public record Rebuilt(long tarBytes, ChunkedImagesDownload.Written written) {}
 
   /**
-   * Opens the skeleton and reads its head (the tar's length); nothing is trusted before {@link #writeTo}
-   * finished.
+   * Puts the tar together in {@code tarFile} (created or overwritten) and checks it.
    *
    * @param decryptWith the container's archive key when the storage encrypts, else null
    */
-  public RebuiltKubeletArchive(ObjectStore store, RecordedManifest recorded, BoundKey decryptWith, ChunkKey chunkKey)
-      throws IOException {
-    this.store = store;
-    this.recorded = recorded;
-    this.chunkKey = chunkKey;
+  public static Rebuilt write(ObjectStore store, RecordedManifest recorded, BoundKey decryptWith, ChunkKey chunkKey,
+      Path tarFile, LongConsumer fetched) throws IOException, InterruptedException {
     Manifest manifest = recorded.manifest();
+    String container = recorded.identity().container();
     if (!manifest.isChunked() || manifest.archive.tarSha256 == null) {
-      throw new ArchiveIntegrityException("the manifest of container " + recorded.identity().container()
-          + " records no chunks or no tarSha256: not a deduplicated pod checkpoint");
+      throw new ArchiveIntegrityException("the manifest of container " + container + " records no chunks or no"
+          + " tarSha256: not a deduplicated pod checkpoint");
     }
-    this.stored = store.open(recorded.archiveKey());
-    try {
-      this.checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
-      this.rebuild = new TarSkeleton.Rebuild(ArchiveReader.decoded(checked, manifest.archive.codec, decryptWith),
-          new OutputStream() {
+    try (InputStream stored = store.open(recorded.archiveKey());
+        FileChannel tar = FileChannel.open(tarFile, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(),
+          recorded.archive().storedBytes());
+      TarSkeleton.Rebuild rebuild = new TarSkeleton.Rebuild(
+          ArchiveReader.decoded(checked, manifest.archive.codec, decryptWith));
+      List<TarSkeleton.Image> images = rebuild.layOut(tar);
+      checked.transferTo(OutputStream.nullOutputStream()); // to its end: the skeleton's size and sha256 are checked there
+      Iterator<TarSkeleton.Image> next = images.iterator();
+      ChunkedImagesDownload.Written written = new ChunkedImagesDownload(store, recorded, chunkKey).writeTo(
+          new ChunkedImagesDownload.ImageTargets() {
             @Override
-            public void write(int b) throws IOException {
-              target.write(b);
+            public ChunkedImagesDownload.ImageTarget open(String fileName) throws IOException {
+              if (!next.hasNext()) {
+                throw new ArchiveIntegrityException("the chunk index lists " + fileName + " but the tar skeleton has"
+                    + " no image left");
+              }
+              TarSkeleton.Image image = next.next();
+              if (!image.fileName().equals(fileName)) {
+                throw new ArchiveIntegrityException("the tar skeleton's next image is " + image.fileName()
+                    + ", the chunk index's " + fileName);
+              }
+              return new ChunkedImagesDownload.ImageTarget(tar, image.offset());
             }
 
             @Override
-            public void write(byte[] b, int off, int len) throws IOException {
-              target.write(b, off, len);
+            public void close(ChunkedImagesDownload.ImageTarget target) {
+              // the tar goes on
             }
-          });
-    } catch (IOException | RuntimeException e) {
-      stored.close();
-      throw e;
+          }, fetched);
+      if (next.hasNext()) {
+        throw new ArchiveIntegrityException("the tar skeleton has an image the chunk index does not list: "
+            + next.next().fileName());
+      }
+      if (tar.size() != rebuild.tarBytes()) {
+        throw new ArchiveIntegrityException("the tar of container " + container + " put together is " + tar.size()
+            + " bytes, its skeleton says " + rebuild.tarBytes());
+      }
+      String actual = Sha256.hexOf(Channels.newInputStream(tar.position(0)));
+      if (!actual.equalsIgnoreCase(manifest.archive.tarSha256)) {
+        throw new ArchiveIntegrityException("the tar of container " + container + " put together from its skeleton"
+            + " and chunks has sha256 " + actual + ", the manifest recorded " + manifest.archive.tarSha256);
+      }
+      return new Rebuilt(rebuild.tarBytes(), written);
     }
-  }
-
-  /** The tar's length, as its skeleton says (checked by {@link #writeTo}). */
-  public long tarBytes() {
-    return rebuild.tarBytes();
-  }
-
-  /**
-   * Writes the tar to {@code out} (left open), its images from chunks each checked against its
-   * name; then checks the skeleton object against its recorded size and sha256 and the tar against
-   * the manifest's {@code archive.tarSha256}, and throws if either differs.
-   */
-  public ChunkedImagesDownload.Written writeTo(OutputStream out, LongConsumer fetched)
-      throws IOException, InterruptedException {
-    MessageDigest sha256 = Sha256.newDigest();
-    target = new DigestOutputStream(out, sha256);
-    ChunkedImagesDownload.Written written = new ChunkedImagesDownload(store, recorded, chunkKey)
-        .writeTo(rebuild::image, fetched);
-    rebuild.finish(); // the tar is then as long as the skeleton says
-    checked.transferTo(OutputStream.nullOutputStream()); // to its end: the skeleton's size and sha256 are checked there
-    String actual = Sha256.hex(sha256.digest());
-    String tarSha256 = recorded.manifest().archive.tarSha256;
-    if (!actual.equalsIgnoreCase(tarSha256)) {
-      throw new ArchiveIntegrityException("the tar of container " + recorded.identity().container() + " put together"
-          + " from its skeleton and chunks has sha256 " + actual + ", the manifest recorded " + tarSha256);
-    }
-    return written;
-  }
-
-  @Override
-  public void close() throws IOException {
-    stored.close();
   }
 }

@@ -6,6 +6,7 @@ import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.ChunkKey;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 /**
@@ -126,10 +127,27 @@ public final class ChunkObjects {
       throw new ArchiveIntegrityException("chunk " + name + " holds " + chunk.length + " bytes, the chunk index lists "
           + length);
     }
-    if (!namer.matches(name, chunk, 0, chunk.length)) {
+    checkName(name, chunk, 0, chunk.length);
+    return chunk;
+  }
+
+  /**
+   * {@link #open(String, byte[], int, int, int)}, except that a raw chunk of an unencrypted store is
+   * checked where it lies in {@code bytes} and handed back as a view of them, not copied: a restore
+   * writes it out before it reads the next object into the same buffer.
+   */
+  public ByteBuffer openInPlace(String name, byte[] bytes, int offset, int objectLength, int length) throws IOException {
+    if (cipher == null && objectLength == length + 1 && bytes[offset] == RAW) {
+      checkName(name, bytes, offset + 1, length);
+      return ByteBuffer.wrap(bytes, offset + 1, length);
+    }
+    return ByteBuffer.wrap(open(name, bytes, offset, objectLength, length));
+  }
+
+  private void checkName(String name, byte[] chunk, int offset, int length) throws ArchiveAuthenticationException {
+    if (!namer.matches(name, chunk, offset, length)) {
       throw new ArchiveAuthenticationException("chunk " + name + " holds other bytes than its name says: it was altered"
           + " or another chunk was stored under its name");
     }
-    return chunk;
   }
 }

@@ -8,7 +8,6 @@ import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.SequenceInputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -139,22 +138,19 @@ public final class TarSkeleton {
   }
 
   /**
-   * Puts a tar back together from its skeleton and its images' data, writing it to {@code tar} in
-   * order: {@link #image} for each image in skeleton order, then {@link #finish}. Anything that
-   * does not fit the skeleton (an image of another name or length, one too many or too few, a
-   * skeleton that is not one) throws an {@link ArchiveIntegrityException}.
+   * Puts a tar back together from its skeleton: {@link #layOut} writes everything but the images'
+   * data at its place in a file and says where each image goes, for the chunks to be written there
+   * (in any order). Anything that does not fit (a record of another kind, lengths beyond the tar's,
+   * a tar of another length, a skeleton that is not one) throws an {@link ArchiveIntegrityException}.
    */
   public static final class Rebuild {
     private final DataInputStream skeleton;
-    private final OutputStream tar;
     private final long tarBytes;
     private final byte[] buffer = new byte[COPY_BUFFER];
-    private long written;
-    private ImageOut open;
 
-    public Rebuild(InputStream skeleton, OutputStream tar) throws IOException {
+    /** Reads the skeleton's head. */
+    public Rebuild(InputStream skeleton) throws IOException {
       this.skeleton = new DataInputStream(skeleton);
-      this.tar = tar;
       byte[] magic = this.skeleton.readNBytes(MAGIC.length);
       if (!Arrays.equals(magic, MAGIC)) {
         throw new ArchiveIntegrityException("the archive is not a tar skeleton: it does not start with STSK");
@@ -176,80 +172,61 @@ public final class TarSkeleton {
     }
 
     /**
-     * Writes the tar up to the next image, which must be {@code fileName}; its data goes to the
-     * stream returned, which takes exactly the image's length (closing it leaves the tar open).
+     * Writes the skeleton's literals at their places in {@code tar} (from its start) and returns
+     * the images whose data goes between them, in skeleton order.
      */
-    public OutputStream image(String fileName) throws IOException {
-      closeImage();
-      int tag = copyLiterals();
-      if (tag != TAG_IMAGE) {
-        throw new ArchiveIntegrityException("the chunk index lists " + fileName + " but the tar skeleton has no"
-            + " image left");
+    public List<Image> layOut(FileChannel tar) throws IOException {
+      List<Image> images = new ArrayList<>();
+      long at = 0;
+      while (true) {
+        int tag = readByte();
+        if (tag == TAG_END) {
+          break;
+        }
+        if (tag == TAG_LITERAL) {
+          long length = readLength(at, "literal");
+          for (long left = length; left > 0; ) {
+            int n = skeleton.read(buffer, 0, (int) Math.min(buffer.length, left));
+            if (n < 0) {
+              throw truncated();
+            }
+            long position = at + (length - left);
+            ByteBuffer bytes = ByteBuffer.wrap(buffer, 0, n);
+            while (bytes.hasRemaining()) {
+              position += tar.write(bytes, position);
+            }
+            left -= n;
+          }
+          at += length;
+        } else if (tag == TAG_IMAGE) {
+          String name = new String(readExactly(skeleton.readUnsignedShort()), StandardCharsets.UTF_8);
+          if (!IMAGE_NAME.matcher(name).matches()) {
+            throw new ArchiveIntegrityException("the tar skeleton names an image " + name + ", not a pages image");
+          }
+          long bytes = readLength(at, "image " + name);
+          images.add(new Image(name, at, bytes));
+          at += bytes;
+        } else {
+          throw new ArchiveIntegrityException("the tar skeleton has an unknown record " + tag);
+        }
       }
-      int nameBytes = skeleton.readUnsignedShort();
-      String name = new String(readExactly(nameBytes), StandardCharsets.UTF_8);
-      long bytes = readLong();
-      if (!name.equals(fileName)) {
-        throw new ArchiveIntegrityException("the tar skeleton's next image is " + name + ", the chunk index's "
-            + fileName);
-      }
-      if (bytes < 0 || written + bytes > tarBytes) {
-        throw new ArchiveIntegrityException("the tar skeleton's image " + name + " of " + bytes
-            + " bytes does not fit in the " + tarBytes + " bytes of the tar");
-      }
-      open = new ImageOut(name, bytes);
-      return open;
-    }
-
-    /** Writes the rest of the tar after the last image; throws unless the tar is then whole. */
-    public void finish() throws IOException {
-      closeImage();
-      int tag = copyLiterals();
-      if (tag != TAG_END) {
-        throw new ArchiveIntegrityException("the tar skeleton has an image the chunk index does not list");
-      }
-      if (written != tarBytes) {
-        throw new ArchiveIntegrityException("the tar put together is " + written + " bytes, its skeleton says "
+      if (at != tarBytes) {
+        throw new ArchiveIntegrityException("the tar skeleton's records make " + at + " bytes, its head says "
             + tarBytes);
       }
       if (skeleton.read() >= 0) {
         throw new ArchiveIntegrityException("the tar skeleton goes on after its end");
       }
+      return images;
     }
 
-    private void closeImage() throws ArchiveIntegrityException {
-      if (open != null && open.remaining != 0) {
-        throw new ArchiveIntegrityException(open.name + " got " + (open.bytes - open.remaining) + " bytes, the tar"
-            + " skeleton says " + open.bytes);
+    private long readLength(long at, String what) throws IOException {
+      long length = readLong();
+      if (length < 0 || at + length > tarBytes) {
+        throw new ArchiveIntegrityException("the tar skeleton's " + what + " of " + length
+            + " bytes does not fit in the " + tarBytes + " bytes of the tar");
       }
-      open = null;
-    }
-
-    /** Copies literal records; the tag of the first record that is not one. */
-    private int copyLiterals() throws IOException {
-      while (true) {
-        int tag = readByte();
-        if (tag != TAG_LITERAL) {
-          if (tag != TAG_IMAGE && tag != TAG_END) {
-            throw new ArchiveIntegrityException("the tar skeleton has an unknown record " + tag);
-          }
-          return tag;
-        }
-        long length = readLong();
-        if (length < 0 || written + length > tarBytes) {
-          throw new ArchiveIntegrityException("the tar skeleton's literal of " + length + " bytes does not fit in the "
-              + tarBytes + " bytes of the tar");
-        }
-        for (long left = length; left > 0; ) {
-          int n = skeleton.read(buffer, 0, (int) Math.min(buffer.length, left));
-          if (n < 0) {
-            throw truncated();
-          }
-          tar.write(buffer, 0, n);
-          left -= n;
-        }
-        written += length;
-      }
+      return length;
     }
 
     private int readByte() throws IOException {
@@ -278,40 +255,6 @@ public final class TarSkeleton {
 
     private static ArchiveIntegrityException truncated() {
       return new ArchiveIntegrityException("the tar skeleton ends before its end record: it is truncated");
-    }
-
-    /** Where one image's data goes: into the tar, exactly its length. */
-    private final class ImageOut extends OutputStream {
-      final String name;
-      final long bytes;
-      long remaining;
-
-      ImageOut(String name, long bytes) {
-        this.name = name;
-        this.bytes = bytes;
-        this.remaining = bytes;
-      }
-
-      @Override
-      public void write(int b) throws IOException {
-        write(new byte[] {(byte) b}, 0, 1);
-      }
-
-      @Override
-      public void write(byte[] b, int off, int len) throws IOException {
-        if (len > remaining) {
-          throw new ArchiveIntegrityException(name + " put together from its chunks is longer than the " + bytes
-              + " bytes the tar skeleton says");
-        }
-        tar.write(b, off, len);
-        remaining -= len;
-        written += len;
-      }
-
-      @Override
-      public void close() {
-        // the tar goes on
-      }
     }
   }
 }

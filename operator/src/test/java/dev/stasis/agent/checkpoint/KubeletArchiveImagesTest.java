@@ -5,22 +5,22 @@ import static dev.stasis.criu.PagemapImages.message;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.stasis.agent.restore.ChunkedImagesDownload;
+import dev.stasis.agent.restore.RebuiltKubeletArchive;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
+import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Manifest;
+import dev.stasis.archive.Sha256;
 import dev.stasis.archive.dedup.TarSkeleton;
 import dev.stasis.criu.PagemapImages;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.storage.FileSystemObjectStore;
 import dev.stasis.storage.ObjectStore;
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.channels.FileChannel;
@@ -118,6 +118,16 @@ class KubeletArchiveImagesTest {
   }
 
   @Test
+  void aSkeletonAlteredInStorageIsRefused() throws Exception {
+    Stored stored = store(kubeletTar("first.tar", memory(1, 96), memory(2, 9)), "first");
+    byte[] altered = stored.skeleton().clone();
+    altered[altered.length - 600] ^= 1; // in the last literal: what follows the images
+
+    assertThatThrownBy(() -> rebuild(stored, altered)).isInstanceOf(ArchiveIntegrityException.class)
+        .hasMessageContaining("sha256");
+  }
+
+  @Test
   void pagesNoProcessPagemapNamesOrOfAnotherLengthStayInTheSkeleton() throws Exception {
     Path tar = dir.resolve("odd.tar");
     try (TarArchiveOutputStream out = new TarArchiveOutputStream(Files.newOutputStream(tar))) {
@@ -133,7 +143,8 @@ class KubeletArchiveImagesTest {
     assertThat(rebuild(stored)).isEqualTo(Files.readAllBytes(tar));
   }
 
-  private record Stored(List<TarSkeleton.Image> holes, ChunkedImagesUpload.Stored chunks, byte[] skeleton) {}
+  private record Stored(List<TarSkeleton.Image> holes, ChunkedImagesUpload.Stored chunks, byte[] skeleton,
+      String tarSha256) {}
 
   private Stored store(Path tar, String checkpoint) throws Exception {
     return store(tar, checkpoint, false);
@@ -148,21 +159,29 @@ class KubeletArchiveImagesTest {
           CHUNK_KEY, encrypt, ArchiveCodec.ZSTD);
       upload.listStored();
       ChunkedImagesUpload.Stored chunks = upload.store(found.toCut(), cut -> {});
-      return new Stored(found.holes(), chunks, TarSkeleton.split(channel, channel.size(), found.holes()).readAllBytes());
+      return new Stored(found.holes(), chunks, TarSkeleton.split(channel, channel.size(), found.holes()).readAllBytes(),
+          Sha256.hexOf(Files.readAllBytes(tar)));
     }
   }
 
-  /** As PodRestoreJob puts the tar together. */
+  /** As PodRestoreJob puts the tar together: the skeleton stored as the archive object (uncompressed here). */
   private byte[] rebuild(Stored stored) throws Exception {
+    return rebuild(stored, stored.skeleton());
+  }
+
+  /** With {@code storedSkeleton} in storage where the skeleton was recorded. */
+  private byte[] rebuild(Stored stored, byte[] storedSkeleton) throws Exception {
     Manifest manifest = new Manifest();
+    manifest.archive = new Manifest.Archive();
+    manifest.archive.codec = ArchiveCodec.NONE;
+    manifest.archive.tarSha256 = stored.tarSha256();
     manifest.chunked(stored.chunks().chunks());
-    RecordedManifest recorded = new RecordedManifest(manifest, "unused", new ArchiveIdentity(NS, "uid", "app"),
-        new ArchiveSummary(0, 0, ""));
-    ByteArrayOutputStream tar = new ByteArrayOutputStream();
-    TarSkeleton.Rebuild rebuild = new TarSkeleton.Rebuild(new ByteArrayInputStream(stored.skeleton()), tar);
-    new ChunkedImagesDownload(store, recorded, CHUNK_KEY).writeTo(rebuild::image, fetched -> {});
-    rebuild.finish();
-    return tar.toByteArray();
+    store.put("skeleton", storedSkeleton);
+    RecordedManifest recorded = new RecordedManifest(manifest, "skeleton", new ArchiveIdentity(NS, "uid", "app"),
+        new ArchiveSummary(0, stored.skeleton().length, Sha256.hexOf(stored.skeleton())));
+    Path tar = dir.resolve("rebuilt.tar");
+    RebuiltKubeletArchive.write(store, recorded, null, CHUNK_KEY, tar, fetched -> {});
+    return Files.readAllBytes(tar);
   }
 
   /** As the kubelet writes one: the CRIU images under checkpoint/ among the runtime's files. */

@@ -7,6 +7,7 @@ import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ChunkKey;
+import java.nio.ByteBuffer;
 import org.junit.jupiter.api.Test;
 
 /** Stored chunk objects: named over the chunk, compressed when that pays, sealed when encrypting; opened only as the chunk named. */
@@ -53,10 +54,16 @@ class ChunkObjectsTest {
         System.arraycopy(object, 0, range, 100, object.length);
 
         assertThat(objects.open(name, range, 100, object.length, chunk.length)).isEqualTo(chunk);
+        ByteBuffer opened = objects.openInPlace(name, range, 100, object.length, chunk.length);
+        byte[] openedBytes = new byte[opened.remaining()];
+        opened.get(openedBytes);
+        assertThat(openedBytes).as("in place").isEqualTo(chunk);
         assertThatThrownBy(() -> objects.open(name, range, 101, object.length, chunk.length)).as("one byte off")
             .isInstanceOfAny(ArchiveAuthenticationException.class, ArchiveIntegrityException.class);
         range[100 + object.length / 2] ^= 1;
         assertThatThrownBy(() -> objects.open(name, range, 100, object.length, chunk.length)).as("altered")
+            .isInstanceOfAny(ArchiveAuthenticationException.class, ArchiveIntegrityException.class);
+        assertThatThrownBy(() -> objects.openInPlace(name, range, 100, object.length, chunk.length)).as("altered, in place")
             .isInstanceOfAny(ArchiveAuthenticationException.class, ArchiveIntegrityException.class);
       }
     }

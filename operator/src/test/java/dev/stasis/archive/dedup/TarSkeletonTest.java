@@ -5,13 +5,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.stasis.archive.ArchiveIntegrityException;
 import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
@@ -51,62 +51,29 @@ class TarSkeletonTest {
   }
 
   @Test
-  void anImageOfAnotherNameIsRefused() throws IOException {
-    Path tar = kubeletTar(TarArchiveOutputStream.LONGFILE_POSIX, TarArchiveOutputStream.BIGNUMBER_POSIX);
-    byte[] skeleton = skeleton(tar);
-    TarSkeleton.Rebuild rebuild = new TarSkeleton.Rebuild(new ByteArrayInputStream(skeleton), OutputStream.nullOutputStream());
-
-    assertThatThrownBy(() -> rebuild.image("pages-2.img")).isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageContaining("next image is pages-1.img");
-  }
-
-  @Test
-  void anImageThatIsShortOrLongIsRefused() throws IOException {
+  void aTruncatedForeignOrOverlongSkeletonIsRefused() throws IOException {
     Path tar = kubeletTar(TarArchiveOutputStream.LONGFILE_POSIX, TarArchiveOutputStream.BIGNUMBER_POSIX);
     byte[] skeleton = skeleton(tar);
 
-    TarSkeleton.Rebuild longer = new TarSkeleton.Rebuild(new ByteArrayInputStream(skeleton), OutputStream.nullOutputStream());
-    OutputStream image = longer.image("pages-1.img");
-    assertThatThrownBy(() -> image.write(new byte[memory(1).length + 1])).isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageContaining("longer than");
-
-    TarSkeleton.Rebuild shorter = new TarSkeleton.Rebuild(new ByteArrayInputStream(skeleton), OutputStream.nullOutputStream());
-    shorter.image("pages-1.img").write(new byte[10]);
-    assertThatThrownBy(() -> shorter.image("pages-2.img")).isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageContaining("pages-1.img got 10 bytes");
-  }
-
-  @Test
-  void anImageLeftOutOrOneTooManyIsRefused() throws IOException {
-    Path tar = kubeletTar(TarArchiveOutputStream.LONGFILE_POSIX, TarArchiveOutputStream.BIGNUMBER_POSIX);
-    byte[] skeleton = skeleton(tar);
-
-    TarSkeleton.Rebuild missing = new TarSkeleton.Rebuild(new ByteArrayInputStream(skeleton), OutputStream.nullOutputStream());
-    missing.image("pages-1.img").write(memory(1));
-    assertThatThrownBy(missing::finish).isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageContaining("an image the chunk index does not list");
-
-    TarSkeleton.Rebuild extra = new TarSkeleton.Rebuild(new ByteArrayInputStream(skeleton), OutputStream.nullOutputStream());
-    extra.image("pages-1.img").write(memory(1));
-    extra.image("pages-2.img").write(memory(2));
-    assertThatThrownBy(() -> extra.image("pages-3.img")).isInstanceOf(ArchiveIntegrityException.class)
-        .hasMessageContaining("no image left");
-  }
-
-  @Test
-  void aTruncatedOrForeignSkeletonIsRefused() throws IOException {
-    Path tar = kubeletTar(TarArchiveOutputStream.LONGFILE_POSIX, TarArchiveOutputStream.BIGNUMBER_POSIX);
-    byte[] skeleton = skeleton(tar);
-
-    TarSkeleton.Rebuild truncated = new TarSkeleton.Rebuild(
-        new ByteArrayInputStream(Arrays.copyOf(skeleton, skeleton.length - 100)), OutputStream.nullOutputStream());
-    truncated.image("pages-1.img").write(memory(1));
-    truncated.image("pages-2.img").write(memory(2));
-    assertThatThrownBy(truncated::finish).isInstanceOf(ArchiveIntegrityException.class).hasMessageContaining("truncated");
-
-    assertThatThrownBy(() -> new TarSkeleton.Rebuild(new ByteArrayInputStream(Files.readAllBytes(tar)),
-        OutputStream.nullOutputStream())).isInstanceOf(ArchiveIntegrityException.class)
+    assertThatThrownBy(() -> layOut(Arrays.copyOf(skeleton, skeleton.length - 100)))
+        .isInstanceOf(ArchiveIntegrityException.class).hasMessageContaining("truncated");
+    assertThatThrownBy(() -> layOut(Files.readAllBytes(tar))).isInstanceOf(ArchiveIntegrityException.class)
         .hasMessageContaining("not a tar skeleton");
+    byte[] longer = Arrays.copyOf(skeleton, skeleton.length + 1);
+    assertThatThrownBy(() -> layOut(longer)).isInstanceOf(ArchiveIntegrityException.class)
+        .hasMessageContaining("goes on after its end");
+  }
+
+  @Test
+  void aLengthAlteredInTheSkeletonIsRefused() throws IOException {
+    Path tar = kubeletTar(TarArchiveOutputStream.LONGFILE_POSIX, TarArchiveOutputStream.BIGNUMBER_POSIX);
+    byte[] skeleton = skeleton(tar);
+    // The first record's length (after magic, version and the tar's length): one more than the tar holds.
+    byte[] altered = skeleton.clone();
+    altered[4 + 1 + 8 + 1] = 0x7f;
+
+    assertThatThrownBy(() -> layOut(altered)).isInstanceOf(ArchiveIntegrityException.class)
+        .hasMessageContaining("does not fit in the " + Files.size(tar) + " bytes of the tar");
   }
 
   private void assertRoundTrip(Path tar) throws IOException {
@@ -114,18 +81,25 @@ class TarSkeletonTest {
     byte[] skeleton = skeleton(tar);
     assertThat(skeleton.length).isLessThan(original.length - memory(1).length - memory(2).length + 200);
 
-    ByteArrayOutputStream rebuilt = new ByteArrayOutputStream();
-    TarSkeleton.Rebuild rebuild = new TarSkeleton.Rebuild(new ByteArrayInputStream(skeleton), rebuilt);
-    assertThat(rebuild.tarBytes()).isEqualTo(original.length);
-    try (OutputStream image = rebuild.image("pages-1.img")) {
-      image.write(memory(1));
+    Path rebuilt = dir.resolve("rebuilt.tar");
+    try (FileChannel channel = FileChannel.open(rebuilt, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      TarSkeleton.Rebuild rebuild = new TarSkeleton.Rebuild(new ByteArrayInputStream(skeleton));
+      assertThat(rebuild.tarBytes()).isEqualTo(original.length);
+      List<TarSkeleton.Image> images = rebuild.layOut(channel);
+      assertThat(images).extracting(TarSkeleton.Image::fileName).containsExactly("pages-1.img", "pages-2.img");
+      // The images' data in any order, as the chunks arrive.
+      channel.write(ByteBuffer.wrap(memory(2)), images.get(1).offset());
+      channel.write(ByteBuffer.wrap(memory(1)), images.get(0).offset());
     }
-    try (OutputStream image = rebuild.image("pages-2.img")) {
-      image.write(memory(2));
-    }
-    rebuild.finish();
 
-    assertThat(rebuilt.toByteArray()).isEqualTo(original);
+    assertThat(Files.readAllBytes(rebuilt)).isEqualTo(original);
+  }
+
+  private List<TarSkeleton.Image> layOut(byte[] skeleton) throws IOException {
+    Path file = Files.createTempFile(dir, "laid-out", ".tar");
+    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+      return new TarSkeleton.Rebuild(new ByteArrayInputStream(skeleton)).layOut(channel);
+    }
   }
 
   /** The skeleton with the data of both pages images left out. */

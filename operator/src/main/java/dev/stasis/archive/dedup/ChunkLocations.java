@@ -1,7 +1,5 @@
-package dev.stasis.agent.checkpoint;
+package dev.stasis.archive.dedup;
 
-import dev.stasis.archive.dedup.ChunkIndex;
-import dev.stasis.archive.dedup.ChunkLocation;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -10,13 +8,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Where each chunk a namespace already stores is, for a writer: name to location and stored length,
+ * Where each chunk a namespace already stores is, for a writer (and for a restore whose hinted pack
+ * is gone): name to location and stored length,
  * in flat arrays (open addressing on the name's first 8 bytes, which are an HMAC's and so uniform)
  * instead of a map of strings: 49 bytes a slot, at most three quarters full, so 65-130 bytes a chunk
  * (a {@code HashMap<String, …>} entry alone is over 200). It also remembers which chunks this
  * checkpoint referred to. Not thread-safe: its owner locks.
  */
-final class ChunkLocations {
+public final class ChunkLocations {
   private static final int LOOSE = -1;
   private static final HexFormat HEX = HexFormat.of();
 
@@ -31,21 +30,21 @@ final class ChunkLocations {
   private final List<String> packIds = new ArrayList<>();
   private final Map<String, Integer> packNumbers = new HashMap<>();
 
-  ChunkLocations(int expected) {
+  public ChunkLocations(int expected) {
     allocate(Integer.highestOneBit(Math.max(16, expected * 4 / 3)) << 1);
   }
 
-  int size() {
+  public int size() {
     return size;
   }
 
   /** The chunks {@link #refer} was called for, each once. */
-  int referenced() {
+  public int referenced() {
     return referencedCount;
   }
 
   /** Adds a chunk unless it is known already; returns whether it was added. */
-  boolean add(String name, ChunkLocation location, int stored) {
+  public boolean add(String name, ChunkLocation location, int stored) {
     long[] key = key(name);
     int slot = slot(key);
     if (!free(slot)) {
@@ -64,7 +63,7 @@ final class ChunkLocations {
   }
 
   /** The chunk as this checkpoint's index refers to it, marking it referred to; null when the namespace lacks it. */
-  ChunkIndex.ChunkRef refer(String name, int bytes) {
+  public ChunkIndex.ChunkRef refer(String name, int bytes) {
     int slot = slot(key(name));
     if (free(slot)) {
       return null;
@@ -73,6 +72,16 @@ final class ChunkLocations {
       referenced[slot] = true;
       referencedCount++;
     }
+    return ref(slot, name, bytes);
+  }
+
+  /** The chunk where the namespace stores it, without marking it referred to; null when the namespace lacks it. */
+  public ChunkIndex.ChunkRef find(String name, int bytes) {
+    int slot = slot(key(name));
+    return free(slot) ? null : ref(slot, name, bytes);
+  }
+
+  private ChunkIndex.ChunkRef ref(int slot, String name, int bytes) {
     ChunkLocation location = packs[slot] == LOOSE ? ChunkLocation.LOOSE
         : ChunkLocation.inPack(packIds.get(packs[slot]), offsets[slot]);
     return new ChunkIndex.ChunkRef(name, bytes, storedBytes[slot], location);
