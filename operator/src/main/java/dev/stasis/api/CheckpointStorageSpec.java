@@ -32,9 +32,9 @@ public class CheckpointStorageSpec {
   public Compression compression;
 
   @Default("false")
-  @JsonPropertyDescription("Deduplicate process checkpoints: their memory is stored as chunks shared with the earlier"
-      + " checkpoints of the same namespace in this storage, so a checkpoint uploads and stores only what changed"
-      + " (status.archive.newBytes). Pod checkpoints stay whole archives.")
+  @JsonPropertyDescription("Deduplicate checkpoints: their memory (for pods, the memory images in the kubelet's"
+      + " archive) is stored as chunks shared with the earlier checkpoints of the same namespace in this storage, so a"
+      + " checkpoint uploads and stores only what changed (status.archive.newBytes).")
   public Boolean deduplication;
 
   @JsonPropertyDescription("Encrypt archives (AES-256-GCM, on the node, before they leave it) with keys from a Secret."

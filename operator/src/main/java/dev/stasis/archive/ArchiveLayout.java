@@ -76,6 +76,11 @@ public record ArchiveLayout(String namespace, String checkpointName, String chec
     return containerPrefix(container) + MANIFEST_FILE_NAME;
   }
 
+  /** The chunk index of a deduplicated pod checkpoint's container: its pages images' chunks. */
+  public String containerChunkIndexKey(String container) {
+    return containerPrefix(container) + CHUNK_INDEX_FILE_NAME;
+  }
+
   public String chunkIndexKey() {
     return prefix() + CHUNK_INDEX_FILE_NAME;
   }

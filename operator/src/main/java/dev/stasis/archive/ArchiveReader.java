@@ -138,6 +138,15 @@ public final class ArchiveReader {
     }
   }
 
+  /**
+   * The plain bytes of a stored object that is not a tar of files (a pod checkpoint's tar skeleton):
+   * decrypted with {@code decryptWith} unless null, decompressed. The caller checks the stored bytes
+   * (an {@link ExpectedBytesInputStream} under this, read to its end) before it trusts the result.
+   */
+  public static InputStream decoded(InputStream stored, ArchiveCodec codec, BoundKey decryptWith) throws IOException {
+    return decompressor(codec, decryptWith == null ? stored : new DecryptingInputStream(stored, decryptWith));
+  }
+
   private static InputStream decompressor(ArchiveCodec codec, InputStream compressed)
       throws IOException {
     switch (codec) {

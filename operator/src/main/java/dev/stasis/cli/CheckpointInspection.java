@@ -1,6 +1,7 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.restore.ChunkedImagesDownload;
+import dev.stasis.agent.restore.RebuiltKubeletArchive;
 import dev.stasis.api.ArchiveStatus;
 import dev.stasis.api.Checkpoint;
 import dev.stasis.api.CheckpointPhase;
@@ -9,9 +10,11 @@ import dev.stasis.api.ContainerCheckpointStatus;
 import dev.stasis.api.NodeProfile;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.archive.ArchiveAuthenticationException;
+import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIntegrityException;
 import dev.stasis.archive.ArchiveKey;
 import dev.stasis.archive.ArchiveReader;
+import dev.stasis.archive.ArchiveSummary;
 import dev.stasis.archive.BoundKey;
 import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.ContainerDump;
@@ -135,15 +138,20 @@ final class CheckpointInspection {
     Files.createDirectories(workDir);
     Path unpacked = Files.createTempDirectory(workDir, "inspect-");
     try {
-      try (InputStream in = store.open(recorded.archiveKey())) {
-        new ArchiveReader().extract(in, unpacked, stored.codec, recorded.archive(), key);
-      } catch (ArchiveAuthenticationException e) {
-        throw new Refused("ArchiveNotAuthentic: " + e.getMessage());
-      } catch (ArchiveIntegrityException e) {
-        throw new Refused("ArchiveCorrupted: " + e.getMessage());
+      CheckpointReport.Deduplicated deduplicated;
+      if (recorded.manifest().isChunked() && !recorded.identity().container().isEmpty()) {
+        deduplicated = rebuiltKubeletArchive(store, storages, storage, recorded, key, unpacked, newBytes);
+      } else {
+        try (InputStream in = store.open(recorded.archiveKey())) {
+          new ArchiveReader().extract(in, unpacked, stored.codec, recorded.archive(), key);
+        } catch (ArchiveAuthenticationException e) {
+          throw new Refused("ArchiveNotAuthentic: " + e.getMessage());
+        } catch (ArchiveIntegrityException e) {
+          throw new Refused("ArchiveCorrupted: " + e.getMessage());
+        }
+        deduplicated = recorded.manifest().isChunked()
+            ? chunkedImages(store, storages, storage, recorded, unpacked, newBytes) : null;
       }
-      CheckpointReport.Deduplicated deduplicated = recorded.manifest().isChunked()
-          ? chunkedImages(store, storages, storage, recorded, unpacked, newBytes) : null;
       ContainerDump container = recorded.identity().container().isEmpty() ? null : ContainerDump.read(unpacked);
       DumpContents dump = DumpContents.read(container == null ? unpacked : unpacked.resolve(ContainerDump.IMAGES_FOLDER));
       String containerName = recorded.identity().container().isEmpty() ? null : recorded.identity().container();
@@ -159,12 +167,58 @@ final class CheckpointInspection {
   /** The memory images of a deduplicated checkpoint, put together from their chunks and verified as a restore does. */
   private CheckpointReport.Deduplicated chunkedImages(ObjectStore store, StorageBinding storages,
       CheckpointStorage storage, RecordedManifest recorded, Path unpacked, Long newBytes) throws Refused, IOException {
-    Manifest.Chunks chunks = recorded.manifest().chunks;
-    String namespace = recorded.identity().namespace();
-    ChunkedImagesDownload.Written written;
+    ChunkKey chunkKey = chunkKey(storages, storage, recorded);
+    return deduplicated(recorded, newBytes, readingChunks(
+        () -> new ChunkedImagesDownload(store, recorded, chunkKey).writeInto(unpacked, bytes -> {})));
+  }
+
+  /**
+   * A deduplicated pod checkpoint's container: its kubelet archive put together and verified as a
+   * restore does ({@link RebuiltKubeletArchive}) into a file next to {@code unpacked}, then unpacked
+   * there as the tar it is.
+   */
+  private CheckpointReport.Deduplicated rebuiltKubeletArchive(ObjectStore store, StorageBinding storages,
+      CheckpointStorage storage, RecordedManifest recorded, BoundKey key, Path unpacked, Long newBytes)
+      throws Refused, IOException {
+    ChunkKey chunkKey = chunkKey(storages, storage, recorded);
+    Path tar = Files.createTempFile(workDir, "inspect-", ".tar");
     try {
-      written = new ChunkedImagesDownload(store, recorded, ChunkKey.of(chunkKeySource(storages, storage, chunks),
-          namespace)).writeInto(unpacked, bytes -> {});
+      return deduplicated(recorded, newBytes, readingChunks(() -> {
+        RebuiltKubeletArchive.Rebuilt rebuilt = RebuiltKubeletArchive.write(store, recorded, key, chunkKey, tar,
+            bytes -> {});
+        try (InputStream in = Files.newInputStream(tar)) {
+          // Checked as it was put together: unpacked as a plain tar of that length and sha256.
+          new ArchiveReader().extract(in, unpacked, ArchiveCodec.NONE,
+              new ArchiveSummary(rebuilt.tarBytes(), rebuilt.tarBytes(), recorded.manifest().archive.tarSha256), null);
+        }
+        return rebuilt.written();
+      }));
+    } finally {
+      Files.deleteIfExists(tar);
+    }
+  }
+
+  private ChunkKey chunkKey(StorageBinding storages, CheckpointStorage storage, RecordedManifest recorded)
+      throws Refused {
+    return ChunkKey.of(chunkKeySource(storages, storage, recorded.manifest().chunks), recorded.identity().namespace());
+  }
+
+  private static CheckpointReport.Deduplicated deduplicated(RecordedManifest recorded, Long newBytes,
+      ChunkedImagesDownload.Written written) {
+    Manifest.Chunks chunks = recorded.manifest().chunks;
+    return new CheckpointReport.Deduplicated(chunks.imagesBytes, written.chunks(), written.distinctChunks(),
+        written.distinctStoredBytes(), newBytes, chunks.encryption, chunks.keyId);
+  }
+
+  /** Reading a deduplicated checkpoint's chunks. */
+  private interface ChunkRead {
+    ChunkedImagesDownload.Written run() throws IOException, InterruptedException;
+  }
+
+  /** What {@code read} read; what made it fail as the reason a restore would give. */
+  private static ChunkedImagesDownload.Written readingChunks(ChunkRead read) throws Refused, IOException {
+    try {
+      return read.run();
     } catch (ArchiveAuthenticationException e) {
       throw new Refused("ArchiveNotAuthentic: " + e.getMessage());
     } catch (ArchiveIntegrityException e) {
@@ -175,8 +229,6 @@ final class CheckpointInspection {
       Thread.currentThread().interrupt();
       throw new Refused("interrupted while reading the chunks");
     }
-    return new CheckpointReport.Deduplicated(chunks.imagesBytes, written.chunks(), written.distinctChunks(),
-        written.distinctStoredBytes(), newBytes, chunks.encryption, chunks.keyId);
   }
 
   /** The storage key a deduplicated checkpoint's chunk key derives from: the encryption key it names, or the chunk secret. */

@@ -167,6 +167,23 @@ public record DumpContents(List<Process> processes, long pagesBytes, long images
   }
 
   /**
+   * A pagemap image as bytes (a runtime's checkpoint archive holds it as an entry): the number of
+   * the pages image its head names ({@code pages-<pagesId>.img}) and the runs of memory in that
+   * image, in image order; no runs when the pagemap lists none.
+   */
+  public record Pagemap(long pagesId, List<MemoryRun> runs) {}
+
+  /** @param name the image's name, for what goes wrong */
+  public static Pagemap pagemap(byte[] image, String name) throws IOException {
+    List<ProtobufMessage> messages = ImageFile.parse(image, ImageFile.PAGEMAP_MAGIC, name);
+    if (messages.isEmpty()) {
+      throw new IOException(name + " has no head: not a pagemap CRIU wrote");
+    }
+    return new Pagemap(messages.get(0).number(1, 0), messages.subList(1, messages.size()).stream()
+        .map(DumpContents::runInPagesFile).flatMap(Optional::stream).toList());
+  }
+
+  /**
    * The process pagemaps ({@code pagemap-<pid>.img}, not shared memory's) in {@code imagesDir} so
    * far, by pid; none while the folder does not exist.
    */

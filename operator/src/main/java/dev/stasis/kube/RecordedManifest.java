@@ -82,8 +82,9 @@ public record RecordedManifest(Manifest manifest, String archiveKey, ArchiveIden
     String archiveKey = container == null ? layout.archiveKey(manifest.archive.codec)
         : layout.containerArchiveKey(container, manifest.archive.codec);
     List<String> mismatches = mismatches(manifest, checkpoint, container, archiveKey, recorded);
-    if (manifest.isChunked() && (container != null || !layout.chunkIndexKey().equals(manifest.chunks.indexKey))) {
-      mismatches.add("it names the chunk index " + manifest.chunks.indexKey + ", not " + layout.chunkIndexKey());
+    String chunkIndexKey = container == null ? layout.chunkIndexKey() : layout.containerChunkIndexKey(container);
+    if (manifest.isChunked() && !chunkIndexKey.equals(manifest.chunks.indexKey)) {
+      mismatches.add("it names the chunk index " + manifest.chunks.indexKey + ", not " + chunkIndexKey);
     }
     if (!mismatches.isEmpty()) {
       throw new StoredCheckpointException("ManifestInvalid", "the manifest at " + store.uri(key)

@@ -79,7 +79,7 @@ final class GrantIssuer {
   /**
    * For taking a checkpoint on {@code node}: the storage's credentials and the keys its archives
    * are encrypted with (one per container of a pod, one for a process), from the current key; for
-   * a process checkpoint on a storage that deduplicates, its namespace's chunk key.
+   * a checkpoint on a storage that deduplicates, its namespace's chunk key.
    *
    * @param containers the containers of a pod checkpoint; empty for a process checkpoint
    * @throws ChunkCollectionRunning while the storage's chunks of the checkpoint's namespace are swept
@@ -94,10 +94,8 @@ final class GrantIssuer {
       }
     }
     List<WorkGrants.GrantedChunkKey> chunkKeys = new ArrayList<>();
-    if (containers.isEmpty()) { // pod checkpoints stay whole archives
-      chunkKeyFor(checkpoint, storage)
-          .ifPresent(key -> chunkKeys.add(WorkGrants.grantedChunkKey(key)));
-    }
+    // One key for all of a pod's containers: they are of one namespace.
+    chunkKeyFor(checkpoint, storage).ifPresent(key -> chunkKeys.add(WorkGrants.grantedChunkKey(key)));
     return seal(checkpoint, node, new WorkGrants.Grant(storage.getMetadata().getName(), s3Credentials(storage), null,
         null, keys, chunkKeys));
   }

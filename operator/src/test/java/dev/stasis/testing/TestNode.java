@@ -30,6 +30,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.ParameterContext;
@@ -181,6 +182,14 @@ public final class TestNode implements AutoCloseable {
 
   /** As {@link #podStorage(String, Path, EncryptionSpec)}, its checkpoint images kept that long once their pod runs. */
   public String podStorage(String name, Path root, EncryptionSpec encryption, String imageGracePeriod) {
+    return configuredPodStorage(name, root, spec -> {
+      spec.registry.imageGracePeriod = imageGracePeriod;
+      spec.encryption = encryption;
+    });
+  }
+
+  /** A storage for pod checkpoints in {@code root}, with the node's registry, as {@code configure} makes it. */
+  public String configuredPodStorage(String name, Path root, Consumer<CheckpointStorageSpec> configure) {
     CheckpointStorage s = new CheckpointStorage();
     s.setMetadata(new ObjectMetaBuilder().withName(name).build());
     s.setSpec(new CheckpointStorageSpec());
@@ -188,8 +197,7 @@ public final class TestNode implements AutoCloseable {
     s.getSpec().registry = new RegistrySpec();
     s.getSpec().registry.url = "http://" + podRegistry() + "/stasis";
     s.getSpec().registry.insecure = true;
-    s.getSpec().registry.imageGracePeriod = imageGracePeriod;
-    s.getSpec().encryption = encryption;
+    configure.accept(s.getSpec());
     admin.resource(s).create();
     return name;
   }

@@ -77,6 +77,7 @@ public final class ChunkedImagesUpload {
   private final boolean encrypt;
   private final boolean compress;
   private final ArchiveLayout layout;
+  private final String indexKey;
   private final PackedChunkStore chunks;
   /**
    * Done when {@link #listStored} is: pages are cut meanwhile (the listing of a large namespace can
@@ -90,7 +91,14 @@ public final class ChunkedImagesUpload {
    */
   public ChunkedImagesUpload(ObjectStore store, ArchiveLayout layout, ChunkKey key, boolean encrypt,
       ArchiveCodec codec) {
+    this(store, layout, layout.chunkIndexKey(), key, encrypt, codec);
+  }
+
+  /** As above, with the chunk index at {@code indexKey} (a pod checkpoint's container's). */
+  public ChunkedImagesUpload(ObjectStore store, ArchiveLayout layout, String indexKey, ChunkKey key, boolean encrypt,
+      ArchiveCodec codec) {
     this.store = store;
+    this.indexKey = indexKey;
     this.namespace = layout.namespace();
     this.key = key;
     this.encrypt = encrypt;
@@ -130,11 +138,7 @@ public final class ChunkedImagesUpload {
    */
   public Stored store(Path imagesDir, BooleanSupplier imagesComplete, LongConsumer cut)
       throws IOException, InterruptedException {
-    ExecutorService uploads = Executors.newFixedThreadPool(UPLOADS_IN_FLIGHT, runnable -> {
-      Thread thread = new Thread(runnable, "chunk-upload-" + layout.checkpointName());
-      thread.setDaemon(true);
-      return thread;
-    });
+    ExecutorService uploads = uploadThreads();
     ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(this::objects);
     Map<Long, FollowedImage> followed = new TreeMap<>();
     // Upload threads start from this one, at its priority; after the dump each raises its own once.
@@ -149,7 +153,7 @@ public final class ChunkedImagesUpload {
       }
       byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
       // The one hand-over to the store side.
-      window.add(new Handed(image, uploads.submit(() -> {
+      window.add(new Handed(image.chunks, uploads.submit(() -> {
         if (dumped.get() && !raised.get()) {
           CpuPriority.lowerCurrentThread(StreamingArchiveUpload.UPLOAD_NICE);
           raised.set(true);
@@ -159,7 +163,7 @@ public final class ChunkedImagesUpload {
       })));
       while (window.size() >= WINDOW) {
         Handed oldest = window.poll();
-        oldest.image().chunks.add(await(oldest.chunk()));
+        oldest.into().add(await(oldest.chunk()));
       }
     };
     try {
@@ -190,40 +194,15 @@ public final class ChunkedImagesUpload {
       }
       while (!window.isEmpty()) {
         Handed oldest = window.poll();
-        oldest.image().chunks.add(await(oldest.chunk()));
+        oldest.into().add(await(oldest.chunk()));
       }
-      await(listing); // a listing that failed fails the checkpoint, chunks or none
-      chunks.finish();
-      Set<String> images = new HashSet<>();
-      ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
-      ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
+      List<Indexed> indexed = new ArrayList<>();
       for (FollowedImage image : followed.values()) {
-        if (image.bytes() == 0) {
-          continue; // its pagemap lists no memory in a pages image: the file goes into the archive
+        if (image.bytes() > 0) { // else its pagemap lists no memory in a pages image: the file goes into the archive
+          indexed.add(new Indexed(image.pagesFile().getFileName().toString(), image.chunks, image.bytes()));
         }
-        String fileName = image.pagesFile().getFileName().toString();
-        if (!images.add(fileName)) {
-          throw new IOException("two process pagemaps name " + fileName + ": not a dump CRIU wrote");
-        }
-        index.startImage(fileName);
-        for (ChunkIndex.ChunkRef chunk : image.chunks) {
-          index.chunk(chunk);
-        }
-        index.endImage(image.bytes());
       }
-      index.finish();
-      byte[] indexObject = indexBytes.toByteArray();
-      store.put(layout.chunkIndexKey(), indexObject);
-      Manifest.Chunks stored = new Manifest.Chunks();
-      stored.indexKey = layout.chunkIndexKey();
-      stored.indexSha256 = Sha256.hexOf(indexObject);
-      stored.indexBytes = (long) indexObject.length;
-      stored.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
-      stored.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
-      stored.keyId = key.keyId();
-      stored.imagesBytes = cutBytes(followed);
-      return new Stored(Set.copyOf(images), stored, chunks.newBytes() + indexObject.length, chunks.distinctChunks(),
-          chunks.newChunks(), chunks.untrusted(), cutWhileWriting.get());
+      return finish(indexed, cutWhileWriting.get());
     } finally {
       if (!dumped.getAndSet(true)) {
         whileDumping.close();
@@ -237,12 +216,101 @@ public final class ChunkedImagesUpload {
     }
   }
 
+  /** A pages image that is complete already (in a runtime's archive): its data, and where its pagemap puts it. */
+  public record CompleteImage(String fileName, List<PagemapAlignedChunker.MappedRun> runs, InputStream pages) {}
+
+  /**
+   * Cuts and stores complete pages images ({@link PagemapAlignedChunker}, as {@link #store(Path,
+   * BooleanSupplier, LongConsumer)} cuts them) in order, and uploads their index, which lists them
+   * in that order; {@code cut} is told the image bytes cut so far.
+   */
+  public Stored store(List<CompleteImage> images, LongConsumer cut) throws IOException, InterruptedException {
+    ExecutorService uploads = uploadThreads();
+    ThreadLocal<ChunkObjects> objects = ThreadLocal.withInitial(this::objects);
+    ArrayDeque<Handed> window = new ArrayDeque<>();
+    long[] cutBytes = {0};
+    try {
+      List<Indexed> indexed = new ArrayList<>();
+      for (CompleteImage image : images) {
+        List<ChunkIndex.ChunkRef> refs = new ArrayList<>();
+        new PagemapAlignedChunker(image.runs(), BLOCK_BYTES).cut(image.pages(), (bytes, offset, length) -> {
+          byte[] chunk = Arrays.copyOfRange(bytes, offset, offset + length);
+          window.add(new Handed(refs, uploads.submit(() -> {
+            listing.get();
+            return chunks.store(objects.get(), chunk);
+          })));
+          while (window.size() >= WINDOW) {
+            Handed oldest = window.poll();
+            oldest.into().add(await(oldest.chunk()));
+          }
+          cutBytes[0] += length;
+          cut.accept(cutBytes[0]);
+        });
+        indexed.add(new Indexed(image.fileName(), refs, image.runs().stream().mapToLong(r -> r.length()).sum()));
+      }
+      while (!window.isEmpty()) {
+        Handed oldest = window.poll();
+        oldest.into().add(await(oldest.chunk()));
+      }
+      return finish(indexed, 0);
+    } finally {
+      uploads.shutdownNow();
+      uploads.awaitTermination(1, TimeUnit.MINUTES);
+      chunks.close();
+    }
+  }
+
+  /** An image cut into chunks: what the index lists for it. */
+  private record Indexed(String fileName, List<ChunkIndex.ChunkRef> chunks, long bytes) {}
+
+  /** Once every chunk is handed over: waits for the packs, then uploads the index of {@code images}. */
+  private Stored finish(List<Indexed> images, long cutWhileWriting) throws IOException, InterruptedException {
+    await(listing); // a listing that failed fails the checkpoint, chunks or none
+    chunks.finish();
+    Set<String> names = new HashSet<>();
+    ByteArrayOutputStream indexBytes = new ByteArrayOutputStream();
+    ChunkIndex.Writer index = new ChunkIndex.Writer(indexBytes);
+    long imagesBytes = 0;
+    for (Indexed image : images) {
+      if (!names.add(image.fileName())) {
+        throw new IOException("two process pagemaps name " + image.fileName() + ": not a dump CRIU wrote");
+      }
+      index.startImage(image.fileName());
+      for (ChunkIndex.ChunkRef chunk : image.chunks()) {
+        index.chunk(chunk);
+      }
+      index.endImage(image.bytes());
+      imagesBytes += image.bytes();
+    }
+    index.finish();
+    byte[] indexObject = indexBytes.toByteArray();
+    store.put(indexKey, indexObject);
+    Manifest.Chunks stored = new Manifest.Chunks();
+    stored.indexKey = indexKey;
+    stored.indexSha256 = Sha256.hexOf(indexObject);
+    stored.indexBytes = (long) indexObject.length;
+    stored.codec = compress ? ArchiveCodec.ZSTD : ArchiveCodec.NONE;
+    stored.encryption = encrypt ? ChunkCipher.ALGORITHM : Manifest.Encryption.NONE.algorithm;
+    stored.keyId = key.keyId();
+    stored.imagesBytes = imagesBytes;
+    return new Stored(Set.copyOf(names), stored, chunks.newBytes() + indexObject.length, chunks.distinctChunks(),
+        chunks.newChunks(), chunks.untrusted(), cutWhileWriting);
+  }
+
+  private ExecutorService uploadThreads() {
+    return Executors.newFixedThreadPool(UPLOADS_IN_FLIGHT, runnable -> {
+      Thread thread = new Thread(runnable, "chunk-upload-" + layout.checkpointName());
+      thread.setDaemon(true);
+      return thread;
+    });
+  }
+
   private static long cutBytes(Map<Long, FollowedImage> followed) {
     return followed.values().stream().mapToLong(FollowedImage::bytes).sum();
   }
 
-  /** A chunk handed to the upload threads, for the image it belongs to. */
-  private record Handed(FollowedImage image, Future<ChunkIndex.ChunkRef> chunk) {}
+  /** A chunk handed to the upload threads, and the image's chunk list it goes into. */
+  private record Handed(List<ChunkIndex.ChunkRef> into, Future<ChunkIndex.ChunkRef> chunk) {}
 
   private interface ChunkSinkFor {
     Chunker.ChunkSink of(FollowedImage image);

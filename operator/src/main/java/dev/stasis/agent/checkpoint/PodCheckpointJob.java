@@ -18,8 +18,12 @@ import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.archive.ArchiveWriter;
 import dev.stasis.archive.BoundKey;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.Manifest;
 import dev.stasis.archive.RuntimeArchive;
+import dev.stasis.archive.Sha256;
+import dev.stasis.archive.dedup.TarSkeleton;
+import dev.stasis.kube.StoredPackIndexes;
 import dev.stasis.kube.PodTargets;
 import dev.stasis.kube.RecordedManifest;
 import dev.stasis.kube.StorageBinding;
@@ -32,6 +36,7 @@ import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.Pod;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -90,7 +95,7 @@ final class PodCheckpointJob extends NodeJob<Checkpoint> {
             BoundKey encryptWith = storages.encryptionKey(storage, grant, new ArchiveIdentity(
                 checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getUid(), container.name)).orElse(null);
             stored.add(checkpointContainer(checkpoint, pod, container, kubelet, store, StorageBinding.codec(storage),
-                encryptWith, progress));
+                encryptWith, grant.chunkKey().orElse(null), progress));
           }
         } catch (WorkFailure failure) {
           deleteStored(store, RecordedManifest.layout(checkpoint), failure);
@@ -131,7 +136,7 @@ final class PodCheckpointJob extends NodeJob<Checkpoint> {
 
   private ContainerCheckpointStatus checkpointContainer(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
       ContainerCheckpointStatus container, KubeletClient kubelet, ObjectStore store, ArchiveCodec codec,
-      BoundKey encryptWith, WorkProgress progress) throws WorkFailure {
+      BoundKey encryptWith, ChunkKey chunkKey, WorkProgress progress) throws WorkFailure {
     var meta = checkpoint.getMetadata();
     progress.step(ProgressStatus.DUMPING, 0); // how big the runtime's archive will be is known once it is written
     String reported;
@@ -143,7 +148,9 @@ final class PodCheckpointJob extends NodeJob<Checkpoint> {
     }
     Path archive = kubeletArchive(reported);
     try {
-      CommittedManifest manifest = store(checkpoint, pod, container, archive, store, codec, encryptWith, progress);
+      CommittedManifest manifest = chunkKey == null
+          ? store(checkpoint, pod, container, archive, store, codec, encryptWith, progress)
+          : storeDeduplicated(checkpoint, pod, container, archive, store, codec, encryptWith, chunkKey, progress);
       ContainerCheckpointStatus done = new ContainerCheckpointStatus(container.name, container.containerID);
       done.archive = manifest.archiveStatus(store);
       return done;
@@ -187,6 +194,60 @@ final class PodCheckpointJob extends NodeJob<Checkpoint> {
     } catch (IOException e) {
       throw new WorkFailure("StorageFailed", "storing the archive of container " + container.name + " in "
           + store.uri(archiveKey) + " failed: " + e.getMessage() + "; nothing was kept");
+    }
+  }
+
+  /**
+   * Deduplicated (docs/dedup.md, "Pod checkpoints"): the archive's pages images go into the
+   * namespace's chunks, the rest of it into the archive object as a tar skeleton; the manifest
+   * records the whole tar's sha256, which the restore checks the tar it puts together against.
+   */
+  private CommittedManifest storeDeduplicated(Checkpoint checkpoint, PodTargets.ResolvedPod pod,
+      ContainerCheckpointStatus container, Path archive, ObjectStore store, ArchiveCodec codec, BoundKey encryptWith,
+      ChunkKey chunkKey, WorkProgress progress) throws WorkFailure {
+    ArchiveLayout layout = RecordedManifest.layout(checkpoint);
+    String archiveKey = layout.containerArchiveKey(container.name, codec);
+    try (FileChannel tar = FileChannel.open(archive)) {
+      RuntimeArchive written = describe(archive);
+      long tarBytes = tar.size();
+      progress.step(ProgressStatus.UPLOADING, progress.bytesDone() + tarBytes);
+      long before = progress.bytesDone();
+      String tarSha256 = Sha256.hexOf(TarSkeleton.range(tar, 0, tarBytes));
+      KubeletArchiveImages.Found images = KubeletArchiveImages.in(archive, tar);
+      ChunkedImagesUpload chunked = new ChunkedImagesUpload(store, layout, layout.containerChunkIndexKey(container.name),
+          chunkKey, encryptWith != null, codec);
+      chunked.listStored();
+      ChunkedImagesUpload.Stored chunks = chunked.store(images.toCut(), cut -> progress.done(before + cut));
+      ArchiveWriter.StoredTar stored;
+      try (ObjectUpload upload = store.upload(archiveKey);
+          InputStream skeleton = progress.counting(TarSkeleton.split(tar, tarBytes, images.holes()))) {
+        stored = new ArchiveWriter().writeTar(skeleton, upload.stream(), codec, encryptWith);
+        upload.commit();
+      }
+      Manifest manifest = manifest(checkpoint, pod, container, archive, written, archiveKey, codec, stored);
+      manifest.archive.tarSha256 = tarSha256;
+      manifest.chunked(chunks.chunks());
+      if (encryptWith != null) {
+        manifest.archive.encryption = Manifest.Encryption.with(encryptWith);
+      }
+      for (StoredPackIndexes.Untrusted index : chunks.untrustedPackIndexes()) {
+        events.warning(checkpoint, "PackIndexUntrusted", "the pack index " + index.uri() + " was not used: "
+            + index.reason() + "; the chunks it lists were stored again, and the storage's collector removes that pack"
+            + " when no checkpoint refers to it");
+      }
+      log.info("pod checkpoint {}/{} container {}: {} of {} chunks were new ({} bytes uploaded) of {} bytes of pages"
+          + " images in a {} byte archive", checkpoint.getMetadata().getNamespace(), checkpoint.getMetadata().getName(),
+          container.name, chunks.uploadedChunks(), chunks.distinctChunks(), chunks.newBytes(),
+          chunks.chunks().imagesBytes, tarBytes);
+      return CommittedManifest.put(store, layout.containerManifestKey(container.name), manifest,
+          stored.summary().storedBytes() + chunks.newBytes());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new WorkFailure("StorageFailed", "storing the chunks of container " + container.name
+          + " was interrupted; nothing was kept");
+    } catch (IOException e) {
+      throw new WorkFailure("StorageFailed", "storing the archive of container " + container.name + " in "
+          + store.uri(archiveKey) + " deduplicated failed: " + e.getMessage() + "; nothing was kept");
     }
   }
 

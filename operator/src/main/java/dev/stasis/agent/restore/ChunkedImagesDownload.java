@@ -22,7 +22,6 @@ import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
@@ -112,6 +111,41 @@ public final class ChunkedImagesDownload {
    * the image bytes written so far.
    */
   public Written writeInto(Path imagesDir, LongConsumer fetched) throws IOException, InterruptedException {
+    return writeTo(new ImageTargets() {
+      @Override
+      public ImageTarget open(String fileName) throws IOException {
+        try {
+          // CREATE_NEW: an image the archive brought too is not silently overwritten
+          return new ImageTarget(FileChannel.open(imagesDir.resolve(fileName), StandardOpenOption.CREATE_NEW,
+              StandardOpenOption.WRITE, StandardOpenOption.READ), 0);
+        } catch (FileAlreadyExistsException e) {
+          throw new ArchiveIntegrityException("the archive holds " + fileName + " too, which the chunk index"
+              + " lists: the checkpoint was altered");
+        }
+      }
+
+      @Override
+      public void close(ImageTarget target) throws IOException {
+        target.channel().close();
+      }
+    }, fetched);
+  }
+
+  /** Where an image's bytes go: into {@code channel} from {@code offset}. */
+  public record ImageTarget(FileChannel channel, long offset) {}
+
+  /** Where each image goes, in the index's order; {@link #close} once the image is written (or the writing failed). */
+  public interface ImageTargets {
+    ImageTarget open(String fileName) throws IOException;
+
+    void close(ImageTarget target) throws IOException;
+  }
+
+  /**
+   * As {@link #writeInto}, each image written where {@code targets} says (a pod checkpoint's: at
+   * its place in the tar being put together).
+   */
+  public Written writeTo(ImageTargets targets, LongConsumer fetched) throws IOException, InterruptedException {
     boolean encrypted = !Manifest.Encryption.NONE.algorithm.equals(chunks.encryption);
     if (encrypted && !ChunkCipher.ALGORITHM.equals(chunks.encryption)) {
       throw new ArchiveIntegrityException("the chunks are encrypted with " + chunks.encryption + ", which this agent"
@@ -125,7 +159,7 @@ public final class ChunkedImagesDownload {
     });
     ThreadLocal<Fetcher> fetchers = ThreadLocal.withInitial(
         () -> new Fetcher(ChunkObjects.forNamespace(key, namespace, encrypted, true)));
-    ImageWriter writer = new ImageWriter(imagesDir, fetched, fetches, fetchers);
+    ImageWriter writer = new ImageWriter(targets, fetched, fetches, fetchers);
     try {
       ChunkIndex.read(new ByteArrayInputStream(index), writer);
     } catch (UncheckedInterrupt e) {
@@ -148,14 +182,14 @@ public final class ChunkedImagesDownload {
    * the batch before is fetched, at most two batches in flight.
    */
   private final class ImageWriter implements ChunkIndex.Visitor {
-    final Path imagesDir;
+    final ImageTargets targets;
     final LongConsumer fetched;
     final ExecutorService fetches;
     final ThreadLocal<Fetcher> fetchers;
     final ArrayDeque<List<Future<Long>>> inFlight = new ArrayDeque<>();
     final Map<String, Integer> distinct = new HashMap<>();
     List<PackReads.Slot> batch = new ArrayList<>();
-    FileChannel out;
+    ImageTarget out;
     /** Only for a version-1 index, which records each image's sha256. */
     boolean hashImages;
     long imageBytes;
@@ -164,8 +198,8 @@ public final class ChunkedImagesDownload {
     int images;
     int chunkCount;
 
-    ImageWriter(Path imagesDir, LongConsumer fetched, ExecutorService fetches, ThreadLocal<Fetcher> fetchers) {
-      this.imagesDir = imagesDir;
+    ImageWriter(ImageTargets targets, LongConsumer fetched, ExecutorService fetches, ThreadLocal<Fetcher> fetchers) {
+      this.targets = targets;
       this.fetched = fetched;
       this.fetches = fetches;
       this.fetchers = fetchers;
@@ -178,13 +212,7 @@ public final class ChunkedImagesDownload {
 
     @Override
     public void image(String fileName) throws IOException {
-      try {
-        // CREATE_NEW: an image the archive brought too is not silently overwritten
-        out = FileChannel.open(imagesDir.resolve(fileName), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-      } catch (FileAlreadyExistsException e) {
-        throw new ArchiveIntegrityException("the archive holds " + fileName + " too, which the chunk index"
-            + " lists: the checkpoint was altered");
-      }
+      out = targets.open(fileName);
       imageBytes = 0;
       written = 0;
     }
@@ -206,15 +234,17 @@ public final class ChunkedImagesDownload {
       while (!inFlight.isEmpty()) {
         awaitBatch();
       }
-      out.close();
+      ImageTarget image = out;
       out = null;
       images++;
       if (written != sizeBytes) {
+        targets.close(image);
         throw new ArchiveIntegrityException(fileName + " put together from its chunks is " + written
             + " bytes, the chunk index recorded " + sizeBytes);
       }
+      String actual = hashImages ? sha256Of(image, sizeBytes) : null;
+      targets.close(image);
       if (hashImages) {
-        String actual = sha256Of(imagesDir.resolve(fileName));
         if (!actual.equals(sha256Hex)) {
           throw new ArchiveIntegrityException(fileName + " put together from its chunks has sha256 " + actual
               + ", the chunk index recorded " + sha256Hex);
@@ -229,7 +259,7 @@ public final class ChunkedImagesDownload {
       if (inFlight.size() >= 2) {
         awaitBatch();
       }
-      FileChannel image = out;
+      ImageTarget image = out;
       List<Future<Long>> reads = new ArrayList<>();
       for (PackReads.Read read : PackReads.plan(batch)) {
         reads.add(fetches.submit(() -> fetch(fetchers.get(), image, fileName, read)));
@@ -249,18 +279,23 @@ public final class ChunkedImagesDownload {
 
     void closeOpen() throws IOException {
       if (out != null) {
-        out.close();
+        targets.close(out);
       }
     }
   }
 
-  private static String sha256Of(Path image) throws IOException {
+  /** The sha256 of the {@code bytes} an image target holds. */
+  private static String sha256Of(ImageTarget image, long bytes) throws IOException {
     MessageDigest sha256 = Sha256.newDigest();
-    try (InputStream in = Files.newInputStream(image)) {
-      byte[] buffer = new byte[1 << 16];
-      for (int read; (read = in.read(buffer)) > 0; ) {
-        sha256.update(buffer, 0, read);
+    ByteBuffer buffer = ByteBuffer.allocate(1 << 16);
+    for (long at = 0; at < bytes; ) {
+      buffer.clear().limit((int) Math.min(buffer.capacity(), bytes - at));
+      int read = image.channel().read(buffer, image.offset() + at);
+      if (read < 0) {
+        throw new EOFException("the image ends before its " + bytes + " bytes");
       }
+      sha256.update(buffer.flip());
+      at += read;
     }
     return Sha256.hex(sha256.digest());
   }
@@ -279,7 +314,7 @@ public final class ChunkedImagesDownload {
    * On a fetch thread: a read's chunks, streamed out of one ranged GET, each opened and checked
    * against its name before it is written at its offset in the image. Returns the bytes written.
    */
-  private long fetch(Fetcher fetcher, FileChannel image, String fileName, PackReads.Read read) throws IOException {
+  private long fetch(Fetcher fetcher, ImageTarget image, String fileName, PackReads.Read read) throws IOException {
     if (read.packId() == null) {
       PackReads.Slot slot = read.slots().get(0);
       return write(image, ByteBuffer.wrap(fetchLoose(fetcher.objects, fileName, slot.chunk())), slot);
@@ -332,11 +367,11 @@ public final class ChunkedImagesDownload {
   }
 
   /** Writes a checked chunk at its place in the image. */
-  private static long write(FileChannel image, ByteBuffer chunk, PackReads.Slot slot) throws IOException {
-    long at = slot.imageOffset();
+  private static long write(ImageTarget image, ByteBuffer chunk, PackReads.Slot slot) throws IOException {
+    long at = image.offset() + slot.imageOffset();
     int bytes = chunk.remaining();
     while (chunk.hasRemaining()) {
-      at += image.write(chunk, at);
+      at += image.channel().write(chunk, at);
     }
     return bytes;
   }

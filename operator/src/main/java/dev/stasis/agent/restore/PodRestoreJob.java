@@ -17,6 +17,7 @@ import dev.stasis.api.Restore;
 import dev.stasis.archive.ArchiveAuthenticationException;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIntegrityException;
+import dev.stasis.archive.ChunkKey;
 import dev.stasis.archive.DecryptingInputStream;
 import dev.stasis.archive.ExpectedBytesInputStream;
 import dev.stasis.archive.BoundKey;
@@ -32,6 +33,7 @@ import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.api.model.Node;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -67,6 +69,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
   /** A push left unfinished by an agent that died: tried again while spec.backoffLimit allows. */
   @Override
   public Optional<Duration> resolveAbandoned(Restore restore) {
+    WorkDirs.delete(podWorkDir(restore));
     failOrRetry(restore, new WorkFailure("AgentRestarted", "the agent on node " + config.nodeName()
         + " restarted while it pushed the checkpoint images"));
     return Optional.empty();
@@ -99,10 +102,11 @@ final class PodRestoreJob extends NodeJob<Restore> {
         requireBaseImages(restore, manifests, runtime);
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try (WorkProgress progress = work.progress(restore, work.restores)) {
-          progress.step(ProgressStatus.PUSHING, manifests.stream().mapToLong(m -> m.archive().storedBytes()).sum());
+          progress.step(ProgressStatus.PUSHING, manifests.stream().mapToLong(PodRestoreJob::layerBytes).sum());
           for (RecordedManifest manifest : manifests) {
-            pushed.add(pushImage(registry, store, restore, checkpoint, manifest, storages.decryptionKey(manifest, grant),
-                progress));
+            Optional<BoundKey> decryptWith = storages.decryptionKey(manifest, grant);
+            Optional<ChunkKey> chunkKey = storages.chunkKey(manifest, grant);
+            pushed.add(pushImage(registry, store, restore, checkpoint, manifest, decryptWith, chunkKey, progress));
           }
         } catch (WorkFailure failure) {
           deleteImages(restore, registry, pushed);
@@ -130,6 +134,13 @@ final class PodRestoreJob extends NodeJob<Restore> {
     RecordedManifest recorded = storages.manifest(store, checkpoint, container);
     Manifest manifest = recorded.manifest();
     String at = store.uri(RecordedManifest.layout(checkpoint).containerManifestKey(container));
+    if (manifest.isChunked()) {
+      if (manifest.archive.tarSha256 == null) {
+        throw new WorkFailure("ManifestInvalid", "the manifest at " + at + " of a deduplicated pod checkpoint lacks"
+            + " archive.tarSha256, which the tar put together from its chunks is checked against; take a new checkpoint");
+      }
+      return recorded;
+    }
     if (manifest.archive.encryption.isEncrypted() && manifest.archive.encryption.plaintextSha256 == null) {
       throw new WorkFailure("ManifestInvalid", "the manifest at " + at
           + " lacks archive.encryption.plaintextSha256, which the image's layer needs; take a new checkpoint");
@@ -146,7 +157,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
    * never start, and would fail much later with a less helpful message.
    */
   private void requireSpace(List<RecordedManifest> manifests, NodeProfileSpec.RuntimeInfo runtime) throws WorkFailure {
-    long needed = manifests.stream().mapToLong(m -> m.archive().storedBytes() + m.archive().sizeBytes()).sum();
+    long needed = manifests.stream().mapToLong(m -> layerBytes(m) + m.archive().sizeBytes()).sum();
     Path dir = config.runtime().storageDir(runtime == null ? null : runtime.name);
     long free;
     try {
@@ -172,38 +183,34 @@ final class PodRestoreJob extends NodeJob<Restore> {
   }
 
   /**
-   * Pushes the stored archive as the image's layer, into the namespace's repository, tagged for this
-   * Restore; an encrypted archive is decrypted on the way, since the runtime reads the layer as it is.
+   * Pushes the container's image into the namespace's repository, tagged for this Restore: its layer
+   * the stored archive, or the tar a deduplicated checkpoint puts together ({@code chunkKey} given).
    * Only authenticated bytes reach the registry, and it refuses a blob whose digest differs from the
    * manifest's.
    */
   private CheckpointImageStatus pushImage(Registry registry, ObjectStore store, Restore restore, Checkpoint checkpoint,
-      RecordedManifest recorded, Optional<BoundKey> decryptWith, WorkProgress progress) throws WorkFailure {
-    var meta = checkpoint.getMetadata();
+      RecordedManifest recorded, Optional<BoundKey> decryptWith, Optional<ChunkKey> chunkKey, WorkProgress progress)
+      throws WorkFailure {
     Manifest manifest = recorded.manifest();
     String container = manifest.source.containerName;
     String restoreUid = restore.getMetadata().getUid();
-    String repository = registry.repository(meta.getNamespace());
-    Manifest.Encryption encryption = manifest.archive.encryption;
-    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.archive().sha256();
-    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.archive().storedBytes();
-    var layer = new CheckpointImage.Layer(layerSha256, layerBytes,
-        manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : layerSha256,
-        manifest.archive.codec == ArchiveCodec.ZSTD);
     String arch = manifest.nodeProfile != null && manifest.nodeProfile.get("arch") instanceof String a ? a
         : System.getProperty("os.arch");
-    try (InputStream stored = progress.counting(store.open(recorded.archiveKey()))) {
-      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
-      InputStream archive = decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked;
-      RegistryClient client = RegistryClient.open(registry, repository);
-      String digest = CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
-          CheckpointImage.annotations(manifest, restoreUid), arch, layer, archive);
+    try {
+      RegistryClient client = RegistryClient.open(registry, registry.repository(checkpoint.getMetadata().getNamespace()));
+      ImagePush push = (layer, content) -> CheckpointImage.push(client, CheckpointImage.tag(container, restoreUid),
+          CheckpointImage.annotations(manifest, restoreUid), arch, layer, content);
+      String digest = chunkKey.isPresent()
+          ? pushRebuilt(push, store, restore, recorded, decryptWith.orElse(null), chunkKey.get(), progress)
+          : pushStored(push, store, recorded, decryptWith, progress);
       return new CheckpointImageStatus(container, client.reference(digest));
     } catch (RegistryException e) {
       throw new WorkFailure(e.reason(), e.getMessage());
     } catch (RegistryClient.BlobMismatchException e) {
-      throw new WorkFailure("ArchiveCorrupted", "the stored archive of container " + container + " does not match its"
+      throw new WorkFailure("ArchiveCorrupted", "the archive of container " + container + " does not match its"
           + " manifest: " + e.getMessage() + "; nothing was pushed; restore another checkpoint");
+    } catch (ChunkedImagesDownload.ChunkMissingException e) {
+      throw new WorkFailure("ArchiveMissing", e.getMessage() + "; no image was made; restore another checkpoint");
     } catch (ObjectNotFoundException e) {
       throw new WorkFailure("ArchiveMissing", "the archive of container " + container + " is missing ("
           + e.getMessage() + ") although its manifest exists; restore another checkpoint");
@@ -214,9 +221,80 @@ final class PodRestoreJob extends NodeJob<Restore> {
       throw new WorkFailure("ArchiveCorrupted", "the stored archive of container " + container + " at "
           + store.uri(recorded.archiveKey()) + ": " + e.getMessage() + "; no image was made of it; restore another"
           + " checkpoint");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new WorkFailure("DownloadFailed", "putting the archive of container " + container + " together was"
+          + " interrupted");
     } catch (IOException e) {
       throw new WorkFailure("DownloadFailed", "reading " + store.uri(recorded.archiveKey()) + " failed: " + e.getMessage());
     }
+  }
+
+  /** Pushes the image with this layer, its bytes read from {@code content}; the image's digest. */
+  private interface ImagePush {
+    String push(CheckpointImage.Layer layer, InputStream content)
+        throws RegistryException, RegistryClient.BlobMismatchException, IOException;
+  }
+
+  /** The stored archive as the layer; an encrypted one decrypted on the way, since the runtime reads the layer as it is. */
+  private static String pushStored(ImagePush push, ObjectStore store, RecordedManifest recorded,
+      Optional<BoundKey> decryptWith, WorkProgress progress)
+      throws RegistryException, RegistryClient.BlobMismatchException, IOException {
+    Manifest manifest = recorded.manifest();
+    Manifest.Encryption encryption = manifest.archive.encryption;
+    String layerSha256 = decryptWith.isPresent() ? encryption.plaintextSha256 : recorded.archive().sha256();
+    long layerBytes = decryptWith.isPresent() ? encryption.plaintextBytes : recorded.archive().storedBytes();
+    var layer = new CheckpointImage.Layer(layerSha256, layerBytes,
+        manifest.archive.tarSha256 != null ? manifest.archive.tarSha256 : layerSha256,
+        manifest.archive.codec == ArchiveCodec.ZSTD);
+    try (InputStream stored = progress.counting(store.open(recorded.archiveKey()))) {
+      InputStream checked = new ExpectedBytesInputStream(stored, recorded.archive().sha256(), recorded.archive().storedBytes());
+      return push.push(layer, decryptWith.isPresent() ? new DecryptingInputStream(checked, decryptWith.get()) : checked);
+    }
+  }
+
+  /**
+   * The bytes of a container's image layer: the stored archive, or for a deduplicated checkpoint
+   * the tar put together (about its logical size: the skeleton and the images).
+   */
+  private static long layerBytes(RecordedManifest recorded) {
+    return recorded.manifest().isChunked() ? recorded.archive().sizeBytes() : recorded.archive().storedBytes();
+  }
+
+  /**
+   * A deduplicated pod checkpoint (docs/dedup.md, "Pod checkpoints"): the kubelet's tar is put
+   * together in the agent's work folder and checked ({@link RebuiltKubeletArchive}) before a byte of
+   * it is pushed, uncompressed, as the layer (digest = diff id = the tar's recorded sha256); then its
+   * folder is deleted. A tar that cannot be put together or is not the recorded one is never pushed.
+   */
+  private String pushRebuilt(ImagePush push, ObjectStore store, Restore restore, RecordedManifest recorded,
+      BoundKey decryptWith, ChunkKey chunkKey, WorkProgress progress)
+      throws WorkFailure, RegistryException, RegistryClient.BlobMismatchException, IOException, InterruptedException {
+    Path dir = podWorkDir(restore);
+    Files.createDirectories(dir);
+    long needed = recorded.archive().sizeBytes();
+    long free = FreeSpace.usableBytes(dir);
+    if (free < needed) {
+      throw new WorkFailure("WorkDirFull", "the work folder " + dir + " on node " + config.nodeName() + " has " + free
+          + " bytes free, the checkpoint's tar needs " + needed + " to be put together there: nothing was pushed. Free"
+          + " space there, give the agent a larger --work-dir, or restore on another node (spec.placement)");
+    }
+    Path tarFile = dir.resolve(recorded.identity().container() + ".tar");
+    try {
+      RebuiltKubeletArchive.Rebuilt rebuilt = RebuiltKubeletArchive.write(store, recorded, decryptWith, chunkKey,
+          tarFile, fetched -> {});
+      String tarSha256 = recorded.manifest().archive.tarSha256;
+      try (InputStream tar = progress.counting(Files.newInputStream(tarFile))) {
+        return push.push(new CheckpointImage.Layer(tarSha256, rebuilt.tarBytes(), tarSha256, false), tar);
+      }
+    } finally {
+      WorkDirs.delete(dir);
+    }
+  }
+
+  /** Where a Restore's deduplicated pod archives are put together, one at a time. */
+  private Path podWorkDir(Restore restore) {
+    return config.workDir().resolve("pod-restores").resolve(restore.getMetadata().getUid());
   }
 
   private void deleteImages(Restore restore, Registry registry, List<CheckpointImageStatus> images) {
