@@ -27,6 +27,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -120,6 +121,28 @@ class ChunkedImagesUploadTest {
 
     assertThat(storing.get().uploadedChunks()).isPositive();
     assertThat(store.exists(layout.chunkIndexKey())).isTrue();
+  }
+
+  /**
+   * A fast dump is complete before the first pass: that one pass cuts all of it, and the progress
+   * moves as each chunk is handed to the store, not once at its end.
+   */
+  @Test
+  void aDumpCutInOnePassAfterCriuIsDoneReportsEachChunk() throws Exception {
+    Dump dump = new Dump(42, 1, entries(0x7f0000000000L, 40, 16), new Random(6));
+    Path images = Files.createDirectories(dir.resolve("images"));
+    dump.writeFirst(images, 40);
+    dump.writeRest(images);
+    ArchiveLayout layout = new ArchiveLayout(NS, "one-pass", "uid-7");
+    ChunkedImagesUpload upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
+    upload.listStored();
+    List<Long> told = new CopyOnWriteArrayList<>();
+
+    ChunkedImagesUpload.Stored stored = upload.store(images, () -> true, told::add);
+
+    long chunks = 40 * 16 * (long) PAGE / ChunkedImagesUpload.BLOCK_BYTES;
+    assertThat(told).as("one progress per chunk").hasSizeGreaterThanOrEqualTo((int) chunks).isSorted()
+        .doesNotHaveDuplicates().last().isEqualTo(stored.chunks().imagesBytes);
   }
 
   @Test
