@@ -33,7 +33,7 @@ public class CheckpointStorageSpec {
   @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
   public Compression compression;
 
-  @Default("false")
+  @Default("true")
   @JsonPropertyDescription("Deduplicate process checkpoints: their memory is stored as chunks shared with the earlier"
       + " checkpoints of the same namespace in this storage, so a checkpoint uploads and stores only what changed"
       + " (status.archive.newBytes). Pod checkpoints stay whole archives.")
@@ -74,7 +74,7 @@ public class CheckpointStorageSpec {
   }
 
   public boolean deduplicationOrDefault() {
-    return Boolean.TRUE.equals(deduplication);
+    return !Boolean.FALSE.equals(deduplication);
   }
 
   public int maxUnusedPercentOrDefault() {
