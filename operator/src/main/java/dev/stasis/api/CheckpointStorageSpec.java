@@ -4,6 +4,8 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
+import io.fabric8.generator.annotation.Max;
+import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.ValidationRule;
 import java.util.List;
@@ -31,7 +33,7 @@ public class CheckpointStorageSpec {
   @JsonPropertyDescription("How archives are compressed: zstd (default) or none.")
   public Compression compression;
 
-  @Default("false")
+  @Default("true")
   @JsonPropertyDescription("Deduplicate checkpoints: their memory (for pods, the memory images in the kubelet's"
       + " archive) is stored as chunks shared with the earlier checkpoints of the same namespace in this storage, so a"
       + " checkpoint uploads and stores only what changed (status.archive.newBytes).")
@@ -54,14 +56,30 @@ public class CheckpointStorageSpec {
     @JsonPropertyDescription("Leave objects alone until they are this old (default 1h), so that nothing being written is"
         + " touched.")
     public String gracePeriod;
+
+    @Min(0)
+    @Max(100)
+    @Default("10")
+    @JsonPropertyDescription("Deduplicated checkpoints: the space the packs may hold that no checkpoint uses any more,"
+        + " in percent of the space the chunks in use take (default 10). Beyond it the collection rewrites the packs"
+        + " with the most unused space. Lower stores less and rewrites more at each collection.")
+    public Integer maxUnusedPercent;
   }
+
+  /** What {@code garbageCollection.maxUnusedPercent} says when it is not set. */
+  public static final int DEFAULT_MAX_UNUSED_PERCENT = 10;
 
   public Compression compressionOrDefault() {
     return compression != null ? compression : Compression.zstd;
   }
 
   public boolean deduplicationOrDefault() {
-    return Boolean.TRUE.equals(deduplication);
+    return !Boolean.FALSE.equals(deduplication);
+  }
+
+  public int maxUnusedPercentOrDefault() {
+    return garbageCollection == null || garbageCollection.maxUnusedPercent == null ? DEFAULT_MAX_UNUSED_PERCENT
+        : garbageCollection.maxUnusedPercent;
   }
 
   public boolean allows(String namespace) {

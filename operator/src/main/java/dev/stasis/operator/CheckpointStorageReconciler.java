@@ -161,7 +161,8 @@ public class CheckpointStorageReconciler implements Reconciler<CheckpointStorage
       String storageName = storage.getMetadata().getName();
       var collected = StorageGarbageCollector.collect(store, clusterId(), layout -> uids.contains(layout.checkpointUid())
           || existsNow(layout), namespace -> chunkLock.tryHold(new ChunkSweepLock.Scope(storageName, namespace),
-              () -> inFlight(namespace)), chunkKeys(storage), gracePeriod, now);
+              () -> inFlight(namespace)), chunkKeys(storage), gracePeriod,
+          storage.getSpec().maxUnusedPercentOrDefault(), now);
       status.lastGarbageCollectionTime = now.truncatedTo(ChronoUnit.SECONDS).toString();
       if (!collected.otherClusters().isEmpty()) {
         pause(storage, status, collected.otherClusters());

@@ -9,11 +9,14 @@ import dev.stasis.api.CheckpointOptions;
 import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointRef;
 import dev.stasis.api.CheckpointSpec;
+import dev.stasis.api.CheckpointStorageSpec;
+import dev.stasis.api.CheckpointStorageStatus;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
+import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.testing.AgentProcess;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
@@ -25,6 +28,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
@@ -35,6 +39,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.model.S3Object;
 
 /**
  * The agent killed with SIGKILL (an OOM kill, a node crash of the agent alone) during a dump, an
@@ -43,11 +48,16 @@ import software.amazon.awssdk.services.s3.S3Client;
  * it (on a node, a runtime that kills the agent's whole cgroup ends CRIU too; the next agent then
  * has nothing to wait for). A new agent for the same node then resolves what was left Running:
  * nothing stays Running, nothing is Completed without its archive, no partial object or open
- * multipart upload stays in the bucket, and the workload runs on.
+ * multipart upload stays in the bucket, and the workload runs on. Killed while it writes the packs
+ * of a deduplicated checkpoint, what it had stored is left to the storage's collection, which
+ * keeps only what a manifest refers to.
  */
 class AgentKillIT {
   static final Duration TIMEOUT = Duration.ofSeconds(90);
   static final String BUCKET = "agent-kills";
+  /** The storages' key prefixes in the bucket: whole archives, and deduplicated checkpoints whose packs the tests collect. */
+  static final String ARCHIVES = "archives";
+  static final String PACKS = "packs";
 
   @TempDir static Path dir;
   static KubernetesClient admin;
@@ -58,6 +68,8 @@ class AgentKillIT {
   static S3Client bucket;
   static InProcessStasis operator;
   static String node;
+  static String archiveStorage;
+  static String packStorage;
 
   String namespace;
   final List<AutoCloseable> cleanup = new ArrayList<>();
@@ -72,6 +84,18 @@ class AgentKillIT {
     link = FaultInjectingProxy.to(s3.endpoint());
     apiLink = FaultInjectingProxy.toApiServer(admin);
     TestStorage.s3(node, link.endpoint(), BUCKET).credentials(s3).create(admin);
+    archiveStorage = node + "-" + ARCHIVES;
+    TestStorage.s3(archiveStorage, link.endpoint(), BUCKET).credentials(s3).with(spec -> {
+      spec.s3.prefix = ARCHIVES;
+      spec.deduplication = false;
+    }).create(admin);
+    packStorage = node + "-" + PACKS;
+    TestStorage.s3(packStorage, link.endpoint(), BUCKET).credentials(s3).with(spec -> {
+      spec.s3.prefix = PACKS;
+      spec.deduplication = true;
+      spec.garbageCollection = new CheckpointStorageSpec.GarbageCollection();
+      spec.garbageCollection.gracePeriod = "2s";
+    }).create(admin);
     operator = InProcessStasis.on(admin).start();
   }
 
@@ -124,7 +148,7 @@ class AgentKillIT {
     await().atMost(TIMEOUT).until(() -> Workloads.count(count) > 0);
     link.slow(FaultInjectingProxy.Request::isUpload, Duration.ZERO, 4L << 20);
     AgentProcess agent = startAgent();
-    String uid = createCheckpoint("upload", memhog.pid()).getMetadata().getUid();
+    String uid = createCheckpoint("upload", memhog.pid(), archiveStorage).getMetadata().getUid();
     Path work = workDir("checkpoints", uid);
     // Dumped (CRIU waits in its post-dump hook, which marks that it does) and uploading.
     await().atMost(TIMEOUT).until(() -> Files.exists(work.resolve("hook-frozen"))
@@ -137,6 +161,51 @@ class AgentKillIT {
     startAgent();
     assertResolved(awaitCheckpoint("upload"), count,
         "the workload, held frozen after its dump, was resumed; what it had stored and its work folder were removed");
+  }
+
+  /**
+   * The twin of {@link #killedDuringTheUpload} for a deduplicated checkpoint: killed once the
+   * first packs are stored and more are on their way (the agent writes 3 of 16 MiB at a time, at
+   * 4 MiB/s each here). Not tried again ({@code backoffLimit: 0}), so that what the killed attempt
+   * stored stays unreferenced: resolved as a whole archive is, no manifest refers to its packs, and
+   * the storage's collection, past its grace period, removes them.
+   */
+  @Test
+  void killedWhileWritingPacks() throws Exception {
+    Path count = dir.resolve("packs-" + namespace);
+    var memhog = track(Workloads.startInPidNamespace("memhog", "128", "0", count.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(count) > 0);
+    link.slow(FaultInjectingProxy.Request::isUpload, Duration.ZERO, 4L << 20);
+    AgentProcess agent = startAgent();
+    Checkpoint packsCheckpoint = checkpoint("packs", memhog.pid(), packStorage);
+    packsCheckpoint.getSpec().backoffLimit = 0;
+    String uid = admin.resource(packsCheckpoint).create().getMetadata().getUid();
+    Path work = workDir("checkpoints", uid);
+    String packs = PACKS + "/" + ArchiveLayout.packPrefix(namespace);
+    await().atMost(TIMEOUT).until(() -> Files.exists(work.resolve("hook-frozen"))
+        && keys().stream().anyMatch(k -> k.startsWith(packs) && k.endsWith(".pack"))
+        && checkpoint("packs").getStatus().phase == CheckpointPhase.Running);
+    assertThat(stateOf(memhog.pid())).as("held frozen by CRIU until stored").isEqualTo("t");
+    agent.kill();
+    link.pass();
+
+    startAgent();
+    Checkpoint c = awaitCheckpoint("packs");
+    assertThat(c.getStatus().phase).as(c.getStatus().message).isEqualTo(CheckpointPhase.Failed);
+    assertResolved(c, count,
+        "the workload, held frozen after its dump, was resumed; what it had stored and its work folder were removed");
+    String checkpoints = PACKS + "/" + namespace + "/";
+    assertThat(keys()).as("packs stored, no manifest that refers to them").anyMatch(k -> k.startsWith(packs))
+        .noneMatch(k -> k.startsWith(checkpoints) && k.endsWith(ArchiveLayout.MANIFEST_FILE_NAME));
+
+    Instant newest = bucket.listObjectsV2(b -> b.bucket(BUCKET).prefix(packs)).contents().stream()
+        .map(S3Object::lastModified).max(Instant::compareTo).orElseThrow();
+    await("the packs are older than the grace period").atMost(TIMEOUT)
+        .until(() -> Instant.now().isAfter(newest.plusSeconds(3)));
+    CheckpointStorageStatus.Usage usage = TestStorage.collectNow(admin, packStorage, "2s", TIMEOUT).getStatus().usage;
+    assertThat(keys()).as("the collection removed the packs no manifest refers to").noneMatch(k -> k.startsWith(packs));
+    assertThat(usage.storedBytes).isZero();
+    assertThat(usage.manifests).isZero();
   }
 
   @Test
@@ -293,13 +362,22 @@ class AgentKillIT {
   }
 
   Checkpoint createCheckpoint(String name, long pid) {
+    return createCheckpoint(name, pid, node);
+  }
+
+  Checkpoint createCheckpoint(String name, long pid, String storage) {
+    return admin.resource(checkpoint(name, pid, storage)).create();
+  }
+
+  /** A Checkpoint of {@code pid} on this node into {@code storage}, not created yet. */
+  Checkpoint checkpoint(String name, long pid, String storage) {
     Checkpoint c = new Checkpoint();
     c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(namespace).build());
     c.setSpec(new CheckpointSpec(CheckpointTarget.process(node, (int) pid)));
-    c.getSpec().storage = node;
+    c.getSpec().storage = storage;
     c.getSpec().options = new CheckpointOptions();
     c.getSpec().options.leaveRunning = false; // the hard case: the tree is stopped while it is stored
-    return admin.resource(c).create();
+    return c;
   }
 
   Restore createRestore(String name) {
@@ -314,6 +392,10 @@ class AgentKillIT {
 
   Restore restore(String name) {
     return admin.resources(Restore.class).inNamespace(namespace).withName(name).get();
+  }
+
+  Checkpoint checkpoint(String name) {
+    return admin.resources(Checkpoint.class).inNamespace(namespace).withName(name).get();
   }
 
   Checkpoint awaitCheckpoint(String name) {

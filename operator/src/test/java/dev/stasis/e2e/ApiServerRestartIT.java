@@ -59,7 +59,9 @@ class ApiServerRestartIT {
       client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("restart").endMetadata().build())
           .create();
       s3.createBucket("restart");
-      TestStorage.s3("restart", link.endpoint(), "restart").credentials(s3).create(client);
+      // Whole archives: the test holds the archive's multipart upload across the restart.
+      TestStorage.s3("restart", link.endpoint(), "restart").credentials(s3).with(spec -> spec.deduplication = false)
+          .create(client);
       try (InProcessStasis stasis = InProcessStasis.on(client).agent(node, dir.resolve("work"), Main.criuPath(null))
           .start()) {
         await().atMost(TIMEOUT).until(() -> client.resources(NodeProfile.class).withName(node).get() != null);

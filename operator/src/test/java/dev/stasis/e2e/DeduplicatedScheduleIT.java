@@ -9,7 +9,6 @@ import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSchedule;
 import dev.stasis.api.CheckpointScheduleSpec;
 import dev.stasis.api.CheckpointScheduleSpec.ConcurrencyPolicy;
-import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.CheckpointStorageSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.CheckpointTemplate;
@@ -23,8 +22,6 @@ import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
 import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import java.nio.file.Path;
-import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -103,15 +100,7 @@ class DeduplicatedScheduleIT {
     assertThat(kept).containsExactlyInAnyOrderElementsOf(newest);
 
     // The collection is due every 10 minutes: make it due now, as if they had passed, and wait for it.
-    // The status records the collection's time to the second.
-    Instant asked = Instant.now().truncatedTo(ChronoUnit.SECONDS);
-    collectNow(storage);
-    await("the storage's collection ran").atMost(TIMEOUT.multipliedBy(2)).until(() -> {
-      var status = storage(storage).getStatus();
-      return status.lastGarbageCollectionTime != null && !Instant.parse(status.lastGarbageCollectionTime).isBefore(asked)
-          && status.usage != null && !Instant.parse(status.usage.computedAt).isBefore(asked);
-    });
-    var usage = storage(storage).getStatus().usage;
+    var usage = TestStorage.collectNow(cluster.client(), storage, "2s", TIMEOUT.multipliedBy(2)).getStatus().usage;
     double copies = (double) usage.storedBytes / memory;
     System.out.printf("DeduplicatedScheduleIT: %d checkpoints of %d MiB, %d kept: stored %d bytes (%.3f copies),"
         + " referenced %d, ratio %s; all runs added %d bytes%n", stateOf.size(), MEMORY_MIB, KEEP_LAST,
@@ -150,26 +139,6 @@ class DeduplicatedScheduleIT {
     return name;
   }
 
-  /**
-   * Drops the time of the last collection from the storage's status, then changes its spec (the
-   * grace period, 1s to 2s) so that the operator checks it at once and finds the collection due.
-   */
-  /**
-   * A short grace period, seen by the operator before the collection is made due: a collection
-   * that started first would keep everything younger than the default hour.
-   */
-  private static void collectNow(String name) {
-    var storage = cluster.client().resources(CheckpointStorage.class).withName(name);
-    long generation = storage.patch(PatchContext.of(PatchType.JSON_MERGE),
-        "{\"spec\": {\"garbageCollection\": {\"gracePeriod\": \"2s\"}}}").getMetadata().getGeneration();
-    await("the operator sees the grace period").atMost(TIMEOUT).until(() -> {
-      var status = storage.get().getStatus();
-      return status != null && status.observedGeneration != null && status.observedGeneration >= generation;
-    });
-    storage.subresource("status").patch(PatchContext.of(PatchType.JSON_MERGE),
-        "{\"status\": {\"lastGarbageCollectionTime\": null}}");
-  }
-
   private static void createSuspendedSchedule(String storage, long pid) {
     CheckpointSchedule s = new CheckpointSchedule();
     s.setMetadata(new ObjectMetaBuilder().withName(SCHEDULE).withNamespace(cluster.namespace()).build());
@@ -195,10 +164,6 @@ class DeduplicatedScheduleIT {
   private static CheckpointSchedule schedule() {
     return cluster.client().resources(CheckpointSchedule.class).inNamespace(cluster.namespace()).withName(SCHEDULE)
         .get();
-  }
-
-  private static CheckpointStorage storage(String name) {
-    return cluster.client().resources(CheckpointStorage.class).withName(name).get();
   }
 
   private static List<Checkpoint> checkpointsOf(String schedule) {

@@ -1,6 +1,7 @@
 package dev.stasis.e2e;
 
 import dev.stasis.testing.InProcessCluster;
+import dev.stasis.testing.TestStorage;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import static dev.stasis.testing.InProcessCluster.TIMEOUT;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -59,7 +60,12 @@ class FaultMatrixIT {
   static void faultyLink() throws Exception {
     link = FaultInjectingProxy.to(cluster.s3().endpoint());
     faultyStorage = "faulty-" + cluster.node();
-    cluster.createS3Storage(faultyStorage, link.endpoint(), "checkpoints");
+    // Whole archives: the faults hit the archive's upload (a deduplicated checkpoint's memory goes into packs
+    // first: AgentShutdownIT and AgentKillIT have those cases).
+    TestStorage.s3(faultyStorage, link.endpoint(), "checkpoints").credentials(cluster.s3()).with(spec -> {
+      spec.s3.prefix = "stasis";
+      spec.deduplication = false;
+    }).create(cluster.client());
     bucket = cluster.s3().client();
     await().atMost(TIMEOUT).until(() -> cluster.available(faultyStorage));
   }

@@ -26,6 +26,7 @@ import dev.stasis.api.RestoreSpec;
 import dev.stasis.api.ScheduleRef;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.kube.Labels;
+import dev.stasis.kube.NodeKey;
 import dev.stasis.kube.StorageBinding;
 import dev.stasis.operator.schedule.ScheduleCheckpoints;
 import dev.stasis.storage.ObjectStore;
@@ -150,6 +151,8 @@ class SchedulesIT {
     NodeProfile profile = new NodeProfile();
     profile.setMetadata(new ObjectMetaBuilder().withName(idle).build());
     profile.setSpec(new NodeProfileSpec());
+    // as every current agent: a deduplicating storage's Checkpoint is granted its namespace's chunk key
+    profile.getSpec().grantKey = NodeKey.inWorkDir(cluster.dir().resolve(idle)).publicKey();
     cluster.client().resource(profile).create();
     cluster.afterTest(() -> cluster.client().resource(profile).delete());
     createSchedule("forbid", "@every 2s", idle, 4242, spec -> spec.concurrencyPolicy = ConcurrencyPolicy.Forbid);
@@ -354,10 +357,13 @@ class SchedulesIT {
         c.getMetadata().getUid()).prefix()).collect(Collectors.toSet());
   }
 
-  /** The checkpoint prefixes of this test's cluster.namespace() that hold objects in the filesystem storage. */
+  /**
+   * The checkpoint prefixes of this test's cluster.namespace() that hold objects in the filesystem
+   * storage (not its packs, which no one checkpoint owns).
+   */
   private Set<String> storedPrefixes() throws Exception {
     return listFs(cluster.namespace() + "/").stream()
-        .map(o -> ArchiveLayout.ofKey(o.key()).orElseThrow().prefix()).collect(Collectors.toSet());
+        .flatMap(o -> ArchiveLayout.ofKey(o.key()).stream()).map(ArchiveLayout::prefix).collect(Collectors.toSet());
   }
 
   private List<StoredObject> listFs(String prefix) throws Exception {

@@ -9,7 +9,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -17,7 +16,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-class FileSystemObjectStoreTest {
+class FileSystemObjectStoreTest implements ObjectStoreContract {
   @TempDir Path temp;
   Path root;
   FileSystemObjectStore store;
@@ -32,26 +31,9 @@ class FileSystemObjectStoreTest {
     store = new FileSystemObjectStore(root);
   }
 
-  @Test
-  void readsARangeOfAnObjectAndSaysWhenTheObjectIsMissingOrEndsBeforeTheRange() throws IOException {
-    byte[] content = new byte[300_000];
-    for (int i = 0; i < content.length; i++) {
-      content[i] = (byte) (i * 31 + 7);
-    }
-    store.put("ns/.packs/ab/pack", content);
-
-    assertThat(store.readRange("ns/.packs/ab/pack", 131_072, 5_000))
-        .isEqualTo(Arrays.copyOfRange(content, 131_072, 136_072));
-    assertThat(store.readRange("ns/.packs/ab/pack", 0, content.length)).isEqualTo(content);
-    try (InputStream range = store.openRange("ns/.packs/ab/pack", 131_072, 5_000)) {
-      assertThat(range.readAllBytes()).as("streamed, and not a byte past the range")
-          .isEqualTo(Arrays.copyOfRange(content, 131_072, 136_072));
-    }
-    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 299_990, 20)).isInstanceOf(IOException.class)
-        .isNotInstanceOf(ObjectNotFoundException.class).hasMessageContaining("ns/.packs/ab/pack");
-    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 400_000, 20)).isInstanceOf(IOException.class)
-        .isNotInstanceOf(ObjectNotFoundException.class);
-    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/gone", 0, 20)).isInstanceOf(ObjectNotFoundException.class);
+  @Override
+  public ObjectStore store() {
+    return store;
   }
 
   @Test

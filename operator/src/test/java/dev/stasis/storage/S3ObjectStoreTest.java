@@ -20,7 +20,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -37,7 +36,7 @@ import software.amazon.awssdk.services.s3.S3Client;
 import software.amazon.awssdk.services.s3.model.MultipartUpload;
 import software.amazon.awssdk.services.s3.model.S3Object;
 
-class S3ObjectStoreTest {
+class S3ObjectStoreTest implements ObjectStoreContract {
   private static final String BUCKET = "stasis";
   private static final String PREFIX = "checkpoints";
 
@@ -61,33 +60,16 @@ class S3ObjectStoreTest {
         .build();
   }
 
+  @Override
+  public ObjectStore store() {
+    return store;
+  }
+
   @AfterEach
   void stopServer() throws Exception {
     bucket.close();
     store.close();
     server.close();
-  }
-
-  @Test
-  void readsARangeOfAnObjectAndSaysWhenTheObjectIsMissingOrEndsBeforeTheRange() throws IOException {
-    byte[] content = new byte[300_000];
-    for (int i = 0; i < content.length; i++) {
-      content[i] = (byte) (i * 31 + 7);
-    }
-    store.put("ns/.packs/ab/pack", content);
-
-    assertThat(store.readRange("ns/.packs/ab/pack", 131_072, 5_000))
-        .isEqualTo(Arrays.copyOfRange(content, 131_072, 136_072));
-    assertThat(store.readRange("ns/.packs/ab/pack", 0, content.length)).isEqualTo(content);
-    try (InputStream range = store.openRange("ns/.packs/ab/pack", 131_072, 5_000)) {
-      assertThat(range.readAllBytes()).as("streamed, and not a byte past the range")
-          .isEqualTo(Arrays.copyOfRange(content, 131_072, 136_072));
-    }
-    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 299_990, 20)).isInstanceOf(IOException.class)
-        .isNotInstanceOf(ObjectNotFoundException.class).hasMessageContaining("ns/.packs/ab/pack");
-    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/pack", 400_000, 20)).isInstanceOf(IOException.class)
-        .isNotInstanceOf(ObjectNotFoundException.class);
-    assertThatThrownBy(() -> store.readRange("ns/.packs/ab/gone", 0, 20)).isInstanceOf(ObjectNotFoundException.class);
   }
 
   @Test

@@ -131,7 +131,8 @@ public final class ChunkedImagesUpload {
   /**
    * Cuts and stores the pages images CRIU writes into {@code imagesDir}, while it writes them, and
    * uploads their index once {@code imagesComplete} says CRIU is done; {@code cut} is told the image
-   * bytes cut so far. Each pass reads the whole entries each process's pagemap has gained and cuts
+   * bytes cut so far as each chunk is handed to the store (which holds the cutting back to its own
+   * pace): the pass after CRIU is done cuts all that is left, most of a fast dump. Each pass reads the whole entries each process's pagemap has gained and cuts
    * the pages they list as soon as the pages file holds them ({@link PagemapAlignedChunker.Cutting}:
    * the boundaries of a cut after CRIU exits). Interrupted (CRIU failed): throws, and nothing is
    * indexed.
@@ -147,6 +148,7 @@ public final class ChunkedImagesUpload {
     ThreadLocal<Boolean> raised = ThreadLocal.withInitial(() -> false);
     ArrayDeque<Handed> window = new ArrayDeque<>();
     AtomicLong cutWhileWriting = new AtomicLong(); // touched by this thread only
+    AtomicLong handedOver = new AtomicLong(); // touched by this thread only
     ChunkSinkFor sinks = image -> (bytes, offset, length) -> {
       if (!imagesComplete.getAsBoolean()) {
         cutWhileWriting.addAndGet(length);
@@ -161,6 +163,7 @@ public final class ChunkedImagesUpload {
         listing.get();
         return chunks.store(objects.get(), chunk);
       })));
+      cut.accept(handedOver.addAndGet(length));
       while (window.size() >= WINDOW) {
         Handed oldest = window.poll();
         oldest.into().add(await(oldest.chunk()));
@@ -181,7 +184,6 @@ public final class ChunkedImagesUpload {
         for (FollowedImage image : followed.values()) {
           progressed |= image.advance(complete);
         }
-        cut.accept(cutBytes(followed));
         if (complete) {
           break;
         }

@@ -6,6 +6,7 @@ import dev.stasis.agent.process.ProcessInventory;
 import dev.stasis.agent.process.ProcessTree;
 import dev.stasis.agent.process.TravellingFiles;
 import dev.stasis.agent.profile.NodeFingerprint;
+import dev.stasis.agent.work.AgentShutdown;
 import dev.stasis.agent.work.NodeJob;
 import dev.stasis.agent.work.NodeWork;
 import dev.stasis.agent.work.WorkDirs;
@@ -173,6 +174,7 @@ final class ProcessCheckpointJob extends NodeJob<Checkpoint> {
         try (WorkProgress progress = work.progress(checkpoint, work.checkpoints);
             StreamingArchiveUpload upload = startUpload(checkpoint, store, codec, encryptWith, chunkKey,
                 dump.imagesDir(), dump.endTree() ? WhileDumping.ARCHIVE : WhileDumping.WAIT, progress);
+            AgentShutdown.Registration cutOff = shutdown.cutOffOnStop(upload::cutOff);
             CpuPriority.Held serving = dump.holdFrozen() ? CpuPriority.currentThreadAt(Criu.DUMP_NICE) : () -> {}) {
           progress.step(ProgressStatus.DUMPING, ProcessTree.memoryBytes(members));
           // Held until CRIU's parasite code has left every process of the tree (it works in their

@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
@@ -144,6 +145,8 @@ final class StreamingArchiveUpload implements AutoCloseable {
         throw io;
       }
       throw new IOException("archiving the images failed: " + cause, cause);
+    } catch (CancellationException e) {
+      throw new InterruptedIOException("the upload was cut off");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while archiving the images");
@@ -151,6 +154,14 @@ final class StreamingArchiveUpload implements AutoCloseable {
     upload.commit();
     committed = true;
     return summary;
+  }
+
+  /**
+   * Stops archiving and storing chunks, from any thread (the agent stopping): {@link #finish} then
+   * fails at once, and {@link #close} still waits for the follower to end and aborts the upload.
+   */
+  void cutOff() {
+    following.cancel(true);
   }
 
   /** Unless committed: stops archiving and aborts the upload, so that nothing is stored. */

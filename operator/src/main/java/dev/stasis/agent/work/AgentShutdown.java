@@ -27,6 +27,7 @@ public final class AgentShutdown {
   static final Duration WORK_GRACE = Duration.ofSeconds(25);
 
   private final Set<ObjectUpload> uploads = ConcurrentHashMap.newKeySet();
+  private final Set<Runnable> cutOffs = ConcurrentHashMap.newKeySet();
   private final List<NodeWorkQueue> queues = new CopyOnWriteArrayList<>();
   private volatile boolean stopping;
 
@@ -40,6 +41,7 @@ public final class AgentShutdown {
       log.info("shutting down: aborting {} running upload(s)", uploads.size());
     }
     uploads.forEach(ObjectUpload::abort);
+    cutOffs.forEach(Runnable::run);
     for (NodeWorkQueue queue : queues) {
       if (!queue.stopAndAwaitRunning(WORK_GRACE)) {
         log.warn("shutting down: {} job(s) still running after {}s", queue.running(), WORK_GRACE.toSeconds());
@@ -95,6 +97,27 @@ public final class AgentShutdown {
       tracked.abort();
     }
     return tracked;
+  }
+
+  /** Registered work that the stopping agent cuts off, until it is closed (its work ended). */
+  public interface Registration extends AutoCloseable {
+    @Override
+    void close();
+  }
+
+  /**
+   * For work that writes to storage beside its tracked upload: a deduplicated checkpoint stores its
+   * packs before it writes a byte of its archive, so aborting that upload alone would let it go on
+   * past the agent's grace period. {@code cutOff} runs if the agent stops before the registration is
+   * closed (at once, if it stops already); it must make the work fail soon with an IOException.
+   */
+  public Registration cutOffOnStop(Runnable cutOff) {
+    Runnable registered = cutOff::run; // its own identity: one work may register the same method twice
+    cutOffs.add(registered);
+    if (stopping) {
+      registered.run();
+    }
+    return () -> cutOffs.remove(registered);
   }
 
   /** A checkpoint whose upload or CRIU run the stopping agent cut off says so. */

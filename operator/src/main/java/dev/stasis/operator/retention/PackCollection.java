@@ -35,14 +35,14 @@ import java.util.TreeMap;
  *   <li>a pack without an index (its writer died between the two PUTs) goes: no reader can find its chunks;</li>
  *   <li>an index without a pack goes: it names chunks that are not there;</li>
  *   <li>a pack whose marked chunks are less than half its bytes is repacked, and so, while the
- *       namespace's packs hold more unused bytes than {@link #MAX_UNUSED} of the live ones (restic's
- *       prune {@code --max-unused}), are the others with the most unused bytes first. Repacking fetches the
+ *       namespace's packs hold more unused bytes than {@code maxUnusedPercent} of the live ones
+ *       (the storage's {@code garbageCollection.maxUnusedPercent}, restic's prune {@code --max-unused}), are the others with the most unused bytes first. Repacking fetches the
  *       pack in one GET, opens each marked chunk and checks it against its name, writes the marked
  *       chunks into new packs (once, when two repacked packs hold one; their index after them), and
  *       only then deletes the old index, then the old pack. A restore whose hint names the old pack
  *       finds the chunk by its name in the new pack's index.</li>
  * </ul>
- * So after a pass the unused bytes in packs are at most {@code MAX_UNUSED} of the live ones, plus
+ * So after a pass the unused bytes in packs are at most {@code maxUnusedPercent} of the live ones, plus
  * what packs younger than the grace period hold unused (they are never touched).
  * Memory: the indexes of packs past grace that are partly unused while choosing which to repack,
  * the names held by kept packs ({@link LongSet}, for
@@ -51,13 +51,6 @@ import java.util.TreeMap;
 final class PackCollection {
   /** What repacking writes at most into one new pack: the size the agent's packs aim at. */
   static final int REPACK_TARGET_BYTES = 16 << 20;
-  /**
-   * The unused bytes (stored in packs, no marked chunk) a namespace's packs may keep, as a share
-   * of the marked bytes they hold. 10% keeps a keepLast-5 series within 1.10 of what its
-   * checkpoints refer to, rewriting 0.13 copies of the memory per collection on average
-   * (docs/dedup.md). A constant, not a CheckpointStorage setting yet: see docs/dedup.md.
-   */
-  static final double MAX_UNUSED = 0.10;
   private static final SecureRandom RANDOM = new SecureRandom();
 
   /**
@@ -72,6 +65,12 @@ final class PackCollection {
   private final ChunkMark mark;
   private final ChunkKeys keys;
   private final Instant settled;
+  /**
+   * The unused bytes (stored in packs, no marked chunk) a namespace's packs may keep, in percent of
+   * the marked bytes they hold. The default 10% keeps a keepLast-5 series within 1.10 of what its
+   * checkpoints refer to, rewriting 0.13 copies of the memory per collection on average (docs/dedup.md).
+   */
+  private final int maxUnusedPercent;
   private final Map<String, ChunkKeys.NamespaceKey> keysById = new HashMap<>();
   private final LongSet held = new LongSet();
   private int deleted;
@@ -81,12 +80,14 @@ final class PackCollection {
   private long writtenBytes;
   private long storedBytes;
 
-  private PackCollection(ObjectStore store, String namespace, ChunkMark mark, ChunkKeys keys, Instant settled) {
+  private PackCollection(ObjectStore store, String namespace, ChunkMark mark, ChunkKeys keys, Instant settled,
+      int maxUnusedPercent) {
     this.store = store;
     this.namespace = namespace;
     this.mark = mark;
     this.keys = keys;
     this.settled = settled;
+    this.maxUnusedPercent = maxUnusedPercent;
   }
 
   /** A pack id and its two objects as listed (either may be missing). */
@@ -107,12 +108,13 @@ final class PackCollection {
 
   /**
    * @param settled objects last modified before it are older than the grace period
+   * @param maxUnusedPercent the unused bytes the packs may keep, in percent of the marked ones
    * @throws ChunkReferencesInvalid when a pack index (or a chunk to be moved) cannot be trusted:
    *     nothing is deleted after that
    */
-  static Result collect(ObjectStore store, String namespace, ChunkMark mark, ChunkKeys keys, Instant settled)
-      throws IOException, ChunkReferencesInvalid {
-    return new PackCollection(store, namespace, mark, keys, settled).collect();
+  static Result collect(ObjectStore store, String namespace, ChunkMark mark, ChunkKeys keys, Instant settled,
+      int maxUnusedPercent) throws IOException, ChunkReferencesInvalid {
+    return new PackCollection(store, namespace, mark, keys, settled, maxUnusedPercent).collect();
   }
 
   private Result collect() throws IOException, ChunkReferencesInvalid {
@@ -175,7 +177,7 @@ final class PackCollection {
     }
     wasteful.sort(Comparator.comparingLong(Unused::bytes).reversed().thenComparing(Unused::packId));
     for (Unused u : wasteful) {
-      if (unusedBytes > MAX_UNUSED * liveBytes) {
+      if (unusedBytes * 100 > maxUnusedPercent * liveBytes) {
         toRepack.add(u.packId());
         unusedBytes -= u.bytes();
       } else {

@@ -129,9 +129,12 @@ public final class StorageGarbageCollector {
    *     asked only of checkpoints whose objects are all older than the grace period
    * @param chunkLocks asked for a namespace's lock before its chunks are marked and swept
    * @param chunkKeys the keys that authenticate pack indexes and name (and seal) the chunks in packs
+   * @param maxUnusedPercent the unused bytes a namespace's packs may keep, in percent of the used ones
+   *     ({@link PackCollection})
    */
   public static Collected collect(ObjectStore store, String clusterId, Predicate<ArchiveLayout> checkpointExists,
-      ChunkLocks chunkLocks, ChunkKeys chunkKeys, Duration gracePeriod, Instant now) throws IOException {
+      ChunkLocks chunkLocks, ChunkKeys chunkKeys, Duration gracePeriod, int maxUnusedPercent, Instant now)
+      throws IOException {
     List<String> otherClusters = store.list(CLUSTER_MARKERS).stream()
         .map(o -> o.key().substring(CLUSTER_MARKERS.length())).filter(id -> !id.equals(clusterId)).toList();
     if (!otherClusters.isEmpty()) {
@@ -151,7 +154,8 @@ public final class StorageGarbageCollector {
           .ifPresent(namespace -> staleChunkUploads.computeIfAbsent(namespace, ns -> new ArrayList<>())
               .add(upload.key()));
     }
-    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, chunkKeys, settled, unfinished, staleChunkUploads);
+    Sweep sweep = new Sweep(store, checkpointExists, chunkLocks, chunkKeys, settled, maxUnusedPercent, unfinished,
+        staleChunkUploads);
     try {
       store.forEach("", sweep);
       return sweep.finish();
@@ -204,6 +208,7 @@ public final class StorageGarbageCollector {
     final ChunkLocks chunkLocks;
     final ChunkKeys chunkKeys;
     final Instant settled;
+    final int maxUnusedPercent;
     /** Checkpoints with unfinished uploads, until their objects come (if any do). */
     final Map<ArchiveLayout, Stored> unfinished;
     Stored current;
@@ -230,13 +235,15 @@ public final class StorageGarbageCollector {
     long chunksKept;
 
     Sweep(ObjectStore store, Predicate<ArchiveLayout> checkpointExists, ChunkLocks chunkLocks, ChunkKeys chunkKeys,
-        Instant settled, Map<ArchiveLayout, Stored> unfinished, Map<String, List<String>> staleChunkUploads) {
+        Instant settled, int maxUnusedPercent, Map<ArchiveLayout, Stored> unfinished,
+        Map<String, List<String>> staleChunkUploads) {
       this.staleChunkUploads = staleChunkUploads;
       this.store = store;
       this.checkpointExists = checkpointExists;
       this.chunkLocks = chunkLocks;
       this.chunkKeys = chunkKeys;
       this.settled = settled;
+      this.maxUnusedPercent = maxUnusedPercent;
       this.unfinished = unfinished;
     }
 
@@ -320,7 +327,8 @@ public final class StorageGarbageCollector {
         removeAbandonedUploads(namespace);
         ChunkMark mark = ChunkMark.of(store, namespace);
         if (packsCollected.add(namespace)) {
-          PackCollection.Result result = PackCollection.collect(store, namespace, mark, chunkKeys, settled);
+          PackCollection.Result result = PackCollection.collect(store, namespace, mark, chunkKeys, settled,
+              maxUnusedPercent);
           packs = packs.plus(result);
           storedBytes += result.storedBytes();
           chunksKept += result.held().size();

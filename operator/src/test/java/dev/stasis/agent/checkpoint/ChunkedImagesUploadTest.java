@@ -27,6 +27,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -104,10 +105,7 @@ class ChunkedImagesUploadTest {
 
   @Test
   void pagesAreCutWhileTheChunkFolderIsStillBeingListedAndUploadedOnlyOnceItIs() throws Exception {
-    Dump dump = new Dump(42, 1, entries(0x7f0000000000L, 40, 16), new Random(5));
-    Path images = Files.createDirectories(dir.resolve("images"));
-    dump.writeFirst(images, 40);
-    dump.writeRest(images);
+    Path images = completeDump(5);
     ArchiveLayout layout = new ArchiveLayout(NS, "listing", "uid-6");
     ChunkedImagesUpload upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
     AtomicLong cut = new AtomicLong();
@@ -120,6 +118,34 @@ class ChunkedImagesUploadTest {
 
     assertThat(storing.get().uploadedChunks()).isPositive();
     assertThat(store.exists(layout.chunkIndexKey())).isTrue();
+  }
+
+  /**
+   * A fast dump is complete before the first pass: that one pass cuts all of it, and the progress
+   * moves as each chunk is handed to the store, not once at its end.
+   */
+  @Test
+  void aDumpCutInOnePassAfterCriuIsDoneReportsEachChunk() throws Exception {
+    Path images = completeDump(6);
+    ArchiveLayout layout = new ArchiveLayout(NS, "one-pass", "uid-7");
+    ChunkedImagesUpload upload = new ChunkedImagesUpload(store, layout, CHUNK_KEY, false, ArchiveCodec.NONE);
+    upload.listStored();
+    List<Long> told = new CopyOnWriteArrayList<>();
+
+    ChunkedImagesUpload.Stored stored = upload.store(images, () -> true, told::add);
+
+    long chunks = 40 * 16 * (long) PAGE / ChunkedImagesUpload.BLOCK_BYTES;
+    assertThat(told).as("one progress per chunk").hasSizeGreaterThanOrEqualTo((int) chunks).isSorted()
+        .doesNotHaveDuplicates().last().isEqualTo(stored.chunks().imagesBytes);
+  }
+
+  /** The images folder of a finished dump of one process: 40 entries of 16 pages. */
+  private Path completeDump(long seed) throws IOException {
+    Dump dump = new Dump(42, 1, entries(0x7f0000000000L, 40, 16), new Random(seed));
+    Path images = Files.createDirectories(dir.resolve("images"));
+    dump.writeFirst(images, 40);
+    dump.writeRest(images);
+    return images;
   }
 
   @Test

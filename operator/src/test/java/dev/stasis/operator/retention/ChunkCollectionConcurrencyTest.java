@@ -1,5 +1,6 @@
 package dev.stasis.operator.retention;
 
+import static dev.stasis.api.CheckpointStorageSpec.DEFAULT_MAX_UNUSED_PERCENT;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.stasis.agent.checkpoint.ChunkedImagesUpload;
@@ -210,7 +211,7 @@ class ChunkCollectionConcurrencyTest {
           return StorageGarbageCollector.collect(store, "this-cluster", l -> l.equals(kept),
               namespace -> lock.tryHold(new Scope(STORAGE, namespace), List::of),
               (namespace, keyId) -> Optional.of(new ChunkKeys.NamespaceKey(CHUNK_KEY, false)), Duration.ofHours(1),
-              Instant.now().plus(Duration.ofHours(2)));
+              DEFAULT_MAX_UNUSED_PERCENT, Instant.now().plus(Duration.ofHours(2)));
         } finally {
           collecting.set(false);
         }
@@ -337,7 +338,7 @@ class ChunkCollectionConcurrencyTest {
 
     StorageGarbageCollector.Collected collect() throws IOException {
       return StorageGarbageCollector.collect(store, "this-cluster", l -> existing.contains(l.checkpointUid()), locks,
-          keys, Duration.ZERO, Instant.now().plusSeconds(1));
+          keys, Duration.ZERO, DEFAULT_MAX_UNUSED_PERCENT, Instant.now().plusSeconds(1));
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.stasis.operator.retention;
 
+import static dev.stasis.api.CheckpointStorageSpec.DEFAULT_MAX_UNUSED_PERCENT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -31,6 +32,8 @@ import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -194,11 +197,13 @@ class ChunkCollectionTest {
    * A schedule with keepLast 5 of a 64 MiB process whose memory does not compress: 10 checkpoints
    * with 5% of the memory (26 of its 128 KiB chunks, in blocks of 1 MiB and one of 256 KiB)
    * rewritten between each, the first 5 deleted, then a collection. The packs left hold at most
-   * {@link PackCollection#MAX_UNUSED} more than the distinct chunks the 5 kept checkpoints refer to
-   * (none is younger than the grace period); what the collection rewrote is printed.
+   * {@code maxUnusedPercent} (the storage's setting; 10 by default) more than the distinct chunks
+   * the 5 kept checkpoints refer to (none is younger than the grace period); what the collection
+   * rewrote is printed.
    */
-  @Test
-  void aKeepLastFiveSeriesKeepsLittleMoreThanWhatItsCheckpointsReferTo() throws Exception {
+  @ParameterizedTest(name = "maxUnusedPercent {0}")
+  @ValueSource(ints = {0, DEFAULT_MAX_UNUSED_PERCENT, 50})
+  void aKeepLastFiveSeriesKeepsLittleMoreThanWhatItsCheckpointsReferTo(int maxUnusedPercent) throws Exception {
     try (ObjectStore store = new FileSystemObjectStore(root)) {
       int chunkBytes = 128 << 10;
       Random random = new Random(5);
@@ -222,7 +227,7 @@ class ChunkCollectionTest {
       }
       Set<ArchiveLayout> kept = new HashSet<>();
       series.subList(5, 10).forEach(w -> kept.add(w.layout()));
-      var collected = collect(store, kept::contains, Instant.now().plus(Duration.ofHours(2)));
+      var collected = collect(store, kept::contains, maxUnusedPercent, Instant.now().plus(Duration.ofHours(2)));
       Set<String> referenced = new HashSet<>();
       series.subList(5, 10).forEach(w -> referenced.addAll(w.chunks()));
       long oneCopy = 512L * chunkBytes;
@@ -237,17 +242,18 @@ class ChunkCollectionTest {
           rewritten += packsBefore.contains(pack.packId()) ? 0 : object.sizeBytes();
         }
       }
-      System.out.printf("keepLast 5 of 10 checkpoints of 64 MiB, 5%% rewritten between: packs and indexes %d bytes"
+      System.out.printf("maxUnusedPercent %d: keepLast 5 of 10 checkpoints of 64 MiB, 5%% rewritten between: packs"
+          + " and indexes %d bytes"
           + " before deletion (%.2f copies), %d after the collection (%.2f copies; %d packs deleted, %d repacked,"
           + " %d bytes rewritten = %.2f copies); the 5 kept refer to %d distinct chunks, %d bytes (%.2f copies);"
           + " storage usage %d bytes%n",
-          beforeDeletion, beforeDeletion / (double) oneCopy, stored, stored / (double) oneCopy,
+          maxUnusedPercent, beforeDeletion, beforeDeletion / (double) oneCopy, stored, stored / (double) oneCopy,
           collected.chunks().packs().deleted(), collected.chunks().packs().repacked(), rewritten,
           rewritten / (double) oneCopy, referenced.size(), referencedStored, referencedStored / (double) oneCopy,
           collected.usage().storedBytes());
       assertThat(collected.chunks().stopped()).isEmpty();
       assertThat(packs).as("pack bytes against the referenced chunks' bytes")
-          .isBetween(referencedStored, (long) (referencedStored * (1 + PackCollection.MAX_UNUSED)));
+          .isBetween(referencedStored, referencedStored * (100 + maxUnusedPercent) / 100);
       assertThat(collected.usage().chunks()).isGreaterThanOrEqualTo(referenced.size());
       for (Written w : series.subList(5, 10)) {
         assertThat(store.exists(w.layout().manifestKey())).isTrue();
@@ -499,9 +505,14 @@ class ChunkCollectionTest {
 
   private StorageGarbageCollector.Collected collect(ObjectStore store, Predicate<ArchiveLayout> exists, Instant now)
       throws IOException {
+    return collect(store, exists, DEFAULT_MAX_UNUSED_PERCENT, now);
+  }
+
+  private StorageGarbageCollector.Collected collect(ObjectStore store, Predicate<ArchiveLayout> exists,
+      int maxUnusedPercent, Instant now) throws IOException {
     return StorageGarbageCollector.collect(store, THIS_CLUSTER, exists,
         namespace -> lock.tryHold(new Scope(STORAGE, namespace), () -> List.copyOf(inFlight)), keys(sealed), GRACE,
-        now);
+        maxUnusedPercent, now);
   }
 
   /** The tests' chunk key, sealing or only naming the chunks; no other key id is known. */

@@ -1,5 +1,6 @@
 package dev.stasis.operator.retention;
 
+import static dev.stasis.api.CheckpointStorageSpec.DEFAULT_MAX_UNUSED_PERCENT;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -117,14 +118,15 @@ class StorageGarbageCollectorTest {
     Instant later = Instant.now().plus(Duration.ofDays(1));
 
     var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, NO_CHUNKS, NO_KEYS, GRACE,
-        later);
+        DEFAULT_MAX_UNUSED_PERCENT, later);
 
     assertThat(collected.otherClusters()).containsExactly("7d1f0c55-other-cluster");
     assertThat(collected.isEmpty()).isTrue();
     assertThat(store.list(theirs.prefix())).hasSize(2);
 
     store.deleteAll(StorageGarbageCollector.CLUSTER_MARKERS + "7d1f0c55-other-cluster");
-    assertThat(StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, NO_CHUNKS, NO_KEYS, GRACE, later)
+    assertThat(StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> false, NO_CHUNKS, NO_KEYS, GRACE,
+        DEFAULT_MAX_UNUSED_PERCENT, later)
         .prefixes())
         .as("once that cluster's mark is gone").containsExactly(theirs.prefix());
   }
@@ -160,7 +162,7 @@ class StorageGarbageCollectorTest {
         }
 
         var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> l.equals(live), NO_CHUNKS, NO_KEYS,
-            GRACE, Instant.now().plus(Duration.ofDays(1)));
+            GRACE, DEFAULT_MAX_UNUSED_PERCENT, Instant.now().plus(Duration.ofDays(1)));
 
         assertThat(collected.prefixes()).containsExactly(gone.prefix());
         List<FaultInjectingProxy.Request> requests = link.requests();
@@ -200,12 +202,12 @@ class StorageGarbageCollectorTest {
     Set<String> existing = Set.of(LIVE);
 
     var fresh = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()),
-        NO_CHUNKS, NO_KEYS, GRACE, Instant.now().plus(Duration.ofMinutes(50)));
+        NO_CHUNKS, NO_KEYS, GRACE, DEFAULT_MAX_UNUSED_PERCENT, Instant.now().plus(Duration.ofMinutes(50)));
     assertThat(fresh.isEmpty()).as("nothing is touched within the grace period").isTrue();
     assertThat(store.listUnfinished("")).hasSize(3);
 
     var collected = StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()),
-        NO_CHUNKS, NO_KEYS, GRACE, Instant.now().plus(Duration.ofMinutes(70)));
+        NO_CHUNKS, NO_KEYS, GRACE, DEFAULT_MAX_UNUSED_PERCENT, Instant.now().plus(Duration.ofMinutes(70)));
     assertThat(collected.prefixes()).containsExactlyInAnyOrder(gone.prefix(), crashed.prefix());
     assertThat(collected.objects()).isEqualTo(2);
     assertThat(collected.bytes()).isEqualTo(("images of " + gone.checkpointName()).length() + 2);
@@ -218,7 +220,7 @@ class StorageGarbageCollectorTest {
     await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
       if (store.listUnfinished("").size() > 1) {
         StorageGarbageCollector.collect(store, THIS_CLUSTER, l -> existing.contains(l.checkpointUid()), NO_CHUNKS,
-            NO_KEYS, GRACE, Instant.now().plus(Duration.ofMinutes(70)));
+            NO_KEYS, GRACE, DEFAULT_MAX_UNUSED_PERCENT, Instant.now().plus(Duration.ofMinutes(70)));
       }
       assertThat(store.listUnfinished("")).extracting(StoredObject::key).containsExactly(live.prefix() + "second.tar.zst");
     });
