@@ -21,6 +21,7 @@
 
 #define XORSHIFT_SEED 0x6d656d636f756e74ULL
 #include "xorshift.h"
+#include "memsum.h"
 
 #include "count_file.h"
 
@@ -39,12 +40,7 @@ static void on_signal(int sig)
 
 static void write_sum(const char *out, const unsigned char *memory, size_t size)
 {
-	uint64_t sum = 0xcbf29ce484222325ULL; /* FNV-1a over 8-byte words */
-	for (size_t i = 0; i < size; i += 8) {
-		uint64_t x;
-		memcpy(&x, memory + i, 8);
-		sum = (sum ^ x) * 0x100000001b3ULL;
-	}
+	uint64_t sum = memory_sum(memory, size);
 	char path[4096], tmp[4100], line[32];
 	snprintf(path, sizeof(path), "%s.sum", out);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);

@@ -18,20 +18,10 @@
 
 #define XORSHIFT_SEED 0x706f646d656d6374ULL
 #include "xorshift.h"
+#include "memsum.h"
 
 #define MIB (1UL << 20)
 #define CHECK_EVERY 20
-
-static uint64_t checksum(const unsigned char *memory, size_t size)
-{
-	uint64_t sum = 0xcbf29ce484222325ULL; /* FNV-1a over 8-byte words */
-	for (size_t i = 0; i < size; i += 8) {
-		uint64_t x;
-		memcpy(&x, memory + i, 8);
-		sum = (sum ^ x) * 0x100000001b3ULL;
-	}
-	return sum;
-}
 
 int main(int argc, char **argv)
 {
@@ -50,10 +40,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fill(memory, size);
-	uint64_t expected = checksum(memory, size);
+	uint64_t expected = memory_sum(memory, size);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (unsigned long long count = 1;; count++) {
-		if (count % CHECK_EVERY == 0 && checksum(memory, size) != expected) {
+		if (count % CHECK_EVERY == 0 && memory_sum(memory, size) != expected) {
 			fprintf(stderr, "the memory changed at count %llu\n", count);
 			return 3;
 		}
