@@ -71,7 +71,8 @@ class PodCheckpointOnNodeIT {
     stasis = node.startStasis(dir.resolve("work"), tap.url(), agentToken);
     storage = "pods-on-node";
     storageRoot = dir.resolve("storage");
-    TestStorage.filesystem(storage, storageRoot).create(admin);
+    // Whole archives, as the kubelet wrote them: PodDeduplicationOnNodeIT has the deduplicated ones
+    TestStorage.filesystem(storage, storageRoot).with(spec -> spec.deduplication = false).create(admin);
   }
 
   @AfterAll

@@ -48,6 +48,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Pod restores on the real node of scripts/node.sh: the checkpoint is taken through the real
@@ -80,7 +82,11 @@ class PodRestoreOnNodeIT {
     counterImage = WorkloadImages.push(node.registry(), "workloads/pod-counter", "1", "pod-counter", "/count");
     Path token = node.writeToken(dir.resolve("agent.token"), SYSTEM, "stasis-agent");
     stasis = node.startStasis(dir.resolve("work"), node.kubeletUrl(), token);
-    storage = node.podStorage("restore-on-node", dir.resolve("storage"), null, IMAGE_GRACE.toSeconds() + "s");
+    // Whole archives (a zstd layer): PodDeduplicationOnNodeIT and the encrypted case below have deduplicated ones
+    storage = node.configuredPodStorage("restore-on-node", dir.resolve("storage"), spec -> {
+      spec.registry.imageGracePeriod = IMAGE_GRACE.toSeconds() + "s";
+      spec.deduplication = false;
+    });
   }
 
   @AfterAll
@@ -243,15 +249,21 @@ class PodRestoreOnNodeIT {
         .containsPattern("containerd\\s+2\\.3\\.4\\s+true"); // RUNTIME VERSION RESTORES, as NodeProfile declares them
   }
 
-  /** The runtime gets the plain layer: the archive is stored encrypted and decrypted on its way to the registry. */
-  @Test
-  void anEncryptedCheckpointIsRestoredFromItsDecryptedLayer() throws Exception {
+  /**
+   * The runtime gets the plain layer: a whole archive is stored encrypted and decrypted on its way to
+   * the registry; a deduplicated one's tar is put together from its encrypted skeleton and chunks.
+   */
+  @ParameterizedTest(name = "deduplication: {0}")
+  @ValueSource(booleans = {false, true})
+  void anEncryptedCheckpointIsRestoredFromItsDecryptedLayer(boolean deduplication) throws Exception {
     byte[] key = new byte[32];
     new SecureRandom().nextBytes(key);
     admin.resource(new SecretBuilder().withNewMetadata().withName("keys-" + namespace).withNamespace(SYSTEM).endMetadata()
         .withStringData(Map.of("k1", Base64.getEncoder().encodeToString(key))).build()).create();
-    String encrypted = node.podStorage("enc-" + namespace, dir.resolve("storage"),
-        new EncryptionSpec(new SecretReference("keys-" + namespace, SYSTEM), "k1"));
+    String encrypted = node.configuredPodStorage("enc-" + namespace, dir.resolve("storage"), spec -> {
+      spec.encryption = new EncryptionSpec(new SecretReference("keys-" + namespace, SYSTEM), "k1");
+      spec.deduplication = deduplication;
+    });
     runPod("web", counterImage);
     long before = lastCount("web");
     Checkpoint checkpoint = checkpoint("web", encrypted);
@@ -264,8 +276,11 @@ class PodRestoreOnNodeIT {
     assertThat(stored.at("/archive/encryption/algorithm").asText()).isEqualTo("AES-256-GCM-STREAM");
     JsonNode manifest = JSON.readTree(registry(node.podRegistry(), "stasis/" + namespace)
         .manifest("app-" + done.getMetadata().getUid()));
-    assertThat(manifest.at("/layers/0/digest").asText())
-        .isEqualTo("sha256:" + stored.at("/archive/encryption/plaintextSha256").asText())
+    String plainLayer = deduplication ? stored.at("/archive/tarSha256").asText()
+        : stored.at("/archive/encryption/plaintextSha256").asText();
+    assertThat(plainLayer).isNotBlank();
+    assertThat(stored.at("/chunks").isMissingNode()).isEqualTo(!deduplication);
+    assertThat(manifest.at("/layers/0/digest").asText()).isEqualTo("sha256:" + plainLayer)
         .isNotEqualTo("sha256:" + stored.at("/archive/sha256").asText());
     String restored = done.getStatus().restoredPod;
     await("the restored container counts on").atMost(TIMEOUT)
