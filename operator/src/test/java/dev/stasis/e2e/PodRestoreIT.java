@@ -319,7 +319,12 @@ class PodRestoreIT {
       s3.createBucket("progress");
       String slowStorage = "slow-" + NODE;
       TestStorage.s3(slowStorage, link.endpoint(), "progress").credentials(s3)
-          .with(spec -> spec.registry = registry(registry.url("stasis"), "registry-" + NODE)).create(admin);
+          .with(spec -> {
+            spec.registry = registry(registry.url("stasis"), "registry-" + NODE);
+            // A whole archive streams from the slow link into the push; a deduplicated one is put together
+            // first, and that part reports no progress yet (docs/dedup.md, "What remains")
+            spec.deduplication = false;
+          }).create(admin);
       await().atMost(TIMEOUT).until(() -> TestStorage.isAvailable(admin, slowStorage));
       await().atMost(TIMEOUT).until(() -> Workloads.count(count) >= 1); // its memory is written
       kubelet.runPod(new PodBuilder().withNewMetadata().withName("big").withNamespace(namespace).endMetadata()
