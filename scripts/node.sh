@@ -571,6 +571,12 @@ node_ready() {
   [[ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
 
+# The kubelet reports containerd's version again: while it could not reach containerd it said
+# "containerd://Unknown", and an agent that read that would say the node cannot restore.
+node_runtime_known() {
+  [[ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.nodeInfo.containerRuntimeVersion}')" =~ ^containerd://v?[0-9] ]]
+}
+
 start_kube_proxy() {
   local healthz metrics
   healthz="$(free_port)"
@@ -675,6 +681,7 @@ cmd_restore_via_create() {
   mv -f "$DIR/logs/containerd.log" "$DIR/logs/containerd.log.$(date +%s)"
   run_containerd
   await_part kubelet node_ready
+  await_part kubelet node_runtime_known
   log "containerd restarted with enable_experimental_restore_via_create = $value"
 }
 

@@ -21,6 +21,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -35,6 +36,12 @@ public class NodeProfilePublisher implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NodeProfilePublisher.class);
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final long REFRESH_SECONDS = 60;
+  /**
+   * How soon it looks again after a pass that could not see everything (the API server did not
+   * answer, the kubelet cannot reach the container runtime), doubled each time up to the refresh:
+   * a profile that wrongly says the node cannot restore would fail Restores meanwhile.
+   */
+  static final long RECHECK_SECONDS = 3;
   /** Free space is republished only when it moved by more than this share, not for every byte. */
   private static final double FREE_SPACE_CHANGE = 0.1;
 
@@ -51,6 +58,8 @@ public class NodeProfilePublisher implements AutoCloseable {
   private final EventRecorder events;
   private NodeProfileSpec published;
   private Map<String, String> publishedLabels;
+  private ScheduledFuture<?> recheck;
+  private long recheckSeconds = RECHECK_SECONDS;
 
   public NodeProfilePublisher(KubernetesClient client, AgentConfig config) {
     this(client, config, new NodeProfileProbe(config.hostRoot(), config.runtime()));
@@ -91,6 +100,11 @@ public class NodeProfilePublisher implements AutoCloseable {
   synchronized void publishIfChanged() {
     try {
       Node node = node();
+      if (RuntimeProbe.kubeletCannotReachRuntime(node)) {
+        recheckSoon();
+      } else {
+        recheckSeconds = RECHECK_SECONDS;
+      }
       NodeProfileSpec current = overrides.applyTo(probe.probe(config.criu(), config.workDir(), node));
       List<String> warnings = config.kubelet().warnings(); // after the overrides: a test aid hides no warning
       current.warnings = warnings.isEmpty() ? null : warnings;
@@ -127,16 +141,37 @@ public class NodeProfilePublisher implements AutoCloseable {
           current.cpu == null ? null : current.cpu.modelName, current.criu == null ? null : current.criu.version,
           current.runtime == null || current.runtime.restore == null ? null : current.runtime.restore.message);
     } catch (KubernetesClientException e) {
-      log.warn("could not publish NodeProfile {}: {}", config.nodeName(), e.getMessage());
+      log.warn("could not publish NodeProfile {} (trying again in {} s): {}", config.nodeName(), recheckSeconds,
+          e.getMessage());
+      recheckSoon();
     }
   }
 
-  /** This node's Node, if the agent may read it (its labels, the runtime its kubelet reports); else null. */
+  private void recheckSoon() {
+    if ((recheck == null || recheck.isDone()) && !timer.isShutdown()) {
+      recheck = timer.schedule(this::recheckNow, recheckSeconds, TimeUnit.SECONDS);
+      recheckSeconds = Math.min(recheckSeconds * 2, REFRESH_SECONDS);
+    }
+  }
+
+  private synchronized void recheckNow() {
+    recheck = null;
+    publishIfChanged();
+  }
+
+  /**
+   * This node's Node (its labels, the runtime its kubelet reports); null if the agent may not read
+   * it. Any other failure to read it is thrown: a profile made without it would be wrong, not
+   * merely less complete.
+   */
   private Node node() {
     try {
       return client.nodes().withName(config.nodeName()).get();
     } catch (KubernetesClientException e) {
-      log.debug("cannot read Node {}: {}", config.nodeName(), e.getMessage());
+      if (e.getCode() != HttpURLConnection.HTTP_FORBIDDEN && e.getCode() != HttpURLConnection.HTTP_UNAUTHORIZED) {
+        throw e;
+      }
+      log.debug("may not read Node {}: {}", config.nodeName(), e.getMessage());
       return null;
     }
   }

@@ -35,6 +35,8 @@ public final class RuntimeProbe {
   public static final String CONTAINERD = "containerd";
   public static final String CRIO = "cri-o";
   static final String NONE = "none";
+  /** The version the kubelet reports while it cannot reach its runtime: a runtime restarting, say. */
+  static final String UNREACHABLE = "Unknown";
   static final String RESTORE_VIA_CREATE = "enable_experimental_restore_via_create";
   private static final RuntimeVersion CONTAINERD_RESTORES = RuntimeVersion.of(2, 1, 0);
   private static final RuntimeVersion CONTAINERD_2_2_GATED = RuntimeVersion.of(2, 2, 7);
@@ -55,8 +57,7 @@ public final class RuntimeProbe {
   /** @param node this node's Node, whose kubelet reports the runtime; null when the agent cannot read it */
   RuntimeInfo probe(Node node) {
     RuntimeInfo runtime = new RuntimeInfo();
-    String reported = node == null || node.getStatus() == null || node.getStatus().getNodeInfo() == null ? null
-        : node.getStatus().getNodeInfo().getContainerRuntimeVersion();
+    String reported = reported(node);
     int scheme = reported == null ? -1 : reported.indexOf("://");
     if (scheme > 0) {
       runtime.name = reported.substring(0, scheme);
@@ -64,8 +65,30 @@ public final class RuntimeProbe {
     } else {
       runtime.name = bySocket();
     }
+    if (UNREACHABLE.equals(runtime.version)) {
+      runtime.version = null;
+      runtime.restore = new RuntimeRestore(false, RuntimeRestore.FROM_RUNTIME, "the kubelet cannot reach " + runtime.name
+          + " (it reports its version as " + UNREACHABLE + "): the runtime is down or restarting; the agent looks again"
+          + " every few seconds", "start " + runtime.name + " on the node, or find in its log why it stopped");
+      return runtime;
+    }
     runtime.restore = restore(runtime.name, RuntimeVersion.parse(runtime.version), runtime.version);
     return runtime;
+  }
+
+  /**
+   * Whether the kubelet says it cannot reach its runtime just now. The kubelet keeps asking and puts
+   * the version back into the Node's status within seconds of the runtime's return, so the agent
+   * looks again soon rather than keep a node that cannot restore for its whole refresh period.
+   */
+  static boolean kubeletCannotReachRuntime(Node node) {
+    String reported = reported(node);
+    return reported != null && reported.endsWith("://" + UNREACHABLE);
+  }
+
+  private static String reported(Node node) {
+    return node == null || node.getStatus() == null || node.getStatus().getNodeInfo() == null ? null
+        : node.getStatus().getNodeInfo().getContainerRuntimeVersion();
   }
 
   /** Without a Node to ask (a machine that is no cluster node): the runtime whose socket is there. */

@@ -102,7 +102,7 @@ final class PodRestoreJob extends NodeJob<Restore> {
         requireBaseImages(restore, manifests, runtime);
         List<CheckpointImageStatus> pushed = new ArrayList<>();
         try (WorkProgress progress = work.progress(restore, work.restores)) {
-          progress.step(ProgressStatus.PUSHING, manifests.stream().mapToLong(PodRestoreJob::layerBytes).sum());
+          progress.step(ProgressStatus.PUSHING, manifests.stream().mapToLong(PodRestoreJob::progressBytes).sum());
           for (RecordedManifest manifest : manifests) {
             Optional<BoundKey> decryptWith = storages.decryptionKey(manifest, grant);
             Optional<ChunkKey> chunkKey = storages.chunkKey(manifest, grant);
@@ -254,6 +254,16 @@ final class PodRestoreJob extends NodeJob<Restore> {
   }
 
   /**
+   * The bytes a container's image takes to push: the stored archive, streamed into the push; or for
+   * a deduplicated checkpoint its images' bytes, written into the tar put together, and then the tar
+   * (about its logical size: the skeleton and the images).
+   */
+  private static long progressBytes(RecordedManifest recorded) {
+    return recorded.manifest().isChunked() ? recorded.manifest().chunks.imagesBytes + layerBytes(recorded)
+        : layerBytes(recorded);
+  }
+
+  /**
    * The bytes of a container's image layer: the stored archive, or for a deduplicated checkpoint
    * the tar put together (about its logical size: the skeleton and the images).
    */
@@ -281,8 +291,13 @@ final class PodRestoreJob extends NodeJob<Restore> {
     }
     Path tarFile = dir.resolve(recorded.identity().container() + ".tar");
     try {
+      // Downloading while the chunks come in (the slow part from a remote storage), then Pushing the tar:
+      // one count of bytes through both, so the PROGRESS column only moves forward.
+      long before = progress.bytesDone();
+      progress.step(ProgressStatus.DOWNLOADING, progress.bytesExpected());
       RebuiltKubeletArchive.Rebuilt rebuilt = RebuiltKubeletArchive.write(store, recorded, decryptWith, chunkKey,
-          tarFile, fetched -> {});
+          tarFile, written -> progress.done(before + written));
+      progress.step(ProgressStatus.PUSHING, progress.bytesExpected());
       String tarSha256 = recorded.manifest().archive.tarSha256;
       try (InputStream tar = progress.counting(Files.newInputStream(tarFile))) {
         return push.push(new CheckpointImage.Layer(tarSha256, rebuilt.tarBytes(), tarSha256, false), tar);
