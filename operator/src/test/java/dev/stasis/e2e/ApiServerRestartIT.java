@@ -1,6 +1,5 @@
 package dev.stasis.e2e;
 
-import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -10,6 +9,7 @@ import dev.stasis.api.CheckpointPhase;
 import dev.stasis.api.CheckpointSpec;
 import dev.stasis.api.CheckpointTarget;
 import dev.stasis.api.NodeProfile;
+import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.cli.ControlPlane;
 import dev.stasis.cli.Crds;
 import dev.stasis.cli.Main;
@@ -17,6 +17,7 @@ import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.TestStorage;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
@@ -29,7 +30,8 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 import software.amazon.awssdk.services.s3.S3Client;
 import software.amazon.awssdk.services.s3.model.S3Object;
@@ -37,8 +39,9 @@ import software.amazon.awssdk.services.s3.model.S3Object;
 /**
  * The API server (and its etcd) restarted while a checkpoint is uploaded, on a control plane of
  * its own: the upload ends while the API server is away or just after, the agent's status writes
- * wait for it, and the checkpoint ends Completed with exactly one archive and one manifest, the workload ended
- * only after both were stored.
+ * wait for it, and the checkpoint ends Completed with exactly one archive and one manifest (and,
+ * deduplicated, its chunk index, every pack beside its index), the workload ended only after all
+ * were stored.
  */
 class ApiServerRestartIT {
   static final Duration TIMEOUT = Duration.ofSeconds(120);
@@ -46,8 +49,9 @@ class ApiServerRestartIT {
 
   @TempDir Path dir;
 
-  @Test
-  void aCheckpointOutlivesAnApiServerRestart() throws Exception {
+  @ParameterizedTest(name = "deduplication {0}")
+  @ValueSource(booleans = {false, true})
+  void aCheckpointOutlivesAnApiServerRestart(boolean deduplication) throws Exception {
     Path cpDir = Files.createTempDirectory(TestControlPlane.repoRoot().resolve("operator/target"), "restarted-cp-");
     String node = "restart-node";
     try (ControlPlane controlPlane = ControlPlane.start(SCRIPT, cpDir);
@@ -59,15 +63,16 @@ class ApiServerRestartIT {
       client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("restart").endMetadata().build())
           .create();
       s3.createBucket("restart");
-      // Whole archives: the test holds the archive's multipart upload across the restart.
-      TestStorage.s3("restart", link.endpoint(), "restart").credentials(s3).with(spec -> spec.deduplication = false)
-          .create(client);
+      TestStorage.s3("restart", link.endpoint(), "restart").credentials(s3)
+          .with(spec -> spec.deduplication = deduplication).create(client);
       try (InProcessStasis stasis = InProcessStasis.on(client).agent(node, dir.resolve("work"), Main.criuPath(null))
           .start()) {
         await().atMost(TIMEOUT).until(() -> client.resources(NodeProfile.class).withName(node).get() != null);
         await().atMost(TIMEOUT).until(() -> Workloads.count(dir.resolve("count")) > 0);
-        // ~8 s of upload: it ends while the API server is down, or just after.
-        link.slow(r -> r.isUpload() && r.target().contains("/archive"), Duration.ZERO, 4L << 20);
+        // ~8 s of upload (a whole archive's multipart upload, or the pack of its chunks): it ends while
+        // the API server is down, or just after.
+        String uploading = deduplication ? "/" + ArchiveLayout.PACKS_FOLDER : "/archive";
+        link.slow(r -> r.isUpload() && r.target().contains(uploading), Duration.ZERO, 4L << 20);
 
         Checkpoint checkpoint = new Checkpoint();
         checkpoint.setMetadata(new ObjectMetaBuilder().withName("across").withNamespace("restart").build());
@@ -76,8 +81,9 @@ class ApiServerRestartIT {
         checkpoint.getSpec().options = new CheckpointOptions();
         checkpoint.getSpec().options.leaveRunning = false;
         String uid = client.resource(checkpoint).create().getMetadata().getUid();
-        await().atMost(TIMEOUT).until(() -> bucket.listMultipartUploads(b -> b.bucket("restart")).uploads().stream()
-            .anyMatch(u -> u.key().contains(uid)));
+        await().atMost(TIMEOUT).until(() -> deduplication
+            ? link.requests().stream().anyMatch(r -> r.isUpload() && r.target().contains(uploading))
+            : bucket.listMultipartUploads(b -> b.bucket("restart")).uploads().stream().anyMatch(u -> u.key().contains(uid)));
 
         long down = System.nanoTime();
         script("stop", cpDir.toString());
@@ -90,10 +96,15 @@ class ApiServerRestartIT {
             c -> c.getStatus() != null && c.getStatus().phase != null && c.getStatus().phase.isTerminal());
         assertThat(done.getStatus().phase).as(done.getStatus().reason + ": " + done.getStatus().message)
             .isEqualTo(CheckpointPhase.Completed);
-        List<String> keys = bucket.listObjectsV2(b -> b.bucket("restart")).contents().stream().map(S3Object::key)
-            .filter(k -> k.contains(uid)).sorted().toList();
-        assertThat(keys).as("one archive, one manifest").hasSize(2)
-            .anyMatch(k -> k.endsWith("manifest.json")).anyMatch(k -> k.contains("/archive"));
+        List<String> stored = bucket.listObjectsV2(b -> b.bucket("restart")).contents().stream().map(S3Object::key)
+            .sorted().toList();
+        List<String> keys = stored.stream().filter(k -> k.contains(uid)).toList();
+        assertThat(keys).as("one archive, one manifest" + (deduplication ? ", one chunk index" : ""))
+            .hasSize(deduplication ? 3 : 2).anyMatch(k -> k.endsWith("manifest.json")).anyMatch(k -> k.contains("/archive"));
+        List<String> packs = stored.stream().filter(k -> k.endsWith(ArchiveLayout.PACK_SUFFIX)).toList();
+        assertThat(packs.isEmpty()).as("packs stored").isEqualTo(!deduplication);
+        assertThat(packs).allSatisfy(pack -> assertThat(stored)
+            .contains(pack.substring(0, pack.length() - ArchiveLayout.PACK_SUFFIX.length()) + ArchiveLayout.PACK_INDEX_SUFFIX));
         assertThat(bucket.listMultipartUploads(b -> b.bucket("restart")).uploads()).isEmpty();
         await().atMost(Duration.ofSeconds(10)).until(() -> !Workloads.isAlive(memhog.pid()));
         System.out.printf("API server away for %d ms during the upload; checkpoint %s%n", outage.toMillis(),

@@ -23,6 +23,7 @@ import dev.stasis.api.Restore;
 import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
+import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.cli.Main;
 import dev.stasis.kube.Labels;
 import dev.stasis.testing.FaultInjectingProxy;
@@ -54,20 +55,24 @@ class FaultMatrixIT {
 
   static FaultInjectingProxy link;
   static String faultyStorage;
+  static String faultyDeduplicatingStorage;
   static S3Client bucket;
 
   @BeforeAll
   static void faultyLink() throws Exception {
     link = FaultInjectingProxy.to(cluster.s3().endpoint());
     faultyStorage = "faulty-" + cluster.node();
-    // Whole archives: the faults hit the archive's upload (a deduplicated checkpoint's memory goes into packs
-    // first: AgentShutdownIT and AgentKillIT have those cases).
+    // Whole archives: the faults hit the archive's upload. A deduplicated checkpoint's memory goes into packs
+    // first: the *Packs cases below, on a storage of their own.
     TestStorage.s3(faultyStorage, link.endpoint(), "checkpoints").credentials(cluster.s3()).with(spec -> {
       spec.s3.prefix = "stasis";
       spec.deduplication = false;
     }).create(cluster.client());
+    faultyDeduplicatingStorage = "faulty-dedup-" + cluster.node();
+    TestStorage.s3(faultyDeduplicatingStorage, link.endpoint(), "checkpoints").credentials(cluster.s3())
+        .with(spec -> spec.s3.prefix = "stasis-dedup").create(cluster.client());
     bucket = cluster.s3().client();
-    await().atMost(TIMEOUT).until(() -> cluster.available(faultyStorage));
+    await().atMost(TIMEOUT).until(() -> cluster.available(faultyStorage) && cluster.available(faultyDeduplicatingStorage));
   }
 
   @AfterAll
@@ -102,6 +107,57 @@ class FaultMatrixIT {
     link.pass();
     await().atMost(TIMEOUT).until(() -> cluster.available(faultyStorage));
     cluster.awaitCheckpoint(cluster.createCheckpoint("errors-healed", counter.pid(), faultyStorage, null), CheckpointPhase.Completed);
+  }
+
+  /**
+   * Deduplicated, S3 fails every write of a pack: the checkpoint fails saying so before anything of
+   * it is recorded, the workload runs on, and no object of the checkpoint is stored (a pack that
+   * made it is no checkpoint's, and the storage's collection removes it).
+   */
+  @Test
+  void s3AnsweringErrorsToPacks() throws Exception {
+    Path out = cluster.dir().resolve("pack-errors-" + cluster.namespace());
+    var memhog = cluster.track(Workloads.startInPidNamespace("memhog", "16", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > 0);
+    link.fail500(FaultMatrixIT::isPackUpload);
+
+    Checkpoint c = awaitTerminal(createRetriedOnce("pack-errors", memhog.pid(), faultyDeduplicatingStorage));
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+    assertFailure(c, "StorageFailed", "Status Code: 500");
+    assertThat(c.getStatus().message).startsWith("failed after 2 attempts").contains("the workload was not ended");
+    assertThat(c.getStatus().archive).isNull();
+    assertCounting(out);
+    assertNothingStoredFor(c);
+
+    link.pass();
+    await().atMost(TIMEOUT).until(() -> cluster.available(faultyDeduplicatingStorage));
+    cluster.awaitCheckpoint(cluster.createCheckpoint("pack-errors-healed", memhog.pid(), faultyDeduplicatingStorage,
+        null), CheckpointPhase.Completed);
+  }
+
+  /**
+   * Deduplicated, S3 goes away while a pack is uploaded: the checkpoint fails, nothing of it is
+   * stored or recorded, and the workload, held stopped until stored, runs on.
+   */
+  @Test
+  void s3StoppedMidPack() throws Exception {
+    Path out = cluster.dir().resolve("pack-stopped-" + cluster.namespace());
+    var memhog = cluster.track(Workloads.startInPidNamespace("memhog", "64", "0", out.toString()));
+    await().atMost(TIMEOUT).until(() -> Workloads.count(out) > 0);
+    link.slow(FaultMatrixIT::isPackUpload, Duration.ZERO, 4L << 20);
+    int before = link.requests().size();
+    Checkpoint created = createRetriedOnce("pack-stopped", memhog.pid(), faultyDeduplicatingStorage);
+    await().atMost(TIMEOUT).until(() -> link.requests().stream().skip(before).anyMatch(FaultMatrixIT::isPackUpload));
+    link.stop();
+
+    Checkpoint c = awaitTerminal(created);
+    assertThat(c.getStatus().phase).isEqualTo(CheckpointPhase.Failed);
+    assertFailure(c, "StorageFailed", "the workload was not ended");
+    assertThat(c.getStatus().archive).isNull();
+    assertCounting(out);
+    link.pass();
+    await().atMost(TIMEOUT).until(() -> cluster.available(faultyDeduplicatingStorage));
+    assertNothingStoredFor(c);
   }
 
   /**
@@ -303,15 +359,23 @@ class FaultMatrixIT {
     return request.isUpload() && request.target().contains("/archive");
   }
 
+  static boolean isPackUpload(FaultInjectingProxy.Request request) {
+    return request.isUpload() && request.target().contains("/" + ArchiveLayout.PACKS_FOLDER);
+  }
+
   /**
    * leaveRunning: false on the faulty storage, tried once more (10 s later) if the first attempt
    * fails: a fault that persists ends Failed within the test's patience, retries bounded.
    */
   Checkpoint createRetriedOnce(String name, long pid) {
+    return createRetriedOnce(name, pid, faultyStorage);
+  }
+
+  Checkpoint createRetriedOnce(String name, long pid, String storage) {
     Checkpoint c = new Checkpoint();
     c.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(cluster.namespace()).build());
     c.setSpec(new CheckpointSpec(CheckpointTarget.process(cluster.node(), (int) pid)));
-    c.getSpec().storage = faultyStorage;
+    c.getSpec().storage = storage;
     c.getSpec().options = stopUntilStored();
     c.getSpec().backoffLimit = 1;
     return cluster.client().resource(c).create();
