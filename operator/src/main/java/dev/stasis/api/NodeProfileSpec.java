@@ -79,13 +79,15 @@ public class NodeProfileSpec {
     public static final String FROM_CONFIG = "RuntimeConfig";
     public static final String FROM_VERSION = "RuntimeVersion";
     public static final String FROM_AGENT_FLAG = "AgentFlag";
+    public static final String UNREACHABLE = "Unreachable";
 
     /** True only when the runtime restores; false when it does not or the agent cannot tell. */
     public Boolean enabled;
     /**
      * Where that comes from: Runtime (the runtime answered), RuntimeConfig (its configuration file
-     * as the node has it), RuntimeVersion (a rule of that version, no setting to read) or AgentFlag
-     * (the agent's --runtime-restore, for what the agent cannot see).
+     * as the node has it), RuntimeVersion (a rule of that version, no setting to read), AgentFlag
+     * (the agent's --runtime-restore, for what the agent cannot see), or Unreachable (the kubelet
+     * cannot reach the runtime just now, so nothing is known: Restores wait for it).
      */
     public String source;
     /** What the agent found, in words: the version's rule, the setting and where it is set. */
@@ -104,6 +106,11 @@ public class NodeProfileSpec {
 
     public boolean restores() {
       return Boolean.TRUE.equals(enabled);
+    }
+
+    /** The runtime is down or restarting: this says nothing of what it does once it is back. */
+    public boolean unreachable() {
+      return UNREACHABLE.equals(source);
     }
   }
 }

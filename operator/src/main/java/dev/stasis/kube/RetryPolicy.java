@@ -27,6 +27,9 @@ public record RetryPolicy(Duration base, Duration cap) {
    * covers a storage that is misconfigured (no such bucket, access denied): the agent cannot tell
    * that from an outage with certainty, so it is retried too, but never more than backoffLimit times.
    */
+  /** No node can restore a pod's containers now, but some could once their kubelet reaches its runtime again. */
+  public static final String RUNTIME_UNREACHABLE = "RuntimeUnreachable";
+
   private static final Set<String> TRANSIENT = Set.of(
       "StorageFailed",      // writing the archive or manifest failed (network, 5xx, timeout)
       "StorageUnavailable", // the storage could not be read (network, 5xx, timeout), or its check failed
@@ -37,7 +40,8 @@ public record RetryPolicy(Duration base, Duration cap) {
       "RegistryUnreachable", // no connection to the checkpoint image registry (pod restores)
       "ApiServerUnavailable", // the record of a stored archive was not taken: nothing was ended, nothing kept
       "AgentRestarted",     // the agent died while the work ran; a new one resolved it
-      "NodeKeyChanged");    // the agent made a new key; the operator seals the work's grant to it again
+      "NodeKeyChanged",     // the agent made a new key; the operator seals the work's grant to it again
+      RUNTIME_UNREACHABLE); // the only nodes that could restore a pod's containers cannot reach their runtime just now
 
   public RetryPolicy {
     if (base.isNegative() || base.isZero()) {

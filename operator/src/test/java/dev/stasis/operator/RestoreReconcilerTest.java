@@ -507,6 +507,78 @@ class RestoreReconcilerTest {
   }
 
   /**
+   * The only node that could restore a pod checkpoint restarts its container runtime (its kubelet
+   * cannot reach it, and its agent says so): the Restore waits, Pending on no node with reason
+   * RuntimeUnreachable and a retry time, rather than fail; once the runtime is back, the next try
+   * places it. A runtime that does not restore fails the Restore at once, as before.
+   */
+  @Test
+  void aPodRestoreWaitsForANodeWhoseRuntimeIsRestartingAndIsPlacedOnceItIsBack() throws Exception {
+    TestStorage.filesystem("fs", storageRoot).with(spec -> {
+      spec.registry = new RegistrySpec();
+      spec.registry.url = "https://registry.example.com/stasis";
+    }).create(client);
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("web").withNamespace(NS).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
+    c = client.resource(c).create();
+    ArchiveLayout layout = new ArchiveLayout(NS, "web", c.getMetadata().getUid());
+    Manifest m = TestManifests.of(c, layout.containerArchiveKey("app", ArchiveCodec.ZSTD), 1);
+    m.source.node = "node-a";
+    m.source.podName = "web-0";
+    m.source.containerName = "app";
+    m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx")));
+    m.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("sse4_2")), "criu", Map.of("version", "4.2.1"));
+    byte[] json = m.toJson();
+    try (var store = new FileSystemObjectStore(storageRoot)) {
+      store.put(layout.containerManifestKey("app"), json);
+    }
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().node = "node-a";
+    c.getStatus().storage = "fs";
+    ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "containerd://1");
+    app.archive = TestManifests.recorded(m, json);
+    c.getStatus().containers = List.of(app);
+    client.resource(c).updateStatus();
+    NodeProfile nodeA = TestProfiles.node("node-a", Map.of(), "sse4_2");
+    nodeA.getSpec().runtime = new NodeProfileSpec.RuntimeInfo();
+    nodeA.getSpec().runtime.name = "containerd";
+    nodeA.getSpec().runtime.restore = new NodeProfileSpec.RuntimeRestore(false, NodeProfileSpec.RuntimeRestore.UNREACHABLE,
+        "the kubelet cannot reach containerd (it reports its version as Unknown): the runtime is down or restarting",
+        "start containerd on the node");
+    client.resource(nodeA).create();
+
+    Restore r = reconcile(restore("r", "web", null));
+
+    assertThat(r.getStatus().phase).isEqualTo(RestorePhase.Pending);
+    assertThat(r.getStatus().node).isNull();
+    assertThat(r.getStatus().reason).isEqualTo("RuntimeUnreachable");
+    assertThat(r.getStatus().message).startsWith("attempt 1/").contains("0/1 nodes can run this checkpoint: node-a"
+        + " runtime unreachable: the kubelet cannot reach containerd");
+    assertThat(r.getStatus().nextRetryTime).isNotNull();
+    assertThat(events()).anyMatch(e -> e.getReason().equals("Retrying") && e.getMessage().contains("RuntimeUnreachable"));
+
+    nodeA = client.resources(NodeProfile.class).withName("node-a").get();
+    nodeA.getSpec().runtime.version = "2.3.4";
+    nodeA.getSpec().runtime.restore = new NodeProfileSpec.RuntimeRestore(true, NodeProfileSpec.RuntimeRestore.FROM_CONFIG,
+        "containerd 2.3.4 restores from checkpoint images: enable_experimental_restore_via_create = true", null);
+    client.resource(nodeA).update();
+    clock.now = Instant.parse(r.getStatus().nextRetryTime).plusSeconds(1);
+    r = reconcile(r);
+
+    assertThat(r.getStatus().node).isEqualTo("node-a");
+    assertThat(r.getStatus().placement.summary).startsWith("node-a");
+
+    nodeA = client.resources(NodeProfile.class).withName("node-a").get();
+    nodeA.getSpec().runtime.restore = new NodeProfileSpec.RuntimeRestore(false, NodeProfileSpec.RuntimeRestore.FROM_CONFIG,
+        "containerd 2.3.4 restores from checkpoint images only with enable_experimental_restore_via_create = true",
+        "set it");
+    client.resource(nodeA).update();
+    assertFailed(reconcile(restore("off", "web", null)), "NoCompatibleNode", "node-a runtime cannot restore");
+  }
+
+  /**
    * After the agent pushed the checkpoint image, the pod spec in the bucket is rewritten (here: to
    * mount the node's root). The operator creates pods under its own rights, so it checks the
    * manifest against the Checkpoint's status before it makes a pod of it, and makes none.

@@ -67,7 +67,7 @@ public final class RuntimeProbe {
     }
     if (UNREACHABLE.equals(runtime.version)) {
       runtime.version = null;
-      runtime.restore = new RuntimeRestore(false, RuntimeRestore.FROM_RUNTIME, "the kubelet cannot reach " + runtime.name
+      runtime.restore = new RuntimeRestore(false, RuntimeRestore.UNREACHABLE, "the kubelet cannot reach " + runtime.name
           + " (it reports its version as " + UNREACHABLE + "): the runtime is down or restarting; the agent looks again"
           + " every few seconds", "start " + runtime.name + " on the node, or find in its log why it stopped");
       return runtime;

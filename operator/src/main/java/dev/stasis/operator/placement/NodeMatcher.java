@@ -26,6 +26,8 @@ import java.util.TreeMap;
  * and {@code excludeNodes} narrow the nodes.
  */
 public final class NodeMatcher {
+  private static final String RUNTIME_UNREACHABLE = "runtime unreachable: ";
+
   private final CheckpointNeeds needs;
   private final RestorePlacement placement;
   private final Map<String, String> excludedNodes;
@@ -173,7 +175,16 @@ public final class NodeMatcher {
     if (restore.restores()) {
       return Optional.empty();
     }
-    return Optional.of("runtime cannot restore: " + restore.message + (restore.remedy == null ? "" : "; " + restore.remedy));
+    return Optional.of((restore.unreachable() ? RUNTIME_UNREACHABLE : "runtime cannot restore: ") + restore.message
+        + (restore.remedy == null ? "" : "; " + restore.remedy));
+  }
+
+  /**
+   * Whether a node rejected for {@code reason} may take the checkpoint in a moment without anyone
+   * doing anything: its kubelet cannot reach its container runtime just now (a runtime restarting).
+   */
+  public static boolean passesByItself(String reason) {
+    return reason.startsWith(RUNTIME_UNREACHABLE);
   }
 
   private static String runtime(NodeProfileSpec spec) {

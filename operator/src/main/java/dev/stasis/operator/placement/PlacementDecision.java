@@ -57,6 +57,14 @@ public record PlacementDecision(Optional<String> node, String why, int candidate
     return groups;
   }
 
+  /**
+   * No node now, but one was rejected only for what passes by itself ({@link
+   * NodeMatcher#passesByItself}): a placement a little later may find it.
+   */
+  public boolean mayPlaceSoon() {
+    return node.isEmpty() && rejected.stream().anyMatch(r -> r.reasons().stream().allMatch(NodeMatcher::passesByItself));
+  }
+
   /** How many nodes each reason rejected, most first: the {@code max} most frequent reasons. */
   public List<ReasonCount> reasonCounts(int max) {
     Map<String, Integer> counts = new LinkedHashMap<>();

@@ -87,6 +87,7 @@ class NodeProfilePublisherTest {
       assertThat(restore.restores()).isFalse();
       assertThat(restore.message).startsWith("the kubelet cannot reach containerd (it reports its version as Unknown)");
       assertThat(restore.remedy).isEqualTo("start containerd on the node, or find in its log why it stopped");
+      assertThat(restore.unreachable()).as("source Unreachable: Restores wait for it").isTrue();
 
       client.nodes().withName("n3").editStatus(n -> new NodeBuilder(n).editStatus().editNodeInfo()
           .withContainerRuntimeVersion("containerd://2.2.1").endNodeInfo().endStatus().build());

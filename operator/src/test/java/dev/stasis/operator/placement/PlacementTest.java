@@ -87,6 +87,15 @@ class PlacementTest {
     return p;
   }
 
+  /** {@code p} running containerd that its kubelet cannot reach just now, as the agent publishes it. */
+  static NodeProfileSpec unreachableContainerd(NodeProfileSpec p) {
+    p.runtime.name = "containerd";
+    p.runtime.restore = new NodeProfileSpec.RuntimeRestore(false, NodeProfileSpec.RuntimeRestore.UNREACHABLE,
+        "the kubelet cannot reach containerd (it reports its version as Unknown): the runtime is down or restarting",
+        "start containerd on the node");
+    return p;
+  }
+
   static RestorePlacement placement(Compatibility compatibility, Map<String, String> selector) {
     RestorePlacement p = new RestorePlacement();
     p.compatibility = compatibility;
@@ -126,6 +135,10 @@ class PlacementTest {
                 + " enable_experimental_restore_via_create = true, and it is not set (default false) in"
                 + " /etc/containerd/config.toml; set enable_experimental_restore_via_create = true in"
                 + " [plugins.\"io.containerd.cri.v1.runtime\"] of /etc/containerd/config.toml and restart containerd")),
+        Arguments.of("a pod checkpoint on a node whose kubelet cannot reach its runtime just now", POD, ANY,
+            node("b", unreachableContainerd(podSource())),
+            List.of("runtime unreachable: the kubelet cannot reach containerd (it reports its version as Unknown): the"
+                + " runtime is down or restarting; start containerd on the node")),
         Arguments.of("a pod checkpoint on a node whose agent says nothing of restores", POD, ANY,
             node("b", like(p -> p.runtime.name = "containerd")),
             List.of("the node's agent does not say whether its container runtime restores from checkpoint images"
@@ -213,6 +226,26 @@ class PlacementTest {
     assertThat(decision.summary()).isEqualTo(
         "0/2 nodes can run this checkpoint: node-b missing CPU flags [avx2 avx512f]; node-c CRIU 3.17 < 4.2.1");
     assertThat(decision.rejected()).extracting(RejectedNode::node).containsExactly("node-b", "node-c");
+  }
+
+  /**
+   * A node rejected only because its kubelet cannot reach its runtime just now may take the
+   * checkpoint in a moment; one that also lacks something else, or whose runtime does not restore,
+   * will not.
+   */
+  @Test
+  void onlyANodeWhoseRuntimeIsUnreachableAndNothingElseMayTakeItSoon() {
+    NodeProfile restarting = node("restarting", unreachableContainerd(podSource()));
+    NodeProfile restartingAndOld = node("old", unreachableContainerd(like(p -> p.criu.version = "4.1")));
+    NodeProfile off = node("off", containerd(podSource(), false));
+
+    assertThat(new Placement(List.of(restarting, off)).place(POD, ANY, Map.of()).mayPlaceSoon()).isTrue();
+    assertThat(new Placement(List.of(restartingAndOld, off)).place(POD, ANY, Map.of()).mayPlaceSoon()).isFalse();
+    assertThat(new Placement(List.of(off)).place(POD, ANY, Map.of()).mayPlaceSoon()).isFalse();
+    PlacementDecision placed = new Placement(List.of(restarting, node("ok", containerd(podSource(), true))))
+        .place(POD, ANY, Map.of());
+    assertThat(placed.node()).contains("ok");
+    assertThat(placed.mayPlaceSoon()).as("placed already").isFalse();
   }
 
   @Test
