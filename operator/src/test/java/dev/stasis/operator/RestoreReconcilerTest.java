@@ -518,29 +518,10 @@ class RestoreReconcilerTest {
       spec.registry = new RegistrySpec();
       spec.registry.url = "https://registry.example.com/stasis";
     }).create(client);
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName("web").withNamespace(NS).build());
-    c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
-    c = client.resource(c).create();
-    ArchiveLayout layout = new ArchiveLayout(NS, "web", c.getMetadata().getUid());
-    Manifest m = TestManifests.of(c, layout.containerArchiveKey("app", ArchiveCodec.ZSTD), 1);
-    m.source.node = "node-a";
-    m.source.podName = "web-0";
-    m.source.containerName = "app";
-    m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx")));
-    m.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("sse4_2")), "criu", Map.of("version", "4.2.1"));
-    byte[] json = m.toJson();
-    try (var store = new FileSystemObjectStore(storageRoot)) {
-      store.put(layout.containerManifestKey("app"), json);
-    }
-    c.setStatus(new CheckpointStatus());
-    c.getStatus().phase = CheckpointPhase.Completed;
-    c.getStatus().node = "node-a";
-    c.getStatus().storage = "fs";
-    ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "containerd://1");
-    app.archive = TestManifests.recorded(m, json);
-    c.getStatus().containers = List.of(app);
-    client.resource(c).updateStatus();
+    completedPodCheckpoint(m -> {
+      m.source.node = "node-a";
+      m.nodeProfile = Map.of("arch", "x86_64", "cpu", Map.of("flags", List.of("sse4_2")), "criu", Map.of("version", "4.2.1"));
+    });
     NodeProfile nodeA = TestProfiles.node("node-a", Map.of(), "sse4_2");
     nodeA.getSpec().runtime = new NodeProfileSpec.RuntimeInfo();
     nodeA.getSpec().runtime.name = "containerd";
@@ -586,23 +567,8 @@ class RestoreReconcilerTest {
   @Test
   void aPodSpecRewrittenInTheStorageNeverBecomesAPod() throws Exception {
     filesystemStorage();
-    Checkpoint c = new Checkpoint();
-    c.setMetadata(new ObjectMetaBuilder().withName("web").withNamespace(NS).build());
-    c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
-    c = client.resource(c).create();
-    ArchiveLayout layout = new ArchiveLayout(NS, "web", c.getMetadata().getUid());
-    Manifest m = TestManifests.of(c, layout.containerArchiveKey("app", ArchiveCodec.ZSTD), 1);
-    m.source.podName = "web-0";
-    m.source.containerName = "app";
-    m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx")));
-    byte[] json = m.toJson();
-    c.setStatus(new CheckpointStatus());
-    c.getStatus().phase = CheckpointPhase.Completed;
-    c.getStatus().storage = "fs";
-    ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "cri-o://1");
-    app.archive = TestManifests.recorded(m, json);
-    c.getStatus().containers = List.of(app);
-    client.resource(c).updateStatus();
+    Manifest m = completedPodCheckpoint(recorded -> {});
+    ArchiveLayout layout = new ArchiveLayout(NS, "web", m.source.checkpointUid);
     m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx",
             "volumeMounts", List.of(Map.of("name", "host", "mountPath", "/host")))),
         "volumes", List.of(Map.of("name", "host", "hostPath", Map.of("path", "/"))));
@@ -620,6 +586,36 @@ class RestoreReconcilerTest {
 
     assertFailed(reconcile(r), "ManifestTampered", "is not the one stored when the checkpoint was taken");
     assertThat(client.pods().inNamespace(NS).list().getItems()).as("no pod was created").isEmpty();
+  }
+
+  /**
+   * A Completed checkpoint "web" of pod web-0's container "app" in storage "fs", its manifest
+   * ({@code customize}d) stored and recorded in its status; the manifest.
+   */
+  private Manifest completedPodCheckpoint(Consumer<Manifest> customize) throws Exception {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withName("web").withNamespace(NS).build());
+    c.setSpec(new CheckpointSpec(CheckpointTarget.pod("web-0", null)));
+    c = client.resource(c).create();
+    ArchiveLayout layout = new ArchiveLayout(NS, "web", c.getMetadata().getUid());
+    Manifest m = TestManifests.of(c, layout.containerArchiveKey("app", ArchiveCodec.ZSTD), 1);
+    m.source.podName = "web-0";
+    m.source.containerName = "app";
+    m.source.podSpec = Map.of("containers", List.of(Map.of("name", "app", "image", "nginx")));
+    customize.accept(m);
+    byte[] json = m.toJson();
+    try (var store = new FileSystemObjectStore(storageRoot)) {
+      store.put(layout.containerManifestKey("app"), json);
+    }
+    c.setStatus(new CheckpointStatus());
+    c.getStatus().phase = CheckpointPhase.Completed;
+    c.getStatus().node = m.source.node;
+    c.getStatus().storage = "fs";
+    ContainerCheckpointStatus app = new ContainerCheckpointStatus("app", "containerd://1");
+    app.archive = TestManifests.recorded(m, json);
+    c.getStatus().containers = List.of(app);
+    client.resource(c).updateStatus();
+    return m;
   }
 
   /**
