@@ -1,6 +1,5 @@
 package dev.stasis.e2e;
 
-import dev.stasis.testing.TestStorage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -17,11 +16,13 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.archive.ArchiveLayout;
+import dev.stasis.storage.ObjectStore;
 import dev.stasis.testing.AgentProcess;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.S3Server;
 import dev.stasis.testing.TestControlPlane;
+import dev.stasis.testing.TestStorage;
 import dev.stasis.testing.Workloads;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -452,8 +453,13 @@ class AgentKillIT {
     assertThat(work).doesNotExist();
   }
 
+  /**
+   * The bucket's keys but a storage check's probe (under either storage's prefix), which the
+   * operator's check writes and deletes again at any time.
+   */
   List<String> keys() {
-    return bucket.listObjectsV2(b -> b.bucket(BUCKET)).contents().stream().map(o -> o.key()).toList();
+    return bucket.listObjectsV2(b -> b.bucket(BUCKET)).contents().stream().map(o -> o.key())
+        .filter(k -> !k.substring(k.indexOf('/') + 1).startsWith(ObjectStore.CHECK_PROBE_PREFIX)).toList();
   }
 
   static String stateOf(long pid) throws Exception {
