@@ -97,54 +97,59 @@ public class NodeProfilePublisher implements AutoCloseable {
     }
   }
 
+  /** One pass; another soon ({@link #RECHECK_SECONDS}) if it could not publish or the runtime is out of reach. */
   synchronized void publishIfChanged() {
     try {
       Node node = node();
+      publishIfChanged(node);
       if (RuntimeProbe.kubeletCannotReachRuntime(node)) {
         recheckSoon();
       } else {
-        recheckSeconds = RECHECK_SECONDS;
+        recheckSeconds = RECHECK_SECONDS; // all seen and published
       }
-      NodeProfileSpec current = overrides.applyTo(probe.probe(config.criu(), config.workDir(), node));
-      List<String> warnings = config.kubelet().warnings(); // after the overrides: a test aid hides no warning
-      current.warnings = warnings.isEmpty() ? null : warnings;
-      current.grantKey = nodeKey.publicKey();
-      Map<String, String> labels = labels(node);
-      if (published != null && !changed(published, current) && labels.equals(publishedLabels)) {
-        return;
-      }
-      NodeProfile existing = client.resources(NodeProfile.class).withName(config.nodeName()).get();
-      NodeProfile profile = existing != null ? existing : new NodeProfile();
-      if (existing == null) {
-        profile.setMetadata(new ObjectMetaBuilder().withName(config.nodeName()).build());
-      }
-      profile.getMetadata().setLabels(labels);
-      Map<String, String> annotations = new HashMap<>(Objects.requireNonNullElse(profile.getMetadata().getAnnotations(), Map.of()));
-      annotations.remove(ProfileOverrides.ANNOTATION);
-      if (!overrides.isEmpty()) {
-        annotations.put(ProfileOverrides.ANNOTATION, overrides.describe());
-      }
-      profile.getMetadata().setAnnotations(annotations);
-      profile.setSpec(current);
-      if (existing == null) {
-        client.resource(profile).create();
-      } else {
-        client.resource(profile).update();
-      }
-      if (current.warnings != null && (published == null || published.warnings == null)) {
-        NodeProfile warned = client.resources(NodeProfile.class).withName(config.nodeName()).get();
-        current.warnings.forEach(w -> events.warning(warned, "InsecureSetting", w));
-      }
-      published = current;
-      publishedLabels = labels;
-      log.info("published NodeProfile {}: {} {}, CRIU {}, runtime {}", config.nodeName(), current.arch,
-          current.cpu == null ? null : current.cpu.modelName, current.criu == null ? null : current.criu.version,
-          current.runtime == null || current.runtime.restore == null ? null : current.runtime.restore.message);
     } catch (KubernetesClientException e) {
       log.warn("could not publish NodeProfile {} (trying again in {} s): {}", config.nodeName(), recheckSeconds,
           e.getMessage());
       recheckSoon();
     }
+  }
+
+  private void publishIfChanged(Node node) {
+    NodeProfileSpec current = overrides.applyTo(probe.probe(config.criu(), config.workDir(), node));
+    List<String> warnings = config.kubelet().warnings(); // after the overrides: a test aid hides no warning
+    current.warnings = warnings.isEmpty() ? null : warnings;
+    current.grantKey = nodeKey.publicKey();
+    Map<String, String> labels = labels(node);
+    if (published != null && !changed(published, current) && labels.equals(publishedLabels)) {
+      return;
+    }
+    NodeProfile existing = client.resources(NodeProfile.class).withName(config.nodeName()).get();
+    NodeProfile profile = existing != null ? existing : new NodeProfile();
+    if (existing == null) {
+      profile.setMetadata(new ObjectMetaBuilder().withName(config.nodeName()).build());
+    }
+    profile.getMetadata().setLabels(labels);
+    Map<String, String> annotations = new HashMap<>(Objects.requireNonNullElse(profile.getMetadata().getAnnotations(), Map.of()));
+    annotations.remove(ProfileOverrides.ANNOTATION);
+    if (!overrides.isEmpty()) {
+      annotations.put(ProfileOverrides.ANNOTATION, overrides.describe());
+    }
+    profile.getMetadata().setAnnotations(annotations);
+    profile.setSpec(current);
+    if (existing == null) {
+      client.resource(profile).create();
+    } else {
+      client.resource(profile).update();
+    }
+    if (current.warnings != null && (published == null || published.warnings == null)) {
+      NodeProfile warned = client.resources(NodeProfile.class).withName(config.nodeName()).get();
+      current.warnings.forEach(w -> events.warning(warned, "InsecureSetting", w));
+    }
+    published = current;
+    publishedLabels = labels;
+    log.info("published NodeProfile {}: {} {}, CRIU {}, runtime {}", config.nodeName(), current.arch,
+        current.cpu == null ? null : current.cpu.modelName, current.criu == null ? null : current.criu.version,
+        current.runtime == null || current.runtime.restore == null ? null : current.runtime.restore.message);
   }
 
   private void recheckSoon() {
