@@ -22,14 +22,14 @@ public record RetryPolicy(Duration base, Duration cap) {
   public static final Duration DEFAULT_CAP = Duration.ofMinutes(5);
   public static final RetryPolicy DEFAULT = new RetryPolicy(DEFAULT_BASE, DEFAULT_CAP);
 
+  /** No node can restore a pod's containers now, but some could once their kubelet reaches its runtime again. */
+  public static final String RUNTIME_UNREACHABLE = "RuntimeUnreachable";
+
   /**
    * The reasons of transient failures. Everything else is permanent. StorageUnavailable also
    * covers a storage that is misconfigured (no such bucket, access denied): the agent cannot tell
    * that from an outage with certainty, so it is retried too, but never more than backoffLimit times.
    */
-  /** No node can restore a pod's containers now, but some could once their kubelet reaches its runtime again. */
-  public static final String RUNTIME_UNREACHABLE = "RuntimeUnreachable";
-
   private static final Set<String> TRANSIENT = Set.of(
       "StorageFailed",      // writing the archive or manifest failed (network, 5xx, timeout)
       "StorageUnavailable", // the storage could not be read (network, 5xx, timeout), or its check failed

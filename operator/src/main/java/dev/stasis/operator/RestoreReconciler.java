@@ -120,7 +120,7 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
       RestorePlanner.Plan plan = planner.plan(restore, checkpoint, preflightExcluded(preflightFailures));
       List<RecordedManifest> manifests = plan.manifests();
       PlacementDecision decision = plan.decision();
-      if (decision.node().isEmpty() && preflightFailures.isEmpty() && decision.mayPlaceSoon()) {
+      if (preflightFailures.isEmpty() && decision.mayPlaceSoon()) {
         throw new Refusal(RetryPolicy.RUNTIME_UNREACHABLE, decision.summary()); // waits, as spec.backoffLimit allows
       } else if (decision.node().isEmpty()) {
         refuse(restore, decision, preflightFailures);

@@ -132,7 +132,8 @@ public final class ChunkedImagesUpload {
    * Cuts and stores the pages images CRIU writes into {@code imagesDir}, while it writes them, and
    * uploads their index once {@code imagesComplete} says CRIU is done; {@code cut} is told the image
    * bytes cut so far as each chunk is handed to the store (which holds the cutting back to its own
-   * pace): the pass after CRIU is done cuts all that is left, most of a fast dump. Each pass reads the whole entries each process's pagemap has gained and cuts
+   * pace): the pass after CRIU is done cuts all that is left, most of a fast dump. Each pass reads
+   * the whole entries each process's pagemap has gained and cuts
    * the pages they list as soon as the pages file holds them ({@link PagemapAlignedChunker.Cutting}:
    * the boundaries of a cut after CRIU exits). Interrupted (CRIU failed): throws, and nothing is
    * indexed.
@@ -305,10 +306,6 @@ public final class ChunkedImagesUpload {
       thread.setDaemon(true);
       return thread;
     });
-  }
-
-  private static long cutBytes(Map<Long, FollowedImage> followed) {
-    return followed.values().stream().mapToLong(FollowedImage::bytes).sum();
   }
 
   /** A chunk handed to the upload threads, and the image's chunk list it goes into. */

@@ -1,6 +1,7 @@
 package dev.stasis.agent.checkpoint;
 
 import dev.stasis.agent.WorkFailure;
+import dev.stasis.agent.checkpoint.StreamingArchiveUpload.WhileDumping;
 import dev.stasis.agent.process.NodeProcess;
 import dev.stasis.agent.process.ProcessInventory;
 import dev.stasis.agent.process.ProcessTree;
@@ -18,7 +19,6 @@ import dev.stasis.api.CheckpointStats;
 import dev.stasis.api.CheckpointStorage;
 import dev.stasis.api.ProcessIdentity;
 import dev.stasis.api.ProgressStatus;
-import dev.stasis.agent.checkpoint.StreamingArchiveUpload.WhileDumping;
 import dev.stasis.archive.ArchiveCodec;
 import dev.stasis.archive.ArchiveIdentity;
 import dev.stasis.archive.ArchiveLayout;

@@ -100,9 +100,8 @@ public class NodeProfilePublisher implements AutoCloseable {
   /** One pass; another soon ({@link #RECHECK_SECONDS}) if it could not publish or the runtime is out of reach. */
   synchronized void publishIfChanged() {
     try {
-      Node node = node();
-      publishIfChanged(node);
-      if (RuntimeProbe.kubeletCannotReachRuntime(node)) {
+      NodeProfileSpec current = publishIfChanged(node());
+      if (current.runtime != null && current.runtime.restore != null && current.runtime.restore.unreachable()) {
         recheckSoon();
       } else {
         recheckSeconds = RECHECK_SECONDS; // all seen and published
@@ -114,14 +113,15 @@ public class NodeProfilePublisher implements AutoCloseable {
     }
   }
 
-  private void publishIfChanged(Node node) {
+  /** What it probed, published unless nothing changed since the last pass. */
+  private NodeProfileSpec publishIfChanged(Node node) {
     NodeProfileSpec current = overrides.applyTo(probe.probe(config.criu(), config.workDir(), node));
     List<String> warnings = config.kubelet().warnings(); // after the overrides: a test aid hides no warning
     current.warnings = warnings.isEmpty() ? null : warnings;
     current.grantKey = nodeKey.publicKey();
     Map<String, String> labels = labels(node);
     if (published != null && !changed(published, current) && labels.equals(publishedLabels)) {
-      return;
+      return current;
     }
     NodeProfile existing = client.resources(NodeProfile.class).withName(config.nodeName()).get();
     NodeProfile profile = existing != null ? existing : new NodeProfile();
@@ -150,6 +150,7 @@ public class NodeProfilePublisher implements AutoCloseable {
     log.info("published NodeProfile {}: {} {}, CRIU {}, runtime {}", config.nodeName(), current.arch,
         current.cpu == null ? null : current.cpu.modelName, current.criu == null ? null : current.criu.version,
         current.runtime == null || current.runtime.restore == null ? null : current.runtime.restore.message);
+    return current;
   }
 
   private void recheckSoon() {

@@ -57,7 +57,8 @@ public final class RuntimeProbe {
   /** @param node this node's Node, whose kubelet reports the runtime; null when the agent cannot read it */
   RuntimeInfo probe(Node node) {
     RuntimeInfo runtime = new RuntimeInfo();
-    String reported = reported(node);
+    String reported = node == null || node.getStatus() == null || node.getStatus().getNodeInfo() == null ? null
+        : node.getStatus().getNodeInfo().getContainerRuntimeVersion();
     int scheme = reported == null ? -1 : reported.indexOf("://");
     if (scheme > 0) {
       runtime.name = reported.substring(0, scheme);
@@ -66,6 +67,7 @@ public final class RuntimeProbe {
       runtime.name = bySocket();
     }
     if (UNREACHABLE.equals(runtime.version)) {
+      // The kubelet puts the version back within seconds of the runtime's return: the publisher looks again soon.
       runtime.version = null;
       runtime.restore = new RuntimeRestore(false, RuntimeRestore.UNREACHABLE, "the kubelet cannot reach " + runtime.name
           + " (it reports its version as " + UNREACHABLE + "): the runtime is down or restarting; the agent looks again"
@@ -74,21 +76,6 @@ public final class RuntimeProbe {
     }
     runtime.restore = restore(runtime.name, RuntimeVersion.parse(runtime.version), runtime.version);
     return runtime;
-  }
-
-  /**
-   * Whether the kubelet says it cannot reach its runtime just now. The kubelet keeps asking and puts
-   * the version back into the Node's status within seconds of the runtime's return, so the agent
-   * looks again soon rather than keep a node that cannot restore for its whole refresh period.
-   */
-  static boolean kubeletCannotReachRuntime(Node node) {
-    String reported = reported(node);
-    return reported != null && reported.endsWith("://" + UNREACHABLE);
-  }
-
-  private static String reported(Node node) {
-    return node == null || node.getStatus() == null || node.getStatus().getNodeInfo() == null ? null
-        : node.getStatus().getNodeInfo().getContainerRuntimeVersion();
   }
 
   /** Without a Node to ask (a machine that is no cluster node): the runtime whose socket is there. */

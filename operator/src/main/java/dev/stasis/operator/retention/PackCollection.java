@@ -36,7 +36,8 @@ import java.util.TreeMap;
  *   <li>an index without a pack goes: it names chunks that are not there;</li>
  *   <li>a pack whose marked chunks are less than half its bytes is repacked, and so, while the
  *       namespace's packs hold more unused bytes than {@code maxUnusedPercent} of the live ones
- *       (the storage's {@code garbageCollection.maxUnusedPercent}, restic's prune {@code --max-unused}), are the others with the most unused bytes first. Repacking fetches the
+ *       (the storage's {@code garbageCollection.maxUnusedPercent}, restic's prune {@code --max-unused}),
+ *       are the others with the most unused bytes first. Repacking fetches the
  *       pack in one GET, opens each marked chunk and checks it against its name, writes the marked
  *       chunks into new packs (once, when two repacked packs hold one; their index after them), and
  *       only then deletes the old index, then the old pack. A restore whose hint names the old pack
