@@ -16,7 +16,6 @@ import dev.stasis.api.RestorePhase;
 import dev.stasis.api.RestorePlacement;
 import dev.stasis.api.RestoreSpec;
 import dev.stasis.archive.ArchiveLayout;
-import dev.stasis.storage.ObjectStore;
 import dev.stasis.testing.AgentProcess;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
@@ -453,13 +452,8 @@ class AgentKillIT {
     assertThat(work).doesNotExist();
   }
 
-  /**
-   * The bucket's keys but a storage check's probe (under either storage's prefix), which the
-   * operator's check writes and deletes again at any time.
-   */
   List<String> keys() {
-    return bucket.listObjectsV2(b -> b.bucket(BUCKET)).contents().stream().map(o -> o.key())
-        .filter(k -> !k.substring(k.indexOf('/') + 1).startsWith(ObjectStore.CHECK_PROBE_PREFIX)).toList();
+    return TestStorage.keysIn(bucket, BUCKET);
   }
 
   static String stateOf(long pid) throws Exception {

@@ -15,7 +15,6 @@ import dev.stasis.api.NodeProfile;
 import dev.stasis.archive.ArchiveLayout;
 import dev.stasis.cli.Main;
 import dev.stasis.operator.retention.StorageGarbageCollector;
-import dev.stasis.storage.ObjectStore;
 import dev.stasis.testing.FaultInjectingProxy;
 import dev.stasis.testing.InProcessStasis;
 import dev.stasis.testing.MetricsEndpoint;
@@ -164,12 +163,7 @@ class AgentShutdownIT {
     Callable<Boolean> of(String uid);
   }
 
-  /**
-   * The bucket's keys but a storage check's probe, which the operator's check writes and deletes again
-   * at any time (slowly, over this test's slow link: a fresh run listed one in flight).
-   */
   private static List<String> keys(S3Client bucket) {
-    return bucket.listObjectsV2(b -> b.bucket(BUCKET)).contents().stream().map(S3Object::key)
-        .filter(k -> !k.startsWith(ObjectStore.CHECK_PROBE_PREFIX)).toList();
+    return TestStorage.keysIn(bucket, BUCKET);
   }
 }

@@ -8,6 +8,7 @@ import dev.stasis.api.FileSystemStorage;
 import dev.stasis.api.S3Storage;
 import dev.stasis.api.SecretReference;
 import dev.stasis.kube.StorageBinding;
+import dev.stasis.storage.ObjectStore;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -17,8 +18,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.model.S3Object;
 
 /**
  * A CheckpointStorage as the tests make them: a folder, or a bucket of an S3 server (path-style)
@@ -125,6 +129,15 @@ public final class TestStorage {
       return status.lastGarbageCollectionTime != null && !Instant.parse(status.lastGarbageCollectionTime).isBefore(asked)
           && status.usage != null && !Instant.parse(status.usage.computedAt).isBefore(asked);
     });
+  }
+
+  /**
+   * The keys in {@code bucket} but a storage check's probe (under any storage's prefix), which the
+   * operator's check writes and deletes again at any time: over a slowed link a listing can meet one.
+   */
+  public static List<String> keysIn(S3Client s3, String bucket) {
+    return s3.listObjectsV2(b -> b.bucket(bucket)).contents().stream().map(S3Object::key)
+        .filter(k -> !k.substring(k.lastIndexOf('/') + 1).startsWith(ObjectStore.CHECK_PROBE_PREFIX)).toList();
   }
 
   private static boolean hasPhase(KubernetesClient client, String name, String phase) {
